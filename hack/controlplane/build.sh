@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module proxy into a
+# cache keyed by this wrapper's go.mod + go.sum, so fresh clones on the same machine reuse them.
+# Prints the bin directory on its last line of stdout.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+command -v go >/dev/null || { echo "build.sh: Go is required (go1.26+) to build the control plane" >&2; exit 1; }
+key=$(cat "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-16)
+cache=${KUBEVIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubevip}
+out="$cache/controlplane/$key/bin"
+bins=(kube-apiserver kube-controller-manager kubectl etcd)
+all_there() { for b in "${bins[@]}"; do [ -x "$out/$b" ] || return 1; done; }
+if all_there; then
+  echo "$out"; exit 0
+fi
+mkdir -p "$cache/controlplane"
+# One build at a time per machine: a second caller waits, then finds the binaries.
+exec 9>"$cache/controlplane/.lock"
+flock 9
+if all_there; then echo "$out"; exit 0; fi
+mkdir -p "$out.tmp"
+k8s_version=$(sed -n 's/^\s*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$here/go.mod" | head -1)
+major=$(echo "${k8s_version#v}" | cut -d. -f1); minor=$(echo "${k8s_version#v}" | cut -d. -f2)
+ld="-s -w"
+for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ld="$ld -X $p.gitVersion=$k8s_version -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+done
+cd "$here"
+declare -A pkg=(
+  [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
+  [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+  [kubectl]=k8s.io/kubernetes/cmd/kubectl
+  [etcd]=go.etcd.io/etcd/server/v3
+)
+for b in "${bins[@]}"; do
+  if [ -x "$out.tmp/$b" ]; then continue; fi
+  start=$(date +%s)
+  echo "build.sh: building $b ($k8s_version) ..." >&2
+  go build -trimpath -ldflags "$ld" -o "$out.tmp/$b.partial" "${pkg[$b]}"
+  mv "$out.tmp/$b.partial" "$out.tmp/$b"
+  echo "build.sh: built $b in $(( $(date +%s) - start ))s" >&2
+done
+rm -rf "$out"; mv "$out.tmp" "$out"
+echo "$out"

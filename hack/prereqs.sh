@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system packages that the tests and the lab need (idempotent: skips what is there).
+set -euo pipefail
+pkgs=(iproute2 iputils-ping procps gobgpd bird2 frr tcpdump)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "prereqs.sh: need root to install: ${missing[*]}" >&2; exit 1; fi
+  echo "prereqs.sh: installing ${missing[*]}" >&2
+  # Package scripts must not start bird/frr daemons in the host namespace: the tests start their own.
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; own_policy=1
+  fi
+  trap '[ $own_policy = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi

@@ -1,0 +1,1 @@
+"""Subcommands of the `kubevip` command line."""

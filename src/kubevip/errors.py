@@ -1,0 +1,45 @@
+"""The exception hierarchy: every message tells the operator what to change."""
+
+from __future__ import annotations
+
+
+class KubevipError(Exception):
+    """Base of every error kubevip raises on purpose."""
+
+
+class ConfigError(KubevipError):
+    """A setting (env var, flag, file) has a value we cannot use; the message names it and what is allowed."""
+
+    def __init__(self, name: str, value: object, allowed: str) -> None:
+        self.name = name
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{name}={value!r}: {allowed}")
+
+
+class InputError(KubevipError):
+    """An input file or object is unreadable or malformed; the message names the file and document."""
+
+
+class NetworkError(KubevipError):
+    """The kernel refused a change (address, route, socket); the message names interface and address."""
+
+
+class InterfaceNotFoundError(NetworkError):
+    """No interface could be chosen for a family."""
+
+
+class ElectionError(KubevipError):
+    """Leader election cannot proceed (bad timings, Lease API unusable)."""
+
+
+class BgpError(KubevipError):
+    """The BGP speaker refused a command or could not be started."""
+
+
+class IpamError(KubevipError):
+    """An address pool is malformed or exhausted."""
+
+
+class LabError(KubevipError):
+    """The local lab could not be started; the message says which process or step failed."""

@@ -1,0 +1,1 @@
+"""kubevip.kube."""

@@ -1,0 +1,27 @@
+"""Test-suite wide rules: under CI=true a missing prerequisite fails; no asyncio task may leak."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+import pytest
+
+pytest_plugins: list[str] = [
+    "tests.fixtures.prereqs",
+]
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tasks() -> Iterator[None]:
+    """Fail a test that leaves asyncio tasks running on a loop that is still open."""
+    yield
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    leaked = [t for t in asyncio.all_tasks(loop) if not t.done() and t is not asyncio.current_task(loop)]
+    assert not leaked, f"leaked asyncio tasks: {[t.get_name() for t in leaked]}"
