@@ -1,0 +1,122 @@
+"""Small frozen views of Kubernetes objects: the only shapes the pure core reasons about."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from enum import StrEnum
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class IPFamily(StrEnum):
+    """An IP family, spelled as Kubernetes spells it in `spec.ipFamilies`."""
+
+    IPV4 = "IPv4"
+    IPV6 = "IPv6"
+
+    @classmethod
+    def of(cls, addr: IPAddress) -> IPFamily:
+        """The family of an address object."""
+        return cls.IPV4 if addr.version == 4 else cls.IPV6
+
+
+# Sort key that puts IPv4 before IPv6; used only where no primary-first order exists.
+FAMILY_ORDER: dict[IPFamily, int] = {IPFamily.IPV4: 0, IPFamily.IPV6: 1}
+
+SINGLE_STACK = "SingleStack"
+PREFER_DUAL_STACK = "PreferDualStack"
+REQUIRE_DUAL_STACK = "RequireDualStack"
+IP_FAMILY_POLICIES = (SINGLE_STACK, PREFER_DUAL_STACK, REQUIRE_DUAL_STACK)
+
+TRAFFIC_CLUSTER = "Cluster"
+TRAFFIC_LOCAL = "Local"
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    """One entry of `spec.ports`."""
+
+    name: str
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """A Service as the core needs it; `ip_family_policy` None means unset (treated as SingleStack)."""
+
+    namespace: str
+    name: str
+    uid: str
+    type: str
+    ip_families: tuple[IPFamily, ...]
+    ip_family_policy: str | None
+    cluster_ips: tuple[IPAddress, ...]
+    load_balancer_ip: str | None
+    load_balancer_class: str | None
+    external_traffic_policy: str
+    annotations: tuple[tuple[str, str], ...]
+    ports: tuple[ServicePort, ...]
+    resource_version: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+    # Current `status.loadBalancer.ingress[].ip` values: for status writers to diff; never a VIP source.
+    status_ingress: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def annotation(self, key: str) -> str | None:
+        """The value of annotation `key`, or None when absent."""
+        for k, v in self.annotations:
+            if k == key:
+                return v
+        return None
+
+    def label(self, key: str) -> str | None:
+        """The value of label `key`, or None when absent."""
+        for k, v in self.labels:
+            if k == key:
+                return v
+        return None
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """One endpoint address with Kubernetes conditions already defaulted (unset ready = True, ...)."""
+
+    address: IPAddress
+    family: IPFamily
+    node: str | None
+    ready: bool
+    serving: bool
+    terminating: bool
+
+
+@dataclass(frozen=True)
+class EndpointSliceView:
+    """An EndpointSlice; `service_name` comes from the `kubernetes.io/service-name` label."""
+
+    namespace: str
+    name: str
+    service_name: str | None
+    address_type: str
+    endpoints: tuple[EndpointView, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class LegacyEndpointsView:
+    """A legacy Endpoints object (named like its Service)."""
+
+    namespace: str
+    name: str
+    endpoints: tuple[EndpointView, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"

@@ -1,0 +1,99 @@
+"""Which VIPs a Service gets per family, and why every other candidate address is rejected."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kubevip.core import reasons
+from kubevip.core.views import IPAddress, IPFamily, ServiceView
+
+ANNOTATION_LOADBALANCER_IPS = "kube-vip.io/loadbalancerIPs"
+SOURCE_ANNOTATION = "annotation"
+SOURCE_SPEC = "spec"
+
+# RFC 1123 host name; the last label must hold a letter so that "10.0.0.300" is not taken for a name.
+_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+_DNS_NAME = re.compile(rf"^(?=.{{1,253}}\.?$){_LABEL}(?:\.{_LABEL})*\.?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class VipChoice:
+    """A VIP the Service gets; `source` is "annotation" or "spec"."""
+
+    address: IPAddress
+    family: IPFamily
+    source: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A candidate address that is not used, as written by the user, with a stable reason code."""
+
+    address: str
+    reason: str
+
+
+def candidates(service: ServiceView) -> tuple[tuple[str, ...], str]:
+    """The raw VIP strings and their source: the annotation if non-empty, else `spec.loadBalancerIP`."""
+    annotation = service.annotation(ANNOTATION_LOADBALANCER_IPS)
+    if annotation is not None and annotation.strip():
+        items = tuple(item.strip() for item in annotation.split(","))
+        return tuple(item for item in items if item), SOURCE_ANNOTATION
+    spec = (service.load_balancer_ip or "").strip()
+    return ((spec,) if spec else ()), SOURCE_SPEC
+
+
+def classify(text: str) -> IPAddress | str:
+    """The address `text` names, or the reason code why it cannot be a VIP."""
+    if "%" in text:
+        return reasons.ZONE_SUFFIX
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        if _DNS_NAME.match(text) and re.search(r"[a-z]", text.rstrip(".").rsplit(".", 1)[-1], re.I):
+            return reasons.DNS_NAME
+        return reasons.NOT_AN_IP
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return reasons.IPV4_MAPPED
+    if addr.is_unspecified:
+        return reasons.UNSPECIFIED
+    if addr.is_loopback:
+        return reasons.LOOPBACK
+    if addr.is_multicast:
+        return reasons.MULTICAST
+    if addr.is_link_local:
+        return reasons.LINK_LOCAL
+    return addr
+
+
+def well_formed(service: ServiceView) -> tuple[IPAddress, ...]:
+    """The usable-kind VIP candidates in source order, before any family filtering."""
+    texts, _ = candidates(service)
+    return tuple(a for a in (classify(t) for t in texts) if not isinstance(a, str))
+
+
+def choose(
+    service: ServiceView, families: Sequence[IPFamily]
+) -> tuple[tuple[VipChoice, ...], tuple[Rejection, ...]]:
+    """VIPs of served families (primary first, then source order; duplicates collapse) and rejections."""
+    texts, source = candidates(service)
+    chosen: list[VipChoice] = []
+    rejected: list[Rejection] = []
+    for text in texts:
+        result = classify(text)
+        if isinstance(result, str):
+            rejection = Rejection(text, result)
+        elif IPFamily.of(result) not in families:
+            rejection = Rejection(text, reasons.FAMILY_NOT_SERVED)
+        else:
+            choice = VipChoice(result, IPFamily.of(result), source)
+            if choice not in chosen:
+                chosen.append(choice)
+            continue
+        if rejection not in rejected:
+            rejected.append(rejection)
+    chosen.sort(key=lambda c: families.index(c.family))  # stable: keeps source order within a family
+    return tuple(chosen), tuple(rejected)
