@@ -10,6 +10,8 @@ import pytest
 
 pytest_plugins: list[str] = [
     "tests.fixtures.prereqs",
+    "tests.fixtures.cluster",
+    "tests.fixtures.lab",
 ]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -1,0 +1,323 @@
+"""The lab network: a bridge namespace, N node namespaces and a client namespace, both families everywhere.
+
+Topology (slot s, see topology.py): every namespace has `eth0` with 198.18.s.H/24 and fd6b:7669:7000:s::H/64
+on one bridge (namespace kvl-<id>-br). The host joins the bridge through `kvl-<id>` (host number 254) so
+node namespaces reach the API server; nothing has a default route, so nothing leaves the lab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from kubevip.errors import LabError
+from kubevip.lab import topology
+from kubevip.lab.topology import Endpoint, Topology
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Let neighbour caches follow gratuitous ARP / unsolicited NA (VIP moves), skip DAD (addresses usable
+# at once), and ignore router advertisements (no route may appear that leads out of the lab).
+ENDPOINT_SYSCTLS = (
+    "net.ipv4.conf.all.arp_accept=1",
+    "net.ipv4.conf.default.arp_accept=1",
+    "net.ipv6.conf.all.accept_dad=0",
+    "net.ipv6.conf.default.accept_dad=0",
+    "net.ipv6.conf.all.accept_untracked_na=1",
+    "net.ipv6.conf.default.accept_untracked_na=1",
+    "net.ipv6.conf.all.accept_ra=0",
+    "net.ipv6.conf.default.accept_ra=0",
+)
+
+
+def default_state_dir(lab_id: str) -> Path:
+    base = os.environ.get("KUBEVIP_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kubevip"
+    )
+    return Path(base) / "lab" / lab_id
+
+
+class LabNetwork:
+    """One lab instance's namespaces and links; `up()` creates them, `down()` removes exactly those."""
+
+    def __init__(self, lab_id: str, nodes: int = 3, state_dir: Path | None = None) -> None:
+        self.lab_id = topology.validate_lab_id(lab_id)
+        self.node_count = nodes
+        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir(lab_id)
+        self.topology: Topology | None = None
+        self._load()
+
+    # ---- the plan, once up ---------------------------------------------------------------------------
+
+    @property
+    def topo(self) -> Topology:
+        if self.topology is None:
+            raise LabError(f"lab {self.lab_id} is not up: call up() first")
+        return self.topology
+
+    @property
+    def nodes(self) -> tuple[Endpoint, ...]:
+        return self.topo.nodes
+
+    @property
+    def client(self) -> Endpoint:
+        return self.topo.client
+
+    @property
+    def uplink_ipv4(self) -> ipaddress.IPv4Address:
+        """The host's address on the lab bridge: node namespaces reach the API server here."""
+        return self.topo.uplink_ipv4
+
+    @property
+    def uplink_ipv6(self) -> ipaddress.IPv6Address:
+        return self.topo.uplink_ipv6
+
+    @property
+    def subnets(self) -> dict[int, ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return {4: self.topo.subnet_v4, 6: self.topo.subnet_v6}
+
+    @property
+    def vip_pool(self) -> dict[int, tuple[IPAddress, IPAddress]]:
+        """Free node-subnet addresses per family (4, 6) as (first, last), for use as VIPs."""
+        return {4: self.topo.vip_pool_v4, 6: self.topo.vip_pool_v6}
+
+    def vip(self, family: int, index: int = 0) -> IPAddress:
+        """The index-th address of the VIP pool of `family` (4 or 6)."""
+        first, last = self.vip_pool[family]
+        if int(first) + index > int(last):
+            raise LabError(f"VIP pool of IPv{family} has only {int(last) - int(first) + 1} addresses")
+        return first + index
+
+    def node(self, name: str) -> Endpoint:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise LabError(f"lab {self.lab_id} has no node {name!r} (nodes: {[n.name for n in self.nodes]})")
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+
+    def up(self) -> bool:
+        """Create the lab if it is not complete; returns True if something was created (idempotent)."""
+        if self.topology is not None and self.is_up():
+            return False
+        if self.topology is not None:
+            self.down()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with _global_lock():
+            slot = topology.free_slot(_used_slots())
+            topo = topology.plan(self.lab_id, slot, self.node_count)
+            # Record before creating: a crash half-way still leaves a complete list for down().
+            self.topology = topo
+            self._save()
+            try:
+                self._create(topo)
+            except LabError:
+                self.down()
+                raise
+        return True
+
+    def down(self) -> list[str]:
+        """Remove every namespace and link this lab recorded (also after a crash); returns what it removed."""
+        removed: list[str] = []
+        topo = self.topology
+        if topo is not None:
+            existing = set(_list_netns())
+            for ns in topo.netns_names:
+                if ns in existing:
+                    _kill_netns_processes(ns)
+                    _ip("netns", "del", ns)
+                    removed.append(f"netns {ns}")
+            if _link_exists(topo.uplink):
+                _ip("link", "del", topo.uplink)
+                removed.append(f"link {topo.uplink}")
+        self.topology = None
+        (self.state_dir / "network.json").unlink(missing_ok=True)
+        return removed
+
+    def is_up(self) -> bool:
+        """True when every recorded namespace and the uplink exist."""
+        if self.topology is None:
+            return False
+        existing = set(_list_netns())
+        return all(ns in existing for ns in self.topology.netns_names) and _link_exists(self.topology.uplink)
+
+    # ---- running things inside the lab ---------------------------------------------------------------
+
+    def run(
+        self, netns: str, argv: Sequence[str], check: bool = True, timeout: float = 30.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command inside `netns` and return its output (LabError with stderr if check and it fails)."""
+        return _exec(["ip", "netns", "exec", netns, *argv], check=check, timeout=timeout)
+
+    async def run_async(
+        self, netns: str, argv: Sequence[str], check: bool = True, deadline: float = 30.0
+    ) -> subprocess.CompletedProcess[str]:
+        """`run` without blocking the event loop (killed after `deadline` seconds)."""
+        proc = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", netns, *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), deadline)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise LabError(f"{' '.join(argv)} in {netns} did not finish in {deadline}s") from None
+        res = subprocess.CompletedProcess(list(argv), proc.returncode or 0, out.decode(), err.decode())
+        if check and res.returncode != 0:
+            raise LabError(f"{' '.join(argv)} in {netns} failed ({res.returncode}): {res.stderr.strip()}")
+        return res
+
+    def popen(self, netns: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Start a long-running process inside `netns`; down() kills whatever still runs in the lab."""
+        return subprocess.Popen(["ip", "netns", "exec", netns, *argv], **kwargs)
+
+    # ---- status ----------------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The network part of `kubevip lab status -o json` (see docs/lab.md)."""
+        t = self.topo
+        return {
+            "nodes": [
+                {"name": n.name, "netns": n.netns, "interface": n.interface, "ipv4": str(n.ipv4),
+                 "ipv6": str(n.ipv6), "mac": n.mac}
+                for n in t.nodes
+            ],
+            "client": {"netns": t.client.netns, "ipv4": str(t.client.ipv4), "ipv6": str(t.client.ipv6)},
+            "subnets": {"ipv4": str(t.subnet_v4), "ipv6": str(t.subnet_v6)},
+            "vip_pool": {
+                "ipv4": f"{t.vip_pool_v4[0]}-{t.vip_pool_v4[1]}",
+                "ipv6": f"{t.vip_pool_v6[0]}-{t.vip_pool_v6[1]}",
+            },
+            "uplink": {"interface": t.uplink, "ipv4": str(t.uplink_ipv4), "ipv6": str(t.uplink_ipv6)},
+        }
+
+    # ---- internals -----------------------------------------------------------------------------------
+
+    def _create(self, t: Topology) -> None:
+        for ns in t.netns_names:
+            _ip("netns", "add", ns)
+            _ip("-n", ns, "link", "set", "lo", "up")
+        br = t.bridge_netns
+        # The bridge namespace only switches frames: no addresses, no IPv6 autoconf noise on its ports.
+        _sysctl(br, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+        _ip("-n", br, "link", "add", "br0", "type", "bridge", "forward_delay", "0", "mcast_snooping", "0")
+        _ip("-n", br, "link", "set", "br0", "up")
+        for ep in (*t.nodes, t.client):
+            self._attach(t, ep)
+        # The host side: on-link with the nodes, so they reach the API server; no forwarding added.
+        _ip("link", "add", t.uplink, "address", topology.mac(t.slot, topology.UPLINK_HOST), "type", "veth",
+            "peer", "name", "uplink", "address", topology.mac(t.slot, topology.UPLINK_HOST, 1), "netns", br)
+        _sysctl(None, f"net.ipv6.conf.{t.uplink}.accept_dad=0", f"net.ipv6.conf.{t.uplink}.accept_ra=0")
+        _ip("addr", "add", f"{t.uplink_ipv4}/{t.subnet_v4.prefixlen}", "dev", t.uplink)
+        _ip("addr", "add", f"{t.uplink_ipv6}/{t.subnet_v6.prefixlen}", "dev", t.uplink, "nodad")
+        _ip("link", "set", t.uplink, "up")
+        _ip("-n", br, "link", "set", "uplink", "master", "br0", "up")
+
+    def _attach(self, t: Topology, ep: Endpoint) -> None:
+        host = int(ep.ipv4) - int(t.subnet_v4.network_address)
+        _ip("-n", t.bridge_netns, "link", "add", ep.bridge_port, "address", topology.mac(t.slot, host, 1),
+            "type", "veth", "peer", "name", ep.interface, "address", ep.mac, "netns", ep.netns)
+        _sysctl(ep.netns, *ENDPOINT_SYSCTLS)
+        _sysctl(ep.netns, f"net.ipv4.conf.{ep.interface}.arp_accept=1",
+                f"net.ipv6.conf.{ep.interface}.accept_untracked_na=1",
+                f"net.ipv6.conf.{ep.interface}.accept_dad=0", f"net.ipv6.conf.{ep.interface}.accept_ra=0")
+        _ip("-n", ep.netns, "addr", "add", f"{ep.ipv4}/{t.subnet_v4.prefixlen}", "dev", ep.interface)
+        _ip("-n", ep.netns, "addr", "add", f"{ep.ipv6}/{t.subnet_v6.prefixlen}", "dev", ep.interface, "nodad")
+        _ip("-n", ep.netns, "link", "set", ep.interface, "up")
+        _ip("-n", t.bridge_netns, "link", "set", ep.bridge_port, "master", "br0", "up")
+
+    def _save(self) -> None:
+        t = self.topo
+        doc = {"lab_id": t.lab_id, "slot": t.slot, "nodes": len(t.nodes),
+               "netns": list(t.netns_names), "links": [t.uplink]}
+        tmp = self.state_dir / "network.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.replace(self.state_dir / "network.json")
+
+    def _load(self) -> None:
+        try:
+            doc = json.loads((self.state_dir / "network.json").read_text())
+        except (OSError, ValueError):
+            return
+        self.topology = topology.plan(doc["lab_id"], int(doc["slot"]), int(doc["nodes"]))
+        self.node_count = int(doc["nodes"])
+
+
+@contextmanager
+def _global_lock() -> Iterator[None]:
+    """Serialise slot allocation between labs started at the same time on this machine."""
+    path = "/run/lock/kubevip-lab.lock" if os.path.isdir("/run/lock") else "/tmp/kubevip-lab.lock"
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _used_slots() -> set[int]:
+    """Slots whose /24 any interface of the host already uses (other labs' uplinks among them)."""
+    out = _exec(["ip", "-j", "-4", "addr", "show"]).stdout
+    used: set[int] = set()
+    for link in json.loads(out or "[]"):
+        for a in link.get("addr_info", []):
+            s = topology.slot_of(ipaddress.IPv4Address(a["local"]))
+            if s is not None:
+                used.add(s)
+    return used
+
+
+def _list_netns() -> list[str]:
+    out = _exec(["ip", "-j", "netns", "list"]).stdout
+    return [e["name"] for e in json.loads(out or "[]")]
+
+
+def _link_exists(name: str) -> bool:
+    return _exec(["ip", "link", "show", "dev", name], check=False).returncode == 0
+
+
+def _kill_netns_processes(ns: str) -> None:
+    """Processes still inside one of our namespaces were started for this lab: stop them first."""
+    pids = [int(p) for p in _exec(["ip", "netns", "pids", ns], check=False).stdout.split()]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            pids = [int(p) for p in _exec(["ip", "netns", "pids", ns], check=False).stdout.split()]
+            if not pids:
+                return
+            time.sleep(0.05)
+
+
+def _sysctl(netns: str | None, *settings: str) -> None:
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    # -e: a setting the kernel does not know (older kernels) is not fatal for the lab.
+    _exec([*prefix, "sysctl", "-q", "-e", "-w", *settings])
+
+
+def _ip(*args: str) -> None:
+    _exec(["ip", *args])
+
+
+def _exec(argv: Sequence[str], check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    try:
+        res = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise LabError(f"{argv[0]} not found: install iproute2/procps (hack/prereqs.sh)") from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{' '.join(argv)} did not finish in {timeout}s") from None
+    if check and res.returncode != 0:
+        raise LabError(f"{' '.join(argv)} failed ({res.returncode}): {res.stderr.strip()}")
+    return res
