@@ -1,0 +1,91 @@
+"""A list+watch cache of the Leases with one label, recording when each version was first seen here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from kubevip.election.elector import TRANSIENT
+from kubevip.election.leaseapi import LeaseApi
+from kubevip.election.observe import Observation, observe
+from kubevip.election.record import LeaseRecord
+
+log = logging.getLogger(__name__)
+# Anything that means "this list/watch round is over": list again.
+RESTART: tuple[type[BaseException], ...] = (*TRANSIENT, ValueError)
+
+
+class LeaseCache:
+    """Level view of Leases matching `selector` in one namespace; `changed` is set on every update."""
+
+    def __init__(
+        self,
+        api: LeaseApi,
+        namespace: str,
+        selector: str,
+        retry_period: float,
+        idle_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.selector = selector
+        self.retry_period = retry_period
+        self.idle_timeout = idle_timeout
+        self._clock = clock
+        self.records: dict[str, LeaseRecord] = {}
+        self.seen: dict[str, Observation] = {}
+        self.absent_since: dict[str, float] = {}
+        self.synced = False
+        self.changed = asyncio.Event()
+
+    def put(self, rec: LeaseRecord) -> None:
+        """Record a version we read or wrote ourselves (fresher than the watch may be)."""
+        old = self.records.get(rec.name)
+        if old is not None and _newer(old.resource_version, rec.resource_version):
+            return
+        self.records[rec.name] = rec
+        self.seen[rec.name] = observe(self.seen.get(rec.name), rec.resource_version, self._clock())
+        self.absent_since.pop(rec.name, None)
+        self.changed.set()
+
+    def drop(self, name: str) -> None:
+        if self.records.pop(name, None) is not None:
+            self.seen.pop(name, None)
+            self.absent_since.setdefault(name, self._clock())
+            self.changed.set()
+
+    async def run(self) -> None:
+        """List, then watch from the list's version; on any failure list again after one retry period."""
+        while True:
+            try:
+                items, rv = await asyncio.wait_for(
+                    self.api.list(self.namespace, self.selector), timeout=max(1.0, self.idle_timeout)
+                )
+                names = {r.name for r in items}
+                for name in list(self.records):
+                    if name not in names:
+                        self.drop(name)
+                for rec in items:
+                    self.put(rec)
+                self.synced = True
+                self.changed.set()
+                async for kind, rec in self.api.watch(self.namespace, self.selector, rv, self.idle_timeout):
+                    if kind == "DELETED":
+                        self.drop(rec.name)
+                    elif kind in ("ADDED", "MODIFIED"):
+                        self.put(rec)
+            except asyncio.CancelledError:
+                raise
+            except RESTART as exc:
+                log.debug("lease watch %s/%s restarts: %r", self.namespace, self.selector, exc)
+            await asyncio.sleep(self.retry_period)
+
+
+def _newer(a: str, b: str) -> bool:
+    """True if resourceVersion `a` is known to be newer than `b` (they are opaque unless both are ints)."""
+    if a.isdigit() and b.isdigit():
+        return int(a) > int(b)
+    return False

@@ -1,0 +1,269 @@
+"""One Lease, one leader (kube-vip compatible): acquire, renew with fencing, release on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from kubernetes_asyncio import client
+
+from kubevip.election.leaseapi import Conflict, LeaseApi, LeaseApiError
+from kubevip.election.observe import Observation, expires_at, observe
+from kubevip.election.record import LeaseRecord, lease_body
+from kubevip.election.timings import Timings
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[], Awaitable[None]]
+Observer = Callable[[str, bool], None]
+# Errors that mean "the API server did not answer usefully this time": retry until the deadline.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    LeaseApiError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    OSError,
+    client.ApiException,
+)
+
+
+class LeaseElector:
+    """Leader election on one Lease; `on_started`/`on_stopped` bracket the time this node may announce.
+
+    Fencing: leadership lasts `renew_deadline` from the moment the last accepted write was SENT; at that
+    instant `on_stopped` runs, whatever the API server does. Peers wait `lease_duration` from when THEY
+    saw that write, and `renew_deadline + skew_margin < lease_duration`, so the intervals never overlap.
+    """
+
+    def __init__(
+        self,
+        api_client: client.ApiClient | LeaseApi,
+        namespace: str,
+        name: str,
+        identity: str,
+        timings: Timings,
+        on_started: Callback,
+        on_stopped: Callback,
+        *,
+        observer: Observer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api = api_client if isinstance(api_client, LeaseApi) else LeaseApi(api_client)
+        self.namespace = namespace
+        self.name = name
+        self.identity = identity
+        self.timings = timings.validate()
+        self._on_started = on_started
+        self._on_stopped = on_stopped
+        self._observer = observer
+        self._clock = clock
+        self._leading = False
+        self._lead_until = 0.0
+        self._mine: LeaseRecord | None = None  # the version this process last wrote
+        self._acquire_wall = 0.0
+        self._seen: Observation | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.leader: str | None = None
+        self.transitions = 0
+
+    @property
+    def lease_name(self) -> str:
+        return self.name
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this node may announce: leading and inside its renew deadline."""
+        return self._leading and self._clock() < self._lead_until
+
+    async def run(self) -> None:
+        """Campaign and lead until cancelled or released; start it with kubevip.tasks.spawn."""
+        self._task = asyncio.current_task()
+        try:
+            while not self._closing:
+                if self._leading:
+                    await self._lead_step()
+                else:
+                    await self._candidate_step()
+        finally:
+            if self._leading:
+                await self._stop_leading("elector stopped")
+
+    async def release(self) -> None:
+        """Withdraw first (on_stopped), then hand the Lease back so a peer takes over within one retry."""
+        self._closing = True
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._leading:
+            await self._stop_leading("released")
+        mine = self._mine
+        if mine is None:
+            return
+        body = lease_body(
+            self.namespace,
+            self.name,
+            holder=None,
+            duration=1.0,
+            transitions=mine.transitions,
+            acquire_wall=None,
+            renew_wall=time.time(),
+            resource_version=mine.resource_version,
+            labels=mine.labels,
+            annotations=mine.annotations,
+        )
+        try:
+            await self.api.replace(body, limit=self.timings.renew_deadline)
+            log.info("lease %s/%s released by %s", self.namespace, self.name, self.identity)
+        except Conflict:
+            log.info(
+                "lease %s/%s changed hands before release; nothing to release", self.namespace, self.name
+            )
+        except TRANSIENT as exc:
+            log.warning(
+                "lease %s/%s: release failed (%r); peers take over at expiry", self.namespace, self.name, exc
+            )
+        finally:
+            self._mine = None
+
+    # -- leader side -------------------------------------------------------------------------
+
+    async def _lead_step(self) -> None:
+        t = self.timings
+        started = self._clock()
+        remaining = self._lead_until - started
+        if remaining <= 0:
+            await self._stop_leading("renew deadline passed")
+            return
+        try:
+            await asyncio.wait_for(self._renew(), timeout=remaining)
+        except Conflict:
+            await self._stop_leading("lease changed by someone else")
+            return
+        except TRANSIENT as exc:
+            log.warning(
+                "lease %s/%s: renew failed (%r); %.2fs left before fencing",
+                self.namespace,
+                self.name,
+                exc,
+                self._lead_until - self._clock(),
+            )
+        if self._clock() >= self._lead_until:
+            await self._stop_leading("renew deadline passed")
+            return
+        # Sleep to the next renewal, but never past the fencing deadline.
+        wake = min(started + t.retry_period, self._lead_until)
+        await asyncio.sleep(max(0.0, wake - self._clock()))
+
+    async def _renew(self) -> None:
+        mine = self._mine
+        assert mine is not None
+        body = lease_body(
+            self.namespace,
+            self.name,
+            holder=self.identity,
+            duration=self.timings.lease_duration,
+            transitions=mine.transitions,
+            acquire_wall=self._acquire_wall,
+            renew_wall=time.time(),
+            resource_version=mine.resource_version,
+            labels=mine.labels,
+            annotations=mine.annotations,
+        )
+        sent = self._clock()
+        rec = await self.api.replace(body, limit=max(0.05, self._lead_until - sent))
+        self._mine = rec
+        self._lead_until = sent + self.timings.renew_deadline
+
+    async def _stop_leading(self, why: str) -> None:
+        self._leading = False
+        log.info("lease %s/%s: %s stops leading (%s)", self.namespace, self.name, self.identity, why)
+        self._notify(False)
+        try:
+            await self._on_stopped()
+        except Exception:
+            log.exception("lease %s/%s: on_stopped callback failed", self.namespace, self.name)
+
+    # -- candidate side ----------------------------------------------------------------------
+
+    async def _candidate_step(self) -> None:
+        t = self.timings
+        started = self._clock()
+        wake = started + t.retry_period
+        try:
+            expiry = await asyncio.wait_for(self._try_acquire(), timeout=t.renew_deadline)
+        except Conflict:
+            expiry = None  # someone else won the race; look again after one retry period
+        except TRANSIENT as exc:
+            # We saw nothing: our clock on the holder's version restarts once we can see again.
+            self._seen = None
+            log.debug("lease %s/%s: acquire attempt failed: %r", self.namespace, self.name, exc)
+            expiry = None
+        if self._leading:
+            try:
+                await self._on_started()
+            except Exception:
+                log.exception("lease %s/%s: on_started callback failed", self.namespace, self.name)
+            return
+        if expiry is not None:
+            wake = min(wake, expiry)
+        await asyncio.sleep(max(0.0, wake - self._clock()))
+
+    async def _try_acquire(self) -> float | None:
+        """One attempt; returns the local time the current holder's Lease expires, if someone holds it."""
+        rec = await self.api.get(self.namespace, self.name)
+        now = self._clock()
+        if rec is None:
+            await self._write_acquire(None)
+            return None
+        self.leader = rec.holder
+        mine = self._mine
+        ours = (
+            mine is not None and rec.holder == self.identity and rec.resource_version == mine.resource_version
+        )
+        if rec.held and not ours:
+            self._seen = observe(self._seen, rec.resource_version, now)
+            expiry = expires_at(self._seen, rec.duration or self.timings.lease_duration)
+            if now < expiry:
+                return expiry
+        await self._write_acquire(rec)
+        return None
+
+    async def _write_acquire(self, rec: LeaseRecord | None) -> None:
+        wall = time.time()
+        transitions = 0 if rec is None else rec.transitions + (0 if rec.holder == self.identity else 1)
+        body = lease_body(
+            self.namespace,
+            self.name,
+            holder=self.identity,
+            duration=self.timings.lease_duration,
+            transitions=transitions,
+            acquire_wall=wall,
+            renew_wall=wall,
+            resource_version=None if rec is None else rec.resource_version,
+            labels=None if rec is None else rec.labels,
+            annotations=None if rec is None else rec.annotations,
+        )
+        sent = self._clock()
+        new = await (self.api.create(body) if rec is None else self.api.replace(body))
+        self._mine = new
+        self._acquire_wall = wall
+        self._lead_until = sent + self.timings.renew_deadline
+        self._seen = None
+        self._leading = True
+        self.leader = self.identity
+        self.transitions += 1
+        log.info("lease %s/%s: %s starts leading", self.namespace, self.name, self.identity)
+        self._notify(True)
+
+    def _notify(self, leading: bool) -> None:
+        if self._observer is not None:
+            try:
+                self._observer(self.name, leading)
+            except Exception:
+                log.exception("lease %s/%s: observer failed", self.namespace, self.name)

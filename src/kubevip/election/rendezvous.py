@@ -1,0 +1,41 @@
+"""Pure choice of the node that should hold a unit: sticky to a live holder, else rendezvous hashing.
+
+No I/O and no clocks here, so every node that sees the same view computes the same answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+
+def score(unit: str, node: str) -> int:
+    """Highest-random-weight score of `node` for `unit` (stable across processes and Python versions)."""
+    digest = hashlib.blake2b(f"{unit}\x00{node}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def rendezvous(unit: str, nodes: Iterable[str]) -> str | None:
+    """The node with the highest score for `unit`; ties (astronomically rare) go to the smaller name."""
+    best: tuple[int, str] | None = None
+    for node in nodes:
+        key = (score(unit, node), node)
+        if best is None or key[0] > best[0] or (key[0] == best[0] and key[1] < best[1]):
+            best = key
+    return None if best is None else best[1]
+
+
+def choose_holder(
+    unit: str,
+    current: str | None,
+    live: Iterable[str],
+    eligible: Iterable[str] | None = None,
+) -> str | None:
+    """Who should hold `unit`: the current holder while it is live and eligible (no move-back), else the
+    rendezvous winner among live, eligible nodes; None when no node qualifies. `eligible=None` means all.
+    """
+    live_set = frozenset(live)
+    candidates = live_set if eligible is None else live_set & frozenset(eligible)
+    if current is not None and current in candidates:
+        return current
+    return rendezvous(unit, candidates)

@@ -1,0 +1,528 @@
+"""Scalable election: one liveness Lease per node plus per-unit claims written only on change.
+
+Steady-state API writes are one liveness renewal per node per retry period, whatever the number of
+units. Who holds a unit is decided by `rendezvous.choose_holder` (sticky, spread); who MAY announce is
+decided by compare-and-swap on the unit's claim Lease, so two nodes with different views of the
+cluster can never both win. docs/election.md explains why the two guarantees hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+
+from kubernetes_asyncio import client
+
+from kubevip.election.cache import LeaseCache
+from kubevip.election.elector import TRANSIENT
+from kubevip.election.leaseapi import Conflict, LeaseApi
+from kubevip.election.observe import expires_at
+from kubevip.election.record import LeaseRecord, lease_body
+from kubevip.election.rendezvous import choose_holder
+from kubevip.election.timings import Timings
+
+log = logging.getLogger(__name__)
+
+ROLE_LABEL = "kubevip.io/election"
+ROLE_NODE = "node"
+ROLE_CLAIM = "claim"
+NODE_ANNOTATION = "kubevip.io/node"
+UNIT_ANNOTATION = "kubevip.io/unit"
+EPOCH_ANNOTATION = "kubevip.io/epoch"
+EXPIRED_BY_ANNOTATION = "kubevip.io/expired-by"
+
+UnitCallback = Callable[[str], Awaitable[None]]
+UnitObserver = Callable[[str, bool], None]
+
+
+def node_lease_name(node: str) -> str:
+    """Liveness Lease of `node` (hashed when the node name would make an over-long object name)."""
+    name = f"kubevip-node-{node}"
+    return name if len(name) <= 253 else f"kubevip-node-{_digest(node)}"
+
+
+def claim_lease_name(unit: str) -> str:
+    """Claim Lease of a unit; the unit key itself lives in an annotation (it may hold ':' or '/')."""
+    return f"kubevip-claim-{_digest(unit)}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who claimed a unit, in which liveness epoch of theirs."""
+
+    unit: str
+    holder: str | None
+    epoch: int | None
+    record: LeaseRecord
+
+
+def parse_claim(rec: LeaseRecord) -> Claim:
+    raw = rec.annotations.get(EPOCH_ANNOTATION, "")
+    return Claim(
+        rec.annotations.get(UNIT_ANNOTATION, ""), rec.holder, int(raw) if raw.isdigit() else None, rec
+    )
+
+
+class ScalableElector:
+    """Per-unit leadership for many units at the cost of one Lease renewal per node.
+
+    Give it the units and their eligible nodes with `set_units`; it calls `on_started(unit)` before this
+    node may announce a unit and `on_stopped(unit)` when it must stop (completing before returning).
+    """
+
+    def __init__(
+        self,
+        api_client: client.ApiClient | LeaseApi,
+        namespace: str,
+        node: str,
+        timings: Timings,
+        on_started: UnitCallback,
+        on_stopped: UnitCallback,
+        *,
+        observer: UnitObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api = api_client if isinstance(api_client, LeaseApi) else LeaseApi(api_client)
+        self.namespace = namespace
+        self.node = node
+        self.timings = timings.validate()
+        self._on_started = on_started
+        self._on_stopped = on_stopped
+        self._observer = observer
+        self._clock = clock
+        self.cache = LeaseCache(
+            self.api,
+            namespace,
+            ROLE_LABEL,
+            timings.retry_period,
+            idle_timeout=max(10.0, 4 * timings.lease_duration),
+            clock=clock,
+        )
+        self._units: dict[str, frozenset[str] | None] = {}
+        self._held: set[str] = set()
+        # Claim versions written by this node in its current liveness incarnation: only these count.
+        self._my_claims: dict[str, LeaseRecord] = {}
+        self._mine: LeaseRecord | None = None  # own liveness Lease as last written by this process
+        self._epoch: int | None = None
+        self._live_until = 0.0
+        self._live_since = 0.0
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.transitions = 0
+
+    # -- public view ---------------------------------------------------------------------------
+
+    @property
+    def lease_name(self) -> str:
+        return node_lease_name(self.node)
+
+    @property
+    def is_live(self) -> bool:
+        """True while this node's own liveness Lease is inside its renew deadline."""
+        return self._epoch is not None and self._clock() < self._live_until
+
+    @property
+    def held(self) -> frozenset[str]:
+        """Units this node announces now."""
+        return frozenset(self._held)
+
+    def holds(self, unit: str) -> bool:
+        return unit in self._held and self.is_live
+
+    def set_units(self, units: Mapping[str, Collection[str] | None]) -> None:
+        """Desired units -> nodes eligible to hold each (None: every live node); triggers a pass."""
+        self._units = {u: None if e is None else frozenset(e) for u, e in units.items()}
+        self.cache.changed.set()
+
+    def live_nodes(self) -> frozenset[str]:
+        """Nodes whose liveness Lease they hold, as this node sees them (itself only while live)."""
+        nodes = set()
+        for rec in self.cache.records.values():
+            if rec.labels.get(ROLE_LABEL) == ROLE_NODE and rec.holder:
+                nodes.add(rec.holder)
+        nodes.discard(self.node)
+        if self.is_live:
+            nodes.add(self.node)
+        return frozenset(nodes)
+
+    def current_holder(self, unit: str) -> str | None:
+        """The claim holder of `unit` if its claim is valid (holder live in the epoch it claimed in)."""
+        rec = self.cache.records.get(claim_lease_name(unit))
+        if rec is None:
+            return None
+        claim = parse_claim(rec)
+        if claim.holder is None:
+            return None
+        if claim.holder == self.node:
+            # Ours only if this incarnation wrote exactly this version (a restart must claim again).
+            mine = self._my_claims.get(unit)
+            ok = mine is not None and mine.resource_version == rec.resource_version and self.is_live
+            return self.node if ok else None
+        live = self.cache.records.get(node_lease_name(claim.holder))
+        if live is None or live.holder != claim.holder or live.transitions != claim.epoch:
+            return None
+        return claim.holder
+
+    def holder_of(self, unit: str, eligible: Collection[str] | None = None) -> str | None:
+        """Who holds `unit` now, else who should take it next (same answer on every node with this view)."""
+        return choose_holder(unit, self.current_holder(unit), self.live_nodes(), eligible)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep this node's liveness, watch peers and claims, and converge held units; spawn it once."""
+        self._task = asyncio.current_task()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.cache.run(), name=f"election-cache:{self.node}")
+                tg.create_task(self._liveness_loop(), name=f"election-liveness:{self.node}")
+                tg.create_task(self._assign_loop(), name=f"election-assign:{self.node}")
+        finally:
+            await self._fence("elector stopped")
+
+    async def release(self) -> None:
+        """Withdraw every unit first, then release the liveness Lease so peers take over at once."""
+        self._closing = True
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._fence("released")
+        mine = self._mine
+        self._mine = None
+        self._epoch = None
+        if mine is None:
+            return
+        body = lease_body(
+            self.namespace,
+            mine.name,
+            holder=None,
+            duration=1.0,
+            transitions=mine.transitions,
+            acquire_wall=None,
+            renew_wall=time.time(),
+            resource_version=mine.resource_version,
+            labels=mine.labels,
+            annotations=mine.annotations,
+        )
+        try:
+            await self.api.replace(body, limit=self.timings.renew_deadline)
+        except Conflict:
+            log.info("node %s: liveness Lease changed before release", self.node)
+        except TRANSIENT as exc:
+            log.warning("node %s: liveness release failed (%r); peers take over at expiry", self.node, exc)
+
+    # -- own liveness --------------------------------------------------------------------------
+
+    async def _liveness_loop(self) -> None:
+        t = self.timings
+        while not self._closing:
+            started = self._clock()
+            if self._epoch is None:
+                wake = await self._acquire_liveness()
+            else:
+                wake = started + t.retry_period
+                await self._renew_liveness()
+            if self._epoch is not None:
+                wake = min(wake, self._live_until)
+            await asyncio.sleep(max(0.0, wake - self._clock()))
+            if self._epoch is not None and self._clock() >= self._live_until and self._held:
+                await self._fence("liveness renew deadline passed")
+
+    async def _acquire_liveness(self) -> float:
+        """Become live: create our Lease or take it once released or expired; returns when to look again."""
+        t = self.timings
+        name = node_lease_name(self.node)
+        now = self._clock()
+        try:
+            rec = await asyncio.wait_for(self.api.get(self.namespace, name), timeout=t.renew_deadline)
+            if rec is not None:
+                self.cache.put(rec)
+                seen = self.cache.seen[name]
+                if rec.held:
+                    # Maybe a previous process of this node still announces: wait for expiry.
+                    expiry = expires_at(seen, rec.duration or t.lease_duration)
+                    if now < expiry:
+                        return min(now + t.retry_period, expiry)
+            wall = time.time()
+            body = lease_body(
+                self.namespace,
+                name,
+                holder=self.node,
+                duration=t.lease_duration,
+                transitions=0 if rec is None else rec.transitions + 1,
+                acquire_wall=wall,
+                renew_wall=wall,
+                resource_version=None if rec is None else rec.resource_version,
+                labels={ROLE_LABEL: ROLE_NODE},
+                annotations={NODE_ANNOTATION: self.node},
+            )
+            sent = self._clock()
+            new = await asyncio.wait_for(
+                self.api.create(body) if rec is None else self.api.replace(body), timeout=t.renew_deadline
+            )
+        except Conflict:
+            return now + t.retry_period
+        except TRANSIENT as exc:
+            log.debug("node %s: liveness acquire failed: %r", self.node, exc)
+            return now + t.retry_period
+        self._mine = new
+        self._epoch = new.transitions
+        self._my_claims.clear()
+        self._live_until = sent + t.renew_deadline
+        self._live_since = self._clock()
+        self.cache.put(new)
+        log.info("node %s: live (epoch %d)", self.node, new.transitions)
+        return self._clock() + t.retry_period
+
+    async def _renew_liveness(self) -> None:
+        t = self.timings
+        mine = self._mine
+        assert mine is not None
+        was_live = self.is_live
+        body = lease_body(
+            self.namespace,
+            mine.name,
+            holder=self.node,
+            duration=t.lease_duration,
+            transitions=mine.transitions,
+            acquire_wall=None,
+            renew_wall=time.time(),
+            resource_version=mine.resource_version,
+            labels=mine.labels,
+            annotations=mine.annotations,
+        )
+        body["spec"]["acquireTime"] = mine.acquire_time
+        sent = self._clock()
+        remaining = self._live_until - sent
+        try:
+            new = await asyncio.wait_for(
+                self.api.replace(body, limit=max(0.05, remaining)), timeout=max(0.05, remaining)
+            )
+        except Conflict:
+            # Someone marked us expired (or the Lease was edited): our claims are void; start over.
+            log.warning("node %s: liveness Lease taken away; withdrawing everything", self.node)
+            await self._fence("liveness lost")
+            self._epoch = None
+            self._mine = None
+            self._my_claims.clear()
+            return
+        except TRANSIENT as exc:
+            log.warning("node %s: liveness renew failed (%r)", self.node, exc)
+            return
+        self._mine = new
+        self._live_until = sent + t.renew_deadline
+        if not was_live:
+            # Back after a gap: give peers a full lease duration from now before judging them.
+            self._live_since = self._clock()
+        self.cache.put(new)
+
+    # -- assignment ----------------------------------------------------------------------------
+
+    async def _assign_loop(self) -> None:
+        t = self.timings
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.cache.changed.wait(), timeout=t.retry_period)
+            self.cache.changed.clear()
+            if not self.is_live:
+                if self._held:
+                    await self._fence("not live")
+                continue
+            if not self.cache.synced:
+                continue
+            try:
+                await self._expire_peers()
+                await self._converge()
+            except TRANSIENT as exc:
+                log.debug("node %s: assignment pass failed: %r", self.node, exc)
+
+    async def _expire_peers(self) -> None:
+        """Mark peers' liveness Leases expired once unchanged for their duration on our clock."""
+        t = self.timings
+        now = self._clock()
+        for name, rec in list(self.cache.records.items()):
+            if rec.labels.get(ROLE_LABEL) != ROLE_NODE or not rec.holder or rec.holder == self.node:
+                continue
+            seen = self.cache.seen.get(name)
+            if seen is None:
+                continue
+            first = max(seen.first_seen, self._live_since)
+            if now < first + (rec.duration or t.lease_duration):
+                continue
+            # Fresh quorum read: a stalled watch must not make a live peer look dead.
+            fresh = await asyncio.wait_for(self.api.get(self.namespace, name), timeout=t.renew_deadline)
+            if fresh is None:
+                self.cache.drop(name)
+                continue
+            if fresh.resource_version != rec.resource_version:
+                self.cache.put(fresh)
+                continue
+            ann = dict(fresh.annotations)
+            ann[EXPIRED_BY_ANNOTATION] = self.node
+            body = lease_body(
+                self.namespace,
+                name,
+                holder=None,
+                duration=1.0,
+                transitions=fresh.transitions,
+                acquire_wall=None,
+                renew_wall=time.time(),
+                resource_version=fresh.resource_version,
+                labels=fresh.labels,
+                annotations=ann,
+            )
+            try:
+                new = await asyncio.wait_for(self.api.replace(body), timeout=t.renew_deadline)
+            except Conflict:
+                continue
+            log.info("node %s: marked %s expired", self.node, fresh.holder)
+            self.cache.put(new)
+
+    async def _converge(self) -> None:
+        async with self._lock:
+            live = self.live_nodes()
+            units = dict(self._units)
+            for unit in sorted(set(self._held) - set(units)):
+                await self._give_up(unit, "unit removed")
+            for unit, eligible in units.items():
+                if not self.is_live:
+                    return
+                current = self.current_holder(unit)
+                want = choose_holder(unit, current, live, eligible)
+                if current == self.node:
+                    if want != self.node:
+                        await self._give_up(unit, "no longer eligible")
+                    else:
+                        await self._start(unit)
+                    continue
+                if unit in self._held:
+                    await self._stop(unit, "claim lost")
+                if current is not None:
+                    continue
+                if want == self.node and self._stealable(unit):
+                    await self._claim(unit)
+                elif self._stale_own_claim(unit):
+                    await self._delete_claim(unit)
+
+    def _stealable(self, unit: str) -> bool:
+        """A claim may be overwritten only when its holder is known not to be live in the claimed epoch."""
+        rec = self.cache.records.get(claim_lease_name(unit))
+        if rec is None:
+            return True
+        claim = parse_claim(rec)
+        if claim.holder is None or claim.holder == self.node:
+            return True
+        name = node_lease_name(claim.holder)
+        live = self.cache.records.get(name)
+        if live is not None:
+            return live.holder != claim.holder or live.transitions != claim.epoch
+        # Liveness Lease absent (deleted by hand?): wait a full default lease duration of absence.
+        since = self.cache.absent_since.setdefault(name, self._clock())
+        return self._clock() >= max(since, self._live_since) + self.timings.lease_duration
+
+    async def _claim(self, unit: str) -> None:
+        assert self._epoch is not None
+        name = claim_lease_name(unit)
+        rec = self.cache.records.get(name)
+        wall = time.time()
+        body = lease_body(
+            self.namespace,
+            name,
+            holder=self.node,
+            duration=self.timings.lease_duration,
+            transitions=0 if rec is None else rec.transitions + 1,
+            acquire_wall=wall,
+            renew_wall=wall,
+            resource_version=None if rec is None else rec.resource_version,
+            labels={ROLE_LABEL: ROLE_CLAIM},
+            annotations={UNIT_ANNOTATION: unit, EPOCH_ANNOTATION: str(self._epoch)},
+        )
+        try:
+            new = await asyncio.wait_for(
+                self.api.create(body) if rec is None else self.api.replace(body),
+                timeout=self.timings.renew_deadline,
+            )
+        except Conflict:
+            return  # someone else claimed first: the watch brings their claim
+        self.cache.put(new)
+        self._my_claims[unit] = new
+        if self.is_live and unit in self._units:
+            await self._start(unit)
+
+    def _stale_own_claim(self, unit: str) -> bool:
+        """A claim in our name from an earlier process of ours: peers may still think it valid."""
+        rec = self.cache.records.get(claim_lease_name(unit))
+        return rec is not None and rec.holder == self.node and unit not in self._my_claims
+
+    async def _delete_claim(self, unit: str) -> None:
+        rec = self.cache.records.get(claim_lease_name(unit))
+        if rec is None:
+            return
+        try:
+            await asyncio.wait_for(
+                self.api.delete(self.namespace, rec.name, rec.resource_version),
+                timeout=self.timings.renew_deadline,
+            )
+            self.cache.drop(rec.name)
+        except Conflict:
+            pass
+
+    async def _give_up(self, unit: str, why: str) -> None:
+        """Withdraw, then delete our claim so the next node can take the unit at once."""
+        await self._stop(unit, why)
+        rec = self._my_claims.pop(unit, None)
+        if rec is None:
+            return
+        try:
+            await asyncio.wait_for(
+                self.api.delete(self.namespace, rec.name, rec.resource_version),
+                timeout=self.timings.renew_deadline,
+            )
+            self.cache.drop(rec.name)
+        except Conflict:
+            pass
+
+    async def _start(self, unit: str) -> None:
+        if unit in self._held:
+            return
+        self._held.add(unit)
+        self.transitions += 1
+        self._notify(unit, True)
+        try:
+            await self._on_started(unit)
+        except Exception:
+            log.exception("node %s: on_started(%s) failed", self.node, unit)
+
+    async def _stop(self, unit: str, why: str) -> None:
+        if unit not in self._held:
+            return
+        self._held.discard(unit)
+        log.info("node %s: stops holding %s (%s)", self.node, unit, why)
+        self._notify(unit, False)
+        try:
+            await self._on_stopped(unit)
+        except Exception:
+            log.exception("node %s: on_stopped(%s) failed", self.node, unit)
+
+    async def _fence(self, why: str) -> None:
+        for unit in sorted(self._held):
+            await self._stop(unit, why)
+
+    def _notify(self, unit: str, holding: bool) -> None:
+        if self._observer is not None:
+            try:
+                self._observer(unit, holding)
+            except Exception:
+                log.exception("node %s: observer failed", self.node)

@@ -1,0 +1,126 @@
+"""Election timings and settings (kube-vip's variables plus ours), validated once at start-up."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from kubevip.envparse import Settings
+from kubevip.errors import ConfigError
+
+# kube-vip's Lease names (KUBE-VIP-FACTS.md); per Service: "kubevip-<service>" in its namespace.
+CONTROL_PLANE_LEASE = "plndr-cp-lock"
+SERVICES_LEASE = "plndr-svcs-lock"
+DEFAULT_NAMESPACE = "kube-system"
+MODES = ("lease", "scalable")
+
+
+def service_lease_name(service: str) -> str:
+    """kube-vip's per-Service Lease name (svc_election=true)."""
+    return f"kubevip-{service}"
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds; a leader stops announcing `renew_deadline` after its last accepted renewal was sent.
+
+    Invariant: renew_deadline + skew_margin < lease_duration, so the leader has withdrawn before any
+    peer may consider the Lease expired (peers count lease_duration from when they saw the renewal).
+    """
+
+    lease_duration: float = 1.5
+    renew_deadline: float = 1.0
+    retry_period: float = 0.25
+    skew_margin: float = 0.25
+
+    def validate(self) -> Timings:
+        for name, value in (
+            ("vip_leaseduration", self.lease_duration),
+            ("vip_renewdeadline", self.renew_deadline),
+            ("vip_retryperiod", self.retry_period),
+        ):
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(name, value, "expected a positive number of seconds")
+        if not (math.isfinite(self.skew_margin) and self.skew_margin >= 0):
+            raise ConfigError("vip_leaseskewmargin", self.skew_margin, "expected seconds >= 0")
+        if not self.renew_deadline + self.skew_margin < self.lease_duration:
+            raise ConfigError(
+                "vip_renewdeadline",
+                self.renew_deadline,
+                f"vip_renewdeadline ({self.renew_deadline}) + vip_leaseskewmargin ({self.skew_margin})"
+                f" must be less than vip_leaseduration ({self.lease_duration}): a leader must stop announcing"
+                " before its Lease can expire for a peer; lower vip_renewdeadline or raise vip_leaseduration",
+            )
+        if not self.retry_period < self.renew_deadline:
+            raise ConfigError(
+                "vip_retryperiod",
+                self.retry_period,
+                f"must be less than vip_renewdeadline ({self.renew_deadline}) so a leader gets at least"
+                " two renewal attempts before it fences itself",
+            )
+        return self
+
+    @property
+    def duration_seconds_field(self) -> int:
+        """leaseDurationSeconds is an integer: round up so integer-only peers wait longer, never less."""
+        return max(1, math.ceil(self.lease_duration))
+
+
+@dataclass(frozen=True)
+class ElectionConfig:
+    """Everything leader election reads from the environment."""
+
+    enabled: bool
+    lease_name: str
+    namespace: str
+    services_lease_name: str
+    per_service: bool
+    mode: str
+    timings: Timings
+
+
+def _seconds(settings: Settings, name: str, default: float) -> float:
+    """Seconds as kube-vip writes them (integers) or fractional ("0.5"); errors name the variable."""
+    raw = settings.raw(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(settings.source_name(name), raw, "expected seconds, e.g. 2 or 0.5") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(settings.source_name(name), raw, "expected a positive number of seconds")
+    return value
+
+
+def config_from_settings(settings: Settings) -> ElectionConfig:
+    """Read and validate the election settings; raises ConfigError naming the variable at fault."""
+    d = Timings()
+    timings = Timings(
+        lease_duration=_seconds(settings, "vip_leaseduration", d.lease_duration),
+        renew_deadline=_seconds(settings, "vip_renewdeadline", d.renew_deadline),
+        retry_period=_seconds(settings, "vip_retryperiod", d.retry_period),
+        skew_margin=_margin(settings, d.skew_margin),
+    ).validate()
+    return ElectionConfig(
+        enabled=settings.bool("vip_leaderelection", False),
+        lease_name=settings.str("vip_leasename", CONTROL_PLANE_LEASE) or CONTROL_PLANE_LEASE,
+        namespace=settings.str("vip_leasenamespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE,
+        services_lease_name=SERVICES_LEASE,
+        per_service=settings.bool("svc_election", False),
+        mode=settings.choice("vip_electionmode", "lease", MODES),
+        timings=timings,
+    )
+
+
+def _margin(settings: Settings, default: float) -> float:
+    raw = settings.raw("vip_leaseskewmargin")
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError("vip_leaseskewmargin", raw, "expected seconds >= 0, e.g. 0.25") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError("vip_leaseskewmargin", raw, "expected seconds >= 0, e.g. 0.25")
+    return value

@@ -1,0 +1,92 @@
+"""Properties of the sticky rendezvous choice: deterministic, only live+eligible, sticky, spread."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubevip.election.rendezvous import choose_holder, rendezvous, score
+
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
+node_sets = st.frozensets(names, max_size=8)
+
+
+@given(names, st.one_of(st.none(), names), node_sets, st.one_of(st.none(), node_sets), st.randoms())
+def test_same_view_same_answer_whatever_the_order(unit, current, live, eligible, rnd):
+    shuffled = list(live)
+    rnd.shuffle(shuffled)
+    el = None if eligible is None else list(eligible)
+    if el is not None:
+        rnd.shuffle(el)
+    assert choose_holder(unit, current, live, eligible) == choose_holder(unit, current, shuffled, el)
+
+
+@given(names, st.one_of(st.none(), names), node_sets, st.one_of(st.none(), node_sets))
+def test_only_live_and_eligible_nodes_win(unit, current, live, eligible):
+    winner = choose_holder(unit, current, live, eligible)
+    candidates = live if eligible is None else live & eligible
+    if candidates:
+        assert winner in candidates
+    else:
+        assert winner is None
+
+
+@given(names, node_sets, st.one_of(st.none(), node_sets), names)
+def test_sticky_while_current_holder_is_live_and_eligible(unit, live, eligible, current):
+    live = live | {current}
+    if eligible is not None:
+        eligible = eligible | {current}
+    assert choose_holder(unit, current, live, eligible) == current
+
+
+@given(names, node_sets, names)
+def test_no_move_back_when_a_node_returns(unit, live, returning):
+    """A node joining (or coming back) never takes a unit from a live holder."""
+    holder = choose_holder(unit, None, live)
+    if holder is not None:
+        assert choose_holder(unit, holder, live | {returning}) == holder
+
+
+@given(names, st.frozensets(names, min_size=2, max_size=8))
+def test_losing_a_non_holder_does_not_move_the_unit(unit, live):
+    winner = rendezvous(unit, live)
+    assert winner is not None
+    other = sorted(live - {winner})[0]
+    assert rendezvous(unit, live - {other}) == winner
+
+
+@given(names, st.frozensets(names, min_size=2, max_size=8))
+def test_a_dead_holders_unit_goes_to_the_next_best(unit, live):
+    winner = rendezvous(unit, live)
+    assert winner is not None
+    rest = live - {winner}
+    expected = max(rest, key=lambda n: (score(unit, n), [-ord(c) for c in n]))
+    assert choose_holder(unit, winner, rest) == expected
+
+
+def test_units_spread_over_nodes():
+    nodes = [f"node-{i}" for i in range(5)]
+    counts = Counter(rendezvous(f"10.0.{i // 256}.{i % 256}", nodes) for i in range(5000))
+    assert set(counts) == set(nodes)
+    for node in nodes:
+        assert 800 <= counts[node] <= 1200, counts
+
+
+def test_a_dead_nodes_units_spread_over_the_survivors():
+    nodes = [f"node-{i}" for i in range(5)]
+    units = [f"default/svc-{i}" for i in range(4000)]
+    orphaned = [u for u in units if rendezvous(u, nodes) == "node-0"]
+    moved = Counter(choose_holder(u, "node-0", nodes[1:]) for u in orphaned)
+    assert set(moved) == set(nodes[1:])
+    assert min(moved.values()) >= len(orphaned) / 4 * 0.7, moved
+
+
+def test_score_is_stable_across_processes():
+    # Pinned value: a change of hash would move every VIP on upgrade.
+    assert score("192.0.2.10", "node-a") == score("192.0.2.10", "node-a")
+    assert score("192.0.2.10", "node-a") != score("192.0.2.10", "node-b")
+    assert score("u", "n") == int.from_bytes(
+        __import__("hashlib").blake2b(b"u\x00n", digest_size=8).digest(), "big"
+    )
