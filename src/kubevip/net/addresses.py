@@ -1,0 +1,223 @@
+"""VIP addresses on one interface, through netlink, with ownership that survives an agent restart.
+
+Ownership: every address kubevip adds carries the netlink attribute IFA_PROTO = `ADDRESS_PROTO` (248,
+Linux >= 5.18 keeps it for IPv4 and IPv6). An address is ours exactly when the kernel reports that value,
+so a restarted agent finds its stale VIPs and never touches one it did not add. For kernels that drop the
+attribute, an optional JSON state file lists what we added; it is consulted only for addresses whose
+protocol the kernel does not report. See docs/networking.md.
+
+API (synchronous, each call is a few netlink round trips; from asyncio call it directly or via
+`asyncio.to_thread`). Use one manager per interface and pass it the union of the VIPs that belong there:
+
+    m = AddressManager("eth0")                 # or AddressManager(2, ns=Netns("node1"))
+    m.ensure({(ip_address("10.0.0.9"), 32)})   # add missing, remove our others; returns Changes
+    m.add(ip_address("fd00::9"))               # prefix 32/128 unless given; True if added now
+    m.remove(ip_address("fd00::9"))            # only if ours; True if removed now
+    m.owned()                                  # {(ip, prefixlen)} that we added and are present
+    m.cleanup_stale(desired)                   # remove ours that are not in `desired`
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from kubevip.errors import NetworkError
+from kubevip.net.interfaces import link
+from kubevip.net.namespace import OWN, Netns
+
+log = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+VipAddress = tuple[IPAddress, int]
+
+ADDRESS_PROTO = 248
+IFA_F_NODAD = 0x02  # an IPv6 VIP must answer at once, not sit "tentative" for DAD's 1-2 s
+
+
+def host_prefix(ip: IPAddress) -> int:
+    """32 for IPv4, 128 for IPv6: the default VIP prefix."""
+    return ip.max_prefixlen
+
+
+def normalise(items: Iterable[VipAddress | IPAddress]) -> set[VipAddress]:
+    """Accept bare addresses (host prefix) or (address, prefixlen) pairs."""
+    out: set[VipAddress] = set()
+    for item in items:
+        if isinstance(item, tuple):
+            ip, plen = item
+            if not 0 <= plen <= ip.max_prefixlen:
+                raise NetworkError(f"prefix length {plen} is not valid for {ip}")
+            out.add((ip, plen))
+        else:
+            out.add((item, host_prefix(item)))
+    return out
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What one `ensure` call changed, and which desired addresses exist but belong to someone else."""
+
+    added: frozenset[VipAddress] = frozenset()
+    removed: frozenset[VipAddress] = frozenset()
+    foreign: frozenset[VipAddress] = field(default_factory=frozenset)
+
+
+class _StateFile:
+    """Fallback ownership record for kernels without IFA_PROTO: {"ifname": ["ip/prefixlen", ...]}."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, set[str]]:
+        try:
+            raw = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable address state file %s: %s", self.path, exc)
+            return {}
+        return {str(k): {str(x) for x in v} for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+    def update(self, ifname: str, add: Iterable[str] = (), drop: Iterable[str] = ()) -> None:
+        data = self.load()
+        entries = (data.get(ifname, set()) | set(add)) - set(drop)
+        if entries:
+            data[ifname] = entries
+        else:
+            data.pop(ifname, None)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: sorted(v) for k, v in sorted(data.items())}, indent=1))
+        os.replace(tmp, self.path)
+
+
+def _key(a: VipAddress) -> str:
+    return f"{a[0]}/{a[1]}"
+
+
+class AddressManager:
+    """Adds and removes VIPs on one interface; touches only addresses it added itself."""
+
+    def __init__(
+        self,
+        interface: str | int,
+        ns: Netns = OWN,
+        *,
+        proto: int = ADDRESS_PROTO,
+        state_file: Path | str | None = None,
+    ) -> None:
+        self.interface = interface
+        self.ns = ns
+        self.proto = proto
+        self._state = _StateFile(Path(state_file)) if state_file else None
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def _index_and_name(self) -> tuple[int, str]:
+        ln = link(self.interface, self.ns)
+        return ln.index, ln.name
+
+    def _dump(self) -> tuple[str, list[tuple[VipAddress, int | None]]]:
+        index, name = self._index_and_name()
+        rows: list[tuple[VipAddress, int | None]] = []
+        with self.ns.iproute() as ipr:
+            for msg in ipr.get_addr(index=index):
+                addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+                if addr is None:
+                    continue
+                rows.append(((ipaddress.ip_address(addr), msg["prefixlen"]), msg.get_attr("IFA_PROTO")))
+        return name, rows
+
+    def present(self) -> set[VipAddress]:
+        """Every address on the interface, ours or not."""
+        return {a for a, _ in self._dump()[1]}
+
+    def owned(self) -> set[VipAddress]:
+        """The addresses on the interface that kubevip added."""
+        name, rows = self._dump()
+        recorded = self._state.load().get(name, set()) if self._state else set()
+        return {a for a, proto in rows if self._is_ours(a, proto, recorded)}
+
+    def _is_ours(self, a: VipAddress, proto: int | None, recorded: set[str]) -> bool:
+        if proto is not None:
+            return proto == self.proto
+        return _key(a) in recorded
+
+    # -- changing ------------------------------------------------------------------------------------
+
+    def _netlink(self, op: str, index: int, a: VipAddress) -> None:
+        ip, plen = a
+        kwargs: dict[str, Any] = {"index": index, "address": str(ip), "prefixlen": plen}
+        if op == "add":
+            kwargs["proto"] = self.proto
+            if ip.version == 6:
+                kwargs["flags"] = IFA_F_NODAD
+        with self.ns.iproute() as ipr:
+            ipr.addr(op, **kwargs)
+
+    def add(self, ip: IPAddress, prefixlen: int | None = None) -> bool:
+        """Add one VIP (host prefix unless given); True if added now, False if it was already there."""
+        (a,) = normalise([(ip, host_prefix(ip) if prefixlen is None else prefixlen)])
+        index, name = self._index_and_name()
+        try:
+            self._netlink("add", index, a)
+        except NetlinkError as exc:
+            if exc.code == errno.EEXIST:
+                return False
+            raise NetworkError(f"cannot add {_key(a)} to {name} in {self.ns}: {exc}") from exc
+        if self._state:
+            self._state.update(name, add={_key(a)})
+        log.info("added VIP %s to %s", _key(a), name)
+        return True
+
+    def remove(self, ip: IPAddress, prefixlen: int | None = None) -> bool:
+        """Remove one VIP if kubevip owns it (any prefix unless given); True if something was removed."""
+        mine = [a for a in self.owned() if a[0] == ip and (prefixlen is None or a[1] == prefixlen)]
+        return any(self._remove(a) for a in mine)
+
+    def _remove(self, a: VipAddress) -> bool:
+        index, name = self._index_and_name()
+        try:
+            self._netlink("del", index, a)
+            removed = True
+        except NetlinkError as exc:
+            if exc.code not in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
+                raise NetworkError(f"cannot remove {_key(a)} from {name} in {self.ns}: {exc}") from exc
+            removed = False
+        if self._state:
+            self._state.update(name, drop={_key(a)})
+        if removed:
+            log.info("removed VIP %s from %s", _key(a), name)
+        return removed
+
+    def cleanup_stale(self, desired: Iterable[VipAddress | IPAddress]) -> set[VipAddress]:
+        """Remove every address kubevip owns on this interface that is not in `desired`."""
+        want = normalise(desired)
+        return {a for a in self.owned() - want if self._remove(a)}
+
+    def ensure(self, desired: Iterable[VipAddress | IPAddress]) -> Changes:
+        """Make our addresses on the interface exactly `desired` (idempotent; foreign ones stay untouched)."""
+        want = normalise(desired)
+        # Removals first: an IPv6 address whose prefix changes must go before it can come back.
+        removed = self.cleanup_stale(want)
+        present = self.present()
+        added = {a for a in want - present if self.add(*a)}
+        foreign = want - self.owned()
+        for a in sorted(foreign, key=_key):
+            log.warning("VIP %s on %s was not added by kubevip: left alone", _key(a), self.interface)
+        return Changes(frozenset(added), frozenset(removed), frozenset(foreign))
+
+
+__all__ = [
+    "ADDRESS_PROTO", "AddressManager", "Changes", "IPAddress", "VipAddress", "host_prefix", "normalise",
+]

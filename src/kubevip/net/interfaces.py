@@ -1,0 +1,128 @@
+"""Which interface carries a VIP: per-Service override, vip_servicesinterface, vip_interface, or per family
+the interface of the default route; plus link facts (index, MAC) that the announcers need."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from kubevip.errors import InterfaceNotFoundError, NetworkError
+from kubevip.net.namespace import OWN, Netns
+
+Family = Literal[4, 6]
+AUTO = ("", "auto")
+
+
+@dataclass(frozen=True)
+class Link:
+    """One interface: kernel index, name and hardware address."""
+
+    index: int
+    name: str
+    mac: bytes
+
+
+def choose_interface(
+    family: Family,
+    *,
+    for_service: bool,
+    vip_interface: str = "",
+    services_interface: str = "",
+    override: str = "",
+    default_route: Mapping[int, str] | None = None,
+) -> str:
+    """Pick the interface for a VIP of `family` (pure): the first of override (annotation),
+    `vip_servicesinterface` (Service VIPs only), `vip_interface`, then the family's default-route one."""
+    candidates = [override]
+    if for_service:
+        candidates.append(services_interface)
+    candidates.append(vip_interface)
+    for name in candidates:
+        if name and name not in AUTO:
+            return name
+    found = (default_route or {}).get(family)
+    if found:
+        return found
+    setting = "vip_servicesinterface or vip_interface" if for_service else "vip_interface"
+    raise InterfaceNotFoundError(
+        f"no interface for IPv{family} VIPs: there is no IPv{family} default route on this node; "
+        f"set {setting} to the interface that should carry IPv{family} VIPs"
+    )
+
+
+def default_route_interfaces(ns: Netns = OWN) -> dict[int, str]:
+    """Per family (4, 6), the interface of the main table's default route with the lowest metric."""
+    result: dict[int, str] = {}
+    with ns.iproute() as ipr:
+        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+        for family, af in ((4, socket.AF_INET), (6, socket.AF_INET6)):
+            best: tuple[int, str] | None = None
+            for route in ipr.get_default_routes(family=af, table=254):
+                oif = route.get_attr("RTA_OIF")
+                if oif is None:
+                    # Multipath default route: take its first hop's interface.
+                    hops = route.get_attr("RTA_MULTIPATH") or []
+                    oif = hops[0]["oif"] if hops else None
+                if oif is None or oif not in names:
+                    continue
+                metric = route.get_attr("RTA_PRIORITY") or 0
+                if best is None or metric < best[0]:
+                    best = (metric, names[oif])
+            if best is not None:
+                result[family] = best[1]
+    return result
+
+
+def resolve_interface(
+    family: Family,
+    *,
+    for_service: bool,
+    vip_interface: str = "",
+    services_interface: str = "",
+    override: str = "",
+    ns: Netns = OWN,
+) -> str:
+    """`choose_interface` with the kernel's default routes looked up only when they are needed."""
+    needs_lookup = all(
+        (not n or n in AUTO)
+        for n in (override, services_interface if for_service else "", vip_interface)
+    )
+    routes = default_route_interfaces(ns) if needs_lookup else {}
+    return choose_interface(
+        family,
+        for_service=for_service,
+        vip_interface=vip_interface,
+        services_interface=services_interface,
+        override=override,
+        default_route=routes,
+    )
+
+
+def link(ifname: str | int, ns: Netns = OWN) -> Link:
+    """Index, name and MAC of an interface given by name or index; NetworkError names it when missing."""
+    with ns.iproute() as ipr:
+        if isinstance(ifname, int):
+            found = ipr.get_links(ifname)
+        else:
+            idx = ipr.link_lookup(ifname=ifname)
+            found = ipr.get_links(idx[0]) if idx else []
+    if not found:
+        raise NetworkError(f"interface {ifname!r} does not exist in {ns}; check vip_interface")
+    msg = found[0]
+    mac = msg.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
+    return Link(index=msg["index"], name=msg.get_attr("IFLA_IFNAME"), mac=bytes.fromhex(mac.replace(":", "")))
+
+
+def interface_networks(
+    ifname: str | int, ns: Netns = OWN
+) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+    """Every address/prefix configured on the interface (used by `vip_subnet=auto`)."""
+    ln = link(ifname, ns)
+    with ns.iproute() as ipr:
+        return [
+            ipaddress.ip_interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
+            for a in ipr.get_addr(index=ln.index)
+        ]

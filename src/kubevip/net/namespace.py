@@ -1,0 +1,43 @@
+"""Where netlink and raw sockets act: the process's own network namespace, or a named one (tests, lab)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute
+from pyroute2 import netns as _netns
+
+from kubevip.errors import NetworkError
+
+
+@dataclass(frozen=True)
+class Netns:
+    """A network namespace: `name=None` is the agent's own (the main path); a name is `ip netns` style."""
+
+    name: str | None = None
+
+    def iproute(self) -> IPRoute:
+        """A netlink socket in this namespace; the caller closes it (use as a context manager)."""
+        if self.name is None:
+            return IPRoute()
+        try:
+            # flags=0: never create a missing namespace by accident.
+            return IPRoute(netns=self.name, flags=0)
+        except OSError as exc:
+            raise NetworkError(f"network namespace {self.name!r} is not usable: {exc}") from exc
+
+    def socket(self, family: int, kind: int, proto: int = 0) -> socket.socket:
+        """A socket created inside this namespace (it stays bound to it wherever it is used)."""
+        if self.name is None:
+            return socket.socket(family, kind, proto)
+        try:
+            return _netns.create_socket(self.name, family, kind, proto, flags=0)  # type: ignore[no-any-return]
+        except OSError as exc:
+            raise NetworkError(f"network namespace {self.name!r} is not usable: {exc}") from exc
+
+    def __str__(self) -> str:
+        return self.name or "<own namespace>"
+
+
+OWN = Netns()

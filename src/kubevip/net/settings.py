@@ -1,0 +1,104 @@
+"""Node-networking settings read from kube-vip's variables (see docs/configuration.md, "Node networking")."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kubevip.envparse import Settings
+from kubevip.errors import ConfigError
+from kubevip.net.routes import DEFAULT_PROTOCOL, DEFAULT_TABLE, ROUTE_TYPES
+
+log = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+DEFAULT_ARP_RATE_MS = 3000
+MIN_ARP_RATE_MS = 500
+# Protocols 0-4 belong to the kernel and iproute2 (unspec, redirect, kernel, boot, static); owning one of
+# them would let `vip_cleanroutingtable` delete routes kubevip never made.
+MIN_ROUTING_PROTOCOL = 5
+
+
+@dataclass(frozen=True)
+class SubnetMasks:
+    """Prefix lengths for VIP addresses: fixed per family, or `auto` (the interface's matching subnet)."""
+
+    v4: int = 32
+    v6: int = 128
+    auto: bool = False
+
+    def prefixlen(self, ip: IPAddress, on_interface: Iterable[IPInterface] = ()) -> int:
+        """The prefix length to add `ip` with; for `auto`, that of an interface subnet containing it."""
+        if self.auto:
+            for net in on_interface:
+                n = net.network
+                if n.version == ip.version and ip in n and n.prefixlen < ip.max_prefixlen:
+                    return n.prefixlen
+            return ip.max_prefixlen
+        return self.v4 if ip.version == 4 else self.v6
+
+
+def parse_subnet(value: str, name: str = "vip_subnet") -> SubnetMasks:
+    """`""` -> 32/128; `auto`; `"v4mask,v6mask"`; a single value is the IPv4 mask (IPv6 stays 128)."""
+    v = value.strip()
+    if not v:
+        return SubnetMasks()
+    if v.lower() == "auto":
+        return SubnetMasks(auto=True)
+    parts = [p.strip().lstrip("/") for p in v.split(",")]
+    if len(parts) > 2 or not all(p.isdigit() for p in parts):
+        raise ConfigError(name, value, 'expected "v4mask,v6mask" (e.g. "32,128"), one IPv4 mask, or auto')
+    v4 = int(parts[0])
+    v6 = int(parts[1]) if len(parts) == 2 else 128
+    if v4 > 32 or v6 > 128:
+        raise ConfigError(name, value, "the IPv4 mask must be 0-32 and the IPv6 mask 0-128")
+    return SubnetMasks(v4=v4, v6=v6)
+
+
+@dataclass(frozen=True)
+class NetSettings:
+    """Everything `kubevip.net` needs from the environment, validated."""
+
+    interface: str = ""
+    services_interface: str = ""
+    arp: bool = False
+    arp_rate_ms: int = DEFAULT_ARP_RATE_MS
+    subnet: SubnetMasks = SubnetMasks()
+    routing_table: bool = False
+    routing_table_id: int = DEFAULT_TABLE
+    routing_protocol: int = DEFAULT_PROTOCOL
+    routing_table_type: str = "unicast"
+    clean_routing_table: bool = False
+    skip_dad: bool = False
+
+    @classmethod
+    def from_env(cls, s: Settings) -> NetSettings:
+        """Read and validate; a bad value raises ConfigError naming the variable."""
+        rate = s.int("vip_arpRate", DEFAULT_ARP_RATE_MS)
+        if rate < MIN_ARP_RATE_MS:
+            # kube-vip does the same: too-fast refreshes flood the segment, so fall back to the default.
+            log.warning("vip_arpRate=%d is below %d: using %d ms", rate, MIN_ARP_RATE_MS, DEFAULT_ARP_RATE_MS)
+            rate = DEFAULT_ARP_RATE_MS
+        arp = s.bool("vip_arp")
+        routing_table = s.bool("vip_routingtable")
+        if arp and routing_table:
+            raise ConfigError("vip_routingtable", "true", "vip_arp and vip_routingtable exclude each other")
+        return cls(
+            interface=s.str("vip_interface"),
+            services_interface=s.str("vip_servicesinterface"),
+            arp=arp,
+            arp_rate_ms=rate,
+            subnet=parse_subnet(s.str("vip_subnet"), s.source_name("vip_subnet")),
+            routing_table=routing_table,
+            routing_table_id=s.int("vip_routingtableid", DEFAULT_TABLE, minimum=1, maximum=2**32 - 1),
+            routing_protocol=s.int(
+                "vip_routingprotocol", DEFAULT_PROTOCOL, minimum=MIN_ROUTING_PROTOCOL, maximum=255
+            ),
+            routing_table_type=s.choice("vip_routingtabletype", "unicast", tuple(ROUTE_TYPES)),
+            clean_routing_table=s.bool("vip_cleanroutingtable"),
+            skip_dad=s.bool("vip_skipdad"),
+        )
