@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module proxy into a
 # cache keyed by this wrapper's go.mod + go.sum, so fresh clones on the same machine reuse them.
-# Prints the bin directory on its last line of stdout.
+# Progress goes to stderr; the bin directory is the last line of stdout.
+# Environment: KUBEVIP_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/kubevip), KUBEVIP_BUILD_PROGRESS
+# (seconds between progress lines, default 30).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 command -v go >/dev/null || { echo "build.sh: Go is required (go1.26+) to build the control plane" >&2; exit 1; }
@@ -16,7 +18,10 @@ fi
 mkdir -p "$cache/controlplane"
 # One build at a time per machine: a second caller waits, then finds the binaries.
 exec 9>"$cache/controlplane/.lock"
-flock 9
+if ! flock -n 9; then
+  echo "build.sh: another build holds $cache/controlplane/.lock; waiting for it" >&2
+  flock 9
+fi
 if all_there; then echo "$out"; exit 0; fi
 mkdir -p "$out.tmp"
 k8s_version=$(sed -n 's/^\s*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$here/go.mod" | head -1)
@@ -32,13 +37,31 @@ declare -A pkg=(
   [kubectl]=k8s.io/kubernetes/cmd/kubectl
   [etcd]=go.etcd.io/etcd/server/v3
 )
+every=${KUBEVIP_BUILD_PROGRESS:-30}
+total_start=$(date +%s)
 for b in "${bins[@]}"; do
   if [ -x "$out.tmp/$b" ]; then continue; fi
   start=$(date +%s)
-  echo "build.sh: building $b ($k8s_version) ..." >&2
-  go build -trimpath -ldflags "$ld" -o "$out.tmp/$b.partial" "${pkg[$b]}"
+  log="$out.tmp/$b.log"
+  echo "build.sh: building $b (${pkg[$b]} ${k8s_version}) ..." >&2
+  # -v lists each package as it is compiled: its line count is our progress meter.
+  go build -v -trimpath -ldflags "$ld" -o "$out.tmp/$b.partial" "${pkg[$b]}" >"$log" 2>&1 &
+  gopid=$!
+  while kill -0 "$gopid" 2>/dev/null; do
+    for _ in $(seq "$every"); do kill -0 "$gopid" 2>/dev/null || break; sleep 1; done
+    if kill -0 "$gopid" 2>/dev/null; then
+      echo "build.sh:   $b: $(wc -l <"$log") packages compiled, $(( $(date +%s) - start ))s" >&2
+    fi
+  done
+  if ! wait "$gopid"; then
+    echo "build.sh: building $b failed after $(( $(date +%s) - start ))s; last lines of $log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+  fi
   mv "$out.tmp/$b.partial" "$out.tmp/$b"
   echo "build.sh: built $b in $(( $(date +%s) - start ))s" >&2
 done
+rm -f "$out.tmp"/*.log
 rm -rf "$out"; mv "$out.tmp" "$out"
+echo "build.sh: control plane ready in $out ($(( $(date +%s) - total_start ))s)" >&2
 echo "$out"

@@ -161,6 +161,10 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stop every child (controller-manager, apiserver, etcd), SIGTERM then SIGKILL."""
+        if not self._procs:
+            # Loaded from state_dir (another process started them): stop what is recorded there.
+            kill_recorded(self.state_dir)
+            return
         for name in reversed(PROCESS_NAMES):
             self._stop(name)
         self._write_state()
@@ -178,6 +182,37 @@ class ControlPlane:
     def restart_apiserver(self) -> None:
         self.stop_apiserver()
         self.start_apiserver()
+
+    @classmethod
+    def load(cls, state_dir: Path) -> ControlPlane:
+        """The control plane recorded in state_dir (started by another process, e.g. `kubevip lab up`).
+
+        The returned object can query and write kubeconfigs; `kill_recorded` stops its processes.
+        """
+        state_dir = Path(state_dir)
+        try:
+            state = json.loads((state_dir / "controlplane.json").read_text())
+            tokens = (state_dir / "tokens.csv").read_text().splitlines()
+        except (OSError, ValueError) as exc:
+            raise LabError(f"no control plane recorded in {state_dir}: {exc}") from None
+        by_user = {line.split(",")[1]: line.split(",")[0] for line in tokens if line.count(",") >= 2}
+        ports = state.get("ports")
+        return cls(
+            Path(state["bin_dir"]),
+            state_dir,
+            bind_address=ipaddress.ip_address(state.get("bind_address", "127.0.0.1")),
+            die_with_parent=False,
+            ports=Ports(**ports) if ports else None,
+            admin_token=by_user.get(ADMIN_USER, ""),
+            kubevip_token=by_user.get(rbac.service_account_username(), ""),
+        )
+
+    def ready(self) -> bool:
+        """True when the API server answers /readyz with ok."""
+        try:
+            return self.ports is not None and self._get("/readyz") == "ok"
+        except LabError:
+            return False
 
     def __enter__(self) -> ControlPlane:
         self.start()
@@ -391,6 +426,7 @@ class ControlPlane:
         p = self.ports
         state = {
             "bin_dir": str(self.bin_dir),
+            "bind_address": str(self.bind_address),
             "url": self.url if p else None,
             "ports": p.__dict__ if p else None,
             "pids": {n: {"pid": pid, "exe": str(self.bin_dir / n)} for n, pid in self.pids.items()},

@@ -1,0 +1,60 @@
+"""`kubevip lab up|status|down`: a local dual-stack cluster (real control plane) and network namespaces."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from kubevip.lab.instance import DEFAULT_LAB_ID, LabInstance
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "lab", help="local dual-stack lab: real control plane + network namespaces", description=__doc__
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--id", dest="lab_id", default=os.environ.get("KUBEVIP_LAB_ID", DEFAULT_LAB_ID),
+        help="lab instance name, 1-10 of a-z0-9 (env KUBEVIP_LAB_ID; default %(default)s)",
+    )
+    sub = parser.add_subparsers(dest="lab_command", required=True)
+    up = sub.add_parser("up", parents=[common], help="start control plane and network (idempotent)")
+    up.add_argument("--nodes", type=int, default=3, help="node namespaces (default 3)")
+    up.set_defaults(func=run_up)
+    st = sub.add_parser("status", parents=[common], help="where everything is; -o json is a stable interface (docs/lab.md)")
+    st.add_argument("-o", "--output", choices=("json", "text"), default="text")
+    st.set_defaults(func=run_status)
+    down = sub.add_parser("down", parents=[common], help="stop and remove everything this lab created")
+    down.set_defaults(func=run_down)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    for line in LabInstance(args.lab_id).up(args.nodes):
+        print(line)
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    doc = LabInstance(args.lab_id).status()
+    if args.output == "json":
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return 0
+    print(f"lab {doc['lab_id']}: API {doc['server']} (in lab: {doc['in_lab']['server']})")
+    print(f"  kubeconfig {doc['kubeconfig']}")
+    print(f"  kubectl    {doc['kubectl']}")
+    print(f"  subnets    {doc['subnets']['ipv4']} {doc['subnets']['ipv6']}")
+    print(f"  vip pool   {doc['vip_pool']['ipv4']} {doc['vip_pool']['ipv6']}")
+    for n in doc["nodes"]:
+        print(f"  {n['name']:8} netns {n['netns']:20} {n['ipv4']:15} {n['ipv6']} {n['mac']}")
+    c = doc["client"]
+    print(f"  {'client':8} netns {c['netns']:20} {c['ipv4']:15} {c['ipv6']}")
+    return 0
+
+
+def run_down(args: argparse.Namespace) -> int:
+    for line in LabInstance(args.lab_id).down():
+        print(line)
+    return 0
