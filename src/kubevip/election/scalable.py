@@ -468,31 +468,35 @@ class ScalableElector:
 
     async def _delete_claim(self, unit: str) -> None:
         rec = self.cache.records.get(claim_lease_name(unit))
-        if rec is None:
-            return
-        try:
-            await asyncio.wait_for(
-                self.api.delete(self.namespace, rec.name, rec.resource_version),
-                timeout=self.timings.renew_deadline,
-            )
-            self.cache.drop(rec.name)
-        except Conflict:
-            pass
+        if rec is not None:
+            await self._clear_claim(rec)
 
     async def _give_up(self, unit: str, why: str) -> None:
-        """Withdraw, then delete our claim so the next node can take the unit at once."""
+        """Withdraw, then clear our claim so the next node can take the unit at once."""
         await self._stop(unit, why)
         rec = self._my_claims.pop(unit, None)
-        if rec is None:
-            return
+        if rec is not None:
+            await self._clear_claim(rec)
+
+    async def _clear_claim(self, rec: LeaseRecord) -> None:
+        """Empty the claim's holder (an update, guarded by resourceVersion: RBAC has no delete)."""
+        body = lease_body(
+            self.namespace,
+            rec.name,
+            holder=None,
+            duration=1.0,
+            transitions=rec.transitions,
+            acquire_wall=None,
+            renew_wall=time.time(),
+            resource_version=rec.resource_version,
+            labels=rec.labels,
+            annotations=rec.annotations,
+        )
         try:
-            await asyncio.wait_for(
-                self.api.delete(self.namespace, rec.name, rec.resource_version),
-                timeout=self.timings.renew_deadline,
-            )
-            self.cache.drop(rec.name)
+            new = await asyncio.wait_for(self.api.replace(body), timeout=self.timings.renew_deadline)
         except Conflict:
-            pass
+            return
+        self.cache.put(new)
 
     async def _start(self, unit: str) -> None:
         if unit in self._held:
