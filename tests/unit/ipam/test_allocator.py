@@ -1,0 +1,238 @@
+"""Properties of the allocation table: no duplicates, per-family policy, stability, release."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from kubevip.core.views import IPFamily
+from kubevip.ipam.allocator import (
+    ADDRESS_CONFLICT,
+    NO_POOL,
+    OUTSIDE_EVERY_POOL,
+    POOL_EXHAUSTED,
+    POOL_MALFORMED,
+    REQUIRE_DUAL_STACK_UNMET,
+    Allocator,
+    Request,
+)
+from kubevip.ipam.pools import parse_configmap
+
+V4, V6 = IPFamily.IPV4, IPFamily.IPV6
+ip = ipaddress.ip_address
+
+# Small, overlapping pools so that exhaustion and cross-namespace overlap happen often.
+CONFIGS = [
+    {"range-global": "10.0.0.1-10.0.0.4,fd00::1-fd00::3", "cidr-a": "10.0.0.0/30",
+     "range-b": "fd00::2-fd00::5"},
+    {"cidr-global": "10.0.0.252/30,fd00::/126", "search-order": "desc"},
+    {"range-global": "10.0.0.254-10.0.1.2", "range-a": "fd00::1-fd00::2", "allow-share-a": "true",
+     "allow-share-b": "true"},
+]
+NAMESPACES = ("a", "b", "c")
+FAMILY_CHOICES = [(V4,), (V6,), (V4, V6), (V6, V4)]
+
+
+class AllocatorMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.alloc = Allocator(parse_configmap(CONFIGS[0]))
+        self.requests: dict[tuple[str, str], Request] = {}
+        self.last: dict[tuple[str, str], tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]] = {}
+        self.sharing_ever = False
+
+    @rule(
+        ns=st.sampled_from(NAMESPACES), name=st.sampled_from("pqrstu"), fams=st.sampled_from(FAMILY_CHOICES),
+        require=st.booleans(), ports=st.frozensets(st.sampled_from([("TCP", 80), ("TCP", 443), ("UDP", 53)]),
+                                                   min_size=1, max_size=2),
+    )
+    def ensure(self, ns: str, name: str, fams: tuple[IPFamily, ...], require: bool,
+               ports: frozenset[tuple[str, int]]) -> None:
+        key = (ns, name)
+        before = dict((IPFamily.of(a), a) for a in self.alloc.holding(key))
+        req = Request(ns, name, fams, require_all=require and len(fams) == 2, ports=ports)
+        out = self.alloc.ensure(req)
+        self.requests[key] = req
+        self.last[key] = out.addresses
+        got = {IPFamily.of(a): a for a in out.addresses}
+        # Families: only requested ones, at most one each, in request order.
+        assert len(got) == len(out.addresses)
+        assert set(got) <= set(fams)
+        assert [IPFamily.of(a) for a in out.addresses] == [f for f in fams if f in got]
+        # Stability: an address of a still-requested family is kept.
+        for f, a in before.items():
+            if f in fams:
+                assert got[f] == a
+            else:
+                assert a in out.released
+        # RequireDualStack: a Service that had nothing gets both or nothing.
+        if req.require_all and not before:
+            assert len(out.addresses) in (0, 2)
+        # PreferDualStack / SingleStack: a missing family is explained by a problem.
+        for f in fams:
+            if f not in got:
+                assert any(p.family in (f, None) for p in out.problems)
+        # New addresses come from the pool the namespace's lookup names, never .0/.255.
+        for a in out.added:
+            pool = self.alloc.config.lookup(ns, IPFamily.of(a)).pool
+            assert pool is not None and a in pool
+            assert not (a.version == 4 and a.packed[-1] in (0, 255))
+        assert out.complete == (len(out.addresses) == len(fams))
+        # The controller ensures displaced Services again: they move off the clashing address.
+        for other in out.displaced:
+            again = self.alloc.ensure(self.requests[other])
+            self.last[other] = again.addresses
+            assert not again.displaced
+
+    @precondition(lambda self: bool(self.requests))
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        key = data.draw(st.sampled_from(sorted(self.requests)))
+        held = self.alloc.holding(key)
+        freed = self.alloc.release(key)
+        assert freed == held
+        del self.requests[key]
+        self.last.pop(key, None)
+        for a in freed:
+            assert key not in self.alloc.holders(a)
+
+    @rule(i=st.integers(0, len(CONFIGS) - 1))
+    def reconfigure(self, i: int) -> None:
+        self.alloc.set_config(parse_configmap(CONFIGS[i]))
+        self.sharing_ever |= any(k.startswith("allow-share") for k in CONFIGS[i])
+
+    @invariant()
+    def no_address_twice_unless_sharing_allowed(self) -> None:
+        seen: dict[object, list[tuple[str, str]]] = {}
+        for key in self.alloc.services():
+            for a in self.alloc.holding(key):
+                seen.setdefault(a, []).append(key)
+        for a, keys in seen.items():
+            assert self.alloc.holders(a) == frozenset(keys)
+            if len(keys) > 1:
+                assert self.sharing_ever, f"{a} given to {keys} although no namespace allows sharing"
+                ports = [self.requests[k].ports for k in keys if k in self.requests]
+                for i, p in enumerate(ports):
+                    for q in ports[i + 1:]:
+                        assert not (p & q), f"{a} shared by {keys} with overlapping ports"
+
+    @invariant()
+    def table_matches_outcomes(self) -> None:
+        for key, addrs in self.last.items():
+            assert self.alloc.holding(key) == addrs
+
+
+AllocatorMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+TestAllocatorMachine = AllocatorMachine.TestCase
+
+
+def _alloc(data: dict[str, str]) -> Allocator:
+    return Allocator(parse_configmap(data))
+
+
+@given(st.integers(1, 60), st.sampled_from(["", "desc"]))
+def test_fills_a_pool_exactly_then_reports_exhaustion(n: int, order: str) -> None:
+    alloc = _alloc({"range-global": "10.0.0.250-10.0.1.10", "search-order": order})
+    usable = [a for a in ipaddress.summarize_address_range(ip("10.0.0.250"), ip("10.0.1.10"))
+              for a in a if a.packed[-1] not in (0, 255)]
+    got = []
+    for i in range(min(n, len(usable))):
+        out = alloc.ensure(Request("ns", f"s{i}", (V4,)))
+        got.extend(out.added)
+    expected = usable if order == "" else list(reversed(usable))
+    assert got == expected[: len(got)]
+    if n >= len(usable):
+        out = alloc.ensure(Request("ns", "extra", (V4,)))
+        assert out.addresses == () and [p.reason for p in out.problems] == [POOL_EXHAUSTED]
+
+
+@given(st.lists(st.integers(0, 19), min_size=1, max_size=20, unique=True))
+def test_released_addresses_come_back(to_release: list[int]) -> None:
+    alloc = _alloc({"cidr-global": "10.0.0.0/27"})  # 30 usable minus .0: 31 addresses
+    first = {i: alloc.ensure(Request("ns", f"s{i}", (V4,))).addresses[0] for i in range(20)}
+    freed = {first[i] for i in to_release}
+    for i in to_release:
+        assert alloc.release(("ns", f"s{i}")) == (first[i],)
+    again = {alloc.ensure(Request("ns", f"n{i}", (V4,))).addresses[0] for i in range(len(to_release))}
+    # Ascending search: the lowest free addresses are the ones just released.
+    assert again == freed
+
+
+def test_prefer_dual_stack_adds_the_second_family_when_one_frees() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.2,fd00::1-fd00::1"})
+    a = alloc.ensure(Request("ns", "a", (V6,)))
+    b = alloc.ensure(Request("ns", "b", (V4, V6)))
+    assert [IPFamily.of(x) for x in b.addresses] == [V4]
+    assert not b.complete and [p.reason for p in b.problems] == [POOL_EXHAUSTED]
+    alloc.release(("ns", "a"))
+    b2 = alloc.ensure(Request("ns", "b", (V4, V6)))
+    assert b2.addresses == (b.addresses[0], a.addresses[0]) and b2.complete
+
+
+def test_require_dual_stack_is_all_or_nothing() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.2,fd00::1-fd00::1"})
+    alloc.ensure(Request("ns", "a", (V6,)))
+    out = alloc.ensure(Request("ns", "b", (V4, V6), require_all=True))
+    assert out.addresses == ()
+    assert {p.reason for p in out.problems} == {POOL_EXHAUSTED, REQUIRE_DUAL_STACK_UNMET}
+    assert alloc.in_use() == 1  # the IPv4 it tried was given back
+
+
+def test_dual_to_single_releases_single_to_dual_adds() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.2,fd00::1-fd00::2"})
+    dual = alloc.ensure(Request("ns", "a", (V4, V6)))
+    single = alloc.ensure(Request("ns", "a", (V6,)))
+    assert single.addresses == (dual.addresses[1],) and single.released == (dual.addresses[0],)
+    back = alloc.ensure(Request("ns", "a", (V6, V4)))
+    assert back.addresses[0] == dual.addresses[1] and IPFamily.of(back.addresses[1]) is V4
+
+
+def test_overlapping_namespace_and_global_pools_never_collide() -> None:
+    # kube-vip's provider checks namespace pools only against the namespace's Services; we do not.
+    alloc = _alloc({"cidr-a": "10.0.0.0/29", "cidr-global": "10.0.0.0/29"})
+    got = [alloc.ensure(Request(ns, f"s{i}", (V4,))).addresses for i in range(3) for ns in ("a", "b")]
+    flat = [a for addrs in got for a in addrs]
+    assert len(flat) == len(set(flat)) == 6
+
+
+def test_foreign_addresses_are_never_handed_out_and_conflicts_reported() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3"})
+    assert alloc.hold(("user", "pinned"), [ip("10.0.0.1")], owned=False) == ()
+    assert alloc.ensure(Request("ns", "a", (V4,))).addresses == (ip("10.0.0.2"),)
+    problems = alloc.hold(("other", "dup"), [ip("10.0.0.2")], owned=False)
+    assert [p.reason for p in problems] == [ADDRESS_CONFLICT]
+    assert alloc.ensure(Request("ns", "b", (V4,))).addresses == (ip("10.0.0.3"),)
+
+
+def test_sharing_only_with_disjoint_ports_and_both_namespaces_allowing() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3", "allow-share-a": "true"})
+    x = alloc.ensure(Request("a", "x", (V4,), ports=frozenset({("TCP", 80)})))
+    y = alloc.ensure(Request("a", "y", (V4,), ports=frozenset({("TCP", 443)})))
+    z = alloc.ensure(Request("a", "z", (V4,), ports=frozenset({("TCP", 80)})))
+    w = alloc.ensure(Request("b", "w", (V4,), ports=frozenset({("UDP", 53)})))
+    assert x.addresses == y.addresses
+    assert z.addresses != x.addresses and w.addresses not in (x.addresses, z.addresses)
+
+
+def test_kept_address_outside_every_pool_is_reported_not_moved() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3"})
+    first = alloc.ensure(Request("ns", "a", (V4,))).addresses
+    alloc.set_config(parse_configmap({"range-global": "10.9.0.1-10.9.0.3"}))
+    out = alloc.ensure(Request("ns", "a", (V4,)))
+    assert out.addresses == first and [p.reason for p in out.problems] == [OUTSIDE_EVERY_POOL]
+
+
+@pytest.mark.parametrize(("data", "reason"), [({}, NO_POOL), ({"cidr-ns": "junk"}, POOL_MALFORMED)])
+def test_no_address_reasons(data: dict[str, str], reason: str) -> None:
+    out = _alloc(data).ensure(Request("ns", "a", (V4, V6)))
+    assert out.addresses == () and {p.reason for p in out.problems} == {reason}
+
+
+def test_big_ipv6_pool_is_not_scanned_whole() -> None:
+    alloc = _alloc({"cidr-global": "fd00::/64"})
+    addrs = [alloc.ensure(Request("ns", f"s{i}", (V6,))).addresses[0] for i in range(100)]
+    assert len(set(addrs)) == 100 and addrs[0] == ip("fd00::")
