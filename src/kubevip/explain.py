@@ -1,0 +1,222 @@
+"""`kubevip explain`: load Kubernetes objects from files, run the pure core, render JSON or text."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from kubevip.core import parse
+from kubevip.core.families import effective_policy
+from kubevip.core.plan import ServiceDecision, decide, node_share
+from kubevip.core.views import EndpointSliceView, EndpointView, LegacyEndpointsView, ServiceView
+from kubevip.errors import InputError
+
+ENDPOINTS_AUTO = "auto"
+ENDPOINTS_SLICES = "slices"
+ENDPOINTS_LEGACY = "legacy"
+ENDPOINTS_MODES = (ENDPOINTS_AUTO, ENDPOINTS_SLICES, ENDPOINTS_LEGACY)
+KINDS = ("Service", "EndpointSlice", "Endpoints")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One Kubernetes object and where it came from (file, 1-based document, 1-based List item)."""
+
+    file: str
+    index: int
+    obj: object
+    item: int = 0
+
+    @property
+    def where(self) -> str:
+        place = f"{self.file}: document {self.index}"
+        return f"{place} item {self.item}" if self.item else place
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The objects `explain` analyses: exactly one Service, any slices and legacy Endpoints."""
+
+    service: ServiceView
+    slices: tuple[EndpointSliceView, ...]
+    legacy: tuple[LegacyEndpointsView, ...]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _read(path: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"{path}: cannot read: {_one_line(reason)}") from None
+
+
+def documents(path: str) -> Iterator[Document]:
+    """The objects in one YAML or JSON file: every document, and every item of a `kind: List`."""
+    text = _read(path)
+    index = 0
+    try:
+        for index, obj in enumerate(yaml.safe_load_all(text), start=1):  # JSON is a subset of YAML
+            if obj is None:
+                continue
+            if isinstance(obj, Mapping) and obj.get("kind") == "List":
+                items = obj.get("items")
+                if items is None:
+                    items = []
+                if not isinstance(items, list):
+                    raise InputError(f"{path}: document {index}: items of kind: List must be a list")
+                for item, entry in enumerate(items, start=1):
+                    yield Document(path, index, entry, item)
+            else:
+                yield Document(path, index, obj)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(
+            f"{path}: document {index + 1}: not valid YAML/JSON{where}: {_one_line(problem)}"
+        ) from None
+
+
+def load(paths: Sequence[str]) -> Inputs:
+    """Parse every object of every file; exactly one Service; the same object twice is an input error."""
+    services: list[tuple[ServiceView, Document]] = []
+    slices: list[EndpointSliceView] = []
+    legacy: list[LegacyEndpointsView] = []
+    seen: dict[tuple[str, str, str], Document] = {}
+    for path in paths:
+        for doc in documents(path):
+            if not isinstance(doc.obj, Mapping):
+                raise InputError(f"{doc.where}: expected a Kubernetes object, got {type(doc.obj).__name__}")
+            kind = doc.obj.get("kind")
+            if not isinstance(kind, str) or not kind:
+                raise InputError(f"{doc.where}: object has no kind")
+            if kind not in KINDS:
+                continue  # other kinds are ignored on purpose: whole `kubectl get -o yaml` dumps work
+            try:
+                view: ServiceView | EndpointSliceView | LegacyEndpointsView
+                if kind == "Service":
+                    view = parse.service_from_dict(doc.obj)
+                elif kind == "EndpointSlice":
+                    view = parse.endpointslice_from_dict(doc.obj)
+                else:
+                    view = parse.endpoints_from_dict(doc.obj)
+            except InputError as exc:
+                raise InputError(f"{doc.where}: {exc}") from None
+            identity = (kind, view.namespace, view.name)
+            if identity in seen:
+                raise InputError(
+                    f"{doc.where}: {kind} {view.namespace}/{view.name} given twice "
+                    f"(first in {seen[identity].where})"
+                )
+            seen[identity] = doc
+            if isinstance(view, ServiceView):
+                services.append((view, doc))
+            elif isinstance(view, EndpointSliceView):
+                slices.append(view)
+            else:
+                legacy.append(view)
+    if not services:
+        raise InputError(f"{', '.join(paths)}: no Service found (need exactly one kind: Service)")
+    if len(services) > 1:
+        (first, first_doc), (second, second_doc) = services[0], services[1]
+        raise InputError(
+            f"{second_doc.where}: a second Service {second.key} (first: {first.key} in {first_doc.where}); "
+            "explain analyses exactly one Service per run"
+        )
+    return Inputs(services[0][0], tuple(slices), tuple(legacy))
+
+
+def use_legacy(inputs: Inputs, mode: str) -> bool:
+    """`legacy` forces Endpoints, `slices` forces slices; `auto` uses slices unless only Endpoints exist."""
+    if mode == ENDPOINTS_LEGACY:
+        return True
+    if mode == ENDPOINTS_SLICES:
+        return False
+    svc = inputs.service
+    has_slices = any(s.namespace == svc.namespace and s.service_name == svc.name for s in inputs.slices)
+    return not has_slices and any(e.namespace == svc.namespace and e.name == svc.name for e in inputs.legacy)
+
+
+def analyse(inputs: Inputs, endpoints_mode: str = ENDPOINTS_AUTO) -> ServiceDecision:
+    """The core's decision for the loaded Service."""
+    svc = inputs.service
+    legacy = next((e for e in inputs.legacy if e.namespace == svc.namespace and e.name == svc.name), None)
+    return decide(svc, inputs.slices, legacy, use_legacy(inputs, endpoints_mode))
+
+
+def _endpoint(ep: EndpointView) -> dict[str, Any]:
+    return {
+        "address": str(ep.address),
+        "node": ep.node,
+        "ready": ep.ready,
+        "serving": ep.serving,
+        "terminating": ep.terminating,
+    }
+
+
+def to_json(decision: ServiceDecision, service: ServiceView, node: str | None = None) -> dict[str, Any]:
+    """The stable JSON document of docs/explain.md."""
+    out: dict[str, Any] = {
+        "service": decision.service,
+        "families": [f.value for f in decision.families],
+        "vips": [
+            {"address": str(v.address), "family": v.family.value, "source": v.source} for v in decision.vips
+        ],
+        "rejected": [{"address": r.address, "reason": r.reason} for r in decision.rejected],
+        "announce": decision.announce,
+        "reason": decision.reason,
+        "endpoints": {f.value: [_endpoint(ep) for ep in eps] for f, eps in decision.endpoints.items()},
+    }
+    if node is not None:
+        shares = node_share(decision, service, node)
+        out["node"] = {
+            "name": node,
+            "families": {f.value: {"announce": s.announce, "reason": s.reason} for f, s in shares.items()},
+        }
+    return out
+
+
+def _conditions(ep: EndpointView) -> str:
+    flags = [name for name, on in (("ready", ep.ready), ("serving", ep.serving)) if on]
+    if ep.terminating:
+        flags.append("terminating")
+    return ",".join(flags) or "not-ready"
+
+
+def to_text(decision: ServiceDecision, service: ServiceView, node: str | None = None) -> str:
+    """A short human reading of the same decision."""
+    families = ", ".join(f.value for f in decision.families) or "(none)"
+    lines = [
+        f"Service {decision.service}",
+        f"  families:  {families}  (ipFamilyPolicy {effective_policy(service)}, "
+        f"externalTrafficPolicy {service.external_traffic_policy})",
+        f"  announce:  {'yes' if decision.announce else 'no (' + decision.reason + ')'}",
+        "  VIPs:" + ("" if decision.vips else "      (none)"),
+    ]
+    lines += [f"    {v.family.value:<5} {v.address}  (from {v.source})" for v in decision.vips]
+    if decision.rejected:
+        lines.append("  rejected:")
+        lines += [f"    {r.address!r}: {r.reason}" for r in decision.rejected]
+    lines.append(f"  usable endpoints (from {decision.endpoint_source}):")
+    for family, eps in decision.endpoints.items():
+        if not eps:
+            lines.append(f"    {family.value:<5} (none)")
+        for ep in eps:
+            lines.append(f"    {family.value:<5} {ep.address}  node {ep.node or '-'}  {_conditions(ep)}")
+    if node is not None:
+        lines.append(f"  node {node}:")
+        for family, share in node_share(decision, service, node).items():
+            verdict = "announces" if share.announce else "does not announce"
+            lines.append(f"    {family.value:<5} {verdict}" + (f" ({share.reason})" if share.reason else ""))
+    return "\n".join(lines) + "\n"
