@@ -1,0 +1,131 @@
+"""From per-Service decisions to cluster-wide VIPs: shared addresses, port clashes, election units.
+
+Pure: the same Services in any order give the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from kubevip.core import reasons
+from kubevip.core.plan import ServiceDecision, node_share
+from kubevip.core.views import TRAFFIC_LOCAL, IPAddress, IPFamily, ServiceView
+
+ANNOTATION_LEASE_NAME = "kube-vip.io/leaseName"
+# Warning reason when a Service claims an address another, earlier Service holds with an overlapping port.
+PORT_CLASH = "vip-port-clash"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One Service wanting one VIP; `order` (creationTimestamp, key) decides who was first."""
+
+    order: tuple[str, str]
+    address: IPAddress
+    family: IPFamily
+    ports: frozenset[tuple[str, int]]
+    group: str
+    local: bool
+    # Nodes allowed to announce (ETP Local: nodes with a usable endpoint of the family); None means any.
+    eligible: frozenset[str] | None
+
+    @property
+    def service(self) -> str:
+        return self.order[1]
+
+    def sort_key(self) -> tuple[object, ...]:
+        """Total order: who came first, then every other field, so ties never depend on input order."""
+        elig = (0, ()) if self.eligible is None else (1, tuple(sorted(self.eligible)))
+        return (self.order, tuple(sorted(self.ports)), self.group, self.local, elig)
+
+
+@dataclass(frozen=True)
+class VipPlan:
+    """A VIP cluster-wide: its Services (earliest first), election unit, and nodes that may hold it."""
+
+    address: IPAddress
+    family: IPFamily
+    unit: str
+    services: tuple[str, ...]
+    eligible: frozenset[str] | None
+
+
+@dataclass(frozen=True)
+class Clash:
+    """`service` lost `address` to the earlier `winner` because their ports overlap."""
+
+    service: str
+    address: IPAddress
+    winner: str
+
+
+def eligible_nodes(
+    decision: ServiceDecision, service: ServiceView, family: IPFamily
+) -> frozenset[str] | None:
+    """Nodes that may announce this family: None (any) for Cluster; for Local the nodes core allows."""
+    if service.external_traffic_policy != TRAFFIC_LOCAL:
+        return None
+    candidates: set[str] = set()
+    for eps in decision.endpoints.values():
+        candidates.update(e.node for e in eps if e.node)
+    return frozenset(n for n in candidates if node_share(decision, service, n)[family].announce)
+
+
+def claims_of(service: ServiceView, created: str, decision: ServiceDecision) -> tuple[Claim, ...]:
+    """The VIPs an announced Service wants; nothing for a Service that is not announced."""
+    if not decision.announce or decision.reason != reasons.ANNOUNCED:
+        return ()
+    ports = frozenset((p.protocol or "TCP", p.port) for p in service.ports)
+    group = (service.annotation(ANNOTATION_LEASE_NAME) or "").strip()
+    group = f"{service.namespace}/{group}" if group else service.key
+    local = service.external_traffic_policy == TRAFFIC_LOCAL
+    elig = {f: eligible_nodes(decision, service, f) for f in decision.families}
+    return tuple(
+        Claim((created, service.key), v.address, v.family, ports, group, local, elig[v.family])
+        for v in decision.vips
+    )
+
+
+def _unit(first: Claim) -> str:
+    """Election unit of a VIP: the first Service's group, per family when its traffic policy is Local
+    (a family's endpoints may live on other nodes than the other family's)."""
+    return f"{first.group}/{first.family.value}" if first.local else first.group
+
+
+def resolve(claims: Iterable[Claim]) -> tuple[tuple[VipPlan, ...], tuple[Clash, ...]]:
+    """Group claims by address; the earliest claim keeps it, later claims with overlapping ports lose it."""
+    by_addr: dict[IPAddress, list[Claim]] = {}
+    for c in claims:
+        by_addr.setdefault(c.address, []).append(c)
+    plans: list[VipPlan] = []
+    clashes: list[Clash] = []
+    for addr in sorted(by_addr, key=lambda a: (a.version, int(a))):
+        ordered = sorted(set(by_addr[addr]), key=Claim.sort_key)
+        kept: list[Claim] = []
+        for c in ordered:
+            if any(k.service == c.service for k in kept):
+                continue
+            winner = next((k for k in kept if k.ports & c.ports), None)
+            if winner is not None:
+                clashes.append(Clash(c.service, addr, winner.service))
+                continue
+            kept.append(c)
+        first = kept[0]
+        eligible: frozenset[str] | None = None
+        for k in kept:
+            if k.eligible is not None:
+                eligible = k.eligible if eligible is None else eligible & k.eligible
+        if eligible is not None and not eligible and first.eligible is not None:
+            eligible = first.eligible  # no node serves them all: follow the earliest Service
+        plans.append(VipPlan(addr, first.family, _unit(first), tuple(k.service for k in kept), eligible))
+    return tuple(plans), tuple(sorted(clashes, key=lambda x: (x.service, str(x.address))))
+
+
+def plans_by_service(plans: Iterable[VipPlan]) -> Mapping[str, tuple[VipPlan, ...]]:
+    """The VIPs granted to each Service."""
+    out: dict[str, list[VipPlan]] = {}
+    for p in plans:
+        for s in p.services:
+            out.setdefault(s, []).append(p)
+    return {k: tuple(v) for k, v in out.items()}

@@ -1,0 +1,64 @@
+"""Warning conditions of a Service (rejected addresses, unmet dual-stack, port clashes) as stable values.
+
+Each condition becomes at most one Event: its name is derived from the condition, so a repeat (or the
+same condition seen by every node) maps onto the Event that already exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kubevip.agent.claims import PORT_CLASH, Clash
+from kubevip.core import reasons
+from kubevip.core.plan import ServiceDecision
+
+NORMAL = "Normal"
+WARNING = "Warning"
+# Normal Event reasons for a node's own announcements.
+STARTED = "AnnouncingVIP"
+STOPPED = "WithdrewVIP"
+
+
+@dataclass(frozen=True, order=True)
+class Condition:
+    """One thing worth an Event about one Service; `reason` is a stable code (same as explain)."""
+
+    service: str
+    type: str
+    reason: str
+    message: str
+
+    def event_name(self, uid: str) -> str:
+        """Deterministic Event name, unique per (Service object, condition)."""
+        text = f"{uid}\x00{self.type}\x00{self.reason}\x00{self.message}"
+        h = hashlib.blake2b(text.encode(), digest_size=6)
+        name = self.service.split("/", 1)[-1]
+        return f"{name[:200]}.kubevip-{h.hexdigest()}"
+
+
+def warnings(decision: ServiceDecision, clashes: Iterable[Clash]) -> frozenset[Condition]:
+    """Warnings for a Service of type LoadBalancer that this agent handles."""
+    out: set[Condition] = set()
+    s = decision.service
+    if decision.reason in (reasons.NOT_LOAD_BALANCER, reasons.IGNORED):
+        return frozenset()
+    for r in decision.rejected:
+        out.add(Condition(s, WARNING, r.reason, f"address {r.address!r} not used: {r.reason}"))
+    if decision.reason == reasons.REQUIRE_DUAL_STACK_UNMET:
+        have = ", ".join(f"{v.family.value} {v.address}" for v in decision.vips) or "none"
+        out.add(Condition(
+            s, WARNING, reasons.REQUIRE_DUAL_STACK_UNMET,
+            f"ipFamilyPolicy RequireDualStack needs a VIP of each family (have: {have}); nothing announced",
+        ))
+    elif decision.reason == reasons.NO_VIP and decision.rejected:
+        out.add(Condition(s, WARNING, reasons.NO_VIP, "no usable VIP; nothing announced"))
+    for c in clashes:
+        if c.service == s:
+            out.add(Condition(
+                s, WARNING, PORT_CLASH,
+                f"address {c.address} is used by the earlier Service {c.winner} with an overlapping port;"
+                " it keeps the address",
+            ))
+    return frozenset(out)

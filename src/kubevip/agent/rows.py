@@ -1,0 +1,132 @@
+"""This node's desired VIP rows, their diff against what the kernel holds, and each Service's status.
+
+Pure functions over frozen values: the reconciler applies their answers and decides nothing itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from kubevip.agent.claims import VipPlan
+from kubevip.core.views import IPAddress, IPFamily
+
+# unit, eligible nodes (None: any) -> the node that holds it, or None when nobody does (or it is unknown).
+HolderOf = Callable[[str, "frozenset[str] | None"], "str | None"]
+
+
+def addr_key(a: IPAddress) -> tuple[int, int]:
+    """Total order over both families (IPv4Address and IPv6Address do not compare with each other)."""
+    return (a.version, int(a))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One VIP on one interface of this node."""
+
+    address: IPAddress
+    interface: str
+
+    @property
+    def family(self) -> IPFamily:
+        return IPFamily.of(self.address)
+
+    def sort_key(self) -> tuple[tuple[int, int], str]:
+        return (addr_key(self.address), self.interface)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What to do to converge: rows to add and to remove, in a stable order."""
+
+    add: tuple[Row, ...]
+    remove: tuple[Row, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.add and not self.remove
+
+
+def unit_eligibility(plans: Iterable[VipPlan]) -> Mapping[str, frozenset[str] | None]:
+    """Eligible nodes per election unit: the intersection over its VIPs (None means any node)."""
+    out: dict[str, frozenset[str] | None] = {}
+    for p in plans:
+        if p.unit not in out:
+            out[p.unit] = p.eligible
+        elif p.eligible is not None:
+            cur = out[p.unit]
+            out[p.unit] = p.eligible if cur is None else cur & p.eligible
+    return out
+
+
+def desired_rows(
+    plans: Iterable[VipPlan], holder_of: HolderOf, me: str, interface_of: Mapping[IPFamily, str]
+) -> frozenset[Row]:
+    """The VIPs this node holds: those whose unit it leads, on the interface chosen for their family."""
+    plans = tuple(plans)
+    units = unit_eligibility(plans)
+    out: set[Row] = set()
+    for p in plans:
+        if holder_of(p.unit, units[p.unit]) != me:
+            continue
+        ifname = interface_of.get(p.family)
+        if ifname:
+            out.add(Row(p.address, ifname))
+    return frozenset(out)
+
+
+def diff(desired: Iterable[Row], actual: Iterable[Row]) -> Changes:
+    """Add what is desired and missing, remove what is held and not desired (a moved interface is both)."""
+    d, a = frozenset(desired), frozenset(actual)
+    return Changes(
+        add=tuple(sorted(d - a, key=Row.sort_key)),
+        remove=tuple(sorted(a - d, key=Row.sort_key)),
+    )
+
+
+def apply(actual: Iterable[Row], changes: Changes) -> frozenset[Row]:
+    """The rows after `changes` were performed (what the kernel would hold)."""
+    return (frozenset(actual) - frozenset(changes.remove)) | frozenset(changes.add)
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What a Service's status and `kube-vip.io/vipHost` should say; `writer` is the node that writes it."""
+
+    ingress: tuple[str, ...]
+    host: str | None
+
+    @property
+    def writer(self) -> str | None:
+        return self.host
+
+
+def service_status(
+    vip_order: Iterable[IPAddress], plans: Iterable[VipPlan], holder_of: HolderOf,
+    units: Mapping[str, frozenset[str] | None],
+) -> ServiceStatus:
+    """Ingress: exactly the granted VIPs that have a holder, in the Service's own VIP order."""
+    by_addr = {p.address: p for p in plans}
+    ingress: list[str] = []
+    host: str | None = None
+    for addr in vip_order:
+        p = by_addr.get(addr)
+        if p is None:
+            continue
+        holder = holder_of(p.unit, units.get(p.unit))
+        if holder is None:
+            continue
+        ingress.append(str(addr))
+        host = host or holder
+    return ServiceStatus(tuple(ingress), host)
+
+
+def should_write(
+    wanted: ServiceStatus, current_ingress: tuple[str, ...], current_host: str | None, me: str
+) -> bool:
+    """The announcing node keeps status true; when nobody announces, the node named in vipHost clears it."""
+    if wanted.writer == me:
+        return (tuple(current_ingress), current_host) != (wanted.ingress, wanted.host)
+    if wanted.writer is None and current_host == me:
+        return bool(current_ingress) or current_host is not None
+    return False

@@ -1,0 +1,118 @@
+"""The agent's picture of the cluster (latest object per key) and the pure plan derived from it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from kubevip.agent.claims import Claim, Clash, VipPlan, claims_of, plans_by_service, resolve
+from kubevip.agent.conditions import Condition, warnings
+from kubevip.agent.selection import ClassFilter, class_reason
+from kubevip.core.plan import ServiceDecision, decide
+from kubevip.core.views import EndpointSliceView, LegacyEndpointsView, ServiceView
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """A Service and its creationTimestamp (the earlier Service keeps a shared address)."""
+
+    view: ServiceView
+    created: str = ""
+
+
+@dataclass
+class World:
+    """Latest Services, EndpointSlices (by Service, then slice key) and legacy Endpoints, keyed ns/name."""
+
+    services: dict[str, ServiceRecord] = field(default_factory=dict)
+    slices: dict[str, dict[str, EndpointSliceView]] = field(default_factory=dict)
+    legacy: dict[str, LegacyEndpointsView] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything derived from one World: decisions, granted VIPs, clashes and warnings."""
+
+    decisions: Mapping[str, ServiceDecision]
+    plans: tuple[VipPlan, ...]
+    clashes: tuple[Clash, ...]
+    granted: Mapping[str, tuple[VipPlan, ...]]
+    warnings: Mapping[str, frozenset[Condition]]
+    handled: frozenset[str]
+
+
+def decide_one(world: World, key: str, use_legacy: bool) -> ServiceDecision:
+    """The core decision for one Service of the World."""
+    rec = world.services[key]
+    return decide(rec.view, tuple(world.slices.get(key, {}).values()), world.legacy.get(key), use_legacy)
+
+
+def snapshot(
+    world: World, classes: ClassFilter, use_legacy: bool,
+    cache: Mapping[str, ServiceDecision] | None = None,
+) -> Snapshot:
+    """Decide every handled Service, then resolve shared addresses cluster-wide.
+
+    `cache` holds decisions still valid (their inputs did not change); the result is the same without it.
+    """
+    decisions: dict[str, ServiceDecision] = {}
+    claims: list[Claim] = []
+    handled: set[str] = set()
+    for key in sorted(world.services):
+        rec = world.services[key]
+        if class_reason(rec.view, classes):
+            continue
+        handled.add(key)
+        d = cache.get(key) if cache is not None else None
+        if d is None:
+            d = decide_one(world, key, use_legacy)
+        decisions[key] = d
+        claims.extend(claims_of(rec.view, rec.created, d))
+    plans, clashes = resolve(claims)
+    warns = {k: warnings(d, clashes) for k, d in decisions.items()}
+    return Snapshot(decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled))
+
+
+SERVICE = "Service"
+ENDPOINT_SLICE = "EndpointSlice"
+ENDPOINTS = "Endpoints"
+
+
+def apply_event(world: World, kind: str, deleted: bool, obj: object, created: str = "") -> set[str]:
+    """Record one watch event (the view of the object, or its deletion); returns the Service keys touched.
+
+    Objects of one key arrive in order (Kubernetes watch semantics); keys may interleave in any order.
+    """
+    if kind == SERVICE:
+        assert isinstance(obj, ServiceView)
+        if deleted:
+            world.services.pop(obj.key, None)
+        else:
+            world.services[obj.key] = ServiceRecord(obj, created)
+        return {obj.key}
+    if kind == ENDPOINT_SLICE:
+        assert isinstance(obj, EndpointSliceView)
+        if not obj.service_name:
+            return set()
+        svc = f"{obj.namespace}/{obj.service_name}"
+        if deleted:
+            per = world.slices.get(svc, {})
+            per.pop(obj.key, None)
+            if not per:
+                world.slices.pop(svc, None)
+        else:
+            # A slice may be relabelled to another Service: drop it from wherever it was.
+            touched = {s for s, per in world.slices.items() if obj.key in per and s != svc}
+            for s in touched:
+                world.slices[s].pop(obj.key, None)
+            world.slices.setdefault(svc, {})[obj.key] = obj
+            return {svc, *touched}
+        return {svc}
+    if kind == ENDPOINTS:
+        assert isinstance(obj, LegacyEndpointsView)
+        if deleted:
+            world.legacy.pop(obj.key, None)
+        else:
+            world.legacy[obj.key] = obj
+        return {obj.key}
+    raise ValueError(kind)

@@ -1,0 +1,62 @@
+"""`kubevip manager`: the agent (Services of type LoadBalancer, layer 2), configured like kube-vip."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+from kubevip.config import SETTINGS, AgentConfig, load_from_process
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "manager",
+        help="run the agent: watch Services, elect, hold and announce VIPs, report status",
+        description="Every setting is read from the environment variable of the same name first, then "
+        "from the flag (docs/configuration.md, 'Agent').",
+    )
+    for name, default in SETTINGS:
+        p.add_argument(f"--{name}", dest=f"setting_{name}", metavar="VALUE", default=None,
+                       help=f"default {default!r}" if default else None)
+    p.add_argument("--check", action="store_true", help="validate the settings, print them and exit")
+    p.set_defaults(func=run)
+
+
+def flags_of(args: argparse.Namespace) -> dict[str, str]:
+    """The settings given as flags (None means the flag was not given)."""
+    out: dict[str, str] = {}
+    for name, _ in SETTINGS:
+        value = getattr(args, f"setting_{name}", None)
+        if value is not None:
+            out[name] = str(value)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_from_process(flags_of(args))  # ConfigError -> cli prints one line and exits 2
+    if args.check:
+        print(describe(cfg))
+        return 0
+    from kubevip.agent.runner import run_agent  # heavy imports only when the agent really runs
+
+    rc: int = asyncio.run(run_agent(cfg))
+    return rc
+
+
+def describe(cfg: AgentConfig) -> str:
+    """One line per effective setting, for --check and the start-up log."""
+    e = cfg.election
+    return "\n".join([
+        f"node={cfg.node_name} services={cfg.services} mode={cfg.mode}",
+        f"interface={cfg.interface or '(default route)'} services_interface={cfg.services_interface or '-'}",
+        f"namespace={cfg.namespace or '(all)'}"
+        f" endpoints={'legacy' if cfg.use_legacy_endpoints else 'slices'}",
+        f"election={e.enabled} per_service={e.per_service} mode={e.mode} lease={e.timings.lease_duration}s"
+        f" renew={e.timings.renew_deadline}s retry={e.timings.retry_period}s",
+        f"lb_class only={cfg.lb_class.only} name={cfg.lb_class.name} legacy={cfg.lb_class.legacy_handling}",
+        f"prometheus={cfg.prometheus or 'off'} kubeconfig={cfg.kubeconfig or '(in-cluster)'}",
+    ])

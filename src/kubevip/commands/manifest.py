@@ -1,0 +1,64 @@
+"""`kubevip manifest daemonset|pod|rbac`: the YAML an operator applies."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import yaml
+
+from kubevip.manifests import daemonset, pod, rbac
+from kubevip.manifests.agent import DEFAULT_IMAGE, AgentOptions
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "manifest", help="print the DaemonSet, static Pod or RBAC YAML"
+    )
+    p.add_argument("kind", choices=("daemonset", "pod", "rbac"))
+    p.add_argument("--image", default=DEFAULT_IMAGE)
+    p.add_argument("--namespace", default=rbac.NAMESPACE)
+    p.add_argument("--interface", default="", help="vip_interface (default: the default-route interface)")
+    p.add_argument("--services-interface", default="", help="vip_servicesinterface")
+    p.add_argument("--no-arp", action="store_true", help="do not set vip_arp=true")
+    p.add_argument("--no-leader-election", action="store_true", help="vip_leaderelection=false")
+    p.add_argument("--svc-election", action="store_true", help="svc_election=true (one Lease per Service)")
+    p.add_argument("--lb-class-only", action="store_true")
+    p.add_argument("--lb-class-name", default="")
+    p.add_argument("--enable-endpoints", action="store_true", help="legacy Endpoints instead of slices")
+    p.add_argument("--prometheus-server", default=":2112")
+    p.add_argument("--kubeconfig", default=pod.ADMIN_CONF,
+                   help="static pod only: host path of the kubeconfig (super-admin.conf during kubeadm init)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra env var")
+    p.set_defaults(func=run)
+
+
+def options(args: argparse.Namespace) -> AgentOptions:
+    extra = tuple((k, v) for k, _, v in (e.partition("=") for e in args.env if "=" in e))
+    return AgentOptions(
+        image=args.image,
+        namespace=args.namespace,
+        interface=args.interface,
+        services_interface=args.services_interface,
+        arp=not args.no_arp,
+        leader_election=not args.no_leader_election,
+        svc_election=args.svc_election,
+        lb_class_only=args.lb_class_only,
+        lb_class_name=args.lb_class_name,
+        enable_endpoints=args.enable_endpoints,
+        prometheus_server=args.prometheus_server,
+        extra_env=extra,
+    )
+
+
+def render(args: argparse.Namespace) -> str:
+    if args.kind == "rbac":
+        return rbac.render_yaml(namespace=args.namespace)
+    opts = options(args)
+    obj = daemonset.render(opts) if args.kind == "daemonset" else pod.render(opts, args.kubeconfig)
+    return yaml.safe_dump(obj, sort_keys=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(render(args), end="")
+    return 0

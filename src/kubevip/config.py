@@ -1,0 +1,169 @@
+"""The agent's settings: kube-vip env vars first, flags of the same names second, validated once."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from kubevip.agent.selection import ClassFilter
+from kubevip.election.timings import ElectionConfig, config_from_settings
+from kubevip.envparse import Settings
+from kubevip.errors import ConfigError
+
+DEFAULT_LB_CLASS = "kube-vip.io/kube-vip-class"
+
+# Every setting the agent reads: (name, default shown in docs/--help, aliases). The manager registers a
+# flag `--<name>` for each, so flags and env vars share one spelling, as kube-vip's docs use.
+SETTINGS: tuple[tuple[str, str], ...] = (
+    ("svc_enable", "false"),
+    ("vip_arp", "false"),
+    ("vip_interface", ""),
+    ("vip_servicesinterface", ""),
+    ("vip_leaderelection", "false"),
+    ("svc_election", "false"),
+    ("svc_namespace", ""),
+    ("vip_leaseduration", "1.5"),
+    ("vip_renewdeadline", "1.0"),
+    ("vip_retryperiod", "0.25"),
+    ("vip_leaseskewmargin", "0.25"),
+    ("vip_leasenamespace", "kube-system"),
+    ("vip_electionmode", "lease"),
+    ("lb_class_only", "false"),
+    ("lb_class_name", DEFAULT_LB_CLASS),
+    ("lb_class_legacy_handling", "true"),
+    ("enable_endpoints", "false"),
+    ("prometheus_server", ":2112"),
+    ("health_check_port", ""),
+    ("vip_nodename", ""),
+    ("vip_arpRate", "3000"),
+    ("vip_subnet", ""),
+    ("vip_routingtable", "false"),
+    ("bgp_enable", "false"),
+    ("cp_enable", "false"),
+    ("kubeconfig", ""),
+)
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """A `host:port` to listen on; an empty host means every address."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}" if ":" not in self.host else f"[{self.host}]:{self.port}"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything `kubevip manager` needs, validated; built only by `AgentConfig.load`."""
+
+    node_name: str
+    services: bool
+    arp: bool
+    routing_table: bool
+    bgp: bool
+    interface: str
+    services_interface: str
+    namespace: str
+    use_legacy_endpoints: bool
+    election: ElectionConfig
+    lb_class: ClassFilter
+    prometheus: ListenAddress | None
+    health_port: int | None
+    arp_rate_ms: int
+    kubeconfig: str
+    raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def mode(self) -> str:
+        """The announcement mode name used in logs and manifests."""
+        if self.arp:
+            return "arp"
+        if self.routing_table:
+            return "routingtable"
+        if self.bgp:
+            return "bgp"
+        return "none"
+
+    @classmethod
+    def load(cls, env: Mapping[str, str], flags: Mapping[str, str] | None = None) -> AgentConfig:
+        """Read and validate; raises ConfigError naming the first bad variable."""
+        s = Settings(env, flags)
+        node = s.str("vip_nodename") or s.str("NODE_NAME") or ""
+        services = s.bool("svc_enable")
+        arp = s.bool("vip_arp")
+        routing_table = s.bool("vip_routingtable")
+        bgp = s.bool("bgp_enable")
+        flags_on = (("vip_arp", arp), ("vip_routingtable", routing_table), ("bgp_enable", bgp))
+        modes = [n for n, on in flags_on if on]
+        if len(modes) > 1:
+            raise ConfigError(modes[1], "true", f"one announcement mode at a time; {modes[0]} is already on")
+        if not node:
+            node = _hostname()
+        if not node:
+            raise ConfigError("vip_nodename", "", "set vip_nodename (or NODE_NAME) to this node's name")
+        election = config_from_settings(s)
+        rate = s.int("vip_arpRate", 3000, minimum=0)
+        if rate < 500:  # kube-vip's rule: tiny refresh intervals fall back to the default
+            rate = 3000
+        return cls(
+            node_name=node,
+            services=services,
+            arp=arp,
+            routing_table=routing_table,
+            bgp=bgp,
+            interface=s.str("vip_interface"),
+            services_interface=s.str("vip_servicesinterface"),
+            namespace=s.str("svc_namespace"),
+            use_legacy_endpoints=s.bool("enable_endpoints"),
+            election=election,
+            lb_class=ClassFilter(
+                only=s.bool("lb_class_only"),
+                name=s.str("lb_class_name", DEFAULT_LB_CLASS) or DEFAULT_LB_CLASS,
+                legacy_handling=s.bool("lb_class_legacy_handling", True),
+            ),
+            prometheus=_listen(s, "prometheus_server", ":2112"),
+            health_port=_port(s, "health_check_port"),
+            arp_rate_ms=rate,
+            kubeconfig=s.str("kubeconfig") or s.str("KUBECONFIG"),
+            raw=dict(env),
+        )
+
+
+def _hostname() -> str:
+    try:
+        return socket.gethostname().split(".")[0]
+    except OSError:
+        return ""
+
+
+def _listen(s: Settings, name: str, default: str) -> ListenAddress | None:
+    value = s.str(name, default)
+    if value in ("", "off", "disabled"):
+        return None
+    host, sep, port_s = value.rpartition(":")
+    if not sep:
+        raise ConfigError(name, value, "expected host:port or :port (e.g. :2112), or empty to disable")
+    host = host.strip("[]")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ConfigError(name, value, "expected host:port or :port with a numeric port") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(name, value, "port must be 0-65535")
+    return ListenAddress(host, port)
+
+
+def _port(s: Settings, name: str) -> int | None:
+    if not s.str(name):
+        return None
+    return s.int(name, 0, minimum=1, maximum=65535)
+
+
+def load_from_process(flags: Mapping[str, str] | None = None) -> AgentConfig:
+    """The configuration of this process: its environment, then the given flags."""
+    return AgentConfig.load(os.environ, flags)

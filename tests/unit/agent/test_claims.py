@@ -1,0 +1,139 @@
+"""Shared VIPs, port clashes, eligibility and election units (pure)."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubevip.agent.claims import Claim, claims_of, resolve
+from kubevip.agent.selection import ClassFilter
+from kubevip.agent.world import ServiceRecord, World, snapshot
+from kubevip.core.parse import endpointslice_from_dict, service_from_dict
+from kubevip.core.views import IPFamily
+from tests.unit.agent.objects import service, slice_
+
+V4 = IPFamily.IPV4
+
+
+def _world(*svcs: dict, slices: tuple[dict, ...] = ()) -> World:  # type: ignore[type-arg]
+    w = World()
+    for s in svcs:
+        v = service_from_dict(s)
+        w.services[v.key] = ServiceRecord(v, s["metadata"]["creationTimestamp"])
+    for d in slices:
+        sv = endpointslice_from_dict(d)
+        w.slices.setdefault(f"{sv.namespace}/{sv.service_name}", {})[sv.key] = sv
+    return w
+
+
+def test_tcp_and_udp_share_one_vip() -> None:
+    w = _world(
+        service("web-tcp", "192.0.2.10", ports=(("TCP", 53),)),
+        service("web-udp", "192.0.2.10", ports=(("UDP", 53),), created="2026-01-02T00:00:00Z"),
+    )
+    snap = snapshot(w, ClassFilter(), False)
+    assert len(snap.plans) == 1
+    assert snap.plans[0].services == ("default/web-tcp", "default/web-udp")
+    assert snap.plans[0].unit == "default/web-tcp"
+    assert not snap.clashes
+
+
+def test_clashing_ports_earlier_keeps_it() -> None:
+    w = _world(
+        service("late", "192.0.2.10", created="2026-02-01T00:00:00Z"),
+        service("early", "192.0.2.10", created="2026-01-01T00:00:00Z"),
+    )
+    snap = snapshot(w, ClassFilter(), False)
+    assert snap.plans[0].services == ("default/early",)
+    assert [(c.service, c.winner) for c in snap.clashes] == [("default/late", "default/early")]
+    assert any(c.reason == "vip-port-clash" for c in snap.warnings["default/late"])
+    assert not snap.warnings["default/early"]
+
+
+def test_lease_name_groups_services() -> None:
+    a = service("a", "192.0.2.1", annotations={"kube-vip.io/leaseName": "shared"})
+    b = service("b", "192.0.2.2", annotations={"kube-vip.io/leaseName": "shared"})
+    snap = snapshot(_world(a, b), ClassFilter(), False)
+    assert {p.unit for p in snap.plans} == {"default/shared"}
+
+
+def test_local_policy_eligibility_per_family() -> None:
+    s = service(
+        "l", "192.0.2.1,2001:db8::1", families=("IPv4", "IPv6"), policy="RequireDualStack", etp="Local"
+    )
+    sl = (slice_("l", "IPv4", [("10.0.0.1", "n1")]), slice_("l", "IPv6", [("fd00::2", "n2")]))
+    snap = snapshot(_world(s, slices=sl), ClassFilter(), False)
+    by_fam = {p.family: p for p in snap.plans}
+    assert by_fam[IPFamily.IPV4].eligible == frozenset({"n1"})
+    assert by_fam[IPFamily.IPV6].eligible == frozenset({"n2"})
+    assert by_fam[IPFamily.IPV4].unit != by_fam[IPFamily.IPV6].unit
+
+
+def test_seed_scenario_ipv4_only() -> None:
+    s = service("seed", "192.0.2.7,2001:db8::7", families=("IPv4",), policy="SingleStack")
+    sl = (slice_("seed", "IPv4", [("10.0.0.1", "n1")]),)
+    snap = snapshot(_world(s, slices=sl), ClassFilter(), False)
+    assert [str(p.address) for p in snap.plans] == ["192.0.2.7"]
+    assert any(c.reason == "family-not-served" for c in snap.warnings["default/seed"])
+
+
+def test_class_filter_skips_other_classes() -> None:
+    s = service("x", "192.0.2.1", lb_class="other.io/lb")
+    assert not snapshot(_world(s), ClassFilter(), False).plans
+    assert snapshot(_world(s), ClassFilter(legacy_handling=False), False).plans
+    mine = service("y", "192.0.2.2", lb_class="kube-vip.io/kube-vip-class")
+    assert snapshot(_world(mine), ClassFilter(only=True), False).plans
+    assert not snapshot(_world(service("z", "192.0.2.3")), ClassFilter(only=True), False).plans
+
+
+def test_not_announced_service_claims_nothing() -> None:
+    s = service("r", "192.0.2.1", families=("IPv4", "IPv6"), policy="RequireDualStack")
+    v = service_from_dict(s)
+    snap = snapshot(_world(s), ClassFilter(), False)
+    assert not snap.plans
+    assert any(c.reason == "require-dual-stack-unmet" for c in snap.warnings[v.key])
+    assert claims_of(v, "", snap.decisions[v.key]) == ()
+
+
+addrs = st.sampled_from([ipaddress.ip_address(a) for a in ("192.0.2.1", "192.0.2.2", "2001:db8::1")])
+port_sets = st.frozensets(st.tuples(st.sampled_from(["TCP", "UDP"]), st.sampled_from([53, 80])), max_size=2)
+claim_st = st.builds(
+    Claim,
+    order=st.tuples(st.sampled_from(["t1", "t2", "t3"]), st.sampled_from(["ns/a", "ns/b", "ns/c", "ns/d"])),
+    address=addrs,
+    family=st.just(V4),
+    ports=port_sets,
+    group=st.sampled_from(["g1", "g2"]),
+    local=st.booleans(),
+    eligible=st.none() | st.frozensets(st.sampled_from(["n1", "n2", "n3"]), max_size=3),
+)
+
+
+# One decision per Service: a Service never claims one address twice.
+claim_lists = st.lists(claim_st, max_size=8, unique_by=lambda c: (c.service, c.address))
+
+
+@given(claim_lists, st.randoms())
+def test_resolve_is_order_independent(claims: list[Claim], rnd: object) -> None:
+    shuffled = list(claims)
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert resolve(claims) == resolve(shuffled)
+
+
+@given(claim_lists)
+def test_granted_services_never_clash(claims: list[Claim]) -> None:
+    plans, clashes = resolve(claims)
+    by_key = {(c.service, c.address): c for c in claims}
+    for p in plans:
+        for a, b in itertools.combinations(p.services, 2):
+            pa = {c.ports for c in claims if c.service == a and c.address == p.address}
+            pb = {c.ports for c in claims if c.service == b and c.address == p.address}
+            assert not any(x & y for x in pa for y in pb) or a == b
+    for c in clashes:
+        assert (c.service, c.address) in by_key
+        assert all(c.service not in p.services for p in plans if p.address == c.address)
+    # Every claimed address has exactly one plan: the earliest claim always keeps it.
+    assert {p.address for p in plans} == {c.address for c in claims}

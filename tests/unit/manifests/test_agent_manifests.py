@@ -1,0 +1,55 @@
+"""`kubevip manifest`: DaemonSet and static Pod carry host networking, NET_ADMIN/NET_RAW and kube-vip env."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from kubevip.cli import main
+from kubevip.manifests import daemonset, pod, rbac
+from kubevip.manifests.agent import AgentOptions
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_daemonset_shape() -> None:
+    ds = daemonset.render(AgentOptions(interface="eth1"))
+    spec = ds["spec"]["template"]["spec"]
+    assert spec["hostNetwork"] is True
+    assert spec["serviceAccountName"] == rbac.SERVICE_ACCOUNT
+    c = spec["containers"][0]
+    assert set(c["securityContext"]["capabilities"]["add"]) == {"NET_ADMIN", "NET_RAW"}
+    env = _env(c)
+    assert env["svc_enable"] == "true" and env["vip_arp"] == "true" and env["vip_interface"] == "eth1"
+    assert env["vip_nodename"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_pod_mounts_kubeconfig() -> None:
+    p = pod.render(AgentOptions(), "/etc/kubernetes/super-admin.conf")
+    assert p["spec"]["hostNetwork"] is True
+    assert p["spec"]["volumes"][0]["hostPath"]["path"] == "/etc/kubernetes/super-admin.conf"
+    assert _env(p["spec"]["containers"][0])["KUBECONFIG"] == "/etc/kubernetes/admin.conf"
+
+
+@pytest.mark.parametrize("kind", ["daemonset", "pod", "rbac"])
+def test_cli_renders_valid_yaml(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["manifest", kind, "--env", "vip_arpRate=1000"]) == 0
+    docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+    assert docs
+    kinds = {d["kind"] for d in docs}
+    assert (
+        kinds
+        == {
+            "daemonset": {"DaemonSet"},
+            "pod": {"Pod"},
+            "rbac": {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"},
+        }[kind]
+    )
+    if kind != "rbac":
+        c = (docs[0]["spec"].get("template", {}).get("spec") or docs[0]["spec"])["containers"][0]
+        assert _env(c)["vip_arpRate"] == "1000"

@@ -1,0 +1,87 @@
+"""The agent's configuration: kube-vip names, env over flags, one clear error per bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubevip.cli import main
+from kubevip.config import AgentConfig, ListenAddress
+from kubevip.errors import ConfigError
+
+
+def test_defaults_match_kube_vip() -> None:
+    cfg = AgentConfig.load({"vip_nodename": "n1"})
+    assert cfg.node_name == "n1"
+    assert not cfg.services and not cfg.arp and cfg.mode == "none"
+    assert cfg.lb_class.name == "kube-vip.io/kube-vip-class"
+    assert not cfg.lb_class.only and cfg.lb_class.legacy_handling
+    assert cfg.prometheus == ListenAddress("", 2112)
+    assert not cfg.use_legacy_endpoints
+    assert cfg.namespace == ""
+    assert cfg.arp_rate_ms == 3000
+
+
+def test_env_wins_over_flag() -> None:
+    cfg = AgentConfig.load(
+        {"vip_nodename": "env", "vip_arp": "true"}, {"vip_nodename": "flag", "svc_enable": "1"}
+    )
+    assert cfg.node_name == "env"
+    assert cfg.arp and cfg.services and cfg.mode == "arp"
+
+
+def test_node_name_from_downward_api() -> None:
+    assert AgentConfig.load({"NODE_NAME": "n7"}).node_name == "n7"
+
+
+def test_kubeconfig_from_env() -> None:
+    assert AgentConfig.load({"vip_nodename": "n", "KUBECONFIG": "/x"}).kubeconfig == "/x"
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"svc_enable": "maybe"}, "svc_enable"),
+        ({"vip_arp": "true", "bgp_enable": "true"}, "bgp_enable"),
+        ({"prometheus_server": "nope"}, "prometheus_server"),
+        ({"prometheus_server": ":99999"}, "prometheus_server"),
+        ({"vip_leaseduration": "1", "vip_renewdeadline": "1"}, "vip_renewdeadline"),
+        ({"vip_retryperiod": "x"}, "vip_retryperiod"),
+        ({"health_check_port": "0"}, "health_check_port"),
+        ({"vip_arpRate": "-5"}, "vip_arpRate"),
+    ],
+)
+def test_bad_setting_names_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        AgentConfig.load({"vip_nodename": "n", **env})
+    assert e.value.name == name
+    assert name in str(e.value)
+
+
+def test_small_arp_rate_resets_like_kube_vip() -> None:
+    assert AgentConfig.load({"vip_nodename": "n", "vip_arpRate": "100"}).arp_rate_ms == 3000
+    assert AgentConfig.load({"vip_nodename": "n", "vip_arpRate": "800"}).arp_rate_ms == 800
+
+
+def test_prometheus_can_be_disabled_and_bracketed() -> None:
+    assert AgentConfig.load({"vip_nodename": "n", "prometheus_server": ""}).prometheus is None
+    assert AgentConfig.load(
+        {"vip_nodename": "n", "prometheus_server": "[::1]:9"}
+    ).prometheus == ListenAddress("::1", 9)
+
+
+def test_manager_exits_2_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("vip_nodename", "n1")
+    monkeypatch.setenv("svc_enable", "sometimes")
+    assert main(["manager", "--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "svc_enable" in err[0] and "sometimes" in err[0] and "true or false" in err[0]
+
+
+def test_manager_flag_is_read(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("svc_namespace", raising=False)
+    assert main(["manager", "--check", "--vip_nodename", "nf", "--svc_namespace", "team-a"]) == 0
+    out = capsys.readouterr().out
+    assert "node=nf" in out and "namespace=team-a" in out
