@@ -1,0 +1,46 @@
+"""Statistics and ratios of the side-by-side benchmark (bench/compare/stats.py)."""
+
+import math
+
+from compare.stats import percentile, ratio, ratios, summarize
+from hypothesis import given
+from hypothesis import strategies as st
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+def test_known_sample() -> None:
+    s = summarize([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert (s.n, s.median, s.max, s.min) == (5, 3.0, 5.0, 1.0)
+    assert s.p95 == 4.8
+
+
+def test_failed_measurements_are_dropped() -> None:
+    s = summarize([math.nan, 2.0, math.inf])
+    assert (s.n, s.median, s.p95, s.max) == (1, 2.0, 2.0, 2.0)
+    assert summarize([]).median is None
+
+
+def test_ratio_needs_both_sides() -> None:
+    assert ratio(1.0, 4.0) == 0.25
+    assert ratio(None, 4.0) is None
+    assert ratio(1.0, 0.0) is None
+
+
+@given(st.lists(finite, min_size=1))
+def test_order_statistics_are_ordered(values: list[float]) -> None:
+    s = summarize(values)
+    assert s.min is not None and s.median is not None and s.p95 is not None and s.max is not None
+    assert s.min <= s.median <= s.p95 <= s.max
+    assert s.max == max(values)
+
+
+@given(st.lists(finite, min_size=1), st.floats(min_value=0, max_value=100))
+def test_percentile_within_range(values: list[float], q: float) -> None:
+    assert min(values) <= percentile(values, q) <= max(values)
+
+
+@given(st.lists(st.floats(min_value=0.001, max_value=1e3), min_size=1))
+def test_same_sample_ratio_is_one(values: list[float]) -> None:
+    s = summarize(values)
+    assert all(r is not None and math.isclose(r, 1.0) for r in ratios(s, s).values())

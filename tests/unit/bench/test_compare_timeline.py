@@ -1,0 +1,71 @@
+"""Holder intervals, overlaps and failover times (bench/compare/timeline.py)."""
+
+from compare.timeline import (
+    AddrEvent,
+    Reply,
+    failover_times,
+    first_answer,
+    holder_intervals,
+    measure,
+    overlap,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+
+def test_intervals_from_events() -> None:
+    ev = [
+        AddrEvent(1.0, "a", "add", "10.0.0.9"),
+        AddrEvent(3.0, "a", "del", "10.0.0.9"),
+        AddrEvent(2.5, "b", "add", "10.0.0.9"),
+        AddrEvent(2.0, "b", "add", "10.0.0.8"),
+    ]
+    got = holder_intervals(ev, "10.0.0.9", end=10.0)
+    assert got == {"a": [(1.0, 3.0)], "b": [(2.5, 10.0)]}
+    o = overlap(got)
+    assert (o.episodes, round(o.total_s, 6), round(o.longest_s, 6)) == (1, 0.5, 0.5)
+
+
+def test_handover_at_one_instant_is_not_an_overlap() -> None:
+    assert overlap({"a": [(0.0, 1.0)], "b": [(1.0, 2.0)]}).episodes == 0
+
+
+def test_window_clips() -> None:
+    o = overlap({"a": [(0.0, 10.0)], "b": [(0.0, 10.0)]}, window=(4.0, 5.0))
+    assert (o.episodes, o.total_s) == (1, 1.0)
+
+
+def test_failover_seen_by_client() -> None:
+    replies = [Reply(t / 100, "ipv4", "a") for t in range(0, 100)]
+    replies += [Reply(1.5 + t / 100, "ipv4", "b") for t in range(0, 50)]
+    took, gap = failover_times(replies, t0=1.0, old_node="a", family="ipv4")
+    assert took is not None and gap is not None
+    assert abs(took - 0.5) < 1e-9
+    assert abs(gap - 0.51) < 1e-9
+    assert failover_times(replies, 1.0, "a", "ipv6") == (None, None)
+    assert first_answer(replies, 0.995, "ipv4") is not None
+
+
+spans = st.lists(
+    st.tuples(st.floats(0, 100), st.floats(0, 10)).map(lambda p: (p[0], p[0] + p[1])), max_size=4
+)
+
+
+@given(st.dictionaries(st.sampled_from("abc"), spans))
+def test_one_node_never_overlaps_itself(intervals: dict[str, list[tuple[float, float]]]) -> None:
+    o = overlap(intervals)
+    assert o.longest_s <= o.total_s + 1e-9
+    if len(intervals) < 2:
+        assert o == overlap({})
+
+
+@given(spans, spans)
+def test_two_node_overlap_bounded_by_each_nodes_time(
+    a: list[tuple[float, float]], b: list[tuple[float, float]]
+) -> None:
+    assert overlap({"a": a, "b": b}).total_s <= min(measure(a), measure(b)) + 1e-6
+
+
+@given(spans, spans)
+def test_two_nodes_overlap_is_symmetric(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> None:
+    assert overlap({"a": a, "b": b}) == overlap({"b": b, "a": a})
