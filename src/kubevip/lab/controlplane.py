@@ -377,14 +377,14 @@ class ControlPlane:
     def _spawn(self, name: str, args: Sequence[str]) -> None:
         log = open(self.log_path(name), "ab")  # noqa: SIM115 -- handed to the child, closed below
         try:
-            popen = subprocess.Popen(
+            popen = procs.in_spawner_thread(lambda: subprocess.Popen(
                 [str(self.bin_dir / name), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=not self.die_with_parent,
                 preexec_fn=procs.die_with_parent if self.die_with_parent else None,
-            )
+            ))
         finally:
             log.close()
         self._procs[name] = popen

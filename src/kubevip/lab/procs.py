@@ -4,12 +4,47 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T")
 _PR_SET_PDEATHSIG = 1
+_jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]]] = queue.SimpleQueue()
+_spawner: threading.Thread | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawner_loop() -> None:
+    while True:
+        fn, fut = _jobs.get()
+        try:
+            fut.set_result(fn())
+        except BaseException as exc:  # handed back to the caller's thread
+            fut.set_exception(exc)
+
+
+def in_spawner_thread(fn: Callable[[], T]) -> T:
+    """Run `fn` (a Popen) in one thread that lives as long as the process.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits: a child started from a
+    short-lived worker thread (asyncio.to_thread) would be killed when that thread ends.
+    """
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = threading.Thread(target=_spawner_loop, name="kubevip-lab-spawner", daemon=True)
+            _spawner.start()
+    fut: Future[object] = Future()
+    _jobs.put((fn, fut))
+    result: T = fut.result()  # type: ignore[assignment]
+    return result
 
 
 def die_with_parent() -> None:
