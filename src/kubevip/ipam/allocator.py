@@ -121,16 +121,19 @@ class Allocator:
     ) -> tuple[Problem, ...]:
         """Record that `key` holds exactly `addresses` (from its annotation); returns conflicts found."""
         addrs = tuple(dict.fromkeys(addresses))
-        self.release(key)
+        current = self._held.get(key)
+        if current is None or current.addresses != addrs:
+            # Unchanged addresses keep their place among holders (the earlier holder wins a port clash).
+            self.release(key)
+            for a in addrs:
+                self._add(key, a)
+        self._held[key] = _Holding(addrs, ports, owned)
         problems: list[Problem] = []
         for a in addrs:
-            others = self._holders.get(a, {})
-            if others and not self._can_share(key[0], ports, a):
+            others = [o for o in self._holders.get(a, {}) if o != key]
+            if others and not self._can_share(key[0], ports, a, exclude=key):
                 names = ", ".join(sorted(f"{ns}/{n}" for ns, n in others))
                 problems.append(Problem(ADDRESS_CONFLICT, IPFamily.of(a), f"{a} is also held by {names}"))
-        for a in addrs:
-            self._add(key, a)
-        self._held[key] = _Holding(addrs, ports, owned)
         return tuple(problems)
 
     def release(self, key: ServiceKey) -> tuple[IPAddress, ...]:
@@ -257,10 +260,14 @@ class Allocator:
                 return True
         return False
 
-    def _can_share(self, namespace: str, ports: frozenset[PortKey], a: IPAddress) -> bool:
+    def _can_share(
+        self, namespace: str, ports: frozenset[PortKey], a: IPAddress, exclude: ServiceKey | None = None,
+    ) -> bool:
         if not ports or not self._config.share_allowed(namespace):
             return False
         for other in self._holders.get(a, ()):
+            if other == exclude:
+                continue
             h = self._held.get(other)
             if h is None or not self._config.share_allowed(other[0]) or ports & h.ports:
                 return False

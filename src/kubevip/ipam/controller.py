@@ -1,0 +1,389 @@
+"""`kubevip ipam`: watches Services and the ConfigMap, and writes allocations; the only writer.
+
+One worker task decides and writes, one Service at a time, against an in-memory table of every address
+held in the cluster (rebuilt from the Services at start). Writes carry the resourceVersion read, so a
+decision made on a stale object is refused by the API server and made again on a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client
+
+from kubevip.core.parse import service_from_dict
+from kubevip.errors import InputError
+from kubevip.ipam import allocator as A
+from kubevip.ipam.allocator import Allocator, Problem, ServiceKey
+from kubevip.ipam.kubeapi import JSON, ApiError, Conflict, Gone, IpamApi
+from kubevip.ipam.pools import PoolConfig, PoolError, parse_configmap
+from kubevip.ipam.service import (
+    ClassFilter,
+    Kind,
+    allocation_patch,
+    classify,
+    ports_of,
+    release_patch,
+    request_for,
+)
+from kubevip.tasks import TaskGroupGuard, spawn
+
+log = logging.getLogger(__name__)
+
+# Event reasons (CamelCase, as Kubernetes components write them); the message starts with the stable code.
+EVENT_REASONS: dict[str, str] = {
+    A.NO_POOL: "NoAddressPool",
+    A.POOL_MALFORMED: "AddressPoolMalformed",
+    A.POOL_EXHAUSTED: "AddressPoolExhausted",
+    A.REQUIRE_DUAL_STACK_UNMET: "RequireDualStackUnmet",
+    A.OUTSIDE_EVERY_POOL: "AddressOutsidePools",
+    A.ADDRESS_CONFLICT: "AddressConflict",
+}
+CONFIGMAP_INVALID = "ConfigMapInvalid"
+_TRANSIENT = (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class IpamSettings:
+    """Where the ConfigMap lives and which Services are ours."""
+
+    configmap: str = "kubevip"
+    namespace: str = "kube-system"
+    classes: ClassFilter = field(default_factory=ClassFilter)
+    component: str = "kubevip-ipam"
+    retry_seconds: float = 2.0
+
+
+def _key(obj: Mapping[str, Any]) -> ServiceKey:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+
+
+def _rv(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _newer(a: str, b: str) -> bool:
+    """False when `a` is known not to be newer than `b` (resourceVersions are opaque unless ints)."""
+    if a.isdigit() and b.isdigit():
+        return int(a) > int(b)
+    return True
+
+
+class IpamController:
+    """The allocation controller; `start()` then `close()`, or `run()` until cancelled."""
+
+    def __init__(self, api_client: client.ApiClient, settings: IpamSettings | None = None) -> None:
+        self.settings = settings or IpamSettings()
+        self.api = IpamApi(api_client, self.settings.component)
+        self.alloc = Allocator()
+        self._cache: dict[ServiceKey, JSON] = {}
+        self._queue: asyncio.Queue[ServiceKey] = asyncio.Queue()
+        self._queued: set[ServiceKey] = set()
+        self._pending: set[ServiceKey] = set()  # incomplete: retried when an address frees up
+        self._emitted: dict[ServiceKey, frozenset[tuple[str, str]]] = {}
+        self._cm_errors: tuple[PoolError, ...] = ()
+        self._configmap: JSON | None = None
+        self._retries: set[asyncio.TimerHandle] = set()
+        self._guard = TaskGroupGuard("ipam")
+        self._services_rv = ""
+        self._configmap_rv = ""
+        self._busy = False
+        self.idle = asyncio.Event()
+        self.writes = 0
+
+    # ----- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Read the ConfigMap and every Service, rebuild the table, then start watching and writing."""
+        await self._load_configmap()
+        await self._relist(initial=True)
+        spawn(self._guard, "worker", self._worker())
+        spawn(self._guard, "watch-services", self._watch_services())
+        spawn(self._guard, "watch-configmap", self._watch_configmap())
+
+    async def close(self) -> None:
+        for h in self._retries:
+            h.cancel()
+        self._retries.clear()
+        await self._guard.close()
+
+    async def run(self) -> None:
+        """Start, with retries while the API server is unreachable, and run until cancelled."""
+        while True:
+            try:
+                await self.start()
+                break
+            except _TRANSIENT as exc:
+                log.warning("ipam: cannot read the cluster yet (%s); retrying", exc)
+                await asyncio.sleep(self.settings.retry_seconds)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()
+
+    @property
+    def crashed(self) -> list[tuple[str, BaseException]]:
+        return self._guard.crashed
+
+    # ----- queue ------------------------------------------------------------------------------------
+
+    def enqueue(self, key: ServiceKey) -> None:
+        if key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+            self.idle.clear()
+
+    def _enqueue_all(self, keys: Iterable[ServiceKey]) -> None:
+        for k in keys:
+            self.enqueue(k)
+
+    def _retry_later(self, key: ServiceKey) -> None:
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            if handle is not None:
+                self._retries.discard(handle)
+            self.enqueue(key)
+
+        handle = loop.call_later(self.settings.retry_seconds, fire)
+        self._retries.add(handle)
+
+    async def _worker(self) -> None:
+        while True:
+            if self._queue.empty() and not self._retries:
+                self.idle.set()
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._busy = True
+            try:
+                await self._process(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad Service must not stop the others
+                log.exception("ipam: %s/%s: %r; retrying", key[0], key[1], exc)
+                self._retry_later(key)
+            finally:
+                self._busy = False
+
+    # ----- the cluster -> cache ---------------------------------------------------------------------
+
+    def _store(self, obj: JSON) -> bool:
+        key = _key(obj)
+        old = self._cache.get(key)
+        if old is not None and not _newer(_rv(obj), _rv(old)):
+            return False  # an older copy than one we already hold (e.g. our own patch response)
+        self._cache[key] = obj
+        return True
+
+    async def _relist(self, initial: bool = False) -> None:
+        items, rv = await self.api.list_services()
+        fresh = {_key(o): o for o in items}
+        gone = set(self._cache) - set(fresh)
+        self._cache = fresh
+        self._services_rv = rv
+        if initial:
+            # Rebuild the table from what the Services say, oldest first: on a clash the older keeps it.
+            for obj in sorted(items, key=lambda o: (str((o.get("metadata") or {}).get("creationTimestamp")),
+                                                    _key(o))):
+                self._sync_table(_key(obj), obj)
+        self._enqueue_all(gone)
+        self._enqueue_all(sorted(fresh))
+        log.info("ipam: %d Services listed, %d addresses in use", len(fresh), self.alloc.in_use())
+
+    async def _watch_services(self) -> None:
+        rv = self._services_rv
+        while True:
+            try:
+                async for kind, obj in self.api.watch_services(rv):
+                    rv = _rv(obj) or rv
+                    if kind == "BOOKMARK":
+                        continue
+                    key = _key(obj)
+                    if kind == "DELETED":
+                        self._cache.pop(key, None)
+                        self.enqueue(key)
+                    elif self._store(obj):
+                        self.enqueue(key)
+            except asyncio.CancelledError:
+                raise
+            except Gone:
+                await self._relist_until_ok()
+                rv = self._services_rv
+            except Exception as exc:
+                log.warning("ipam: service watch: %r; resuming", exc)
+                await asyncio.sleep(self.settings.retry_seconds)
+
+    async def _relist_until_ok(self) -> None:
+        while True:
+            try:
+                await self._relist()
+                return
+            except _TRANSIENT as exc:
+                log.warning("ipam: list services: %r; retrying", exc)
+                await asyncio.sleep(self.settings.retry_seconds)
+
+    async def _load_configmap(self) -> None:
+        s = self.settings
+        obj = await self.api.get_configmap(s.namespace, s.configmap)
+        self._configmap_rv = await self.api.list_configmap_version(s.namespace, s.configmap)
+        await self._apply_configmap(obj)
+
+    async def _watch_configmap(self) -> None:
+        s = self.settings
+        rv = self._configmap_rv
+        while True:
+            try:
+                async for kind, obj in self.api.watch_configmap(s.namespace, s.configmap, rv):
+                    rv = _rv(obj) or rv
+                    if kind == "BOOKMARK":
+                        continue
+                    await self._apply_configmap(None if kind == "DELETED" else obj)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not isinstance(exc, Gone):
+                    log.warning("ipam: configmap watch: %r; resuming", exc)
+                    await asyncio.sleep(self.settings.retry_seconds)
+                with contextlib.suppress(*_TRANSIENT):
+                    await self._load_configmap()
+                    rv = self._configmap_rv
+
+    async def _apply_configmap(self, obj: JSON | None) -> None:
+        s = self.settings
+        if obj is None:
+            log.warning("ipam: ConfigMap %s/%s does not exist: no pools, nothing will be allocated",
+                        s.namespace, s.configmap)
+        data = (obj or {}).get("data") or {}
+        config: PoolConfig = parse_configmap({str(k): str(v) for k, v in data.items()})
+        self.alloc.set_config(config)
+        self._configmap = obj
+        if config.errors != self._cm_errors:
+            self._cm_errors = config.errors
+            for err in config.errors:
+                log.warning("ipam: ConfigMap %s/%s: %s", s.namespace, s.configmap, err)
+                if obj is not None:
+                    await self._event(obj, "ConfigMap", "Warning", CONFIGMAP_INVALID, str(err))
+        self._enqueue_all(sorted(self._cache))
+
+    # ----- decisions -> writes ----------------------------------------------------------------------
+
+    def _sync_table(self, key: ServiceKey, obj: JSON) -> tuple[Any, Any, tuple[Problem, ...]] | None:
+        """Make the table say what the object says; returns (view, classified, conflicts)."""
+        try:
+            view = service_from_dict(obj)
+        except InputError as exc:
+            log.warning("ipam: %s", exc)
+            self.alloc.release(key)
+            return None
+        c = classify(view, self.settings.classes)
+        if c.kind is Kind.NONE:
+            self.alloc.release(key)
+            return view, c, ()
+        conflicts = self.alloc.hold(key, c.addresses, ports_of(view), owned=c.kind is Kind.OURS)
+        return view, c, conflicts
+
+    async def _process(self, key: ServiceKey) -> None:
+        before = set(self.alloc.holding(key))
+        obj = self._cache.get(key)
+        if obj is None:
+            self.alloc.release(key)
+            self._pending.discard(key)
+            self._emitted.pop(key, None)
+            if before:
+                log.info("ipam: %s/%s gone: released %s", *key, ", ".join(map(str, before)))
+                self._enqueue_all(sorted(self._pending))
+            return
+        synced = self._sync_table(key, obj)
+        if synced is None:
+            return
+        view, c, conflicts = synced
+        if before - set(self.alloc.holding(key)):
+            self._enqueue_all(sorted(self._pending))
+        if c.kind is not Kind.OURS:
+            self._pending.discard(key)
+            if c.kind is Kind.NONE and (patch := release_patch(view)) is not None:
+                await self._write(key, obj, patch, c.addresses)
+            await self._warn(key, obj, conflicts)
+            return
+
+        outcome = self.alloc.ensure(request_for(view))
+        self._enqueue_all(outcome.displaced)
+        patch = allocation_patch(view, outcome, self.alloc.config.interface_for(view.namespace))
+        if patch is not None and not await self._write(key, obj, patch, c.addresses):
+            return
+        if outcome.changed:
+            log.info("ipam: %s/%s: %s (added %s, released %s)", *key,
+                     ",".join(map(str, outcome.addresses)) or "no address",
+                     ",".join(map(str, outcome.added)) or "-", ",".join(map(str, outcome.released)) or "-")
+        if outcome.released:
+            self._enqueue_all(sorted(self._pending - {key}))
+        if outcome.complete:
+            self._pending.discard(key)
+        else:
+            self._pending.add(key)
+        await self._warn(key, obj, conflicts + outcome.problems)
+
+    async def _write(self, key: ServiceKey, obj: JSON, patch: Mapping[str, Any],
+                     truth: tuple[Any, ...]) -> bool:
+        """Apply `patch`; on refusal put the table back to what the object says and decide again."""
+        try:
+            new = await self.api.patch_service(key[0], key[1], patch)
+        except Conflict:
+            self._revert(key, obj)
+            fresh = await self.api.get_service(*key)
+            if fresh is None:
+                self._cache.pop(key, None)
+            else:
+                self._store(fresh)
+            self.enqueue(key)
+            return False
+        except _TRANSIENT as exc:
+            log.warning("ipam: write %s/%s: %s; retrying", key[0], key[1], exc)
+            self._revert(key, obj)
+            self._retry_later(key)
+            return False
+        self.writes += 1
+        if new is None:  # deleted meanwhile
+            self._cache.pop(key, None)
+            self.enqueue(key)
+            return False
+        self._store(new)
+        return True
+
+    def _revert(self, key: ServiceKey, obj: JSON) -> None:
+        self._sync_table(key, obj)
+
+    async def _warn(self, key: ServiceKey, obj: JSON, problems: Iterable[Problem]) -> None:
+        current = frozenset((EVENT_REASONS[p.reason], f"[{p.reason}] {p.message}") for p in problems)
+        new = current - self._emitted.get(key, frozenset())
+        if current:
+            self._emitted[key] = current
+        else:
+            self._emitted.pop(key, None)
+        for reason, message in sorted(new):
+            log.warning("ipam: %s/%s: %s", key[0], key[1], message)
+            await self._event(obj, "Service", "Warning", reason, message)
+
+    async def _event(self, obj: JSON, kind: str, event_type: str, reason: str, message: str) -> None:
+        try:
+            await self.api.event(obj, kind, event_type, reason, message)
+        except _TRANSIENT as exc:  # an Event is best effort: never block allocation on it
+            log.warning("ipam: cannot record Event %s: %s", reason, exc)
+
+    # ----- introspection (tests, bench, lab status) -------------------------------------------------
+
+    async def wait_idle(self) -> None:
+        """Until nothing is queued or being processed."""
+        while True:
+            await self.idle.wait()
+            if self._queue.empty() and not self._busy:
+                return
+            await asyncio.sleep(0)

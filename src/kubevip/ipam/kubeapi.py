@@ -1,0 +1,155 @@
+"""The few API calls IPAM makes (Services, its ConfigMap, Events), as raw JSON for speed at 10k Services."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import socket
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client
+
+from kubevip.errors import KubevipError
+
+JSON = dict[str, Any]
+
+
+class ApiError(KubevipError):
+    """The API server answered with an error status."""
+
+    def __init__(self, status: int, what: str, body: str = "") -> None:
+        self.status = status
+        super().__init__(f"{what}: HTTP {status} {body[:300]}")
+
+
+class Conflict(ApiError):
+    """409: the object changed since we read it (resourceVersion precondition failed)."""
+
+
+class Gone(ApiError):
+    """410: the watch's resourceVersion is too old; list again."""
+
+
+class IpamApi:
+    """List / watch / patch Services, read / watch one ConfigMap, write Events."""
+
+    def __init__(self, api_client: client.ApiClient, component: str, request_timeout: float = 10.0) -> None:
+        # Any: raw calls (_preload_content=False) are not modelled by the stubs.
+        self._core: Any = client.CoreV1Api(api_client)
+        self.component = component
+        self.instance = socket.gethostname()
+        self.timeout = aiohttp.ClientTimeout(total=request_timeout)
+
+    async def _json(self, resp: Any, what: str, ok: tuple[int, ...] = (200, 201)) -> JSON | None:
+        try:
+            status = int(resp.status)
+            body = await resp.read()
+        finally:
+            resp.release()
+        if status in ok:
+            data: JSON = json.loads(body)
+            return data
+        if status == 404:
+            return None
+        text = body.decode(errors="replace")
+        if status == 409:
+            raise Conflict(status, what, text)
+        if status == 410:
+            raise Gone(status, what, text)
+        raise ApiError(status, what, text)
+
+    async def list_services(self) -> tuple[list[JSON], str]:
+        resp = await self._core.list_service_for_all_namespaces(
+            _preload_content=False, _request_timeout=aiohttp.ClientTimeout(total=120))
+        data = await self._json(resp, "list services") or {}
+        return list(data.get("items") or []), str((data.get("metadata") or {}).get("resourceVersion", ""))
+
+    async def get_service(self, namespace: str, name: str) -> JSON | None:
+        resp = await self._core.read_namespaced_service(
+            name, namespace, _preload_content=False, _request_timeout=self.timeout)
+        return await self._json(resp, f"get service {namespace}/{name}")
+
+    async def patch_service(self, namespace: str, name: str, patch: Mapping[str, Any]) -> JSON | None:
+        """JSON merge patch; Conflict when its metadata.resourceVersion is stale; None when deleted."""
+        resp = await self._core.patch_namespaced_service(
+            name, namespace, dict(patch), _content_type="application/merge-patch+json",
+            _preload_content=False, _request_timeout=self.timeout)
+        return await self._json(resp, f"patch service {namespace}/{name}")
+
+    async def get_configmap(self, namespace: str, name: str) -> JSON | None:
+        resp = await self._core.read_namespaced_config_map(
+            name, namespace, _preload_content=False, _request_timeout=self.timeout)
+        return await self._json(resp, f"get configmap {namespace}/{name}")
+
+    async def watch_services(self, resource_version: str) -> AsyncIterator[tuple[str, JSON]]:
+        async for ev in self._watch(self._core.list_service_for_all_namespaces, "services", resource_version):
+            yield ev
+
+    async def watch_configmap(self, namespace: str, name: str, resource_version: str,
+                              ) -> AsyncIterator[tuple[str, JSON]]:
+        async for ev in self._watch(self._core.list_namespaced_config_map, f"configmap {namespace}/{name}",
+                                    resource_version, namespace, field_selector=f"metadata.name={name}"):
+            yield ev
+
+    async def list_configmap_version(self, namespace: str, name: str) -> str:
+        resp = await self._core.list_namespaced_config_map(
+            namespace, field_selector=f"metadata.name={name}", _preload_content=False,
+            _request_timeout=self.timeout)
+        data = await self._json(resp, f"list configmap {namespace}/{name}") or {}
+        return str((data.get("metadata") or {}).get("resourceVersion", ""))
+
+    async def _watch(self, fn: Any, what: str, resource_version: str, *args: Any,
+                     **kwargs: Any) -> AsyncIterator[tuple[str, JSON]]:
+        """(type, object) events after `resource_version`, BOOKMARK included; Gone when it is too old."""
+        resp = await fn(
+            *args, watch=True, resource_version=resource_version, allow_watch_bookmarks=True,
+            timeout_seconds=300, _preload_content=False,
+            _request_timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=330), **kwargs)
+        try:
+            if resp.status != 200:
+                body = (await resp.read()).decode(errors="replace")
+                if resp.status == 410:
+                    raise Gone(410, f"watch {what}", body)
+                raise ApiError(int(resp.status), f"watch {what}", body)
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind = str(event.get("type", ""))
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    code = int(obj.get("code") or 0)
+                    if code == 410:
+                        raise Gone(410, f"watch {what}", str(obj.get("message", "")))
+                    raise ApiError(code, f"watch {what}", str(obj.get("message", "")))
+                yield kind, obj
+        finally:
+            resp.release()
+
+    async def event(self, involved: Mapping[str, Any], kind: str, event_type: str, reason: str,
+                    message: str) -> None:
+        """Record a core/v1 Event on `involved` (a Service or the ConfigMap)."""
+        meta = involved.get("metadata") or {}
+        ns = meta.get("namespace") or "default"
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{meta.get('name', 'unknown')}.", "namespace": ns},
+            "involvedObject": {
+                "apiVersion": "v1", "kind": kind, "namespace": ns, "name": meta.get("name"),
+                "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1000],
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.instance,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        resp = await self._core.create_namespaced_event(
+            ns, body, _preload_content=False, _request_timeout=self.timeout)
+        await self._json(resp, f"event on {kind} {ns}/{meta.get('name')}")
