@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-from kubevip.bgp import bridge
+from kubevip.bgp import bridge, commands
 from kubevip.bgp.advertisement import Advertisement, NextHops, resolve_next_hops
+from kubevip.bgp.commands import Key, Route
 from kubevip.bgp.config import EXABGP_ENV, render
 from kubevip.bgp.ifaddrs import interface_addresses as _netlink_interface_addresses
 from kubevip.bgp.ifaddrs import interface_with
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-# What one peer has for one prefix: (next hop, communities text, large communities text).
-_Route = tuple[IPAddress, str, str]
 
 
 class Speaker:
@@ -67,7 +66,7 @@ class Speaker:
         self._guard = TaskGroupGuard("bgp-speaker")
         self._lock = asyncio.Lock()
         self._desired: dict[IPNetwork, Advertisement] = {}
-        self._announced: dict[tuple[IPAddress, IPNetwork], _Route] = {}
+        self._announced: dict[Key, Route] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._acks: asyncio.Queue[str | None] = asyncio.Queue()
         self._connected = asyncio.Event()
@@ -203,7 +202,7 @@ class Speaker:
 
     # ---------------------------------------------------------------- commands
 
-    def _route_for(self, peer: Peer, adv: Advertisement) -> _Route:
+    def _route_for(self, peer: Peer, adv: Advertisement) -> Route:
         nh: IPAddress = adv.next_hop
         override = self._peer_next_hops.get(peer.address)
         if override is not None:
@@ -216,37 +215,24 @@ class Speaker:
 
     async def _sync(self) -> None:
         """Send the diff between what ExaBGP has and what is desired; caller holds the lock."""
-        errors: list[str] = []
-        want: dict[tuple[IPAddress, IPNetwork], _Route] = {}
+        want: dict[Key, Route] = {}
         for peer in self.settings.peers:
             for prefix, adv in self._desired.items():
                 want[(peer.address, prefix)] = self._route_for(peer, adv)
-        for key, route in sorted(
-            want.items(), key=lambda kv: (str(kv[0][0]), kv[0][1].version, int(kv[0][1].network_address))
-        ):
-            if self._announced.get(key) == route:
-                continue
-            peer_ip, prefix = key
-            nh, comms, large = route
-            cmd = f"neighbor {peer_ip} announce route {prefix} next-hop {nh} origin igp"
-            if comms:
-                cmd += f" community [ {comms} ]"
-            if large:
-                cmd += f" large-community [ {large} ]"
-            if await self._command(cmd):
+        to_announce, to_withdraw = commands.diff(self._announced, want)
+        errors: list[str] = []
+        for key, route in to_announce:
+            line = commands.announce(key, route)
+            if await self._command(line):
                 self._announced[key] = route
             else:
-                errors.append(cmd)
-        for key in sorted(
-            set(self._announced) - set(want),
-            key=lambda k: (str(k[0]), k[1].version, int(k[1].network_address)),
-        ):
-            peer_ip, prefix = key
-            nh = self._announced[key][0]
-            if await self._command(f"neighbor {peer_ip} withdraw route {prefix} next-hop {nh}"):
+                errors.append(line)
+        for key in to_withdraw:
+            line = commands.withdraw(key, self._announced[key])
+            if await self._command(line):
                 del self._announced[key]
             else:
-                errors.append(f"withdraw {prefix} from {peer_ip}")
+                errors.append(line)
         if errors:
             raise BgpError(f"ExaBGP refused {len(errors)} command(s), first: {errors[0]}")
 
