@@ -54,7 +54,11 @@ class Kube:
         self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=tls))
 
     def request(
-        self, method: str, path: str, body: Any = None, content_type: str = "application/json",
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
         timeout: float = 30.0,
     ) -> Any:
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())

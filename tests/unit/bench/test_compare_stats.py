@@ -44,3 +44,21 @@ def test_percentile_within_range(values: list[float], q: float) -> None:
 def test_same_sample_ratio_is_one(values: list[float]) -> None:
     s = summarize(values)
     assert all(r is not None and math.isclose(r, 1.0) for r in ratios(s, s).values())
+
+
+def test_apiserver_request_counters() -> None:
+    from compare.apimetrics import by_verb, delta, per_second, request_totals
+
+    before = request_totals(
+        '# HELP x\napiserver_request_total{code="200",resource="leases",subresource="",verb="PUT"} 10\n'
+        'apiserver_request_total{code="200",resource="",subresource="",verb="GET"} 3\n'
+    )
+    after = request_totals(
+        'apiserver_request_total{code="200",resource="leases",subresource="",verb="PUT"} 40\n'
+        'apiserver_request_total{code="409",resource="leases",subresource="",verb="PUT"} 2\n'
+        'apiserver_request_total{code="200",resource="",subresource="",verb="GET"} 9\n'
+    )
+    d = delta(before, after)
+    assert d == {("PUT", "leases", ""): 32.0}
+    assert per_second(d, 16.0) == 2.0
+    assert by_verb(d, 16.0) == {"PUT": 2.0}

@@ -1,0 +1,148 @@
+"""Results document: per-figure summaries and ratios, the printed table, plots and docs/performance.md."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from compare.agents import KUBE_VIP, KUBEVIP
+from compare.stats import ratios, summarize
+
+BEGIN = "<!-- bench/compare.py:begin -->"
+END = "<!-- bench/compare.py:end -->"
+HEADING = "## Side by side with kube-vip"
+
+
+def figure(
+    fid: str, label: str, unit: str, samples: dict[str, Sequence[float]], missing: dict[str, str]
+) -> dict[str, Any]:
+    """One row of the comparison: samples per agent, their summaries and the kubevip / kube-vip ratios."""
+    summ = {a: summarize(list(samples.get(a, []))) for a in (KUBEVIP, KUBE_VIP)}
+    return {
+        "id": fid,
+        "label": label,
+        "unit": unit,
+        "samples": {a: [None if not math.isfinite(v) else v for v in samples.get(a, [])] for a in summ},
+        "summary": {a: s.as_dict() for a, s in summ.items()},
+        "failed_runs": {a: sum(1 for v in samples.get(a, []) if not math.isfinite(v)) for a in summ},
+        "ratio": ratios(summ[KUBEVIP], summ[KUBE_VIP]),
+        "not_available": dict(missing),
+    }
+
+
+def _fmt(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    if unit == "s":
+        return f"{v * 1000:.0f} ms" if v < 10 else f"{v:.1f} s"
+    if unit == "MiB":
+        return f"{v:.1f} MiB"
+    if unit == "%":
+        return f"{v:.1f} %"
+    if unit == "req/s":
+        return f"{v:.1f}"
+    return f"{v:.3g}"
+
+
+def _cell(fig: dict[str, Any], agent: str) -> str:
+    if agent in fig["not_available"]:
+        return "not available"
+    s = fig["summary"][agent]
+    if not s["n"]:
+        failed = fig["failed_runs"][agent]
+        return f"no result ({failed} failed)" if failed else "-"
+    u = fig["unit"]
+    text = f"{_fmt(s['median'], u)} / {_fmt(s['p95'], u)} / {_fmt(s['max'], u)} (n={s['n']})"
+    if fig["failed_runs"][agent]:
+        text += f", {fig['failed_runs'][agent]} failed"
+    return text
+
+
+def _ratio(fig: dict[str, Any]) -> str:
+    r = fig["ratio"]
+    if r["median"] is None:
+        return "-"
+    return " / ".join("-" if r[k] is None else f"{r[k]:.2f}" for k in ("median", "p95", "max"))
+
+
+def table(figures: Sequence[dict[str, Any]]) -> str:
+    """Markdown table: one row per figure, median / p95 / max per agent and the ratio."""
+    rows = [
+        "| figure | kubevip (median / p95 / max) | kube-vip (median / p95 / max) "
+        "| ratio kubevip / kube-vip |",
+        "|---|---|---|---|",
+    ]
+    for f in figures:
+        rows.append(f"| {f['label']} | {_cell(f, KUBEVIP)} | {_cell(f, KUBE_VIP)} | {_ratio(f)} |")
+    return "\n".join(rows)
+
+
+def plot_failovers(figures: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Strip + box plot of every failover figure's samples, both agents side by side (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = [f for f in figures if f["id"].startswith(("failover-", "create-")) and f["unit"] == "s"]
+    if not figs:
+        return None
+    cols = 2
+    rows = math.ceil(len(figs) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.8 * rows), squeeze=False)
+    for ax, f in zip(axes.flat, figs, strict=False):
+        data = [[v * 1000 for v in f["samples"][a] if v is not None] for a in (KUBEVIP, KUBE_VIP)]
+        labels = [KUBEVIP, KUBE_VIP]
+        if any(data):
+            ax.boxplot([d or [math.nan] for d in data], vert=False, tick_labels=labels, widths=0.5)
+            for i, d in enumerate(data, start=1):
+                ax.scatter(d, [i] * len(d), s=10, alpha=0.6)
+        ax.set_title(f["label"], fontsize=9)
+        ax.set_xlabel("ms")
+        for i, a in enumerate(labels, start=1):
+            if a in f["not_available"]:
+                ax.text(0.02, i, "not available", transform=ax.get_yaxis_transform(), fontsize=8, va="center")
+    for ax in list(axes.flat)[len(figs) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def seed_table(seed: dict[str, Any]) -> str:
+    rows = [
+        "| agent | endpoints source | on interfaces | status ingress | kube-vip.io annotations "
+        "| wrong family |",
+        "|---|---|---|---|---|---|",
+    ]
+    for agent, modes in seed.items():
+        for mode, r in modes.items():
+            if "not_available" in r:
+                rows.append(f"| {agent} | {mode} | not available: {r['not_available'][:80]} | | | |")
+                continue
+            ifs = "; ".join(f"{n}: {', '.join(a)}" for n, a in r["on_interfaces"].items() if a) or "nothing"
+            ing = ", ".join(i.get("ip", "?") for i in r["status_ingress"]) or "none"
+            ann = "; ".join(
+                f"`{k.removeprefix('kube-vip.io/')}={v}`" for k, v in sorted(r["annotations"].items())
+            )
+            wrong = ", ".join(r["wrong_family"]) or "none"
+            rows.append(f"| {agent} | {mode} | {ifs} | {ing} | {ann or 'none'} | {wrong} |")
+    return "\n".join(rows)
+
+
+def update_doc(doc: Path, section: str) -> None:
+    """Replace (or append) this benchmark's section of docs/performance.md, leaving the rest alone."""
+    text = doc.read_text() if doc.exists() else "# Performance\n"
+    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip() + f"\n\n{HEADING}\n\n{block}\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)

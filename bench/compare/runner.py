@@ -1,0 +1,362 @@
+"""Runs one agent (kubevip or kube-vip) in every node namespace of the lab and the scenarios against it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compare import apimetrics, workload
+from compare.agents import AgentProcess, NodeSpot, Settings, agent_argv, agent_env, start_agent
+from compare.lab import HERE, PROBE_PORT, Helpers, Lab
+from compare.procstat import usage
+from compare.timeline import AddrEvent, Reply, failover_times, first_answer, holder_intervals, overlap
+
+
+class NotAvailable(Exception):
+    """The agent cannot run this scenario (yet): recorded as "not available" with the reason."""
+
+
+@dataclass
+class Probe:
+    """A UDP prober in the client namespace; answers are read back after stop()."""
+
+    proc: subprocess.Popen[bytes]
+    out: Path
+
+    @classmethod
+    def start(cls, netns: str, targets: dict[str, str], workdir: Path, interval_ms: float) -> Probe:
+        out = workdir / f"probe-{int(time.time() * 1000)}.txt"
+        with out.open("wb") as fh:
+            proc = subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    netns,
+                    sys.executable,
+                    str(HERE / "probe.py"),
+                    *(f"{f}={a}" for f, a in targets.items()),
+                    "--port",
+                    str(PROBE_PORT),
+                    "--interval-ms",
+                    str(interval_ms),
+                ],
+                stdout=fh,
+                stderr=subprocess.DEVNULL,
+            )
+        return cls(proc, out)
+
+    def replies(self) -> list[Reply]:
+        out: list[Reply] = []
+        for line in self.out.read_text().splitlines():
+            parts = line.split(" ", 2)
+            if len(parts) == 3:
+                out.append(Reply(float(parts[0]), parts[1], parts[2]))
+        return out
+
+    def answered_by(self, family: str, not_node: str | None = None, since: float = 0.0) -> bool:
+        return any(r.family == family and r.t >= since and r.node != not_node for r in self.replies())
+
+    def stop(self) -> list[Reply]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(5)
+        return self.replies()
+
+
+def read_events(paths: dict[str, Path], since: float = 0.0) -> list[AddrEvent]:
+    ev: list[AddrEvent] = []
+    for node, path in paths.items():
+        try:
+            lines = path.read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            if d["op"] in ("add", "del") and d["t"] >= since:
+                ev.append(AddrEvent(d["t"], node, d["op"], d["addr"]))
+    return ev
+
+
+@dataclass
+class Runner:
+    """Agents of one kind with one Settings in every node; scenarios return plain dicts of samples."""
+
+    lab: Lab
+    helpers: Helpers
+    workdir: Path
+    agent: str
+    settings: Settings
+    kube_vip_bin: str | None
+    kubevip_bin: str | None
+    kubeconfig: str
+    probe_ms: float = 5.0
+    procs: dict[str, AgentProcess] = field(default_factory=dict)
+
+    # ---- agents ----------------------------------------------------------------------------------
+
+    def start_node(self, node: NodeSpot) -> AgentProcess:
+        argv = agent_argv(self.agent, self.kube_vip_bin, self.kubevip_bin)
+        env = agent_env(self.agent, self.settings, node, self.kubeconfig)
+        p = start_agent(self.agent, node, argv, env, self.workdir / "logs")
+        self.procs[node.name] = p
+        return p
+
+    def start_all(self) -> None:
+        for n in self.lab.nodes:
+            self.start_node(n)
+        time.sleep(0.5)
+        dead = [p for p in self.procs.values() if not p.alive()]
+        if dead:
+            tail = dead[0].log.read_text(errors="replace")[-1500:]
+            raise NotAvailable(f"{self.agent} exited at start (status {dead[0].proc.returncode}): {tail}")
+
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            p.stop()
+        self.procs.clear()
+
+    def node(self, name: str) -> NodeSpot:
+        return next(n for n in self.lab.nodes if n.name == name)
+
+    def holders(self, addr: str) -> list[str]:
+        return [n.name for n in self.lab.nodes if addr in workload.node_addresses(n.netns, n.interface)]
+
+    def clear_vips(self, vips: list[str]) -> None:
+        """Remove leftovers (e.g. after a SIGKILL) so every run starts clean; returns nothing."""
+        for n in self.lab.nodes:
+            have = workload.node_addresses(n.netns, n.interface)
+            for v in vips:
+                if v in have:
+                    plen = "128" if ":" in v else "32"
+                    subprocess.run(
+                        ["ip", "-n", n.netns, "addr", "del", f"{v}/{plen}", "dev", n.interface],
+                        capture_output=True,
+                    )
+
+    def tail(self, n: int = 1200) -> str:
+        return " | ".join(p.log.read_text(errors="replace")[-n:] for p in list(self.procs.values())[:1])
+
+    # ---- scenarios -------------------------------------------------------------------------------
+
+    def smoke(self, vips: dict[str, str], timeout: float = 45.0) -> None:
+        """A dual-stack Service must get its VIPs on some node, else the agent is not available here."""
+        kube = self.lab.admin
+        workload.create_service(kube, workload.service_body("kvb-smoke", vips))
+        try:
+            ok = workload.wait_for(lambda: all(self.holders(v) for v in vips.values()), timeout, 0.2)
+        finally:
+            workload.delete_services(kube, ["kvb-smoke"])
+        if not ok:
+            raise NotAvailable(f"{self.agent} put no VIP on any node within {timeout:.0f}s: {self.tail()}")
+        workload.wait_for(lambda: not any(self.holders(v) for v in vips.values()), 30, 0.2)
+        self.clear_vips(list(vips.values()))
+
+    def create_to_answer(
+        self, vips: dict[str, str], runs: int, timeout: float = 30.0
+    ) -> dict[str, list[float]]:
+        """Seconds from the Service's POST until the client gets an answer on each family's VIP."""
+        kube = self.lab.admin
+        out: dict[str, list[float]] = {f: [] for f in vips}
+        for i in range(runs):
+            name = f"kvb-create-{i}"
+            probe = Probe.start(self.lab.client_netns, vips, self.workdir, self.probe_ms)
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            workload.create_service(kube, workload.service_body(name, vips))
+            answered = lambda p=probe, t=t0: all(p.answered_by(f, since=t) for f in vips)  # noqa: E731
+            workload.wait_for(answered, timeout, 0.05)
+            replies = probe.stop()
+            for f in vips:
+                got = first_answer(replies, t0, f)
+                out[f].append(got if got is not None else float("nan"))
+            workload.delete_services(kube, [name])
+            workload.wait_for(lambda: not any(self.holders(v) for v in vips.values()), 30, 0.1)
+            self.clear_vips(list(vips.values()))
+        return out
+
+    def failover(self, vips: dict[str, str], runs: int, sig: int) -> dict[str, Any]:
+        """Signal the announcing agent; per family, when another node answers, the longest answer gap,
+        and how long two nodes held the VIP at once (address watchers in every node)."""
+        kube = self.lab.admin
+        name = "kvb-failover"
+        workload.create_service(kube, workload.service_body(name, vips))
+        res: dict[str, Any] = {
+            "switch": {f: [] for f in vips},
+            "gap": {f: [] for f in vips},
+            "overlap_s": {f: [] for f in vips},
+            "overlap_episodes": {f: [] for f in vips},
+            "stale_after_restart": 0,
+            "split": 0,
+        }
+        lease = self.settings.lease_duration_s
+        try:
+            for _ in range(runs):
+                one = lambda: all(len(self.holders(v)) == 1 for v in vips.values())  # noqa: E731
+                single = workload.wait_for(one, 60, 0.1)
+                if not single:
+                    raise NotAvailable(
+                        f"{self.agent}: VIPs not held by exactly one node: "
+                        f"{ {v: self.holders(v) for v in vips.values()} }"
+                    )
+                owners = {f: self.holders(v)[0] for f, v in vips.items()}
+                if len(set(owners.values())) > 1:
+                    res["split"] += 1  # families announced from different nodes (per-family election)
+                victim = owners[next(iter(vips))]
+                probe = Probe.start(self.lab.client_netns, vips, self.workdir, self.probe_ms)
+                workload.wait_for(lambda p=probe: all(p.answered_by(f) for f in vips), 10, 0.05)
+                t0 = time.monotonic()
+                self.procs[victim].signal(sig)
+                workload.wait_for(
+                    lambda p=probe, o=owners, t=t0: all(
+                        p.answered_by(f, not_node=o[f], since=t) for f in vips
+                    ),
+                    3 * lease + 20,
+                    0.05,
+                )
+                time.sleep(1.0)  # see whether the old holder keeps answering / holding after the switch
+                t_end = time.monotonic()
+                replies = probe.stop()
+                events = read_events(self.helpers.watch_files, since=t0 - 30)
+                for f, v in vips.items():
+                    took, gap = failover_times(replies, t0, owners[f], f)
+                    res["switch"][f].append(took if took is not None else float("nan"))
+                    res["gap"][f].append(gap if gap is not None else float("nan"))
+                    ov = overlap(holder_intervals(events, v, t_end), window=(t0, t_end))
+                    res["overlap_s"][f].append(ov.total_s)
+                    res["overlap_episodes"][f].append(float(ov.episodes))
+                self.procs[victim].proc.wait(30)
+                self.start_node(self.node(victim))
+                time.sleep(2 * self.settings.retry_period_s + 2)
+                stale = [v for v in vips.values() if victim in self.holders(v) and len(self.holders(v)) > 1]
+                if stale:
+                    res["stale_after_restart"] += 1
+                    for n in (self.node(victim),):
+                        for v in stale:
+                            plen = "128" if ":" in v else "32"
+                            subprocess.run(
+                                ["ip", "-n", n.netns, "addr", "del", f"{v}/{plen}", "dev", n.interface],
+                                capture_output=True,
+                            )
+        finally:
+            workload.delete_services(kube, [name])
+            workload.wait_for(lambda: not any(self.holders(v) for v in vips.values()), 30, 0.2)
+            self.clear_vips(list(vips.values()))
+        return res
+
+    def held_count(self, vips: set[str]) -> tuple[int, int]:
+        """(VIPs held by at least one node, VIPs held by more than one) among `vips`."""
+        seen: dict[str, int] = {}
+        for n in self.lab.nodes:
+            for a in workload.node_addresses(n.netns, n.interface) & vips:
+                seen[a] = seen.get(a, 0) + 1
+        return len(seen), sum(1 for c in seen.values() if c > 1)
+
+    def scale(self, count: int, window_s: float, timeout: float) -> dict[str, Any]:
+        """`count` dual-stack Services: convergence after a restart of all agents, then steady-state
+        RSS / CPU per agent and API requests per second (the API server's own counters)."""
+        kube = self.lab.admin
+        names = [f"kvb-scale-{i}" for i in range(count)]
+        vips: set[str] = set()
+        for i, n in enumerate(names):
+            v = workload.scale_vips(i)
+            vips |= set(v.values())
+            workload.create_service(kube, workload.service_body(n, v))
+        res: dict[str, Any] = {"services": count}
+        try:
+            first = workload.wait_for(lambda: self.held_count(vips)[0] == len(vips), timeout, 1.0)
+            res["initial_converged"] = first
+            # Restart: stop every agent, then start them all at once and time until every VIP is held.
+            self.stop_all()
+            self.clear_vips(sorted(vips))
+            m0 = apimetrics.request_totals(kube.metrics_text())
+            t0 = time.monotonic()
+            self.start_all()
+            peak: dict[str, int] = {}
+
+            def converged() -> bool:
+                for name, p in self.procs.items():
+                    u = usage(p.pid)
+                    if u:
+                        peak[name] = max(peak.get(name, 0), u.rss_bytes)
+                held, dup = self.held_count(vips)
+                return held == len(vips) and dup == 0
+
+            ok = workload.wait_for(converged, timeout, 0.5)
+            t1 = time.monotonic()
+            m1 = apimetrics.request_totals(kube.metrics_text())
+            res["converge_s"] = (t1 - t0) if ok else float("nan")
+            res["converge_timeout_s"] = timeout
+            res["held_at_end"] = self.held_count(vips)[0]
+            res["converge_api_requests"] = sum(apimetrics.delta(m0, m1).values())
+            res["peak_rss_bytes"] = peak
+            # Steady state.
+            u0 = {n: usage(p.pid) for n, p in self.procs.items()}
+            m0 = apimetrics.request_totals(kube.metrics_text())
+            s0 = time.monotonic()
+            time.sleep(window_s)
+            s1 = time.monotonic()
+            m1 = apimetrics.request_totals(kube.metrics_text())
+            u1 = {n: usage(p.pid) for n, p in self.procs.items()}
+            d = apimetrics.delta(m0, m1)
+            res["api_rps"] = apimetrics.per_second(d, s1 - s0)
+            res["api_rps_by_verb"] = apimetrics.by_verb(d, s1 - s0)
+            res["rss_bytes"] = {n: u.rss_bytes for n, u in u1.items() if u}
+            res["cpu_percent"] = {
+                n: 100.0 * (u1[n].cpu_s - u0[n].cpu_s) / (s1 - s0)  # type: ignore[union-attr]
+                for n in u1
+                if u1[n] and u0.get(n)
+            }
+        finally:
+            workload.delete_all_services(kube)
+            workload.wait_for(lambda: self.held_count(vips)[0] == 0, timeout, 1.0)
+            self.clear_vips(sorted(vips))
+        return res
+
+    def seed(self, vip4: str, runs_wait: float = 20.0) -> dict[str, Any]:
+        """SingleStack IPv4 Service over dual-stack pods: what lands on interfaces, in status, annotations."""
+        kube = self.lab.admin
+        name = "kvb-seed"
+        before = {n.name: workload.node_addresses(n.netns, n.interface) for n in self.lab.nodes}
+        workload.create_service(kube, workload.service_body(name, {"ipv4": vip4}, ["ipv4"], "SingleStack"))
+        try:
+            workload.wait_for(lambda: bool(self.holders(vip4)), runs_wait, 0.2)
+            time.sleep(3)  # let status and annotations settle after the address appears
+            added = {
+                n.name: sorted(workload.node_addresses(n.netns, n.interface) - before[n.name])
+                for n in self.lab.nodes
+            }
+            svc = kube.get(workload.svc_path(name))
+            ann = {
+                k: v
+                for k, v in (svc["metadata"].get("annotations") or {}).items()
+                if k.startswith("kube-vip.io/")
+            }
+            ingress = svc.get("status", {}).get("loadBalancer", {}).get("ingress", [])
+            wrong: list[str] = []
+            for node, addrs in added.items():
+                wrong += [f"interface {node}: {a}" for a in addrs if workload.family_of(a) != "ipv4"]
+            wrong += [f"status ingress: {i['ip']}" for i in ingress if i.get("ip") and ":" in i["ip"]]
+            for k, v in ann.items():
+                if k.startswith("kube-vip.io/active-endpoint") or k == "kube-vip.io/loadbalancerIPs":
+                    wrong += [f"annotation {k}: {x}" for x in v.split(",") if ":" in x]
+            return {
+                "on_interfaces": added,
+                "status_ingress": ingress,
+                "annotations": ann,
+                "wrong_family": wrong,
+                "held": bool(self.holders(vip4)),
+            }
+        finally:
+            workload.delete_services(kube, [name])
+            workload.wait_for(lambda: not self.holders(vip4), 30, 0.2)
+            self.clear_vips([vip4])
