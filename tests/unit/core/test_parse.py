@@ -1,0 +1,132 @@
+"""Kubernetes JSON -> views: defaults as the API defines them, and errors naming object, field and value."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
+from kubevip.core.views import IPFamily
+from kubevip.errors import InputError
+from tests.unit.core import builders as b
+
+
+def test_service_fields() -> None:
+    d = b.service(families=["IPv6", "IPv4"], policy="PreferDualStack", cluster_ips=["fd00::1", "10.0.0.1"],
+                  lb_ips="192.0.2.1", etp="Local")
+    d["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}
+    svc = service_from_dict(d)
+    assert svc.key == "default/web"
+    assert svc.ip_families == (IPFamily.IPV6, IPFamily.IPV4)
+    assert svc.cluster_ips == (ipaddress.ip_address("fd00::1"), ipaddress.ip_address("10.0.0.1"))
+    assert svc.annotation("kube-vip.io/loadbalancerIPs") == "192.0.2.1"
+    assert svc.annotation("absent") is None
+    assert svc.external_traffic_policy == "Local"
+    assert svc.ports[0].port == 80 and svc.ports[0].protocol == "TCP"
+    assert svc.status_ingress == ("192.0.2.1",)
+
+
+def test_service_defaults() -> None:
+    svc = service_from_dict({"metadata": {"name": "x"}})
+    assert svc.namespace == "default"
+    assert svc.type == "ClusterIP"
+    assert svc.ip_family_policy is None
+    assert svc.external_traffic_policy == "Cluster"
+    assert svc.ip_families == () and svc.cluster_ips == ()
+
+
+def test_headless_cluster_ip_is_no_address() -> None:
+    spec = {"clusterIP": "None", "clusterIPs": ["None"]}
+    svc = service_from_dict({"metadata": {"name": "x"}, "spec": spec})
+    assert svc.cluster_ips == ()
+
+
+@pytest.mark.parametrize(
+    ("patch", "needle"),
+    [
+        ({"metadata": {}}, "metadata.name"),
+        ({"spec": {"ipFamilies": ["IPv7"]}}, "spec.ipFamilies[0]='IPv7'"),
+        ({"spec": {"ipFamilyPolicy": "Dual"}}, "spec.ipFamilyPolicy='Dual'"),
+        ({"spec": {"clusterIPs": ["10.0.0.300"]}}, "spec.clusterIPs[0]='10.0.0.300'"),
+        ({"spec": {"clusterIP": "bogus"}}, "spec.clusterIP='bogus'"),
+        ({"spec": {"externalTrafficPolicy": "Nearest"}}, "spec.externalTrafficPolicy='Nearest'"),
+        ({"spec": {"ports": [{"port": "http"}]}}, "spec.ports[0].port='http'"),
+        ({"spec": "x"}, "spec='x'"),
+        ({"metadata": {"name": "web", "annotations": {"kube-vip.io/ignore": True}}}, "metadata.annotations"),
+    ],
+)
+def test_service_errors_name_field_and_value(patch: dict[str, Any], needle: str) -> None:
+    d: dict[str, Any] = {"metadata": {"name": "web", "namespace": "ns"}, "spec": {}}
+    d.update(patch)
+    with pytest.raises(InputError) as exc:
+        service_from_dict(d)
+    assert needle in str(exc.value)
+    if "name" in d["metadata"]:
+        assert str(exc.value).startswith("Service ")
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(InputError, match="expected an object"):
+        service_from_dict([])  # type: ignore[arg-type]
+
+
+def test_slice_condition_defaults_follow_kubernetes() -> None:
+    s = endpointslice_from_dict(b.endpointslice("web-a", "IPv4", [
+        b.ep("10.0.0.1", ready=None),                                  # unset: ready, serving
+        b.ep("10.0.0.2", ready=False),                                 # serving follows ready
+        b.ep("10.0.0.3", ready=False, serving=True, terminating=True),
+    ]))
+    a, c, t = s.endpoints
+    assert (a.ready, a.serving, a.terminating) == (True, True, False)
+    assert (c.ready, c.serving, c.terminating) == (False, False, False)
+    assert (t.ready, t.serving, t.terminating) == (False, True, True)
+    assert s.service_name == "web" and s.address_type == "IPv4"
+
+
+def test_slice_family_comes_from_the_address() -> None:
+    s = endpointslice_from_dict(b.endpointslice("web-a", "IPv4", [b.ep("fd00::1")]))
+    assert s.endpoints[0].family is IPFamily.IPV6
+
+
+def test_fqdn_slice_carries_no_endpoints() -> None:
+    s = endpointslice_from_dict(b.endpointslice("web-a", "FQDN", [b.ep("db.example.com")]))
+    assert s.endpoints == ()
+
+
+def test_slice_null_endpoints_and_no_node() -> None:
+    d = b.endpointslice("web-a", "IPv4", [])
+    d["endpoints"] = None
+    assert endpointslice_from_dict(d).endpoints == ()
+    s = endpointslice_from_dict(b.endpointslice("web-a", "IPv4", [b.ep("10.0.0.1", node=None)]))
+    assert s.endpoints[0].node is None
+
+
+@pytest.mark.parametrize(
+    ("d", "needle"),
+    [
+        (b.endpointslice("web-a", "IPv5", []), "addressType='IPv5'"),
+        (b.endpointslice("web-a", "IPv4", [b.ep("10.0.0.x")]), "endpoints[0].addresses[0]='10.0.0.x'"),
+        (b.endpointslice("web-a", "IPv4", [{"addresses": []}]), "endpoints[0].addresses"),
+        (b.endpointslice("web-a", "IPv4", [b.ep("10.0.0.1", ready="yes")]), "conditions.ready='yes'"),  # type: ignore[arg-type]
+    ],
+)
+def test_slice_errors(d: dict[str, Any], needle: str) -> None:
+    with pytest.raises(InputError) as exc:
+        endpointslice_from_dict(d)
+    assert needle in str(exc.value) and "EndpointSlice default/web-a" in str(exc.value)
+
+
+def test_legacy_endpoints() -> None:
+    e = endpoints_from_dict(b.endpoints([("10.0.0.1", "n1"), ("fd00::1", "n2")], [("10.0.0.2", "n3")]))
+    by_addr = {str(x.address): x for x in e.endpoints}
+    assert by_addr["10.0.0.1"].ready and by_addr["10.0.0.1"].serving and not by_addr["10.0.0.1"].terminating
+    assert by_addr["fd00::1"].family is IPFamily.IPV6
+    assert not by_addr["10.0.0.2"].ready and not by_addr["10.0.0.2"].serving
+    assert by_addr["10.0.0.2"].node == "n3"
+
+
+def test_legacy_endpoints_error() -> None:
+    with pytest.raises(InputError, match=r"subsets\[0\].addresses\[0\].ip='nope'"):
+        endpoints_from_dict(b.endpoints([("nope", "n1")]))
