@@ -7,6 +7,7 @@ API (asyncio; one Announcer per agent):
     await ann.stop(vip)                       # no further announcement for `vip` after this returns
     await ann.close()                         # stops everything, closes the raw sockets
 
+`AddressManager` / `RoutingTable` calls block on netlink: from asyncio use `asyncio.to_thread`.
 IPv4 VIPs get gratuitous ARPs (net.arp), IPv6 VIPs unsolicited NAs (net.ndp). `start` for a VIP that is
 already announced on the same interface does nothing; on another interface it moves there.
 """
@@ -20,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
+from kubevip.errors import NetworkError
 from kubevip.net.arp import ArpSender
 from kubevip.net.interfaces import link
 from kubevip.net.namespace import OWN, Netns
@@ -85,17 +87,22 @@ class Announcer:
         """VIP -> interface for every VIP being announced."""
         return {vip: ifname for vip, (ifname, _) in self._tasks.items()}
 
-    def _sender(self, ifname: str, version: int) -> Sender:
+    async def _open(self, ifname: str, version: int) -> Sender:
         key = (ifname, version)
         if key not in self._senders:
-            self._senders[key] = self._factory(ifname, version, self.ns)
+            # Opening reads the MAC over netlink, which blocks: off the event loop.
+            sender = await asyncio.to_thread(self._factory, ifname, version, self.ns)
+            if key in self._senders:  # opened meanwhile by another VIP's task
+                sender.close()
+            else:
+                self._senders[key] = sender
         return self._senders[key]
 
-    def _send(self, vip: IPAddress, ifname: str) -> None:
+    async def _send(self, vip: IPAddress, ifname: str) -> None:
         try:
-            self._sender(ifname, vip.version).announce(vip)
+            (await self._open(ifname, vip.version)).announce(vip)
             self.sent[vip] = self.sent.get(vip, 0) + 1
-        except OSError as exc:
+        except (OSError, NetworkError) as exc:
             # The interface may have been recreated: reopen the socket next time instead of giving up.
             log.warning("announcing %s on %s failed: %s (will retry)", vip, ifname, exc)
             stale = self._senders.pop((ifname, vip.version), None)
@@ -108,15 +115,15 @@ class Announcer:
         if current is not None and current[0] == ifname and not current[1].done():
             return
         await self.stop(vip)
-        self._sender(ifname, vip.version)  # NetworkError here names a missing interface
-        self._send(vip, ifname)
+        await self._open(ifname, vip.version)  # NetworkError here names a missing interface
+        await self._send(vip, ifname)
         task = spawn(self._guard, f"announce {vip} on {ifname}", self._run(vip, ifname))
         self._tasks[vip] = (ifname, task)
 
     async def _run(self, vip: IPAddress, ifname: str) -> None:
         for delay in announcement_delays(self.rate_ms, self.burst):
             await asyncio.sleep(delay)
-            self._send(vip, ifname)
+            await self._send(vip, ifname)
 
     async def stop(self, vip: IPAddress) -> None:
         """Stop announcing `vip`; returns once its task has ended (nothing more goes out)."""

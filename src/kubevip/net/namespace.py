@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from dataclasses import dataclass
 
@@ -18,7 +19,19 @@ class Netns:
     name: str | None = None
 
     def iproute(self) -> IPRoute:
-        """A netlink socket in this namespace; the caller closes it (use as a context manager)."""
+        """A netlink socket in this namespace; the caller closes it (use as a context manager).
+
+        pyroute2's synchronous API runs its own event loop, so it cannot be used on a thread that already
+        runs one: from asyncio, call the synchronous `kubevip.net` APIs through `asyncio.to_thread`.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise NetworkError(
+                "kubevip.net netlink calls block: call them via asyncio.to_thread(...), not on the event loop"
+            )
         if self.name is None:
             return IPRoute()
         try:

@@ -107,10 +107,11 @@ class RoutingTable:
             "type": self.route_type,
             "family": socket.AF_INET if ip.version == 4 else socket.AF_INET6,
         }
-        if self._has_dev and not any_interface:
-            kwargs["oif"] = link(self.interface, self.ns).index
+        if self._has_dev:
             kwargs["scope"] = RT_SCOPE_HOST if self.route_type == "local" else RT_SCOPE_LINK
-        elif not self._has_dev:
+            if not any_interface:
+                kwargs["oif"] = link(self.interface, self.ns).index
+        else:
             kwargs["scope"] = RT_SCOPE_UNIVERSE
         try:
             with self.ns.iproute() as ipr:
