@@ -319,7 +319,7 @@ class ScalableElector:
             self._my_claims.clear()
             return
         except TRANSIENT as exc:
-            log.warning("node %s: liveness renew failed (%r)", self.node, exc)
+            log.debug("node %s: liveness renew failed (%r)", self.node, exc)
             return
         self._mine = new
         self._live_until = sent + t.renew_deadline
@@ -332,10 +332,13 @@ class ScalableElector:
 
     async def _assign_loop(self) -> None:
         t = self.timings
+        wake = self._clock()
         while not self._closing:
+            # Wake on any change, at the next peer expiry instant, or after one retry period.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.cache.changed.wait(), timeout=t.retry_period)
+                await asyncio.wait_for(self.cache.changed.wait(), timeout=max(0.0, wake - self._clock()))
             self.cache.changed.clear()
+            wake = self._clock() + t.retry_period
             if not self.is_live:
                 if self._held:
                     await self._fence("not live")
@@ -343,15 +346,18 @@ class ScalableElector:
             if not self.cache.synced:
                 continue
             try:
-                await self._expire_peers()
+                wake = min(wake, await self._expire_peers())
                 await self._converge()
             except TRANSIENT as exc:
                 log.debug("node %s: assignment pass failed: %r", self.node, exc)
 
-    async def _expire_peers(self) -> None:
-        """Mark peers' liveness Leases expired once unchanged for their duration on our clock."""
+    async def _expire_peers(self) -> float:
+        """Mark peers' liveness Leases expired once unchanged for their duration on our clock; returns
+        the next instant at which some peer would expire.
+        """
         t = self.timings
         now = self._clock()
+        next_expiry = now + t.retry_period
         for name, rec in list(self.cache.records.items()):
             if rec.labels.get(ROLE_LABEL) != ROLE_NODE or not rec.holder or rec.holder == self.node:
                 continue
@@ -359,7 +365,9 @@ class ScalableElector:
             if seen is None:
                 continue
             first = max(seen.first_seen, self._live_since)
-            if now < first + (rec.duration or t.lease_duration):
+            expiry = first + (rec.duration or t.lease_duration)
+            if now < expiry:
+                next_expiry = min(next_expiry, expiry)
                 continue
             # Fresh quorum read: a stalled watch must not make a live peer look dead.
             fresh = await asyncio.wait_for(self.api.get(self.namespace, name), timeout=t.renew_deadline)
@@ -389,6 +397,7 @@ class ScalableElector:
                 continue
             log.info("node %s: marked %s expired", self.node, fresh.holder)
             self.cache.put(new)
+        return next_expiry
 
     async def _converge(self) -> None:
         async with self._lock:
