@@ -43,6 +43,9 @@ def main() -> int:
     seq = 0
     next_send = time.monotonic()
     out = sys.stdout
+    # Readiness marker: the driver starts its clock only after the prober is sending.
+    out.write(f"# ready {time.monotonic():.6f}\n")
+    out.flush()
     while running:
         now = time.monotonic()
         if now >= next_send:

@@ -50,13 +50,18 @@ class Probe:
                 stdout=fh,
                 stderr=subprocess.DEVNULL,
             )
-        return cls(proc, out)
+        probe = cls(proc, out)
+        # Python starts slowly on a loaded machine: time nothing before the prober runs.
+        if not workload.wait_for(lambda: probe.out.read_bytes().startswith(b"# ready"), 30, 0.02):
+            probe.stop()
+            raise NotAvailable("the UDP prober did not start within 30 s")
+        return probe
 
     def replies(self) -> list[Reply]:
         out: list[Reply] = []
         for line in self.out.read_text().splitlines():
             parts = line.split(" ", 2)
-            if len(parts) == 3:
+            if len(parts) == 3 and not line.startswith("#"):
                 out.append(Reply(float(parts[0]), parts[1], parts[2]))
         return out
 
@@ -71,20 +76,32 @@ class Probe:
 
 
 def read_events(paths: dict[str, Path], since: float = 0.0) -> list[AddrEvent]:
+    """Address events from every node's watcher; polls add the changes that events missed (for example
+    addresses present before the watcher started)."""
     ev: list[AddrEvent] = []
     for node, path in paths.items():
         try:
             lines = path.read_text().splitlines()
         except OSError:
             continue
+        prev: set[str] = set()
         for line in lines:
             try:
                 d = json.loads(line)
             except ValueError:
                 continue
-            if d["op"] in ("add", "del") and d["t"] >= since:
+            if d["op"] == "poll":
+                cur = set(d["addrs"])
+                ev += [AddrEvent(d["t"], node, "add", a) for a in cur - prev]
+                ev += [AddrEvent(d["t"], node, "del", a) for a in prev - cur]
+                prev = cur
+            elif d["op"] in ("add", "del"):
                 ev.append(AddrEvent(d["t"], node, d["op"], d["addr"]))
-    return ev
+                if d["op"] == "add":
+                    prev.add(d["addr"])
+                else:
+                    prev.discard(d["addr"])
+    return [e for e in ev if e.t >= since] if since else ev
 
 
 @dataclass
@@ -226,7 +243,7 @@ class Runner:
                 time.sleep(1.0)  # see whether the old holder keeps answering / holding after the switch
                 t_end = time.monotonic()
                 replies = probe.stop()
-                events = read_events(self.helpers.watch_files, since=t0 - 30)
+                events = read_events(self.helpers.watch_files)
                 for f, v in vips.items():
                     took, gap = failover_times(replies, t0, owners[f], f)
                     res["switch"][f].append(took if took is not None else float("nan"))
