@@ -129,6 +129,10 @@ class Runner:
         return p
 
     def start_all(self) -> None:
+        # Both agents use the same Lease names: never let one inherit the other's (or its own old) Leases.
+        kube = self.lab.admin
+        kube.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/{workload.NS}/leases")
+        kube.delete("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/plndr-svcs-lock")
         for n in self.lab.nodes:
             self.start_node(n)
         time.sleep(0.5)
@@ -149,16 +153,17 @@ class Runner:
         return [n.name for n in self.lab.nodes if addr in workload.node_addresses(n.netns, n.interface)]
 
     def clear_vips(self, vips: list[str]) -> None:
-        """Remove leftovers (e.g. after a SIGKILL) so every run starts clean; returns nothing."""
+        """Remove leftovers (e.g. after a SIGKILL) so every run starts clean."""
         for n in self.lab.nodes:
             have = workload.node_addresses(n.netns, n.interface)
-            for v in vips:
-                if v in have:
-                    plen = "128" if ":" in v else "32"
-                    subprocess.run(
-                        ["ip", "-n", n.netns, "addr", "del", f"{v}/{plen}", "dev", n.interface],
-                        capture_output=True,
-                    )
+            cmds = [f"addr del {v}/{128 if ':' in v else 32} dev {n.interface}" for v in vips if v in have]
+            if cmds:
+                subprocess.run(
+                    ["ip", "-n", n.netns, "-force", "-batch", "-"],
+                    input="\n".join(cmds) + "\n",
+                    capture_output=True,
+                    text=True,
+                )
 
     def tail(self, n: int = 1200) -> str:
         return " | ".join(p.log.read_text(errors="replace")[-n:] for p in list(self.procs.values())[:1])
