@@ -140,11 +140,13 @@ class AddressManager:
 
     def present(self) -> set[VipAddress]:
         """Every address on the interface, ours or not."""
-        return {a for a, _ in self._dump()[1]}
+        with self.ns.iproute():
+            return {a for a, _ in self._dump()[1]}
 
     def owned(self) -> set[VipAddress]:
         """The addresses on the interface that kubevip added."""
-        name, rows = self._dump()
+        with self.ns.iproute():
+            name, rows = self._dump()
         recorded = self._state.load().get(name, set()) if self._state else set()
         return {a for a, proto in rows if self._is_ours(a, proto, recorded)}
 
@@ -168,6 +170,10 @@ class AddressManager:
     def add(self, ip: IPAddress, prefixlen: int | None = None) -> bool:
         """Add one VIP (host prefix unless given); True if added now, False if it was already there."""
         (a,) = normalise([(ip, host_prefix(ip) if prefixlen is None else prefixlen)])
+        with self.ns.iproute():
+            return self._add(a)
+
+    def _add(self, a: VipAddress) -> bool:
         index, name = self._index_and_name()
         try:
             self._netlink("add", index, a)
@@ -182,8 +188,9 @@ class AddressManager:
 
     def remove(self, ip: IPAddress, prefixlen: int | None = None) -> bool:
         """Remove one VIP if kubevip owns it (any prefix unless given); True if something was removed."""
-        mine = [a for a in self.owned() if a[0] == ip and (prefixlen is None or a[1] == prefixlen)]
-        return any(self._remove(a) for a in mine)
+        with self.ns.iproute():
+            mine = [a for a in self.owned() if a[0] == ip and (prefixlen is None or a[1] == prefixlen)]
+            return any([self._remove(a) for a in mine])
 
     def _remove(self, a: VipAddress) -> bool:
         index, name = self._index_and_name()
@@ -203,16 +210,17 @@ class AddressManager:
     def cleanup_stale(self, desired: Iterable[VipAddress | IPAddress]) -> set[VipAddress]:
         """Remove every address kubevip owns on this interface that is not in `desired`."""
         want = normalise(desired)
-        return {a for a in self.owned() - want if self._remove(a)}
+        with self.ns.iproute():
+            return {a for a in self.owned() - want if self._remove(a)}
 
     def ensure(self, desired: Iterable[VipAddress | IPAddress]) -> Changes:
         """Make our addresses on the interface exactly `desired` (idempotent; foreign ones stay untouched)."""
         want = normalise(desired)
-        # Removals first: an IPv6 address whose prefix changes must go before it can come back.
-        removed = self.cleanup_stale(want)
-        present = self.present()
-        added = {a for a in want - present if self.add(*a)}
-        foreign = want - self.owned()
+        with self.ns.iproute():
+            # Removals first: an IPv6 address whose prefix changes must go before it can come back.
+            removed = self.cleanup_stale(want)
+            added = {a for a in want - self.present() if self._add(a)}
+            foreign = want - self.owned()
         for a in sorted(foreign, key=_key):
             log.warning("VIP %s on %s was not added by kubevip: left alone", _key(a), self.interface)
         return Changes(frozenset(added), frozenset(removed), frozenset(foreign))

@@ -120,8 +120,8 @@ def interface_networks(
     ifname: str | int, ns: Netns = OWN
 ) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
     """Every address/prefix configured on the interface (used by `vip_subnet=auto`)."""
-    ln = link(ifname, ns)
     with ns.iproute() as ipr:
+        ln = link(ifname, ns)
         return [
             ipaddress.ip_interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
             for a in ipr.get_addr(index=ln.index)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 from pyroute2 import netns as _netns
 
 from kubevip.errors import NetworkError
+
+_local = threading.local()
 
 
 @dataclass(frozen=True)
@@ -18,12 +23,27 @@ class Netns:
 
     name: str | None = None
 
-    def iproute(self) -> IPRoute:
-        """A netlink socket in this namespace; the caller closes it (use as a context manager).
+    @contextmanager
+    def iproute(self) -> Iterator[IPRoute]:
+        """A netlink socket in this namespace for the `with` block; nested blocks on one thread share it
+        (opening one costs a fork for a named namespace, so one public call opens one).
 
         pyroute2's synchronous API runs its own event loop, so it cannot be used on a thread that already
         runs one: from asyncio, call the synchronous `kubevip.net` APIs through `asyncio.to_thread`.
         """
+        open_here: dict[str | None, IPRoute] = _local.__dict__.setdefault("open", {})
+        if self.name in open_here:
+            yield open_here[self.name]
+            return
+        ipr = self._open()
+        open_here[self.name] = ipr
+        try:
+            yield ipr
+        finally:
+            del open_here[self.name]
+            ipr.close()
+
+    def _open(self) -> IPRoute:
         try:
             asyncio.get_running_loop()
         except RuntimeError:

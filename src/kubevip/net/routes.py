@@ -96,7 +96,8 @@ class RoutingTable:
 
     def routes(self) -> set[VipAddress]:
         """Our VIP routes in the table (via this interface for device route types)."""
-        return self._dump()
+        with self.ns.iproute():
+            return self._dump()
 
     def _route(self, op: str, a: VipAddress, *, any_interface: bool = False) -> bool:
         ip, plen = a
@@ -130,20 +131,24 @@ class RoutingTable:
 
     def add(self, ip: IPAddress, prefixlen: int | None = None) -> bool:
         (a,) = normalise([(ip, ip.max_prefixlen if prefixlen is None else prefixlen)])
-        return a not in self.routes() and self._route("add", a)
+        with self.ns.iproute():
+            return a not in self.routes() and self._route("add", a)
 
     def remove(self, ip: IPAddress, prefixlen: int | None = None) -> bool:
-        mine = [a for a in self.routes() if a[0] == ip and (prefixlen is None or a[1] == prefixlen)]
-        return any(self._route("del", a) for a in mine)
+        with self.ns.iproute():
+            mine = [a for a in self.routes() if a[0] == ip and (prefixlen is None or a[1] == prefixlen)]
+            return any([self._route("del", a) for a in mine])
 
     def ensure(self, desired: Iterable[VipAddress | IPAddress]) -> RouteChanges:
         """Make our routes in the table exactly `desired` (idempotent; repairs kernel-side deletions)."""
         want = normalise(desired)
-        have = self.routes()
-        removed = {a for a in have - want if self._route("del", a)}
-        added = {a for a in want - have if self._route("add", a)}
+        with self.ns.iproute():
+            have = self.routes()
+            removed = {a for a in have - want if self._route("del", a)}
+            added = {a for a in want - have if self._route("add", a)}
         return RouteChanges(frozenset(added), frozenset(removed))
 
     def clear(self) -> set[VipAddress]:
         """Remove every route with our protocol from the table, whatever its interface."""
-        return {a for a in self._dump(any_interface=True) if self._route("del", a, any_interface=True)}
+        with self.ns.iproute():
+            return {a for a in self._dump(any_interface=True) if self._route("del", a, any_interface=True)}
