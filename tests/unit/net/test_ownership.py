@@ -1,0 +1,30 @@
+"""Ownership (pure part): the address protocol decides; the state file only when the kernel has none."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubevip.net.addresses import ADDRESS_PROTO, AddressManager, normalise
+
+addr = st.ip_addresses().map(lambda ip: (ip, ip.max_prefixlen))
+
+
+@given(addr, st.one_of(st.none(), st.integers(0, 255)), st.booleans())
+def test_protocol_wins_over_state_file(
+    a: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int], proto: int | None, recorded: bool
+) -> None:
+    m = AddressManager("eth0")
+    keys = {f"{a[0]}/{a[1]}"} if recorded else set()
+    ours = m._is_ours(a, proto, keys)
+    if proto is None:
+        assert ours == recorded
+    else:
+        assert ours == (proto == ADDRESS_PROTO)
+
+
+@given(st.lists(st.ip_addresses(), max_size=5))
+def test_bare_addresses_get_the_host_prefix(ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> None:
+    assert normalise(ips) == {(ip, ip.max_prefixlen) for ip in ips}
