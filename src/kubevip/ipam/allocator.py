@@ -7,6 +7,7 @@ two Services unless both namespaces allow sharing and their ports do not overlap
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -78,6 +79,12 @@ class _Holding:
     owned: bool  # allocated by us (our label) rather than set by a user or another tool
 
 
+@dataclass
+class _Scan:
+    mark: int
+    holes: list[int]
+
+
 def _make(version: int, n: int) -> IPAddress:
     return ipaddress.IPv4Address(n) if version == 4 else ipaddress.IPv6Address(n)
 
@@ -100,9 +107,10 @@ class Allocator:
         # Holders in the order they took the address: on a port clash the earlier one keeps it.
         self._holders: dict[IPAddress, dict[ServiceKey, None]] = {}
         self._used: dict[int, set[int]] = {4: set(), 6: set()}
-        # Scan hints per (version, first, last, descending): every address between the block's start
-        # and the hint is used or skipped. Only an optimisation: lowered on release, dropped on reconfig.
-        self._hints: dict[tuple[int, int, int, bool], int] = {}
+        # Scan state per (version, first, last, descending): a watermark (every address between the
+        # block's start and it was seen used or skipped) and a heap of addresses freed behind it, so the
+        # next free address is found without walking the used ones. Dropped on reconfiguration.
+        self._scans: dict[tuple[int, int, int, bool], _Scan] = {}
 
     # ----- what the cluster says -------------------------------------------------------------------
 
@@ -113,7 +121,7 @@ class Allocator:
     def set_config(self, config: PoolConfig) -> None:
         """Switch to a new ConfigMap; existing holdings stay (a Service keeps its address)."""
         self._config = config
-        self._hints.clear()
+        self._scans.clear()
 
     def hold(
         self, key: ServiceKey, addresses: Iterable[IPAddress], ports: frozenset[PortKey] = frozenset(),
@@ -246,10 +254,10 @@ class Allocator:
         del self._holders[a]
         n = int(a)
         self._used[a.version].discard(n)
-        for hk, hint in list(self._hints.items()):
-            version, first, last, desc = hk
-            if version == a.version and first <= n <= last and ((n < hint) if not desc else (n > hint)):
-                self._hints[hk] = n
+        for (version, first, last, desc), scan in self._scans.items():
+            behind = n > scan.mark if desc else n < scan.mark
+            if version == a.version and first <= n <= last and behind:
+                heapq.heappush(scan.holes, -n if desc else n)
 
     def _clashes(self, key: ServiceKey, ports: frozenset[PortKey], a: IPAddress) -> bool:
         for other in self._holders.get(a, ()):
@@ -299,15 +307,23 @@ class Allocator:
     def _scan(self, version: int, block: Block, desc: bool) -> int | None:
         used = self._used[version]
         hk = (version, block.first, block.last, desc)
+        scan = self._scans.get(hk)
+        if scan is None:
+            scan = self._scans[hk] = _Scan(block.last if desc else block.first, [])
+        while scan.holes:
+            n = heapq.heappop(scan.holes)
+            n = -n if desc else n
+            if n not in used:  # else taken again since it was freed (by a hold)
+                return n
         step = -1 if desc else 1
-        n = self._hints.get(hk, block.last if desc else block.first)
         end = block.first - 1 if desc else block.last + 1
+        n = scan.mark
         while n != end:
             if n not in used and not skipped(version, n):
-                self._hints[hk] = n
+                scan.mark = n + step
                 return n
             n += step
-        self._hints[hk] = n
+        scan.mark = n
         return None
 
     def _scan_shared(self, request: Request, version: int, block: Block, desc: bool) -> int | None:
