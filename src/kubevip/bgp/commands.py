@@ -25,17 +25,34 @@ def diff(have: Mapping[Key, Route], want: Mapping[Key, Route]) -> tuple[list[tup
     return announce, withdraw
 
 
-def announce(key: Key, route: Route) -> str:
-    peer, prefix = key
-    nh, communities, large = route
-    cmd = f"neighbor {peer} announce route {prefix} next-hop {nh} origin igp"
+# Prefixes per command: one acknowledgement covers a whole batch, which keeps a full re-feed fast.
+BATCH = 200
+
+Batch = tuple[IPAddress, Route, tuple[IPNetwork, ...]]
+
+
+def batches(items: list[tuple[Key, Route]], size: int = BATCH) -> list[Batch]:
+    """Group (peer, prefix) -> route items into (peer, route, prefixes) batches of at most `size`."""
+    groups: dict[tuple[IPAddress, Route], list[IPNetwork]] = {}
+    for (peer, prefix), route in items:
+        groups.setdefault((peer, route), []).append(prefix)
+    out: list[Batch] = []
+    for (peer, route), prefixes in groups.items():
+        for start in range(0, len(prefixes), size):
+            out.append((peer, route, tuple(prefixes[start : start + size])))
+    return out
+
+
+def announce(batch: Batch) -> str:
+    peer, (nh, communities, large), prefixes = batch
+    cmd = f"neighbor {peer} announce attributes next-hop {nh} origin igp"
     if communities:
         cmd += f" community [ {communities} ]"
     if large:
         cmd += f" large-community [ {large} ]"
-    return cmd
+    return cmd + " nlri " + " ".join(str(p) for p in prefixes)
 
 
-def withdraw(key: Key, route: Route) -> str:
-    peer, prefix = key
-    return f"neighbor {peer} withdraw route {prefix} next-hop {route[0]}"
+def withdraw(batch: Batch) -> str:
+    peer, (nh, _, _), prefixes = batch
+    return f"neighbor {peer} withdraw attributes next-hop {nh} nlri " + " ".join(str(p) for p in prefixes)

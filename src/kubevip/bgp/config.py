@@ -25,6 +25,7 @@ EXABGP_ENV: Mapping[str, str] = {
     "exabgp_tcp_bind": "",
     "exabgp_log_destination": "stdout",
     "exabgp_log_level": "INFO",
+    "exabgp_reactor_speed": "0.1",
 }
 
 

@@ -221,16 +221,18 @@ class Speaker:
                 want[(peer.address, prefix)] = self._route_for(peer, adv)
         to_announce, to_withdraw = commands.diff(self._announced, want)
         errors: list[str] = []
-        for key, route in to_announce:
-            line = commands.announce(key, route)
+        for batch in commands.batches(to_announce):
+            line = commands.announce(batch)
             if await self._command(line):
-                self._announced[key] = route
+                peer_ip, route, prefixes = batch
+                self._announced.update(((peer_ip, p), route) for p in prefixes)
             else:
                 errors.append(line)
-        for key in to_withdraw:
-            line = commands.withdraw(key, self._announced[key])
+        for batch in commands.batches([(k, self._announced[k]) for k in to_withdraw]):
+            line = commands.withdraw(batch)
             if await self._command(line):
-                del self._announced[key]
+                for p in batch[2]:
+                    del self._announced[(batch[0], p)]
             else:
                 errors.append(line)
         if errors:

@@ -7,7 +7,7 @@ import ipaddress
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.bgp.commands import Key, Route, announce, diff, withdraw
+from kubevip.bgp.commands import Key, Route, announce, batches, diff, withdraw
 
 peers = st.sampled_from([ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("2001:db8::1")])
 prefixes = st.sampled_from(
@@ -39,11 +39,23 @@ def test_converged_table_needs_no_commands(table: dict[Key, Route]) -> None:
 
 
 def test_command_text() -> None:
-    key = (ipaddress.ip_address("192.0.2.1"), ipaddress.ip_network("2001:db8:9::1/128"))
+    peer = ipaddress.ip_address("192.0.2.1")
+    prefixes = (ipaddress.ip_network("2001:db8:9::1/128"), ipaddress.ip_network("2001:db8:9::2/128"))
     route = (ipaddress.ip_address("2001:db8::10"), "65000:1 65000:2", "1:2:3")
-    assert announce(key, route) == (
-        "neighbor 192.0.2.1 announce route 2001:db8:9::1/128 next-hop 2001:db8::10 origin igp"
-        " community [ 65000:1 65000:2 ] large-community [ 1:2:3 ]"
+    assert announce((peer, route, prefixes)) == (
+        "neighbor 192.0.2.1 announce attributes next-hop 2001:db8::10 origin igp"
+        " community [ 65000:1 65000:2 ] large-community [ 1:2:3 ] nlri 2001:db8:9::1/128 2001:db8:9::2/128"
     )
-    assert withdraw(key, route) == "neighbor 192.0.2.1 withdraw route 2001:db8:9::1/128 next-hop 2001:db8::10"
-    assert announce(key, (route[0], "", "")).endswith("origin igp")
+    assert withdraw((peer, route, prefixes[:1])) == (
+        "neighbor 192.0.2.1 withdraw attributes next-hop 2001:db8::10 nlri 2001:db8:9::1/128"
+    )
+    assert announce((peer, (route[0], "", ""), prefixes[:1])).endswith("origin igp nlri 2001:db8:9::1/128")
+
+
+@given(tables, st.integers(1, 4))
+def test_batches_cover_every_item_once_and_share_peer_and_route(table: dict[Key, Route], size: int) -> None:
+    items = sorted(table.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
+    got = batches(items, size)
+    flat = [((peer, p), route) for peer, route, prefixes in got for p in prefixes]
+    assert sorted(flat, key=str) == sorted(items, key=str)
+    assert all(1 <= len(prefixes) <= size for _, _, prefixes in got)
