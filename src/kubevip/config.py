@@ -11,6 +11,7 @@ from kubevip.agent.selection import ClassFilter
 from kubevip.election.timings import ElectionConfig, config_from_settings
 from kubevip.envparse import Settings
 from kubevip.errors import ConfigError
+from kubevip.net.settings import NetSettings
 
 DEFAULT_LB_CLASS = "kube-vip.io/kube-vip-class"
 
@@ -40,6 +41,11 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     ("vip_arpRate", "3000"),
     ("vip_subnet", ""),
     ("vip_routingtable", "false"),
+    ("vip_routingtableid", "198"),
+    ("vip_routingprotocol", "248"),
+    ("vip_routingtabletype", "unicast"),
+    ("vip_cleanroutingtable", "false"),
+    ("vip_skipdad", "false"),
     ("bgp_enable", "false"),
     ("cp_enable", "false"),
     ("kubeconfig", ""),
@@ -76,6 +82,7 @@ class AgentConfig:
     health_port: int | None
     arp_rate_ms: int
     kubeconfig: str
+    net: NetSettings = field(default_factory=NetSettings)
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -130,6 +137,7 @@ class AgentConfig:
             health_port=_port(s, "health_check_port"),
             arp_rate_ms=rate,
             kubeconfig=s.str("kubeconfig") or s.str("KUBECONFIG"),
+            net=NetSettings.from_env(s),
             raw=dict(env),
         )
 

@@ -1,0 +1,219 @@
+"""Who holds each election unit: no election, kube-vip's Lease mode, or the scalable mode.
+
+The agent only asks `holds(unit)` (may this node announce it now?) and `holder(unit, eligible)` (who does,
+as far as this node knows, for status). Elections call back `on_started(unit)` / `on_stopped(unit)`;
+`on_stopped` completes only once the unit's VIPs are withdrawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
+
+from kubernetes_asyncio import client
+
+from kubevip.election.elector import LeaseElector
+from kubevip.election.scalable import ScalableElector
+from kubevip.election.timings import ElectionConfig, service_lease_name
+from kubevip.metrics import Metrics
+from kubevip.tasks import TaskGroupGuard, spawn
+
+log = logging.getLogger(__name__)
+
+UnitCallback = Callable[[str], Awaitable[None]]
+Units = Mapping[str, "frozenset[str] | None"]
+
+
+class Leadership(Protocol):
+    def set_units(self, units: Units) -> None: ...
+    def holds(self, unit: str) -> bool: ...
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None: ...
+    async def run(self) -> None: ...
+    async def release(self) -> None: ...
+
+
+def _eligible(me: str, eligible: frozenset[str] | None) -> bool:
+    return eligible is None or me in eligible
+
+
+class Solo:
+    """vip_leaderelection=false: every eligible node announces (kube-vip's behaviour without election)."""
+
+    def __init__(self, node: str, on_started: UnitCallback, on_stopped: UnitCallback) -> None:
+        self.node = node
+        self._units: dict[str, frozenset[str] | None] = {}
+        self._on_started = on_started
+        self._on_stopped = on_stopped
+
+    def set_units(self, units: Units) -> None:
+        self._units = dict(units)
+
+    def holds(self, unit: str) -> bool:
+        return unit in self._units and _eligible(self.node, self._units[unit])
+
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        return self.node if _eligible(self.node, eligible) else None
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    async def release(self) -> None:
+        return None
+
+
+class Scalable:
+    """vip_electionmode=scalable: one liveness Lease per node, claims only on change (election/scalable)."""
+
+    def __init__(
+        self, api: client.ApiClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
+        on_stopped: UnitCallback, metrics: Metrics,
+    ) -> None:
+        self.node = node
+        self.metrics = metrics
+        self.elector = ScalableElector(
+            api, cfg.namespace, node, cfg.timings, on_started, on_stopped, observer=self._observe
+        )
+
+    def _observe(self, unit: str, holding: bool) -> None:
+        self.metrics.is_leader.labels(self.node, unit).set(1 if holding else 0)
+        self.metrics.leader_transitions.labels(unit).inc()
+
+    def set_units(self, units: Units) -> None:
+        self.elector.set_units(units)
+
+    def holds(self, unit: str) -> bool:
+        return self.elector.holds(unit)
+
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        if self.elector.holds(unit):
+            return self.node
+        return self.elector.current_holder(unit)
+
+    async def run(self) -> None:
+        await self.elector.run()
+
+    async def release(self) -> None:
+        await self.elector.release()
+
+
+def unit_lease(unit: str) -> tuple[str, str]:
+    """(namespace, Lease name) of a unit in Lease mode: kube-vip's `kubevip-<service>` (+ family)."""
+    ns, _, rest = unit.partition("/")
+    name, _, family = rest.partition("/")
+    lease = service_lease_name(name)
+    return ns, f"{lease}-{family.lower()}" if family else lease
+
+
+class Leases:
+    """kube-vip's Lease mode: one global Lease (plndr-svcs-lock), or a Lease per unit with svc_election.
+
+    Units of Services with externalTrafficPolicy Local always get their own Lease among eligible nodes:
+    a global leader without local endpoints must not announce them.
+    """
+
+    def __init__(
+        self, api: client.ApiClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
+        on_stopped: UnitCallback, metrics: Metrics,
+    ) -> None:
+        self.api = api
+        self.cfg = cfg
+        self.node = node
+        self.metrics = metrics
+        self._on_started = on_started
+        self._on_stopped = on_stopped
+        self._units: dict[str, frozenset[str] | None] = {}
+        self._guard = TaskGroupGuard(f"leases:{node}")
+        self._per_unit: dict[str, LeaseElector] = {}
+        self.global_elector = LeaseElector(
+            api, cfg.namespace, cfg.services_lease_name, node, cfg.timings,
+            self._global_started, self._global_stopped, observer=self._observe,
+        )
+        self._changed = asyncio.Event()
+
+    def _observe(self, lease: str, leading: bool) -> None:
+        self.metrics.is_leader.labels(self.node, lease).set(1 if leading else 0)
+        self.metrics.leader_transitions.labels(lease).inc()
+
+    def _own_lease(self, unit: str) -> bool:
+        return self.cfg.per_service or self._units.get(unit) is not None
+
+    async def _global_started(self) -> None:
+        for u in self._units:
+            if not self._own_lease(u):
+                await self._on_started(u)
+
+    async def _global_stopped(self) -> None:
+        for u in list(self._units):
+            if not self._own_lease(u):
+                await self._on_stopped(u)
+
+    def set_units(self, units: Units) -> None:
+        self._units = dict(units)
+        self._changed.set()
+
+    def holds(self, unit: str) -> bool:
+        if unit not in self._units:
+            return False
+        if self._own_lease(unit):
+            e = self._per_unit.get(unit)
+            return e is not None and e.is_leader
+        return self.global_elector.is_leader
+
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        if self.holds(unit):
+            return self.node
+        if self._own_lease(unit):
+            e = self._per_unit.get(unit)
+            return e.leader if e is not None else None
+        return self.global_elector.leader
+
+    async def run(self) -> None:
+        spawn(self._guard, "global", self.global_elector.run())
+        try:
+            while True:
+                await self._changed.wait()
+                self._changed.clear()
+                await self._sync_unit_electors()
+        finally:
+            await self._guard.close()
+
+    async def _sync_unit_electors(self) -> None:
+        want = {u for u, e in self._units.items() if self._own_lease(u) and _eligible(self.node, e)}
+        for unit in set(self._per_unit) - want:
+            elector = self._per_unit.pop(unit)
+            await elector.release()
+        for unit in want - set(self._per_unit):
+            ns, name = unit_lease(unit)
+
+            async def started(u: str = unit) -> None:
+                await self._on_started(u)
+
+            async def stopped(u: str = unit) -> None:
+                await self._on_stopped(u)
+
+            e = LeaseElector(self.api, ns, name, self.node, self.cfg.timings, started, stopped,
+                             observer=self._observe)
+            self._per_unit[unit] = e
+            spawn(self._guard, f"lease {ns}/{name}", e.run())
+
+    async def release(self) -> None:
+        for e in list(self._per_unit.values()):
+            with contextlib.suppress(Exception):
+                await e.release()
+        with contextlib.suppress(Exception):
+            await self.global_elector.release()
+
+
+def make(
+    api: client.ApiClient | None, cfg: ElectionConfig, node: str, on_started: UnitCallback,
+    on_stopped: UnitCallback, metrics: Metrics,
+) -> Leadership:
+    """The election the settings ask for."""
+    if not cfg.enabled or api is None:
+        return Solo(node, on_started, on_stopped)
+    if cfg.mode == "scalable":
+        return Scalable(api, cfg, node, on_started, on_stopped, metrics)
+    return Leases(api, cfg, node, on_started, on_stopped, metrics)

@@ -1,0 +1,433 @@
+"""The running agent: World -> snapshot -> election -> kernel rows + announcements -> status and Events.
+
+Level-triggered: every pass recomputes the whole desired state from the World and converges to it, so
+a pass can be repeated or skipped without harm. Side effects are serialised by one lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import aiohttp
+from kubernetes_asyncio import client
+
+from kubevip.agent import leadership
+from kubevip.agent.claims import VipPlan
+from kubevip.agent.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition
+from kubevip.agent.rows import (
+    Changes,
+    Row,
+    ServiceStatus,
+    apply,
+    desired_rows,
+    diff,
+    service_status,
+    should_write,
+    unit_eligibility,
+)
+from kubevip.agent.sources import Sources
+from kubevip.agent.world import Snapshot, World, snapshot
+from kubevip.config import AgentConfig
+from kubevip.core.plan import ServiceDecision
+from kubevip.core.views import IPFamily
+from kubevip.errors import KubevipError, NetworkError
+from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
+from kubevip.metrics import Metrics
+from kubevip.net.addresses import AddressManager
+from kubevip.net.announcer import Announcer
+from kubevip.net.interfaces import resolve_interface
+from kubevip.net.namespace import OWN, Netns
+from kubevip.net.routes import RoutingTable
+from kubevip.tasks import TaskGroupGuard, spawn
+
+log = logging.getLogger(__name__)
+
+INVALID_OBJECT = "invalid-object"
+WRITE_CONCURRENCY = 8
+# Errors of one API write that a later pass retries.
+WRITE_ERRORS: tuple[type[BaseException], ...] = (
+    WriteError, aiohttp.ClientError, asyncio.TimeoutError, OSError, client.ApiException,
+)
+
+
+@dataclass
+class Reports:
+    """What this node already told the API server, so a repeated condition is written once."""
+
+    events: set[str] = field(default_factory=set)
+    failed_status: dict[str, float] = field(default_factory=dict)
+
+
+class Agent:
+    """One node's agent. `api=None` runs without a cluster (tests feed `world` directly)."""
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        api: client.ApiClient | None,
+        *,
+        ns: Netns = OWN,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.api = api
+        self.ns = ns
+        self.me = cfg.node_name
+        self.metrics = metrics or Metrics(cfg.node_name)
+        self.world = World()
+        self.guard = TaskGroupGuard(f"agent:{self.me}")
+        self.leadership = leadership.make(
+            api, cfg.election, self.me, self._unit_started, self._unit_stopped, self.metrics
+        )
+        self.announcer = Announcer(rate_ms=cfg.net.arp_rate_ms, ns=ns) if cfg.net.arp else None
+        self.writer = Writer(api, self.me) if api is not None else None
+        self.sources: Sources | None = None
+        self._cache: dict[str, ServiceDecision] = {}
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._report_wake = asyncio.Event()
+        self.held: frozenset[Row] = frozenset()
+        self.snap: Snapshot | None = None
+        self.reports = Reports()
+        self._ifaces: dict[IPFamily, str] = {}
+        self._startup_keep: frozenset[Row] = frozenset()
+        self._startup_until = 0.0
+        self._stopping = False
+        self.passes = 0
+        self.ready = asyncio.Event()
+
+    # -- inputs -----------------------------------------------------------------------------------
+
+    def touched(self, keys: Iterable[str]) -> None:
+        """Services whose inputs changed: drop their cached decisions and wake the loop."""
+        for k in keys:
+            self._cache.pop(k, None)
+        self._wake.set()
+
+    def _broken(self, kind: str, key: str, why: str) -> None:
+        ns, _, name = key.partition("/")
+        self.metrics.reconcile_errors.labels(ns, name, INVALID_OBJECT).inc()
+
+    async def _unit_started(self, unit: str) -> None:
+        self._wake.set()
+
+    async def _unit_stopped(self, unit: str) -> None:
+        """Fencing: withdraw this unit's VIPs before returning (the election waits for it)."""
+        await self.converge(reason=f"stopped holding {unit}")
+
+    # -- interfaces ---------------------------------------------------------------------------------
+
+    def _resolve_interfaces(self) -> dict[IPFamily, str]:
+        """Interface per family (vip_servicesinterface, vip_interface, else the default route's); blocking."""
+        out: dict[IPFamily, str] = {}
+        for fam, v in ((IPFamily.IPV4, 4), (IPFamily.IPV6, 6)):
+            if fam in self._ifaces:
+                out[fam] = self._ifaces[fam]
+                continue
+            try:
+                out[fam] = self._ifaces[fam] = resolve_interface(
+                    v, for_service=True, vip_interface=self.cfg.net.interface,  # type: ignore[arg-type]
+                    services_interface=self.cfg.net.services_interface, ns=self.ns,
+                )
+            except KubevipError as exc:
+                log.warning("%s", exc)
+        return out
+
+    async def interfaces(self) -> dict[IPFamily, str]:
+        if len(self._ifaces) == len(IPFamily):
+            return dict(self._ifaces)
+        return await asyncio.to_thread(self._resolve_interfaces)
+
+    def _managers(self, rows: Iterable[Row]) -> dict[str, AddressManager]:
+        return {r.interface: AddressManager(r.interface, self.ns) for r in rows}
+
+    async def kernel_rows(self) -> frozenset[Row]:
+        """The VIPs this agent owns on the interfaces it uses (IFA_PROTO ownership, survives restarts)."""
+        ifaces = await self.interfaces()
+        return await asyncio.to_thread(self._owned_rows, set(ifaces.values()))
+
+    def _owned_rows(self, ifnames: set[str]) -> frozenset[Row]:
+        out: set[Row] = set()
+        for ifname in ifnames:
+            try:
+                for ip, _plen in AddressManager(ifname, self.ns).owned():
+                    out.add(Row(ip, ifname))
+            except NetworkError as exc:
+                log.warning("cannot read addresses of %s: %s", ifname, exc)
+        return frozenset(out)
+
+    # -- the pass --------------------------------------------------------------------------------------
+
+    def _snapshot(self) -> Snapshot:
+        snap = snapshot(self.world, self.cfg.lb_class, self.cfg.use_legacy_endpoints, self._cache)
+        self._cache = dict(snap.decisions)
+        return snap
+
+    def _holds(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        if self._stopping:
+            return None
+        return self.me if self.leadership.holds(unit) else None
+
+    def desired(self, snap: Snapshot, ifaces: dict[IPFamily, str]) -> frozenset[Row]:
+        rows = desired_rows(snap.plans, self._holds, self.me, ifaces)
+        if self._startup_keep and time.monotonic() < self._startup_until and not self._stopping:
+            # Start-up without a flap: our VIPs still wanted cluster-wide stay while the election settles,
+            # unless someone else is known to hold them.
+            units = unit_eligibility(snap.plans)
+            by_addr = {p.address: p for p in snap.plans}
+            for r in self._startup_keep:
+                p = by_addr.get(r.address)
+                if p is not None and self.leadership.holder(p.unit, units[p.unit]) in (None, self.me):
+                    rows |= {r}
+        return rows
+
+    async def converge(self, reason: str = "") -> Changes:
+        """One level-triggered pass over the kernel side; returns what it changed."""
+        async with self._lock:
+            started = time.perf_counter()
+            snap = self._snapshot()
+            self.snap = snap
+            if not self._stopping:
+                self.leadership.set_units(unit_eligibility(snap.plans))
+            want = self.desired(snap, await self.interfaces())
+            changes = diff(want, self.held)
+            if not changes.empty:
+                await self._apply(changes, snap)
+            self.passes += 1
+            self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+            self._update_gauges(snap)
+            self._report_wake.set()
+            return changes
+
+    async def _apply(self, changes: Changes, snap: Snapshot) -> None:
+        # Withdraw first: announcements stop before the address goes, so no frame names a dead VIP.
+        for r in changes.remove:
+            if self.announcer is not None:
+                await self.announcer.stop(r.address)
+        failed = await asyncio.to_thread(self._kernel, changes)
+        done = Changes(
+            add=tuple(r for r in changes.add if r not in failed),
+            remove=tuple(r for r in changes.remove if r not in failed),
+        )
+        self.held = apply(self.held, done)
+        for r in done.add:
+            if self.announcer is not None:
+                try:
+                    await self.announcer.start(r.address, r.interface)
+                except KubevipError as exc:
+                    log.error("cannot announce %s on %s: %s", r.address, r.interface, exc)
+        for r in done.add:
+            log.info("node %s: announcing %s on %s", self.me, r.address, r.interface)
+        for r in done.remove:
+            log.info("node %s: withdrew %s from %s", self.me, r.address, r.interface)
+        self._node_events(done, snap)
+
+    def _kernel(self, changes: Changes) -> set[Row]:
+        """Address (and route) changes in a worker thread: netlink calls must not stall lease renewals."""
+        failed: set[Row] = set()
+        mgrs = self._managers([*changes.add, *changes.remove])
+        n = self.cfg.net
+        tables = {
+            i: RoutingTable(i, self.ns, table=n.routing_table_id, protocol=n.routing_protocol,
+                            route_type=n.routing_table_type)
+            for i in mgrs
+        } if n.routing_table else {}
+        for r in changes.remove:
+            try:
+                mgrs[r.interface].remove(r.address)
+                if tables:
+                    tables[r.interface].remove(r.address)
+            except KubevipError as exc:
+                log.error("%s", exc)
+                failed.add(r)
+        for r in changes.add:
+            try:
+                mgrs[r.interface].add(r.address, self.cfg.net.subnet.prefixlen(r.address))
+                if tables:
+                    tables[r.interface].add(r.address)
+            except KubevipError as exc:
+                log.error("%s", exc)
+                failed.add(r)
+        return failed
+
+    def _update_gauges(self, snap: Snapshot) -> None:
+        held = {r.address for r in self.held}
+        per_ns: dict[str, int] = {}
+        for key, plans in snap.granted.items():
+            if any(p.address in held for p in plans):
+                ns = key.split("/", 1)[0]
+                per_ns[ns] = per_ns.get(ns, 0) + 1
+        self.metrics.active_services.clear()
+        for ns, n in per_ns.items():
+            self.metrics.active_services.labels(ns).set(n)
+        for fam in IPFamily:
+            self.metrics.announced_vips.labels(fam.value).set(sum(1 for a in held if IPFamily.of(a) == fam))
+
+    # -- reports -----------------------------------------------------------------------------------------
+
+    def _node_events(self, done: Changes, snap: Snapshot) -> None:
+        if self.writer is None:
+            return
+        by_addr = {p.address: p for p in snap.plans}
+        for rows, reason, verb in ((done.add, STARTED, "started"), (done.remove, STOPPED, "stopped")):
+            for r in rows:
+                plan = by_addr.get(r.address)
+                services = plan.services if plan is not None else self._services_of(r)
+                for key in services:
+                    msg = f"node {self.me} {verb} announcing {r.address} on {r.interface}"
+                    spawn(self.guard, f"event {key}", self._node_event(key, reason, msg))
+
+    def _services_of(self, r: Row) -> tuple[str, ...]:
+        old = self.snap
+        if old is None:
+            return ()
+        return tuple(k for k, plans in old.granted.items() if any(p.address == r.address for p in plans))
+
+    async def _node_event(self, key: str, reason: str, message: str) -> None:
+        rec = self.world.services.get(key)
+        if rec is None or self.writer is None:
+            return
+        name = f"{rec.view.name[:200]}.{self.me[:40]}.{time.time_ns():x}"
+        try:
+            await self.writer.event(rec.view.namespace, rec.view.name, rec.view.uid, name, NORMAL, reason,
+                                    message)
+        except WRITE_ERRORS as exc:
+            log.info("event for %s not written: %s", key, exc)
+
+    async def report_loop(self) -> None:
+        """Keep status, vipHost and Warning Events true; level-triggered like the kernel side."""
+        sem = asyncio.Semaphore(WRITE_CONCURRENCY)
+        while True:
+            await self._report_wake.wait()
+            self._report_wake.clear()
+            if self.sources is not None and not self.sources.synced:
+                continue
+            snap = self.snap
+            if snap is None:
+                continue
+            jobs = list(self._report_jobs(snap))
+            if jobs:
+                async def run(job: object) -> None:
+                    async with sem:
+                        await job  # type: ignore[misc]
+                await asyncio.gather(*(run(j) for j in jobs))
+
+    def _report_jobs(self, snap: Snapshot) -> Iterable[object]:
+        units = unit_eligibility(snap.plans)
+
+        def holder(unit: str, eligible: frozenset[str] | None) -> str | None:
+            if self._stopping:
+                return None
+            return self.leadership.holder(unit, eligible)
+
+        now = time.monotonic()
+        for key, rec in list(self.world.services.items()):
+            view = rec.view
+            current_host = view.annotation(ANNOTATION_VIP_HOST)
+            d = snap.decisions.get(key)
+            if d is None or not d.announce:
+                wanted = ServiceStatus((), None)
+            else:
+                plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
+                wanted = service_status([v.address for v in d.vips], plans, holder, units)
+            if should_write(wanted, view.status_ingress, current_host, self.me):
+                if self.reports.failed_status.get(key, 0.0) > now:
+                    continue
+                yield self._write_status(key, wanted, current_host)
+            if key in snap.handled and (d is None or d.reason != "ignored"):
+                for cond in sorted(snap.warnings.get(key, frozenset())):
+                    name = cond.event_name(view.uid)
+                    if name not in self.reports.events:
+                        self.reports.events.add(name)
+                        yield self._warning(key, cond, name)
+
+    async def _write_status(self, key: str, wanted: ServiceStatus, current_host: str | None) -> None:
+        assert self.writer is not None
+        rec = self.world.services.get(key)
+        if rec is None:
+            return
+        v = rec.view
+        try:
+            if tuple(v.status_ingress) != wanted.ingress:
+                await self.writer.service_status(v.namespace, v.name, wanted.ingress)
+            if current_host != wanted.host:
+                await self.writer.vip_host(v.namespace, v.name, wanted.host)
+            self.reports.failed_status.pop(key, None)
+        except WRITE_ERRORS as exc:
+            ns, _, name = key.partition("/")
+            self.metrics.reconcile_errors.labels(ns, name, "status-write").inc()
+            self.reports.failed_status[key] = time.monotonic() + 1.0
+            log.warning("status of %s not written (retrying): %s", key, exc)
+            self._report_wake.set()
+
+    async def _warning(self, key: str, cond: Condition, name: str) -> None:
+        assert self.writer is not None
+        rec = self.world.services.get(key)
+        if rec is None:
+            return
+        v = rec.view
+        ns, _, svc = key.partition("/")
+        self.metrics.reconcile_errors.labels(ns, svc, cond.reason).inc()
+        log.warning("Service %s: %s (%s)", key, cond.message, cond.reason)
+        try:
+            await self.writer.event(v.namespace, v.name, v.uid, name, WARNING, cond.reason, cond.message)
+        except WRITE_ERRORS as exc:
+            self.reports.events.discard(name)  # try again on the next pass
+            log.info("event for %s not written: %s", key, exc)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def loop(self) -> None:
+        """Converge whenever something changed; also every retry period (leadership is time-based)."""
+        period = self.cfg.election.timings.retry_period
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=period)
+            self._wake.clear()
+            if self.sources is not None and not self.sources.synced:
+                continue
+            try:
+                await self.converge()
+            except Exception:  # a failed pass must not end the agent: the next one retries
+                log.exception("reconcile pass failed")
+                self.metrics.reconcile_errors.labels("", "", "pass").inc()
+            self.ready.set()
+
+    async def start(self) -> None:
+        """Adopt what the kernel holds, then start watches, election, loop and reporting."""
+        self.held = await self.kernel_rows()
+        self._startup_keep = self.held
+        self._startup_until = time.monotonic() + 2 * self.cfg.election.timings.lease_duration
+        if self.held:
+            log.info("found %d VIPs of a previous run: kept while the election settles", len(self.held))
+        if self.api is not None:
+            self.sources = Sources(
+                self.api, self.world, self.cfg.namespace, self.cfg.use_legacy_endpoints, self.touched,
+                self.metrics, self._broken,
+            )
+            for r in self.sources.reflectors:
+                spawn(self.guard, f"watch {r.name}", r.run())
+            spawn(self.guard, "report", self.report_loop())
+        spawn(self.guard, "election", self.leadership.run())
+        spawn(self.guard, "reconcile", self.loop())
+
+    async def shutdown(self) -> None:
+        """Staged: withdraw every VIP, release the Leases, stop tasks."""
+        self._stopping = True
+        try:
+            await self.converge(reason="shutdown")
+        except Exception:
+            log.exception("withdraw on shutdown failed")
+        await self.leadership.release()
+        await self.guard.close()
+        if self.announcer is not None:
+            await self.announcer.close()
+        if self.held:
+            log.warning("still holding %s after shutdown", sorted(str(r.address) for r in self.held))
+
+

@@ -1,0 +1,112 @@
+"""Watches that feed the World: Services and EndpointSlices (or legacy Endpoints), raw JSON -> views."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from kubevip.agent.world import ENDPOINT_SLICE, ENDPOINTS, SERVICE, World, apply_event
+from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
+from kubevip.errors import InputError
+from kubevip.kube.watch import Reflector
+from kubevip.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Touched = Callable[[set[str]], None]
+SLICE_SELECTOR = "kubernetes.io/service-name"
+
+
+def _created(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+class Sources:
+    """Owns the reflectors; every change lands in `world` and reports the Service keys it touched."""
+
+    def __init__(
+        self, api: client.ApiClient, world: World, namespace: str, use_legacy: bool, touched: Touched,
+        metrics: Metrics, broken: Callable[[str, str, str], None],
+    ) -> None:
+        self.world = world
+        self._touched = touched
+        self.metrics = metrics
+        self._broken = broken
+        core = client.CoreV1Api(api)
+        disc = client.DiscoveryV1Api(api)
+        if namespace:
+            svc_list: Any = lambda **kw: core.list_namespaced_service(namespace, **kw)  # noqa: E731
+            slice_list: Any = lambda **kw: disc.list_namespaced_endpoint_slice(namespace, **kw)  # noqa: E731
+            ep_list: Any = lambda **kw: core.list_namespaced_endpoints(namespace, **kw)  # noqa: E731
+        else:
+            svc_list = core.list_service_for_all_namespaces
+            slice_list = disc.list_endpoint_slice_for_all_namespaces
+            ep_list = core.list_endpoints_for_all_namespaces
+        self.reflectors = [
+            Reflector("services", svc_list, self._replace(SERVICE), self._event(SERVICE),
+                      on_restart=self._restart("services")),
+        ]
+        if use_legacy:
+            self.reflectors.append(Reflector("endpoints", ep_list, self._replace(ENDPOINTS),
+                                             self._event(ENDPOINTS), on_restart=self._restart("endpoints")))
+        else:
+            self.reflectors.append(Reflector(
+                "endpointslices", slice_list, self._replace(ENDPOINT_SLICE), self._event(ENDPOINT_SLICE),
+                on_restart=self._restart("endpointslices"), label_selector=SLICE_SELECTOR,
+            ))
+
+    def _restart(self, name: str) -> Callable[[str], None]:
+        return lambda cause: self.metrics.watch_restarts.labels(name, cause).inc()
+
+    def _view(self, kind: str, obj: dict[str, Any]) -> object | None:
+        try:
+            if kind == SERVICE:
+                return service_from_dict(obj)
+            if kind == ENDPOINT_SLICE:
+                return endpointslice_from_dict(obj)
+            return endpoints_from_dict(obj)
+        except InputError as exc:
+            meta = obj.get("metadata") or {}
+            key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+            log.warning("%s %s is malformed, ignored: %s", kind, key, exc)
+            self._broken(kind, key, str(exc))
+            return None
+
+    def _event(self, kind: str) -> Callable[[str, dict[str, Any]], None]:
+        def handle(type_: str, obj: dict[str, Any]) -> None:
+            if kind == SERVICE:
+                self.metrics.service_events.labels(type_).inc()
+            view = self._view(kind, obj)
+            if view is None:
+                return
+            keys = apply_event(self.world, kind, type_ == "DELETED", view, _created(obj))
+            self._touched(keys)
+        return handle
+
+    def _replace(self, kind: str) -> Callable[[list[dict[str, Any]]], None]:
+        def replace(items: list[dict[str, Any]]) -> None:
+            w = self.world
+            before: set[str]
+            if kind == SERVICE:
+                before = set(w.services)
+                w.services.clear()
+            elif kind == ENDPOINT_SLICE:
+                before = set(w.slices)
+                w.slices.clear()
+            else:
+                before = set(w.legacy)
+                w.legacy.clear()
+            after: set[str] = set()
+            for obj in items:
+                view = self._view(kind, obj)
+                if view is not None:
+                    after |= apply_event(w, kind, False, view, _created(obj))
+            self._touched(before | after)
+        return replace
+
+    @property
+    def synced(self) -> bool:
+        return all(r.synced.is_set() for r in self.reflectors)

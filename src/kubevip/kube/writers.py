@@ -1,0 +1,97 @@
+"""Writes the agent's reports: Service status, the `kube-vip.io/vipHost` annotation, and Events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_VIP_HOST = "kube-vip.io/vipHost"
+MERGE_PATCH = "application/merge-patch+json"
+COMPONENT = "kube-vip"
+
+
+class WriteError(Exception):
+    """The API server refused a write; the message names the object."""
+
+
+async def _check(resp: Any, what: str, ok: tuple[int, ...] = (200, 201)) -> int:
+    try:
+        status = int(resp.status)
+        body = await resp.read()
+    finally:
+        resp.release()
+    if status not in ok:
+        raise WriteError(f"{what}: HTTP {status} {body.decode(errors='replace')[:300]}")
+    return status
+
+
+def status_patch(ingress: tuple[str, ...]) -> dict[str, Any]:
+    """status.loadBalancer.ingress listing exactly `ingress`, each with ipMode VIP."""
+    return {"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in ingress]}}}
+
+
+class Writer:
+    """Thin, typed writes through one ApiClient (merge patches: we touch only our fields)."""
+
+    def __init__(self, api: client.ApiClient, node: str, timeout: float = 5.0) -> None:
+        # Any: the generated signatures omit `_content_type`, which the runtime accepts.
+        self.core: Any = client.CoreV1Api(api)
+        self.node = node
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.writes = 0
+
+    async def service_status(self, namespace: str, name: str, ingress: tuple[str, ...]) -> None:
+        resp = await self.core.patch_namespaced_service_status(
+            name, namespace, status_patch(ingress), _content_type=MERGE_PATCH,
+            _preload_content=False, _request_timeout=self.timeout,
+        )
+        self.writes += 1
+        await _check(resp, f"status of Service {namespace}/{name}")
+
+    async def vip_host(self, namespace: str, name: str, host: str | None) -> None:
+        body = {"metadata": {"annotations": {ANNOTATION_VIP_HOST: host}}}
+        resp = await self.core.patch_namespaced_service(
+            name, namespace, body, _content_type=MERGE_PATCH, _preload_content=False,
+            _request_timeout=self.timeout,
+        )
+        self.writes += 1
+        await _check(resp, f"annotation {ANNOTATION_VIP_HOST} of Service {namespace}/{name}")
+
+    async def event(
+        self, namespace: str, service: str, uid: str, name: str, type_: str, reason: str, message: str,
+    ) -> bool:
+        """Create an Event named `name`; False when it exists already (the same condition, once)."""
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": {"apiVersion": "v1", "kind": "Service", "name": service, "namespace": namespace,
+                               "uid": uid},
+            "type": type_,
+            "reason": reason,
+            "message": message,
+            "source": {"component": COMPONENT, "host": self.node},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.node,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        resp = await self.core.create_namespaced_event(
+            namespace, body, _preload_content=False, _request_timeout=self.timeout
+        )
+        self.writes += 1
+        status = await _check(resp, f"Event {namespace}/{name}", ok=(200, 201, 409))
+        return status != 409
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, sort_keys=True)

@@ -1,0 +1,179 @@
+"""Agents (`kubevip manager`) and responders as processes inside the lab's node namespaces.
+
+Used by `kubevip lab up` and by the end-to-end tests; every process is tracked by the PID we started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubevip.lab.network import LabNetwork
+from kubevip.lab.topology import Endpoint
+
+RESPONDER_PORT = 8080
+PIDS_FILE = "agents.json"
+
+
+def agent_env(node: Endpoint, kubeconfig: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of the agent on `node`: kube-vip variables, layer 2, scalable election."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONUNBUFFERED": "1",
+        "KUBECONFIG": str(kubeconfig),
+        "vip_nodename": node.name,
+        "svc_enable": "true",
+        "vip_arp": "true",
+        "vip_interface": node.interface,
+        "vip_leaderelection": "true",
+        "vip_electionmode": "scalable",
+        "prometheus_server": ":2112",
+    }
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class AgentProcess:
+    """One agent process in one node namespace."""
+
+    node: Endpoint
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def start(self, lab: LabNetwork) -> int:
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc.pid
+        log = self.log_path.open("ab")
+        self.starts += 1
+        self.proc = lab.popen(
+            self.node.netns, [sys.executable, "-m", "kubevip", "manager"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        return self.proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM (withdraw, release, exit), SIGKILL after `timeout`; returns the exit code."""
+        if self.proc is None:
+            return None
+        self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.proc.wait(5)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+
+
+@dataclass
+class Fleet:
+    """An agent per lab node (or per chosen node)."""
+
+    lab: LabNetwork
+    kubeconfig: Path
+    log_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    agents: dict[str, AgentProcess] = field(default_factory=dict)
+
+    def add(self, node: Endpoint) -> AgentProcess:
+        a = AgentProcess(node, agent_env(node, self.kubeconfig, self.extra_env),
+                         self.log_dir / f"agent-{node.name}.log")
+        self.agents[node.name] = a
+        return a
+
+    def start(self, nodes: tuple[Endpoint, ...] | None = None) -> None:
+        for n in nodes or self.lab.nodes:
+            (self.agents.get(n.name) or self.add(n)).start(self.lab)
+
+    def stop(self) -> None:
+        for a in self.agents.values():
+            a.signal(signal.SIGTERM)
+        for a in self.agents.values():
+            a.stop()
+
+    def logs(self, tail: int = 40) -> str:
+        out = []
+        for name, a in self.agents.items():
+            try:
+                lines = a.log_path.read_text(errors="replace").splitlines()[-tail:]
+            except OSError:
+                lines = []
+            out.append(f"--- agent {name} (pid {a.pid}, starts {a.starts}) ---\n" + "\n".join(lines))
+        return "\n".join(out)
+
+
+def start_responders(lab: LabNetwork, log_dir: Path, port: int = RESPONDER_PORT) -> dict[str, int]:
+    """A responder per node namespace (answers with the node's name); returns node -> pid."""
+    pids = {}
+    for n in lab.nodes:
+        log = (log_dir / f"responder-{n.name}.log").open("ab")
+        p = lab.popen(n.netns, [sys.executable, "-m", "kubevip.lab.responder", n.name, str(port)],
+                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        pids[n.name] = p.pid
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie of ours counts as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def record(state_dir: Path, pids: Mapping[str, Mapping[str, int]]) -> None:
+    (state_dir / PIDS_FILE).write_text(json.dumps(pids, indent=1, sort_keys=True))
+
+
+def recorded(state_dir: Path) -> dict[str, dict[str, int]]:
+    try:
+        data = json.loads((state_dir / PIDS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): {str(a): int(b) for a, b in v.items()} for k, v in data.items()}
+
+
+def wait_gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return not alive(pid)

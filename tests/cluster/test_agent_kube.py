@@ -1,0 +1,150 @@
+"""kube/ on the real control plane, with the kube-vip token (exactly the RBAC `kubevip manifest rbac` grants):
+watches resume and relist, writers set status (ipMode VIP), vipHost and Events once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes_asyncio import client
+
+from kubevip.kube.watch import Backoff, Reflector
+from kubevip.kube.writers import ANNOTATION_VIP_HOST, Writer
+from kubevip.lab.controlplane import ControlPlane
+from kubevip.tasks import TaskGroupGuard, spawn
+
+pytestmark = pytest.mark.cluster
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None] | T | None], what: str, within: float = 30.0
+) -> T:
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last  # type: ignore[no-any-return]
+        await asyncio.sleep(0.05)
+    pytest.fail(f"{what}: not true within {within}s (last: {last!r})")
+
+
+def lb_service(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "LoadBalancer",
+            "ipFamilyPolicy": "PreferDualStack",
+            "ports": [{"port": 80, "protocol": "TCP"}],
+        },
+    }
+
+
+async def test_reflector_lists_watches_and_survives_apiserver_restart(
+    control_plane: ControlPlane,
+    kube_admin: client.ApiClient,
+    kube_kubevip: client.ApiClient,
+    kube_namespace: str,
+) -> None:
+    ns = kube_namespace
+    core = client.CoreV1Api(kube_admin)
+    await core.create_namespaced_service(ns, lb_service("before"))
+    seen: dict[str, dict[str, Any]] = {}
+    replaced: list[int] = []
+
+    def on_replace(items: list[dict[str, Any]]) -> None:
+        replaced.append(len(items))
+        seen.clear()
+        seen.update({i["metadata"]["name"]: i for i in items})
+
+    def on_event(kind: str, obj: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            seen.pop(obj["metadata"]["name"], None)
+        else:
+            seen[obj["metadata"]["name"]] = obj
+
+    mine = client.CoreV1Api(kube_kubevip)
+    r = Reflector(
+        "services",
+        lambda **kw: mine.list_namespaced_service(ns, **kw),
+        on_replace,
+        on_event,
+        backoff=Backoff(first=0.05, cap=0.5),
+        request_timeout=3.0,
+        idle_timeout=5.0,
+        watch_timeout=2,
+    )
+    guard = TaskGroupGuard("test")
+    spawn(guard, "reflector", r.run())
+    try:
+        await eventually(lambda: "before" in seen, "initial list")
+        await core.create_namespaced_service(ns, lb_service("during"))
+        await eventually(lambda: "during" in seen, "watch event ADDED")
+        # Watch timeouts end the stream (watch_timeout=2): the reflector resumes from its resourceVersion.
+        watches = r.watches
+        await eventually(lambda: r.watches > watches + 1, "watch resumed after its timeout")
+        assert len(replaced) == 1, "a normal watch end must resume, not relist"
+        control_plane.stop_apiserver()
+        control_plane.start_apiserver()
+        await core.delete_namespaced_service("before", ns)
+        await eventually(lambda: "before" not in seen, "DELETED seen after the API server came back")
+        assert not guard.crashed
+    finally:
+        await guard.close()
+
+
+async def test_reflector_relists_on_gone(kube_admin: client.ApiClient, kube_namespace: str) -> None:
+    ns = kube_namespace
+    core = client.CoreV1Api(kube_admin)
+    await core.create_namespaced_service(ns, lb_service("a"))
+    items: list[list[str]] = []
+    r = Reflector(
+        "services",
+        lambda **kw: core.list_namespaced_service(ns, **kw),
+        lambda its: items.append([i["metadata"]["name"] for i in its]),
+        lambda k, o: None,
+        backoff=Backoff(first=0.05, cap=0.2),
+    )
+    r.resource_version = "1"  # far too old: the API server answers 410 Gone
+    guard = TaskGroupGuard("test")
+    spawn(guard, "reflector", r.run())
+    try:
+        got = await eventually(lambda: items, "relist after 410")
+        assert got[0] == ["a"]
+    finally:
+        await guard.close()
+
+
+async def test_writers_with_kube_vip_rbac(
+    kube_admin: client.ApiClient, kube_kubevip: client.ApiClient, kube_namespace: str
+) -> None:
+    ns = kube_namespace
+    core = client.CoreV1Api(kube_admin)
+    await core.create_namespaced_service(ns, lb_service("web"))
+    w = Writer(kube_kubevip, "node-a")
+    await w.service_status(ns, "web", ("198.18.0.200", "fd6b:7669:7000::c8"))
+    await w.vip_host(ns, "web", "node-a")
+    svc = await core.read_namespaced_service("web", ns)
+    assert [(i.ip, i.ip_mode) for i in svc.status.load_balancer.ingress] == [
+        ("198.18.0.200", "VIP"),
+        ("fd6b:7669:7000::c8", "VIP"),
+    ]
+    assert svc.metadata.annotations[ANNOTATION_VIP_HOST] == "node-a"
+    await w.service_status(ns, "web", ())
+    await w.vip_host(ns, "web", None)
+    svc = await core.read_namespaced_service("web", ns)
+    assert not (svc.status.load_balancer.ingress or [])
+    assert ANNOTATION_VIP_HOST not in (svc.metadata.annotations or {})
+    uid = svc.metadata.uid
+    assert await w.event(ns, "web", uid, "web.kubevip-test", "Warning", "not-an-ip", "bad")
+    assert not await w.event(ns, "web", uid, "web.kubevip-test", "Warning", "not-an-ip", "bad")
+    evs = await core.list_namespaced_event(ns)
+    assert [(e.reason, e.type) for e in evs.items] == [("not-an-ip", "Warning")]

@@ -1,0 +1,230 @@
+"""End-to-end harness: the session control plane + lab network, agents as processes in node namespaces,
+responders standing in for pods, a client probing VIPs. Waits are on conditions with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from kubevip.lab import pods
+from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
+from kubevip.lab.controlplane import ControlPlane
+from kubevip.lab.network import LabNetwork
+from kubevip.lab.stack import node_kubeconfig
+from kubevip.net.addresses import ADDRESS_PROTO, AddressManager
+from kubevip.net.namespace import Netns
+
+T = TypeVar("T")
+_VIP_COUNTER = itertools.count()
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T] | T],
+    what: str,
+    within: float = 30.0,
+    logs: Callable[[], str] | None = None,
+) -> T:
+    """Poll until `probe` is truthy; fail naming `what`, the last value and the agents' logs."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last  # type: ignore[no-any-return]
+        await asyncio.sleep(0.05)
+    pytest.fail(f"{what}: not true within {within}s (last: {last!r})\n{logs() if logs else ''}")
+
+
+@pytest.fixture(scope="session")
+def lab_responders(
+    lab_network: LabNetwork, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, int]]:
+    pids = start_responders(lab_network, tmp_path_factory.mktemp("responders"))
+    try:
+        yield pids
+    finally:
+        for pid in pids.values():
+            try:
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+
+class E2E:
+    """One test's view: its namespace, its agents, and probes of nodes, client and API."""
+
+    def __init__(self, lab: LabNetwork, cp: ControlPlane, api: client.ApiClient, ns: str, tmp: Path) -> None:
+        self.lab = lab
+        self.cp = cp
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.ns = ns
+        self.fleet = Fleet(
+            lab, node_kubeconfig(cp, lab), tmp, {"svc_namespace": ns, "vip_leasenamespace": ns}
+        )
+        self.nodes = lab.nodes
+        self._pod_n = 0
+        self._vip_n = 0
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def start_agents(self, **env: str) -> None:
+        self.fleet.extra_env.update(env)
+        self.fleet.start()
+
+    def vip(self, family: int) -> IPAddress:
+        """A fresh VIP of the lab pool (unique within the test session)."""
+        return self.lab.vip(family, next(_VIP_COUNTER) % 50)
+
+    async def service(
+        self,
+        name: str,
+        vips: list[IPAddress] | str,
+        *,
+        families: tuple[str, ...] = ("IPv4",),
+        policy: str = "SingleStack",
+        etp: str = "Cluster",
+        ports: tuple[tuple[str, int], ...] = (("TCP", RESPONDER_PORT),),
+        annotations: dict[str, str] | None = None,
+        selector: str | None = None,
+    ) -> dict[str, Any]:
+        ann = dict(annotations or {})
+        ann["kube-vip.io/loadbalancerIPs"] = vips if isinstance(vips, str) else ",".join(map(str, vips))
+        body = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "annotations": ann},
+            "spec": {
+                "type": "LoadBalancer",
+                "ipFamilies": list(families),
+                "ipFamilyPolicy": policy,
+                "externalTrafficPolicy": etp,
+                "selector": {"app": selector or name},
+                "ports": [
+                    {"name": f"{p.lower()}-{n}", "protocol": p, "port": n, "targetPort": n} for p, n in ports
+                ],
+                "allocateLoadBalancerNodePorts": False,
+            },
+        }
+        out = await self.core.create_namespaced_service(self.ns, body)
+        return self.api.sanitize_for_serialization(out)  # type: ignore[no-any-return]
+
+    async def pod(
+        self, app: str, node: str, families: tuple[int, ...] = (4, 6), name: str | None = None
+    ) -> str:
+        self._pod_n += 1
+        k = self._pod_n
+        ips: list[IPAddress] = []
+        for f in families:
+            ips.append(
+                ipaddress.ip_address(
+                    f"10.244.{k % 250}.{10 + k % 200}"
+                    if f == 4
+                    else f"fd00:10:244:{k % 250:x}::{10 + k % 200:x}"
+                )
+            )
+        pname = name or f"{app}-{k}"
+        await pods.create_pod(
+            self.api,
+            self.ns,
+            pname,
+            node,
+            {"app": app},
+            ips,
+            ready=True,
+            ports=(("p", RESPONDER_PORT, "TCP"),),
+        )
+        return pname
+
+    # -- probes ---------------------------------------------------------------------------------
+    def _owned(self) -> dict[str, set[IPAddress]]:
+        return {
+            n.name: {a for a, _ in AddressManager(n.interface, Netns(n.netns)).owned()} for n in self.nodes
+        }
+
+    async def owned(self) -> dict[str, set[IPAddress]]:
+        """Per node, the VIPs kubevip owns on its interface."""
+        return await asyncio.to_thread(self._owned)
+
+    async def holders(self, vip: IPAddress) -> set[str]:
+        return {n for n, addrs in (await self.owned()).items() if vip in addrs}
+
+    async def reach(self, vip: IPAddress, proto: str = "TCP", wait: float = 1.0) -> str | None:
+        """Ask the VIP from the client namespace; the answer is the name of the node that took it."""
+        fam = socket.AF_INET if vip.version == 4 else socket.AF_INET6
+        kind = socket.SOCK_STREAM if proto == "TCP" else socket.SOCK_DGRAM
+        s = Netns(self.lab.client.netns).socket(fam, kind)
+        s.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            if proto == "TCP":
+                await asyncio.wait_for(loop.sock_connect(s, (str(vip), RESPONDER_PORT)), wait)
+                data = await asyncio.wait_for(loop.sock_recv(s, 100), wait)
+            else:
+                await loop.sock_sendto(s, b"?", (str(vip), RESPONDER_PORT))
+                data = await asyncio.wait_for(loop.sock_recv(s, 100), wait)
+            return data.decode().strip() or None
+        except (OSError, TimeoutError):
+            return None
+        finally:
+            s.close()
+
+    async def ingress(self, name: str) -> list[tuple[str, str | None]]:
+        svc = await self.core.read_namespaced_service_status(name, self.ns)
+        return [(i.ip, i.ip_mode) for i in (svc.status.load_balancer.ingress or [])]
+
+    async def vip_host(self, name: str) -> str | None:
+        svc = await self.core.read_namespaced_service(name, self.ns)
+        return (svc.metadata.annotations or {}).get("kube-vip.io/vipHost")
+
+    async def events(self, name: str | None = None) -> list[tuple[str, str, str]]:
+        evs = await self.core.list_namespaced_event(self.ns)
+        return [
+            (e.type, e.reason, e.message) for e in evs.items if name is None or e.involved_object.name == name
+        ]
+
+    async def eventually(self, probe: Callable[[], Awaitable[T] | T], what: str, within: float = 30.0) -> T:
+        return await eventually(probe, what, within, self.fleet.logs)
+
+    async def delete_service(self, name: str) -> None:
+        try:
+            await self.core.delete_namespaced_service(name, self.ns)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def cleanup(self) -> None:
+        self.fleet.stop()
+        for n in self.nodes:
+            AddressManager(n.interface, Netns(n.netns), proto=ADDRESS_PROTO).cleanup_stale([])
+
+
+@pytest.fixture
+async def e2e(
+    lab_network: LabNetwork,
+    control_plane: ControlPlane,
+    lab_responders: dict[str, int],
+    kube_admin: client.ApiClient,
+    kube_namespace: str,
+    tmp_path: Path,
+) -> AsyncIterator[E2E]:
+    env = E2E(lab_network, control_plane, kube_admin, kube_namespace, tmp_path)
+    try:
+        yield env
+    finally:
+        await asyncio.to_thread(env.cleanup)

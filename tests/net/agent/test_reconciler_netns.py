@@ -1,0 +1,101 @@
+"""The reconciler against a real kernel (a private network namespace), without a cluster: rows converge,
+repeat passes do nothing, deletion removes, a restarted agent adopts its own VIPs and drops stale ones,
+and foreign addresses are never touched."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from kubevip.agent.reconciler import Agent
+from kubevip.agent.world import SERVICE, apply_event
+from kubevip.config import AgentConfig
+from kubevip.core.parse import service_from_dict
+from kubevip.net.addresses import AddressManager
+from kubevip.net.namespace import Netns
+from tests.fixtures.prereqs import require_root_netns
+from tests.unit.agent.objects import service
+
+pytestmark = pytest.mark.net
+
+
+@pytest.fixture
+def netns() -> Iterator[Netns]:
+    require_root_netns()
+    name = f"kvt-agent-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for cmd in (
+            ["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"],
+            ["link", "set", "eth0", "up"],
+            ["link", "set", "eth0p", "up"],
+            ["link", "set", "lo", "up"],
+        ):
+            subprocess.run(["ip", "-n", name, *cmd], check=True)
+        yield Netns(name)
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def _cfg() -> AgentConfig:
+    return AgentConfig.load(
+        {
+            "vip_nodename": "n1",
+            "svc_enable": "true",
+            "vip_interface": "eth0",
+            "vip_arp": "false",
+            "vip_leaderelection": "false",
+        }
+    )
+
+
+async def _addrs(ns: Netns) -> set[str]:
+    present = await asyncio.to_thread(AddressManager("eth0", ns).present)
+    return {str(a) for a, _ in present}
+
+
+async def test_converge_add_repeat_delete(netns: Netns) -> None:
+    agent = Agent(_cfg(), None, ns=netns)
+    agent.held = await agent.kernel_rows()
+    svc = service_from_dict(
+        service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    )
+    apply_event(agent.world, SERVICE, False, svc)
+    agent.leadership.set_units({"default/web": None})
+    ch = await agent.converge()
+    assert {str(r.address) for r in ch.add} == {"192.0.2.10", "2001:db8::10"}
+    assert {"192.0.2.10", "2001:db8::10"} <= (await _addrs(netns))
+    assert (await agent.converge()).empty  # idempotent
+    apply_event(agent.world, SERVICE, True, svc)
+    ch = await agent.converge()
+    assert {str(r.address) for r in ch.remove} == {"192.0.2.10", "2001:db8::10"}
+    assert not {"192.0.2.10", "2001:db8::10"} & (await _addrs(netns))
+
+
+async def test_restart_adopts_own_and_drops_stale_keeps_foreign(netns: Netns) -> None:
+    foreign = ["ip", "-n", netns.name or "", "addr", "add", "192.0.2.99/32", "dev", "eth0"]
+    await asyncio.to_thread(subprocess.run, foreign, check=True)
+    first = Agent(_cfg(), None, ns=netns)
+    for name, vip in (("keep", "192.0.2.1"), ("gone", "192.0.2.2")):
+        apply_event(first.world, SERVICE, False, service_from_dict(service(name, vip)))
+    await first.converge()
+    assert {"192.0.2.1", "192.0.2.2"} <= (await _addrs(netns))
+
+    # A new process: "gone" was deleted while no agent ran.
+    second = Agent(_cfg(), None, ns=netns)
+    second.held = await second.kernel_rows()
+    assert {str(r.address) for r in second.held} == {"192.0.2.1", "192.0.2.2"}
+    apply_event(second.world, SERVICE, False, service_from_dict(service("keep", "192.0.2.1")))
+    ch = await second.converge()
+    assert [str(r.address) for r in ch.remove] == ["192.0.2.2"]
+    assert not ch.add, "the VIP still wanted was kept, not re-added (no flap)"
+    assert (await _addrs(netns)) >= {"192.0.2.1", "192.0.2.99"} and "192.0.2.2" not in (await _addrs(netns))
+    second._stopping = True
+    await second.converge()
+    assert "192.0.2.99" in (await _addrs(netns)), "an address kubevip did not add is never removed"
+    assert ipaddress.ip_address("192.0.2.1") not in {r.address for r in second.held}
