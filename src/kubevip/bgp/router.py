@@ -58,6 +58,14 @@ class Router:
         self.neighbors = tuple(neighbors)
         self._procs: list[subprocess.Popen[bytes]] = []
         self._pids: list[int] = []
+        # Control sockets live in workdir, so a second instance on the same workdir can read the RIB.
+        self._sock = workdir / "bird.ctl"
+        self.vty = workdir
+
+    @property
+    def pids(self) -> list[int]:
+        """PIDs of every process this router runs (to record them and stop them from another process)."""
+        return sorted({*self._pids, *(p.pid for p in self._procs)})
 
     # subclass hooks
     def _start(self) -> None:
@@ -222,7 +230,6 @@ class BirdRouter(Router):
             ]
         path = self.workdir / "bird.conf"
         path.write_text("\n".join(conf) + "\n")
-        self._sock = self.workdir / "bird.ctl"
         pidfile = self.workdir / "bird.pid"
         p = self._popen(
             ["bird", "-f", "-c", str(path), "-s", str(self._sock), "-P", str(pidfile)], "bird.out"
@@ -272,7 +279,6 @@ class FrrRouter(Router):
         path = self.workdir / "frr.conf"
         path.write_text("\n".join(conf) + "\n")
         (self.workdir / "zebra.conf").write_text("hostname kvt-router\n")
-        self.vty = self.workdir
         zsock = self.workdir / "zserv.api"
         # FRR insists that its user is in the frrvty group: run as the packaged frr user in a directory
         # it owns (the caller gives a workdir whose parents the frr user may traverse, e.g. under /tmp).

@@ -1,0 +1,149 @@
+"""The lab's BGP router: a namespace on the node subnet running gobgpd, bird2 or FRR, and a client behind it.
+
+`kubevip lab up --bgp DAEMON` adds a router namespace (host .1 of the lab subnet, see topology.py) peered
+with every node over IPv4 (MP-BGP carries both families), and a `bgp_client` namespace on its own link
+behind the router, so scripts can read the router's RIB and test reachability of VIPs through it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from kubevip.bgp.router import DAEMONS, Neighbor, make_router
+from kubevip.errors import LabError
+from kubevip.lab import procs, topology
+from kubevip.lab.network import ENDPOINT_SYSCTLS, LabNetwork
+
+ROUTER_AS = 65000
+NODE_AS = 65001
+# The client link lives only inside the router and client namespaces: documentation ranges, no clash.
+CLIENT_LINK_V4 = ipaddress.IPv4Network("192.0.2.0/24")
+CLIENT_LINK_V6 = ipaddress.IPv6Network("2001:db8:b9::/64")
+
+
+def _ip(*args: str) -> None:
+    res = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if res.returncode != 0:
+        raise LabError(f"ip {' '.join(args)} failed: {res.stderr.strip()}")
+
+
+def _sysctl(netns: str, *settings: str) -> None:
+    subprocess.run(
+        ["ip", "netns", "exec", netns, "sysctl", "-q", "-e", "-w", *settings],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+
+
+class LabBgp:
+    """The router and bgp_client of one lab; state in <state_dir>/bgp.json."""
+
+    def __init__(self, net: LabNetwork, state_dir: Path) -> None:
+        self.net = net
+        self.state_file = state_dir / "bgp.json"
+
+    @property
+    def router_netns(self) -> str:
+        return f"kvl-{self.net.lab_id}-rt"
+
+    @property
+    def client_netns(self) -> str:
+        return f"kvl-{self.net.lab_id}-bc"
+
+    def state(self) -> dict[str, Any] | None:
+        try:
+            doc: dict[str, Any] = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return doc
+
+    def up(self, daemon: str) -> list[str]:
+        """Create the router and client namespaces and start `daemon` (idempotent for the same daemon)."""
+        if daemon not in DAEMONS:
+            raise LabError(f"--bgp {daemon}: use one of {', '.join(DAEMONS)}")
+        old = self.state()
+        if old is not None:
+            if old["daemon"] == daemon and all(procs.is_exe(p, e) for p, e in old["pids"]):
+                return [f"BGP router ({daemon}) already running in {old['router']['netns']}"]
+            self.down()
+        t = self.net.topo
+        rv4 = topology.host_v4(t.slot, topology.ROUTER_HOST)
+        rv6 = topology.host_v6(t.slot, topology.ROUTER_HOST)
+        rt, bc = self.router_netns, self.client_netns
+        for ns in (rt, bc):
+            _ip("netns", "add", ns)
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _sysctl(ns, *ENDPOINT_SYSCTLS)
+        _sysctl(rt, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+        port = f"rt{t.slot}"[:15]
+        _ip("-n", t.bridge_netns, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", rt)
+        _ip("-n", t.bridge_netns, "link", "set", port, "master", "br0", "up")
+        _ip("-n", rt, "addr", "add", f"{rv4}/{t.subnet_v4.prefixlen}", "dev", "eth0")
+        _ip("-n", rt, "addr", "add", f"{rv6}/{t.subnet_v6.prefixlen}", "dev", "eth0", "nodad")
+        _ip("-n", rt, "link", "set", "eth0", "up")
+        c_rt4, c_bc4 = CLIENT_LINK_V4.network_address + 1, CLIENT_LINK_V4.network_address + 2
+        c_rt6, c_bc6 = CLIENT_LINK_V6.network_address + 1, CLIENT_LINK_V6.network_address + 2
+        _ip("-n", rt, "link", "add", "client0", "type", "veth", "peer", "name", "eth0", "netns", bc)
+        _ip("-n", rt, "addr", "add", f"{c_rt4}/24", "dev", "client0")
+        _ip("-n", rt, "addr", "add", f"{c_rt6}/64", "dev", "client0", "nodad")
+        _ip("-n", rt, "link", "set", "client0", "up")
+        _ip("-n", bc, "addr", "add", f"{c_bc4}/24", "dev", "eth0")
+        _ip("-n", bc, "addr", "add", f"{c_bc6}/64", "dev", "eth0", "nodad")
+        _ip("-n", bc, "link", "set", "eth0", "up")
+        _ip("-n", bc, "route", "add", "default", "via", str(c_rt4))
+        _ip("-n", bc, "-6", "route", "add", "default", "via", str(c_rt6))
+        # FRR runs as user frr: its directory must be reachable, so not under root's home.
+        workdir = Path(f"/tmp/kubevip-lab-{self.net.lab_id}-bgp")
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(mode=0o711)
+        workdir.chmod(0o711)
+        router = make_router(
+            daemon, rt, workdir / daemon, ROUTER_AS, rv4, [Neighbor(n.ipv4, NODE_AS) for n in self.net.nodes]
+        )
+        doc: dict[str, Any] = {
+            "daemon": daemon,
+            "workdir": str(workdir),
+            "pids": [],
+            "router": {"netns": rt, "daemon": daemon, "asn": ROUTER_AS, "ipv4": str(rv4), "ipv6": str(rv6)},
+            "bgp_client": {"netns": bc, "ipv4": str(c_bc4), "ipv6": str(c_bc6)},
+            "bridge_port": port,
+        }
+        self.state_file.write_text(json.dumps(doc, indent=1))
+        router.start()
+        doc["pids"] = [[pid, _exe(pid)] for pid in router.pids]
+        self.state_file.write_text(json.dumps(doc, indent=1))
+        return [f"started BGP router {daemon} in {rt} ({rv4}, {rv6}, AS {ROUTER_AS}); client {bc} behind it"]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `router` and `bgp_client` keys of `kubevip lab status -o json` (empty without --bgp)."""
+        doc = self.state()
+        return {} if doc is None else {"router": doc["router"], "bgp_client": doc["bgp_client"]}
+
+    def down(self) -> list[str]:
+        """Stop the daemon (by recorded PID, only if it still runs the same program) and remove both netns."""
+        doc = self.state()
+        if doc is None:
+            return []
+        removed = []
+        for pid, exe in doc["pids"]:
+            if exe and procs.kill_if_exe(pid, exe, grace=5):
+                removed.append(f"BGP router pid {pid}")
+        for ns in (doc["router"]["netns"], doc["bgp_client"]["netns"]):
+            if subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False).returncode == 0:
+                removed.append(f"netns {ns}")
+        shutil.rmtree(doc["workdir"], ignore_errors=True)
+        self.state_file.unlink(missing_ok=True)
+        return removed
+
+
+def _exe(pid: int) -> str:
+    try:
+        return str(Path(f"/proc/{pid}/exe").resolve())
+    except OSError:
+        return ""

@@ -1,0 +1,109 @@
+"""`kubevip lab up --bgp`: the lab router peers with a node's speaker; its client reaches the VIP."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubevip.bgp.advertisement import Advertisement
+from kubevip.bgp.router import DAEMONS, make_router
+from kubevip.bgp.settings import BgpSettings, Peer
+from kubevip.bgp.speaker import Speaker
+from kubevip.errors import BgpError
+from kubevip.lab.bgp import NODE_AS, ROUTER_AS, LabBgp
+from kubevip.lab.network import LabNetwork
+from tests.fixtures.prereqs import require_root_netns
+from tests.net.test_bgp_speaker import _require_daemon
+
+pytestmark = [pytest.mark.net, pytest.mark.bgp]
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[LabNetwork]:
+    require_root_netns()
+    net = LabNetwork(f"kvtb{secrets.token_hex(3)}", nodes=2, state_dir=tmp_path)
+    try:
+        net.up()
+        yield net
+    finally:
+        LabBgp(net, tmp_path).down()
+        net.down()
+
+
+@pytest.mark.parametrize("daemon", DAEMONS)
+async def test_lab_router_peers_with_a_node_and_its_client_reaches_the_vip(
+    lab: LabNetwork, tmp_path: Path, daemon: str
+) -> None:
+    _require_daemon(daemon)
+    bgp = LabBgp(lab, tmp_path)
+    bgp.up(daemon)
+    doc = bgp.to_json()
+    assert set(doc) == {"router", "bgp_client"}
+    assert set(doc["router"]) == {"netns", "daemon", "asn", "ipv4", "ipv6"}
+    assert doc["router"]["daemon"] == daemon and doc["router"]["asn"] == ROUTER_AS
+    assert bgp.up(daemon)[0].startswith("BGP router")  # idempotent
+
+    node = lab.nodes[0]
+    router_ip = ipaddress.ip_address(doc["router"]["ipv4"])
+    settings = BgpSettings(enabled=True, local_as=NODE_AS, peers=(Peer(router_ip, ROUTER_AS),), hold_time=9)
+    sp = Speaker(settings, [node.ipv4, node.ipv6], command_prefix=("ip", "netns", "exec", node.netns))
+    vip4, vip6 = lab.vip(4, 0), lab.vip(6, 0)
+    # A second handle on the running router, only to read its RIB through its own socket.
+    reader = make_router(
+        daemon,
+        doc["router"]["netns"],
+        Path(f"/tmp/kubevip-lab-{lab.lab_id}-bgp") / daemon,
+        ROUTER_AS,
+        ipaddress.IPv4Address(doc["router"]["ipv4"]),
+        [],
+    )
+    try:
+        await sp.start()
+        await sp.converge(
+            {
+                Advertisement(ipaddress.ip_network(vip4), node.ipv4),
+                Advertisement(ipaddress.ip_network(vip6), node.ipv6),
+            }
+        )
+        want4 = {ipaddress.ip_network(vip4): frozenset({node.ipv4})}
+        want6 = {ipaddress.ip_network(vip6): frozenset({node.ipv6})}
+        deadline = time.monotonic() + 30
+        got: list[object] = []
+        while time.monotonic() < deadline:
+            try:
+                got = [await reader.rib(4), await reader.rib(6)]
+            except BgpError:  # the daemon's API may still be starting
+                got = []
+            if got == [want4, want6]:
+                break
+            await asyncio.sleep(0.1)
+        assert got == [want4, want6]
+        if reader.installs_routes:
+            for vip in (vip4, vip6):
+                ok = await asyncio.to_thread(_reach_through_router, node.netns, vip, doc)
+                assert ok, f"bgp_client cannot reach {vip} through {daemon}"
+    finally:
+        await sp.close()
+    assert bgp.down()
+    assert bgp.to_json() == {}
+
+
+def _reach_through_router(
+    node_ns: str, vip: ipaddress.IPv4Address | ipaddress.IPv6Address, doc: dict[str, Any]
+) -> bool:
+    """Bind the VIP on the node, route replies via the router, ping it from the bgp_client namespace."""
+    plen = 32 if vip.version == 4 else 128
+    subprocess.run(["ip", "-n", node_ns, "addr", "add", f"{vip}/{plen}", "dev", "lo"], check=True)
+    gw = doc["router"]["ipv4"] if vip.version == 4 else doc["router"]["ipv6"]
+    dest = "default" if vip.version == 4 else "::/0"
+    subprocess.run(["ip", "-n", node_ns, f"-{vip.version}", "route", "replace", dest, "via", gw], check=True)
+    ping = ["ip", "netns", "exec", doc["bgp_client"]["netns"], "ping", "-c1", "-W2", str(vip)]
+    return subprocess.run(ping, capture_output=True, check=False).returncode == 0
