@@ -23,6 +23,8 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="lab_command", required=True)
     up = sub.add_parser("up", parents=[common], help="start control plane and network (idempotent)")
     up.add_argument("--nodes", type=int, default=3, help="node namespaces (default 3)")
+    up.add_argument("--bgp", choices=("gobgpd", "bird2", "frr"), default=None,
+                    help="also a BGP router namespace running this daemon, and a client behind it")
     up.set_defaults(func=run_up)
     st = sub.add_parser("status", parents=[common], help="where everything is; -o json is a stable interface (docs/lab.md)")
     st.add_argument("-o", "--output", choices=("json", "text"), default="text")
@@ -32,7 +34,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    for line in LabInstance(args.lab_id).up(args.nodes):
+    for line in LabInstance(args.lab_id).up(args.nodes, bgp=args.bgp):
         print(line)
     return 0
 

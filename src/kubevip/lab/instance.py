@@ -13,6 +13,7 @@ from typing import Any
 import kubevip
 from kubevip.errors import LabError
 from kubevip.lab import controlplane
+from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork, default_state_dir
 from kubevip.lab.stack import connect_network, node_admin_kubeconfig, node_kubeconfig
@@ -43,7 +44,7 @@ class LabInstance:
         self.lab_id = lab_id
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir(lab_id)
 
-    def up(self, nodes: int, bin_dir: Path | None = None) -> list[str]:
+    def up(self, nodes: int, bin_dir: Path | None = None, bgp: str | None = None) -> list[str]:
         """Start what is missing; returns one line per thing started (or found running)."""
         if os.geteuid() != 0:
             raise LabError("kubevip lab up needs root: network namespaces need CAP_NET_ADMIN")
@@ -74,6 +75,8 @@ class LabInstance:
         else:
             lines.append(f"lab network already up ({net.topo.subnet_v4} {net.topo.subnet_v6})")
         connect_network(cp, net)
+        if bgp:  # a BGP router namespace (gobgpd, bird2, frr) and a client behind it: docs/bgp.md
+            lines += LabBgp(net, self.state_dir).up(bgp)
         lines.append(f"nodes registered: {', '.join(n.name for n in net.nodes)}")
         lines.append(f"kubeconfig: {cp.admin_kubeconfig}")
         return lines
@@ -98,11 +101,14 @@ class LabInstance:
             "processes": controlplane.recorded_alive(self.state_dir),
         }
         doc.update(net.to_json())
+        doc.update(LabBgp(net, self.state_dir).to_json())
         return doc
 
     def down(self) -> list[str]:
         """Stop the recorded processes, remove the recorded namespaces and links, delete the state dir."""
         lines = [f"stopped pid {p}" for p in controlplane.kill_recorded(self.state_dir)]
+        lab_net = LabNetwork(self.lab_id, state_dir=self.state_dir)
+        lines += [f"removed {r}" for r in LabBgp(lab_net, self.state_dir).down()]
         lines += [f"removed {r}" for r in LabNetwork(self.lab_id, state_dir=self.state_dir).down()]
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
