@@ -14,6 +14,7 @@ from kubevip.errors import KubevipError
 # (subcommand module) -- each defines register(subparsers) which sets `func` (args -> int) as default.
 COMMANDS: tuple[str, ...] = (
     "kubevip.commands.explain",
+    "kubevip.commands.ipam",
     "kubevip.commands.lab",
     "kubevip.commands.manager",
     "kubevip.commands.manifest",
