@@ -17,30 +17,45 @@ log = logging.getLogger(__name__)
 
 async def run_agent(cfg: AgentConfig) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
+    cp_on = cfg.control_plane is not None and cfg.control_plane.enabled
+    if not cfg.services and cp_on:
+        from kubevip.controlplane.main import run_control_plane
+
+        return await run_control_plane(cfg)
     if not cfg.services:
-        raise ConfigError("svc_enable", "false", "kubevip manager serves Services: set svc_enable=true")
+        raise ConfigError("svc_enable", "false", "kubevip manager serves Services: set svc_enable=true "
+                          "(and/or cp_enable=true for the control-plane VIP)")
     api = await connect(cfg.kubeconfig)
     metrics = Metrics(cfg.node_name)
     agent = Agent(cfg, api, metrics=metrics)
-    server: MetricsServer | None = None
+    servers: list[MetricsServer] = []
     if cfg.prometheus is not None:
-        server = MetricsServer(metrics, cfg.prometheus.host, cfg.prometheus.port,
-                               healthy=lambda: not agent.guard.crashed)
+        servers.append(MetricsServer(metrics, cfg.prometheus.host, cfg.prometheus.port,
+                                     healthy=lambda: not agent.guard.crashed))
+    if cfg.health_port is not None:
+        servers.append(MetricsServer(metrics, "", cfg.health_port, healthy=lambda: not agent.guard.crashed))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    cp = None
     try:
-        if server is not None:
+        for server in servers:
             await server.start()
+        if cp_on:  # own client and Lease (kubevip.controlplane.main): neither part can block the other
+            from kubevip.controlplane.main import open_control_plane
+
+            cp = await open_control_plane(cfg, metrics)
         await agent.start()
         log.info("agent on node %s started (mode %s, election %s)", cfg.node_name, cfg.mode,
                  cfg.election.mode if cfg.election.enabled else "off")
         await stop.wait()
         log.info("agent on node %s stopping: withdraw, release, exit", cfg.node_name)
     finally:
+        if cp is not None:
+            await cp.shutdown()
         await agent.shutdown()
-        if server is not None:
+        for server in servers:
             await server.stop()
         await api.close()
     return 0

@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubevip.errors import LabError
+from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork
+from kubevip.lab.stack import node_kubeconfig
 from kubevip.lab.topology import Endpoint
 
 RESPONDER_PORT = 8080
@@ -57,8 +60,12 @@ class AgentProcess:
         log = self.log_path.open("ab")
         self.starts += 1
         self.proc = lab.popen(
-            self.node.netns, [sys.executable, "-m", "kubevip", "manager"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.node.netns,
+            [sys.executable, "-m", "kubevip", "manager"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         return self.proc.pid
@@ -105,8 +112,9 @@ class Fleet:
     agents: dict[str, AgentProcess] = field(default_factory=dict)
 
     def add(self, node: Endpoint) -> AgentProcess:
-        a = AgentProcess(node, agent_env(node, self.kubeconfig, self.extra_env),
-                         self.log_dir / f"agent-{node.name}.log")
+        a = AgentProcess(
+            node, agent_env(node, self.kubeconfig, self.extra_env), self.log_dir / f"agent-{node.name}.log"
+        )
         self.agents[node.name] = a
         return a
 
@@ -136,8 +144,13 @@ def start_responders(lab: LabNetwork, log_dir: Path, port: int = RESPONDER_PORT)
     pids = {}
     for n in lab.nodes:
         log = (log_dir / f"responder-{n.name}.log").open("ab")
-        p = lab.popen(n.netns, [sys.executable, "-m", "kubevip.lab.responder", n.name, str(port)],
-                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        p = lab.popen(
+            n.netns,
+            [sys.executable, "-m", "kubevip.lab.responder", n.name, str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         pids[n.name] = p.pid
     return pids
@@ -177,3 +190,134 @@ def wait_gone(pid: int, within: float) -> bool:
             return True
         time.sleep(0.05)
     return not alive(pid)
+
+
+# -- `kubevip lab up`: agents, responders and the demo Service ------------------------------------------
+
+DEMO_NAMESPACE = "default"
+DEMO_SERVICE = "demo"
+
+
+def demo_service(net: LabNetwork) -> dict[str, object]:
+    """A dual-stack Service with one VIP per family from the lab pool, answered by every node's responder."""
+    v4, v6 = net.vip(4, 0), net.vip(6, 0)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": DEMO_SERVICE,
+            "namespace": DEMO_NAMESPACE,
+            "annotations": {"kube-vip.io/loadbalancerIPs": f"{v4},{v6}"},
+        },
+        "spec": {
+            "type": "LoadBalancer",
+            "ipFamilyPolicy": "PreferDualStack",
+            "ipFamilies": ["IPv4", "IPv6"],
+            "selector": {"app": DEMO_SERVICE},
+            "allocateLoadBalancerNodePorts": False,
+            "ports": [
+                {"name": "demo", "protocol": "TCP", "port": RESPONDER_PORT, "targetPort": RESPONDER_PORT}
+            ],
+        },
+    }
+
+
+def start_lab_processes(net: LabNetwork, kubeconfig: Path, state_dir: Path) -> list[str]:
+    """Start what is not running: a responder and an agent per node (idempotent); one line per action."""
+    pids = recorded(state_dir)
+    lines: list[str] = []
+    for n in net.nodes:
+        mine = pids.setdefault(n.name, {})
+        if not (mine.get("responder") and alive(mine["responder"])):
+            log = (state_dir / f"responder-{n.name}.log").open("ab")
+            p = net.popen(
+                n.netns,
+                [sys.executable, "-m", "kubevip.lab.responder", n.name, str(RESPONDER_PORT)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            log.close()
+            mine["responder"] = p.pid
+        if mine.get("agent") and alive(mine["agent"]):
+            lines.append(f"agent on {n.name} already running (pid {mine['agent']})")
+            continue
+        a = AgentProcess(n, agent_env(n, kubeconfig), state_dir / f"agent-{n.name}.log")
+        mine["agent"] = a.start(net)
+        lines.append(f"started agent on {n.name} (pid {mine['agent']}, log {a.log_path})")
+    record(state_dir, pids)
+    return lines
+
+
+def stop_lab_processes(state_dir: Path) -> list[str]:
+    """SIGTERM the recorded agents (they withdraw their VIPs) and responders; SIGKILL what lingers."""
+    lines: list[str] = []
+    pids = recorded(state_dir)
+    for node, procs in sorted(pids.items()):
+        for what, pid in sorted(procs.items()):
+            if not alive(pid):
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            if not wait_gone(pid, 10.0):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            lines.append(f"stopped {what} on {node} (pid {pid})")
+    with contextlib.suppress(FileNotFoundError):
+        (state_dir / PIDS_FILE).unlink()
+    return lines
+
+
+def agent_status(state_dir: Path, node: str) -> dict[str, object]:
+    """`{"running": bool, "pid": int | None}` for `lab status -o json`."""
+    pid = recorded(state_dir).get(node, {}).get("agent")
+    return {"running": bool(pid and alive(pid)), "pid": pid}
+
+
+def probe_tcp(net: LabNetwork, address: str, port: int, wait: float = 1.0) -> str | None:
+    """From the client namespace: connect to address:port and return the answer (the node's name)."""
+    res = net.run(
+        net.client.netns, [sys.executable, "-c", _PROBE, address, str(port), str(wait)], check=False
+    )
+    return res.stdout.strip() or None
+
+
+_PROBE = (
+    "import socket,sys\n"
+    "a,p,t=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])\n"
+    "try:\n"
+    " s=socket.create_connection((a,p),timeout=t); print(s.recv(100).decode().strip())\n"
+    "except OSError: pass\n"
+)
+
+
+def wait_demo(net: LabNetwork, within: float = 60.0) -> dict[str, str | None]:
+    """Until both demo VIPs answer at the client (or the deadline): family -> answering node."""
+    targets = {"ipv4": str(net.vip(4, 0)), "ipv6": str(net.vip(6, 0))}
+    got: dict[str, str | None] = dict.fromkeys(targets)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and not all(got.values()):
+        for fam, addr in targets.items():
+            if not got[fam]:
+                got[fam] = probe_tcp(net, addr, RESPONDER_PORT)
+    return got
+
+
+def lab_up(cp: ControlPlane, net: LabNetwork, state_dir: Path) -> list[str]:
+    """The agent part of `kubevip lab up`: demo Service, responders, agents; then wait for the demo."""
+    cp.kubectl_run("apply", "-f", "-", stdin=json.dumps(demo_service(net)))
+    lines = [
+        f"demo Service {DEMO_NAMESPACE}/{DEMO_SERVICE}: VIPs {net.vip(4, 0)} and {net.vip(6, 0)} "
+        f"port {RESPONDER_PORT}"
+    ]
+    lines += start_lab_processes(net, node_kubeconfig(cp, net), state_dir)
+    got = wait_demo(net)
+    for fam, addr in (("ipv4", net.vip(4, 0)), ("ipv6", net.vip(6, 0))):
+        node = got[fam]
+        if node is None:
+            raise LabError(
+                f"demo Service does not answer on {addr} from the client namespace; "
+                f"see the agent logs in {state_dir}"
+            )
+        lines.append(f"client -> {addr}:{RESPONDER_PORT} answered by {node}")
+    return lines

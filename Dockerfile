@@ -1,0 +1,13 @@
+# The agent image: `kubevip manager` (and `kubevip manifest ...`). Build: docker build -t kubevip:0.1.0 .
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.11-slim
+# The agent needs no shell tools: netlink and raw sockets come from Python (pyroute2, socket).
+COPY --from=build /install /usr/local
+# NET_ADMIN (addresses) and NET_RAW (ARP / NA) are granted by the manifests, not by the image.
+ENTRYPOINT ["kubevip"]
+CMD ["manager"]
