@@ -17,7 +17,7 @@ from kubevip.bgp.advertisement import Advertisement
 from kubevip.bgp.router import DAEMONS, make_router
 from kubevip.bgp.settings import BgpSettings, Peer
 from kubevip.bgp.speaker import Speaker
-from kubevip.errors import BgpError
+from kubevip.errors import BgpError, LabError
 from kubevip.lab.bgp import NODE_AS, ROUTER_AS, LabBgp
 from kubevip.lab.network import LabNetwork
 from tests.fixtures.prereqs import require_root_netns
@@ -35,7 +35,12 @@ def lab(tmp_path: Path) -> Iterator[LabNetwork]:
         yield net
     finally:
         LabBgp(net, tmp_path).down()
-        net.down()
+        try:
+            net.down()
+        except LabError:
+            # LabNetwork.down races the kernel removing the host uplink together with the bridge
+            # namespace ("Cannot find device"); a second pass finds everything gone.
+            net.down()
 
 
 @pytest.mark.parametrize("daemon", DAEMONS)
@@ -92,8 +97,22 @@ async def test_lab_router_peers_with_a_node_and_its_client_reaches_the_vip(
                 assert ok, f"bgp_client cannot reach {vip} through {daemon}"
     finally:
         await sp.close()
+    state = bgp.state()
+    assert state is not None
+    pids = [pid for pid, _ in state["pids"]]
+    assert pids and all(exe for _, exe in state["pids"]), state["pids"]
     assert bgp.down()
     assert bgp.to_json() == {}
+    assert not [pid for pid in pids if _running(pid)], "lab down left the router daemon running"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _reach_through_router(

@@ -7,10 +7,14 @@ behind the router, so scripts can read the router's RIB and test reachability of
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
+import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +120,7 @@ class LabBgp:
         }
         self.state_file.write_text(json.dumps(doc, indent=1))
         router.start()
-        doc["pids"] = [[pid, _exe(pid)] for pid in router.pids]
+        doc["pids"] = [[pid, _daemon_exe(pid)] for pid in router.pids]
         self.state_file.write_text(json.dumps(doc, indent=1))
         return [f"started BGP router {daemon} in {rt} ({rv4}, {rv6}, AS {ROUTER_AS}); client {bc} behind it"]
 
@@ -135,6 +139,12 @@ class LabBgp:
             if exe and procs.kill_if_exe(pid, exe, grace=5):
                 removed.append(f"BGP router pid {pid}")
         for ns in (doc["router"]["netns"], doc["bgp_client"]["netns"]):
+            # Whatever still runs in our own namespaces was started for this lab (e.g. a PID recorded
+            # before its exec): stop it by PID before the namespace goes.
+            for pid in _netns_pids(ns):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    removed.append(f"pid {pid} in {ns}")
             if subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False).returncode == 0:
                 removed.append(f"netns {ns}")
         shutil.rmtree(doc["workdir"], ignore_errors=True)
@@ -144,6 +154,23 @@ class LabBgp:
 
 def _exe(pid: int) -> str:
     try:
-        return str(Path(f"/proc/{pid}/exe").resolve())
+        return os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return ""
+
+
+def _daemon_exe(pid: int, limit: float = 5.0) -> str:
+    """The program `pid` runs once "ip netns exec" has exec'd the daemon ("" if it never does)."""
+    ip_exe = str(Path(shutil.which("ip") or "/usr/sbin/ip").resolve())
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        exe = _exe(pid)
+        if exe and exe != ip_exe:
+            return exe
+        time.sleep(0.02)
+    return ""
+
+
+def _netns_pids(ns: str) -> list[int]:
+    res = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False)
+    return [int(p) for p in res.stdout.split()]
