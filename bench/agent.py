@@ -1,0 +1,365 @@
+"""End-to-end agent benchmark in the lab: agents (`kubevip manager`) as processes in node namespaces.
+
+Measures, as the client namespace sees it:
+- Service created -> VIP answering, per family (dual-stack Services, fresh VIPs each run);
+- crash failover (SIGKILL of the announcing agent and its node's link going down) and graceful
+  failover (SIGTERM), time until another node answers;
+- 100 and 1000 dual-stack Services: time for all VIPs to be held (each on exactly one node) after a
+  restart of every agent, agent RSS, and API requests per second in steady state (apiserver metrics).
+
+JSON goes to bench/results/agent.json; a table is printed. Needs root (network namespaces).
+Usage: python bench/agent.py [--runs 20] [--scale 100,1000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
+from kubevip.lab.client import api_client
+from kubevip.lab.controlplane import ControlPlane
+from kubevip.lab.network import LabNetwork
+from kubevip.lab.stack import connect_network, node_kubeconfig
+from kubevip.net.addresses import AddressManager
+from kubevip.net.namespace import Netns
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "agent.json"
+NS = "bench-agent"
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def bin_dir() -> Path:
+    env = os.environ.get("KUBEVIP_BIN_DIR")
+    if env:
+        return Path(env)
+    out = subprocess.run(
+        [str(REPO / "hack/controlplane/build.sh")], check=True, capture_output=True, text=True
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))]
+
+
+def summary(values: list[float]) -> dict[str, float | int]:
+    if not values:
+        return {"runs": 0}
+    return {
+        "runs": len(values),
+        "median": statistics.median(values),
+        "p95": pct(values, 95),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+async def until(probe: Callable[[], Awaitable[Any]], within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        got = await probe()
+        if got:
+            return got
+        await asyncio.sleep(0.01)
+    raise TimeoutError(f"{what}: not within {within}s")
+
+
+class Bench:
+    def __init__(self, cp: ControlPlane, lab: LabNetwork, api: client.ApiClient, work: Path) -> None:
+        self.cp = cp
+        self.lab = lab
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.fleet = Fleet(
+            lab,
+            node_kubeconfig(cp, lab),
+            work,
+            {"svc_namespace": NS, "vip_leasenamespace": NS, "prometheus_server": ""},
+        )
+        self._n = 0
+
+    def vip(self, family: int) -> IPAddress:
+        self._n += 1
+        return self.lab.vip(family, self._n % 50)
+
+    async def reach(self, vip: IPAddress, wait: float = 0.2) -> str | None:
+        fam = socket.AF_INET if vip.version == 4 else socket.AF_INET6
+        s = Netns(self.lab.client.netns).socket(fam, socket.SOCK_STREAM)
+        s.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.sock_connect(s, (str(vip), RESPONDER_PORT)), wait)
+            return (await asyncio.wait_for(loop.sock_recv(s, 100), wait)).decode().strip() or None
+        except (OSError, TimeoutError):
+            return None
+        finally:
+            s.close()
+
+    def body(self, name: str, vips: list[IPAddress]) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": name,
+                "annotations": {"kube-vip.io/loadbalancerIPs": ",".join(map(str, vips))},
+            },
+            "spec": {
+                "type": "LoadBalancer",
+                "ipFamilies": ["IPv4", "IPv6"],
+                "ipFamilyPolicy": "PreferDualStack",
+                "allocateLoadBalancerNodePorts": False,
+                "selector": {"app": name},
+                "ports": [{"name": "p", "protocol": "TCP", "port": RESPONDER_PORT}],
+            },
+        }
+
+    async def owned(self) -> dict[str, set[IPAddress]]:
+        def read() -> dict[str, set[IPAddress]]:
+            return {
+                n.name: {a for a, _ in AddressManager(n.interface, Netns(n.netns)).owned()}
+                for n in self.lab.nodes
+            }
+
+        return await asyncio.to_thread(read)
+
+    # -- create -> answering ---------------------------------------------------------------------------
+    async def create_to_answer(self, runs: int) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {"IPv4": [], "IPv6": []}
+        for i in range(runs):
+            v4, v6 = self.vip(4), self.vip(6)
+            name = f"c{i}"
+            t0 = time.monotonic()
+            await self.core.create_namespaced_service(NS, self.body(name, [v4, v6]))
+            pending = {"IPv4": v4, "IPv6": v6}
+            while pending:
+                for fam, vip in list(pending.items()):
+                    if await self.reach(vip, 0.05):
+                        out[fam].append(time.monotonic() - t0)
+                        del pending[fam]
+                if time.monotonic() - t0 > 30:
+                    raise TimeoutError(f"{name} did not answer")
+            await self.core.delete_namespaced_service(name, NS)
+            await until(lambda v4=v4, v6=v6: self._gone(v4, v6), 30, "VIPs removed")
+        return out
+
+    async def _gone(self, *vips: IPAddress) -> bool:
+        owned = await self.owned()
+        return not any(v in a for a in owned.values() for v in vips)
+
+    # -- failover ----------------------------------------------------------------------------------------
+    async def failover(self, runs: int, graceful: bool) -> list[float]:
+        vip = self.vip(4)
+        await self.core.create_namespaced_service(NS, self.body("ha", [vip]))
+        out: list[float] = []
+        try:
+            for _ in range(runs):
+                old = await until(lambda: self.reach(vip), 30, "VIP answers")
+                node = self.lab.node(old)
+                agent = self.fleet.agents[old]
+                t0 = time.monotonic()
+                if graceful:
+                    agent.signal(signal.SIGTERM)
+                else:
+                    agent.signal(signal.SIGKILL)
+                    await asyncio.to_thread(link, node.netns, node.interface, "down")
+
+                async def other(old: str = old) -> str | None:
+                    got = await self.reach(vip, 0.1)
+                    return got if got and got != old else None
+
+                await until(other, 30, "another node answers")
+                out.append(time.monotonic() - t0)
+                await asyncio.to_thread(agent.stop)
+                if not graceful:
+                    await asyncio.to_thread(
+                        AddressManager(node.interface, Netns(node.netns)).cleanup_stale, []
+                    )
+                    await asyncio.to_thread(link, node.netns, node.interface, "up")
+                agent.start(self.lab)
+        finally:
+            await self.core.delete_namespaced_service("ha", NS)
+        return out
+
+    # -- scale -------------------------------------------------------------------------------------------
+    async def scale(self, count: int, window: float) -> dict[str, Any]:
+        names = [f"s{count}-{i}" for i in range(count)]
+        vips = {
+            n: [
+                ipaddress.ip_address(f"100.{64 + i // 65536}.{i // 256 % 256}.{i % 256}"),
+                ipaddress.ip_address(f"fd6b:7669:7fff::{i + 1:x}"),
+            ]
+            for i, n in enumerate(names)
+        }
+        sem = asyncio.Semaphore(16)
+
+        async def create(n: str) -> None:
+            async with sem:
+                await self.core.create_namespaced_service(NS, self.body(n, vips[n]))
+
+        await asyncio.gather(*(create(n) for n in names))
+        want = {v for vs in vips.values() for v in vs}
+
+        async def converged() -> bool:
+            owned = await self.owned()
+            held = [v for a in owned.values() for v in a if v in want]
+            return len(held) == len(want) and set(held) == want
+
+        await until(converged, 120, f"{count} Services held")
+        # Restart every agent (graceful stop withdraws everything), then time until all VIPs are held.
+        await asyncio.to_thread(self.fleet.stop)
+        await until(lambda: self._gone(*want), 60, "all withdrawn")
+        t0 = time.monotonic()
+        self.fleet.start()
+        await until(converged, 180, f"{count} Services held after restart")
+        converge = time.monotonic() - t0
+        # Steady state: let status writes settle, then measure API load and memory.
+        await asyncio.sleep(2.0)
+        before = request_total(self.cp.metrics_text())
+        w0 = time.monotonic()
+        await asyncio.sleep(window)
+        rate = (request_total(self.cp.metrics_text()) - before) / (time.monotonic() - w0)
+        rss = {name: rss_mb(a.pid) for name, a in self.fleet.agents.items() if a.pid}
+        sem2 = asyncio.Semaphore(16)
+
+        async def delete(n: str) -> None:
+            async with sem2:
+                await self.core.delete_namespaced_service(n, NS)
+
+        await asyncio.gather(*(delete(n) for n in names))
+        await until(lambda: self._gone(*want), 120, "all removed")
+        return {
+            "services": count,
+            "vips": len(want),
+            "converge_after_restart_s": converge,
+            "rss_mb": rss,
+            "rss_mb_max": max(rss.values()) if rss else None,
+            "api_requests_per_s": rate,
+            "window_s": window,
+        }
+
+
+def link(netns: str, ifname: str, state: str) -> None:
+    subprocess.run(["ip", "-n", netns, "link", "set", ifname, state], check=True)
+
+
+def request_total(text: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    except OSError:
+        return None
+    return int(m.group(1)) / 1024 if m else None
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="kubevip-bench-agent-"))
+    cp = ControlPlane(bin_dir(), work / "cp", bind_address=ipaddress.IPv4Address("0.0.0.0"))
+    lab = LabNetwork(f"ba{secrets.token_hex(2)}", nodes=3, state_dir=work / "lab")
+    responders: dict[str, int] = {}
+    cp.start()
+    try:
+        lab.up()
+        connect_network(cp, lab)
+        responders = start_responders(lab, work)
+        api = await api_client(cp.admin_kubeconfig)
+        try:
+            await client.CoreV1Api(api).create_namespace({"metadata": {"name": NS}})
+            b = Bench(cp, lab, api, work)
+            b.fleet.start()
+            result: dict[str, Any] = {"runs": args.runs}
+            cta = await b.create_to_answer(args.runs)
+            result["create_to_answer_s"] = {f: summary(v) for f, v in cta.items()}
+            result["crash_failover_s"] = summary(await b.failover(args.runs, graceful=False))
+            result["graceful_failover_s"] = summary(await b.failover(args.runs, graceful=True))
+            result["scale"] = [await b.scale(n, args.window) for n in args.scale]
+            await asyncio.to_thread(b.fleet.stop)
+            return result
+        finally:
+            await api.close()
+    finally:
+        for pid in responders.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        lab.down()
+        cp.stop()
+
+
+def table(r: dict[str, Any]) -> str:
+    rows = ["| measure | median | p95 | max | target |", "|---|---|---|---|---|"]
+    for fam in ("IPv4", "IPv6"):
+        s = r["create_to_answer_s"][fam]
+        rows.append(
+            f"| create -> answering, {fam} | {s['median']:.3f} s | {s['p95']:.3f} s | {s['max']:.3f} s"
+            " | p95 <= 1 s |"
+        )
+    for key, label, target in (
+        ("crash_failover_s", "crash failover (SIGKILL + link down)", "p95 <= 2 s"),
+        ("graceful_failover_s", "graceful failover (SIGTERM)", "-"),
+    ):
+        s = r[key]
+        rows.append(f"| {label} | {s['median']:.3f} s | {s['p95']:.3f} s | {s['max']:.3f} s | {target} |")
+    rows.append("")
+    rows.append(
+        "| dual-stack Services | converge after restart of all agents | max agent RSS | API requests/s "
+        "(steady, 3 agents) |"
+    )
+    rows.append("|---|---|---|---|")
+    for s in r["scale"]:
+        rows.append(
+            f"| {s['services']} | {s['converge_after_restart_s']:.2f} s (target <= 10 s) | "
+            f"{s['rss_mb_max']:.0f} MB (target <= 100 MB) | {s['api_requests_per_s']:.1f} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--scale", default="100,1000")
+    p.add_argument("--window", type=float, default=10.0)
+    p.add_argument("--quick", action="store_true", help="5 runs, 100 Services")
+    args = p.parse_args()
+    args.scale = [int(x) for x in args.scale.split(",") if x]
+    if args.quick:
+        args.runs, args.scale, args.window = 5, [100], 5.0
+    result = asyncio.run(main_async(args))
+    result["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    print(table(result))
+    print(f"\nJSON: {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
