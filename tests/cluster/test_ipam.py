@@ -1,0 +1,265 @@
+"""`kubevip ipam` on the real control plane: concurrent allocation, restarts, ConfigMap edits, families.
+
+Each test uses its own namespace, ConfigMap and loadBalancerClass (lb_class_only), so the controller
+touches no Service of any other test running against the same control plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes_asyncio import client
+
+from kubevip.ipam.controller import IpamController, IpamSettings
+from kubevip.ipam.service import ANNOTATION_IPS, LABEL_KEY, LABEL_VALUE, ClassFilter
+
+pytestmark = pytest.mark.cluster
+
+T = TypeVar("T")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, within: float = 60.0) -> T:
+    """Poll `probe` until it returns something truthy; else fail naming `what` and the last value."""
+    deadline = time.monotonic() + within
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.2)
+    pytest.fail(f"{what}: not true within {within}s (last: {last!r})")
+
+
+@dataclass
+class Env:
+    api: client.ApiClient
+    core: client.CoreV1Api
+    ns: str
+    settings: IpamSettings
+
+    @property
+    def lb_class(self) -> str:
+        return self.settings.classes.name
+
+    async def configmap(self, data: dict[str, str]) -> None:
+        body = {"metadata": {"name": self.settings.configmap, "namespace": self.ns}, "data": data}
+        try:
+            await self.core.replace_namespaced_config_map(self.settings.configmap, self.ns, body)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            await self.core.create_namespaced_config_map(self.ns, body)
+
+    async def service(self, name: str, policy: str = "RequireDualStack", families: list[str] | None = None,
+                      annotations: dict[str, str] | None = None, port: int = 80) -> None:
+        spec: dict[str, Any] = {
+            "type": "LoadBalancer", "loadBalancerClass": self.lb_class, "ipFamilyPolicy": policy,
+            "ports": [{"name": "p", "port": port, "targetPort": port, "protocol": "TCP"}],
+        }
+        if families:
+            spec["ipFamilies"] = families
+        meta: dict[str, Any] = {"name": name, "namespace": self.ns}
+        if annotations:
+            meta["annotations"] = annotations
+        await self.core.create_namespaced_service(self.ns, {"metadata": meta, "spec": spec})
+
+    async def services(self) -> dict[str, Any]:
+        res = await self.core.list_namespaced_service(self.ns)
+        return {s.metadata.name: s for s in res.items}
+
+    async def addresses(self) -> dict[str, tuple[IPAddress, ...]]:
+        out = {}
+        for name, s in (await self.services()).items():
+            text = (s.metadata.annotations or {}).get(ANNOTATION_IPS)
+            if text:
+                out[name] = tuple(ipaddress.ip_address(x) for x in text.split(","))
+        return out
+
+    async def event_reasons(self, name: str) -> set[str]:
+        res = await self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}")
+        return {e.reason for e in res.items}
+
+    def controller(self) -> IpamController:
+        return IpamController(self.api, self.settings)
+
+
+@pytest.fixture
+async def env(kube_admin: client.ApiClient, kube_namespace: str) -> Env:
+    tag = secrets.token_hex(3)
+    settings = IpamSettings(
+        configmap=f"kvt-ipam-{tag}", namespace=kube_namespace,
+        classes=ClassFilter(name=f"kvt.test/ipam-{tag}", only=True), retry_seconds=0.5,
+    )
+    return Env(kube_admin, client.CoreV1Api(kube_admin), kube_namespace, settings)
+
+
+@pytest.fixture
+async def running(env: Env) -> AsyncIterator[IpamController]:
+    ctl = env.controller()
+    await ctl.start()
+    try:
+        yield ctl
+    finally:
+        await ctl.close()
+    assert not ctl.crashed
+
+
+def family(a: IPAddress) -> str:
+    return "IPv4" if a.version == 4 else "IPv6"
+
+
+async def test_200_dual_stack_services_created_at_once_get_distinct_addresses(env: Env) -> None:
+    # Two overlapping pools (namespace and global): kube-vip's provider could hand an address out twice.
+    await env.configmap({
+        f"cidr-{env.ns}": "10.210.0.0/24,fd00:210::/120",
+        "range-global": "10.210.0.1-10.210.0.200,fd00:210::1-fd00:210::ff",
+        "cidr-global": "10.210.0.0/24",
+    })
+    ctl = env.controller()
+    await ctl.start()
+    try:
+        sem = asyncio.Semaphore(25)
+
+        async def create(i: int) -> None:
+            async with sem:
+                await env.service(f"s{i}", families=["IPv6", "IPv4"] if i % 2 else ["IPv4", "IPv6"])
+
+        await asyncio.gather(*(create(i) for i in range(200)))
+
+        async def all_done() -> dict[str, tuple[IPAddress, ...]] | None:
+            got = await env.addresses()
+            return got if len(got) == 200 and all(len(v) == 2 for v in got.values()) else None
+
+        got = await eventually(all_done, "200 Services with two addresses each", within=180)
+    finally:
+        await ctl.close()
+    assert not ctl.crashed
+    flat = [a for v in got.values() for a in v]
+    assert len(flat) == len(set(flat)) == 400
+    pool4, pool6 = ipaddress.ip_network("10.210.0.0/24"), ipaddress.ip_network("fd00:210::/120")
+    for name, addrs in got.items():
+        i = int(name[1:])
+        assert [family(a) for a in addrs] == (["IPv6", "IPv4"] if i % 2 else ["IPv4", "IPv6"])
+        assert all(a in pool4 or a in pool6 for a in addrs)
+        assert all(not (a.version == 4 and a.packed[-1] in (0, 255)) for a in addrs)
+    for s in (await env.services()).values():
+        assert (s.metadata.labels or {}).get(LABEL_KEY) == LABEL_VALUE
+        assert s.spec.load_balancer_ip is None  # two VIPs: spec.loadBalancerIP is for one
+
+
+async def test_restart_keeps_every_address_and_adds_without_collisions(env: Env) -> None:
+    await env.configmap({"range-global": "10.211.0.1-10.211.0.60,fd00:211::1-fd00:211::3c"})
+    first = env.controller()
+    await first.start()
+    try:
+        await asyncio.gather(*(env.service(f"a{i}", policy="PreferDualStack", families=["IPv4", "IPv6"])
+                               for i in range(30)))
+        before = await eventually(lambda: _n_with(env, 30, 2), "30 dual-stack Services allocated")
+    finally:
+        await first.close()
+
+    second = env.controller()
+    await second.start()
+    try:
+        await asyncio.gather(*(env.service(f"b{i}", policy="SingleStack", families=["IPv6"]) for i in range(10)))
+        after = await eventually(lambda: _n_with(env, 40, None), "10 more Services allocated")
+        await second.wait_idle()
+        assert second.writes == 10  # nothing rewritten for the 30 that already had addresses
+    finally:
+        await second.close()
+    assert {k: after[k] for k in before} == before
+    flat = [a for v in after.values() for a in v]
+    assert len(flat) == len(set(flat)) == 70
+
+
+async def _n_with(env: Env, n: int, each: int | None) -> dict[str, tuple[IPAddress, ...]] | None:
+    got = await env.addresses()
+    if len(got) == n and (each is None or all(len(v) == each for v in got.values())):
+        return got
+    return None
+
+
+async def test_configmap_edits_take_effect_and_bad_keys_are_named(env: Env, running: IpamController) -> None:
+    await env.configmap({"range-global": "10.212.0.1-10.212.0.2"})
+    for i in range(3):
+        await env.service(f"v{i}", policy="SingleStack", families=["IPv4"])
+    got = await eventually(lambda: _n_with(env, 2, 1), "two of three Services allocated")
+
+    (waiting,) = {"v0", "v1", "v2"} - set(got)
+    await eventually(lambda: _has_reason(env, waiting, "AddressPoolExhausted"), "exhausted Event")
+
+    # A malformed entry: an Event on the ConfigMap names the key; the good entry still works.
+    await env.configmap({"range-global": "10.212.0.1-10.212.0.3,10.212.0.9-oops"})
+    await eventually(lambda: _has_reason(env, env.settings.configmap, "ConfigMapInvalid"), "ConfigMap Event")
+    events = await env.core.list_namespaced_event(
+        env.ns, field_selector=f"involvedObject.name={env.settings.configmap}")
+    assert any("range-global" in e.message for e in events.items)
+    got = await eventually(lambda: _n_with(env, 3, 1), "third Service allocated after the pool grew")
+    assert got[waiting] == (ipaddress.ip_address("10.212.0.3"),)
+
+    # An IPv6 pool appears: a PreferDualStack Service that got only IPv4 gains IPv6, keeping its IPv4.
+    await env.configmap({"range-global": "10.212.0.1-10.212.0.4"})
+    await env.service("dual", policy="PreferDualStack", families=["IPv4", "IPv6"])
+    one = await eventually(lambda: _addr_of(env, "dual", 1), "dual gets IPv4 only")
+    await eventually(lambda: _has_reason(env, "dual", "NoAddressPool"), "no IPv6 pool Event")
+    await env.configmap({"range-global": "10.212.0.1-10.212.0.4,fd00:212::1-fd00:212::4"})
+    two = await eventually(lambda: _addr_of(env, "dual", 2), "dual gains IPv6")
+    assert two[0] == one[0] and two[1] == ipaddress.ip_address("fd00:212::1")
+
+
+async def _addr_of(env: Env, name: str, n: int) -> tuple[IPAddress, ...] | None:
+    got = (await env.addresses()).get(name)
+    return got if got is not None and len(got) == n else None
+
+
+async def _has_reason(env: Env, name: str, reason: str) -> bool:
+    return reason in await env.event_reasons(name)
+
+
+async def test_user_addresses_are_kept_and_deleted_services_release(env: Env, running: IpamController) -> None:
+    await env.configmap({"range-global": "10.213.0.1-10.213.0.2"})
+    await env.service("user", policy="SingleStack", families=["IPv4"], annotations={ANNOTATION_IPS: "10.213.0.1"})
+    await env.service("a", policy="SingleStack", families=["IPv4"])
+    await env.service("b", policy="SingleStack", families=["IPv4"])
+    got = await eventually(lambda: _n_with(env, 2, 1), "one Service allocated besides the user's")
+    assert got["user"] == (ipaddress.ip_address("10.213.0.1"),)
+    (winner,) = set(got) - {"user"}
+    (loser,) = {"a", "b"} - {winner}
+    assert got[winner] == (ipaddress.ip_address("10.213.0.2"),)
+    svc = (await env.services())["user"]
+    assert LABEL_KEY not in (svc.metadata.labels or {})  # never taken over
+
+    await env.core.delete_namespaced_service(winner, env.ns)
+    moved = await eventually(lambda: _addr_of(env, loser, 1), "waiting Service gets the freed address")
+    assert moved == (ipaddress.ip_address("10.213.0.2"),)
+
+
+async def test_family_changes(env: Env, running: IpamController) -> None:
+    await env.configmap({"range-global": "10.214.0.1-10.214.0.9,fd00:214::1-fd00:214::9"})
+    await env.service("s", policy="PreferDualStack", families=["IPv4", "IPv6"])
+    dual = await eventually(lambda: _addr_of(env, "s", 2), "dual-stack allocation")
+
+    # Dual -> Single: the dropped family is released, the kept one stays.
+    await env.core.patch_namespaced_service("s", env.ns, {"spec": {"ipFamilyPolicy": "SingleStack",
+                                                                  "ipFamilies": ["IPv4"]}})
+    single = await eventually(lambda: _addr_of(env, "s", 1), "IPv6 released")
+    assert single == dual[:1]
+    svc = (await env.services())["s"]
+    assert svc.spec.load_balancer_ip == str(dual[0])
+
+    await env.service("t", policy="SingleStack", families=["IPv6"])
+    taken = await eventually(lambda: _addr_of(env, "t", 1), "IPv6 Service allocated")
+    assert taken == dual[1:]  # the released IPv6 address is free again
+
+    # Single -> Dual: one address of the new family is added.
+    await env.core.patch_namespaced_service("s", env.ns, {"spec": {"ipFamilyPolicy": "PreferDualStack"}})
+    again = await eventually(lambda: _addr_of(env, "s", 2), "IPv6 added")
+    assert again[0] == dual[0] and again[1].version == 6 and again[1] != taken[0]
