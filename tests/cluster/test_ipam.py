@@ -169,7 +169,8 @@ async def test_restart_keeps_every_address_and_adds_without_collisions(env: Env)
     second = env.controller()
     await second.start()
     try:
-        await asyncio.gather(*(env.service(f"b{i}", policy="SingleStack", families=["IPv6"]) for i in range(10)))
+        await asyncio.gather(*(env.service(f"b{i}", policy="SingleStack", families=["IPv6"])
+                               for i in range(10)))
         after = await eventually(lambda: _n_with(env, 40, None), "10 more Services allocated")
         await second.wait_idle()
         assert second.writes == 10  # nothing rewritten for the 30 that already had addresses
@@ -224,9 +225,12 @@ async def _has_reason(env: Env, name: str, reason: str) -> bool:
     return reason in await env.event_reasons(name)
 
 
-async def test_user_addresses_are_kept_and_deleted_services_release(env: Env, running: IpamController) -> None:
+async def test_user_addresses_are_kept_and_deleted_services_release(
+    env: Env, running: IpamController,
+) -> None:
     await env.configmap({"range-global": "10.213.0.1-10.213.0.2"})
-    await env.service("user", policy="SingleStack", families=["IPv4"], annotations={ANNOTATION_IPS: "10.213.0.1"})
+    await env.service("user", policy="SingleStack", families=["IPv4"],
+                      annotations={ANNOTATION_IPS: "10.213.0.1"})
     await env.service("a", policy="SingleStack", families=["IPv4"])
     await env.service("b", policy="SingleStack", families=["IPv4"])
     got = await eventually(lambda: _n_with(env, 2, 1), "one Service allocated besides the user's")
