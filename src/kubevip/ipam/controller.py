@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from kubernetes_asyncio import client
 from kubevip.core.parse import service_from_dict
 from kubevip.errors import InputError
 from kubevip.ipam import allocator as A
-from kubevip.ipam.allocator import Allocator, Problem, ServiceKey
+from kubevip.ipam.allocator import Allocator, Outcome, Problem, ServiceKey
 from kubevip.ipam.kubeapi import JSON, ApiError, Conflict, Gone, IpamApi
 from kubevip.ipam.pools import PoolConfig, PoolError, parse_configmap
 from kubevip.ipam.service import (
@@ -46,6 +47,8 @@ EVENT_REASONS: dict[str, str] = {
     A.ADDRESS_CONFLICT: "AddressConflict",
 }
 CONFIGMAP_INVALID = "ConfigMapInvalid"
+# The writes and Events following one decision, run after it (maybe while the next one is made).
+Effects = Callable[[], Coroutine[Any, Any, None]]
 _TRANSIENT = (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
@@ -58,6 +61,7 @@ class IpamSettings:
     classes: ClassFilter = field(default_factory=ClassFilter)
     component: str = "kubevip-ipam"
     retry_seconds: float = 2.0
+    concurrent_writes: int = 16  # PATCHes in flight (decisions stay one at a time)
 
 
 def _key(obj: Mapping[str, Any]) -> ServiceKey:
@@ -95,6 +99,9 @@ class IpamController:
         self._services_rv = ""
         self._configmap_rv = ""
         self._busy = False
+        self._inflight: set[ServiceKey] = set()
+        self._again: set[ServiceKey] = set()
+        self._slots = asyncio.Semaphore(self.settings.concurrent_writes)
         self.idle = asyncio.Event()
         self.writes = 0
 
@@ -156,15 +163,30 @@ class IpamController:
         handle = loop.call_later(self.settings.retry_seconds, fire)
         self._retries.add(handle)
 
+    def _check_idle(self) -> None:
+        if self._queue.empty() and not self._retries and not self._inflight and not self._busy:
+            self.idle.set()
+
     async def _worker(self) -> None:
+        """The one decision maker: one Service at a time, in queue order."""
         while True:
-            if self._queue.empty() and not self._retries:
-                self.idle.set()
+            self._check_idle()
             key = await self._queue.get()
             self._queued.discard(key)
+            if key in self._inflight:
+                self._again.add(key)  # decided again once its write has finished
+                continue
             self._busy = True
             try:
-                await self._process(key)
+                decided = self._decide(key)
+                if decided is not None:
+                    effects, inline = decided
+                    await self._slots.acquire()
+                    self._inflight.add(key)
+                    if inline:
+                        await self._run_effects(key, effects)
+                    else:
+                        spawn(self._guard, f"write {key[0]}/{key[1]}", self._run_effects(key, effects))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one bad Service must not stop the others
@@ -172,6 +194,22 @@ class IpamController:
                 self._retry_later(key)
             finally:
                 self._busy = False
+
+    async def _run_effects(self, key: ServiceKey, effects: Effects) -> None:
+        try:
+            await effects()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("ipam: %s/%s: %r; retrying", key[0], key[1], exc)
+            self._retry_later(key)
+        finally:
+            self._inflight.discard(key)
+            self._slots.release()
+            if key in self._again:
+                self._again.discard(key)
+                self.enqueue(key)
+            self._check_idle()
 
     # ----- the cluster -> cache ---------------------------------------------------------------------
 
@@ -290,7 +328,9 @@ class IpamController:
         conflicts = self.alloc.hold(key, c.addresses, ports_of(view), owned=c.kind is Kind.OURS)
         return view, c, conflicts
 
-    async def _process(self, key: ServiceKey) -> None:
+    def _decide(self, key: ServiceKey) -> tuple[Effects, bool] | None:
+        """Decide for `key` against the table (synchronously); returns the effects to run and whether
+        they must finish before the next decision."""
         before = set(self.alloc.holding(key))
         obj = self._cache.get(key)
         if obj is None:
@@ -300,24 +340,36 @@ class IpamController:
             if before:
                 log.info("ipam: %s/%s gone: released %s", *key, ", ".join(map(str, before)))
                 self._enqueue_all(sorted(self._pending))
-            return
+            return None
         synced = self._sync_table(key, obj)
         if synced is None:
-            return
+            return None
         view, c, conflicts = synced
         if before - set(self.alloc.holding(key)):
             self._enqueue_all(sorted(self._pending))
         if c.kind is not Kind.OURS:
             self._pending.discard(key)
-            if c.kind is Kind.NONE and (patch := release_patch(view)) is not None:
-                await self._write(key, obj, patch, c.addresses)
-            await self._warn(key, obj, conflicts)
-            return
-
+            return functools.partial(self._foreign_effects, key, obj, view, c, conflicts), True
         outcome = self.alloc.ensure(request_for(view))
         self._enqueue_all(outcome.displaced)
         patch = allocation_patch(view, outcome, self.alloc.config.interface_for(view.namespace))
-        if patch is not None and not await self._write(key, obj, patch, c.addresses):
+        # A write that releases an address finishes before the next decision: until the API server has
+        # taken the address off this Service, nobody else may be given it. Writes that only add run
+        # concurrently (the table already holds the new address; a refused write gives it back).
+        inline = bool(outcome.released) or patch is None
+        return functools.partial(self._effects, key, obj, c.addresses, patch, outcome, conflicts), inline
+
+    async def _foreign_effects(self, key: ServiceKey, obj: JSON, view: Any, c: Any,
+                               conflicts: tuple[Problem, ...]) -> None:
+        if c.kind is Kind.NONE and (patch := release_patch(view)) is not None:
+            await self._write(key, obj, patch, c.addresses)
+        await self._warn(key, obj, conflicts)
+
+    async def _effects(
+        self, key: ServiceKey, obj: JSON, truth: tuple[Any, ...], patch: Mapping[str, Any] | None,
+        outcome: Outcome, conflicts: tuple[Problem, ...],
+    ) -> None:
+        if patch is not None and not await self._write(key, obj, patch, truth):
             return
         if outcome.changed:
             log.info("ipam: %s/%s: %s (added %s, released %s)", *key,
@@ -381,9 +433,9 @@ class IpamController:
     # ----- introspection (tests, bench, lab status) -------------------------------------------------
 
     async def wait_idle(self) -> None:
-        """Until nothing is queued or being processed."""
+        """Until nothing is queued, being decided or being written."""
         while True:
             await self.idle.wait()
-            if self._queue.empty() and not self._busy:
+            if self._queue.empty() and not self._busy and not self._inflight:
                 return
-            await asyncio.sleep(0)
+            self.idle.clear()
