@@ -44,10 +44,11 @@ full table (freed addresses are kept in a heap behind a scan watermark, so no wa
 Sharing scans held addresses for disjoint ports and is linear in the number of held addresses.
 API figures (`--api`): a private kube-apiserver + etcd on this machine; the Services exist before the
 controller starts, then the time from controller start (list, table rebuild) to the last PATCH is
-measured: one merge patch per Service, written one at a time by the single writer. The API figure is
-bound by PATCH latency (about 20 ms here, on 2 cores shared with other work while measuring); 10,000
-Services at that rate take about 3.6 minutes (`--api-services 10000`; creating them alone takes about
-8 minutes on this machine, so the default is 1,000). Decisions alone (the pure rows) are 200 times faster.
+measured: one merge patch per Service; decisions are made one at a time, add-only PATCHes run 16 in
+flight. The API figure is bound by the API server's CPU (2 cores, shared with other work while measuring;
+creating the Services runs at a similar rate). 10,000 Services at that rate take about 3 minutes
+(`--api-services 10000`; creating them alone takes about 8 minutes here, so the default is 1,000).
+Decisions alone (the pure rows) are about 100 times faster.
 
 """
 
