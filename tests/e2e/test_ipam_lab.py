@@ -20,7 +20,8 @@ async def test_service_without_vip_gets_pool_addresses_and_answers(e2e: E2E) -> 
     # The pool serves this test's namespace only, so no other test's Service is touched.
     data = {f"range-{e2e.ns}": configmap(pool)["data"]["range-global"]}  # type: ignore[index]
     await e2e.core.create_namespaced_config_map(
-        e2e.ns, {"metadata": {"name": "kvt-ipam", "namespace": e2e.ns}, "data": data})
+        e2e.ns, {"metadata": {"name": "kvt-ipam", "namespace": e2e.ns}, "data": data}
+    )
     ctl = IpamController(e2e.api, IpamSettings(configmap="kvt-ipam", namespace=e2e.ns, retry_seconds=0.5))
     await ctl.start()
     try:

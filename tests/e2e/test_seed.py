@@ -29,7 +29,7 @@ async def test_seed_single_stack_ipv4_over_dual_stack_pods(e2e: E2E, endpoints: 
     assert await e2e.eventually(lambda: e2e.ingress("seed"), "status lists the IPv4 VIP") == [
         (str(v4), "VIP")
     ]
-    assert await e2e.vip_host("seed") == n2
+    await e2e.eventually(lambda: _is(e2e.vip_host("seed"), n2), "vipHost names the announcing node")
     # Nothing IPv6 anywhere: no IPv6 VIP on any node, not answering, not in status.
     owned = await e2e.owned()
     assert all(a.version == 4 for addrs in owned.values() for a in addrs), owned

@@ -87,13 +87,19 @@ def claims_of(service: ServiceView, created: str, decision: ServiceDecision) -> 
     )
 
 
-def _unit(first: Claim) -> str:
-    """Election unit of a VIP: the first Service's group, per family when its traffic policy is Local
-    (a family's endpoints may live on other nodes than the other family's)."""
+def _unit(first: Claim, per_address: bool) -> str:
+    """Election unit of a VIP. An explicit `kube-vip.io/leaseName` group always; else, per address
+    (`per_address`: the unit outlives any one of the Services sharing it, so it never moves when one
+    goes), or kube-vip's per-Service unit. Per family when Local (endpoints differ per family)."""
+    explicit = first.group != first.service
+    if per_address and not explicit:
+        return f"vip:{first.address}"
     return f"{first.group}/{first.family.value}" if first.local else first.group
 
 
-def resolve(claims: Iterable[Claim]) -> tuple[tuple[VipPlan, ...], tuple[Clash, ...]]:
+def resolve(
+    claims: Iterable[Claim], per_address: bool = False
+) -> tuple[tuple[VipPlan, ...], tuple[Clash, ...]]:
     """Group claims by address; the earliest claim keeps it, later claims with overlapping ports lose it."""
     by_addr: dict[IPAddress, list[Claim]] = {}
     for c in claims:
@@ -118,7 +124,8 @@ def resolve(claims: Iterable[Claim]) -> tuple[tuple[VipPlan, ...], tuple[Clash, 
                 eligible = k.eligible if eligible is None else eligible & k.eligible
         if eligible is not None and not eligible and first.eligible is not None:
             eligible = first.eligible  # no node serves them all: follow the earliest Service
-        plans.append(VipPlan(addr, first.family, _unit(first), tuple(k.service for k in kept), eligible))
+        unit = _unit(first, per_address)
+        plans.append(VipPlan(addr, first.family, unit, tuple(k.service for k in kept), eligible))
     return tuple(plans), tuple(sorted(clashes, key=lambda x: (x.service, str(x.address))))
 
 

@@ -100,6 +100,8 @@ class Agent:
         self._stopping = False
         self.passes = 0
         self.ready = asyncio.Event()
+        # Scalable election: one unit per VIP (no Lease per unit, so no kube-vip naming to keep).
+        self.per_address_units = cfg.election.enabled and cfg.election.mode == "scalable"
 
     # -- inputs -----------------------------------------------------------------------------------
 
@@ -164,7 +166,8 @@ class Agent:
     # -- the pass --------------------------------------------------------------------------------------
 
     def _snapshot(self) -> Snapshot:
-        snap = snapshot(self.world, self.cfg.lb_class, self.cfg.use_legacy_endpoints, self._cache)
+        snap = snapshot(self.world, self.cfg.lb_class, self.cfg.use_legacy_endpoints, self._cache,
+                        per_address=self.per_address_units)
         self._cache = dict(snap.decisions)
         return snap
 

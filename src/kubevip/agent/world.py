@@ -50,6 +50,7 @@ def decide_one(world: World, key: str, use_legacy: bool) -> ServiceDecision:
 def snapshot(
     world: World, classes: ClassFilter, use_legacy: bool,
     cache: Mapping[str, ServiceDecision] | None = None,
+    per_address: bool = False,
 ) -> Snapshot:
     """Decide every handled Service, then resolve shared addresses cluster-wide.
 
@@ -68,7 +69,7 @@ def snapshot(
             d = decide_one(world, key, use_legacy)
         decisions[key] = d
         claims.extend(claims_of(rec.view, rec.created, d))
-    plans, clashes = resolve(claims)
+    plans, clashes = resolve(claims, per_address)
     warns = {k: warnings(d, clashes) for k, d in decisions.items()}
     return Snapshot(decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled))
 

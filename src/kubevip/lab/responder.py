@@ -11,15 +11,14 @@ import sys
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, reply: bytes) -> None:
         self.reply = reply
-        self.transport: asyncio.DatagramTransport | None = None
+        self.transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if self.transport is not None:
-            self.transport.sendto(self.reply, addr)
+            self.transport.sendto(self.reply, addr)  # type: ignore[attr-defined]
 
 
 def _dual_stack(kind: int, port: int) -> socket.socket:

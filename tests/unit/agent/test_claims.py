@@ -137,3 +137,13 @@ def test_granted_services_never_clash(claims: list[Claim]) -> None:
         assert all(c.service not in p.services for p in plans if p.address == c.address)
     # Every claimed address has exactly one plan: the earliest claim always keeps it.
     assert {p.address for p in plans} == {c.address for c in claims}
+
+
+def test_per_address_units_survive_the_first_sharer_going() -> None:
+    tcp = service("tcp", "192.0.2.10", ports=(("TCP", 53),))
+    udp = service("udp", "192.0.2.10", ports=(("UDP", 53),), created="2026-01-02T00:00:00Z")
+    both = snapshot(_world(tcp, udp), ClassFilter(), False, per_address=True)
+    only_udp = snapshot(_world(udp), ClassFilter(), False, per_address=True)
+    assert both.plans[0].unit == only_udp.plans[0].unit == "vip:192.0.2.10"
+    lease = service("l", "192.0.2.11", annotations={"kube-vip.io/leaseName": "grp"})
+    assert snapshot(_world(lease), ClassFilter(), False, per_address=True).plans[0].unit == "default/grp"
