@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kubevip.agent.selection import ClassFilter
+from kubevip.controlplane.settings import CP_SETTINGS, ControlPlaneSettings
 from kubevip.election.timings import ElectionConfig, config_from_settings
 from kubevip.envparse import Settings
 from kubevip.errors import ConfigError
@@ -50,6 +51,8 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     ("cp_enable", "false"),
     ("kubeconfig", ""),
 )
+# The control-plane VIP's settings (docs/configuration.md, "Control-plane VIP").
+SETTINGS += tuple(kv for kv in CP_SETTINGS if kv[0] not in {n for n, _ in SETTINGS})
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class AgentConfig:
     arp_rate_ms: int
     kubeconfig: str
     net: NetSettings = field(default_factory=NetSettings)
+    # cp_enable and friends (kubevip.controlplane.settings); disabled unless cp_enable=true.
+    control_plane: ControlPlaneSettings | None = None
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -138,6 +143,7 @@ class AgentConfig:
             arp_rate_ms=rate,
             kubeconfig=s.str("kubeconfig") or s.str("KUBECONFIG"),
             net=NetSettings.from_env(s),
+            control_plane=ControlPlaneSettings.from_env(s),
             raw=dict(env),
         )
 

@@ -1,0 +1,173 @@
+"""The control-plane VIP runner: ONE Lease for both families, held only while the local API server is healthy.
+
+Lifecycle: remove leftovers of a previous run -> resolve `address` -> probe the local API server; while it
+is healthy, campaign on `plndr-cp-lock`; as leader put every family's VIP up (on_started), as ex-leader
+take them all down (on_stopped, awaited by the elector's fencing). When the API server stays unhealthy
+the runner releases the Lease (withdraw first), so a healthy peer takes over within one retry period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from kubevip.controlplane.dns import Lookup, resolve, system_lookup
+from kubevip.controlplane.health import HealthMonitor, Probe
+from kubevip.controlplane.kernel import KernelVips, Placement, placements
+from kubevip.controlplane.resolve import VipSet
+from kubevip.controlplane.settings import ControlPlaneSettings
+from kubevip.election.elector import LeaseElector, Observer
+from kubevip.election.leaseapi import LeaseApi
+from kubevip.election.timings import ElectionConfig
+from kubevip.tasks import TaskGroupGuard, spawn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the runner does right now (logs, tests, `kubevip manager` health)."""
+
+    healthy: bool
+    leading: bool
+    vips: VipSet
+    held: frozenset[Placement]
+
+
+class ControlPlaneVip:
+    """Runs the control-plane VIP of one node; `start()` then, on SIGTERM, `shutdown()`."""
+
+    def __init__(
+        self,
+        settings: ControlPlaneSettings,
+        election: ElectionConfig,
+        node: str,
+        lease_api: LeaseApi | Any,
+        probe: Probe,
+        kernel: KernelVips,
+        *,
+        lookup: Lookup = system_lookup,
+        observer: Observer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.election = election
+        self.node = node
+        self.lease_api = lease_api
+        self.kernel = kernel
+        self.lookup = lookup
+        self.observer = observer
+        self.health = HealthMonitor(probe, settings.health, name=f"local kube-apiserver ({node})")
+        self.guard = TaskGroupGuard(f"controlplane:{node}")
+        self.vips = VipSet()
+        self.elector: LeaseElector | None = None
+        self.campaigns = 0
+        self._leading = False
+        self._lock = asyncio.Lock()
+        self._have_vips = asyncio.Event()
+        self._campaign: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def leading(self) -> bool:
+        return self.elector is not None and self.elector.is_leader
+
+    def status(self) -> Status:
+        return Status(self.health.healthy, self.leading, self.vips, self.kernel.held)
+
+    async def start(self) -> None:
+        """Clean up, resolve once, and start the background tasks (health, DNS refresh, campaign)."""
+        await asyncio.to_thread(self.kernel.remove_leftovers)
+        await self._refresh_vips()
+        spawn(self.guard, "health", self.health.run())
+        if any(e.ip is None for e in self.settings.entries):
+            spawn(self.guard, "dns", self._dns_loop())
+        self._campaign = spawn(self.guard, "campaign", self._campaign_loop())
+
+    async def shutdown(self) -> None:
+        """SIGTERM: stop campaigning, withdraw every VIP, hand the Lease back at once, stop tasks."""
+        self._stopping = True
+        task = self._campaign
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.elector is not None:
+            await self.elector.release()  # on_stopped (withdraw) runs before the Lease is emptied
+        await self._converge(False)
+        await self.guard.close()
+        await self.kernel.close()
+
+    # -- VIPs ----------------------------------------------------------------------------------------
+
+    async def _refresh_vips(self) -> bool:
+        """Resolve `address` again; returns True if the VIPs changed."""
+        vips = await resolve(self.settings.entries, self.settings.dns_mode, self.lookup)
+        for p in vips.problems:
+            log.warning("control-plane address: %s", p)
+        if vips.empty:
+            return False
+        changed = (vips.v4, vips.v6) != (self.vips.v4, self.vips.v6)
+        if changed:
+            log.info("control-plane VIPs: %s", ", ".join(map(str, vips.addresses)))
+            self.vips = vips
+        self._have_vips.set()
+        return changed
+
+    async def _dns_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.dns_interval)
+            if await self._refresh_vips():
+                await self._converge(self._leading)
+
+    async def _converge(self, leading: bool) -> None:
+        """Both families together: every VIP up while leading, none otherwise."""
+        async with self._lock:
+            self._leading = leading and not self._stopping
+            want: frozenset[Placement] = frozenset()
+            if self._leading:
+                interfaces = await asyncio.to_thread(self.kernel.interfaces)
+                want = placements(self.vips.addresses, interfaces)
+            await self.kernel.converge(want)
+
+    async def _on_started(self) -> None:
+        await self._converge(True)
+
+    async def _on_stopped(self) -> None:
+        await self._converge(False)
+
+    # -- election ------------------------------------------------------------------------------------
+
+    def _new_elector(self) -> LeaseElector:
+        e = self.election
+        return LeaseElector(self.lease_api, e.namespace, e.lease_name, self.node, e.timings,
+                            on_started=self._on_started, on_stopped=self._on_stopped, observer=self.observer)
+
+    async def _campaign_loop(self) -> None:
+        """Campaign while the local API server is healthy; release the Lease when it stays unhealthy."""
+        await self._have_vips.wait()
+        while True:
+            if not self.health.healthy:
+                log.info("node %s: waiting for the local API server before campaigning for %s", self.node,
+                         self.election.lease_name)
+            await self.health.wait_for(True)
+            el = self.elector = self._new_elector()
+            self.campaigns += 1
+            log.info("node %s: campaigning for %s/%s (VIPs %s)", self.node, self.election.namespace,
+                     self.election.lease_name, ", ".join(map(str, self.vips.addresses)))
+            election = spawn(self.guard, f"election-{self.campaigns}", el.run())
+            unhealthy = asyncio.get_running_loop().create_task(self.health.wait_for(False))
+            try:
+                await asyncio.wait({election, unhealthy}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                unhealthy.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await unhealthy
+            if election.done():  # crashed (logged by the guard): withdraw, pause, campaign afresh
+                await el.release()
+                await asyncio.sleep(self.election.timings.retry_period)
+                continue
+            log.warning("node %s: local API server unhealthy: giving up the control-plane VIP", self.node)
+            await el.release()

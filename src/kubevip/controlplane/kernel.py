@@ -1,0 +1,138 @@
+"""Control-plane VIPs in the kernel: addresses (their own IFA_PROTO), optional routes, announcements.
+
+The control-plane VIPs carry IFA_PROTO `CONTROL_PLANE_PROTO` (249), not the Services' 248: the Service
+reconciler adopts and cleans up every 248 address on its interfaces, so one mark for both would let each
+part delete the other's VIPs. With two marks the two parts of one process cannot touch each other's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kubevip.controlplane.resolve import IPAddress
+from kubevip.errors import KubevipError
+from kubevip.net.addresses import AddressManager
+from kubevip.net.announcer import Announcer
+from kubevip.net.interfaces import resolve_interface
+from kubevip.net.namespace import OWN, Netns
+from kubevip.net.routes import RoutingTable
+from kubevip.net.settings import NetSettings
+
+log = logging.getLogger(__name__)
+
+CONTROL_PLANE_PROTO = 249
+
+
+@dataclass(frozen=True, order=True)
+class Placement:
+    """One control-plane VIP on one interface."""
+
+    ifname: str
+    address: IPAddress
+
+
+def placements(vips: Iterable[IPAddress], interfaces: dict[int, str]) -> frozenset[Placement]:
+    """Where each VIP goes: the interface of its family (a family without interface gets nothing)."""
+    return frozenset(Placement(interfaces[ip.version], ip) for ip in vips if ip.version in interfaces)
+
+
+class KernelVips:
+    """Adds / removes the control-plane VIPs and their announcements; `held` is what is in place now."""
+
+    def __init__(self, net: NetSettings, ns: Netns = OWN, announcer: Announcer | None = None) -> None:
+        self.net = net
+        self.ns = ns
+        self.announcer = announcer if announcer is not None else (
+            Announcer(rate_ms=net.arp_rate_ms, ns=ns) if net.arp else None
+        )
+        self.held: frozenset[Placement] = frozenset()
+        self._interfaces: dict[int, str] = {}
+
+    def interfaces(self) -> dict[int, str]:
+        """Interface per family: vip_interface, else that family's default-route interface (blocking)."""
+        for family in (4, 6):
+            if family in self._interfaces:
+                continue
+            try:
+                self._interfaces[family] = resolve_interface(
+                    family, for_service=False, vip_interface=self.net.interface, ns=self.ns
+                )
+            except KubevipError as exc:
+                log.warning("control-plane VIP: %s", exc)
+        return dict(self._interfaces)
+
+    def _manager(self, ifname: str) -> AddressManager:
+        return AddressManager(ifname, self.ns, proto=CONTROL_PLANE_PROTO)
+
+    def _table(self, ifname: str) -> RoutingTable:
+        n = self.net
+        return RoutingTable(ifname, self.ns, table=n.routing_table_id, protocol=n.routing_protocol,
+                            route_type=n.routing_table_type)
+
+    def remove_leftovers(self) -> set[Placement]:
+        """Blocking: remove control-plane VIPs a previous process left (it may be a peer's VIP by now)."""
+        gone: set[Placement] = set()
+        for ifname in set(self.interfaces().values()):
+            try:
+                for ip, _plen in self._manager(ifname).cleanup_stale(()):
+                    gone.add(Placement(ifname, ip))
+                    if self.net.routing_table:
+                        self._table(ifname).remove(ip)
+            except KubevipError as exc:
+                log.error("control-plane VIP: cannot clean up %s: %s", ifname, exc)
+        for p in sorted(gone):
+            log.info("removed control-plane VIP %s from %s (left by a previous run)", p.address, p.ifname)
+        return gone
+
+    def _change(
+        self, add: Iterable[Placement], remove: Iterable[Placement]
+    ) -> tuple[set[Placement], set[Placement]]:
+        """Blocking netlink part; returns (added, removed) that succeeded."""
+        added: set[Placement] = set()
+        removed: set[Placement] = set()
+        for p in remove:
+            try:
+                self._manager(p.ifname).remove(p.address)
+                if self.net.routing_table:
+                    self._table(p.ifname).remove(p.address)
+                removed.add(p)
+            except KubevipError as exc:
+                log.error("control-plane VIP: cannot remove %s from %s: %s", p.address, p.ifname, exc)
+        for p in add:
+            try:
+                self._manager(p.ifname).add(p.address, self.net.subnet.prefixlen(p.address))
+                if self.net.routing_table:
+                    self._table(p.ifname).add(p.address)
+                added.add(p)
+            except KubevipError as exc:
+                log.error("control-plane VIP: cannot add %s to %s: %s", p.address, p.ifname, exc)
+        return added, removed
+
+    async def converge(self, want: frozenset[Placement]) -> None:
+        """Make `held` equal `want`: stop announcing first, change addresses, then announce the new ones."""
+        add = want - self.held
+        remove = self.held - want
+        if not add and not remove:
+            return
+        if self.announcer is not None:
+            for p in remove:
+                await self.announcer.stop(p.address)
+        added, removed = await asyncio.to_thread(self._change, sorted(add), sorted(remove))
+        self.held = (self.held - removed) | added
+        if self.announcer is not None:
+            for p in sorted(added):
+                try:
+                    await self.announcer.start(p.address, p.ifname)
+                except KubevipError as exc:
+                    log.error("control-plane VIP: cannot announce %s on %s: %s", p.address, p.ifname, exc)
+        for p in sorted(added):
+            log.info("control-plane VIP %s up on %s", p.address, p.ifname)
+        for p in sorted(removed):
+            log.info("control-plane VIP %s withdrawn from %s", p.address, p.ifname)
+
+    async def close(self) -> None:
+        if self.announcer is not None:
+            await self.announcer.close()

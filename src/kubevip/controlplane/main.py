@@ -1,0 +1,123 @@
+"""Wires the control-plane VIP into `kubevip manager`: its own API client (local API server), Lease, metrics.
+
+The control plane gets its own ApiClient (own connection pool) and its own Lease, so the Service agent in
+the same process can neither delay its renewals nor share its fate when a Service watch stalls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kubernetes_asyncio import client, config
+
+from kubevip.config import AgentConfig
+from kubevip.controlplane.agent import ControlPlaneVip
+from kubevip.controlplane.health import livez_probe
+from kubevip.controlplane.kernel import KernelVips
+from kubevip.controlplane.settings import APISERVER_KUBECONFIG, APISERVER_LOCAL, ControlPlaneSettings
+from kubevip.election.leaseapi import LeaseApi
+from kubevip.errors import ConfigError
+from kubevip.metrics import Metrics, MetricsServer
+
+log = logging.getLogger(__name__)
+
+
+async def api_client(settings: ControlPlaneSettings, kubeconfig: str) -> client.ApiClient:
+    """An ApiClient with the kubeconfig's credentials, aimed per `cp_apiserver`.
+
+    `local`: https://127.0.0.1:<port>, with the serving certificate still checked against the kubeconfig's
+    server host (kubeadm puts the controlPlaneEndpoint, i.e. the VIP, into the certificate), so the agent
+    elects through its own API server before the VIP exists and without trusting a loopback SAN.
+    """
+    cfg = client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG", "")
+    if path:
+        if not Path(path).exists():  # noqa: ASYNC240 (start-up, once)
+            raise ConfigError("kubeconfig", path, "the file does not exist; a control-plane static pod "
+                              "mounts /etc/kubernetes/admin.conf (super-admin.conf during kubeadm init)")
+        await config.load_kube_config(config_file=path, client_configuration=cfg)
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    else:
+        raise ConfigError("kubeconfig", "", "cp_enable=true needs a kubeconfig (kubeconfig or KUBECONFIG)")
+    original = str(urlsplit(cfg.host).hostname or "")
+    if settings.apiserver != APISERVER_KUBECONFIG:
+        cfg.host = settings.local_url() if settings.apiserver == APISERVER_LOCAL else settings.apiserver
+        if not cfg.tls_server_name and original:
+            cfg.tls_server_name = original
+    log.info("control plane: elections and health checks through %s (certificate checked as %s)", cfg.host,
+             cfg.tls_server_name or urlsplit(cfg.host).hostname)
+    return client.ApiClient(configuration=cfg)
+
+
+class ControlPlaneProcess:
+    """The control-plane VIP plus the client it owns; `shutdown()` withdraws, releases and closes."""
+
+    def __init__(self, runner: ControlPlaneVip, api: client.ApiClient) -> None:
+        self.runner = runner
+        self.api = api
+
+    async def shutdown(self) -> None:
+        try:
+            await self.runner.shutdown()
+        finally:
+            await self.api.close()
+
+
+async def open_control_plane(cfg: AgentConfig, metrics: Metrics | None = None) -> ControlPlaneProcess:
+    """Build and start the control-plane VIP of `cfg` (cp_enable=true)."""
+    s = cfg.control_plane
+    if s is None or not s.enabled:
+        raise ConfigError("cp_enable", "false", "the control-plane VIP is off: set cp_enable=true")
+    api = await api_client(s, cfg.kubeconfig)
+    node = cfg.node_name
+
+    def observe(lease: str, leading: bool) -> None:
+        if metrics is not None:
+            metrics.is_leader.labels(node, lease).set(1 if leading else 0)
+            metrics.leader_transitions.labels(lease).inc()
+
+    async def probe() -> bool:
+        return await livez_probe(api, s.health.path, s.health.timeout)
+
+    runner = ControlPlaneVip(
+        s, cfg.election, node, LeaseApi(api, request_timeout=cfg.election.timings.renew_deadline), probe,
+        KernelVips(cfg.net), observer=observe,
+    )
+    try:
+        await runner.start()
+    except BaseException:
+        await runner.shutdown()
+        await api.close()
+        raise
+    return ControlPlaneProcess(runner, api)
+
+
+async def run_control_plane(cfg: AgentConfig) -> int:
+    """`kubevip manager` with cp_enable=true and svc_enable=false: run until SIGTERM, then release."""
+    metrics = Metrics(cfg.node_name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    cp = await open_control_plane(cfg, metrics)
+    server: MetricsServer | None = None
+    try:
+        if cfg.prometheus is not None:
+            server = MetricsServer(metrics, cfg.prometheus.host, cfg.prometheus.port,
+                                   healthy=lambda: not cp.runner.guard.crashed)
+            await server.start()
+        log.info("control-plane VIP agent on node %s started (lease %s/%s)", cfg.node_name,
+                 cfg.election.namespace, cfg.election.lease_name)
+        await stop.wait()
+        log.info("control-plane VIP agent on node %s stopping: withdraw, release, exit", cfg.node_name)
+    finally:
+        await cp.shutdown()
+        if server is not None:
+            await server.stop()
+    return 0

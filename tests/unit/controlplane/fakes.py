@@ -1,0 +1,114 @@
+"""In-memory stand-ins for the control-plane runner's edges: a Lease store and a kernel per node."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubevip.controlplane.kernel import KernelVips, Placement
+from kubevip.election.leaseapi import Conflict, LeaseApi, LeaseApiError
+from kubevip.election.record import LeaseRecord, parse_lease
+from kubevip.net.settings import NetSettings
+
+
+class FakeLeaseApi:
+    """Compare-and-swap Leases like the API server; `down` makes every call fail like an outage."""
+
+    def __init__(self) -> None:
+        self.store: dict[tuple[str, str], dict[str, Any]] = {}
+        self.down: set[str] = set()  # callers (by identity) whose API server is unreachable
+        self._rv = itertools.count(1)
+
+    def view(self, caller: str) -> LeaseApi:
+        return _Scoped(self, caller)
+
+    def holder(self, ns: str = "kube-system", name: str = "plndr-cp-lock") -> str | None:
+        obj = self.store.get((ns, name))
+        return None if obj is None else parse_lease(obj).holder
+
+    def _check(self, caller: str) -> None:
+        if caller in self.down:
+            raise LeaseApiError(503, "fake API server down")
+
+    def _save(self, body: dict[str, Any]) -> LeaseRecord:
+        obj = copy.deepcopy(body)
+        obj["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.store[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+        return parse_lease(copy.deepcopy(obj))
+
+
+class _Scoped(LeaseApi):
+    """One node's view of the store (the elector takes any LeaseApi as is)."""
+
+    def __init__(self, real: FakeLeaseApi, caller: str) -> None:  # no ApiClient behind it
+        self.real = real
+        self.caller = caller
+        self.request_timeout = 1.0
+
+    async def get(self, namespace: str, name: str, limit: float | None = None) -> LeaseRecord | None:
+        self.real._check(self.caller)
+        obj = self.real.store.get((namespace, name))
+        return None if obj is None else parse_lease(copy.deepcopy(obj))
+
+    async def create(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        self.real._check(self.caller)
+        meta = body["metadata"]
+        if (meta["namespace"], meta["name"]) in self.real.store:
+            raise Conflict("exists")
+        return self.real._save(body)
+
+    async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        self.real._check(self.caller)
+        meta = body["metadata"]
+        cur = self.real.store.get((meta["namespace"], meta["name"]))
+        if cur is None or cur["metadata"]["resourceVersion"] != meta["resourceVersion"]:
+            raise Conflict("changed")
+        return self.real._save(body)
+
+
+@dataclass
+class World:
+    """Who holds which VIP across all fake kernels; records any moment two nodes disagree."""
+
+    kernels: dict[str, FakeKernel] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+    def holders(self) -> dict[str, set[str]]:
+        """VIP -> nodes that have it up."""
+        out: dict[str, set[str]] = {}
+        for node, k in self.kernels.items():
+            for p in k.held:
+                out.setdefault(str(p.address), set()).add(node)
+        return out
+
+    def check(self) -> None:
+        nodes = {n for ns in self.holders().values() for n in ns}
+        if len(nodes) > 1:
+            self.violations.append(f"VIPs on several nodes: {self.holders()}")
+
+
+class FakeKernel(KernelVips):
+    """KernelVips without netlink: placements are recorded, every change is checked against the world."""
+
+    def __init__(self, node: str, world: World) -> None:
+        super().__init__(NetSettings())
+        self.node = node
+        self.world = world
+        self.changes: list[frozenset[Placement]] = []
+        world.kernels[node] = self
+
+    def interfaces(self) -> dict[int, str]:
+        return {4: "eth0", 6: "eth0"}
+
+    def remove_leftovers(self) -> set[Placement]:
+        return set()
+
+    async def converge(self, want: frozenset[Placement]) -> None:
+        # Removals land before additions, as in the real kernel path; check after each half.
+        self.held = self.held & want
+        self.world.check()
+        self.held = want
+        self.changes.append(want)
+        self.world.check()
