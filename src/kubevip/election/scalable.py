@@ -36,6 +36,7 @@ UNIT_ANNOTATION = "kubevip.io/unit"
 EPOCH_ANNOTATION = "kubevip.io/epoch"
 EXPIRED_BY_ANNOTATION = "kubevip.io/expired-by"
 
+CLAIM_CONCURRENCY = 32
 UnitCallback = Callable[[str], Awaitable[None]]
 UnitObserver = Callable[[str, bool], None]
 
@@ -403,6 +404,7 @@ class ScalableElector:
         async with self._lock:
             live = self.live_nodes()
             units = dict(self._units)
+            to_claim: list[str] = []
             for unit in sorted(set(self._held) - set(units)):
                 await self._give_up(unit, "unit removed")
             for unit, eligible in units.items():
@@ -421,9 +423,23 @@ class ScalableElector:
                 if current is not None:
                     continue
                 if want == self.node and self._stealable(unit):
-                    await self._claim(unit)
+                    to_claim.append(unit)
                 elif self._stale_own_claim(unit):
                     await self._delete_claim(unit)
+            # Claims are independent compare-and-swaps: send them together, so a node taking over
+            # many units after a failure needs about one round trip, not one per unit.
+            sem = asyncio.Semaphore(CLAIM_CONCURRENCY)
+
+            async def claim(unit: str) -> None:
+                async with sem:
+                    await self._claim(unit)
+
+            results = await asyncio.gather(*(claim(u) for u in to_claim), return_exceptions=True)
+            for unit, res in zip(to_claim, results, strict=True):
+                if isinstance(res, BaseException) and not isinstance(res, TRANSIENT):
+                    raise res
+                if isinstance(res, BaseException):
+                    log.debug("node %s: claim of %s failed: %r", self.node, unit, res)
 
     def _stealable(self, unit: str) -> bool:
         """A claim may be overwritten only when its holder is known not to be live in the claimed epoch."""
