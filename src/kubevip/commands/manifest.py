@@ -30,6 +30,12 @@ def register(sub: Any) -> None:
     p.add_argument("--kubeconfig", default=pod.ADMIN_CONF,
                    help="static pod only: host path of the kubeconfig (super-admin.conf during kubeadm init)")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra env var")
+    # pod --controlplane: kubevip.manifests.controlplane (docs/controlplane.md)
+    p.add_argument("--controlplane", action="store_true", help="pod only: control-plane VIP (cp_enable)")
+    p.add_argument("--address", default="", help="control-plane VIP(s): IP, v4,v6 pair or DNS name")
+    p.add_argument("--port", type=int, default=6443, help="control-plane port (default 6443)")
+    p.add_argument("--dns-mode", default="", choices=("", "first", "ipv4", "ipv6", "dual"))
+    p.add_argument("--services", action="store_true", help="with --controlplane: svc_enable=true as well")
     p.set_defaults(func=run)
 
 
@@ -55,6 +61,10 @@ def render(args: argparse.Namespace) -> str:
     if args.kind == "rbac":
         return rbac.render_yaml(namespace=args.namespace)
     opts = options(args)
+    if args.controlplane:
+        from kubevip.manifests import controlplane
+
+        return controlplane.render_yaml(args, opts)
     obj = daemonset.render(opts) if args.kind == "daemonset" else pod.render(opts, args.kubeconfig)
     return yaml.safe_dump(obj, sort_keys=False)
 
