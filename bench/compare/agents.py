@@ -46,6 +46,7 @@ class NodeSpot:
     name: str
     netns: str
     interface: str
+    ipv4: str = ""
 
 
 def agent_env(agent: str, settings: Settings, node: NodeSpot, kubeconfig: str) -> dict[str, str]:
@@ -124,6 +125,7 @@ def start_agent(
     logdir.mkdir(parents=True, exist_ok=True)
     log = logdir / f"{agent}-{node.name}-{int(time.time() * 1000)}.log"
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV")}
+    base["PYTHONUNBUFFERED"] = "1"
     with log.open("wb") as fh:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", node.netns, *argv],

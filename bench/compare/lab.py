@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -32,13 +31,6 @@ def kubevip_cli() -> str:
     return found
 
 
-def lab_cmd(lab_id: str, *args: str) -> str:
-    res = subprocess.run([kubevip_cli(), "lab", *args, "--id", lab_id], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"kubevip lab {' '.join(args)} failed ({res.returncode}): {res.stderr[-2000:]}")
-    return res.stdout
-
-
 @dataclass
 class Lab:
     """One lab instance as `kubevip lab status -o json` describes it."""
@@ -51,16 +43,30 @@ class Lab:
         self.admin = Kube(self.doc["kubeconfig"])
 
     @classmethod
-    def up(cls, lab_id: str, nodes: int) -> Lab:
-        lab_cmd(lab_id, "up", "--nodes", str(nodes))
-        return cls(lab_id, json.loads(lab_cmd(lab_id, "status", "-o", "json")))
+    def up(cls, lab_id: str, nodes: int, bgp: str | None = None) -> Lab:
+        """`kubevip lab up` without the lab's own agents, demo Service and IPAM controller: the benchmark
+        starts the agent under test itself, and nothing else may talk to the API server meanwhile."""
+        from kubevip.lab import agents as lab_agents
+        from kubevip.lab import ipam as lab_ipam
+        from kubevip.lab.instance import LabInstance
+
+        inst = LabInstance(lab_id)
+        inst.with_agents = False
+        inst.up(nodes, bgp=bgp)
+        lab_agents.stop_lab_processes(inst.state_dir)  # left from an earlier `kubevip lab up`
+        lab_ipam.down(inst.state_dir)
+        lab = cls(lab_id, inst.status())
+        lab.admin.delete(f"/api/v1/namespaces/{lab_agents.DEMO_NAMESPACE}/services/{lab_agents.DEMO_SERVICE}")
+        return lab
 
     def down(self) -> None:
-        lab_cmd(self.lab_id, "down")
+        from kubevip.lab.instance import LabInstance
+
+        LabInstance(self.lab_id).down()
 
     @property
     def nodes(self) -> list[NodeSpot]:
-        return [NodeSpot(n["name"], n["netns"], n["interface"]) for n in self.doc["nodes"]]
+        return [NodeSpot(n["name"], n["netns"], n["interface"], n["ipv4"]) for n in self.doc["nodes"]]
 
     @property
     def client_netns(self) -> str:

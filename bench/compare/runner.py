@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,15 @@ class Probe:
         return self.replies()
 
 
+def metrics_up(address: str, port: int) -> bool:
+    """Whether an agent answers on its Prometheus port (reached from the host over the lab uplink)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}:{port}/metrics", timeout=1.0) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
 def read_events(paths: dict[str, Path], since: float = 0.0) -> list[AddrEvent]:
     """Address events from every node's watcher; polls add the changes that events missed (for example
     addresses present before the watcher started)."""
@@ -135,11 +145,24 @@ class Runner:
         kube.delete("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/plndr-svcs-lock")
         for n in self.lab.nodes:
             self.start_node(n)
-        time.sleep(0.5)
-        dead = [p for p in self.procs.values() if not p.alive()]
-        if dead:
-            tail = dead[0].log.read_text(errors="replace")[-1500:]
-            raise NotAvailable(f"{self.agent} exited at start (status {dead[0].proc.returncode}): {tail}")
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        """Until every agent serves its metrics (both agents start that early), so that slow process
+        start-up on a loaded machine is not mistaken for a missing feature."""
+        pending = dict(self.procs)
+
+        def check() -> bool:
+            for name, p in list(pending.items()):
+                if not p.alive():
+                    tail = p.log.read_text(errors="replace")[-1500:]
+                    raise NotAvailable(f"{self.agent} on {name} exited (status {p.proc.returncode}): {tail}")
+                if metrics_up(p.node.ipv4, self.settings.metrics_port):
+                    del pending[name]
+            return not pending
+
+        if not workload.wait_for(check, timeout, 0.2):
+            raise NotAvailable(f"{self.agent} not serving metrics within {timeout:.0f}s on {sorted(pending)}")
 
     def stop_all(self) -> None:
         for p in self.procs.values():
@@ -257,8 +280,9 @@ class Runner:
                     res["overlap_s"][f].append(ov.total_s)
                     res["overlap_episodes"][f].append(float(ov.episodes))
                 self.procs[victim].proc.wait(30)
-                self.start_node(self.node(victim))
-                time.sleep(2 * self.settings.retry_period_s + 2)
+                back = self.start_node(self.node(victim))
+                workload.wait_for(lambda b=back: metrics_up(b.node.ipv4, self.settings.metrics_port), 180, 0.2)
+                time.sleep(2 * self.settings.retry_period_s + 2)  # let it rejoin the elections
                 stale = [v for v in vips.values() if victim in self.holders(v) and len(self.holders(v)) > 1]
                 if stale:
                     res["stale_after_restart"] += 1
