@@ -282,7 +282,7 @@ class Runner:
                 self.procs[victim].proc.wait(30)
                 back = self.start_node(self.node(victim))
                 port = self.settings.metrics_port
-                workload.wait_for(lambda b=back: metrics_up(b.node.ipv4, port), 180, 0.2)
+                workload.wait_for(lambda b=back, p=port: metrics_up(b.node.ipv4, p), 180, 0.2)
                 time.sleep(2 * self.settings.retry_period_s + 2)  # let it rejoin the elections
                 stale = [v for v in vips.values() if victim in self.holders(v) and len(self.holders(v)) > 1]
                 if stale:
