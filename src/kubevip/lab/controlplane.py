@@ -169,9 +169,12 @@ class ControlPlane:
             self._stop(name)
         self._write_state()
 
-    def stop_apiserver(self) -> None:
-        """Stop only kube-apiserver (clients then see connection refused; etcd keeps the data)."""
-        self._stop("kube-apiserver")
+    def stop_apiserver(self, grace: float = 2.0) -> None:
+        """Stop only kube-apiserver (clients then see connection refused; etcd keeps the data).
+
+        With watches open it would drain them for a long time; after `grace` seconds it is killed.
+        """
+        self._stop("kube-apiserver", grace)
         self._write_state()
 
     def start_apiserver(self) -> None:
@@ -390,11 +393,11 @@ class ControlPlane:
         self._procs[name] = popen
         self._write_state()
 
-    def _stop(self, name: str) -> None:
+    def _stop(self, name: str, grace: float = 10.0) -> None:
         popen = self._procs.pop(name, None)
         if popen is None:
             return
-        procs.terminate(popen)
+        procs.terminate(popen, grace)
 
     def _wait(self, name: str, check: Callable[[], bool]) -> None:
         """Poll `check` until true; LabError names a dead process (with its log tail) or the timeout."""
@@ -444,8 +447,11 @@ def kill_recorded(state_dir: Path) -> list[int]:
     except (OSError, ValueError):
         return []
     killed = []
-    for entry in (state.get("pids") or {}).values():
-        if procs.kill_if_exe(int(entry["pid"]), entry["exe"]):
+    pids = state.get("pids") or {}
+    # Clients before servers: an apiserver whose etcd is gone takes long to shut down.
+    for name in reversed(PROCESS_NAMES):
+        entry = pids.get(name)
+        if entry and procs.kill_if_exe(int(entry["pid"]), entry["exe"]):
             killed.append(int(entry["pid"]))
     return killed
 

@@ -14,6 +14,12 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def _untyped(api: client.CoreV1Api) -> Any:
+    """The generated signatures omit `_content_type`, which the runtime accepts."""
+    return api
 
 
 def _now() -> str:
@@ -46,7 +52,9 @@ async def create_node(
             "lastHeartbeatTime": _now(), "lastTransitionTime": _now(),
         }],
     }
-    return api_dict(api, await core.patch_node_status(name, {"status": status}))
+    # A JSON merge patch replaces lists: a strategic merge would merge two InternalIPs by type.
+    resp = await _untyped(core).patch_node_status(name, {"status": status}, _content_type=MERGE_PATCH)
+    return api_dict(api, resp)
 
 
 async def delete_node(api: client.ApiClient, name: str) -> None:
@@ -119,7 +127,9 @@ async def set_pod_status(
 ) -> dict[str, Any]:
     """Report the pod Running with these IPs and readiness (a kubelet's status update)."""
     core = client.CoreV1Api(api)
-    resp = await core.patch_namespaced_pod_status(name, namespace, {"status": pod_status(pod_ips, ready)})
+    resp = await _untyped(core).patch_namespaced_pod_status(
+        name, namespace, {"status": pod_status(pod_ips, ready)}, _content_type=MERGE_PATCH
+    )
     result: dict[str, Any] = api_dict(api, resp)
     return result
 
