@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kubevip.agent.selection import ClassFilter
+from kubevip.bgp.settings import BGP_SETTINGS, BgpSettings
 from kubevip.controlplane.settings import CP_SETTINGS, ControlPlaneSettings
 from kubevip.election.timings import ElectionConfig, config_from_settings
 from kubevip.envparse import Settings
@@ -53,6 +54,8 @@ SETTINGS: tuple[tuple[str, str], ...] = (
 )
 # The control-plane VIP's settings (docs/configuration.md, "Control-plane VIP").
 SETTINGS += tuple(kv for kv in CP_SETTINGS if kv[0] not in {n for n, _ in SETTINGS})
+# BGP mode's settings (docs/configuration.md, "BGP").
+SETTINGS += tuple(kv for kv in BGP_SETTINGS if kv[0] not in {n for n, _ in SETTINGS})
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class AgentConfig:
     net: NetSettings = field(default_factory=NetSettings)
     # cp_enable and friends (kubevip.controlplane.settings); disabled unless cp_enable=true.
     control_plane: ControlPlaneSettings | None = None
+    # bgp_* and mpbgp_* (kubevip.bgp.settings); None unless bgp_enable=true.
+    bgp_settings: BgpSettings | None = None
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -144,6 +149,7 @@ class AgentConfig:
             kubeconfig=s.str("kubeconfig") or s.str("KUBECONFIG"),
             net=NetSettings.from_env(s),
             control_plane=ControlPlaneSettings.from_env(s),
+            bgp_settings=BgpSettings.from_env(s) if bgp else None,
             raw=dict(env),
         )
 

@@ -59,6 +59,10 @@ class Metrics:
         self.announced_vips = Gauge(
             "kubevip_announced_vips", "VIPs this node holds, per family", ["family"], registry=r
         )
+        self.bgp_session_info = Gauge(
+            "kube_vip_manager_bgp_session_info", "1 for the current state of each BGP session (BGP mode)",
+            ["state", "peer"], registry=r,
+        )
         self.watch_restarts = Counter(
             "kubevip_watch_restarts_total", "Watch restarts by resource and cause", ["resource", "cause"],
             registry=r,

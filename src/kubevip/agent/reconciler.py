@@ -17,6 +17,9 @@ import aiohttp
 from kubernetes_asyncio import client
 
 from kubevip.agent import leadership
+from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
+from kubevip.agent.bgp_sink import BgpSink
+from kubevip.agent.bgp_wants import announces
 from kubevip.agent.claims import VipPlan
 from kubevip.agent.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition
 from kubevip.agent.rows import (
@@ -86,6 +89,8 @@ class Agent:
         )
         self.announcer = Announcer(rate_ms=cfg.net.arp_rate_ms, ns=ns) if cfg.net.arp else None
         self.writer = Writer(api, self.me) if api is not None else None
+        # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
+        self.bgp = BgpSink(cfg.bgp_settings, self.metrics) if cfg.bgp_settings is not None else None
         self.sources: Sources | None = None
         self._cache: dict[str, ServiceDecision] = {}
         self._lock = asyncio.Lock()
@@ -133,7 +138,8 @@ class Agent:
                 continue
             try:
                 out[fam] = self._ifaces[fam] = resolve_interface(
-                    v, for_service=True, vip_interface=self.cfg.net.interface,  # type: ignore[arg-type]
+                    v, for_service=True,  # type: ignore[arg-type]
+                    vip_interface=self.cfg.net.interface or (BGP_DEFAULT_INTERFACE if self.bgp else ""),
                     services_interface=self.cfg.net.services_interface, ns=self.ns,
                 )
             except KubevipError as exc:
@@ -174,6 +180,8 @@ class Agent:
     def _holds(self, unit: str, eligible: frozenset[str] | None) -> str | None:
         if self._stopping:
             return None
+        if self.bgp is not None:  # BGP: ETP Local is announced by every eligible node (ECMP), no election
+            return self.me if announces(self.me, eligible, self.leadership.holds(unit)) else None
         return self.me if self.leadership.holds(unit) else None
 
     def desired(self, snap: Snapshot, ifaces: dict[IPFamily, str]) -> frozenset[Row]:
@@ -199,8 +207,12 @@ class Agent:
                 self.leadership.set_units(unit_eligibility(snap.plans))
             want = self.desired(snap, await self.interfaces())
             changes = diff(want, self.held)
+            if self.bgp is not None and changes.remove:  # withdraw before the address goes
+                await self.bgp.sync(self, self.held - frozenset(changes.remove))
             if not changes.empty:
                 await self._apply(changes, snap)
+            if self.bgp is not None:
+                await self.bgp.sync(self, self.held)
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
             self._update_gauges(snap)
@@ -403,6 +415,8 @@ class Agent:
 
     async def start(self) -> None:
         """Adopt what the kernel holds, then start watches, election, loop and reporting."""
+        if self.bgp is not None:
+            await self.bgp.start()
         self.held = await self.kernel_rows()
         self._startup_keep = self.held
         self._startup_until = time.monotonic() + 2 * self.cfg.election.timings.lease_duration
@@ -427,6 +441,8 @@ class Agent:
         except Exception:
             log.exception("withdraw on shutdown failed")
         await self.leadership.release()
+        if self.bgp is not None:
+            await self.bgp.close()
         await self.guard.close()
         if self.announcer is not None:
             await self.announcer.close()

@@ -13,6 +13,26 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_ASN = 4_294_967_295
 MPBGP_MODES = ("fixed", "auto_sourceip", "auto_sourceif")
+# Every BGP setting `kubevip manager` reads: (name, default shown in --help); bgp_enable is the agent's.
+BGP_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("bgp_as", "65000"),
+    ("bgp_routerid", ""),
+    ("bgp_routerinterface", ""),
+    ("bgp_peeraddress", ""),
+    ("bgp_peeras", "65000"),
+    ("bgp_peerpass", ""),
+    ("bgp_multihop", "false"),
+    ("bgp_peers", ""),
+    ("bgp_sourceip", ""),
+    ("bgp_sourceif", ""),
+    ("bgp_hold_time", "30"),
+    ("bgp_keepalive_interval", "10"),
+    ("mpbgp_nexthop", ""),
+    ("mpbgp_ipv4", ""),
+    ("mpbgp_ipv6", ""),
+    ("bgp_communities", ""),
+    ("bgp_large_communities", ""),
+)
 
 
 @dataclass(frozen=True)

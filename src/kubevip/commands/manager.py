@@ -59,4 +59,9 @@ def describe(cfg: AgentConfig) -> str:
         f" renew={e.timings.renew_deadline}s retry={e.timings.retry_period}s",
         f"lb_class only={cfg.lb_class.only} name={cfg.lb_class.name} legacy={cfg.lb_class.legacy_handling}",
         f"prometheus={cfg.prometheus or 'off'} kubeconfig={cfg.kubeconfig or '(in-cluster)'}",
+        *([] if cfg.bgp_settings is None else [
+            f"bgp as={cfg.bgp_settings.local_as} peers="
+            + ",".join(f"{p.address}:{p.asn}" for p in cfg.bgp_settings.peers)
+            + f" hold={cfg.bgp_settings.hold_time}s"
+        ]),
     ])

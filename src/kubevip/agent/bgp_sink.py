@@ -1,0 +1,102 @@
+"""BGP mode, the side-effect half: feeds the Speaker this node's wanted advertisements, exports session
+state as `kube_vip_manager_bgp_session_info` and turns bad BGP annotations into Warning Events.
+
+The reconciler calls `sync` twice around its kernel changes: before (VIPs about to go are withdrawn
+first) and after (VIPs just added are announced only once the node accepts their traffic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from kubevip.agent.bgp_wants import Problem, Wanted, wanted
+from kubevip.agent.conditions import WARNING, Condition
+from kubevip.agent.rows import Row
+from kubevip.bgp.ifaddrs import peer_facing_addresses
+from kubevip.bgp.settings import BgpSettings
+from kubevip.bgp.speaker import Speaker
+from kubevip.core.views import IPAddress
+from kubevip.errors import BgpError
+from kubevip.metrics import Metrics
+from kubevip.tasks import spawn
+
+if TYPE_CHECKING:
+    from kubevip.agent.reconciler import Agent
+
+log = logging.getLogger(__name__)
+
+# With bgp_enable and neither vip_servicesinterface nor vip_interface set, VIPs go on the loopback: the
+# node must accept their traffic, and there is no segment to answer ARP / NDP on in BGP mode.
+DEFAULT_INTERFACE = "lo"
+SESSION_STATES = ("up", "connected", "down")
+
+
+class BgpSink:
+    """One Speaker per agent; `sync(agent, held)` makes it announce exactly the held, planned VIPs."""
+
+    def __init__(self, settings: BgpSettings, metrics: Metrics, speaker: Speaker | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.speaker = speaker
+        self.last = Wanted(frozenset(), frozenset())
+
+    async def start(self) -> None:
+        """Find the node's peer-facing addresses (next hops, router id), start ExaBGP, export metrics."""
+        if self.speaker is None:
+            peers = [p.address for p in self.settings.peers]
+            node_ips = await asyncio.to_thread(peer_facing_addresses, peers)
+            self.speaker = Speaker(self.settings, node_ips)
+        await self.speaker.start()
+        for peer in self.settings.peers:
+            for state in SESSION_STATES:
+                self.metrics.bgp_session_info.labels(state, str(peer.address)).set_function(
+                    _state_probe(self.speaker, peer.address, state)
+                )
+
+    async def sync(self, agent: Agent, held: Iterable[Row]) -> None:
+        """Converge the speaker to the advertisements of `held` (VIPs on this node) in the last snapshot."""
+        snap = agent.snap
+        if snap is None or self.speaker is None:
+            return
+        addrs = {r.address for r in held}
+        annotations: dict[str, Mapping[str, str]] = {}
+        for p in snap.plans:
+            if p.address in addrs:
+                for key in p.services:
+                    rec = agent.world.services.get(key)
+                    annotations[key] = dict(rec.view.annotations) if rec is not None else {}
+        w = wanted(addrs, snap.plans, annotations, self.settings, self.speaker.next_hops)
+        try:
+            await self.speaker.converge(w.advertisements)
+        except BgpError as exc:
+            log.error("BGP speaker refused the desired set (retried next pass): %s", exc)
+            self.metrics.reconcile_errors.labels("", "", "bgp").inc()
+        for problem in sorted(w.problems - self.last.problems):
+            self._warn(agent, problem)
+        self.last = w
+
+    def _warn(self, agent: Agent, problem: Problem) -> None:
+        rec = agent.world.services.get(problem.service)
+        if rec is None:
+            return
+        cond = Condition(problem.service, WARNING, problem.reason, problem.message)
+        name = cond.event_name(rec.view.uid)
+        if agent.writer is None:
+            log.warning("Service %s: %s (%s)", problem.service, problem.message, problem.reason)
+            return
+        if name not in agent.reports.events:
+            agent.reports.events.add(name)
+            spawn(agent.guard, f"bgp warning {problem.service}", agent._warning(problem.service, cond, name))
+
+    async def close(self) -> None:
+        """Withdraw everything and stop ExaBGP (a NOTIFICATION Cease: peers drop this node's routes)."""
+        if self.speaker is not None:
+            await self.speaker.close()
+
+
+def _state_probe(speaker: Speaker, peer: IPAddress, state: str) -> Callable[[], float]:
+    """1.0 while the session with `peer` is in `state` (read at scrape time: always current)."""
+    return lambda: 1.0 if speaker.peer_states.get(peer) == state else 0.0
