@@ -7,6 +7,7 @@ behind the router, so scripts can read the router's RIB and test reachability of
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import json
@@ -14,17 +15,19 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from kubevip.bgp.router import DAEMONS, Neighbor, make_router
-from kubevip.errors import LabError
+from kubevip.bgp.router import DAEMONS, Neighbor, Router, make_router
+from kubevip.errors import BgpError, LabError
 from kubevip.lab import procs, topology
 from kubevip.lab.network import ENDPOINT_SYSCTLS, LabNetwork
 
 ROUTER_AS = 65000
 NODE_AS = 65001
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # The client link lives only inside the router and client namespaces: documentation ranges, no clash.
 CLIENT_LINK_V4 = ipaddress.IPv4Network("192.0.2.0/24")
 CLIENT_LINK_V6 = ipaddress.IPv6Network("2001:db8:b9::/64")
@@ -102,6 +105,10 @@ class LabBgp:
         _ip("-n", bc, "link", "set", "eth0", "up")
         _ip("-n", bc, "route", "add", "default", "via", str(c_rt4))
         _ip("-n", bc, "-6", "route", "add", "default", "via", str(c_rt6))
+        # Nodes have no default route: replies to the bgp_client go back through the router.
+        for n in self.net.nodes:
+            _ip("-n", n.netns, "route", "replace", str(CLIENT_LINK_V4), "via", str(rv4))
+            _ip("-n", n.netns, "-6", "route", "replace", str(CLIENT_LINK_V6), "via", str(rv6))
         # FRR runs as user frr: its directory must be reachable, so not under root's home.
         workdir = Path(f"/tmp/kubevip-lab-{self.net.lab_id}-bgp")
         shutil.rmtree(workdir, ignore_errors=True)
@@ -124,6 +131,76 @@ class LabBgp:
         self.state_file.write_text(json.dumps(doc, indent=1))
         return [f"started BGP router {daemon} in {rt} ({rv4}, {rv6}, AS {ROUTER_AS}); client {bc} behind it"]
 
+    def agent_env(self) -> dict[str, str]:
+        """Settings that put the lab's agents in BGP mode peered with the router ({} without a router):
+        VIPs on lo, no ARP / NDP, IPv4 session carrying both families."""
+        doc = self.state()
+        if doc is None:
+            return {}
+        return {
+            "vip_arp": "false",
+            "bgp_enable": "true",
+            "vip_interface": "lo",
+            "bgp_as": str(NODE_AS),
+            "bgp_peers": f"{doc['router']['ipv4']}:{ROUTER_AS}",
+            "bgp_hold_time": "9",
+            "bgp_keepalive_interval": "3",
+        }
+
+    def reader(self) -> Router | None:
+        """A handle on the running router, only to read its RIB (None without a router)."""
+        doc = self.state()
+        if doc is None:
+            return None
+        daemon = doc["daemon"]
+        return make_router(
+            daemon, doc["router"]["netns"], Path(doc["workdir"]) / daemon, ROUTER_AS,
+            ipaddress.IPv4Address(doc["router"]["ipv4"]), [],
+        )
+
+    def wait_demo(self, vips: list[IPAddress], port: int, within: float = 60.0) -> list[str]:
+        """Until the router's RIB holds every VIP and (if the daemon programs the kernel) the bgp_client
+        reaches each on `port`; LabError naming what is missing at the deadline."""
+        router = self.reader()
+        doc = self.state()
+        if router is None or doc is None:
+            raise LabError("no BGP router in this lab: run `kubevip lab up --bgp DAEMON`")
+        want = {ipaddress.ip_network(v) for v in vips}
+        deadline = time.monotonic() + within
+        rib: dict[Any, Any] = {}
+        while time.monotonic() < deadline:
+            with contextlib.suppress(BgpError):
+                rib = {**asyncio.run(router.rib(4)), **asyncio.run(router.rib(6))}
+            if want <= set(rib):
+                break
+            time.sleep(0.1)
+        else:
+            missing = sorted(map(str, want - set(rib)))
+            raise LabError(f"the {doc['daemon']} router has no route for {missing}; "
+                           f"see the agent logs in {self.state_file.parent}")
+        lines = [f"router RIB: {p} via {', '.join(sorted(map(str, rib[p])))}" for p in sorted(want, key=str)]
+        if not router.installs_routes:
+            return [*lines, f"{doc['daemon']} programs no kernel routes: bgp_client reachability not checked"]
+        for vip in vips:
+            answer = ""
+            while time.monotonic() < deadline and not answer:
+                answer = self.probe(vip, port)
+            if not answer:
+                raise LabError(f"bgp_client cannot reach {vip}:{port} through the router")
+            lines.append(f"bgp_client -> {vip}:{port} answered by {answer}")
+        return lines
+
+    def probe(self, vip: IPAddress, port: int, wait: float = 1.0) -> str:
+        """From the bgp_client namespace: connect to vip:port, return the answer ("" when none)."""
+        doc = self.state()
+        if doc is None:
+            return ""
+        res = subprocess.run(
+            ["ip", "netns", "exec", doc["bgp_client"]["netns"], sys.executable, "-c", _PROBE, str(vip),
+             str(port), str(wait)], capture_output=True, text=True, timeout=wait + 30, check=False,
+        )
+        return res.stdout.strip()
+
     def to_json(self) -> dict[str, Any]:
         """The `router` and `bgp_client` keys of `kubevip lab status -o json` (empty without --bgp)."""
         doc = self.state()
@@ -135,6 +212,10 @@ class LabBgp:
         if doc is None:
             return []
         removed = []
+        for n in self.net.nodes:
+            for fam, link in (("-4", CLIENT_LINK_V4), ("-6", CLIENT_LINK_V6)):
+                subprocess.run(["ip", "-n", n.netns, fam, "route", "del", str(link)], capture_output=True,
+                               check=False)
         for pid, exe in doc["pids"]:
             if exe and procs.kill_if_exe(pid, exe, grace=5):
                 removed.append(f"BGP router pid {pid}")
@@ -174,3 +255,12 @@ def _daemon_exe(pid: int, limit: float = 5.0) -> str:
 def _netns_pids(ns: str) -> list[int]:
     res = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False)
     return [int(p) for p in res.stdout.split()]
+
+
+_PROBE = (
+    "import socket,sys\n"
+    "a,p,t=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])\n"
+    "try:\n"
+    " s=socket.create_connection((a,p),timeout=t); print(s.recv(100).decode().strip())\n"
+    "except OSError: pass\n"
+)
