@@ -131,15 +131,17 @@ class LabNetwork:
         removed: list[str] = []
         topo = self.topology
         if topo is not None:
-            existing = set(_list_netns())
-            for ns in topo.netns_names:
-                if ns in existing:
-                    _kill_netns_processes(ns)
-                    _ip("netns", "del", ns)
-                    removed.append(f"netns {ns}")
+            existing = [ns for ns in topo.netns_names if ns in set(_list_netns())]
+            for ns in existing:
+                _kill_netns_processes(ns)
+            # The uplink first: once its peer's namespace is deleted the kernel removes it
+            # asynchronously, and a delete racing with that would fail.
             if _link_exists(topo.uplink):
-                _ip("link", "del", topo.uplink)
+                _exec(["ip", "link", "del", topo.uplink], check=False)
                 removed.append(f"link {topo.uplink}")
+            for ns in existing:
+                _ip("netns", "del", ns)
+                removed.append(f"netns {ns}")
         self.topology = None
         (self.state_dir / "network.json").unlink(missing_ok=True)
         return removed
