@@ -26,7 +26,9 @@ def register(subparsers: Any) -> None:
     up.add_argument("--bgp", choices=("gobgpd", "bird2", "frr"), default=None,
                     help="also a BGP router namespace running this daemon, and a client behind it")
     up.set_defaults(func=run_up)
-    st = sub.add_parser("status", parents=[common], help="where everything is; -o json is a stable interface (docs/lab.md)")
+    st = sub.add_parser(
+        "status", parents=[common], help="where everything is; -o json is a stable interface (docs/lab.md)"
+    )
     st.add_argument("-o", "--output", choices=("json", "text"), default="text")
     st.set_defaults(func=run_status)
     down = sub.add_parser("down", parents=[common], help="stop and remove everything this lab created")
