@@ -26,12 +26,16 @@ log = logging.getLogger(__name__)
 CONTROL_PLANE_PROTO = 249
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Placement:
     """One control-plane VIP on one interface."""
 
     ifname: str
     address: IPAddress
+
+    def key(self) -> tuple[str, int, int]:
+        """Sort key (IPv4 before IPv6: addresses of different families do not compare)."""
+        return self.ifname, self.address.version, int(self.address)
 
 
 def placements(vips: Iterable[IPAddress], interfaces: dict[int, str]) -> frozenset[Placement]:
@@ -83,7 +87,7 @@ class KernelVips:
                         self._table(ifname).remove(ip)
             except KubevipError as exc:
                 log.error("control-plane VIP: cannot clean up %s: %s", ifname, exc)
-        for p in sorted(gone):
+        for p in sorted(gone, key=Placement.key):
             log.info("removed control-plane VIP %s from %s (left by a previous run)", p.address, p.ifname)
         return gone
 
@@ -120,17 +124,19 @@ class KernelVips:
         if self.announcer is not None:
             for p in remove:
                 await self.announcer.stop(p.address)
-        added, removed = await asyncio.to_thread(self._change, sorted(add), sorted(remove))
+        added, removed = await asyncio.to_thread(
+            self._change, sorted(add, key=Placement.key), sorted(remove, key=Placement.key)
+        )
         self.held = (self.held - removed) | added
         if self.announcer is not None:
-            for p in sorted(added):
+            for p in sorted(added, key=Placement.key):
                 try:
                     await self.announcer.start(p.address, p.ifname)
                 except KubevipError as exc:
                     log.error("control-plane VIP: cannot announce %s on %s: %s", p.address, p.ifname, exc)
-        for p in sorted(added):
+        for p in sorted(added, key=Placement.key):
             log.info("control-plane VIP %s up on %s", p.address, p.ifname)
-        for p in sorted(removed):
+        for p in sorted(removed, key=Placement.key):
             log.info("control-plane VIP %s withdrawn from %s", p.address, p.ifname)
 
     async def close(self) -> None:
