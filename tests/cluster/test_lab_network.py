@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client
 
 from kubevip.lab.controlplane import ControlPlane
-from kubevip.lab.network import LabNetwork
+from kubevip.lab.network import LabNetwork, reap_orphans
 
 pytestmark = [pytest.mark.cluster, pytest.mark.net]
 
@@ -112,3 +113,30 @@ def test_teardown_after_a_crash_uses_the_recorded_state(tmp_path: Path) -> None:
     assert not {ns for ns in netns_names() if ns.startswith(f"kvl-{lab_id}-")}
     assert not revived.is_up()
     assert revived.down() == []
+
+
+CREATE_AND_HANG = """
+import sys, pathlib
+from kubevip.lab.network import LabNetwork, reap_orphans
+lab = LabNetwork(sys.argv[1], nodes=1, state_dir=pathlib.Path(sys.argv[2]), reap_with_owner=True)
+lab.up()
+print("up", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_lab_whose_owner_was_killed_is_reaped(tmp_path: Path) -> None:
+    lab_id = f"t{secrets.token_hex(3)}"
+    owner = subprocess.Popen(
+        [sys.executable, "-c", CREATE_AND_HANG, lab_id, str(tmp_path / "orphan")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert owner.stdout is not None
+    assert owner.stdout.readline().strip() == "up"
+    assert {ns for ns in netns_names() if ns.startswith(f"kvl-{lab_id}-")}
+    assert f"netns kvl-{lab_id}-br" not in reap_orphans()  # owner alive: nothing to reap
+    owner.kill()
+    owner.wait()
+    removed = reap_orphans()
+    assert f"netns kvl-{lab_id}-node1" in removed
+    assert not {ns for ns in netns_names() if ns.startswith(f"kvl-{lab_id}-")}

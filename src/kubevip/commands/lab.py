@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from kubevip.lab.instance import DEFAULT_LAB_ID, LabInstance
+from kubevip.lab.network import reap_orphans
 
 
 def register(subparsers: Any) -> None:
@@ -25,6 +26,9 @@ def register(subparsers: Any) -> None:
     up.add_argument("--nodes", type=int, default=3, help="node namespaces (default 3)")
     up.add_argument("--bgp", choices=("gobgpd", "bird2", "frr"), default=None,
                     help="also a BGP router namespace running this daemon, and a client behind it")
+    up.add_argument("--control-plane", type=int, default=0, metavar="N",
+                    help="a kube-apiserver + control-plane VIP agent in each of the first N nodes "
+                         "(kubevip.lab.cpvip, docs/controlplane.md)")
     up.set_defaults(func=run_up)
     st = sub.add_parser(
         "status", parents=[common], help="where everything is; -o json is a stable interface (docs/lab.md)"
@@ -33,16 +37,27 @@ def register(subparsers: Any) -> None:
     st.set_defaults(func=run_status)
     down = sub.add_parser("down", parents=[common], help="stop and remove everything this lab created")
     down.set_defaults(func=run_down)
+    gc = sub.add_parser("gc", help="remove test labs whose test run died without tearing them down")
+    gc.set_defaults(func=run_gc)
 
 
 def run_up(args: argparse.Namespace) -> int:
     for line in LabInstance(args.lab_id).up(args.nodes, bgp=args.bgp):
         print(line)
+    if args.control_plane:
+        from kubevip.lab import cpvip
+
+        for line in cpvip.instance_up(args.lab_id, args.control_plane):
+            print(line)
     return 0
 
 
 def run_status(args: argparse.Namespace) -> int:
     doc = LabInstance(args.lab_id).status()
+    from kubevip.lab import cpvip
+
+    if (cp_doc := cpvip.instance_status(args.lab_id)) is not None:
+        doc["control_plane"] = cp_doc
     if args.output == "json":
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return 0
@@ -55,10 +70,23 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"  {n['name']:8} netns {n['netns']:20} {n['ipv4']:15} {n['ipv6']} {n['mac']}")
     c = doc["client"]
     print(f"  {'client':8} netns {c['netns']:20} {c['ipv4']:15} {c['ipv6']}")
+    if "control_plane" in doc:
+        v = doc["control_plane"]
+        print(f"  control-plane VIP {v['vip']['ipv4']} {v['vip']['ipv6']}: {v['kubeconfig_ipv4']}")
     return 0
 
 
 def run_down(args: argparse.Namespace) -> int:
+    from kubevip.lab import cpvip
+
+    for line in cpvip.instance_down(args.lab_id):  # the etcd relay runs on the host, not in a namespace
+        print(line)
     for line in LabInstance(args.lab_id).down():
+        print(line)
+    return 0
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    for line in reap_orphans() or ["no orphaned labs"]:
         print(line)
     return 0

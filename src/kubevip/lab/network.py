@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kubevip.errors import LabError
-from kubevip.lab import topology
+from kubevip.lab import registry, topology
 from kubevip.lab.topology import Endpoint, Topology
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -50,9 +50,13 @@ def default_state_dir(lab_id: str) -> Path:
 class LabNetwork:
     """One lab instance's namespaces and links; `up()` creates them, `down()` removes exactly those."""
 
-    def __init__(self, lab_id: str, nodes: int = 3, state_dir: Path | None = None) -> None:
+    def __init__(
+        self, lab_id: str, nodes: int = 3, state_dir: Path | None = None, reap_with_owner: bool = False
+    ) -> None:
+        """`reap_with_owner`: if this process dies without down(), the next lab started removes this one."""
         self.lab_id = topology.validate_lab_id(lab_id)
         self.node_count = nodes
+        self.reap_with_owner = reap_with_owner
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir(lab_id)
         self.topology: Topology | None = None
         self._load()
@@ -114,11 +118,14 @@ class LabNetwork:
             self.down()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with _global_lock():
+            _reap_orphans()
             slot = topology.free_slot(_used_slots())
             topo = topology.plan(self.lab_id, slot, self.node_count)
             # Record before creating: a crash half-way still leaves a complete list for down().
             self.topology = topo
             self._save()
+            if self.reap_with_owner:
+                registry.register(self.lab_id, self.state_dir)
             try:
                 self._create(topo)
             except LabError:
@@ -144,6 +151,7 @@ class LabNetwork:
                 removed.append(f"netns {ns}")
         self.topology = None
         (self.state_dir / "network.json").unlink(missing_ok=True)
+        registry.unregister(self.lab_id)
         return removed
 
     def is_up(self) -> bool:
@@ -253,6 +261,33 @@ class LabNetwork:
             return
         self.topology = topology.plan(doc["lab_id"], int(doc["slot"]), int(doc["nodes"]))
         self.node_count = int(doc["nodes"])
+
+
+def reap_orphans() -> list[str]:
+    """Remove labs whose owning process died without tearing them down; returns what was removed."""
+    with _global_lock():
+        return _reap_orphans()
+
+
+def _reap_orphans() -> list[str]:
+    removed: list[str] = []
+    for doc in registry.orphans():
+        lab_id = doc["lab_id"]
+        # Every name containing a lab's id belongs to that lab (ids are unique on the machine), so
+        # this also catches namespaces other modules added (router, bgp client) after the crash.
+        prefix = f"kvl-{lab_id}-"
+        mine = [ns for ns in _list_netns() if ns.startswith(prefix)]
+        for ns in mine:
+            _kill_netns_processes(ns)
+        if _link_exists(f"kvl-{lab_id}"):
+            _exec(["ip", "link", "del", f"kvl-{lab_id}"], check=False)
+            removed.append(f"link kvl-{lab_id}")
+        for ns in mine:
+            _exec(["ip", "netns", "del", ns], check=False)
+            removed.append(f"netns {ns}")
+        (Path(doc["state_dir"]) / "network.json").unlink(missing_ok=True)
+        registry.unregister(lab_id)
+    return removed
 
 
 @contextmanager
