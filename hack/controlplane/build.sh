@@ -6,7 +6,6 @@
 # (seconds between progress lines, default 30).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-command -v go >/dev/null || { echo "build.sh: Go is required (go1.26+) to build the control plane" >&2; exit 1; }
 key=$(cat "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-16)
 cache=${KUBEVIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubevip}
 out="$cache/controlplane/$key/bin"
@@ -15,6 +14,7 @@ all_there() { for b in "${bins[@]}"; do [ -x "$out/$b" ] || return 1; done; }
 if all_there; then
   echo "$out"; exit 0
 fi
+command -v go >/dev/null || { echo "build.sh: Go is required (go1.26+) to build the control plane" >&2; exit 1; }
 mkdir -p "$cache/controlplane"
 # One build at a time per machine: a second caller waits, then finds the binaries.
 exec 9>"$cache/controlplane/.lock"
