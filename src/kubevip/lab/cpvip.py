@@ -441,3 +441,27 @@ def up(
         f"VIP {lab.vip4} / {lab.vip6} port {PORT}",
         f"kubeconfigs through the VIP (inside {net.client.netns}): {lab.kubeconfig(4)} {lab.kubeconfig(6)}",
     ]
+
+
+def _instance(lab_id: str) -> tuple[ControlPlane, LabNetwork]:
+    from kubevip.lab.instance import LabInstance
+
+    inst = LabInstance(lab_id)
+    return ControlPlane.load(inst.state_dir), LabNetwork(lab_id, state_dir=inst.state_dir)
+
+
+def instance_up(lab_id: str, count: int) -> list[str]:
+    """The `--control-plane N` step of `kubevip lab up` (after the lab itself is up)."""
+    cp, net = _instance(lab_id)
+    return up(cp, net, count)
+
+
+def instance_status(lab_id: str) -> dict[str, Any] | None:
+    cp, net = _instance(lab_id)
+    return lab_status(net, cp)
+
+
+def instance_down(lab_id: str) -> list[str]:
+    from kubevip.lab.instance import LabInstance
+
+    return stop_recorded(LabNetwork(lab_id, state_dir=LabInstance(lab_id).state_dir))
