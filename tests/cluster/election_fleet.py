@@ -144,7 +144,7 @@ class Fleet:
         el.reader = asyncio.ensure_future(self._read(el))
         self.electors[node] = el
         await self.wait_for(
-            lambda: any(e.kind == "ready" and e.node == node for e in self.events), 30, f"{node} ready"
+            lambda: any(e.kind == "ready" and e.node == node for e in self.events), 90, f"{node} ready"
         )
         return el
 

@@ -193,8 +193,7 @@ class LeaseElector:
 
     async def _candidate_step(self) -> None:
         t = self.timings
-        started = self._clock()
-        wake = started + t.retry_period
+        wake = self._clock() + t.retry_period
         try:
             expiry = await asyncio.wait_for(self._try_acquire(), timeout=t.renew_deadline)
         except Conflict:
@@ -210,9 +209,43 @@ class LeaseElector:
             except Exception:
                 log.exception("lease %s/%s: on_started callback failed", self.namespace, self.name)
             return
-        if expiry is not None:
-            wake = min(wake, expiry)
-        await asyncio.sleep(max(0.0, wake - self._clock()))
+        if expiry is None:
+            await asyncio.sleep(max(0.0, wake - self._clock()))
+            return
+        await self._follow(expiry)
+
+    async def _follow(self, expiry: float) -> None:
+        """Watch the holder's Lease until it expires (on our clock) or is released; then try again.
+
+        A watch, not polling, so a released Lease is taken within milliseconds; renewals seen here only
+        push the expiry later, and the next attempt re-reads the Lease before writing anything.
+        """
+        seen = self._seen
+        assert seen is not None
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(loop.time() + max(0.0, expiry - self._clock())) as deadline:
+                stream = self.api.watch(
+                    self.namespace,
+                    "",
+                    seen.resource_version,
+                    idle_timeout=max(10.0, 4 * self.timings.lease_duration),
+                    field_selector=f"metadata.name={self.name}",
+                )
+                async for kind, rec in stream:
+                    if kind == "BOOKMARK":
+                        continue
+                    if kind == "DELETED" or not rec.held:
+                        return
+                    self._seen = observe(self._seen, rec.resource_version, self._clock())
+                    self.leader = rec.holder
+                    left = expires_at(self._seen, rec.duration or self.timings.lease_duration) - self._clock()
+                    deadline.reschedule(loop.time() + max(0.0, left))
+        except TimeoutError:
+            return
+        except TRANSIENT as exc:
+            log.debug("lease %s/%s: watch failed: %r", self.namespace, self.name, exc)
+            await asyncio.sleep(self.timings.retry_period)
 
     async def _try_acquire(self) -> float | None:
         """One attempt; returns the local time the current holder's Lease expires, if someone holds it."""

@@ -115,7 +115,12 @@ class LeaseApi:
         return [parse_lease(item) for item in data.get("items") or []], rv
 
     async def watch(
-        self, namespace: str, selector: str, resource_version: str, idle_timeout: float
+        self,
+        namespace: str,
+        selector: str,
+        resource_version: str,
+        idle_timeout: float,
+        field_selector: str | None = None,
     ) -> AsyncIterator[tuple[str, LeaseRecord]]:
         """(type, record) events after `resource_version`; Gone when it is too old. Bookmarks are
         yielded as ("BOOKMARK", record) so callers can advance their resourceVersion.
@@ -123,6 +128,7 @@ class LeaseApi:
         resp = await self._api.list_namespaced_lease(
             namespace,
             label_selector=selector,
+            field_selector=field_selector,
             watch=True,
             resource_version=resource_version,
             allow_watch_bookmarks=True,
