@@ -1,13 +1,16 @@
 """The ExaBGP "process": relays ExaBGP's pipe to the agent's Unix socket and back (stdlib only).
 
 ExaBGP can only talk to a child it starts itself, while the agent is ExaBGP's parent; this tiny relay
-closes that loop. It exits as soon as either side closes, so ExaBGP (api.terminate) goes down with it.
+closes that loop. It exits as soon as either side closes and then stops ExaBGP (SIGTERM: a NOTIFICATION
+Cease to every peer), so an agent killed without a word takes its routes with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
+import signal
 import socket
 import sys
 
@@ -33,6 +36,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: bridge.py SOCKET", file=sys.stderr)
         return 2
+    exabgp = os.getppid()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(argv[1])
@@ -45,6 +49,13 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         sock.close()
+        # The agent is gone (or ExaBGP is): ExaBGP must not keep announcing for a dead agent, and it
+        # does not exit by itself when its API process ends. SIGTERM makes it send a NOTIFICATION
+        # Cease, so the peers drop this node's routes at once. Only our own parent: if ExaBGP already
+        # died we were re-parented and must signal nobody.
+        if os.getppid() == exabgp:
+            with contextlib.suppress(OSError):
+                os.kill(exabgp, signal.SIGTERM)
     return 0
 
 
