@@ -1,0 +1,186 @@
+"""Control-plane VIP end to end: three kube-apiservers in node namespaces (one etcd), a `cp_enable` agent
+next to each, kubectl in the client namespace through the VIP on both families (TLS verified against the
+lab CA). Failovers: SIGTERM of the holder's agent, SIGKILL of its agent, SIGKILL of its API server; a
+watcher checks all along that both families sit on one node and never on two."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from kubevip.lab.controlplane import ControlPlane
+from kubevip.lab.cpvip import ControlPlaneVipLab, lab_status
+from kubevip.lab.network import LabNetwork
+from kubevip.lab.stack import connect_network
+from tests.fixtures.prereqs import require, require_root_netns
+
+WITHIN = 90.0  # generous: the machine may be shared with other heavy test runs
+
+
+def until(cond: Callable[[], Any], what: str, lab: ControlPlaneVipLab, within: float = WITHIN) -> Any:
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(0.1)
+    pytest.fail(f"{what}: not true within {within}s (last {last!r})\n{lab.agent_logs()}")
+
+
+@pytest.fixture(scope="module")
+def cpv(
+    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlaneVipLab]:
+    require_root_netns()
+    require(control_plane.bind_address.is_unspecified, "control plane bound for lab nodes (root)")
+    net = LabNetwork(f"c{secrets.token_hex(3)}", nodes=3, state_dir=tmp_path_factory.mktemp("cpvip"))
+    try:
+        net.up()
+        connect_network(control_plane, net)
+        lab = ControlPlaneVipLab(control_plane, net, 3)
+        try:
+            lab.start()
+            yield lab
+        finally:
+            lab.stop()
+    finally:
+        net.down()
+
+
+def sole_holder(lab: ControlPlaneVipLab, exclude: frozenset[str] = frozenset()) -> str | None:
+    """The one node holding both VIPs (ignoring `exclude`), else None."""
+    h = lab.holders()
+    both = (h[4] & h[6]) - exclude
+    others = (h[4] | h[6]) - exclude - both
+    return next(iter(both)) if len(both) == 1 and not others else None
+
+
+def api_ok(lab: ControlPlaneVipLab, family: int) -> bool:
+    res = lab.kubectl(family, "get", "--raw", "/livez", timeout=3)
+    return res.returncode == 0 and res.stdout.strip() == "ok"
+
+
+def lease_holder(lab: ControlPlaneVipLab) -> str | None:
+    out = lab.cp.kubectl_run("get", "lease", "-n", "kube-system", "plndr-cp-lock", "-o", "json")
+    holder: str | None = json.loads(out)["spec"].get("holderIdentity") or None
+    return holder
+
+
+class Watcher:
+    """Polls VIP placement in a thread; a violation must show in two consecutive snapshots read in
+    opposite node orders (one sequential read can straddle a clean hand-over, two reversed ones cannot)."""
+
+    def __init__(self, lab: ControlPlaneVipLab) -> None:
+        self.lab = lab
+        self.exclude: frozenset[str] = frozenset()  # nodes whose agent is dead (stale addresses expected)
+        self.violations: list[str] = []
+        self.snapshots = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cp-vip-watcher", daemon=True)
+
+    def _snapshot(self, reverse: bool) -> set[str]:
+        nodes = list(self.lab.net.nodes)
+        if reverse:
+            nodes.reverse()
+        holding: set[str] = set()
+        for n in nodes:
+            res = self.lab.net.run(n.netns, ["ip", "-j", "addr", "show", "dev", n.interface], check=False)
+            addrs = {a["local"] for link in json.loads(res.stdout or "[]") for a in link.get("addr_info", [])}
+            if addrs & {str(self.lab.vip4), str(self.lab.vip6)} and n.name not in self.exclude:
+                holding.add(n.name)
+        return holding
+
+    def _run(self) -> None:
+        prev: set[str] = set()
+        reverse = False
+        while not self._stop.is_set():
+            cur = self._snapshot(reverse)
+            self.snapshots += 1
+            if len(cur) > 1 and len(prev) > 1:
+                self.violations.append(f"control-plane VIPs on several nodes: {sorted(cur)}")
+            prev, reverse = cur, not reverse
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        assert self.snapshots > 0
+        assert not self.violations, self.violations
+
+
+def moved_from(lab: ControlPlaneVipLab, old: str, exclude: frozenset[str] = frozenset()) -> str | None:
+    h = sole_holder(lab, exclude)
+    return h if h not in (None, old) else None
+
+
+def steady(lab: ControlPlaneVipLab) -> str:
+    """Every agent and API server up, one holder of both VIPs, API answering on both families."""
+    for n in lab.nodes:
+        lab.start_apiserver(n.name)
+        lab.start_agent(n.name)
+    holder: str = until(lambda: sole_holder(lab), "one node holding both control-plane VIPs", lab)
+    until(lambda: api_ok(lab, 4) and api_ok(lab, 6), "kubectl through both VIPs", lab)
+    return holder
+
+
+def test_kubectl_through_the_vip_on_both_families(cpv: ControlPlaneVipLab) -> None:
+    holder = steady(cpv)
+    for family in (4, 6):
+        res = cpv.kubectl(family, "get", "namespace", "kube-system", "-o", "name")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "namespace/kube-system"
+    assert lease_holder(cpv) == holder
+    doc = lab_status(cpv.net, cpv.cp)
+    assert doc is not None
+    assert doc["vip"] == {"ipv4": str(cpv.vip4), "ipv6": str(cpv.vip6)}
+    assert doc["kubeconfig_ipv4"] == str(cpv.kubeconfig(4))
+    assert doc["kubeconfig_ipv6"] == str(cpv.kubeconfig(6))
+
+
+def test_sigterm_releases_the_lease_at_once(cpv: ControlPlaneVipLab) -> None:
+    holder = steady(cpv)
+    with Watcher(cpv):
+        agent = cpv.agents[holder]
+        agent.signal(signal.SIGTERM)
+        assert agent.proc is not None and agent.proc.wait(60) == 0
+        # Released before the process exited: the Lease no longer names it (empty, or a peer already).
+        assert lease_holder(cpv) != holder
+        assert holder not in (cpv.holders()[4] | cpv.holders()[6])
+        new = until(lambda: moved_from(cpv, holder), "a peer holding both VIPs", cpv)
+        until(lambda: api_ok(cpv, 4) and api_ok(cpv, 6), "kubectl through both VIPs after SIGTERM", cpv)
+        cpv.start_agent(holder)  # back: campaigns, but the new holder keeps the VIPs
+        until(lambda: lease_holder(cpv) == new and sole_holder(cpv) == new, "the new holder kept", cpv)
+
+
+def test_sigkill_of_the_holders_agent_moves_the_vip(cpv: ControlPlaneVipLab) -> None:
+    holder = steady(cpv)
+    with Watcher(cpv) as w:
+        w.exclude = frozenset({holder})  # a killed agent cannot remove its addresses: kubelet restarts it
+        cpv.agents[holder].kill()
+        new = until(lambda: moved_from(cpv, holder, frozenset({holder})), "a peer holding both VIPs", cpv)
+        until(lambda: api_ok(cpv, 4) and api_ok(cpv, 6), "kubectl through both VIPs after SIGKILL", cpv)
+        cpv.start_agent(holder)  # as kubelet would: the new process removes what the old one left
+        until(lambda: sole_holder(cpv) == new, "the restarted agent cleaned up its stale VIPs", cpv)
+        w.exclude = frozenset()
+        until(lambda: api_ok(cpv, 4) and api_ok(cpv, 6), "kubectl through both VIPs after the restart", cpv)
+
+
+def test_sigkill_of_the_holders_apiserver_moves_the_vip(cpv: ControlPlaneVipLab) -> None:
+    holder = steady(cpv)
+    with Watcher(cpv):
+        cpv.kill_apiserver(holder)
+        new = until(lambda: moved_from(cpv, holder), "a healthy node holding both VIPs", cpv)
+        until(lambda: api_ok(cpv, 4) and api_ok(cpv, 6), "kubectl through both VIPs after the kill", cpv)
+        cpv.start_apiserver(holder)
+        assert sole_holder(cpv) == new
