@@ -1,0 +1,250 @@
+"""Control-plane VIP failover: holder loss -> first successful API request through the VIP, per family.
+
+Three kube-apiservers in lab node namespaces (one etcd), a `cp_enable` agent next to each (default
+timings: lease 1.5 s, renew deadline 1.0 s, retry 0.25 s; /livez every 0.5 s, 3 misses), and a prober
+in the client namespace that sends `GET /livez` through the IPv4 VIP and through the IPv6 VIP every
+20 ms, each on a NEW TCP + TLS connection (as a fresh kubectl would), 300 ms timeout, TLS verified.
+Scenarios, each ending when BOTH families answered again:
+
+* `node-crash` -- the holder's agent is SIGKILLed and its node drops off the network (link down), so
+  nothing on it can answer: the time a peer needs to notice, take the Lease and announce.
+* `apiserver-kill` -- the holder's kube-apiserver is SIGKILLed; its agent fences (renewals fail) and a
+  peer with a healthy API server takes over.
+* `agent-term` -- the holder's agent gets SIGTERM: withdraw, release, a peer takes over.
+
+A sample is the time from the loss to the completion of the first successful request that STARTED
+after the loss. JSON goes to bench/results/controlplane.json; a table is printed. Run as root:
+`$(hack/venv.sh | tail -1)/bin/python bench/controlplane.py [--runs 10] [--smoke]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kubevip.lab.controlplane import ControlPlane  # noqa: E402
+from kubevip.lab.cpvip import ControlPlaneVipLab  # noqa: E402
+from kubevip.lab.network import LabNetwork  # noqa: E402
+from kubevip.lab.stack import connect_network  # noqa: E402
+
+SCENARIOS = ("node-crash", "apiserver-kill", "agent-term")
+PROBE_EVERY = 0.02
+PROBE_TIMEOUT = 0.3
+
+
+# ---- the prober (runs inside the client namespace: `bench/controlplane.py --probe ...`) ----------------
+
+def probe_main(url4: str, url6: str, token: str, ca: str) -> int:
+    """Print `<family> <t_start> <t_end>` (CLOCK_MONOTONIC, shared by all namespaces) per success."""
+    ctx = ssl.create_default_context(cafile=ca)
+    lock = threading.Lock()
+
+    def loop(family: int, url: str) -> None:
+        while True:
+            start = time.monotonic()
+            req = urllib.request.Request(url + "/livez", headers={"Authorization": f"Bearer {token}"})
+            try:
+                with urllib.request.urlopen(req, timeout=PROBE_TIMEOUT, context=ctx) as resp:
+                    ok = resp.read().strip() == b"ok"
+            except OSError:
+                ok = False
+            end = time.monotonic()
+            if ok:
+                with lock:
+                    print(f"{family} {start:.6f} {end:.6f}", flush=True)
+            time.sleep(max(0.0, start + PROBE_EVERY - time.monotonic()))
+
+    for fam, url in ((4, url4), (6, url6)):
+        threading.Thread(target=loop, args=(fam, url), daemon=True).start()
+    threading.Event().wait()
+    return 0
+
+
+class Prober:
+    """The prober process plus a reader thread that keeps every success."""
+
+    def __init__(self, lab: ControlPlaneVipLab) -> None:
+        url4 = f"https://{lab.vip4}:6443"
+        url6 = f"https://[{lab.vip6}]:6443"
+        self.proc = lab.net.popen(
+            lab.net.client.netns,
+            [sys.executable, str(Path(__file__).resolve()), "--probe", url4, url6, lab.cp.admin_token,
+             str(lab.ca)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        self.ok: list[tuple[int, float, float]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            fam, start, end = line.split()
+            with self._lock:
+                self.ok.append((int(fam), float(start), float(end)))
+
+    def first_after(self, family: int, t: float) -> float | None:
+        with self._lock:
+            ends = [e for f, s, e in self.ok if f == family and s >= t]
+        return min(ends) if ends else None
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+# ---- the bench -----------------------------------------------------------------------------------------
+
+def wait(cond: Any, within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def sole_holder(lab: ControlPlaneVipLab, exclude: frozenset[str] = frozenset()) -> str | None:
+    h = lab.holders()
+    both = (h[4] & h[6]) - exclude
+    return next(iter(both)) if len(both) == 1 and not ((h[4] | h[6]) - exclude - both) else None
+
+
+def steady(lab: ControlPlaneVipLab, prober: Prober) -> str:
+    for n in lab.nodes:
+        lab.net.run(n.netns, ["ip", "link", "set", n.interface, "up"])
+        lab.start_apiserver(n.name)
+        lab.start_agent(n.name)
+    holder: str = wait(lambda: sole_holder(lab), 120, "one holder of both VIPs")
+    now = time.monotonic()
+    wait(lambda: prober.first_after(4, now) and prober.first_after(6, now), 60, "probes answered")
+    return holder
+
+
+def one_run(lab: ControlPlaneVipLab, prober: Prober, scenario: str) -> dict[str, float]:
+    holder = steady(lab, prober)
+    node = lab.net.node(holder)
+    t0 = time.monotonic()
+    if scenario == "node-crash":
+        lab.agents[holder].signal(signal.SIGKILL)
+        lab.net.run(node.netns, ["ip", "link", "set", node.interface, "down"])
+    elif scenario == "apiserver-kill":
+        lab.kill_apiserver(holder)
+    else:
+        lab.agents[holder].signal(signal.SIGTERM)
+    t_loss = t0  # the signal is sent (and the link cut) at t0
+    out: dict[str, float] = {}
+    for fam in (4, 6):
+        end = wait(lambda f=fam: prober.first_after(f, t_loss), 60, f"IPv{fam} answered after {scenario}")
+        out[f"ipv{fam}"] = end - t_loss
+    new = wait(lambda: sole_holder(lab, frozenset({holder})), 30, "a new holder")
+    out["new_holder_differs"] = float(new != holder)
+    # Repair: the agent restarts as kubelet would and removes what its predecessor left; only then does
+    # the node come back on the network (no two nodes answering for the VIP in the next run).
+    lab.agents[holder].kill()
+    lab.start_agent(holder)
+    wait(lambda: holder not in (lambda h: h[4] | h[6])(lab.holders()), 60, "stale VIPs removed")
+    lab.net.run(node.netns, ["ip", "link", "set", node.interface, "up"])
+    return out
+
+
+def summary(values: list[float]) -> dict[str, float | int]:
+    s = sorted(values)
+    p95 = s[max(0, min(len(s) - 1, round(0.95 * (len(s) - 1))))]
+    return {"n": len(s), "min": s[0], "median": statistics.median(s), "p95": p95, "max": s[-1]}
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = ["| scenario | runs | IPv4 (s) min / median / p95 / max | IPv6 (s) min / median / p95 / max |",
+            "|---|---|---|---|"]
+    for sc, r in results["scenarios"].items():
+        cells = []
+        for fam in ("ipv4", "ipv6"):
+            s = r[fam]
+            cells.append(f"{s['min']:.2f} / {s['median']:.2f} / {s['p95']:.2f} / {s['max']:.2f}")
+        rows.append(f"| {sc} | {r['ipv4']['n']} | {cells[0]} | {cells[1]} |")
+    return "\n".join(rows)
+
+
+def bin_dir() -> Path:
+    env = os.environ.get("KUBEVIP_BIN_DIR")
+    if env:
+        return Path(env)
+    out = subprocess.run(
+        [str(REPO / "hack/controlplane/build.sh")], check=True, capture_output=True, text=True
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=10, help="runs per scenario (apiserver-kill: half)")
+    ap.add_argument("--smoke", action="store_true", help="2 runs per scenario, no JSON")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--probe", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.probe:
+        return probe_main(*args.probe)
+    runs = 2 if args.smoke else args.runs
+    work = Path(tempfile.mkdtemp(prefix="kvb-cp-"))
+    (work / "cp").mkdir()
+    cp = ControlPlane(bin_dir(), work / "cp", bind_address=ipaddress.ip_address("0.0.0.0"))
+    cp.start()
+    net = LabNetwork(f"b{secrets.token_hex(3)}", nodes=3, state_dir=work / "lab")
+    results: dict[str, Any] = {"scenarios": {}, "settings": {
+        "lease_duration": 1.5, "renew_deadline": 1.0, "retry_period": 0.25, "health_period": 0.5,
+        "health_threshold": 3, "probe_every": PROBE_EVERY, "probe_timeout": PROBE_TIMEOUT}}
+    try:
+        net.up()
+        connect_network(cp, net)
+        lab = ControlPlaneVipLab(cp, net, 3)
+        lab.start()
+        prober = Prober(lab)
+        try:
+            for sc in args.scenarios.split(","):
+                n = max(2, runs // 2) if sc == "apiserver-kill" else runs
+                samples = []
+                for i in range(n):
+                    r = one_run(lab, prober, sc)
+                    print(f"{sc} run {i + 1}/{n}: IPv4 {r['ipv4']:.2f}s IPv6 {r['ipv6']:.2f}s", flush=True)
+                    samples.append(r)
+                results["scenarios"][sc] = {
+                    "ipv4": summary([s["ipv4"] for s in samples]),
+                    "ipv6": summary([s["ipv6"] for s in samples]),
+                    "samples": samples,
+                }
+        finally:
+            prober.close()
+            lab.stop()
+    finally:
+        net.down()
+        cp.stop()
+    results["load_average"] = os.getloadavg()
+    print(table(results))
+    if not args.smoke:
+        out = REPO / "bench/results/controlplane.json"
+        out.write_text(json.dumps(results, indent=1))
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
