@@ -80,35 +80,46 @@ def table(figures: Sequence[dict[str, Any]]) -> str:
 
 
 def plot_failovers(figures: Sequence[dict[str, Any]], path: Path) -> Path | None:
-    """Strip + box plot of every failover figure's samples, both agents side by side (PNG)."""
+    """Failover distributions (PNG): per election mode, SIGKILL and SIGTERM, time until another node
+    answers and the longest answer gap, each agent and family as one box with its runs as dots."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figs = [f for f in figures if f["id"].startswith(("failover-", "create-")) and f["unit"] == "s"]
-    if not figs:
+    by_id = {f["id"]: f for f in figures}
+    modes = sorted({f["id"].split("-")[-2] for f in figures if f["id"].startswith("failover-kill-")})
+    modes = [m for m in ("service", "global") if m in modes]
+    if not modes:
         return None
-    cols = 2
-    rows = math.ceil(len(figs) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.8 * rows), squeeze=False)
-    for ax, f in zip(axes.flat, figs, strict=False):
-        data = [[v * 1000 for v in f["samples"][a] if v is not None] for a in (KUBEVIP, KUBE_VIP)]
-        labels = [KUBEVIP, KUBE_VIP]
-        if any(data):
+    panels = [
+        ("kill", "", "SIGKILL: another node answers"),
+        ("kill", "gap-", "SIGKILL: longest answer gap"),
+        ("term", "", "SIGTERM: another node answers"),
+        ("term", "gap-", "SIGTERM: longest answer gap"),
+    ]
+    fig, axes = plt.subplots(len(modes), len(panels), figsize=(16, 3.2 * len(modes)), squeeze=False)
+    for r, mode in enumerate(modes):
+        for c, (kind, sub, title) in enumerate(panels):
+            ax = axes[r][c]
+            data, labels = [], []
+            for fam in ("ipv4", "ipv6"):
+                f = by_id.get(f"failover-{kind}-{sub}{mode}-{fam}")
+                for agent in (KUBEVIP, KUBE_VIP):
+                    raw = [] if f is None else f["samples"].get(agent, [])
+                    vals = [v * 1000 for v in raw if v is not None]
+                    na = f is not None and agent in f["not_available"]
+                    data.append(vals)
+                    labels.append(f"{agent} {fam}" + (" (n/a)" if na else ""))
             ax.boxplot([d or [math.nan] for d in data], vert=False, tick_labels=labels, widths=0.5)
             for i, d in enumerate(data, start=1):
-                ax.scatter(d, [i] * len(d), s=10, alpha=0.6)
-        ax.set_title(f["label"], fontsize=9)
-        ax.set_xlabel("ms")
-        for i, a in enumerate(labels, start=1):
-            if a in f["not_available"]:
-                ax.text(0.02, i, "not available", transform=ax.get_yaxis_transform(), fontsize=8, va="center")
-    for ax in list(axes.flat)[len(figs) :]:
-        ax.axis("off")
+                ax.scatter(d, [i] * len(d), s=9, alpha=0.6)
+            ax.set_title(f"{title} ({'per-Service' if mode == 'service' else 'global'} election)", fontsize=9)
+            ax.set_xlabel("ms")
+            ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
