@@ -5,6 +5,7 @@ watcher checks all along that both families sit on one node and never on two."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import signal
@@ -15,13 +16,20 @@ from typing import Any
 
 import pytest
 
+from kubevip.lab import pods
+from kubevip.lab.client import connect
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.cpvip import ControlPlaneVipLab, lab_status
 from kubevip.lab.network import LabNetwork
-from kubevip.lab.stack import connect_network
+from kubevip.lab.stack import connect_network, run_sync
+from kubevip.net.addresses import AddressManager
+from kubevip.net.namespace import Netns
 from tests.fixtures.prereqs import require, require_root_netns
 
 WITHIN = 90.0  # generous: the machine may be shared with other heavy test runs
+SVC_NS = "cpvip-services"
+# Every agent runs Services too (svc_enable + cp_enable in one process, separate Leases).
+SERVICES_ENV = {"svc_enable": "true", "svc_namespace": SVC_NS, "vip_electionmode": "lease"}
 
 
 def until(cond: Callable[[], Any], what: str, lab: ControlPlaneVipLab, within: float = WITHIN) -> Any:
@@ -45,7 +53,8 @@ def cpv(
     try:
         net.up()
         connect_network(control_plane, net)
-        lab = ControlPlaneVipLab(control_plane, net, 3)
+        control_plane.kubectl_run("create", "namespace", SVC_NS)
+        lab = ControlPlaneVipLab(control_plane, net, 3, agent_extra_env=dict(SERVICES_ENV))
         try:
             lab.start()
             yield lab
@@ -53,6 +62,7 @@ def cpv(
             lab.stop()
     finally:
         net.down()
+        control_plane.kubectl_run("delete", "namespace", SVC_NS, "--wait=false")
 
 
 def sole_holder(lab: ControlPlaneVipLab, exclude: frozenset[str] = frozenset()) -> str | None:
@@ -184,3 +194,46 @@ def test_sigkill_of_the_holders_apiserver_moves_the_vip(cpv: ControlPlaneVipLab)
         until(lambda: api_ok(cpv, 4) and api_ok(cpv, 6), "kubectl through both VIPs after the kill", cpv)
         cpv.start_apiserver(holder)
         assert sole_holder(cpv) == new
+
+
+def service_vip_holders(lab: ControlPlaneVipLab) -> dict[str, set[str]]:
+    """Node -> Service VIPs it announces (IFA_PROTO 248, the Service agent's mark)."""
+    out = {}
+    for n in lab.net.nodes:
+        out[n.name] = {str(a) for a, _ in AddressManager(n.interface, Netns(n.netns)).owned()}
+    return out
+
+
+def test_services_and_control_plane_in_one_process(cpv: ControlPlaneVipLab) -> None:
+    holder = steady(cpv)
+    v4, v6 = cpv.net.vip(4, 0), cpv.net.vip(6, 0)
+    cpv.cp.kubectl_run("apply", "-n", SVC_NS, "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "annotations": {"kube-vip.io/loadbalancerIPs": f"{v4},{v6}"}},
+        "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "RequireDualStack",
+                 "selector": {"app": "web"}, "allocateLoadBalancerNodePorts": False,
+                 "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]},
+    }))
+
+    async def pod() -> None:
+        async with connect(cpv.cp.admin_kubeconfig) as api:
+            ips = [ipaddress.ip_address("10.244.9.10"), ipaddress.ip_address("fd00:10:244:9::10")]
+            await pods.create_pod(api, SVC_NS, "web-1", cpv.nodes[1].name, {"app": "web"}, ips,
+                                  ports=(("http", 8080, "TCP"),))
+
+    run_sync(pod)
+
+    def announced() -> str | None:
+        h = service_vip_holders(cpv)
+        nodes = [n for n, vips in h.items() if {str(v4), str(v6)} <= vips]
+        return nodes[0] if len(nodes) == 1 else None
+
+    until(announced, "the Service's VIPs announced by the Service part of one agent", cpv)
+    out = json.loads(cpv.cp.kubectl_run("get", "lease", "-n", "kube-system", "-o", "json"))
+    holders = {i["metadata"]["name"]: i["spec"].get("holderIdentity") for i in out["items"]}
+    assert holders.get("plndr-cp-lock") == holder
+    assert holders.get("plndr-svcs-lock") in {n.name for n in cpv.nodes}
+    # The Service agent leaves the control-plane VIPs (IFA_PROTO 249) alone, and vice versa.
+    assert sole_holder(cpv) == holder
+    assert all(str(cpv.vip4) not in vips for vips in service_vip_holders(cpv).values())
+    assert api_ok(cpv, 4) and api_ok(cpv, 6)
