@@ -9,7 +9,7 @@ from compare.timeline import (
     measure,
     overlap,
 )
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 
@@ -51,6 +51,7 @@ spans = st.lists(
 )
 
 
+@settings(deadline=None)  # timing-free properties; the machine may be loaded
 @given(st.dictionaries(st.sampled_from("abc"), spans))
 def test_one_node_never_overlaps_itself(intervals: dict[str, list[tuple[float, float]]]) -> None:
     o = overlap(intervals)
@@ -59,6 +60,7 @@ def test_one_node_never_overlaps_itself(intervals: dict[str, list[tuple[float, f
         assert o == overlap({})
 
 
+@settings(deadline=None)  # timing-free properties; the machine may be loaded
 @given(spans, spans)
 def test_two_node_overlap_bounded_by_each_nodes_time(
     a: list[tuple[float, float]], b: list[tuple[float, float]]
@@ -66,6 +68,7 @@ def test_two_node_overlap_bounded_by_each_nodes_time(
     assert overlap({"a": a, "b": b}).total_s <= min(measure(a), measure(b)) + 1e-6
 
 
+@settings(deadline=None)  # timing-free properties; the machine may be loaded
 @given(spans, spans)
 def test_two_nodes_overlap_is_symmetric(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> None:
     assert overlap({"a": a, "b": b}) == overlap({"b": b, "a": a})
