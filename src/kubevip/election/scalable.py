@@ -110,6 +110,7 @@ class ScalableElector:
         )
         self._units: dict[str, frozenset[str] | None] = {}
         self._held: set[str] = set()
+        self._orphan_since: dict[str, float] = {}
         # Claim versions written by this node in its current liveness incarnation: only these count.
         self._my_claims: dict[str, LeaseRecord] = {}
         self._mine: LeaseRecord | None = None  # own liveness Lease as last written by this process
@@ -412,6 +413,8 @@ class ScalableElector:
                     return
                 current = self.current_holder(unit)
                 want = choose_holder(unit, current, live, eligible)
+                if current is not None:
+                    self._orphan_since.pop(unit, None)
                 if current == self.node:
                     if want != self.node:
                         await self._give_up(unit, "no longer eligible")
@@ -422,7 +425,7 @@ class ScalableElector:
                     await self._stop(unit, "claim lost")
                 if current is not None:
                     continue
-                if want == self.node and self._stealable(unit):
+                if (want == self.node or self._winner_too_slow(unit)) and self._stealable(unit):
                     to_claim.append(unit)
                 elif self._stale_own_claim(unit):
                     await self._delete_claim(unit)
@@ -440,6 +443,13 @@ class ScalableElector:
                     raise res
                 if isinstance(res, BaseException):
                     log.debug("node %s: claim of %s failed: %r", self.node, unit, res)
+
+    def _winner_too_slow(self, unit: str) -> bool:
+        """An orphan the rendezvous winner has not claimed within a lease duration (winner overloaded or
+        its view lags): any live node may then race for it; the compare-and-swap keeps it single.
+        """
+        since = self._orphan_since.setdefault(unit, self._clock())
+        return self._clock() - since >= self.timings.lease_duration
 
     def _stealable(self, unit: str) -> bool:
         """A claim may be overwritten only when its holder is known not to be live in the claimed epoch."""
