@@ -124,6 +124,7 @@ def run_l2(
             extra.setdefault("failover_details", {}).setdefault(agent, {})[f"{mode}-{kind}"] = {
                 "overlap_episodes": res["overlap_episodes"],
                 "stale_after_restart": res["stale_after_restart"],
+                "old_holder_kept_vip": res["old_holder_kept_vip"],
                 "families_split_across_nodes": res["split"],
                 "runs": runs,
             }
@@ -196,7 +197,15 @@ def main() -> int:
     )
     ap.add_argument("--out", default=None, help="results JSON (default bench/results/<date>-<host>.json)")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/performance.md")
+    ap.add_argument("--doc-from", default=None, help="only re-render docs/performance.md from a results JSON")
     args = ap.parse_args()
+    if args.doc_from:
+        src = Path(args.doc_from).resolve()
+        saved = json.loads(src.read_text())
+        png = report.plot_failovers(saved["figures"], src.with_suffix(".png"))
+        print(report.table(saved["figures"]))
+        report.update_doc(REPO / "docs" / "performance.md", render_section(saved, src, png))
+        return 0
     if os.geteuid() != 0:
         print("bench/compare.py needs root (network namespaces)", file=sys.stderr)
         return 2
@@ -215,6 +224,43 @@ def main() -> int:
     if KUBE_VIP in agents:
         log("building kube-vip (cached)")
         kube_vip_bin, kv_version = build_kube_vip(args.kube_vip_version)
+
+    def emit(final: bool) -> None:
+        """Write the results so far (after every stage, so an interrupted run still leaves data)."""
+        figures = col.figures()
+        doc: dict[str, Any] = {
+            "date": started.isoformat(timespec="seconds"),
+            "host": host,
+            "machine": {
+                "kernel": platform.release(),
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+            },
+            "versions": {KUBEVIP: git_rev(), KUBE_VIP: kv_version},
+            "settings": {
+                **settings_doc(ld, rd, rp),
+                "probe_interval_ms": args.probe_ms,
+                "runs": args.runs,
+                "nodes": args.nodes,
+                "modes": args.modes,
+                "scale": args.scale,
+                "scale_modes": args.scale_modes,
+                "scale_window_s": args.scale_window,
+            },
+            "command": " ".join(["bench/compare.py", *sys.argv[1:]]),
+            "figures": figures,
+            "complete": final,
+            **extra,
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+        png = report.plot_failovers(figures, out.with_suffix(".png"))
+        if final:
+            print(report.table(figures))
+        log(f"wrote {out}" + (f" and {png}" if png else ""))
+        if final and not args.no_doc:
+            report.update_doc(REPO / "docs" / "performance.md", render_section(doc, out, png))
+
     log(f"lab up ({args.lab_id}, {args.nodes} nodes)")
     lab = Lab.up(args.lab_id, args.nodes)
     helpers = Helpers(lab, workdir)
@@ -249,6 +295,7 @@ def main() -> int:
                     col.unavailable(l2_figure_ids(mode), agent, f"kube-vip build failed: {kv_version}")
                     continue
                 run_l2(col, runner(agent, settings(mode)), mode, pool, args.runs, extra)
+                emit(final=False)
             order.reverse()  # alternate who goes first, so slow drift of the machine hits both alike
         counts = [int(c) for c in args.scale.split(",") if c]
         if counts:
@@ -267,6 +314,7 @@ def main() -> int:
                         args.scale_timeout,
                         extra,
                     )
+                    emit(final=False)
                 order.reverse()
         if not args.no_seed:
             seed: dict[str, Any] = {}
@@ -283,43 +331,14 @@ def main() -> int:
                     finally:
                         r.stop_all()
             extra["seed"] = seed
+            emit(final=False)
     finally:
         helpers.stop()
         if not args.keep_lab:
             log("lab down")
             lab.down()
 
-    figures = col.figures()
-    doc: dict[str, Any] = {
-        "date": started.isoformat(timespec="seconds"),
-        "host": host,
-        "machine": {
-            "kernel": platform.release(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-        },
-        "versions": {KUBEVIP: git_rev(), KUBE_VIP: kv_version},
-        "settings": {
-            **settings_doc(ld, rd, rp),
-            "probe_interval_ms": args.probe_ms,
-            "runs": args.runs,
-            "nodes": args.nodes,
-            "modes": args.modes,
-            "scale": args.scale,
-            "scale_modes": args.scale_modes,
-            "scale_window_s": args.scale_window,
-        },
-        "command": " ".join(["bench/compare.py", *sys.argv[1:]]),
-        "figures": figures,
-        **extra,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    png = report.plot_failovers(figures, out.with_suffix(".png"))
-    print(report.table(figures))
-    log(f"wrote {out}" + (f" and {png}" if png else ""))
-    if not args.no_doc:
-        report.update_doc(REPO / "docs" / "performance.md", render_section(doc, out, png))
+    emit(final=True)
     return 0
 
 

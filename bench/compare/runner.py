@@ -241,6 +241,7 @@ class Runner:
             "overlap_s": {f: [] for f in vips},
             "overlap_episodes": {f: [] for f in vips},
             "stale_after_restart": 0,
+            "old_holder_kept_vip": 0,
             "split": 0,
         }
         lease = self.settings.lease_duration_s
@@ -268,7 +269,13 @@ class Runner:
                     3 * lease + 20,
                     0.05,
                 )
-                time.sleep(1.0)  # see whether the old holder keeps answering / holding after the switch
+                # Two holders last until the old node drops the VIP: wait for that, at most one more
+                # Lease duration (+5 s); an agent killed with SIGKILL cannot remove anything itself.
+                gone = workload.wait_for(
+                    lambda v=victim: all(v not in self.holders(a) for a in vips.values()), lease + 5, 0.1
+                )
+                if not gone:
+                    res["old_holder_kept_vip"] += 1
                 t_end = time.monotonic()
                 replies = probe.stop()
                 events = read_events(self.helpers.watch_files)
