@@ -396,6 +396,23 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         "Cells: median / p95 / max over n runs. Ratio below 1: kubevip is lower (faster, smaller). "
         '"not available": that agent could not run the scenario in this run (reason in the JSON).',
         "",
+        "What the rows measure:",
+        "",
+        "- *Service created -> VIP answers*: from the Service's POST (VIPs in `kube-vip.io/loadbalancerIPs`, "
+        "ready dual-stack pods behind it) to the first answer at the client on that family's VIP.",
+        "- *another node answers*: from the signal to the announcing agent until the client gets its first "
+        "answer from a different node. *longest answer gap*: the longest time without any answer in that "
+        "interval (after a SIGKILL the old node may keep answering: its address stays).",
+        "- *two holders*: time two nodes had the VIP on their interface at once, from the signal until the "
+        "old node dropped it, watched at most one Lease duration + 5 s after the switch. The JSON's "
+        "`failover_details` counts the runs in which the old node still held the VIP then "
+        "(`old_holder_kept_vip`) and in which the restarted agent left it next to the new holder "
+        "(`stale_after_restart`; the benchmark removes it before the next run).",
+        "- *N dual-stack Services*: all agents restarted at once (SIGTERM, leftover VIPs removed, start) "
+        "until each of the 2N VIPs is on exactly one node; then, over a steady window, RSS and CPU of each "
+        "node's agent, and the API server's `apiserver_request_total` rate minus the rate measured "
+        "without agents.",
+        "",
         table(doc["figures"]),
         "",
     ]
