@@ -34,7 +34,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 async def eventually(
     probe: Callable[[], Awaitable[T] | T],
     what: str,
-    within: float = 30.0,
+    within: float = 60.0,
     logs: Callable[[], str] | None = None,
 ) -> T:
     """Poll until `probe` is truthy; fail naming `what`, the last value and the agents' logs."""
@@ -75,8 +75,19 @@ class E2E:
         self.api = api
         self.core = client.CoreV1Api(api)
         self.ns = ns
+        # Election timings a little above the defaults: the suite runs on busy 2-core machines next to
+        # other control planes; a starved agent must not look dead. Behaviour is the same, only slower.
         self.fleet = Fleet(
-            lab, node_kubeconfig(cp, lab), tmp, {"svc_namespace": ns, "vip_leasenamespace": ns}
+            lab,
+            node_kubeconfig(cp, lab),
+            tmp,
+            {
+                "svc_namespace": ns,
+                "vip_leasenamespace": ns,
+                "vip_leaseduration": "4",
+                "vip_renewdeadline": "3",
+                "vip_retryperiod": "0.5",
+            },
         )
         self.nodes = lab.nodes
         self._pod_n = 0
@@ -198,7 +209,7 @@ class E2E:
             (e.type, e.reason, e.message) for e in evs.items if name is None or e.involved_object.name == name
         ]
 
-    async def eventually(self, probe: Callable[[], Awaitable[T] | T], what: str, within: float = 30.0) -> T:
+    async def eventually(self, probe: Callable[[], Awaitable[T] | T], what: str, within: float = 60.0) -> T:
         return await eventually(probe, what, within, self.fleet.logs)
 
     async def delete_service(self, name: str) -> None:

@@ -69,8 +69,8 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
     e2e.start_agents()
     await e2e.eventually(lambda: e2e.reach(keep), "keep answers")
     await e2e.eventually(lambda: e2e.reach(stale), "stale answers")
-    stale_node = next(iter(await e2e.holders(stale)))
-    keep_node = next(iter(await e2e.holders(keep)))
+    stale_node = next(iter(await e2e.eventually(lambda: e2e.holders(stale), "stale held")))
+    keep_node = next(iter(await e2e.eventually(lambda: e2e.holders(keep), "keep held")))
     quiet = next(n.name for n in e2e.nodes if n.name != keep_node)
 
     # 1. Restarting an agent that does not announce `keep` leaves `keep` alone.
@@ -88,11 +88,13 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
         restarted = time.time()
         e2e.fleet.start()
         await e2e.eventually(lambda: _live_again(e2e, quiet, restarted), f"{quiet} live again")
-        await e2e.eventually(lambda: _claimed(e2e, f"{e2e.ns}/keep", keep_node), "keep still claimed")
+        await e2e.eventually(lambda: _claimed(e2e, f"vip:{keep}", keep_node), "keep still claimed")
     finally:
         stop.set()
         await watcher
-    assert set(samples) == {frozenset({keep_node})}, f"keep moved or vanished: {set(samples)}"
+    assert set(samples) == {frozenset({keep_node})}, (
+        f"keep moved or vanished: {set(samples)}\n{e2e.fleet.logs(80)}"
+    )
 
     # 2. Crash every agent, delete a Service while none runs, add a foreign address, start again.
     for ag in e2e.fleet.agents.values():
@@ -105,7 +107,7 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
     try:
         e2e.fleet.start()
         await e2e.eventually(lambda: _nowhere(e2e, stale), "the stale VIP is removed")
-        final = await e2e.eventually(lambda: _single_claim(e2e, f"{e2e.ns}/keep"), "keep claimed again")
+        final = await e2e.eventually(lambda: _single_claim(e2e, f"vip:{keep}"), "keep claimed again")
         await e2e.eventually(lambda: _on(e2e, keep, {final}), "keep on its holder only")
         await e2e.eventually(lambda: _reach_is(e2e, keep, final), "keep answers")
     finally:

@@ -401,8 +401,11 @@ class Agent:
         """Converge whenever something changed; also every retry period (leadership is time-based)."""
         period = self.cfg.election.timings.retry_period
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races with the
+            # event being set, and the agent would never finish shutting down.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=period)
+                async with asyncio.timeout(period):
+                    await self._wake.wait()
             self._wake.clear()
             if self.sources is not None and not self.sources.synced:
                 continue

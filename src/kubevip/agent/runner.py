@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import signal
 
@@ -13,6 +14,14 @@ from kubevip.kube.client import connect
 from kubevip.metrics import Metrics, MetricsServer
 
 log = logging.getLogger(__name__)
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: log where every asyncio task waits (diagnosing a stuck agent without a debugger)."""
+    for task in asyncio.all_tasks():
+        buf = io.StringIO()
+        task.print_stack(limit=8, file=buf)
+        log.warning("task %s:\n%s", task.get_name(), buf.getvalue())
 
 
 async def run_agent(cfg: AgentConfig) -> int:
@@ -38,6 +47,7 @@ async def run_agent(cfg: AgentConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
     cp = None
     try:
         for server in servers:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubevip.errors import LabError
+from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import node_kubeconfig
@@ -91,6 +92,9 @@ class AgentProcess:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.signal(signal.SIGUSR1)  # the agent logs its tasks' stacks: why it did not stop
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(1)
             self.kill()
             return self.proc.wait(5)
 
@@ -242,7 +246,9 @@ def start_lab_processes(net: LabNetwork, kubeconfig: Path, state_dir: Path) -> l
         if mine.get("agent") and alive(mine["agent"]):
             lines.append(f"agent on {n.name} already running (pid {mine['agent']})")
             continue
-        a = AgentProcess(n, agent_env(n, kubeconfig), state_dir / f"agent-{n.name}.log")
+        # With `lab up --bgp` the agents run in BGP mode peered with the lab router (lab/bgp.py).
+        env = agent_env(n, kubeconfig, LabBgp(net, state_dir).agent_env())
+        a = AgentProcess(n, env, state_dir / f"agent-{n.name}.log")
         mine["agent"] = a.start(net)
         lines.append(f"started agent on {n.name} (pid {mine['agent']}, log {a.log_path})")
     record(state_dir, pids)
@@ -311,6 +317,9 @@ def lab_up(cp: ControlPlane, net: LabNetwork, state_dir: Path) -> list[str]:
         f"port {RESPONDER_PORT}"
     ]
     lines += start_lab_processes(net, node_kubeconfig(cp, net), state_dir)
+    bgp = LabBgp(net, state_dir)
+    if bgp.state() is not None:  # BGP mode: the demo is reached through the router
+        return lines + bgp.wait_demo([net.vip(4, 0), net.vip(6, 0)], RESPONDER_PORT)
     got = wait_demo(net)
     for fam, addr in (("ipv4", net.vip(4, 0)), ("ipv6", net.vip(6, 0))):
         node = got[fam]

@@ -12,7 +12,7 @@ from typing import Any
 
 import kubevip
 from kubevip.errors import LabError
-from kubevip.lab import controlplane
+from kubevip.lab import agents, controlplane
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork, default_state_dir
@@ -43,6 +43,8 @@ class LabInstance:
     def __init__(self, lab_id: str = DEFAULT_LAB_ID, state_dir: Path | None = None) -> None:
         self.lab_id = lab_id
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir(lab_id)
+        # The agent (`kubevip manager`) in every node namespace plus the demo Service (lab/agents.py).
+        self.with_agents = True
 
     def up(self, nodes: int, bin_dir: Path | None = None, bgp: str | None = None) -> list[str]:
         """Start what is missing; returns one line per thing started (or found running)."""
@@ -79,6 +81,8 @@ class LabInstance:
             lines += LabBgp(net, self.state_dir).up(bgp)
         lines.append(f"nodes registered: {', '.join(n.name for n in net.nodes)}")
         lines.append(f"kubeconfig: {cp.admin_kubeconfig}")
+        if self.with_agents:
+            lines += agents.lab_up(cp, net, self.state_dir)
         return lines
 
     def status(self) -> dict[str, Any]:
@@ -101,12 +105,15 @@ class LabInstance:
             "processes": controlplane.recorded_alive(self.state_dir),
         }
         doc.update(net.to_json())
+        for node in doc["nodes"]:
+            node["agent"] = agents.agent_status(self.state_dir, node["name"])
         doc.update(LabBgp(net, self.state_dir).to_json())
         return doc
 
     def down(self) -> list[str]:
         """Stop the recorded processes, remove the recorded namespaces and links, delete the state dir."""
-        lines = [f"stopped pid {p}" for p in controlplane.kill_recorded(self.state_dir)]
+        lines = agents.stop_lab_processes(self.state_dir) if self.state_dir.exists() else []
+        lines += [f"stopped pid {p}" for p in controlplane.kill_recorded(self.state_dir)]
         lab_net = LabNetwork(self.lab_id, state_dir=self.state_dir)
         lines += [f"removed {r}" for r in LabBgp(lab_net, self.state_dir).down()]
         lines += [f"removed {r}" for r in LabNetwork(self.lab_id, state_dir=self.state_dir).down()]
