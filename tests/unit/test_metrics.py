@@ -1,0 +1,39 @@
+"""Metrics: kube-vip names on /metrics, /healthz follows the agent's health."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from kubevip.metrics import Metrics, MetricsServer
+
+
+async def test_metrics_and_healthz() -> None:
+    m = Metrics("n1")
+    m.is_leader.labels("n1", "plndr-svcs-lock").set(1)
+    m.active_services.labels("default").set(2)
+    m.reconcile_errors.labels("default", "web", "not-an-ip").inc()
+    healthy = [True]
+    srv = MetricsServer(m, "127.0.0.1", 0, healthy=lambda: healthy[0])
+    port = await srv.start()
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
+                text = await r.text()
+            for name in (
+                "kube_vip_is_leader",
+                "kube_vip_leader_election_transitions_total",
+                "kube_vip_active_services",
+                "kube_vip_service_reconcile_errors_total",
+                "kube_vip_service_reconcile_duration_seconds",
+                "kube_vip_build_info",
+                "kube_vip_manager_all_services_events",
+            ):
+                assert name in text, name
+            assert 'kube_vip_is_leader{lease_name="plndr-svcs-lock",node="n1"} 1.0' in text
+            async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
+                assert r.status == 200
+            healthy[0] = False
+            async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
+                assert r.status == 503
+    finally:
+        await srv.stop()
