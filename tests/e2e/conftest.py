@@ -113,6 +113,7 @@ class E2E:
         ports: tuple[tuple[str, int], ...] = (("TCP", RESPONDER_PORT),),
         annotations: dict[str, str] | None = None,
         selector: str | None = None,
+        lb_class: str | None = None,
     ) -> dict[str, Any]:
         ann = dict(annotations or {})
         ann["kube-vip.io/loadbalancerIPs"] = vips if isinstance(vips, str) else ",".join(map(str, vips))
@@ -132,6 +133,8 @@ class E2E:
                 "allocateLoadBalancerNodePorts": False,
             },
         }
+        if lb_class:
+            body["spec"]["loadBalancerClass"] = lb_class
         out = await self.core.create_namespaced_service(self.ns, body)
         return self.api.sanitize_for_serialization(out)  # type: ignore[no-any-return]
 

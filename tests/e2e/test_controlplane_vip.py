@@ -207,19 +207,35 @@ def service_vip_holders(lab: ControlPlaneVipLab) -> dict[str, set[str]]:
 def test_services_and_control_plane_in_one_process(cpv: ControlPlaneVipLab) -> None:
     holder = steady(cpv)
     v4, v6 = cpv.net.vip(4, 0), cpv.net.vip(6, 0)
-    cpv.cp.kubectl_run("apply", "-n", SVC_NS, "-f", "-", stdin=json.dumps({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web", "annotations": {"kube-vip.io/loadbalancerIPs": f"{v4},{v6}"}},
-        "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "RequireDualStack",
-                 "selector": {"app": "web"}, "allocateLoadBalancerNodePorts": False,
-                 "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]},
-    }))
+    cpv.cp.kubectl_run(
+        "apply",
+        "-n",
+        SVC_NS,
+        "-f",
+        "-",
+        stdin=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "web", "annotations": {"kube-vip.io/loadbalancerIPs": f"{v4},{v6}"}},
+                "spec": {
+                    "type": "LoadBalancer",
+                    "ipFamilies": ["IPv4", "IPv6"],
+                    "ipFamilyPolicy": "RequireDualStack",
+                    "selector": {"app": "web"},
+                    "allocateLoadBalancerNodePorts": False,
+                    "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                },
+            }
+        ),
+    )
 
     async def pod() -> None:
         async with connect(cpv.cp.admin_kubeconfig) as api:
             ips = [ipaddress.ip_address("10.244.9.10"), ipaddress.ip_address("fd00:10:244:9::10")]
-            await pods.create_pod(api, SVC_NS, "web-1", cpv.nodes[1].name, {"app": "web"}, ips,
-                                  ports=(("http", 8080, "TCP"),))
+            await pods.create_pod(
+                api, SVC_NS, "web-1", cpv.nodes[1].name, {"app": "web"}, ips, ports=(("http", 8080, "TCP"),)
+            )
 
     run_sync(pod)
 
