@@ -7,6 +7,9 @@ from collections.abc import Mapping
 
 from kubevip.errors import ConfigError
 
+# The class defines a method named `str`; annotations after it use this alias.
+Text = str
+
 _TRUE = {"true", "1", "yes", "on", "t", "y"}
 _FALSE = {"false", "0", "no", "off", "f", "n", ""}
 
@@ -33,11 +36,11 @@ class Settings:
                 return key
         return name
 
-    def str(self, name: str, default: str = "", *aliases: str) -> str:
+    def str(self, name: Text, default: Text = "", *aliases: Text) -> Text:
         value = self.raw(name, *aliases)
         return default if value is None else value.strip()
 
-    def bool(self, name: str, default: bool = False, *aliases: str) -> bool:
+    def bool(self, name: Text, default: bool = False, *aliases: Text) -> bool:
         value = self.raw(name, *aliases)
         if value is None:
             return default
@@ -49,7 +52,7 @@ class Settings:
         raise ConfigError(self.source_name(name, *aliases), value, "expected true or false")
 
     def int(
-        self, name: str, default: int, *aliases: str, minimum: int | None = None, maximum: int | None = None
+        self, name: Text, default: int, *aliases: Text, minimum: int | None = None, maximum: int | None = None
     ) -> int:
         value = self.raw(name, *aliases)
         if value is None or value.strip() == "":
@@ -65,17 +68,21 @@ class Settings:
             raise ConfigError(key, value, f"expected an integer <= {maximum}")
         return n
 
-    def choice(self, name: str, default: str, allowed: tuple[str, ...], *aliases: str) -> str:
+    def choice(self, name: Text, default: Text, allowed: tuple[Text, ...], *aliases: Text) -> Text:
         value = self.str(name, default, *aliases)
         if value not in allowed:
-            raise ConfigError(self.source_name(name, *aliases), value, f"expected one of {', '.join(allowed)}")
+            raise ConfigError(
+                self.source_name(name, *aliases), value, f"expected one of {', '.join(allowed)}"
+            )
         return value
 
-    def ip(self, name: str, *aliases: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    def ip(self, name: Text, *aliases: Text) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         value = self.str(name, "", *aliases)
         if not value:
             return None
         try:
             return ipaddress.ip_address(value)
         except ValueError:
-            raise ConfigError(self.source_name(name, *aliases), value, "expected an IPv4 or IPv6 address") from None
+            raise ConfigError(
+                self.source_name(name, *aliases), value, "expected an IPv4 or IPv6 address"
+            ) from None
