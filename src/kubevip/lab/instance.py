@@ -13,6 +13,7 @@ from typing import Any
 import kubevip
 from kubevip.errors import LabError
 from kubevip.lab import agents, controlplane
+from kubevip.lab import ipam as lab_ipam
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork, default_state_dir
@@ -81,6 +82,7 @@ class LabInstance:
             lines += LabBgp(net, self.state_dir).up(bgp)
         lines.append(f"nodes registered: {', '.join(n.name for n in net.nodes)}")
         lines.append(f"kubeconfig: {cp.admin_kubeconfig}")
+        lines.append(lab_ipam.up(cp, net.vip_pool, self.state_dir))
         if self.with_agents:
             lines += agents.lab_up(cp, net, self.state_dir)
         return lines
@@ -105,6 +107,7 @@ class LabInstance:
             "processes": controlplane.recorded_alive(self.state_dir),
         }
         doc.update(net.to_json())
+        doc["ipam_pool"] = lab_ipam.pool_json(lab_ipam.ipam_pool(net.vip_pool))
         for node in doc["nodes"]:
             node["agent"] = agents.agent_status(self.state_dir, node["name"])
         doc.update(LabBgp(net, self.state_dir).to_json())
@@ -113,6 +116,7 @@ class LabInstance:
     def down(self) -> list[str]:
         """Stop the recorded processes, remove the recorded namespaces and links, delete the state dir."""
         lines = agents.stop_lab_processes(self.state_dir) if self.state_dir.exists() else []
+        lines += lab_ipam.down(self.state_dir)
         lines += [f"stopped pid {p}" for p in controlplane.kill_recorded(self.state_dir)]
         lab_net = LabNetwork(self.lab_id, state_dir=self.state_dir)
         lines += [f"removed {r}" for r in LabBgp(lab_net, self.state_dir).down()]
