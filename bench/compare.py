@@ -268,7 +268,7 @@ def main() -> int:
         workload_ns(lab)
         workload.create_pods(lab.admin, [n.name for n in lab.nodes])
         kube_vip_cfg = lab.kube_vip_kubeconfig(workdir)
-        helpers.start(poll_ms=20.0)
+        helpers.start(poll_ms=50.0)
         pool = {f: lab.pool(f) for f in workload.FAMILIES}
         extra["baseline_api_rps"] = baseline_rps(lab, args.scale_window)
         kubevip_bin = kubevip_cli()

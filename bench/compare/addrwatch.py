@@ -1,4 +1,4 @@
-"""Runs inside one node namespace: prints every address add/delete (netlink events) and a periodic poll.
+"""Prints every address add/delete (netlink events) and a periodic poll, for one or many namespaces.
 
 Output, one JSON object per line on stdout: {"t": monotonic seconds, "node", "op": "add"|"del"|"poll",
 "addr" (add/del) or "addrs" (poll)}. Standard library only, so it starts fast under `ip netns exec`.
@@ -7,8 +7,10 @@ Output, one JSON object per line on stdout: {"t": monotonic seconds, "node", "op
 from __future__ import annotations
 
 import argparse
+import ctypes
 import ipaddress
 import json
+import os
 import select
 import signal
 import socket
@@ -21,6 +23,7 @@ NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_DONE, NLMSG_ERROR = 3, 2
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 GROUPS = 0x10 | 0x100  # RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+CLONE_NEWNET = 0x40000000
 
 
 def parse(buf: bytes) -> list[tuple[int, str]]:
@@ -49,9 +52,9 @@ def parse(buf: bytes) -> list[tuple[int, str]]:
     return out
 
 
-def dump() -> list[str]:
-    """All addresses in this namespace now."""
-    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+def dump(sock: socket.socket | None = None) -> list[str]:
+    """All addresses in the namespace of `sock` (a fresh socket in ours when None)."""
+    s = sock or socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
     try:
         req = struct.pack("=IHHII", 16 + 8, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
         req += struct.pack("=BBBBI", socket.AF_UNSPEC, 0, 0, 0, 0)
@@ -70,12 +73,36 @@ def dump() -> list[str]:
             if done:
                 return addrs
     finally:
-        s.close()
+        if sock is None:
+            s.close()
+
+
+def sockets_in(netns: str) -> tuple[socket.socket, socket.socket]:
+    """(event socket, dump socket) created inside /run/netns/<netns>; a netlink socket stays bound to
+    the namespace it was created in, so one process can watch every node with one clock."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {netns} failed")
+        try:
+            ev = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+            ev.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            ev.bind((0, GROUPS))
+            dumper = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        finally:
+            libc.setns(own, CLONE_NEWNET)
+    finally:
+        os.close(own)
+        os.close(target)
+    return ev, dumper
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--node", required=True)
+    ap.add_argument("--node", help="watch this process's namespace, reporting it as NODE")
+    ap.add_argument("--netns", nargs="*", default=[], help="NODE=NETNS pairs: watch them all, one clock")
     ap.add_argument("--poll-ms", type=float, default=20.0)
     args = ap.parse_args()
     running = True
@@ -86,32 +113,42 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    sock.bind((0, GROUPS))
+    watched: dict[int, tuple[str, socket.socket, socket.socket | None]] = {}
+    for pair in args.netns:
+        node, _, netns = pair.partition("=")
+        ev, dumper = sockets_in(netns)
+        watched[ev.fileno()] = (node, ev, dumper)
+    if args.node:
+        ev = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        ev.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        ev.bind((0, GROUPS))
+        watched[ev.fileno()] = (args.node, ev, None)
     out = sys.stdout
     period = args.poll_ms / 1000.0
     next_poll = time.monotonic()
     while running:
         now = time.monotonic()
         if now >= next_poll:
-            out.write(json.dumps({"t": now, "node": args.node, "op": "poll", "addrs": dump()}) + "\n")
+            for node, _, dumper in watched.values():
+                t = time.monotonic()
+                out.write(json.dumps({"t": t, "node": node, "op": "poll", "addrs": dump(dumper)}) + "\n")
             out.flush()
             next_poll = now + period
         try:
-            ready, _, _ = select.select([sock], [], [], max(0.0, next_poll - time.monotonic()))
+            ready, _, _ = select.select(list(watched), [], [], max(0.0, next_poll - time.monotonic()))
         except InterruptedError:
             continue
-        if ready:
+        t = time.monotonic()
+        for fd in ready:
+            node, ev, _ = watched[fd]
             try:
-                buf = sock.recv(1 << 20)
+                buf = ev.recv(1 << 20)
             except OSError:  # ENOBUFS: events were lost; the next poll still tells the truth
                 continue
-            t = time.monotonic()
             for mtype, addr in parse(buf):
                 op = "add" if mtype == RTM_NEWADDR else "del"
-                out.write(json.dumps({"t": t, "node": args.node, "op": op, "addr": addr}) + "\n")
-            out.flush()
+                out.write(json.dumps({"t": t, "node": node, "op": op, "addr": addr}) + "\n")
+        out.flush()
     return 0
 
 

@@ -140,32 +140,31 @@ class Helpers:
         self.restart_watchers(poll_ms)
 
     def restart_watchers(self, poll_ms: float) -> None:
-        """(Re)start address watchers; a slow poll keeps their cost low when thousands of VIPs exist."""
+        """(Re)start the address watcher: one process with a netlink socket in every node namespace, so
+        all events carry one clock; a slow poll keeps its cost low when thousands of VIPs exist."""
         for p in self.procs[len(self.lab.nodes) :]:
             _terminate(p)
         del self.procs[len(self.lab.nodes) :]
-        for n in self.lab.nodes:
-            path = self.workdir / f"addrwatch-{n.name}-{int(time.time() * 1000)}.jsonl"
-            self.watch_files[n.name] = path
-            with path.open("wb") as fh:
-                self.procs.append(
-                    subprocess.Popen(
-                        [
-                            "ip",
-                            "netns",
-                            "exec",
-                            n.netns,
-                            sys.executable,
-                            str(HERE / "addrwatch.py"),
-                            "--node",
-                            n.name,
-                            "--poll-ms",
-                            str(poll_ms),
-                        ],
-                        stdout=fh,
-                        stderr=subprocess.DEVNULL,
-                    )
+        path = self.workdir / f"addrwatch-{int(time.time() * 1000)}.jsonl"
+        self.watch_files = {"all": path}
+        with path.open("wb") as fh:
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(HERE / "addrwatch.py"),
+                        "--poll-ms",
+                        str(poll_ms),
+                        "--netns",
+                        *(f"{n.name}={n.netns}" for n in self.lab.nodes),
+                    ],
+                    stdout=fh,
+                    stderr=subprocess.DEVNULL,
                 )
+            )
+        deadline = time.monotonic() + 60
+        while path.stat().st_size == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)  # python starts slowly on a loaded machine; nothing is timed before this
 
     def stop(self) -> None:
         for p in self.procs:

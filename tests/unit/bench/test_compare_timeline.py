@@ -1,5 +1,7 @@
 """Holder intervals, overlaps and failover times (bench/compare/timeline.py)."""
 
+from pathlib import Path
+
 from compare.timeline import (
     AddrEvent,
     Reply,
@@ -72,3 +74,23 @@ def test_two_node_overlap_bounded_by_each_nodes_time(
 @given(spans, spans)
 def test_two_nodes_overlap_is_symmetric(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> None:
     assert overlap({"a": a, "b": b}) == overlap({"b": b, "a": a})
+
+
+def test_watcher_file_to_events(tmp_path: Path) -> None:
+    import json
+
+    from compare.runner import read_events
+
+    lines = [
+        {"t": 1.0, "node": "a", "op": "poll", "addrs": ["10.0.0.9"]},  # held before the watcher started
+        {"t": 1.0, "node": "b", "op": "poll", "addrs": []},
+        {"t": 2.0, "node": "b", "op": "add", "addr": "10.0.0.9"},
+        {"t": 2.5, "node": "a", "op": "del", "addr": "10.0.0.9"},
+        {"t": 3.0, "node": "a", "op": "poll", "addrs": []},
+    ]
+    path = tmp_path / "w.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ev = read_events({"all": path})
+    got = holder_intervals(ev, "10.0.0.9", end=4.0)
+    assert got == {"a": [(1.0, 2.5)], "b": [(2.0, 4.0)]}
+    assert overlap(got).total_s == 0.5
