@@ -61,7 +61,8 @@ def describe(cfg: AgentConfig) -> str:
         f"prometheus={cfg.prometheus or 'off'} kubeconfig={cfg.kubeconfig or '(in-cluster)'}",
         *([] if cfg.bgp_settings is None else [
             f"bgp as={cfg.bgp_settings.local_as} peers="
-            + ",".join(f"{p.address}:{p.asn}" for p in cfg.bgp_settings.peers)
-            + f" hold={cfg.bgp_settings.hold_time}s"
+            + ",".join(f"[{p.address}]:{p.asn}" if p.address.version == 6 else f"{p.address}:{p.asn}"
+                       for p in cfg.bgp_settings.peers)
+            + f" hold={cfg.bgp_settings.hold_time}s vips on {cfg.services_interface or cfg.interface or 'lo'}"
         ]),
     ])
