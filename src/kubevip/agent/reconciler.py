@@ -76,6 +76,7 @@ class Agent:
         *,
         ns: Netns = OWN,
         metrics: Metrics | None = None,
+        election_api: client.ApiClient | None = None,
     ) -> None:
         self.cfg = cfg
         self.api = api
@@ -84,9 +85,12 @@ class Agent:
         self.metrics = metrics or Metrics(cfg.node_name)
         self.world = World()
         self.guard = TaskGroupGuard(f"agent:{self.me}")
+        # The election gets its own client (own connection pool): a burst of status and Event writes
+        # must never queue a Lease renewal behind it, or the node fences itself under load.
         self.leadership = leadership.make(
-            api, cfg.election, self.me, self._unit_started, self._unit_stopped, self.metrics
+            election_api or api, cfg.election, self.me, self._unit_started, self._unit_stopped, self.metrics
         )
+        self._event_slots = asyncio.Semaphore(WRITE_CONCURRENCY)
         self.announcer = Announcer(rate_ms=cfg.net.arp_rate_ms, ns=ns) if cfg.net.arp else None
         self.writer = Writer(api, self.me) if api is not None else None
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
@@ -286,16 +290,19 @@ class Agent:
     # -- reports -----------------------------------------------------------------------------------------
 
     def _node_events(self, done: Changes, snap: Snapshot) -> None:
+        """One Normal Event per Service and direction per pass, naming every address that changed."""
         if self.writer is None:
             return
         by_addr = {p.address: p for p in snap.plans}
         for rows, reason, verb in ((done.add, STARTED, "started"), (done.remove, STOPPED, "stopped")):
+            per_service: dict[str, list[str]] = {}
             for r in rows:
                 plan = by_addr.get(r.address)
-                services = plan.services if plan is not None else self._services_of(r)
-                for key in services:
-                    msg = f"node {self.me} {verb} announcing {r.address} on {r.interface}"
-                    spawn(self.guard, f"event {key}", self._node_event(key, reason, msg))
+                for key in plan.services if plan is not None else self._services_of(r):
+                    per_service.setdefault(key, []).append(f"{r.address} on {r.interface}")
+            for key, addrs in per_service.items():
+                msg = f"node {self.me} {verb} announcing {', '.join(addrs)}"
+                spawn(self.guard, f"event {key}", self._node_event(key, reason, msg))
 
     def _services_of(self, r: Row) -> tuple[str, ...]:
         old = self.snap
@@ -309,8 +316,10 @@ class Agent:
             return
         name = f"{rec.view.name[:200]}.{self.me[:40]}.{time.time_ns():x}"
         try:
-            await self.writer.event(rec.view.namespace, rec.view.name, rec.view.uid, name, NORMAL, reason,
-                                    message)
+            async with self._event_slots:
+                await self.writer.event(
+                    rec.view.namespace, rec.view.name, rec.view.uid, name, NORMAL, reason, message
+                )
         except WRITE_ERRORS as exc:
             log.info("event for %s not written: %s", key, exc)
 

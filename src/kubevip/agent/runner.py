@@ -35,8 +35,9 @@ async def run_agent(cfg: AgentConfig) -> int:
         raise ConfigError("svc_enable", "false", "kubevip manager serves Services: set svc_enable=true "
                           "(and/or cp_enable=true for the control-plane VIP)")
     api = await connect(cfg.kubeconfig)
+    election_api = await connect(cfg.kubeconfig)
     metrics = Metrics(cfg.node_name)
-    agent = Agent(cfg, api, metrics=metrics)
+    agent = Agent(cfg, api, metrics=metrics, election_api=election_api)
     servers: list[MetricsServer] = []
     if cfg.prometheus is not None:
         servers.append(MetricsServer(metrics, cfg.prometheus.host, cfg.prometheus.port,
@@ -68,4 +69,5 @@ async def run_agent(cfg: AgentConfig) -> int:
         for server in servers:
             await server.stop()
         await api.close()
+        await election_api.close()
     return 0
