@@ -2,8 +2,9 @@
 
 Three kube-apiservers in lab node namespaces (one etcd), a `cp_enable` agent next to each (default
 timings: lease 1.5 s, renew deadline 1.0 s, retry 0.25 s; /livez every 0.5 s, 3 misses), and a prober
-in the client namespace that sends `GET /livez` through the IPv4 VIP and through the IPv6 VIP every
-20 ms, each on a NEW TCP + TLS connection (as a fresh kubectl would), 300 ms timeout, TLS verified.
+in the client namespace that starts a `GET /livez` through the IPv4 VIP and through the IPv6 VIP every
+40 ms (4 staggered workers per family), each on a NEW TCP + TLS connection (as a fresh kubectl would),
+300 ms timeout, TLS verified.
 Scenarios, each ending when BOTH families answered again:
 
 * `node-crash` -- the holder's agent is SIGKILLed and its node drops off the network (link down), so
@@ -12,8 +13,11 @@ Scenarios, each ending when BOTH families answered again:
   peer with a healthy API server takes over.
 * `agent-term` -- the holder's agent gets SIGTERM: withdraw, release, a peer takes over.
 
-A sample is the time from the loss to the completion of the first successful request that STARTED
-after the loss. JSON goes to bench/results/controlplane.json; a table is printed. Run as root:
+Two numbers per family and run: `back` = from the loss to the completion of the first successful
+request that STARTED after the first failed one (0 when no probe failed at all); `outage` = from the
+start of that first failed request to the same success, i.e. what a client saw (after SIGTERM the old
+holder keeps answering while it withdraws, so there `back` > `outage`). JSON goes to
+bench/results/controlplane.json; a table is printed. Run as root:
 `$(hack/venv.sh | tail -1)/bin/python bench/controlplane.py [--runs 10] [--smoke]`.
 """
 
@@ -24,6 +28,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import signal
 import ssl
 import statistics
@@ -45,19 +50,29 @@ from kubevip.lab.network import LabNetwork  # noqa: E402
 from kubevip.lab.stack import connect_network  # noqa: E402
 
 SCENARIOS = ("node-crash", "apiserver-kill", "agent-term")
-PROBE_EVERY = 0.02
+PROBE_EVERY = 0.04
 PROBE_TIMEOUT = 0.3
+# Workers per family, staggered: requests keep starting while one hangs until its timeout (a single
+# sequential prober would add up to PROBE_TIMEOUT of granularity). Few, so that the probes' TLS
+# handshakes do not load the API servers under test.
+PROBE_WORKERS = 4
 
 
 # ---- the prober (runs inside the client namespace: `bench/controlplane.py --probe ...`) ----------------
 
 def probe_main(url4: str, url6: str, token: str, ca: str) -> int:
-    """Print `<family> <t_start> <t_end>` (CLOCK_MONOTONIC, shared by all namespaces) per success."""
+    """Print `<family> <ok> <t_start> <t_end>` per request (CLOCK_MONOTONIC, shared by all namespaces)."""
     ctx = ssl.create_default_context(cafile=ca)
     lock = threading.Lock()
 
-    def loop(family: int, url: str) -> None:
+    period = PROBE_EVERY * PROBE_WORKERS
+    t0 = time.monotonic()
+
+    def loop(family: int, url: str, slot: int) -> None:
+        next_at = t0 + slot * PROBE_EVERY
         while True:
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += period
             start = time.monotonic()
             req = urllib.request.Request(url + "/livez", headers={"Authorization": f"Bearer {token}"})
             try:
@@ -66,13 +81,12 @@ def probe_main(url4: str, url6: str, token: str, ca: str) -> int:
             except OSError:
                 ok = False
             end = time.monotonic()
-            if ok:
-                with lock:
-                    print(f"{family} {start:.6f} {end:.6f}", flush=True)
-            time.sleep(max(0.0, start + PROBE_EVERY - time.monotonic()))
+            with lock:
+                print(f"{family} {int(ok)} {start:.6f} {end:.6f}", flush=True)
 
     for fam, url in ((4, url4), (6, url6)):
-        threading.Thread(target=loop, args=(fam, url), daemon=True).start()
+        for slot in range(PROBE_WORKERS):
+            threading.Thread(target=loop, args=(fam, url, slot), daemon=True).start()
     threading.Event().wait()
     return 0
 
@@ -89,21 +103,27 @@ class Prober:
              str(lab.ca)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
-        self.ok: list[tuple[int, float, float]] = []
+        self.results: list[tuple[int, bool, float, float]] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            fam, start, end = line.split()
+            fam, ok, start, end = line.split()
             with self._lock:
-                self.ok.append((int(fam), float(start), float(end)))
+                self.results.append((int(fam), ok == "1", float(start), float(end)))
 
     def first_after(self, family: int, t: float) -> float | None:
+        """End of the first successful request of `family` that started at or after `t`."""
         with self._lock:
-            ends = [e for f, s, e in self.ok if f == family and s >= t]
+            ends = [e for f, ok, s, e in self.results if f == family and ok and s >= t]
         return min(ends) if ends else None
+
+    def first_failure_after(self, family: int, t: float, until: float) -> float | None:
+        with self._lock:
+            starts = [s for f, ok, s, _ in self.results if f == family and not ok and t <= s <= until]
+        return min(starts) if starts else None
 
     def close(self) -> None:
         self.proc.kill()
@@ -142,21 +162,27 @@ def steady(lab: ControlPlaneVipLab, prober: Prober) -> str:
 def one_run(lab: ControlPlaneVipLab, prober: Prober, scenario: str) -> dict[str, float]:
     holder = steady(lab, prober)
     node = lab.net.node(holder)
-    t0 = time.monotonic()
+    t_loss = time.monotonic()
     if scenario == "node-crash":
-        lab.agents[holder].signal(signal.SIGKILL)
+        # The node drops off the network (its API server loses etcd too), then its agent dies.
         lab.net.run(node.netns, ["ip", "link", "set", node.interface, "down"])
+        lab.agents[holder].signal(signal.SIGKILL)
     elif scenario == "apiserver-kill":
         lab.kill_apiserver(holder)
     else:
         lab.agents[holder].signal(signal.SIGTERM)
-    t_loss = t0  # the signal is sent (and the link cut) at t0
-    out: dict[str, float] = {}
+    new = wait(lambda: sole_holder(lab, frozenset({holder})), 60, f"a new holder after {scenario}")
+    t_new = time.monotonic()
+    out: dict[str, float] = {"new_holder_differs": float(new != holder)}
+    # Every request that started before t_new has ended (timeout) and been read once a request that
+    # started later than that has been read (the prober prints in completion order).
+    settled = t_new + PROBE_TIMEOUT + 0.2
     for fam in (4, 6):
-        end = wait(lambda f=fam: prober.first_after(f, t_loss), 60, f"IPv{fam} answered after {scenario}")
-        out[f"ipv{fam}"] = end - t_loss
-    new = wait(lambda: sole_holder(lab, frozenset({holder})), 30, "a new holder")
-    out["new_holder_differs"] = float(new != holder)
+        wait(lambda f=fam: prober.first_after(f, settled), 60, f"IPv{fam} answered after {scenario}")
+        failed = prober.first_failure_after(fam, t_loss, t_new)
+        end = prober.first_after(fam, failed) if failed is not None else None
+        out[f"ipv{fam}"] = 0.0 if end is None or failed is None else end - t_loss
+        out[f"ipv{fam}_outage"] = 0.0 if end is None or failed is None else end - failed
     # Repair: the agent restarts as kubelet would and removes what its predecessor left; only then does
     # the node come back on the network (no two nodes answering for the VIP in the next run).
     lab.agents[holder].kill()
@@ -173,14 +199,14 @@ def summary(values: list[float]) -> dict[str, float | int]:
 
 
 def table(results: dict[str, Any]) -> str:
-    rows = ["| scenario | runs | IPv4 (s) min / median / p95 / max | IPv6 (s) min / median / p95 / max |",
-            "|---|---|---|---|"]
+    rows = ["| scenario | runs | IPv4 back (s) | IPv6 back (s) | IPv4 outage (s) | IPv6 outage (s) |",
+            "|---|---|---|---|---|---|"]
     for sc, r in results["scenarios"].items():
         cells = []
-        for fam in ("ipv4", "ipv6"):
-            s = r[fam]
-            cells.append(f"{s['min']:.2f} / {s['median']:.2f} / {s['p95']:.2f} / {s['max']:.2f}")
-        rows.append(f"| {sc} | {r['ipv4']['n']} | {cells[0]} | {cells[1]} |")
+        for key in ("ipv4", "ipv6", "ipv4_outage", "ipv6_outage"):
+            s = r[key]
+            cells.append(f"{s['median']:.2f} / {s['p95']:.2f} / {s['max']:.2f}")
+        rows.append(f"| {sc} | {r['ipv4']['n']} | {' | '.join(cells)} |")
     return "\n".join(rows)
 
 
@@ -211,10 +237,14 @@ def main() -> int:
     net = LabNetwork(f"b{secrets.token_hex(3)}", nodes=3, state_dir=work / "lab")
     results: dict[str, Any] = {"scenarios": {}, "settings": {
         "lease_duration": 1.5, "renew_deadline": 1.0, "retry_period": 0.25, "health_period": 0.5,
-        "health_threshold": 3, "probe_every": PROBE_EVERY, "probe_timeout": PROBE_TIMEOUT}}
+        "health_threshold": 3, "probe_every": PROBE_EVERY, "probe_timeout": PROBE_TIMEOUT,
+        "probe_workers": PROBE_WORKERS}}
     try:
         net.up()
         connect_network(cp, net)
+        for n in net.nodes:
+            # Link down would otherwise delete the node's IPv6 addresses (and its on-link route).
+            net.run(n.netns, ["sysctl", "-q", "-w", f"net.ipv6.conf.{n.interface}.keep_addr_on_down=1"])
         lab = ControlPlaneVipLab(cp, net, 3)
         lab.start()
         prober = Prober(lab)
@@ -224,11 +254,12 @@ def main() -> int:
                 samples = []
                 for i in range(n):
                     r = one_run(lab, prober, sc)
-                    print(f"{sc} run {i + 1}/{n}: IPv4 {r['ipv4']:.2f}s IPv6 {r['ipv6']:.2f}s", flush=True)
+                    print(f"{sc} run {i + 1}/{n}: back IPv4 {r['ipv4']:.2f}s IPv6 {r['ipv6']:.2f}s, outage "
+                          f"{r['ipv4_outage']:.2f}s / {r['ipv6_outage']:.2f}s", flush=True)
                     samples.append(r)
                 results["scenarios"][sc] = {
-                    "ipv4": summary([s["ipv4"] for s in samples]),
-                    "ipv6": summary([s["ipv6"] for s in samples]),
+                    **{k: summary([s[k] for s in samples])
+                       for k in ("ipv4", "ipv6", "ipv4_outage", "ipv6_outage")},
                     "samples": samples,
                 }
         finally:
@@ -238,6 +269,7 @@ def main() -> int:
         net.down()
         cp.stop()
     results["load_average"] = os.getloadavg()
+    shutil.rmtree(work, ignore_errors=True)
     print(table(results))
     if not args.smoke:
         out = REPO / "bench/results/controlplane.json"

@@ -121,19 +121,25 @@ class KernelVips:
         remove = self.held - want
         if not add and not remove:
             return
-        if self.announcer is not None:
-            for p in remove:
-                await self.announcer.stop(p.address)
+        ann = self.announcer
+        if ann is not None:
+            await asyncio.gather(*(ann.stop(p.address) for p in remove))
         added, removed = await asyncio.to_thread(
             self._change, sorted(add, key=Placement.key), sorted(remove, key=Placement.key)
         )
         self.held = (self.held - removed) | added
-        if self.announcer is not None:
-            for p in sorted(added, key=Placement.key):
-                try:
-                    await self.announcer.start(p.address, p.ifname)
-                except KubevipError as exc:
-                    log.error("control-plane VIP: cannot announce %s on %s: %s", p.address, p.ifname, exc)
+        if ann is not None:
+            # Both families at once: opening a family's raw socket takes a netlink round trip or more,
+            # and the second family's first announcement must not wait for the first family's.
+            results = await asyncio.gather(
+                *(ann.start(p.address, p.ifname) for p in sorted(added, key=Placement.key)),
+                return_exceptions=True,
+            )
+            for p, res in zip(sorted(added, key=Placement.key), results, strict=True):
+                if isinstance(res, KubevipError):
+                    log.error("control-plane VIP: cannot announce %s on %s: %s", p.address, p.ifname, res)
+                elif isinstance(res, BaseException):
+                    raise res
         for p in sorted(added, key=Placement.key):
             log.info("control-plane VIP %s up on %s", p.address, p.ifname)
         for p in sorted(removed, key=Placement.key):

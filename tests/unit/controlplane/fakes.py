@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +60,27 @@ class _Scoped(LeaseApi):
         if (meta["namespace"], meta["name"]) in self.real.store:
             raise Conflict("exists")
         return self.real._save(body)
+
+    async def watch(
+        self,
+        namespace: str,
+        selector: str,
+        resource_version: str,
+        idle_timeout: float,
+        field_selector: str | None = None,
+    ) -> AsyncIterator[tuple[str, LeaseRecord]]:
+        """Changes of the Leases after `resource_version` (polled in memory; a down caller's watch fails)."""
+        name = (field_selector or "").removeprefix("metadata.name=")
+        floor = int(resource_version or 0)
+        while True:
+            self.real._check(self.caller)
+            for key, obj in list(self.real.store.items()):
+                rv = obj["metadata"]["resourceVersion"]
+                if key[0] != namespace or (name and key[1] != name) or int(rv) <= floor:
+                    continue
+                floor = int(rv)
+                yield "MODIFIED", parse_lease(copy.deepcopy(obj))
+            await asyncio.sleep(0.005)
 
     async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
         self.real._check(self.caller)
