@@ -68,6 +68,10 @@ class Metrics:
             registry=r,
         )
 
+        self.loop_lag = Gauge(
+            "kubevip_event_loop_lag_seconds", "How late the agent's event loop woke up last", registry=r
+        )
+
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))
 

@@ -12,6 +12,7 @@ from kubevip.config import AgentConfig
 from kubevip.errors import ConfigError
 from kubevip.kube.client import connect
 from kubevip.metrics import Metrics, MetricsServer
+from kubevip.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,18 @@ def dump_tasks() -> None:
         buf = io.StringIO()
         task.print_stack(limit=8, file=buf)
         log.warning("task %s:\n%s", task.get_name(), buf.getvalue())
+
+
+async def watch_loop_lag(metrics: Metrics, period: float = 0.25, warn: float = 1.0) -> None:
+    """Measure how late the event loop wakes: a blocked loop delays Lease renewals (and fencing)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        t0 = loop.time()
+        await asyncio.sleep(period)
+        lag = max(0.0, loop.time() - t0 - period)
+        metrics.loop_lag.set(lag)
+        if lag > warn:
+            log.warning("event loop was blocked for %.2fs", lag)
 
 
 async def run_agent(cfg: AgentConfig) -> int:
@@ -58,6 +71,7 @@ async def run_agent(cfg: AgentConfig) -> int:
 
             cp = await open_control_plane(cfg, metrics)
         await agent.start()
+        spawn(agent.guard, "loop-lag", watch_loop_lag(metrics))
         log.info("agent on node %s started (mode %s, election %s)", cfg.node_name, cfg.mode,
                  cfg.election.mode if cfg.election.enabled else "off")
         await stop.wait()
