@@ -64,6 +64,7 @@ class Reports:
 
     events: set[str] = field(default_factory=set)
     failed_status: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
 
 
 class Agent:
@@ -382,10 +383,13 @@ class Agent:
             if current_host != wanted.host:
                 await self.writer.vip_host(v.namespace, v.name, wanted.host)
             self.reports.failed_status.pop(key, None)
+            self.reports.failures.pop(key, None)
         except WRITE_ERRORS as exc:
             ns, _, name = key.partition("/")
             self.metrics.reconcile_errors.labels(ns, name, "status-write").inc()
-            self.reports.failed_status[key] = time.monotonic() + 1.0
+            # Exponential backoff per Service: retries must not add load to a saturated API server.
+            n = self.reports.failures[key] = self.reports.failures.get(key, 0) + 1
+            self.reports.failed_status[key] = time.monotonic() + min(30.0, 0.5 * 2**n)
             log.warning("status of %s not written (retrying): %s", key, exc)
             self._report_wake.set()
 
