@@ -329,13 +329,11 @@ class Runner:
         RSS / CPU per agent and API requests per second (the API server's own counters)."""
         kube = self.lab.admin
         names = [f"kvb-scale-{i}" for i in range(count)]
-        vips: set[str] = set()
-        for i, n in enumerate(names):
-            v = workload.scale_vips(i)
-            vips |= set(v.values())
-            workload.create_service(kube, workload.service_body(n, v))
+        vips = {a for i in range(count) for a in workload.scale_vips(i).values()}
         res: dict[str, Any] = {"services": count}
         try:
+            for i, n in enumerate(names):
+                workload.create_service(kube, workload.service_body(n, workload.scale_vips(i)))
             first = workload.wait_for(lambda: self.held_count(vips)[0] == len(vips), timeout, 1.0)
             res["initial_converged"] = first
             # Restart: stop every agent, then start them all at once and time until every VIP is held.
