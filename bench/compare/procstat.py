@@ -50,7 +50,7 @@ def usage(pid: int) -> Usage | None:
     seen = False
     for p in descendants(pid):
         fields = _stat_fields(p)
-        if fields is None:
+        if fields is None or fields[0] in ("Z", "X"):  # gone, or exited and not yet reaped
             continue
         seen = True
         cpu += (int(fields[11]) + int(fields[12])) / _TICK

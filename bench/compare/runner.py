@@ -372,6 +372,8 @@ class Runner:
             res["api_rps"] = apimetrics.per_second(d, s1 - s0)
             res["api_rps_by_verb"] = apimetrics.by_verb(d, s1 - s0)
             res["rss_bytes"] = {n: u.rss_bytes for n, u in u1.items() if u}
+            # kube-vip exits when it loses the global Lease (a kubelet would restart it): say so.
+            res["agents_exited"] = sorted(n for n, p in self.procs.items() if not p.alive() or not u1.get(n))
             res["cpu_percent"] = {
                 n: 100.0 * (u1[n].cpu_s - u0[n].cpu_s) / (s1 - s0)  # type: ignore[union-attr]
                 for n in u1
