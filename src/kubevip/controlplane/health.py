@@ -54,7 +54,10 @@ class HealthMonitor:
     async def check_once(self) -> bool:
         """One probe (a timeout or error counts as a miss); returns whether the verdict changed."""
         try:
-            ok = await asyncio.wait_for(self.probe(), self.settings.timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives as the probe completes, and the monitor would then outlive its shutdown.
+            async with asyncio.timeout(self.settings.timeout):
+                ok = await self.probe()
         except (TimeoutError, OSError) as exc:
             log.debug("%s health probe failed: %r", self.name, exc)
             ok = False
