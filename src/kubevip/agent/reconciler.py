@@ -434,7 +434,9 @@ class Agent:
         if self.bgp is not None:
             await self.bgp.start()
         self.held = await self.kernel_rows()
-        self._startup_keep = self.held
+        # BGP: a crashed agent's routes already left with its session, so keeping its Cluster VIPs while
+        # the election settles would only risk a second announcer; Local VIPs need no election anyway.
+        self._startup_keep = self.held if self.bgp is None else frozenset()
         self._startup_until = time.monotonic() + 2 * self.cfg.election.timings.lease_duration
         if self.held:
             log.info("found %d VIPs of a previous run: kept while the election settles", len(self.held))
