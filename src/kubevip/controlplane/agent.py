@@ -94,9 +94,11 @@ class ControlPlaneVip:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.elector is not None:
-            await self.elector.release()  # on_stopped (withdraw) runs before the Lease is emptied
+        # Withdraw while the elector still renews: however long the netlink calls take, no peer can take
+        # over meanwhile (and the Lease does not lapse, so the release below hands it over at once).
         await self._converge(False)
+        if self.elector is not None:
+            await self.elector.release()  # on_stopped is a no-op now; then the Lease is emptied
         await self.guard.close()
         await self.kernel.close()
 
