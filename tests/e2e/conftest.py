@@ -207,9 +207,12 @@ class E2E:
         return (svc.metadata.annotations or {}).get("kube-vip.io/vipHost")
 
     async def events(self, name: str | None = None) -> list[tuple[str, str, str]]:
+        """Events the agents wrote (the API server's own controllers write some too)."""
         evs = await self.core.list_namespaced_event(self.ns)
         return [
-            (e.type, e.reason, e.message) for e in evs.items if name is None or e.involved_object.name == name
+            (e.type, e.reason, e.message)
+            for e in evs.items
+            if (name is None or e.involved_object.name == name) and e.reporting_component == "kube-vip"
         ]
 
     async def eventually(self, probe: Callable[[], Awaitable[T] | T], what: str, within: float = 60.0) -> T:
