@@ -12,7 +12,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from kubevip.kube.watch import Backoff, Reflector
-from kubevip.kube.writers import ANNOTATION_VIP_HOST, Writer
+from kubevip.kube.writers import ANNOTATION_VIP_HOST, COMPONENT, Writer
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.tasks import TaskGroupGuard, spawn
 
@@ -147,4 +147,6 @@ async def test_writers_with_kube_vip_rbac(
     assert await w.event(ns, "web", uid, "web.kubevip-test", "Warning", "not-an-ip", "bad")
     assert not await w.event(ns, "web", uid, "web.kubevip-test", "Warning", "not-an-ip", "bad")
     evs = await core.list_namespaced_event(ns)
-    assert [(e.reason, e.type) for e in evs.items] == [("not-an-ip", "Warning")]
+    # The API server's own controllers may add Events (e.g. ClusterIPNotAllocated): count only ours.
+    ours = [e for e in evs.items if e.reporting_component == COMPONENT]
+    assert [(e.reason, e.type) for e in ours] == [("not-an-ip", "Warning")]
