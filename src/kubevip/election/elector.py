@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client
@@ -105,7 +106,34 @@ class LeaseElector:
         mine = self._mine
         if mine is None:
             return
-        body = lease_body(
+        try:
+            # A renewal cancelled in flight may have landed: re-read once on conflict and release the
+            # newer version if it is still ours, so peers need not wait for expiry.
+            for attempt in range(2):
+                try:
+                    await self.api.replace(self._release_body(mine), limit=self.timings.renew_deadline)
+                    log.info("lease %s/%s released by %s", self.namespace, self.name, self.identity)
+                    return
+                except Conflict:
+                    current = None if attempt else await self.api.get(
+                        self.namespace, self.name, limit=self.timings.renew_deadline
+                    )
+                    if current is None or current.holder != self.identity:
+                        log.info(
+                            "lease %s/%s changed hands before release; nothing to release",
+                            self.namespace, self.name,
+                        )
+                        return
+                    mine = current
+        except TRANSIENT as exc:
+            log.warning(
+                "lease %s/%s: release failed (%r); peers take over at expiry", self.namespace, self.name, exc
+            )
+        finally:
+            self._mine = None
+
+    def _release_body(self, mine: LeaseRecord) -> dict[str, Any]:
+        return lease_body(
             self.namespace,
             self.name,
             holder=None,
@@ -117,19 +145,6 @@ class LeaseElector:
             labels=mine.labels,
             annotations=mine.annotations,
         )
-        try:
-            await self.api.replace(body, limit=self.timings.renew_deadline)
-            log.info("lease %s/%s released by %s", self.namespace, self.name, self.identity)
-        except Conflict:
-            log.info(
-                "lease %s/%s changed hands before release; nothing to release", self.namespace, self.name
-            )
-        except TRANSIENT as exc:
-            log.warning(
-                "lease %s/%s: release failed (%r); peers take over at expiry", self.namespace, self.name, exc
-            )
-        finally:
-            self._mine = None
 
     # -- leader side -------------------------------------------------------------------------
 
