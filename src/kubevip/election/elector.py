@@ -16,6 +16,7 @@ from kubevip.election.leaseapi import Conflict, LeaseApi, LeaseApiError
 from kubevip.election.observe import Observation, expires_at, observe
 from kubevip.election.record import LeaseRecord, lease_body
 from kubevip.election.timings import Timings
+from kubevip.tasks import bounded
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class LeaseElector:
             await self._stop_leading("renew deadline passed")
             return
         try:
-            await asyncio.wait_for(self._renew(), timeout=remaining)
+            await bounded(self._renew(), remaining)
         except Conflict:
             await self._stop_leading("lease changed by someone else")
             return
@@ -210,7 +211,7 @@ class LeaseElector:
         t = self.timings
         wake = self._clock() + t.retry_period
         try:
-            expiry = await asyncio.wait_for(self._try_acquire(), timeout=t.renew_deadline)
+            expiry = await bounded(self._try_acquire(), t.renew_deadline)
         except Conflict:
             expiry = None  # someone else won the race; look again after one retry period
         except TRANSIENT as exc:

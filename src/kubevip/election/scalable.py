@@ -25,6 +25,7 @@ from kubevip.election.observe import expires_at
 from kubevip.election.record import LeaseRecord, lease_body
 from kubevip.election.rendezvous import choose_holder
 from kubevip.election.timings import Timings
+from kubevip.tasks import bounded
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ class ScalableElector:
         name = node_lease_name(self.node)
         now = self._clock()
         try:
-            rec = await asyncio.wait_for(self.api.get(self.namespace, name), timeout=t.renew_deadline)
+            rec = await bounded(self.api.get(self.namespace, name), t.renew_deadline)
             if rec is not None:
                 self.cache.put(rec)
                 seen = self.cache.seen[name]
@@ -271,8 +272,8 @@ class ScalableElector:
                 annotations={NODE_ANNOTATION: self.node},
             )
             sent = self._clock()
-            new = await asyncio.wait_for(
-                self.api.create(body) if rec is None else self.api.replace(body), timeout=t.renew_deadline
+            new = await bounded(
+                self.api.create(body) if rec is None else self.api.replace(body), t.renew_deadline
             )
         except Conflict:
             return now + t.retry_period
@@ -309,8 +310,8 @@ class ScalableElector:
         sent = self._clock()
         remaining = self._live_until - sent
         try:
-            new = await asyncio.wait_for(
-                self.api.replace(body, limit=max(0.05, remaining)), timeout=max(0.05, remaining)
+            new = await bounded(
+                self.api.replace(body, limit=max(0.05, remaining)), max(0.05, remaining)
             )
         except Conflict:
             # Someone marked us expired (or the Lease was edited): our claims are void; start over.
@@ -338,7 +339,7 @@ class ScalableElector:
         while not self._closing:
             # Wake on any change, at the next peer expiry instant, or after one retry period.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.cache.changed.wait(), timeout=max(0.0, wake - self._clock()))
+                await bounded(self.cache.changed.wait(), max(0.0, wake - self._clock()))
             self.cache.changed.clear()
             wake = self._clock() + t.retry_period
             if not self.is_live:
@@ -372,7 +373,7 @@ class ScalableElector:
                 next_expiry = min(next_expiry, expiry)
                 continue
             # Fresh quorum read: a stalled watch must not make a live peer look dead.
-            fresh = await asyncio.wait_for(self.api.get(self.namespace, name), timeout=t.renew_deadline)
+            fresh = await bounded(self.api.get(self.namespace, name), t.renew_deadline)
             if fresh is None:
                 self.cache.drop(name)
                 continue
@@ -394,7 +395,7 @@ class ScalableElector:
                 annotations=ann,
             )
             try:
-                new = await asyncio.wait_for(self.api.replace(body), timeout=t.renew_deadline)
+                new = await bounded(self.api.replace(body), t.renew_deadline)
             except Conflict:
                 continue
             log.info("node %s: marked %s expired", self.node, fresh.holder)
@@ -485,9 +486,8 @@ class ScalableElector:
             annotations={UNIT_ANNOTATION: unit, EPOCH_ANNOTATION: str(self._epoch)},
         )
         try:
-            new = await asyncio.wait_for(
-                self.api.create(body) if rec is None else self.api.replace(body),
-                timeout=self.timings.renew_deadline,
+            new = await bounded(
+                self.api.create(body) if rec is None else self.api.replace(body), self.timings.renew_deadline,
             )
         except Conflict:
             return  # someone else claimed first: the watch brings their claim
@@ -528,7 +528,7 @@ class ScalableElector:
             annotations=rec.annotations,
         )
         try:
-            new = await asyncio.wait_for(self.api.replace(body), timeout=self.timings.renew_deadline)
+            new = await bounded(self.api.replace(body), self.timings.renew_deadline)
         except Conflict:
             return
         self.cache.put(new)
