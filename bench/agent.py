@@ -37,6 +37,7 @@ from kubernetes_asyncio import client
 from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
 from kubevip.lab.client import api_client
 from kubevip.lab.controlplane import ControlPlane
+from kubevip.lab.instance import find_bin_dir as bin_dir
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import connect_network, node_kubeconfig
 from kubevip.net.addresses import AddressManager
@@ -48,14 +49,6 @@ NS = "bench-agent"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def bin_dir() -> Path:
-    env = os.environ.get("KUBEVIP_BIN_DIR")
-    if env:
-        return Path(env)
-    out = subprocess.run(
-        [str(REPO / "hack/controlplane/build.sh")], check=True, capture_output=True, text=True
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def pct(values: list[float], p: float) -> float:

@@ -25,7 +25,6 @@ import os
 import secrets
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.client import api_client
 from kubevip.lab.controlplane import ControlPlane
+from kubevip.lab.instance import find_bin_dir as bin_dir
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import connect_network, node_kubeconfig
 from kubevip.net.addresses import AddressManager
@@ -53,14 +53,6 @@ NS = "bench-bgp"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def bin_dir() -> Path:
-    env = os.environ.get("KUBEVIP_BIN_DIR")
-    if env:
-        return Path(env)
-    out = subprocess.run(
-        [str(REPO / "hack/controlplane/build.sh")], check=True, capture_output=True, text=True
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def summary(values: list[float]) -> dict[str, float | int]:

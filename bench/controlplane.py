@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from kubevip.lab.controlplane import ControlPlane  # noqa: E402
 from kubevip.lab.cpvip import ControlPlaneVipLab  # noqa: E402
+from kubevip.lab.instance import find_bin_dir as bin_dir  # noqa: E402
 from kubevip.lab.network import LabNetwork  # noqa: E402
 from kubevip.lab.stack import connect_network  # noqa: E402
 
@@ -225,14 +226,6 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def bin_dir() -> Path:
-    env = os.environ.get("KUBEVIP_BIN_DIR")
-    if env:
-        return Path(env)
-    out = subprocess.run(
-        [str(REPO / "hack/controlplane/build.sh")], check=True, capture_output=True, text=True
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from tests.cluster.election_fleet import Fleet  # noqa: E402
 from kubevip.election.timings import Timings  # noqa: E402
 from kubevip.errors import LabError  # noqa: E402
 from kubevip.lab.controlplane import ControlPlane  # noqa: E402
+from kubevip.lab.instance import find_bin_dir as bin_dir  # noqa: E402
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
 KUBE_VIP_TIMINGS = [
@@ -45,14 +45,6 @@ KUBE_VIP_TIMINGS = [
 ]
 
 
-def bin_dir() -> Path:
-    env = os.environ.get("KUBEVIP_BIN_DIR")
-    if env:
-        return Path(env)
-    out = subprocess.run(
-        [str(REPO / "hack/controlplane/build.sh")], check=True, capture_output=True, text=True
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def pct(values: list[float], p: float) -> float:

@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ sys.path.insert(0, str(REPO / "src"))
 from kubevip.core.views import IPFamily  # noqa: E402
 from kubevip.ipam.allocator import Allocator, Request  # noqa: E402
 from kubevip.ipam.pools import parse_configmap  # noqa: E402
+from kubevip.lab.instance import find_bin_dir as bin_dir  # noqa: E402
 
 V4, V6 = IPFamily.IPV4, IPFamily.IPV6
 POOLS = {"cidr-global": "10.64.0.0/14,fd00:64::/108"}
@@ -114,13 +114,6 @@ def pure(n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def bin_dir() -> Path:
-    env = os.environ.get("KUBEVIP_BIN_DIR")
-    if env:
-        return Path(env)
-    build = str(REPO / "hack/controlplane/build.sh")
-    out = subprocess.run([build], check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 async def api_run(n: int) -> list[dict[str, Any]]:
