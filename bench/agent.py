@@ -49,8 +49,6 @@ NS = "bench-agent"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-
-
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))]

@@ -53,8 +53,6 @@ NS = "bench-bgp"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-
-
 def summary(values: list[float]) -> dict[str, float | int]:
     if not values:
         return {"runs": 0}

@@ -226,8 +226,6 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10, help="runs per scenario (apiserver-kill: half)")

@@ -45,8 +45,6 @@ KUBE_VIP_TIMINGS = [
 ]
 
 
-
-
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     k = max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))

@@ -114,8 +114,6 @@ def pure(n: int) -> list[dict[str, Any]]:
     return rows
 
 
-
-
 async def api_run(n: int) -> list[dict[str, Any]]:
     from kubernetes_asyncio import client
 
