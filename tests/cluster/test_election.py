@@ -118,7 +118,9 @@ UNITS = [f"default/svc-{i}" for i in range(12)]
 
 def scalable_fleet(factory: object) -> Fleet:
     assert callable(factory)
-    args = ["--mode", "scalable"]
+    # A 1 s fencing margin: on a loaded 2-core host the event loop can lag past the 0.25 s default,
+    # and this test asserts that no two processes ever hold a unit at once.
+    args = ["--mode", "scalable", "--lease-duration", "3", "--renew-deadline", "1.5", "--skew-margin", "1"]
     for u in UNITS:
         args += ["--unit", u]
     fleet: Fleet = factory(*args)
