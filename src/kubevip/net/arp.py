@@ -8,11 +8,9 @@ the reply form (op 2, target MAC == sender MAC) and the request form (op 1, targ
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
 
-from kubevip.errors import NetworkError
-from kubevip.net.namespace import OWN, Netns
+from kubevip.net.rawlink import RawLinkSender
 
 ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
@@ -42,23 +40,12 @@ def garp_frame(mac: bytes, ip: ipaddress.IPv4Address, *, reply: bool = True) -> 
     return eth + arp
 
 
-class ArpSender:
+class ArpSender(RawLinkSender):
     """Sends gratuitous ARPs out of one interface through a raw packet socket (needs CAP_NET_RAW)."""
 
-    def __init__(self, ifname: str, mac: bytes, ns: Netns = OWN) -> None:
-        self.ifname = ifname
-        self.mac = mac
-        try:
-            self._sock = ns.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-            self._sock.bind((ifname, 0))
-        except OSError as exc:
-            raise NetworkError(f"cannot open a raw ARP socket on {ifname} in {ns}: {exc}") from exc
-        self._sock.setblocking(False)
+    protocol = "ARP"
 
     def announce(self, ip: ipaddress.IPv4Address) -> None:
         """Send both forms of the gratuitous ARP for `ip`."""
         for reply in (True, False):
-            self._sock.send(garp_frame(self.mac, ip, reply=reply))
-
-    def close(self) -> None:
-        self._sock.close()
+            self.send(garp_frame(self.mac, ip, reply=reply))

@@ -8,11 +8,9 @@ exactly what we mean, and the frame is testable as bytes. It goes to ff02::1 (al
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
 
-from kubevip.errors import NetworkError
-from kubevip.net.namespace import OWN, Netns
+from kubevip.net.rawlink import RawLinkSender
 
 ETH_P_IPV6 = 0x86DD
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
@@ -48,21 +46,10 @@ def na_frame(mac: bytes, ip: ipaddress.IPv6Address) -> bytes:
     return eth + ipv6 + icmp
 
 
-class NdpSender:
+class NdpSender(RawLinkSender):
     """Sends unsolicited NAs out of one interface through a raw packet socket (needs CAP_NET_RAW)."""
 
-    def __init__(self, ifname: str, mac: bytes, ns: Netns = OWN) -> None:
-        self.ifname = ifname
-        self.mac = mac
-        try:
-            self._sock = ns.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-            self._sock.bind((ifname, 0))
-        except OSError as exc:
-            raise NetworkError(f"cannot open a raw NDP socket on {ifname} in {ns}: {exc}") from exc
-        self._sock.setblocking(False)
+    protocol = "NDP"
 
     def announce(self, ip: ipaddress.IPv6Address) -> None:
-        self._sock.send(na_frame(self.mac, ip))
-
-    def close(self) -> None:
-        self._sock.close()
+        self.send(na_frame(self.mac, ip))
