@@ -32,6 +32,15 @@ class Gone(ApiError):
     """410: the watch's resourceVersion is too old; list again."""
 
 
+def api_error(status: int, what: str, body: str = "") -> ApiError:
+    """The error for a failed call or watch event: Conflict on 409, Gone on 410, else ApiError."""
+    if status == 409:
+        return Conflict(status, what, body)
+    if status == 410:
+        return Gone(status, what, body)
+    return ApiError(status, what, body)
+
+
 class IpamApi:
     """List / watch / patch Services, read / watch one ConfigMap, write Events."""
 
@@ -53,12 +62,7 @@ class IpamApi:
             return data
         if status == 404:
             return None
-        text = body.decode(errors="replace")
-        if status == 409:
-            raise Conflict(status, what, text)
-        if status == 410:
-            raise Gone(status, what, text)
-        raise ApiError(status, what, text)
+        raise api_error(status, what, body.decode(errors="replace"))
 
     async def list_services(self) -> tuple[list[JSON], str]:
         resp = await self._core.list_service_for_all_namespaces(
@@ -110,9 +114,7 @@ class IpamApi:
         try:
             if resp.status != 200:
                 body = (await resp.read()).decode(errors="replace")
-                if resp.status == 410:
-                    raise Gone(410, f"watch {what}", body)
-                raise ApiError(int(resp.status), f"watch {what}", body)
+                raise api_error(int(resp.status), f"watch {what}", body)
             async for line in resp.content:
                 if not line.strip():
                     continue
@@ -120,10 +122,7 @@ class IpamApi:
                 kind = str(event.get("type", ""))
                 obj = event.get("object") or {}
                 if kind == "ERROR":
-                    code = int(obj.get("code") or 0)
-                    if code == 410:
-                        raise Gone(410, f"watch {what}", str(obj.get("message", "")))
-                    raise ApiError(code, f"watch {what}", str(obj.get("message", "")))
+                    raise api_error(int(obj.get("code") or 0), f"watch {what}", str(obj.get("message", "")))
                 yield kind, obj
         finally:
             resp.release()
