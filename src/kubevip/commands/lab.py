@@ -29,6 +29,9 @@ def register(subparsers: Any) -> None:
     up.add_argument("--control-plane", type=int, default=0, metavar="N",
                     help="a kube-apiserver + control-plane VIP agent in each of the first N nodes "
                          "(kubevip.lab.cpvip, docs/controlplane.md)")
+    up.add_argument("--kubernetes", default=None, metavar="VERSION",
+                    help="control-plane version: 1.36.3 (the default) or 1.29.15 (1.29 works too); "
+                         "env KUBEVIP_KUBERNETES; built once by hack/controlplane/build.sh")
     up.set_defaults(func=run_up)
     st = sub.add_parser(
         "status", parents=[common], help="where everything is; -o json is a stable interface (docs/lab.md)"
@@ -42,7 +45,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    for line in LabInstance(args.lab_id).up(args.nodes, bgp=args.bgp):
+    for line in LabInstance(args.lab_id).up(args.nodes, bgp=args.bgp, kubernetes=args.kubernetes):
         print(line)
     if args.control_plane:
         from kubevip.lab import cpvip
@@ -61,7 +64,8 @@ def run_status(args: argparse.Namespace) -> int:
     if args.output == "json":
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return 0
-    print(f"lab {doc['lab_id']}: API {doc['server']} (in lab: {doc['in_lab']['server']})")
+    print(f"lab {doc['lab_id']}: API {doc['server']} (in lab: {doc['in_lab']['server']}), "
+          f"Kubernetes {doc['kubernetes_version']}")
     print(f"  kubeconfig {doc['kubeconfig']}")
     print(f"  kubectl    {doc['kubectl']}")
     print(f"  subnets    {doc['subnets']['ipv4']} {doc['subnets']['ipv6']}")

@@ -226,6 +226,10 @@ class ControlPlane:
 
     # ---- queries --------------------------------------------------------------------------------------
 
+    def server_version(self) -> str:
+        """The API server's gitVersion (e.g. v1.36.3), as `kubectl version` reports it."""
+        return str(json.loads(self._get("/version")).get("gitVersion", "unknown"))
+
     def metrics_text(self) -> str:
         """The API server's Prometheus text (apiserver_request_total etc.), read with the admin token."""
         return self._get("/metrics")
@@ -368,7 +372,14 @@ class ControlPlane:
         return True
 
     def _wait_service_cidrs(self) -> None:
-        """Services get ClusterIPs only once the default ServiceCIDR is Ready; wait for it."""
+        """Services get ClusterIPs only once the default ServiceCIDR is Ready; wait for it.
+
+        Servers without the networking.k8s.io/v1 ServiceCIDR API (1.29-1.32: alpha/beta behind a gate)
+        allocate ClusterIPs from the flag's range directly, so there is nothing to wait for.
+        """
+        group = json.loads(self._get("/apis/networking.k8s.io/v1"))
+        if not any(r.get("name") == "servicecidrs" for r in group.get("resources") or []):
+            return
 
         def ready() -> bool:
             obj = json.loads(self._get("/apis/networking.k8s.io/v1/servicecidrs/kubernetes"))

@@ -12,7 +12,7 @@ from typing import Any
 
 import kubevip
 from kubevip.errors import LabError
-from kubevip.lab import agents, controlplane
+from kubevip.lab import agents, controlplane, versions
 from kubevip.lab import ipam as lab_ipam
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
@@ -20,19 +20,28 @@ from kubevip.lab.network import LabNetwork, default_state_dir
 from kubevip.lab.stack import connect_network, node_admin_kubeconfig, node_kubeconfig
 
 DEFAULT_LAB_ID = "default"
+_CONTROLPLANE_DIR = Path(kubevip.__file__).resolve().parents[2] / "hack" / "controlplane"
 
 
-def find_bin_dir() -> Path:
-    """KUBEVIP_BIN_DIR, else what this checkout's hack/controlplane/build.sh builds (or has cached)."""
+def find_bin_dir(kubernetes: str | None = None) -> Path:
+    """The control-plane binaries: of Kubernetes `kubernetes` (`lab up --kubernetes`) if given, else
+    KUBEVIP_BIN_DIR, else what hack/controlplane/build.sh builds (or has cached) for KUBEVIP_KUBERNETES
+    (default versions.DEFAULT_KUBERNETES)."""
     env = os.environ.get("KUBEVIP_BIN_DIR")
-    if env:
+    if env and kubernetes is None:
         return Path(env)
-    script = Path(kubevip.__file__).resolve().parents[2] / "hack" / "controlplane" / "build.sh"
+    script = _CONTROLPLANE_DIR / "build.sh"
     if not script.exists():
         raise LabError("control-plane binaries unknown: set KUBEVIP_BIN_DIR to the output of "
                        "hack/controlplane/build.sh")
+    argv = [str(script)]
+    wanted, source = kubernetes, "--kubernetes"
+    if wanted is None and os.environ.get(versions.ENV):
+        wanted, source = os.environ[versions.ENV], versions.ENV
+    if wanted is not None:  # checked here so the error names the flag, before any build starts
+        argv.append(versions.choose(wanted, versions.available(script.parent), source))
     # Progress of a (long) first build goes straight to the user's terminal via stderr.
-    res = subprocess.run([str(script)], stdout=subprocess.PIPE, text=True)
+    res = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
     if res.returncode != 0 or not res.stdout.strip():
         raise LabError(f"{script} failed (exit {res.returncode}); see its output above")
     return Path(res.stdout.strip().splitlines()[-1])
@@ -47,8 +56,13 @@ class LabInstance:
         # The agent (`kubevip manager`) in every node namespace plus the demo Service (lab/agents.py).
         self.with_agents = True
 
-    def up(self, nodes: int, bin_dir: Path | None = None, bgp: str | None = None) -> list[str]:
-        """Start what is missing; returns one line per thing started (or found running)."""
+    def up(
+        self, nodes: int, bin_dir: Path | None = None, bgp: str | None = None, kubernetes: str | None = None,
+    ) -> list[str]:
+        """Start what is missing; returns one line per thing started (or found running).
+
+        `kubernetes` (e.g. "1.29") picks the control-plane build unless `bin_dir` is given.
+        """
         if os.geteuid() != 0:
             raise LabError("kubevip lab up needs root: network namespaces need CAP_NET_ADMIN")
         net = LabNetwork(self.lab_id, nodes=nodes, state_dir=self.state_dir)
@@ -57,18 +71,25 @@ class LabInstance:
                            f"`kubevip lab down` first to change it to {nodes}")
         cp = self._running_control_plane()
         lines: list[str] = []
+        if cp is not None and kubernetes is not None:
+            running = cp.server_version()
+            wanted = versions.choose(kubernetes, versions.available(_CONTROLPLANE_DIR))
+            if running.lstrip("v") != wanted:
+                raise LabError(f"lab {self.lab_id} runs Kubernetes {running}; run `kubevip lab down` "
+                               f"first to change it to {wanted}")
         if cp is None:
             controlplane.kill_recorded(self.state_dir)
             started = time.monotonic()
             cp = ControlPlane(
-                bin_dir or find_bin_dir(),
+                bin_dir or find_bin_dir(kubernetes),
                 self.state_dir,
                 bind_address=ipaddress.IPv4Address("0.0.0.0"),
                 die_with_parent=False,
             )
             cp.start()
-            lines.append(f"started control plane {cp.url} in {time.monotonic() - started:.1f}s "
-                         f"(pids {', '.join(f'{n}={p}' for n, p in cp.pids.items())})")
+            pids = ", ".join(f"{n}={p}" for n, p in cp.pids.items())
+            lines.append(f"started control plane {cp.url} (Kubernetes {cp.server_version()}) in "
+                         f"{time.monotonic() - started:.1f}s (pids {pids})")
         else:
             lines.append(f"control plane already running at {cp.url}")
         if net.up():
@@ -98,6 +119,7 @@ class LabInstance:
             "kubeconfig": str(cp.admin_kubeconfig),
             "kubectl": str(cp.kubectl),
             "server": cp.url,
+            "kubernetes_version": cp.server_version(),
             "kubevip_kubeconfig": str(cp.kubevip_kubeconfig),
             "in_lab": {
                 "server": cp.url_via(net.uplink_ipv4),
