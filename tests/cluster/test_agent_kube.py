@@ -3,10 +3,7 @@ watches resume and relist, writers set status (ipMode VIP), vipHost and Events o
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
@@ -16,24 +13,9 @@ from kubevip.kube.writers import ANNOTATION_VIP_HOST, COMPONENT, Writer
 from kubevip.lab import versions
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.tasks import TaskGroupGuard, spawn
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.cluster
-T = TypeVar("T")
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None] | T | None], what: str, within: float = 30.0
-) -> T:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last  # type: ignore[no-any-return]
-        await asyncio.sleep(0.05)
-    pytest.fail(f"{what}: not true within {within}s (last: {last!r})")
 
 
 def lb_service(name: str) -> dict[str, Any]:

@@ -3,23 +3,20 @@ and that `kubevip explain` on the objects read back from the cluster gives the c
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
 
 from kubevip import cli
 from kubevip.lab import pods
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 
-T = TypeVar("T")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Pod addresses inside the cluster CIDRs of the lab control plane (data only, never routed).
@@ -29,18 +26,6 @@ POD_IPS: tuple[tuple[IPAddress, IPAddress], ...] = (
 )
 VIP4 = "192.0.2.10"
 VIP6 = "2001:db8::10"
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, within: float = 30.0) -> T:
-    """Poll `probe` until it returns something truthy; else fail naming `what` and the last value."""
-    deadline = time.monotonic() + within
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    pytest.fail(f"{what}: not true within {within}s (last: {last!r})")
 
 
 async def make_backends(api: client.ApiClient, ns: str, ready: tuple[bool, ...] = (True, True)) -> list[str]:

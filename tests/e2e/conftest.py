@@ -9,7 +9,6 @@ import itertools
 import os
 import signal
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,29 +24,11 @@ from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import node_kubeconfig
 from kubevip.net.addresses import ADDRESS_PROTO, AddressManager
 from kubevip.net.namespace import Netns
+from tests.fixtures.waiting import eventually
 
 T = TypeVar("T")
 _VIP_COUNTER = itertools.count()
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T] | T],
-    what: str,
-    within: float = 60.0,
-    logs: Callable[[], str] | None = None,
-) -> T:
-    """Poll until `probe` is truthy; fail naming `what`, the last value and the agents' logs."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last  # type: ignore[no-any-return]
-        await asyncio.sleep(0.05)
-    pytest.fail(f"{what}: not true within {within}s (last: {last!r})\n{logs() if logs else ''}")
 
 
 @pytest.fixture(scope="session")
@@ -221,7 +202,8 @@ class E2E:
         ]
 
     async def eventually(self, probe: Callable[[], Awaitable[T] | T], what: str, within: float = 60.0) -> T:
-        return await eventually(probe, what, within, self.fleet.logs)
+        """Poll `probe` until truthy; fail naming `what`, the last value and the agents' logs."""
+        return await eventually(probe, what, within, detail=self.fleet.logs)
 
     async def delete_service(self, name: str) -> None:
         try:

@@ -6,8 +6,7 @@ import asyncio
 import ipaddress
 import os
 import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,6 +14,7 @@ from kubevip.bgp.advertisement import Advertisement
 from kubevip.bgp.router import DAEMONS, FRR_DIR, Rib, Router
 from kubevip.bgp.speaker import Speaker
 from tests.fixtures.prereqs import require, require_binary, require_root_netns
+from tests.fixtures.waiting import eventually
 from tests.net.bgp_topo import BgpTopology, expected
 
 pytestmark = [pytest.mark.net, pytest.mark.bgp]
@@ -37,16 +37,6 @@ def _require_daemon(daemon: str) -> None:
         require_binary("vtysh")
 
 
-async def eventually(probe: Callable[[], Awaitable[bool]], what: str, limit: float = DEADLINE) -> None:
-    """Poll `probe` until it holds; fail naming `what` after `limit` seconds."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if await probe():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"not within {limit}s: {what}")
-
-
 async def rib_is(router: Router, want4: Rib, want6: Rib) -> None:
     last: list[Rib] = []
 
@@ -54,12 +44,10 @@ async def rib_is(router: Router, want4: Rib, want6: Rib) -> None:
         last[:] = [await router.rib(4), await router.rib(6)]
         return last == [want4, want6]
 
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if await probe():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"{router.daemon} RIB is {last}, expected {[want4, want6]}")
+    await eventually(
+        probe, f"{router.daemon} RIB as expected", DEADLINE,
+        detail=lambda: f"RIB is {last}, expected {[want4, want6]}",
+    )
 
 
 def adv(vip: ipaddress.IPv4Address | ipaddress.IPv6Address, topo: BgpTopology, node: int) -> Advertisement:
@@ -147,7 +135,7 @@ async def test_killing_exabgp_withdraws_and_the_supervisor_restores(
     async def restarted() -> bool:
         return sp.starts >= 2 and sp.connected
 
-    await eventually(restarted, "the supervisor restarted ExaBGP")
+    await eventually(restarted, "the supervisor restarted ExaBGP", DEADLINE)
     assert sp.pid != pid
     await rib_is(router, expected([(VIP4, [n0.ipv4])]), expected([(VIP6, [n0.ipv6])]))
 

@@ -1,44 +1,15 @@
-"""Small helpers for the layer-2 tests: polling with a deadline and reading the client's neighbour cache."""
+"""Small helpers for the layer-2 tests: reading the client's neighbour cache, addresses, ping."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import socket
-import time
-from collections.abc import Callable
-from typing import TypeVar
 
 from kubevip.lab.network import LabNetwork
 from kubevip.net.namespace import Netns
 
-T = TypeVar("T")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def wait_until(probe: Callable[[], T], within: float = 5.0, what: str = "condition") -> T:
-    """Call `probe` until it returns something truthy; fail with `what` after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {within}s (last: {value!r})")
-        time.sleep(0.01)
-
-
-async def await_until(probe: Callable[[], T], within: float = 5.0, what: str = "condition") -> T:
-    """`wait_until` for asyncio tests: the (blocking) probe runs on a worker thread."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await asyncio.to_thread(probe)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {within}s (last: {value!r})")
-        await asyncio.sleep(0.01)
 
 
 def neighbour_mac(netns: str, ip: IPAddress) -> str | None:

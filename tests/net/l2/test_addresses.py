@@ -9,7 +9,8 @@ import pytest
 from kubevip.lab.network import LabNetwork
 from kubevip.net.addresses import ADDRESS_PROTO, AddressManager
 from kubevip.net.namespace import Netns
-from tests.net.l2.helpers import addresses, ping, wait_until
+from tests.fixtures.waiting import wait_until
+from tests.net.l2.helpers import addresses, ping
 
 pytestmark = pytest.mark.net
 FAMILIES = [4, 6]
@@ -25,7 +26,7 @@ def test_client_reaches_vip_on_node1(lab: LabNetwork, family: int) -> None:
     vip = lab.vip(family)
     assert not ping(lab, lab.client.netns, vip)  # nobody holds it yet
     assert manager(lab).add(vip) is True
-    wait_until(lambda: ping(lab, lab.client.netns, vip), what=f"client pings {vip}")
+    wait_until(lambda: ping(lab, lab.client.netns, vip), f"client pings {vip}", 5.0, interval=0.01)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -10,13 +10,15 @@ from kubevip.lab.network import LabNetwork
 from kubevip.net.addresses import AddressManager
 from kubevip.net.announcer import Announcer
 from kubevip.net.namespace import Netns
-from tests.net.l2.helpers import await_until, neighbour_mac, ping
+from tests.fixtures.waiting import eventually
+from tests.net.l2.helpers import neighbour_mac, ping
 
 pytestmark = pytest.mark.net
 
 # Without an announcement the client keeps the old entry for many seconds (REACHABLE, then STALE ->
 # DELAY 5 s -> PROBE); 2 s is far below that, so only the announcement can make these tests pass.
 FOLLOW_WITHIN = 2.0
+POLL = 0.01  # seconds between probes: fine enough to see the entry follow well inside FOLLOW_WITHIN
 
 
 @pytest.mark.parametrize("family", [4, 6])
@@ -30,7 +32,12 @@ async def test_vip_moves_to_node2_and_client_follows(lab: LabNetwork, family: in
     try:
         await asyncio.to_thread(m1.add, vip)
         await a1.start(vip, n1.interface)
-        await await_until(lambda: ping(lab, lab.client.netns, vip), what="client reaches the VIP on node1")
+        await eventually(
+            lambda: asyncio.to_thread(ping, lab, lab.client.netns, vip),
+            "client reaches the VIP on node1",
+            5.0,
+            interval=POLL,
+        )
         assert await asyncio.to_thread(neighbour_mac, lab.client.netns, vip) == n1.mac
 
         # Takeover: node1 lets go, node2 adds and announces.
@@ -38,10 +45,11 @@ async def test_vip_moves_to_node2_and_client_follows(lab: LabNetwork, family: in
         await asyncio.to_thread(m1.remove, vip)
         await asyncio.to_thread(m2.add, vip)
         await a2.start(vip, n2.interface)
-        await await_until(
-            lambda: neighbour_mac(lab.client.netns, vip) == n2.mac,
-            within=FOLLOW_WITHIN,
-            what=f"client neighbour entry for {vip} -> node2 {n2.mac}",
+        await eventually(
+            lambda: asyncio.to_thread(lambda: neighbour_mac(lab.client.netns, vip) == n2.mac),
+            f"client neighbour entry for {vip} -> node2 {n2.mac}",
+            FOLLOW_WITHIN,
+            interval=POLL,
         )
         assert await asyncio.to_thread(ping, lab, lab.client.netns, vip)
     finally:
@@ -63,7 +71,11 @@ async def test_announcement_creates_a_missing_neighbour_entry(lab: LabNetwork, f
     ann = Announcer(ns=Netns(n1.netns))
     try:
         await ann.start(vip, n1.interface)
-        await await_until(lambda: neighbour_mac(lab.client.netns, vip) == n1.mac, within=FOLLOW_WITHIN,
-                          what="neighbour entry created by the announcement")
+        await eventually(
+            lambda: asyncio.to_thread(lambda: neighbour_mac(lab.client.netns, vip) == n1.mac),
+            "neighbour entry created by the announcement",
+            FOLLOW_WITHIN,
+            interval=POLL,
+        )
     finally:
         await ann.close()

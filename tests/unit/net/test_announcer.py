@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import itertools
 import time
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 
 from kubevip.net.announcer import BURST, Announcer, announcement_delays
 from kubevip.net.namespace import Netns
+from tests.fixtures.waiting import eventually
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -49,27 +49,25 @@ class Recorder:
             self.rec.closed = True
 
 
-async def wait_for(cond, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.005)
-
-
 async def test_start_sends_at_once_then_bursts_and_stop_is_immediate() -> None:
     rec = Recorder()
     ann = Announcer(rate_ms=500, burst=(0.0, 0.01, 0.02), sender_factory=rec.factory)
     vip = ipaddress.ip_address("10.0.0.9")
     await ann.start(vip, "eth0")
     assert len(rec.sent) == 1  # on the wire before start() returned
-    await wait_for(lambda: len(rec.sent) >= 3)
+    await eventually(lambda: len(rec.sent) >= 3, "three announcements of the first VIP", 5.0, interval=0.005)
     await ann.stop(vip)
     count = len(rec.sent)
     assert ann.active() == {}
     # Another VIP keeps running; none of its refreshes may carry the stopped VIP.
     other = ipaddress.ip_address("fd00::9")
     await ann.start(other, "eth0")
-    await wait_for(lambda: sum(1 for _, ip, _ in rec.sent if ip == other) >= 3)
+    await eventually(
+        lambda: sum(1 for _, ip, _ in rec.sent if ip == other) >= 3,
+        "three announcements of the other VIP",
+        5.0,
+        interval=0.005,
+    )
     assert [ip for _, ip, _ in rec.sent[count:]] == [other] * (len(rec.sent) - count)
     await ann.close()
     assert rec.closed and ann.active() == {}
