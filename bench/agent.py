@@ -23,7 +23,6 @@ import re
 import secrets
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from distribution import summarize
 from kubernetes_asyncio import client
 
 from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
@@ -49,21 +49,10 @@ NS = "bench-agent"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))]
-
-
-def summary(values: list[float]) -> dict[str, float | int]:
-    if not values:
-        return {"runs": 0}
-    return {
-        "runs": len(values),
-        "median": statistics.median(values),
-        "p95": pct(values, 95),
-        "min": min(values),
-        "max": max(values),
-    }
+def summary(values: list[float]) -> dict[str, float | int | None]:
+    """This benchmark's JSON for one figure ({"runs": 0} when nothing was measured)."""
+    s = summarize(values, p95="nearest-index")
+    return s.as_dict(("runs", "median", "p95", "min", "max")) if s.n else {"runs": 0}
 
 
 async def until(probe: Callable[[], Awaitable[Any]], within: float, what: str) -> Any:

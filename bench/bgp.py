@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import signal
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
+from distribution import summarize  # noqa: E402
 from tests.net.bgp_topo import BgpTopology  # noqa: E402
 
 from kubevip.bgp.advertisement import Advertisement  # noqa: E402
@@ -41,12 +41,8 @@ RESULTS = REPO / "bench" / "results" / "bgp.json"
 
 
 def summary(values: list[float]) -> dict[str, float | int | None]:
-    """min / median / p95 / max (nearest-rank p95) in ms."""
-    if not values:
-        return {"min": None, "median": None, "p95": None, "max": None, "n": 0}
-    s = sorted(values)
-    p95 = s[max(0, min(len(s) - 1, -(-95 * len(s) // 100) - 1))]
-    return {"min": s[0], "median": statistics.median(s), "p95": p95, "max": s[-1], "n": len(s)}
+    """min / median / p95 / max (nearest-rank p95) in ms; None when empty."""
+    return summarize(values, p95="nearest-rank").as_dict(("min", "median", "p95", "max", "n"))
 
 
 async def wait_rib(

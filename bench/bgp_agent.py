@@ -24,7 +24,6 @@ import json
 import os
 import secrets
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from distribution import summarize
 from kubernetes_asyncio import client
 
 from kubevip.bgp.router import Rib, Router
@@ -53,12 +53,10 @@ NS = "bench-bgp"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def summary(values: list[float]) -> dict[str, float | int]:
-    if not values:
-        return {"runs": 0}
-    s = sorted(values)
-    p95 = s[max(0, min(len(s) - 1, -(-95 * len(s) // 100) - 1))]
-    return {"runs": len(s), "median": statistics.median(s), "p95": p95, "min": s[0], "max": s[-1]}
+def summary(values: list[float]) -> dict[str, float | int | None]:
+    """This benchmark's JSON for one figure ({"runs": 0} when nothing was measured)."""
+    s = summarize(values, p95="nearest-rank")
+    return s.as_dict(("runs", "median", "p95", "min", "max")) if s.n else {"runs": 0}
 
 
 async def until(probe: Callable[[], Awaitable[Any]], within: float, what: str) -> Any:

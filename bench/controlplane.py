@@ -31,7 +31,6 @@ import secrets
 import shutil
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from distribution import summarize  # noqa: E402
 
 from kubevip.lab.controlplane import ControlPlane  # noqa: E402
 from kubevip.lab.cpvip import ControlPlaneVipLab  # noqa: E402
@@ -206,10 +207,9 @@ def one_run(lab: ControlPlaneVipLab, prober: Prober, scenario: str) -> dict[str,
     return out
 
 
-def summary(values: list[float]) -> dict[str, float | int]:
-    s = sorted(values)
-    p95 = s[max(0, min(len(s) - 1, round(0.95 * (len(s) - 1))))]
-    return {"n": len(s), "min": s[0], "median": statistics.median(s), "p95": p95, "max": s[-1]}
+def summary(values: list[float]) -> dict[str, float | int | None]:
+    """This benchmark's JSON for one figure."""
+    return summarize(values, p95="nearest-index").as_dict(("n", "min", "median", "p95", "max"))
 
 
 def table(results: dict[str, Any]) -> str:

@@ -20,7 +20,6 @@ import os
 import platform
 import secrets
 import socket
-import statistics
 import struct
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from distribution import summarize  # noqa: E402
 
 from kubevip.lab.network import LabNetwork  # noqa: E402
 from kubevip.net.addresses import AddressManager, IPAddress  # noqa: E402
@@ -43,13 +44,9 @@ PROBE = struct.Struct("!Qd")  # sequence, send time
 REPLY = struct.Struct("!QdB")  # sequence, send time, node number
 
 
-def summary(values: list[float]) -> dict[str, float | None]:
+def summary(values: list[float]) -> dict[str, float | int | None]:
     """min / median / p95 / max (nearest-rank p95) of `values` in ms; None when empty."""
-    if not values:
-        return {"min": None, "median": None, "p95": None, "max": None, "n": 0}
-    s = sorted(values)
-    p95 = s[max(0, min(len(s) - 1, -(-95 * len(s) // 100) - 1))]
-    return {"min": s[0], "median": statistics.median(s), "p95": p95, "max": s[-1], "n": len(s)}
+    return summarize(values, p95="nearest-rank").as_dict(("min", "median", "p95", "max", "n"))
 
 
 class Echo(threading.Thread):

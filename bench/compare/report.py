@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from distribution import summarize
+
 from compare.agents import KUBE_VIP, KUBEVIP
-from compare.stats import ratios, summarize
+from compare.stats import ratios
 
 BEGIN = "<!-- bench/compare.py:begin -->"
 END = "<!-- bench/compare.py:end -->"

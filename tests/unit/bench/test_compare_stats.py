@@ -1,8 +1,9 @@
-"""Statistics and ratios of the side-by-side benchmark (bench/compare/stats.py)."""
+"""Summaries (bench/distribution.py) and ratios (bench/compare/stats.py) of the side-by-side benchmark."""
 
 import math
 
-from compare.stats import percentile, ratio, ratios, summarize
+from compare.stats import ratio, ratios
+from distribution import percentile, summarize
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
