@@ -21,6 +21,7 @@ from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import node_kubeconfig
+from kubevip.lab.tcpprobe import probe_argv
 from kubevip.lab.topology import Endpoint
 
 RESPONDER_PORT = 8080
@@ -282,19 +283,8 @@ def agent_status(state_dir: Path, node: str) -> dict[str, object]:
 
 def probe_tcp(net: LabNetwork, address: str, port: int, wait: float = 1.0) -> str | None:
     """From the client namespace: connect to address:port and return the answer (the node's name)."""
-    res = net.run(
-        net.client.netns, [sys.executable, "-c", _PROBE, address, str(port), str(wait)], check=False
-    )
+    res = net.run(net.client.netns, probe_argv(address, port, wait), check=False)
     return res.stdout.strip() or None
-
-
-_PROBE = (
-    "import socket,sys\n"
-    "a,p,t=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])\n"
-    "try:\n"
-    " s=socket.create_connection((a,p),timeout=t); print(s.recv(100).decode().strip())\n"
-    "except OSError: pass\n"
-)
 
 
 def wait_demo(net: LabNetwork, within: float = 60.0) -> dict[str, str | None]:

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from kubevip.bgp.router import DAEMONS, Neighbor, Router, make_router
 from kubevip.errors import BgpError, LabError
 from kubevip.lab import procs, topology
 from kubevip.lab.network import ENDPOINT_SYSCTLS, LabNetwork
+from kubevip.lab.tcpprobe import probe_argv
 
 ROUTER_AS = 65000
 NODE_AS = 65001
@@ -196,8 +196,8 @@ class LabBgp:
         if doc is None:
             return ""
         res = subprocess.run(
-            ["ip", "netns", "exec", doc["bgp_client"]["netns"], sys.executable, "-c", _PROBE, str(vip),
-             str(port), str(wait)], capture_output=True, text=True, timeout=wait + 30, check=False,
+            ["ip", "netns", "exec", doc["bgp_client"]["netns"], *probe_argv(str(vip), port, wait)],
+            capture_output=True, text=True, timeout=wait + 30, check=False,
         )
         return res.stdout.strip()
 
@@ -255,12 +255,3 @@ def _daemon_exe(pid: int, limit: float = 5.0) -> str:
 def _netns_pids(ns: str) -> list[int]:
     res = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False)
     return [int(p) for p in res.stdout.split()]
-
-
-_PROBE = (
-    "import socket,sys\n"
-    "a,p,t=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])\n"
-    "try:\n"
-    " s=socket.create_connection((a,p),timeout=t); print(s.recv(100).decode().strip())\n"
-    "except OSError: pass\n"
-)
