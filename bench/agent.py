@@ -33,6 +33,7 @@ from typing import Any
 
 from distribution import summarize
 from kubernetes_asyncio import client
+from polling import until
 
 from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
 from kubevip.lab.client import api_client
@@ -53,16 +54,6 @@ def summary(values: list[float]) -> dict[str, float | int | None]:
     """This benchmark's JSON for one figure ({"runs": 0} when nothing was measured)."""
     s = summarize(values, p95="nearest-index")
     return s.as_dict(("runs", "median", "p95", "min", "max")) if s.n else {"runs": 0}
-
-
-async def until(probe: Callable[[], Awaitable[Any]], within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        got = await probe()
-        if got:
-            return got
-        await asyncio.sleep(0.01)
-    raise TimeoutError(f"{what}: not within {within}s")
 
 
 class Bench:
