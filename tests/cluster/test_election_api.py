@@ -11,9 +11,14 @@ from kubernetes_asyncio import client
 from kubevip.election.elector import LeaseElector
 from kubevip.election.leaseapi import Conflict, LeaseApi
 from kubevip.election.record import lease_body
+from kubevip.election.rendezvous import choose_holder
 from kubevip.election.scalable import (
+    EPOCH_ANNOTATION,
+    GC_AFTER,
     ROLE_CLAIM,
     ROLE_LABEL,
+    ROLE_NODE,
+    UNIT_ANNOTATION,
     ScalableElector,
     claim_lease_name,
     node_lease_name,
@@ -115,16 +120,95 @@ async def test_scalable_elector_with_kube_vip_rbac(kube_kubevip: client.ApiClien
         assert el.live_nodes() == {"node-a"}
         claim = await el.api.get(kube_namespace, claim_lease_name("default/a"))
         assert claim is not None and claim.holder == "node-a" and claim.labels[ROLE_LABEL] == ROLE_CLAIM
-        # A unit no longer wanted is withdrawn and its claim emptied.
+        # A unit no longer wanted is withdrawn and its claim Lease deleted (no Lease per dead Service).
         el.set_units({"default/a": None})
         await until(lambda: held == {"default/a"}, 10, "default/b given up")
-        await until(
-            lambda: el.cache.records[claim_lease_name("default/b")].holder is None, 10, "claim emptied"
-        )
+        assert await el.api.get(kube_namespace, claim_lease_name("default/b")) is None
         await el.release()
         assert held == set()
         live = await el.api.get(kube_namespace, node_lease_name("node-a"))
         assert live is not None and live.holder is None
+    finally:
+        await guard.close()
+    assert not guard.crashed
+
+
+async def test_scalable_collects_claims_nobody_can_hold(kube_kubevip: client.ApiClient, kube_namespace: str):
+    """Claims of units no node wants are deleted once unheld; a claim a live peer holds is kept."""
+    api = LeaseApi(kube_kubevip)
+    now = time.time()
+
+    def claim(unit: str, holder: str | None, epoch: int) -> dict[str, object]:
+        return lease_body(
+            kube_namespace,
+            claim_lease_name(unit),
+            holder=holder,
+            duration=1.5,
+            transitions=0,
+            acquire_wall=now,
+            renew_wall=now,
+            labels={ROLE_LABEL: ROLE_CLAIM},
+            annotations={UNIT_ANNOTATION: unit, EPOCH_ANNOTATION: str(epoch)},
+        )
+
+    def picked_by_a(prefix: str) -> str:
+        """A unit whose rendezvous pick among the live nodes is node-a (the one that collects it)."""
+        live = {"node-a", "node-z"}
+        return next(u for i in range(100) if choose_holder(u := f"{prefix}-{i}", None, live) == "node-a")
+
+    empty, dead = picked_by_a("gone/empty"), picked_by_a("gone/dead")
+    await api.create(claim(empty, None, 0))  # a Service deleted long ago, its claim emptied
+    await api.create(claim(dead, "node-dead", 7))  # holder crashed, its liveness long gone
+    await api.create(claim("kept/peer", "node-z", 0))  # held by a live peer whose view we lack
+    peer = await api.create(
+        lease_body(
+            kube_namespace,
+            node_lease_name("node-z"),
+            holder="node-z",
+            duration=1.5,
+            transitions=0,
+            acquire_wall=now,
+            renew_wall=now,
+            labels={ROLE_LABEL: ROLE_NODE},
+        )
+    )
+
+    async def keep_peer_live() -> None:
+        nonlocal peer
+        while True:
+            await asyncio.sleep(0.25)
+            peer = await api.replace(
+                lease_body(
+                    kube_namespace,
+                    peer.name,
+                    holder="node-z",
+                    duration=1.5,
+                    transitions=0,
+                    acquire_wall=now,
+                    renew_wall=time.time(),
+                    resource_version=peer.resource_version,
+                    labels={ROLE_LABEL: ROLE_NODE},
+                )
+            )
+
+    async def noop(unit: str) -> None:
+        return None
+
+    el = ScalableElector(kube_kubevip, kube_namespace, "node-a", Timings(), noop, noop)
+    el.set_units({})
+    guard = TaskGroupGuard("test")
+    spawn(guard, "peer", keep_peer_live())
+    spawn(guard, "scalable", el.run())
+    try:
+        gone = {claim_lease_name(empty), claim_lease_name(dead)}
+        within = 3 * GC_AFTER * Timings().lease_duration
+        await until(lambda: el.is_live and not gone & set(el.cache.records), within, "claims collected")
+        for name in gone:
+            assert await api.get(kube_namespace, name) is None, name
+        kept = await api.get(kube_namespace, claim_lease_name("kept/peer"))
+        assert kept is not None and kept.holder == "node-z"
+        assert "node-z" in el.live_nodes()
+        await el.release()
     finally:
         await guard.close()
     assert not guard.crashed

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import signal
 import sys
 import time
@@ -113,6 +115,11 @@ async def amain(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Logs go to stderr (the fleet keeps them per node); KUBEVIP_LOG_LEVEL=DEBUG shows every request.
+    logging.basicConfig(
+        level=os.environ.get("KUBEVIP_LOG_LEVEL", "INFO").upper(),
+        format="%(created).3f %(levelname)s %(name)s: %(message)s",
+    )
     return asyncio.run(amain(parse_args(argv)))
 
 

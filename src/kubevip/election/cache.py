@@ -7,8 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from kubevip.election.elector import TRANSIENT
-from kubevip.election.leaseapi import LeaseApi
+from kubevip.election.leaseapi import TRANSIENT, LeaseApi
 from kubevip.election.observe import Observation, observe
 from kubevip.election.record import LeaseRecord
 

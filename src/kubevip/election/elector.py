@@ -7,12 +7,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 
-from kubevip.election.leaseapi import Conflict, LeaseApi, LeaseApiError
+from kubevip.election.handback import hand_back
+from kubevip.election.lag import LagReporter
+from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
 from kubevip.election.observe import Observation, expires_at, observe
 from kubevip.election.record import LeaseRecord, lease_body
 from kubevip.election.timings import Timings
@@ -22,14 +22,6 @@ log = logging.getLogger(__name__)
 
 Callback = Callable[[], Awaitable[None]]
 Observer = Callable[[str, bool], None]
-# Errors that mean "the API server did not answer usefully this time": retry until the deadline.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    LeaseApiError,
-    aiohttp.ClientError,
-    asyncio.TimeoutError,
-    OSError,
-    client.ApiException,
-)
 
 
 class LeaseElector:
@@ -68,6 +60,7 @@ class LeaseElector:
         self._acquire_wall = 0.0
         self._seen: Observation | None = None
         self._task: asyncio.Task[None] | None = None
+        self._lag = LagReporter(f"lease {namespace}/{name}", self.timings, clock)
         self._closing = False
         self.leader: str | None = None
         self.transitions = 0
@@ -104,48 +97,15 @@ class LeaseElector:
                 await task
         if self._leading:
             await self._stop_leading("released")
-        mine = self._mine
+        mine, self._mine = self._mine, None
         if mine is None:
             return
         try:
-            # A renewal cancelled in flight may have landed: re-read once on conflict and release the
-            # newer version if it is still ours, so peers need not wait for expiry.
-            for attempt in range(2):
-                try:
-                    await self.api.replace(self._release_body(mine), limit=self.timings.renew_deadline)
-                    log.info("lease %s/%s released by %s", self.namespace, self.name, self.identity)
-                    return
-                except Conflict:
-                    current = None if attempt else await self.api.get(
-                        self.namespace, self.name, limit=self.timings.renew_deadline
-                    )
-                    if current is None or current.holder != self.identity:
-                        log.info(
-                            "lease %s/%s changed hands before release; nothing to release",
-                            self.namespace, self.name,
-                        )
-                        return
-                    mine = current
+            await hand_back(self.api, mine, self.identity, self.timings.renew_deadline)
         except TRANSIENT as exc:
             log.warning(
                 "lease %s/%s: release failed (%r); peers take over at expiry", self.namespace, self.name, exc
             )
-        finally:
-            self._mine = None
-
-    def _release_body(self, mine: LeaseRecord) -> dict[str, Any]:
-        return lease_body(
-            self.namespace,
-            self.name,
-            holder=None,
-            duration=1.0,
-            transitions=mine.transitions,
-            acquire_wall=None,
-            renew_wall=time.time(),
-            resource_version=mine.resource_version,
-            labels=mine.labels,
-            annotations=mine.annotations,
-        )
 
     # -- leader side -------------------------------------------------------------------------
 
@@ -175,6 +135,7 @@ class LeaseElector:
         # Sleep to the next renewal, but never past the fencing deadline.
         wake = min(started + t.retry_period, self._lead_until)
         await asyncio.sleep(max(0.0, wake - self._clock()))
+        self._lag.woke(wake)
 
     async def _renew(self) -> None:
         mine = self._mine

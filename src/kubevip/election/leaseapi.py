@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,6 +28,16 @@ class LeaseApiError(ElectionError):
 
 class Gone(LeaseApiError):
     """HTTP 410: the watch's resourceVersion is too old; list again."""
+
+
+# Errors that mean "the API server did not answer usefully this time": retry until the deadline.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    LeaseApiError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    OSError,
+    client.ApiException,
+)
 
 
 class LeaseApi:

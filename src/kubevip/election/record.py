@@ -106,3 +106,21 @@ def lease_body(
     if acquire_wall is not None:
         spec["acquireTime"] = micro_time(acquire_wall)
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": spec}
+
+
+def released_body(
+    rec: LeaseRecord, renew_wall: float, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`rec` with no holder (handed back or marked expired), guarded by its resourceVersion."""
+    return lease_body(
+        rec.namespace,
+        rec.name,
+        holder=None,
+        duration=1.0,
+        transitions=rec.transitions,
+        acquire_wall=None,
+        renew_wall=renew_wall,
+        resource_version=rec.resource_version,
+        labels=rec.labels,
+        annotations=rec.annotations if annotations is None else annotations,
+    )

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from kubernetes_asyncio import client
 
 from kubevip.election.cache import LeaseCache
-from kubevip.election.elector import TRANSIENT
-from kubevip.election.leaseapi import Conflict, LeaseApi
+from kubevip.election.handback import hand_back
+from kubevip.election.lag import LagReporter
+from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
 from kubevip.election.observe import expires_at
-from kubevip.election.record import LeaseRecord, lease_body
+from kubevip.election.record import LeaseRecord, lease_body, released_body
 from kubevip.election.rendezvous import choose_holder
 from kubevip.election.timings import Timings
 from kubevip.tasks import bounded
@@ -38,6 +39,7 @@ EPOCH_ANNOTATION = "kubevip.io/epoch"
 EXPIRED_BY_ANNOTATION = "kubevip.io/expired-by"
 
 CLAIM_CONCURRENCY = 32
+GC_AFTER = 4  # lease durations an unwanted, unheld claim stays before it is deleted
 UnitCallback = Callable[[str], Awaitable[None]]
 UnitObserver = Callable[[str, bool], None]
 
@@ -111,6 +113,7 @@ class ScalableElector:
         )
         self._units: dict[str, frozenset[str] | None] = {}
         self._held: set[str] = set()
+        self._units_known = False  # no garbage collection before the first set_units
         self._orphan_since: dict[str, float] = {}
         # Claim versions written by this node in its current liveness incarnation: only these count.
         self._my_claims: dict[str, LeaseRecord] = {}
@@ -120,6 +123,7 @@ class ScalableElector:
         self._live_since = 0.0
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._lag = LagReporter(f"node {node} liveness", self.timings, clock)
         self._lock = asyncio.Lock()
         self.transitions = 0
 
@@ -145,6 +149,7 @@ class ScalableElector:
     def set_units(self, units: Mapping[str, Collection[str] | None]) -> None:
         """Desired units -> nodes eligible to hold each (None: every live node); triggers a pass."""
         self._units = {u: None if e is None else frozenset(e) for u, e in units.items()}
+        self._units_known = True
         self.cache.changed.set()
 
     def live_nodes(self) -> frozenset[str]:
@@ -207,22 +212,8 @@ class ScalableElector:
         self._epoch = None
         if mine is None:
             return
-        body = lease_body(
-            self.namespace,
-            mine.name,
-            holder=None,
-            duration=1.0,
-            transitions=mine.transitions,
-            acquire_wall=None,
-            renew_wall=time.time(),
-            resource_version=mine.resource_version,
-            labels=mine.labels,
-            annotations=mine.annotations,
-        )
         try:
-            await self.api.replace(body, limit=self.timings.renew_deadline)
-        except Conflict:
-            log.info("node %s: liveness Lease changed before release", self.node)
+            await hand_back(self.api, mine, self.node, self.timings.renew_deadline)
         except TRANSIENT as exc:
             log.warning("node %s: liveness release failed (%r); peers take over at expiry", self.node, exc)
 
@@ -240,6 +231,8 @@ class ScalableElector:
             if self._epoch is not None:
                 wake = min(wake, self._live_until)
             await asyncio.sleep(max(0.0, wake - self._clock()))
+            if self._epoch is not None:
+                self._lag.woke(wake)
             if self._epoch is not None and self._clock() >= self._live_until and self._held:
                 await self._fence("liveness renew deadline passed")
 
@@ -380,20 +373,7 @@ class ScalableElector:
             if fresh.resource_version != rec.resource_version:
                 self.cache.put(fresh)
                 continue
-            ann = dict(fresh.annotations)
-            ann[EXPIRED_BY_ANNOTATION] = self.node
-            body = lease_body(
-                self.namespace,
-                name,
-                holder=None,
-                duration=1.0,
-                transitions=fresh.transitions,
-                acquire_wall=None,
-                renew_wall=time.time(),
-                resource_version=fresh.resource_version,
-                labels=fresh.labels,
-                annotations=ann,
-            )
+            body = released_body(fresh, time.time(), {**fresh.annotations, EXPIRED_BY_ANNOTATION: self.node})
             try:
                 new = await bounded(self.api.replace(body), t.renew_deadline)
             except Conflict:
@@ -408,7 +388,7 @@ class ScalableElector:
             units = dict(self._units)
             to_claim: list[str] = []
             for unit in sorted(set(self._held) - set(units)):
-                await self._give_up(unit, "unit removed")
+                await self._give_up(unit, "unit removed", delete=True)
             for unit, eligible in units.items():
                 if not self.is_live:
                     return
@@ -444,6 +424,40 @@ class ScalableElector:
                     raise res
                 if isinstance(res, BaseException):
                     log.debug("node %s: claim of %s failed: %r", self.node, unit, res)
+            if self._units_known:
+                await self._collect_garbage(live, units)
+
+    async def _collect_garbage(self, live: frozenset[str], units: Mapping[str, object]) -> None:
+        """Delete claim Leases of units no node here wants, once nobody can hold them (else every
+        Service ever created would leave a Lease behind). Only the rendezvous pick among live nodes does
+        it, and only after the claim sat unchanged for GC_AFTER lease durations.
+        """
+        now = self._clock()
+        for name, rec in list(self.cache.records.items()):
+            if rec.labels.get(ROLE_LABEL) != ROLE_CLAIM:
+                continue
+            claim = parse_claim(rec)
+            if not claim.unit or claim.unit in units or claim.unit in self._held:
+                continue
+            seen = self.cache.seen.get(name)
+            if seen is None or now - seen.first_seen < GC_AFTER * self.timings.lease_duration:
+                continue
+            if claim.holder not in (None, self.node) and not self._stealable(claim.unit):
+                continue  # a live peer holds it: its own view says the unit still exists
+            if choose_holder(claim.unit, None, live, None) != self.node:
+                continue
+            await self._remove_claim(rec)
+
+    async def _remove_claim(self, rec: LeaseRecord) -> None:
+        """Delete a claim, guarded by its resourceVersion: a claim written meanwhile survives."""
+        try:
+            await bounded(
+                self.api.delete(self.namespace, rec.name, rec.resource_version), self.timings.renew_deadline
+            )
+        except Conflict:
+            return
+        log.info("node %s: removed claim %s of %s", self.node, rec.name, parse_claim(rec).unit)
+        self.cache.drop(rec.name)
 
     def _winner_too_slow(self, unit: str) -> bool:
         """An orphan the rendezvous winner has not claimed within a lease duration (winner overloaded or
@@ -506,29 +520,21 @@ class ScalableElector:
         if rec is not None:
             await self._clear_claim(rec)
 
-    async def _give_up(self, unit: str, why: str) -> None:
-        """Withdraw, then clear our claim so the next node can take the unit at once."""
+    async def _give_up(self, unit: str, why: str, *, delete: bool = False) -> None:
+        """Withdraw, then clear our claim so the next node can take the unit at once (or delete it,
+        when the unit is gone).
+        """
         await self._stop(unit, why)
         rec = self._my_claims.pop(unit, None)
         if rec is not None:
-            await self._clear_claim(rec)
+            await (self._remove_claim(rec) if delete else self._clear_claim(rec))
 
     async def _clear_claim(self, rec: LeaseRecord) -> None:
-        """Empty the claim's holder (an update, guarded by resourceVersion: RBAC has no delete)."""
-        body = lease_body(
-            self.namespace,
-            rec.name,
-            holder=None,
-            duration=1.0,
-            transitions=rec.transitions,
-            acquire_wall=None,
-            renew_wall=time.time(),
-            resource_version=rec.resource_version,
-            labels=rec.labels,
-            annotations=rec.annotations,
-        )
+        """Empty the claim's holder (an update, guarded by resourceVersion), keeping the Lease."""
         try:
-            new = await bounded(self.api.replace(body), self.timings.renew_deadline)
+            new = await bounded(
+                self.api.replace(released_body(rec, time.time())), self.timings.renew_deadline
+            )
         except Conflict:
             return
         self.cache.put(new)
@@ -556,8 +562,8 @@ class ScalableElector:
             log.exception("node %s: on_stopped(%s) failed", self.node, unit)
 
     async def _fence(self, why: str) -> None:
-        for unit in sorted(self._held):
-            await self._stop(unit, why)
+        # All at once: withdrawing hundreds of units one after another could outlast the fencing slack.
+        await asyncio.gather(*(self._stop(unit, why) for unit in sorted(self._held)))
 
     def _notify(self, unit: str, holding: bool) -> None:
         if self._observer is not None:

@@ -35,8 +35,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         ("coordination.k8s.io",),
         ("leases",),
-        (*READ, "create", "update", "patch"),
-        "leader election (control plane, all Services, per Service)",
+        (*READ, "create", "update", "patch", "delete"),
+        "leader election (control plane, all Services, per Service); scalable mode deletes the claim"
+        " Leases of deleted Services",
     ),
     Rule(("", "events.k8s.io"), ("events",), ("create", "patch", "update"), "Warning Events on bad input"),
 )
