@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import given, settings
@@ -112,13 +113,18 @@ def _events() -> list[tuple[str, Any, str]]:
     ]
 
 
-def _converge(order: tuple[int, ...]) -> Any:
-    w = World()
+def _apply(w: World, order: Sequence[int], deleted: bool = False) -> None:
+    """Apply _events() in `order` (as deletions when `deleted`)."""
     ev = _events()
     for i in order:
         kind, obj, created = ev[i]
         view = service_from_dict(obj) if kind == SERVICE else endpointslice_from_dict(obj)
-        apply_event(w, kind, False, view, created)
+        apply_event(w, kind, deleted, view, "" if deleted else created)
+
+
+def _converge(order: tuple[int, ...]) -> Any:
+    w = World()
+    _apply(w, order)
     snap = snapshot(w, ClassFilter(), False)
     per_node = {n: desired_rows(snap.plans, _me_if_eligible(n), n, IFACES) for n in ("n1", "n2")}
     return snap.plans, snap.clashes, dict(snap.warnings), per_node
@@ -140,14 +146,7 @@ def test_same_events_in_every_order_same_result() -> None:
 @given(st.permutations(list(range(7))), st.lists(st.integers(0, 6), max_size=3))
 def test_delete_in_any_order_leaves_nothing(order: list[int], deleted: list[int]) -> None:
     w = World()
-    ev = _events()
-    for i in order:
-        kind, obj, created = ev[i]
-        view = service_from_dict(obj) if kind == SERVICE else endpointslice_from_dict(obj)
-        apply_event(w, kind, False, view, created)
-    for i in order:
-        kind, obj, _ = ev[i]
-        view = service_from_dict(obj) if kind == SERVICE else endpointslice_from_dict(obj)
-        apply_event(w, kind, True, view)
+    _apply(w, order)
+    _apply(w, order, deleted=True)
     assert not w.services and not w.slices
     assert snapshot(w, ClassFilter(), False).plans == ()
