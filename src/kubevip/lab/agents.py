@@ -144,21 +144,22 @@ class Fleet:
         return "\n".join(out)
 
 
-def start_responders(lab: LabNetwork, log_dir: Path, port: int = RESPONDER_PORT) -> dict[str, int]:
-    """A responder per node namespace (answers with the node's name); returns node -> pid."""
-    pids = {}
-    for n in lab.nodes:
-        log = (log_dir / f"responder-{n.name}.log").open("ab")
+def start_responder(lab: LabNetwork, node: Endpoint, log_dir: Path, port: int = RESPONDER_PORT) -> int:
+    """The responder in one node's namespace (answers with the node's name), logging to log_dir; its pid."""
+    with (log_dir / f"responder-{node.name}.log").open("ab") as log:
         p = lab.popen(
-            n.netns,
-            [sys.executable, "-m", "kubevip.lab.responder", n.name, str(port)],
+            node.netns,
+            [sys.executable, "-m", "kubevip.lab.responder", node.name, str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        log.close()
-        pids[n.name] = p.pid
-    return pids
+    return p.pid
+
+
+def start_responders(lab: LabNetwork, log_dir: Path, port: int = RESPONDER_PORT) -> dict[str, int]:
+    """A responder per node namespace (answers with the node's name); returns node -> pid."""
+    return {n.name: start_responder(lab, n, log_dir, port) for n in lab.nodes}
 
 
 def alive(pid: int) -> bool:
@@ -234,16 +235,7 @@ def start_lab_processes(net: LabNetwork, kubeconfig: Path, state_dir: Path) -> l
     for n in net.nodes:
         mine = pids.setdefault(n.name, {})
         if not (mine.get("responder") and alive(mine["responder"])):
-            log = (state_dir / f"responder-{n.name}.log").open("ab")
-            p = net.popen(
-                n.netns,
-                [sys.executable, "-m", "kubevip.lab.responder", n.name, str(RESPONDER_PORT)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            log.close()
-            mine["responder"] = p.pid
+            mine["responder"] = start_responder(net, n, state_dir)
         if mine.get("agent") and alive(mine["agent"]):
             lines.append(f"agent on {n.name} already running (pid {mine['agent']})")
             continue
