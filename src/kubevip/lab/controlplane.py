@@ -310,7 +310,7 @@ class ControlPlane:
             # Throwaway data: fsync would only make tests slower.
             "--unsafe-no-fsync",
         ])
-        self._wait("etcd", lambda: '"health":"true"' in _http(f"{client}/health", None))
+        self._wait("etcd", lambda: '"health":"true"' in http_get(f"{client}/health", None))
 
     def _apiserver_args(self) -> list[str]:
         p = self._ports()
@@ -358,7 +358,7 @@ class ControlPlane:
         ]
         self._spawn("kube-controller-manager", args)
         url = f"https://127.0.0.1:{p.controller_manager}/healthz"
-        self._wait("kube-controller-manager", lambda: _http(url, self.admin_token) == "ok")
+        self._wait("kube-controller-manager", lambda: http_get(url, self.admin_token) == "ok")
 
     def _apply_rbac(self) -> None:
         self._wait("kube-apiserver", lambda: self._namespace_exists(rbac.NAMESPACE))
@@ -433,7 +433,7 @@ class ControlPlane:
             time.sleep(0.1)
 
     def _get(self, path: str) -> str:
-        return _http(f"{self.url}{path}", self.admin_token)
+        return http_get(f"{self.url}{path}", self.admin_token)
 
     def _write_state(self) -> None:
         """Record PIDs and ports so that `kubevip lab down` can clean up after a crash."""
@@ -494,12 +494,14 @@ _INSECURE.check_hostname = False
 _INSECURE.verify_mode = ssl.CERT_NONE
 
 
-def _http(url: str, token: str | None, timeout: float = 5.0) -> str:
+def http_get(url: str, token: str | None, timeout: float = 5.0, context: ssl.SSLContext | None = None) -> str:
+    """GET `url` (bearer `token` if any) and return the body; LabError naming the URL on any failure.
+    Without `context` the server's certificate is not checked (the lab's own, on loopback)."""
     req = urllib.request.Request(url)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=_INSECURE) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context or _INSECURE) as resp:
             body: bytes = resp.read()
     except urllib.error.HTTPError as exc:
         raise LabError(f"GET {url}: HTTP {exc.code}") from None

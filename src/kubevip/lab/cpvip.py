@@ -20,8 +20,6 @@ import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,7 @@ import yaml
 from kubevip.errors import LabError
 from kubevip.lab import procs
 from kubevip.lab.agents import AgentProcess
-from kubevip.lab.controlplane import ControlPlane
+from kubevip.lab.controlplane import ControlPlane, http_get
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.ports import free_port
 from kubevip.lab.topology import Endpoint
@@ -357,15 +355,7 @@ class ControlPlaneVipLab:
 
     def _get(self, base: str, path: str, timeout: float) -> str:
         ctx = ssl.create_default_context(cafile=str(self.ca))
-        req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {self.cp.admin_token}"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
-                body: bytes = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise LabError(f"GET {base}{path}: HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise LabError(f"GET {base}{path}: {exc}") from None
-        return body.decode()
+        return http_get(base + path, self.cp.admin_token, timeout, ctx)
 
     def _save(self) -> None:
         """PIDs for `kubevip lab down` (processes in node namespaces also die with their namespace)."""
