@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubevip.lab.bgp import NODE_AS, ROUTER_AS
+
 KUBEVIP = "kubevip"
 KUBE_VIP = "kube-vip"
 AGENTS = (KUBEVIP, KUBE_VIP)
@@ -25,6 +27,9 @@ class Settings:
     retry_period_s: int = 1
     legacy_endpoints: bool = False
     metrics_port: int = 2112
+    # BGP mode instead of layer 2 when set: the lab router's IPv4 address (one IPv4 session per node
+    # carrying both families, MP-BGP), the same peer, ASes, timers and next hops for both agents.
+    bgp_peer: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -33,7 +38,8 @@ class Settings:
             "vip_renewdeadline": self.renew_deadline_s,
             "vip_retryperiod": self.retry_period_s,
             "enable_endpoints": self.legacy_endpoints,
-            "vip_arp": True,
+            "vip_arp": not self.bgp_peer,
+            "bgp_enable": bool(self.bgp_peer),
             "svc_enable": True,
             "cp_enable": False,
         }
@@ -47,6 +53,7 @@ class NodeSpot:
     netns: str
     interface: str
     ipv4: str = ""
+    ipv6: str = ""
 
 
 def agent_env(agent: str, settings: Settings, node: NodeSpot, kubeconfig: str) -> dict[str, str]:
@@ -68,10 +75,31 @@ def agent_env(agent: str, settings: Settings, node: NodeSpot, kubeconfig: str) -
         "prometheus_server": f":{settings.metrics_port}",
         "KUBECONFIG": kubeconfig,
     }
+    if settings.bgp_peer:
+        env.update(bgp_env(settings, node))
     if agent == KUBE_VIP:
         # kube-vip reads its kubeconfig from k8s_config_file (or --k8sConfigPath), not KUBECONFIG.
         env["k8s_config_file"] = kubeconfig
     return env
+
+
+def bgp_env(settings: Settings, node: NodeSpot) -> dict[str, str]:
+    """BGP mode, identical for both agents: VIPs on lo, one peer (the lab router), the router id and
+    both next hops fixed to the node's own addresses (kube-vip needs `mpbgp_nexthop` to announce IPv6
+    over an IPv4 session; kubevip reads the same variables), hold time 9 s as in the lab."""
+    return {
+        "vip_arp": "false",
+        "bgp_enable": "true",
+        "vip_interface": "lo",
+        "bgp_routerid": node.ipv4,
+        "bgp_as": str(NODE_AS),
+        "bgp_peers": f"{settings.bgp_peer}:{ROUTER_AS}",
+        "bgp_hold_time": "9",
+        "bgp_keepalive_interval": "3",
+        "mpbgp_nexthop": "fixed",
+        "mpbgp_ipv4": node.ipv4,
+        "mpbgp_ipv6": node.ipv6,
+    }
 
 
 def agent_argv(agent: str, kube_vip_bin: str | None, kubevip_bin: str | None) -> list[str]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import ssl
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,6 +22,10 @@ class ApiError(RuntimeError):
     def __init__(self, status: int, body: str, what: str) -> None:
         super().__init__(f"{what}: HTTP {status}: {body[:300]}")
         self.status = status
+
+
+# Statuses a loaded API server answers with for a while (overload, etcd timeouts): worth a retry.
+_TRANSIENT = (429, 500, 502, 503, 504)
 
 
 class Kube:
@@ -60,7 +66,28 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float = 30.0,
+        attempts: int = 4,
     ) -> Any:
+        """One API call, retried on timeouts, dropped connections and overload statuses: a loaded API
+        server (1000 Services, agents restarting) must cost a pause, not the benchmark run. A retried
+        create that meets its own earlier success (409) or a retried delete (404) counts as done."""
+        for attempt in range(attempts):
+            try:
+                return self._once(method, path, body, content_type, timeout)
+            except ApiError as exc:
+                if attempt and (
+                    (method == "POST" and exc.status == 409) or (method == "DELETE" and exc.status == 404)
+                ):
+                    return None
+                if exc.status not in _TRANSIENT or attempt == attempts - 1:
+                    raise
+            except (TimeoutError, ConnectionError, http.client.HTTPException, urllib.error.URLError) as exc:
+                if attempt == attempts - 1:
+                    raise ApiError(0, repr(exc), f"{method} {path} ({attempts} attempts)") from None
+            time.sleep(min(2.0 * (attempt + 1), 10.0))
+        raise AssertionError("unreachable")
+
+    def _once(self, method: str, path: str, body: Any, content_type: str, timeout: float) -> Any:
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         req = urllib.request.Request(self.server + path, data=data, method=method)
         if self.token:

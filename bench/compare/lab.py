@@ -66,7 +66,9 @@ class Lab:
 
     @property
     def nodes(self) -> list[NodeSpot]:
-        return [NodeSpot(n["name"], n["netns"], n["interface"], n["ipv4"]) for n in self.doc["nodes"]]
+        return [
+            NodeSpot(n["name"], n["netns"], n["interface"], n["ipv4"], n["ipv6"]) for n in self.doc["nodes"]
+        ]
 
     @property
     def client_netns(self) -> str:

@@ -48,9 +48,35 @@ def _fmt(v: float | None, unit: str) -> str:
     return f"{v:.3g}"
 
 
-def _cell(fig: dict[str, Any], agent: str) -> str:
+def _reasons(figures: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Each distinct "not available" reason, numbered in table order (cells point to the note)."""
+    out: dict[str, int] = {}
+    for f in figures:
+        for agent in (KUBEVIP, KUBE_VIP):
+            reason = f["not_available"].get(agent)
+            if reason is not None and reason not in out:
+                out[reason] = len(out) + 1
+    return out
+
+
+def notes(figures: Sequence[dict[str, Any]]) -> str:
+    """The reasons behind the table's "not available" cells, one numbered line each ("" if none)."""
+    agents_of: dict[str, list[str]] = {}
+    for f in figures:
+        for agent, reason in f["not_available"].items():
+            if agent not in agents_of.setdefault(reason, []):
+                agents_of[reason].append(agent)
+    lines = [
+        f"{n}. not available ({', '.join(agents_of[r])}): {r.replace(chr(10), ' ').replace('|', '/')}"
+        for r, n in _reasons(figures).items()
+    ]
+    return "\n".join(lines)
+
+
+def _cell(fig: dict[str, Any], agent: str, reasons: dict[str, int] | None = None) -> str:
     if agent in fig["not_available"]:
-        return "not available"
+        n = (reasons or {}).get(fig["not_available"][agent])
+        return "not available" + (f" (note {n})" if n else "")
     s = fig["summary"][agent]
     if not s["n"]:
         failed = fig["failed_runs"][agent]
@@ -76,8 +102,11 @@ def table(figures: Sequence[dict[str, Any]]) -> str:
         "| ratio kubevip / kube-vip |",
         "|---|---|---|---|",
     ]
+    reasons = _reasons(figures)
     for f in figures:
-        rows.append(f"| {f['label']} | {_cell(f, KUBEVIP)} | {_cell(f, KUBE_VIP)} | {_ratio(f)} |")
+        rows.append(
+            f"| {f['label']} | {_cell(f, KUBEVIP, reasons)} | {_cell(f, KUBE_VIP, reasons)} | {_ratio(f)} |"
+        )
     return "\n".join(rows)
 
 
@@ -92,7 +121,8 @@ def plot_failovers(figures: Sequence[dict[str, Any]], path: Path) -> Path | None
     by_id = {f["id"]: f for f in figures}
     modes = sorted({f["id"].split("-")[-2] for f in figures if f["id"].startswith("failover-kill-")})
     modes = [m for m in ("service", "global") if m in modes]
-    if not modes:
+    bgp = any(f["id"].startswith("bgp-") for f in figures)
+    if not modes and not bgp:
         return None
     panels = [
         ("kill", "", "SIGKILL: another node answers"),
@@ -100,13 +130,40 @@ def plot_failovers(figures: Sequence[dict[str, Any]], path: Path) -> Path | None
         ("term", "", "SIGTERM: another node answers"),
         ("term", "gap-", "SIGTERM: longest answer gap"),
     ]
-    fig, axes = plt.subplots(len(modes), len(panels), figsize=(16, 3.2 * len(modes)), squeeze=False)
-    for r, mode in enumerate(modes):
-        for c, (kind, sub, title) in enumerate(panels):
+    # Per row: (title suffix, [(panel title, figure id per family)]).
+    rows: list[tuple[str, list[tuple[str, dict[str, str]]]]] = []
+    for mode in modes:
+        ml = "per-Service election" if mode == "service" else "global election"
+        rows.append(
+            (
+                ml,
+                [
+                    (title, {fam: f"failover-{kind}-{sub}{mode}-{fam}" for fam in ("ipv4", "ipv6")})
+                    for kind, sub, title in panels
+                ],
+            )
+        )
+    if bgp:
+        rows.append(
+            (
+                "BGP mode",
+                [
+                    ("created -> route in the RIB", {f: f"bgp-create-{f}" for f in ("ipv4", "ipv6")}),
+                    ("SIGKILL: RIB names another node", {f: f"bgp-kill-{f}" for f in ("ipv4", "ipv6")}),
+                ],
+            )
+        )
+    fig, axes = plt.subplots(len(rows), len(panels), figsize=(16, 3.2 * len(rows)), squeeze=False)
+    for r, (suffix, row) in enumerate(rows):
+        for c in range(len(panels)):
             ax = axes[r][c]
+            if c >= len(row):
+                ax.set_visible(False)
+                continue
+            title, fids = row[c]
             data, labels = [], []
             for fam in ("ipv4", "ipv6"):
-                f = by_id.get(f"failover-{kind}-{sub}{mode}-{fam}")
+                f = by_id.get(fids[fam])
                 for agent in (KUBEVIP, KUBE_VIP):
                     raw = [] if f is None else f["samples"].get(agent, [])
                     vals = [v * 1000 for v in raw if v is not None]
@@ -116,7 +173,7 @@ def plot_failovers(figures: Sequence[dict[str, Any]], path: Path) -> Path | None
             ax.boxplot([d or [math.nan] for d in data], vert=False, tick_labels=labels, widths=0.5)
             for i, d in enumerate(data, start=1):
                 ax.scatter(d, [i] * len(d), s=9, alpha=0.6)
-            ax.set_title(f"{title} ({'per-Service' if mode == 'service' else 'global'} election)", fontsize=9)
+            ax.set_title(f"{title} ({suffix})", fontsize=9)
             ax.set_xlabel("ms")
             ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()

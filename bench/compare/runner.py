@@ -16,6 +16,7 @@ from compare import apimetrics, workload
 from compare.agents import AgentProcess, NodeSpot, Settings, agent_argv, agent_env, start_agent
 from compare.lab import HERE, PROBE_PORT, Helpers, Lab
 from compare.procstat import usage
+from compare.rib import RibReader, family_of
 from compare.timeline import AddrEvent, Reply, failover_times, first_answer, holder_intervals, overlap
 
 
@@ -156,6 +157,14 @@ class Runner:
             self.start_node(n)
         self.wait_ready()
 
+    def ensure_all(self) -> None:
+        """Restart any agent that is not running (e.g. after a scenario failed half-way)."""
+        dead = [n for n in self.lab.nodes if n.name not in self.procs or not self.procs[n.name].alive()]
+        for n in dead:
+            self.start_node(n)
+        if dead:
+            self.wait_ready()
+
     def wait_ready(self, timeout: float = 180.0) -> None:
         """Until every agent serves its metrics (both agents start that early), so that slow process
         start-up on a loaded machine is not mistaken for a missing feature."""
@@ -181,14 +190,21 @@ class Runner:
     def node(self, name: str) -> NodeSpot:
         return next(n for n in self.lab.nodes if n.name == name)
 
-    def holders(self, addr: str) -> list[str]:
-        return [n.name for n in self.lab.nodes if addr in workload.node_addresses(n.netns, n.interface)]
+    def vip_dev(self, node: NodeSpot) -> str:
+        """Where the agents put VIPs: the lab interface in layer 2, lo in BGP mode."""
+        return "lo" if self.settings.bgp_peer else node.interface
 
-    def clear_vips(self, vips: list[str]) -> None:
-        """Remove leftovers (e.g. after a SIGKILL) so every run starts clean."""
+    def holders(self, addr: str) -> list[str]:
+        return [n.name for n in self.lab.nodes if addr in workload.node_addresses(n.netns, self.vip_dev(n))]
+
+    def clear_vips(self, vips: list[str], only: str | None = None) -> None:
+        """Remove leftovers (e.g. after a SIGKILL) so every run starts clean (on node `only`, or all)."""
         for n in self.lab.nodes:
-            have = workload.node_addresses(n.netns, n.interface)
-            cmds = [f"addr del {v}/{128 if ':' in v else 32} dev {n.interface}" for v in vips if v in have]
+            if only is not None and n.name != only:
+                continue
+            dev = self.vip_dev(n)
+            have = workload.node_addresses(n.netns, dev)
+            cmds = [f"addr del {v}/{128 if ':' in v else 32} dev {dev}" for v in vips if v in have]
             if cmds:
                 subprocess.run(
                     ["ip", "-n", n.netns, "-force", "-batch", "-"],
@@ -197,8 +213,26 @@ class Runner:
                     text=True,
                 )
 
-    def tail(self, n: int = 1200) -> str:
-        return " | ".join(p.log.read_text(errors="replace")[-n:] for p in list(self.procs.values())[:1])
+    def tail(self, n: int = 1200, nodes: int = 1) -> str:
+        return " | ".join(
+            f"{name}: " + p.log.read_text(errors="replace")[-n:]
+            for name, p in list(self.procs.items())[:nodes]
+        )
+
+    def reset(self, vips: list[str]) -> None:
+        """After a stage, whatever happened in it: agents stopped, no Service, Lease or VIP left over."""
+        self.stop_all()
+        kube = self.lab.admin
+        for call in (
+            lambda: workload.delete_all_services(kube),
+            lambda: kube.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/{workload.NS}/leases"),
+            lambda: kube.delete("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/plndr-svcs-lock"),
+        ):
+            try:
+                call()
+            except Exception as exc:  # clean-up is best effort; the next stage retries it
+                print(f"reset: {exc}", file=sys.stderr)
+        self.clear_vips(vips)
 
     # ---- scenarios -------------------------------------------------------------------------------
 
@@ -383,6 +417,109 @@ class Runner:
             workload.delete_all_services(kube)
             workload.wait_for(lambda: self.held_count(vips)[0] == 0, timeout, 1.0)
             self.clear_vips(sorted(vips))
+        return res
+
+    def bgp(self, rib: RibReader, vips: dict[str, str], runs: int, kill_runs: int) -> dict[str, Any]:
+        """BGP mode, per family: Service created -> its host route in the router's RIB, Service deleted
+        -> both routes gone, SIGKILL of the announcing agent -> the RIB names another node. The RIB is
+        read through the router's CLI (both families: one call each), so each time includes up to one
+        read (tens of ms)."""
+        kube = self.lab.admin
+        hop_node = {a: n.name for n in self.lab.nodes for a in (n.ipv4, n.ipv6)}
+        node_hop = {n.name: {"ipv4": n.ipv4, "ipv6": n.ipv6} for n in self.lab.nodes}
+        res: dict[str, Any] = {
+            "create": {f: [] for f in vips},
+            "delete": [],
+            "kill": {f: [] for f in vips},
+            "next_hops": [],
+            "wrong_next_hop": [],
+            "families_split_across_nodes": 0,
+        }
+
+        def present(routes: dict[str, set[str]]) -> bool:
+            return all(routes.get(v) for v in vips.values())
+
+        def absent() -> bool:
+            routes = rib.routes()
+            return not any(v in routes for v in vips.values())
+
+        def check_hops(routes: dict[str, set[str]]) -> None:
+            for f, v in vips.items():
+                hops = sorted(routes.get(v, set()))
+                res["next_hops"].append({f: hops})
+                res["wrong_next_hop"] += [
+                    f"{v} via {h}" for h in hops if family_of(h) != f or h not in hop_node
+                ]
+
+        # Warm-up: sessions established, first Service through the whole pipeline, else not available.
+        workload.create_service(kube, workload.service_body("kvb-bgp-warm", vips))
+        try:
+            if not workload.wait_for(lambda: present(rib.routes()), 120, 0.2):
+                raise NotAvailable(
+                    f"{self.agent}: the {rib.daemon} router got no route for {sorted(vips.values())} within "
+                    f"120 s (RIB: {rib.routes()}); agent logs: {self.tail(1500, nodes=3)}"
+                )
+        finally:
+            workload.delete_services(kube, ["kvb-bgp-warm"])
+        if not workload.wait_for(absent, 60, 0.2):
+            raise NotAvailable(f"{self.agent}: deleted Service still routed after 60 s: {rib.routes()}")
+        for i in range(runs):
+            name = f"kvb-bgp-{i}"
+            t0 = time.monotonic()
+            workload.create_service(kube, workload.service_body(name, vips))
+            seen: dict[str, float] = {}
+            deadline = t0 + 30
+            routes: dict[str, set[str]] = {}
+            while len(seen) < len(vips) and time.monotonic() < deadline:
+                routes = rib.routes()
+                now = time.monotonic()
+                for f, v in vips.items():
+                    if routes.get(v) and f not in seen:
+                        seen[f] = now - t0
+                time.sleep(0.01)
+            for f in vips:
+                res["create"][f].append(seen.get(f, float("nan")))
+            check_hops(routes)
+            t1 = time.monotonic()
+            workload.delete_services(kube, [name])
+            gone = workload.wait_for(absent, 30, 0.01)
+            res["delete"].append(time.monotonic() - t1 if gone else float("nan"))
+            self.clear_vips(list(vips.values()))
+        for i in range(kill_runs):
+            name = f"kvb-bgp-kill-{i}"
+            workload.create_service(kube, workload.service_body(name, vips))
+            try:
+                one = lambda: all(len(rib.routes().get(v, ())) == 1 for v in vips.values())  # noqa: E731
+                if not workload.wait_for(one, 60, 0.1):
+                    raise NotAvailable(f"{self.agent}: no single announcer within 60 s: {rib.routes()}")
+                routes = rib.routes()
+                owner = {f: hop_node.get(next(iter(routes[v])), "?") for f, v in vips.items()}
+                if len(set(owner.values())) > 1:
+                    res["families_split_across_nodes"] += 1
+                victim = owner["ipv4"]
+                t0 = time.monotonic()
+                self.procs[victim].signal(signal.SIGKILL)
+                moved: dict[str, float] = {}
+                deadline = t0 + 3 * self.settings.lease_duration_s + 30
+                while time.monotonic() < deadline and len(moved) < len(vips):
+                    routes = rib.routes()
+                    now = time.monotonic()
+                    for f, v in vips.items():
+                        hops = routes.get(v, set())
+                        if f not in moved and hops and node_hop[victim][f] not in hops:
+                            moved[f] = now - t0
+                    time.sleep(0.01)
+                for f in vips:
+                    res["kill"][f].append(moved.get(f, float("nan")))
+                self.procs[victim].proc.wait(30)
+                self.clear_vips(list(vips.values()), only=victim)  # a killed agent leaves its VIPs on lo
+                back = self.start_node(self.node(victim))
+                port = self.settings.metrics_port
+                workload.wait_for(lambda b=back, p=port: metrics_up(b.node.ipv4, p), 180, 0.2)
+            finally:
+                workload.delete_services(kube, [name])
+                workload.wait_for(absent, 30, 0.1)
+                self.clear_vips(list(vips.values()))
         return res
 
     def seed(self, vip4: str, runs_wait: float = 20.0) -> dict[str, Any]:
