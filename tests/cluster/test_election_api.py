@@ -212,3 +212,58 @@ async def test_scalable_collects_claims_nobody_can_hold(kube_kubevip: client.Api
     finally:
         await guard.close()
     assert not guard.crashed
+
+
+async def test_a_renewal_of_ours_that_landed_unseen_is_adopted(
+    kube_kubevip: client.ApiClient, kube_namespace: str
+):
+    """A renewal whose answer was lost makes the next one conflict: the leader re-reads, sees its own
+    holder and acquireTime, and keeps leading instead of flapping.
+    """
+    events: list[str] = []
+
+    async def started() -> None:
+        events.append("started")
+
+    async def stopped() -> None:
+        events.append("stopped")
+
+    el = LeaseElector(kube_kubevip, kube_namespace, "kvt-adopt", "node-a", Timings(), started, stopped)
+    api = LeaseApi(kube_kubevip)
+    guard = TaskGroupGuard("test")
+    spawn(guard, "elector", el.run())
+    try:
+        await until(lambda: el.is_leader, 10, "leadership")
+        deadline = time.monotonic() + 10
+        while True:  # write "our" renewal behind the elector's back (it may renew in between: retry)
+            rec = await api.get(kube_namespace, "kvt-adopt")
+            assert rec is not None and rec.holder == "node-a"
+            body = lease_body(
+                kube_namespace,
+                "kvt-adopt",
+                holder="node-a",
+                duration=1.5,
+                transitions=rec.transitions,
+                acquire_wall=None,
+                renew_wall=time.time(),
+                resource_version=rec.resource_version,
+                labels=rec.labels,
+                annotations=rec.annotations,
+            )
+            body["spec"]["acquireTime"] = rec.acquire_time
+            try:
+                sneaked = await api.replace(body)
+                break
+            except Conflict:
+                assert time.monotonic() < deadline, "could not write between renewals"
+        # The elector renews past our version (so it adopted it) without ever stopping.
+        await until(
+            lambda: el._mine is not None and int(el._mine.resource_version) > int(sneaked.resource_version),
+            10,
+            "a renewal after the unseen one",
+        )
+        assert events == ["started"] and el.is_leader
+        await el.release()
+    finally:
+        await guard.close()
+    assert not guard.crashed

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from kubevip.election.leaseapi import TRANSIENT, LeaseApi
 from kubevip.election.observe import Observation, observe
-from kubevip.election.record import LeaseRecord
+from kubevip.election.record import DURATION_MS_ANNOTATION, LeaseRecord
 
 log = logging.getLogger(__name__)
 # Anything that means "this list/watch round is over": list again.
@@ -48,7 +48,8 @@ class LeaseCache:
         self.records[rec.name] = rec
         self.seen[rec.name] = observe(self.seen.get(rec.name), rec.resource_version, self._clock())
         self.absent_since.pop(rec.name, None)
-        self.changed.set()
+        if old is None or not same_state(old, rec):
+            self.changed.set()
 
     def drop(self, name: str) -> None:
         if self.records.pop(name, None) is not None:
@@ -88,3 +89,21 @@ def _newer(a: str, b: str) -> bool:
     if a.isdigit() and b.isdigit():
         return int(a) > int(b)
     return False
+
+
+def same_state(a: LeaseRecord, b: LeaseRecord) -> bool:
+    """Equal but for a renewal (resourceVersion, renewTime and the precise-duration stamp), which moves
+    expiry times (kept in `seen`) but changes no decision, so it need not wake anyone.
+    """
+    return (
+        a.holder == b.holder
+        and a.transitions == b.transitions
+        and a.duration == b.duration
+        and a.acquire_time == b.acquire_time
+        and a.labels == b.labels
+        and _decisive(a.annotations) == _decisive(b.annotations)
+    )
+
+
+def _decisive(annotations: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in annotations.items() if k != DURATION_MS_ANNOTATION}

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from kubernetes_asyncio import client
 
-from kubevip.election.handback import hand_back
+from kubevip.election.handback import hand_back, still_ours
 from kubevip.election.lag import LagReporter
 from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
 from kubevip.election.observe import Observation, expires_at, observe
@@ -119,6 +119,8 @@ class LeaseElector:
         try:
             await bounded(self._renew(), remaining)
         except Conflict:
+            if await self._adopt_own_write():
+                return  # a renewal of ours that timed out had landed: renew again at once from it
             await self._stop_leading("lease changed by someone else")
             return
         except TRANSIENT as exc:
@@ -134,8 +136,9 @@ class LeaseElector:
             return
         # Sleep to the next renewal, but never past the fencing deadline.
         wake = min(started + t.retry_period, self._lead_until)
-        await asyncio.sleep(max(0.0, wake - self._clock()))
-        self._lag.woke(wake)
+        before = self._clock()
+        await asyncio.sleep(max(0.0, wake - before))
+        self._lag.woke(max(wake, before))
 
     async def _renew(self) -> None:
         mine = self._mine
@@ -156,6 +159,22 @@ class LeaseElector:
         rec = await self.api.replace(body, limit=max(0.05, self._lead_until - sent))
         self._mine = rec
         self._lead_until = sent + self.timings.renew_deadline
+
+    async def _adopt_own_write(self) -> bool:
+        """After a renewal conflict: True if the Lease is still ours (or we cannot tell yet; the fencing
+        deadline still rules), False if someone else wrote it.
+        """
+        mine = self._mine
+        assert mine is not None
+        limit = max(0.05, self._lead_until - self._clock())
+        try:
+            current = await bounded(still_ours(self.api, mine, self.identity, limit), limit)
+        except TRANSIENT:
+            return True
+        if current is None:
+            return False
+        self._mine = current
+        return True
 
     async def _stop_leading(self, why: str) -> None:
         self._leading = False

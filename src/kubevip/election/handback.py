@@ -1,4 +1,6 @@
-"""Handing a Lease back on shutdown, so peers take over within one retry instead of at expiry."""
+"""Our own Lease after a conflict: recognising a write of ours that timed out but landed, and handing
+the Lease back on shutdown so peers take over within one retry instead of at expiry.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +11,16 @@ from kubevip.election.leaseapi import Conflict, LeaseApi
 from kubevip.election.record import LeaseRecord, released_body
 
 log = logging.getLogger(__name__)
+
+
+async def still_ours(api: LeaseApi, mine: LeaseRecord, identity: str, limit: float) -> LeaseRecord | None:
+    """The current version if this process still holds it (same holder and acquireTime, so the newer
+    version is a write of ours whose answer we never got), else None.
+    """
+    current = await api.get(mine.namespace, mine.name, limit=limit)
+    if current is None or current.holder != identity or current.acquire_time != mine.acquire_time:
+        return None
+    return current
 
 
 async def hand_back(api: LeaseApi, mine: LeaseRecord, identity: str, limit: float) -> bool:
@@ -23,8 +35,8 @@ async def hand_back(api: LeaseApi, mine: LeaseRecord, identity: str, limit: floa
         except Conflict:
             if attempt:
                 break
-            current = await api.get(mine.namespace, mine.name, limit=limit)
-            if current is None or current.holder != identity:
+            current = await still_ours(api, mine, identity, limit)
+            if current is None:
                 break
             mine = current
             continue

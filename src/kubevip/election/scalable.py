@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from kubernetes_asyncio import client
 
 from kubevip.election.cache import LeaseCache
-from kubevip.election.handback import hand_back
+from kubevip.election.handback import hand_back, still_ours
 from kubevip.election.lag import LagReporter
 from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
 from kubevip.election.observe import expires_at
@@ -38,7 +39,9 @@ UNIT_ANNOTATION = "kubevip.io/unit"
 EPOCH_ANNOTATION = "kubevip.io/epoch"
 EXPIRED_BY_ANNOTATION = "kubevip.io/expired-by"
 
-CLAIM_CONCURRENCY = 32
+# Claims in flight at once: more only queue at a busy API server, where they delay this node's own
+# liveness renewals past their deadline (32 did, for 1000 units on a loaded 2-core host).
+CLAIM_CONCURRENCY = 8
 GC_AFTER = 4  # lease durations an unwanted, unheld claim stays before it is deleted
 UnitCallback = Callable[[str], Awaitable[None]]
 UnitObserver = Callable[[str, bool], None]
@@ -69,6 +72,7 @@ class Claim:
     record: LeaseRecord
 
 
+@functools.lru_cache(maxsize=8192)  # called per unit per pass; a record version never changes
 def parse_claim(rec: LeaseRecord) -> Claim:
     raw = rec.annotations.get(EPOCH_ANNOTATION, "")
     return Claim(
@@ -228,11 +232,12 @@ class ScalableElector:
             else:
                 wake = started + t.retry_period
                 await self._renew_liveness()
+            before = self._clock()
+            if self._epoch is not None and self._live_until > before:
+                wake = min(wake, self._live_until)  # wake to fence, if it comes to that
+            await asyncio.sleep(max(0.0, wake - before))
             if self._epoch is not None:
-                wake = min(wake, self._live_until)
-            await asyncio.sleep(max(0.0, wake - self._clock()))
-            if self._epoch is not None:
-                self._lag.woke(wake)
+                self._lag.woke(max(wake, before))
             if self._epoch is not None and self._clock() >= self._live_until and self._held:
                 await self._fence("liveness renew deadline passed")
 
@@ -301,12 +306,22 @@ class ScalableElector:
         )
         body["spec"]["acquireTime"] = mine.acquire_time
         sent = self._clock()
+        # While live, a renewal may not outlast the deadline (this loop fences). Past it we are fenced
+        # already and a late renewal is still safe (a peer that marked us expired makes it conflict): give
+        # it a whole renew deadline, or under load it could never get through again.
         remaining = self._live_until - sent
+        if remaining <= 0:
+            remaining = t.renew_deadline
         try:
-            new = await bounded(
-                self.api.replace(body, limit=max(0.05, remaining)), max(0.05, remaining)
-            )
+            new = await bounded(self.api.replace(body, limit=remaining), remaining)
         except Conflict:
+            try:
+                current = await bounded(still_ours(self.api, mine, self.node, remaining), remaining)
+            except TRANSIENT:
+                return  # cannot tell yet; the fencing deadline still rules
+            if current is not None:
+                self._mine = current  # a renewal of ours that timed out had landed
+                return
             # Someone marked us expired (or the Lease was edited): our claims are void; start over.
             log.warning("node %s: liveness Lease taken away; withdrawing everything", self.node)
             await self._fence("liveness lost")
@@ -329,10 +344,13 @@ class ScalableElector:
     async def _assign_loop(self) -> None:
         t = self.timings
         wake = self._clock()
+        unsettled = True
+        full_pass_at = 0.0
         while not self._closing:
             # Wake on any change, at the next peer expiry instant, or after one retry period.
             with contextlib.suppress(TimeoutError):
                 await bounded(self.cache.changed.wait(), max(0.0, wake - self._clock()))
+            dirty = self.cache.changed.is_set()
             self.cache.changed.clear()
             wake = self._clock() + t.retry_period
             if not self.is_live:
@@ -343,7 +361,11 @@ class ScalableElector:
                 continue
             try:
                 wake = min(wake, await self._expire_peers())
-                await self._converge()
+                # A pass over every unit costs CPU in proportion to the units: run it on a change, while
+                # some unit still waits for a holder, and once per lease duration for the timers.
+                if dirty or unsettled or self._clock() >= full_pass_at:
+                    full_pass_at = self._clock() + t.lease_duration
+                    unsettled = await self._converge()
             except TRANSIENT as exc:
                 log.debug("node %s: assignment pass failed: %r", self.node, exc)
 
@@ -382,18 +404,22 @@ class ScalableElector:
             self.cache.put(new)
         return next_expiry
 
-    async def _converge(self) -> None:
+    async def _converge(self) -> bool:
+        """One pass over every unit; True if some unit that a node could hold still has no holder."""
         async with self._lock:
             live = self.live_nodes()
             units = dict(self._units)
             to_claim: list[str] = []
+            unsettled = False
             for unit in sorted(set(self._held) - set(units)):
                 await self._give_up(unit, "unit removed", delete=True)
             for unit, eligible in units.items():
                 if not self.is_live:
-                    return
+                    return True
+                self._adopt_claim(unit)
                 current = self.current_holder(unit)
                 want = choose_holder(unit, current, live, eligible)
+                unsettled = unsettled or (current is None and want is not None)
                 if current is not None:
                     self._orphan_since.pop(unit, None)
                 if current == self.node:
@@ -426,6 +452,20 @@ class ScalableElector:
                     log.debug("node %s: claim of %s failed: %r", self.node, unit, res)
             if self._units_known:
                 await self._collect_garbage(live, units)
+            return unsettled
+
+    def _adopt_claim(self, unit: str) -> None:
+        """A claim in our name and current epoch that we do not count as ours is a claim write of ours
+        whose answer we never got (timed out, yet stored): adopt it instead of clearing and re-claiming.
+        """
+        if unit in self._my_claims or self._epoch is None:
+            return
+        rec = self.cache.records.get(claim_lease_name(unit))
+        if rec is None:
+            return
+        claim = parse_claim(rec)
+        if claim.holder == self.node and claim.epoch == self._epoch:
+            self._my_claims[unit] = rec
 
     async def _collect_garbage(self, live: frozenset[str], units: Mapping[str, object]) -> None:
         """Delete claim Leases of units no node here wants, once nobody can hold them (else every

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kubevip.election.cache import same_state
 from kubevip.election.observe import Observation, expires_at, observe
 from kubevip.election.record import DURATION_MS_ANNOTATION, lease_body, parse_lease
 
@@ -57,3 +58,38 @@ def test_observation_clock_restarts_only_on_a_new_version():
     assert observe(o, "2", now=20.0) == Observation("2", 20.0)
     assert observe(o, "1", now=20.0, not_before=15.0) == Observation("1", 15.0)
     assert expires_at(Observation("1", 10.0), 1.5) == 11.5
+
+
+@given(
+    holder=st.sampled_from([None, "node-a", "node-b"]),
+    transitions=st.integers(0, 3),
+    renew=st.floats(1.7e9, 1.8e9),
+    rv=st.integers(1, 10**6),
+)
+def test_a_renewal_is_not_a_change_but_anything_else_is(holder, transitions, renew, rv) -> None:
+    """same_state ignores what a renewal changes (version, renewTime, the precise-duration stamp)."""
+    base = parse_lease(
+        lease_body(
+            "ns",
+            "l",
+            holder="node-a",
+            duration=1.5,
+            transitions=1,
+            acquire_wall=1.7e9,
+            renew_wall=1.7e9,
+            resource_version="1",
+        )
+    )
+    other = parse_lease(
+        lease_body(
+            "ns",
+            "l",
+            holder=holder,
+            duration=1.5,
+            transitions=transitions,
+            acquire_wall=1.7e9,
+            renew_wall=renew,
+            resource_version=str(rv),
+        )
+    )
+    assert same_state(base, other) == (holder == "node-a" and transitions == 1)
