@@ -59,6 +59,14 @@ def git_rev() -> str:
     return res.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def uncommitted_src() -> list[str]:
+    """Files under src/ that differ from HEAD (the checkout is shared: the run measures them too)."""
+    res = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "src"], capture_output=True, text=True
+    )
+    return [line[3:] for line in res.stdout.splitlines() if line.strip()]
+
+
 class Collector:
     """Samples per (figure id) per agent, plus why an agent could not run a figure."""
 
@@ -384,6 +392,7 @@ def main() -> int:
             },
             "versions": {KUBEVIP: git_rev(), KUBE_VIP: kv_version},
             "peer_versions_not_served": PEERS_NOT_SERVED,
+            "kubevip_uncommitted_src": uncommitted_src(),
             "settings": {
                 **settings_doc(ld, rd, rp),
                 "probe_interval_ms": args.probe_ms,
@@ -592,6 +601,24 @@ def baseline_rps(lab: Lab, window: float) -> float:
 RERUN = "$(hack/venv.sh | tail -1)/bin/python bench/compare.py"
 
 
+def counts_line(doc: dict[str, Any]) -> str:
+    """The run counts and windows of this run, in words."""
+    s = doc["settings"]
+    b = s.get("bgp") or {}
+    parts = [
+        f"{s['runs']} create runs per family and election mode ({s['modes']})",
+        f"{s.get('failover_runs', s['runs'])} failovers per signal (SIGKILL, SIGTERM) and mode",
+    ]
+    if b.get("router"):
+        parts.append(f"BGP: {b['runs']} create / delete runs and {b['kill_runs']} SIGKILLs")
+    if s.get("scale"):
+        parts.append(
+            f"{s['scale'].replace(',', ' and ')} Services with {s['scale_modes']} election, one run each, "
+            f"{s['scale_window_s']:g} s steady window, {s.get('scale_timeout_s', 0):g} s per convergence wait"
+        )
+    return "Run counts: " + "; ".join(parts) + f"; {s['nodes']} nodes."
+
+
 def bgp_lines(doc: dict[str, Any]) -> list[str]:
     b = doc["settings"].get("bgp") or {}
     if not b.get("router"):
@@ -630,6 +657,8 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         f"each VIP over UDP every {s['probe_interval_ms']:g} ms; a responder in every node namespace answers "
         "with its node name, so the client sees which node holds the VIP. Address watchers (netlink events "
         "+ polling) in every node count the time two nodes held the same VIP.",
+        "",
+        counts_line(doc),
         "",
         "Cells: median / p95 / max over n runs. Ratio below 1: kubevip is lower (faster, smaller). "
         '"not available": that agent could not run the scenario in this run (reason in the JSON).',
@@ -681,8 +710,9 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         RERUN,
         "```",
         "",
-        "`--smoke` runs every stage once with tiny counts (a few minutes; results go to the work dir, this "
-        "page stays). Options: `--runs`, `--modes`, `--scale`, `--scale-modes`, `--scale-window`, `--bgp "
+        "`--smoke` runs every stage once with tiny counts (about 7 min on the busy 2-CPU machine; results go "
+        "to the work dir, this page stays). Options: `--runs`, `--failover-runs`, `--modes`, `--scale`, "
+        "`--scale-modes`, `--scale-window`, `--bgp "
         "bird2|gobgpd|frr|''`, `--bgp-runs`, `--bgp-kill-runs`, `--lease`, `--agents kube-vip` (one side "
         "only), `--keep-lab`.",
         "",
