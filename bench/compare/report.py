@@ -172,7 +172,8 @@ def plot_failovers(figures: Sequence[dict[str, Any]], path: Path) -> Path | None
                     labels.append(f"{agent} {fam}" + (" (n/a)" if na else ""))
             ax.boxplot([d or [math.nan] for d in data], vert=False, tick_labels=labels, widths=0.5)
             for i, d in enumerate(data, start=1):
-                ax.scatter(d, [i] * len(d), s=9, alpha=0.6)
+                color = "tab:blue" if labels[i - 1].startswith(f"{KUBEVIP} ") else "tab:orange"
+                ax.scatter(d, [i] * len(d), s=12, alpha=0.7, color=color)
             ax.set_title(f"{title} ({suffix})", fontsize=9)
             ax.set_xlabel("ms")
             ax.tick_params(axis="y", labelsize=8)
