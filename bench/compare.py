@@ -660,6 +660,11 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         "",
         counts_line(doc),
         "",
+        *[
+            f"kube-vip {v} (asked for as well) is not in this comparison: {why}."
+            for v, why in (doc.get("peer_versions_not_served") or {}).items()
+        ],
+        "",
         "Cells: median / p95 / max over n runs. Ratio below 1: kubevip is lower (faster, smaller). "
         '"not available": that agent could not run the scenario in this run (reason in the JSON).',
         "",
