@@ -16,6 +16,7 @@ from kubevip.controlplane.resolve import IPAddress
 from kubevip.errors import KubevipError
 from kubevip.net.addresses import AddressManager
 from kubevip.net.announcer import Announcer
+from kubevip.net.connections import abort_connections
 from kubevip.net.interfaces import resolve_interface
 from kubevip.net.namespace import OWN, Netns
 from kubevip.net.routes import RoutingTable
@@ -54,6 +55,7 @@ class KernelVips:
         )
         self.held: frozenset[Placement] = frozenset()
         self._interfaces: dict[int, str] = {}
+        self._abort_warned = False
 
     def interfaces(self) -> dict[int, str]:
         """Interface per family: vip_interface, else that family's default-route interface (blocking)."""
@@ -81,15 +83,40 @@ class KernelVips:
         gone: set[Placement] = set()
         for ifname in set(self.interfaces().values()):
             try:
+                for ip, _plen in self._manager(ifname).owned():
+                    self._abort(ip, arrived=False)  # while the address is up: peers' clients get a RST
                 for ip, _plen in self._manager(ifname).cleanup_stale(()):
                     gone.add(Placement(ifname, ip))
                     if self.net.routing_table:
                         self._table(ifname).remove(ip)
+                    self._abort(ip, arrived=False)
             except KubevipError as exc:
                 log.error("control-plane VIP: cannot clean up %s: %s", ifname, exc)
         for p in sorted(gone, key=Placement.key):
             log.info("removed control-plane VIP %s from %s (left by a previous run)", p.address, p.ifname)
         return gone
+
+    def _abort(self, ip: IPAddress, arrived: bool) -> None:
+        """Blocking: abort the TCP connections that `ip` arriving on / leaving this node kills.
+
+        Clients that reached the VIP (here: the Service part of this very process, kubelet; elsewhere:
+        peers' clients served here) would hang silently otherwise, watches for minutes
+        (see kubevip.net.connections).
+        """
+        try:
+            n = abort_connections(ip, arrived, self.ns)
+        except KubevipError as exc:
+            if not self._abort_warned:
+                self._abort_warned = True
+                log.warning("control-plane VIP: %s", exc)
+            return
+        if n:
+            log.info("aborted %d TCP connection(s) of control-plane VIP %s (it %s this node)", n, ip,
+                     "arrived on" if arrived else "leaves")
+
+    def _abort_moved(self, ips: Iterable[IPAddress], arrived: bool) -> None:
+        for ip in ips:
+            self._abort(ip, arrived)
 
     def _change(
         self, add: Iterable[Placement], remove: Iterable[Placement]
@@ -99,10 +126,15 @@ class KernelVips:
         removed: set[Placement] = set()
         for p in remove:
             try:
+                # Once before the address goes, so the RSTs still leave with it as source: remote clients
+                # (a watch only waits) learn at once instead of at their idle timeout; once after, for
+                # what connected meanwhile and for local clients.
+                self._abort(p.address, arrived=False)
                 self._manager(p.ifname).remove(p.address)
                 if self.net.routing_table:
                     self._table(p.ifname).remove(p.address)
                 removed.add(p)
+                self._abort(p.address, arrived=False)
             except KubevipError as exc:
                 log.error("control-plane VIP: cannot remove %s from %s: %s", p.address, p.ifname, exc)
         for p in add:
@@ -142,6 +174,8 @@ class KernelVips:
                     raise res
         for p in sorted(added, key=Placement.key):
             log.info("control-plane VIP %s up on %s", p.address, p.ifname)
+        if added:  # after the first announcements: the hand-over is what clients wait for
+            await asyncio.to_thread(self._abort_moved, [p.address for p in added], True)
         for p in sorted(removed, key=Placement.key):
             log.info("control-plane VIP %s withdrawn from %s", p.address, p.ifname)
 
