@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from distribution import summarize  # noqa: E402
 from tests.cluster.election_fleet import Fleet  # noqa: E402
 
 from kubevip.election.timings import Timings  # noqa: E402
@@ -45,20 +45,9 @@ KUBE_VIP_TIMINGS = [
 ]
 
 
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))
-    return s[k]
-
-
-def summary(values: list[float]) -> dict[str, float | int]:
-    return {
-        "runs": len(values),
-        "median": statistics.median(values),
-        "p95": pct(values, 95),
-        "min": min(values),
-        "max": max(values),
-    }
+def summary(values: list[float]) -> dict[str, float | int | None]:
+    """This benchmark's JSON for one failover figure."""
+    return summarize(values, p95="nearest-index").as_dict(("runs", "median", "p95", "min", "max"))
 
 
 async def settle() -> None:
@@ -256,12 +245,9 @@ async def main() -> int:
                 failover[mode] = {}
                 for kind in ("crash", "graceful"):
                     values = await fn(cp, work, runs, kind == "graceful")
-                    failover[mode][kind] = {**summary(values), "samples": values}
-                    print(
-                        f"failover {mode:8} {kind:8} median {statistics.median(values):.3f}s "
-                        f"p95 {pct(values, 95):.3f}s",
-                        flush=True,
-                    )
+                    s = summary(values)
+                    failover[mode][kind] = {**s, "samples": values}
+                    print(f"failover {mode:8} {kind:8} median {s['median']}s p95 {s['p95']}s", flush=True)
             if failover:
                 result["failover"] = failover
             writes: list[dict[str, object]] = []

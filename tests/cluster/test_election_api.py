@@ -25,15 +25,9 @@ from kubevip.election.scalable import (
 )
 from kubevip.election.timings import Timings
 from kubevip.tasks import TaskGroupGuard, spawn
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.cluster
-
-
-async def until(cond, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_precise_duration_survives_the_api_server(kube_kubevip: client.ApiClient, kube_namespace: str):
@@ -89,7 +83,7 @@ async def test_lease_elector_with_kube_vip_rbac(kube_kubevip: client.ApiClient, 
     guard = TaskGroupGuard("test")
     spawn(guard, "elector", el.run())
     try:
-        await until(lambda: el.is_leader, 10, "leadership")
+        await eventually(lambda: el.is_leader, "leadership", 10)
         assert el.leader == "node-a" and el.transitions == 1
         await el.release()
         assert events == ["started", "stopped"]
@@ -115,14 +109,14 @@ async def test_scalable_elector_with_kube_vip_rbac(kube_kubevip: client.ApiClien
     guard = TaskGroupGuard("test")
     spawn(guard, "scalable", el.run())
     try:
-        await until(lambda: held == {"default/a", "default/b"}, 10, "units held")
+        await eventually(lambda: held == {"default/a", "default/b"}, "units held", 10)
         assert el.holder_of("default/a") == "node-a" and el.holder_of("default/c", {"node-z"}) is None
         assert el.live_nodes() == {"node-a"}
         claim = await el.api.get(kube_namespace, claim_lease_name("default/a"))
         assert claim is not None and claim.holder == "node-a" and claim.labels[ROLE_LABEL] == ROLE_CLAIM
         # A unit no longer wanted is withdrawn and its claim Lease deleted (no Lease per dead Service).
         el.set_units({"default/a": None})
-        await until(lambda: held == {"default/a"}, 10, "default/b given up")
+        await eventually(lambda: held == {"default/a"}, "default/b given up", 10)
         assert await el.api.get(kube_namespace, claim_lease_name("default/b")) is None
         await el.release()
         assert held == set()
@@ -202,7 +196,7 @@ async def test_scalable_collects_claims_nobody_can_hold(kube_kubevip: client.Api
     try:
         gone = {claim_lease_name(empty), claim_lease_name(dead)}
         within = 3 * GC_AFTER * Timings().lease_duration
-        await until(lambda: el.is_live and not gone & set(el.cache.records), within, "claims collected")
+        await eventually(lambda: el.is_live and not gone & set(el.cache.records), "claims collected", within)
         for name in gone:
             assert await api.get(kube_namespace, name) is None, name
         kept = await api.get(kube_namespace, claim_lease_name("kept/peer"))
@@ -233,7 +227,7 @@ async def test_a_renewal_of_ours_that_landed_unseen_is_adopted(
     guard = TaskGroupGuard("test")
     spawn(guard, "elector", el.run())
     try:
-        await until(lambda: el.is_leader, 10, "leadership")
+        await eventually(lambda: el.is_leader, "leadership", 10)
         deadline = time.monotonic() + 10
         while True:  # write "our" renewal behind the elector's back (it may renew in between: retry)
             rec = await api.get(kube_namespace, "kvt-adopt")
@@ -256,12 +250,12 @@ async def test_a_renewal_of_ours_that_landed_unseen_is_adopted(
                 break
             except Conflict:
                 assert time.monotonic() < deadline, "could not write between renewals"
+
         # The elector renews past our version (so it adopted it) without ever stopping.
-        await until(
-            lambda: el._mine is not None and int(el._mine.resource_version) > int(sneaked.resource_version),
-            10,
-            "a renewal after the unseen one",
-        )
+        def renewed_past() -> bool:
+            return el._mine is not None and int(el._mine.resource_version) > int(sneaked.resource_version)
+
+        await eventually(renewed_past, "a renewal after the unseen one", 10)
         assert events == ["started"] and el.is_leader
         await el.release()
     finally:

@@ -387,20 +387,19 @@ class ScalableElector:
             if now < expiry:
                 next_expiry = min(next_expiry, expiry)
                 continue
-            # Fresh quorum read: a stalled watch must not make a live peer look dead.
-            fresh = await bounded(self.api.get(self.namespace, name), t.renew_deadline)
-            if fresh is None:
-                self.cache.drop(name)
-                continue
-            if fresh.resource_version != rec.resource_version:
-                self.cache.put(fresh)
-                continue
-            body = released_body(fresh, time.time(), {**fresh.annotations, EXPIRED_BY_ANNOTATION: self.node})
+            # Compare-and-swap on the version we watched expire: if the peer renewed after all (our watch
+            # stalled), the write conflicts and we only refresh our view; no read needed up front.
+            body = released_body(rec, time.time(), {**rec.annotations, EXPIRED_BY_ANNOTATION: self.node})
             try:
                 new = await bounded(self.api.replace(body), t.renew_deadline)
             except Conflict:
+                fresh = await bounded(self.api.get(self.namespace, name), t.renew_deadline)
+                if fresh is None:
+                    self.cache.drop(name)
+                else:
+                    self.cache.put(fresh)
                 continue
-            log.info("node %s: marked %s expired", self.node, fresh.holder)
+            log.info("node %s: marked %s expired", self.node, rec.holder)
             self.cache.put(new)
         return next_expiry
 
