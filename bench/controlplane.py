@@ -151,12 +151,20 @@ def sole_holder(lab: ControlPlaneVipLab, exclude: frozenset[str] = frozenset()) 
 
 
 def campaigning(lab: ControlPlaneVipLab, name: str) -> bool:
-    """The agent's latest process got as far as campaigning (a candidate a hand-over can go to)."""
+    """The agent's latest process got as far as campaigning (a candidate a hand-over can go to).
+
+    Its log part starts at its "elections and health checks through" line; a part with "stopping" belongs
+    to the process that was just stopped while its successor still boots (seconds on a loaded machine):
+    counting that one as a candidate measured SIGTERM hand-overs with no peer ready.
+    """
     try:
         text = lab.log_path(f"agent-{name}").read_text(errors="replace")
     except OSError:
         return False
-    return "campaigning for" in text[text.rfind("elections and health checks through"):]
+    part = text[text.rfind("elections and health checks through"):]
+    # The latest campaign started after the latest wait for the local API server (apiserver-kill runs).
+    return part.rfind(": campaigning for") > part.rfind("waiting for the local API server") \
+        and "stopping: withdraw" not in part
 
 
 def steady(lab: ControlPlaneVipLab, prober: Prober) -> str:

@@ -80,6 +80,7 @@ class ControlPlaneVip:
     async def start(self) -> None:
         """Clean up, resolve once, and start the background tasks (health, DNS refresh, campaign)."""
         await asyncio.to_thread(self.kernel.remove_leftovers)
+        await asyncio.to_thread(self.kernel.prepare)  # a takeover then announces at once
         await self._refresh_vips()
         spawn(self.guard, "health", self.health.run())
         if any(e.ip is None for e in self.settings.entries):
@@ -130,7 +131,9 @@ class ControlPlaneVip:
             self._leading = leading and not self._stopping
             want: frozenset[Placement] = frozenset()
             if self._leading:
-                interfaces = await asyncio.to_thread(self.kernel.interfaces)
+                interfaces = self.kernel.known_interfaces()
+                if interfaces is None:
+                    interfaces = await asyncio.to_thread(self.kernel.interfaces)
                 want = placements(self.vips.addresses, interfaces)
             await self.kernel.converge(want)
 

@@ -71,3 +71,22 @@ async def test_converge_to_nothing_withdraws_both(lab: LabNetwork) -> None:
     assert not k.held
     assert not await asyncio.to_thread(AddressManager(node.interface, ns, proto=CONTROL_PLANE_PROTO).owned)
     await k.close()
+
+
+async def test_prepared_sockets_announce_the_takeover(lab: LabNetwork) -> None:
+    """`prepare` opens each family's announcement socket ahead; the takeover uses them (none is opened on
+    the critical path) and announces both families at once."""
+    node = lab.nodes[0]
+    ns = Netns(node.netns)
+    k = KernelVips(NetSettings(interface=node.interface, arp=True), ns=ns)
+    assert k.announcer is not None
+    await asyncio.to_thread(k.prepare)
+    assert set(k._ready) == {(node.interface, 4), (node.interface, 6)}
+    known = k.known_interfaces()
+    assert known == {4: node.interface, 6: node.interface}
+    v4, v6 = lab.vip(4, 43), lab.vip(6, 43)
+    await k.converge(placements((v4, v6), known))
+    assert not k._ready  # both taken by the announcer
+    assert k.announcer.sent.get(v4, 0) >= 1 and k.announcer.sent.get(v6, 0) >= 1
+    await k.converge(frozenset())
+    await k.close()

@@ -128,6 +128,9 @@ class FakeKernel(KernelVips):
     def remove_leftovers(self) -> set[Placement]:
         return set()
 
+    def prepare(self) -> None:
+        pass  # no announcement sockets in unit tests
+
     async def converge(self, want: frozenset[Placement]) -> None:
         # Removals land before additions, as in the real kernel path; check after each half.
         self.held = self.held & want
