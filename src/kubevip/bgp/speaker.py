@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
@@ -23,6 +22,7 @@ from kubevip.bgp.commands import Key, Route
 from kubevip.bgp.config import EXABGP_ENV, render
 from kubevip.bgp.ifaddrs import interface_addresses as _netlink_interface_addresses
 from kubevip.bgp.ifaddrs import interface_with
+from kubevip.bgp.runtime import make_runtime_dir
 from kubevip.bgp.settings import BgpSettings, MpbgpNextHop, Peer
 from kubevip.errors import BgpError, KubevipError
 from kubevip.tasks import TaskGroupGuard, spawn
@@ -108,7 +108,7 @@ class Speaker:
                     merged, s, self.node_ips, ifmap, source_ip_if_addrs
                 )
         if self._runtime_dir is None:
-            self._runtime_dir = Path(tempfile.mkdtemp(prefix="kubevip-bgp-"))
+            self._runtime_dir = make_runtime_dir()
         self._runtime_dir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, bridge.__file__, str(self._socket_path)]
         conf = render(s, self.router_id, argv, source_if_addrs)
