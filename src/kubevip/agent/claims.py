@@ -29,6 +29,8 @@ class Claim:
     local: bool
     # Nodes allowed to announce (ETP Local: nodes with a usable endpoint of the family); None means any.
     eligible: frozenset[str] | None
+    # The Service's `kube-vip.io/serviceInterface` ("" = the node's own choice).
+    interface: str = ""
 
     @property
     def service(self) -> str:
@@ -37,7 +39,7 @@ class Claim:
     def sort_key(self) -> tuple[object, ...]:
         """Total order: who came first, then every other field, so ties never depend on input order."""
         elig = (0, ()) if self.eligible is None else (1, tuple(sorted(self.eligible)))
-        return (self.order, tuple(sorted(self.ports)), self.group, self.local, elig)
+        return (self.order, tuple(sorted(self.ports)), self.group, self.local, elig, self.interface)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class VipPlan:
     unit: str
     services: tuple[str, ...]
     eligible: frozenset[str] | None
+    # The interface the earliest Service asks for ("" = the node's own choice per family).
+    interface: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,18 @@ class Clash:
     service: str
     address: IPAddress
     winner: str
+
+
+@dataclass(frozen=True)
+class InterfaceConflict:
+    """`service` shares `address` with the earlier `winner`, whose interface `used` ("" = the node's own
+    choice) carries it instead of the `wanted` one."""
+
+    service: str
+    address: IPAddress
+    winner: str
+    wanted: str
+    used: str
 
 
 def eligible_nodes(
@@ -72,8 +88,12 @@ def eligible_nodes(
     return frozenset(n for n in candidates if node_share(decision, service, n)[family].announce)
 
 
-def claims_of(service: ServiceView, created: str, decision: ServiceDecision) -> tuple[Claim, ...]:
-    """The VIPs an announced Service wants; nothing for a Service that is not announced."""
+def claims_of(
+    service: ServiceView, created: str, decision: ServiceDecision, interfaces: bool = True
+) -> tuple[Claim, ...]:
+    """The VIPs an announced Service wants; nothing for a Service that is not announced.
+
+    `interfaces=False` (BGP mode) drops the Service's `kube-vip.io/serviceInterface`."""
     if not decision.announce or decision.reason != reasons.ANNOUNCED:
         return ()
     ports = frozenset((p.protocol or "TCP", p.port) for p in service.ports)
@@ -81,8 +101,9 @@ def claims_of(service: ServiceView, created: str, decision: ServiceDecision) -> 
     group = f"{service.namespace}/{group}" if group else service.key
     local = service.external_traffic_policy == TRAFFIC_LOCAL
     elig = {f: eligible_nodes(decision, service, f) for f in decision.families}
+    ifname = decision.interface if interfaces else ""
     return tuple(
-        Claim((created, service.key), v.address, v.family, ports, group, local, elig[v.family])
+        Claim((created, service.key), v.address, v.family, ports, group, local, elig[v.family], ifname)
         for v in decision.vips
     )
 
@@ -125,8 +146,25 @@ def resolve(
         if eligible is not None and not eligible and first.eligible is not None:
             eligible = first.eligible  # no node serves them all: follow the earliest Service
         unit = _unit(first, per_address)
-        plans.append(VipPlan(addr, first.family, unit, tuple(k.service for k in kept), eligible))
+        plans.append(
+            VipPlan(addr, first.family, unit, tuple(k.service for k in kept), eligible, first.interface)
+        )
     return tuple(plans), tuple(sorted(clashes, key=lambda x: (x.service, str(x.address))))
+
+
+def interface_conflicts(
+    claims: Iterable[Claim], plans: Iterable[VipPlan]
+) -> tuple[InterfaceConflict, ...]:
+    """Services granted a shared address that asked for another interface than the one it gets (the
+    earliest Service's). A Service without the annotation asks for nothing, so it never conflicts."""
+    wanted = {(c.service, c.address): c.interface for c in claims}
+    out: set[InterfaceConflict] = set()
+    for p in plans:
+        for s in p.services[1:]:
+            want = wanted.get((s, p.address), "")
+            if want and want != p.interface:
+                out.add(InterfaceConflict(s, p.address, p.services[0], want, p.interface))
+    return tuple(sorted(out, key=lambda c: (c.service, c.address.version, int(c.address))))
 
 
 def plans_by_service(plans: Iterable[VipPlan]) -> Mapping[str, tuple[VipPlan, ...]]:

@@ -10,9 +10,11 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kubevip.agent.claims import PORT_CLASH, Clash
+from kubevip.agent.claims import PORT_CLASH, Clash, InterfaceConflict
 from kubevip.core import reasons
+from kubevip.core.interface import ANNOTATION_SERVICE_INTERFACE, valid_interface_name
 from kubevip.core.plan import ServiceDecision
+from kubevip.core.views import IPAddress
 
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -38,7 +40,9 @@ class Condition:
         return f"{name[:200]}.kubevip-{h.hexdigest()}"
 
 
-def warnings(decision: ServiceDecision, clashes: Iterable[Clash]) -> frozenset[Condition]:
+def warnings(
+    decision: ServiceDecision, clashes: Iterable[Clash], conflicts: Iterable[InterfaceConflict] = ()
+) -> frozenset[Condition]:
     """Warnings for a Service of type LoadBalancer that this agent handles."""
     out: set[Condition] = set()
     s = decision.service
@@ -61,4 +65,24 @@ def warnings(decision: ServiceDecision, clashes: Iterable[Clash]) -> frozenset[C
                 f"address {c.address} is used by the earlier Service {c.winner} with an overlapping port;"
                 " it keeps the address",
             ))
+    for ic in conflicts:
+        if ic.service == s:
+            used = repr(ic.used) if ic.used else "the node's own interface choice"
+            out.add(Condition(
+                s, WARNING, reasons.SERVICE_INTERFACE_CONFLICT,
+                f"address {ic.address} is shared with the earlier Service {ic.winner}, which puts it on"
+                f" {used}; annotation {ANNOTATION_SERVICE_INTERFACE}={ic.wanted!r} is not used for it",
+            ))
     return frozenset(out)
+
+
+def missing_interface(
+    service: str, owner: str, interface: str, address: IPAddress, node: str
+) -> Condition:
+    """`owner`'s annotation names an interface `node` lacks: `address` (of `service`) is not announced."""
+    hint = "" if valid_interface_name(interface) else " (not a valid interface name)"
+    return Condition(
+        service, WARNING, reasons.SERVICE_INTERFACE_MISSING,
+        f"annotation {ANNOTATION_SERVICE_INTERFACE}={interface!r} of Service {owner} names an interface"
+        f"{hint} that does not exist on node {node}; {address} is not announced from this node",
+    )

@@ -21,7 +21,7 @@ from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
 from kubevip.agent.claims import VipPlan
-from kubevip.agent.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition
+from kubevip.agent.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition, missing_interface
 from kubevip.agent.rows import (
     Changes,
     Row,
@@ -29,6 +29,8 @@ from kubevip.agent.rows import (
     apply,
     desired_rows,
     diff,
+    held_plans,
+    missing_interfaces,
     service_status,
     should_write,
     unit_eligibility,
@@ -36,6 +38,7 @@ from kubevip.agent.rows import (
 from kubevip.agent.sources import Sources
 from kubevip.agent.world import Snapshot, World, snapshot
 from kubevip.config import AgentConfig
+from kubevip.core.interface import valid_interface_name
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.views import IPFamily
 from kubevip.errors import KubevipError, NetworkError
@@ -43,7 +46,7 @@ from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
 from kubevip.metrics import Metrics
 from kubevip.net.addresses import AddressManager
 from kubevip.net.announcer import Announcer
-from kubevip.net.interfaces import resolve_interface
+from kubevip.net.interfaces import existing_links, link_names, resolve_interface
 from kubevip.net.namespace import OWN, Netns
 from kubevip.net.routes import RoutingTable
 from kubevip.tasks import TaskGroupGuard, spawn
@@ -105,6 +108,8 @@ class Agent:
         self.snap: Snapshot | None = None
         self.reports = Reports()
         self._ifaces: dict[IPFamily, str] = {}
+        # Warnings only this node can see (a Service's interface missing here), per Service, last pass.
+        self._node_warnings: dict[str, frozenset[Condition]] = {}
         self._startup_keep: frozenset[Row] = frozenset()
         self._startup_until = 0.0
         self._stopping = False
@@ -156,29 +161,46 @@ class Agent:
             return dict(self._ifaces)
         return await asyncio.to_thread(self._resolve_interfaces)
 
+    async def service_links(self, snap: Snapshot) -> frozenset[str]:
+        """Which interfaces named by `kube-vip.io/serviceInterface` of VIPs this node holds exist here."""
+        names = {p.interface for p in held_plans(snap.plans, self._holds, self.me) if p.interface}
+        names = {n for n in names if valid_interface_name(n)}  # no lookup for a name that cannot exist
+        if not names:
+            return frozenset()
+        try:
+            return await asyncio.to_thread(existing_links, names, self.ns)
+        except NetworkError as exc:
+            log.warning("cannot look up interfaces %s: %s", sorted(names), exc)
+            return frozenset()
+
     def _managers(self, rows: Iterable[Row]) -> dict[str, AddressManager]:
         return {r.interface: AddressManager(r.interface, self.ns) for r in rows}
 
     async def kernel_rows(self) -> frozenset[Row]:
-        """The VIPs this agent owns on the interfaces it uses (IFA_PROTO ownership, survives restarts)."""
-        ifaces = await self.interfaces()
-        return await asyncio.to_thread(self._owned_rows, set(ifaces.values()))
+        """The VIPs this agent owns (IFA_PROTO ownership, survives restarts) on every interface of the node:
+        besides the per-family ones, a previous run may have used any interface a Service's
+        `kube-vip.io/serviceInterface` named, even one that no Service names any more."""
+        return await asyncio.to_thread(self._owned_rows)
 
-    def _owned_rows(self, ifnames: set[str]) -> frozenset[Row]:
+    def _owned_rows(self) -> frozenset[Row]:
         out: set[Row] = set()
-        for ifname in ifnames:
-            try:
-                for ip, _plen in AddressManager(ifname, self.ns).owned():
-                    out.add(Row(ip, ifname))
-            except NetworkError as exc:
-                log.warning("cannot read addresses of %s: %s", ifname, exc)
+        with self.ns.iproute():  # one netlink socket for the whole scan
+            ifnames = link_names(self.ns)
+            for ifname in sorted(ifnames):
+                try:
+                    for ip, _plen in AddressManager(ifname, self.ns).owned():
+                        out.add(Row(ip, ifname))
+                except NetworkError as exc:
+                    log.warning("cannot read addresses of %s: %s", ifname, exc)
         return frozenset(out)
 
     # -- the pass --------------------------------------------------------------------------------------
 
     def _snapshot(self) -> Snapshot:
+        # BGP mode keeps Service VIPs on lo / vip_interface: the annotation picks a layer-2 segment, and
+        # a VIP on a shared segment would make every announcing node answer ARP / NDP for it there.
         snap = snapshot(self.world, self.cfg.lb_class, self.cfg.use_legacy_endpoints, self._cache,
-                        per_address=self.per_address_units)
+                        per_address=self.per_address_units, service_interfaces=self.bgp is None)
         self._cache = dict(snap.decisions)
         return snap
 
@@ -189,18 +211,33 @@ class Agent:
             return self.me if announces(self.me, eligible, self.leadership.holds(unit)) else None
         return self.me if self.leadership.holds(unit) else None
 
-    def desired(self, snap: Snapshot, ifaces: dict[IPFamily, str]) -> frozenset[Row]:
-        rows = desired_rows(snap.plans, self._holds, self.me, ifaces)
+    def desired(
+        self, snap: Snapshot, ifaces: dict[IPFamily, str], links: frozenset[str] = frozenset()
+    ) -> frozenset[Row]:
+        rows = desired_rows(snap.plans, self._holds, self.me, ifaces, links)
         if self._startup_keep and time.monotonic() < self._startup_until and not self._stopping:
             # Start-up without a flap: our VIPs still wanted cluster-wide stay while the election settles,
-            # unless someone else is known to hold them.
+            # unless someone else is known to hold them, or this node already wants them elsewhere (their
+            # interface changed while no agent ran: one address on two interfaces would answer twice).
             units = unit_eligibility(snap.plans)
             by_addr = {p.address: p for p in snap.plans}
+            placed = {r.address for r in rows}
             for r in self._startup_keep:
                 p = by_addr.get(r.address)
-                if p is not None and self.leadership.holder(p.unit, units[p.unit]) in (None, self.me):
+                if r.address in placed or p is None:
+                    continue
+                if self.leadership.holder(p.unit, units[p.unit]) in (None, self.me):
                     rows |= {r}
         return rows
+
+    def _missing_warnings(self, snap: Snapshot, links: frozenset[str]) -> dict[str, frozenset[Condition]]:
+        """A Warning for every Service of a VIP this node holds whose annotated interface it lacks."""
+        out: dict[str, set[Condition]] = {}
+        for p in missing_interfaces(snap.plans, self._holds, self.me, links):
+            for key in p.services:
+                cond = missing_interface(key, p.services[0], p.interface, p.address, self.me)
+                out.setdefault(key, set()).add(cond)
+        return {k: frozenset(v) for k, v in out.items()}
 
     async def converge(self, reason: str = "") -> Changes:
         """One level-triggered pass over the kernel side; returns what it changed."""
@@ -210,7 +247,9 @@ class Agent:
             self.snap = snap
             if not self._stopping:
                 self.leadership.set_units(unit_eligibility(snap.plans))
-            want = self.desired(snap, await self.interfaces())
+            links = await self.service_links(snap)
+            want = self.desired(snap, await self.interfaces(), links)
+            self._node_warnings = self._missing_warnings(snap, links)
             changes = diff(want, self.held)
             if self.bgp is not None and changes.remove:  # withdraw before the address goes
                 await self.bgp.sync(self, self.held - frozenset(changes.remove))
@@ -263,6 +302,10 @@ class Agent:
                 if tables:
                     tables[r.interface].remove(r.address)
             except KubevipError as exc:
+                if not existing_links([r.interface], self.ns):
+                    # The interface is gone (a Service's own interface deleted): so are its addresses.
+                    log.info("%s left with its interface %s", r.address, r.interface)
+                    continue
                 log.error("%s", exc)
                 failed.add(r)
         for r in changes.add:
@@ -365,7 +408,8 @@ class Agent:
                     continue
                 yield self._write_status(key, wanted, current_host)
             if key in snap.handled and (d is None or d.reason != "ignored"):
-                for cond in sorted(snap.warnings.get(key, frozenset())):
+                conds = snap.warnings.get(key, frozenset()) | self._node_warnings.get(key, frozenset())
+                for cond in sorted(conds):
                     name = cond.event_name(view.uid)
                     if name not in self.reports.events:
                         self.reports.events.add(name)

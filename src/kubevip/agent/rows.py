@@ -59,20 +59,43 @@ def unit_eligibility(plans: Iterable[VipPlan]) -> Mapping[str, frozenset[str] | 
     return out
 
 
-def desired_rows(
-    plans: Iterable[VipPlan], holder_of: HolderOf, me: str, interface_of: Mapping[IPFamily, str]
-) -> frozenset[Row]:
-    """The VIPs this node holds: those whose unit it leads, on the interface chosen for their family."""
+def held_plans(plans: Iterable[VipPlan], holder_of: HolderOf, me: str) -> tuple[VipPlan, ...]:
+    """The VIPs whose unit this node leads."""
     plans = tuple(plans)
     units = unit_eligibility(plans)
+    return tuple(p for p in plans if holder_of(p.unit, units[p.unit]) == me)
+
+
+def placement(plan: VipPlan, interface_of: Mapping[IPFamily, str], links: frozenset[str]) -> str | None:
+    """The interface for a VIP: its Service's when that exists on this node (never another one instead),
+    else the one chosen for its family (vip_servicesinterface, vip_interface, default route); None: none."""
+    if plan.interface:
+        return plan.interface if plan.interface in links else None
+    return interface_of.get(plan.family) or None
+
+
+def desired_rows(
+    plans: Iterable[VipPlan],
+    holder_of: HolderOf,
+    me: str,
+    interface_of: Mapping[IPFamily, str],
+    links: frozenset[str] = frozenset(),
+) -> frozenset[Row]:
+    """The VIPs this node holds, each on its `placement`; `links` are the Services' interfaces that exist
+    here (the others' VIPs get no row: see `missing_interfaces`)."""
     out: set[Row] = set()
-    for p in plans:
-        if holder_of(p.unit, units[p.unit]) != me:
-            continue
-        ifname = interface_of.get(p.family)
+    for p in held_plans(plans, holder_of, me):
+        ifname = placement(p, interface_of, links)
         if ifname:
             out.add(Row(p.address, ifname))
     return frozenset(out)
+
+
+def missing_interfaces(
+    plans: Iterable[VipPlan], holder_of: HolderOf, me: str, links: frozenset[str]
+) -> tuple[VipPlan, ...]:
+    """The VIPs this node holds but cannot carry: their Service's interface does not exist here."""
+    return tuple(p for p in held_plans(plans, holder_of, me) if p.interface and p.interface not in links)
 
 
 def diff(desired: Iterable[Row], actual: Iterable[Row]) -> Changes:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kubevip.agent.claims import Claim, Clash, VipPlan, claims_of, plans_by_service, resolve
+from kubevip.agent.claims import (
+    Claim,
+    Clash,
+    InterfaceConflict,
+    VipPlan,
+    claims_of,
+    interface_conflicts,
+    plans_by_service,
+    resolve,
+)
 from kubevip.agent.conditions import Condition, warnings
 from kubevip.agent.selection import ClassFilter, class_reason
 from kubevip.core.plan import ServiceDecision, decide
@@ -39,6 +48,7 @@ class Snapshot:
     granted: Mapping[str, tuple[VipPlan, ...]]
     warnings: Mapping[str, frozenset[Condition]]
     handled: frozenset[str]
+    interface_conflicts: tuple[InterfaceConflict, ...] = ()
 
 
 def decide_one(world: World, key: str, use_legacy: bool) -> ServiceDecision:
@@ -51,10 +61,12 @@ def snapshot(
     world: World, classes: ClassFilter, use_legacy: bool,
     cache: Mapping[str, ServiceDecision] | None = None,
     per_address: bool = False,
+    service_interfaces: bool = True,
 ) -> Snapshot:
     """Decide every handled Service, then resolve shared addresses cluster-wide.
 
     `cache` holds decisions still valid (their inputs did not change); the result is the same without it.
+    `service_interfaces=False` (BGP mode) ignores `kube-vip.io/serviceInterface`: plans carry no interface.
     """
     decisions: dict[str, ServiceDecision] = {}
     claims: list[Claim] = []
@@ -68,10 +80,13 @@ def snapshot(
         if d is None:
             d = decide_one(world, key, use_legacy)
         decisions[key] = d
-        claims.extend(claims_of(rec.view, rec.created, d))
+        claims.extend(claims_of(rec.view, rec.created, d, service_interfaces))
     plans, clashes = resolve(claims, per_address)
-    warns = {k: warnings(d, clashes) for k, d in decisions.items()}
-    return Snapshot(decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled))
+    conflicts = interface_conflicts(claims, plans)
+    warns = {k: warnings(d, clashes, conflicts) for k, d in decisions.items()}
+    return Snapshot(
+        decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts
+    )
 
 
 SERVICE = "Service"

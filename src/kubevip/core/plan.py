@@ -9,6 +9,7 @@ from types import MappingProxyType
 from kubevip.core import endpoints as eps
 from kubevip.core import reasons
 from kubevip.core.families import effective_policy, served_families
+from kubevip.core.interface import requested_interface
 from kubevip.core.views import (
     REQUIRE_DUAL_STACK,
     TRAFFIC_LOCAL,
@@ -39,6 +40,8 @@ class ServiceDecision:
     # Usable endpoints only; keys are exactly the served families, primary first.
     endpoints: Mapping[IPFamily, tuple[EndpointView, ...]] = field(hash=False)
     endpoint_source: str = eps.SOURCE_SLICES
+    # `kube-vip.io/serviceInterface`, trimmed; "" when unset or `auto` (the agent's own choice applies).
+    interface: str = ""
 
     @property
     def primary(self) -> IPFamily | None:
@@ -91,6 +94,7 @@ def decide(
         reason=reason,
         endpoints=eps.usable_endpoints(service, families, slices, legacy, use_legacy),
         endpoint_source=eps.SOURCE_LEGACY if use_legacy else eps.SOURCE_SLICES,
+        interface=requested_interface(service),
     )
 
 

@@ -31,6 +31,12 @@ NO_LOCAL_ENDPOINTS = "no-local-endpoints"
 PRIMARY_FAMILY_NODES = "legacy-endpoints-primary-family-nodes"
 NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY = "no-local-endpoints-primary-family"
 
+# Warning Events about `kube-vip.io/serviceInterface` (the agent's; `kubevip explain` never returns them).
+# A Service sharing an address with an earlier Service that puts it on another interface.
+SERVICE_INTERFACE_CONFLICT = "service-interface-conflict"
+# The annotation names an interface that does not exist on the node holding the VIP: not announced there.
+SERVICE_INTERFACE_MISSING = "service-interface-missing"
+
 VIP_REJECTIONS = (
     NOT_AN_IP, DNS_NAME, ZONE_SUFFIX, UNSPECIFIED, LOOPBACK, MULTICAST, LINK_LOCAL, IPV4_MAPPED,
     FAMILY_NOT_SERVED,
@@ -40,4 +46,5 @@ NODE_VERDICTS = (
     ANNOUNCED, SERVICE_NOT_ANNOUNCED, NO_VIP_FOR_FAMILY, NO_LOCAL_ENDPOINTS, PRIMARY_FAMILY_NODES,
     NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY,
 )
-ALL = VIP_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:]
+INTERFACE_WARNINGS = (SERVICE_INTERFACE_CONFLICT, SERVICE_INTERFACE_MISSING)
+ALL = VIP_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -114,6 +114,21 @@ def link(ifname: str | int, ns: Netns = OWN) -> Link:
     msg = found[0]
     mac = msg.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
     return Link(index=msg["index"], name=msg.get_attr("IFLA_IFNAME"), mac=bytes.fromhex(mac.replace(":", "")))
+
+
+def link_names(ns: Netns = OWN) -> frozenset[str]:
+    """Every interface name in the namespace (one netlink dump)."""
+    with ns.iproute() as ipr:
+        return frozenset(str(ln.get_attr("IFLA_IFNAME")) for ln in ipr.get_links())
+
+
+def existing_links(names: Iterable[str], ns: Netns = OWN) -> frozenset[str]:
+    """Those of `names` that are interfaces in the namespace (one lookup each, no dump of all links)."""
+    names = frozenset(names)
+    if not names:
+        return frozenset()
+    with ns.iproute() as ipr:
+        return frozenset(n for n in names if ipr.link_lookup(ifname=n))
 
 
 def interface_networks(

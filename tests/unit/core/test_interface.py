@@ -1,0 +1,75 @@
+"""`kube-vip.io/serviceInterface` in the core: read, trimmed, `auto` = unset; it never changes the verdict."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubevip.core.interface import (
+    ANNOTATION_SERVICE_INTERFACE,
+    MAX_NAME_BYTES,
+    requested_interface,
+    valid_interface_name,
+)
+from kubevip.core.parse import service_from_dict
+from kubevip.core.plan import decide
+from kubevip.core.views import ServiceView
+from tests.unit.agent.objects import service
+
+NAME_CHARS = st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789-_.@")
+names = st.text(NAME_CHARS, min_size=1, max_size=MAX_NAME_BYTES).filter(lambda n: n not in (".", ".."))
+odd = st.sampled_from(["", "auto", " eth1 ", "\teth1", "a b", "x" * 16, "a/b"])
+values = st.one_of(names, odd, st.text())
+
+
+def _svc(value: str | None, vips: str = "192.0.2.1,2001:db8::1") -> ServiceView:
+    ann = {} if value is None else {ANNOTATION_SERVICE_INTERFACE: value}
+    return service_from_dict(
+        service("web", vips, families=("IPv4", "IPv6"), policy="PreferDualStack", annotations=ann)
+    )
+
+
+def test_unset_empty_and_auto_mean_no_preference() -> None:
+    for value in (None, "", "  ", "auto", " auto "):
+        assert requested_interface(_svc(value)) == ""
+    assert requested_interface(_svc(" eth1\n")) == "eth1"
+
+
+@given(values)
+def test_requested_is_the_trimmed_value_unless_unset(value: str) -> None:
+    got = requested_interface(_svc(value))
+    assert got == ("" if value.strip() in ("", "auto") else value.strip())
+    assert got == got.strip()
+
+
+@given(values, st.sampled_from(["192.0.2.1,2001:db8::1", "", "not-an-ip", "2001:db8::5"]))
+def test_annotation_travels_as_data_and_never_changes_the_verdict(value: str, vips: str) -> None:
+    plain = decide(_svc(None, vips), (), None, False)
+    annotated = decide(_svc(value, vips), (), None, False)
+    assert annotated.interface == requested_interface(_svc(value, vips))
+    assert replace(annotated, interface="") == plain
+
+
+@given(names)
+def test_kernel_style_names_are_valid(name: str) -> None:
+    assert valid_interface_name(name)
+
+
+@given(names, st.sampled_from("/: \t\n"), st.integers(0, MAX_NAME_BYTES))
+def test_names_with_a_forbidden_character_are_invalid(name: str, bad: str, at: int) -> None:
+    assert not valid_interface_name(name[:at] + bad + name[at:])
+
+
+@given(st.text(NAME_CHARS, min_size=MAX_NAME_BYTES + 1, max_size=40))
+def test_names_longer_than_the_kernel_allows_are_invalid(name: str) -> None:
+    assert not valid_interface_name(name)
+
+
+def test_special_names() -> None:
+    assert not valid_interface_name("")
+    assert not valid_interface_name(".")
+    assert not valid_interface_name("..")
+    assert valid_interface_name("eth0.100")
+    assert not valid_interface_name("é" * 8)  # 16 bytes: the limit counts bytes, not characters
