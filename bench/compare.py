@@ -307,7 +307,7 @@ def main() -> int:
     ap.add_argument("--agents", default=",".join(AGENTS), help="comma list (default: both)")
     ap.add_argument("--modes", default="service,global", help="election modes for the layer-2 figures")
     ap.add_argument(
-        "--runs", type=int, default=10, help="create -> answer runs (layer 2 and BGP), default 10"
+        "--runs", type=int, default=6, help="create -> answer runs (layer 2 and BGP), default 6"
     )
     ap.add_argument(
         "--failover-runs", type=int, default=3, help="SIGKILL and SIGTERM failovers per mode (default 3)"
