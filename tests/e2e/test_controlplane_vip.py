@@ -9,6 +9,7 @@ import ipaddress
 import json
 import secrets
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -207,7 +208,8 @@ def test_sigkill_of_the_holders_apiserver_moves_the_vip(cpv: ControlPlaneVipLab)
 
 def metric(lab: ControlPlaneVipLab, node: str, name: str) -> float:
     """A counter of the agent on `node` (summed over labels matching `name`), from its metrics port."""
-    res = lab.net.run(lab.net.node(node).netns, ["curl", "-s", "--max-time", "3",
+    fetch = "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=3).read().decode())"
+    res = lab.net.run(lab.net.node(node).netns, [sys.executable, "-c", fetch,
                                                  f"http://127.0.0.1{AGENT_METRICS}/metrics"], check=False)
     return sum(float(line.rsplit(" ", 1)[1]) for line in res.stdout.splitlines() if line.startswith(name))
 
