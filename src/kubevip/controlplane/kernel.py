@@ -147,7 +147,7 @@ class KernelVips:
         self, add: Iterable[Placement], remove: Iterable[Placement]
     ) -> tuple[set[Placement], set[Placement]]:
         """Blocking netlink part; returns (added, removed) that succeeded."""
-        with self.ns.iproute():  # one netlink socket for all the calls below (opening one is slow)
+        with self.ns.iproute():  # one netlink socket for all the calls below, not one per call
             return self._change_in(add, remove)
 
     def _change_in(
