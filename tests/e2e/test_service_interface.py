@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kubevip.core.interface import ANNOTATION_SERVICE_INTERFACE
+from kubevip.errors import NetworkError
 from kubevip.lab.network import LabNetwork
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
@@ -64,7 +65,7 @@ def _where(e2e: E2E, vip: IPAddress) -> set[str]:
             try:
                 if vip in {a for a, _ in AddressManager(ifname, Netns(n.netns)).owned()}:
                     out.add(f"{n.name}/{ifname}")
-            except Exception:  # the interface may be gone during teardown
+            except NetworkError:  # the interface may be gone during teardown
                 continue
     return out
 

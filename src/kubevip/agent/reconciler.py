@@ -161,10 +161,16 @@ class Agent:
             return dict(self._ifaces)
         return await asyncio.to_thread(self._resolve_interfaces)
 
-    async def service_links(self, snap: Snapshot) -> frozenset[str]:
-        """Which interfaces named by `kube-vip.io/serviceInterface` of VIPs this node holds exist here."""
-        names = {p.interface for p in held_plans(snap.plans, self._holds, self.me) if p.interface}
-        names = {n for n in names if valid_interface_name(n)}  # no lookup for a name that cannot exist
+    def _annotated_held(self, snap: Snapshot) -> tuple[VipPlan, ...]:
+        """The VIPs this node holds whose Service names an interface (nothing to do when none does)."""
+        if not any(p.interface for p in snap.plans):
+            return ()
+        return tuple(p for p in held_plans(snap.plans, self._holds, self.me) if p.interface)
+
+    async def service_links(self, held: Iterable[VipPlan]) -> frozenset[str]:
+        """Which interfaces named by `kube-vip.io/serviceInterface` of the `held` VIPs exist here."""
+        # No lookup for a name that cannot exist.
+        names = {p.interface for p in held if p.interface and valid_interface_name(p.interface)}
         if not names:
             return frozenset()
         try:
@@ -230,10 +236,12 @@ class Agent:
                     rows |= {r}
         return rows
 
-    def _missing_warnings(self, snap: Snapshot, links: frozenset[str]) -> dict[str, frozenset[Condition]]:
-        """A Warning for every Service of a VIP this node holds whose annotated interface it lacks."""
+    def _missing_warnings(
+        self, held: Iterable[VipPlan], links: frozenset[str]
+    ) -> dict[str, frozenset[Condition]]:
+        """A Warning for every Service of a held VIP whose annotated interface this node lacks."""
         out: dict[str, set[Condition]] = {}
-        for p in missing_interfaces(snap.plans, self._holds, self.me, links):
+        for p in missing_interfaces(held, links):
             for key in p.services:
                 cond = missing_interface(key, p.services[0], p.interface, p.address, self.me)
                 out.setdefault(key, set()).add(cond)
@@ -247,9 +255,10 @@ class Agent:
             self.snap = snap
             if not self._stopping:
                 self.leadership.set_units(unit_eligibility(snap.plans))
-            links = await self.service_links(snap)
+            annotated = self._annotated_held(snap)
+            links = await self.service_links(annotated)
             want = self.desired(snap, await self.interfaces(), links)
-            self._node_warnings = self._missing_warnings(snap, links)
+            self._node_warnings = self._missing_warnings(annotated, links)
             changes = diff(want, self.held)
             if self.bgp is not None and changes.remove:  # withdraw before the address goes
                 await self.bgp.sync(self, self.held - frozenset(changes.remove))

@@ -91,11 +91,10 @@ def desired_rows(
     return frozenset(out)
 
 
-def missing_interfaces(
-    plans: Iterable[VipPlan], holder_of: HolderOf, me: str, links: frozenset[str]
-) -> tuple[VipPlan, ...]:
-    """The VIPs this node holds but cannot carry: their Service's interface does not exist here."""
-    return tuple(p for p in held_plans(plans, holder_of, me) if p.interface and p.interface not in links)
+def missing_interfaces(held: Iterable[VipPlan], links: frozenset[str]) -> tuple[VipPlan, ...]:
+    """Of the VIPs this node holds (`held_plans`), those it cannot carry: their Service's interface does
+    not exist here."""
+    return tuple(p for p in held if p.interface and p.interface not in links)
 
 
 def diff(desired: Iterable[Row], actual: Iterable[Row]) -> Changes:

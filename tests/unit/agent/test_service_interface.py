@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kubevip.agent.claims import VipPlan
 from kubevip.agent.conditions import missing_interface
-from kubevip.agent.rows import Row, desired_rows, missing_interfaces, placement
+from kubevip.agent.rows import Row, desired_rows, held_plans, missing_interfaces, placement
 from kubevip.agent.selection import ClassFilter
 from kubevip.agent.world import SERVICE, Snapshot, World, apply_event, snapshot
 from kubevip.core import reasons
@@ -53,7 +53,7 @@ def test_annotated_dual_stack_service_goes_on_its_interface_others_stay() -> Non
         service("plain", "192.0.2.2"),
     )
     assert _rows(snap, frozenset({"eth1"})) == {"192.0.2.1@eth1", "2001:db8::1@eth1", "192.0.2.2@eth0"}
-    assert not missing_interfaces(snap.plans, _mine, "n1", frozenset({"eth1"}))
+    assert not missing_interfaces(held_plans(snap.plans, _mine, "n1"), frozenset({"eth1"}))
 
 
 def test_missing_interface_means_not_announced_here_not_elsewhere() -> None:
@@ -63,12 +63,12 @@ def test_missing_interface_means_not_announced_here_not_elsewhere() -> None:
         service("plain", "192.0.2.2"),
     )
     assert _rows(snap, frozenset()) == {"192.0.2.2@eth0"}, "only the other Service, on its own interface"
-    missing = missing_interfaces(snap.plans, _mine, "n1", frozenset())
+    missing = missing_interfaces(held_plans(snap.plans, _mine, "n1"), frozenset())
     assert {(str(p.address), p.interface, p.services) for p in missing} == {
         ("192.0.2.1", "eth9", ("default/web",)), ("2001:db8::1", "eth9", ("default/web",)),
     }
     # A node that does not hold the VIP has nothing to warn about.
-    assert not missing_interfaces(snap.plans, lambda u, e: "n2", "n1", frozenset())
+    assert not missing_interfaces(held_plans(snap.plans, lambda u, e: "n2", "n1"), frozenset())
 
 
 def test_auto_and_empty_use_the_family_interface() -> None:
@@ -166,7 +166,7 @@ def test_every_held_vip_is_placed_where_asked_or_reported_missing(
         return "n1" if unit in mine else "n2"
 
     rows = desired_rows(ps, holder, "n1", defaults, links)
-    missing = missing_interfaces(ps, holder, "n1", links)
+    missing = missing_interfaces(held_plans(ps, holder, "n1"), links)
     by_addr = {p.address: p for p in ps}
     held = {p.address for p in ps if p.unit in mine}
     assert {r.address for r in rows} | {p.address for p in missing} == held
