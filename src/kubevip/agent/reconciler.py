@@ -102,6 +102,7 @@ class Agent:
         self.sources: Sources | None = None
         self._cache: dict[str, ServiceDecision] = {}
         self._lock = asyncio.Lock()
+        self._fence_pass: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
         self._report_wake = asyncio.Event()
         self.held: frozenset[Row] = frozenset()
@@ -134,8 +135,26 @@ class Agent:
         self._wake.set()
 
     async def _unit_stopped(self, unit: str) -> None:
-        """Fencing: withdraw this unit's VIPs before returning (the election waits for it)."""
-        await self.converge(reason=f"stopped holding {unit}")
+        """Fencing: withdraw this unit's VIPs before returning (the election waits for it). Units that
+        stop together (a node fencing hundreds at once) share one pass instead of one pass each.
+        """
+        joined = self._fence_pass
+        if joined is not None:
+            await asyncio.shield(joined)
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even with no joiner
+        self._fence_pass = done
+        try:
+            await asyncio.sleep(0)  # the rest of this fencing burst joins here
+            self._fence_pass = None  # later stops need a pass that snapshots after them
+            await self.converge(reason=f"stopped holding {unit} (and units stopping with it)")
+        except BaseException as exc:
+            if self._fence_pass is done:
+                self._fence_pass = None
+            done.set_exception(exc if isinstance(exc, Exception) else RuntimeError(f"fencing pass: {exc!r}"))
+            raise
+        done.set_result(None)
 
     # -- interfaces ---------------------------------------------------------------------------------
 

@@ -99,3 +99,24 @@ async def test_restart_adopts_own_and_drops_stale_keeps_foreign(netns: Netns) ->
     await second.converge()
     assert "192.0.2.99" in (await _addrs(netns)), "an address kubevip did not add is never removed"
     assert ipaddress.ip_address("192.0.2.1") not in {r.address for r in second.held}
+
+
+async def test_units_fencing_together_share_one_pass(netns: Netns) -> None:
+    """A node fencing many units at once withdraws them in one pass, not one pass per unit, and every
+    stop returns only after that pass."""
+    agent = Agent(_cfg(), None, ns=netns)
+    agent.held = await agent.kernel_rows()
+    svcs = [service_from_dict(service(f"s{i}", f"192.0.2.{20 + i}")) for i in range(40)]
+    for svc in svcs:
+        apply_event(agent.world, SERVICE, False, svc)
+    agent.leadership.set_units({f"default/s{i}": None for i in range(40)})
+    await agent.converge()
+    assert len(agent.held) == 40
+    for svc in svcs:
+        apply_event(agent.world, SERVICE, True, svc)
+    before = agent.passes
+    await asyncio.gather(*(agent._unit_stopped(f"default/s{i}") for i in range(40)))
+    assert agent.passes - before == 1
+    assert not agent.held and not {f"192.0.2.{20 + i}" for i in range(40)} & (await _addrs(netns))
+    await agent._unit_stopped("default/s0")  # a later stop gets a pass of its own
+    assert agent.passes - before == 2
