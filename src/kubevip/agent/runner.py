@@ -77,9 +77,13 @@ async def run_agent(cfg: AgentConfig) -> int:
         await stop.wait()
         log.info("agent on node %s stopping: withdraw, release, exit", cfg.node_name)
     finally:
-        if cp is not None:
-            await cp.shutdown()
-        await agent.shutdown()
+        # Services first: their release goes to the API server through the control-plane VIP (the
+        # kubeconfig names it), so the VIP must still be here; then the control plane lets it go.
+        try:
+            await agent.shutdown()
+        finally:
+            if cp is not None:
+                await cp.shutdown()
         for server in servers:
             await server.stop()
         await api.close()
