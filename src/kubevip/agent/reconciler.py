@@ -324,24 +324,39 @@ class Agent:
                             route_type=n.routing_table_type)
             for i in mgrs
         } if n.routing_table else {}
+        # One interface lookup and one address dump per interface and direction, not per VIP: a pass that
+        # moves hundreds of VIPs otherwise spends seconds parsing netlink dumps (holding the GIL).
+        removed_errors = {
+            i: mgrs[i].remove_many(r.address for r in changes.remove if r.interface == i) for i in mgrs
+        }
         for r in changes.remove:
-            try:
-                mgrs[r.interface].remove(r.address)
-                if tables:
+            exc: KubevipError | None = removed_errors[r.interface].get(r.address)
+            if exc is None and tables:
+                try:
                     tables[r.interface].remove(r.address)
-            except KubevipError as exc:
-                if not existing_links([r.interface], self.ns):
-                    # The interface is gone (a Service's own interface deleted): so are its addresses.
-                    log.info("%s left with its interface %s", r.address, r.interface)
-                    continue
-                log.error("%s", exc)
-                failed.add(r)
+                except KubevipError as err:
+                    exc = err
+            if exc is None:
+                continue
+            if not existing_links([r.interface], self.ns):
+                # The interface is gone (a Service's own interface deleted): so are its addresses.
+                log.info("%s left with its interface %s", r.address, r.interface)
+                continue
+            log.error("%s", exc)
+            failed.add(r)
+        prefixlen = self.cfg.net.subnet.prefixlen
+        added_errors = {
+            i: mgrs[i].add_many((r.address, prefixlen(r.address)) for r in changes.add if r.interface == i)
+            for i in mgrs
+        }
         for r in changes.add:
-            try:
-                mgrs[r.interface].add(r.address, self.cfg.net.subnet.prefixlen(r.address))
-                if tables:
+            exc = added_errors[r.interface].get(r.address)
+            if exc is None and tables:
+                try:
                     tables[r.interface].add(r.address)
-            except KubevipError as exc:
+                except KubevipError as err:
+                    exc = err
+            if exc is not None:
                 log.error("%s", exc)
                 failed.add(r)
         return failed

@@ -127,8 +127,8 @@ class AddressManager:
         ln = link(self.interface, self.ns)
         return ln.index, ln.name
 
-    def _dump(self) -> tuple[str, list[tuple[VipAddress, int | None]]]:
-        index, name = self._index_and_name()
+    def _dump(self, at: tuple[int, str] | None = None) -> tuple[str, list[tuple[VipAddress, int | None]]]:
+        index, name = at or self._index_and_name()
         rows: list[tuple[VipAddress, int | None]] = []
         with self.ns.iproute() as ipr:
             for msg in ipr.get_addr(index=index):
@@ -143,10 +143,10 @@ class AddressManager:
         with self.ns.iproute():
             return {a for a, _ in self._dump()[1]}
 
-    def owned(self) -> set[VipAddress]:
+    def owned(self, at: tuple[int, str] | None = None) -> set[VipAddress]:
         """The addresses on the interface that kubevip added."""
         with self.ns.iproute():
-            name, rows = self._dump()
+            name, rows = self._dump(at)
         recorded = self._state.load().get(name, set()) if self._state else set()
         return {a for a, proto in rows if self._is_ours(a, proto, recorded)}
 
@@ -173,8 +173,8 @@ class AddressManager:
         with self.ns.iproute():
             return self._add(a)
 
-    def _add(self, a: VipAddress) -> bool:
-        index, name = self._index_and_name()
+    def _add(self, a: VipAddress, at: tuple[int, str] | None = None) -> bool:
+        index, name = at or self._index_and_name()
         try:
             self._netlink("add", index, a)
         except NetlinkError as exc:
@@ -192,8 +192,8 @@ class AddressManager:
             mine = [a for a in self.owned() if a[0] == ip and (prefixlen is None or a[1] == prefixlen)]
             return any([self._remove(a) for a in mine])
 
-    def _remove(self, a: VipAddress) -> bool:
-        index, name = self._index_and_name()
+    def _remove(self, a: VipAddress, at: tuple[int, str] | None = None) -> bool:
+        index, name = at or self._index_and_name()
         try:
             self._netlink("del", index, a)
             removed = True
@@ -206,6 +206,45 @@ class AddressManager:
         if removed:
             log.info("removed VIP %s from %s", _key(a), name)
         return removed
+
+    def remove_many(self, ips: Iterable[IPAddress]) -> dict[IPAddress, NetworkError]:
+        """`remove` for several VIPs with one interface lookup and one address dump (a pass that drops
+        hundreds of VIPs must not dump the interface once per VIP); per-VIP errors are returned.
+        """
+        drop = set(ips)
+        if not drop:
+            return {}
+        errors: dict[IPAddress, NetworkError] = {}
+        with self.ns.iproute():
+            try:
+                at = self._index_and_name()
+                mine = [a for a in self.owned(at) if a[0] in drop]
+            except NetworkError as exc:
+                return dict.fromkeys(drop, exc)
+            for a in mine:
+                try:
+                    self._remove(a, at)
+                except NetworkError as exc:
+                    errors[a[0]] = exc
+        return errors
+
+    def add_many(self, vips: Iterable[tuple[IPAddress, int | None]]) -> dict[IPAddress, NetworkError]:
+        """`add` for several VIPs with one interface lookup; per-VIP errors are returned."""
+        items = [(ip, host_prefix(ip) if plen is None else plen) for ip, plen in vips]
+        if not items:
+            return {}
+        errors: dict[IPAddress, NetworkError] = {}
+        with self.ns.iproute():
+            try:
+                at = self._index_and_name()
+            except NetworkError as exc:
+                return {ip: exc for ip, _ in items}
+            for a in normalise(items):
+                try:
+                    self._add(a, at)
+                except NetworkError as exc:
+                    errors[a[0]] = exc
+        return errors
 
     def cleanup_stale(self, desired: Iterable[VipAddress | IPAddress]) -> set[VipAddress]:
         """Remove every address kubevip owns on this interface that is not in `desired`."""

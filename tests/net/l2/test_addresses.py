@@ -127,3 +127,26 @@ def test_missing_interface_is_named(lab: LabNetwork) -> None:
     m = AddressManager("nosuch0", ns=Netns(lab.nodes[0].netns))
     with pytest.raises(NetworkError, match="nosuch0"):
         m.add(lab.vip(4))
+
+
+def test_batches_add_and_remove_many_and_keep_foreign(lab: LabNetwork) -> None:
+    node = lab.nodes[0]
+    before = addresses(lab, node.netns, node.interface)
+    m = manager(lab)
+    base4, base6 = lab.vip(4), lab.vip(6)
+    vips = [base4 + i for i in range(20)] + [base6 + i for i in range(20)]
+    assert m.add_many((v, None) for v in vips) == {}
+    assert m.owned() == {(v, v.max_prefixlen) for v in vips}
+    foreign = base4 + 100
+    lab.run(node.netns, ["ip", "addr", "add", f"{foreign}/32", "dev", node.interface])
+    try:
+        assert m.remove_many([*vips[:30], foreign]) == {}
+        assert m.owned() == {(v, v.max_prefixlen) for v in vips[30:]}
+        assert f"{foreign}/32" in addresses(lab, node.netns, node.interface)
+        assert m.remove_many(vips[30:]) == {}
+    finally:
+        lab.run(node.netns, ["ip", "addr", "del", f"{foreign}/32", "dev", node.interface])
+    assert addresses(lab, node.netns, node.interface) == before
+    gone = AddressManager("kvt-nope0", ns=Netns(node.netns))
+    errors = gone.remove_many([base4])
+    assert list(errors) == [base4] and "kvt-nope0" in str(errors[base4])
