@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -423,12 +424,14 @@ class Agent:
                 continue
             jobs = list(self._report_jobs(snap))
             if jobs:
-                async def run(job: object) -> None:
+                # Jobs are factories: a coroutine object made now and cancelled before its turn would
+                # be "never awaited".
+                async def run(job: Callable[[], Awaitable[None]]) -> None:
                     async with sem:
-                        await job  # type: ignore[misc]
+                        await job()
                 await asyncio.gather(*(run(j) for j in jobs))
 
-    def _report_jobs(self, snap: Snapshot) -> Iterable[object]:
+    def _report_jobs(self, snap: Snapshot) -> Iterable[Callable[[], Awaitable[None]]]:
         units = unit_eligibility(snap.plans)
 
         def holder(unit: str, eligible: frozenset[str] | None) -> str | None:
@@ -449,14 +452,14 @@ class Agent:
             if should_write(wanted, view.status_ingress, current_host, self.me):
                 if self.reports.failed_status.get(key, 0.0) > now:
                     continue
-                yield self._write_status(key, wanted, current_host)
+                yield functools.partial(self._write_status, key, wanted, current_host)
             if key in snap.handled and (d is None or d.reason != "ignored"):
                 conds = snap.warnings.get(key, frozenset()) | self._node_warnings.get(key, frozenset())
                 for cond in sorted(conds):
                     name = cond.event_name(view.uid)
                     if name not in self.reports.events:
                         self.reports.events.add(name)
-                        yield self._warning(key, cond, name)
+                        yield functools.partial(self._warning, key, cond, name)
 
     async def _write_status(self, key: str, wanted: ServiceStatus, current_host: str | None) -> None:
         assert self.writer is not None
