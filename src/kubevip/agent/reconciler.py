@@ -104,6 +104,8 @@ class Agent:
         self._cache: dict[str, ServiceDecision] = {}
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
+        self._world_version = 0  # bumped by touched(); the snapshot is recomputed only when it moved
+        self._snap_version = -1
         self._wake = asyncio.Event()
         self._report_wake = asyncio.Event()
         self.held: frozenset[Row] = frozenset()
@@ -126,6 +128,7 @@ class Agent:
         """Services whose inputs changed: drop their cached decisions and wake the loop."""
         for k in keys:
             self._cache.pop(k, None)
+        self._world_version += 1
         self._wake.set()
 
     def _broken(self, kind: str, key: str, why: str) -> None:
@@ -223,6 +226,11 @@ class Agent:
     # -- the pass --------------------------------------------------------------------------------------
 
     def _snapshot(self) -> Snapshot:
+        # The periodic pass (leadership is time-based) reuses the last snapshot while no watch event came
+        # in: resolving every Service's claims each retry period costs O(Services) for nothing.
+        if self.snap is not None and self._snap_version == self._world_version:
+            return self.snap
+        self._snap_version = self._world_version
         # BGP mode keeps Service VIPs on lo / vip_interface: the annotation picks a layer-2 segment, and
         # a VIP on a shared segment would make every announcing node answer ARP / NDP for it there.
         snap = snapshot(self.world, self.cfg.lb_class, self.cfg.use_legacy_endpoints, self._cache,

@@ -65,13 +65,13 @@ async def test_converge_add_repeat_delete(netns: Netns) -> None:
     svc = service_from_dict(
         service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
     )
-    apply_event(agent.world, SERVICE, False, svc)
+    agent.touched(apply_event(agent.world, SERVICE, False, svc))
     agent.leadership.set_units({"default/web": None})
     ch = await agent.converge()
     assert {str(r.address) for r in ch.add} == {"192.0.2.10", "2001:db8::10"}
     assert {"192.0.2.10", "2001:db8::10"} <= (await _addrs(netns))
     assert (await agent.converge()).empty  # idempotent
-    apply_event(agent.world, SERVICE, True, svc)
+    agent.touched(apply_event(agent.world, SERVICE, True, svc))
     ch = await agent.converge()
     assert {str(r.address) for r in ch.remove} == {"192.0.2.10", "2001:db8::10"}
     assert not {"192.0.2.10", "2001:db8::10"} & (await _addrs(netns))
@@ -108,12 +108,12 @@ async def test_units_fencing_together_share_one_pass(netns: Netns) -> None:
     agent.held = await agent.kernel_rows()
     svcs = [service_from_dict(service(f"s{i}", f"192.0.2.{20 + i}")) for i in range(40)]
     for svc in svcs:
-        apply_event(agent.world, SERVICE, False, svc)
+        agent.touched(apply_event(agent.world, SERVICE, False, svc))
     agent.leadership.set_units({f"default/s{i}": None for i in range(40)})
     await agent.converge()
     assert len(agent.held) == 40
     for svc in svcs:
-        apply_event(agent.world, SERVICE, True, svc)
+        agent.touched(apply_event(agent.world, SERVICE, True, svc))
     before = agent.passes
     await asyncio.gather(*(agent._unit_stopped(f"default/s{i}") for i in range(40)))
     assert agent.passes - before == 1

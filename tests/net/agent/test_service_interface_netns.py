@@ -86,8 +86,8 @@ async def _owned(ns: Netns) -> dict[str, set[str]]:
 
 async def test_annotated_interface_carries_the_vip_and_the_vip_moves_off_it(netns: Netns) -> None:
     agent = _agent(netns)
-    apply_event(agent.world, SERVICE, False, _svc("web", "192.0.2.10,2001:db8::10", "eth1"))
-    apply_event(agent.world, SERVICE, False, _svc("plain", "192.0.2.11", None))
+    agent.touched(apply_event(agent.world, SERVICE, False, _svc("web", "192.0.2.10,2001:db8::10", "eth1")))
+    agent.touched(apply_event(agent.world, SERVICE, False, _svc("plain", "192.0.2.11", None)))
     await agent.converge()
     got = await _owned(netns)
     assert got["eth1"] == {"192.0.2.10", "2001:db8::10"} and got["eth0"] == {"192.0.2.11"}
@@ -102,8 +102,8 @@ async def test_annotated_interface_carries_the_vip_and_the_vip_moves_off_it(netn
 
 async def test_missing_interface_then_created_then_deleted(netns: Netns) -> None:
     agent = _agent(netns)
-    apply_event(agent.world, SERVICE, False, _svc("web", "192.0.2.20", "eth9"))
-    apply_event(agent.world, SERVICE, False, _svc("plain", "192.0.2.21", None))
+    agent.touched(apply_event(agent.world, SERVICE, False, _svc("web", "192.0.2.20", "eth9")))
+    agent.touched(apply_event(agent.world, SERVICE, False, _svc("plain", "192.0.2.21", None)))
     await agent.converge()
     got = await _owned(netns)
     assert got["eth0"] == {"192.0.2.21"} and got["eth1"] == set(), "not announced on another interface"
