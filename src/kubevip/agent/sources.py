@@ -8,10 +8,19 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from kubevip.agent.world import ENDPOINT_SLICE, ENDPOINTS, SERVICE, World, apply_event
+from kubevip.agent.world import (
+    ENDPOINT_SLICE,
+    ENDPOINTS,
+    SERVICE,
+    World,
+    apply_event,
+    same_decision_inputs,
+)
 from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
+from kubevip.core.views import ServiceView
 from kubevip.errors import InputError
 from kubevip.kube.watch import Reflector
+from kubevip.kube.writers import ANNOTATION_VIP_HOST
 from kubevip.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -22,6 +31,9 @@ SLICE_SELECTOR = "kubernetes.io/service-name"
 
 def _created(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+WRITTEN_BACK = frozenset({ANNOTATION_VIP_HOST})  # annotations the agents write on Services
 
 
 class Sources:
@@ -82,7 +94,16 @@ class Sources:
             view = self._view(kind, obj)
             if view is None:
                 return
+            old = (
+                self.world.services.get(view.key)
+                if isinstance(view, ServiceView) and type_ == "MODIFIED"
+                else None
+            )
             keys = apply_event(self.world, kind, type_ == "DELETED", view, _created(obj))
+            if old is not None and isinstance(view, ServiceView) and same_decision_inputs(
+                old.view, view, WRITTEN_BACK
+            ):
+                return  # our own status / vipHost write coming back: the world changed, no decision did
             self._touched(keys)
         return handle
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -87,6 +88,18 @@ def snapshot(
     return Snapshot(
         decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts
     )
+
+
+def same_decision_inputs(a: ServiceView, b: ServiceView, written_back: frozenset[str]) -> bool:
+    """True when `a` and `b` differ only in what agents write back (status, the `written_back`
+    annotations, resourceVersion): such an update changes no decision, so it need not cost a pass.
+    """
+
+    def inputs(v: ServiceView) -> ServiceView:
+        kept = tuple((k, val) for k, val in v.annotations if k not in written_back)
+        return dataclasses.replace(v, resource_version="", status_ingress=(), annotations=kept)
+
+    return inputs(a) == inputs(b)
 
 
 SERVICE = "Service"
