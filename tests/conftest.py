@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 pytest_plugins: list[str] = [
     "tests.fixtures.prereqs",
@@ -15,6 +16,11 @@ pytest_plugins: list[str] = [
 ]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Property tests share two cores with control planes and agents: a wall-clock deadline per example would
+# fail a correct property because the machine was busy (it did: 331 ms against the 200 ms default).
+settings.register_profile("kubevip", deadline=None)
+settings.load_profile("kubevip")
 
 
 @pytest.fixture(autouse=True)

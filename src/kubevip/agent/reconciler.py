@@ -105,6 +105,7 @@ class Agent:
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
         self._world_version = 0  # bumped by touched(); the snapshot is recomputed only when it moved
+        self._touched_during: set[str] | None = None  # keys touched while a snapshot is computed
         self._snap_version = -1
         self._wake = asyncio.Event()
         self._report_wake = asyncio.Event()
@@ -128,6 +129,8 @@ class Agent:
         """Services whose inputs changed: drop their cached decisions and wake the loop."""
         for k in keys:
             self._cache.pop(k, None)
+            if self._touched_during is not None:
+                self._touched_during.add(k)
         self._world_version += 1
         self._wake.set()
 
@@ -225,17 +228,27 @@ class Agent:
 
     # -- the pass --------------------------------------------------------------------------------------
 
-    def _snapshot(self) -> Snapshot:
+    async def _snapshot(self) -> Snapshot:
         # The periodic pass (leadership is time-based) reuses the last snapshot while no watch event came
         # in: resolving every Service's claims each retry period costs O(Services) for nothing.
         if self.snap is not None and self._snap_version == self._world_version:
             return self.snap
-        self._snap_version = self._world_version
+        version = self._world_version
+        # O(Services) of pure work: in a thread, on a copy, so the event loop keeps renewing Leases and
+        # applying events meanwhile (1000 Services took the loop for seconds).
         # BGP mode keeps Service VIPs on lo / vip_interface: the annotation picks a layer-2 segment, and
         # a VIP on a shared segment would make every announcing node answer ARP / NDP for it there.
-        snap = snapshot(self.world, self.cfg.lb_class, self.cfg.use_legacy_endpoints, self._cache,
-                        per_address=self.per_address_units, service_interfaces=self.bgp is None)
-        self._cache = dict(snap.decisions)
+        self._touched_during = set()
+        try:
+            snap = await asyncio.to_thread(
+                snapshot, self.world.copy(), self.cfg.lb_class, self.cfg.use_legacy_endpoints,
+                dict(self._cache), per_address=self.per_address_units, service_interfaces=self.bgp is None,
+            )
+        finally:
+            touched, self._touched_during = self._touched_during, None
+        # Decisions of Services touched while the thread ran are stale already.
+        self._cache = {k: d for k, d in snap.decisions.items() if k not in touched}
+        self._snap_version = version
         return snap
 
     def _holds(self, unit: str, eligible: frozenset[str] | None) -> str | None:
@@ -279,7 +292,7 @@ class Agent:
         """One level-triggered pass over the kernel side; returns what it changed."""
         async with self._lock:
             started = time.perf_counter()
-            snap = self._snapshot()
+            snap = await self._snapshot()
             self.snap = snap
             if not self._stopping:
                 self.leadership.set_units(unit_eligibility(snap.plans))

@@ -117,6 +117,7 @@ class Sources:
             elif kind == ENDPOINT_SLICE:
                 before = set(w.slices)
                 w.slices.clear()
+                w.slice_owner.clear()
             else:
                 before = set(w.legacy)
                 w.legacy.clear()

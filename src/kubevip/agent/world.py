@@ -37,6 +37,17 @@ class World:
     services: dict[str, ServiceRecord] = field(default_factory=dict)
     slices: dict[str, dict[str, EndpointSliceView]] = field(default_factory=dict)
     legacy: dict[str, LegacyEndpointsView] = field(default_factory=dict)
+    # slice key -> the Service it is filed under, so a relabelled slice is found without a scan
+    slice_owner: dict[str, str] = field(default_factory=dict)
+
+    def copy(self) -> World:
+        """A copy another thread may read while events keep arriving here (the views are immutable)."""
+        return World(
+            dict(self.services),
+            {k: dict(v) for k, v in self.slices.items()},
+            dict(self.legacy),
+            dict(self.slice_owner),
+        )
 
 
 @dataclass(frozen=True)
@@ -121,22 +132,23 @@ def apply_event(world: World, kind: str, deleted: bool, obj: object, created: st
         return {obj.key}
     if kind == ENDPOINT_SLICE:
         assert isinstance(obj, EndpointSliceView)
-        if not obj.service_name:
-            return set()
-        svc = f"{obj.namespace}/{obj.service_name}"
-        if deleted:
-            per = world.slices.get(svc, {})
+        # A slice may have been relabelled (to another Service or to none): drop it from where it was.
+        previous = world.slice_owner.pop(obj.key, None)
+        touched: set[str] = set()
+        if previous is not None:
+            per = world.slices.get(previous, {})
             per.pop(obj.key, None)
             if not per:
-                world.slices.pop(svc, None)
-        else:
-            # A slice may be relabelled to another Service: drop it from wherever it was.
-            touched = {s for s, per in world.slices.items() if obj.key in per and s != svc}
-            for s in touched:
-                world.slices[s].pop(obj.key, None)
+                world.slices.pop(previous, None)
+            touched.add(previous)
+        if not obj.service_name:
+            return touched
+        svc = f"{obj.namespace}/{obj.service_name}"
+        touched.add(svc)
+        if not deleted:
             world.slices.setdefault(svc, {})[obj.key] = obj
-            return {svc, *touched}
-        return {svc}
+            world.slice_owner[obj.key] = svc
+        return touched
     if kind == ENDPOINTS:
         assert isinstance(obj, LegacyEndpointsView)
         if deleted:
