@@ -306,9 +306,7 @@ def main() -> int:
     )
     ap.add_argument("--agents", default=",".join(AGENTS), help="comma list (default: both)")
     ap.add_argument("--modes", default="service,global", help="election modes for the layer-2 figures")
-    ap.add_argument(
-        "--runs", type=int, default=6, help="create -> answer runs (layer 2 and BGP), default 6"
-    )
+    ap.add_argument("--runs", type=int, default=6, help="create -> answer runs (layer 2 and BGP), default 6")
     ap.add_argument(
         "--failover-runs", type=int, default=3, help="SIGKILL and SIGTERM failovers per mode (default 3)"
     )
@@ -659,6 +657,8 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         "+ polling) in every node count the time two nodes held the same VIP.",
         "",
         counts_line(doc),
+        "",
+        *[f"Note: {n}" for n in doc.get("run_notes", [])],
         "",
         *[
             f"kube-vip {v} (asked for as well) is not in this comparison: {why}."

@@ -423,8 +423,12 @@ class Runner:
                 if u1[n] and u0.get(n)
             }
         finally:
-            workload.delete_all_services(kube)
-            workload.wait_for(lambda: self.held_count(vips)[0] == 0, min(timeout, 120.0), 1.0)
+            # Clean-up must not cost the figures measured above (reset() retries what is left).
+            try:
+                workload.delete_all_services(kube)
+                workload.wait_for(lambda: self.held_count(vips)[0] == 0, min(timeout, 120.0), 1.0)
+            except Exception as exc:
+                res["cleanup_error"] = f"{type(exc).__name__}: {exc}"[:300]
             self.clear_vips(sorted(vips))
         return res
 
