@@ -46,7 +46,7 @@ def until(cond: Callable[[], Any], what: str, lab: ControlPlaneVipLab, within: f
 
 @pytest.fixture(scope="module")
 def cpv(
-    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane, lab_network: LabNetwork, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControlPlaneVipLab]:
     require_root_netns()
     require(control_plane.bind_address.is_unspecified, "control plane bound for lab nodes (root)")
@@ -64,6 +64,9 @@ def cpv(
     finally:
         net.down()
         control_plane.kubectl_run("delete", "namespace", SVC_NS, "--wait=false")
+        # This lab registered the session's Nodes with its own addresses: give them back to the session
+        # lab, or tests that run after this module see Nodes pointing at a lab that is gone.
+        connect_network(control_plane, lab_network)
 
 
 def sole_holder(lab: ControlPlaneVipLab, exclude: frozenset[str] = frozenset()) -> str | None:
