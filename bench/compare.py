@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import signal
@@ -189,18 +190,9 @@ def run_l2(
     cleanup(runner, all_pool(pool))
 
 
-def run_scale(
-    col: Collector,
-    runner: Runner,
-    mode: str,
-    count: int,
-    window: float,
-    timeout: float,
-    extra: dict[str, Any],
-) -> None:
-    agent = runner.agent
+def scale_figure_ids(mode: str, count: int) -> list[tuple[str, str, str]]:
     ml = MODE_LABEL[mode]
-    ids = [
+    return [
         (
             f"scale{count}-{mode}-converge",
             f"{count} dual-stack Services: all VIPs held after restart ({ml})",
@@ -219,16 +211,48 @@ def run_scale(
             "req/s",
         ),
     ]
+
+
+def add_scale(
+    col: Collector, ids: list[tuple[str, str, str]], agent: str, res: dict[str, Any], baseline: float
+) -> None:
+    """The scale rows from one scale result. Without convergence there is no steady state to measure:
+    RSS, CPU and API rate are then "not available" (with what was seen) instead of figures of a fleet
+    that is partly gone."""
+    col.add(*ids[0], agent, [res["converge_s"]])
+    col.add(*ids[1], agent, [res["converge_after_ready_s"]])
+    if math.isfinite(res["converge_s"]):
+        col.add(*ids[2], agent, [v / (1 << 20) for v in res["rss_bytes"].values()])
+        col.add(*ids[3], agent, list(res["cpu_percent"].values()))
+        col.add(*ids[4], agent, [res["api_rps"] - baseline])
+        return
+    exited = res.get("agents_exited") or []
+    col.unavailable(
+        ids[2:],
+        agent,
+        f"{agent}: not converged {res['converge_timeout_s']:.0f}s after the restart ({res['held_at_end']} of "
+        f"{2 * res['services']} VIPs held at the end), so no steady state; agents exited meanwhile: "
+        f"{', '.join(exited) or 'none'} (`scale_details` in the JSON)",
+    )
+
+
+def run_scale(
+    col: Collector,
+    runner: Runner,
+    mode: str,
+    count: int,
+    window: float,
+    timeout: float,
+    extra: dict[str, Any],
+) -> None:
+    agent = runner.agent
+    ids = scale_figure_ids(mode, count)
     try:
         runner.start_all()
         log(f"{agent}/{mode}: scale {count}")
         res = runner.scale(count, window, timeout)
-        col.add(*ids[0], agent, [res["converge_s"]])
-        col.add(*ids[1], agent, [res["converge_after_ready_s"]])
-        col.add(*ids[2], agent, [v / (1 << 20) for v in res["rss_bytes"].values()])
-        col.add(*ids[3], agent, list(res["cpu_percent"].values()))
-        col.add(*ids[4], agent, [res["api_rps"] - extra.get("baseline_api_rps", 0.0)])
         extra.setdefault("scale_details", {}).setdefault(agent, {})[f"{mode}-{count}"] = res
+        add_scale(col, ids, agent, res, extra.get("baseline_api_rps", 0.0))
     except Exception as exc:  # one side's failure is a result, never the end of the run
         log(f"{agent}/{mode}: scale {count} not available: {reason_of(exc)[:300]}")
         have = {fid for fid, per in col.samples.items() if agent in per}
