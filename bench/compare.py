@@ -682,7 +682,7 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         "",
         counts_line(doc),
         "",
-        *[f"Note: {n}" for n in doc.get("run_notes", [])],
+        *[f"- Note: {n}" for n in doc.get("run_notes", [])],
         "",
         *[
             f"kube-vip {v} (asked for as well) is not in this comparison: {why}."
@@ -733,7 +733,7 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         ]
     lines += [
         "Rerun everything (root; builds kube-vip once, starts and removes its own lab `kvbench` with a "
-        "bird2 router; about 35 min on 2 busy CPUs with the run counts below):",
+        "bird2 router; about 40 min on 2 busy CPUs with the run counts below):",
         "",
         "```",
         RERUN,
