@@ -408,7 +408,9 @@ class ScalableElector:
         async with self._lock:
             live = self.live_nodes()
             units = dict(self._units)
-            to_claim: list[str] = []
+            # Each claim is a compare-and-swap on the version judged stealable HERE: by the time a queued
+            # claim is sent the watch may have brought a peer's valid claim, which it must not overwrite.
+            to_claim: list[tuple[str, LeaseRecord | None]] = []
             unsettled = False
             for unit in sorted(set(self._held) - set(units)):
                 await self._give_up(unit, "unit removed", delete=True)
@@ -432,19 +434,19 @@ class ScalableElector:
                 if current is not None:
                     continue
                 if (want == self.node or self._winner_too_slow(unit)) and self._stealable(unit):
-                    to_claim.append(unit)
+                    to_claim.append((unit, self.cache.records.get(claim_lease_name(unit))))
                 elif self._stale_own_claim(unit):
                     await self._delete_claim(unit)
             # Claims are independent compare-and-swaps: send them together, so a node taking over
             # many units after a failure needs about one round trip, not one per unit.
             sem = asyncio.Semaphore(CLAIM_CONCURRENCY)
 
-            async def claim(unit: str) -> None:
+            async def claim(unit: str, judged: LeaseRecord | None) -> None:
                 async with sem:
-                    await self._claim(unit)
+                    await self._claim(unit, judged)
 
-            results = await asyncio.gather(*(claim(u) for u in to_claim), return_exceptions=True)
-            for unit, res in zip(to_claim, results, strict=True):
+            results = await asyncio.gather(*(claim(u, r) for u, r in to_claim), return_exceptions=True)
+            for (unit, _), res in zip(to_claim, results, strict=True):
                 if isinstance(res, BaseException) and not isinstance(res, TRANSIENT):
                     raise res
                 if isinstance(res, BaseException):
@@ -521,10 +523,10 @@ class ScalableElector:
         since = self.cache.absent_since.setdefault(name, self._clock())
         return self._clock() >= max(since, self._live_since) + self.timings.lease_duration
 
-    async def _claim(self, unit: str) -> None:
+    async def _claim(self, unit: str, rec: LeaseRecord | None) -> None:
+        """Claim `unit` by compare-and-swap on `rec`, the version that was judged stealable."""
         assert self._epoch is not None
         name = claim_lease_name(unit)
-        rec = self.cache.records.get(name)
         wall = time.time()
         body = lease_body(
             self.namespace,
