@@ -10,7 +10,7 @@ from kubernetes_asyncio import client
 
 from kubevip.election.elector import LeaseElector
 from kubevip.election.leaseapi import Conflict, LeaseApi
-from kubevip.election.record import lease_body
+from kubevip.election.record import lease_body, renewed_body
 from kubevip.election.rendezvous import choose_holder
 from kubevip.election.scalable import (
     EPOCH_ANNOTATION,
@@ -232,21 +232,8 @@ async def test_a_renewal_of_ours_that_landed_unseen_is_adopted(
         while True:  # write "our" renewal behind the elector's back (it may renew in between: retry)
             rec = await api.get(kube_namespace, "kvt-adopt")
             assert rec is not None and rec.holder == "node-a"
-            body = lease_body(
-                kube_namespace,
-                "kvt-adopt",
-                holder="node-a",
-                duration=1.5,
-                transitions=rec.transitions,
-                acquire_wall=None,
-                renew_wall=time.time(),
-                resource_version=rec.resource_version,
-                labels=rec.labels,
-                annotations=rec.annotations,
-            )
-            body["spec"]["acquireTime"] = rec.acquire_time
             try:
-                sneaked = await api.replace(body)
+                sneaked = await api.replace(renewed_body(rec, 1.5, time.time()))
                 break
             except Conflict:
                 assert time.monotonic() < deadline, "could not write between renewals"

@@ -14,7 +14,7 @@ from kubevip.election.handback import hand_back, still_ours
 from kubevip.election.lag import LagReporter
 from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
 from kubevip.election.observe import Observation, expires_at, observe
-from kubevip.election.record import LeaseRecord, lease_body
+from kubevip.election.record import LeaseRecord, lease_body, renewed_body
 from kubevip.election.timings import Timings
 from kubevip.tasks import bounded
 
@@ -57,7 +57,6 @@ class LeaseElector:
         self._leading = False
         self._lead_until = 0.0
         self._mine: LeaseRecord | None = None  # the version this process last wrote
-        self._acquire_wall = 0.0
         self._seen: Observation | None = None
         self._task: asyncio.Task[None] | None = None
         self._lag = LagReporter(f"lease {namespace}/{name}", self.timings, clock)
@@ -143,18 +142,7 @@ class LeaseElector:
     async def _renew(self) -> None:
         mine = self._mine
         assert mine is not None
-        body = lease_body(
-            self.namespace,
-            self.name,
-            holder=self.identity,
-            duration=self.timings.lease_duration,
-            transitions=mine.transitions,
-            acquire_wall=self._acquire_wall,
-            renew_wall=time.time(),
-            resource_version=mine.resource_version,
-            labels=mine.labels,
-            annotations=mine.annotations,
-        )
+        body = renewed_body(mine, self.timings.lease_duration, time.time())
         sent = self._clock()
         rec = await self.api.replace(body, limit=max(0.05, self._lead_until - sent))
         self._mine = rec
@@ -281,7 +269,6 @@ class LeaseElector:
         sent = self._clock()
         new = await (self.api.create(body) if rec is None else self.api.replace(body))
         self._mine = new
-        self._acquire_wall = wall
         self._lead_until = sent + self.timings.renew_deadline
         self._seen = None
         self._leading = True

@@ -124,3 +124,22 @@ def released_body(
         labels=rec.labels,
         annotations=rec.annotations if annotations is None else annotations,
     )
+
+
+def renewed_body(rec: LeaseRecord, duration: float, renew_wall: float) -> dict[str, Any]:
+    """`rec` renewed by its holder: same holder, acquireTime and transitions, guarded by its version."""
+    body = lease_body(
+        rec.namespace,
+        rec.name,
+        holder=rec.holder,
+        duration=duration,
+        transitions=rec.transitions,
+        acquire_wall=None,
+        renew_wall=renew_wall,
+        resource_version=rec.resource_version,
+        labels=rec.labels,
+        annotations=rec.annotations,
+    )
+    if rec.acquire_time:
+        body["spec"]["acquireTime"] = rec.acquire_time
+    return body

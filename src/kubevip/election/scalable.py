@@ -24,7 +24,7 @@ from kubevip.election.handback import hand_back, still_ours
 from kubevip.election.lag import LagReporter
 from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
 from kubevip.election.observe import expires_at
-from kubevip.election.record import LeaseRecord, lease_body, released_body
+from kubevip.election.record import LeaseRecord, lease_body, released_body, renewed_body
 from kubevip.election.rendezvous import choose_holder
 from kubevip.election.timings import Timings
 from kubevip.tasks import bounded
@@ -292,19 +292,7 @@ class ScalableElector:
         mine = self._mine
         assert mine is not None
         was_live = self.is_live
-        body = lease_body(
-            self.namespace,
-            mine.name,
-            holder=self.node,
-            duration=t.lease_duration,
-            transitions=mine.transitions,
-            acquire_wall=None,
-            renew_wall=time.time(),
-            resource_version=mine.resource_version,
-            labels=mine.labels,
-            annotations=mine.annotations,
-        )
-        body["spec"]["acquireTime"] = mine.acquire_time
+        body = renewed_body(mine, t.lease_duration, time.time())
         sent = self._clock()
         # While live, a renewal may not outlast the deadline (this loop fences). Past it we are fenced
         # already and a late renewal is still safe (a peer that marked us expired makes it conflict): give
