@@ -5,6 +5,7 @@ Pure: the same Services in any order give the same answer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -114,8 +115,13 @@ def _unit(first: Claim, per_address: bool) -> str:
     goes), or kube-vip's per-Service unit. Per family when Local (endpoints differ per family)."""
     explicit = first.group != first.service
     if per_address and not explicit:
-        return f"vip:{first.address}"
+        return _address_unit(first.address)
     return f"{first.group}/{first.family.value}" if first.local else first.group
+
+
+@functools.lru_cache(maxsize=65536)  # formatting an IPv6 address is slow, and asked every snapshot
+def _address_unit(address: IPAddress) -> str:
+    return f"vip:{address}"
 
 
 def resolve(
@@ -128,9 +134,14 @@ def resolve(
     plans: list[VipPlan] = []
     clashes: list[Clash] = []
     for addr in sorted(by_addr, key=lambda a: (a.version, int(a))):
-        ordered = sorted(set(by_addr[addr]), key=Claim.sort_key)
+        group = by_addr[addr]
+        if len(group) == 1:  # the common case, kept cheap: one Service per address
+            first = group[0]
+            plans.append(VipPlan(addr, first.family, _unit(first, per_address), (first.service,),
+                                 first.eligible, first.interface))
+            continue
         kept: list[Claim] = []
-        for c in ordered:
+        for c in sorted(set(group), key=Claim.sort_key):
             if any(k.service == c.service for k in kept):
                 continue
             winner = next((k for k in kept if k.ports & c.ports), None)

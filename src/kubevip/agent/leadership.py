@@ -31,6 +31,7 @@ class Leadership(Protocol):
     def set_units(self, units: Units) -> None: ...
     def holds(self, unit: str) -> bool: ...
     def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None: ...
+    def generation(self) -> object: ...
     async def run(self) -> None: ...
     async def release(self) -> None: ...
 
@@ -56,6 +57,10 @@ class Solo:
 
     def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
         return self.node if _eligible(self.node, eligible) else None
+
+    def generation(self) -> object:
+        """Equal while `holds` and `holder` answer the same for the same units (here: always)."""
+        return 0
 
     async def run(self) -> None:
         await asyncio.Event().wait()
@@ -91,6 +96,10 @@ class Scalable:
         if self.elector.holds(unit):
             return self.node
         return self.elector.current_holder(unit)
+
+    def generation(self) -> object:
+        e = self.elector
+        return (e.cache.version, e.is_live, e.held_changes)
 
     async def run(self) -> None:
         await self.elector.run()
@@ -169,6 +178,10 @@ class Leases:
             e = self._per_unit.get(unit)
             return e.leader if e is not None else None
         return self.global_elector.leader
+
+    def generation(self) -> object:
+        g = self.global_elector
+        return (g.is_leader, g.leader, tuple((u, e.is_leader, e.leader) for u, e in self._per_unit.items()))
 
     async def run(self) -> None:
         spawn(self._guard, "global", self.global_elector.run())

@@ -109,6 +109,12 @@ class Agent:
         self._snap_version = -1
         self._wake = asyncio.Event()
         self._report_wake = asyncio.Event()
+        # A pass whose inputs (snapshot, leadership, stopping) equal those of the last pass that left
+        # nothing undone has nothing to do: the periodic pass is then free, however many Services.
+        self._settled: tuple[object, ...] | None = None
+        # Services to look at in the next report round (all of them when more than their objects changed).
+        self._report_keys: set[str] = set()
+        self._reported: tuple[object, ...] | None = None
         self.held: frozenset[Row] = frozenset()
         self.snap: Snapshot | None = None
         self.reports = Reports()
@@ -129,10 +135,16 @@ class Agent:
         """Services whose inputs changed: drop their cached decisions and wake the loop."""
         for k in keys:
             self._cache.pop(k, None)
+            self._report_keys.add(k)
             if self._touched_during is not None:
                 self._touched_during.add(k)
         self._world_version += 1
         self._wake.set()
+
+    def written_back(self, keys: Iterable[str]) -> None:
+        """Services whose status or vipHost changed (no decision did): check what they say."""
+        self._report_keys.update(keys)
+        self._report_wake.set()
 
     def _broken(self, kind: str, key: str, why: str) -> None:
         ns, _, name = key.partition("/")
@@ -293,6 +305,12 @@ class Agent:
         async with self._lock:
             started = time.perf_counter()
             snap = await self._snapshot()
+            inputs = self._pass_inputs(snap)
+            if inputs is not None and inputs == self._settled:
+                if self.reports.failed_status:
+                    self._report_wake.set()  # a status write waits for its retry
+                self.passes += 1
+                return Changes((), ())
             self.snap = snap
             if not self._stopping:
                 self.leadership.set_units(unit_eligibility(snap.plans))
@@ -307,11 +325,21 @@ class Agent:
                 await self._apply(changes, snap)
             if self.bgp is not None:
                 await self.bgp.sync(self, self.held)
+            self._settled = inputs if self.held == want else None
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
             self._update_gauges(snap)
             self._report_wake.set()
             return changes
+
+    def _pass_inputs(self, snap: Snapshot) -> tuple[object, ...] | None:
+        """What a pass depends on, or None when it also depends on time or the node's interfaces (the
+        start-up window, an interface not resolved yet, a Service's own interface)."""
+        if time.monotonic() < self._startup_until or len(self._ifaces) < len(IPFamily):
+            return None
+        if self.bgp is not None or any(p.interface for p in snap.plans):
+            return None
+        return (self._snap_version, self._stopping, self.leadership.generation())
 
     async def _apply(self, changes: Changes, snap: Snapshot) -> None:
         # Withdraw first: announcements stop before the address goes, so no frame names a dead VIP.
@@ -443,7 +471,7 @@ class Agent:
             snap = self.snap
             if snap is None:
                 continue
-            jobs = list(self._report_jobs(snap))
+            jobs = list(self._report_jobs(snap, self._report_round(snap)))
             if jobs:
                 # Jobs are factories: a coroutine object made now and cancelled before its turn would
                 # be "never awaited".
@@ -452,7 +480,20 @@ class Agent:
                         await job()
                 await asyncio.gather(*(run(j) for j in jobs))
 
-    def _report_jobs(self, snap: Snapshot) -> Iterable[Callable[[], Awaitable[None]]]:
+    def _report_round(self, snap: Snapshot) -> Iterable[str]:
+        """The Services to look at: all when anything but their own objects changed (the snapshot, what
+        this node holds, who leads what) or a write waits for its retry, else those whose objects did."""
+        inputs = (
+            self._snap_version, self.held, self._stopping, self.leadership.generation(),
+            dict(self._node_warnings),
+        )
+        keys, self._report_keys = self._report_keys, set()
+        if inputs != self._reported or self.reports.failed_status:
+            self._reported = inputs
+            return list(self.world.services)
+        return [k for k in keys if k in self.world.services]
+
+    def _report_jobs(self, snap: Snapshot, keys: Iterable[str]) -> Iterable[Callable[[], Awaitable[None]]]:
         units = unit_eligibility(snap.plans)
 
         def holder(unit: str, eligible: frozenset[str] | None) -> str | None:
@@ -461,7 +502,8 @@ class Agent:
             return self.leadership.holder(unit, eligible)
 
         now = time.monotonic()
-        for key, rec in list(self.world.services.items()):
+        for key in keys:
+            rec = self.world.services[key]
             view = rec.view
             current_host = view.annotation(ANNOTATION_VIP_HOST)
             d = snap.decisions.get(key)
@@ -554,7 +596,7 @@ class Agent:
         if self.api is not None:
             self.sources = Sources(
                 self.api, self.world, self.cfg.namespace, self.cfg.use_legacy_endpoints, self.touched,
-                self.metrics, self._broken,
+                self.metrics, self._broken, written_back=self.written_back,
             )
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())

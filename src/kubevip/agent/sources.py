@@ -42,9 +42,11 @@ class Sources:
     def __init__(
         self, api: client.ApiClient, world: World, namespace: str, use_legacy: bool, touched: Touched,
         metrics: Metrics, broken: Callable[[str, str, str], None],
+        written_back: Touched | None = None,
     ) -> None:
         self.world = world
         self._touched = touched
+        self._written_back = written_back or (lambda keys: None)
         self.metrics = metrics
         self._broken = broken
         core = client.CoreV1Api(api)
@@ -103,7 +105,10 @@ class Sources:
             if old is not None and isinstance(view, ServiceView) and same_decision_inputs(
                 old.view, view, WRITTEN_BACK
             ):
-                return  # our own status / vipHost write coming back: the world changed, no decision did
+                # Our own status / vipHost write coming back (or someone else's edit of them): no
+                # decision changed, only what the Service says, which the report round checks.
+                self._written_back(keys)
+                return
             self._touched(keys)
         return handle
 

@@ -17,7 +17,8 @@ RESTART: tuple[type[BaseException], ...] = (*TRANSIENT, ValueError)
 
 
 class LeaseCache:
-    """Level view of Leases matching `selector` in one namespace; `changed` is set on every update."""
+    """Level view of Leases matching `selector` in one namespace; `changed` is set on every update, and
+    `dirty` collects the names whose decisive state changed until a consumer takes them."""
 
     def __init__(
         self,
@@ -39,6 +40,8 @@ class LeaseCache:
         self.absent_since: dict[str, float] = {}
         self.synced = False
         self.changed = asyncio.Event()
+        self.dirty: set[str] = set()
+        self.version = 0  # bumped on every decisive change (consumers skip work while it stands still)
 
     def put(self, rec: LeaseRecord) -> None:
         """Record a version we read or wrote ourselves (fresher than the watch may be)."""
@@ -49,13 +52,22 @@ class LeaseCache:
         self.seen[rec.name] = observe(self.seen.get(rec.name), rec.resource_version, self._clock())
         self.absent_since.pop(rec.name, None)
         if old is None or not same_state(old, rec):
+            self.dirty.add(rec.name)
+            self.version += 1
             self.changed.set()
 
     def drop(self, name: str) -> None:
         if self.records.pop(name, None) is not None:
             self.seen.pop(name, None)
             self.absent_since.setdefault(name, self._clock())
+            self.dirty.add(name)
+            self.version += 1
             self.changed.set()
+
+    def take_dirty(self) -> set[str]:
+        """The names changed since the last call (a consumer re-examines only what they decide)."""
+        out, self.dirty = self.dirty, set()
+        return out
 
     async def run(self) -> None:
         """List, then watch from the list's version; on any failure list again after one retry period."""

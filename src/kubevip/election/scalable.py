@@ -53,6 +53,7 @@ def node_lease_name(node: str) -> str:
     return name if len(name) <= 253 else f"kubevip-node-{_digest(node)}"
 
 
+@functools.lru_cache(maxsize=16384)  # asked several times per unit and pass
 def claim_lease_name(unit: str) -> str:
     """Claim Lease of a unit; the unit key itself lives in an annotation (it may hold ':' or '/')."""
     return f"kubevip-claim-{_digest(unit)}"
@@ -116,7 +117,15 @@ class ScalableElector:
             clock=clock,
         )
         self._units: dict[str, frozenset[str] | None] = {}
+        self._unit_of_claim: dict[str, str] = {}  # claim Lease name -> unit, for the units wanted here
+        # Incremental passes: only units whose inputs changed (their claim, their eligibility), and
+        # units still waiting for a holder, are looked at again; a change of any node's liveness state
+        # (holder or epoch) or of our own, and a timer, make a pass look at every unit.
+        self._dirty_units: set[str] = set()
+        self._unsettled: set[str] = set()
+        self._node_view: tuple[object, ...] | None = None
         self._held: set[str] = set()
+        self.held_changes = 0
         self._units_known = False  # no garbage collection before the first set_units
         self._orphan_since: dict[str, float] = {}
         # Claim versions written by this node in its current liveness incarnation: only these count.
@@ -151,8 +160,17 @@ class ScalableElector:
         return unit in self._held and self.is_live
 
     def set_units(self, units: Mapping[str, Collection[str] | None]) -> None:
-        """Desired units -> nodes eligible to hold each (None: every live node); triggers a pass."""
-        self._units = {u: None if e is None else frozenset(e) for u, e in units.items()}
+        """Desired units -> nodes eligible to hold each (None: every live node); a change triggers a pass
+        over the units that changed (the agent calls this on every one of its passes)."""
+        new = {u: None if e is None else frozenset(e) for u, e in units.items()}
+        if self._units_known and new == self._units:
+            return
+        old = self._units
+        self._dirty_units |= {
+            u for u in new.keys() | old.keys() if u not in old or u not in new or old[u] != new[u]
+        }
+        self._units = new
+        self._unit_of_claim = {claim_lease_name(u): u for u in new}
         self._units_known = True
         self.cache.changed.set()
 
@@ -332,7 +350,6 @@ class ScalableElector:
     async def _assign_loop(self) -> None:
         t = self.timings
         wake = self._clock()
-        unsettled = True
         full_pass_at = 0.0
         while not self._closing:
             # Wake on any change, at the next peer expiry instant, or after one retry period.
@@ -349,11 +366,13 @@ class ScalableElector:
                 continue
             try:
                 wake = min(wake, await self._expire_peers())
-                # A pass over every unit costs CPU in proportion to the units: run it on a change, while
-                # some unit still waits for a holder, and once per lease duration for the timers.
-                if dirty or unsettled or self._clock() >= full_pass_at:
+                # A pass over every unit costs CPU in proportion to the units: look at every unit once
+                # per lease duration (the timers); otherwise only at what changed or still waits.
+                full = self._clock() >= full_pass_at
+                if full:
                     full_pass_at = self._clock() + t.lease_duration
-                    unsettled = await self._converge()
+                if dirty or self._unsettled or full:
+                    await self._converge(full)
             except TRANSIENT as exc:
                 log.debug("node %s: assignment pass failed: %r", self.node, exc)
 
@@ -391,24 +410,56 @@ class ScalableElector:
             self.cache.put(new)
         return next_expiry
 
-    async def _converge(self) -> bool:
-        """One pass over every unit; True if some unit that a node could hold still has no holder."""
+    def _node_state(self) -> tuple[object, ...]:
+        """Everything besides a unit's own claim that decides it: who is live in which epoch."""
+        nodes = sorted(
+            (name, rec.holder or "", rec.transitions)
+            for name, rec in self.cache.records.items()
+            if rec.labels.get(ROLE_LABEL) == ROLE_NODE
+        )
+        return (self._epoch, self.is_live, tuple(nodes))
+
+    def _pass_units(self, full: bool) -> tuple[list[str], bool]:
+        """The units this pass looks at, and whether that is every unit."""
+        changed = self.cache.take_dirty()
+        view = self._node_state()
+        if view != self._node_view:
+            self._node_view = view
+            full = True
+        dirty, self._dirty_units = self._dirty_units, set()
+        if full:
+            return list(self._units), True
+        dirty |= self._unsettled
+        dirty.update(u for name in changed if (u := self._unit_of_claim.get(name)) is not None)
+        return sorted(dirty), False
+
+    async def _converge(self, full: bool = True) -> None:
+        """One pass over the units that need a look (`full`: every unit)."""
         async with self._lock:
             live = self.live_nodes()
-            units = dict(self._units)
+            units = self._units
+            todo, full = self._pass_units(full)
             # Each claim is a compare-and-swap on the version judged stealable HERE: by the time a queued
             # claim is sent the watch may have brought a peer's valid claim, which it must not overwrite.
             to_claim: list[tuple[str, LeaseRecord | None]] = []
-            unsettled = False
-            for unit in sorted(set(self._held) - set(units)):
+            for unit in sorted(u for u in self._held if u not in units):
                 await self._give_up(unit, "unit removed", delete=True)
-            for unit, eligible in units.items():
+            for unit in todo:
+                if unit not in units:
+                    self._unsettled.discard(unit)
+                    self._orphan_since.pop(unit, None)
+                    continue
+                eligible = units[unit]
                 if not self.is_live:
-                    return True
+                    self._dirty_units.update(todo)  # look again once live
+                    return
                 self._adopt_claim(unit)
                 current = self.current_holder(unit)
                 want = choose_holder(unit, current, live, eligible)
-                unsettled = unsettled or (current is None and want is not None)
+                if current is None and want is not None:
+                    self._unsettled.add(unit)
+                else:
+                    self._unsettled.discard(unit)
                 if current is not None:
                     self._orphan_since.pop(unit, None)
                 if current == self.node:
@@ -439,9 +490,8 @@ class ScalableElector:
                     raise res
                 if isinstance(res, BaseException):
                     log.debug("node %s: claim of %s failed: %r", self.node, unit, res)
-            if self._units_known:
+            if full and self._units_known:
                 await self._collect_garbage(live, units)
-            return unsettled
 
     def _adopt_claim(self, unit: str) -> None:
         """A claim in our name and current epoch that we do not count as ours is a claim write of ours
@@ -572,6 +622,7 @@ class ScalableElector:
         if unit in self._held:
             return
         self._held.add(unit)
+        self.held_changes += 1
         self.transitions += 1
         self._notify(unit, True)
         try:
@@ -583,6 +634,7 @@ class ScalableElector:
         if unit not in self._held:
             return
         self._held.discard(unit)
+        self.held_changes += 1
         log.info("node %s: stops holding %s (%s)", self.node, unit, why)
         self._notify(unit, False)
         try:

@@ -120,3 +120,60 @@ async def test_units_fencing_together_share_one_pass(netns: Netns) -> None:
     assert not agent.held and not {f"192.0.2.{20 + i}" for i in range(40)} & (await _addrs(netns))
     await agent._unit_stopped("default/s0")  # a later stop gets a pass of its own
     assert agent.passes - before == 2
+
+
+async def test_a_settled_pass_costs_nothing_until_an_input_moves(netns: Netns) -> None:
+    """With nothing changed since a pass that left nothing undone, the periodic pass computes nothing;
+    a Service change, or a failed kernel change, makes the next pass work again."""
+    agent = Agent(_cfg(), None, ns=netns)
+    agent.held = await agent.kernel_rows()
+    computed = 0
+    desired = agent.desired
+
+    def counting(*args: object, **kw: object) -> object:
+        nonlocal computed
+        computed += 1
+        return desired(*args, **kw)  # type: ignore[arg-type]
+
+    agent.desired = counting  # type: ignore[method-assign]
+    svc = service_from_dict(service("web", "192.0.2.30"))
+    agent.touched(apply_event(agent.world, SERVICE, False, svc))
+    await agent.converge()
+    await agent.converge()  # the first pass also resolved the interfaces
+    settled = computed
+    for _ in range(3):
+        assert (await agent.converge()).empty
+    assert computed == settled and {str(r.address) for r in agent.held} == {"192.0.2.30"}
+    agent.touched(apply_event(agent.world, SERVICE, True, svc))
+    assert {str(r.address) for r in (await agent.converge()).remove} == {"192.0.2.30"}
+    assert computed == settled + 1
+    # An address the kernel refuses (no such interface) stays undone: every pass tries again.
+    agent._ifaces = {fam: "nosuch0" for fam in agent._ifaces}
+    agent.touched(apply_event(agent.world, SERVICE, False, svc))
+    await agent.converge()
+    await agent.converge()
+    assert computed == settled + 3 and not agent.held
+
+
+async def test_report_rounds_look_at_every_service_only_when_more_than_their_objects_changed(
+    netns: Netns,
+) -> None:
+    agent = Agent(_cfg(), None, ns=netns)
+    agent.held = await agent.kernel_rows()
+    for i in range(3):
+        svc = service_from_dict(service(f"s{i}", f"192.0.2.{40 + i}"))
+        agent.touched(apply_event(agent.world, SERVICE, False, svc))
+    await agent.converge()
+    assert agent.snap is not None
+    everyone = {"default/s0", "default/s1", "default/s2"}
+    assert set(agent._report_round(agent.snap)) == everyone
+    assert list(agent._report_round(agent.snap)) == []
+    agent.written_back({"default/s1"})  # a status edit: only that Service is checked
+    assert list(agent._report_round(agent.snap)) == ["default/s1"]
+    agent.reports.failed_status["default/s2"] = 0.0  # a write waiting for its retry: all again
+    assert set(agent._report_round(agent.snap)) == everyone
+    agent.reports.failed_status.clear()
+    agent._report_round(agent.snap)
+    agent.touched(apply_event(agent.world, SERVICE, True, service_from_dict(service("s0", "192.0.2.40"))))
+    await agent.converge()  # the snapshot moved: every Service
+    assert set(agent._report_round(agent.snap)) == everyone - {"default/s0"}

@@ -82,6 +82,17 @@ class _Scoped(LeaseApi):
                 yield "MODIFIED", parse_lease(copy.deepcopy(obj))
             await asyncio.sleep(0.005)
 
+    async def delete(
+        self, namespace: str, name: str, resource_version: str, limit: float | None = None
+    ) -> None:
+        self.real._check(self.caller)
+        cur = self.real.store.get((namespace, name))
+        if cur is None:
+            return
+        if cur["metadata"]["resourceVersion"] != resource_version:
+            raise Conflict("changed")
+        del self.real.store[(namespace, name)]
+
     async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
         self.real._check(self.caller)
         meta = body["metadata"]
