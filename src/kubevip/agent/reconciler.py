@@ -37,10 +37,9 @@ from kubevip.agent.rows import (
     unit_eligibility,
 )
 from kubevip.agent.sources import Sources
-from kubevip.agent.world import Snapshot, World, snapshot
+from kubevip.agent.world import Decided, Snapshot, World, snapshot
 from kubevip.config import AgentConfig
 from kubevip.core.interface import valid_interface_name
-from kubevip.core.plan import ServiceDecision
 from kubevip.core.views import IPFamily
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
@@ -101,7 +100,7 @@ class Agent:
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
         self.bgp = BgpSink(cfg.bgp_settings, self.metrics) if cfg.bgp_settings is not None else None
         self.sources: Sources | None = None
-        self._cache: dict[str, ServiceDecision] = {}
+        self._cache: dict[str, Decided] = {}
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
         self._world_version = 0  # bumped by touched(); the snapshot is recomputed only when it moved
@@ -259,7 +258,7 @@ class Agent:
         finally:
             touched, self._touched_during = self._touched_during, None
         # Decisions of Services touched while the thread ran are stale already.
-        self._cache = {k: d for k, d in snap.decisions.items() if k not in touched}
+        self._cache = {k: d for k, d in snap.decided.items() if k not in touched}
         self._snap_version = version
         return snap
 

@@ -51,6 +51,14 @@ class World:
 
 
 @dataclass(frozen=True)
+class Decided:
+    """A Service's decision and the VIPs it claims: reused while the Service's inputs stand still."""
+
+    decision: ServiceDecision
+    claims: tuple[Claim, ...]
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything derived from one World: decisions, granted VIPs, clashes and warnings."""
 
@@ -61,6 +69,7 @@ class Snapshot:
     warnings: Mapping[str, frozenset[Condition]]
     handled: frozenset[str]
     interface_conflicts: tuple[InterfaceConflict, ...] = ()
+    decided: Mapping[str, Decided] = field(default_factory=dict)
 
 
 def decide_one(world: World, key: str, use_legacy: bool) -> ServiceDecision:
@@ -71,7 +80,7 @@ def decide_one(world: World, key: str, use_legacy: bool) -> ServiceDecision:
 
 def snapshot(
     world: World, classes: ClassFilter, use_legacy: bool,
-    cache: Mapping[str, ServiceDecision] | None = None,
+    cache: Mapping[str, Decided] | None = None,
     per_address: bool = False,
     service_interfaces: bool = True,
 ) -> Snapshot:
@@ -81,6 +90,7 @@ def snapshot(
     `service_interfaces=False` (BGP mode) ignores `kube-vip.io/serviceInterface`: plans carry no interface.
     """
     decisions: dict[str, ServiceDecision] = {}
+    decided: dict[str, Decided] = {}
     claims: list[Claim] = []
     handled: set[str] = set()
     for key in sorted(world.services):
@@ -88,16 +98,18 @@ def snapshot(
         if class_reason(rec.view, classes):
             continue
         handled.add(key)
-        d = cache.get(key) if cache is not None else None
-        if d is None:
+        done = cache.get(key) if cache is not None else None
+        if done is None:
             d = decide_one(world, key, use_legacy)
-        decisions[key] = d
-        claims.extend(claims_of(rec.view, rec.created, d, service_interfaces))
+            done = Decided(d, claims_of(rec.view, rec.created, d, service_interfaces))
+        decided[key] = done
+        decisions[key] = done.decision
+        claims.extend(done.claims)
     plans, clashes = resolve(claims, per_address)
     conflicts = interface_conflicts(claims, plans)
     warns = {k: warnings(d, clashes, conflicts) for k, d in decisions.items()}
     return Snapshot(
-        decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts
+        decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts, decided
     )
 
 

@@ -24,6 +24,7 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 from pyroute2.netlink.exceptions import NetlinkError
 
 from kubevip.errors import NetworkError
+from kubevip.net import rtnl_batch
 from kubevip.net.interfaces import link
 from kubevip.net.namespace import OWN, Netns
 
@@ -103,6 +105,10 @@ class _StateFile:
 
 def _key(a: VipAddress) -> str:
     return f"{a[0]}/{a[1]}"
+
+
+def _sort_key(a: VipAddress) -> tuple[int, int, int]:
+    return (a[0].version, int(a[0]), a[1])
 
 
 class AddressManager:
@@ -218,14 +224,20 @@ class AddressManager:
         with self.ns.iproute():
             try:
                 at = self._index_and_name()
-                mine = [a for a in self.owned(at) if a[0] in drop]
+                mine = sorted((a for a in self.owned(at) if a[0] in drop), key=_sort_key)
+                codes = self._batch("del", at, mine)
             except NetworkError as exc:
                 return dict.fromkeys(drop, exc)
-            for a in mine:
-                try:
-                    self._remove(a, at)
-                except NetworkError as exc:
-                    errors[a[0]] = exc
+        name = at[1]
+        for a, code in zip(mine, codes, strict=True):
+            if code and code not in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
+                errors[a[0]] = NetworkError(f"cannot remove {_key(a)} from {name} in {self.ns}: "
+                                            f"{os.strerror(code)}")
+                continue
+            if self._state:
+                self._state.update(name, drop={_key(a)})
+            if not code:
+                log.info("removed VIP %s from %s", _key(a), name)
         return errors
 
     def add_many(self, vips: Iterable[tuple[IPAddress, int | None]]) -> dict[IPAddress, NetworkError]:
@@ -234,17 +246,47 @@ class AddressManager:
         if not items:
             return {}
         errors: dict[IPAddress, NetworkError] = {}
+        valid: set[VipAddress] = set()
+        for item in items:
+            try:
+                valid |= normalise([item])
+            except NetworkError as exc:
+                errors[item[0]] = exc
+        wanted = sorted(valid, key=_sort_key)
         with self.ns.iproute():
             try:
                 at = self._index_and_name()
+                codes = self._batch("add", at, wanted)
             except NetworkError as exc:
-                return {ip: exc for ip, _ in items}
-            for a in normalise(items):
-                try:
-                    self._add(a, at)
-                except NetworkError as exc:
-                    errors[a[0]] = exc
+                return {**{a[0]: exc for a in wanted}, **errors}
+        name = at[1]
+        added = set()
+        for a, code in zip(wanted, codes, strict=True):
+            if code and code != errno.EEXIST:
+                why = os.strerror(code)
+                errors[a[0]] = NetworkError(f"cannot add {_key(a)} to {name} in {self.ns}: {why}")
+            elif not code:
+                added.add(_key(a))
+                log.info("added VIP %s to %s", _key(a), name)
+        if self._state and added:
+            self._state.update(name, add=added)
         return errors
+
+    def _batch(self, op: str, at: tuple[int, str], addrs: list[VipAddress]) -> list[int]:
+        """One netlink batch for many VIPs (net/rtnl_batch.py): the errno of each, in order."""
+        if not addrs:
+            return []
+        index, name = at
+        requests = [
+            rtnl_batch.address_request(
+                op, seq, index, ip, plen, self.proto,
+                rtnl_batch.IFA_F_NODAD if op == "add" and ip.version == 6 else 0,
+            )
+            for seq, (ip, plen) in enumerate(addrs, start=1)
+        ]
+        sock = self.ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        with sock:
+            return rtnl_batch.run(sock, requests, f"{op} VIPs on {name} in {self.ns}")
 
     def cleanup_stale(self, desired: Iterable[VipAddress | IPAddress]) -> set[VipAddress]:
         """Remove every address kubevip owns on this interface that is not in `desired`."""

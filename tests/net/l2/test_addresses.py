@@ -150,3 +150,21 @@ def test_batches_add_and_remove_many_and_keep_foreign(lab: LabNetwork) -> None:
     gone = AddressManager("kvt-nope0", ns=Netns(node.netns))
     errors = gone.remove_many([base4])
     assert list(errors) == [base4] and "kvt-nope0" in str(errors[base4])
+
+
+def test_one_refused_vip_in_a_batch_costs_the_others_nothing(lab: LabNetwork) -> None:
+    node = lab.nodes[0]
+    m = manager(lab)
+    good = [lab.vip(4) + 200, lab.vip(6) + 200]
+    invalid = lab.vip(4) + 201
+    refused = ipaddress.ip_address("ff0e::1234")  # multicast: the kernel refuses it (EADDRNOTAVAIL)
+    errors = m.add_many([(good[0], None), (invalid, 33), (refused, None), (good[1], None)])
+    try:
+        assert set(errors) == {invalid, refused}
+        assert "33" in str(errors[invalid])
+        assert "ff0e::1234/128" in str(errors[refused]) and node.interface in str(errors[refused])
+        assert m.owned() >= {(v, v.max_prefixlen) for v in good}
+        assert m.add_many((v, None) for v in good) == {}, "present already is no error"
+    finally:
+        assert m.remove_many(good) == {}
+    assert not {v for v, _ in m.owned()} & set(good)

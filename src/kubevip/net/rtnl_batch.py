@@ -1,0 +1,101 @@
+"""Address changes sent to the kernel in batches: many RTM_NEWADDR / RTM_DELADDR requests per sendmsg,
+each acknowledged with its own error code.
+
+pyroute2 spends about a millisecond of Python per request (building and parsing its message objects);
+a pass that moves 2000 VIPs then holds the GIL for seconds. The request format is fixed by the kernel
+ABI (linux/netlink.h, linux/if_addr.h), so it is packed here directly.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import struct
+from collections.abc import Sequence
+
+from kubevip.errors import NetworkError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
+IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, interface index
+RTATTR = struct.Struct("=HH")  # length, type
+ERROR_CODE = struct.Struct("=i")
+
+NLMSG_ERROR = 2
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFA_FLAGS = 8
+IFA_PROTO = 11
+IFA_F_NODAD = 0x02
+
+# Requests per sendmsg: their acknowledgements (an error echoes the request) must fit the socket's
+# default receive buffer, or the kernel drops them.
+CHUNK = 256
+ACK_TIMEOUT = 10.0
+
+
+def _attr(kind: int, payload: bytes) -> bytes:
+    size = RTATTR.size + len(payload)
+    return RTATTR.pack(size, kind) + payload + b"\0" * (-size % 4)
+
+
+def address_request(
+    op: str, seq: int, index: int, ip: IPAddress, prefixlen: int, proto: int = 0, flags: int = 0
+) -> bytes:
+    """One RTM_NEWADDR (`op="add"`: create, fail if present) or RTM_DELADDR request, asking for an ack."""
+    packed = ip.packed
+    attrs = _attr(IFA_LOCAL, packed) + _attr(IFA_ADDRESS, packed)
+    if op == "add":
+        kind, nl_flags = RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+        attrs += _attr(IFA_FLAGS, struct.pack("=I", flags))
+        if proto:
+            attrs += _attr(IFA_PROTO, bytes([proto]))
+    elif op == "del":
+        kind, nl_flags = RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK
+    else:
+        raise ValueError(f"unknown address operation {op!r}")
+    family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+    body = IFADDRMSG.pack(family, prefixlen, flags & 0xFF, 0, index) + attrs
+    return NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), kind, nl_flags, seq, 0) + body
+
+
+def acknowledgements(data: bytes) -> dict[int, int]:
+    """Sequence number -> errno (0: done) of every acknowledgement in one datagram from the kernel."""
+    out: dict[int, int] = {}
+    offset = 0
+    while offset + NLMSG_HEADER.size <= len(data):
+        length, kind, _flags, seq, _port = NLMSG_HEADER.unpack_from(data, offset)
+        if length < NLMSG_HEADER.size:
+            break
+        if kind == NLMSG_ERROR:
+            (code,) = ERROR_CODE.unpack_from(data, offset + NLMSG_HEADER.size)
+            out[seq] = -code
+        offset += (length + 3) & ~3
+    return out
+
+
+def run(sock: socket.socket, requests: Sequence[bytes], what: str) -> list[int]:
+    """Send `requests` (numbered 1..n, as built) on a NETLINK_ROUTE socket; the errno of each, in order."""
+    results: list[int | None] = [None] * len(requests)
+    sock.settimeout(ACK_TIMEOUT)
+    for start in range(0, len(requests), CHUNK):
+        chunk = requests[start:start + CHUNK]
+        try:
+            sock.send(b"".join(chunk))
+            pending = len(chunk)
+            while pending:
+                for seq, code in acknowledgements(sock.recv(1 << 20)).items():
+                    if 0 < seq <= len(results) and results[seq - 1] is None:
+                        results[seq - 1] = code
+                        pending -= 1
+        except OSError as exc:
+            raise NetworkError(f"{what}: netlink batch failed: {exc}") from exc
+    return [errno.EIO if r is None else r for r in results]

@@ -1,0 +1,58 @@
+"""Batched address requests: what pyroute2 (an independent parser) reads back from our bytes, and how
+acknowledgements map back to requests."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+
+from kubevip.net import rtnl_batch
+
+addresses = st.one_of(
+    st.ip_addresses(v=4).map(lambda a: (a, 32)), st.ip_addresses(v=6).map(lambda a: (a, 128))
+)
+
+
+@given(addresses, st.integers(1, 2**31 - 1), st.integers(1, 2**31 - 1), st.sampled_from(["add", "del"]))
+def test_pyroute2_reads_back_what_we_packed(vip, seq, index, op) -> None:
+    ip, plen = vip
+    flags = rtnl_batch.IFA_F_NODAD if op == "add" and ip.version == 6 else 0
+    data = rtnl_batch.address_request(op, seq, index, ip, plen, 248, flags)
+    assert len(data) % 4 == 0
+    msg = ifaddrmsg(data)
+    msg.decode()
+    assert msg["header"]["type"] == (rtnl_batch.RTM_NEWADDR if op == "add" else rtnl_batch.RTM_DELADDR)
+    assert msg["header"]["sequence_number"] == seq and msg["header"]["length"] == len(data)
+    assert msg["header"]["flags"] & rtnl_batch.NLM_F_ACK
+    assert msg["family"] == (socket.AF_INET if ip.version == 4 else socket.AF_INET6)
+    assert (msg["index"], msg["prefixlen"]) == (index, plen)
+    assert ipaddress.ip_address(msg.get_attr("IFA_LOCAL")) == ip
+    assert ipaddress.ip_address(msg.get_attr("IFA_ADDRESS")) == ip
+    if op == "add":
+        assert msg.get_attr("IFA_PROTO") == 248 and msg.get_attr("IFA_FLAGS") == flags
+    else:
+        assert msg.get_attr("IFA_PROTO") is None
+
+
+def _ack(seq: int, code: int, echo: bytes = b"") -> bytes:
+    body = struct.pack("=i", -code) + (echo or rtnl_batch.NLMSG_HEADER.pack(16, 20, 5, seq, 0))
+    return rtnl_batch.NLMSG_HEADER.pack(16 + len(body), rtnl_batch.NLMSG_ERROR, 0, seq, 0) + body
+
+
+def test_acknowledgements_map_sequence_numbers_to_errno() -> None:
+    request = rtnl_batch.address_request("add", 7, 2, ipaddress.ip_address("192.0.2.1"), 32)
+    data = _ack(3, 0) + _ack(7, errno.EEXIST, request) + _ack(9, errno.EINVAL)
+    assert rtnl_batch.acknowledgements(data) == {3: 0, 7: errno.EEXIST, 9: errno.EINVAL}
+    assert rtnl_batch.acknowledgements(b"") == {}
+
+
+def test_unknown_operation_is_refused() -> None:
+    with pytest.raises(ValueError, match="replace"):
+        rtnl_batch.address_request("replace", 1, 1, ipaddress.ip_address("192.0.2.1"), 32)
