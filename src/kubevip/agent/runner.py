@@ -7,6 +7,7 @@ import io
 import logging
 import signal
 
+from kubevip import heap
 from kubevip.agent.reconciler import Agent
 from kubevip.config import AgentConfig
 from kubevip.errors import ConfigError
@@ -37,6 +38,12 @@ async def watch_loop_lag(metrics: Metrics, period: float = 0.25, warn: float = 1
             log.warning("event loop was blocked for %.2fs", lag)
 
 
+async def settle_when_ready(agent: Agent) -> None:
+    """Once the cluster is loaded and the first pass done, freeze what that created (kubevip.heap)."""
+    await agent.ready.wait()
+    heap.settle()
+
+
 async def run_agent(cfg: AgentConfig) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
     cp_on = cfg.control_plane is not None and cfg.control_plane.enabled
@@ -47,6 +54,8 @@ async def run_agent(cfg: AgentConfig) -> int:
     if not cfg.services:
         raise ConfigError("svc_enable", "false", "kubevip manager serves Services: set svc_enable=true "
                           "(and/or cp_enable=true for the control-plane VIP)")
+    heap.watch_pauses()
+    heap.settle()  # the imported modules
     api = await connect(cfg.kubeconfig)
     election_api = await connect(cfg.kubeconfig)
     metrics = Metrics(cfg.node_name)
@@ -72,6 +81,7 @@ async def run_agent(cfg: AgentConfig) -> int:
             cp = await open_control_plane(cfg, metrics)
         await agent.start()
         spawn(agent.guard, "loop-lag", watch_loop_lag(metrics))
+        spawn(agent.guard, "settle-heap", settle_when_ready(agent))
         log.info("agent on node %s started (mode %s, election %s)", cfg.node_name, cfg.mode,
                  cfg.election.mode if cfg.election.enabled else "off")
         await stop.wait()
