@@ -36,3 +36,15 @@ def test_a_long_collection_is_logged_once_installed(caplog: pytest.LogCaptureFix
         assert "generation 2" in caplog.text and "1.5" in caplog.text
     finally:
         gc.callbacks.remove(heap._timer)
+
+
+def test_configure_makes_collections_rarer_and_watches_pauses() -> None:
+    before = gc.get_threshold()
+    try:
+        heap.configure()
+        assert gc.get_threshold() == heap.THRESHOLDS
+        assert all(a >= b for a, b in zip(gc.get_threshold(), before, strict=True))
+        assert heap._timer in gc.callbacks
+    finally:
+        gc.set_threshold(*before)
+        gc.callbacks.remove(heap._timer)

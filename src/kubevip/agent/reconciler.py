@@ -43,6 +43,7 @@ from kubevip.core.interface import valid_interface_name
 from kubevip.core.views import IPFamily
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
+from kubevip.listing import brief
 from kubevip.metrics import Metrics
 from kubevip.net.addresses import AddressManager
 from kubevip.net.announcer import Announcer
@@ -342,25 +343,32 @@ class Agent:
 
     async def _apply(self, changes: Changes, snap: Snapshot) -> None:
         # Withdraw first: announcements stop before the address goes, so no frame names a dead VIP.
-        for r in changes.remove:
-            if self.announcer is not None:
-                await self.announcer.stop(r.address)
+        announcer = self.announcer
+        if announcer is not None:
+            await asyncio.gather(*(announcer.stop(r.address) for r in changes.remove))
         failed = await asyncio.to_thread(self._kernel, changes)
         done = Changes(
             add=tuple(r for r in changes.add if r not in failed),
             remove=tuple(r for r in changes.remove if r not in failed),
         )
         self.held = apply(self.held, done)
-        for r in done.add:
-            if self.announcer is not None:
-                try:
-                    await self.announcer.start(r.address, r.interface)
-                except KubevipError as exc:
-                    log.error("cannot announce %s on %s: %s", r.address, r.interface, exc)
-        for r in done.add:
-            log.info("node %s: announcing %s on %s", self.me, r.address, r.interface)
-        for r in done.remove:
-            log.info("node %s: withdrew %s from %s", self.me, r.address, r.interface)
+        if announcer is not None:
+            # Together: each first frame waits for the announcer's thread, not for the one before it.
+            started = await asyncio.gather(
+                *(announcer.start(r.address, r.interface) for r in done.add), return_exceptions=True
+            )
+            for r, res in zip(done.add, started, strict=True):
+                if isinstance(res, KubevipError):
+                    log.error("cannot announce %s on %s: %s", r.address, r.interface, res)
+                elif isinstance(res, BaseException):
+                    raise res
+        # One line per pass and direction: a line per VIP cost more than the VIPs when 2000 moved.
+        if done.add:
+            log.info("node %s: announcing %d VIPs: %s", self.me, len(done.add),
+                     brief(f"{r.address} on {r.interface}" for r in done.add))
+        if done.remove:
+            log.info("node %s: withdrew %d VIPs: %s", self.me, len(done.remove),
+                     brief(f"{r.address} from {r.interface}" for r in done.remove))
         self._node_events(done, snap)
 
     def _kernel(self, changes: Changes) -> set[Row]:

@@ -54,7 +54,7 @@ async def run_agent(cfg: AgentConfig) -> int:
     if not cfg.services:
         raise ConfigError("svc_enable", "false", "kubevip manager serves Services: set svc_enable=true "
                           "(and/or cp_enable=true for the control-plane VIP)")
-    heap.watch_pauses()
+    heap.configure()
     heap.settle()  # the imported modules
     api = await connect(cfg.kubeconfig)
     election_api = await connect(cfg.kubeconfig)

@@ -28,6 +28,7 @@ class LeaseCache:
         retry_period: float,
         idle_timeout: float,
         clock: Callable[[], float] = time.monotonic,
+        version_matters: Callable[[LeaseRecord], bool] = lambda rec: False,
     ) -> None:
         self.api = api
         self.namespace = namespace
@@ -35,6 +36,9 @@ class LeaseCache:
         self.retry_period = retry_period
         self.idle_timeout = idle_timeout
         self._clock = clock
+        # Records whose very version decides something (a claim counts as ours only in the version we
+        # wrote): a new version of them is a change even when nothing else in it changed.
+        self._version_matters = version_matters
         self.records: dict[str, LeaseRecord] = {}
         self.seen: dict[str, Observation] = {}
         self.absent_since: dict[str, float] = {}
@@ -51,7 +55,11 @@ class LeaseCache:
         self.records[rec.name] = rec
         self.seen[rec.name] = observe(self.seen.get(rec.name), rec.resource_version, self._clock())
         self.absent_since.pop(rec.name, None)
-        if old is None or not same_state(old, rec):
+        if (
+            old is None
+            or not same_state(old, rec)
+            or (old.resource_version != rec.resource_version and self._version_matters(rec))
+        ):
             self.dirty.add(rec.name)
             self.version += 1
             self.changed.set()

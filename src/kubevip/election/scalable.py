@@ -27,6 +27,7 @@ from kubevip.election.observe import expires_at
 from kubevip.election.record import LeaseRecord, lease_body, released_body, renewed_body
 from kubevip.election.rendezvous import choose_holder
 from kubevip.election.timings import Timings
+from kubevip.listing import brief
 from kubevip.tasks import bounded
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class ScalableElector:
             timings.retry_period,
             idle_timeout=max(10.0, 4 * timings.lease_duration),
             clock=clock,
+            version_matters=lambda rec: rec.labels.get(ROLE_LABEL) == ROLE_CLAIM,
         )
         self._units: dict[str, frozenset[str] | None] = {}
         self._unit_of_claim: dict[str, str] = {}  # claim Lease name -> unit, for the units wanted here
@@ -630,12 +632,13 @@ class ScalableElector:
         except Exception:
             log.exception("node %s: on_started(%s) failed", self.node, unit)
 
-    async def _stop(self, unit: str, why: str) -> None:
+    async def _stop(self, unit: str, why: str, *, logged: bool = False) -> None:
         if unit not in self._held:
             return
         self._held.discard(unit)
         self.held_changes += 1
-        log.info("node %s: stops holding %s (%s)", self.node, unit, why)
+        if not logged:
+            log.info("node %s: stops holding %s (%s)", self.node, unit, why)
         self._notify(unit, False)
         try:
             await self._on_stopped(unit)
@@ -644,7 +647,10 @@ class ScalableElector:
 
     async def _fence(self, why: str) -> None:
         # All at once: withdrawing hundreds of units one after another could outlast the fencing slack.
-        await asyncio.gather(*(self._stop(unit, why) for unit in sorted(self._held)))
+        units = sorted(self._held)
+        if units:
+            log.info("node %s: stops holding %d units (%s): %s", self.node, len(units), why, brief(units))
+        await asyncio.gather(*(self._stop(unit, why, logged=True) for unit in units))
 
     def _notify(self, unit: str, holding: bool) -> None:
         if self._observer is not None:

@@ -33,6 +33,7 @@ from typing import Any
 from pyroute2.netlink.exceptions import NetlinkError
 
 from kubevip.errors import NetworkError
+from kubevip.listing import brief
 from kubevip.net import rtnl_batch
 from kubevip.net.interfaces import link
 from kubevip.net.namespace import OWN, Netns
@@ -229,15 +230,18 @@ class AddressManager:
             except NetworkError as exc:
                 return dict.fromkeys(drop, exc)
         name = at[1]
+        removed: list[str] = []
         for a, code in zip(mine, codes, strict=True):
             if code and code not in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
                 errors[a[0]] = NetworkError(f"cannot remove {_key(a)} from {name} in {self.ns}: "
                                             f"{os.strerror(code)}")
                 continue
-            if self._state:
-                self._state.update(name, drop={_key(a)})
             if not code:
-                log.info("removed VIP %s from %s", _key(a), name)
+                removed.append(_key(a))
+        if self._state:
+            self._state.update(name, drop={_key(a) for a in mine if a[0] not in errors})
+        if removed:
+            log.info("removed %d VIPs from %s: %s", len(removed), name, brief(removed))
         return errors
 
     def add_many(self, vips: Iterable[tuple[IPAddress, int | None]]) -> dict[IPAddress, NetworkError]:
@@ -260,16 +264,17 @@ class AddressManager:
             except NetworkError as exc:
                 return {**{a[0]: exc for a in wanted}, **errors}
         name = at[1]
-        added = set()
+        added: list[str] = []
         for a, code in zip(wanted, codes, strict=True):
             if code and code != errno.EEXIST:
                 why = os.strerror(code)
                 errors[a[0]] = NetworkError(f"cannot add {_key(a)} to {name} in {self.ns}: {why}")
             elif not code:
-                added.add(_key(a))
-                log.info("added VIP %s to %s", _key(a), name)
+                added.append(_key(a))
         if self._state and added:
-            self._state.update(name, add=added)
+            self._state.update(name, add=set(added))
+        if added:
+            log.info("added %d VIPs to %s: %s", len(added), name, brief(added))
         return errors
 
     def _batch(self, op: str, at: tuple[int, str], addrs: list[VipAddress]) -> list[int]:

@@ -19,6 +19,7 @@ import ipaddress
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from kubevip.errors import NetworkError
@@ -62,7 +63,12 @@ def raw_sender(ifname: str, version: int, ns: Netns) -> Sender:
 
 
 class Announcer:
-    """Keeps one announcement task per VIP; tasks run under a `kubevip.tasks` guard."""
+    """Keeps one announcement task per VIP; tasks run under a `kubevip.tasks` guard.
+
+    Frames go out from one thread of the announcer's own: a send on a bridged interface also delivers
+    the broadcast to every port inside the system call, which with 1000 Services taken over at once
+    kept the event loop (Lease renewals) blocked for seconds.
+    """
 
     def __init__(
         self,
@@ -81,6 +87,9 @@ class Announcer:
         self._factory = sender_factory
         self._senders: dict[tuple[str, int], Sender] = {}
         self._tasks: dict[IPAddress, tuple[str, asyncio.Task[None]]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="announce")
+        # The send of each VIP that may still be running in the pool (`stop` waits for it).
+        self._inflight: dict[IPAddress, Future[None]] = {}
         self.sent: dict[IPAddress, int] = {}
 
     def active(self) -> dict[IPAddress, str]:
@@ -99,15 +108,23 @@ class Announcer:
         return self._senders[key]
 
     async def _send(self, vip: IPAddress, ifname: str) -> None:
+        sender: Sender | None = None
         try:
-            (await self._open(ifname, vip.version)).announce(vip)
+            sender = await self._open(ifname, vip.version)
+            job = self._pool.submit(sender.announce, vip)
+            self._inflight[vip] = job
+            await asyncio.wrap_future(job)  # cancelled meanwhile: the entry stays for `stop` to wait on
+            if self._inflight.get(vip) is job:
+                del self._inflight[vip]
             self.sent[vip] = self.sent.get(vip, 0) + 1
         except (OSError, NetworkError) as exc:
             # The interface may have been recreated: reopen the socket next time instead of giving up.
             log.warning("announcing %s on %s failed: %s (will retry)", vip, ifname, exc)
-            stale = self._senders.pop((ifname, vip.version), None)
-            if stale is not None:
-                stale.close()
+            key = (ifname, vip.version)
+            if sender is not None and self._senders.get(key) is sender:  # not one reopened meanwhile
+                del self._senders[key]
+                # Other VIPs' sends may still be queued on it: close it behind them, in the pool.
+                self._pool.submit(sender.close)
 
     async def start(self, vip: IPAddress, ifname: str) -> None:
         """Announce `vip` on `ifname` now, then on the burst schedule, then every `rate_ms`."""
@@ -133,11 +150,15 @@ class Announcer:
         task = entry[1]
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        job = self._inflight.pop(vip, None)
+        if job is not None and not job.cancel():  # already on its way: wait until it is out
+            await asyncio.gather(asyncio.wrap_future(job), return_exceptions=True)
 
     async def close(self) -> None:
         """Stop every VIP and close the sockets."""
         for vip in list(self._tasks):
             await self.stop(vip)
+        self._pool.shutdown(wait=True, cancel_futures=True)
         for sender in self._senders.values():
             sender.close()
         self._senders.clear()

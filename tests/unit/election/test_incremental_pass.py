@@ -87,7 +87,7 @@ eligibility = st.dictionaries(
 units_change = st.tuples(st.just("units"), eligibility)
 
 
-@settings(max_examples=60)
+@settings(max_examples=200)
 @given(
     st.lists(st.tuples(st.sampled_from(UNITS), holders, st.integers(0, 1)), max_size=8),
     eligibility,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import itertools
+import threading
 import time
 
 from hypothesis import given
@@ -83,4 +85,37 @@ async def test_start_is_idempotent_and_moves_between_interfaces() -> None:
     await ann.start(vip, "eth1")
     assert ann.active() == {vip: "eth1"}
     assert [i for i, _, _ in rec.sent] == ["eth0", "eth1"]
+    await ann.close()
+
+
+async def test_frames_leave_off_the_event_loop_and_stop_waits_for_one_on_its_way() -> None:
+    """A send runs in the announcer's thread (the loop keeps going meanwhile); `stop` returns only after
+    a send already under way is out, so no frame names the VIP afterwards."""
+    release = threading.Event()
+    entered = threading.Event()
+    rec = Recorder()
+
+    class Slow(Recorder.Sender):
+        def announce(self, ip: IPAddress, /) -> None:
+            if len(rec.sent) == 1:  # the first burst repeat hangs in the kernel, say
+                entered.set()
+                release.wait(5)
+            super().announce(ip)
+
+    ann = Announcer(rate_ms=10_000, burst=(0.0, 0.01), sender_factory=lambda i, v, n: Slow(rec, i))
+    vip = ipaddress.ip_address("10.0.0.9")
+    await ann.start(vip, "eth0")
+    await asyncio.to_thread(entered.wait, 5)
+    ticks = 0
+    for _ in range(3):  # the loop is not blocked by the hanging send
+        await asyncio.sleep(0)
+        ticks += 1
+    stopping = asyncio.ensure_future(ann.stop(vip))
+    await asyncio.sleep(0.05)
+    assert not stopping.done(), "stop returned while a frame was still on its way"
+    release.set()
+    await stopping
+    assert ticks == 3 and len(rec.sent) == 2
+    await asyncio.sleep(0.05)
+    assert len(rec.sent) == 2, "nothing after stop"
     await ann.close()
