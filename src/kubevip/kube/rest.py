@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from kubevip import __version__
 from kubevip.errors import ConfigError
 
 Query = Mapping[str, str | int | bool | None]
@@ -101,7 +102,7 @@ class RestClient:
         timeout: aiohttp.ClientTimeout | None = None,  # noqa: ASYNC109 (aiohttp applies it per phase)
     ) -> aiohttp.ClientResponse:
         """Send `method path?query` with `body` as JSON; any HTTP status comes back as the response."""
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": f"kubevip/{__version__}"}
         auth = self._auth()
         if auth:
             headers["Authorization"] = auth
