@@ -72,17 +72,18 @@ def _pem_file(data: bytes) -> Iterator[str]:
 
 def _ssl_context(cluster: Mapping[str, Any], user: Mapping[str, Any], base: Path, where: str,
                  user_where: str) -> ssl.SSLContext:
+    field, value = f"{where}.certificate-authority", str(cluster.get("certificate-authority") or "")
     try:
         if cluster.get("certificate-authority-data"):
-            pem = _data(f"{where}.certificate-authority-data", cluster["certificate-authority-data"])
+            field, value = f"{field}-data", "(inline data)"
+            pem = _data(field, cluster["certificate-authority-data"])
             ctx = ssl.create_default_context(cadata=pem.decode(errors="replace"))
-        elif cluster.get("certificate-authority"):
-            ctx = ssl.create_default_context(
-                cafile=_file(f"{where}.certificate-authority", cluster["certificate-authority"], base))
+        elif value:
+            ctx = ssl.create_default_context(cafile=_file(field, value, base))
         else:
             ctx = ssl.create_default_context()
-    except ssl.SSLError as exc:
-        raise ConfigError(f"{where}.certificate-authority", "...", f"not a usable PEM CA: {exc}") from exc
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(field, value, f"not a usable PEM CA certificate: {exc}") from exc
     if cluster.get("insecure-skip-tls-verify"):
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -93,21 +94,25 @@ def _ssl_context(cluster: Mapping[str, Any], user: Mapping[str, Any], base: Path
 def _client_certificate(ctx: ssl.SSLContext, user: Mapping[str, Any], base: Path, where: str) -> None:
     with contextlib.ExitStack() as stack:
         files: dict[str, str] = {}
+        shown = ""  # what the error names: the certificate's field and file
         for kind in ("client-certificate", "client-key"):
             if user.get(f"{kind}-data"):
                 pem = _data(f"{where}.{kind}-data", user[f"{kind}-data"])
                 files[kind] = stack.enter_context(_pem_file(pem))
+                shown = shown or f"{kind}-data"
             elif user.get(kind):
                 files[kind] = _file(f"{where}.{kind}", user[kind], base)
+                shown = shown or kind
         if not files:
             return
         if "client-certificate" not in files:
             raise ConfigError(f"{where}.client-key", "set", "needs client-certificate(-data) as well")
         try:
             ctx.load_cert_chain(files["client-certificate"], files.get("client-key"))
-        except ssl.SSLError as exc:
-            raise ConfigError(f"{where}.client-certificate", files["client-certificate"],
-                              f"cannot load the certificate and key: {exc}") from exc
+        except (ssl.SSLError, OSError) as exc:
+            value = "(inline data)" if shown.endswith("-data") else str(user.get(shown))
+            raise ConfigError(f"{where}.{shown}", value,
+                              f"cannot load the client certificate and key: {exc}") from exc
 
 
 def load_kubeconfig(path: str | Path, context: str = "") -> Access:
@@ -129,8 +134,8 @@ def load_kubeconfig(path: str | Path, context: str = "") -> Access:
     cluster = _named(doc, "clusters", cluster_name, str(p))
     user = _named(doc, "users", user_name, str(p)) if user_name else {}
     for plugin in ("exec", "auth-provider"):
-        if user.get(plugin):
-            value = user[plugin].get("command") or user[plugin].get("name") or plugin
+        if conf := user.get(plugin):
+            value = (conf.get("command") or conf.get("name")) if isinstance(conf, Mapping) else conf
             raise ConfigError(f"users[{user_name}].user.{plugin}", value, PLUGINS_UNSUPPORTED)
     server = str(cluster.get("server") or "").rstrip("/")
     if not server.startswith(("https://", "http://")):

@@ -94,6 +94,18 @@ def test_missing_file_names_the_field(tmp_path: Path) -> None:
     assert err.value.value == "nope.pem"
 
 
+def test_unusable_pem_names_the_field(pki: Path, tmp_path: Path) -> None:
+    bad = base64.b64encode(b"not a certificate").decode()
+    with pytest.raises(ConfigError) as err:
+        load_kubeconfig(write(tmp_path / "ca", {"certificate-authority-data": bad}))
+    assert (err.value.name, err.value.value) == ("clusters[c].cluster.certificate-authority-data",
+                                                 "(inline data)")
+    user = {"client-certificate-data": bad, "client-key": str(pki / "key.pem")}
+    with pytest.raises(ConfigError) as err:
+        load_kubeconfig(write(tmp_path / "cert", {"insecure-skip-tls-verify": True}, user))
+    assert err.value.name == "users[u].user.client-certificate-data"
+
+
 def test_insecure_skips_verification(tmp_path: Path) -> None:
     access = load_kubeconfig(write(tmp_path, {"insecure-skip-tls-verify": True, "tls-server-name": "k8s"}))
     assert access.ssl is not None and access.ssl.verify_mode == ssl.CERT_NONE
