@@ -119,6 +119,7 @@ async def api_run(n: int) -> list[dict[str, Any]]:
 
     from kubevip.ipam.controller import IpamController, IpamSettings
     from kubevip.ipam.service import ANNOTATION_IPS
+    from kubevip.kube.client import connect
     from kubevip.lab.client import api_client
     from kubevip.lab.controlplane import ControlPlane
 
@@ -146,12 +147,13 @@ async def api_run(n: int) -> list[dict[str, Any]]:
                 t0 = time.perf_counter()
                 await asyncio.gather(*(create(i) for i in range(n)))
                 created = time.perf_counter() - t0
-                ctl = IpamController(api, IpamSettings(configmap="kubevip", namespace=ns))
-                t0 = time.perf_counter()
-                await ctl.start()
-                await ctl.wait_idle()
-                took = time.perf_counter() - t0
-                await ctl.close()
+                async with await connect(cp.admin_kubeconfig) as rest:  # what the controller runs with
+                    ctl = IpamController(rest, IpamSettings(configmap="kubevip", namespace=ns))
+                    t0 = time.perf_counter()
+                    await ctl.start()
+                    await ctl.wait_idle()
+                    took = time.perf_counter() - t0
+                    await ctl.close()
                 res = await core.list_namespaced_service(ns)
                 done = sum(1 for s in res.items
                            if len(((s.metadata.annotations or {}).get(ANNOTATION_IPS) or "").split(",")) == 2)

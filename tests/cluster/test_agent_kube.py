@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
+from kubevip.kube.rest import RestClient
 from kubevip.kube.watch import Backoff, Reflector
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, COMPONENT, Writer
 from kubevip.lab import versions
@@ -34,7 +35,7 @@ def lb_service(name: str) -> dict[str, Any]:
 async def test_reflector_lists_watches_and_survives_apiserver_restart(
     control_plane: ControlPlane,
     kube_admin: client.ApiClient,
-    kube_kubevip: client.ApiClient,
+    rest_kubevip: RestClient,
     kube_namespace: str,
 ) -> None:
     ns = kube_namespace
@@ -54,10 +55,10 @@ async def test_reflector_lists_watches_and_survives_apiserver_restart(
         else:
             seen[obj["metadata"]["name"]] = obj
 
-    mine = client.CoreV1Api(kube_kubevip)
     r = Reflector(
         "services",
-        lambda **kw: mine.list_namespaced_service(ns, **kw),
+        rest_kubevip,
+        f"/api/v1/namespaces/{ns}/services",
         on_replace,
         on_event,
         backoff=Backoff(first=0.05, cap=0.5),
@@ -84,14 +85,17 @@ async def test_reflector_lists_watches_and_survives_apiserver_restart(
         await guard.close()
 
 
-async def test_reflector_relists_on_gone(kube_admin: client.ApiClient, kube_namespace: str) -> None:
+async def test_reflector_relists_on_gone(
+    kube_admin: client.ApiClient, rest_admin: RestClient, kube_namespace: str
+) -> None:
     ns = kube_namespace
     core = client.CoreV1Api(kube_admin)
     await core.create_namespaced_service(ns, lb_service("a"))
     items: list[list[str]] = []
     r = Reflector(
         "services",
-        lambda **kw: core.list_namespaced_service(ns, **kw),
+        rest_admin,
+        f"/api/v1/namespaces/{ns}/services",
         lambda its: items.append([i["metadata"]["name"] for i in its]),
         lambda k, o: None,
         backoff=Backoff(first=0.05, cap=0.2),
@@ -107,13 +111,13 @@ async def test_reflector_relists_on_gone(kube_admin: client.ApiClient, kube_name
 
 
 async def test_writers_with_kube_vip_rbac(
-    kube_admin: client.ApiClient, kube_kubevip: client.ApiClient, kube_namespace: str,
+    kube_admin: client.ApiClient, rest_kubevip: RestClient, kube_namespace: str,
     control_plane: ControlPlane,
 ) -> None:
     ns = kube_namespace
     core = client.CoreV1Api(kube_admin)
     await core.create_namespaced_service(ns, lb_service("web"))
-    w = Writer(kube_kubevip, "node-a")
+    w = Writer(rest_kubevip, "node-a")
     await w.service_status(ns, "web", ("198.18.0.200", "fd6b:7669:7000::c8"))
     await w.vip_host(ns, "web", "node-a")
     svc = await core.read_namespaced_service("web", ns)

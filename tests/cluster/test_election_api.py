@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pytest
-from kubernetes_asyncio import client
 
 from kubevip.election.elector import LeaseElector
 from kubevip.election.leaseapi import Conflict, LeaseApi
@@ -24,14 +23,15 @@ from kubevip.election.scalable import (
     node_lease_name,
 )
 from kubevip.election.timings import Timings
+from kubevip.kube.rest import RestClient
 from kubevip.tasks import TaskGroupGuard, spawn
 from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 
 
-async def test_precise_duration_survives_the_api_server(kube_kubevip: client.ApiClient, kube_namespace: str):
-    api = LeaseApi(kube_kubevip)
+async def test_precise_duration_survives_the_api_server(rest_kubevip: RestClient, kube_namespace: str):
+    api = LeaseApi(rest_kubevip)
     body = lease_body(
         kube_namespace,
         "kvt-precise",
@@ -60,7 +60,7 @@ async def test_precise_duration_survives_the_api_server(kube_kubevip: client.Api
         await api.replace(stale)
 
 
-async def test_lease_elector_with_kube_vip_rbac(kube_kubevip: client.ApiClient, kube_namespace: str):
+async def test_lease_elector_with_kube_vip_rbac(rest_kubevip: RestClient, kube_namespace: str):
     seen: list[tuple[str, bool]] = []
     events: list[str] = []
 
@@ -71,7 +71,7 @@ async def test_lease_elector_with_kube_vip_rbac(kube_kubevip: client.ApiClient, 
         events.append("stopped")
 
     el = LeaseElector(
-        kube_kubevip,
+        rest_kubevip,
         kube_namespace,
         "plndr-cp-lock",
         "node-a",
@@ -88,14 +88,14 @@ async def test_lease_elector_with_kube_vip_rbac(kube_kubevip: client.ApiClient, 
         await el.release()
         assert events == ["started", "stopped"]
         assert seen == [("plndr-cp-lock", True), ("plndr-cp-lock", False)]
-        rec = await LeaseApi(kube_kubevip).get(kube_namespace, "plndr-cp-lock")
+        rec = await LeaseApi(rest_kubevip).get(kube_namespace, "plndr-cp-lock")
         assert rec is not None and rec.holder is None
     finally:
         await guard.close()
     assert not guard.crashed
 
 
-async def test_scalable_elector_with_kube_vip_rbac(kube_kubevip: client.ApiClient, kube_namespace: str):
+async def test_scalable_elector_with_kube_vip_rbac(rest_kubevip: RestClient, kube_namespace: str):
     held: set[str] = set()
 
     async def started(unit: str) -> None:
@@ -104,7 +104,7 @@ async def test_scalable_elector_with_kube_vip_rbac(kube_kubevip: client.ApiClien
     async def stopped(unit: str) -> None:
         held.discard(unit)
 
-    el = ScalableElector(kube_kubevip, kube_namespace, "node-a", Timings(), started, stopped)
+    el = ScalableElector(rest_kubevip, kube_namespace, "node-a", Timings(), started, stopped)
     el.set_units({"default/a": None, "default/b": {"node-a"}, "default/c": {"node-z"}})
     guard = TaskGroupGuard("test")
     spawn(guard, "scalable", el.run())
@@ -127,9 +127,9 @@ async def test_scalable_elector_with_kube_vip_rbac(kube_kubevip: client.ApiClien
     assert not guard.crashed
 
 
-async def test_scalable_collects_claims_nobody_can_hold(kube_kubevip: client.ApiClient, kube_namespace: str):
+async def test_scalable_collects_claims_nobody_can_hold(rest_kubevip: RestClient, kube_namespace: str):
     """Claims of units no node wants are deleted once unheld; a claim a live peer holds is kept."""
-    api = LeaseApi(kube_kubevip)
+    api = LeaseApi(rest_kubevip)
     now = time.time()
 
     def claim(unit: str, holder: str | None, epoch: int) -> dict[str, object]:
@@ -188,7 +188,7 @@ async def test_scalable_collects_claims_nobody_can_hold(kube_kubevip: client.Api
     async def noop(unit: str) -> None:
         return None
 
-    el = ScalableElector(kube_kubevip, kube_namespace, "node-a", Timings(), noop, noop)
+    el = ScalableElector(rest_kubevip, kube_namespace, "node-a", Timings(), noop, noop)
     el.set_units({})
     guard = TaskGroupGuard("test")
     spawn(guard, "peer", keep_peer_live())
@@ -209,7 +209,7 @@ async def test_scalable_collects_claims_nobody_can_hold(kube_kubevip: client.Api
 
 
 async def test_a_renewal_of_ours_that_landed_unseen_is_adopted(
-    kube_kubevip: client.ApiClient, kube_namespace: str
+    rest_kubevip: RestClient, kube_namespace: str
 ):
     """A renewal whose answer was lost makes the next one conflict: the leader re-reads, sees its own
     holder and acquireTime, and keeps leading instead of flapping.
@@ -222,8 +222,8 @@ async def test_a_renewal_of_ours_that_landed_unseen_is_adopted(
     async def stopped() -> None:
         events.append("stopped")
 
-    el = LeaseElector(kube_kubevip, kube_namespace, "kvt-adopt", "node-a", Timings(), started, stopped)
-    api = LeaseApi(kube_kubevip)
+    el = LeaseElector(rest_kubevip, kube_namespace, "kvt-adopt", "node-a", Timings(), started, stopped)
+    api = LeaseApi(rest_kubevip)
     guard = TaskGroupGuard("test")
     spawn(guard, "elector", el.run())
     try:

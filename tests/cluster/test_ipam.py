@@ -19,6 +19,7 @@ from kubernetes_asyncio import client
 
 from kubevip.ipam.controller import IpamController, IpamSettings
 from kubevip.ipam.service import ANNOTATION_IPS, LABEL_KEY, LABEL_VALUE, ClassFilter
+from kubevip.kube.rest import RestClient
 from tests.fixtures import waiting
 
 pytestmark = pytest.mark.cluster
@@ -35,6 +36,7 @@ class Env:
     core: client.CoreV1Api
     ns: str
     settings: IpamSettings
+    rest: RestClient  # what the controller gets: kubevip's own client
 
     @property
     def lb_class(self) -> str:
@@ -79,17 +81,17 @@ class Env:
         return {e.reason for e in res.items}
 
     def controller(self) -> IpamController:
-        return IpamController(self.api, self.settings)
+        return IpamController(self.rest, self.settings)
 
 
 @pytest.fixture
-async def env(kube_admin: client.ApiClient, kube_namespace: str) -> Env:
+async def env(kube_admin: client.ApiClient, rest_admin: RestClient, kube_namespace: str) -> Env:
     tag = secrets.token_hex(3)
     settings = IpamSettings(
         configmap=f"kvt-ipam-{tag}", namespace=kube_namespace,
         classes=ClassFilter(name=f"kvt.test/ipam-{tag}", only=True), retry_seconds=0.5,
     )
-    return Env(kube_admin, client.CoreV1Api(kube_admin), kube_namespace, settings)
+    return Env(kube_admin, client.CoreV1Api(kube_admin), kube_namespace, settings, rest_admin)
 
 
 @pytest.fixture

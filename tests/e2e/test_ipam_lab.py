@@ -9,20 +9,21 @@ import pytest
 
 from kubevip.ipam.controller import IpamController, IpamSettings
 from kubevip.ipam.service import ANNOTATION_IPS
+from kubevip.kube.rest import RestClient
 from kubevip.lab.ipam import configmap, ipam_pool
 from tests.e2e.conftest import E2E
 
 pytestmark = pytest.mark.e2e
 
 
-async def test_service_without_vip_gets_pool_addresses_and_answers(e2e: E2E) -> None:
+async def test_service_without_vip_gets_pool_addresses_and_answers(e2e: E2E, rest_admin: RestClient) -> None:
     pool = ipam_pool(e2e.lab.vip_pool)
     # The pool serves this test's namespace only, so no other test's Service is touched.
     data = {f"range-{e2e.ns}": configmap(pool)["data"]["range-global"]}  # type: ignore[index]
     await e2e.core.create_namespaced_config_map(
         e2e.ns, {"metadata": {"name": "kvt-ipam", "namespace": e2e.ns}, "data": data}
     )
-    ctl = IpamController(e2e.api, IpamSettings(configmap="kvt-ipam", namespace=e2e.ns, retry_seconds=0.5))
+    ctl = IpamController(rest_admin, IpamSettings(configmap="kvt-ipam", namespace=e2e.ns, retry_seconds=0.5))
     await ctl.start()
     try:
         await e2e.pod("web", e2e.nodes[0].name)

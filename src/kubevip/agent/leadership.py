@@ -13,11 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
-from kubernetes_asyncio import client
-
 from kubevip.election.elector import LeaseElector
 from kubevip.election.scalable import ScalableElector
 from kubevip.election.timings import ElectionConfig, service_lease_name
+from kubevip.kube.rest import RestClient
 from kubevip.metrics import Metrics
 from kubevip.tasks import TaskGroupGuard, spawn
 
@@ -73,7 +72,7 @@ class Scalable:
     """vip_electionmode=scalable: one liveness Lease per node, claims only on change (election/scalable)."""
 
     def __init__(
-        self, api: client.ApiClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
+        self, api: RestClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
         on_stopped: UnitCallback, metrics: Metrics,
     ) -> None:
         self.node = node
@@ -124,7 +123,7 @@ class Leases:
     """
 
     def __init__(
-        self, api: client.ApiClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
+        self, api: RestClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
         on_stopped: UnitCallback, metrics: Metrics,
     ) -> None:
         self.api = api
@@ -221,7 +220,7 @@ class Leases:
 
 
 def make(
-    api: client.ApiClient | None, cfg: ElectionConfig, node: str, on_started: UnitCallback,
+    api: RestClient | None, cfg: ElectionConfig, node: str, on_started: UnitCallback,
     on_stopped: UnitCallback, metrics: Metrics,
 ) -> Leadership:
     """The election the settings ask for."""

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
-from kubernetes_asyncio import client
 
 from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
@@ -42,6 +41,7 @@ from kubevip.config import AgentConfig
 from kubevip.core.interface import valid_interface_name
 from kubevip.core.views import IPFamily
 from kubevip.errors import KubevipError, NetworkError
+from kubevip.kube.rest import RestClient
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
 from kubevip.listing import brief
 from kubevip.metrics import Metrics
@@ -58,7 +58,7 @@ INVALID_OBJECT = "invalid-object"
 WRITE_CONCURRENCY = 8
 # Errors of one API write that a later pass retries.
 WRITE_ERRORS: tuple[type[BaseException], ...] = (
-    WriteError, aiohttp.ClientError, asyncio.TimeoutError, OSError, client.ApiException,
+    WriteError, aiohttp.ClientError, asyncio.TimeoutError, OSError,
 )
 
 
@@ -77,11 +77,11 @@ class Agent:
     def __init__(
         self,
         cfg: AgentConfig,
-        api: client.ApiClient | None,
+        api: RestClient | None,
         *,
         ns: Netns = OWN,
         metrics: Metrics | None = None,
-        election_api: client.ApiClient | None = None,
+        election_api: RestClient | None = None,
     ) -> None:
         self.cfg = cfg
         self.api = api

@@ -6,8 +6,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes_asyncio import client
-
 from kubevip.agent.world import (
     ENDPOINT_SLICE,
     ENDPOINTS,
@@ -19,6 +17,7 @@ from kubevip.agent.world import (
 from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
 from kubevip.core.views import ServiceView
 from kubevip.errors import InputError
+from kubevip.kube.rest import RestClient
 from kubevip.kube.watch import Reflector
 from kubevip.kube.writers import ANNOTATION_VIP_HOST
 from kubevip.metrics import Metrics
@@ -40,7 +39,7 @@ class Sources:
     """Owns the reflectors; every change lands in `world` and reports the Service keys it touched."""
 
     def __init__(
-        self, api: client.ApiClient, world: World, namespace: str, use_legacy: bool, touched: Touched,
+        self, api: RestClient, world: World, namespace: str, use_legacy: bool, touched: Touched,
         metrics: Metrics, broken: Callable[[str, str, str], None],
         written_back: Touched | None = None,
     ) -> None:
@@ -49,27 +48,21 @@ class Sources:
         self._written_back = written_back or (lambda keys: None)
         self.metrics = metrics
         self._broken = broken
-        core = client.CoreV1Api(api)
-        disc = client.DiscoveryV1Api(api)
-        if namespace:
-            svc_list: Any = lambda **kw: core.list_namespaced_service(namespace, **kw)  # noqa: E731
-            slice_list: Any = lambda **kw: disc.list_namespaced_endpoint_slice(namespace, **kw)  # noqa: E731
-            ep_list: Any = lambda **kw: core.list_namespaced_endpoints(namespace, **kw)  # noqa: E731
-        else:
-            svc_list = core.list_service_for_all_namespaces
-            slice_list = disc.list_endpoint_slice_for_all_namespaces
-            ep_list = core.list_endpoints_for_all_namespaces
+        scope = f"/namespaces/{namespace}" if namespace else ""  # all namespaces without one
         self.reflectors = [
-            Reflector("services", svc_list, self._replace(SERVICE), self._event(SERVICE),
-                      on_restart=self._restart("services")),
+            Reflector("services", api, f"/api/v1{scope}/services", self._replace(SERVICE),
+                      self._event(SERVICE), on_restart=self._restart("services")),
         ]
         if use_legacy:
-            self.reflectors.append(Reflector("endpoints", ep_list, self._replace(ENDPOINTS),
-                                             self._event(ENDPOINTS), on_restart=self._restart("endpoints")))
+            self.reflectors.append(Reflector(
+                "endpoints", api, f"/api/v1{scope}/endpoints", self._replace(ENDPOINTS),
+                self._event(ENDPOINTS), on_restart=self._restart("endpoints"),
+            ))
         else:
             self.reflectors.append(Reflector(
-                "endpointslices", slice_list, self._replace(ENDPOINT_SLICE), self._event(ENDPOINT_SLICE),
-                on_restart=self._restart("endpointslices"), label_selector=SLICE_SELECTOR,
+                "endpointslices", api, f"/apis/discovery.k8s.io/v1{scope}/endpointslices",
+                self._replace(ENDPOINT_SLICE), self._event(ENDPOINT_SLICE),
+                on_restart=self._restart("endpointslices"), query={"labelSelector": SLICE_SELECTOR},
             ))
 
     def _restart(self, name: str) -> Callable[[str], None]:

@@ -8,8 +8,9 @@ import os
 import sys
 from typing import Any
 
-from kubevip.lab.instance import DEFAULT_LAB_ID, LabInstance
-from kubevip.lab.network import reap_orphans
+# The lab's modules are imported by each subcommand, not here: `kubevip manager` builds this parser too,
+# and the lab pulls in kubernetes_asyncio (~70 MB RSS) that the agent must not carry.
+from kubevip.lab import DEFAULT_LAB_ID
 
 
 def register(subparsers: Any) -> None:
@@ -45,6 +46,8 @@ def register(subparsers: Any) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    from kubevip.lab.instance import LabInstance
+
     for line in LabInstance(args.lab_id).up(args.nodes, bgp=args.bgp, kubernetes=args.kubernetes):
         print(line)
     if args.control_plane:
@@ -56,9 +59,10 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    doc = LabInstance(args.lab_id).status()
     from kubevip.lab import cpvip
+    from kubevip.lab.instance import LabInstance
 
+    doc = LabInstance(args.lab_id).status()
     if (cp_doc := cpvip.instance_status(args.lab_id)) is not None:
         doc["control_plane"] = cp_doc
     if args.output == "json":
@@ -82,6 +86,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_down(args: argparse.Namespace) -> int:
     from kubevip.lab import cpvip
+    from kubevip.lab.instance import LabInstance
 
     for line in cpvip.instance_down(args.lab_id):  # the etcd relay runs on the host, not in a namespace
         print(line)
@@ -91,6 +96,8 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def run_gc(args: argparse.Namespace) -> int:
+    from kubevip.lab.network import reap_orphans
+
     for line in reap_orphans() or ["no orphaned labs"]:
         print(line)
     return 0

@@ -9,11 +9,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
 from kubevip.controlplane.settings import HealthSettings
+from kubevip.kube.rest import RestClient
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,10 @@ class HealthMonitor:
             await self._changed.wait_for(lambda: self.state.healthy == healthy)
 
 
-async def livez_probe(api_client: Any, path: str, limit: float) -> bool:
+async def livez_probe(api_client: RestClient, path: str, limit: float) -> bool:
     """GET `path` on the API server of `api_client` with its credentials; True on HTTP 200 `ok`."""
     try:
-        resp = await api_client.call_api(
-            path, "GET", auth_settings=["BearerToken"], _preload_content=False,
-            _request_timeout=aiohttp.ClientTimeout(total=limit),
-            _return_http_data_only=True,
-        )
+        resp = await api_client.request("GET", path, timeout=aiohttp.ClientTimeout(total=limit))
     except Exception as exc:  # any failure to get an answer is a failed check
         log.debug("GET %s failed: %r", path, exc)
         return False

@@ -1,19 +1,18 @@
 """Wires the control-plane VIP into `kubevip manager`: its own API client (local API server), Lease, metrics.
 
-The control plane gets its own ApiClient (own connection pool) and its own Lease, so the Service agent in
+The control plane gets its own client (own connection pool) and its own Lease, so the Service agent in
 the same process can neither delay its renewals nor share its fate when a Service watch stalls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 from pathlib import Path
 from urllib.parse import urlsplit
-
-from kubernetes_asyncio import client, config
 
 from kubevip.config import AgentConfig
 from kubevip.controlplane.agent import ControlPlaneVip
@@ -22,43 +21,44 @@ from kubevip.controlplane.kernel import KernelVips
 from kubevip.controlplane.settings import APISERVER_KUBECONFIG, APISERVER_LOCAL, ControlPlaneSettings
 from kubevip.election.leaseapi import LeaseApi
 from kubevip.errors import ConfigError
+from kubevip.kube.kubeconfig import load_incluster, load_kubeconfig
+from kubevip.kube.rest import RestClient
 from kubevip.metrics import Metrics, MetricsServer
 
 log = logging.getLogger(__name__)
 
 
-async def api_client(settings: ControlPlaneSettings, kubeconfig: str) -> client.ApiClient:
-    """An ApiClient with the kubeconfig's credentials, aimed per `cp_apiserver`.
+async def api_client(settings: ControlPlaneSettings, kubeconfig: str) -> RestClient:
+    """A client with the kubeconfig's credentials, aimed per `cp_apiserver`.
 
     `local`: https://127.0.0.1:<port>, with the serving certificate still checked against the kubeconfig's
     server host (kubeadm puts the controlPlaneEndpoint, i.e. the VIP, into the certificate), so the agent
     elects through its own API server before the VIP exists and without trusting a loopback SAN.
     """
-    cfg = client.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG", "")
     if path:
         if not Path(path).exists():  # noqa: ASYNC240 (start-up, once)
             raise ConfigError("kubeconfig", path, "the file does not exist; a control-plane static pod "
                               "mounts /etc/kubernetes/admin.conf (super-admin.conf during kubeadm init)")
-        await config.load_kube_config(config_file=path, client_configuration=cfg)
+        access = load_kubeconfig(path)
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        access = load_incluster()
     else:
         raise ConfigError("kubeconfig", "", "cp_enable=true needs a kubeconfig (kubeconfig or KUBECONFIG)")
-    original = str(urlsplit(cfg.host).hostname or "")
+    original = str(urlsplit(access.server).hostname or "")
     if settings.apiserver != APISERVER_KUBECONFIG:
-        cfg.host = settings.local_url() if settings.apiserver == APISERVER_LOCAL else settings.apiserver
-        if not cfg.tls_server_name and original:
-            cfg.tls_server_name = original
-    log.info("control plane: elections and health checks through %s (certificate checked as %s)", cfg.host,
-             cfg.tls_server_name or urlsplit(cfg.host).hostname)
-    return client.ApiClient(configuration=cfg)
+        server = settings.local_url() if settings.apiserver == APISERVER_LOCAL else settings.apiserver
+        access = dataclasses.replace(access, server=server.rstrip("/"),
+                                     tls_server_name=access.tls_server_name or original)
+    log.info("control plane: elections and health checks through %s (certificate checked as %s)",
+             access.server, access.tls_server_name or urlsplit(access.server).hostname)
+    return RestClient(access)
 
 
 class ControlPlaneProcess:
     """The control-plane VIP plus the client it owns; `shutdown()` withdraws, releases and closes."""
 
-    def __init__(self, runner: ControlPlaneVip, api: client.ApiClient) -> None:
+    def __init__(self, runner: ControlPlaneVip, api: RestClient) -> None:
         self.runner = runner
         self.api = api
 

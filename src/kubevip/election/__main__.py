@@ -21,6 +21,7 @@ from kubevip.election.elector import LeaseElector
 from kubevip.election.leaseapi import LeaseApi
 from kubevip.election.scalable import ScalableElector
 from kubevip.election.timings import Timings
+from kubevip.kube.client import connect
 from kubevip.tasks import TaskGroupGuard, spawn
 
 
@@ -52,15 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def amain(args: argparse.Namespace) -> int:
-    from kubevip.lab.client import api_client  # the lab's kubeconfig loader; no other lab dependency
-
     timings = Timings(
         args.lease_duration, args.renew_deadline, args.retry_period, args.skew_margin
     ).validate()
     names = list(args.lease if args.mode == "lease" else args.unit)
     names += [args.template.format(i=i) for i in range(args.count)]
     node = args.identity
-    api = await api_client(args.kubeconfig)
+    api = await connect(args.kubeconfig)
     leases = LeaseApi(api, request_timeout=timings.renew_deadline)
     guard = TaskGroupGuard(f"elector-{node}")
     stop = asyncio.Event()

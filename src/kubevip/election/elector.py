@@ -8,14 +8,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from kubernetes_asyncio import client
-
 from kubevip.election.handback import hand_back, still_ours
 from kubevip.election.lag import LagReporter
 from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
 from kubevip.election.observe import Observation, expires_at, observe
 from kubevip.election.record import LeaseRecord, lease_body, renewed_body
 from kubevip.election.timings import Timings
+from kubevip.kube.rest import RestClient
 from kubevip.tasks import bounded
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ class LeaseElector:
 
     def __init__(
         self,
-        api_client: client.ApiClient | LeaseApi,
+        api_client: RestClient | LeaseApi,
         namespace: str,
         name: str,
         identity: str,

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client
 
 from kubevip.election.record import LeaseRecord, parse_lease
 from kubevip.errors import ElectionError
+from kubevip.kube.rest import RestClient
 
 
 class Conflict(ElectionError):
@@ -36,17 +36,20 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     aiohttp.ClientError,
     asyncio.TimeoutError,
     OSError,
-    client.ApiException,
 )
 
 
 class LeaseApi:
-    """Get / create / compare-and-swap / list / watch Leases through one kubernetes_asyncio ApiClient."""
+    """Get / create / compare-and-swap / list / watch Leases through one RestClient."""
 
-    def __init__(self, api_client: client.ApiClient, request_timeout: float = 1.0) -> None:
-        # Any: we call with _preload_content=False and read raw JSON, which the stubs do not model.
-        self._api: Any = client.CoordinationV1Api(api_client)
+    def __init__(self, api_client: RestClient, request_timeout: float = 1.0) -> None:
+        self._api = api_client
         self.request_timeout = request_timeout
+
+    @staticmethod
+    def _path(namespace: str, name: str = "") -> str:
+        base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        return f"{base}/{name}" if name else base
 
     async def _json(self, resp: Any, what: str, ok: tuple[int, ...] = (200, 201)) -> dict[str, Any] | None:
         try:
@@ -68,17 +71,15 @@ class LeaseApi:
 
     async def get(self, namespace: str, name: str, limit: float | None = None) -> LeaseRecord | None:
         """A quorum read of one Lease; None if it does not exist."""
-        resp = await self._api.read_namespaced_lease(
-            name, namespace, _preload_content=False, _request_timeout=self._timeout(limit)
-        )
+        resp = await self._api.request("GET", self._path(namespace, name), timeout=self._timeout(limit))
         data = await self._json(resp, f"get lease {namespace}/{name}")
         return None if data is None else parse_lease(data)
 
     async def create(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
         """Create; Conflict if it already exists."""
         meta = body["metadata"]
-        resp = await self._api.create_namespaced_lease(
-            meta["namespace"], body, _preload_content=False, _request_timeout=self._timeout(limit)
+        resp = await self._api.request(
+            "POST", self._path(meta["namespace"]), body=body, timeout=self._timeout(limit)
         )
         data = await self._json(resp, f"create lease {meta['namespace']}/{meta['name']}")
         if data is None:
@@ -90,12 +91,8 @@ class LeaseApi:
         meta = body["metadata"]
         if not meta.get("resourceVersion"):
             raise ValueError("replace needs metadata.resourceVersion (optimistic concurrency)")
-        resp = await self._api.replace_namespaced_lease(
-            meta["name"],
-            meta["namespace"],
-            body,
-            _preload_content=False,
-            _request_timeout=self._timeout(limit),
+        resp = await self._api.request(
+            "PUT", self._path(meta["namespace"], meta["name"]), body=body, timeout=self._timeout(limit)
         )
         data = await self._json(resp, f"update lease {meta['namespace']}/{meta['name']}")
         if data is None:
@@ -107,8 +104,8 @@ class LeaseApi:
     ) -> None:
         """Delete guarded by resourceVersion (a precondition); Conflict if it changed."""
         body = {"preconditions": {"resourceVersion": resource_version}}
-        resp = await self._api.delete_namespaced_lease(
-            name, namespace, body=body, _preload_content=False, _request_timeout=self._timeout(limit)
+        resp = await self._api.request(
+            "DELETE", self._path(namespace, name), body=body, timeout=self._timeout(limit)
         )
         await self._json(resp, f"delete lease {namespace}/{name}", ok=(200, 202))
 
@@ -116,8 +113,8 @@ class LeaseApi:
         self, namespace: str, selector: str, limit: float | None = None
     ) -> tuple[list[LeaseRecord], str]:
         """All Leases matching `selector` and the list's resourceVersion (to watch from)."""
-        resp = await self._api.list_namespaced_lease(
-            namespace, label_selector=selector, _preload_content=False, _request_timeout=self._timeout(limit)
+        resp = await self._api.request(
+            "GET", self._path(namespace), query={"labelSelector": selector}, timeout=self._timeout(limit)
         )
         data = await self._json(resp, f"list leases {namespace} {selector}")
         if data is None:
@@ -136,16 +133,12 @@ class LeaseApi:
         """(type, record) events after `resource_version`; Gone when it is too old. Bookmarks are
         yielded as ("BOOKMARK", record) so callers can advance their resourceVersion.
         """
-        resp = await self._api.list_namespaced_lease(
-            namespace,
-            label_selector=selector,
-            field_selector=field_selector,
-            watch=True,
-            resource_version=resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=300,
-            _preload_content=False,
-            _request_timeout=aiohttp.ClientTimeout(
+        query = {
+            "labelSelector": selector, "fieldSelector": field_selector, "watch": True,
+            "resourceVersion": resource_version, "allowWatchBookmarks": True, "timeoutSeconds": 300,
+        }
+        resp = await self._api.request(
+            "GET", self._path(namespace), query=query, timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=self.request_timeout, sock_read=idle_timeout
             ),
         )

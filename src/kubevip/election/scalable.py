@@ -17,8 +17,6 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 
-from kubernetes_asyncio import client
-
 from kubevip.election.cache import LeaseCache
 from kubevip.election.handback import hand_back, still_ours
 from kubevip.election.lag import LagReporter
@@ -27,6 +25,7 @@ from kubevip.election.observe import expires_at
 from kubevip.election.record import LeaseRecord, lease_body, released_body, renewed_body
 from kubevip.election.rendezvous import choose_holder
 from kubevip.election.timings import Timings
+from kubevip.kube.rest import RestClient
 from kubevip.listing import brief
 from kubevip.tasks import bounded
 
@@ -91,7 +90,7 @@ class ScalableElector:
 
     def __init__(
         self,
-        api_client: client.ApiClient | LeaseApi,
+        api_client: RestClient | LeaseApi,
         namespace: str,
         node: str,
         timings: Timings,

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client
 
 from kubevip.core.parse import service_from_dict
 from kubevip.errors import InputError
@@ -33,6 +32,7 @@ from kubevip.ipam.service import (
     release_patch,
     request_for,
 )
+from kubevip.kube.rest import RestClient
 from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _newer(a: str, b: str) -> bool:
 class IpamController:
     """The allocation controller; `start()` then `close()`, or `run()` until cancelled."""
 
-    def __init__(self, api_client: client.ApiClient, settings: IpamSettings | None = None) -> None:
+    def __init__(self, api_client: RestClient, settings: IpamSettings | None = None) -> None:
         self.settings = settings or IpamSettings()
         self.api = IpamApi(api_client, self.settings.component)
         self.alloc = Allocator()

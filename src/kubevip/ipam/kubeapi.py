@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client
 
 from kubevip.errors import KubevipError
+from kubevip.kube.rest import Query, RestClient
 
 JSON = dict[str, Any]
 
@@ -44,9 +44,8 @@ def api_error(status: int, what: str, body: str = "") -> ApiError:
 class IpamApi:
     """List / watch / patch Services, read / watch one ConfigMap, write Events."""
 
-    def __init__(self, api_client: client.ApiClient, component: str, request_timeout: float = 10.0) -> None:
-        # Any: raw calls (_preload_content=False) are not modelled by the stubs.
-        self._core: Any = client.CoreV1Api(api_client)
+    def __init__(self, api_client: RestClient, component: str, request_timeout: float = 10.0) -> None:
+        self._api = api_client
         self.component = component
         self.instance = socket.gethostname()
         self.timeout = aiohttp.ClientTimeout(total=request_timeout)
@@ -65,52 +64,52 @@ class IpamApi:
         raise api_error(status, what, body.decode(errors="replace"))
 
     async def list_services(self) -> tuple[list[JSON], str]:
-        resp = await self._core.list_service_for_all_namespaces(
-            _preload_content=False, _request_timeout=aiohttp.ClientTimeout(total=120))
+        resp = await self._api.request("GET", "/api/v1/services", timeout=aiohttp.ClientTimeout(total=120))
         data = await self._json(resp, "list services") or {}
         return list(data.get("items") or []), str((data.get("metadata") or {}).get("resourceVersion", ""))
 
     async def get_service(self, namespace: str, name: str) -> JSON | None:
-        resp = await self._core.read_namespaced_service(
-            name, namespace, _preload_content=False, _request_timeout=self.timeout)
+        resp = await self._api.request(
+            "GET", f"/api/v1/namespaces/{namespace}/services/{name}", timeout=self.timeout)
         return await self._json(resp, f"get service {namespace}/{name}")
 
     async def patch_service(self, namespace: str, name: str, patch: Mapping[str, Any]) -> JSON | None:
         """JSON merge patch; Conflict when its metadata.resourceVersion is stale; None when deleted."""
-        resp = await self._core.patch_namespaced_service(
-            name, namespace, dict(patch), _content_type="application/merge-patch+json",
-            _preload_content=False, _request_timeout=self.timeout)
+        resp = await self._api.request(
+            "PATCH", f"/api/v1/namespaces/{namespace}/services/{name}", body=dict(patch),
+            content_type="application/merge-patch+json", timeout=self.timeout)
         return await self._json(resp, f"patch service {namespace}/{name}")
 
     async def get_configmap(self, namespace: str, name: str) -> JSON | None:
-        resp = await self._core.read_namespaced_config_map(
-            name, namespace, _preload_content=False, _request_timeout=self.timeout)
+        resp = await self._api.request(
+            "GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}", timeout=self.timeout)
         return await self._json(resp, f"get configmap {namespace}/{name}")
 
     async def watch_services(self, resource_version: str) -> AsyncIterator[tuple[str, JSON]]:
-        async for ev in self._watch(self._core.list_service_for_all_namespaces, "services", resource_version):
+        async for ev in self._watch("/api/v1/services", "services", resource_version):
             yield ev
 
     async def watch_configmap(self, namespace: str, name: str, resource_version: str,
                               ) -> AsyncIterator[tuple[str, JSON]]:
-        async for ev in self._watch(self._core.list_namespaced_config_map, f"configmap {namespace}/{name}",
-                                    resource_version, namespace, field_selector=f"metadata.name={name}"):
+        async for ev in self._watch(f"/api/v1/namespaces/{namespace}/configmaps",
+                                    f"configmap {namespace}/{name}", resource_version,
+                                    {"fieldSelector": f"metadata.name={name}"}):
             yield ev
 
     async def list_configmap_version(self, namespace: str, name: str) -> str:
-        resp = await self._core.list_namespaced_config_map(
-            namespace, field_selector=f"metadata.name={name}", _preload_content=False,
-            _request_timeout=self.timeout)
+        resp = await self._api.request(
+            "GET", f"/api/v1/namespaces/{namespace}/configmaps",
+            query={"fieldSelector": f"metadata.name={name}"}, timeout=self.timeout)
         data = await self._json(resp, f"list configmap {namespace}/{name}") or {}
         return str((data.get("metadata") or {}).get("resourceVersion", ""))
 
-    async def _watch(self, fn: Any, what: str, resource_version: str, *args: Any,
-                     **kwargs: Any) -> AsyncIterator[tuple[str, JSON]]:
+    async def _watch(self, path: str, what: str, resource_version: str,
+                     query: Query | None = None) -> AsyncIterator[tuple[str, JSON]]:
         """(type, object) events after `resource_version`, BOOKMARK included; Gone when it is too old."""
-        resp = await fn(
-            *args, watch=True, resource_version=resource_version, allow_watch_bookmarks=True,
-            timeout_seconds=300, _preload_content=False,
-            _request_timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=330), **kwargs)
+        resp = await self._api.request(
+            "GET", path, query={**(query or {}), "watch": True, "resourceVersion": resource_version,
+                                "allowWatchBookmarks": True, "timeoutSeconds": 300},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=330))
         try:
             if resp.status != 200:
                 body = (await resp.read()).decode(errors="replace")
@@ -149,6 +148,6 @@ class IpamApi:
             "lastTimestamp": now,
             "count": 1,
         }
-        resp = await self._core.create_namespaced_event(
-            ns, body, _preload_content=False, _request_timeout=self.timeout)
+        resp = await self._api.request("POST", f"/api/v1/namespaces/{ns}/events", body=body,
+                                       timeout=self.timeout)
         await self._json(resp, f"event on {kind} {ns}/{meta.get('name')}")

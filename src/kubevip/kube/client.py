@@ -5,26 +5,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kubernetes_asyncio import client, config
-
 from kubevip.errors import ConfigError
+from kubevip.kube.kubeconfig import load_incluster, load_kubeconfig
+from kubevip.kube.rest import Access, RestClient
 
 
-async def connect(kubeconfig: str = "") -> client.ApiClient:
-    """An ApiClient from `kubeconfig` (or KUBECONFIG), else in-cluster; the caller closes it."""
+def access(kubeconfig: str = "") -> Access:
+    """Access from `kubeconfig` (or KUBECONFIG), else in-cluster, else ~/.kube/config."""
     path = kubeconfig or os.environ.get("KUBECONFIG", "")
     if path:
-        if not Path(path).exists():  # noqa: ASYNC240 (start-up, once)
+        if not Path(path).exists():
             raise ConfigError("KUBECONFIG", path, "the file does not exist; point it at a kubeconfig")
-        api: client.ApiClient = await config.new_client_from_config(config_file=path)
-        return api
+        return load_kubeconfig(path)
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
-    default = str(Path.home() / ".kube" / "config")
-    if Path(default).exists():  # noqa: ASYNC240 (start-up, once)
-        api = await config.new_client_from_config(config_file=default)
-        return api
+        return load_incluster()
+    default = Path.home() / ".kube" / "config"
+    if default.exists():
+        return load_kubeconfig(default)
     raise ConfigError(
         "KUBECONFIG", "", "not running in a cluster and no kubeconfig: set KUBECONFIG (or kubeconfig)"
     )
+
+
+async def connect(kubeconfig: str | Path = "") -> RestClient:
+    """A RestClient from `kubeconfig` (or KUBECONFIG), else in-cluster; the caller closes it."""
+    return RestClient(access(str(kubeconfig)))

@@ -6,22 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client
+
+from kubevip.kube.rest import Query, RestClient
 
 log = logging.getLogger(__name__)
 
 RawObject = dict[str, Any]
-# list_fn(**kwargs) -> raw aiohttp response (called with _preload_content=False).
-ListFn = Callable[..., Awaitable[Any]]
 # Errors that mean "the API server is away or slow": back off and resume (relist only on 410).
-TRANSIENT: tuple[type[BaseException], ...] = (
-    aiohttp.ClientError, asyncio.TimeoutError, OSError, client.ApiException, ValueError,
-)
+TRANSIENT: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
 
 
 class Gone(Exception):
@@ -53,13 +50,15 @@ class Backoff:
 
 
 class Reflector:
-    """Keeps a consumer in step with one resource. `on_replace(items)` after each (re)list gives the whole
-    set (the consumer drops what vanished); `on_event(type, obj)` for ADDED/MODIFIED/DELETED afterwards."""
+    """Keeps a consumer in step with the collection at `path` (e.g. /api/v1/services), filtered by `query`
+    (labelSelector, fieldSelector). `on_replace(items)` after each (re)list gives the whole set (the
+    consumer drops what vanished); `on_event(type, obj)` for ADDED/MODIFIED/DELETED afterwards."""
 
     def __init__(
         self,
         name: str,
-        list_fn: ListFn,
+        api: RestClient,
+        path: str,
         on_replace: Callable[[list[RawObject]], None],
         on_event: Callable[[str, RawObject], None],
         *,
@@ -68,10 +67,12 @@ class Reflector:
         watch_timeout: int = 290,
         idle_timeout: float = 330.0,
         backoff: Backoff | None = None,
-        label_selector: str | None = None,
+        query: Query | None = None,
     ) -> None:
         self.name = name
-        self._list = list_fn
+        self._api = api
+        self.path = path
+        self.query = dict(query or {})
         self._on_replace = on_replace
         self._on_event = on_event
         self._on_restart = on_restart or (lambda cause: None)
@@ -79,14 +80,10 @@ class Reflector:
         self.watch_timeout = watch_timeout
         self.idle_timeout = idle_timeout
         self.backoff = backoff or Backoff()
-        self.selector = label_selector
         self.resource_version = ""
         self.synced = asyncio.Event()
         self.lists = 0
         self.watches = 0
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {"label_selector": self.selector} if self.selector else {}
 
     async def run(self) -> None:
         """List, then watch forever; start it with kubevip.tasks.spawn."""
@@ -109,9 +106,8 @@ class Reflector:
                 await asyncio.sleep(delay)
 
     async def _relist(self) -> None:
-        resp = await self._list(
-            _preload_content=False, _request_timeout=aiohttp.ClientTimeout(total=self.request_timeout),
-            **self._kwargs(),
+        resp = await self._api.request(
+            "GET", self.path, query=self.query, timeout=aiohttp.ClientTimeout(total=self.request_timeout),
         )
         try:
             status = int(resp.status)
@@ -132,16 +128,14 @@ class Reflector:
 
     async def _watch(self) -> None:
         self.watches += 1
-        resp = await self._list(
-            watch=True,
-            resource_version=self.resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self.watch_timeout,
-            _preload_content=False,
-            _request_timeout=aiohttp.ClientTimeout(
+        query = {
+            **self.query, "watch": True, "resourceVersion": self.resource_version,
+            "allowWatchBookmarks": True, "timeoutSeconds": self.watch_timeout,
+        }
+        resp = await self._api.request(
+            "GET", self.path, query=query, timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=self.request_timeout, sock_read=self.idle_timeout
             ),
-            **self._kwargs(),
         )
         try:
             if resp.status != 200:

@@ -8,7 +8,8 @@ import logging
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client
+
+from kubevip.kube.rest import RestClient
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +39,27 @@ def status_patch(ingress: tuple[str, ...]) -> dict[str, Any]:
 
 
 class Writer:
-    """Thin, typed writes through one ApiClient (merge patches: we touch only our fields)."""
+    """Thin, typed writes through one client (merge patches: we touch only our fields)."""
 
-    def __init__(self, api: client.ApiClient, node: str, timeout: float = 5.0) -> None:
-        # Any: the generated signatures omit `_content_type`, which the runtime accepts.
-        self.core: Any = client.CoreV1Api(api)
+    def __init__(self, api: RestClient, node: str, timeout: float = 5.0) -> None:
+        self.api = api
         self.node = node
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.writes = 0
 
     async def service_status(self, namespace: str, name: str, ingress: tuple[str, ...]) -> None:
-        resp = await self.core.patch_namespaced_service_status(
-            name, namespace, status_patch(ingress), _content_type=MERGE_PATCH,
-            _preload_content=False, _request_timeout=self.timeout,
+        resp = await self.api.request(
+            "PATCH", f"/api/v1/namespaces/{namespace}/services/{name}/status", body=status_patch(ingress),
+            content_type=MERGE_PATCH, timeout=self.timeout,
         )
         self.writes += 1
         await _check(resp, f"status of Service {namespace}/{name}")
 
     async def vip_host(self, namespace: str, name: str, host: str | None) -> None:
         body = {"metadata": {"annotations": {ANNOTATION_VIP_HOST: host}}}
-        resp = await self.core.patch_namespaced_service(
-            name, namespace, body, _content_type=MERGE_PATCH, _preload_content=False,
-            _request_timeout=self.timeout,
+        resp = await self.api.request(
+            "PATCH", f"/api/v1/namespaces/{namespace}/services/{name}", body=body, content_type=MERGE_PATCH,
+            timeout=self.timeout,
         )
         self.writes += 1
         await _check(resp, f"annotation {ANNOTATION_VIP_HOST} of Service {namespace}/{name}")
@@ -85,8 +85,8 @@ class Writer:
             "lastTimestamp": now,
             "count": 1,
         }
-        resp = await self.core.create_namespaced_event(
-            namespace, body, _preload_content=False, _request_timeout=self.timeout
+        resp = await self.api.request(
+            "POST", f"/api/v1/namespaces/{namespace}/events", body=body, timeout=self.timeout
         )
         self.writes += 1
         status = await _check(resp, f"Event {namespace}/{name}", ok=(200, 201, 409))

@@ -12,14 +12,13 @@ from typing import Any
 
 import kubevip
 from kubevip.errors import LabError
-from kubevip.lab import agents, controlplane, versions
+from kubevip.lab import DEFAULT_LAB_ID, agents, controlplane, versions
 from kubevip.lab import ipam as lab_ipam
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork, default_state_dir
 from kubevip.lab.stack import connect_network, node_admin_kubeconfig, node_kubeconfig
 
-DEFAULT_LAB_ID = "default"
 _CONTROLPLANE_DIR = Path(kubevip.__file__).resolve().parents[2] / "hack" / "controlplane"
 
 

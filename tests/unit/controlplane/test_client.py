@@ -41,9 +41,9 @@ async def test_server_and_certificate_name(
     s = ControlPlaneSettings.from_env(Settings({"cp_enable": "true", "address": "192.0.2.10", **env}))
     api = await api_client(s, kubeconfig(tmp_path, "https://192.0.2.10:6443"))
     try:
-        assert api.configuration.host == host
-        assert api.configuration.tls_server_name == tls_name
-        assert api.configuration.api_key["BearerToken"].endswith("t0ken")
+        assert api.server == host
+        assert api.access.tls_server_name == (tls_name or "")
+        assert api.access.token == "t0ken"
     finally:
         await api.close()
 

@@ -40,17 +40,19 @@ def svc(name: str, rv: str) -> dict[str, Any]:
 
 
 class Script:
-    """Answers list/watch calls from a queue; records the resourceVersion each watch asked for."""
+    """A client answering list/watch requests from a queue; records the resourceVersion each watch asked
+    for."""
 
     def __init__(self, answers: list[Any]) -> None:
         self.answers = answers
         self.calls: list[tuple[str, str]] = []
         self.done = asyncio.Event()
 
-    async def __call__(self, **kw: Any) -> FakeResp:
-        self.calls.append(("watch" if kw.get("watch") else "list", str(kw.get("resource_version", ""))))
-        if kw.get("watch"):
-            assert kw["allow_watch_bookmarks"] is True
+    async def request(self, method: str, path: str, *, query: dict[str, Any], **kw: Any) -> FakeResp:
+        assert (method, path) == ("GET", "/api/v1/services")
+        self.calls.append(("watch" if query.get("watch") else "list", str(query.get("resourceVersion", ""))))
+        if query.get("watch"):
+            assert query["allowWatchBookmarks"] is True
         if not self.answers:
             self.done.set()
             await asyncio.Event().wait()
@@ -66,7 +68,8 @@ async def run_script(script: Script) -> tuple[list[list[str]], list[tuple[str, s
     restarts: list[str] = []
     r = Reflector(
         "svc",
-        script,
+        script,  # type: ignore[arg-type]
+        "/api/v1/services",
         lambda items: replaced.append([i["metadata"]["name"] for i in items]),
         lambda t, o: events.append((t, o["metadata"]["name"])),
         on_restart=restarts.append,
