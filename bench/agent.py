@@ -245,10 +245,13 @@ class Bench:
         cpu = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         # Steady state: let status writes settle, then measure API load and memory.
         await asyncio.sleep(2.0)
-        before = request_total(self.cp.metrics_text())
+        before_text = self.cp.metrics_text()
         w0 = time.monotonic()
         await asyncio.sleep(window)
-        rate = (request_total(self.cp.metrics_text()) - before) / (time.monotonic() - w0)
+        after_text = self.cp.metrics_text()
+        elapsed = time.monotonic() - w0
+        rate = (request_total(after_text) - request_total(before_text)) / elapsed
+        by_kind = request_rates(before_text, after_text, elapsed)
         rss = {name: rss_mb(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         await self.clear_scale()
         return {
@@ -260,6 +263,7 @@ class Bench:
             "rss_mb": rss,
             "rss_mb_max": max(rss.values()) if rss else None,
             "api_requests_per_s": rate,
+            "api_requests_per_s_by_verb_resource": by_kind,
             "window_s": window,
         }
 
@@ -297,6 +301,25 @@ def cpu_s(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _requests(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        parts = (labels.get("verb"), labels.get("resource"), labels.get("subresource"))
+        key = " ".join(x for x in parts if x)
+        out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def request_rates(before: str, after: str, seconds: float, top: int = 8) -> dict[str, float]:
+    """Requests per second by verb and resource over a window, the busiest first."""
+    a, b = _requests(before), _requests(after)
+    rates = {k: (v - a.get(k, 0.0)) / seconds for k, v in b.items() if v > a.get(k, 0.0)}
+    return dict(sorted(rates.items(), key=lambda kv: -kv[1])[:top])
 
 
 def rss_mb(pid: int | None) -> float | None:

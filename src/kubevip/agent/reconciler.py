@@ -279,7 +279,7 @@ class Agent:
             # unless someone else is known to hold them, or this node already wants them elsewhere (their
             # interface changed while no agent ran: one address on two interfaces would answer twice).
             units = unit_eligibility(snap.plans)
-            by_addr = {p.address: p for p in snap.plans}
+            by_addr = snap.by_address
             placed = {r.address for r in rows}
             for r in self._startup_keep:
                 p = by_addr.get(r.address)
@@ -420,11 +420,12 @@ class Agent:
 
     def _update_gauges(self, snap: Snapshot) -> None:
         held = {r.address for r in self.held}
+        by_addr = snap.by_address
+        active = {key for a in held if (p := by_addr.get(a)) is not None for key in p.services}
         per_ns: dict[str, int] = {}
-        for key, plans in snap.granted.items():
-            if any(p.address in held for p in plans):
-                ns = key.split("/", 1)[0]
-                per_ns[ns] = per_ns.get(ns, 0) + 1
+        for key in active:
+            ns = key.split("/", 1)[0]
+            per_ns[ns] = per_ns.get(ns, 0) + 1
         self.metrics.active_services.clear()
         for ns, n in per_ns.items():
             self.metrics.active_services.labels(ns).set(n)
@@ -437,7 +438,7 @@ class Agent:
         """One Normal Event per Service and direction per pass, naming every address that changed."""
         if self.writer is None:
             return
-        by_addr = {p.address: p for p in snap.plans}
+        by_addr = snap.by_address
         for rows, reason, verb in ((done.add, STARTED, "started"), (done.remove, STOPPED, "stopped")):
             per_service: dict[str, list[str]] = {}
             for r in rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from kubevip.agent.claims import (
 from kubevip.agent.conditions import Condition, warnings
 from kubevip.agent.selection import ClassFilter, class_reason
 from kubevip.core.plan import ServiceDecision, decide
-from kubevip.core.views import EndpointSliceView, LegacyEndpointsView, ServiceView
+from kubevip.core.views import EndpointSliceView, IPAddress, LegacyEndpointsView, ServiceView
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,11 @@ class Snapshot:
     handled: frozenset[str]
     interface_conflicts: tuple[InterfaceConflict, ...] = ()
     decided: Mapping[str, Decided] = field(default_factory=dict)
+
+    @functools.cached_property
+    def by_address(self) -> Mapping[IPAddress, VipPlan]:
+        """Each granted VIP's plan (computed once per snapshot; passes ask for it often)."""
+        return {p.address: p for p in self.plans}
 
 
 def decide_one(world: World, key: str, use_legacy: bool) -> ServiceDecision:
