@@ -86,6 +86,7 @@ class Announcer:
         self._guard = guard or TaskGroupGuard("announcer")
         self._factory = sender_factory
         self._senders: dict[tuple[str, int], Sender] = {}
+        self._opening = asyncio.Lock()
         self._tasks: dict[IPAddress, tuple[str, asyncio.Task[None]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="announce")
         # The send of each VIP that may still be running in the pool (`stop` waits for it).
@@ -99,12 +100,12 @@ class Announcer:
     async def _open(self, ifname: str, version: int) -> Sender:
         key = (ifname, version)
         if key not in self._senders:
-            # Opening reads the MAC over netlink, which blocks: off the event loop.
-            sender = await asyncio.to_thread(self._factory, ifname, version, self.ns)
-            if key in self._senders:  # opened meanwhile by another VIP's task
-                sender.close()
-            else:
-                self._senders[key] = sender
+            # One opening at a time: hundreds of VIPs starting together would otherwise each open (in a
+            # named namespace, fork with the GIL held: that stopped the event loop for seconds).
+            async with self._opening:
+                if key not in self._senders:
+                    # Opening reads the MAC over netlink, which blocks: off the event loop.
+                    self._senders[key] = await asyncio.to_thread(self._factory, ifname, version, self.ns)
         return self._senders[key]
 
     async def _send(self, vip: IPAddress, ifname: str) -> None:

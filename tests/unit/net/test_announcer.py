@@ -119,3 +119,20 @@ async def test_frames_leave_off_the_event_loop_and_stop_waits_for_one_on_its_way
     await asyncio.sleep(0.05)
     assert len(rec.sent) == 2, "nothing after stop"
     await ann.close()
+
+
+async def test_vips_starting_together_open_one_sender_per_interface_and_family() -> None:
+    rec = Recorder()
+    opened: list[tuple[str, int]] = []
+
+    def factory(ifname: str, version: int, ns: Netns) -> Recorder.Sender:
+        opened.append((ifname, version))
+        return rec.factory(ifname, version, ns)
+
+    ann = Announcer(rate_ms=10_000, burst=(0.0,), sender_factory=factory)
+    vips = [ipaddress.ip_address(f"10.0.0.{i}") for i in range(1, 50)]
+    vips += [ipaddress.ip_address(f"fd00::{i:x}") for i in range(1, 50)]
+    await asyncio.gather(*(ann.start(v, "eth0") for v in vips))
+    assert sorted(opened) == [("eth0", 4), ("eth0", 6)]
+    assert {ip for _, ip, _ in rec.sent} == set(vips)
+    await ann.close()
