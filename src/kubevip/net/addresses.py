@@ -28,9 +28,6 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pyroute2.netlink.exceptions import NetlinkError
 
 from kubevip.errors import NetworkError
 from kubevip.listing import brief
@@ -44,7 +41,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 VipAddress = tuple[IPAddress, int]
 
 ADDRESS_PROTO = 248
-IFA_F_NODAD = 0x02  # an IPv6 VIP must answer at once, not sit "tentative" for DAD's 1-2 s
 
 
 def host_prefix(ip: IPAddress) -> int:
@@ -164,16 +160,6 @@ class AddressManager:
 
     # -- changing ------------------------------------------------------------------------------------
 
-    def _netlink(self, op: str, index: int, a: VipAddress) -> None:
-        ip, plen = a
-        kwargs: dict[str, Any] = {"index": index, "address": str(ip), "prefixlen": plen}
-        if op == "add":
-            kwargs["proto"] = self.proto
-            if ip.version == 6:
-                kwargs["flags"] = IFA_F_NODAD
-        with self.ns.iproute() as ipr:
-            ipr.addr(op, **kwargs)
-
     def add(self, ip: IPAddress, prefixlen: int | None = None) -> bool:
         """Add one VIP (host prefix unless given); True if added now, False if it was already there."""
         (a,) = normalise([(ip, host_prefix(ip) if prefixlen is None else prefixlen)])
@@ -181,17 +167,10 @@ class AddressManager:
             return self._add(a)
 
     def _add(self, a: VipAddress, at: tuple[int, str] | None = None) -> bool:
-        index, name = at or self._index_and_name()
-        try:
-            self._netlink("add", index, a)
-        except NetlinkError as exc:
-            if exc.code == errno.EEXIST:
-                return False
-            raise NetworkError(f"cannot add {_key(a)} to {name} in {self.ns}: {exc}") from exc
-        if self._state:
-            self._state.update(name, add={_key(a)})
-        log.info("added VIP %s to %s", _key(a), name)
-        return True
+        done, errors = self._change("add", at or self._index_and_name(), [a])
+        if errors:
+            raise errors[a[0]]
+        return bool(done)
 
     def remove(self, ip: IPAddress, prefixlen: int | None = None) -> bool:
         """Remove one VIP if kubevip owns it (any prefix unless given); True if something was removed."""
@@ -200,87 +179,54 @@ class AddressManager:
             return any([self._remove(a) for a in mine])
 
     def _remove(self, a: VipAddress, at: tuple[int, str] | None = None) -> bool:
-        index, name = at or self._index_and_name()
-        try:
-            self._netlink("del", index, a)
-            removed = True
-        except NetlinkError as exc:
-            if exc.code not in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
-                raise NetworkError(f"cannot remove {_key(a)} from {name} in {self.ns}: {exc}") from exc
-            removed = False
-        if self._state:
-            self._state.update(name, drop={_key(a)})
-        if removed:
-            log.info("removed VIP %s from %s", _key(a), name)
-        return removed
+        done, errors = self._change("del", at or self._index_and_name(), [a])
+        if errors:
+            raise errors[a[0]]
+        return bool(done)
 
     def remove_many(self, ips: Iterable[IPAddress]) -> dict[IPAddress, NetworkError]:
-        """`remove` for several VIPs with one interface lookup and one address dump (a pass that drops
-        hundreds of VIPs must not dump the interface once per VIP); per-VIP errors are returned.
+        """`remove` for several VIPs with one interface lookup, one address dump and one netlink batch
+        (a pass that drops hundreds of VIPs must not dump the interface once per VIP); per-VIP errors are
+        returned.
         """
         drop = set(ips)
         if not drop:
             return {}
-        errors: dict[IPAddress, NetworkError] = {}
         with self.ns.iproute():
             try:
                 at = self._index_and_name()
                 mine = sorted((a for a in self.owned(at) if a[0] in drop), key=_sort_key)
-                codes = self._batch("del", at, mine)
+                return self._change("del", at, mine)[1]
             except NetworkError as exc:
                 return dict.fromkeys(drop, exc)
-        name = at[1]
-        removed: list[str] = []
-        for a, code in zip(mine, codes, strict=True):
-            if code and code not in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
-                errors[a[0]] = NetworkError(f"cannot remove {_key(a)} from {name} in {self.ns}: "
-                                            f"{os.strerror(code)}")
-                continue
-            if not code:
-                removed.append(_key(a))
-        if self._state:
-            self._state.update(name, drop={_key(a) for a in mine if a[0] not in errors})
-        if removed:
-            log.info("removed %d VIPs from %s: %s", len(removed), name, brief(removed))
-        return errors
 
     def add_many(self, vips: Iterable[tuple[IPAddress, int | None]]) -> dict[IPAddress, NetworkError]:
-        """`add` for several VIPs with one interface lookup; per-VIP errors are returned."""
-        items = [(ip, host_prefix(ip) if plen is None else plen) for ip, plen in vips]
-        if not items:
-            return {}
+        """`add` for several VIPs with one interface lookup and one netlink batch; per-VIP errors are
+        returned."""
         errors: dict[IPAddress, NetworkError] = {}
         valid: set[VipAddress] = set()
-        for item in items:
+        for ip, plen in vips:
             try:
-                valid |= normalise([item])
+                valid |= normalise([(ip, host_prefix(ip) if plen is None else plen)])
             except NetworkError as exc:
-                errors[item[0]] = exc
+                errors[ip] = exc
         wanted = sorted(valid, key=_sort_key)
+        if not wanted:
+            return errors
         with self.ns.iproute():
             try:
                 at = self._index_and_name()
-                codes = self._batch("add", at, wanted)
+                return {**self._change("add", at, wanted)[1], **errors}
             except NetworkError as exc:
                 return {**{a[0]: exc for a in wanted}, **errors}
-        name = at[1]
-        added: list[str] = []
-        for a, code in zip(wanted, codes, strict=True):
-            if code and code != errno.EEXIST:
-                why = os.strerror(code)
-                errors[a[0]] = NetworkError(f"cannot add {_key(a)} to {name} in {self.ns}: {why}")
-            elif not code:
-                added.append(_key(a))
-        if self._state and added:
-            self._state.update(name, add=set(added))
-        if added:
-            log.info("added %d VIPs to %s: %s", len(added), name, brief(added))
-        return errors
 
-    def _batch(self, op: str, at: tuple[int, str], addrs: list[VipAddress]) -> list[int]:
-        """One netlink batch for many VIPs (net/rtnl_batch.py): the errno of each, in order."""
+    def _change(
+        self, op: str, at: tuple[int, str], addrs: list[VipAddress]
+    ) -> tuple[list[VipAddress], dict[IPAddress, NetworkError]]:
+        """Add or delete `addrs` in one netlink batch (net/rtnl_batch.py): those changed now, and the
+        errors of those the kernel refused. Already present (add) or already gone (del) is no error."""
         if not addrs:
-            return []
+            return [], {}
         index, name = at
         requests = [
             rtnl_batch.address_request(
@@ -289,9 +235,29 @@ class AddressManager:
             )
             for seq, (ip, plen) in enumerate(addrs, start=1)
         ]
-        sock = self.ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        with sock:
-            return rtnl_batch.run(sock, requests, f"{op} VIPs on {name} in {self.ns}")
+        with self.ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+            codes = rtnl_batch.run(sock, requests, f"{op} VIPs on {name} in {self.ns}")
+        adding = op == "add"
+        harmless = (errno.EEXIST,) if adding else (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH)
+        where = f"to {name}" if adding else f"from {name}"
+        done: list[VipAddress] = []
+        errors: dict[IPAddress, NetworkError] = {}
+        for a, code in zip(addrs, codes, strict=True):
+            if not code:
+                done.append(a)
+            elif code not in harmless:
+                verb = "add" if adding else "remove"
+                why = os.strerror(code)
+                errors[a[0]] = NetworkError(f"cannot {verb} {_key(a)} {where} in {self.ns}: {why}")
+        if self._state:
+            if adding and done:
+                self._state.update(name, add={_key(a) for a in done})
+            elif not adding:
+                self._state.update(name, drop={_key(a) for a in addrs if a[0] not in errors})
+        if done:
+            log.info("%s %d VIPs %s: %s", "added" if adding else "removed", len(done), where,
+                     brief(_key(a) for a in done))
+        return done, errors
 
     def cleanup_stale(self, desired: Iterable[VipAddress | IPAddress]) -> set[VipAddress]:
         """Remove every address kubevip owns on this interface that is not in `desired`."""

@@ -34,7 +34,7 @@ IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_FLAGS = 8
 IFA_PROTO = 11
-IFA_F_NODAD = 0x02
+IFA_F_NODAD = 0x02  # an IPv6 VIP must answer at once, not sit "tentative" for DAD's 1-2 s
 
 # Requests per sendmsg: their acknowledgements (an error echoes the request) must fit the socket's
 # default receive buffer, or the kernel drops them.
