@@ -33,7 +33,6 @@ from kubevip.agent.rows import (
     missing_interfaces,
     service_status,
     should_write,
-    unit_eligibility,
 )
 from kubevip.agent.sources import Sources
 from kubevip.agent.world import Decided, Snapshot, World, snapshot
@@ -201,7 +200,7 @@ class Agent:
 
     def _annotated_held(self, snap: Snapshot) -> tuple[VipPlan, ...]:
         """The VIPs this node holds whose Service names an interface (nothing to do when none does)."""
-        if not any(p.interface for p in snap.plans):
+        if not snap.names_interfaces:
             return ()
         return tuple(p for p in held_plans(snap.plans, self._holds, self.me) if p.interface)
 
@@ -278,7 +277,7 @@ class Agent:
             # Start-up without a flap: our VIPs still wanted cluster-wide stay while the election settles,
             # unless someone else is known to hold them, or this node already wants them elsewhere (their
             # interface changed while no agent ran: one address on two interfaces would answer twice).
-            units = unit_eligibility(snap.plans)
+            units = snap.units
             by_addr = snap.by_address
             placed = {r.address for r in rows}
             for r in self._startup_keep:
@@ -313,7 +312,7 @@ class Agent:
                 return Changes((), ())
             self.snap = snap
             if not self._stopping:
-                self.leadership.set_units(unit_eligibility(snap.plans))
+                self.leadership.set_units(snap.units)
             annotated = self._annotated_held(snap)
             links = await self.service_links(annotated)
             want = self.desired(snap, await self.interfaces(), links)
@@ -337,7 +336,7 @@ class Agent:
         start-up window, an interface not resolved yet, a Service's own interface)."""
         if time.monotonic() < self._startup_until or len(self._ifaces) < len(IPFamily):
             return None
-        if self.bgp is not None or any(p.interface for p in snap.plans):
+        if self.bgp is not None or snap.names_interfaces:
             return None
         return (self._snap_version, self._stopping, self.leadership.generation())
 
@@ -502,7 +501,7 @@ class Agent:
         return [k for k in keys if k in self.world.services]
 
     def _report_jobs(self, snap: Snapshot, keys: Iterable[str]) -> Iterable[Callable[[], Awaitable[None]]]:
-        units = unit_eligibility(snap.plans)
+        units = snap.units
 
         def holder(unit: str, eligible: frozenset[str] | None) -> str | None:
             if self._stopping:

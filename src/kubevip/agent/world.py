@@ -18,6 +18,7 @@ from kubevip.agent.claims import (
     resolve,
 )
 from kubevip.agent.conditions import Condition, warnings
+from kubevip.agent.rows import unit_eligibility
 from kubevip.agent.selection import ClassFilter, class_reason
 from kubevip.core.plan import ServiceDecision, decide
 from kubevip.core.views import EndpointSliceView, IPAddress, LegacyEndpointsView, ServiceView
@@ -72,10 +73,21 @@ class Snapshot:
     interface_conflicts: tuple[InterfaceConflict, ...] = ()
     decided: Mapping[str, Decided] = field(default_factory=dict)
 
+    # Derived once per snapshot: every pass and every report round ask for them.
     @functools.cached_property
     def by_address(self) -> Mapping[IPAddress, VipPlan]:
-        """Each granted VIP's plan (computed once per snapshot; passes ask for it often)."""
+        """Each granted VIP's plan."""
         return {p.address: p for p in self.plans}
+
+    @functools.cached_property
+    def units(self) -> Mapping[str, frozenset[str] | None]:
+        """Eligible nodes per election unit (`unit_eligibility`)."""
+        return unit_eligibility(self.plans)
+
+    @functools.cached_property
+    def names_interfaces(self) -> bool:
+        """True when some VIP's Service names its own interface (`kube-vip.io/serviceInterface`)."""
+        return any(p.interface for p in self.plans)
 
 
 def decide_one(world: World, key: str, use_legacy: bool) -> ServiceDecision:
