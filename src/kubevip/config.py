@@ -7,9 +7,9 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kubevip.agent.selection import ClassFilter
 from kubevip.bgp.settings import BGP_SETTINGS, BgpSettings
 from kubevip.controlplane.settings import CP_SETTINGS, ControlPlaneSettings
+from kubevip.core.selection import ClassFilter
 from kubevip.election.timings import ElectionConfig, config_from_settings
 from kubevip.envparse import Settings
 from kubevip.errors import ConfigError

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from kubevip.agent.bgp_wants import Problem, Wanted, wanted
-from kubevip.agent.conditions import WARNING, Condition
-from kubevip.agent.rows import Row
 from kubevip.bgp.ifaddrs import peer_facing_addresses
 from kubevip.bgp.settings import BgpSettings
 from kubevip.bgp.speaker import Speaker
+from kubevip.core.conditions import WARNING, Condition
+from kubevip.core.rows import Row
 from kubevip.core.views import IPAddress
 from kubevip.errors import BgpError
 from kubevip.metrics import Metrics

@@ -10,10 +10,10 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from kubevip.agent.claims import VipPlan
-from kubevip.agent.rows import addr_key
 from kubevip.bgp.advertisement import Advertisement, NextHops, advertisement_for
 from kubevip.bgp.settings import BgpSettings
+from kubevip.core.claims import VipPlan
+from kubevip.core.rows import addr_key
 from kubevip.core.views import IPAddress
 from kubevip.errors import BgpError, InputError
 

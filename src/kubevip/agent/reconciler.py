@@ -20,9 +20,12 @@ from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
-from kubevip.agent.claims import VipPlan
-from kubevip.agent.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition, missing_interface
-from kubevip.agent.rows import (
+from kubevip.agent.sources import Sources
+from kubevip.config import AgentConfig
+from kubevip.core.claims import VipPlan
+from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition, missing_interface
+from kubevip.core.interface import valid_interface_name
+from kubevip.core.rows import (
     Changes,
     Row,
     ServiceStatus,
@@ -34,11 +37,8 @@ from kubevip.agent.rows import (
     service_status,
     should_write,
 )
-from kubevip.agent.sources import Sources
-from kubevip.agent.world import Decided, Snapshot, World, snapshot
-from kubevip.config import AgentConfig
-from kubevip.core.interface import valid_interface_name
 from kubevip.core.views import IPFamily
+from kubevip.core.world import Decided, Snapshot, World, snapshot
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.rest import RestClient
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer

@@ -6,7 +6,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kubevip.agent.world import (
+from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
+from kubevip.core.views import ServiceView
+from kubevip.core.world import (
     ENDPOINT_SLICE,
     ENDPOINTS,
     SERVICE,
@@ -14,8 +16,6 @@ from kubevip.agent.world import (
     apply_event,
     same_decision_inputs,
 )
-from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
-from kubevip.core.views import ServiceView
 from kubevip.errors import InputError
 from kubevip.kube.rest import RestClient
 from kubevip.kube.watch import Reflector

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 import pytest
 
 from kubevip.agent.reconciler import Agent
-from kubevip.agent.world import SERVICE, apply_event
 from kubevip.config import AgentConfig
 from kubevip.core.parse import service_from_dict
+from kubevip.core.world import SERVICE, apply_event
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
 from tests.fixtures.prereqs import require_root_netns
-from tests.unit.agent.objects import service
+from tests.unit.objects import service
 
 pytestmark = pytest.mark.net
 

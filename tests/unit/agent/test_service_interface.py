@@ -10,16 +10,16 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.agent.claims import VipPlan
-from kubevip.agent.conditions import missing_interface
-from kubevip.agent.rows import Row, desired_rows, held_plans, missing_interfaces, placement
-from kubevip.agent.selection import ClassFilter
-from kubevip.agent.world import SERVICE, Snapshot, World, apply_event, snapshot
 from kubevip.core import reasons
+from kubevip.core.claims import VipPlan
+from kubevip.core.conditions import missing_interface
 from kubevip.core.interface import ANNOTATION_SERVICE_INTERFACE
 from kubevip.core.parse import service_from_dict
+from kubevip.core.rows import Row, desired_rows, held_plans, missing_interfaces, placement
+from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily
-from tests.unit.agent.objects import service
+from kubevip.core.world import SERVICE, Snapshot, World, apply_event, snapshot
+from tests.unit.objects import service
 
 V4, V6 = IPFamily.IPV4, IPFamily.IPV6
 DEFAULTS = {V4: "eth0", V6: "eth0"}

@@ -16,7 +16,7 @@ from kubevip.core.interface import (
 from kubevip.core.parse import service_from_dict
 from kubevip.core.plan import decide
 from kubevip.core.views import ServiceView
-from tests.unit.agent.objects import service
+from tests.unit.objects import service
 
 NAME_CHARS = st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789-_.@")
 names = st.text(NAME_CHARS, min_size=1, max_size=MAX_NAME_BYTES).filter(lambda n: n not in (".", ".."))

@@ -10,8 +10,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kubevip.agent.claims import PORT_CLASH, Clash, InterfaceConflict
 from kubevip.core import reasons
+from kubevip.core.claims import PORT_CLASH, Clash, InterfaceConflict
 from kubevip.core.interface import ANNOTATION_SERVICE_INTERFACE, valid_interface_name
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.views import IPAddress

@@ -8,12 +8,12 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.agent.claims import Claim, claims_of, resolve
-from kubevip.agent.selection import ClassFilter
-from kubevip.agent.world import ServiceRecord, World, snapshot
+from kubevip.core.claims import Claim, claims_of, resolve
 from kubevip.core.parse import endpointslice_from_dict, service_from_dict
+from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily
-from tests.unit.agent.objects import service, slice_
+from kubevip.core.world import ServiceRecord, World, snapshot
+from tests.unit.objects import service, slice_
 
 V4 = IPFamily.IPV4
 

@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubevip.agent.rows import (
+from kubevip.core.parse import endpointslice_from_dict, service_from_dict
+from kubevip.core.rows import (
     Row,
     ServiceStatus,
     apply,
@@ -20,11 +21,10 @@ from kubevip.agent.rows import (
     should_write,
     unit_eligibility,
 )
-from kubevip.agent.selection import ClassFilter
-from kubevip.agent.world import ENDPOINT_SLICE, SERVICE, World, apply_event, snapshot
-from kubevip.core.parse import endpointslice_from_dict, service_from_dict
+from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily
-from tests.unit.agent.objects import service, slice_
+from kubevip.core.world import ENDPOINT_SLICE, SERVICE, World, apply_event, snapshot
+from tests.unit.objects import service, slice_
 
 IFACES = {IPFamily.IPV4: "eth0", IPFamily.IPV6: "eth0"}
 

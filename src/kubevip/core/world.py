@@ -7,7 +7,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kubevip.agent.claims import (
+from kubevip.core.claims import (
     Claim,
     Clash,
     InterfaceConflict,
@@ -17,10 +17,10 @@ from kubevip.agent.claims import (
     plans_by_service,
     resolve,
 )
-from kubevip.agent.conditions import Condition, warnings
-from kubevip.agent.rows import unit_eligibility
-from kubevip.agent.selection import ClassFilter, class_reason
+from kubevip.core.conditions import Condition, warnings
 from kubevip.core.plan import ServiceDecision, decide
+from kubevip.core.rows import unit_eligibility
+from kubevip.core.selection import ClassFilter, class_reason
 from kubevip.core.views import EndpointSliceView, IPAddress, LegacyEndpointsView, ServiceView
 
 

@@ -7,10 +7,10 @@ import dataclasses
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.agent.world import same_decision_inputs
 from kubevip.core.parse import service_from_dict
+from kubevip.core.world import same_decision_inputs
 from kubevip.kube.writers import ANNOTATION_VIP_HOST
-from tests.unit.agent.objects import service
+from tests.unit.objects import service
 
 BACK = frozenset({ANNOTATION_VIP_HOST})
 BASE = service_from_dict(service("web", "192.0.2.10"))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from kubevip.agent.conditions import warnings
 from kubevip.agent.leadership import Solo, unit_lease
+from kubevip.core.conditions import warnings
 from kubevip.core.parse import service_from_dict
 from kubevip.core.plan import decide
-from tests.unit.agent.objects import service
+from tests.unit.objects import service
 
 
 def _warn(d: dict) -> set[str]:  # type: ignore[type-arg]

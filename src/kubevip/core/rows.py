@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from kubevip.agent.claims import VipPlan
+from kubevip.core.claims import VipPlan
 from kubevip.core.views import IPAddress, IPFamily
 
 # unit, eligible nodes (None: any) -> the node that holds it, or None when nobody does (or it is unknown).
