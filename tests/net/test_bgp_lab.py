@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from kubevip.bgp.advertisement import Advertisement
-from kubevip.bgp.router import DAEMONS, make_router
 from kubevip.bgp.settings import BgpSettings, Peer
 from kubevip.bgp.speaker import Speaker
 from kubevip.errors import BgpError, LabError
 from kubevip.lab.bgp import NODE_AS, ROUTER_AS, LabBgp
 from kubevip.lab.network import LabNetwork
+from kubevip.lab.routers import DAEMONS, make_router
 from tests.fixtures.prereqs import require_root_netns
 from tests.net.test_bgp_speaker import _require_daemon
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from kubevip.bgp.advertisement import Advertisement, NextHops, advertisement_for
 from kubevip.bgp.settings import BgpSettings
+from kubevip.core.bgp import service_communities
 from kubevip.core.claims import VipPlan
 from kubevip.core.rows import addr_key
 from kubevip.core.views import IPAddress
@@ -68,7 +69,8 @@ def wanted(
         good: list[Advertisement] = []
         for svc in plan.services:
             try:
-                good.append(advertisement_for(addr, annotations.get(svc, {}), settings, next_hops))
+                wanted = service_communities(annotations.get(svc, {}))
+                good.append(advertisement_for(addr, wanted, settings, next_hops))
             except InputError as exc:
                 problems.add(Problem(svc, BAD_ANNOTATION, f"VIP {addr} not announced by BGP for this "
                                      f"Service: {exc}"))
