@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -319,11 +319,11 @@ class Agent:
             self._node_warnings = self._missing_warnings(annotated, links)
             changes = diff(want, self.held)
             if self.bgp is not None and changes.remove:  # withdraw before the address goes
-                await self.bgp.sync(self, self.held - frozenset(changes.remove))
+                await self._bgp_sync(self.held - frozenset(changes.remove), snap)
             if not changes.empty:
                 await self._apply(changes, snap)
             if self.bgp is not None:
-                await self.bgp.sync(self, self.held)
+                await self._bgp_sync(self.held, snap)
             self._settled = inputs if self.held == want else None
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
@@ -552,6 +552,30 @@ class Agent:
             self.reports.failed_status[key] = time.monotonic() + min(30.0, 0.5 * 2**n)
             log.warning("status of %s not written (retrying): %s", key, exc)
             self._report_wake.set()
+
+    async def _bgp_sync(self, held: Iterable[Row], snap: Snapshot) -> None:
+        """Announce `held` over BGP; a Service's bad BGP annotation becomes its Warning (once)."""
+        assert self.bgp is not None
+        held = frozenset(held)
+        addrs = {r.address for r in held}
+        annotations: dict[str, Mapping[str, str]] = {}
+        for p in snap.plans:
+            if p.address in addrs:
+                for key in p.services:
+                    rec = self.world.services.get(key)
+                    annotations[key] = dict(rec.view.annotations) if rec is not None else {}
+        for problem in sorted(await self.bgp.sync(held, snap.plans, annotations)):
+            rec = self.world.services.get(problem.service)
+            if rec is None:
+                continue
+            cond = Condition(problem.service, WARNING, problem.reason, problem.message)
+            name = cond.event_name(rec.view.uid)
+            if self.writer is None:
+                log.warning("Service %s: %s (%s)", problem.service, problem.message, problem.reason)
+            elif name not in self.reports.events:
+                self.reports.events.add(name)
+                spawn(self.guard, f"bgp warning {problem.service}",
+                      self._warning(problem.service, cond, name))
 
     async def _warning(self, key: str, cond: Condition, name: str) -> None:
         assert self.writer is not None
