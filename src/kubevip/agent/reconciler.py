@@ -202,7 +202,7 @@ class Agent:
         """The VIPs this node holds whose Service names an interface (nothing to do when none does)."""
         if not snap.names_interfaces:
             return ()
-        return tuple(p for p in held_plans(snap.plans, self._holds, self.me) if p.interface)
+        return tuple(p for p in held_plans(snap.plans, self._my_holdings(snap), self.me) if p.interface)
 
     async def service_links(self, held: Iterable[VipPlan]) -> frozenset[str]:
         """Which interfaces named by `kube-vip.io/serviceInterface` of the `held` VIPs exist here."""
@@ -262,17 +262,25 @@ class Agent:
         self._snap_version = version
         return snap
 
-    def _holds(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+    def _my_holdings(self, snap: Snapshot) -> dict[str, str | None]:
+        """The election's outcome for this node's rows, as data: unit -> me when this node announces it."""
         if self._stopping:
-            return None
+            return {}
+        holds = self.leadership.holds
         if self.bgp is not None:  # BGP: ETP Local is announced by every eligible node (ECMP), no election
-            return self.me if announces(self.me, eligible, self.leadership.holds(unit)) else None
-        return self.me if self.leadership.holds(unit) else None
+            return {u: self.me for u, e in snap.units.items() if announces(self.me, e, holds(u))}
+        return {u: self.me for u in snap.units if holds(u)}
+
+    def _holdings(self, snap: Snapshot, units: Iterable[str]) -> dict[str, str | None]:
+        """Who holds each of `units`, as far as this node knows (for status and vipHost)."""
+        if self._stopping:
+            return {}
+        return {u: self.leadership.holder(u, snap.units.get(u)) for u in units}
 
     def desired(
         self, snap: Snapshot, ifaces: dict[IPFamily, str], links: frozenset[str] = frozenset()
     ) -> frozenset[Row]:
-        rows = desired_rows(snap.plans, self._holds, self.me, ifaces, links)
+        rows = desired_rows(snap.plans, self._my_holdings(snap), self.me, ifaces, links)
         if self._startup_keep and time.monotonic() < self._startup_until and not self._stopping:
             # Start-up without a flap: our VIPs still wanted cluster-wide stay while the election settles,
             # unless someone else is known to hold them, or this node already wants them elsewhere (their
@@ -501,13 +509,6 @@ class Agent:
         return [k for k in keys if k in self.world.services]
 
     def _report_jobs(self, snap: Snapshot, keys: Iterable[str]) -> Iterable[Callable[[], Awaitable[None]]]:
-        units = snap.units
-
-        def holder(unit: str, eligible: frozenset[str] | None) -> str | None:
-            if self._stopping:
-                return None
-            return self.leadership.holder(unit, eligible)
-
         now = time.monotonic()
         for key in keys:
             rec = self.world.services[key]
@@ -518,7 +519,8 @@ class Agent:
                 wanted = ServiceStatus((), None)
             else:
                 plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
-                wanted = service_status([v.address for v in d.vips], plans, holder, units)
+                holdings = self._holdings(snap, {p.unit for p in plans})
+                wanted = service_status([v.address for v in d.vips], plans, holdings)
             if should_write(wanted, view.status_ingress, current_host, self.me):
                 if self.reports.failed_status.get(key, 0.0) > now:
                     continue
