@@ -25,6 +25,7 @@ from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition, missing_interface
 from kubevip.core.interface import valid_interface_name
+from kubevip.core.reasons import Reason
 from kubevip.core.rows import (
     Changes,
     Row,
@@ -53,7 +54,7 @@ from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
 
-INVALID_OBJECT = "invalid-object"
+INVALID_OBJECT = Reason.INVALID_OBJECT
 WRITE_CONCURRENCY = 8
 # Errors of one API write that a later pass retries.
 WRITE_ERRORS: tuple[type[BaseException], ...] = (
