@@ -307,8 +307,9 @@ class Agent:
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
             self._update_gauges(snap)
+            settling = time.monotonic() < self._startup_until and not self._stopping
             self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
-                                         dict(self._node_warnings)))
+                                         dict(self._node_warnings), settling))
             return changes
 
     def _pass_inputs(self, snap: Snapshot) -> tuple[object, ...] | None:

@@ -55,6 +55,10 @@ class Outcome:
     stopping: bool
     # Warnings only this node can see (a Service's interface missing here), per Service.
     node_warnings: Mapping[str, frozenset[Condition]] = field(default_factory=dict)
+    # The agent's start-up window: the election has not settled, so "nobody holds it" may only mean
+    # "not known yet". A status is then never cleared (a restart of every agent would clear and
+    # rewrite every Service's status and vipHost: hundreds of writes for nothing).
+    settling: bool = False
 
 
 class Reporter:
@@ -160,6 +164,9 @@ class Reporter:
                 wanted = service_status([v.address for v in d.vips], plans, holdings)
             if should_write(wanted, view.status_ingress, current_host, self.me):
                 if self.reports.failed_status.get(key, 0.0) > now:
+                    continue
+                if out.settling and wanted.host is None:
+                    self._keys.add(key)  # looked at again once the election has settled
                     continue
                 yield functools.partial(self._write_status, key, wanted, current_host)
             if key in snap.handled and (d is None or d.reason != "ignored"):

@@ -100,3 +100,21 @@ async def test_a_warning_is_written_once_per_condition() -> None:
     await guard.close()
     events = [c for c in writer.calls if c[0] == "event"]
     assert events == [("event", "default/b", "vip-port-clash")]
+
+
+async def test_while_the_election_settles_a_status_is_never_cleared() -> None:
+    """After a restart nobody is known to hold the VIP yet: the status this node wrote stays (issue 24)."""
+    w = World()
+    d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    snap = snapshot(w, ClassFilter(), False)
+    cleared = [("status", "default/web", ()), ("vipHost", "default/web", None)]
+    for settling, want in ((True, []), (False, cleared)):
+        writer = FakeWriter()
+        guard = TaskGroupGuard("test")
+        rep = Reporter("n1", writer, w, Holder(None), Metrics("n1"), guard)  # type: ignore[arg-type]
+        out = Outcome(snap, 1, frozenset(), False, settling=settling)
+        for job in rep.jobs(out, rep.round(out)):
+            await job()
+        await guard.close()
+        assert writer.calls == want
