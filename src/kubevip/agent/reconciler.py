@@ -95,6 +95,7 @@ class Agent:
         self.reporter = Reporter(
             self.me, self.writer, self.world, self.leadership, self.metrics, self.guard,
             synced=lambda: self.sources is None or self.sources.synced,
+            hold_down=cfg.election.timings.lease_duration if cfg.election.enabled else 0.0,
         )
         self._ifaces: dict[IPFamily, str] = {}
         # Warnings only this node can see (a Service's interface missing here), per Service, last pass.
