@@ -12,7 +12,7 @@ from typing import Any
 
 import kubevip
 from kubevip.errors import LabError
-from kubevip.lab import DEFAULT_LAB_ID, agents, controlplane, versions
+from kubevip.lab import DEFAULT_LAB_ID, agents, controlplane, topology, versions
 from kubevip.lab import ipam as lab_ipam
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
@@ -57,18 +57,32 @@ class LabInstance:
 
     def up(
         self, nodes: int, bin_dir: Path | None = None, bgp: str | None = None, kubernetes: str | None = None,
+        stack: str = topology.DEFAULT_STACK,
     ) -> list[str]:
         """Start what is missing; returns one line per thing started (or found running).
 
         `kubernetes` (e.g. "1.29") picks the control-plane build unless `bin_dir` is given.
+        `stack` ("dual", "ipv4", "ipv6") picks the families of the network, control plane and demo.
         """
+        topology.validate_stack(stack)
+        if bgp and stack != topology.DEFAULT_STACK:
+            raise LabError(f"--bgp {bgp} with --stack {stack}: the lab's BGP router is dual-stack only "
+                           "so far; use --stack dual")
         if os.geteuid() != 0:
             raise LabError("kubevip lab up needs root: network namespaces need CAP_NET_ADMIN")
-        net = LabNetwork(self.lab_id, nodes=nodes, state_dir=self.state_dir)
+        net = LabNetwork(self.lab_id, nodes=nodes, state_dir=self.state_dir, stack=stack)
         if net.topology is not None and len(net.topology.nodes) != nodes:
             raise LabError(f"lab {self.lab_id} runs with {len(net.topology.nodes)} nodes; run "
                            f"`kubevip lab down` first to change it to {nodes}")
+        if net.topology is not None and net.topology.stack != stack:
+            raise LabError(f"lab {self.lab_id} runs with --stack {net.topology.stack}; run "
+                           f"`kubevip lab down` first to change it to {stack}")
         cp = self._running_control_plane()
+        families = topology.STACKS[stack]
+        if cp is not None and {c.version for c in cp.service_cidrs} != set(families):
+            running = "dual" if len(cp.service_cidrs) > 1 else f"ipv{cp.service_cidrs[0].version}"
+            raise LabError(f"lab {self.lab_id}'s control plane runs with --stack {running}; run "
+                           f"`kubevip lab down` first to change it to {stack}")
         lines: list[str] = []
         if cp is not None and kubernetes is not None:
             running = cp.server_version()
@@ -79,10 +93,15 @@ class LabInstance:
         if cp is None:
             controlplane.kill_recorded(self.state_dir)
             started = time.monotonic()
+            service_cidrs, cluster_cidrs = controlplane.cidrs_of(families)
             cp = ControlPlane(
                 bin_dir or find_bin_dir(kubernetes),
                 self.state_dir,
-                bind_address=ipaddress.IPv4Address("0.0.0.0"),
+                # "::" also accepts IPv4 (127.0.0.1 from the host): the nodes of an IPv6-only lab
+                # reach it over the uplink's IPv6 address.
+                bind_address=ipaddress.ip_address("0.0.0.0" if 4 in families else "::"),
+                service_cidrs=service_cidrs,
+                cluster_cidrs=cluster_cidrs,
                 die_with_parent=False,
             )
             cp.start()
@@ -93,10 +112,11 @@ class LabInstance:
             lines.append(f"control plane already running at {cp.url}")
         if net.up():
             t = net.topo
-            lines.append(f"created lab network {t.subnet_v4} {t.subnet_v6}: "
+            lines.append(f"created lab network ({t.stack}) {' '.join(map(str, net.subnets.values()))}: "
                          f"{', '.join(n.netns for n in t.nodes)}, {t.client.netns}")
         else:
-            lines.append(f"lab network already up ({net.topo.subnet_v4} {net.topo.subnet_v6})")
+            lines.append(f"lab network already up ({net.topo.stack}: "
+                         f"{' '.join(map(str, net.subnets.values()))})")
         connect_network(cp, net)
         if bgp:  # a BGP router namespace (gobgpd, bird2, frr) and a client behind it: docs/bgp.md
             lines += LabBgp(net, self.state_dir).up(bgp)
@@ -121,14 +141,16 @@ class LabInstance:
             "kubernetes_version": cp.server_version(),
             "kubevip_kubeconfig": str(cp.kubevip_kubeconfig),
             "in_lab": {
-                "server": cp.url_via(net.uplink_ipv4),
+                "server": cp.url_via(net.api_address),
                 "kubeconfig": str(node_admin_kubeconfig(cp, net)),
                 "kubevip_kubeconfig": str(node_kubeconfig(cp, net)),
             },
             "processes": controlplane.recorded_alive(self.state_dir),
         }
         doc.update(net.to_json())
-        doc["ipam_pool"] = lab_ipam.pool_json(lab_ipam.ipam_pool(net.vip_pool))
+        # Same keys on every stack: a family the lab lacks is null.
+        pool = lab_ipam.pool_json(lab_ipam.ipam_pool(net.vip_pool))
+        doc["ipam_pool"] = {"ipv4": None, "ipv6": None, **pool}
         for node in doc["nodes"]:
             node["agent"] = agents.agent_status(self.state_dir, node["name"])
         doc.update(LabBgp(net, self.state_dir).to_json())
