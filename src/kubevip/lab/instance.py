@@ -68,8 +68,6 @@ class LabInstance:
         if bgp and stack != topology.DEFAULT_STACK:
             raise LabError(f"--bgp {bgp} with --stack {stack}: the lab's BGP router is dual-stack only "
                            "so far; use --stack dual")
-        if os.geteuid() != 0:
-            raise LabError("kubevip lab up needs root: network namespaces need CAP_NET_ADMIN")
         net = LabNetwork(self.lab_id, nodes=nodes, state_dir=self.state_dir, stack=stack)
         if net.topology is not None and len(net.topology.nodes) != nodes:
             raise LabError(f"lab {self.lab_id} runs with {len(net.topology.nodes)} nodes; run "
@@ -77,6 +75,9 @@ class LabInstance:
         if net.topology is not None and net.topology.stack != stack:
             raise LabError(f"lab {self.lab_id} runs with --stack {net.topology.stack}; run "
                            f"`kubevip lab down` first to change it to {stack}")
+        # After the checks above (they only read state), so that they answer without root too.
+        if os.geteuid() != 0:
+            raise LabError("kubevip lab up needs root: network namespaces need CAP_NET_ADMIN")
         cp = self._running_control_plane()
         families = topology.STACKS[stack]
         if cp is not None and {c.version for c in cp.service_cidrs} != set(families):
