@@ -65,9 +65,6 @@ class LabInstance:
         `stack` ("dual", "ipv4", "ipv6") picks the families of the network, control plane and demo.
         """
         topology.validate_stack(stack)
-        if bgp and stack != topology.DEFAULT_STACK:
-            raise LabError(f"--bgp {bgp} with --stack {stack}: the lab's BGP router is dual-stack only "
-                           "so far; use --stack dual")
         net = LabNetwork(self.lab_id, nodes=nodes, state_dir=self.state_dir, stack=stack)
         if net.topology is not None and len(net.topology.nodes) != nodes:
             raise LabError(f"lab {self.lab_id} runs with {len(net.topology.nodes)} nodes; run "

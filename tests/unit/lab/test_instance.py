@@ -26,8 +26,6 @@ def test_a_lab_of_another_stack_is_reported_not_reused(tmp_path: Path, running: 
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["network.json"]
 
 
-def test_unknown_stack_and_stack_with_bgp_are_refused(tmp_path: Path) -> None:
+def test_unknown_stack_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="stack"):
         LabInstance("x", tmp_path).up(nodes=1, stack="ipv5")
-    with pytest.raises(LabError, match="--bgp frr with --stack ipv6"):
-        LabInstance("x", tmp_path).up(nodes=1, bgp="frr", stack="ipv6")
