@@ -15,6 +15,20 @@ MULTICAST = "multicast"
 LINK_LOCAL = "link-local"
 IPV4_MAPPED = "ipv4-mapped"
 FAMILY_NOT_SERVED = "family-not-served"
+# More than `vips.MAX_PER_FAMILY` addresses of one family: the rest are not used (bounded work per Service).
+TOO_MANY_ADDRESSES = "too-many-addresses"
+
+# The address policy (core/policy.py, docs/security.md): addresses that are never a VIP.
+LIMITED_BROADCAST = "limited-broadcast"
+RESERVED_RANGE = "reserved-range"
+CONTROL_PLANE_VIP = "control-plane-vip"
+NODE_ADDRESS = "node-address"
+DEFAULT_GATEWAY = "default-gateway"
+SERVICE_CIDR = "service-cidr"
+SUBNET_NETWORK_ADDRESS = "subnet-network-address"
+SUBNET_BROADCAST_ADDRESS = "subnet-broadcast-address"
+# Outside `vip_allowed_cidrs` (and the namespace's IPAM pools when `vip_allowed_from_pools=true`).
+NOT_ALLOWED = "not-allowed"
 
 # Why a whole Service is not announced (ServiceDecision.reason); "" means announced.
 ANNOUNCED = ""
@@ -36,15 +50,28 @@ NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY = "no-local-endpoints-primary-family"
 SERVICE_INTERFACE_CONFLICT = "service-interface-conflict"
 # The annotation names an interface that does not exist on the node holding the VIP: not announced there.
 SERVICE_INTERFACE_MISSING = "service-interface-missing"
+# The annotation names an interface `vip_allowed_interfaces` does not allow: the node's own choice applies.
+SERVICE_INTERFACE_NOT_ALLOWED = "service-interface-not-allowed"
+# A Service names an address an earlier Service of another namespace holds, without both consenting
+# (the same `kube-vip.io/allow-shared-ip` value) and without `svc_cross_namespace_sharing=true`.
+CROSS_NAMESPACE_SHARING = "cross-namespace-sharing"
 
 VIP_REJECTIONS = (
     NOT_AN_IP, DNS_NAME, ZONE_SUFFIX, UNSPECIFIED, LOOPBACK, MULTICAST, LINK_LOCAL, IPV4_MAPPED,
-    FAMILY_NOT_SERVED,
+    FAMILY_NOT_SERVED, TOO_MANY_ADDRESSES,
+)
+POLICY_REJECTIONS = (
+    LIMITED_BROADCAST, RESERVED_RANGE, CONTROL_PLANE_VIP, NODE_ADDRESS, DEFAULT_GATEWAY, SERVICE_CIDR,
+    SUBNET_NETWORK_ADDRESS, SUBNET_BROADCAST_ADDRESS, NOT_ALLOWED,
 )
 SERVICE_VERDICTS = (ANNOUNCED, NOT_LOAD_BALANCER, IGNORED, NO_VIP, REQUIRE_DUAL_STACK_UNMET)
 NODE_VERDICTS = (
     ANNOUNCED, SERVICE_NOT_ANNOUNCED, NO_VIP_FOR_FAMILY, NO_LOCAL_ENDPOINTS, PRIMARY_FAMILY_NODES,
     NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY,
 )
-INTERFACE_WARNINGS = (SERVICE_INTERFACE_CONFLICT, SERVICE_INTERFACE_MISSING)
-ALL = VIP_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
+INTERFACE_WARNINGS = (SERVICE_INTERFACE_CONFLICT, SERVICE_INTERFACE_MISSING, SERVICE_INTERFACE_NOT_ALLOWED)
+SHARING_WARNINGS = (CROSS_NAMESPACE_SHARING,)
+ALL = (
+    VIP_REJECTIONS + POLICY_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
+    + SHARING_WARNINGS
+)
