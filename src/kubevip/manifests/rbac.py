@@ -31,7 +31,11 @@ RULES: tuple[Rule, ...] = (
     Rule(("",), ("services/status",), ("get", "patch", "update"), "publish status.loadBalancer.ingress"),
     Rule(("discovery.k8s.io",), ("endpointslices",), READ, "endpoints per family (default)"),
     Rule(("",), ("endpoints",), READ, "legacy Endpoints (enable_endpoints=true)"),
-    Rule(("",), ("nodes",), (*READ, "patch"), "node addresses; node labels (enable_node_labeling)"),
+    Rule(("",), ("nodes",), (*READ, "patch"), "node addresses (the address policy refuses them as VIPs); node"
+         " labels (enable_node_labeling)"),
+    Rule(("networking.k8s.io",), ("servicecidrs",), READ,
+         "the address policy refuses ClusterIP ranges as VIPs"),
+    Rule(("",), ("configmaps",), READ, "the IPAM ConfigMap's pools (vip_allowed_from_pools=true)"),
     Rule(
         ("coordination.k8s.io",),
         ("leases",),
