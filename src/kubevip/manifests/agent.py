@@ -28,6 +28,9 @@ class AgentOptions:
     enable_endpoints: bool = False
     prometheus_server: str = ":2112"
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # (env name, Secret name, key): values such as bgp_peers (passwords) come from a Secret, never
+    # written into the manifest.
+    secret_env: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
 
     def env(self) -> list[dict[str, Any]]:
         """The container env: node name from the downward API, then kube-vip's variables."""
@@ -50,6 +53,10 @@ class AgentOptions:
         if self.enable_endpoints:
             out.append({"name": "enable_endpoints", "value": "true"})
         out.extend({"name": k, "value": v} for k, v in self.extra_env)
+        out.extend(
+            {"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for k, secret, key in self.secret_env
+        )
         return out
 
     def container(self, args: list[str] | None = None) -> dict[str, Any]:

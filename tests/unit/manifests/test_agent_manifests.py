@@ -53,3 +53,14 @@ def test_cli_renders_valid_yaml(kind: str, capsys: pytest.CaptureFixture[str]) -
     if kind != "rbac":
         c = (docs[0]["spec"].get("template", {}).get("spec") or docs[0]["spec"])["containers"][0]
         assert _env(c)["vip_arpRate"] == "1000"
+
+
+def test_bgp_passwords_from_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--secret-env bgp_peers=kubevip-bgp:bgp_peers`: the manifest names the Secret, holds no password."""
+    assert main(["manifest", "daemonset", "--secret-env", "bgp_peers=kubevip-bgp:peers",
+                 "--env", "bgp_enable=true"]) == 0
+    ds = yaml.safe_load(capsys.readouterr().out)
+    env = _env(ds["spec"]["template"]["spec"]["containers"][0])
+    assert env["bgp_peers"] == {"secretKeyRef": {"name": "kubevip-bgp", "key": "peers"}}
+    assert main(["manifest", "daemonset", "--secret-env", "bgp_peers"]) == 2
+    assert "NAME=SECRET:KEY" in capsys.readouterr().err
