@@ -16,7 +16,7 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "manifest", help="print the DaemonSet, static Pod or RBAC YAML"
     )
-    p.add_argument("kind", choices=("daemonset", "pod", "rbac"))
+    p.add_argument("kind", choices=("daemonset", "pod", "rbac", "ipam-rbac"))
     p.add_argument("--image", default=DEFAULT_IMAGE)
     p.add_argument("--namespace", default=rbac.NAMESPACE)
     p.add_argument("--interface", default="", help="vip_interface (default: the default-route interface)")
@@ -31,6 +31,10 @@ def register(sub: Any) -> None:
     p.add_argument("--kubeconfig", default=pod.ADMIN_CONF,
                    help="static pod only: host path of the kubeconfig (super-admin.conf during kubeadm init)")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra env var")
+    p.add_argument("--lease-namespace", default="",
+                   help="rbac: where the agents write Leases (vip_leasenamespace; default --namespace)")
+    p.add_argument("--cluster-wide-leases", action="store_true",
+                   help="rbac: Lease writes in every namespace (needed for svc_election=true)")
     p.add_argument(
         "--secret-env", action="append", default=[], metavar="NAME=SECRET:KEY",
         help="env var NAME from key KEY of Secret SECRET (secretKeyRef), e.g."
@@ -79,7 +83,10 @@ def options(args: argparse.Namespace) -> AgentOptions:
 
 def render(args: argparse.Namespace) -> str:
     if args.kind == "rbac":
-        return rbac.render_yaml(namespace=args.namespace)
+        return rbac.render_yaml(namespace=args.namespace, lease_namespace=args.lease_namespace,
+                                cluster_wide_leases=args.cluster_wide_leases)
+    if args.kind == "ipam-rbac":
+        return yaml.safe_dump_all(rbac.render_ipam(namespace=args.namespace), sort_keys=False)
     opts = options(args)
     if args.controlplane:
         from kubevip.manifests import controlplane
