@@ -102,6 +102,12 @@ async def test_a_tenant_cannot_steal_an_address(e2e: E2E, tenant: client.ApiClie
     )
     for addr, reason in stolen.items():
         assert any(r == reason and repr(addr) in m for r, m in warnings), (addr, reason, warnings)
+    # One Event per reason, aggregated (the two reserved-range addresses share one, with a count), not
+    # one per address per node.
+    reasons = [r for r, _ in warnings]
+    assert len(reasons) == len(set(reasons)), warnings
+    (reserved,) = [m for r, m in warnings if r == "reserved-range"]
+    assert reserved.startswith("2 addresses not used: reserved-range"), reserved
     owned = await e2e.owned()
     for addr in stolen:
         assert all(ipaddress.ip_address(addr) not in held for held in owned.values()), (addr, owned)
