@@ -17,7 +17,7 @@ ANNOTATION_LEASE_NAME = "kube-vip.io/leaseName"
 # MetalLB's convention: Services carrying the same value consent to share an address across namespaces.
 ANNOTATION_ALLOW_SHARED_IP = "kube-vip.io/allow-shared-ip"
 # Warning reason when a Service claims an address another, earlier Service holds with an overlapping port.
-PORT_CLASH = "vip-port-clash"
+PORT_CLASH = reasons.Reason.VIP_PORT_CLASH
 
 
 @dataclass(frozen=True)

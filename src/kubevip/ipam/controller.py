@@ -19,6 +19,7 @@ import aiohttp
 
 from kubevip.core.parse import service_from_dict
 from kubevip.core.policy import AddressPolicy
+from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily
 from kubevip.errors import InputError
 from kubevip.ip import IPAddress, IPNetwork
@@ -28,7 +29,6 @@ from kubevip.ipam.kubeapi import JSON, ApiError, Conflict, Gone, IpamApi
 from kubevip.ipam.pools import PoolConfig, PoolError, parse_configmap
 from kubevip.ipam.service import (
     ANNOTATION_IPS,
-    ClassFilter,
     Classified,
     Kind,
     allocation_patch,

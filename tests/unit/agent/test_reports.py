@@ -24,15 +24,16 @@ async def test_tables_are_freed_with_the_service() -> None:
     keep = service_from_dict(service("keep", "192.0.2.2"))
     for v in (view, keep):
         agent.touched(apply_event(agent.world, SERVICE, False, v))
-        agent.reports.mark(v.key, f"{v.name}.kubevip-1")
-        agent._error_metric(v.key, "not-an-ip")
-    agent.reports.failed_status[view.key] = 1.0
-    agent.reports.failures[view.key] = 3
+        agent.reporter.reports.mark(v.key, f"{v.name}.kubevip-1")
+        agent.reporter.error_metric(v.key, "not-an-ip")
+    agent.reporter.reports.failed_status[view.key] = 1.0
+    agent.reporter.reports.failures[view.key] = 3
     assert _samples(agent, "web") and _samples(agent, "keep")
 
     agent.touched(apply_event(agent.world, SERVICE, True, view))
-    assert view.key not in agent.reports.written
-    assert view.key not in agent.reports.failed_status and view.key not in agent.reports.failures
-    assert view.key not in agent.reports.metric_reasons
+    assert view.key not in agent.reporter.reports.written
+    reports = agent.reporter.reports
+    assert view.key not in reports.failed_status and view.key not in reports.failures
+    assert view.key not in agent.reporter.reports.metric_reasons
     assert not _samples(agent, "web"), "the deleted Service's metric series is removed"
-    assert agent.reports.sent(keep.key, "keep.kubevip-1") and _samples(agent, "keep")
+    assert agent.reporter.reports.sent(keep.key, "keep.kubevip-1") and _samples(agent, "keep")

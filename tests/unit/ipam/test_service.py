@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.core.parse import service_from_dict
+from kubevip.core.selection import ClassFilter, class_reason
 from kubevip.core.views import IPFamily
 from kubevip.ipam.allocator import Outcome
 from kubevip.ipam.service import (
@@ -16,7 +17,6 @@ from kubevip.ipam.service import (
     ANNOTATION_IPS,
     LABEL_KEY,
     LABEL_VALUE,
-    ClassFilter,
     Kind,
     allocation_patch,
     classify,
@@ -164,3 +164,19 @@ def test_an_invalid_user_value_is_left_alone() -> None:
     """The issue's example: `10.0.0.300,fd00::zz` used to be replaced by an allocated address."""
     c = classify(svc(annotations={ANNOTATION_IPS: "10.0.0.300,fd00::zz"}), ClassFilter())
     assert c.kind is Kind.FOREIGN and c.addresses == () and c.invalid == ("10.0.0.300", "fd00::zz")
+
+
+CLASSES = st.one_of(st.none(), st.sampled_from(["kube-vip.io/kube-vip-class", "example.com/other", "x"]))
+
+
+@given(
+    CLASSES,
+    st.builds(ClassFilter, only=st.booleans(), name=st.sampled_from(["kube-vip.io/kube-vip-class", "x"]),
+              legacy_handling=st.booleans()),
+)
+def test_ipam_allocates_exactly_for_the_classes_the_agent_handles(
+    lb_class: str | None, f: ClassFilter
+) -> None:
+    """One class rule: IPAM allocates for a Service (no address yet) iff the agent would handle it."""
+    view = svc(lb_class=lb_class)
+    assert (classify(view, f).kind is Kind.OURS) == (class_reason(view, f) == "")
