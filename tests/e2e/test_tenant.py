@@ -162,3 +162,25 @@ async def test_another_namespace_cannot_join_a_vip(e2e: E2E, tenant: client.ApiC
     finally:
         await b_api.close()
         await admin.delete_namespace(other)
+
+
+async def test_namespaces_get_exactly_their_ipam_pools(e2e: E2E, tenant: client.ApiClient) -> None:
+    """`vip_allowed_from_pools=true`: the agents read the IPAM ConfigMap (with their own RBAC, in the
+    lease namespace) and allow each namespace its pools only."""
+    mine, other = e2e.vip(4), e2e.vip(4)
+    admin = client.CoreV1Api(e2e.api)
+    await admin.create_namespaced_config_map(e2e.ns, {
+        "metadata": {"name": "kubevip"},
+        "data": {f"cidr-{e2e.ns}": f"{mine}/32", "cidr-global": "192.0.2.0/28"},
+    })
+    core = client.CoreV1Api(tenant)
+    await core.create_namespaced_service(e2e.ns, lb("inpool", str(mine), 8080))
+    await core.create_namespaced_service(e2e.ns, lb("outside", str(other), 8080))
+    e2e.start_agents(vip_allowed_cidrs="", vip_allowed_from_pools="true", KUBEVIP_NAMESPACE=e2e.ns)
+    assert await e2e.eventually(lambda: e2e.reach(mine), "the namespace's pool address answers")
+    warnings = await e2e.eventually(
+        lambda: _reasons(e2e, "outside", {"not-allowed"}), "a Warning for the address outside its pool"
+    )
+    (msg,) = [m for r, m in warnings if r == "not-allowed"]
+    assert repr(str(other)) in msg and f"IPAM pool of namespace {e2e.ns!r}" in msg
+    assert all(other not in held for held in (await e2e.owned()).values())
