@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kubevip.core import reasons
-from kubevip.core.plan import ServiceDecision, node_share
-from kubevip.core.views import TRAFFIC_LOCAL, IPAddress, IPFamily, ServiceView
+from kubevip.core.plan import ServiceDecision, endpoint_bound, node_share
+from kubevip.core.views import IPAddress, IPFamily, ServiceView
 
 ANNOTATION_LEASE_NAME = "kube-vip.io/leaseName"
 # Warning reason when a Service claims an address another, earlier Service holds with an overlapping port.
@@ -81,7 +81,7 @@ def eligible_nodes(
     decision: ServiceDecision, service: ServiceView, family: IPFamily
 ) -> frozenset[str] | None:
     """Nodes that may announce this family: None (any) for Cluster; for Local the nodes core allows."""
-    if service.external_traffic_policy != TRAFFIC_LOCAL:
+    if not endpoint_bound(service):
         return None
     candidates: set[str] = set()
     for eps in decision.endpoints.values():
@@ -100,7 +100,7 @@ def claims_of(
     ports = frozenset((p.protocol or "TCP", p.port) for p in service.ports)
     group = (service.annotation(ANNOTATION_LEASE_NAME) or "").strip()
     group = f"{service.namespace}/{group}" if group else service.key
-    local = service.external_traffic_policy == TRAFFIC_LOCAL
+    local = endpoint_bound(service)
     elig = {f: eligible_nodes(decision, service, f) for f in decision.families}
     ifname = decision.interface if interfaces else ""
     return tuple(
