@@ -20,11 +20,14 @@ from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
+from kubevip.agent.packets import DISCOVERY_PERIOD, PacketRuleDriver
 from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition, missing_interface
+from kubevip.core.egress import active_endpoints, egress_enabled
 from kubevip.core.interface import valid_interface_name
+from kubevip.core.plan import ServiceDecision
 from kubevip.core.rows import (
     Changes,
     Row,
@@ -37,7 +40,7 @@ from kubevip.core.rows import (
     service_status,
     should_write,
 )
-from kubevip.core.views import IPFamily
+from kubevip.core.views import IPFamily, ServiceView
 from kubevip.core.world import Decided, Snapshot, World, snapshot
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.rest import RestClient
@@ -125,6 +128,9 @@ class Agent:
         self._stopping = False
         self.passes = 0
         self.ready = asyncio.Event()
+        # Egress SNAT and Service security (agent/packets.py): one nftables table of ours.
+        self.packets = PacketRuleDriver(cfg.packets, api, self.me, ns)
+        self._discover = asyncio.Event()
         # Scalable election: one unit per VIP (no Lease per unit, so no kube-vip naming to keep).
         self.per_address_units = cfg.election.enabled and cfg.election.mode == "scalable"
 
@@ -324,12 +330,50 @@ class Agent:
                 await self._apply(changes, snap)
             if self.bgp is not None:
                 await self.bgp.sync(self, self.held)
-            self._settled = inputs if self.held == want else None
+            rules_ok = await self._packet_pass(snap)
+            self._settled = inputs if self.held == want and rules_ok else None
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
             self._update_gauges(snap)
             self._report_wake.set()
             return changes
+
+    def _service_pairs(self, snap: Snapshot) -> list[tuple[ServiceView, ServiceDecision]]:
+        """(view, decision) of every handled Service in claim order (creationTimestamp, key)."""
+        recs = self.world.services
+        rows = [(rec.created, key, rec.view, d) for key, d in snap.decisions.items()
+                if (rec := recs.get(key)) is not None]
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [(v, d) for _, _, v, d in rows]
+
+    async def _packet_pass(self, snap: Snapshot) -> bool:
+        """Bring the packet-rule table in line with the held VIPs; False when it must be retried."""
+        pairs = self._service_pairs(snap)
+        if self.packets.needs_networks(pairs) and not self.packets.discovered:
+            self._discover.set()  # the discovery task looks the networks up, then wakes a pass
+        before = self.packets.errors
+        rules = self.packets.wanted(pairs, frozenset(r.address for r in self.held))
+        if self.packets.errors != before:
+            for key, errs in self.packets.errors.items():
+                if before.get(key) != errs:
+                    log.warning("Service %s: egress annotations ignored: %s", key, "; ".join(errs))
+                    ns, _, name = key.partition("/")
+                    self.metrics.reconcile_errors.labels(ns, name, "egress-annotation").inc()
+        return await self.packets.apply(rules)
+
+    async def discovery_loop(self) -> None:
+        """Cluster networks for egress exemptions: when first needed, then every DISCOVERY_PERIOD."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DISCOVERY_PERIOD):
+                    await self._discover.wait()
+            self._discover.clear()
+            snap = self.snap
+            if snap is None or not self.packets.needs_networks(self._service_pairs(snap)):
+                continue
+            if await self.packets.discover(force=True):
+                self._settled = None
+                self._wake.set()
 
     def _pass_inputs(self, snap: Snapshot) -> tuple[object, ...] | None:
         """What a pass depends on, or None when it also depends on time or the node's interfaces (the
@@ -523,6 +567,12 @@ class Agent:
                 if self.reports.failed_status.get(key, 0.0) > now:
                     continue
                 yield functools.partial(self._write_status, key, wanted, current_host)
+            if d is not None and d.announce and egress_enabled(view):
+                held = frozenset(r.address for r in self.held)
+                wanted_ann = active_endpoints(d, held, self.me)
+                patch = {k: v for k, v in wanted_ann.items() if view.annotation(k) != v}
+                if patch:
+                    yield functools.partial(self._write_annotations, key, patch)
             if key in snap.handled and (d is None or d.reason != "ignored"):
                 conds = snap.warnings.get(key, frozenset()) | self._node_warnings.get(key, frozenset())
                 for cond in sorted(conds):
@@ -551,6 +601,19 @@ class Agent:
             n = self.reports.failures[key] = self.reports.failures.get(key, 0) + 1
             self.reports.failed_status[key] = time.monotonic() + min(30.0, 0.5 * 2**n)
             log.warning("status of %s not written (retrying): %s", key, exc)
+            self._report_wake.set()
+
+    async def _write_annotations(self, key: str, values: dict[str, str | None]) -> None:
+        assert self.writer is not None
+        rec = self.world.services.get(key)
+        if rec is None:
+            return
+        try:
+            await self.writer.annotations(rec.view.namespace, rec.view.name, values)
+        except WRITE_ERRORS as exc:
+            ns, _, name = key.partition("/")
+            self.metrics.reconcile_errors.labels(ns, name, "annotation-write").inc()
+            log.warning("annotations of %s not written (retrying): %s", key, exc)
             self._report_wake.set()
 
     async def _warning(self, key: str, cond: Condition, name: str) -> None:
@@ -593,6 +656,8 @@ class Agent:
         """Adopt what the kernel holds, then start watches, election, loop and reporting."""
         if self.bgp is not None:
             await self.bgp.start()
+        # A previous run's packet rules name VIPs this run may not hold: start from none.
+        await self.packets.remove()
         self.held = await self.kernel_rows()
         # BGP: a crashed agent's routes already left with its session, so keeping its Cluster VIPs while
         # the election settles would only risk a second announcer; Local VIPs need no election anyway.
@@ -608,6 +673,7 @@ class Agent:
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())
             spawn(self.guard, "report", self.report_loop())
+            spawn(self.guard, "egress-discovery", self.discovery_loop())
         spawn(self.guard, "election", self.leadership.run())
         spawn(self.guard, "reconcile", self.loop())
 
@@ -618,6 +684,7 @@ class Agent:
             await self.converge(reason="shutdown")
         except Exception:
             log.exception("withdraw on shutdown failed")
+        await self.packets.remove()
         await self.leadership.release()
         if self.bgp is not None:
             await self.bgp.close()

@@ -237,14 +237,66 @@ def node_rules(
 def active_endpoints(
     decision: ServiceDecision, held: frozenset[IPAddress], me: str
 ) -> Mapping[str, str | None]:
-    """kube-vip's `active-endpoint` / `active-endpoint-ipv6` values for a Service whose VIP this node
-    holds: the first local endpoint of each served family translated here (None: remove the annotation)."""
-    out: dict[str, str | None] = {ANN_ACTIVE_ENDPOINT: None, ANN_ACTIVE_ENDPOINT_IPV6: None}
+    """kube-vip's `active-endpoint` / `active-endpoint-ipv6` as this node should write them: a key per
+    served family whose VIP this node holds (the holder of the other family writes its own), valued with
+    the first local endpoint translated here, or None (remove) when there is none."""
+    out: dict[str, str | None] = {}
     for family in decision.families:
         if not any(v.address in held for v in decision.vips_of(family)):
             continue
         local = sorted((e.address for e in decision.endpoints.get(family, ()) if e.node == me), key=int)
-        if local:
-            key = ANN_ACTIVE_ENDPOINT if family == IPFamily.IPV4 else ANN_ACTIVE_ENDPOINT_IPV6
-            out[key] = str(local[0])
+        key = ANN_ACTIVE_ENDPOINT if family == IPFamily.IPV4 else ANN_ACTIVE_ENDPOINT_IPV6
+        out[key] = str(local[0]) if local else None
     return out
+
+
+def _parse_networks(values: Iterable[object]) -> list[IPNetwork]:
+    out: list[IPNetwork] = []
+    for v in values:
+        try:
+            out.append(ipaddress.ip_network(str(v), strict=False))
+        except ValueError:
+            continue  # written by the API server's own validation: never expected, never fatal
+    return out
+
+
+def discovered_networks(
+    nodes: Iterable[Mapping[str, object]],
+    service_cidrs: Iterable[Mapping[str, object]],
+    api_slices: Iterable[Mapping[str, object]],
+    api_hosts: Iterable[str] = (),
+    pod_cidrs_setting: tuple[IPNetwork, ...] | None = None,
+    service_cidrs_setting: tuple[IPNetwork, ...] | None = None,
+) -> ClusterNetworks:
+    """ClusterNetworks from API objects (as JSON): every Node's `spec.podCIDRs`, every ServiceCIDR's
+    `spec.cidrs`, the addresses of the `default/kubernetes` EndpointSlices, plus API server hosts that are
+    address literals (the kubeconfig's server, KUBERNETES_SERVICE_HOST). Settings replace discovery."""
+
+    def spec(obj: Mapping[str, object]) -> Mapping[str, object]:
+        s = obj.get("spec")
+        return s if isinstance(s, Mapping) else {}
+
+    def listed(value: object) -> list[object]:
+        return list(value) if isinstance(value, list) else []
+
+    pods = pod_cidrs_setting
+    if pods is None:
+        pods = tuple(_parse_networks(c for n in nodes for c in listed(spec(n).get("podCIDRs"))))
+    services = service_cidrs_setting
+    if services is None:
+        services = tuple(_parse_networks(c for o in service_cidrs for c in listed(spec(o).get("cidrs"))))
+    apis: set[IPAddress] = set()
+    for s in api_slices:
+        for ep in listed(s.get("endpoints")):
+            if isinstance(ep, Mapping):
+                apis.update(a.network_address for a in _parse_networks(listed(ep.get("addresses"))))
+    for host in api_hosts:
+        try:
+            apis.add(ipaddress.ip_address(host.strip("[]")))
+        except ValueError:
+            continue  # a name, not an address: nothing to exempt by address
+    return ClusterNetworks(
+        tuple(sorted(set(pods), key=_net_key)),
+        tuple(sorted(set(services), key=_net_key)),
+        tuple(sorted(apis, key=lambda a: (a.version, int(a)))),
+    )

@@ -39,6 +39,8 @@ RULES: tuple[Rule, ...] = (
         "leader election (control plane, all Services, per Service); scalable mode deletes the claim"
         " Leases of deleted Services",
     ),
+    Rule(("networking.k8s.io",), ("servicecidrs",), ("get", "list"),
+         "Service CIDRs exempt from egress SNAT when egress_servicecidr is not set"),
     Rule(("", "events.k8s.io"), ("events",), ("create", "patch", "update"), "Warning Events on bad input"),
 )
 

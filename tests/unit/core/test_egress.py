@@ -150,8 +150,13 @@ def test_service_security_guards_held_vips_with_the_services_ports_unless_ignore
 def test_active_endpoint_annotations_per_family() -> None:
     view = svc(["IPv4"])
     d = decide(view, slices(), None, False)
-    assert eg.active_endpoints(d, HELD, "n1") == {
-        eg.ANN_ACTIVE_ENDPOINT: "10.244.1.2", eg.ANN_ACTIVE_ENDPOINT_IPV6: None
+    assert eg.active_endpoints(d, HELD, "n1") == {eg.ANN_ACTIVE_ENDPOINT: "10.244.1.2"}
+    assert eg.active_endpoints(d, HELD, "n3") == {eg.ANN_ACTIVE_ENDPOINT: None}
+    assert eg.active_endpoints(d, frozenset(), "n1") == {}
+    dual = svc(["IPv6", "IPv4"])
+    d = decide(dual, slices(), None, False)
+    assert eg.active_endpoints(d, frozenset({ipaddress.ip_address(V6_VIP)}), "n2") == {
+        eg.ANN_ACTIVE_ENDPOINT_IPV6: "fd00:10:244:2::2"
     }
 
 
@@ -205,3 +210,16 @@ def test_rules_do_not_depend_on_endpoint_order(
 ) -> None:
     view = svc(["IPv4", "IPv6"])
     assert rules(view, held=held_vips, pods=pods) == rules(view, held=held_vips, pods=list(reversed(pods)))
+
+
+def test_discovered_networks_from_nodes_servicecidrs_and_the_api_servers_slices() -> None:
+    nodes = [{"spec": {"podCIDRs": ["10.244.1.0/24", "fd00:10:244:1::/64"]}}, {"spec": {}},
+             {"spec": {"podCIDRs": ["10.244.2.0/24", "bogus"]}}]
+    cidrs = [{"spec": {"cidrs": ["10.96.0.0/16", "fd00:10:96::/112"]}}]
+    slices = [{"endpoints": [{"addresses": ["198.18.1.254"]}, {"addresses": ["fd6b::254"]}]}]
+    n = eg.discovered_networks(nodes, cidrs, slices, ["[fd6b::1]", "api.example", "198.18.1.254"])
+    assert [str(c) for c in n.pod_cidrs] == ["10.244.1.0/24", "10.244.2.0/24", "fd00:10:244:1::/64"]
+    assert [str(c) for c in n.service_cidrs] == ["10.96.0.0/16", "fd00:10:96::/112"]
+    assert [str(a) for a in n.api_servers] == ["198.18.1.254", "fd6b::1", "fd6b::254"]
+    fixed = (ipaddress.ip_network("10.0.0.0/8"),)
+    assert eg.discovered_networks(nodes, cidrs, slices, (), fixed, fixed).pod_cidrs == fixed

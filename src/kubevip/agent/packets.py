@@ -1,0 +1,152 @@
+"""The agent's packet rules: core/egress.py decides, net/nftables.py applies; plus CIDR discovery.
+
+The table is removed at start-up (a previous run's rules name VIPs this run may not hold) and on shutdown;
+between the two, every pass replaces it with what the snapshot and the held VIPs call for. Discovery of
+pod and Service CIDRs and API server addresses runs only while some Service asks for egress, and again
+every `DISCOVERY_PERIOD` (pod CIDRs grow with the Nodes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from kubevip.core.egress import (
+    ClusterNetworks,
+    PacketRules,
+    discovered_networks,
+    egress_enabled,
+    egress_spec,
+    node_rules,
+)
+from kubevip.core.plan import ServiceDecision
+from kubevip.core.views import IPAddress, ServiceView
+from kubevip.errors import NetworkError
+from kubevip.kube.rest import RestClient
+from kubevip.net.namespace import OWN, Netns
+from kubevip.net.nftables import PacketRuleTable
+from kubevip.net.settings import PacketSettings
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_PERIOD = 60.0
+_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+async def _items(api: RestClient, path: str, query: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The items of a list, [] when the API (e.g. ServiceCIDR before 1.33) is not served."""
+    resp = await api.request("GET", path, query=dict(query or {}), timeout=_TIMEOUT)
+    async with resp:
+        if resp.status == 404:
+            return []
+        if resp.status != 200:
+            raise NetworkError(f"GET {path}: HTTP {resp.status}")
+        doc = await resp.json()
+    items = doc.get("items") if isinstance(doc, dict) else None
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+class PacketRuleDriver:
+    """One agent's packet rules; `wanted` is pure, `apply` does the I/O (in a thread)."""
+
+    def __init__(self, settings: PacketSettings, api: RestClient | None, me: str, ns: Netns = OWN) -> None:
+        self.settings = settings
+        self.api = api
+        self.me = me
+        self.table = PacketRuleTable(settings.table, ns)
+        self.networks = ClusterNetworks(
+            settings.pod_cidrs or (), settings.service_cidrs or ()
+        )
+        self._discovered_at = -DISCOVERY_PERIOD
+        self._found = False
+        self.failed = False
+        self._may_hold = True  # until removed at start-up: a previous run may have left a table
+        self.errors: dict[str, tuple[str, ...]] = {}  # Service -> bad egress annotations (last pass)
+
+    @property
+    def discovered(self) -> bool:
+        """Whether the exemptions are known: both CIDR settings given, or discovery answered once."""
+        s = self.settings
+        return (s.pod_cidrs is not None and s.service_cidrs is not None) or self._found
+
+    def wanted(
+        self, services: Iterable[tuple[ServiceView, ServiceDecision]], held: frozenset[IPAddress]
+    ) -> PacketRules:
+        """The rules for this node. No SNAT before the exemptions are known: translating a pod's traffic
+        to another pod or to the API server, even briefly, would break it."""
+        services = list(services)
+        self.errors = {v.key: spec.errors for v, _ in services if (spec := egress_spec(v)).errors}
+        rules = node_rules(services, held, self.me, self.networks, self.settings.service_security)
+        return rules if self.discovered else PacketRules((), rules.guards)
+
+    def needs_networks(self, services: Iterable[tuple[ServiceView, ServiceDecision]]) -> bool:
+        """Whether some Service asks for egress (only then are the cluster's networks looked up)."""
+        return any(egress_enabled(v) for v, _ in services)
+
+    async def discover(self, force: bool = False) -> bool:
+        """Refresh pod/Service CIDRs and API server addresses; True when they changed."""
+        if self.api is None or (not force and time.monotonic() - self._discovered_at < DISCOVERY_PERIOD):
+            return False
+        self._discovered_at = time.monotonic()
+        s = self.settings
+        try:
+            nodes = [] if s.pod_cidrs is not None else await _items(self.api, "/api/v1/nodes")
+            cidrs = [] if s.service_cidrs is not None else await _items(
+                self.api, "/apis/networking.k8s.io/v1/servicecidrs")
+            api_slices = await _items(
+                self.api, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+                {"labelSelector": "kubernetes.io/service-name=kubernetes"},
+            )
+        except (NetworkError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("egress: cannot discover cluster networks (retrying): %s", exc)
+            self._discovered_at = time.monotonic() - DISCOVERY_PERIOD + 5
+            return False
+        hosts = [urlsplit(self.api.server).hostname or "", os.environ.get("KUBERNETES_SERVICE_HOST", "")]
+        found = discovered_networks(nodes, cidrs, api_slices, [h for h in hosts if h], s.pod_cidrs,
+                                    s.service_cidrs)
+        changed = found != self.networks or not self._found
+        self._found = True
+        if changed:
+            log.info("egress: pod CIDRs %s, Service CIDRs %s, API servers %s",
+                     [str(c) for c in found.pod_cidrs], [str(c) for c in found.service_cidrs],
+                     [str(a) for a in found.api_servers])
+        self.networks = found
+        return changed
+
+    async def apply(self, rules: PacketRules) -> bool:
+        """Replace the table with `rules`; False (and logged) when nft refused or is missing. Without
+        rules and without a table of ours nothing runs: a node without egress or security needs no nft."""
+        if rules.empty and not self._may_hold:
+            return True
+        try:
+            changed = await asyncio.to_thread(self.table.apply, rules)
+        except NetworkError as exc:
+            log.error("packet rules not applied (retrying): %s", exc)
+            self._may_hold = True
+            self.failed = True
+            return False
+        self._may_hold = not rules.empty
+        if changed:
+            log.info("packet rules: %d egress SNAT rules, %d guarded VIPs", len(rules.snat),
+                     len(rules.guards))
+        self.failed = False
+        return True
+
+    async def remove(self) -> None:
+        """Start-up and shutdown: drop our table (nothing to do without nft: then we never made one)."""
+        if not self.table.available():
+            self._may_hold = False
+            return
+        try:
+            await asyncio.to_thread(self.table.remove)
+            self._may_hold = False
+        except NetworkError as exc:
+            self._may_hold = True
+            log.error("cannot remove packet-rule table: %s", exc)
