@@ -66,6 +66,7 @@ class PacketRuleDriver:
         )
         self._discovered_at = -DISCOVERY_PERIOD
         self._found = False
+        self._lock = asyncio.Lock()  # the rules task and shutdown's removal take turns
         self.failed = False
         self._may_hold = True  # until removed at start-up: a previous run may have left a table
         self.errors: dict[str, tuple[str, ...]] = {}  # Service -> bad egress annotations (last pass)
@@ -123,6 +124,10 @@ class PacketRuleDriver:
     async def apply(self, rules: PacketRules) -> bool:
         """Replace the table with `rules`; False (and logged) when nft refused or is missing. Without
         rules and without a table of ours nothing runs: a node without egress or security needs no nft."""
+        async with self._lock:
+            return await self._apply(rules)
+
+    async def _apply(self, rules: PacketRules) -> bool:
         if rules.empty and not self._may_hold:
             return True
         try:
@@ -144,9 +149,10 @@ class PacketRuleDriver:
         if not self.table.available():
             self._may_hold = False
             return
-        try:
-            await asyncio.to_thread(self.table.remove)
-            self._may_hold = False
-        except NetworkError as exc:
-            self._may_hold = True
-            log.error("cannot remove packet-rule table: %s", exc)
+        async with self._lock:
+            try:
+                await asyncio.to_thread(self.table.remove)
+                self._may_hold = False
+            except NetworkError as exc:
+                self._may_hold = True
+                log.error("cannot remove packet-rule table: %s", exc)

@@ -25,7 +25,7 @@ from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition, missing_interface
-from kubevip.core.egress import active_endpoints, egress_enabled
+from kubevip.core.egress import PacketRules, active_endpoints, egress_enabled
 from kubevip.core.interface import valid_interface_name
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.rows import (
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 INVALID_OBJECT = "invalid-object"
 WRITE_CONCURRENCY = 8
+RULES_RETRY = 2.0  # seconds between attempts to apply packet rules nft refused
 # Errors of one API write that a later pass retries.
 WRITE_ERRORS: tuple[type[BaseException], ...] = (
     WriteError, aiohttp.ClientError, asyncio.TimeoutError, OSError,
@@ -131,6 +132,8 @@ class Agent:
         # Egress SNAT and Service security (agent/packets.py): one nftables table of ours.
         self.packets = PacketRuleDriver(cfg.packets, api, self.me, ns)
         self._discover = asyncio.Event()
+        self._rules_wanted: PacketRules | None = None
+        self._rules_wake = asyncio.Event()
         # Scalable election: one unit per VIP (no Lease per unit, so no kube-vip naming to keep).
         self.per_address_units = cfg.election.enabled and cfg.election.mode == "scalable"
 
@@ -330,8 +333,8 @@ class Agent:
                 await self._apply(changes, snap)
             if self.bgp is not None:
                 await self.bgp.sync(self, self.held)
-            rules_ok = await self._packet_pass(snap)
-            self._settled = inputs if self.held == want and rules_ok else None
+            await self._packet_pass(snap)
+            self._settled = inputs if self.held == want else None
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
             self._update_gauges(snap)
@@ -346,20 +349,40 @@ class Agent:
         rows.sort(key=lambda r: (r[0], r[1]))
         return [(v, d) for _, _, v, d in rows]
 
-    async def _packet_pass(self, snap: Snapshot) -> bool:
-        """Bring the packet-rule table in line with the held VIPs; False when it must be retried."""
+    async def _packet_pass(self, snap: Snapshot) -> None:
+        """Decide this node's packet rules for the held VIPs and hand them to `rules_loop`: applying a big
+        table takes the kernel a moment (0.5 s for 1000 dual-stack Services, docs/performance.md), and
+        no fencing pass may wait for that."""
         pairs = self._service_pairs(snap)
         if self.packets.needs_networks(pairs) and not self.packets.discovered:
             self._discover.set()  # the discovery task looks the networks up, then wakes a pass
         before = self.packets.errors
-        rules = self.packets.wanted(pairs, frozenset(r.address for r in self.held))
+        held = frozenset(r.address for r in self.held)
+        if not self.cfg.packets.service_security and not self.packets.needs_networks(pairs):
+            self.packets.errors = {}
+            rules = PacketRules()
+        else:  # pure, O(Services): off the event loop
+            rules = await asyncio.to_thread(self.packets.wanted, pairs, held)
         if self.packets.errors != before:
             for key, errs in self.packets.errors.items():
                 if before.get(key) != errs:
                     log.warning("Service %s: egress annotations ignored: %s", key, "; ".join(errs))
                     ns, _, name = key.partition("/")
                     self.metrics.reconcile_errors.labels(ns, name, "egress-annotation").inc()
-        return await self.packets.apply(rules)
+        self._rules_wanted = rules
+        self._rules_wake.set()
+
+    async def rules_loop(self) -> None:
+        """Apply the latest wanted packet rules (only the newest of a burst); retry a failure."""
+        while True:
+            await self._rules_wake.wait()
+            self._rules_wake.clear()
+            rules = self._rules_wanted
+            if rules is None:
+                continue
+            if not await self.packets.apply(rules):
+                await asyncio.sleep(RULES_RETRY)  # backoff: nft refused or is missing, logged by apply
+                self._rules_wake.set()
 
     async def discovery_loop(self) -> None:
         """Cluster networks for egress exemptions: when first needed, then every DISCOVERY_PERIOD."""
@@ -674,6 +697,7 @@ class Agent:
                 spawn(self.guard, f"watch {r.name}", r.run())
             spawn(self.guard, "report", self.report_loop())
             spawn(self.guard, "egress-discovery", self.discovery_loop())
+        spawn(self.guard, "packet-rules", self.rules_loop())
         spawn(self.guard, "election", self.leadership.run())
         spawn(self.guard, "reconcile", self.loop())
 

@@ -23,8 +23,6 @@ from kubevip.net.namespace import OWN, Netns
 
 DEFAULT_TABLE = "kubevip"
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
-# nft's own limit on a comment is 128 bytes; a Service key is at most 63 + 1 + 253.
-_COMMENT_MAX = 120
 
 
 def valid_table(name: str) -> str:
@@ -37,39 +35,76 @@ def _set(items: Iterable[object]) -> str:
     return "{ " + ", ".join(str(i) for i in items) + " }"
 
 
-def _comment(text: str) -> str:
-    # Service keys are DNS labels joined by "/": nothing to escape, but keep the quote out regardless.
-    return '"' + text.replace('"', "")[:_COMMENT_MAX] + '"'
-
-
 def _nf(family: IPFamily) -> str:
     return "ip" if family == IPFamily.IPV4 else "ip6"
 
 
-def _snat_rule(r: SnatRule) -> list[str]:
-    ip = _nf(r.family)
-    match = [f"{ip} saddr {_set(r.sources)}"]
-    if r.allowed is not None:
-        match.append(f"{ip} daddr {_set(r.allowed)}")
-    if r.exempt:
-        match.append(f"{ip} daddr != {_set(r.exempt)}")
-    tail = f"snat {ip} to {r.vip} comment {_comment(r.service)}"
-    if not r.ports:
-        return [" ".join([*match, tail])]
-    return [" ".join([*match, f"meta l4proto . th dport {_set(f'{p} . {n}' for p, n in r.ports)}", tail])]
+def _addr_type(family: IPFamily) -> str:
+    return "ipv4_addr" if family == IPFamily.IPV4 else "ipv6_addr"
 
 
-def _guard_rules(g: GuardRule) -> list[str]:
-    ip = "ip" if g.vip.version == 4 else "ip6"
-    icmp = "icmp" if g.vip.version == 4 else "ipv6-icmp"
-    return [
-        f"{ip} daddr {g.vip} meta l4proto . th dport {_set(f'{p} . {n}' for p, n in g.ports)} accept",
-        # Replies to what the node itself started, and ICMP (ping, path MTU, and for IPv6 the neighbour
-        # discovery that keeps the VIP reachable) stay allowed.
-        f"{ip} daddr {g.vip} ct state established,related accept",
-        f"{ip} daddr {g.vip} meta l4proto {icmp} accept",
-        f"{ip} daddr {g.vip} drop",
-    ]
+def _ports(ports: Iterable[tuple[str, int]]) -> str:
+    return _set(f"{p} . {n}" for p, n in ports)
+
+
+_Profile = tuple[IPFamily, tuple[IPNetwork, ...], tuple[IPNetwork, ...] | None, tuple[tuple[str, int], ...]]
+
+
+def _egress(rules: Iterable[SnatRule]) -> tuple[list[str], list[str]]:
+    """Maps and rules for SNAT. Rules with the same (family, exemptions, allowed networks, ports) share
+    one rule and one map (pod address -> VIP), so a thousand Services cost a handful of rules and one
+    transaction of map elements instead of thousands of rules with their anonymous sets (that took the
+    kernel seconds to load). A source missing from the map does not match the rule (nft: a lookup miss
+    ends the rule), so other pods leave untranslated."""
+    groups: dict[_Profile, dict[IPAddress, IPAddress]] = {}
+    for r in rules:
+        m = groups.setdefault((r.family, r.exempt, r.allowed, r.ports), {})
+        for src in r.sources:
+            m.setdefault(src, r.vip)  # core gives each source one VIP; the first stays regardless
+    maps: list[str] = []
+    chain: list[str] = []
+    for n, (key, m) in enumerate(sorted(groups.items(), key=lambda kv: repr(kv[0]))):
+        family, exempt, allowed, ports = key
+        ip, t = _nf(family), _addr_type(family)
+        name = f"egress{4 if family == IPFamily.IPV4 else 6}_{n}"
+        elements = ", ".join(f"{src} : {vip}" for src, vip in sorted(m.items(), key=lambda kv: int(kv[0])))
+        maps.append(f"  map {name} {{ type {t} : {t}; elements = {{ {elements} }}; }}")
+        match: list[str] = []
+        if allowed is not None:
+            match.append(f"{ip} daddr {_set(allowed)}")
+        if exempt:
+            match.append(f"{ip} daddr != {_set(exempt)}")
+        if ports:
+            match.append(f"meta l4proto . th dport {_ports(ports)}")
+        chain.append(" ".join([*match, f"snat {ip} to {ip} saddr map @{name}"]))
+    return maps, chain
+
+
+def _guards(guards: Iterable[GuardRule]) -> tuple[list[str], list[str]]:
+    """Sets and rules for Service security: per family, the guarded VIPs and their (VIP, protocol, port)
+    triples; four rules per family however many VIPs."""
+    guards = list(guards)
+    sets: list[str] = []
+    chain: list[str] = []
+    for family in IPFamily:
+        mine = [g for g in guards if IPFamily.of(g.vip) == family]
+        if not mine:
+            continue
+        v = 4 if family == IPFamily.IPV4 else 6
+        ip, t, icmp = _nf(family), _addr_type(family), ("icmp" if v == 4 else "ipv6-icmp")
+        vips = ", ".join(str(g.vip) for g in mine)
+        triples = ", ".join(f"{g.vip} . {p} . {n}" for g in mine for p, n in g.ports)
+        sets.append(f"  set guarded{v} {{ type {t}; elements = {{ {vips} }}; }}")
+        sets.append(f"  set open{v} {{ type {t} . inet_proto . inet_service; elements = {{ {triples} }}; }}")
+        chain += [
+            f"{ip} daddr . meta l4proto . th dport @open{v} accept",
+            # Replies to what the node itself started, and ICMP (ping, path MTU, and for IPv6 the
+            # neighbour discovery that keeps the VIP reachable) stay allowed.
+            f"{ip} daddr @guarded{v} ct state established,related accept",
+            f"{ip} daddr @guarded{v} meta l4proto {icmp} accept",
+            f"{ip} daddr @guarded{v} drop",
+        ]
+    return sets, chain
 
 
 def render(rules: PacketRules, table: str = DEFAULT_TABLE) -> str:
@@ -78,15 +113,18 @@ def render(rules: PacketRules, table: str = DEFAULT_TABLE) -> str:
     lines = [f"add table inet {table}", f"delete table inet {table}"]
     if rules.empty:
         return "\n".join(lines) + "\n"
+    maps, egress = _egress(rules.snat)
+    sets, guards = _guards(rules.guards)
     lines.append(f"table inet {table} {{")
-    if rules.snat:
+    lines += maps + sets
+    if egress:
         # srcnat priority, like kube-proxy's masquerade: after routing picked the way out.
         lines += ["  chain egress {", "    type nat hook postrouting priority srcnat; policy accept;"]
-        lines += [f"    {line}" for r in rules.snat for line in _snat_rule(r)]
+        lines += [f"    {line}" for line in egress]
         lines.append("  }")
-    if rules.guards:
+    if guards:
         lines += ["  chain service-security {", "    type filter hook input priority filter; policy accept;"]
-        lines += [f"    {line}" for g in rules.guards for line in _guard_rules(g)]
+        lines += [f"    {line}" for line in guards]
         lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"
