@@ -82,6 +82,9 @@ def topo() -> Iterator[Topo]:
         sh("ip", "-n", t.pod, "route", "add", "default", "via", "10.244.1.1", "dev", "eth0")
         sh("ip", "-n", t.pod, "-6", "route", "add", "fd00:10:244:1::1/128", "dev", "eth0")
         sh("ip", "-n", t.pod, "-6", "route", "add", "default", "via", "fd00:10:244:1::1", "dev", "eth0")
+        # The client answers pods through the node (as the lab's client does).
+        sh("ip", "-n", t.client, "route", "add", "10.244.0.0/16", "via", NODE4)
+        sh("ip", "-n", t.client, "-6", "route", "add", "fd00:10:244::/48", "via", NODE6)
         yield t
     finally:
         for ns in (t.pod, t.node, t.client):
@@ -183,3 +186,45 @@ def test_service_security_allows_only_the_services_ports_on_the_vip(topo: Topo, 
         for p in responders:
             p.kill()
             p.wait()
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_forget_flows_makes_a_running_udp_flow_take_the_new_translation(topo: Topo, family: int) -> None:
+    from kubevip.net.conntrack import forget_flows
+
+    fam = IPFamily.IPV4 if family == 4 else IPFamily.IPV6
+    pod, vip, client = (POD4, VIP4, CLIENT4) if family == 4 else (POD6, VIP6, CLIENT6)
+    sink = Sink(topo, topo.client, 9002, reply=True)
+    # One socket, one two-way flow (the sink answers, so conntrack calls it established), begun while
+    # our table already exists without a rule for this pod: its entry is bound to "no translation".
+    script = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET,socket.SOCK_DGRAM)\n"
+        "s.connect((sys.argv[1],int(sys.argv[2])))\n"
+        "for line in sys.stdin:\n"
+        " s.send(line.strip().encode())\n"
+    )
+    sender = topo.popen(topo.pod, [sys.executable, "-c", script, client, "9002"], stdin=subprocess.PIPE)
+    n = iter(range(1000))
+
+    def send() -> str | None:
+        tag = f"flow{next(n)}"
+        sender.stdin.write(f"{tag}\n".encode())  # type: ignore[union-attr]
+        sender.stdin.flush()  # type: ignore[union-attr]
+        return sink.source(tag, 0.5)
+
+    table = PacketRuleTable(ns=Netns(topo.node))
+    other = ipaddress.ip_address("10.244.1.99" if family == 4 else "fd00:10:244:1::99")
+    table.apply(PacketRules(snat=(snat(fam, sources=(other,)),)))
+    try:
+        assert wait_until(send, "the flow's first datagram", within=20) == str(pod)
+        assert send() == str(pod)
+        table.apply(PacketRules(snat=(snat(fam),)))
+        assert send() == str(pod)  # the flow keeps the translation of its first packet ...
+        assert forget_flows([pod, other], Netns(topo.node)) >= 1
+        assert send() == str(vip)  # ... until its entry is forgotten
+        assert forget_flows([], Netns(topo.node)) == 0
+    finally:
+        sender.kill()
+        sender.wait()
+        sink.close()

@@ -30,6 +30,7 @@ from kubevip.core.plan import ServiceDecision
 from kubevip.core.views import IPAddress, ServiceView
 from kubevip.errors import NetworkError
 from kubevip.kube.rest import RestClient
+from kubevip.net.conntrack import forget_flows
 from kubevip.net.namespace import OWN, Netns
 from kubevip.net.nftables import PacketRuleTable
 from kubevip.net.settings import PacketSettings
@@ -67,6 +68,7 @@ class PacketRuleDriver:
         self._discovered_at = -DISCOVERY_PERIOD
         self._found = False
         self._lock = asyncio.Lock()  # the rules task and shutdown's removal take turns
+        self._translated: dict[IPAddress, IPAddress] = {}  # pod -> VIP in the table now
         self.failed = False
         self._may_hold = True  # until removed at start-up: a previous run may have left a table
         self.errors: dict[str, tuple[str, ...]] = {}  # Service -> bad egress annotations (last pass)
@@ -138,6 +140,16 @@ class PacketRuleDriver:
             self.failed = True
             return False
         self._may_hold = not rules.empty
+        translated = {s: r.vip for r in reversed(rules.snat) for s in r.sources}
+        moved = {s for s in translated.keys() | self._translated.keys()
+                 if translated.get(s) != self._translated.get(s)}
+        self._translated = translated
+        if moved:
+            # Flows of these pods keep the translation of their first packet: let them start over.
+            try:
+                await asyncio.to_thread(forget_flows, moved, self.table.ns)
+            except NetworkError as exc:
+                log.warning("egress: conntrack entries of %d pods not removed: %s", len(moved), exc)
         if changed:
             log.info("packet rules: %d egress SNAT rules, %d guarded VIPs", len(rules.snat),
                      len(rules.guards))
@@ -156,3 +168,10 @@ class PacketRuleDriver:
             except NetworkError as exc:
                 self._may_hold = True
                 log.error("cannot remove packet-rule table: %s", exc)
+                return
+            moved, self._translated = set(self._translated), {}
+            if moved:  # their flows would keep leaving with a VIP this node no longer answers for
+                try:
+                    await asyncio.to_thread(forget_flows, moved, self.table.ns)
+                except NetworkError as exc:
+                    log.warning("egress: conntrack entries of %d pods not removed: %s", len(moved), exc)

@@ -36,8 +36,10 @@ def send_argv(address: str, port: int, payload: str, wait: float = 0.0) -> list[
     return [sys.executable, "-c", _SEND, address, str(port), payload, str(wait)]
 
 
-def sink_argv(port: int) -> list[str]:
-    return [sys.executable, "-m", "kubevip.lab.udpprobe", "sink", str(port)]
+def sink_argv(port: int, reply: bool = False) -> list[str]:
+    """The sink's command line; with `reply` it answers every datagram (making the flow a two-way one,
+    which conntrack then calls established)."""
+    return [sys.executable, "-m", "kubevip.lab.udpprobe", "sink", str(port), *(["reply"] if reply else [])]
 
 
 def source_of(host: str) -> str:
@@ -48,7 +50,7 @@ def source_of(host: str) -> str:
     return str(a)
 
 
-def sink(port: int) -> None:
+def sink(port: int, reply: bool = False) -> None:
     s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     s.bind(("::", port))
@@ -56,17 +58,21 @@ def sink(port: int) -> None:
     while True:
         data, addr = s.recvfrom(2048)
         print(source_of(addr[0]), data.decode(errors="replace").strip(), flush=True)
+        if reply:
+            s.sendto(b"ok", addr)
 
 
 class Sink:
     """A running sink in namespace `netns`: payload -> source address of the datagrams it received."""
 
-    def __init__(self, net: _Popener, netns: str, port: int) -> None:
+    def __init__(self, net: _Popener, netns: str, port: int, reply: bool = False) -> None:
         self.port = port
         self.seen: dict[str, str] = {}
         self._ready = threading.Event()
         self._cond = threading.Condition()
-        self.proc = net.popen(netns, sink_argv(port), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.proc = net.popen(
+            netns, sink_argv(port, reply), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
         self._reader = threading.Thread(target=self._read, name=f"udp-sink-{port}", daemon=True)
         self._reader.start()
         if not self._ready.wait(30):
@@ -105,4 +111,4 @@ class Sink:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["sink"]:
-        sink(int(sys.argv[2]))
+        sink(int(sys.argv[2]), sys.argv[3:4] == ["reply"])
