@@ -275,6 +275,11 @@ class Agent:
         if self._stopping:
             return None
         if self.bgp is not None:  # BGP: ETP Local is announced by every eligible node (ECMP), no election
+            snap = self.snap
+            if snap is not None and unit in snap.single_units:
+                # Egress: replies to translated traffic must come back to the node that translated it.
+                leads = self.leadership.holds(unit) and (eligible is None or self.me in eligible)
+                return self.me if leads else None
             return self.me if announces(self.me, eligible, self.leadership.holds(unit)) else None
         return self.me if self.leadership.holds(unit) else None
 

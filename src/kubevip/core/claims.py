@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kubevip.core import reasons
-from kubevip.core.plan import ServiceDecision, endpoint_bound, node_share
+from kubevip.core.plan import ServiceDecision, egress_enabled, endpoint_bound, node_share
 from kubevip.core.views import IPAddress, IPFamily, ServiceView
 
 ANNOTATION_LEASE_NAME = "kube-vip.io/leaseName"
@@ -32,6 +32,9 @@ class Claim:
     eligible: frozenset[str] | None
     # The Service's `kube-vip.io/serviceInterface` ("" = the node's own choice).
     interface: str = ""
+    # Egress: the pods' traffic leaves with this VIP, so exactly one node may hold it, even where
+    # eligible nodes would otherwise all announce it (BGP ECMP for ETP Local).
+    single: bool = False
 
     @property
     def service(self) -> str:
@@ -40,7 +43,8 @@ class Claim:
     def sort_key(self) -> tuple[object, ...]:
         """Total order: who came first, then every other field, so ties never depend on input order."""
         elig = (0, ()) if self.eligible is None else (1, tuple(sorted(self.eligible)))
-        return (self.order, tuple(sorted(self.ports)), self.group, self.local, elig, self.interface)
+        return (self.order, tuple(sorted(self.ports)), self.group, self.local, elig, self.interface,
+                self.single)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class VipPlan:
     eligible: frozenset[str] | None
     # The interface the earliest Service asks for ("" = the node's own choice per family).
     interface: str = ""
+    # Some Service on it uses egress: one holder, never several (`Claim.single`).
+    single: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,8 +109,10 @@ def claims_of(
     local = endpoint_bound(service)
     elig = {f: eligible_nodes(decision, service, f) for f in decision.families}
     ifname = decision.interface if interfaces else ""
+    single = egress_enabled(service)
     return tuple(
-        Claim((created, service.key), v.address, v.family, ports, group, local, elig[v.family], ifname)
+        Claim((created, service.key), v.address, v.family, ports, group, local, elig[v.family], ifname,
+              single)
         for v in decision.vips
     )
 
@@ -138,7 +146,7 @@ def resolve(
         if len(group) == 1:  # the common case, kept cheap: one Service per address
             first = group[0]
             plans.append(VipPlan(addr, first.family, _unit(first, per_address), (first.service,),
-                                 first.eligible, first.interface))
+                                 first.eligible, first.interface, first.single))
             continue
         kept: list[Claim] = []
         for c in sorted(set(group), key=Claim.sort_key):
@@ -157,9 +165,8 @@ def resolve(
         if eligible is not None and not eligible and first.eligible is not None:
             eligible = first.eligible  # no node serves them all: follow the earliest Service
         unit = _unit(first, per_address)
-        plans.append(
-            VipPlan(addr, first.family, unit, tuple(k.service for k in kept), eligible, first.interface)
-        )
+        plans.append(VipPlan(addr, first.family, unit, tuple(k.service for k in kept), eligible,
+                             first.interface, any(k.single for k in kept)))
     return tuple(plans), tuple(sorted(clashes, key=lambda x: (x.service, str(x.address))))
 
 

@@ -85,6 +85,11 @@ class Snapshot:
         return unit_eligibility(self.plans)
 
     @functools.cached_property
+    def single_units(self) -> frozenset[str]:
+        """Election units with an egress VIP: held by their leader alone, in every mode."""
+        return frozenset(p.unit for p in self.plans if p.single)
+
+    @functools.cached_property
     def names_interfaces(self) -> bool:
         """True when some VIP's Service names its own interface (`kube-vip.io/serviceInterface`)."""
         return any(p.interface for p in self.plans)

@@ -223,3 +223,21 @@ def test_discovered_networks_from_nodes_servicecidrs_and_the_api_servers_slices(
     assert [str(a) for a in n.api_servers] == ["198.18.1.254", "fd6b::1", "fd6b::254"]
     fixed = (ipaddress.ip_network("10.0.0.0/8"),)
     assert eg.discovered_networks(nodes, cidrs, slices, (), fixed, fixed).pod_cidrs == fixed
+
+
+def test_an_egress_vip_is_a_single_holder_unit_even_where_eligible_nodes_would_all_announce() -> None:
+    from kubevip.core.selection import ClassFilter
+    from kubevip.core.world import World, apply_event, snapshot
+
+    world = World()
+    egress = svc(["IPv4"])
+    plain = service_from_dict(b.service("plain", families=["IPv4"], lb_ips="198.18.1.201", etp="Local"))
+    apply_event(world, "Service", False, egress, "2026-01-01T00:00:00Z")
+    apply_event(world, "Service", False, plain, "2026-01-01T00:00:01Z")
+    for sl in slices():
+        apply_event(world, "EndpointSlice", False, sl)
+    snap = snapshot(world, ClassFilter(), False, per_address=True)
+    by = {str(p.address): p for p in snap.plans}
+    assert by[V4_VIP].single and by[V4_VIP].eligible == frozenset({"n1", "n2"})
+    assert not by["198.18.1.201"].single
+    assert snap.single_units == frozenset({by[V4_VIP].unit})
