@@ -23,7 +23,6 @@ from kubevip.core.egress import (
     PacketRules,
     discovered_networks,
     egress_enabled,
-    egress_spec,
     node_rules,
 )
 from kubevip.core.plan import ServiceDecision
@@ -71,7 +70,6 @@ class PacketRuleDriver:
         self._translated: dict[IPAddress, IPAddress] = {}  # pod -> VIP in the table now
         self.failed = False
         self._may_hold = True  # until removed at start-up: a previous run may have left a table
-        self.errors: dict[str, tuple[str, ...]] = {}  # Service -> bad egress annotations (last pass)
 
     @property
     def discovered(self) -> bool:
@@ -84,8 +82,6 @@ class PacketRuleDriver:
     ) -> PacketRules:
         """The rules for this node. No SNAT before the exemptions are known: translating a pod's traffic
         to another pod or to the API server, even briefly, would break it."""
-        services = list(services)
-        self.errors = {v.key: spec.errors for v, _ in services if (spec := egress_spec(v)).errors}
         rules = node_rules(services, held, self.me, self.networks, self.settings.service_security)
         return rules if self.discovered else PacketRules((), rules.guards)
 

@@ -361,19 +361,11 @@ class Agent:
         pairs = self._service_pairs(snap)
         if self.packets.needs_networks(pairs) and not self.packets.discovered:
             self._discover.set()  # the discovery task looks the networks up, then wakes a pass
-        before = self.packets.errors
         held = frozenset(r.address for r in self.held)
         if not self.cfg.packets.service_security and not self.packets.needs_networks(pairs):
-            self.packets.errors = {}
             rules = PacketRules()
-        else:  # pure, O(Services): off the event loop
+        else:  # pure, O(Services): off the event loop. Bad annotations are Warnings (core/egress.py).
             rules = await asyncio.to_thread(self.packets.wanted, pairs, held)
-        if self.packets.errors != before:
-            for key, errs in self.packets.errors.items():
-                if before.get(key) != errs:
-                    log.warning("Service %s: egress annotations ignored: %s", key, "; ".join(errs))
-                    ns, _, name = key.partition("/")
-                    self.metrics.reconcile_errors.labels(ns, name, "egress-annotation").inc()
         self._rules_wanted = rules
         self._rules_wake.set()
 

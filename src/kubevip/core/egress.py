@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from kubevip.core import reasons
+from kubevip.core.conditions import WARNING, Condition
 from kubevip.core.plan import ANN_EGRESS, ServiceDecision, egress_enabled, endpoint_bound
 from kubevip.core.views import IPAddress, IPFamily, ServiceView
 
@@ -299,4 +301,12 @@ def discovered_networks(
         tuple(sorted(set(pods), key=_net_key)),
         tuple(sorted(set(services), key=_net_key)),
         tuple(sorted(apis, key=lambda a: (a.version, int(a)))),
+    )
+
+
+def egress_warnings(service: ServiceView) -> frozenset[Condition]:
+    """A Warning per unusable egress annotation entry (one Event each, named after the condition)."""
+    return frozenset(
+        Condition(service.key, WARNING, reasons.EGRESS_ANNOTATION_INVALID, f"egress annotation ignored: {e}")
+        for e in egress_spec(service).errors
     )

@@ -37,6 +37,9 @@ SERVICE_INTERFACE_CONFLICT = "service-interface-conflict"
 # The annotation names an interface that does not exist on the node holding the VIP: not announced there.
 SERVICE_INTERFACE_MISSING = "service-interface-missing"
 
+# Warning Event: an egress annotation entry that cannot be used (the rest of the Service's rule applies).
+EGRESS_ANNOTATION_INVALID = "egress-annotation-invalid"
+
 VIP_REJECTIONS = (
     NOT_AN_IP, DNS_NAME, ZONE_SUFFIX, UNSPECIFIED, LOOPBACK, MULTICAST, LINK_LOCAL, IPV4_MAPPED,
     FAMILY_NOT_SERVED,
@@ -47,4 +50,5 @@ NODE_VERDICTS = (
     NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY,
 )
 INTERFACE_WARNINGS = (SERVICE_INTERFACE_CONFLICT, SERVICE_INTERFACE_MISSING)
-ALL = VIP_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
+EGRESS_WARNINGS = (EGRESS_ANNOTATION_INVALID,)
+ALL = VIP_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS + EGRESS_WARNINGS

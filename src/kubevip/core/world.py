@@ -18,6 +18,7 @@ from kubevip.core.claims import (
     resolve,
 )
 from kubevip.core.conditions import Condition, warnings
+from kubevip.core.egress import egress_warnings
 from kubevip.core.plan import ServiceDecision, decide
 from kubevip.core.rows import unit_eligibility
 from kubevip.core.selection import ClassFilter, class_reason
@@ -130,7 +131,8 @@ def snapshot(
         claims.extend(done.claims)
     plans, clashes = resolve(claims, per_address)
     conflicts = interface_conflicts(claims, plans)
-    warns = {k: warnings(d, clashes, conflicts) for k, d in decisions.items()}
+    warns = {k: warnings(d, clashes, conflicts) | egress_warnings(world.services[k].view)
+             for k, d in decisions.items()}
     return Snapshot(
         decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts, decided
     )

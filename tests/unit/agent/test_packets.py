@@ -1,5 +1,5 @@
 """The agent's packet-rule driver without a kernel: no nft run when nothing is wanted, no SNAT before the
-exemptions are known, bad annotations reported per Service."""
+exemptions are known."""
 
 from __future__ import annotations
 
@@ -34,12 +34,6 @@ def test_no_snat_until_the_exemptions_are_known() -> None:
     d = PacketRuleDriver(PacketSettings(pod_cidrs=cidrs, service_cidrs=cidrs), None, "n1")
     assert d.discovered
     assert [r.vip for r in d.wanted(pairs({}), frozenset({VIP})).snat] == [VIP]
-
-
-def test_bad_annotations_are_named_per_service() -> None:
-    d = PacketRuleDriver(PacketSettings(), None, "n1")
-    d.wanted(pairs({"kube-vip.io/egress-destination-ports": "tcp:0"}), frozenset())
-    assert list(d.errors) == ["default/web"] and "'tcp:0'" in d.errors["default/web"][0]
 
 
 async def test_nothing_wanted_and_nothing_held_runs_no_nft(tmp_path: Path) -> None:

@@ -241,3 +241,21 @@ def test_an_egress_vip_is_a_single_holder_unit_even_where_eligible_nodes_would_a
     assert by[V4_VIP].single and by[V4_VIP].eligible == frozenset({"n1", "n2"})
     assert not by["198.18.1.201"].single
     assert snap.single_units == frozenset({by[V4_VIP].unit})
+
+
+def test_bad_entries_become_one_warning_each_through_the_snapshot() -> None:
+    from kubevip.core.selection import ClassFilter
+    from kubevip.core.world import World, apply_event, snapshot
+
+    world = World()
+    bad = svc(["IPv4"], {"kube-vip.io/egress-destination-ports": "tcp:0,udp:53",
+                         "kube-vip.io/egress-allowed-networks": "10.0.0.0/8,zz"})
+    apply_event(world, "Service", False, bad)
+    warns = snapshot(world, ClassFilter(), False).warnings["default/web"]
+    assert {w.reason for w in warns} == {"egress-annotation-invalid"}
+    assert sorted(w.message for w in warns) == [
+        "egress annotation ignored: kube-vip.io/egress-allowed-networks: 'zz' is not an address or CIDR",
+        "egress annotation ignored: kube-vip.io/egress-destination-ports: 'tcp:0' is not protocol:port "
+        "(tcp, udp, sctp; 1-65535)",
+    ]
+    assert eg.egress_warnings(svc(["IPv4"])) == frozenset()
