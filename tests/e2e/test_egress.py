@@ -216,3 +216,37 @@ async def _tcp(e2e: E2E, address: object, port: int, expect: str) -> bool:
 async def _one(value: Awaitable[set[str]]) -> str | None:
     got = await value
     return next(iter(got)) if len(got) == 1 else None
+
+
+async def test_a_bad_egress_annotation_is_a_warning_and_costs_no_other_service(
+    e2e: E2E, lab_pods: Pods
+) -> None:
+    pod = await lab_pods.add("egbad", "node1")
+    good = await lab_pods.add("eggood", "node3")
+    vb, vg = e2e.vip(4), e2e.vip(4)
+    await e2e.service("egbad", [vb], ports=(("UDP", 8080),),
+                      annotations={**EGRESS, "kube-vip.io/egress-destination-ports": "icmp:1,udp:9999"})
+    await e2e.service("eggood", [vg], ports=(("UDP", 8080),), annotations=EGRESS)
+    e2e.start_agents()
+
+    async def warned() -> list[str]:
+        return [m for t, r, m in await e2e.events("egbad") if r == "egress-annotation-invalid"]
+
+    got = await e2e.eventually(warned, "a Warning naming the bad entry")
+    assert any("kube-vip.io/egress-destination-ports" in m and "'icmp:1'" in m for m in got), got
+    client = e2e.lab.client
+    sink = Sink(e2e.lab, client.netns, next(_PORTS))
+    sink_9999 = Sink(e2e.lab, client.netns, 9999)
+    try:
+        # The valid part applies: UDP to port 9999 leaves with the VIP, to another port untranslated ...
+        await e2e.eventually(lambda: _is(e2e.holders(vb), {"node1"}), f"{vb} on node1")
+        assert await e2e.eventually(lambda: source_is(e2e, pod, sink_9999, str(client.ipv4), str(vb)),
+                                    "udp:9999 translated")
+        assert await source(e2e, pod, sink, str(client.ipv4)) == pod.ipv4
+        # ... and the other Service is untouched.
+        await e2e.eventually(lambda: _is(e2e.holders(vg), {"node3"}), f"{vg} on node3")
+        assert await e2e.eventually(lambda: source_is(e2e, good, sink, str(client.ipv4), str(vg)),
+                                    "the good Service's pod leaves with its VIP")
+    finally:
+        sink.close()
+        sink_9999.close()
