@@ -35,7 +35,7 @@ from distribution import summarize  # noqa: E402
 from tests.net.bgp_topo import BgpTopology  # noqa: E402
 
 from kubevip.bgp.advertisement import Advertisement  # noqa: E402
-from kubevip.bgp.router import DAEMONS, Router  # noqa: E402
+from kubevip.lab.routers import DAEMONS, Router  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "bgp.json"
 

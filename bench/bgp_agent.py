@@ -35,7 +35,6 @@ from distribution import summarize
 from kubernetes_asyncio import client
 from polling import until
 
-from kubevip.bgp.router import Rib, Router
 from kubevip.errors import BgpError
 from kubevip.lab import pods
 from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
@@ -44,6 +43,7 @@ from kubevip.lab.client import api_client
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.instance import find_bin_dir as bin_dir
 from kubevip.lab.network import LabNetwork
+from kubevip.lab.routers import Rib, Router
 from kubevip.lab.stack import connect_network, node_kubeconfig
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns

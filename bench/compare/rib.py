@@ -6,11 +6,11 @@ import asyncio
 import ipaddress
 from dataclasses import dataclass
 
-from kubevip.bgp.router import Router
 from kubevip.errors import BgpError
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.instance import LabInstance
 from kubevip.lab.network import LabNetwork
+from kubevip.lab.routers import Router
 
 
 @dataclass

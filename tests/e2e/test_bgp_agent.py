@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from kubevip.bgp.router import DAEMONS, Rib
 from kubevip.errors import BgpError
 from kubevip.lab import pods
 from kubevip.lab.agents import RESPONDER_PORT
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.network import LabNetwork
+from kubevip.lab.routers import DAEMONS, Rib
 from kubevip.lab.topology import Endpoint
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns

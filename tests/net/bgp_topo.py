@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubevip.bgp.router import Neighbor, Router, make_router
 from kubevip.bgp.settings import BgpSettings, Peer
 from kubevip.bgp.speaker import Speaker
+from kubevip.lab.routers import Neighbor, Router, make_router
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kubevip.bgp.advertisement import Advertisement
-from kubevip.bgp.router import DAEMONS, FRR_DIR, Rib, Router
 from kubevip.bgp.speaker import Speaker
+from kubevip.lab.routers import DAEMONS, FRR_DIR, Rib, Router
 from tests.fixtures.prereqs import require, require_binary, require_root_netns
 from tests.fixtures.waiting import eventually
 from tests.net.bgp_topo import BgpTopology, expected

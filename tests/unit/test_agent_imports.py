@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 AGENT_MODULES = (
-    "kubevip.commands.manager", "kubevip.agent.runner", "kubevip.controlplane.main",
+    "kubevip.commands.manager", "kubevip.runner", "kubevip.controlplane.main",
     "kubevip.commands.ipam", "kubevip.ipam.controller", "kubevip.election.__main__",
 )
 

@@ -10,21 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
 
 from kubevip.agent.bgp_wants import Problem, Wanted, wanted
 from kubevip.bgp.ifaddrs import peer_facing_addresses
 from kubevip.bgp.settings import BgpSettings
 from kubevip.bgp.speaker import Speaker
-from kubevip.core.conditions import WARNING, Condition
+from kubevip.core.claims import VipPlan
 from kubevip.core.rows import Row
 from kubevip.core.views import IPAddress
 from kubevip.errors import BgpError
 from kubevip.metrics import Metrics
-from kubevip.tasks import spawn
-
-if TYPE_CHECKING:
-    from kubevip.agent.reconciler import Agent
 
 log = logging.getLogger(__name__)
 
@@ -56,40 +51,26 @@ class BgpSink:
                     _state_probe(self.speaker, peer.address, state)
                 )
 
-    async def sync(self, agent: Agent, held: Iterable[Row]) -> None:
-        """Converge the speaker to the advertisements of `held` (VIPs on this node) in the last snapshot."""
-        snap = agent.snap
-        if snap is None or self.speaker is None:
-            return
+    async def sync(
+        self, held: Iterable[Row], plans: Iterable[VipPlan], annotations: Mapping[str, Mapping[str, str]]
+    ) -> frozenset[Problem]:
+        """Converge the speaker to the advertisements of `held` (VIPs on this node) under `plans`.
+
+        `annotations` holds each planned Service's annotations. Returns the problems that are new since
+        the last sync (the caller reports them); data in, data out: the sink knows no agent.
+        """
+        if self.speaker is None:
+            return frozenset()
         addrs = {r.address for r in held}
-        annotations: dict[str, Mapping[str, str]] = {}
-        for p in snap.plans:
-            if p.address in addrs:
-                for key in p.services:
-                    rec = agent.world.services.get(key)
-                    annotations[key] = dict(rec.view.annotations) if rec is not None else {}
-        w = wanted(addrs, snap.plans, annotations, self.settings, self.speaker.next_hops)
+        w = wanted(addrs, plans, annotations, self.settings, self.speaker.next_hops)
         try:
             await self.speaker.converge(w.advertisements)
         except BgpError as exc:
             log.error("BGP speaker refused the desired set (retried next pass): %s", exc)
             self.metrics.reconcile_errors.labels("", "", "bgp").inc()
-        for problem in sorted(w.problems - self.last.problems):
-            self._warn(agent, problem)
+        new = frozenset(w.problems - self.last.problems)
         self.last = w
-
-    def _warn(self, agent: Agent, problem: Problem) -> None:
-        rec = agent.world.services.get(problem.service)
-        if rec is None:
-            return
-        cond = Condition(problem.service, WARNING, problem.reason, problem.message)
-        name = cond.event_name(rec.view.uid)
-        if agent.writer is None:
-            log.warning("Service %s: %s (%s)", problem.service, problem.message, problem.reason)
-            return
-        if name not in agent.reports.events:
-            agent.reports.events.add(name)
-            spawn(agent.guard, f"bgp warning {problem.service}", agent._warning(problem.service, cond, name))
+        return new
 
     async def close(self) -> None:
         """Withdraw everything and stop ExaBGP (a NOTIFICATION Cease: peers drop this node's routes)."""

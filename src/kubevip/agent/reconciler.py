@@ -8,43 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-
-import aiohttp
+from collections.abc import Iterable, Mapping
 
 from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
 from kubevip.agent.packets import DISCOVERY_PERIOD, PacketRuleDriver
+from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
-from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition, missing_interface
-from kubevip.core.egress import PacketRules, active_endpoints, egress_enabled
+from kubevip.core.conditions import Condition, missing_interface
+from kubevip.core.egress import PacketRules
 from kubevip.core.interface import valid_interface_name
 from kubevip.core.plan import ServiceDecision
+from kubevip.core.reasons import Reason
 from kubevip.core.rows import (
     Changes,
     Row,
-    ServiceStatus,
     apply,
     desired_rows,
     diff,
     held_plans,
     missing_interfaces,
-    service_status,
-    should_write,
 )
 from kubevip.core.views import IPFamily, ServiceView
 from kubevip.core.world import Decided, Snapshot, World, snapshot
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.rest import RestClient
-from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
+from kubevip.kube.writers import Writer
 from kubevip.listing import brief
 from kubevip.metrics import Metrics
 from kubevip.net.addresses import AddressManager
@@ -56,23 +51,8 @@ from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
 
-INVALID_OBJECT = "invalid-object"
-WRITE_CONCURRENCY = 8
+INVALID_OBJECT = Reason.INVALID_OBJECT
 RULES_RETRY = 2.0  # seconds between attempts to apply packet rules nft refused
-# Errors of one API write that a later pass retries.
-WRITE_ERRORS: tuple[type[BaseException], ...] = (
-    WriteError, aiohttp.ClientError, asyncio.TimeoutError, OSError,
-)
-
-
-@dataclass
-class Reports:
-    """What this node already told the API server, so a repeated condition is written once."""
-
-    events: set[str] = field(default_factory=set)
-    failed_status: dict[str, float] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
-
 
 class Agent:
     """One node's agent. `api=None` runs without a cluster (tests feed `world` directly)."""
@@ -98,7 +78,6 @@ class Agent:
         self.leadership = leadership.make(
             election_api or api, cfg.election, self.me, self._unit_started, self._unit_stopped, self.metrics
         )
-        self._event_slots = asyncio.Semaphore(WRITE_CONCURRENCY)
         self.announcer = Announcer(rate_ms=cfg.net.arp_rate_ms, ns=ns) if cfg.net.arp else None
         self.writer = Writer(api, self.me) if api is not None else None
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
@@ -111,16 +90,17 @@ class Agent:
         self._touched_during: set[str] | None = None  # keys touched while a snapshot is computed
         self._snap_version = -1
         self._wake = asyncio.Event()
-        self._report_wake = asyncio.Event()
         # A pass whose inputs (snapshot, leadership, stopping) equal those of the last pass that left
         # nothing undone has nothing to do: the periodic pass is then free, however many Services.
         self._settled: tuple[object, ...] | None = None
-        # Services to look at in the next report round (all of them when more than their objects changed).
-        self._report_keys: set[str] = set()
-        self._reported: tuple[object, ...] | None = None
         self.held: frozenset[Row] = frozenset()
         self.snap: Snapshot | None = None
-        self.reports = Reports()
+        # Status, vipHost and Events (agent/reporter.py): fed the outcome of every pass.
+        self.reporter = Reporter(
+            self.me, self.writer, self.world, self.leadership, self.metrics, self.guard,
+            synced=lambda: self.sources is None or self.sources.synced,
+            hold_down=cfg.election.timings.lease_duration if cfg.election.enabled else 0.0,
+        )
         self._ifaces: dict[IPFamily, str] = {}
         # Warnings only this node can see (a Service's interface missing here), per Service, last pass.
         self._node_warnings: dict[str, frozenset[Condition]] = {}
@@ -129,13 +109,13 @@ class Agent:
         self._stopping = False
         self.passes = 0
         self.ready = asyncio.Event()
+        # Scalable election: one unit per VIP (no Lease per unit, so no kube-vip naming to keep).
+        self.per_address_units = cfg.election.enabled and cfg.election.mode == "scalable"
         # Egress SNAT and Service security (agent/packets.py): one nftables table of ours.
         self.packets = PacketRuleDriver(cfg.packets, api, self.me, ns)
         self._discover = asyncio.Event()
         self._rules_wanted: PacketRules | None = None
         self._rules_wake = asyncio.Event()
-        # Scalable election: one unit per VIP (no Lease per unit, so no kube-vip naming to keep).
-        self.per_address_units = cfg.election.enabled and cfg.election.mode == "scalable"
 
     # -- inputs -----------------------------------------------------------------------------------
 
@@ -143,16 +123,15 @@ class Agent:
         """Services whose inputs changed: drop their cached decisions and wake the loop."""
         for k in keys:
             self._cache.pop(k, None)
-            self._report_keys.add(k)
             if self._touched_during is not None:
                 self._touched_during.add(k)
+        self.reporter.touched(keys)
         self._world_version += 1
         self._wake.set()
 
     def written_back(self, keys: Iterable[str]) -> None:
         """Services whose status or vipHost changed (no decision did): check what they say."""
-        self._report_keys.update(keys)
-        self._report_wake.set()
+        self.reporter.written_back(keys)
 
     def _broken(self, kind: str, key: str, why: str) -> None:
         ns, _, name = key.partition("/")
@@ -211,7 +190,7 @@ class Agent:
         """The VIPs this node holds whose Service names an interface (nothing to do when none does)."""
         if not snap.names_interfaces:
             return ()
-        return tuple(p for p in held_plans(snap.plans, self._holds, self.me) if p.interface)
+        return tuple(p for p in held_plans(snap.plans, self._my_holdings(snap), self.me) if p.interface)
 
     async def service_links(self, held: Iterable[VipPlan]) -> frozenset[str]:
         """Which interfaces named by `kube-vip.io/serviceInterface` of the `held` VIPs exist here."""
@@ -271,22 +250,26 @@ class Agent:
         self._snap_version = version
         return snap
 
-    def _holds(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+    def _my_holdings(self, snap: Snapshot) -> dict[str, str | None]:
+        """The election's outcome for this node's rows, as data: unit -> me when this node announces it."""
         if self._stopping:
-            return None
+            return {}
+        holds = self.leadership.holds
         if self.bgp is not None:  # BGP: ETP Local is announced by every eligible node (ECMP), no election
-            snap = self.snap
-            if snap is not None and unit in snap.single_units:
-                # Egress: replies to translated traffic must come back to the node that translated it.
-                leads = self.leadership.holds(unit) and (eligible is None or self.me in eligible)
-                return self.me if leads else None
-            return self.me if announces(self.me, eligible, self.leadership.holds(unit)) else None
-        return self.me if self.leadership.holds(unit) else None
+            single = snap.single_units
+
+            def mine(u: str, e: frozenset[str] | None) -> bool:
+                if u in single:  # egress: replies must come back to the node that translated the traffic
+                    return holds(u) and (e is None or self.me in e)
+                return announces(self.me, e, holds(u))
+
+            return {u: self.me for u, e in snap.units.items() if mine(u, e)}
+        return {u: self.me for u in snap.units if holds(u)}
 
     def desired(
         self, snap: Snapshot, ifaces: dict[IPFamily, str], links: frozenset[str] = frozenset()
     ) -> frozenset[Row]:
-        rows = desired_rows(snap.plans, self._holds, self.me, ifaces, links)
+        rows = desired_rows(snap.plans, self._my_holdings(snap), self.me, ifaces, links)
         if self._startup_keep and time.monotonic() < self._startup_until and not self._stopping:
             # Start-up without a flap: our VIPs still wanted cluster-wide stay while the election settles,
             # unless someone else is known to hold them, or this node already wants them elsewhere (their
@@ -320,8 +303,7 @@ class Agent:
             snap = await self._snapshot()
             inputs = self._pass_inputs(snap)
             if inputs is not None and inputs == self._settled:
-                if self.reports.failed_status:
-                    self._report_wake.set()  # a status write waits for its retry
+                self.reporter.retry_pending()  # a status write may wait for its retry
                 self.passes += 1
                 return Changes((), ())
             self.snap = snap
@@ -333,17 +315,19 @@ class Agent:
             self._node_warnings = self._missing_warnings(annotated, links)
             changes = diff(want, self.held)
             if self.bgp is not None and changes.remove:  # withdraw before the address goes
-                await self.bgp.sync(self, self.held - frozenset(changes.remove))
+                await self._bgp_sync(self.held - frozenset(changes.remove), snap)
             if not changes.empty:
                 await self._apply(changes, snap)
             if self.bgp is not None:
-                await self.bgp.sync(self, self.held)
+                await self._bgp_sync(self.held, snap)
             await self._packet_pass(snap)
             self._settled = inputs if self.held == want else None
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
             self._update_gauges(snap)
-            self._report_wake.set()
+            settling = time.monotonic() < self._startup_until and not self._stopping
+            self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
+                                         dict(self._node_warnings), settling))
             return changes
 
     def _service_pairs(self, snap: Snapshot) -> list[tuple[ServiceView, ServiceDecision]]:
@@ -356,8 +340,8 @@ class Agent:
 
     async def _packet_pass(self, snap: Snapshot) -> None:
         """Decide this node's packet rules for the held VIPs and hand them to `rules_loop`: applying a big
-        table takes the kernel a moment (0.5 s for 1000 dual-stack Services, docs/performance.md), and
-        no fencing pass may wait for that."""
+        table takes the kernel a moment (0.5 s for 1000 dual-stack Services, docs/egress.md), and no
+        fencing pass may wait for that."""
         pairs = self._service_pairs(snap)
         if self.packets.needs_networks(pairs) and not self.packets.discovered:
             self._discover.set()  # the discovery task looks the networks up, then wakes a pass
@@ -432,7 +416,7 @@ class Agent:
         if done.remove:
             log.info("node %s: withdrew %d VIPs: %s", self.me, len(done.remove),
                      brief(f"{r.address} from {r.interface}" for r in done.remove))
-        self._node_events(done, snap)
+        self.reporter.node_events(done, snap, self.snap)
 
     def _kernel(self, changes: Changes) -> set[Row]:
         """Address (and route) changes in a worker thread: netlink calls must not stall lease renewals."""
@@ -497,159 +481,18 @@ class Agent:
 
     # -- reports -----------------------------------------------------------------------------------------
 
-    def _node_events(self, done: Changes, snap: Snapshot) -> None:
-        """One Normal Event per Service and direction per pass, naming every address that changed."""
-        if self.writer is None:
-            return
-        by_addr = snap.by_address
-        for rows, reason, verb in ((done.add, STARTED, "started"), (done.remove, STOPPED, "stopped")):
-            per_service: dict[str, list[str]] = {}
-            for r in rows:
-                plan = by_addr.get(r.address)
-                for key in plan.services if plan is not None else self._services_of(r):
-                    per_service.setdefault(key, []).append(f"{r.address} on {r.interface}")
-            for key, addrs in per_service.items():
-                msg = f"node {self.me} {verb} announcing {', '.join(addrs)}"
-                spawn(self.guard, f"event {key}", self._node_event(key, reason, msg))
-
-    def _services_of(self, r: Row) -> tuple[str, ...]:
-        old = self.snap
-        if old is None:
-            return ()
-        return tuple(k for k, plans in old.granted.items() if any(p.address == r.address for p in plans))
-
-    async def _node_event(self, key: str, reason: str, message: str) -> None:
-        rec = self.world.services.get(key)
-        if rec is None or self.writer is None:
-            return
-        name = f"{rec.view.name[:200]}.{self.me[:40]}.{time.time_ns():x}"
-        try:
-            async with self._event_slots:
-                await self.writer.event(
-                    rec.view.namespace, rec.view.name, rec.view.uid, name, NORMAL, reason, message
-                )
-        except WRITE_ERRORS as exc:
-            log.info("event for %s not written: %s", key, exc)
-
-    async def report_loop(self) -> None:
-        """Keep status, vipHost and Warning Events true; level-triggered like the kernel side."""
-        sem = asyncio.Semaphore(WRITE_CONCURRENCY)
-        while True:
-            await self._report_wake.wait()
-            self._report_wake.clear()
-            if self.sources is not None and not self.sources.synced:
-                continue
-            snap = self.snap
-            if snap is None:
-                continue
-            jobs = list(self._report_jobs(snap, self._report_round(snap)))
-            if jobs:
-                # Jobs are factories: a coroutine object made now and cancelled before its turn would
-                # be "never awaited".
-                async def run(job: Callable[[], Awaitable[None]]) -> None:
-                    async with sem:
-                        await job()
-                await asyncio.gather(*(run(j) for j in jobs))
-
-    def _report_round(self, snap: Snapshot) -> Iterable[str]:
-        """The Services to look at: all when anything but their own objects changed (the snapshot, what
-        this node holds, who leads what) or a write waits for its retry, else those whose objects did."""
-        inputs = (
-            self._snap_version, self.held, self._stopping, self.leadership.generation(),
-            dict(self._node_warnings),
-        )
-        keys, self._report_keys = self._report_keys, set()
-        if inputs != self._reported or self.reports.failed_status:
-            self._reported = inputs
-            return list(self.world.services)
-        return [k for k in keys if k in self.world.services]
-
-    def _report_jobs(self, snap: Snapshot, keys: Iterable[str]) -> Iterable[Callable[[], Awaitable[None]]]:
-        units = snap.units
-
-        def holder(unit: str, eligible: frozenset[str] | None) -> str | None:
-            if self._stopping:
-                return None
-            return self.leadership.holder(unit, eligible)
-
-        now = time.monotonic()
-        for key in keys:
-            rec = self.world.services[key]
-            view = rec.view
-            current_host = view.annotation(ANNOTATION_VIP_HOST)
-            d = snap.decisions.get(key)
-            if d is None or not d.announce:
-                wanted = ServiceStatus((), None)
-            else:
-                plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
-                wanted = service_status([v.address for v in d.vips], plans, holder, units)
-            if should_write(wanted, view.status_ingress, current_host, self.me):
-                if self.reports.failed_status.get(key, 0.0) > now:
-                    continue
-                yield functools.partial(self._write_status, key, wanted, current_host)
-            if d is not None and d.announce and egress_enabled(view):
-                held = frozenset(r.address for r in self.held)
-                wanted_ann = active_endpoints(d, held, self.me)
-                patch = {k: v for k, v in wanted_ann.items() if view.annotation(k) != v}
-                if patch:
-                    yield functools.partial(self._write_annotations, key, patch)
-            if key in snap.handled and (d is None or d.reason != "ignored"):
-                conds = snap.warnings.get(key, frozenset()) | self._node_warnings.get(key, frozenset())
-                for cond in sorted(conds):
-                    name = cond.event_name(view.uid)
-                    if name not in self.reports.events:
-                        self.reports.events.add(name)
-                        yield functools.partial(self._warning, key, cond, name)
-
-    async def _write_status(self, key: str, wanted: ServiceStatus, current_host: str | None) -> None:
-        assert self.writer is not None
-        rec = self.world.services.get(key)
-        if rec is None:
-            return
-        v = rec.view
-        try:
-            if tuple(v.status_ingress) != wanted.ingress:
-                await self.writer.service_status(v.namespace, v.name, wanted.ingress)
-            if current_host != wanted.host:
-                await self.writer.vip_host(v.namespace, v.name, wanted.host)
-            self.reports.failed_status.pop(key, None)
-            self.reports.failures.pop(key, None)
-        except WRITE_ERRORS as exc:
-            ns, _, name = key.partition("/")
-            self.metrics.reconcile_errors.labels(ns, name, "status-write").inc()
-            # Exponential backoff per Service: retries must not add load to a saturated API server.
-            n = self.reports.failures[key] = self.reports.failures.get(key, 0) + 1
-            self.reports.failed_status[key] = time.monotonic() + min(30.0, 0.5 * 2**n)
-            log.warning("status of %s not written (retrying): %s", key, exc)
-            self._report_wake.set()
-
-    async def _write_annotations(self, key: str, values: dict[str, str | None]) -> None:
-        assert self.writer is not None
-        rec = self.world.services.get(key)
-        if rec is None:
-            return
-        try:
-            await self.writer.annotations(rec.view.namespace, rec.view.name, values)
-        except WRITE_ERRORS as exc:
-            ns, _, name = key.partition("/")
-            self.metrics.reconcile_errors.labels(ns, name, "annotation-write").inc()
-            log.warning("annotations of %s not written (retrying): %s", key, exc)
-            self._report_wake.set()
-
-    async def _warning(self, key: str, cond: Condition, name: str) -> None:
-        assert self.writer is not None
-        rec = self.world.services.get(key)
-        if rec is None:
-            return
-        v = rec.view
-        ns, _, svc = key.partition("/")
-        self.metrics.reconcile_errors.labels(ns, svc, cond.reason).inc()
-        log.warning("Service %s: %s (%s)", key, cond.message, cond.reason)
-        try:
-            await self.writer.event(v.namespace, v.name, v.uid, name, WARNING, cond.reason, cond.message)
-        except WRITE_ERRORS as exc:
-            self.reports.events.discard(name)  # try again on the next pass
-            log.info("event for %s not written: %s", key, exc)
+    async def _bgp_sync(self, held: Iterable[Row], snap: Snapshot) -> None:
+        """Announce `held` over BGP; a Service's bad BGP annotation becomes its Warning (once)."""
+        assert self.bgp is not None
+        held = frozenset(held)
+        addrs = {r.address for r in held}
+        annotations: dict[str, Mapping[str, str]] = {}
+        for p in snap.plans:
+            if p.address in addrs:
+                for key in p.services:
+                    rec = self.world.services.get(key)
+                    annotations[key] = dict(rec.view.annotations) if rec is not None else {}
+        self.reporter.problems(await self.bgp.sync(held, snap.plans, annotations))
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -692,7 +535,7 @@ class Agent:
             )
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())
-            spawn(self.guard, "report", self.report_loop())
+            spawn(self.guard, "report", self.reporter.loop())
             spawn(self.guard, "egress-discovery", self.discovery_loop())
         spawn(self.guard, "packet-rules", self.rules_loop())
         spawn(self.guard, "election", self.leadership.run())

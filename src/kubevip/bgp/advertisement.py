@@ -6,16 +6,13 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from kubevip.bgp.communities import Community, LargeCommunity, parse_communities, parse_large_communities
 from kubevip.bgp.settings import BgpSettings, MpbgpNextHop
-from kubevip.errors import BgpError, InputError
+from kubevip.core.bgp import ServiceCommunities
+from kubevip.core.communities import Community, LargeCommunity
+from kubevip.errors import BgpError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-ANNOTATION_COMMUNITIES = "kube-vip.io/bgp-communities"
-ANNOTATION_LARGE_COMMUNITIES = "kube-vip.io/bgp-large-communities"
-
 
 @dataclass(frozen=True)
 class Advertisement:
@@ -92,25 +89,14 @@ def resolve_next_hops(
 
 
 def advertisement_for(
-    vip: IPAddress, annotations: Mapping[str, str], settings: BgpSettings, next_hops: NextHops
+    vip: IPAddress, wanted: ServiceCommunities, settings: BgpSettings, next_hops: NextHops
 ) -> Advertisement:
-    """The advertisement for one VIP of a Service: global communities plus the Service's annotations.
+    """The advertisement for one VIP of a Service: global communities plus the Service's own.
 
-    Raises InputError (a bad annotation: the agent warns and skips this VIP) or BgpError (no next hop
-    of the VIP's family on this node).
+    Raises BgpError when this node has no next hop of the VIP's family.
     """
-    communities = list(settings.communities)
-    large = list(settings.large_communities)
-    text = annotations.get(ANNOTATION_COMMUNITIES, "")
-    try:
-        communities += parse_communities(text)
-    except ValueError as exc:
-        raise InputError(f"annotation {ANNOTATION_COMMUNITIES}={text!r}: {exc}") from None
-    text = annotations.get(ANNOTATION_LARGE_COMMUNITIES, "")
-    try:
-        large += parse_large_communities(text)
-    except ValueError as exc:
-        raise InputError(f"annotation {ANNOTATION_LARGE_COMMUNITIES}={text!r}: {exc}") from None
+    communities = list(settings.communities) + list(wanted.communities)
+    large = list(settings.large_communities) + list(wanted.large_communities)
     nh = next_hops.for_family(vip.version)
     if nh is None:
         raise BgpError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from kubevip.bgp.communities import Community, LargeCommunity, parse_communities, parse_large_communities
+from kubevip.core.communities import Community, LargeCommunity, parse_communities, parse_large_communities
 from kubevip.envparse import Settings
 from kubevip.errors import ConfigError
 

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(describe(cfg))
         return 0
-    from kubevip.agent.runner import run_agent  # heavy imports only when the agent really runs
+    from kubevip.runner import run_agent  # heavy imports only when the agent really runs
 
     rc: int = asyncio.run(run_agent(cfg))
     return rc

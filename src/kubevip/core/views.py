@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
-from enum import StrEnum
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from kubevip.ip import IPAddress, IPFamily
 
-
-class IPFamily(StrEnum):
-    """An IP family, spelled as Kubernetes spells it in `spec.ipFamilies`."""
-
-    IPV4 = "IPv4"
-    IPV6 = "IPv6"
-
-    @classmethod
-    def of(cls, addr: IPAddress) -> IPFamily:
-        """The family of an address object."""
-        return cls.IPV4 if addr.version == 4 else cls.IPV6
-
+__all__ = ["IPAddress", "IPFamily"]  # re-exported: the core's modules import them from here
 
 # Sort key that puts IPv4 before IPv6; used only where no primary-first order exists.
 FAMILY_ORDER: dict[IPFamily, int] = {IPFamily.IPV4: 0, IPFamily.IPV6: 1}

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kubevip.bgp.router import DAEMONS, Neighbor, Router, make_router
 from kubevip.errors import BgpError, LabError
 from kubevip.lab import procs, topology
 from kubevip.lab.network import ENDPOINT_SYSCTLS, LabNetwork
+from kubevip.lab.routers import DAEMONS, Neighbor, Router, make_router
 from kubevip.lab.tcpprobe import probe_argv
 
 ROUTER_AS = 65000

@@ -1,1 +1,6 @@
-"""kubevip.net."""
+"""Kernel side effects: VIP addresses (with ownership and kernel lifetimes), netlink batches,
+GARP / unsolicited NA, routes, connection aborts.
+
+Rule: side effects only; nothing here decides which VIP belongs where (that is `kubevip.core` and
+`kubevip.election`), and nothing imports the agent, election, IPAM or the lab.
+"""

@@ -9,11 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.agent.bgp_wants import BAD_ANNOTATION, NO_NEXT_HOP, announces, wanted
-from kubevip.bgp.advertisement import ANNOTATION_COMMUNITIES, ANNOTATION_LARGE_COMMUNITIES, NextHops
-from kubevip.bgp.communities import parse_communities
+from kubevip.bgp.advertisement import NextHops
 from kubevip.bgp.settings import BgpSettings, Peer
 from kubevip.config import AgentConfig
+from kubevip.core.bgp import ANNOTATION_COMMUNITIES, ANNOTATION_LARGE_COMMUNITIES
 from kubevip.core.claims import VipPlan
+from kubevip.core.communities import parse_communities
 from kubevip.core.views import IPFamily
 from kubevip.errors import ConfigError
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.bgp.communities import Community, LargeCommunity
 from kubevip.bgp.settings import BgpSettings, MpbgpNextHop, Peer, parse_peer
+from kubevip.core.communities import Community, LargeCommunity
 from kubevip.envparse import Settings
 from kubevip.errors import ConfigError
 

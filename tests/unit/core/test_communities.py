@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.bgp.communities import Community, LargeCommunity, parse_communities, parse_large_communities
+from kubevip.core.communities import Community, LargeCommunity, parse_communities, parse_large_communities
 
 u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFF_FFFF)
