@@ -193,7 +193,18 @@ def _start_responder(net: LabNetwork, netns: str, name: str, log: Path) -> int:
     return p.pid
 
 
-def _stop(pid: int) -> None:
+def _is_responder(pid: int, name: str) -> bool:
+    """Whether `pid` still is the pod's responder (a recorded PID may have been reused since)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"kubevip.lab.responder" in argv and name.encode() in argv
+
+
+def _stop(pid: int, name: str) -> None:
+    if not _is_responder(pid, name):
+        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
@@ -276,7 +287,7 @@ def delete(cp: ControlPlane | None, net: LabNetwork, name: str, namespace: str =
 
 
 def _teardown(pod: LabPod) -> None:
-    _stop(pod.responder_pid)
+    _stop(pod.responder_pid, pod.name)
     # Deleting the namespace deletes the veth pair, and with it the node's routes through it.
     _run(["ip", "netns", "del", pod.netns], check=False)
 

@@ -34,3 +34,20 @@ def test_pod_commands_say_the_lab_is_not_up(tmp_path: Path) -> None:
                              capture_output=True, text=True, env=env)
         assert res.returncode != 0
         assert "lab nolab is not up" in res.stderr
+
+
+def test_a_recorded_pid_is_stopped_only_while_it_is_the_pods_responder() -> None:
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    proc = subprocess.Popen([*sleep, "kubevip.lab.responder", "web"])  # looks like the pod's responder
+    other = subprocess.Popen(sleep)
+    try:
+        assert not podnet._is_responder(other.pid, "web")
+        podnet._stop(other.pid, "web")  # not the responder: left alone
+        assert other.poll() is None
+        assert podnet._is_responder(proc.pid, "web") and not podnet._is_responder(proc.pid, "db")
+        podnet._stop(proc.pid, "web")
+        assert proc.wait(5) is not None
+    finally:
+        for p in (proc, other):
+            p.kill()
+            p.wait()
