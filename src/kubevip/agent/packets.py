@@ -40,11 +40,17 @@ DISCOVERY_PERIOD = 60.0
 _TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
-async def _items(api: RestClient, path: str, query: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """The items of a list, [] when the API (e.g. ServiceCIDR before 1.33) is not served."""
+async def _items(
+    api: RestClient, path: str, query: Mapping[str, str] | None = None, optional: bool = False
+) -> list[dict[str, Any]]:
+    """The items of a list, [] when the API (e.g. ServiceCIDR before 1.33) is not served. `optional`:
+    also [] (with a warning) when forbidden: an older ClusterRole without it must not stop egress."""
     resp = await api.request("GET", path, query=dict(query or {}), timeout=_TIMEOUT)
     async with resp:
         if resp.status == 404:
+            return []
+        if resp.status == 403 and optional:
+            log.warning("egress: GET %s is forbidden (RBAC): going on without it (docs/egress.md)", path)
             return []
         if resp.status != 200:
             raise NetworkError(f"GET {path}: HTTP {resp.status}")
@@ -98,10 +104,10 @@ class PacketRuleDriver:
         try:
             nodes = [] if s.pod_cidrs is not None else await _items(self.api, "/api/v1/nodes")
             cidrs = [] if s.service_cidrs is not None else await _items(
-                self.api, "/apis/networking.k8s.io/v1/servicecidrs")
+                self.api, "/apis/networking.k8s.io/v1/servicecidrs", optional=True)
             api_slices = await _items(
                 self.api, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
-                {"labelSelector": "kubernetes.io/service-name=kubernetes"},
+                {"labelSelector": "kubernetes.io/service-name=kubernetes"}, optional=True,
             )
         except (NetworkError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("egress: cannot discover cluster networks (retrying): %s", exc)
