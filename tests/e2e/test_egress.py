@@ -197,6 +197,12 @@ async def test_service_security_refuses_host_ports_on_the_vip(e2e: E2E) -> None:
     for n in e2e.nodes:
         await e2e.eventually(lambda n=n: "service-security" not in table(e2e, n.name),
                              f"no guard left on {n.name}")
+    # A graceful stop removes the table too.
+    await e2e.service("sec2", [v4])
+    holder = await e2e.eventually(lambda: _one(e2e.holders(v4)), f"{v4} held again")
+    await e2e.eventually(lambda: "service-security" in table(e2e, holder), f"a guard on {holder}")
+    await asyncio.to_thread(e2e.fleet.stop)
+    assert all(table(e2e, n.name) == "" for n in e2e.nodes)
 
 
 async def _closed(e2e: E2E, vip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
