@@ -228,3 +228,20 @@ def test_forget_flows_makes_a_running_udp_flow_take_the_new_translation(topo: To
         sender.kill()
         sender.wait()
         sink.close()
+
+
+async def test_the_driver_puts_back_a_table_someone_removed(topo: Topo) -> None:
+    from kubevip.agent.packets import PacketRuleDriver
+    from kubevip.net.settings import PacketSettings
+
+    driver = PacketRuleDriver(PacketSettings(service_security=True), None, "node", Netns(topo.node))
+    rules = PacketRules(guards=(GuardRule(VIP4, (("tcp", 8080),)),))
+    await driver.remove()
+    assert await driver.apply(rules)
+    assert not await driver.heal(rules)  # still there: nothing to do
+    sh("ip", "netns", "exec", topo.node, "nft", "flush", "ruleset")  # a firewall reload, say
+    assert not driver.table.present()
+    assert await driver.heal(rules)
+    assert driver.table.present() and str(VIP4) in driver.table.listing()
+    await driver.remove()
+    assert not driver.table.present()

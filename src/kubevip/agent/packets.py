@@ -158,6 +158,23 @@ class PacketRuleDriver:
         self.failed = False
         return True
 
+    async def heal(self, rules: PacketRules) -> bool:
+        """Put the table back if someone removed it (`nft flush ruleset`, a firewall reload) while it
+        should hold `rules`; True when it had to."""
+        if rules.empty or not self._may_hold:
+            return False
+        async with self._lock:
+            try:
+                if await asyncio.to_thread(self.table.present):
+                    return False
+            except NetworkError as exc:
+                log.warning("packet rules: cannot check the table: %s", exc)
+                return False
+            log.warning("packet rules: table inet %s is gone (removed by someone else): writing it again",
+                        self.table.table)
+            self.table.applied = None
+            return await self._apply(rules)
+
     async def remove(self) -> None:
         """Start-up and shutdown: drop our table (nothing to do without nft: then we never made one)."""
         if not self.table.available():

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 INVALID_OBJECT = Reason.INVALID_OBJECT
 RULES_RETRY = 2.0  # seconds between attempts to apply packet rules nft refused
+RULES_CHECK = 30.0  # seconds between checks that our nftables table is still there
 
 class Agent:
     """One node's agent. `api=None` runs without a cluster (tests feed `world` directly)."""
@@ -354,12 +355,19 @@ class Agent:
         self._rules_wake.set()
 
     async def rules_loop(self) -> None:
-        """Apply the latest wanted packet rules (only the newest of a burst); retry a failure."""
+        """Apply the latest wanted packet rules (only the newest of a burst); retry a failure; every
+        RULES_CHECK without news, put the table back if someone else removed it."""
         while True:
-            await self._rules_wake.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RULES_CHECK):
+                    await self._rules_wake.wait()
+            woken = self._rules_wake.is_set()
             self._rules_wake.clear()
             rules = self._rules_wanted
             if rules is None:
+                continue
+            if not woken:
+                await self.packets.heal(rules)
                 continue
             if not await self.packets.apply(rules):
                 await asyncio.sleep(RULES_RETRY)  # backoff: nft refused or is missing, logged by apply

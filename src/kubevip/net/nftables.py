@@ -178,6 +178,13 @@ class PacketRuleTable:
         self.applied = None
         self.apply(PacketRules())
 
+    def present(self) -> bool:
+        """Whether our table exists (cheap: table names only). Someone may have flushed the ruleset."""
+        res = self._run([self.nft, "list", "tables", "inet"])
+        if res.returncode != 0:
+            raise NetworkError(f"nft list tables: {res.stderr.strip()}")
+        return f"table inet {self.table}" in res.stdout.splitlines()
+
     def listing(self) -> str:
         """`nft list table inet <ours>` ("" when it does not exist): for tests and `explain`."""
         res = self._run([self.nft, "list", "table", "inet", self.table])
