@@ -44,6 +44,8 @@ class Reason(StrEnum):
     INVALID_OBJECT = "invalid-object"  # an object the agent cannot parse (metrics only)
     # An egress annotation entry that cannot be used (the rest of the Service's egress applies).
     EGRESS_ANNOTATION_INVALID = "egress-annotation-invalid"
+    # The node holding a VIP has no interface of its family (a single-stack node: no default route).
+    NO_INTERFACE_FOR_FAMILY = "no-interface-for-family"
 
     # IPAM (docs/ipam.md).
     NO_POOL = "no-pool"  # IPAM: no pool for the namespace and family
