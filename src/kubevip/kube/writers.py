@@ -64,6 +64,16 @@ class Writer:
         self.writes += 1
         await _check(resp, f"annotation {ANNOTATION_VIP_HOST} of Service {namespace}/{name}")
 
+    async def annotations(self, namespace: str, name: str, values: dict[str, str | None]) -> None:
+        """Set (or, with None, remove) annotations of a Service in one merge patch."""
+        body = {"metadata": {"annotations": values}}
+        resp = await self.api.request(
+            "PATCH", f"/api/v1/namespaces/{namespace}/services/{name}", body=body, content_type=MERGE_PATCH,
+            timeout=self.timeout,
+        )
+        self.writes += 1
+        await _check(resp, f"annotations {sorted(values)} of Service {namespace}/{name}")
+
     async def event(
         self, namespace: str, service: str, uid: str, name: str, type_: str, reason: str, message: str,
     ) -> bool:
