@@ -122,6 +122,8 @@ class FaultProxy:
                 _rst(writer)
                 return
             await self._serve(conn, reader)
+        except asyncio.CancelledError:
+            return  # the proxy closes (asyncio's server callback would log the cancellation)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError):
             pass
         finally:
