@@ -185,6 +185,7 @@ class Reflector:
         page_size: int = PAGE_SIZE,
         relist_after: int = RELIST_AFTER,
         first_list: str = "0",
+        resource_version: str = "",
     ) -> None:
         self.name = name
         self._api = api
@@ -199,10 +200,10 @@ class Reflector:
         self.backoff = backoff or Backoff()
         self.page_size = page_size
         self.relist_after = relist_after
-        self.resource_version = ""
+        self.resource_version = resource_version  # given: watch from it, no first list
         # None: no list needed; "0": from the watch cache (cheap for N agents starting together, may lag
         # by a moment); "": consistent, for consumers that must never see the past (election, IPAM).
-        self._list_from: str | None = first_list
+        self._list_from: str | None = None if resource_version else first_list
         self._first_list = first_list
         self.failures = 0
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests record the delays
@@ -257,13 +258,15 @@ class Reflector:
         self.synced.set()
 
     async def _watch(self) -> bool:
-        """One watch; True when it was healthy (delivered something or lived HEALTHY_SECONDS)."""
+        """One watch; True when it was healthy: it delivered something, or lived HEALTHY_SECONDS (half
+        its timeoutSeconds if that is shorter: the server ended it on time)."""
         self.watches += 1
         loop = asyncio.get_running_loop()
         started, delivered = loop.time(), False
+        seconds = self.watch_timeout or random.randint(*WATCH_SECONDS)
         events = watch_events(
             self._api, self.path, self.name, self.resource_version, query=self.query,
-            idle_timeout=self.idle_timeout, timeout_seconds=self.watch_timeout,
+            idle_timeout=self.idle_timeout, timeout_seconds=seconds,
         )
         async for kind, obj in events:
             if kind in ("ADDED", "MODIFIED", "DELETED"):
@@ -272,7 +275,7 @@ class Reflector:
             if rv:
                 self.resource_version = rv
             delivered = True
-        return delivered or loop.time() - started >= HEALTHY_SECONDS
+        return delivered or loop.time() - started >= min(HEALTHY_SECONDS, seconds / 2)
 
 
 def _short(exc: BaseException) -> str:

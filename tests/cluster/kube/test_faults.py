@@ -238,3 +238,28 @@ async def test_api_server_restart(proxy: FaultProxy, watched: Watched, control_p
     await watched.create("after-restart")
     await watched.sees("after-restart")
     watched.alive()
+
+
+@pytest.mark.parametrize("first_list", ["0", ""])
+async def test_the_first_list_is_paged(proxy: FaultProxy, api: RestClient, kube_admin: client.ApiClient,
+                                       kube_namespace: str, first_list: str) -> None:
+    core = client.CoreV1Api(kube_admin)
+    want = {f"p-{i}" for i in range(5)}
+    for name in sorted(want):
+        await core.create_namespaced_config_map(kube_namespace, {"metadata": {"name": name}})
+    seen = Seen()
+    r = Reflector("configmaps", api, f"/api/v1/namespaces/{kube_namespace}/configmaps", seen.replace,
+                  seen.event, page_size=2, first_list=first_list)
+    guard = TaskGroupGuard("paged")
+    spawn(guard, "reflector", r.run())
+    try:
+        await eventually(r.synced.is_set, "the first list")
+        assert want <= set(seen.names)
+        lists = [q for q in proxy.requests if not q.watch]
+        assert "limit=2" in lists[0].target
+        assert ("resourceVersion=0" in lists[0].target) == (first_list == "0")
+        if first_list == "":  # a consistent list is paged by etcd: 5+ objects in pages of 2
+            assert len([q for q in lists if "continue=" in q.target]) >= 2, lists
+        assert r.lists == 1 and not guard.crashed
+    finally:
+        await guard.close()
