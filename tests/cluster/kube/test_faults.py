@@ -240,6 +240,16 @@ async def test_api_server_restart(proxy: FaultProxy, watched: Watched, control_p
     watched.alive()
 
 
+async def test_etcd_restart(proxy: FaultProxy, watched: Watched, control_plane: ControlPlane) -> None:
+    t0 = time.monotonic()
+    await asyncio.to_thread(control_plane.restart_etcd)
+    reqs = proxy.since(t0)
+    assert not reqs or rate(reqs) <= MAX_RATE, reqs
+    await watched.create("after-etcd-restart")
+    await watched.sees("after-etcd-restart")
+    watched.alive()
+
+
 @pytest.mark.parametrize("first_list", ["0", ""])
 async def test_the_first_list_is_paged(proxy: FaultProxy, api: RestClient, kube_admin: client.ApiClient,
                                        kube_namespace: str, first_list: str) -> None:
