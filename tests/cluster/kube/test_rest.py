@@ -75,3 +75,23 @@ async def test_every_request_has_a_deadline(
         proxy.delay = 3600  # nothing is ever answered
         with pytest.raises(TimeoutError):
             await api.request("GET", "/api/v1/namespaces/default")  # no timeout given
+
+
+def _tcp_timers(remote_port: int) -> list[int]:
+    """The kernel's timer kind (`tr` in /proc/net/tcp: 2 = keepalive) of each established IPv4 socket
+    connected to 127.0.0.1:`remote_port`."""
+    out = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state, timer = fields[2], fields[3], fields[5]
+        if remote == f"0100007F:{remote_port:04X}" and state == "01":
+            out.append(int(timer.split(":")[0], 16))
+    return out
+
+
+async def test_connections_carry_tcp_keepalive(proxy: FaultProxy, control_plane: ControlPlane) -> None:
+    port = int(urlsplit(proxy.url).port or 0)
+    async with RestClient(Access(server=proxy.url, token=control_plane.admin_token)) as api:
+        await read_json(await api.request("GET", "/api/v1/namespaces/default"), "get namespace")
+        # the pooled, idle connection has the kernel's keepalive timer armed (the proxy's side has not)
+        assert _tcp_timers(port) == [2]
