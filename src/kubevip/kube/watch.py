@@ -68,7 +68,8 @@ class Backoff:
 
 
 async def lines(content: Any, limit: int = MAX_LINE) -> AsyncIterator[bytes]:
-    """Non-empty lines of a response body, read in chunks (aiohttp's own readline stops at 128 KiB)."""
+    """Non-empty lines of a response body, read in chunks (aiohttp's own readline stops at twice its
+    read buffer: 512 KiB in aiohttp 3.14, 128 KiB in older ones)."""
     buf = bytearray()
     async for chunk in content.iter_any():
         buf += chunk

@@ -220,7 +220,7 @@ async def test_watch_answered_200_and_closed_at_once_does_not_hot_loop(
 
 
 async def test_an_object_above_1_mib_is_delivered_and_the_watch_lives_on(watched: Watched) -> None:
-    # aiohttp's line reader stopped at 128 KiB: such an event killed the Service watch (/healthz 503).
+    # aiohttp's line reader stops at 512 KiB: such an event killed the Service watch (/healthz 503).
     data = {f"k{i}": secrets.token_hex(50_000) for i in range(10)}  # 10 x 100 kB of data
     await watched.create("big", data=data, annotations={"pad": "x" * 200_000})
     await watched.sees("big")
