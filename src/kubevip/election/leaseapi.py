@@ -16,7 +16,8 @@ __all__ = ["TRANSIENT", "Conflict", "Gone", "LeaseApi", "LeaseApiError"]
 
 
 class LeaseApi:
-    """Get / create / compare-and-swap / list / watch Leases through one RestClient."""
+    """Get / create / compare-and-swap / watch Leases through one RestClient (the Lease cache lists and
+    watches with kube.watch.Reflector)."""
 
     def __init__(self, api_client: RestClient, request_timeout: float = 1.0) -> None:
         self._api = api_client
@@ -81,19 +82,6 @@ class LeaseApi:
             "DELETE", self._path(namespace, name), body=body, timeout=self._timeout(limit)
         )
         await self._json(resp, f"delete lease {namespace}/{name}", ok=(200, 202))
-
-    async def list(
-        self, namespace: str, selector: str, limit: float | None = None
-    ) -> tuple[list[LeaseRecord], str]:
-        """All Leases matching `selector` and the list's resourceVersion (to watch from)."""
-        resp = await self._api.request(
-            "GET", self._path(namespace), query={"labelSelector": selector}, timeout=self._timeout(limit)
-        )
-        data = await self._json(resp, f"list leases {namespace} {selector}")
-        if data is None:
-            return [], ""
-        rv = str((data.get("metadata") or {}).get("resourceVersion", ""))
-        return [parse_lease(item) for item in data.get("items") or []], rv
 
     async def watch(
         self,
