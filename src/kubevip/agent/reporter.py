@@ -16,8 +16,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from kubevip.agent.bgp_wants import Problem
 from kubevip.agent.leadership import Leadership
 from kubevip.core.claims import VipPlan
@@ -26,7 +24,8 @@ from kubevip.core.egress import active_endpoints, egress_enabled
 from kubevip.core.rows import Changes, Row, ServiceStatus, service_status, should_write
 from kubevip.core.views import IPAddress
 from kubevip.core.world import Snapshot, World
-from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
+from kubevip.kube.errors import TRANSIENT
+from kubevip.kube.writers import ANNOTATION_VIP_HOST, Writer
 from kubevip.metrics import Metrics
 from kubevip.tasks import TaskGroupGuard, spawn
 
@@ -34,9 +33,7 @@ log = logging.getLogger(__name__)
 
 WRITE_CONCURRENCY = 8
 # Errors of one API write that a later round retries.
-WRITE_ERRORS: tuple[type[BaseException], ...] = (
-    WriteError, aiohttp.ClientError, asyncio.TimeoutError, OSError,
-)
+WRITE_ERRORS: tuple[type[BaseException], ...] = TRANSIENT
 
 
 @dataclass
