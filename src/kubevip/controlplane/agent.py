@@ -24,7 +24,6 @@ from kubevip.election.elector import LeaseElector, Observer
 from kubevip.election.leaseapi import LeaseApi
 from kubevip.election.lifetime import lifetime, still_safe
 from kubevip.election.timings import ElectionConfig
-from kubevip.net.addresses import detect_ownership
 from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
@@ -85,12 +84,7 @@ class ControlPlaneVip:
 
     async def start(self) -> None:
         """Clean up, resolve once, and start the background tasks (health, DNS refresh, campaign)."""
-        n = self.kernel.net
-        self.kernel.ownership = await asyncio.to_thread(
-            detect_ownership, self.kernel.ns, force_fallback=n.ownership == "statefile",
-            state_dir=n.state_dir, lifetime_marker=self.lifetimes,
-            what=f"node {self.node}'s control-plane VIPs",
-        )
+        await asyncio.to_thread(self.kernel.detect_ownership, self.node, self.lifetimes)
         await asyncio.to_thread(self.kernel.remove_leftovers)
         await asyncio.to_thread(self.kernel.prepare)  # a takeover then announces at once
         await self._refresh_vips()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from kubevip.controlplane.resolve import IPAddress
 from kubevip.errors import KubevipError
-from kubevip.net.addresses import AddressManager, Ownership
+from kubevip.net.addresses import AddressManager, Ownership, detect_ownership
 from kubevip.net.announcer import Announcer, Sender, raw_sender
 from kubevip.net.connections import abort_connections
 from kubevip.net.interfaces import resolve_interface
@@ -98,6 +98,14 @@ class KernelVips:
             except KubevipError as exc:
                 log.warning("control-plane VIP: %s", exc)
         return dict(self._interfaces)
+
+    def detect_ownership(self, node: str, lifetime_marker: bool) -> None:
+        """Blocking: probe IFA_PROTO (or take the forced fallback) once, before any address is read."""
+        n = self.net
+        self.ownership = detect_ownership(
+            self.ns, force_fallback=n.ownership == "statefile", state_dir=n.state_dir,
+            lifetime_marker=lifetime_marker, what=f"node {node}'s control-plane VIPs",
+        )
 
     def _manager(self, ifname: str) -> AddressManager:
         return self.ownership.manager(ifname, self.ns, proto=CONTROL_PLANE_PROTO)
