@@ -54,7 +54,8 @@ def run(vips: int, rounds: int) -> dict[str, Any]:
         m = AddressManager("eth0", Netns(ns))
         half = vips // 2
         v4 = [ipaddress.IPv4Address(int(ipaddress.IPv4Address("10.200.0.0")) + i + 1) for i in range(half)]
-        v6 = [ipaddress.IPv6Address(int(ipaddress.IPv6Address("fd00:200::")) + i + 1) for i in range(vips - half)]
+        base6 = int(ipaddress.IPv6Address("fd00:200::"))
+        v6 = [ipaddress.IPv6Address(base6 + i + 1) for i in range(vips - half)]
         all_vips: list[VipAddress] = [(v, 32) for v in v4] + [(v, 128) for v in v6]
         started = time.perf_counter()
         errors = m.add_many(((v, p) for v, p in all_vips), lifetime=30)

@@ -98,8 +98,10 @@ async def test_the_vip_leaves_a_dead_or_stalled_agents_node_by_itself(e2e: E2E, 
             return None
 
         second = await e2e.eventually(moved, f"both VIPs leave {first} by themselves and move to a peer")
-        await e2e.eventually(lambda: all(first not in s.get(v, ()) for _, s in poll.samples[-3:] for v in vips),
-                             f"{first} holds no VIP (every namespace polled)")
+        await e2e.eventually(
+            lambda: all(first not in s.get(v, ()) for _, s in poll.samples[-3:] for v in vips),
+            f"{first} holds no VIP (every namespace polled)",
+        )
         assert second != first
     finally:
         stop_client.set()

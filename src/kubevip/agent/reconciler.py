@@ -34,7 +34,14 @@ from kubevip.core.rows import (
 )
 from kubevip.core.views import IPFamily
 from kubevip.core.world import Decided, Snapshot, World, snapshot
-from kubevip.election.lifetime import KERNEL_LATE, Lifetime, lifetime, minimum_lease_duration, still_safe
+from kubevip.election.lifetime import (
+    KERNEL_LATE,
+    Lifetime,
+    due,
+    lifetime,
+    minimum_lease_duration,
+    still_safe,
+)
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.ip import IPAddress
 from kubevip.kube.rest import RestClient
@@ -121,6 +128,9 @@ class Agent:
         # Rows whose address this process added or adopted as ours: only those get their lifetime
         # extended (a replace on a foreign address would make it ours, and the kernel would remove it).
         self._ours: set[Row] = set()
+        # Per row of ours, the instant before which the kernel cannot have removed it (the request was
+        # sent after it was computed): rounds extend only rows that come due (election/lifetime.py).
+        self._expires: dict[Row, float] = {}
         self._renewals = asyncio.Event()
         self.extensions = 0
 
@@ -355,6 +365,7 @@ class Agent:
         if announcer is not None:
             await asyncio.gather(*(announcer.stop(r.address) for r in changes.remove))
         lifetimes = self._add_lifetimes(changes.add, snap)
+        sent = time.monotonic()
         failed, ours = await asyncio.to_thread(self._kernel, changes, lifetimes)
         done = Changes(
             add=tuple(r for r in changes.add if r not in failed),
@@ -362,7 +373,13 @@ class Agent:
         )
         self.held = apply(self.held, done)
         self._ours.difference_update(done.remove)
+        for r in done.remove:
+            self._expires.pop(r, None)
         self._ours |= ours
+        for r in ours:
+            seconds = lifetimes.get(r)
+            if seconds is not None:
+                self._expires[r] = sent + seconds
         if ours and self.lifetimes:
             # The adds' lifetimes were computed before the batch ran: a round now checks them against the
             # instant the kernel stamped them (and shortens any that a slow batch made unsafe).
@@ -507,10 +524,20 @@ class Agent:
             if not renewed:
                 return 0
             t = self.cfg.election.timings
+            now = time.monotonic()
+            expires = self._expires
+            renewed = {
+                r: s for r, s in renewed.items()
+                if due(expires.get(r), now, lifetime(t, s, now), t.retry_period)
+            }
+            if not renewed:
+                return 0
             for _attempt in range(3):
                 now = time.monotonic()
                 plan: dict[Row, Lifetime] = {r: lifetime(t, s, now) for r, s in renewed.items()}
                 stamped = await asyncio.to_thread(self._extend, {r: lt.seconds for r, lt in plan.items()})
+                for r, lt in plan.items():
+                    expires[r] = now + lt.seconds
                 late = [
                     r for r, lt in plan.items()
                     if lt.guaranteed and not still_safe(t, renewed[r], lt.seconds, stamped)
@@ -599,6 +626,7 @@ class Agent:
         self._mgrs.clear()
         self.held = await self.kernel_rows()
         self._ours = set(self.held)
+        self._expires.clear()  # adopted rows: unknown, extended in the first round once held
         # BGP: a crashed agent's routes already left with its session, so keeping its Cluster VIPs while
         # the election settles would only risk a second announcer; Local VIPs need no election anyway.
         self._startup_keep = self.held if self.bgp is None else frozenset()

@@ -8,7 +8,14 @@ import math
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from kubevip.election.lifetime import KERNEL_LATE, MAX_LIFETIME, lifetime, minimum_lease_duration, still_safe
+from kubevip.election.lifetime import (
+    KERNEL_LATE,
+    MAX_LIFETIME,
+    due,
+    lifetime,
+    minimum_lease_duration,
+    still_safe,
+)
 from kubevip.election.timings import Timings
 
 seconds = st.floats(0.05, 120, allow_nan=False, allow_infinity=False)
@@ -93,3 +100,18 @@ def test_our_defaults_leave_no_guaranteed_second_and_kube_vips_do() -> None:
     kube_vip = lifetime(Timings(15, 10, 2, 0.25), 0.0, 0.1)
     assert kube_vip.guaranteed and kube_vip.seconds == 13
     assert lifetime(Timings(3, 2, 0.5, 0.25), 0.0, 0.1).seconds == 1
+
+
+@given(timings(), st.floats(0, 1e6), st.floats(0, 5), st.one_of(st.none(), st.floats(-10, 100)))
+def test_due_extends_unknown_expired_and_half_spent_lifetimes(
+    t: Timings, renewed: float, delay: float, left: float | None
+) -> None:
+    now = renewed + delay
+    new = lifetime(t, renewed, now)
+    expires = None if left is None else now + left
+    r = t.retry_period
+    assert due(expires, now, new, r) == (left is None or left < max(new.seconds / 2, r + 1))
+    # Skipped only with a retry period and 1 s left: a live holder's next round comes before the kernel
+    # can act; and never once half the lifetime is spent.
+    if not due(expires, now, new, r):
+        assert left is not None and left >= r + 1 and left >= new.seconds / 2
