@@ -113,7 +113,10 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
     finally:
         stop.set()
         await watcher
-    runs = [k for i, k in enumerate(samples) if k and (i == 0 or k != samples[i - 1])]
+    # While every agent is dead the kernel withdraws `keep` by itself (its lifetime ran out: fencing
+    # without an agent, docs/election.md); a gap is expected, a move to another node and back is not.
+    held = [k for k in samples if k]
+    runs = [k for i, k in enumerate(held) if i == 0 or k != held[i - 1]]
     holders_in_order = [next(iter(r)) for r in runs if len(r) == 1]
     assert len(holders_in_order) == len(set(holders_in_order)), f"keep flapped: {runs}"
     assert await asyncio.to_thread(_has_foreign, e2e, stale_node), "a foreign address was removed"
