@@ -90,3 +90,14 @@ def test_auto_mask_takes_the_matching_subnet_of_the_same_family() -> None:
     assert auto.prefixlen(ipaddress.ip_address("fd00:1::50"), nets) == 64
     assert auto.prefixlen(ipaddress.ip_address("10.9.0.50"), nets) == 32
     assert auto.prefixlen(ipaddress.ip_address("fd00:9::50"), nets) == 128
+
+
+def test_kernel_lifetime_and_ownership_settings() -> None:
+    s = load()
+    assert s.kernel_lifetime and s.ownership == "auto" and s.state_dir == "/var/lib/kubevip"
+    s = load(vip_kernel_lifetime="false", vip_ownership="statefile", vip_statedir="/run/kv")
+    assert not s.kernel_lifetime and s.ownership == "statefile" and s.state_dir == "/run/kv"
+    with pytest.raises(ConfigError, match="vip_ownership.*proto"):
+        load(vip_ownership="proto")
+    with pytest.raises(ConfigError, match="vip_kernel_lifetime.*sometimes"):
+        load(vip_kernel_lifetime="sometimes")
