@@ -97,7 +97,7 @@ def test_kernel_lifetime_and_ownership_settings() -> None:
     assert s.kernel_lifetime and s.ownership == "auto" and s.state_dir == "/var/lib/kubevip"
     s = load(vip_kernel_lifetime="false", vip_ownership="statefile", vip_statedir="/run/kv")
     assert not s.kernel_lifetime and s.ownership == "statefile" and s.state_dir == "/run/kv"
-    with pytest.raises(ConfigError, match="vip_ownership.*proto"):
+    with pytest.raises(ConfigError, match=r"vip_ownership.*proto"):
         load(vip_ownership="proto")
-    with pytest.raises(ConfigError, match="vip_kernel_lifetime.*sometimes"):
+    with pytest.raises(ConfigError, match=r"vip_kernel_lifetime.*sometimes"):
         load(vip_kernel_lifetime="sometimes")
