@@ -16,11 +16,13 @@ from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
+from kubevip.agent.nodes import NodeSource, publish_loop
 from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import Condition, missing_interface
+from kubevip.core.eligibility import Placement, placed_snapshot
 from kubevip.core.interface import valid_interface_name
 from kubevip.core.reasons import Reason
 from kubevip.core.rows import (
@@ -79,6 +81,9 @@ class Agent:
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
         self.bgp = BgpSink(cfg.bgp_settings, self.metrics) if cfg.bgp_settings is not None else None
         self.sources: Sources | None = None
+        # Nodes for placement (core/eligibility.py): who may hold which VIP; None without a cluster.
+        self.nodes: NodeSource | None = None
+        self.placement: Placement | None = None
         self._cache: dict[str, Decided] = {}
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
@@ -116,6 +121,12 @@ class Agent:
             if self._touched_during is not None:
                 self._touched_during.add(k)
         self.reporter.touched(keys)
+        self._world_version += 1
+        self._wake.set()
+
+    def nodes_changed(self) -> None:
+        """A Node changed what placement reads: a new snapshot (decisions stay cached), every Service
+        looked at again by the reporter."""
         self._world_version += 1
         self._wake.set()
 
@@ -233,6 +244,11 @@ class Agent:
                 snapshot, self.world.copy(), self.cfg.lb_class, self.cfg.use_legacy_endpoints,
                 dict(self._cache), per_address=self.per_address_units, service_interfaces=self.bgp is None,
             )
+            if self.nodes is not None:  # narrowed to the nodes placement allows (docs/placement.md)
+                services = {k: r.view for k, r in self.world.services.items()}
+                snap, self.placement = await asyncio.to_thread(
+                    placed_snapshot, snap, services, self.nodes.snapshot(), self.cfg.placement
+                )
         finally:
             touched, self._touched_during = self._touched_during, None
         # Decisions of Services touched while the thread ran are stale already.
@@ -246,7 +262,15 @@ class Agent:
             return {}
         holds = self.leadership.holds
         if self.bgp is not None:  # BGP: ETP Local is announced by every eligible node (ECMP), no election
-            return {u: self.me for u, e in snap.units.items() if announces(self.me, e, holds(u))}
+            # ... but a Cluster VIP restricted by placement keeps its one elected holder.
+            elected = self.placement.elected if self.placement is not None else frozenset()
+            return {
+                u: self.me for u, e in snap.units.items()
+                if (
+                    holds(u) and (e is None or self.me in e) if u in elected
+                    else announces(self.me, e, holds(u))
+                )
+            }
         return {u: self.me for u in snap.units if holds(u)}
 
     def desired(
@@ -292,6 +316,8 @@ class Agent:
             self.snap = snap
             if not self._stopping:
                 self.leadership.set_units(snap.units)
+                if self.placement is not None:
+                    self.leadership.set_preferred(self.placement.preferred)
             annotated = self._annotated_held(snap)
             links = await self.service_links(annotated)
             want = self.desired(snap, await self.interfaces(), links)
@@ -441,6 +467,8 @@ class Agent:
             self._wake.clear()
             if self.sources is not None and not self.sources.synced:
                 continue
+            if self.nodes is not None and not self.nodes.synced:
+                continue  # placement needs every Node: an excluded node must not win meanwhile
             try:
                 await self.converge()
             except Exception:  # a failed pass must not end the agent: the next one retries
@@ -466,6 +494,13 @@ class Agent:
             )
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())
+            self.nodes = NodeSource(
+                self.api, self.nodes_changed, self._broken,
+                on_restart=lambda cause: self.metrics.watch_restarts.labels("nodes", cause).inc(),
+            )
+            spawn(self.guard, "watch nodes", self.nodes.reflector.run())
+            spawn(self.guard, "publish network",
+                  publish_loop(self.api, self.me, self.nodes, self.interfaces, self.ns))
             spawn(self.guard, "report", self.reporter.loop())
         spawn(self.guard, "election", self.leadership.run())
         spawn(self.guard, "reconcile", self.loop())
