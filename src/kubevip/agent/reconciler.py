@@ -13,12 +13,14 @@ import time
 from collections.abc import Iterable, Mapping
 
 from kubevip.agent import leadership
+from kubevip.agent.bgp_node import follow as follow_bgp_annotations
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
 from kubevip.agent.nodes import NodeSource, publish_loop
 from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
+from kubevip.bgp.settings import BgpSettings as BgpSettingsT
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import Condition, missing_interface
@@ -84,6 +86,7 @@ class Agent:
         # Nodes for placement (core/eligibility.py): who may hold which VIP; None without a cluster.
         self.nodes: NodeSource | None = None
         self.placement: Placement | None = None
+        self._node_changed = asyncio.Event()  # for BGP peers from our Node's annotations (agent/bgp_node.py)
         self._cache: dict[str, Decided] = {}
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
@@ -128,6 +131,18 @@ class Agent:
         """A Node changed what placement reads: a new snapshot (decisions stay cached), every Service
         looked at again by the reporter."""
         self._world_version += 1
+        self._wake.set()
+        self._node_changed.set()
+
+    def _own_annotations(self) -> Mapping[str, str] | None:
+        view = self.nodes.nodes.get(self.me) if self.nodes is not None else None
+        return dict(view.annotations) if view is not None else None
+
+    async def _apply_bgp(self, settings: BgpSettingsT) -> None:
+        """New BGP settings from our Node: swap the speaker between passes, then announce again."""
+        assert self.bgp is not None
+        async with self._lock:
+            await self.bgp.reconfigure(settings)
         self._wake.set()
 
     def written_back(self, keys: Iterable[str]) -> None:
@@ -499,6 +514,10 @@ class Agent:
                 on_restart=lambda cause: self.metrics.watch_restarts.labels("nodes", cause).inc(),
             )
             spawn(self.guard, "watch nodes", self.nodes.reflector.run())
+            if self.bgp is not None and self.bgp.settings.annotation_prefix:
+                spawn(self.guard, "bgp from node annotations", follow_bgp_annotations(
+                    self.bgp.settings, self.me, self._own_annotations, self._node_changed, self._apply_bgp,
+                ))
             spawn(self.guard, "publish network",
                   publish_loop(self.api, self.me, self.nodes, self.interfaces, self.ns))
             spawn(self.guard, "report", self.reporter.loop())
