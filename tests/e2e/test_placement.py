@@ -29,9 +29,12 @@ MERGE = "application/merge-patch+json"
 async def node_patched(e2e: E2E, name: str, body: dict[str, Any]) -> AsyncIterator[None]:
     """Patch a lab Node (shared by the whole session) and undo the patch afterwards."""
     before = await e2e.core.read_node(name)
-    labels = {k: None for k in (body.get("metadata", {}).get("labels") or {})}
-    labels.update({k: v for k, v in (before.metadata.labels or {}).items() if k in labels})
-    undo: dict[str, Any] = {"metadata": {"labels": labels}} if labels else {}
+    undo: dict[str, Any] = {}
+    for part in ("labels", "annotations"):
+        keys = {k: None for k in (body.get("metadata", {}).get(part) or {})}
+        keys.update({k: v for k, v in (getattr(before.metadata, part) or {}).items() if k in keys})
+        if keys:
+            undo.setdefault("metadata", {})[part] = keys
     if "spec" in body:
         undo["spec"] = {"unschedulable": bool(before.spec.unschedulable)}
     await _patch(e2e, name, body)
