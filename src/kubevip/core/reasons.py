@@ -42,6 +42,8 @@ class Reason(StrEnum):
     BGP_BAD_ANNOTATION = "bgp-bad-annotation"  # a Service's BGP community annotation does not parse
     BGP_NO_NEXT_HOP = "bgp-no-next-hop"  # no next hop of the VIP's family on this node
     INVALID_OBJECT = "invalid-object"  # an object the agent cannot parse (metrics only)
+    # The node holding a VIP has no interface of its family (a single-stack node: no default route).
+    NO_INTERFACE_FOR_FAMILY = "no-interface-for-family"
 
     # Node placement (core/eligibility.py, docs/placement.md): why a node may not hold a VIP.
     NODE_EXCLUDED = "node-excluded"  # label node.kubernetes.io/exclude-from-external-load-balancers
