@@ -31,7 +31,7 @@ RULES: tuple[Rule, ...] = (
     Rule(("",), ("services/status",), ("get", "patch", "update"), "publish status.loadBalancer.ingress"),
     Rule(("discovery.k8s.io",), ("endpointslices",), READ, "endpoints per family (default)"),
     Rule(("",), ("endpoints",), READ, "legacy Endpoints (enable_endpoints=true)"),
-    Rule(("",), ("nodes",), (*READ, "patch"), "node addresses; node labels (enable_node_labeling)"),
+    Rule(("",), ("nodes",), (*READ, "patch"), "placement, BGP peers from annotations; kubevip.io/network"),
     Rule(
         ("coordination.k8s.io",),
         ("leases",),
