@@ -18,6 +18,7 @@ from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
 from kubevip.agent.nodes import NodeSource, publish_loop
+from kubevip.agent.policy_facts import PolicyFacts
 from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.bgp.settings import BgpSettings as BgpSettingsT
@@ -90,6 +91,9 @@ class Agent:
         self.nodes: NodeSource | None = None
         self.placement: Placement | None = None
         self._node_changed = asyncio.Event()  # for BGP peers from our Node's annotations (agent/bgp_node.py)
+        # The address policy's facts (Nodes, ServiceCIDRs, pools, this node's kernel): a change of the
+        # policy re-decides every Service.
+        self.facts = PolicyFacts(api, cfg.policy, self._policy_changed, ns)
         self._cache: dict[str, Decided] = {}
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
@@ -151,14 +155,15 @@ class Agent:
         async with self._lock:
             await self.bgp.reconfigure(settings)
         self._wake.set()
+    def _policy_changed(self) -> None:
+        self.touched(list(self.world.services))
 
     def written_back(self, keys: Iterable[str]) -> None:
         """Services whose status or vipHost changed (no decision did): check what they say."""
         self.reporter.written_back(keys)
 
     def _broken(self, kind: str, key: str, why: str) -> None:
-        ns, _, name = key.partition("/")
-        self.metrics.reconcile_errors.labels(ns, name, INVALID_OBJECT).inc()
+        self.reporter.error_metric(key, INVALID_OBJECT)
 
     async def _unit_started(self, unit: str) -> None:
         self._wake.set()
@@ -278,6 +283,7 @@ class Agent:
             snap = await asyncio.to_thread(
                 snapshot, self.world.copy(), self.cfg.lb_class, self.cfg.use_legacy_endpoints,
                 dict(self._cache), per_address=self.per_address_units, service_interfaces=self.bgp is None,
+                policy=self.facts.policy, cross_namespace=self.cfg.policy.cross_namespace,
             )
             if self.nodes is not None:  # narrowed to the nodes placement allows (docs/placement.md)
                 services = {k: r.view for k, r in self.world.services.items()}
@@ -535,11 +541,16 @@ class Agent:
         self._startup_until = time.monotonic() + 2 * self.cfg.election.timings.lease_duration
         if self.held:
             log.info("found %d VIPs of a previous run: kept while the election settles", len(self.held))
+        await self.facts.refresh_host()
+        spawn(self.guard, "address policy: host facts", self.facts.host_loop())
         if self.api is not None:
+            await self.facts.discover_service_cidrs()
             self.sources = Sources(
                 self.api, self.world, self.cfg.namespace, self.cfg.use_legacy_endpoints, self.touched,
                 self.metrics, self._broken, written_back=self.written_back,
             )
+            # No pass before the policy's facts are listed too: an address must not flash on a node.
+            self.sources.reflectors.extend(self.facts.reflectors)
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())
             self.nodes = NodeSource(
