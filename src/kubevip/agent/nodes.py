@@ -1,10 +1,14 @@
-"""Nodes for placement: one watch on /api/v1/nodes (the same Reflector as every other watch), and the
-publishing of this node's own network on its Node (annotation `kubevip.io/network`, docs/placement.md).
+"""Nodes for placement: one watch on /api/v1/nodes (the same Reflector as every other watch), and each
+node's network, published by its agent on a Lease `kubevip-network-<node>` in the lease namespace
+(annotation `kubevip.io/network`, docs/placement.md): the agent may write Leases there, and has no right
+to patch Nodes (least privilege, manifests/rbac.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping
@@ -12,7 +16,14 @@ from typing import Any
 
 import aiohttp
 
-from kubevip.core.nodes import ANNOTATION_NETWORK, NodeNetwork, NodeView, network, node_from_dict
+from kubevip.core.nodes import (
+    ANNOTATION_NETWORK,
+    NodeNetwork,
+    NodeView,
+    network,
+    node_from_dict,
+    parse_network,
+)
 from kubevip.core.views import IPFamily
 from kubevip.errors import InputError, NetworkError
 from kubevip.kube.rest import RestClient
@@ -23,7 +34,9 @@ from kubevip.net.namespace import OWN, Netns
 
 log = logging.getLogger(__name__)
 
-MERGE_PATCH = "application/merge-patch+json"
+NETWORK_LABEL = "kubevip.io/network"  # on the Leases that carry a node's network
+NODE_ANNOTATION = "kubevip.io/node"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 PUBLISH_EVERY = 10.0  # seconds between looks at this node's own interfaces (addresses come and go)
 
 
@@ -32,13 +45,54 @@ class NodeSource:
 
     def __init__(
         self, api: RestClient, changed: Callable[[], None], broken: Callable[[str, str, str], None],
-        on_restart: Callable[[str], None] | None = None,
+        on_restart: Callable[[str], None] | None = None, namespace: str = "kube-system",
     ) -> None:
         self.nodes: dict[str, NodeView] = {}
+        self.networks: dict[str, NodeNetwork] = {}  # node -> network from its Lease
+        self.namespace = namespace
         self._changed = changed
         self._broken = broken
         self.reflector = Reflector("nodes", api, "/api/v1/nodes", self._replace, self._event,
                                    on_restart=on_restart)
+        self.lease_reflector = Reflector(
+            "network leases", api, LEASES.format(ns=namespace), self._replace_leases, self._lease_event,
+            on_restart=on_restart, query={"labelSelector": NETWORK_LABEL},
+        )
+
+    @property
+    def reflectors(self) -> list[Reflector]:
+        return [self.reflector, self.lease_reflector]
+
+    def _network_of(self, obj: dict[str, Any]) -> tuple[str, NodeNetwork | None]:
+        ann = (obj.get("metadata") or {}).get("annotations") or {}
+        node = str(ann.get(NODE_ANNOTATION, ""))
+        try:
+            return node, parse_network(str(ann.get(ANNOTATION_NETWORK, "")))
+        except InputError as exc:
+            log.warning("network Lease of node %s: %s (its network counts as unknown)", node, exc)
+            return node, None
+
+    def _lease_event(self, type_: str, obj: dict[str, Any]) -> None:
+        node, net = self._network_of(obj)
+        if not node:
+            return
+        old = self.networks.get(node)
+        if type_ == "DELETED" or net is None:
+            self.networks.pop(node, None)
+        else:
+            self.networks[node] = net
+        if old != self.networks.get(node):
+            self._changed()
+
+    def _replace_leases(self, items: list[dict[str, Any]]) -> None:
+        new: dict[str, NodeNetwork] = {}
+        for obj in items:
+            node, net = self._network_of(obj)
+            if node and net is not None:
+                new[node] = net
+        if new != self.networks:
+            self.networks = new
+            self._changed()
 
     def _view(self, obj: dict[str, Any]) -> NodeView | None:
         try:
@@ -72,11 +126,17 @@ class NodeSource:
             self._changed()
 
     def snapshot(self) -> Mapping[str, NodeView]:
-        return dict(self.nodes)
+        """Every Node, with the network its agent published (its Lease wins over a Node annotation)."""
+        out = dict(self.nodes)
+        for name, net in self.networks.items():
+            view = out.get(name)
+            if view is not None:
+                out[name] = dataclasses.replace(view, network=net, network_error="")
+        return out
 
     @property
     def synced(self) -> bool:
-        return self.reflector.synced.is_set()
+        return all(r.synced.is_set() for r in self.reflectors)
 
 
 def own_network(interfaces: Mapping[IPFamily, str], ns: Netns = OWN) -> NodeNetwork:
@@ -94,21 +154,49 @@ def own_network(interfaces: Mapping[IPFamily, str], ns: Netns = OWN) -> NodeNetw
     return network(fams, link_names(ns))
 
 
-async def publish(api: RestClient, node: str, current: NodeView | None, net: NodeNetwork) -> bool:
-    """Write `net` on our Node unless it already says so; True when written."""
-    text = net.to_json()
-    if current is not None and current.annotation(ANNOTATION_NETWORK) == text:
-        return False
-    body = {"metadata": {"annotations": {ANNOTATION_NETWORK: text}}}
-    resp = await api.request("PATCH", f"/api/v1/nodes/{node}", body=body, content_type=MERGE_PATCH,
-                             timeout=aiohttp.ClientTimeout(total=5.0))
+def network_lease_name(node: str) -> str:
+    """The Lease carrying `node`'s network (hashed when the name would be too long)."""
+    name = f"kubevip-network-{node}"
+    if len(name) <= 253:
+        return name
+    return f"kubevip-network-{hashlib.blake2b(node.encode(), digest_size=10).hexdigest()}"
+
+
+async def _call(api: RestClient, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    resp = await api.request(method, path, body=body, timeout=aiohttp.ClientTimeout(total=5.0))
     try:
         status = resp.status
-        detail = (await resp.text())[:300] if status >= 300 else ""
+        data = await resp.json(content_type=None) if status < 300 else (await resp.text())[:300]
     finally:
         resp.release()
+    return status, data
+
+
+async def publish(api: RestClient, namespace: str, node: str, net: NodeNetwork) -> bool:
+    """Write `net` on our network Lease unless it already says so (create, else update guarded by its
+    resourceVersion); True when written."""
+    text = net.to_json()
+    base = LEASES.format(ns=namespace)
+    name = network_lease_name(node)
+    status, current = await _call(api, "GET", f"{base}/{name}")
+    meta: dict[str, Any] = {
+        "name": name, "namespace": namespace, "labels": {NETWORK_LABEL: "true"},
+        "annotations": {NODE_ANNOTATION: node, ANNOTATION_NETWORK: text},
+    }
+    body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": {}}
+    if status == 404:
+        status, detail = await _call(api, "POST", base, body)
+    elif status < 300:
+        cur = current.get("metadata") or {}
+        if (cur.get("annotations") or {}).get(ANNOTATION_NETWORK) == text:
+            return False
+        meta["resourceVersion"] = cur.get("resourceVersion")
+        status, detail = await _call(api, "PUT", f"{base}/{name}", body)
+    else:
+        detail = current
     if status >= 300:
-        log.warning("cannot publish %s on Node %s: HTTP %d %s", ANNOTATION_NETWORK, node, status, detail)
+        log.warning("cannot publish this node's network on Lease %s/%s: HTTP %d %s", namespace, name, status,
+                    detail)
         return False
     return True
 
@@ -116,13 +204,13 @@ async def publish(api: RestClient, node: str, current: NodeView | None, net: Nod
 async def publish_loop(
     api: RestClient, node: str, source: NodeSource, interfaces: Callable[[], Any], ns: Netns = OWN
 ) -> None:
-    """Keep our Node's `kubevip.io/network` true: on start, then whenever our interfaces change."""
+    """Keep our network Lease true: on start, then whenever our interfaces change."""
     while True:
         try:
             ifaces = await interfaces()
             net = await asyncio.to_thread(own_network, ifaces, ns)
-            if source.synced:
-                await publish(api, node, source.nodes.get(node), net)
-        except (NetworkError, aiohttp.ClientError, TimeoutError) as exc:
+            if source.networks.get(node) != net:
+                await publish(api, source.namespace, node, net)
+        except (NetworkError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("cannot publish this node's network: %s", exc)
         await asyncio.sleep(PUBLISH_EVERY)

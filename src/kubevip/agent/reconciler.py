@@ -556,8 +556,10 @@ class Agent:
             self.nodes = NodeSource(
                 self.api, self.nodes_changed, self._broken,
                 on_restart=lambda cause: self.metrics.watch_restarts.labels("nodes", cause).inc(),
+                namespace=self.cfg.election.namespace,
             )
-            spawn(self.guard, "watch nodes", self.nodes.reflector.run())
+            for r in self.nodes.reflectors:
+                spawn(self.guard, f"watch {r.name}", r.run())
             if self.bgp is not None and self.bgp.settings.annotation_prefix:
                 spawn(self.guard, "bgp from node annotations", follow_bgp_annotations(
                     self.bgp.settings, self.me, self._own_annotations, self._node_changed, self._apply_bgp,

@@ -34,9 +34,8 @@ RULES: tuple[Rule, ...] = (
     Rule(("",), ("services/status",), ("patch",), "publish status.loadBalancer.ingress"),
     Rule(("discovery.k8s.io",), ("endpointslices",), WATCH, "endpoints per family (default)"),
     Rule(("",), ("endpoints",), WATCH, "legacy Endpoints (enable_endpoints=true)"),
-    Rule(("",), ("nodes",), (*WATCH, "patch"),
-         "Nodes' addresses (address policy), labels and cordon (placement), BGP peers from annotations;"
-         " patch: this node's own kubevip.io/network annotation (placement's subnet rule)"),
+    Rule(("",), ("nodes",), WATCH,
+         "Nodes' addresses (address policy), labels and cordon (placement), BGP peers from annotations"),
     Rule(("networking.k8s.io",), ("servicecidrs",), WATCH,
          "the address policy refuses ClusterIP ranges as VIPs"),
     Rule(("",), ("events",), ("create",), "Warning and Normal Events about Services"),
