@@ -26,8 +26,8 @@ from kubevip.bgp.settings import BgpSettings as BgpSettingsT
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import Condition, missing_interface, no_family_interface
-from kubevip.core.eligibility import Placement, placed_snapshot
 from kubevip.core.egress import PacketRules
+from kubevip.core.eligibility import Placement, placed_snapshot
 from kubevip.core.interface import valid_interface_name
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.reasons import Reason
