@@ -14,8 +14,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import aiohttp
-
 from kubevip.core.nodes import (
     ANNOTATION_NETWORK,
     NodeNetwork,
@@ -26,6 +24,7 @@ from kubevip.core.nodes import (
 )
 from kubevip.core.views import IPFamily
 from kubevip.errors import InputError, NetworkError
+from kubevip.kube.errors import TRANSIENT, NotFound, read_json
 from kubevip.kube.rest import RestClient
 from kubevip.kube.watch import Reflector
 from kubevip.net.addresses import AddressManager
@@ -162,42 +161,28 @@ def network_lease_name(node: str) -> str:
     return f"kubevip-network-{hashlib.blake2b(node.encode(), digest_size=10).hexdigest()}"
 
 
-async def _call(api: RestClient, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    resp = await api.request(method, path, body=body, timeout=aiohttp.ClientTimeout(total=5.0))
-    try:
-        status = resp.status
-        data = await resp.json(content_type=None) if status < 300 else (await resp.text())[:300]
-    finally:
-        resp.release()
-    return status, data
-
-
 async def publish(api: RestClient, namespace: str, node: str, net: NodeNetwork) -> bool:
     """Write `net` on our network Lease unless it already says so (create, else update guarded by its
-    resourceVersion); True when written."""
+    resourceVersion); True when written. kube/'s error classes (TRANSIENT) propagate."""
     text = net.to_json()
     base = LEASES.format(ns=namespace)
     name = network_lease_name(node)
-    status, current = await _call(api, "GET", f"{base}/{name}")
+    what = f"network Lease {namespace}/{name}"
     meta: dict[str, Any] = {
         "name": name, "namespace": namespace, "labels": {NETWORK_LABEL: "true"},
         "annotations": {NODE_ANNOTATION: node, ANNOTATION_NETWORK: text},
     }
     body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": {}}
-    if status == 404:
-        status, detail = await _call(api, "POST", base, body)
-    elif status < 300:
-        cur = current.get("metadata") or {}
-        if (cur.get("annotations") or {}).get(ANNOTATION_NETWORK) == text:
-            return False
-        meta["resourceVersion"] = cur.get("resourceVersion")
-        status, detail = await _call(api, "PUT", f"{base}/{name}", body)
-    else:
-        detail = current
-    if status >= 300:
-        log.warning("cannot publish this node's network on Lease %s/%s: HTTP %d %s", namespace, name, status,
-                    detail)
+    try:
+        current = await read_json(await api.request("GET", f"{base}/{name}", timeout=5.0), what)
+    except NotFound:
+        await read_json(await api.request("POST", base, body=body, timeout=5.0), what)
+        return True
+    cur = current.get("metadata") or {}
+    if (cur.get("annotations") or {}).get(ANNOTATION_NETWORK) == text:
         return False
+    meta["resourceVersion"] = cur.get("resourceVersion")
+    await read_json(await api.request("PUT", f"{base}/{name}", body=body, timeout=5.0), what)
     return True
 
 
@@ -211,6 +196,8 @@ async def publish_loop(
             net = await asyncio.to_thread(own_network, ifaces, ns)
             if source.networks.get(node) != net:
                 await publish(api, source.namespace, node, net)
-        except (NetworkError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except NetworkError as exc:
+            log.warning("cannot read this node's network: %s", exc)
+        except TRANSIENT as exc:
             log.warning("cannot publish this node's network: %s", exc)
         await asyncio.sleep(PUBLISH_EVERY)
