@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from kubevip.election.elector import LeaseElector
-from kubevip.election.scalable import ScalableElector
+from kubevip.election.scalable import ScalableElector, claim_lease_name
 from kubevip.election.timings import ElectionConfig, service_lease_name
 from kubevip.kube.rest import RestClient
 from kubevip.metrics import Metrics
@@ -31,6 +31,9 @@ class Leadership(Protocol):
     def holds(self, unit: str) -> bool: ...
     def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None: ...
     def generation(self) -> object: ...
+    def lease_of(self, unit: str) -> str:
+        """"namespace/name" of the Lease deciding `unit`, "" when no Lease does (for `kubevip status`)."""
+        ...
     async def run(self) -> None: ...
     async def release(self) -> None: ...
 
@@ -60,6 +63,9 @@ class Solo:
     def generation(self) -> object:
         """Equal while `holds` and `holder` answer the same for the same units (here: always)."""
         return 0
+
+    def lease_of(self, unit: str) -> str:
+        return ""
 
     async def run(self) -> None:
         await asyncio.Event().wait()
@@ -99,6 +105,9 @@ class Scalable:
     def generation(self) -> object:
         e = self.elector
         return (e.cache.version, e.is_live, e.held_changes)
+
+    def lease_of(self, unit: str) -> str:
+        return f"{self.elector.namespace}/{claim_lease_name(unit)}"
 
     async def run(self) -> None:
         await self.elector.run()
@@ -177,6 +186,11 @@ class Leases:
             e = self._per_unit.get(unit)
             return e.leader if e is not None else None
         return self.global_elector.leader
+
+    def lease_of(self, unit: str) -> str:
+        if self._own_lease(unit):
+            return "/".join(unit_lease(unit))
+        return f"{self.cfg.namespace}/{self.cfg.services_lease_name}"
 
     def generation(self) -> object:
         g = self.global_elector

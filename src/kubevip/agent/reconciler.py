@@ -20,11 +20,13 @@ from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
+from kubevip.agent.presence import Presence
 from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition, missing_interface
 from kubevip.core.interface import valid_interface_name
+from kubevip.core.report import HeldVip
 from kubevip.core.rows import (
     Changes,
     Row,
@@ -99,6 +101,12 @@ class Agent:
         self.writer = Writer(api, self.me) if api is not None else None
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
         self.bgp = BgpSink(cfg.bgp_settings, self.metrics) if cfg.bgp_settings is not None else None
+        # The report Lease `kubevip status` reads (agent/presence.py): what this node holds, since when.
+        self.presence = Presence(
+            self.writer, cfg.election.namespace, self.me,
+            cfg.election.mode if cfg.election.enabled else "none", "bgp" if self.bgp is not None else "arp",
+        ) if self.writer is not None else None
+        self._since: dict[Row, str] = {}
         self.sources: Sources | None = None
         self._cache: dict[str, Decided] = {}
         self._lock = asyncio.Lock()
@@ -328,6 +336,7 @@ class Agent:
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
             self._update_gauges(snap)
+            self._publish(snap)
             self._report_wake.set()
             return changes
 
@@ -432,6 +441,22 @@ class Agent:
             self.metrics.announced_vips.labels(fam.value).set(sum(1 for a in held if IPFamily.of(a) == fam))
 
     # -- reports -----------------------------------------------------------------------------------------
+
+    def _publish(self, snap: Snapshot) -> None:
+        """Hand the VIPs now on this node's interfaces to the report Lease (written by its own task)."""
+        if self.presence is None:
+            return
+        now = _rfc3339()
+        since = {r: self._since.get(r) or now for r in self.held}
+        self._since = since
+        by_addr = snap.by_address
+        out: list[HeldVip] = []
+        for r in self.held:
+            plan = by_addr.get(r.address)
+            unit = plan.unit if plan is not None else ""
+            out.append(HeldVip(r.address, r.interface, unit, self.leadership.lease_of(unit) if unit else "",
+                               since[r]))
+        self.presence.update(tuple(out))
 
     def _node_events(self, done: Changes, snap: Snapshot) -> None:
         """One Normal Event per Service and direction per pass, naming every address that changed."""
@@ -624,6 +649,8 @@ class Agent:
         self._startup_until = time.monotonic() + 2 * self.cfg.election.timings.lease_duration
         if self.held:
             log.info("found %d VIPs of a previous run: kept while the election settles", len(self.held))
+        if self.presence is not None:
+            spawn(self.guard, "presence", self.presence.run())
         if self.api is not None:
             self.sources = Sources(
                 self.api, self.world, self.cfg.namespace, self.cfg.use_legacy_endpoints, self.touched,
@@ -643,6 +670,8 @@ class Agent:
         except Exception:
             log.exception("withdraw on shutdown failed")
         await self.leadership.release()
+        if self.presence is not None:
+            await self.presence.release()
         if self.bgp is not None:
             await self.bgp.close()
         await self.guard.close()
@@ -652,3 +681,5 @@ class Agent:
             log.warning("still holding %s after shutdown", sorted(str(r.address) for r in self.held))
 
 
+def _rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

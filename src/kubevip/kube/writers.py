@@ -64,6 +64,33 @@ class Writer:
         self.writes += 1
         await _check(resp, f"annotation {ANNOTATION_VIP_HOST} of Service {namespace}/{name}")
 
+    async def agent_report(
+        self, namespace: str, name: str, labels: dict[str, str], annotations: dict[str, str],
+        holder: str, duration: int,
+    ) -> None:
+        """Create or refresh this node's report Lease (core/report.py): a merge patch, a create when it is
+        missing. No compare-and-swap: only this node writes it."""
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        spec: dict[str, Any] = {"holderIdentity": holder or None, "leaseDurationSeconds": duration,
+                                "renewTime": now}
+        meta = {"labels": labels, "annotations": annotations}
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        resp = await self.api.request(
+            "PATCH", f"{path}/{name}", body={"metadata": meta, "spec": spec}, content_type=MERGE_PATCH,
+            timeout=self.timeout,
+        )
+        self.writes += 1
+        if await _check(resp, f"Lease {namespace}/{name}", ok=(200, 201, 404)) != 404:
+            return
+        body = {
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace, **meta},
+            "spec": {**spec, "acquireTime": now},
+        }
+        resp = await self.api.request("POST", path, body=body, timeout=self.timeout)
+        self.writes += 1
+        await _check(resp, f"Lease {namespace}/{name}", ok=(200, 201, 409))
+
     async def event(
         self, namespace: str, service: str, uid: str, name: str, type_: str, reason: str, message: str,
     ) -> bool:

@@ -1,0 +1,122 @@
+"""`kubevip status` against agents in the lab: the holder it names is the node that has the address on its
+interface (read from the kernel of each node namespace), before and after a failover, in both election
+modes; the unit's Lease it names is held by that node; Warnings and agents' liveness are reported."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+
+from kubevip import __version__
+from tests.e2e.conftest import E2E, IPAddress
+
+pytestmark = pytest.mark.e2e
+
+
+async def status(e2e: E2E) -> dict[str, Any]:
+    """`kubevip status -o json` as an operator runs it (a separate process, the admin kubeconfig)."""
+    argv = [sys.executable, "-m", "kubevip", "status", "--kubeconfig", str(e2e.cp.admin_kubeconfig),
+            "-n", e2e.ns, "-o", "json"]
+    res = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    doc: dict[str, Any] = json.loads(res.stdout)
+    return doc
+
+
+def vip_entry(doc: dict[str, Any], name: str, vip: IPAddress) -> dict[str, Any]:
+    svc = next(s for s in doc["services"] if s["name"] == name)
+    return next(v for v in svc["vips"] if v["address"] == str(vip))
+
+
+async def agreement(e2e: E2E, name: str, vips: list[IPAddress]) -> dict[str, Any] | None:
+    """The status document when, for every VIP, it names exactly the one node whose kernel has it."""
+    doc = await status(e2e)
+    owned = await e2e.owned()
+    for vip in vips:
+        kernel = sorted(n for n, addrs in owned.items() if vip in addrs)
+        entry = vip_entry(doc, name, vip)
+        if len(kernel) != 1 or entry["holder"] != kernel[0] or entry["holders"] != kernel:
+            return None
+    return doc
+
+
+async def lease_holder(e2e: E2E, ref: str) -> str | None:
+    ns, _, name = ref.partition("/")
+    lease = await client.CoordinationV1Api(e2e.api).read_namespaced_lease(name, ns)
+    return lease.spec.holder_identity  # type: ignore[no-any-return]
+
+
+def node_entry(doc: dict[str, Any], node: str) -> dict[str, Any]:
+    return next(n for n in doc["nodes"] if n["name"] == node)
+
+
+@pytest.mark.parametrize("election", ["scalable", "lease"])
+async def test_status_names_the_kernel_holder_through_a_failover(e2e: E2E, election: str) -> None:
+    v4, v6 = e2e.vip(4), e2e.vip(6)
+    await e2e.service("web", [v4, v6], families=("IPv4", "IPv6"), policy="PreferDualStack")
+    e2e.start_agents(vip_electionmode=election, svc_election="true")
+    doc = await e2e.eventually(lambda: agreement(e2e, "web", [v4, v6]), "status names the kernel's holders")
+    svc = next(s for s in doc["services"] if s["name"] == "web")
+    assert svc["families"] == ["IPv4", "IPv6"]
+    assert [v["family"] for v in svc["vips"]] == ["IPv4", "IPv6"]
+    for vip in (v4, v6):
+        entry = vip_entry(doc, "web", vip)
+        assert entry["unit"] and entry["since"] and entry["lease"]
+        # The unit's Lease (claim or kube-vip's per-Service Lease) is held by the node named.
+        assert await lease_holder(e2e, entry["lease"]) == entry["holder"]
+    for n in e2e.nodes:
+        node = node_entry(doc, n.name)
+        assert node["up"] is True and node["version"] == __version__ and node["election"] == election
+        assert node["mode"] == "arp"
+        assert sorted(node["vips"]) == sorted(
+            str(v) for v in (v4, v6) if vip_entry(doc, "web", v)["holder"] == n.name
+        )
+
+    old = vip_entry(doc, "web", v4)["holder"]
+    e2e.fleet.agents[old].stop()  # SIGTERM: withdraw, release, report no VIPs
+    doc = await e2e.eventually(
+        lambda: _moved(e2e, "web", [v4, v6], old), f"status follows the kernel after {old} stopped"
+    )
+    assert node_entry(doc, old)["up"] is False and node_entry(doc, old)["vips"] == []
+    for vip in (v4, v6):
+        entry = vip_entry(doc, "web", vip)
+        assert entry["holder"] != old
+        assert await lease_holder(e2e, entry["lease"]) == entry["holder"]
+
+
+async def _moved(e2e: E2E, name: str, vips: list[IPAddress], old: str) -> dict[str, Any] | None:
+    doc = await agreement(e2e, name, vips)
+    if doc is None or any(vip_entry(doc, name, v)["holder"] == old for v in vips):
+        return None
+    return doc if node_entry(doc, old)["up"] is False else None
+
+
+async def test_status_reports_warnings_and_text(e2e: E2E) -> None:
+    v4 = e2e.vip(4)
+    await e2e.service("half", f"{v4},web.example")
+    e2e.start_agents()
+
+    async def warned() -> dict[str, Any] | None:
+        doc = await agreement(e2e, "half", [v4])
+        if doc is None:
+            return None
+        svc = next(s for s in doc["services"] if s["name"] == "half")
+        return svc if any(w["reason"] == "dns-name" for w in svc["warnings"]) else None
+
+    svc = await e2e.eventually(warned, "status shows the holder and the dns-name Warning")
+    w = next(w for w in svc["warnings"] if w["reason"] == "dns-name")
+    assert "web.example" in w["message"] and w["node"] in {n.name for n in e2e.nodes}
+    argv = [sys.executable, "-m", "kubevip", "status", "--kubeconfig", str(e2e.cp.admin_kubeconfig),
+            "-n", e2e.ns]
+    res = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    holder = svc["vips"][0]["holder"]
+    line = next(ln for ln in res.stdout.splitlines() if str(v4) in ln and ln.startswith(f"{e2e.ns}/half"))
+    assert holder in line.split()
+    assert f"{e2e.ns}/half: dns-name:" in res.stdout
