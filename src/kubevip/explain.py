@@ -220,3 +220,15 @@ def to_text(decision: ServiceDecision, service: ServiceView, node: str | None = 
             verdict = "announces" if share.announce else "does not announce"
             lines.append(f"    {family.value:<5} {verdict}" + (f" ({share.reason})" if share.reason else ""))
     return "\n".join(lines) + "\n"
+
+
+def live_text(live: Mapping[str, Any]) -> str:
+    """The live form's addition to the text: who holds each VIP now (kubevip status' source)."""
+    lines = ["  held now (agents' report Leases):"]
+    for v in live["vips"]:
+        who = ", ".join(v["holders"]) if v["holders"] else "nobody"
+        since = f" since {v['since']}" if v["since"] else ""
+        lines.append(f"    {v['family']:<5} {v['address']}  {who}{since}")
+    if not live["vips"]:
+        lines.append("    (no VIPs)")
+    return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubevip.core.plan import decide
+from kubevip.core.plan import ServiceDecision, decide
 from kubevip.core.report import AgentReport, HeldVip
 from kubevip.core.selection import ClassFilter, class_reason
 from kubevip.core.views import ServiceView
@@ -60,6 +60,50 @@ def parse_time(text: object) -> dt.datetime | None:
     return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
 
 
+def latest_reports(reports: Iterable[ReportLease], now: dt.datetime) -> list[ReportLease]:
+    """One report per node, by node name: a node may have left an older one in another namespace
+    (vip_leasenamespace changed); the one that is up, then the latest renewed, speaks for it."""
+    chosen: dict[str, ReportLease] = {}
+    for r in reports:
+        cur = chosen.get(r.report.node)
+        if cur is None or _rank(r, now) > _rank(cur, now):
+            chosen[r.report.node] = r
+    return [chosen[n] for n in sorted(chosen)]
+
+
+Holdings = Mapping[str, Sequence[tuple[str, HeldVip]]]
+
+
+def holdings(reports: Iterable[ReportLease], now: dt.datetime) -> Holdings:
+    """address -> [(node, entry)] by node name, over agents that are up; a down agent's report names
+    nobody."""
+    out: dict[str, list[tuple[str, HeldVip]]] = {}
+    for r in latest_reports(reports, now):
+        if r.up(now):
+            for held in r.report.vips:
+                out.setdefault(str(held.address), []).append((r.report.node, held))
+    return out
+
+
+def vip_entries(decision: ServiceDecision, holding: Holdings) -> list[dict[str, Any]]:
+    """Per VIP of the decision, in its order: who holds it now (docs/status.md, `vips[]`)."""
+    out = []
+    for v in decision.vips:
+        holders = sorted(holding.get(str(v.address), ()), key=lambda h: h[0])
+        first = holders[0][1] if holders else None
+        out.append({
+            "address": str(v.address),
+            "family": v.family.value,
+            "holder": holders[0][0] if holders else None,
+            "holders": [h[0] for h in holders],
+            "interface": first.interface if first else None,
+            "unit": first.unit if first else None,
+            "lease": (first.lease or None) if first else None,
+            "since": first.since if first else None,
+        })
+    return out
+
+
 def _served(svc: ServiceView, held_any: bool) -> bool:
     """LoadBalancer Services of the default class filter, and any Service whose VIP an agent holds (an
     agent configured with another lb_class)."""
@@ -75,21 +119,9 @@ def build(
     namespace: str | None = None,
 ) -> dict[str, Any]:
     """The `kubevip status -o json` document."""
-    # One report per node: a node may have left an older one in another namespace (vip_leasenamespace
-    # changed); the one that is up, then the latest renewed, speaks for it.
-    chosen: dict[str, ReportLease] = {}
-    for r in reports:
-        cur = chosen.get(r.report.node)
-        if cur is None or _rank(r, now) > _rank(cur, now):
-            chosen[r.report.node] = r
-    live = [chosen[n] for n in sorted(chosen)]
+    live = latest_reports(reports, now)
     up: dict[str, bool] = {r.report.node: r.up(now) for r in live}
-    # address -> [(node, entry)] over agents that are up; a down agent's report names nobody.
-    holding: dict[str, list[tuple[str, HeldVip]]] = {}
-    for r in live:
-        if up[r.report.node]:
-            for held in r.report.vips:
-                holding.setdefault(str(held.address), []).append((r.report.node, held))
+    holding = holdings(live, now)
     by_uid: dict[str, list[WarningEvent]] = {}
     for e in events:
         by_uid.setdefault(e.uid, []).append(e)
@@ -103,20 +135,7 @@ def build(
         vips_of = [str(v.address) for v in decision.vips]
         if not _served(svc, any(a in holding for a in vips_of)):
             continue
-        vips = []
-        for v in decision.vips:
-            holders = sorted(holding.get(str(v.address), []), key=lambda h: h[0])
-            first = holders[0][1] if holders else None
-            vips.append({
-                "address": str(v.address),
-                "family": v.family.value,
-                "holder": holders[0][0] if holders else None,
-                "holders": [h[0] for h in holders],
-                "interface": first.interface if first else None,
-                "unit": first.unit if first else None,
-                "lease": (first.lease or None) if first else None,
-                "since": first.since if first else None,
-            })
+        vips = vip_entries(decision, holding)
         out_services.append({
             "namespace": svc.namespace,
             "name": svc.name,
