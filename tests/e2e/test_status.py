@@ -120,3 +120,73 @@ async def test_status_reports_warnings_and_text(e2e: E2E) -> None:
     line = next(ln for ln in res.stdout.splitlines() if str(v4) in ln and ln.startswith(f"{e2e.ns}/half"))
     assert holder in line.split()
     assert f"{e2e.ns}/half: dns-name:" in res.stdout
+    # Live explain names the same holder, from the same reports.
+    argv = [sys.executable, "-m", "kubevip", "explain", "--kubeconfig", str(e2e.cp.admin_kubeconfig),
+            "-n", e2e.ns, "half", "-o", "json"]
+    res = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert [(v["address"], v["holder"]) for v in doc["live"]["vips"]] == [(str(v4), holder)]
+    assert doc["rejected"] == [{"address": "web.example", "reason": "dns-name"}]
+
+
+async def _service_obj(e2e: E2E, name: str) -> dict[str, Any]:
+    svc = await e2e.core.read_namespaced_service_status(name, e2e.ns)
+    return e2e.api.sanitize_for_serialization(svc)  # type: ignore[no-any-return]
+
+
+def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+async def test_family_conditions_and_vip_host_ipv6_follow_the_kernel(e2e: E2E) -> None:
+    v4, v6 = e2e.vip(4), e2e.vip(6)
+    await e2e.service("dual", [v4, v6], families=("IPv4", "IPv6"), policy="PreferDualStack")
+    # Another controller's condition on the same Service must survive kubevip's writes.
+    await e2e.core.patch_namespaced_service_status("dual", e2e.ns, {"status": {"conditions": [
+        {"type": "example.com/Other", "status": "True", "reason": "Fine", "message": "x",
+         "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
+    e2e.start_agents()  # scalable: a unit per VIP, so the two families may land on two nodes
+
+    async def settled() -> tuple[str, str, dict[str, Any]] | None:
+        owned = await e2e.owned()
+        h4 = [n for n, a in owned.items() if v4 in a]
+        h6 = [n for n, a in owned.items() if v6 in a]
+        if len(h4) != 1 or len(h6) != 1:
+            return None
+        obj = await _service_obj(e2e, "dual")
+        conds = _conditions(obj)
+        c4, c6 = conds.get("kube-vip.io/IPv4Announced"), conds.get("kube-vip.io/IPv6Announced")
+        ann = obj["metadata"].get("annotations") or {}
+        ok = (
+            c4 is not None and c6 is not None
+            and (c4["status"], c4["reason"], c4["message"]) == ("True", "Announced", f"{v4} on {h4[0]}")
+            and (c6["status"], c6["reason"], c6["message"]) == ("True", "Announced", f"{v6} on {h6[0]}")
+            and ann.get("kube-vip.io/vipHost") == h4[0]
+            and ann.get("kube-vip.io/vipHost-ipv6") == (h6[0] if h6[0] != h4[0] else None)
+        )
+        return (h4[0], h6[0], obj) if ok else None
+
+    *_, obj = await e2e.eventually(settled, "one True condition per family naming the kernel holders")
+    assert "example.com/Other" in _conditions(obj)
+    since4 = _conditions(obj)["kube-vip.io/IPv4Announced"]["lastTransitionTime"]
+    assert since4
+
+    # The IPv6 VIP goes: its family stays served (PreferDualStack) and says why nothing is announced.
+    await e2e.core.patch_namespaced_service(
+        "dual", e2e.ns, {"metadata": {"annotations": {"kube-vip.io/loadbalancerIPs": str(v4)}}}
+    )
+
+    async def ipv6_false() -> dict[str, Any] | None:
+        obj = await _service_obj(e2e, "dual")
+        c6 = _conditions(obj).get("kube-vip.io/IPv6Announced") or {}
+        if (c6.get("status"), c6.get("reason")) != ("False", "NoVipForFamily"):
+            return None
+        ann = obj["metadata"].get("annotations") or {}
+        return obj if "kube-vip.io/vipHost-ipv6" not in ann else None
+
+    obj = await e2e.eventually(ipv6_false, "IPv6Announced False (NoVipForFamily), vipHost-ipv6 gone")
+    c4 = _conditions(obj)["kube-vip.io/IPv4Announced"]
+    assert (c4["status"], c4["lastTransitionTime"]) == ("True", since4)  # no transition, no new time
+    assert "example.com/Other" in _conditions(obj)
+    assert _conditions(obj)["kube-vip.io/IPv6Announced"]["message"].endswith("[no-vip-for-family]")

@@ -23,6 +23,13 @@ from kubevip.agent.bgp_wants import announces
 from kubevip.agent.presence import Presence
 from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
+from kubevip.core.announced import (
+    ANNOTATION_VIP_HOST_IPV6,
+    conditions_differ,
+    family_conditions,
+    ipv6_host,
+    with_transitions,
+)
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition, missing_interface
 from kubevip.core.interface import valid_interface_name
@@ -39,7 +46,7 @@ from kubevip.core.rows import (
     service_status,
     should_write,
 )
-from kubevip.core.views import IPFamily
+from kubevip.core.views import IPFamily, StatusCondition
 from kubevip.core.world import Decided, Snapshot, World, snapshot
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.rest import RestClient
@@ -539,24 +546,39 @@ class Agent:
             view = rec.view
             current_host = view.annotation(ANNOTATION_VIP_HOST)
             d = snap.decisions.get(key)
+            plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
             if d is None or not d.announce:
                 wanted = ServiceStatus((), None)
             else:
-                plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
                 wanted = service_status([v.address for v in d.vips], plans, holder, units)
-            if should_write(wanted, view.status_ingress, current_host, self.me):
+            # The node writing status writes the family conditions and vipHost-ipv6 with it (the
+            # holder of the first VIP; when nobody holds any, the node vipHost names, clearing).
+            writer = wanted.writer == self.me or (wanted.writer is None and current_host == self.me)
+            extra = None
+            if writer:
+                handled = key in snap.handled
+                conds = family_conditions(d if handled else None, view, plans, holder, units)
+                host6 = ipv6_host(d, plans, holder, units, wanted.host) if wanted.host else None
+                if conditions_differ(conds, view.status_conditions) or (
+                    view.annotation(ANNOTATION_VIP_HOST_IPV6) != host6
+                ):
+                    extra = (conds, host6)
+            if extra is not None or should_write(wanted, view.status_ingress, current_host, self.me):
                 if self.reports.failed_status.get(key, 0.0) > now:
                     continue
-                yield functools.partial(self._write_status, key, wanted, current_host)
+                yield functools.partial(self._write_status, key, wanted, current_host, extra)
             if key in snap.handled and (d is None or d.reason != "ignored"):
-                conds = snap.warnings.get(key, frozenset()) | self._node_warnings.get(key, frozenset())
-                for cond in sorted(conds):
+                conds_w = snap.warnings.get(key, frozenset()) | self._node_warnings.get(key, frozenset())
+                for cond in sorted(conds_w):
                     name = cond.event_name(view.uid)
                     if name not in self.reports.events:
                         self.reports.events.add(name)
                         yield functools.partial(self._warning, key, cond, name)
 
-    async def _write_status(self, key: str, wanted: ServiceStatus, current_host: str | None) -> None:
+    async def _write_status(
+        self, key: str, wanted: ServiceStatus, current_host: str | None,
+        extra: tuple[tuple[StatusCondition, ...], str | None] | None = None,
+    ) -> None:
         assert self.writer is not None
         rec = self.world.services.get(key)
         if rec is None:
@@ -565,8 +587,13 @@ class Agent:
         try:
             if tuple(v.status_ingress) != wanted.ingress:
                 await self.writer.service_status(v.namespace, v.name, wanted.ingress)
-            if current_host != wanted.host:
-                await self.writer.vip_host(v.namespace, v.name, wanted.host)
+            host6 = extra[1] if extra is not None else v.annotation(ANNOTATION_VIP_HOST_IPV6)
+            if current_host != wanted.host or host6 != v.annotation(ANNOTATION_VIP_HOST_IPV6):
+                await self.writer.vip_host(v.namespace, v.name, wanted.host, host6)
+            if extra is not None and conditions_differ(extra[0], v.status_conditions):
+                conds = with_transitions(extra[0], v.status_conditions, _rfc3339())
+                gone = tuple(sorted({c.type for c in v.status_conditions} - {c.type for c in conds}))
+                await self.writer.service_conditions(v.namespace, v.name, conds, gone)
             self.reports.failed_status.pop(key, None)
             self.reports.failures.pop(key, None)
         except WRITE_ERRORS as exc:

@@ -37,6 +37,11 @@ SERVICE_INTERFACE_CONFLICT = "service-interface-conflict"
 # The annotation names an interface that does not exist on the node holding the VIP: not announced there.
 SERVICE_INTERFACE_MISSING = "service-interface-missing"
 
+# Service status conditions (`kube-vip.io/IPv4Announced` / `IPv6Announced`, docs/status.md): the family has
+# VIPs and the Service is announced, but no node holds any of them (no eligible node, the address lost to
+# an earlier Service, or the election has not settled).
+NO_HOLDER = "no-holder"
+
 VIP_REJECTIONS = (
     NOT_AN_IP, DNS_NAME, ZONE_SUFFIX, UNSPECIFIED, LOOPBACK, MULTICAST, LINK_LOCAL, IPV4_MAPPED,
     FAMILY_NOT_SERVED,
@@ -47,4 +52,13 @@ NODE_VERDICTS = (
     NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY,
 )
 INTERFACE_WARNINGS = (SERVICE_INTERFACE_CONFLICT, SERVICE_INTERFACE_MISSING)
-ALL = VIP_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
+CONDITION_ONLY = (NO_HOLDER,)
+ALL = VIP_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS + CONDITION_ONLY
+
+
+def condition_reason(code: str) -> str:
+    """A code in the spelling metav1.Condition requires (CamelCase, no '-'): `no-local-endpoints` ->
+    `NoLocalEndpoints`; "" (announced) -> `Announced`. One-to-one: every code is lower-case words."""
+    if not code:
+        return "Announced"
+    return "".join(part[:1].upper() + part[1:] for part in code.split("-"))

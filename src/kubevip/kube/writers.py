@@ -9,12 +9,15 @@ from typing import Any
 
 import aiohttp
 
+from kubevip.core.announced import ANNOTATION_VIP_HOST_IPV6
+from kubevip.core.views import StatusCondition
 from kubevip.kube.rest import RestClient
 
 log = logging.getLogger(__name__)
 
 ANNOTATION_VIP_HOST = "kube-vip.io/vipHost"
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 COMPONENT = "kube-vip"
 
 
@@ -55,14 +58,35 @@ class Writer:
         self.writes += 1
         await _check(resp, f"status of Service {namespace}/{name}")
 
-    async def vip_host(self, namespace: str, name: str, host: str | None) -> None:
-        body = {"metadata": {"annotations": {ANNOTATION_VIP_HOST: host}}}
+    async def vip_host(
+        self, namespace: str, name: str, host: str | None, host_ipv6: str | None = None
+    ) -> None:
+        """`kube-vip.io/vipHost` and `kube-vip.io/vipHost-ipv6` (None removes an annotation)."""
+        body = {"metadata": {"annotations": {ANNOTATION_VIP_HOST: host, ANNOTATION_VIP_HOST_IPV6: host_ipv6}}}
         resp = await self.api.request(
             "PATCH", f"/api/v1/namespaces/{namespace}/services/{name}", body=body, content_type=MERGE_PATCH,
             timeout=self.timeout,
         )
         self.writes += 1
         await _check(resp, f"annotation {ANNOTATION_VIP_HOST} of Service {namespace}/{name}")
+
+    async def service_conditions(
+        self, namespace: str, name: str, conditions: tuple[StatusCondition, ...], remove: tuple[str, ...],
+    ) -> None:
+        """Set our `status.conditions` entries and drop `remove`d types: a strategic merge patch keyed by
+        type, so other controllers' conditions stay."""
+        entries: list[dict[str, str]] = [
+            {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message,
+             "lastTransitionTime": c.last_transition}
+            for c in conditions
+        ]
+        entries += [{"type": t, "$patch": "delete"} for t in remove]
+        resp = await self.api.request(
+            "PATCH", f"/api/v1/namespaces/{namespace}/services/{name}/status",
+            body={"status": {"conditions": entries}}, content_type=STRATEGIC_PATCH, timeout=self.timeout,
+        )
+        self.writes += 1
+        await _check(resp, f"status.conditions of Service {namespace}/{name}")
 
     async def agent_report(
         self, namespace: str, name: str, labels: dict[str, str], annotations: dict[str, str],
