@@ -444,8 +444,12 @@ class Agent:
         self.metrics.active_services.clear()
         for ns, n in per_ns.items():
             self.metrics.active_services.labels(ns).set(n)
+        wanted = {fam: 0 for fam in IPFamily}
+        for p in snap.plans:
+            wanted[p.family] += 1
         for fam in IPFamily:
             self.metrics.announced_vips.labels(fam.value).set(sum(1 for a in held if IPFamily.of(a) == fam))
+            self.metrics.service_vips.labels(fam.value).set(wanted[fam])
 
     # -- reports -----------------------------------------------------------------------------------------
 
