@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
+from kubevip.core.selection import ClassFilter
 from kubevip.ipam.controller import IpamController, IpamSettings
-from kubevip.ipam.service import ANNOTATION_IPS, LABEL_KEY, LABEL_VALUE, ClassFilter
+from kubevip.ipam.service import ANNOTATION_IPS, LABEL_KEY, LABEL_VALUE
 from kubevip.kube.rest import RestClient
 from tests.fixtures import waiting
 

@@ -8,49 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-
-import aiohttp
+from collections.abc import Iterable, Mapping
 
 from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
 from kubevip.agent.presence import Presence
+from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
-from kubevip.core.announced import (
-    ANNOTATION_VIP_HOST_IPV6,
-    conditions_differ,
-    family_conditions,
-    ipv6_host,
-    with_transitions,
-)
 from kubevip.core.claims import VipPlan
-from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition, missing_interface
+from kubevip.core.conditions import Condition, missing_interface
 from kubevip.core.interface import valid_interface_name
+from kubevip.core.reasons import Reason
 from kubevip.core.report import HeldVip
 from kubevip.core.rows import (
     Changes,
     Row,
-    ServiceStatus,
     apply,
     desired_rows,
     diff,
     held_plans,
     missing_interfaces,
-    service_status,
-    should_write,
 )
-from kubevip.core.views import IPFamily, StatusCondition
+from kubevip.core.views import IPFamily
 from kubevip.core.world import Decided, Snapshot, World, snapshot
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.rest import RestClient
-from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
+from kubevip.kube.writers import Writer
 from kubevip.listing import brief
 from kubevip.metrics import Metrics
 from kubevip.net.addresses import AddressManager
@@ -62,22 +50,7 @@ from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
 
-INVALID_OBJECT = "invalid-object"
-WRITE_CONCURRENCY = 8
-# Errors of one API write that a later pass retries.
-WRITE_ERRORS: tuple[type[BaseException], ...] = (
-    WriteError, aiohttp.ClientError, asyncio.TimeoutError, OSError,
-)
-
-
-@dataclass
-class Reports:
-    """What this node already told the API server, so a repeated condition is written once."""
-
-    events: set[str] = field(default_factory=set)
-    failed_status: dict[str, float] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
-
+INVALID_OBJECT = Reason.INVALID_OBJECT
 
 class Agent:
     """One node's agent. `api=None` runs without a cluster (tests feed `world` directly)."""
@@ -103,17 +76,10 @@ class Agent:
         self.leadership = leadership.make(
             election_api or api, cfg.election, self.me, self._unit_started, self._unit_stopped, self.metrics
         )
-        self._event_slots = asyncio.Semaphore(WRITE_CONCURRENCY)
         self.announcer = Announcer(rate_ms=cfg.net.arp_rate_ms, ns=ns) if cfg.net.arp else None
         self.writer = Writer(api, self.me) if api is not None else None
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
         self.bgp = BgpSink(cfg.bgp_settings, self.metrics) if cfg.bgp_settings is not None else None
-        # The report Lease `kubevip status` reads (agent/presence.py): what this node holds, since when.
-        self.presence = Presence(
-            self.writer, cfg.election.namespace, self.me,
-            cfg.election.mode if cfg.election.enabled else "none", "bgp" if self.bgp is not None else "arp",
-        ) if self.writer is not None else None
-        self._since: dict[Row, str] = {}
         self.sources: Sources | None = None
         self._cache: dict[str, Decided] = {}
         self._lock = asyncio.Lock()
@@ -122,16 +88,23 @@ class Agent:
         self._touched_during: set[str] | None = None  # keys touched while a snapshot is computed
         self._snap_version = -1
         self._wake = asyncio.Event()
-        self._report_wake = asyncio.Event()
         # A pass whose inputs (snapshot, leadership, stopping) equal those of the last pass that left
         # nothing undone has nothing to do: the periodic pass is then free, however many Services.
         self._settled: tuple[object, ...] | None = None
-        # Services to look at in the next report round (all of them when more than their objects changed).
-        self._report_keys: set[str] = set()
-        self._reported: tuple[object, ...] | None = None
         self.held: frozenset[Row] = frozenset()
         self.snap: Snapshot | None = None
-        self.reports = Reports()
+        # The report Lease `kubevip status` reads (agent/presence.py): what this node holds, since when.
+        self.presence = Presence(
+            self.writer, cfg.election.namespace, self.me,
+            cfg.election.mode if cfg.election.enabled else "none", "bgp" if self.bgp is not None else "arp",
+        ) if self.writer is not None else None
+        self._since: dict[Row, str] = {}
+        # Status, vipHost and Events (agent/reporter.py): fed the outcome of every pass.
+        self.reporter = Reporter(
+            self.me, self.writer, self.world, self.leadership, self.metrics, self.guard,
+            synced=lambda: self.sources is None or self.sources.synced,
+            hold_down=cfg.election.timings.lease_duration if cfg.election.enabled else 0.0,
+        )
         self._ifaces: dict[IPFamily, str] = {}
         # Warnings only this node can see (a Service's interface missing here), per Service, last pass.
         self._node_warnings: dict[str, frozenset[Condition]] = {}
@@ -149,16 +122,15 @@ class Agent:
         """Services whose inputs changed: drop their cached decisions and wake the loop."""
         for k in keys:
             self._cache.pop(k, None)
-            self._report_keys.add(k)
             if self._touched_during is not None:
                 self._touched_during.add(k)
+        self.reporter.touched(keys)
         self._world_version += 1
         self._wake.set()
 
     def written_back(self, keys: Iterable[str]) -> None:
         """Services whose status or vipHost changed (no decision did): check what they say."""
-        self._report_keys.update(keys)
-        self._report_wake.set()
+        self.reporter.written_back(keys)
 
     def _broken(self, kind: str, key: str, why: str) -> None:
         ns, _, name = key.partition("/")
@@ -217,7 +189,7 @@ class Agent:
         """The VIPs this node holds whose Service names an interface (nothing to do when none does)."""
         if not snap.names_interfaces:
             return ()
-        return tuple(p for p in held_plans(snap.plans, self._holds, self.me) if p.interface)
+        return tuple(p for p in held_plans(snap.plans, self._my_holdings(snap), self.me) if p.interface)
 
     async def service_links(self, held: Iterable[VipPlan]) -> frozenset[str]:
         """Which interfaces named by `kube-vip.io/serviceInterface` of the `held` VIPs exist here."""
@@ -277,17 +249,19 @@ class Agent:
         self._snap_version = version
         return snap
 
-    def _holds(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+    def _my_holdings(self, snap: Snapshot) -> dict[str, str | None]:
+        """The election's outcome for this node's rows, as data: unit -> me when this node announces it."""
         if self._stopping:
-            return None
+            return {}
+        holds = self.leadership.holds
         if self.bgp is not None:  # BGP: ETP Local is announced by every eligible node (ECMP), no election
-            return self.me if announces(self.me, eligible, self.leadership.holds(unit)) else None
-        return self.me if self.leadership.holds(unit) else None
+            return {u: self.me for u, e in snap.units.items() if announces(self.me, e, holds(u))}
+        return {u: self.me for u in snap.units if holds(u)}
 
     def desired(
         self, snap: Snapshot, ifaces: dict[IPFamily, str], links: frozenset[str] = frozenset()
     ) -> frozenset[Row]:
-        rows = desired_rows(snap.plans, self._holds, self.me, ifaces, links)
+        rows = desired_rows(snap.plans, self._my_holdings(snap), self.me, ifaces, links)
         if self._startup_keep and time.monotonic() < self._startup_until and not self._stopping:
             # Start-up without a flap: our VIPs still wanted cluster-wide stay while the election settles,
             # unless someone else is known to hold them, or this node already wants them elsewhere (their
@@ -321,8 +295,7 @@ class Agent:
             snap = await self._snapshot()
             inputs = self._pass_inputs(snap)
             if inputs is not None and inputs == self._settled:
-                if self.reports.failed_status:
-                    self._report_wake.set()  # a status write waits for its retry
+                self.reporter.retry_pending()  # a status write may wait for its retry
                 self.passes += 1
                 return Changes((), ())
             self.snap = snap
@@ -344,7 +317,9 @@ class Agent:
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
             self._update_gauges(snap)
             self._publish(snap)
-            self._report_wake.set()
+            settling = time.monotonic() < self._startup_until and not self._stopping
+            self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
+                                         dict(self._node_warnings), settling))
             return changes
 
     def _pass_inputs(self, snap: Snapshot) -> tuple[object, ...] | None:
@@ -384,7 +359,7 @@ class Agent:
         if done.remove:
             log.info("node %s: withdrew %d VIPs: %s", self.me, len(done.remove),
                      brief(f"{r.address} from {r.interface}" for r in done.remove))
-        self._node_events(done, snap)
+        self.reporter.node_events(done, snap, self.snap)
 
     def _kernel(self, changes: Changes) -> set[Row]:
         """Address (and route) changes in a worker thread: netlink calls must not stall lease renewals."""
@@ -444,14 +419,12 @@ class Agent:
         self.metrics.active_services.clear()
         for ns, n in per_ns.items():
             self.metrics.active_services.labels(ns).set(n)
-        wanted = {fam: 0 for fam in IPFamily}
+        wanted = dict.fromkeys(IPFamily, 0)
         for p in snap.plans:
             wanted[p.family] += 1
         for fam in IPFamily:
             self.metrics.announced_vips.labels(fam.value).set(sum(1 for a in held if IPFamily.of(a) == fam))
             self.metrics.service_vips.labels(fam.value).set(wanted[fam])
-
-    # -- reports -----------------------------------------------------------------------------------------
 
     def _publish(self, snap: Snapshot) -> None:
         """Hand the VIPs now on this node's interfaces to the report Lease (written by its own task)."""
@@ -469,145 +442,7 @@ class Agent:
                                since[r]))
         self.presence.update(tuple(out))
 
-    def _node_events(self, done: Changes, snap: Snapshot) -> None:
-        """One Normal Event per Service and direction per pass, naming every address that changed."""
-        if self.writer is None:
-            return
-        by_addr = snap.by_address
-        for rows, reason, verb in ((done.add, STARTED, "started"), (done.remove, STOPPED, "stopped")):
-            per_service: dict[str, list[str]] = {}
-            for r in rows:
-                plan = by_addr.get(r.address)
-                for key in plan.services if plan is not None else self._services_of(r):
-                    per_service.setdefault(key, []).append(f"{r.address} on {r.interface}")
-            for key, addrs in per_service.items():
-                msg = f"node {self.me} {verb} announcing {', '.join(addrs)}"
-                spawn(self.guard, f"event {key}", self._node_event(key, reason, msg))
-
-    def _services_of(self, r: Row) -> tuple[str, ...]:
-        old = self.snap
-        if old is None:
-            return ()
-        return tuple(k for k, plans in old.granted.items() if any(p.address == r.address for p in plans))
-
-    async def _node_event(self, key: str, reason: str, message: str) -> None:
-        rec = self.world.services.get(key)
-        if rec is None or self.writer is None:
-            return
-        name = f"{rec.view.name[:200]}.{self.me[:40]}.{time.time_ns():x}"
-        try:
-            async with self._event_slots:
-                await self.writer.event(
-                    rec.view.namespace, rec.view.name, rec.view.uid, name, NORMAL, reason, message
-                )
-        except WRITE_ERRORS as exc:
-            log.info("event for %s not written: %s", key, exc)
-
-    async def report_loop(self) -> None:
-        """Keep status, vipHost and Warning Events true; level-triggered like the kernel side."""
-        sem = asyncio.Semaphore(WRITE_CONCURRENCY)
-        while True:
-            await self._report_wake.wait()
-            self._report_wake.clear()
-            if self.sources is not None and not self.sources.synced:
-                continue
-            snap = self.snap
-            if snap is None:
-                continue
-            jobs = list(self._report_jobs(snap, self._report_round(snap)))
-            if jobs:
-                # Jobs are factories: a coroutine object made now and cancelled before its turn would
-                # be "never awaited".
-                async def run(job: Callable[[], Awaitable[None]]) -> None:
-                    async with sem:
-                        await job()
-                await asyncio.gather(*(run(j) for j in jobs))
-
-    def _report_round(self, snap: Snapshot) -> Iterable[str]:
-        """The Services to look at: all when anything but their own objects changed (the snapshot, what
-        this node holds, who leads what) or a write waits for its retry, else those whose objects did."""
-        inputs = (
-            self._snap_version, self.held, self._stopping, self.leadership.generation(),
-            dict(self._node_warnings),
-        )
-        keys, self._report_keys = self._report_keys, set()
-        if inputs != self._reported or self.reports.failed_status:
-            self._reported = inputs
-            return list(self.world.services)
-        return [k for k in keys if k in self.world.services]
-
-    def _report_jobs(self, snap: Snapshot, keys: Iterable[str]) -> Iterable[Callable[[], Awaitable[None]]]:
-        units = snap.units
-
-        def holder(unit: str, eligible: frozenset[str] | None) -> str | None:
-            if self._stopping:
-                return None
-            return self.leadership.holder(unit, eligible)
-
-        now = time.monotonic()
-        for key in keys:
-            rec = self.world.services[key]
-            view = rec.view
-            current_host = view.annotation(ANNOTATION_VIP_HOST)
-            d = snap.decisions.get(key)
-            plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
-            if d is None or not d.announce:
-                wanted = ServiceStatus((), None)
-            else:
-                wanted = service_status([v.address for v in d.vips], plans, holder, units)
-            # The node writing status writes the family conditions and vipHost-ipv6 with it (the
-            # holder of the first VIP; when nobody holds any, the node vipHost names, clearing).
-            writer = wanted.writer == self.me or (wanted.writer is None and current_host == self.me)
-            extra = None
-            if writer:
-                handled = key in snap.handled
-                conds = family_conditions(d if handled else None, view, plans, holder, units)
-                host6 = ipv6_host(d, plans, holder, units, wanted.host) if wanted.host else None
-                if conditions_differ(conds, view.status_conditions) or (
-                    view.annotation(ANNOTATION_VIP_HOST_IPV6) != host6
-                ):
-                    extra = (conds, host6)
-            if extra is not None or should_write(wanted, view.status_ingress, current_host, self.me):
-                if self.reports.failed_status.get(key, 0.0) > now:
-                    continue
-                yield functools.partial(self._write_status, key, wanted, current_host, extra)
-            if key in snap.handled and (d is None or d.reason != "ignored"):
-                conds_w = snap.warnings.get(key, frozenset()) | self._node_warnings.get(key, frozenset())
-                for cond in sorted(conds_w):
-                    name = cond.event_name(view.uid)
-                    if name not in self.reports.events:
-                        self.reports.events.add(name)
-                        yield functools.partial(self._warning, key, cond, name)
-
-    async def _write_status(
-        self, key: str, wanted: ServiceStatus, current_host: str | None,
-        extra: tuple[tuple[StatusCondition, ...], str | None] | None = None,
-    ) -> None:
-        assert self.writer is not None
-        rec = self.world.services.get(key)
-        if rec is None:
-            return
-        v = rec.view
-        try:
-            if tuple(v.status_ingress) != wanted.ingress:
-                await self.writer.service_status(v.namespace, v.name, wanted.ingress)
-            host6 = extra[1] if extra is not None else v.annotation(ANNOTATION_VIP_HOST_IPV6)
-            if current_host != wanted.host or host6 != v.annotation(ANNOTATION_VIP_HOST_IPV6):
-                await self.writer.vip_host(v.namespace, v.name, wanted.host, host6)
-            if extra is not None and conditions_differ(extra[0], v.status_conditions):
-                conds = with_transitions(extra[0], v.status_conditions, _rfc3339())
-                gone = tuple(sorted({c.type for c in v.status_conditions} - {c.type for c in conds}))
-                await self.writer.service_conditions(v.namespace, v.name, conds, gone)
-            self.reports.failed_status.pop(key, None)
-            self.reports.failures.pop(key, None)
-        except WRITE_ERRORS as exc:
-            ns, _, name = key.partition("/")
-            self.metrics.reconcile_errors.labels(ns, name, "status-write").inc()
-            # Exponential backoff per Service: retries must not add load to a saturated API server.
-            n = self.reports.failures[key] = self.reports.failures.get(key, 0) + 1
-            self.reports.failed_status[key] = time.monotonic() + min(30.0, 0.5 * 2**n)
-            log.warning("status of %s not written (retrying): %s", key, exc)
-            self._report_wake.set()
+    # -- reports -----------------------------------------------------------------------------------------
 
     async def _bgp_sync(self, held: Iterable[Row], snap: Snapshot) -> None:
         """Announce `held` over BGP; a Service's bad BGP annotation becomes its Warning (once)."""
@@ -620,33 +455,7 @@ class Agent:
                 for key in p.services:
                     rec = self.world.services.get(key)
                     annotations[key] = dict(rec.view.annotations) if rec is not None else {}
-        for problem in sorted(await self.bgp.sync(held, snap.plans, annotations)):
-            rec = self.world.services.get(problem.service)
-            if rec is None:
-                continue
-            cond = Condition(problem.service, WARNING, problem.reason, problem.message)
-            name = cond.event_name(rec.view.uid)
-            if self.writer is None:
-                log.warning("Service %s: %s (%s)", problem.service, problem.message, problem.reason)
-            elif name not in self.reports.events:
-                self.reports.events.add(name)
-                spawn(self.guard, f"bgp warning {problem.service}",
-                      self._warning(problem.service, cond, name))
-
-    async def _warning(self, key: str, cond: Condition, name: str) -> None:
-        assert self.writer is not None
-        rec = self.world.services.get(key)
-        if rec is None:
-            return
-        v = rec.view
-        ns, _, svc = key.partition("/")
-        self.metrics.reconcile_errors.labels(ns, svc, cond.reason).inc()
-        log.warning("Service %s: %s (%s)", key, cond.message, cond.reason)
-        try:
-            await self.writer.event(v.namespace, v.name, v.uid, name, WARNING, cond.reason, cond.message)
-        except WRITE_ERRORS as exc:
-            self.reports.events.discard(name)  # try again on the next pass
-            log.info("event for %s not written: %s", key, exc)
+        self.reporter.problems(await self.bgp.sync(held, snap.plans, annotations))
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -689,7 +498,7 @@ class Agent:
             )
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())
-            spawn(self.guard, "report", self.report_loop())
+            spawn(self.guard, "report", self.reporter.loop())
         spawn(self.guard, "election", self.leadership.run())
         spawn(self.guard, "reconcile", self.loop())
 

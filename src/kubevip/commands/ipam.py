@@ -8,9 +8,10 @@ import os
 from typing import Any
 
 from kubevip.config import ListenAddress, listen_address
+from kubevip.core.selection import ClassFilter
 from kubevip.envparse import Settings
 from kubevip.ipam.controller import IpamController, IpamSettings
-from kubevip.ipam.service import DEFAULT_CLASS, ClassFilter
+from kubevip.ipam.service import DEFAULT_CLASS
 
 
 def register(subparsers: Any) -> None:
@@ -56,6 +57,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> IpamSettings
         namespace=s.str("KUBEVIP_NAMESPACE", "kube-system") or "kube-system",
         classes=ClassFilter(
             name=s.str("lb_class_name", DEFAULT_CLASS) or DEFAULT_CLASS, only=s.bool("lb_class_only", False),
+            legacy_handling=s.bool("lb_class_legacy_handling", True),
         ),
     )
 

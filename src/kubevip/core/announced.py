@@ -7,12 +7,12 @@ too, and only when they change (docs/status.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from kubevip.core import reasons
 from kubevip.core.claims import VipPlan
 from kubevip.core.plan import ServiceDecision
-from kubevip.core.rows import HolderOf
+from kubevip.core.rows import Holdings
 from kubevip.core.views import TRAFFIC_LOCAL, IPFamily, ServiceView, StatusCondition
 
 CONDITION_TYPES: dict[IPFamily, str] = {
@@ -28,8 +28,7 @@ def family_conditions(
     decision: ServiceDecision | None,
     service: ServiceView,
     plans: Iterable[VipPlan],
-    holder_of: HolderOf,
-    units: Mapping[str, frozenset[str] | None],
+    holdings: Holdings,
 ) -> tuple[StatusCondition, ...]:
     """The wanted conditions (without transition times), in the Service's family order."""
     if decision is None or decision.reason in (reasons.NOT_LOAD_BALANCER, reasons.IGNORED):
@@ -47,7 +46,7 @@ def family_conditions(
             held = []
             for v in vips:
                 p = by_addr.get(v.address)
-                holder = holder_of(p.unit, units.get(p.unit)) if p is not None else None
+                holder = holdings.get(p.unit) if p is not None else None
                 if holder is not None:
                     held.append(f"{v.address} on {holder}")
             if held:
@@ -65,8 +64,7 @@ def family_conditions(
 def ipv6_host(
     decision: ServiceDecision | None,
     plans: Iterable[VipPlan],
-    holder_of: HolderOf,
-    units: Mapping[str, frozenset[str] | None],
+    holdings: Holdings,
     vip_host: str | None,
 ) -> str | None:
     """The holder of the Service's first held IPv6 VIP when it is not the `vip_host` node, else None."""
@@ -75,7 +73,7 @@ def ipv6_host(
     by_addr = {p.address: p for p in plans}
     for v in decision.vips_of(IPFamily.IPV6):
         p = by_addr.get(v.address)
-        holder = holder_of(p.unit, units.get(p.unit)) if p is not None else None
+        holder = holdings.get(p.unit) if p is not None else None
         if holder is not None:
             return None if holder == vip_host else holder
     return None

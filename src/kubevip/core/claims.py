@@ -15,7 +15,7 @@ from kubevip.core.views import TRAFFIC_LOCAL, IPAddress, IPFamily, ServiceView
 
 ANNOTATION_LEASE_NAME = "kube-vip.io/leaseName"
 # Warning reason when a Service claims an address another, earlier Service holds with an overlapping port.
-PORT_CLASH = "vip-port-clash"
+PORT_CLASH = reasons.Reason.VIP_PORT_CLASH
 
 
 @dataclass(frozen=True)

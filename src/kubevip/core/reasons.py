@@ -5,42 +5,91 @@ Codes are part of the public contract (docs/explain.md): add new ones, never ren
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Every reason code of kubevip in one place; members are `str`, so they compare, format and
+    serialise as their code."""
+
+    NOT_AN_IP = "not-an-ip"
+    DNS_NAME = "dns-name"
+    ZONE_SUFFIX = "zone-suffix"
+    UNSPECIFIED = "unspecified"
+    LOOPBACK = "loopback"
+    MULTICAST = "multicast"
+    LINK_LOCAL = "link-local"
+    IPV4_MAPPED = "ipv4-mapped"
+    FAMILY_NOT_SERVED = "family-not-served"
+    ANNOUNCED = ""
+    NOT_LOAD_BALANCER = "not-load-balancer"
+    IGNORED = "ignored"
+    NO_VIP = "no-vip"
+    REQUIRE_DUAL_STACK_UNMET = "require-dual-stack-unmet"
+    SERVICE_NOT_ANNOUNCED = "service-not-announced"
+    NO_VIP_FOR_FAMILY = "no-vip-for-family"
+    NO_LOCAL_ENDPOINTS = "no-local-endpoints"
+    PRIMARY_FAMILY_NODES = "legacy-endpoints-primary-family-nodes"
+    NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY = "no-local-endpoints-primary-family"
+    SERVICE_INTERFACE_CONFLICT = "service-interface-conflict"
+    SERVICE_INTERFACE_MISSING = "service-interface-missing"
+    # Service status conditions (`kube-vip.io/IPv4Announced` / `IPv6Announced`, docs/status.md): the
+    # family has VIPs and the Service is announced, but no node holds any of them (no eligible node, the
+    # address lost to an earlier Service, or the election has not settled).
+    NO_HOLDER = "no-holder"
+
+    # Agent Warnings and metrics.
+    # A Service claims an address an earlier Service holds with an overlapping port.
+    VIP_PORT_CLASH = "vip-port-clash"
+    # Another implementation handles the Service's class.
+    OTHER_LOAD_BALANCER_CLASS = "other-load-balancer-class"
+    BGP_BAD_ANNOTATION = "bgp-bad-annotation"  # a Service's BGP community annotation does not parse
+    BGP_NO_NEXT_HOP = "bgp-no-next-hop"  # no next hop of the VIP's family on this node
+    INVALID_OBJECT = "invalid-object"  # an object the agent cannot parse (metrics only)
+
+    # IPAM (docs/ipam.md).
+    NO_POOL = "no-pool"  # IPAM: no pool for the namespace and family
+    POOL_MALFORMED = "pool-malformed"  # IPAM: the namespace's pool does not parse
+    POOL_EXHAUSTED = "pool-exhausted"  # IPAM: every address of the pool is taken
+    OUTSIDE_EVERY_POOL = "outside-every-pool"  # IPAM: a requested address is in no pool
+    ADDRESS_CONFLICT = "address-conflict"  # IPAM: a requested address is taken by another Service
+
+
+# The module-level names below are the members' aliases (kept: `reasons.NOT_AN_IP`).
 # Why a VIP candidate (annotation entry or spec.loadBalancerIP) is not used.
-NOT_AN_IP = "not-an-ip"
-DNS_NAME = "dns-name"
-ZONE_SUFFIX = "zone-suffix"
-UNSPECIFIED = "unspecified"
-LOOPBACK = "loopback"
-MULTICAST = "multicast"
-LINK_LOCAL = "link-local"
-IPV4_MAPPED = "ipv4-mapped"
-FAMILY_NOT_SERVED = "family-not-served"
+NOT_AN_IP = Reason.NOT_AN_IP
+DNS_NAME = Reason.DNS_NAME
+ZONE_SUFFIX = Reason.ZONE_SUFFIX
+UNSPECIFIED = Reason.UNSPECIFIED
+LOOPBACK = Reason.LOOPBACK
+MULTICAST = Reason.MULTICAST
+LINK_LOCAL = Reason.LINK_LOCAL
+IPV4_MAPPED = Reason.IPV4_MAPPED
+FAMILY_NOT_SERVED = Reason.FAMILY_NOT_SERVED
 
 # Why a whole Service is not announced (ServiceDecision.reason); "" means announced.
-ANNOUNCED = ""
-NOT_LOAD_BALANCER = "not-load-balancer"
-IGNORED = "ignored"
-NO_VIP = "no-vip"
-REQUIRE_DUAL_STACK_UNMET = "require-dual-stack-unmet"
+ANNOUNCED = Reason.ANNOUNCED
+NOT_LOAD_BALANCER = Reason.NOT_LOAD_BALANCER
+IGNORED = Reason.IGNORED
+NO_VIP = Reason.NO_VIP
+REQUIRE_DUAL_STACK_UNMET = Reason.REQUIRE_DUAL_STACK_UNMET
 
 # Why this node does (not) take part for one family (NodeShare.reason).
-SERVICE_NOT_ANNOUNCED = "service-not-announced"
-NO_VIP_FOR_FAMILY = "no-vip-for-family"
-NO_LOCAL_ENDPOINTS = "no-local-endpoints"
+SERVICE_NOT_ANNOUNCED = Reason.SERVICE_NOT_ANNOUNCED
+NO_VIP_FOR_FAMILY = Reason.NO_VIP_FOR_FAMILY
+NO_LOCAL_ENDPOINTS = Reason.NO_LOCAL_ENDPOINTS
 # Legacy Endpoints carry only the primary family: the secondary family follows the primary's nodes.
-PRIMARY_FAMILY_NODES = "legacy-endpoints-primary-family-nodes"
-NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY = "no-local-endpoints-primary-family"
+PRIMARY_FAMILY_NODES = Reason.PRIMARY_FAMILY_NODES
+NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY = Reason.NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY
 
 # Warning Events about `kube-vip.io/serviceInterface` (the agent's; `kubevip explain` never returns them).
 # A Service sharing an address with an earlier Service that puts it on another interface.
-SERVICE_INTERFACE_CONFLICT = "service-interface-conflict"
+SERVICE_INTERFACE_CONFLICT = Reason.SERVICE_INTERFACE_CONFLICT
 # The annotation names an interface that does not exist on the node holding the VIP: not announced there.
-SERVICE_INTERFACE_MISSING = "service-interface-missing"
+SERVICE_INTERFACE_MISSING = Reason.SERVICE_INTERFACE_MISSING
 
-# Service status conditions (`kube-vip.io/IPv4Announced` / `IPv6Announced`, docs/status.md): the family has
-# VIPs and the Service is announced, but no node holds any of them (no eligible node, the address lost to
-# an earlier Service, or the election has not settled).
-NO_HOLDER = "no-holder"
+# Service status conditions only (docs/status.md).
+NO_HOLDER = Reason.NO_HOLDER
 
 VIP_REJECTIONS = (
     NOT_AN_IP, DNS_NAME, ZONE_SUFFIX, UNSPECIFIED, LOOPBACK, MULTICAST, LINK_LOCAL, IPV4_MAPPED,

@@ -12,16 +12,17 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kubevip.core.reasons import Reason
 from kubevip.core.views import IPAddress, IPFamily
 from kubevip.ipam.pools import Block, PoolConfig
 
 # Stable reason codes (Events, logs, docs/ipam.md). Add new ones, never rename.
-NO_POOL = "no-pool"
-POOL_MALFORMED = "pool-malformed"
-POOL_EXHAUSTED = "pool-exhausted"
-REQUIRE_DUAL_STACK_UNMET = "require-dual-stack-unmet"
-OUTSIDE_EVERY_POOL = "outside-every-pool"
-ADDRESS_CONFLICT = "address-conflict"
+NO_POOL = Reason.NO_POOL
+POOL_MALFORMED = Reason.POOL_MALFORMED
+POOL_EXHAUSTED = Reason.POOL_EXHAUSTED
+REQUIRE_DUAL_STACK_UNMET = Reason.REQUIRE_DUAL_STACK_UNMET
+OUTSIDE_EVERY_POOL = Reason.OUTSIDE_EVERY_POOL
+ADDRESS_CONFLICT = Reason.ADDRESS_CONFLICT
 REASONS = (
     NO_POOL, POOL_MALFORMED, POOL_EXHAUSTED, REQUIRE_DUAL_STACK_UNMET, OUTSIDE_EVERY_POOL, ADDRESS_CONFLICT,
 )

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from kubevip.core.parse import service_from_dict
+from kubevip.core.selection import ClassFilter
 from kubevip.errors import InputError
 from kubevip.ipam import allocator as A
 from kubevip.ipam.allocator import Allocator, Outcome, Problem, ServiceKey
@@ -25,7 +26,6 @@ from kubevip.ipam.kubeapi import JSON, ApiError, Conflict, Gone, IpamApi
 from kubevip.ipam.metrics import IpamMetrics
 from kubevip.ipam.pools import PoolConfig, PoolError, parse_configmap
 from kubevip.ipam.service import (
-    ClassFilter,
     Kind,
     allocation_patch,
     classify,

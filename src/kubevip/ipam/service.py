@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from kubevip.core.families import effective_policy, served_families
+from kubevip.core.selection import ClassFilter, class_reason
 from kubevip.core.views import REQUIRE_DUAL_STACK, IPAddress, ServiceView
 from kubevip.ipam.allocator import Outcome, PortKey, Request
 
@@ -22,20 +23,8 @@ ANNOTATION_IGNORE = "kube-vip.io/ignore"
 # Services it allocated for are adopted (kept, not re-allocated) when an operator switches to kubevip.
 LABEL_KEY = "implementation"
 LABEL_VALUE = "kube-vip"
-DEFAULT_CLASS = "kube-vip.io/kube-vip-class"
-
-
-@dataclass(frozen=True)
-class ClassFilter:
-    """Which `loadBalancerClass` values are ours: `name`, and no class unless `only` is set."""
-
-    name: str = DEFAULT_CLASS
-    only: bool = False
-
-    def ours(self, load_balancer_class: str | None) -> bool:
-        if load_balancer_class is None:
-            return not self.only
-        return load_balancer_class == self.name
+# One class rule for the agent and IPAM (kube-vip's lb_class_only / lb_class_name): core.selection.
+DEFAULT_CLASS = ClassFilter().name
 
 
 class Kind(Enum):
@@ -76,7 +65,7 @@ def classify(view: ServiceView, classes: ClassFilter) -> Classified:
     addresses = parse_ips(annotated if annotated is not None else view.load_balancer_ip)
     if view.type != "LoadBalancer":
         return Classified(Kind.NONE, (), labelled)
-    eligible = classes.ours(view.load_balancer_class) and view.annotation(ANNOTATION_IGNORE) != "true"
+    eligible = not class_reason(view, classes) and view.annotation(ANNOTATION_IGNORE) != "true"
     if eligible and (labelled or not addresses):
         return Classified(Kind.OURS, addresses if labelled else (), labelled)
     if addresses:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from kubevip.agent.reconciler import Agent
+from kubevip.agent.reporter import Outcome
 from kubevip.config import AgentConfig
 from kubevip.core.parse import service_from_dict
 from kubevip.core.world import SERVICE, apply_event
@@ -169,15 +170,20 @@ async def test_report_rounds_look_at_every_service_only_when_more_than_their_obj
         agent.touched(apply_event(agent.world, SERVICE, False, svc))
     await agent.converge()
     assert agent.snap is not None
+
+    def out() -> Outcome:
+        assert agent.reporter.outcome is not None
+        return agent.reporter.outcome
+
     everyone = {"default/s0", "default/s1", "default/s2"}
-    assert set(agent._report_round(agent.snap)) == everyone
-    assert list(agent._report_round(agent.snap)) == []
+    assert set(agent.reporter.round(out())) == everyone
+    assert list(agent.reporter.round(out())) == []
     agent.written_back({"default/s1"})  # a status edit: only that Service is checked
-    assert list(agent._report_round(agent.snap)) == ["default/s1"]
-    agent.reports.failed_status["default/s2"] = 0.0  # a write waiting for its retry: all again
-    assert set(agent._report_round(agent.snap)) == everyone
-    agent.reports.failed_status.clear()
-    agent._report_round(agent.snap)
+    assert list(agent.reporter.round(out())) == ["default/s1"]
+    agent.reporter.reports.failed_status["default/s2"] = 0.0  # a write waiting for its retry: all again
+    assert set(agent.reporter.round(out())) == everyone
+    agent.reporter.reports.failed_status.clear()
+    agent.reporter.round(out())
     agent.touched(apply_event(agent.world, SERVICE, True, service_from_dict(service("s0", "192.0.2.40"))))
     await agent.converge()  # the snapshot moved: every Service
-    assert set(agent._report_round(agent.snap)) == everyone - {"default/s0"}
+    assert set(agent.reporter.round(out())) == everyone - {"default/s0"}

@@ -17,7 +17,6 @@ from kubevip.core.announced import (
     with_transitions,
 )
 from kubevip.core.parse import endpointslice_from_dict, service_from_dict
-from kubevip.core.rows import unit_eligibility
 from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily, StatusCondition
 from kubevip.core.world import ENDPOINT_SLICE, SERVICE, World, apply_event, snapshot
@@ -35,58 +34,57 @@ def test_every_code_has_a_valid_distinct_condition_reason() -> None:
     assert reasons.condition_reason("") == "Announced"
 
 
-def _setup(svc: dict[str, Any], *slices: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+def _setup(svc: dict[str, Any], *slices: dict[str, Any]) -> tuple[Any, Any, Any]:
     w = World()
     apply_event(w, SERVICE, False, service_from_dict(svc))
     for s in slices:
         apply_event(w, ENDPOINT_SLICE, False, endpointslice_from_dict(s))
     snap = snapshot(w, ClassFilter(), False, per_address=True)  # a unit per VIP: families may differ
     key = next(iter(snap.decisions))
-    return snap.decisions[key], w.services[key].view, snap.granted.get(key, ()), unit_eligibility(snap.plans)
+    return snap.decisions[key], w.services[key].view, snap.granted.get(key, ())
 
 
-def holders(by_family: dict[IPFamily, str | None]) -> Any:
-    """Holder per unit by the family of its address (units are `vip:<address>` here)."""
-    return lambda unit, eligible: by_family.get(IPFamily.IPV6 if unit.count(":") > 1
-                                                else IPFamily.IPV4)
+def holders(plans: Any, by_family: dict[IPFamily, str | None]) -> dict[str, str | None]:
+    """Holdings (unit -> holder): the holder of each unit by its VIP's family."""
+    return {p.unit: by_family.get(p.family) for p in plans}
 
 
 DUAL = service("web", "192.0.2.1,2001:db8::1", families=("IPv4", "IPv6"), policy="PreferDualStack")
 
 
 def test_each_family_true_with_its_holder_and_ipv6_host_only_when_it_differs() -> None:
-    d, view, plans, units = _setup(DUAL)
-    h = holders({IPFamily.IPV4: "n1", IPFamily.IPV6: "n2"})
-    conds = family_conditions(d, view, plans, h, units)
+    d, view, plans = _setup(DUAL)
+    h = holders(plans, {IPFamily.IPV4: "n1", IPFamily.IPV6: "n2"})
+    conds = family_conditions(d, view, plans, h)
     assert [(c.type, c.status, c.reason) for c in conds] == [
         (CONDITION_TYPES[IPFamily.IPV4], "True", "Announced"),
         (CONDITION_TYPES[IPFamily.IPV6], "True", "Announced"),
     ]
     assert conds[0].message == "192.0.2.1 on n1" and conds[1].message == "2001:db8::1 on n2"
-    assert ipv6_host(d, plans, h, units, "n1") == "n2"
-    assert ipv6_host(d, plans, holders({IPFamily.IPV4: "n1", IPFamily.IPV6: "n1"}), units, "n1") is None
+    assert ipv6_host(d, plans, h, "n1") == "n2"
+    assert ipv6_host(d, plans, holders(plans, {IPFamily.IPV4: "n1", IPFamily.IPV6: "n1"}), "n1") is None
 
 
 def test_false_with_the_reason_code() -> None:
-    d, view, plans, units = _setup(service("web", "192.0.2.1", families=("IPv4", "IPv6"),
+    d, view, plans = _setup(service("web", "192.0.2.1", families=("IPv4", "IPv6"),
                                            policy="PreferDualStack"))
-    conds = family_conditions(d, view, plans, holders({IPFamily.IPV4: None}), units)
+    conds = family_conditions(d, view, plans, holders(plans, {IPFamily.IPV4: None}))
     assert [(c.status, c.reason) for c in conds] == [("False", "NoHolder"), ("False", "NoVipForFamily")]
     assert conds[1].message.endswith("[no-vip-for-family]")
-    d, view, plans, units = _setup(service("web", "192.0.2.1", families=("IPv4", "IPv6"),
+    d, view, plans = _setup(service("web", "192.0.2.1", families=("IPv4", "IPv6"),
                                            policy="RequireDualStack"))
-    conds = family_conditions(d, view, plans, holders({}), units)
+    conds = family_conditions(d, view, plans, holders(plans, {}))
     assert {c.reason for c in conds} == {"RequireDualStackUnmet"}
-    d, view, plans, units = _setup(service("web", "192.0.2.1", etp="Local"))
-    (c,) = family_conditions(d, view, plans, holders({}), units)
+    d, view, plans = _setup(service("web", "192.0.2.1", etp="Local"))
+    (c,) = family_conditions(d, view, plans, holders(plans, {}))
     assert c.reason == "NoLocalEndpoints"
     assert c.message == "no ready IPv4 endpoint on any node [no-local-endpoints]"
     local = service("web", "192.0.2.1", etp="Local")
-    d, view, plans, units = _setup(local, slice_("web", "IPv4", [("10.0.0.1", "n1")]))
-    (c,) = family_conditions(d, view, plans, holders({}), units)
+    d, view, plans = _setup(local, slice_("web", "IPv4", [("10.0.0.1", "n1")]))
+    (c,) = family_conditions(d, view, plans, holders(plans, {}))
     assert c.reason == "NoHolder"
-    d, view, plans, units = _setup(service("web", "192.0.2.1", type_="ClusterIP"))
-    assert family_conditions(d, view, plans, holders({}), units) == ()
+    d, view, plans = _setup(service("web", "192.0.2.1", type_="ClusterIP"))
+    assert family_conditions(d, view, plans, holders(plans, {})) == ()
 
 
 conditions = st.lists(st.builds(

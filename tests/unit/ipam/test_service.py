@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.core.parse import service_from_dict
+from kubevip.core.selection import ClassFilter, class_reason
 from kubevip.core.views import IPFamily
 from kubevip.ipam.allocator import Outcome
 from kubevip.ipam.service import (
@@ -16,7 +17,6 @@ from kubevip.ipam.service import (
     ANNOTATION_IPS,
     LABEL_KEY,
     LABEL_VALUE,
-    ClassFilter,
     Kind,
     allocation_patch,
     classify,
@@ -138,3 +138,19 @@ def test_never_overwrites_an_unlabelled_annotation(text: str, labelled: bool) ->
         assert c.kind is Kind.FOREIGN
     if c.kind is Kind.FOREIGN:
         assert release_patch(view) is None or labelled
+
+
+CLASSES = st.one_of(st.none(), st.sampled_from(["kube-vip.io/kube-vip-class", "example.com/other", "x"]))
+
+
+@given(
+    CLASSES,
+    st.builds(ClassFilter, only=st.booleans(), name=st.sampled_from(["kube-vip.io/kube-vip-class", "x"]),
+              legacy_handling=st.booleans()),
+)
+def test_ipam_allocates_exactly_for_the_classes_the_agent_handles(
+    lb_class: str | None, f: ClassFilter
+) -> None:
+    """One class rule: IPAM allocates for a Service (no address yet) iff the agent would handle it."""
+    view = svc(lb_class=lb_class)
+    assert (classify(view, f).kind is Kind.OURS) == (class_reason(view, f) == "")

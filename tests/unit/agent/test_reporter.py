@@ -1,0 +1,243 @@
+"""The reporter without root or API server: it writes only what differs, and each Warning once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kubevip.agent.reporter import Outcome, Reporter
+from kubevip.core.parse import service_from_dict
+from kubevip.core.rows import Row
+from kubevip.core.selection import ClassFilter
+from kubevip.core.views import StatusCondition
+from kubevip.core.world import SERVICE, World, apply_event, snapshot
+from kubevip.metrics import Metrics
+from kubevip.tasks import TaskGroupGuard
+from tests.unit.objects import service
+
+
+class FakeWriter:
+    """Records the writes the reporter asks for (the real Writer talks to the API server)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.conditions: list[tuple[Any, ...]] = []  # apart: most tests look at status and vipHost
+
+    async def service_status(self, namespace: str, name: str, ingress: tuple[str, ...]) -> None:
+        self.calls.append(("status", f"{namespace}/{name}", ingress))
+
+    async def vip_host(
+        self, namespace: str, name: str, host: str | None, host_ipv6: str | None = None
+    ) -> None:
+        self.calls.append(("vipHost", f"{namespace}/{name}", host))
+        if host_ipv6 is not None:
+            self.calls.append(("vipHost-ipv6", f"{namespace}/{name}", host_ipv6))
+
+    async def service_conditions(
+        self, namespace: str, name: str, conditions: tuple[StatusCondition, ...], remove: tuple[str, ...]
+    ) -> None:
+        self.conditions.append((f"{namespace}/{name}", conditions, remove))
+
+    async def event(self, namespace: str, name: str, uid: str, ev: str, type_: str, reason: str,
+                    message: str) -> None:
+        self.calls.append(("event", f"{namespace}/{name}", reason))
+
+
+class Holder:
+    """The election's answer: `node` holds every unit."""
+
+    def __init__(self, node: str | None) -> None:
+        self.node = node
+
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        return self.node
+
+    def generation(self) -> object:
+        return self.node
+
+
+def _status(d: dict[str, Any], ingress: list[str], host: str | None) -> dict[str, Any]:
+    d["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in ingress]}}
+    if host:
+        d["metadata"]["annotations"]["kube-vip.io/vipHost"] = host
+    return d
+
+
+async def _round(world: World, me: str, holder: str | None) -> list[tuple[Any, ...]]:
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter(me, writer, world, Holder(holder), Metrics(me), guard)  # type: ignore[arg-type]
+    snap = snapshot(world, ClassFilter(), False)
+    out = Outcome(snap, 1, frozenset(Row(p.address, "eth0") for p in snap.plans), False)
+    for job in rep.jobs(out, rep.round(out)):
+        await job()
+    await asyncio.sleep(0)
+    await guard.close()
+    return writer.calls
+
+
+async def test_a_status_already_right_is_not_written_again() -> None:
+    """A restart that finds status and vipHost right writes neither (issue 24)."""
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    d = _status(dual, ["192.0.2.10", "2001:db8::10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    assert await _round(w, "n1", "n1") == []
+
+
+async def test_a_wrong_status_is_corrected_by_the_holder_only() -> None:
+    w = World()
+    d = _status(service("web", "192.0.2.10"), [], None)
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    assert await _round(w, "n1", "n1") == [
+        ("status", "default/web", ("192.0.2.10",)), ("vipHost", "default/web", "n1"),
+    ]
+    assert await _round(w, "n2", "n1") == []  # another node holds it: that node writes
+
+
+async def test_a_warning_is_written_once_per_condition() -> None:
+    w = World()
+    # A port clash: the later Service gets a Warning.
+    apply_event(w, SERVICE, False, service_from_dict(service("a", "192.0.2.10", created="t1")))
+    apply_event(w, SERVICE, False, service_from_dict(service("b", "192.0.2.10", created="t2")))
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard)  # type: ignore[arg-type]
+    snap = snapshot(w, ClassFilter(), False)
+    out = Outcome(snap, 1, frozenset(), False)
+    for _ in range(2):  # the second round finds the Warning already written
+        for job in rep.jobs(out, list(w.services)):
+            await job()
+    await guard.close()
+    events = [c for c in writer.calls if c[0] == "event"]
+    assert events == [("event", "default/b", "vip-port-clash")]
+
+
+async def test_while_the_election_settles_a_status_is_never_cleared() -> None:
+    """After a restart nobody is known to hold the VIP yet: the status this node wrote stays (issue 24)."""
+    w = World()
+    d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    snap = snapshot(w, ClassFilter(), False)
+    cleared = [("status", "default/web", ()), ("vipHost", "default/web", None)]
+    for settling, want in ((True, []), (False, cleared)):
+        writer = FakeWriter()
+        guard = TaskGroupGuard("test")
+        rep = Reporter("n1", writer, w, Holder(None), Metrics("n1"), guard)  # type: ignore[arg-type]
+        out = Outcome(snap, 1, frozenset(), False, settling=settling)
+        for job in rep.jobs(out, rep.round(out)):
+            await job()
+        await guard.close()
+        assert writer.calls == want
+
+
+async def test_a_stopping_agent_leaves_the_status_to_its_successor() -> None:
+    w = World()
+    d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, Holder(None), Metrics("n1"), guard)  # type: ignore[arg-type]
+    out = Outcome(snapshot(w, ClassFilter(), False), 1, frozenset(), True)
+    for job in rep.jobs(out, rep.round(out)):
+        await job()
+    await guard.close()
+    assert writer.calls == []
+
+
+class PerFamily(Holder):
+    """Only the IPv4 VIP's unit has a known holder yet (scalable mode: one unit per address)."""
+
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        return "n1" if "." in unit else None
+
+
+async def test_while_settling_a_status_only_grows() -> None:
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    apply_event(w, SERVICE, False, service_from_dict(_status(dual, ["192.0.2.10", "2001:db8::10"], "n1")))
+    snap = snapshot(w, ClassFilter(), False, per_address=True)
+    shrunk = [("status", "default/web", ("192.0.2.10",))]
+    for settling, want in ((True, []), (False, shrunk)):
+        writer = FakeWriter()
+        guard = TaskGroupGuard("test")
+        rep = Reporter("n1", writer, w, PerFamily(None), Metrics("n1"), guard)  # type: ignore[arg-type]
+        out = Outcome(snap, 1, frozenset(), False, settling=settling)
+        for job in rep.jobs(out, rep.round(out)):
+            await job()
+        await guard.close()
+        assert writer.calls == want
+
+
+async def _calls(w: World, holder: Holder, hold_down: float) -> list[tuple[Any, ...]]:
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, holder, Metrics("n1"), guard, hold_down=hold_down)  # type: ignore[arg-type]
+    out = Outcome(snapshot(w, ClassFilter(), False, per_address=True), 1, frozenset(), False)
+    for job in rep.jobs(out, rep.round(out)):
+        await job()
+    await guard.close()
+    return writer.calls
+
+
+async def test_an_address_without_a_holder_leaves_the_status_only_after_the_hold_down() -> None:
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    apply_event(w, SERVICE, False, service_from_dict(_status(dual, ["192.0.2.10", "2001:db8::10"], "n1")))
+    assert await _calls(w, PerFamily(None), hold_down=3600.0) == []  # a unit changing hands
+    assert await _calls(w, PerFamily(None), hold_down=0.0) == [("status", "default/web", ("192.0.2.10",))]
+
+
+async def test_an_address_the_service_gave_up_leaves_the_status_at_once() -> None:
+    w = World()
+    v4_only = service("web", "192.0.2.10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    apply_event(w, SERVICE, False, service_from_dict(_status(v4_only, ["192.0.2.10", "2001:db8::10"], "n1")))
+    assert await _calls(w, Holder("n1"), hold_down=3600.0) == [("status", "default/web", ("192.0.2.10",))]
+
+
+async def _conditions_round(w: World, me: str, holder: Holder) -> FakeWriter:
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter(me, writer, w, holder, Metrics(me), guard)  # type: ignore[arg-type]
+    out = Outcome(snapshot(w, ClassFilter(), False, per_address=True), 1, frozenset(), False)
+    for job in rep.jobs(out, rep.round(out)):
+        await job()
+    await guard.close()
+    return writer
+
+
+def _with_conditions(d: dict[str, Any], conds: tuple[StatusCondition, ...]) -> dict[str, Any]:
+    d["status"]["conditions"] = [
+        {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message,
+         "lastTransitionTime": c.last_transition} for c in conds
+    ] + [{"type": "example.com/Other", "status": "True", "reason": "X", "message": "",
+          "lastTransitionTime": "t"}]
+    return d
+
+
+class SplitFamilies(Holder):
+    """n1 holds the IPv4 VIP's unit, n2 the IPv6 one (scalable: a unit per address)."""
+
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        return "n1" if "." in unit else "n2"
+
+
+async def test_family_conditions_and_vip_host_ipv6_are_written_once_by_the_status_writer() -> None:
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    d = _status(dual, ["192.0.2.10", "2001:db8::10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    first = await _conditions_round(w, "n1", SplitFamilies(None))
+    assert first.calls == [("vipHost", "default/web", "n1"), ("vipHost-ipv6", "default/web", "n2")]
+    ((key, conds, removed),) = first.conditions
+    assert key == "default/web" and removed == ()
+    assert [(c.type, c.status, c.message) for c in conds] == [
+        ("kube-vip.io/IPv4Announced", "True", "192.0.2.10 on n1"),
+        ("kube-vip.io/IPv6Announced", "True", "2001:db8::10 on n2"),
+    ]
+    assert (await _conditions_round(w, "n2", SplitFamilies(None))).conditions == []  # not the writer
+    # Once the Service says so, nothing is written again (another controller's condition is left alone).
+    d["metadata"]["annotations"]["kube-vip.io/vipHost-ipv6"] = "n2"
+    apply_event(w, SERVICE, False, service_from_dict(_with_conditions(d, conds)))
+    again = await _conditions_round(w, "n1", SplitFamilies(None))
+    assert again.calls == [] and again.conditions == []
