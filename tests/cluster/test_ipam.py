@@ -273,7 +273,7 @@ async def test_metrics_pool_usage_and_failures_over_http(env: Env, running: Ipam
     server = MetricsServer(running.metrics, "127.0.0.1", 0)
     port = await server.start()
     try:
-        await env.configmap({"range-global": "10.213.0.1-10.213.0.2,fd00:213::1-fd00:213::3"})
+        await env.configmap({"range-global": "10.219.0.1-10.219.0.2,fd00:219::1-fd00:219::3"})
         for i in range(3):
             await env.service(f"m{i}", policy="SingleStack", families=["IPv4"])
         await eventually(lambda: _n_with(env, 2, 1), "two of three Services allocated")

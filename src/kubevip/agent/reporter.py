@@ -219,7 +219,10 @@ class Reporter:
         nobody holds any, the node vipHost names), and never while the election settles or this agent
         stops (a condition flipping to False for want of a known holder would be noise)."""
         writer = wanted.writer == self.me or (wanted.writer is None and current_host == self.me)
-        if not writer or out.keeps_status:
+        if not writer:
+            return None
+        if out.keeps_status:
+            self._keys.add(key)  # looked at again once the election has settled
             return None
         view = self.world.services[key].view
         conds = family_conditions(d if key in out.snap.handled else None, view, plans, holdings)

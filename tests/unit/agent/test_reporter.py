@@ -241,3 +241,23 @@ async def test_family_conditions_and_vip_host_ipv6_are_written_once_by_the_statu
     apply_event(w, SERVICE, False, service_from_dict(_with_conditions(d, conds)))
     again = await _conditions_round(w, "n1", SplitFamilies(None))
     assert again.calls == [] and again.conditions == []
+
+
+async def test_conditions_wait_for_the_election_to_settle_then_are_written() -> None:
+    """No condition while settling (a holder may not be known yet); the Service is looked at again
+    once settled, although nothing else changed."""
+    w = World()
+    d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard)  # type: ignore[arg-type]
+    snap = snapshot(w, ClassFilter(), False)
+    for settling in (True, False):
+        out = Outcome(snap, 1, frozenset(), False, settling=settling)
+        for job in rep.jobs(out, rep.round(out)):
+            await job()
+        assert bool(writer.conditions) is not settling
+    await guard.close()
+    ((_, conds, _),) = writer.conditions
+    assert [(c.type, c.status) for c in conds] == [("kube-vip.io/IPv4Announced", "True")]
