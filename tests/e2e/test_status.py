@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -15,6 +16,7 @@ from kubernetes_asyncio import client
 
 from kubevip import __version__
 from tests.e2e.conftest import E2E, IPAddress
+from tests.e2e.test_lifecycle import _drop_owned
 
 pytestmark = pytest.mark.e2e
 
@@ -190,3 +192,32 @@ async def test_family_conditions_and_vip_host_ipv6_follow_the_kernel(e2e: E2E) -
     assert (c4["status"], c4["lastTransitionTime"]) == ("True", since4)  # no transition, no new time
     assert "example.com/Other" in _conditions(obj)
     assert _conditions(obj)["kube-vip.io/IPv6Announced"]["message"].endswith("[no-vip-for-family]")
+
+
+async def test_status_after_a_crash_names_the_successor(e2e: E2E) -> None:
+    """SIGKILL: the dead agent withdraws nothing and its report stays fresh for a while; the holder named
+    is still the node whose kernel has the address (the successor), and the dead node goes down."""
+    vip = e2e.vip(4)
+    await e2e.service("crash", [vip])
+    e2e.start_agents()
+    doc = await e2e.eventually(lambda: agreement(e2e, "crash", [vip]), "status names the kernel's holder")
+    old = vip_entry(doc, "crash", vip)["holder"]
+    e2e.fleet.agents[old].signal(signal.SIGKILL)
+    e2e.fleet.agents[old].kill()
+    await asyncio.to_thread(_drop_owned, e2e, old)  # a crashed node's addresses vanish with it
+
+    async def successor() -> dict[str, Any] | None:
+        doc = await agreement(e2e, "crash", [vip])
+        return doc if doc is not None and vip_entry(doc, "crash", vip)["holder"] != old else None
+
+    doc = await e2e.eventually(successor, f"status names the node that took {vip} from {old}")
+    entry = vip_entry(doc, "crash", vip)
+    assert await lease_holder(e2e, entry["lease"]) == entry["holder"]
+
+    async def old_down() -> dict[str, Any] | None:
+        doc = await status(e2e)
+        return doc if node_entry(doc, old)["up"] is False else None
+
+    doc = await e2e.eventually(old_down, f"{old} reported down once its report expired", within=90.0)
+    assert node_entry(doc, old)["vips"] == []
+    assert vip_entry(doc, "crash", vip)["holders"] == [vip_entry(doc, "crash", vip)["holder"]]

@@ -90,11 +90,18 @@ def vip_entries(decision: ServiceDecision, holding: Holdings) -> list[dict[str, 
     out = []
     for v in decision.vips:
         holders = sorted(holding.get(str(v.address), ()), key=lambda h: h[0])
-        first = holders[0][1] if holders else None
+        # Several fresh reports: the latest to put the address there is the holder (a node that crashed
+        # keeps reporting it until its report expires; its successor's `since` is later). With ECMP
+        # (BGP, no election) every one of them holds it: `holders` lists them all.
+        chosen = None
+        for h in holders:  # by name: the first of equal `since`s stays
+            if chosen is None or h[1].since > chosen[1].since:
+                chosen = h
+        first = chosen[1] if chosen else None
         out.append({
             "address": str(v.address),
             "family": v.family.value,
-            "holder": holders[0][0] if holders else None,
+            "holder": chosen[0] if chosen else None,
             "holders": [h[0] for h in holders],
             "interface": first.interface if first else None,
             "unit": first.unit if first else None,

@@ -81,3 +81,13 @@ def test_only_served_services_and_the_namespace_filter() -> None:
 def test_parse_time() -> None:
     assert parse_time("2026-12-04T06:59:00.123456Z") == dt.datetime(2026, 12, 4, 6, 59, 0, 123456, dt.UTC)
     assert parse_time("garbage") is None and parse_time(None) is None
+
+
+def test_after_a_crash_the_latest_to_take_the_address_is_the_holder() -> None:
+    old = report("n1", V4)  # since 06:59:00, still fresh: it crashed without withdrawing
+    new_held = (HeldVip(V4, "eth0", "default/web/IPv4", "ns/l", "2026-12-04T06:59:40Z"),)
+    new = ReportLease(AgentReport(NodeName("n2"), "1.0", "scalable", "arp", new_held), "n2", NOW, 30)
+    (v4, _) = build(web(), [old, new], [], [], NOW)["services"][0]["vips"]
+    assert (v4["holder"], v4["holders"], v4["since"]) == ("n2", ["n1", "n2"], "2026-12-04T06:59:40Z")
+    same = build(web(), [report("n2", V4), report("n1", V4)], [], [], NOW)["services"][0]["vips"][0]
+    assert same["holder"] == "n1"  # equal since: the first by name
