@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import threading
 import time
@@ -53,6 +54,7 @@ class Scraper(threading.Thread):
         self.t0 = time.monotonic()
         self.done = threading.Event()
         self.marks: list[tuple[float, str]] = []
+        self.seen: dict[str, list[tuple[str, dict[str, str]]]] = {}
 
     def mark(self, what: str) -> None:
         self.marks.append((time.monotonic() - self.t0, what))
@@ -61,7 +63,13 @@ class Scraper(threading.Thread):
         while not self.done.is_set():
             t = time.monotonic() - self.t0
             for source, url in self.targets.items():
-                self.samples += [(t, source, n, lab, v) for n, lab, v in scrape(url)]
+                got = scrape(url)
+                if got:
+                    self.seen[source] = [(n, lab) for n, lab, _ in got]
+                # A source that does not answer (its agent stopped) draws a gap, not its last value.
+                self.samples += [(t, source, n, lab, v) for n, lab, v in got] or [
+                    (t, source, n, lab, math.nan) for n, lab in self.seen.get(source, [])
+                ]
             self.done.wait(self.period)
 
 
@@ -97,14 +105,15 @@ def scenario(lab: LabInstance, doc: dict[str, Any], s: Scraper, n_first: int, n_
     s.mark("start")
     time.sleep(5)
     items = [service(f"dash-{i}") for i in range(n_first)]
-    kubectl(doc, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     s.mark(f"{n_first} dual-stack Services")
+    kubectl(doc, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     wait(s, "first allocations", lambda: latest(s, "kubevip_ipam_pool_used", family="IPv4") >= n_first)
     time.sleep(8)
     items = [service(f"dash-{i}") for i in range(n_first, n_first + n_more)]
-    kubectl(doc, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    before = latest(s, "kubevip_ipam_allocation_failures_total")
     s.mark(f"+{n_more}: pool exhausted")
-    wait(s, "exhaustion counted", lambda: latest(s, "kubevip_ipam_allocation_failures_total") > 0)
+    kubectl(doc, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    wait(s, "exhaustion counted", lambda: latest(s, "kubevip_ipam_allocation_failures_total") > before)
     time.sleep(8)
     def held(node: str) -> float:
         last: dict[str, float] = {}
@@ -121,8 +130,8 @@ def scenario(lab: LabInstance, doc: dict[str, Any], s: Scraper, n_first: int, n_
     lab.up(len(doc["nodes"]))  # starts the missing agent again
     s.mark(f"agent on {busiest['name']} back")
     time.sleep(10)
-    kubectl(doc, "delete", "service", *[f"dash-{i}" for i in range(n_first + n_more - 15, n_first + n_more)])
     s.mark("15 Services deleted")
+    kubectl(doc, "delete", "service", *[f"dash-{i}" for i in range(n_first + n_more - 15, n_first + n_more)])
     time.sleep(12)
 
 
@@ -148,6 +157,7 @@ def plot(s: Scraper, out: Path, lab_id: str) -> None:
             ax.plot(xs, ys, label=label, drawstyle="steps-post")
         for t, _ in s.marks[1:]:
             ax.axvline(t, color="grey", lw=0.6, ls=":")
+        ax.set_ylim(bottom=0)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("seconds")
         if unit:
