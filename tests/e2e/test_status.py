@@ -162,8 +162,8 @@ async def test_family_conditions_and_vip_host_ipv6_follow_the_kernel(e2e: E2E) -
         ann = obj["metadata"].get("annotations") or {}
         ok = (
             c4 is not None and c6 is not None
-            and (c4["status"], c4["reason"], c4["message"]) == ("True", "Announced", f"{v4} on {h4[0]}")
-            and (c6["status"], c6["reason"], c6["message"]) == ("True", "Announced", f"{v6} on {h6[0]}")
+            and (c4["status"], c4["reason"], c4["message"]) == ("True", "Announced", f"{v4} announced")
+            and (c6["status"], c6["reason"], c6["message"]) == ("True", "Announced", f"{v6} announced")
             and ann.get("kube-vip.io/vipHost") == h4[0]
             and ann.get("kube-vip.io/vipHost-ipv6") == (h6[0] if h6[0] != h4[0] else None)
         )

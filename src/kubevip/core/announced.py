@@ -43,14 +43,14 @@ def family_conditions(
         elif not vips:
             code, msg = reasons.NO_VIP_FOR_FAMILY, f"no {family.value} VIP"
         else:
-            held = []
-            for v in vips:
-                p = by_addr.get(v.address)
-                holder = holdings.get(p.unit) if p is not None else None
-                if holder is not None:
-                    held.append(f"{v.address} on {holder}")
+            # The message names the addresses, not their holders: a failover then rewrites vipHost only,
+            # not every Service's conditions as well (the holder is in vipHost / vipHost-ipv6 and
+            # `kubevip status`).
+            held = [str(v.address) for v in vips
+                    if (p := by_addr.get(v.address)) is not None and holdings.get(p.unit) is not None]
             if held:
-                out.append(StatusCondition(ctype, "True", reasons.condition_reason(""), ", ".join(held)))
+                out.append(StatusCondition(ctype, "True", reasons.condition_reason(""),
+                                           f"{', '.join(held)} announced"))
                 continue
             if service.external_traffic_policy == TRAFFIC_LOCAL and not decision.endpoints.get(family):
                 code, msg = reasons.NO_LOCAL_ENDPOINTS, f"no ready {family.value} endpoint on any node"

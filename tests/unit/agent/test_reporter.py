@@ -232,8 +232,8 @@ async def test_family_conditions_and_vip_host_ipv6_are_written_once_by_the_statu
     ((key, conds, removed),) = first.conditions
     assert key == "default/web" and removed == ()
     assert [(c.type, c.status, c.message) for c in conds] == [
-        ("kube-vip.io/IPv4Announced", "True", "192.0.2.10 on n1"),
-        ("kube-vip.io/IPv6Announced", "True", "2001:db8::10 on n2"),
+        ("kube-vip.io/IPv4Announced", "True", "192.0.2.10 announced"),
+        ("kube-vip.io/IPv6Announced", "True", "2001:db8::10 announced"),
     ]
     assert (await _conditions_round(w, "n2", SplitFamilies(None))).conditions == []  # not the writer
     # Once the Service says so, nothing is written again (another controller's condition is left alone).

@@ -60,7 +60,10 @@ def test_each_family_true_with_its_holder_and_ipv6_host_only_when_it_differs() -
         (CONDITION_TYPES[IPFamily.IPV4], "True", "Announced"),
         (CONDITION_TYPES[IPFamily.IPV6], "True", "Announced"),
     ]
-    assert conds[0].message == "192.0.2.1 on n1" and conds[1].message == "2001:db8::1 on n2"
+    assert conds[0].message == "192.0.2.1 announced" and conds[1].message == "2001:db8::1 announced"
+    # Another holder, the same conditions: a failover does not rewrite them.
+    moved = holders(plans, {IPFamily.IPV4: "n3", IPFamily.IPV6: "n3"})
+    assert family_conditions(d, view, plans, moved) == conds
     assert ipv6_host(d, plans, h, "n1") == "n2"
     assert ipv6_host(d, plans, holders(plans, {IPFamily.IPV4: "n1", IPFamily.IPV6: "n1"}), "n1") is None
 
