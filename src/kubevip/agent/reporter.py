@@ -19,6 +19,7 @@ import aiohttp
 
 from kubevip.agent.bgp_wants import Problem
 from kubevip.agent.leadership import Leadership
+from kubevip.core import reasons
 from kubevip.core.announced import (
     ANNOTATION_VIP_HOST_IPV6,
     conditions_differ,
@@ -113,6 +114,7 @@ class Reporter:
         self._reported: tuple[object, ...] | None = None
         self.hold_down = hold_down
         self._shrinking: dict[str, float] = {}  # Service -> since when its status would lose addresses
+        self._unheld: dict[str, float] = {}  # Service -> since when a True condition would turn NoHolder
 
     # -- inputs --------------------------------------------------------------------------------------
 
@@ -167,6 +169,8 @@ class Reporter:
             # Per-Service tables end with their Service.
             for k in [k for k in self._shrinking if k not in self.world.services]:
                 del self._shrinking[k]
+            for k in [k for k in self._unheld if k not in self.world.services]:
+                del self._unheld[k]
             return list(self.world.services)
         return [k for k in keys if k in self.world.services]
 
@@ -226,11 +230,36 @@ class Reporter:
             return None
         view = self.world.services[key].view
         conds = family_conditions(d if key in out.snap.handled else None, view, plans, holdings)
+        conds = self._hold_conditions(key, conds, view.status_conditions, time.monotonic())
         host6 = ipv6_host(d, plans, holdings, wanted.host) if wanted.host else None
         host6_now = view.annotation(ANNOTATION_VIP_HOST_IPV6)
         if conditions_differ(conds, view.status_conditions) or host6_now != host6:
             return (conds, host6)
         return None
+
+    def _hold_conditions(
+        self, key: str, conds: tuple[StatusCondition, ...], current: tuple[StatusCondition, ...], now: float,
+    ) -> tuple[StatusCondition, ...]:
+        """A family whose VIPs merely have no known holder right now (a unit changing hands) stays True
+        until `hold_down` has passed, as its addresses stay in the status: no False/True flip of every
+        Service's conditions through a failover or a restart."""
+        cur = {c.type: c for c in current}
+        no_holder = reasons.condition_reason(reasons.NO_HOLDER)
+        losing = {
+            c.type for c in conds
+            if c.status == "False" and c.reason == no_holder and (o := cur.get(c.type)) is not None
+            and o.status == "True"
+        }
+        if not losing:
+            self._unheld.pop(key, None)
+            return conds
+        since = self._unheld.setdefault(key, now)
+        if now - since >= self.hold_down:
+            self._unheld.pop(key, None)
+            return conds
+        self._keys.add(key)
+        asyncio.get_running_loop().call_later(self.hold_down - (now - since), self._wake.set)
+        return tuple(cur[c.type] if c.type in losing else c for c in conds)
 
     def _held_down(
         self, key: str, out: Outcome, wanted: ServiceStatus, current: Iterable[str],

@@ -261,3 +261,29 @@ async def test_conditions_wait_for_the_election_to_settle_then_are_written() -> 
     await guard.close()
     ((_, conds, _),) = writer.conditions
     assert [(c.type, c.status) for c in conds] == [("kube-vip.io/IPv4Announced", "True")]
+
+
+async def test_a_family_without_a_known_holder_stays_announced_for_the_hold_down() -> None:
+    """A unit changing hands (no holder known for a moment) flips no condition to False and back."""
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    true = tuple(
+        StatusCondition(t, "True", "Announced", f"{a} announced", "t0")
+        for t, a in (
+            ("kube-vip.io/IPv4Announced", "192.0.2.10"), ("kube-vip.io/IPv6Announced", "2001:db8::10")
+        )
+    )
+    d = _with_conditions(_status(dual, ["192.0.2.10", "2001:db8::10"], "n1"), true)
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    for hold_down, flipped in ((3600.0, False), (0.0, True)):
+        writer = FakeWriter()
+        guard = TaskGroupGuard("test")
+        rep = Reporter("n1", writer, w, PerFamily(None), Metrics("n1"), guard,  # type: ignore[arg-type]
+                       hold_down=hold_down)
+        out = Outcome(snapshot(w, ClassFilter(), False, per_address=True), 1, frozenset(), False)
+        for job in rep.jobs(out, rep.round(out)):
+            await job()
+        await guard.close()
+        written = {c.type: (c.status, c.reason) for _, conds, _ in writer.conditions for c in conds}
+        assert (written.get("kube-vip.io/IPv6Announced") == ("False", "NoHolder")) is flipped
+        assert "kube-vip.io/IPv4Announced" not in written or written["kube-vip.io/IPv4Announced"][0] == "True"
