@@ -16,12 +16,13 @@ from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
+from kubevip.agent.policy_facts import PolicyFacts
 from kubevip.agent.presence import Presence
 from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
-from kubevip.core.conditions import Condition, missing_interface
+from kubevip.core.conditions import Condition, missing_interface, no_family_interface
 from kubevip.core.interface import valid_interface_name
 from kubevip.core.reasons import Reason
 from kubevip.core.report import HeldVip
@@ -49,6 +50,9 @@ from kubevip.net.routes import RoutingTable
 from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
+
+# Seconds between lookups of a family's interface that failed (single-stack nodes: never found).
+IFACE_RETRY = 30.0
 
 INVALID_OBJECT = Reason.INVALID_OBJECT
 
@@ -81,6 +85,9 @@ class Agent:
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
         self.bgp = BgpSink(cfg.bgp_settings, self.metrics) if cfg.bgp_settings is not None else None
         self.sources: Sources | None = None
+        # The address policy's facts (Nodes, ServiceCIDRs, pools, this node's kernel): a change of the
+        # policy re-decides every Service.
+        self.facts = PolicyFacts(api, cfg.policy, self._policy_changed, ns)
         self._cache: dict[str, Decided] = {}
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
@@ -106,6 +113,9 @@ class Agent:
             hold_down=cfg.election.timings.lease_duration if cfg.election.enabled else 0.0,
         )
         self._ifaces: dict[IPFamily, str] = {}
+        # A family without an interface (a single-stack node: no default route of that family) is looked
+        # up again only every IFACE_RETRY seconds, and its warning logged once, not on every pass.
+        self._iface_failed: dict[IPFamily, tuple[float, str]] = {}
         # Warnings only this node can see (a Service's interface missing here), per Service, last pass.
         self._node_warnings: dict[str, frozenset[Condition]] = {}
         self._startup_keep: frozenset[Row] = frozenset()
@@ -128,13 +138,15 @@ class Agent:
         self._world_version += 1
         self._wake.set()
 
+    def _policy_changed(self) -> None:
+        self.touched(list(self.world.services))
+
     def written_back(self, keys: Iterable[str]) -> None:
         """Services whose status or vipHost changed (no decision did): check what they say."""
         self.reporter.written_back(keys)
 
     def _broken(self, kind: str, key: str, why: str) -> None:
-        ns, _, name = key.partition("/")
-        self.metrics.reconcile_errors.labels(ns, name, INVALID_OBJECT).inc()
+        self.reporter.error_metric(key, INVALID_OBJECT)
 
     async def _unit_started(self, unit: str) -> None:
         self._wake.set()
@@ -166,22 +178,35 @@ class Agent:
     def _resolve_interfaces(self) -> dict[IPFamily, str]:
         """Interface per family (vip_servicesinterface, vip_interface, else the default route's); blocking."""
         out: dict[IPFamily, str] = {}
-        for fam, v in ((IPFamily.IPV4, 4), (IPFamily.IPV6, 6)):
+        for fam in IPFamily:
             if fam in self._ifaces:
                 out[fam] = self._ifaces[fam]
                 continue
+            if not self._iface_due(fam):
+                continue
             try:
                 out[fam] = self._ifaces[fam] = resolve_interface(
-                    v, for_service=True,  # type: ignore[arg-type]
+                    fam.version, for_service=True,
                     vip_interface=self.cfg.net.interface or (BGP_DEFAULT_INTERFACE if self.bgp else ""),
                     services_interface=self.cfg.net.services_interface, ns=self.ns,
                 )
+                if self._iface_failed.pop(fam, None) is not None:
+                    log.info("%s VIPs go on %s now", fam, out[fam])
             except KubevipError as exc:
-                log.warning("%s", exc)
+                last = self._iface_failed.get(fam)
+                if last is None or last[1] != str(exc):
+                    log.warning("%s (%s VIPs are not announced from this node; looked up again every %.0f s)",
+                                exc, fam, IFACE_RETRY)
+                self._iface_failed[fam] = (time.monotonic(), str(exc))
         return out
 
+    def _iface_due(self, fam: IPFamily) -> bool:
+        """A family never looked up, or one whose last lookup failed IFACE_RETRY seconds ago or more."""
+        failed = self._iface_failed.get(fam)
+        return failed is None or time.monotonic() - failed[0] >= IFACE_RETRY
+
     async def interfaces(self) -> dict[IPFamily, str]:
-        if len(self._ifaces) == len(IPFamily):
+        if not any(fam not in self._ifaces and self._iface_due(fam) for fam in IPFamily):
             return dict(self._ifaces)
         return await asyncio.to_thread(self._resolve_interfaces)
 
@@ -241,6 +266,7 @@ class Agent:
             snap = await asyncio.to_thread(
                 snapshot, self.world.copy(), self.cfg.lb_class, self.cfg.use_legacy_endpoints,
                 dict(self._cache), per_address=self.per_address_units, service_interfaces=self.bgp is None,
+                policy=self.facts.policy, cross_namespace=self.cfg.policy.cross_namespace,
             )
         finally:
             touched, self._touched_during = self._touched_during, None
@@ -277,6 +303,14 @@ class Agent:
                     rows |= {r}
         return rows
 
+    def _family_warnings(self, snap: Snapshot, ifaces: Mapping[IPFamily, str]) -> None:
+        """A Warning for every Service of a VIP this node holds but has no interface of its family for."""
+        for p in held_plans(snap.plans, self._my_holdings(snap), self.me):
+            if not p.interface and p.family not in ifaces:
+                for key in p.services:
+                    cond = no_family_interface(key, p.address, self.me)
+                    self._node_warnings[key] = self._node_warnings.get(key, frozenset()) | {cond}
+
     def _missing_warnings(
         self, held: Iterable[VipPlan], links: frozenset[str]
     ) -> dict[str, frozenset[Condition]]:
@@ -303,8 +337,11 @@ class Agent:
                 self.leadership.set_units(snap.units)
             annotated = self._annotated_held(snap)
             links = await self.service_links(annotated)
-            want = self.desired(snap, await self.interfaces(), links)
+            ifaces = await self.interfaces()
+            want = self.desired(snap, ifaces, links)
             self._node_warnings = self._missing_warnings(annotated, links)
+            if len(ifaces) < len(IPFamily):
+                self._family_warnings(snap, ifaces)
             changes = diff(want, self.held)
             if self.bgp is not None and changes.remove:  # withdraw before the address goes
                 await self._bgp_sync(self.held - frozenset(changes.remove), snap)
@@ -325,11 +362,13 @@ class Agent:
     def _pass_inputs(self, snap: Snapshot) -> tuple[object, ...] | None:
         """What a pass depends on, or None when it also depends on time or the node's interfaces (the
         start-up window, an interface not resolved yet, a Service's own interface)."""
-        if time.monotonic() < self._startup_until or len(self._ifaces) < len(IPFamily):
+        if time.monotonic() < self._startup_until:
             return None
+        if any(fam not in self._ifaces and self._iface_due(fam) for fam in IPFamily):
+            return None  # a family still to be looked up (at start, or its retry is due)
         if self.bgp is not None or snap.names_interfaces:
             return None
-        return (self._snap_version, self._stopping, self.leadership.generation())
+        return (self._snap_version, self._stopping, self.leadership.generation(), frozenset(self._ifaces))
 
     async def _apply(self, changes: Changes, snap: Snapshot) -> None:
         # Withdraw first: announcements stop before the address goes, so no frame names a dead VIP.
@@ -491,11 +530,16 @@ class Agent:
             log.info("found %d VIPs of a previous run: kept while the election settles", len(self.held))
         if self.presence is not None:
             spawn(self.guard, "presence", self.presence.run())
+        await self.facts.refresh_host()
+        spawn(self.guard, "address policy: host facts", self.facts.host_loop())
         if self.api is not None:
+            await self.facts.discover_service_cidrs()
             self.sources = Sources(
                 self.api, self.world, self.cfg.namespace, self.cfg.use_legacy_endpoints, self.touched,
                 self.metrics, self._broken, written_back=self.written_back,
             )
+            # No pass before the policy's facts are listed too: an address must not flash on a node.
+            self.sources.reflectors.extend(self.facts.reflectors)
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())
             spawn(self.guard, "report", self.reporter.loop())

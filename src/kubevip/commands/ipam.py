@@ -7,7 +7,7 @@ import asyncio
 import os
 from typing import Any
 
-from kubevip.config import ListenAddress, listen_address
+from kubevip.config import ListenAddress, PolicySettings, listen_address
 from kubevip.core.selection import ClassFilter
 from kubevip.envparse import Settings
 from kubevip.ipam.controller import IpamController, IpamSettings
@@ -52,6 +52,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> IpamSettings
         }.items() if v is not None
     }
     s = Settings(env, flags)
+    policy = PolicySettings.from_env(s)
     return IpamSettings(
         configmap=s.str("KUBEVIP_CONFIG_MAP", "kubevip") or "kubevip",
         namespace=s.str("KUBEVIP_NAMESPACE", "kube-system") or "kube-system",
@@ -59,6 +60,9 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> IpamSettings
             name=s.str("lb_class_name", DEFAULT_CLASS) or DEFAULT_CLASS, only=s.bool("lb_class_only", False),
             legacy_handling=s.bool("lb_class_legacy_handling", True),
         ),
+        allowed_cidrs=policy.allowed_cidrs,
+        service_cidrs=policy.service_cidrs,
+        control_plane=policy.control_plane,
     )
 
 

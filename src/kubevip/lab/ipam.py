@@ -82,7 +82,8 @@ def up(cp: ControlPlane, vip_pool: dict[int, tuple[IPAddress, IPAddress]], state
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     port = free_port()  # loopback only: the metrics are for the host (docs/lab.md, docs/dashboards)
     p = subprocess.Popen(
-        [sys.executable, "-m", "kubevip", "ipam", "--kubeconfig", str(cp.admin_kubeconfig),
+        # Its own least-privilege identity (manifests/rbac.py render_ipam), not the lab's admin.
+        [sys.executable, "-m", "kubevip", "ipam", "--kubeconfig", str(cp.ipam_kubeconfig),
          "--prometheus-server", f"127.0.0.1:{port}"],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )

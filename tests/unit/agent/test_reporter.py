@@ -113,36 +113,37 @@ async def test_a_warning_is_written_once_per_condition() -> None:
     assert events == [("event", "default/b", "vip-port-clash")]
 
 
+async def _report(
+    w: World, holder: Holder, *, settling: bool = False, stopping: bool = False, hold_down: float = 0.0,
+    per_address: bool = False,
+) -> list[tuple[Any, ...]]:
+    """One report round over every Service of `w` as node n1; the writes it asked for."""
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, holder, Metrics("n1"), guard, hold_down=hold_down)  # type: ignore[arg-type]
+    snap = snapshot(w, ClassFilter(), False, per_address=per_address)
+    out = Outcome(snap, 1, frozenset(), stopping, settling=settling)
+    for job in rep.jobs(out, rep.round(out)):
+        await job()
+    await guard.close()
+    return writer.calls
+
+
 async def test_while_the_election_settles_a_status_is_never_cleared() -> None:
     """After a restart nobody is known to hold the VIP yet: the status this node wrote stays (issue 24)."""
     w = World()
     d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
     apply_event(w, SERVICE, False, service_from_dict(d))
-    snap = snapshot(w, ClassFilter(), False)
+    assert await _report(w, Holder(None), settling=True) == []
     cleared = [("status", "default/web", ()), ("vipHost", "default/web", None)]
-    for settling, want in ((True, []), (False, cleared)):
-        writer = FakeWriter()
-        guard = TaskGroupGuard("test")
-        rep = Reporter("n1", writer, w, Holder(None), Metrics("n1"), guard)  # type: ignore[arg-type]
-        out = Outcome(snap, 1, frozenset(), False, settling=settling)
-        for job in rep.jobs(out, rep.round(out)):
-            await job()
-        await guard.close()
-        assert writer.calls == want
+    assert await _report(w, Holder(None)) == cleared
 
 
 async def test_a_stopping_agent_leaves_the_status_to_its_successor() -> None:
     w = World()
     d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
     apply_event(w, SERVICE, False, service_from_dict(d))
-    writer = FakeWriter()
-    guard = TaskGroupGuard("test")
-    rep = Reporter("n1", writer, w, Holder(None), Metrics("n1"), guard)  # type: ignore[arg-type]
-    out = Outcome(snapshot(w, ClassFilter(), False), 1, frozenset(), True)
-    for job in rep.jobs(out, rep.round(out)):
-        await job()
-    await guard.close()
-    assert writer.calls == []
+    assert await _report(w, Holder(None), stopping=True) == []
 
 
 class PerFamily(Holder):
@@ -156,43 +157,52 @@ async def test_while_settling_a_status_only_grows() -> None:
     w = World()
     dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
     apply_event(w, SERVICE, False, service_from_dict(_status(dual, ["192.0.2.10", "2001:db8::10"], "n1")))
-    snap = snapshot(w, ClassFilter(), False, per_address=True)
+    assert await _report(w, PerFamily(None), settling=True, per_address=True) == []
     shrunk = [("status", "default/web", ("192.0.2.10",))]
-    for settling, want in ((True, []), (False, shrunk)):
-        writer = FakeWriter()
-        guard = TaskGroupGuard("test")
-        rep = Reporter("n1", writer, w, PerFamily(None), Metrics("n1"), guard)  # type: ignore[arg-type]
-        out = Outcome(snap, 1, frozenset(), False, settling=settling)
-        for job in rep.jobs(out, rep.round(out)):
-            await job()
-        await guard.close()
-        assert writer.calls == want
-
-
-async def _calls(w: World, holder: Holder, hold_down: float) -> list[tuple[Any, ...]]:
-    writer = FakeWriter()
-    guard = TaskGroupGuard("test")
-    rep = Reporter("n1", writer, w, holder, Metrics("n1"), guard, hold_down=hold_down)  # type: ignore[arg-type]
-    out = Outcome(snapshot(w, ClassFilter(), False, per_address=True), 1, frozenset(), False)
-    for job in rep.jobs(out, rep.round(out)):
-        await job()
-    await guard.close()
-    return writer.calls
+    assert await _report(w, PerFamily(None), per_address=True) == shrunk
 
 
 async def test_an_address_without_a_holder_leaves_the_status_only_after_the_hold_down() -> None:
     w = World()
     dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
     apply_event(w, SERVICE, False, service_from_dict(_status(dual, ["192.0.2.10", "2001:db8::10"], "n1")))
-    assert await _calls(w, PerFamily(None), hold_down=3600.0) == []  # a unit changing hands
-    assert await _calls(w, PerFamily(None), hold_down=0.0) == [("status", "default/web", ("192.0.2.10",))]
+    v4 = [("status", "default/web", ("192.0.2.10",))]
+    assert await _report(w, PerFamily(None), hold_down=3600.0, per_address=True) == []  # changing hands
+    assert await _report(w, PerFamily(None), per_address=True) == v4
 
 
 async def test_an_address_the_service_gave_up_leaves_the_status_at_once() -> None:
     w = World()
     v4_only = service("web", "192.0.2.10", families=("IPv4", "IPv6"), policy="PreferDualStack")
     apply_event(w, SERVICE, False, service_from_dict(_status(v4_only, ["192.0.2.10", "2001:db8::10"], "n1")))
-    assert await _calls(w, Holder("n1"), hold_down=3600.0) == [("status", "default/web", ("192.0.2.10",))]
+    v4 = [("status", "default/web", ("192.0.2.10",))]
+    assert await _report(w, Holder("n1"), hold_down=3600.0, per_address=True) == v4
+
+
+async def _warnings(w: World, me: str, holder: str | None) -> list[tuple[Any, ...]]:
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter(me, writer, w, Holder(holder), Metrics(me), guard)  # type: ignore[arg-type]
+    out = Outcome(snapshot(w, ClassFilter(), False), 1, frozenset(), False)
+    for job in rep.jobs(out, list(w.services)):
+        await job()
+    await guard.close()
+    return [c for c in writer.calls if c[0] == "event"]
+
+
+async def test_a_services_warnings_come_from_one_node() -> None:
+    """Issue 16: the holder of the Service's VIP writes its aggregated Warnings, not every node; while
+    nobody holds it (e.g. no VIP granted), every node may write (one Event object: the name is fixed)."""
+    w = World()
+    junk = ",".join(f"10.0.0.{300 + i}" for i in range(50))
+    apply_event(w, SERVICE, False, service_from_dict(service("web", f"192.0.2.10,{junk}")))
+    one = [("event", "default/web", "not-an-ip")]
+    assert await _warnings(w, "n1", "n1") == one
+    assert await _warnings(w, "n2", "n1") == []  # n1 holds the VIP: n1 writes
+    assert await _warnings(w, "n2", None) == one  # nobody known: n2 writes too (same Event name)
+    w2 = World()
+    apply_event(w2, SERVICE, False, service_from_dict(service("bad", junk)))  # no VIP: nothing held
+    assert {c[2] for c in await _warnings(w2, "n2", "n1")} == {"not-an-ip", "no-vip"}
 
 
 async def _conditions_round(w: World, me: str, holder: Holder) -> FakeWriter:
