@@ -52,6 +52,7 @@ class Presence:
         self._written: AgentReport | None = None
         self._wake = asyncio.Event()
         self._closed = False
+        self._version = ""  # resourceVersion of our last write: the next PUT's precondition
         self.writes = 0
 
     def update(self, vips: tuple[HeldVip, ...]) -> None:
@@ -64,10 +65,12 @@ class Presence:
 
     async def _write(self, report: AgentReport, holder: str) -> bool:
         try:
-            await self.writer.agent_report(
-                self.namespace, self.name, {REPORT_LABEL: "true"}, encode(report), holder, REPORT_DURATION
+            self._version = await self.writer.agent_report(
+                self.namespace, self.name, {REPORT_LABEL: "true"}, encode(report), holder, REPORT_DURATION,
+                self._version,
             )
         except ERRORS as exc:
+            self._version = ""
             log.info("report Lease %s/%s not written (retrying): %s", self.namespace, self.name, exc)
             return False
         self.writes += 1

@@ -36,6 +36,26 @@ async def _check(resp: Any, what: str, ok: tuple[int, ...] = (200, 201)) -> int:
     return status
 
 
+async def _json(resp: Any, what: str, ok: tuple[int, ...]) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of a response whose status is in `ok`, else WriteError."""
+    try:
+        status = int(resp.status)
+        body = await resp.read()
+    finally:
+        resp.release()
+    if status not in ok:
+        raise WriteError(f"{what}: HTTP {status} {body.decode(errors='replace')[:300]}")
+    try:
+        doc = json.loads(body) if body else {}
+    except ValueError:
+        doc = {}
+    return status, doc if isinstance(doc, dict) else {}
+
+
+def _version(doc: dict[str, Any]) -> str:
+    return str((doc.get("metadata") or {}).get("resourceVersion") or "")
+
+
 def status_patch(ingress: tuple[str, ...]) -> dict[str, Any]:
     """status.loadBalancer.ingress listing exactly `ingress`, each with ipMode VIP."""
     return {"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in ingress]}}}
@@ -90,30 +110,45 @@ class Writer:
 
     async def agent_report(
         self, namespace: str, name: str, labels: dict[str, str], annotations: dict[str, str],
-        holder: str, duration: int,
-    ) -> None:
-        """Create or refresh this node's report Lease (core/report.py): a merge patch, a create when it is
-        missing. No compare-and-swap: only this node writes it."""
+        holder: str, duration: int, resource_version: str = "",
+    ) -> str:
+        """Create or replace this node's report Lease (core/report.py); returns its new resourceVersion.
+
+        PUT with the version last written (Leases are written with PUT only: the agent's RBAC grants no
+        patch); without one, or on a conflict (a previous process of this node wrote it), one GET learns
+        the current version first, and a missing Lease is created."""
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         spec: dict[str, Any] = {"holderIdentity": holder or None, "leaseDurationSeconds": duration,
                                 "renewTime": now}
-        meta = {"labels": labels, "annotations": annotations}
-        path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
-        resp = await self.api.request(
-            "PATCH", f"{path}/{name}", body={"metadata": meta, "spec": spec}, content_type=MERGE_PATCH,
-            timeout=self.timeout,
-        )
-        self.writes += 1
-        if await _check(resp, f"Lease {namespace}/{name}", ok=(200, 201, 404)) != 404:
-            return
-        body = {
-            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": name, "namespace": namespace, **meta},
-            "spec": {**spec, "acquireTime": now},
-        }
-        resp = await self.api.request("POST", path, body=body, timeout=self.timeout)
-        self.writes += 1
-        await _check(resp, f"Lease {namespace}/{name}", ok=(200, 201, 409))
+        what = f"Lease {namespace}/{name}"
+        for _ in range(2):
+            if not resource_version:
+                resp = await self.api.request("GET", f"{path}/{name}", timeout=self.timeout)
+                status, doc = await _json(resp, what, ok=(200, 404))
+                if status == 404:
+                    body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                            "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                                         "annotations": annotations},
+                            "spec": {**spec, "acquireTime": now}}
+                    resp = await self.api.request("POST", path, body=body, timeout=self.timeout)
+                    self.writes += 1
+                    status, doc = await _json(resp, what, ok=(200, 201, 409))
+                    if status == 409:
+                        continue  # created meanwhile: read it again
+                    return _version(doc)
+                resource_version = _version(doc)
+            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                                 "annotations": annotations, "resourceVersion": resource_version},
+                    "spec": spec}
+            resp = await self.api.request("PUT", f"{path}/{name}", body=body, timeout=self.timeout)
+            self.writes += 1
+            status, doc = await _json(resp, what, ok=(200, 404, 409))
+            if status == 200:
+                return _version(doc)
+            resource_version = ""  # conflict or deleted: read it again
+        raise WriteError(f"{what}: changed by someone else twice in a row")
 
     async def event(
         self, namespace: str, service: str, uid: str, name: str, type_: str, reason: str, message: str,
