@@ -63,7 +63,12 @@ async def test_status_names_the_kernel_holder_through_a_failover(e2e: E2E, elect
     v4, v6 = e2e.vip(4), e2e.vip(6)
     await e2e.service("web", [v4, v6], families=("IPv4", "IPv6"), policy="PreferDualStack")
     e2e.start_agents(vip_electionmode=election, svc_election="true")
-    doc = await e2e.eventually(lambda: agreement(e2e, "web", [v4, v6]), "status names the kernel's holders")
+    async def agreed_all_up() -> dict[str, Any] | None:
+        doc = await agreement(e2e, "web", [v4, v6])
+        names = {n.name for n in e2e.nodes}
+        return doc if doc is not None and all(n["up"] for n in doc["nodes"] if n["name"] in names) else None
+
+    doc = await e2e.eventually(agreed_all_up, "status names the kernel's holders, every agent up")
     svc = next(s for s in doc["services"] if s["name"] == "web")
     assert svc["families"] == ["IPv4", "IPv6"]
     assert [v["family"] for v in svc["vips"]] == ["IPv4", "IPv6"]
