@@ -12,8 +12,6 @@ import contextlib
 import logging
 import time
 
-import aiohttp
-
 from kubevip import __version__
 from kubevip.core.report import (
     REPORT_DURATION,
@@ -26,14 +24,16 @@ from kubevip.core.report import (
     sort_key,
 )
 from kubevip.ip import NodeName
-from kubevip.kube.writers import WriteError, Writer
+from kubevip.kube.errors import TRANSIENT
+from kubevip.kube.writers import Writer
 
 log = logging.getLogger(__name__)
 
 # Changes closer together than this share one write (hundreds of VIPs moving in a burst of passes).
 MIN_INTERVAL = 0.3
 
-ERRORS: tuple[type[BaseException], ...] = (WriteError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# Errors of one write that a later write retries (kube.errors: any refused or failed request).
+ERRORS: tuple[type[BaseException], ...] = TRANSIENT
 
 
 class Presence:

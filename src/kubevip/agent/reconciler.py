@@ -16,6 +16,7 @@ from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
+from kubevip.agent.packets import DISCOVERY_PERIOD, PacketRuleDriver
 from kubevip.agent.policy_facts import PolicyFacts
 from kubevip.agent.presence import Presence
 from kubevip.agent.reporter import Outcome, Reporter
@@ -23,7 +24,9 @@ from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import Condition, missing_interface, no_family_interface
+from kubevip.core.egress import PacketRules
 from kubevip.core.interface import valid_interface_name
+from kubevip.core.plan import ServiceDecision
 from kubevip.core.reasons import Reason
 from kubevip.core.report import HeldVip
 from kubevip.core.rows import (
@@ -35,7 +38,7 @@ from kubevip.core.rows import (
     held_plans,
     missing_interfaces,
 )
-from kubevip.core.views import IPFamily
+from kubevip.core.views import IPFamily, ServiceView
 from kubevip.core.world import Decided, Snapshot, World, snapshot
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.rest import RestClient
@@ -55,6 +58,8 @@ log = logging.getLogger(__name__)
 IFACE_RETRY = 30.0
 
 INVALID_OBJECT = Reason.INVALID_OBJECT
+RULES_RETRY = 2.0  # seconds between attempts to apply packet rules nft refused
+RULES_CHECK = 30.0  # seconds between checks that our nftables table is still there
 
 class Agent:
     """One node's agent. `api=None` runs without a cluster (tests feed `world` directly)."""
@@ -125,6 +130,11 @@ class Agent:
         self.ready = asyncio.Event()
         # Scalable election: one unit per VIP (no Lease per unit, so no kube-vip naming to keep).
         self.per_address_units = cfg.election.enabled and cfg.election.mode == "scalable"
+        # Egress SNAT and Service security (agent/packets.py): one nftables table of ours.
+        self.packets = PacketRuleDriver(cfg.packets, api, self.me, ns)
+        self._discover = asyncio.Event()
+        self._rules_wanted: PacketRules | None = None
+        self._rules_wake = asyncio.Event()
 
     # -- inputs -----------------------------------------------------------------------------------
 
@@ -281,7 +291,14 @@ class Agent:
             return {}
         holds = self.leadership.holds
         if self.bgp is not None:  # BGP: ETP Local is announced by every eligible node (ECMP), no election
-            return {u: self.me for u, e in snap.units.items() if announces(self.me, e, holds(u))}
+            single = snap.single_units
+
+            def mine(u: str, e: frozenset[str] | None) -> bool:
+                if u in single:  # egress: replies must come back to the node that translated the traffic
+                    return holds(u) and (e is None or self.me in e)
+                return announces(self.me, e, holds(u))
+
+            return {u: self.me for u, e in snap.units.items() if mine(u, e)}
         return {u: self.me for u in snap.units if holds(u)}
 
     def desired(
@@ -349,6 +366,7 @@ class Agent:
                 await self._apply(changes, snap)
             if self.bgp is not None:
                 await self._bgp_sync(self.held, snap)
+            await self._packet_pass(snap)
             self._settled = inputs if self.held == want else None
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
@@ -358,6 +376,62 @@ class Agent:
             self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
                                          dict(self._node_warnings), settling))
             return changes
+
+    def _service_pairs(self, snap: Snapshot) -> list[tuple[ServiceView, ServiceDecision]]:
+        """(view, decision) of every handled Service in claim order (creationTimestamp, key)."""
+        recs = self.world.services
+        rows = [(rec.created, key, rec.view, d) for key, d in snap.decisions.items()
+                if (rec := recs.get(key)) is not None]
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [(v, d) for _, _, v, d in rows]
+
+    async def _packet_pass(self, snap: Snapshot) -> None:
+        """Decide this node's packet rules for the held VIPs and hand them to `rules_loop`: applying a big
+        table takes the kernel a moment (0.5 s for 1000 dual-stack Services, docs/egress.md), and no
+        fencing pass may wait for that."""
+        pairs = self._service_pairs(snap)
+        if self.packets.needs_networks(pairs) and not self.packets.discovered:
+            self._discover.set()  # the discovery task looks the networks up, then wakes a pass
+        held = frozenset(r.address for r in self.held)
+        if not self.cfg.packets.service_security and not self.packets.needs_networks(pairs):
+            rules = PacketRules()
+        else:  # pure, O(Services): off the event loop. Bad annotations are Warnings (core/egress.py).
+            rules = await asyncio.to_thread(self.packets.wanted, pairs, held)
+        self._rules_wanted = rules
+        self._rules_wake.set()
+
+    async def rules_loop(self) -> None:
+        """Apply the latest wanted packet rules (only the newest of a burst); retry a failure; every
+        RULES_CHECK without news, put the table back if someone else removed it."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RULES_CHECK):
+                    await self._rules_wake.wait()
+            woken = self._rules_wake.is_set()
+            self._rules_wake.clear()
+            rules = self._rules_wanted
+            if rules is None:
+                continue
+            if not woken:
+                await self.packets.heal(rules)
+                continue
+            if not await self.packets.apply(rules):
+                await asyncio.sleep(RULES_RETRY)  # backoff: nft refused or is missing, logged by apply
+                self._rules_wake.set()
+
+    async def discovery_loop(self) -> None:
+        """Cluster networks for egress exemptions: when first needed, then every DISCOVERY_PERIOD."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DISCOVERY_PERIOD):
+                    await self._discover.wait()
+            self._discover.clear()
+            snap = self.snap
+            if snap is None or not self.packets.needs_networks(self._service_pairs(snap)):
+                continue
+            if await self.packets.discover(force=True):
+                self._settled = None
+                self._wake.set()
 
     def _pass_inputs(self, snap: Snapshot) -> tuple[object, ...] | None:
         """What a pass depends on, or None when it also depends on time or the node's interfaces (the
@@ -521,6 +595,8 @@ class Agent:
         """Adopt what the kernel holds, then start watches, election, loop and reporting."""
         if self.bgp is not None:
             await self.bgp.start()
+        # A previous run's packet rules name VIPs this run may not hold: start from none.
+        await self.packets.remove()
         self.held = await self.kernel_rows()
         # BGP: a crashed agent's routes already left with its session, so keeping its Cluster VIPs while
         # the election settles would only risk a second announcer; Local VIPs need no election anyway.
@@ -543,6 +619,8 @@ class Agent:
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())
             spawn(self.guard, "report", self.reporter.loop())
+            spawn(self.guard, "egress-discovery", self.discovery_loop())
+        spawn(self.guard, "packet-rules", self.rules_loop())
         spawn(self.guard, "election", self.leadership.run())
         spawn(self.guard, "reconcile", self.loop())
 
@@ -553,6 +631,7 @@ class Agent:
             await self.converge(reason="shutdown")
         except Exception:
             log.exception("withdraw on shutdown failed")
+        await self.packets.remove()
         await self.leadership.release()
         if self.presence is not None:
             await self.presence.release()

@@ -59,6 +59,8 @@ class Reason(StrEnum):
     BGP_BAD_ANNOTATION = "bgp-bad-annotation"  # a Service's BGP community annotation does not parse
     BGP_NO_NEXT_HOP = "bgp-no-next-hop"  # no next hop of the VIP's family on this node
     INVALID_OBJECT = "invalid-object"  # an object the agent cannot parse (metrics only)
+    # An egress annotation entry that cannot be used (the rest of the Service's egress applies).
+    EGRESS_ANNOTATION_INVALID = "egress-annotation-invalid"
     # The node holding a VIP has no interface of its family (a single-stack node: no default route).
     NO_INTERFACE_FOR_FAMILY = "no-interface-for-family"
 
@@ -126,6 +128,8 @@ CROSS_NAMESPACE_SHARING = Reason.CROSS_NAMESPACE_SHARING
 
 # Service status conditions only (docs/status.md).
 NO_HOLDER = Reason.NO_HOLDER
+# Warning Event: an egress annotation entry that cannot be used (the rest of the Service's rule applies).
+EGRESS_ANNOTATION_INVALID = Reason.EGRESS_ANNOTATION_INVALID
 
 VIP_REJECTIONS = (
     NOT_AN_IP, DNS_NAME, ZONE_SUFFIX, UNSPECIFIED, LOOPBACK, MULTICAST, LINK_LOCAL, IPV4_MAPPED,
@@ -142,10 +146,11 @@ NODE_VERDICTS = (
 )
 INTERFACE_WARNINGS = (SERVICE_INTERFACE_CONFLICT, SERVICE_INTERFACE_MISSING, SERVICE_INTERFACE_NOT_ALLOWED)
 SHARING_WARNINGS = (CROSS_NAMESPACE_SHARING,)
+EGRESS_WARNINGS = (EGRESS_ANNOTATION_INVALID,)
 CONDITION_ONLY = (NO_HOLDER,)
 ALL = (
     VIP_REJECTIONS + POLICY_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
-    + SHARING_WARNINGS + CONDITION_ONLY
+    + SHARING_WARNINGS + EGRESS_WARNINGS + CONDITION_ONLY
 )
 
 

@@ -7,10 +7,9 @@ import json
 import logging
 from typing import Any
 
-import aiohttp
-
 from kubevip.core.announced import ANNOTATION_VIP_HOST_IPV6
 from kubevip.core.views import StatusCondition
+from kubevip.kube.errors import Conflict, read_json
 from kubevip.kube.rest import RestClient
 
 log = logging.getLogger(__name__)
@@ -21,35 +20,17 @@ STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 COMPONENT = "kube-vip"
 
 
-class WriteError(Exception):
-    """The API server refused a write; the message names the object."""
-
-
 async def _check(resp: Any, what: str, ok: tuple[int, ...] = (200, 201)) -> int:
-    try:
-        status = int(resp.status)
-        body = await resp.read()
-    finally:
-        resp.release()
-    if status not in ok:
-        raise WriteError(f"{what}: HTTP {status} {body.decode(errors='replace')[:300]}")
+    """The status of a write; anything else raises the mapped kube.errors.ApiError."""
+    status = int(resp.status)
+    await read_json(resp, what, ok)
     return status
 
 
 async def _json(resp: Any, what: str, ok: tuple[int, ...]) -> tuple[int, dict[str, Any]]:
-    """Status and JSON body of a response whose status is in `ok`, else WriteError."""
-    try:
-        status = int(resp.status)
-        body = await resp.read()
-    finally:
-        resp.release()
-    if status not in ok:
-        raise WriteError(f"{what}: HTTP {status} {body.decode(errors='replace')[:300]}")
-    try:
-        doc = json.loads(body) if body else {}
-    except ValueError:
-        doc = {}
-    return status, doc if isinstance(doc, dict) else {}
+    """Status and JSON body of a response whose status is in `ok`, else the mapped kube.errors.ApiError."""
+    status = int(resp.status)
+    return status, await read_json(resp, what, ok)
 
 
 def _version(doc: dict[str, Any]) -> str:
@@ -67,7 +48,7 @@ class Writer:
     def __init__(self, api: RestClient, node: str, timeout: float = 5.0) -> None:
         self.api = api
         self.node = node
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = timeout
         self.writes = 0
 
     async def service_status(self, namespace: str, name: str, ingress: tuple[str, ...]) -> None:
@@ -148,7 +129,17 @@ class Writer:
             if status == 200:
                 return _version(doc)
             resource_version = ""  # conflict or deleted: read it again
-        raise WriteError(f"{what}: changed by someone else twice in a row")
+        raise Conflict(409, what, "changed by someone else twice in a row")
+
+    async def annotations(self, namespace: str, name: str, values: dict[str, str | None]) -> None:
+        """Set (or, with None, remove) annotations of a Service in one merge patch."""
+        body = {"metadata": {"annotations": values}}
+        resp = await self.api.request(
+            "PATCH", f"/api/v1/namespaces/{namespace}/services/{name}", body=body, content_type=MERGE_PATCH,
+            timeout=self.timeout,
+        )
+        self.writes += 1
+        await _check(resp, f"annotations {sorted(values)} of Service {namespace}/{name}")
 
     async def event(
         self, namespace: str, service: str, uid: str, name: str, type_: str, reason: str, message: str,

@@ -102,3 +102,39 @@ class NetSettings:
             clean_routing_table=s.bool("vip_cleanroutingtable"),
             skip_dad=s.bool("vip_skipdad"),
         )
+
+
+@dataclass(frozen=True)
+class PacketSettings:
+    """Egress SNAT and Service security (net/nftables.py, docs/egress.md)."""
+
+    service_security: bool = False
+    # egress_podcidr / egress_servicecidr: "" discovers them (Nodes' podCIDRs, the ServiceCIDR API).
+    pod_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
+    service_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
+    clean: bool = False  # egress_clean: accepted; our table is always removed at start-up
+    table: str = "kubevip"
+
+    @classmethod
+    def from_env(cls, s: Settings) -> PacketSettings:
+        return cls(
+            service_security=s.bool("enable_service_security"),
+            pod_cidrs=_cidrs(s.source_name("egress_podcidr"), s.str("egress_podcidr")),
+            service_cidrs=_cidrs(s.source_name("egress_servicecidr"), s.str("egress_servicecidr")),
+            clean=s.bool("egress_clean"),
+        )
+
+
+def _cidrs(name: str, value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
+    """kube-vip's comma-separated CIDR list (one per family, either order); "" is None (discover)."""
+    items = [p.strip() for p in value.split(",") if p.strip()]
+    if not items:
+        return None
+    out = []
+    for item in items:
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            why = f"{item!r} is not a CIDR (e.g. 10.244.0.0/16,fd00:10:244::/56)"
+            raise ConfigError(name, value, why) from None
+    return tuple(out)

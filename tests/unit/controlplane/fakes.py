@@ -58,7 +58,7 @@ class _Scoped(LeaseApi):
         self.real._check(self.caller)
         meta = body["metadata"]
         if (meta["namespace"], meta["name"]) in self.real.store:
-            raise Conflict("exists")
+            raise Conflict(409, "create", "exists")
         return self.real._save(body)
 
     async def watch(
@@ -90,7 +90,7 @@ class _Scoped(LeaseApi):
         if cur is None:
             return
         if cur["metadata"]["resourceVersion"] != resource_version:
-            raise Conflict("changed")
+            raise Conflict(409, "write", "changed")
         del self.real.store[(namespace, name)]
 
     async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
@@ -98,7 +98,7 @@ class _Scoped(LeaseApi):
         meta = body["metadata"]
         cur = self.real.store.get((meta["namespace"], meta["name"]))
         if cur is None or cur["metadata"]["resourceVersion"] != meta["resourceVersion"]:
-            raise Conflict("changed")
+            raise Conflict(409, "write", "changed")
         return self.real._save(body)
 
 
