@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from kubevip.core.egress import (
     ClusterNetworks,
     PacketRules,
@@ -28,6 +26,7 @@ from kubevip.core.egress import (
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.views import IPAddress, ServiceView
 from kubevip.errors import NetworkError
+from kubevip.kube.errors import TRANSIENT
 from kubevip.kube.rest import RestClient
 from kubevip.net.conntrack import forget_flows
 from kubevip.net.namespace import OWN, Netns
@@ -37,7 +36,9 @@ from kubevip.net.settings import PacketSettings
 log = logging.getLogger(__name__)
 
 DISCOVERY_PERIOD = 60.0
-_TIMEOUT = aiohttp.ClientTimeout(total=10)
+# A failed discovery is retried; TRANSIENT covers a body that is not JSON (ValueError).
+DISCOVERY_ERRORS: tuple[type[BaseException], ...] = (NetworkError, *TRANSIENT)
+_TIMEOUT = 10.0  # seconds per discovery request
 
 
 async def _items(
@@ -109,7 +110,7 @@ class PacketRuleDriver:
                 self.api, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
                 {"labelSelector": "kubernetes.io/service-name=kubernetes"}, optional=True,
             )
-        except (NetworkError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except DISCOVERY_ERRORS as exc:
             log.warning("egress: cannot discover cluster networks (retrying): %s", exc)
             self._discovered_at = time.monotonic() - DISCOVERY_PERIOD + 5
             return False

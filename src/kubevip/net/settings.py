@@ -59,6 +59,10 @@ def parse_subnet(value: str, name: str = "vip_subnet") -> SubnetMasks:
     return SubnetMasks(v4=v4, v6=v6)
 
 
+DEFAULT_STATE_DIR = "/var/lib/kubevip"
+OWNERSHIP_MODES = ("auto", "statefile")
+
+
 @dataclass(frozen=True)
 class NetSettings:
     """Everything `kubevip.net` needs from the environment, validated."""
@@ -74,6 +78,12 @@ class NetSettings:
     routing_table_type: str = "unicast"
     clean_routing_table: bool = False
     skip_dad: bool = False
+    # Kernel-enforced VIP lifetimes (docs/election.md): on unless vip_kernel_lifetime=false.
+    kernel_lifetime: bool = True
+    # Address ownership (docs/networking.md): "auto" probes IFA_PROTO at start-up, "statefile" forces the
+    # fallback (state file in `state_dir` + lifetime marker) as on kernels < 5.18.
+    ownership: str = "auto"
+    state_dir: str = DEFAULT_STATE_DIR
 
     @classmethod
     def from_env(cls, s: Settings) -> NetSettings:
@@ -101,6 +111,9 @@ class NetSettings:
             routing_table_type=s.choice("vip_routingtabletype", "unicast", tuple(ROUTE_TYPES)),
             clean_routing_table=s.bool("vip_cleanroutingtable"),
             skip_dad=s.bool("vip_skipdad"),
+            kernel_lifetime=s.bool("vip_kernel_lifetime", True),
+            ownership=s.choice("vip_ownership", "auto", OWNERSHIP_MODES),
+            state_dir=s.str("vip_statedir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR,
         )
 
 

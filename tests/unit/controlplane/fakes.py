@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,6 +132,8 @@ class FakeKernel(KernelVips):
         self.node = node
         self.world = world
         self.changes: list[frozenset[Placement]] = []
+        self.lifetimes: list[int | None] = []  # of each converge that added something
+        self.extensions: list[int] = []
         world.kernels[node] = self
 
     def interfaces(self) -> dict[int, str]:
@@ -142,7 +145,16 @@ class FakeKernel(KernelVips):
     def prepare(self) -> None:
         pass  # no announcement sockets in unit tests
 
-    async def converge(self, want: frozenset[Placement]) -> None:
+    def detect_ownership(self, node: str, lifetime_marker: bool) -> None:
+        pass  # no probe of the host's kernel in unit tests
+
+    def extend(self, lifetime: int) -> float:
+        self.extensions.append(lifetime)
+        return time.monotonic()
+
+    async def converge(self, want: frozenset[Placement], lifetime: int | None = None) -> None:
+        if want - self.held:
+            self.lifetimes.append(lifetime)
         # Removals land before additions, as in the real kernel path; check after each half.
         self.held = self.held & want
         self.world.check()

@@ -92,6 +92,17 @@ def test_auto_mask_takes_the_matching_subnet_of_the_same_family() -> None:
     assert auto.prefixlen(ipaddress.ip_address("fd00:9::50"), nets) == 128
 
 
+def test_kernel_lifetime_and_ownership_settings() -> None:
+    s = load()
+    assert s.kernel_lifetime and s.ownership == "auto" and s.state_dir == "/var/lib/kubevip"
+    s = load(vip_kernel_lifetime="false", vip_ownership="statefile", vip_statedir="/run/kv")
+    assert not s.kernel_lifetime and s.ownership == "statefile" and s.state_dir == "/run/kv"
+    with pytest.raises(ConfigError, match=r"vip_ownership.*proto"):
+        load(vip_ownership="proto")
+    with pytest.raises(ConfigError, match=r"vip_kernel_lifetime.*sometimes"):
+        load(vip_kernel_lifetime="sometimes")
+
+
 def test_packet_settings_defaults_and_cidr_lists() -> None:
     from kubevip.net.settings import PacketSettings
 
