@@ -238,6 +238,11 @@ def _hostname() -> str:
         return ""
 
 
+def listen_address(s: Settings, name: str, default: str) -> ListenAddress | None:
+    """`host:port`, `[v6]:port` or `:port` of setting `name`; None when empty, `off` or `disabled`."""
+    return _listen(s, name, default)
+
+
 def _listen(s: Settings, name: str, default: str) -> ListenAddress | None:
     value = s.str(name, default)
     if value in ("", "off", "disabled"):

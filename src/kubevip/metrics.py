@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -59,6 +60,10 @@ class Metrics:
         self.announced_vips = Gauge(
             "kubevip_announced_vips", "VIPs this node holds, per family", ["family"], registry=r
         )
+        self.service_vips = Gauge(
+            "kubevip_service_vips", "VIPs of the Services this agent serves, cluster-wide, per family"
+            " (compare with kubevip_announced_vips summed over nodes)", ["family"], registry=r
+        )
         self.bgp_session_info = Gauge(
             "kube_vip_manager_bgp_session_info", "1 for the current state of each BGP session (BGP mode)",
             ["state", "peer"], registry=r,
@@ -76,11 +81,17 @@ class Metrics:
         return bytes(generate_latest(self.registry))
 
 
+class Exposition(Protocol):
+    """Anything with a registry to serve: the agent's `Metrics`, the IPAM controller's."""
+
+    def exposition(self) -> bytes: ...
+
+
 @dataclass
 class MetricsServer:
     """Serves /metrics and /healthz on the agent's event loop; `healthy` decides /healthz."""
 
-    metrics: Metrics
+    metrics: Exposition
     host: str
     port: int
     healthy: Callable[[], bool] = lambda: True

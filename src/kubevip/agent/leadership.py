@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from kubevip.election.elector import LeaseElector
-from kubevip.election.scalable import ScalableElector
+from kubevip.election.scalable import ScalableElector, claim_lease_name
 from kubevip.election.timings import ElectionConfig, service_lease_name
 from kubevip.kube.rest import RestClient
 from kubevip.metrics import Metrics
@@ -35,6 +35,9 @@ class Leadership(Protocol):
     def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None: ...
     def generation(self) -> object: ...
     def renewed_at(self, unit: str) -> float | None: ...
+    def lease_of(self, unit: str) -> str:
+        """"namespace/name" of the Lease deciding `unit`, "" when no Lease does (for `kubevip status`)."""
+        ...
     async def run(self) -> None: ...
     async def release(self) -> None: ...
 
@@ -71,6 +74,9 @@ class Solo:
     def renewed_at(self, unit: str) -> float | None:
         """No Lease, no peer taking over: no kernel lifetime."""
         return None
+
+    def lease_of(self, unit: str) -> str:
+        return ""
 
     async def run(self) -> None:
         await asyncio.Event().wait()
@@ -117,6 +123,9 @@ class Scalable:
 
     def renewed_at(self, unit: str) -> float | None:
         return self.elector.renewed_at if self.elector.holds(unit) else None
+
+    def lease_of(self, unit: str) -> str:
+        return f"{self.elector.namespace}/{claim_lease_name(unit)}"
 
     async def run(self) -> None:
         await self.elector.run()
@@ -199,6 +208,11 @@ class Leases:
             e = self._per_unit.get(unit)
             return e.leader if e is not None else None
         return self.global_elector.leader
+
+    def lease_of(self, unit: str) -> str:
+        if self._own_lease(unit):
+            return "/".join(unit_lease(unit))
+        return f"{self.cfg.namespace}/{self.cfg.services_lease_name}"
 
     def generation(self) -> object:
         g = self.global_elector

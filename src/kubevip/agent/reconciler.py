@@ -20,6 +20,7 @@ from kubevip.agent.bgp_wants import announces
 from kubevip.agent.nodes import NodeSource, publish_loop
 from kubevip.agent.packets import DISCOVERY_PERIOD, PacketRuleDriver
 from kubevip.agent.policy_facts import PolicyFacts
+from kubevip.agent.presence import Presence
 from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.bgp.settings import BgpSettings as BgpSettingsT
@@ -31,6 +32,7 @@ from kubevip.core.eligibility import Placement, placed_snapshot
 from kubevip.core.interface import valid_interface_name
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.reasons import Reason
+from kubevip.core.report import HeldVip
 from kubevip.core.rows import (
     Changes,
     Row,
@@ -121,6 +123,12 @@ class Agent:
         self._settled: tuple[object, ...] | None = None
         self.held: frozenset[Row] = frozenset()
         self.snap: Snapshot | None = None
+        # The report Lease `kubevip status` reads (agent/presence.py): what this node holds, since when.
+        self.presence = Presence(
+            self.writer, cfg.election.namespace, self.me,
+            cfg.election.mode if cfg.election.enabled else "none", "bgp" if self.bgp is not None else "arp",
+        ) if self.writer is not None else None
+        self._since: dict[Row, str] = {}
         # Status, vipHost and Events (agent/reporter.py): fed the outcome of every pass.
         self.reporter = Reporter(
             self.me, self.writer, self.world, self.leadership, self.metrics, self.guard,
@@ -436,6 +444,7 @@ class Agent:
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
             self._update_gauges(snap)
+            self._publish(snap)
             settling = time.monotonic() < self._startup_until and not self._stopping
             self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
                                          dict(self._node_warnings), settling))
@@ -724,8 +733,28 @@ class Agent:
         self.metrics.active_services.clear()
         for ns, n in per_ns.items():
             self.metrics.active_services.labels(ns).set(n)
+        wanted = dict.fromkeys(IPFamily, 0)
+        for p in snap.plans:
+            wanted[p.family] += 1
         for fam in IPFamily:
             self.metrics.announced_vips.labels(fam.value).set(sum(1 for a in held if IPFamily.of(a) == fam))
+            self.metrics.service_vips.labels(fam.value).set(wanted[fam])
+
+    def _publish(self, snap: Snapshot) -> None:
+        """Hand the VIPs now on this node's interfaces to the report Lease (written by its own task)."""
+        if self.presence is None:
+            return
+        now = _rfc3339()
+        since = {r: self._since.get(r) or now for r in self.held}
+        self._since = since
+        by_addr = snap.by_address
+        out: list[HeldVip] = []
+        for r in self.held:
+            plan = by_addr.get(r.address)
+            unit = plan.unit if plan is not None else ""
+            out.append(HeldVip(r.address, r.interface, unit, self.leadership.lease_of(unit) if unit else "",
+                               since[r]))
+        self.presence.update(tuple(out))
 
     # -- reports -----------------------------------------------------------------------------------------
 
@@ -786,6 +815,8 @@ class Agent:
         self._startup_until = time.monotonic() + 2 * self.cfg.election.timings.lease_duration
         if self.held:
             log.info("found %d VIPs of a previous run: kept while the election settles", len(self.held))
+        if self.presence is not None:
+            spawn(self.guard, "presence", self.presence.run())
         await self.facts.refresh_host()
         spawn(self.guard, "address policy: host facts", self.facts.host_loop())
         if self.api is not None:
@@ -829,6 +860,8 @@ class Agent:
             log.exception("withdraw on shutdown failed")
         await self.packets.remove()
         await self.leadership.release()
+        if self.presence is not None:
+            await self.presence.release()
         if self.bgp is not None:
             await self.bgp.close()
         await self.guard.close()
@@ -838,3 +871,5 @@ class Agent:
             log.warning("still holding %s after shutdown", sorted(str(r.address) for r in self.held))
 
 
+def _rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

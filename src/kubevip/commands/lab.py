@@ -90,6 +90,12 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"  kubectl    {doc['kubectl']}")
     print(f"  subnets    {doc['subnets']['ipv4']} {doc['subnets']['ipv6']}")
     print(f"  vip pool   {doc['vip_pool']['ipv4']} {doc['vip_pool']['ipv6']}")
+    if "demo" in doc:
+        d = doc["demo"]
+        print(f"  demo       {d['namespace']}/{d['name']} {d['ipv4']} {d['ipv6']} port {d['port']}")
+    if "ipam_metrics" in doc:
+        pool = doc["ipam_pool"]
+        print(f"  ipam       pool {pool['ipv4']} {pool['ipv6']}, {doc['ipam_metrics']}")
     for n in doc["nodes"]:
         print(f"  {n['name']:8} netns {n['netns']:20} {n['ipv4']:15} {n['ipv6']} {n['mac']}")
     c = doc["client"]

@@ -46,6 +46,10 @@ class Reason(StrEnum):
     SERVICE_INTERFACE_MISSING = "service-interface-missing"
     SERVICE_INTERFACE_NOT_ALLOWED = "service-interface-not-allowed"
     CROSS_NAMESPACE_SHARING = "cross-namespace-sharing"
+    # Service status conditions (`kube-vip.io/IPv4Announced` / `IPv6Announced`, docs/status.md): the
+    # family has VIPs and the Service is announced, but no node holds any of them (no eligible node, the
+    # address lost to an earlier Service, or the election has not settled).
+    NO_HOLDER = "no-holder"
 
     # Agent Warnings and metrics.
     # A Service claims an address an earlier Service holds with an overlapping port.
@@ -132,6 +136,8 @@ SERVICE_INTERFACE_NOT_ALLOWED = Reason.SERVICE_INTERFACE_NOT_ALLOWED
 # (the same `kube-vip.io/allow-shared-ip` value) and without `svc_cross_namespace_sharing=true`.
 CROSS_NAMESPACE_SHARING = Reason.CROSS_NAMESPACE_SHARING
 
+# Service status conditions only (docs/status.md).
+NO_HOLDER = Reason.NO_HOLDER
 # Warning Event: an egress annotation entry that cannot be used (the rest of the Service's rule applies).
 EGRESS_ANNOTATION_INVALID = Reason.EGRESS_ANNOTATION_INVALID
 
@@ -157,7 +163,16 @@ PLACEMENT = (
     Reason.NODE_OFF_SUBNET, Reason.NO_ELIGIBLE_NODE,
 )
 EGRESS_WARNINGS = (EGRESS_ANNOTATION_INVALID,)
+CONDITION_ONLY = (NO_HOLDER,)
 ALL = (
     VIP_REJECTIONS + POLICY_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
-    + SHARING_WARNINGS + EGRESS_WARNINGS + PLACEMENT
+    + SHARING_WARNINGS + EGRESS_WARNINGS + PLACEMENT + CONDITION_ONLY
 )
+
+
+def condition_reason(code: str) -> str:
+    """A code in the spelling metav1.Condition requires (CamelCase, no '-'): `no-local-endpoints` ->
+    `NoLocalEndpoints`; "" (announced) -> `Announced`. One-to-one: every code is lower-case words."""
+    if not code:
+        return "Announced"
+    return "".join(part[:1].upper() + part[1:] for part in code.split("-"))

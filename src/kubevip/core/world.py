@@ -154,7 +154,9 @@ def same_decision_inputs(a: ServiceView, b: ServiceView, written_back: frozenset
 
     def inputs(v: ServiceView) -> ServiceView:
         kept = tuple((k, val) for k, val in v.annotations if k not in written_back)
-        return dataclasses.replace(v, resource_version="", status_ingress=(), annotations=kept)
+        return dataclasses.replace(
+            v, resource_version="", status_ingress=(), status_conditions=(), annotations=kept
+        )
 
     return inputs(a) == inputs(b)
 

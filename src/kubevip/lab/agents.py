@@ -239,6 +239,12 @@ def demo_service(net: LabNetwork) -> dict[str, object]:
     }
 
 
+def demo_json(net: LabNetwork) -> dict[str, object]:
+    """`lab status -o json` "demo": the demo Service and the addresses it holds (not in `vip_pool`)."""
+    return {"namespace": DEMO_NAMESPACE, "name": DEMO_SERVICE, "port": RESPONDER_PORT,
+            "ipv4": str(net.vip(4, 0)), "ipv6": str(net.vip(6, 0))}
+
+
 def start_lab_processes(net: LabNetwork, kubeconfig: Path, state_dir: Path) -> list[str]:
     """Start what is not running: a responder and an agent per node (idempotent); one line per action."""
     pids = recorded(state_dir)
