@@ -15,7 +15,7 @@ from typing import Protocol
 
 from kubevip.election.elector import LeaseElector
 from kubevip.election.scalable import ScalableElector
-from kubevip.election.timings import ElectionConfig, service_lease_name
+from kubevip.election.timings import ElectionConfig
 from kubevip.kube.rest import RestClient
 from kubevip.metrics import Metrics
 from kubevip.tasks import TaskGroupGuard, spawn
@@ -108,11 +108,11 @@ class Scalable:
 
 
 def unit_lease(unit: str) -> tuple[str, str]:
-    """(namespace, Lease name) of a unit in Lease mode: kube-vip's `kubevip-<service>` (+ family)."""
+    """(namespace, Lease name) of a unit in Lease mode: the unit is "<namespace>/<Lease>" (kube-vip's
+    name, core.leases), plus "/<family>" for a dual-stack Local Service's second family."""
     ns, _, rest = unit.partition("/")
     name, _, family = rest.partition("/")
-    lease = service_lease_name(name)
-    return ns, f"{lease}-{family.lower()}" if family else lease
+    return ns, f"{name}-{family.lower()}" if family else name
 
 
 class Leases:
@@ -136,7 +136,7 @@ class Leases:
         self._guard = TaskGroupGuard(f"leases:{node}")
         self._per_unit: dict[str, LeaseElector] = {}
         self.global_elector = LeaseElector(
-            api, cfg.namespace, cfg.services_lease_name, node, cfg.timings,
+            api, cfg.services_lease_namespace, cfg.services_lease_name, node, cfg.timings,
             self._global_started, self._global_stopped, observer=self._observe,
         )
         self._changed = asyncio.Event()

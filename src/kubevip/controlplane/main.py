@@ -113,7 +113,7 @@ async def run_control_plane(cfg: AgentConfig) -> int:
                                    healthy=lambda: not cp.runner.guard.crashed)
             await server.start()
         log.info("control-plane VIP agent on node %s started (lease %s/%s)", cfg.node_name,
-                 cfg.election.namespace, cfg.election.lease_name)
+                 cfg.election.cp_lease_namespace, cfg.election.lease_name)
         await stop.wait()
         log.info("control-plane VIP agent on node %s stopping: withdraw, release, exit", cfg.node_name)
     finally:

@@ -26,6 +26,10 @@ class Reason(StrEnum):
     IGNORED = "ignored"
     NO_VIP = "no-vip"
     REQUIRE_DUAL_STACK_UNMET = "require-dual-stack-unmet"
+    # `kube-vip.io/leaseName` is not a Lease name of the Service's own namespace (core.leases).
+    INVALID_LEASE_NAME = "invalid-lease-name"
+    # externalTrafficPolicy Cluster without any endpoint, and no allow-reconcile-without-endpoints.
+    NO_ENDPOINTS = "no-endpoints"
     SERVICE_NOT_ANNOUNCED = "service-not-announced"
     NO_VIP_FOR_FAMILY = "no-vip-for-family"
     NO_LOCAL_ENDPOINTS = "no-local-endpoints"
@@ -69,6 +73,8 @@ NOT_LOAD_BALANCER = Reason.NOT_LOAD_BALANCER
 IGNORED = Reason.IGNORED
 NO_VIP = Reason.NO_VIP
 REQUIRE_DUAL_STACK_UNMET = Reason.REQUIRE_DUAL_STACK_UNMET
+INVALID_LEASE_NAME = Reason.INVALID_LEASE_NAME
+NO_ENDPOINTS = Reason.NO_ENDPOINTS
 
 # Why this node does (not) take part for one family (NodeShare.reason).
 SERVICE_NOT_ANNOUNCED = Reason.SERVICE_NOT_ANNOUNCED
@@ -88,7 +94,9 @@ VIP_REJECTIONS = (
     NOT_AN_IP, DNS_NAME, ZONE_SUFFIX, UNSPECIFIED, LOOPBACK, MULTICAST, LINK_LOCAL, IPV4_MAPPED,
     FAMILY_NOT_SERVED,
 )
-SERVICE_VERDICTS = (ANNOUNCED, NOT_LOAD_BALANCER, IGNORED, NO_VIP, REQUIRE_DUAL_STACK_UNMET)
+SERVICE_VERDICTS = (
+    ANNOUNCED, NOT_LOAD_BALANCER, IGNORED, NO_VIP, REQUIRE_DUAL_STACK_UNMET, INVALID_LEASE_NAME, NO_ENDPOINTS,
+)
 NODE_VERDICTS = (
     ANNOUNCED, SERVICE_NOT_ANNOUNCED, NO_VIP_FOR_FAMILY, NO_LOCAL_ENDPOINTS, PRIMARY_FAMILY_NODES,
     NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY,

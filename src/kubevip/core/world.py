@@ -125,7 +125,7 @@ def snapshot(
         claims.extend(done.claims)
     plans, clashes = resolve(claims, per_address)
     conflicts = interface_conflicts(claims, plans)
-    warns = {k: warnings(d, clashes, conflicts) for k, d in decisions.items()}
+    warns = {k: warnings(d, clashes, conflicts, world.services[k].view) for k, d in decisions.items()}
     return Snapshot(
         decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts, decided
     )
