@@ -53,6 +53,7 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     ("bgp_enable", "false"),
     ("cp_enable", "false"),
     ("kubeconfig", ""),
+    ("k8s_config_file", ""),
 )
 # The control-plane VIP's settings (docs/configuration.md, "Control-plane VIP").
 SETTINGS += tuple(kv for kv in CP_SETTINGS if kv[0] not in {n for n, _ in SETTINGS})
@@ -96,6 +97,8 @@ class AgentConfig:
     # bgp_* and mpbgp_* (kubevip.bgp.settings); None unless bgp_enable=true.
     bgp_settings: BgpSettings | None = None
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # kube-vip's kubeconfig setting: tried after `kubeconfig`/KUBECONFIG (kubevip.kube.client).
+    k8s_config_file: str = ""
 
     @property
     def mode(self) -> str:
@@ -153,6 +156,7 @@ class AgentConfig:
             control_plane=ControlPlaneSettings.from_env(s),
             bgp_settings=BgpSettings.from_env(s) if bgp else None,
             raw=dict(env),
+            k8s_config_file=s.str("k8s_config_file"),
         )
 
 
