@@ -21,7 +21,7 @@ from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import Condition, missing_interface
-from kubevip.core.interface import valid_interface_name
+from kubevip.core.interface import AUTO, valid_interface_name
 from kubevip.core.reasons import Reason
 from kubevip.core.rows import (
     Changes,
@@ -31,8 +31,9 @@ from kubevip.core.rows import (
     diff,
     held_plans,
     missing_interfaces,
+    needs_subnet_lookup,
 )
-from kubevip.core.views import IPFamily
+from kubevip.core.views import IPAddress, IPFamily
 from kubevip.core.world import Decided, Snapshot, World, snapshot
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.rest import RestClient
@@ -41,7 +42,7 @@ from kubevip.listing import brief
 from kubevip.metrics import Metrics
 from kubevip.net.addresses import AddressManager
 from kubevip.net.announcer import Announcer
-from kubevip.net.interfaces import existing_links, link_names, resolve_interface
+from kubevip.net.interfaces import existing_links, link_names, resolve_interface, subnet_interfaces
 from kubevip.net.namespace import OWN, Netns
 from kubevip.net.routes import RoutingTable
 from kubevip.tasks import TaskGroupGuard, spawn
@@ -185,7 +186,8 @@ class Agent:
     async def service_links(self, held: Iterable[VipPlan]) -> frozenset[str]:
         """Which interfaces named by `kube-vip.io/serviceInterface` of the `held` VIPs exist here."""
         # No lookup for a name that cannot exist.
-        names = {p.interface for p in held if p.interface and valid_interface_name(p.interface)}
+        names = {p.interface for p in held
+                 if p.interface and p.interface != AUTO and valid_interface_name(p.interface)}
         if not names:
             return frozenset()
         try:
@@ -249,10 +251,32 @@ class Agent:
             return {u: self.me for u, e in snap.units.items() if announces(self.me, e, holds(u))}
         return {u: self.me for u in snap.units if holds(u)}
 
+    @property
+    def _services_auto(self) -> bool:
+        """vip_servicesinterface=auto (layer 2 and routing table; BGP puts VIPs on its own interface)."""
+        return self.bgp is None and self.cfg.net.services_interface == AUTO
+
+    async def _auto_interfaces(self, snap: Snapshot) -> dict[IPAddress, str]:
+        """For held VIPs placed `auto`: the interface whose subnet holds each (one address dump)."""
+        if not (snap.names_interfaces or self._services_auto):
+            return {}
+        services_auto = self._services_auto
+        need = [p.address for p in held_plans(snap.plans, self._my_holdings(snap), self.me)
+                if needs_subnet_lookup(p, services_auto)]
+        if not need:
+            return {}
+        try:
+            return await asyncio.to_thread(subnet_interfaces, need, self.ns)
+        except NetworkError as exc:
+            log.warning("auto interfaces: cannot read this node's addresses: %s", exc)
+            return {}
+
     def desired(
-        self, snap: Snapshot, ifaces: dict[IPFamily, str], links: frozenset[str] = frozenset()
+        self, snap: Snapshot, ifaces: dict[IPFamily, str], links: frozenset[str] = frozenset(),
+        by_subnet: Mapping[IPAddress, str] | None = None,
     ) -> frozenset[Row]:
-        rows = desired_rows(snap.plans, self._my_holdings(snap), self.me, ifaces, links)
+        rows = desired_rows(snap.plans, self._my_holdings(snap), self.me, ifaces, links, by_subnet,
+                            self._services_auto)
         if self._startup_keep and time.monotonic() < self._startup_until and not self._stopping:
             # Start-up without a flap: our VIPs still wanted cluster-wide stay while the election settles,
             # unless someone else is known to hold them, or this node already wants them elsewhere (their
@@ -294,7 +318,8 @@ class Agent:
                 self.leadership.set_units(snap.units)
             annotated = self._annotated_held(snap)
             links = await self.service_links(annotated)
-            want = self.desired(snap, await self.interfaces(), links)
+            by_subnet = await self._auto_interfaces(snap)
+            want = self.desired(snap, await self.interfaces(), links, by_subnet)
             self._node_warnings = self._missing_warnings(annotated, links)
             changes = diff(want, self.held)
             if self.bgp is not None and changes.remove:  # withdraw before the address goes
@@ -380,11 +405,12 @@ class Agent:
                 continue
             log.error("%s", exc)
             failed.add(r)
-        prefixlen = self.cfg.net.subnet.prefixlen
-        added_errors = {
-            i: mgrs[i].add_many((r.address, prefixlen(r.address)) for r in changes.add if r.interface == i)
-            for i in mgrs
-        }
+        subnet = self.cfg.net.subnet
+        added_errors = {}
+        for i in mgrs:
+            rows = [r for r in changes.add if r.interface == i]
+            nets = subnet.networks(i, self.ns) if rows else ()  # vip_subnet=auto: the interface's subnets
+            added_errors[i] = mgrs[i].add_many((r.address, subnet.prefixlen(r.address, nets)) for r in rows)
         for r in changes.add:
             exc = added_errors[r.interface].get(r.address)
             if exc is None and tables:

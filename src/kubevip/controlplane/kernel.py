@@ -170,7 +170,8 @@ class KernelVips:
                 log.error("control-plane VIP: cannot remove %s from %s: %s", p.address, p.ifname, exc)
         for p in add:
             try:
-                self._manager(p.ifname).add(p.address, self.net.subnet.prefixlen(p.address))
+                nets = self.net.subnet.networks(p.ifname, self.ns)  # vip_subnet=auto: the interface's subnets
+                self._manager(p.ifname).add(p.address, self.net.subnet.prefixlen(p.address, nets))
                 if self.net.routing_table:
                     self._table(p.ifname).add(p.address)
                 added.add(p)
