@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from kubevip.bgp.settings import BGP_SETTINGS, BgpSettings
 from kubevip.controlplane.settings import CP_SETTINGS, ControlPlaneSettings
+from kubevip.core.compat import unsupported_settings
 from kubevip.core.selection import ClassFilter
 from kubevip.election.timings import ElectionConfig, config_from_settings
 from kubevip.envparse import Settings
@@ -128,6 +129,14 @@ class AgentConfig:
             node = _hostname()
         if not node:
             raise ConfigError("vip_nodename", "", "set vip_nodename (or NODE_NAME) to this node's name")
+        control_plane = ControlPlaneSettings.from_env(s)
+        if bgp and control_plane is not None and control_plane.enabled:
+            # kube-vip advertises the control-plane VIP over BGP; kubevip's control-plane path has no BGP
+            # announcer yet: the VIP would sit on the interface, reachable from nowhere. Refuse, loudly.
+            raise ConfigError("cp_enable", "true", "the control-plane VIP cannot be announced by BGP in "
+                              "this version (bgp_enable=true): announce it with vip_arp=true or "
+                              "vip_routingtable=true in its own agent, or keep kube-vip for the control "
+                              "plane (docs/migration.md)")
         election = config_from_settings(s)
         rate = s.int("vip_arpRate", 3000, minimum=0)
         if rate < 500:  # kube-vip's rule: tiny refresh intervals fall back to the default
@@ -153,11 +162,18 @@ class AgentConfig:
             arp_rate_ms=rate,
             kubeconfig=s.str("kubeconfig") or s.str("KUBECONFIG"),
             net=NetSettings.from_env(s),
-            control_plane=ControlPlaneSettings.from_env(s),
+            control_plane=control_plane,
             bgp_settings=BgpSettings.from_env(s) if bgp else None,
             raw=dict(env),
             k8s_config_file=s.str("k8s_config_file"),
         )
+
+
+def unsupported_setting_warnings(env: Mapping[str, str]) -> list[str]:
+    """One line per kube-vip setting in `env` that kubevip ignores or treats differently, with a value
+    that matters (core.compat); the value is shown, as these settings carry no secrets."""
+    return [f"{entry.name}={value}: kube-vip setting {entry.status} by kubevip ({entry.note})"
+            for entry, value in unsupported_settings(env)]
 
 
 def _hostname() -> str:

@@ -219,9 +219,10 @@ ANNOTATION_BY_NAME: Mapping[str, Entry] = {e.name: e for e in ANNOTATIONS}
 
 def unsupported_settings(env: Mapping[str, str]) -> tuple[tuple[Entry, str], ...]:
     """kube-vip settings in `env` whose value a swap to kubevip would change or drop, by name."""
-    return tuple(
-        (e, env[e.name]) for e in SETTINGS if e.name in env and e.changes_behaviour(env[e.name])
-    )
+    return tuple(sorted(
+        ((e, env[e.name]) for e in SETTINGS if e.name in env and e.changes_behaviour(env[e.name])),
+        key=lambda ev: ev[0].name,
+    ))
 
 
 def unsupported_annotations(service: ServiceView) -> tuple[tuple[str, str], ...]:
