@@ -85,6 +85,8 @@ class Agent:
         self._fence_pass: asyncio.Future[None] | None = None
         self._world_version = 0  # bumped by touched(); the snapshot is recomputed only when it moved
         self._touched_during: set[str] | None = None  # keys touched while a snapshot is computed
+        # Namespaces of Services changed since the last pass began (kube-vip's reconcile_duration label).
+        self._pass_namespaces: set[str] = set()
         self._snap_version = -1
         self._wake = asyncio.Event()
         # A pass whose inputs (snapshot, leadership, stopping) equal those of the last pass that left
@@ -114,6 +116,7 @@ class Agent:
         """Services whose inputs changed: drop their cached decisions and wake the loop."""
         for k in keys:
             self._cache.pop(k, None)
+            self._pass_namespaces.add(k.partition("/")[0])
             if self._touched_during is not None:
                 self._touched_during.add(k)
         self.reporter.touched(keys)
@@ -307,6 +310,7 @@ class Agent:
         """One level-triggered pass over the kernel side; returns what it changed."""
         async with self._lock:
             started = time.perf_counter()
+            namespaces, self._pass_namespaces = self._pass_namespaces, set()
             snap = await self._snapshot()
             inputs = self._pass_inputs(snap)
             if inputs is not None and inputs == self._settled:
@@ -330,7 +334,9 @@ class Agent:
                 await self._bgp_sync(self.held, snap)
             self._settled = inputs if self.held == want else None
             self.passes += 1
-            self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            for ns in namespaces:
+                self.metrics.reconcile_duration.labels(ns).observe(took)
             self._update_gauges(snap)
             self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
                                          dict(self._node_warnings)))
