@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "kubevip.commands.lab",
     "kubevip.commands.manager",
     "kubevip.commands.manifest",
+    "kubevip.commands.migrate",
 )
 
 

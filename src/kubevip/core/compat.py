@@ -139,7 +139,9 @@ SETTINGS: tuple[Entry, ...] = (
     _s("enable_upnp", IGNORED, "no UPnP", inert=OFF),
     _s("health_check_port"),
     _s("prometheus_server"),
-    _s("dhcp_mode", IGNORED, "no DHCP-acquired VIPs", inert=("",)),
+    # kube-vip's manifests always write dhcp_mode; it only matters for Services asking for 0.0.0.0 / ::.
+    _s("dhcp_mode", IGNORED, "no DHCP-acquired VIPs (Services asking for 0.0.0.0)",
+       inert=("", "ipv4", "ipv6", "dual")),
     _s("dhcp_backoff_attempts", IGNORED, "no DHCP-acquired VIPs", inert=("", "3")),
     # Egress
     _s("egress_podcidr", IGNORED, "no egress SNAT", inert=("",)),
