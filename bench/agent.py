@@ -250,6 +250,16 @@ class Bench:
             return len(held) == len(want) and set(held) == want
 
         await until(converged, 300, f"{count} Services held")
+
+        async def reported() -> bool:
+            items = (await self.core.list_namespaced_service(NS)).items
+            return len(items) == count and all(
+                len(i.status.load_balancer.ingress or []) == 2
+                and (i.metadata.annotations or {}).get("kube-vip.io/vipHost") for i in items
+            )
+
+        # Status and vipHost written too: what the restart writes is then the restart's own doing.
+        await until(reported, 120, f"{count} Services reported")
         # Restart every agent (graceful stop withdraws everything), then time until all VIPs are held.
         await asyncio.to_thread(self.fleet.stop)
         await until(lambda: self._gone(*want), 60, "all withdrawn")

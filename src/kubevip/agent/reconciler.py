@@ -20,7 +20,7 @@ from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
-from kubevip.core.conditions import Condition, missing_interface
+from kubevip.core.conditions import Condition, missing_interface, no_family_interface
 from kubevip.core.interface import AUTO, valid_interface_name
 from kubevip.core.reasons import Reason
 from kubevip.core.rows import (
@@ -48,6 +48,9 @@ from kubevip.net.routes import RoutingTable
 from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
+
+# Seconds between lookups of a family's interface that failed (single-stack nodes: never found).
+IFACE_RETRY = 30.0
 
 INVALID_OBJECT = Reason.INVALID_OBJECT
 
@@ -98,8 +101,12 @@ class Agent:
         self.reporter = Reporter(
             self.me, self.writer, self.world, self.leadership, self.metrics, self.guard,
             synced=lambda: self.sources is None or self.sources.synced,
+            hold_down=cfg.election.timings.lease_duration if cfg.election.enabled else 0.0,
         )
         self._ifaces: dict[IPFamily, str] = {}
+        # A family without an interface (a single-stack node: no default route of that family) is looked
+        # up again only every IFACE_RETRY seconds, and its warning logged once, not on every pass.
+        self._iface_failed: dict[IPFamily, tuple[float, str]] = {}
         # Warnings only this node can see (a Service's interface missing here), per Service, last pass.
         self._node_warnings: dict[str, frozenset[Condition]] = {}
         self._startup_keep: frozenset[Row] = frozenset()
@@ -161,22 +168,35 @@ class Agent:
     def _resolve_interfaces(self) -> dict[IPFamily, str]:
         """Interface per family (vip_servicesinterface, vip_interface, else the default route's); blocking."""
         out: dict[IPFamily, str] = {}
-        for fam, v in ((IPFamily.IPV4, 4), (IPFamily.IPV6, 6)):
+        for fam in IPFamily:
             if fam in self._ifaces:
                 out[fam] = self._ifaces[fam]
                 continue
+            if not self._iface_due(fam):
+                continue
             try:
                 out[fam] = self._ifaces[fam] = resolve_interface(
-                    v, for_service=True,  # type: ignore[arg-type]
+                    fam.version, for_service=True,
                     vip_interface=self.cfg.net.interface or (BGP_DEFAULT_INTERFACE if self.bgp else ""),
                     services_interface=self.cfg.net.services_interface, ns=self.ns,
                 )
+                if self._iface_failed.pop(fam, None) is not None:
+                    log.info("%s VIPs go on %s now", fam, out[fam])
             except KubevipError as exc:
-                log.warning("%s", exc)
+                last = self._iface_failed.get(fam)
+                if last is None or last[1] != str(exc):
+                    log.warning("%s (%s VIPs are not announced from this node; looked up again every %.0f s)",
+                                exc, fam, IFACE_RETRY)
+                self._iface_failed[fam] = (time.monotonic(), str(exc))
         return out
 
+    def _iface_due(self, fam: IPFamily) -> bool:
+        """A family never looked up, or one whose last lookup failed IFACE_RETRY seconds ago or more."""
+        failed = self._iface_failed.get(fam)
+        return failed is None or time.monotonic() - failed[0] >= IFACE_RETRY
+
     async def interfaces(self) -> dict[IPFamily, str]:
-        if len(self._ifaces) == len(IPFamily):
+        if not any(fam not in self._ifaces and self._iface_due(fam) for fam in IPFamily):
             return dict(self._ifaces)
         return await asyncio.to_thread(self._resolve_interfaces)
 
@@ -295,6 +315,18 @@ class Agent:
                     rows |= {r}
         return rows
 
+    def _family_warnings(
+        self, snap: Snapshot, ifaces: Mapping[IPFamily, str], by_subnet: Mapping[IPAddress, str]
+    ) -> None:
+        """A Warning for every Service of a VIP this node holds but has no interface of its family for
+        (an `auto` VIP whose subnet is on an interface has one)."""
+        for p in held_plans(snap.plans, self._my_holdings(snap), self.me):
+            placed_by_subnet = needs_subnet_lookup(p, self._services_auto) and p.address in by_subnet
+            if (not p.interface or p.interface == AUTO) and not placed_by_subnet and p.family not in ifaces:
+                for key in p.services:
+                    cond = no_family_interface(key, p.address, self.me)
+                    self._node_warnings[key] = self._node_warnings.get(key, frozenset()) | {cond}
+
     def _missing_warnings(
         self, held: Iterable[VipPlan], links: frozenset[str]
     ) -> dict[str, frozenset[Condition]]:
@@ -323,8 +355,11 @@ class Agent:
             annotated = self._annotated_held(snap)
             links = await self.service_links(annotated)
             by_subnet = await self._auto_interfaces(snap)
-            want = self.desired(snap, await self.interfaces(), links, by_subnet)
+            ifaces = await self.interfaces()
+            want = self.desired(snap, ifaces, links, by_subnet)
             self._node_warnings = self._missing_warnings(annotated, links)
+            if len(ifaces) < len(IPFamily):
+                self._family_warnings(snap, ifaces, by_subnet)
             changes = diff(want, self.held)
             if self.bgp is not None and changes.remove:  # withdraw before the address goes
                 await self._bgp_sync(self.held - frozenset(changes.remove), snap)
@@ -338,18 +373,21 @@ class Agent:
             for ns in namespaces:
                 self.metrics.reconcile_duration.labels(ns).observe(took)
             self._update_gauges(snap)
+            settling = time.monotonic() < self._startup_until and not self._stopping
             self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
-                                         dict(self._node_warnings)))
+                                         dict(self._node_warnings), settling))
             return changes
 
     def _pass_inputs(self, snap: Snapshot) -> tuple[object, ...] | None:
         """What a pass depends on, or None when it also depends on time or the node's interfaces (the
         start-up window, an interface not resolved yet, a Service's own interface)."""
-        if time.monotonic() < self._startup_until or len(self._ifaces) < len(IPFamily):
+        if time.monotonic() < self._startup_until:
             return None
+        if any(fam not in self._ifaces and self._iface_due(fam) for fam in IPFamily):
+            return None  # a family still to be looked up (at start, or its retry is due)
         if self.bgp is not None or snap.names_interfaces:
             return None
-        return (self._snap_version, self._stopping, self.leadership.generation())
+        return (self._snap_version, self._stopping, self.leadership.generation(), frozenset(self._ifaces))
 
     async def _apply(self, changes: Changes, snap: Snapshot) -> None:
         # Withdraw first: announcements stop before the address goes, so no frame names a dead VIP.

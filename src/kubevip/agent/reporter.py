@@ -22,6 +22,7 @@ from kubevip.agent.leadership import Leadership
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition
 from kubevip.core.rows import Changes, Row, ServiceStatus, service_status, should_write
+from kubevip.core.views import IPAddress
 from kubevip.core.world import Snapshot, World
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
 from kubevip.metrics import Metrics
@@ -55,6 +56,17 @@ class Outcome:
     stopping: bool
     # Warnings only this node can see (a Service's interface missing here), per Service.
     node_warnings: Mapping[str, frozenset[Condition]] = field(default_factory=dict)
+    # The agent's start-up window: the election has not settled, so "nobody holds it" may only mean
+    # "not known yet". A status is then never cleared (a restart of every agent would clear and
+    # rewrite every Service's status and vipHost: hundreds of writes for nothing).
+    settling: bool = False
+
+    @property
+    def keeps_status(self) -> bool:
+        """Never shrink a status for want of a known holder now: while the election settles, or while
+        this agent shuts down (the status names the Service's addresses, as MetalLB's does; a peer
+        that takes over rewrites vipHost, and an agent restarting finds it right)."""
+        return self.settling or self.stopping
 
 
 class Reporter:
@@ -69,7 +81,10 @@ class Reporter:
         metrics: Metrics,
         guard: TaskGroupGuard,
         synced: Callable[[], bool] = lambda: True,
+        hold_down: float = 0.0,
     ) -> None:
+        """`hold_down`: how long a status must keep losing an address for want of a holder before it
+        is written (the agent passes one lease duration: a unit changing hands is not a loss)."""
         self.me = me
         self.writer = writer
         self.world = world
@@ -84,6 +99,8 @@ class Reporter:
         # Services to look at in the next round (all of them when more than their objects changed).
         self._keys: set[str] = set()
         self._reported: tuple[object, ...] | None = None
+        self.hold_down = hold_down
+        self._shrinking: dict[str, float] = {}  # Service -> since when its status would lose addresses
 
     # -- inputs --------------------------------------------------------------------------------------
 
@@ -135,6 +152,9 @@ class Reporter:
         keys, self._keys = self._keys, set()
         if inputs != self._reported or self.reports.failed_status:
             self._reported = inputs
+            # Per-Service tables end with their Service.
+            for k in [k for k in self._shrinking if k not in self.world.services]:
+                del self._shrinking[k]
             return list(self.world.services)
         return [k for k in keys if k in self.world.services]
 
@@ -161,7 +181,12 @@ class Reporter:
             if should_write(wanted, view.status_ingress, current_host, self.me):
                 if self.reports.failed_status.get(key, 0.0) > now:
                     continue
+                granted = [v.address for v in d.vips] if d is not None else []
+                if self._held_down(key, out, wanted, view.status_ingress, granted, now):
+                    continue
                 yield functools.partial(self._write_status, key, wanted, current_host)
+            else:
+                self._shrinking.pop(key, None)
             if key in snap.handled and (d is None or d.reason != "ignored"):
                 conds = snap.warnings.get(key, frozenset()) | out.node_warnings.get(key, frozenset())
                 for cond in sorted(conds):
@@ -169,6 +194,29 @@ class Reporter:
                     if name not in self.reports.events:
                         self.reports.events.add(name)
                         yield functools.partial(self._warning, key, cond, name)
+
+    def _held_down(
+        self, key: str, out: Outcome, wanted: ServiceStatus, current: Iterable[str],
+        granted: Iterable[IPAddress], now: float,
+    ) -> bool:
+        """True when the status would only lose addresses that are still granted (nobody is known to
+        hold them): not while settling or stopping, and not before `hold_down` has passed. A loss the
+        decision makes (an address removed, the Service no longer announced) is written at once."""
+        cur = set(current)
+        lost = cur - set(wanted.ingress)
+        if not lost or not lost <= {str(v) for v in granted}:
+            self._shrinking.pop(key, None)
+            return False
+        if out.keeps_status:
+            self._keys.add(key)  # looked at again once the election has settled
+            return True
+        since = self._shrinking.setdefault(key, now)
+        if now - since < self.hold_down:
+            self._keys.add(key)
+            asyncio.get_running_loop().call_later(self.hold_down - (now - since), self._wake.set)
+            return True
+        self._shrinking.pop(key, None)
+        return False
 
     # -- writes ----------------------------------------------------------------------------------------
 

@@ -198,6 +198,19 @@ class Speaker:
         for ip in candidates:
             if isinstance(ip, ipaddress.IPv4Address) and not ip.is_loopback:
                 return ip
+        # An IPv6-only node: the router id is still 32 bits (RFC 6286: unique within the AS, not an
+        # address). The low 32 bits of the node's first global IPv6 address are stable and, in one
+        # subnet, unique per node; bgp_routerid overrides.
+        for ip in candidates:
+            if (isinstance(ip, ipaddress.IPv6Address) and ip.is_global) or (
+                isinstance(ip, ipaddress.IPv6Address) and ip.is_private and not ip.is_link_local
+                and not ip.is_loopback
+            ):
+                rid = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+                if int(rid):
+                    log.info("BGP router id %s derived from %s (no IPv4 address in %s; set bgp_routerid "
+                             "to choose one)", rid, ip, what)
+                    return rid
         raise BgpError(f"no IPv4 address in {what} to use as BGP router id: set bgp_routerid")
 
     # ---------------------------------------------------------------- commands

@@ -95,6 +95,16 @@ def warnings(
     return frozenset(out)
 
 
+def no_family_interface(service: str, address: IPAddress, node: str) -> Condition:
+    """`node` holds `address` but has no interface of its family: it cannot announce it."""
+    fam = "IPv4" if address.version == 4 else "IPv6"
+    return Condition(
+        service, WARNING, reasons.Reason.NO_INTERFACE_FOR_FAMILY,
+        f"node {node} has no {fam} interface for {address} (no {fam} default route, and neither "
+        f"vip_interface nor vip_servicesinterface is set): {address} is not announced from this node",
+    )
+
+
 def missing_interface(
     service: str, owner: str, interface: str, address: IPAddress, node: str
 ) -> Condition:

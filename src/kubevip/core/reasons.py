@@ -46,6 +46,8 @@ class Reason(StrEnum):
     BGP_BAD_ANNOTATION = "bgp-bad-annotation"  # a Service's BGP community annotation does not parse
     BGP_NO_NEXT_HOP = "bgp-no-next-hop"  # no next hop of the VIP's family on this node
     INVALID_OBJECT = "invalid-object"  # an object the agent cannot parse (metrics only)
+    # The node holding a VIP has no interface of its family (a single-stack node: no default route).
+    NO_INTERFACE_FOR_FAMILY = "no-interface-for-family"
 
     # IPAM (docs/ipam.md).
     NO_POOL = "no-pool"  # IPAM: no pool for the namespace and family

@@ -100,3 +100,69 @@ async def test_a_warning_is_written_once_per_condition() -> None:
     await guard.close()
     events = [c for c in writer.calls if c[0] == "event"]
     assert events == [("event", "default/b", "vip-port-clash")]
+
+
+async def _report(
+    w: World, holder: Holder, *, settling: bool = False, stopping: bool = False, hold_down: float = 0.0,
+    per_address: bool = False,
+) -> list[tuple[Any, ...]]:
+    """One report round over every Service of `w` as node n1; the writes it asked for."""
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, holder, Metrics("n1"), guard, hold_down=hold_down)  # type: ignore[arg-type]
+    snap = snapshot(w, ClassFilter(), False, per_address=per_address)
+    out = Outcome(snap, 1, frozenset(), stopping, settling=settling)
+    for job in rep.jobs(out, rep.round(out)):
+        await job()
+    await guard.close()
+    return writer.calls
+
+
+async def test_while_the_election_settles_a_status_is_never_cleared() -> None:
+    """After a restart nobody is known to hold the VIP yet: the status this node wrote stays (issue 24)."""
+    w = World()
+    d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    assert await _report(w, Holder(None), settling=True) == []
+    cleared = [("status", "default/web", ()), ("vipHost", "default/web", None)]
+    assert await _report(w, Holder(None)) == cleared
+
+
+async def test_a_stopping_agent_leaves_the_status_to_its_successor() -> None:
+    w = World()
+    d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    assert await _report(w, Holder(None), stopping=True) == []
+
+
+class PerFamily(Holder):
+    """Only the IPv4 VIP's unit has a known holder yet (scalable mode: one unit per address)."""
+
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        return "n1" if "." in unit else None
+
+
+async def test_while_settling_a_status_only_grows() -> None:
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    apply_event(w, SERVICE, False, service_from_dict(_status(dual, ["192.0.2.10", "2001:db8::10"], "n1")))
+    assert await _report(w, PerFamily(None), settling=True, per_address=True) == []
+    shrunk = [("status", "default/web", ("192.0.2.10",))]
+    assert await _report(w, PerFamily(None), per_address=True) == shrunk
+
+
+async def test_an_address_without_a_holder_leaves_the_status_only_after_the_hold_down() -> None:
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    apply_event(w, SERVICE, False, service_from_dict(_status(dual, ["192.0.2.10", "2001:db8::10"], "n1")))
+    v4 = [("status", "default/web", ("192.0.2.10",))]
+    assert await _report(w, PerFamily(None), hold_down=3600.0, per_address=True) == []  # changing hands
+    assert await _report(w, PerFamily(None), per_address=True) == v4
+
+
+async def test_an_address_the_service_gave_up_leaves_the_status_at_once() -> None:
+    w = World()
+    v4_only = service("web", "192.0.2.10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    apply_event(w, SERVICE, False, service_from_dict(_status(v4_only, ["192.0.2.10", "2001:db8::10"], "n1")))
+    v4 = [("status", "default/web", ("192.0.2.10",))]
+    assert await _report(w, Holder("n1"), hold_down=3600.0, per_address=True) == v4
