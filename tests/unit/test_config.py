@@ -110,7 +110,7 @@ def test_manager_logs_unsupported_settings_at_start(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("vip_nodename", "n1")
-    monkeypatch.setenv("dhcp_mode", "ipv4")
+    monkeypatch.setenv("enable_node_labeling", "true")
     assert main(["manager", "--check"]) == 0
     warns = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warns == [w for w in warns if "dhcp_mode" in w] and len(warns) == 1
+    assert warns == [w for w in warns if "enable_node_labeling" in w] and len(warns) == 1
