@@ -80,16 +80,39 @@ def _env_value(entry: Mapping[str, Any]) -> tuple[str, bool]:
     return FROM_REFERENCE.format(kind), False
 
 
+REDACTED = "(redacted)"
+
+
+def shown_value(name: str, value: str) -> str:
+    """The value as the report shows it: passwords never reach the output (bgp_peerpass, and the third
+    field of each `bgp_peers` entry, `address:AS:password:...`, IPv6 addresses in brackets)."""
+    if name == "bgp_peerpass" and value and not value.startswith("(from "):
+        return REDACTED
+    if name == "bgp_peers":
+        out = []
+        for peer in value.split(","):
+            host, sep, rest = peer.partition("]") if peer.startswith("[") else ("", "", peer)
+            # "v4:AS:pass:..." splits to [v4, AS, pass, ...]; the rest of "[v6]:AS:pass:..." to ["", AS,
+            # pass, ...]: the password is the third field either way.
+            fields = rest.split(":")
+            if len(fields) > 2 and fields[2]:
+                fields[2] = REDACTED
+            out.append(f"{host}{sep}{':'.join(fields)}")
+        return ",".join(out)
+    return value
+
+
 def setting_finding(
     where: str, name: str, value: str, known: bool, kubevip_settings: frozenset[str]
 ) -> Finding:
     entry = compat.SETTING_BY_NAME.get(name)
+    shown = shown_value(name, value)
     if entry is None:
         status = KUBEVIP_ONLY if name in kubevip_settings else NOT_A_SETTING
-        return Finding(compat.SETTING, where, name, value, status, False, "")
+        return Finding(compat.SETTING, where, name, shown, status, False, "")
     # A value from a Secret or ConfigMap: only a supported setting is known to be safe.
     changes = entry.changes_behaviour(value) if known else entry.status != compat.SUPPORTED
-    return Finding(compat.SETTING, where, name, value, entry.status, changes, entry.note)
+    return Finding(compat.SETTING, where, name, shown, entry.status, changes, entry.note)
 
 
 def annotation_finding(where: str, key: str, value: str) -> Finding:

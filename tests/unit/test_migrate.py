@@ -122,3 +122,17 @@ def test_bad_input_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["migrate", "check", "-f", str(f)]) == 2
     assert str(f) in capsys.readouterr().err
     assert main(["migrate", "check", "-f", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_passwords_never_reach_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kv"}, "spec": {"containers": [
+        {"name": "kube-vip", "env": [
+            {"name": "bgp_peerpass", "value": "s3cret-1"},
+            {"name": "bgp_peers", "value": "192.0.2.2:65001:s3cret-2:false,[2001:db8::2]:65001:s3cret-3"}]}]}}
+    f = tmp_path / "pod.yaml"
+    f.write_text(yaml.safe_dump(pod))
+    for fmt in ("text", "json"):
+        main(["migrate", "check", "-f", str(f), "-o", fmt])
+        out = capsys.readouterr().out
+        assert "s3cret" not in out and "(redacted)" in out
+        assert "192.0.2.2:65001:(redacted):false" in out and "[2001:db8::2]:65001:(redacted)" in out
