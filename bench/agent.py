@@ -41,6 +41,7 @@ from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.instance import find_bin_dir as bin_dir
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import connect_network, node_kubeconfig
+from kubevip.manifests import rbac
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
 
@@ -388,6 +389,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         api = await api_client(cp.admin_kubeconfig)
         try:
             await client.CoreV1Api(api).create_namespace({"metadata": {"name": NS}})
+            # The agents elect in NS: the Lease RoleBinding an operator applies there (manifests/rbac.py).
+            await client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
+                NS, rbac.namespaced_binding(NS))
             env = {"svc_namespace": NS, "vip_leasenamespace": NS, "prometheus_server": ""}
             if args.timings:
                 d, r, p = args.timings.split(",")

@@ -16,6 +16,7 @@ from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
+from kubevip.agent.policy_facts import PolicyFacts
 from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
@@ -83,6 +84,9 @@ class Agent:
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
         self.bgp = BgpSink(cfg.bgp_settings, self.metrics) if cfg.bgp_settings is not None else None
         self.sources: Sources | None = None
+        # The address policy's facts (Nodes, ServiceCIDRs, pools, this node's kernel): a change of the
+        # policy re-decides every Service.
+        self.facts = PolicyFacts(api, cfg.policy, self._policy_changed, ns)
         self._cache: dict[str, Decided] = {}
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
@@ -130,13 +134,15 @@ class Agent:
         self._world_version += 1
         self._wake.set()
 
+    def _policy_changed(self) -> None:
+        self.touched(list(self.world.services))
+
     def written_back(self, keys: Iterable[str]) -> None:
         """Services whose status or vipHost changed (no decision did): check what they say."""
         self.reporter.written_back(keys)
 
     def _broken(self, kind: str, key: str, why: str) -> None:
-        ns, _, name = key.partition("/")
-        self.metrics.reconcile_errors.labels(ns, name, INVALID_OBJECT).inc()
+        self.reporter.error_metric(key, INVALID_OBJECT)
 
     async def _unit_started(self, unit: str) -> None:
         self._wake.set()
@@ -257,6 +263,7 @@ class Agent:
             snap = await asyncio.to_thread(
                 snapshot, self.world.copy(), self.cfg.lb_class, self.cfg.use_legacy_endpoints,
                 dict(self._cache), per_address=self.per_address_units, service_interfaces=self.bgp is None,
+                policy=self.facts.policy, cross_namespace=self.cfg.policy.cross_namespace,
             )
         finally:
             touched, self._touched_during = self._touched_during, None
@@ -528,11 +535,16 @@ class Agent:
         self._startup_until = time.monotonic() + 2 * self.cfg.election.timings.lease_duration
         if self.held:
             log.info("found %d VIPs of a previous run: kept while the election settles", len(self.held))
+        await self.facts.refresh_host()
+        spawn(self.guard, "address policy: host facts", self.facts.host_loop())
         if self.api is not None:
+            await self.facts.discover_service_cidrs()
             self.sources = Sources(
                 self.api, self.world, self.cfg.namespace, self.cfg.use_legacy_endpoints, self.touched,
                 self.metrics, self._broken, written_back=self.written_back,
             )
+            # No pass before the policy's facts are listed too: an address must not flash on a node.
+            self.sources.reflectors.extend(self.facts.reflectors)
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())
             spawn(self.guard, "report", self.reporter.loop())

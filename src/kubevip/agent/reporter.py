@@ -9,6 +9,7 @@ what it says, and writes only the difference. The election is read, never driven
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -39,11 +40,38 @@ WRITE_ERRORS: tuple[type[BaseException], ...] = (
 
 @dataclass
 class Reports:
-    """What this node already told the API server, so a repeated condition is written once."""
+    """What this node already told the API server, so a repeated condition is written once. Every table
+    is per Service and is freed when the Service goes (`forget`): tenants create and delete Services."""
 
-    events: set[str] = field(default_factory=set)
+    # Service key -> names of the Events written for it.
+    written: dict[str, set[str]] = field(default_factory=dict)
     failed_status: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    # Service key -> the `reason` labels of its reconcile-error metric series (removed with it).
+    metric_reasons: dict[str, set[str]] = field(default_factory=dict)
+
+    def sent(self, key: str, name: str) -> bool:
+        return name in self.written.get(key, ())
+
+    def mark(self, key: str, name: str) -> None:
+        self.written.setdefault(key, set()).add(name)
+
+    def unmark(self, key: str, name: str) -> None:
+        names = self.written.get(key)
+        if names is not None:
+            names.discard(name)
+
+    def forget(self, key: str) -> set[str]:
+        """Drop everything about a deleted Service; returns its metric reasons (for their removal)."""
+        self.written.pop(key, None)
+        self.failed_status.pop(key, None)
+        self.failures.pop(key, None)
+        return self.metric_reasons.pop(key, set())
+
+    @property
+    def events(self) -> set[str]:
+        """Every Event name written (tests, introspection)."""
+        return {n for names in self.written.values() for n in names}
 
 
 @dataclass(frozen=True)
@@ -110,8 +138,25 @@ class Reporter:
         self._wake.set()
 
     def touched(self, keys: Iterable[str]) -> None:
-        """Services whose objects changed: look at them in the next round."""
-        self._keys.update(keys)
+        """Services whose objects changed: look at them in the next round; a deleted one's tables go."""
+        for k in keys:
+            self._keys.add(k)
+            if k not in self.world.services:
+                self.forget(k)
+
+    def forget(self, key: str) -> None:
+        """A Service is gone: free its report tables and its metric series."""
+        ns, _, name = key.partition("/")
+        for reason in self.reports.forget(key):
+            with contextlib.suppress(KeyError):
+                self.metrics.reconcile_errors.remove(ns, name, reason)
+        self._shrinking.pop(key, None)
+
+    def error_metric(self, key: str, reason: str) -> None:
+        """Count an error of a Service under a metric series that ends with the Service."""
+        ns, _, name = key.partition("/")
+        self.reports.metric_reasons.setdefault(key, set()).add(reason)
+        self.metrics.reconcile_errors.labels(ns, name, reason).inc()
 
     def written_back(self, keys: Iterable[str]) -> None:
         """Services whose status or vipHost changed (no decision did): check what they say now."""
@@ -188,11 +233,17 @@ class Reporter:
             else:
                 self._shrinking.pop(key, None)
             if key in snap.handled and (d is None or d.reason != "ignored"):
-                conds = snap.warnings.get(key, frozenset()) | out.node_warnings.get(key, frozenset())
+                # Cluster-wide warnings are written by one node: the holder of the Service's first VIP
+                # (every node while none holds it); warnings about this node are written by this node.
+                conds = set(out.node_warnings.get(key, frozenset()))
+                first = snap.granted.get(key, ())[:1]
+                writer = self._holdings(out, {first[0].unit}).get(first[0].unit) if first else None
+                if writer in (None, self.me):
+                    conds |= snap.warnings.get(key, frozenset())
                 for cond in sorted(conds):
                     name = cond.event_name(view.uid)
-                    if name not in self.reports.events:
-                        self.reports.events.add(name)
+                    if not self.reports.sent(key, name):
+                        self.reports.mark(key, name)
                         yield functools.partial(self._warning, key, cond, name)
 
     def _held_down(
@@ -234,8 +285,7 @@ class Reporter:
             self.reports.failed_status.pop(key, None)
             self.reports.failures.pop(key, None)
         except WRITE_ERRORS as exc:
-            ns, _, name = key.partition("/")
-            self.metrics.reconcile_errors.labels(ns, name, "status-write").inc()
+            self.error_metric(key, "status-write")
             # Exponential backoff per Service: retries must not add load to a saturated API server.
             n = self.reports.failures[key] = self.reports.failures.get(key, 0) + 1
             self.reports.failed_status[key] = time.monotonic() + min(30.0, 0.5 * 2**n)
@@ -252,8 +302,8 @@ class Reporter:
             name = cond.event_name(rec.view.uid)
             if self.writer is None:
                 log.warning("Service %s: %s (%s)", problem.service, problem.message, problem.reason)
-            elif name not in self.reports.events:
-                self.reports.events.add(name)
+            elif not self.reports.sent(problem.service, name):
+                self.reports.mark(problem.service, name)
                 spawn(self.guard, f"bgp warning {problem.service}",
                       self._warning(problem.service, cond, name))
 
@@ -263,13 +313,12 @@ class Reporter:
         if rec is None:
             return
         v = rec.view
-        ns, _, svc = key.partition("/")
-        self.metrics.reconcile_errors.labels(ns, svc, cond.reason).inc()
+        self.error_metric(key, cond.reason)
         log.warning("Service %s: %s (%s)", key, cond.message, cond.reason)
         try:
             await self.writer.event(v.namespace, v.name, v.uid, name, WARNING, cond.reason, cond.message)
         except WRITE_ERRORS as exc:
-            self.reports.events.discard(name)  # try again on the next round
+            self.reports.unmark(key, name)  # try again on the next round
             log.info("event for %s not written: %s", key, exc)
 
     def node_events(self, done: Changes, snap: Snapshot, fallback: Snapshot | None) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import os
 from typing import Any
 
+from kubevip.config import PolicySettings
 from kubevip.core.selection import ClassFilter
 from kubevip.envparse import Settings
 from kubevip.ipam.controller import IpamController, IpamSettings
@@ -46,6 +47,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> IpamSettings
         }.items() if v is not None
     }
     s = Settings(env, flags)
+    policy = PolicySettings.from_env(s)
     return IpamSettings(
         configmap=s.str("KUBEVIP_CONFIG_MAP", "kubevip") or "kubevip",
         namespace=s.str("KUBEVIP_NAMESPACE", "kube-system") or "kube-system",
@@ -53,6 +55,9 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> IpamSettings
             name=s.str("lb_class_name", DEFAULT_CLASS) or DEFAULT_CLASS, only=s.bool("lb_class_only", False),
             legacy_handling=s.bool("lb_class_legacy_handling", True),
         ),
+        allowed_cidrs=policy.allowed_cidrs,
+        service_cidrs=policy.service_cidrs,
+        control_plane=policy.control_plane,
     )
 
 

@@ -176,11 +176,12 @@ SETTINGS: tuple[Entry, ...] = (
 )
 
 ANNOTATIONS: tuple[Entry, ...] = (
-    _a("kube-vip.io/loadbalancerIPs", DIFFERENT, "IP addresses only; DNS names are refused with a Warning",
-       inert=()),
+    _a("kube-vip.io/loadbalancerIPs", DIFFERENT, "IP addresses only (DNS names are refused with a Warning), "
+       "within the address policy (docs/security.md)", inert=()),
     _a("kube-vip.io/ignore", note="exactly \"true\", as kube-vip compares it"),
-    _a("kube-vip.io/serviceInterface", note="`auto`: the interface whose subnet contains the VIP; ignored in "
-       "BGP mode"),
+    _a("kube-vip.io/serviceInterface", DIFFERENT, "only names `vip_allowed_interfaces` allows (default: "
+       "none; `*` = kube-vip's behaviour); `auto`: the interface whose subnet contains the VIP; ignored in "
+       "BGP mode", inert=("",)),
     _a("kube-vip.io/leaseName", note="`name` or `<own namespace>/name`; other namespaces are refused"),
     _a("kube-vip.io/allow-reconcile-without-endpoints"),
     _a("kube-vip.io/vipHost", note="written by the node holding the Service's first VIP"),
@@ -213,7 +214,9 @@ ANNOTATIONS: tuple[Entry, ...] = (
 )
 
 # kubevip's own kube-vip.io/* annotations (docs/bgp.md): not kube-vip's, never "unsupported".
-KUBEVIP_ANNOTATIONS = frozenset({"kube-vip.io/bgp-communities", "kube-vip.io/bgp-large-communities"})
+KUBEVIP_ANNOTATIONS = frozenset({
+    "kube-vip.io/bgp-communities", "kube-vip.io/bgp-large-communities", "kube-vip.io/allow-shared-ip",
+})
 
 SETTING_BY_NAME: Mapping[str, Entry] = {e.name: e for e in SETTINGS}
 ANNOTATION_BY_NAME: Mapping[str, Entry] = {e.name: e for e in ANNOTATIONS}

@@ -40,17 +40,28 @@ class Classified:
     kind: Kind
     addresses: tuple[IPAddress, ...]  # what the object says it holds now
     labelled: bool  # carries our label (we wrote it, or kube-vip's cloud provider did)
+    # Entries of a user's annotation (or spec.loadBalancerIP) that are not IP addresses.
+    invalid: tuple[str, ...] = ()
 
 
 def parse_ips(text: str | None) -> tuple[IPAddress, ...]:
     """The IP entries of a comma list; DNS names and junk are skipped (they reserve nothing)."""
+    return split_ips(text)[0]
+
+
+def split_ips(text: str | None) -> tuple[tuple[IPAddress, ...], tuple[str, ...]]:
+    """The IP entries of a comma list, and the non-empty entries that are not IP addresses."""
     out: list[IPAddress] = []
+    junk: list[str] = []
     for part in (text or "").split(","):
-        try:
-            out.append(ipaddress.ip_address(part.strip()))
-        except ValueError:
+        part = part.strip()
+        if not part:
             continue
-    return tuple(dict.fromkeys(out))
+        try:
+            out.append(ipaddress.ip_address(part))
+        except ValueError:
+            junk.append(part)
+    return tuple(dict.fromkeys(out)), tuple(dict.fromkeys(junk))
 
 
 def ports_of(view: ServiceView) -> frozenset[PortKey]:
@@ -62,14 +73,16 @@ def classify(view: ServiceView, classes: ClassFilter) -> Classified:
     labelled = view.label(LABEL_KEY) == LABEL_VALUE
     annotated = view.annotation(ANNOTATION_IPS)
     # Older kube-vip cloud providers wrote only spec.loadBalancerIP.
-    addresses = parse_ips(annotated if annotated is not None else view.load_balancer_ip)
+    addresses, invalid = split_ips(annotated if annotated is not None else view.load_balancer_ip)
     if view.type != "LoadBalancer":
         return Classified(Kind.NONE, (), labelled)
     eligible = not class_reason(view, classes) and not ignored(view)  # the agent's rule (core.plan)
-    if eligible and (labelled or not addresses):
+    # A user's value that is not all addresses (`10.0.0.300,fd00::zz`) is still the user's: it is kept
+    # as written (with a Warning), never replaced by an allocation.
+    if eligible and (labelled or not (addresses or invalid)):
         return Classified(Kind.OURS, addresses if labelled else (), labelled)
-    if addresses:
-        return Classified(Kind.FOREIGN, addresses, labelled)
+    if addresses or invalid:
+        return Classified(Kind.FOREIGN, addresses, labelled, () if labelled else invalid)
     return Classified(Kind.NONE, (), labelled)
 
 

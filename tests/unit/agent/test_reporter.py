@@ -166,3 +166,29 @@ async def test_an_address_the_service_gave_up_leaves_the_status_at_once() -> Non
     apply_event(w, SERVICE, False, service_from_dict(_status(v4_only, ["192.0.2.10", "2001:db8::10"], "n1")))
     v4 = [("status", "default/web", ("192.0.2.10",))]
     assert await _report(w, Holder("n1"), hold_down=3600.0, per_address=True) == v4
+
+
+async def _warnings(w: World, me: str, holder: str | None) -> list[tuple[Any, ...]]:
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter(me, writer, w, Holder(holder), Metrics(me), guard)  # type: ignore[arg-type]
+    out = Outcome(snapshot(w, ClassFilter(), False), 1, frozenset(), False)
+    for job in rep.jobs(out, list(w.services)):
+        await job()
+    await guard.close()
+    return [c for c in writer.calls if c[0] == "event"]
+
+
+async def test_a_services_warnings_come_from_one_node() -> None:
+    """Issue 16: the holder of the Service's VIP writes its aggregated Warnings, not every node; while
+    nobody holds it (e.g. no VIP granted), every node may write (one Event object: the name is fixed)."""
+    w = World()
+    junk = ",".join(f"10.0.0.{300 + i}" for i in range(50))
+    apply_event(w, SERVICE, False, service_from_dict(service("web", f"192.0.2.10,{junk}")))
+    one = [("event", "default/web", "not-an-ip")]
+    assert await _warnings(w, "n1", "n1") == one
+    assert await _warnings(w, "n2", "n1") == []  # n1 holds the VIP: n1 writes
+    assert await _warnings(w, "n2", None) == one  # nobody known: n2 writes too (same Event name)
+    w2 = World()
+    apply_event(w2, SERVICE, False, service_from_dict(service("bad", junk)))  # no VIP: nothing held
+    assert {c[2] for c in await _warnings(w2, "n2", "n1")} == {"not-an-ip", "no-vip"}
