@@ -91,3 +91,27 @@ def test_interface_by_subnet_most_specific_then_name() -> None:
     tie = [("b", ipaddress.ip_interface("10.0.0.1/8")), ("a", ipaddress.ip_interface("10.0.0.2/8"))]
     assert interface_by_subnet(ipaddress.ip_address("10.1.1.1"), tie) == "a"
     assert interface_by_subnet(ipaddress.ip_address("10.1.1.1"), list(reversed(tie))) == "a"
+
+
+_v4_nets = st.tuples(st.sampled_from(["eth0", "eth1", "lo", "br0"]), st.integers(0, 2**32 - 1),
+                     st.integers(8, 32))
+
+
+@given(st.lists(_v4_nets, max_size=6), st.integers(0, 2**32 - 1))
+def test_by_subnet_picks_the_most_specific_containing_subnet_in_any_order(
+    raw: list[tuple[str, int, int]], addr: int
+) -> None:
+    import ipaddress
+
+    from kubevip.core.interface import interface_by_subnet
+
+    address = ipaddress.IPv4Address(addr)
+    nets = [(n, ipaddress.ip_interface(f"{ipaddress.IPv4Address(a)}/{p}")) for n, a, p in raw]
+    got = interface_by_subnet(address, nets)
+    holding = [(i.network.prefixlen, n) for n, i in nets if i.network.prefixlen < 32 and address in i.network]
+    if not holding:
+        assert got == ""
+    else:
+        best = max(p for p, _ in holding)
+        assert got == min(n for p, n in holding if p == best)
+    assert interface_by_subnet(address, list(reversed(nets))) == got
