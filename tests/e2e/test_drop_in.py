@@ -1,7 +1,7 @@
 """kube-vip's names and rules in the lab (issue 15): `kube-vip.io/leaseName: X` is Lease X in the
 Service's namespace, shared by the Services naming it; a leaseName of another namespace is refused with a
 Warning and no Lease; a Cluster Service without endpoints waits for kube-vip's opt-in; an unsupported
-kube-vip annotation gets one `UnsupportedAnnotation` Warning."""
+kube-vip annotation (UPnP) gets one `UnsupportedAnnotation` Warning."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ async def test_kube_vip_lease_names_and_rules(e2e: E2E) -> None:
     await e2e.service("b", [b4], annotations={"kube-vip.io/leaseName": f"{e2e.ns}/shared"})
     await e2e.service("bad", [bad4], annotations={"kube-vip.io/leaseName": "kube-node-lease/node-1"})
     await e2e.service("dark", [dark4], allow_no_endpoints=False)
-    await e2e.service("odd", [odd4], annotations={"kube-vip.io/egress": "true"})
+    await e2e.service("odd", [odd4], annotations={"kube-vip.io/forwardUPNP": "true"})
     e2e.start_agents(vip_electionmode="lease", svc_election="true")
 
     holder = await e2e.eventually(lambda: _holder(e2e, "shared"), "Lease `shared` (kube-vip's name) held")
@@ -51,7 +51,7 @@ async def test_kube_vip_lease_names_and_rules(e2e: E2E) -> None:
         return [m for t, r, m in await e2e.events("odd") if (t, r) == ("Warning", "UnsupportedAnnotation")]
 
     [msg] = await e2e.eventually(unsupported, "one UnsupportedAnnotation Warning for `odd`")
-    assert "kube-vip.io/egress" in msg
+    assert "kube-vip.io/forwardUPNP" in msg
     assert await e2e.eventually(lambda: e2e.reach(odd4), "odd still announced")
 
     # Neither the refused Service nor the endpoint-less one got a Lease or an address.

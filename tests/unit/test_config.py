@@ -98,10 +98,10 @@ def test_kube_vips_kubeconfig_setting_is_kept() -> None:
 def test_unsupported_kube_vip_settings_one_warn_line_each() -> None:
     from kubevip.config import unsupported_setting_warnings
 
-    lines = unsupported_setting_warnings({"egress_podcidr": "10.0.0.0/16", "enable_node_labeling": "true",
+    lines = unsupported_setting_warnings({"dhcp_backoff_attempts": "5", "enable_node_labeling": "true",
                                           "egress_withnftables": "true", "vip_arp": "true"})
     assert len(lines) == 2
-    assert lines[0].startswith("egress_podcidr=10.0.0.0/16:") and "ignored" in lines[0]
+    assert lines[0].startswith("dhcp_backoff_attempts=5:") and "ignored" in lines[0]
     assert lines[1].startswith("enable_node_labeling=true:")
     assert unsupported_setting_warnings({"bgp_peerpass": "s3cret", "vip_arp": "true"}) == []
 

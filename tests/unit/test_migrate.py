@@ -85,7 +85,7 @@ def test_upstream_manifests(
 def test_text_output_and_a_list_with_services(kube_vip_binary: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     ds = yaml.safe_load(_render(kube_vip_binary, COMBINATIONS[0][1]))
-    ann = {"kube-vip.io/loadbalancerIPs": "192.0.2.20", "kube-vip.io/egress": "true",
+    ann = {"kube-vip.io/loadbalancerIPs": "192.0.2.20", "kube-vip.io/forwardUPNP": "true",
            "kube-vip.io/leaseName": "shared", "kube-vip.io/bgp-communities": "65000:1"}
     svc = {"apiVersion": "v1", "kind": "Service",
            "metadata": {"name": "web", "namespace": "team", "annotations": ann}}
@@ -93,7 +93,7 @@ def test_text_output_and_a_list_with_services(kube_vip_binary: Path, tmp_path: P
     f.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [ds, svc]}))
     assert main(["migrate", "check", "-f", str(f)]) == 1
     out = capsys.readouterr().out
-    line = next(ln for ln in out.splitlines() if "kube-vip.io/egress=" in ln)
+    line = next(ln for ln in out.splitlines() if "kube-vip.io/forwardUPNP=" in ln)
     assert line.startswith("CHANGES") and "ignored" in line and "Service team/web" in line
     assert any(ln.startswith("ok") and "kube-vip.io/leaseName=shared" in ln for ln in out.splitlines())
     assert "would change behaviour" in out.splitlines()[-1]

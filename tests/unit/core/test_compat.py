@@ -32,14 +32,15 @@ def _snap(*svcs):  # type: ignore[no-untyped-def]
 
 def test_one_unsupported_annotation_warning_per_service_naming_every_key() -> None:
     s = service("web", "192.0.2.1", annotations={
-        "kube-vip.io/egress": "true", "kube-vip.io/serviceVLAN": "200", "kube-vip.io/typo": "x",
+        "kube-vip.io/forwardUPNP": "true", "kube-vip.io/serviceVLAN": "200", "kube-vip.io/typo": "x",
         "kube-vip.io/ignore-service-security": "false",  # off: nothing lost
         "kube-vip.io/bgp-communities": "65000:1",  # kubevip's own
     })
     conds = [c for c in _snap(s).warnings["default/web"] if c.reason == compat.UNSUPPORTED_ANNOTATION]
     assert len(conds) == 1
     msg = conds[0].message
-    assert "kube-vip.io/egress " in msg and "kube-vip.io/serviceVLAN" in msg and "kube-vip.io/typo" in msg
+    assert "kube-vip.io/forwardUPNP " in msg and "kube-vip.io/serviceVLAN" in msg
+    assert "kube-vip.io/typo" in msg
     assert "ignore-service-security" not in msg and "bgp-communities" not in msg
     plain = service("plain", "192.0.2.2")
     conds = [c for c in _snap(plain).warnings["default/plain"] if c.reason == compat.UNSUPPORTED_ANNOTATION]
