@@ -91,7 +91,8 @@ class Bench:
             "kind": "Service",
             "metadata": {
                 "name": name,
-                "annotations": {"kube-vip.io/loadbalancerIPs": ",".join(map(str, vips))},
+                "annotations": {"kube-vip.io/loadbalancerIPs": ",".join(map(str, vips)),
+                                "kube-vip.io/allow-reconcile-without-endpoints": "true"},
             },
             "spec": {
                 "type": "LoadBalancer",

@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "kubevip.commands.manager",
     "kubevip.commands.manifest",
     "kubevip.commands.status",
+    "kubevip.commands.migrate",
 )
 
 

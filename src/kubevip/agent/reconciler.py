@@ -29,7 +29,7 @@ from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import Condition, missing_interface, no_family_interface
 from kubevip.core.egress import PacketRules
 from kubevip.core.eligibility import Placement, placed_snapshot
-from kubevip.core.interface import valid_interface_name
+from kubevip.core.interface import AUTO, valid_interface_name
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.reasons import Reason
 from kubevip.core.report import HeldVip
@@ -41,6 +41,7 @@ from kubevip.core.rows import (
     diff,
     held_plans,
     missing_interfaces,
+    needs_subnet_lookup,
 )
 from kubevip.core.views import IPFamily, ServiceView
 from kubevip.core.world import Decided, Snapshot, World, snapshot
@@ -60,7 +61,7 @@ from kubevip.listing import brief
 from kubevip.metrics import Metrics
 from kubevip.net.addresses import AddressManager, Ownership, detect_ownership
 from kubevip.net.announcer import Announcer
-from kubevip.net.interfaces import existing_links, link_names, resolve_interface
+from kubevip.net.interfaces import existing_links, link_names, resolve_interface, subnet_interfaces
 from kubevip.net.namespace import OWN, Netns
 from kubevip.net.routes import RoutingTable
 from kubevip.tasks import TaskGroupGuard, spawn
@@ -116,6 +117,8 @@ class Agent:
         self._fence_pass: asyncio.Future[None] | None = None
         self._world_version = 0  # bumped by touched(); the snapshot is recomputed only when it moved
         self._touched_during: set[str] | None = None  # keys touched while a snapshot is computed
+        # Namespaces of Services changed since the last pass began (kube-vip's reconcile_duration label).
+        self._pass_namespaces: set[str] = set()
         self._snap_version = -1
         self._wake = asyncio.Event()
         # A pass whose inputs (snapshot, leadership, stopping) equal those of the last pass that left
@@ -177,6 +180,7 @@ class Agent:
         """Services whose inputs changed: drop their cached decisions and wake the loop."""
         for k in keys:
             self._cache.pop(k, None)
+            self._pass_namespaces.add(k.partition("/")[0])
             if self._touched_during is not None:
                 self._touched_during.add(k)
         self.reporter.touched(keys)
@@ -285,7 +289,8 @@ class Agent:
     async def service_links(self, held: Iterable[VipPlan]) -> frozenset[str]:
         """Which interfaces named by `kube-vip.io/serviceInterface` of the `held` VIPs exist here."""
         # No lookup for a name that cannot exist.
-        names = {p.interface for p in held if p.interface and valid_interface_name(p.interface)}
+        names = {p.interface for p in held
+                 if p.interface and p.interface != AUTO and valid_interface_name(p.interface)}
         if not names:
             return frozenset()
         try:
@@ -372,10 +377,32 @@ class Agent:
             return {u: self.me for u, e in snap.units.items() if mine(u, e)}
         return {u: self.me for u in snap.units if holds(u)}
 
+    @property
+    def _services_auto(self) -> bool:
+        """vip_servicesinterface=auto (layer 2 and routing table; BGP puts VIPs on its own interface)."""
+        return self.bgp is None and self.cfg.net.services_interface == AUTO
+
+    async def _auto_interfaces(self, snap: Snapshot) -> dict[IPAddress, str]:
+        """For held VIPs placed `auto`: the interface whose subnet holds each (one address dump)."""
+        if not (snap.names_interfaces or self._services_auto):
+            return {}
+        services_auto = self._services_auto
+        need = [p.address for p in held_plans(snap.plans, self._my_holdings(snap), self.me)
+                if needs_subnet_lookup(p, services_auto)]
+        if not need:
+            return {}
+        try:
+            return await asyncio.to_thread(subnet_interfaces, need, self.ns)
+        except NetworkError as exc:
+            log.warning("auto interfaces: cannot read this node's addresses: %s", exc)
+            return {}
+
     def desired(
-        self, snap: Snapshot, ifaces: dict[IPFamily, str], links: frozenset[str] = frozenset()
+        self, snap: Snapshot, ifaces: dict[IPFamily, str], links: frozenset[str] = frozenset(),
+        by_subnet: Mapping[IPAddress, str] | None = None,
     ) -> frozenset[Row]:
-        rows = desired_rows(snap.plans, self._my_holdings(snap), self.me, ifaces, links)
+        rows = desired_rows(snap.plans, self._my_holdings(snap), self.me, ifaces, links, by_subnet,
+                            self._services_auto)
         if self._startup_keep and time.monotonic() < self._startup_until and not self._stopping:
             # Start-up without a flap: our VIPs still wanted cluster-wide stay while the election settles,
             # unless someone else is known to hold them, or this node already wants them elsewhere (their
@@ -391,10 +418,14 @@ class Agent:
                     rows |= {r}
         return rows
 
-    def _family_warnings(self, snap: Snapshot, ifaces: Mapping[IPFamily, str]) -> None:
-        """A Warning for every Service of a VIP this node holds but has no interface of its family for."""
+    def _family_warnings(
+        self, snap: Snapshot, ifaces: Mapping[IPFamily, str], by_subnet: Mapping[IPAddress, str]
+    ) -> None:
+        """A Warning for every Service of a VIP this node holds but has no interface of its family for
+        (an `auto` VIP whose subnet is on an interface has one)."""
         for p in held_plans(snap.plans, self._my_holdings(snap), self.me):
-            if not p.interface and p.family not in ifaces:
+            placed_by_subnet = needs_subnet_lookup(p, self._services_auto) and p.address in by_subnet
+            if (not p.interface or p.interface == AUTO) and not placed_by_subnet and p.family not in ifaces:
                 for key in p.services:
                     cond = no_family_interface(key, p.address, self.me)
                     self._node_warnings[key] = self._node_warnings.get(key, frozenset()) | {cond}
@@ -414,6 +445,7 @@ class Agent:
         """One level-triggered pass over the kernel side; returns what it changed."""
         async with self._lock:
             started = time.perf_counter()
+            namespaces, self._pass_namespaces = self._pass_namespaces, set()
             snap = await self._snapshot()
             inputs = self._pass_inputs(snap)
             if inputs is not None and inputs == self._settled:
@@ -427,11 +459,12 @@ class Agent:
                     self.leadership.set_preferred(self.placement.preferred)
             annotated = self._annotated_held(snap)
             links = await self.service_links(annotated)
+            by_subnet = await self._auto_interfaces(snap)
             ifaces = await self.interfaces()
-            want = self.desired(snap, ifaces, links)
+            want = self.desired(snap, ifaces, links, by_subnet)
             self._node_warnings = self._missing_warnings(annotated, links)
             if len(ifaces) < len(IPFamily):
-                self._family_warnings(snap, ifaces)
+                self._family_warnings(snap, ifaces, by_subnet)
             changes = diff(want, self.held)
             if self.bgp is not None and changes.remove:  # withdraw before the address goes
                 await self._bgp_sync(self.held - frozenset(changes.remove), snap)
@@ -442,7 +475,9 @@ class Agent:
             await self._packet_pass(snap)
             self._settled = inputs if self.held == want else None
             self.passes += 1
-            self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            for ns in namespaces:
+                self.metrics.reconcile_duration.labels(ns).observe(took)
             self._update_gauges(snap)
             self._publish(snap)
             settling = time.monotonic() < self._startup_until and not self._stopping
@@ -611,14 +646,15 @@ class Agent:
                 continue
             log.error("%s", exc)
             failed.add(r)
-        prefixlen = self.cfg.net.subnet.prefixlen
+        subnet = self.cfg.net.subnet
         added_errors: dict[str, dict[IPAddress, NetworkError]] = {i: {} for i in mgrs}
         groups: dict[tuple[str, int | None], list[Row]] = {}
         for r in changes.add:
             groups.setdefault((r.interface, lifetimes.get(r)), []).append(r)
+        nets = {i: subnet.networks(i, self.ns) for i, _ in groups}  # vip_subnet=auto: the interface's subnets
         for (i, seconds), rows in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or 0)):
-            mine, errs = mgrs[i].add_many_owned(((r.address, prefixlen(r.address)) for r in rows),
-                                                lifetime=seconds)
+            mine, errs = mgrs[i].add_many_owned(
+                ((r.address, subnet.prefixlen(r.address, nets[i])) for r in rows), lifetime=seconds)
             added_errors[i].update(errs)
             ours.update(r for r in rows if r.address in mine)
         for r in changes.add:

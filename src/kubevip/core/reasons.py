@@ -37,6 +37,10 @@ class Reason(StrEnum):
     IGNORED = "ignored"
     NO_VIP = "no-vip"
     REQUIRE_DUAL_STACK_UNMET = "require-dual-stack-unmet"
+    # `kube-vip.io/leaseName` is not a Lease name of the Service's own namespace (core.leases).
+    INVALID_LEASE_NAME = "invalid-lease-name"
+    # externalTrafficPolicy Cluster without any endpoint, and no allow-reconcile-without-endpoints.
+    NO_ENDPOINTS = "no-endpoints"
     SERVICE_NOT_ANNOUNCED = "service-not-announced"
     NO_VIP_FOR_FAMILY = "no-vip-for-family"
     NO_LOCAL_ENDPOINTS = "no-local-endpoints"
@@ -116,6 +120,8 @@ NOT_LOAD_BALANCER = Reason.NOT_LOAD_BALANCER
 IGNORED = Reason.IGNORED
 NO_VIP = Reason.NO_VIP
 REQUIRE_DUAL_STACK_UNMET = Reason.REQUIRE_DUAL_STACK_UNMET
+INVALID_LEASE_NAME = Reason.INVALID_LEASE_NAME
+NO_ENDPOINTS = Reason.NO_ENDPOINTS
 
 # Why this node does (not) take part for one family (NodeShare.reason).
 SERVICE_NOT_ANNOUNCED = Reason.SERVICE_NOT_ANNOUNCED
@@ -149,7 +155,9 @@ POLICY_REJECTIONS = (
     LIMITED_BROADCAST, RESERVED_RANGE, CONTROL_PLANE_VIP, NODE_ADDRESS, DEFAULT_GATEWAY, SERVICE_CIDR,
     SUBNET_NETWORK_ADDRESS, SUBNET_BROADCAST_ADDRESS, NOT_ALLOWED,
 )
-SERVICE_VERDICTS = (ANNOUNCED, NOT_LOAD_BALANCER, IGNORED, NO_VIP, REQUIRE_DUAL_STACK_UNMET)
+SERVICE_VERDICTS = (
+    ANNOUNCED, NOT_LOAD_BALANCER, IGNORED, NO_VIP, REQUIRE_DUAL_STACK_UNMET, INVALID_LEASE_NAME, NO_ENDPOINTS,
+)
 NODE_VERDICTS = (
     ANNOUNCED, SERVICE_NOT_ANNOUNCED, NO_VIP_FOR_FAMILY, NO_LOCAL_ENDPOINTS, PRIMARY_FAMILY_NODES,
     NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY,

@@ -140,8 +140,10 @@ def snapshot(
         claims.extend(done.claims)
     plans, clashes = resolve(claims, per_address, cross_namespace)
     conflicts = interface_conflicts(claims, plans)
-    warns = {k: warnings(d, clashes, conflicts) | egress_warnings(world.services[k].view)
-             for k, d in decisions.items()}
+    warns = {
+        k: warnings(d, clashes, conflicts, world.services[k].view) | egress_warnings(world.services[k].view)
+        for k, d in decisions.items()
+    }
     return Snapshot(
         decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts, decided
     )

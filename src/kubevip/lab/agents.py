@@ -224,7 +224,9 @@ def demo_service(net: LabNetwork) -> dict[str, object]:
         "metadata": {
             "name": DEMO_SERVICE,
             "namespace": DEMO_NAMESPACE,
-            "annotations": {"kube-vip.io/loadbalancerIPs": f"{v4},{v6}"},
+            # Responders stand in for pods (no EndpointSlices): kube-vip's opt-in to announce anyway.
+            "annotations": {"kube-vip.io/loadbalancerIPs": f"{v4},{v6}",
+                            "kube-vip.io/allow-reconcile-without-endpoints": "true"},
         },
         "spec": {
             "type": "LoadBalancer",
