@@ -91,7 +91,8 @@ class Bench:
             "kind": "Service",
             "metadata": {
                 "name": name,
-                "annotations": {"kube-vip.io/loadbalancerIPs": ",".join(map(str, vips))},
+                "annotations": {"kube-vip.io/loadbalancerIPs": ",".join(map(str, vips)),
+                                "kube-vip.io/allow-reconcile-without-endpoints": "true"},
             },
             "spec": {
                 "type": "LoadBalancer",
@@ -255,10 +256,13 @@ class Bench:
             items = (await self.core.list_namespaced_service(NS)).items
             return len(items) == count and all(
                 len(i.status.load_balancer.ingress or []) == 2
-                and (i.metadata.annotations or {}).get("kube-vip.io/vipHost") for i in items
+                and (i.metadata.annotations or {}).get("kube-vip.io/vipHost")
+                and len([c for c in i.status.conditions or [] if c.type.startswith("kube-vip.io/")]) == 2
+                for i in items
             )
 
-        # Status and vipHost written too: what the restart writes is then the restart's own doing.
+        # Status, vipHost and the family conditions written too: what the restart writes is then the
+        # restart's own doing.
         await until(reported, 120, f"{count} Services reported")
         # Restart every agent (graceful stop withdraws everything), then time until all VIPs are held.
         await asyncio.to_thread(self.fleet.stop)

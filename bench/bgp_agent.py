@@ -104,6 +104,8 @@ class Bench:
     async def service(self, name: str, vips: list[IPAddress], etp: str = "Cluster") -> None:
         fams = ["IPv4" if v.version == 4 else "IPv6" for v in vips]
         ann = {"kube-vip.io/loadbalancerIPs": ",".join(map(str, vips))}
+        if etp == "Cluster":  # responders, no EndpointSlices: kube-vip's opt-in to announce anyway
+            ann["kube-vip.io/allow-reconcile-without-endpoints"] = "true"
         port = {"name": "p", "protocol": "TCP", "port": RESPONDER_PORT, "targetPort": RESPONDER_PORT}
         await retried(lambda: self.core.create_namespaced_service(NS, {
             "apiVersion": "v1", "kind": "Service",

@@ -39,7 +39,8 @@ def hostile(n: int) -> str:
 def service(name: str, vips: str, created: str) -> dict[str, object]:
     return {
         "metadata": {"name": name, "namespace": "tenant", "uid": name, "creationTimestamp": created,
-                     "annotations": {"kube-vip.io/loadbalancerIPs": vips}},
+                     "annotations": {"kube-vip.io/loadbalancerIPs": vips,
+                                     "kube-vip.io/allow-reconcile-without-endpoints": "true"}},
         "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "PreferDualStack",
                  "ports": [{"port": 80, "protocol": "TCP"}]},
     }

@@ -1,4 +1,8 @@
-"""The `kubevip` command: each subcommand lives in its own module exposing `register(subparsers)`."""
+"""kubevip: virtual IPs for the control plane and for Services of type LoadBalancer on bare-metal
+Kubernetes, dual-stack (IPv4 and IPv6) throughout; configured like kube-vip.
+
+Run `kubevip COMMAND --help` for a command's options. Documentation: docs/ (configuration.md lists every
+setting; status.md and explain.md describe the operator's commands)."""
 
 from __future__ import annotations
 
@@ -11,18 +15,22 @@ from collections.abc import Sequence
 from kubevip import __version__
 from kubevip.errors import KubevipError
 
-# (subcommand module) -- each defines register(subparsers) which sets `func` (args -> int) as default.
+# Each subcommand module defines register(subparsers), which sets `func` (args -> int) as default.
 COMMANDS: tuple[str, ...] = (
     "kubevip.commands.explain",
     "kubevip.commands.ipam",
     "kubevip.commands.lab",
     "kubevip.commands.manager",
     "kubevip.commands.manifest",
+    "kubevip.commands.status",
+    "kubevip.commands.migrate",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubevip", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="kubevip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"kubevip {__version__}")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True)

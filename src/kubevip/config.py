@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from kubevip.bgp.settings import BGP_SETTINGS, BgpSettings
 from kubevip.controlplane.settings import CP_SETTINGS, ControlPlaneSettings
 from kubevip.core import labelselector
+from kubevip.core.compat import unsupported_settings
 from kubevip.core.eligibility import Rules
 from kubevip.core.policy import parse_cidrs, parse_patterns
 from kubevip.core.selection import ClassFilter
@@ -37,7 +38,9 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     ("vip_renewdeadline", "1.0"),
     ("vip_retryperiod", "0.25"),
     ("vip_leaseskewmargin", "0.25"),
-    ("vip_leasenamespace", "kube-system"),
+    ("vip_leasenamespace", ""),
+    ("cp_namespace", "kube-system"),
+    ("svc_leasename", "plndr-svcs-lock"),
     ("vip_electionmode", "lease"),
     ("lb_class_only", "false"),
     ("lb_class_name", DEFAULT_LB_CLASS),
@@ -59,6 +62,7 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     ("kubeconfig", ""),
     ("vip_drain_on_cordon", "false"),
     ("vip_node_selector", ""),
+    ("k8s_config_file", ""),
     ("enable_service_security", "false"),
     ("egress_podcidr", ""),
     ("egress_servicecidr", ""),
@@ -159,6 +163,8 @@ class AgentConfig:
     placement: Rules = field(default_factory=Rules)
     policy: PolicySettings = field(default_factory=PolicySettings)
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # kube-vip's kubeconfig setting: tried after `kubeconfig`/KUBECONFIG (kubevip.kube.client).
+    k8s_config_file: str = ""
 
     @property
     def mode(self) -> str:
@@ -188,6 +194,14 @@ class AgentConfig:
             node = _hostname()
         if not node:
             raise ConfigError("vip_nodename", "", "set vip_nodename (or NODE_NAME) to this node's name")
+        control_plane = ControlPlaneSettings.from_env(s)
+        if bgp and control_plane is not None and control_plane.enabled:
+            # kube-vip advertises the control-plane VIP over BGP; kubevip's control-plane path has no BGP
+            # announcer yet: the VIP would sit on the interface, reachable from nowhere. Refuse, loudly.
+            raise ConfigError("cp_enable", "true", "the control-plane VIP cannot be announced by BGP in "
+                              "this version (bgp_enable=true): announce it with vip_arp=true or "
+                              "vip_routingtable=true in its own agent, or keep kube-vip for the control "
+                              "plane (docs/migration.md)")
         election = config_from_settings(s)
         rate = s.int("vip_arpRate", 3000, minimum=0)
         if rate < 500:  # kube-vip's rule: tiny refresh intervals fall back to the default
@@ -214,11 +228,12 @@ class AgentConfig:
             kubeconfig=s.str("kubeconfig") or s.str("KUBECONFIG"),
             net=NetSettings.from_env(s),
             packets=PacketSettings.from_env(s),
-            control_plane=ControlPlaneSettings.from_env(s),
+            control_plane=control_plane,
             bgp_settings=BgpSettings.from_env(s) if bgp else None,
             placement=_placement(s, layer2=arp),
             policy=PolicySettings.from_env(s),
             raw=dict(env),
+            k8s_config_file=s.str("k8s_config_file"),
         )
 
 
@@ -229,6 +244,11 @@ def _placement(s: Settings, layer2: bool) -> Rules:
     except InputError as exc:
         raise ConfigError("vip_node_selector", raw, str(exc)) from None
     return Rules(drain_on_cordon=s.bool("vip_drain_on_cordon"), node_selector=selector, layer2=layer2)
+def unsupported_setting_warnings(env: Mapping[str, str]) -> list[str]:
+    """One line per kube-vip setting in `env` that kubevip ignores or treats differently, with a value
+    that matters (core.compat); the value is shown, as these settings carry no secrets."""
+    return [f"{entry.name}={value}: kube-vip setting {entry.status} by kubevip ({entry.note})"
+            for entry, value in unsupported_settings(env)]
 
 
 def _hostname() -> str:
@@ -236,6 +256,11 @@ def _hostname() -> str:
         return socket.gethostname().split(".")[0]
     except OSError:
         return ""
+
+
+def listen_address(s: Settings, name: str, default: str) -> ListenAddress | None:
+    """`host:port`, `[v6]:port` or `:port` of setting `name`; None when empty, `off` or `disabled`."""
+    return _listen(s, name, default)
 
 
 def _listen(s: Settings, name: str, default: str) -> ListenAddress | None:

@@ -267,3 +267,15 @@ def to_text(
                 f" ({verdict_['detail']})" if verdict_["detail"] else "")
             lines.append(f"    {may} {addr}{why}")
     return "\n".join(lines) + "\n"
+
+
+def live_text(live: Mapping[str, Any]) -> str:
+    """The live form's addition to the text: who holds each VIP now (kubevip status' source)."""
+    lines = ["  held now (agents' report Leases):"]
+    for v in live["vips"]:
+        who = ", ".join(v["holders"]) if v["holders"] else "nobody"
+        since = f" since {v['since']}" if v["since"] else ""
+        lines.append(f"    {v['family']:<5} {v['address']}  {who}{since}")
+    if not live["vips"]:
+        lines.append("    (no VIPs)")
+    return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -46,7 +47,8 @@ class Metrics:
         )
         self.reconcile_duration = Histogram(
             "kube_vip_service_reconcile_duration_seconds",
-            "Time to converge one batch of changed Services",
+            "Time to converge a pass, once per namespace of the Services changed before it",
+            ["namespace"],
             registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
@@ -56,8 +58,29 @@ class Metrics:
             ["type"],
             registry=r,
         )
+        # kube-vip's per-Service election metrics (svc_election, Lease mode): `name` is the Service's name
+        # for its own Lease (kubevip-<name>), else the kube-vip.io/leaseName Lease's.
+        self.election_loops = Gauge(
+            "kube_vip_service_election_loops",
+            "Live per-service leader election loops on this node; more than 1 per service means loops leaked",
+            ["namespace", "name"], registry=r,
+        )
+        self.election_attempts = Counter(
+            "kube_vip_service_election_attempts_total",
+            "Election attempts made by the per-service leader election loop",
+            ["namespace", "name"], registry=r,
+        )
+        self.election_errors = Counter(
+            "kube_vip_service_election_errors_total",
+            "Per-service leader election failures by reason",
+            ["namespace", "name", "reason"], registry=r,
+        )
         self.announced_vips = Gauge(
             "kubevip_announced_vips", "VIPs this node holds, per family", ["family"], registry=r
+        )
+        self.service_vips = Gauge(
+            "kubevip_service_vips", "VIPs of the Services this agent serves, cluster-wide, per family"
+            " (compare with kubevip_announced_vips summed over nodes)", ["family"], registry=r
         )
         self.bgp_session_info = Gauge(
             "kube_vip_manager_bgp_session_info", "1 for the current state of each BGP session (BGP mode)",
@@ -76,11 +99,17 @@ class Metrics:
         return bytes(generate_latest(self.registry))
 
 
+class Exposition(Protocol):
+    """Anything with a registry to serve: the agent's `Metrics`, the IPAM controller's."""
+
+    def exposition(self) -> bytes: ...
+
+
 @dataclass
 class MetricsServer:
     """Serves /metrics and /healthz on the agent's event loop; `healthy` decides /healthz."""
 
-    metrics: Metrics
+    metrics: Exposition
     host: str
     port: int
     healthy: Callable[[], bool] = lambda: True

@@ -56,8 +56,8 @@ async def run_agent(cfg: AgentConfig) -> int:
                           "(and/or cp_enable=true for the control-plane VIP)")
     heap.configure()
     heap.settle()  # the imported modules
-    api = await connect(cfg.kubeconfig)
-    election_api = await connect(cfg.kubeconfig)
+    api = await connect(cfg.kubeconfig, cfg.k8s_config_file)
+    election_api = await connect(cfg.kubeconfig, cfg.k8s_config_file)
     metrics = Metrics(cfg.node_name)
     agent = Agent(cfg, api, metrics=metrics, election_api=election_api)
     servers: list[MetricsServer] = []

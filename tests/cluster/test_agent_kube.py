@@ -143,3 +143,31 @@ async def test_writers_with_kube_vip_rbac(
     # The API server's own controllers may add Events (e.g. ClusterIPNotAllocated): count only ours.
     ours = [e for e in evs.items if e.reporting_component == COMPONENT]
     assert [(e.reason, e.type) for e in ours] == [("not-an-ip", "Warning")]
+
+
+async def test_report_lease_with_kube_vip_rbac_create_replace_and_conflict(
+    kube_admin: client.ApiClient, rest_kubevip: RestClient,
+) -> None:
+    """The report Lease `kubevip status` reads (agent/presence.py): created, then replaced with PUT on the
+    version last written (the agent's RBAC grants no Lease patch); a stale version re-reads, not fails."""
+    import secrets
+
+    from kubevip.core.report import REPORT_LABEL, report_lease_name
+
+    coord = client.CoordinationV1Api(kube_admin)
+    ns, node = "kube-system", f"kvt-{secrets.token_hex(3)}"
+    name = report_lease_name(node)
+    w = Writer(rest_kubevip, node)
+    try:
+        v1 = await w.agent_report(ns, name, {REPORT_LABEL: "true"}, {"kubevip.io/vips": "[]"}, node, 30)
+        v2 = await w.agent_report(ns, name, {REPORT_LABEL: "true"}, {"kubevip.io/vips": "[1]"}, node, 30, v1)
+        assert v1 and v2 and v1 != v2
+        # Someone else (a previous process of this node) wrote meanwhile: our version is stale.
+        await coord.patch_namespaced_lease(name, ns, {"metadata": {"annotations": {"x": "y"}}})
+        v3 = await w.agent_report(ns, name, {REPORT_LABEL: "true"}, {"kubevip.io/vips": "[2]"}, "", 30, v2)
+        lease = await coord.read_namespaced_lease(name, ns)
+        assert lease.metadata.resource_version == v3
+        assert lease.metadata.annotations["kubevip.io/vips"] == "[2]"
+        assert lease.metadata.labels[REPORT_LABEL] == "true" and not lease.spec.holder_identity
+    finally:
+        await coord.delete_namespaced_lease(name, ns)

@@ -322,3 +322,51 @@ async def _has(env: Env, name: str) -> bool:
 
 async def _count(env: Env, n: int) -> bool:
     return len(await env.addresses()) == n
+
+
+async def test_metrics_pool_usage_and_failures_over_http(env: Env, running: IpamController) -> None:
+    """`kubevip ipam` metrics as Prometheus scrapes them: size, used, free per pool and family, and the
+    allocation failures by reason."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kubevip.metrics import MetricsServer
+
+    server = MetricsServer(running.metrics, "127.0.0.1", 0)
+    port = await server.start()
+    try:
+        await env.configmap({"range-global": "10.219.0.1-10.219.0.2,fd00:219::1-fd00:219::3"})
+        for i in range(3):
+            await env.service(f"m{i}", policy="SingleStack", families=["IPv4"])
+        await eventually(lambda: _n_with(env, 2, 1), "two of three Services allocated")
+
+        async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            body = (await reader.read()).split(b"\r\n\r\n", 1)[1].decode()
+            writer.close()
+            return {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for fam in text_string_to_metric_families(body) for s in fam.samples
+            }
+
+        def pool(metric: str, fam: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+            return (f"kubevip_ipam_pool_{metric}", (("family", fam), ("pool", "range-global")))
+
+        failure = (
+            "kubevip_ipam_allocation_failures_total", (("family", "IPv4"), ("reason", "pool-exhausted"))
+        )
+
+        async def counted() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+            m = await scrape()
+            return m if m.get(failure) == 1.0 else None
+
+        m = await eventually(counted, "one pool-exhausted failure counted")
+        assert (m[pool("size", "IPv4")], m[pool("used", "IPv4")], m[pool("free", "IPv4")]) == (2, 2, 0)
+        assert (m[pool("size", "IPv6")], m[pool("used", "IPv6")], m[pool("free", "IPv6")]) == (3, 0, 3)
+        # A deleted Service frees its address: the waiting one takes it, used stays 2 and free 0.
+        await env.core.delete_namespaced_service("m0", env.ns)
+        await eventually(lambda: _n_with(env, 2, 1), "the waiting Service takes the freed address")
+        m = await scrape()
+        assert m[pool("used", "IPv4")] == 2 and m[failure] == 1.0
+    finally:
+        await server.stop()

@@ -7,6 +7,7 @@ import json
 import secrets
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,16 @@ def test_lab_runs_ipam_on_the_upper_half_of_the_vip_pool(tmp_path: Path) -> None
         for a, fam in zip(addrs, ("ipv4", "ipv6"), strict=True):
             lo, hi = (ipaddress.ip_address(x) for x in pool[fam].split("-"))
             assert lo <= ipaddress.ip_address(a) <= hi
+        # The lab's ipam serves its metrics on loopback: one address used per family of the pool.
+        url = lab.status()["ipam_metrics"]
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text = resp.read().decode()
+        for fam, f in (("ipv4", "IPv4"), ("ipv6", "IPv6")):
+            lo, hi = (ipaddress.ip_address(x) for x in pool[fam].split("-"))
+            size = int(hi) - int(lo) + 1 - (sum(1 for n in range(int(lo), int(hi) + 1) if n % 256 in (0, 255))
+                                            if f == "IPv4" else 0)
+            assert f'kubevip_ipam_pool_used{{family="{f}",pool="range-global"}} 1.0' in text
+            assert f'kubevip_ipam_pool_size{{family="{f}",pool="range-global"}} {float(size)}' in text
         pid = lab_ipam.running(state)
         assert pid is not None
     finally:

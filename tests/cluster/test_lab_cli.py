@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kubevip.errors import LabError
 from kubevip.lab import controlplane, podnet
 from kubevip.lab.instance import LabInstance
 from tests.fixtures.cluster import control_plane_bin_dir
@@ -38,6 +40,24 @@ def test_up_is_idempotent_status_follows_the_contract_and_down_removes_everythin
         assert all(set(n) >= {"name", "netns", "interface", "ipv4", "ipv6", "mac"} for n in doc["nodes"])
         assert set(doc["client"]) == {"netns", "ipv4", "ipv6"}
         assert set(doc["subnets"]) == set(doc["vip_pool"]) == {"ipv4", "ipv6"}
+        # The demo Service's addresses are reported, and `vip_pool` no longer offers them.
+        demo = doc["demo"]
+        assert (demo["namespace"], demo["name"]) == ("default", "demo")
+        for fam in ("ipv4", "ipv6"):
+            first, last = (ipaddress.ip_address(x) for x in doc["vip_pool"][fam].split("-"))
+            assert ipaddress.ip_address(demo[fam]) == first - 1 and first <= last
+        ann = json.loads(subprocess.run(
+            [doc["kubectl"], "--kubeconfig", doc["kubeconfig"], "get", "service", "demo", "-o", "json"],
+            capture_output=True, text=True, check=True,
+        ).stdout)["metadata"]["annotations"]["kube-vip.io/loadbalancerIPs"]
+        assert ann.split(",") == [demo["ipv4"], demo["ipv6"]]
+        # Other options over the running lab: what differs and how to change it, nothing touched.
+        with pytest.raises(LabError) as err:
+            lab.up(nodes=3, bin_dir=bin_dir, bgp="gobgpd")
+        msg = str(err.value)
+        assert "--nodes 2 (asked 3)" in msg and "no BGP router" in msg
+        assert f"kubevip lab down --id {lab_id}" in msg
+        assert lab.status()["nodes"] == doc["nodes"]
         out = subprocess.run(
             [doc["kubectl"], "--kubeconfig", doc["kubeconfig"], "get", "nodes", "-o", "json"],
             capture_output=True,

@@ -95,8 +95,13 @@ class E2E:
         annotations: dict[str, str] | None = None,
         selector: str | None = None,
         lb_class: str | None = None,
+        allow_no_endpoints: bool = True,
     ) -> dict[str, Any]:
+        # Responders stand in for pods without EndpointSlices: kube-vip's opt-in announces such a
+        # Cluster Service anyway (False: test that rule).
         ann = dict(annotations or {})
+        if allow_no_endpoints and etp == "Cluster":
+            ann.setdefault("kube-vip.io/allow-reconcile-without-endpoints", "true")
         ann["kube-vip.io/loadbalancerIPs"] = vips if isinstance(vips, str) else ",".join(map(str, vips))
         body = {
             "apiVersion": "v1",

@@ -60,8 +60,11 @@ async def tenant(e2e: E2E) -> AsyncIterator[client.ApiClient]:
 def lb(name: str, vips: str, port: int, annotations: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Service",
+        # Responders stand in for pods (no EndpointSlices): kube-vip's opt-in announces the Service anyway.
         "metadata": {
-            "name": name, "annotations": {"kube-vip.io/loadbalancerIPs": vips, **(annotations or {})},
+            "name": name, "annotations": {"kube-vip.io/loadbalancerIPs": vips,
+                                          "kube-vip.io/allow-reconcile-without-endpoints": "true",
+                                          **(annotations or {})},
         },
         "spec": {
             "type": "LoadBalancer", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",

@@ -18,8 +18,13 @@ def service(
     created: str = "2026-01-01T00:00:00Z",
     annotations: dict[str, str] | None = None,
     lb_class: str | None = None,
+    allow_no_endpoints: bool = True,
 ) -> dict[str, Any]:
+    """`allow_no_endpoints`: a Cluster Service is announced without endpoints (kube-vip's opt-in
+    annotation), so tests about other rules need no EndpointSlices; False to test that rule."""
     ann = dict(annotations or {})
+    if allow_no_endpoints and etp == "Cluster":
+        ann.setdefault("kube-vip.io/allow-reconcile-without-endpoints", "true")
     if vips:
         ann["kube-vip.io/loadbalancerIPs"] = vips
     cips = {"IPv4": "10.96.0.10", "IPv6": "fd00:96::10"}

@@ -48,6 +48,9 @@ def test_kubeconfig_from_env() -> None:
         ({"vip_retryperiod": "x"}, "vip_retryperiod"),
         ({"health_check_port": "0"}, "health_check_port"),
         ({"vip_arpRate": "-5"}, "vip_arpRate"),
+        ({"bgp_enable": "true", "cp_enable": "true", "address": "192.0.2.10"}, "cp_enable"),
+        ({"svc_leasename": "A/b"}, "svc_leasename"),
+        ({"vip_routingtabletype": "42"}, "vip_routingtabletype"),
     ],
 )
 def test_bad_setting_names_variable(env: dict[str, str], name: str) -> None:
@@ -85,6 +88,32 @@ def test_manager_flag_is_read(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     assert main(["manager", "--check", "--vip_nodename", "nf", "--svc_namespace", "team-a"]) == 0
     out = capsys.readouterr().out
     assert "node=nf" in out and "namespace=team-a" in out
+
+
+def test_kube_vips_kubeconfig_setting_is_kept() -> None:
+    cfg = AgentConfig.load({"vip_nodename": "n", "k8s_config_file": "/etc/kv.conf"})
+    assert cfg.k8s_config_file == "/etc/kv.conf" and cfg.kubeconfig == ""
+
+
+def test_unsupported_kube_vip_settings_one_warn_line_each() -> None:
+    from kubevip.config import unsupported_setting_warnings
+
+    lines = unsupported_setting_warnings({"dhcp_backoff_attempts": "5", "enable_node_labeling": "true",
+                                          "egress_withnftables": "true", "vip_arp": "true"})
+    assert len(lines) == 2
+    assert lines[0].startswith("dhcp_backoff_attempts=5:") and "ignored" in lines[0]
+    assert lines[1].startswith("enable_node_labeling=true:")
+    assert unsupported_setting_warnings({"bgp_peerpass": "s3cret", "vip_arp": "true"}) == []
+
+
+def test_manager_logs_unsupported_settings_at_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("vip_nodename", "n1")
+    monkeypatch.setenv("enable_node_labeling", "true")
+    assert main(["manager", "--check"]) == 0
+    warns = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warns == [w for w in warns if "enable_node_labeling" in w] and len(warns) == 1
 
 
 def test_policy_settings() -> None:

@@ -37,3 +37,30 @@ async def test_metrics_and_healthz() -> None:
                 assert r.status == 503
     finally:
         await srv.stop()
+
+
+def test_kube_vips_service_metrics_and_labels() -> None:
+    """kube-vip's names and label sets (pkg/metrics/prometheus.go), so dashboards carry over."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    m = Metrics("n1")
+    m.reconcile_duration.labels("team").observe(0.01)
+    m.election_loops.labels("team", "web").inc()
+    m.election_attempts.labels("team", "web").inc()
+    m.election_errors.labels("team", "web", "ApiError").inc()
+    labels = {}
+    for fam in text_string_to_metric_families(m.exposition().decode()):
+        for sample in fam.samples:
+            labels.setdefault(sample.name, set(sample.labels) - {"le"})
+    assert labels["kube_vip_service_reconcile_duration_seconds_count"] == {"namespace"}
+    assert labels["kube_vip_service_election_loops"] == {"namespace", "name"}
+    assert labels["kube_vip_service_election_attempts_total"] == {"namespace", "name"}
+    assert labels["kube_vip_service_election_errors_total"] == {"namespace", "name", "reason"}
+
+
+def test_election_labels_name_the_service_or_the_shared_lease() -> None:
+    from kubevip.agent.leadership import election_labels
+
+    assert election_labels("team/kubevip-web") == ("team", "web")
+    assert election_labels("team/kubevip-web/IPv6") == ("team", "web")
+    assert election_labels("team/shared") == ("team", "shared")

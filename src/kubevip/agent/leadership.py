@@ -13,9 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
+from kubevip.core.leases import SERVICE_LEASE_PREFIX
 from kubevip.election.elector import LeaseElector
-from kubevip.election.scalable import ScalableElector
-from kubevip.election.timings import ElectionConfig, service_lease_name
+from kubevip.election.scalable import ScalableElector, claim_lease_name
+from kubevip.election.timings import ElectionConfig
 from kubevip.kube.rest import RestClient
 from kubevip.metrics import Metrics
 from kubevip.tasks import TaskGroupGuard, spawn
@@ -35,6 +36,9 @@ class Leadership(Protocol):
     def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None: ...
     def generation(self) -> object: ...
     def renewed_at(self, unit: str) -> float | None: ...
+    def lease_of(self, unit: str) -> str:
+        """"namespace/name" of the Lease deciding `unit`, "" when no Lease does (for `kubevip status`)."""
+        ...
     async def run(self) -> None: ...
     async def release(self) -> None: ...
 
@@ -71,6 +75,9 @@ class Solo:
     def renewed_at(self, unit: str) -> float | None:
         """No Lease, no peer taking over: no kernel lifetime."""
         return None
+
+    def lease_of(self, unit: str) -> str:
+        return ""
 
     async def run(self) -> None:
         await asyncio.Event().wait()
@@ -118,6 +125,9 @@ class Scalable:
     def renewed_at(self, unit: str) -> float | None:
         return self.elector.renewed_at if self.elector.holds(unit) else None
 
+    def lease_of(self, unit: str) -> str:
+        return f"{self.elector.namespace}/{claim_lease_name(unit)}"
+
     async def run(self) -> None:
         await self.elector.run()
 
@@ -126,11 +136,18 @@ class Scalable:
 
 
 def unit_lease(unit: str) -> tuple[str, str]:
-    """(namespace, Lease name) of a unit in Lease mode: kube-vip's `kubevip-<service>` (+ family)."""
+    """(namespace, Lease name) of a unit in Lease mode: the unit is "<namespace>/<Lease>" (kube-vip's
+    name, core.leases), plus "/<family>" for a dual-stack Local Service's second family."""
     ns, _, rest = unit.partition("/")
     name, _, family = rest.partition("/")
-    lease = service_lease_name(name)
-    return ns, f"{lease}-{family.lower()}" if family else lease
+    return ns, f"{name}-{family.lower()}" if family else name
+
+
+def election_labels(unit: str) -> tuple[str, str]:
+    """(namespace, name) for kube-vip's per-Service election metrics: the Service's name for its own
+    Lease (`kubevip-<name>`), else the Lease's (a `kube-vip.io/leaseName` group)."""
+    ns, name = unit_lease(unit.rsplit("/", 1)[0] if unit.count("/") > 1 else unit)
+    return ns, name.removeprefix(SERVICE_LEASE_PREFIX)
 
 
 class Leases:
@@ -155,7 +172,7 @@ class Leases:
         self._guard = TaskGroupGuard(f"leases:{node}")
         self._per_unit: dict[str, LeaseElector] = {}
         self.global_elector = LeaseElector(
-            api, cfg.namespace, cfg.services_lease_name, node, cfg.timings,
+            api, cfg.services_lease_namespace, cfg.services_lease_name, node, cfg.timings,
             self._global_started, self._global_stopped, observer=self._observe, on_renewed=on_renewed,
         )
         self._changed = asyncio.Event()
@@ -200,6 +217,11 @@ class Leases:
             return e.leader if e is not None else None
         return self.global_elector.leader
 
+    def lease_of(self, unit: str) -> str:
+        if self._own_lease(unit):
+            return "/".join(unit_lease(unit))
+        return f"{self.cfg.namespace}/{self.cfg.services_lease_name}"
+
     def generation(self) -> object:
         g = self.global_elector
         return (g.is_leader, g.leader, tuple((u, e.is_leader, e.leader) for u, e in self._per_unit.items()))
@@ -226,6 +248,7 @@ class Leases:
         want = {u for u, e in self._units.items() if self._own_lease(u) and _eligible(self.node, e)}
         for unit in set(self._per_unit) - want:
             elector = self._per_unit.pop(unit)
+            self.metrics.election_loops.labels(*election_labels(unit)).dec()
             await elector.release()
         for unit in want - set(self._per_unit):
             ns, name = unit_lease(unit)
@@ -239,7 +262,20 @@ class Leases:
             e = LeaseElector(self.api, ns, name, self.node, self.cfg.timings, started, stopped,
                              observer=self._observe, on_renewed=self._on_renewed)
             self._per_unit[unit] = e
-            spawn(self._guard, f"lease {ns}/{name}", e.run())
+            self.metrics.election_loops.labels(*election_labels(unit)).inc()
+            spawn(self._guard, f"lease {ns}/{name}", self._campaign(unit, e))
+
+    async def _campaign(self, unit: str, elector: LeaseElector) -> None:
+        """Run one unit's election, counted like kube-vip's per-Service loop (attempts, errors)."""
+        labels = election_labels(unit)
+        self.metrics.election_attempts.labels(*labels).inc()
+        try:
+            await elector.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.metrics.election_errors.labels(*labels, type(exc).__name__).inc()
+            raise
 
     async def release(self) -> None:
         for e in list(self._per_unit.values()):

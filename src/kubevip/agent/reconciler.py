@@ -20,6 +20,7 @@ from kubevip.agent.bgp_wants import announces
 from kubevip.agent.nodes import NodeSource, publish_loop
 from kubevip.agent.packets import DISCOVERY_PERIOD, PacketRuleDriver
 from kubevip.agent.policy_facts import PolicyFacts
+from kubevip.agent.presence import Presence
 from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.bgp.settings import BgpSettings as BgpSettingsT
@@ -28,9 +29,10 @@ from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import Condition, missing_interface, no_family_interface
 from kubevip.core.egress import PacketRules
 from kubevip.core.eligibility import Placement, placed_snapshot
-from kubevip.core.interface import valid_interface_name
+from kubevip.core.interface import AUTO, valid_interface_name
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.reasons import Reason
+from kubevip.core.report import HeldVip
 from kubevip.core.rows import (
     Changes,
     Row,
@@ -39,6 +41,7 @@ from kubevip.core.rows import (
     diff,
     held_plans,
     missing_interfaces,
+    needs_subnet_lookup,
 )
 from kubevip.core.views import IPFamily, ServiceView
 from kubevip.core.world import Decided, Snapshot, World, snapshot
@@ -58,7 +61,7 @@ from kubevip.listing import brief
 from kubevip.metrics import Metrics
 from kubevip.net.addresses import AddressManager, Ownership, detect_ownership
 from kubevip.net.announcer import Announcer
-from kubevip.net.interfaces import existing_links, link_names, resolve_interface
+from kubevip.net.interfaces import existing_links, link_names, resolve_interface, subnet_interfaces
 from kubevip.net.namespace import OWN, Netns
 from kubevip.net.routes import RoutingTable
 from kubevip.tasks import TaskGroupGuard, spawn
@@ -114,6 +117,8 @@ class Agent:
         self._fence_pass: asyncio.Future[None] | None = None
         self._world_version = 0  # bumped by touched(); the snapshot is recomputed only when it moved
         self._touched_during: set[str] | None = None  # keys touched while a snapshot is computed
+        # Namespaces of Services changed since the last pass began (kube-vip's reconcile_duration label).
+        self._pass_namespaces: set[str] = set()
         self._snap_version = -1
         self._wake = asyncio.Event()
         # A pass whose inputs (snapshot, leadership, stopping) equal those of the last pass that left
@@ -121,6 +126,12 @@ class Agent:
         self._settled: tuple[object, ...] | None = None
         self.held: frozenset[Row] = frozenset()
         self.snap: Snapshot | None = None
+        # The report Lease `kubevip status` reads (agent/presence.py): what this node holds, since when.
+        self.presence = Presence(
+            self.writer, cfg.election.namespace, self.me,
+            cfg.election.mode if cfg.election.enabled else "none", "bgp" if self.bgp is not None else "arp",
+        ) if self.writer is not None else None
+        self._since: dict[Row, str] = {}
         # Status, vipHost and Events (agent/reporter.py): fed the outcome of every pass.
         self.reporter = Reporter(
             self.me, self.writer, self.world, self.leadership, self.metrics, self.guard,
@@ -169,6 +180,7 @@ class Agent:
         """Services whose inputs changed: drop their cached decisions and wake the loop."""
         for k in keys:
             self._cache.pop(k, None)
+            self._pass_namespaces.add(k.partition("/")[0])
             if self._touched_during is not None:
                 self._touched_during.add(k)
         self.reporter.touched(keys)
@@ -277,7 +289,8 @@ class Agent:
     async def service_links(self, held: Iterable[VipPlan]) -> frozenset[str]:
         """Which interfaces named by `kube-vip.io/serviceInterface` of the `held` VIPs exist here."""
         # No lookup for a name that cannot exist.
-        names = {p.interface for p in held if p.interface and valid_interface_name(p.interface)}
+        names = {p.interface for p in held
+                 if p.interface and p.interface != AUTO and valid_interface_name(p.interface)}
         if not names:
             return frozenset()
         try:
@@ -364,10 +377,32 @@ class Agent:
             return {u: self.me for u, e in snap.units.items() if mine(u, e)}
         return {u: self.me for u in snap.units if holds(u)}
 
+    @property
+    def _services_auto(self) -> bool:
+        """vip_servicesinterface=auto (layer 2 and routing table; BGP puts VIPs on its own interface)."""
+        return self.bgp is None and self.cfg.net.services_interface == AUTO
+
+    async def _auto_interfaces(self, snap: Snapshot) -> dict[IPAddress, str]:
+        """For held VIPs placed `auto`: the interface whose subnet holds each (one address dump)."""
+        if not (snap.names_interfaces or self._services_auto):
+            return {}
+        services_auto = self._services_auto
+        need = [p.address for p in held_plans(snap.plans, self._my_holdings(snap), self.me)
+                if needs_subnet_lookup(p, services_auto)]
+        if not need:
+            return {}
+        try:
+            return await asyncio.to_thread(subnet_interfaces, need, self.ns)
+        except NetworkError as exc:
+            log.warning("auto interfaces: cannot read this node's addresses: %s", exc)
+            return {}
+
     def desired(
-        self, snap: Snapshot, ifaces: dict[IPFamily, str], links: frozenset[str] = frozenset()
+        self, snap: Snapshot, ifaces: dict[IPFamily, str], links: frozenset[str] = frozenset(),
+        by_subnet: Mapping[IPAddress, str] | None = None,
     ) -> frozenset[Row]:
-        rows = desired_rows(snap.plans, self._my_holdings(snap), self.me, ifaces, links)
+        rows = desired_rows(snap.plans, self._my_holdings(snap), self.me, ifaces, links, by_subnet,
+                            self._services_auto)
         if self._startup_keep and time.monotonic() < self._startup_until and not self._stopping:
             # Start-up without a flap: our VIPs still wanted cluster-wide stay while the election settles,
             # unless someone else is known to hold them, or this node already wants them elsewhere (their
@@ -383,10 +418,14 @@ class Agent:
                     rows |= {r}
         return rows
 
-    def _family_warnings(self, snap: Snapshot, ifaces: Mapping[IPFamily, str]) -> None:
-        """A Warning for every Service of a VIP this node holds but has no interface of its family for."""
+    def _family_warnings(
+        self, snap: Snapshot, ifaces: Mapping[IPFamily, str], by_subnet: Mapping[IPAddress, str]
+    ) -> None:
+        """A Warning for every Service of a VIP this node holds but has no interface of its family for
+        (an `auto` VIP whose subnet is on an interface has one)."""
         for p in held_plans(snap.plans, self._my_holdings(snap), self.me):
-            if not p.interface and p.family not in ifaces:
+            placed_by_subnet = needs_subnet_lookup(p, self._services_auto) and p.address in by_subnet
+            if (not p.interface or p.interface == AUTO) and not placed_by_subnet and p.family not in ifaces:
                 for key in p.services:
                     cond = no_family_interface(key, p.address, self.me)
                     self._node_warnings[key] = self._node_warnings.get(key, frozenset()) | {cond}
@@ -406,6 +445,7 @@ class Agent:
         """One level-triggered pass over the kernel side; returns what it changed."""
         async with self._lock:
             started = time.perf_counter()
+            namespaces, self._pass_namespaces = self._pass_namespaces, set()
             snap = await self._snapshot()
             inputs = self._pass_inputs(snap)
             if inputs is not None and inputs == self._settled:
@@ -419,11 +459,12 @@ class Agent:
                     self.leadership.set_preferred(self.placement.preferred)
             annotated = self._annotated_held(snap)
             links = await self.service_links(annotated)
+            by_subnet = await self._auto_interfaces(snap)
             ifaces = await self.interfaces()
-            want = self.desired(snap, ifaces, links)
+            want = self.desired(snap, ifaces, links, by_subnet)
             self._node_warnings = self._missing_warnings(annotated, links)
             if len(ifaces) < len(IPFamily):
-                self._family_warnings(snap, ifaces)
+                self._family_warnings(snap, ifaces, by_subnet)
             changes = diff(want, self.held)
             if self.bgp is not None and changes.remove:  # withdraw before the address goes
                 await self._bgp_sync(self.held - frozenset(changes.remove), snap)
@@ -434,8 +475,11 @@ class Agent:
             await self._packet_pass(snap)
             self._settled = inputs if self.held == want else None
             self.passes += 1
-            self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            for ns in namespaces:
+                self.metrics.reconcile_duration.labels(ns).observe(took)
             self._update_gauges(snap)
+            self._publish(snap)
             settling = time.monotonic() < self._startup_until and not self._stopping
             self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
                                          dict(self._node_warnings), settling))
@@ -602,14 +646,15 @@ class Agent:
                 continue
             log.error("%s", exc)
             failed.add(r)
-        prefixlen = self.cfg.net.subnet.prefixlen
+        subnet = self.cfg.net.subnet
         added_errors: dict[str, dict[IPAddress, NetworkError]] = {i: {} for i in mgrs}
         groups: dict[tuple[str, int | None], list[Row]] = {}
         for r in changes.add:
             groups.setdefault((r.interface, lifetimes.get(r)), []).append(r)
+        nets = {i: subnet.networks(i, self.ns) for i, _ in groups}  # vip_subnet=auto: the interface's subnets
         for (i, seconds), rows in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or 0)):
-            mine, errs = mgrs[i].add_many_owned(((r.address, prefixlen(r.address)) for r in rows),
-                                                lifetime=seconds)
+            mine, errs = mgrs[i].add_many_owned(
+                ((r.address, subnet.prefixlen(r.address, nets[i])) for r in rows), lifetime=seconds)
             added_errors[i].update(errs)
             ours.update(r for r in rows if r.address in mine)
         for r in changes.add:
@@ -724,8 +769,28 @@ class Agent:
         self.metrics.active_services.clear()
         for ns, n in per_ns.items():
             self.metrics.active_services.labels(ns).set(n)
+        wanted = dict.fromkeys(IPFamily, 0)
+        for p in snap.plans:
+            wanted[p.family] += 1
         for fam in IPFamily:
             self.metrics.announced_vips.labels(fam.value).set(sum(1 for a in held if IPFamily.of(a) == fam))
+            self.metrics.service_vips.labels(fam.value).set(wanted[fam])
+
+    def _publish(self, snap: Snapshot) -> None:
+        """Hand the VIPs now on this node's interfaces to the report Lease (written by its own task)."""
+        if self.presence is None:
+            return
+        now = _rfc3339()
+        since = {r: self._since.get(r) or now for r in self.held}
+        self._since = since
+        by_addr = snap.by_address
+        out: list[HeldVip] = []
+        for r in self.held:
+            plan = by_addr.get(r.address)
+            unit = plan.unit if plan is not None else ""
+            out.append(HeldVip(r.address, r.interface, unit, self.leadership.lease_of(unit) if unit else "",
+                               since[r]))
+        self.presence.update(tuple(out))
 
     # -- reports -----------------------------------------------------------------------------------------
 
@@ -786,6 +851,8 @@ class Agent:
         self._startup_until = time.monotonic() + 2 * self.cfg.election.timings.lease_duration
         if self.held:
             log.info("found %d VIPs of a previous run: kept while the election settles", len(self.held))
+        if self.presence is not None:
+            spawn(self.guard, "presence", self.presence.run())
         await self.facts.refresh_host()
         spawn(self.guard, "address policy: host facts", self.facts.host_loop())
         if self.api is not None:
@@ -829,6 +896,8 @@ class Agent:
             log.exception("withdraw on shutdown failed")
         await self.packets.remove()
         await self.leadership.release()
+        if self.presence is not None:
+            await self.presence.release()
         if self.bgp is not None:
             await self.bgp.close()
         await self.guard.close()
@@ -838,3 +907,5 @@ class Agent:
             log.warning("still holding %s after shutdown", sorted(str(r.address) for r in self.held))
 
 
+def _rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -18,11 +18,20 @@ from dataclasses import dataclass, field
 
 from kubevip.agent.bgp_wants import Problem
 from kubevip.agent.leadership import Leadership
+from kubevip.core import reasons
+from kubevip.core.announced import (
+    ANNOTATION_VIP_HOST_IPV6,
+    conditions_differ,
+    family_conditions,
+    ipv6_host,
+    with_transitions,
+)
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition
 from kubevip.core.egress import active_endpoints, egress_enabled
+from kubevip.core.plan import ServiceDecision
 from kubevip.core.rows import Changes, Row, ServiceStatus, service_status, should_write
-from kubevip.core.views import IPAddress
+from kubevip.core.views import IPAddress, StatusCondition
 from kubevip.core.world import Snapshot, World
 from kubevip.kube.errors import TRANSIENT
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, Writer
@@ -34,6 +43,10 @@ log = logging.getLogger(__name__)
 WRITE_CONCURRENCY = 8
 # Errors of one API write that a later round retries.
 WRITE_ERRORS: tuple[type[BaseException], ...] = TRANSIENT
+
+
+# Family conditions and `kube-vip.io/vipHost-ipv6` to write along with a Service's status.
+Extra = tuple[tuple[StatusCondition, ...], str | None]
 
 
 @dataclass
@@ -127,6 +140,7 @@ class Reporter:
         self._reported: tuple[object, ...] | None = None
         self.hold_down = hold_down
         self._shrinking: dict[str, float] = {}  # Service -> since when its status would lose addresses
+        self._unheld: dict[str, float] = {}  # Service -> since when a True condition would turn NoHolder
 
     # -- inputs --------------------------------------------------------------------------------------
 
@@ -198,6 +212,8 @@ class Reporter:
             # Per-Service tables end with their Service.
             for k in [k for k in self._shrinking if k not in self.world.services]:
                 del self._shrinking[k]
+            for k in [k for k in self._unheld if k not in self.world.services]:
+                del self._unheld[k]
             return list(self.world.services)
         return [k for k in keys if k in self.world.services]
 
@@ -215,21 +231,24 @@ class Reporter:
             view = rec.view
             current_host = view.annotation(ANNOTATION_VIP_HOST)
             d = snap.decisions.get(key)
+            plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
+            holdings = self._holdings(out, {p.unit for p in plans})
             if d is None or not d.announce:
                 wanted = ServiceStatus((), None)
             else:
-                plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
-                holdings = self._holdings(out, {p.unit for p in plans})
                 wanted = service_status([v.address for v in d.vips], plans, holdings)
+            extra = self._extra(key, out, d, plans, holdings, wanted, current_host)
             if should_write(wanted, view.status_ingress, current_host, self.me):
                 if self.reports.failed_status.get(key, 0.0) > now:
                     continue
                 granted = [v.address for v in d.vips] if d is not None else []
                 if self._held_down(key, out, wanted, view.status_ingress, granted, now):
                     continue
-                yield functools.partial(self._write_status, key, wanted, current_host)
+                yield functools.partial(self._write_status, key, wanted, current_host, extra)
             else:
                 self._shrinking.pop(key, None)
+                if extra is not None and self.reports.failed_status.get(key, 0.0) <= now:
+                    yield functools.partial(self._write_status, key, wanted, current_host, extra)
             if self.writer is not None and d is not None and d.announce and egress_enabled(view) \
                     and not out.stopping:
                 held = frozenset(r.address for r in out.held)
@@ -250,6 +269,53 @@ class Reporter:
                     if not self.reports.sent(key, name):
                         self.reports.mark(key, name)
                         yield functools.partial(self._warning, key, cond, name)
+
+    def _extra(
+        self, key: str, out: Outcome, d: ServiceDecision | None, plans: tuple[VipPlan, ...],
+        holdings: Mapping[str, str | None], wanted: ServiceStatus, current_host: str | None,
+    ) -> Extra | None:
+        """The family conditions and vipHost-ipv6 to write with the status, when they differ from what the
+        Service says; only the node writing the status writes them (the holder of the first VIP; when
+        nobody holds any, the node vipHost names), and never while the election settles or this agent
+        stops (a condition flipping to False for want of a known holder would be noise)."""
+        writer = wanted.writer == self.me or (wanted.writer is None and current_host == self.me)
+        if not writer:
+            return None
+        if out.keeps_status:
+            self._keys.add(key)  # looked at again once the election has settled
+            return None
+        view = self.world.services[key].view
+        conds = family_conditions(d if key in out.snap.handled else None, view, plans, holdings)
+        conds = self._hold_conditions(key, conds, view.status_conditions, time.monotonic())
+        host6 = ipv6_host(d, plans, holdings, wanted.host) if wanted.host else None
+        host6_now = view.annotation(ANNOTATION_VIP_HOST_IPV6)
+        if conditions_differ(conds, view.status_conditions) or host6_now != host6:
+            return (conds, host6)
+        return None
+
+    def _hold_conditions(
+        self, key: str, conds: tuple[StatusCondition, ...], current: tuple[StatusCondition, ...], now: float,
+    ) -> tuple[StatusCondition, ...]:
+        """A family whose VIPs merely have no known holder right now (a unit changing hands) stays True
+        until `hold_down` has passed, as its addresses stay in the status: no False/True flip of every
+        Service's conditions through a failover or a restart."""
+        cur = {c.type: c for c in current}
+        no_holder = reasons.condition_reason(reasons.NO_HOLDER)
+        losing = {
+            c.type for c in conds
+            if c.status == "False" and c.reason == no_holder and (o := cur.get(c.type)) is not None
+            and o.status == "True"
+        }
+        if not losing:
+            self._unheld.pop(key, None)
+            return conds
+        since = self._unheld.setdefault(key, now)
+        if now - since >= self.hold_down:
+            self._unheld.pop(key, None)
+            return conds
+        self._keys.add(key)
+        asyncio.get_running_loop().call_later(self.hold_down - (now - since), self._wake.set)
+        return tuple(cur[c.type] if c.type in losing else c for c in conds)
 
     def _held_down(
         self, key: str, out: Outcome, wanted: ServiceStatus, current: Iterable[str],
@@ -276,7 +342,9 @@ class Reporter:
 
     # -- writes ----------------------------------------------------------------------------------------
 
-    async def _write_status(self, key: str, wanted: ServiceStatus, current_host: str | None) -> None:
+    async def _write_status(
+        self, key: str, wanted: ServiceStatus, current_host: str | None, extra: Extra | None = None,
+    ) -> None:
         assert self.writer is not None
         rec = self.world.services.get(key)
         if rec is None:
@@ -285,8 +353,13 @@ class Reporter:
         try:
             if tuple(v.status_ingress) != wanted.ingress:
                 await self.writer.service_status(v.namespace, v.name, wanted.ingress)
-            if current_host != wanted.host:
-                await self.writer.vip_host(v.namespace, v.name, wanted.host)
+            host6 = extra[1] if extra is not None else v.annotation(ANNOTATION_VIP_HOST_IPV6)
+            if current_host != wanted.host or host6 != v.annotation(ANNOTATION_VIP_HOST_IPV6):
+                await self.writer.vip_host(v.namespace, v.name, wanted.host, host6)
+            if extra is not None and conditions_differ(extra[0], v.status_conditions):
+                conds = with_transitions(extra[0], v.status_conditions, _rfc3339())
+                gone = tuple(sorted({c.type for c in v.status_conditions} - {c.type for c in conds}))
+                await self.writer.service_conditions(v.namespace, v.name, conds, gone)
             self.reports.failed_status.pop(key, None)
             self.reports.failures.pop(key, None)
         except WRITE_ERRORS as exc:
@@ -374,3 +447,7 @@ def _services_of(snap: Snapshot | None, r: Row) -> tuple[str, ...]:
     if snap is None:
         return ()
     return tuple(k for k, plans in snap.granted.items() if any(p.address == r.address for p in plans))
+
+
+def _rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from kubevip.core.announced import ANNOTATION_VIP_HOST_IPV6
 from kubevip.core.egress import ANN_ACTIVE_ENDPOINT, ANN_ACTIVE_ENDPOINT_IPV6
 from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
 from kubevip.core.views import ServiceView
@@ -34,7 +35,9 @@ def _created(obj: dict[str, Any]) -> str:
 
 
 # Annotations the agents write on Services.
-WRITTEN_BACK = frozenset({ANNOTATION_VIP_HOST, ANN_ACTIVE_ENDPOINT, ANN_ACTIVE_ENDPOINT_IPV6})
+WRITTEN_BACK = frozenset({
+    ANNOTATION_VIP_HOST, ANNOTATION_VIP_HOST_IPV6, ANN_ACTIVE_ENDPOINT, ANN_ACTIVE_ENDPOINT_IPV6,
+})
 
 
 class Sources:

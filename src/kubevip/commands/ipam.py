@@ -7,7 +7,7 @@ import asyncio
 import os
 from typing import Any
 
-from kubevip.config import PolicySettings
+from kubevip.config import ListenAddress, PolicySettings, listen_address
 from kubevip.core.selection import ClassFilter
 from kubevip.envparse import Settings
 from kubevip.ipam.controller import IpamController, IpamSettings
@@ -35,6 +35,11 @@ def register(subparsers: Any) -> None:
         "--lb-class-only", default=None,
         help="true: only Services with that class, not those without one (env lb_class_only; default false)",
     )
+    parser.add_argument(
+        "--prometheus-server", default=None, metavar="HOST:PORT",
+        help="serve /metrics (pool size, used, free; allocation failures) here, e.g. :2113"
+             " (env prometheus_server; default off)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -61,14 +66,27 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> IpamSettings
     )
 
 
+def metrics_listen(args: argparse.Namespace, env: dict[str, str]) -> ListenAddress | None:
+    flags = {"prometheus_server": args.prometheus_server} if args.prometheus_server is not None else {}
+    return listen_address(Settings(env, flags), "prometheus_server", "")
+
+
 async def amain(args: argparse.Namespace) -> int:
     from kubevip.kube.client import connect
+    from kubevip.metrics import MetricsServer
 
     settings = settings_from(args, dict(os.environ))
+    listen = metrics_listen(args, dict(os.environ))
     api = await connect(args.kubeconfig)
+    controller = IpamController(api, settings)
+    server = MetricsServer(controller.metrics, listen.host, listen.port) if listen is not None else None
     try:
-        await IpamController(api, settings).run()
+        if server is not None:
+            await server.start()
+        await controller.run()
     finally:
+        if server is not None:
+            await server.stop()
         await api.close()
     return 0
 

@@ -100,6 +100,11 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"  stack      {doc['stack']}")
     print(f"  subnets    {_pair(doc['subnets'])}")
     print(f"  vip pool   {_pair(doc['vip_pool'])}")
+    if "demo" in doc:
+        d = doc["demo"]
+        print(f"  demo       {d['namespace']}/{d['name']} {_pair(d)} port {d['port']}")
+    if "ipam_metrics" in doc:
+        print(f"  ipam       pool {_pair(doc['ipam_pool'])}, {doc['ipam_metrics']}")
     for n in doc["nodes"]:
         print(f"  {n['name']:8} netns {n['netns']:20} {n['ipv4'] or '-':15} {n['ipv6'] or '-'} {n['mac']}")
     c = doc["client"]

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
-from kubevip.config import SETTINGS, AgentConfig, load_from_process
+from kubevip.config import SETTINGS, AgentConfig, load_from_process, unsupported_setting_warnings
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ def flags_of(args: argparse.Namespace) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_from_process(flags_of(args))  # ConfigError -> cli prints one line and exits 2
+    for line in unsupported_setting_warnings({**flags_of(args), **cfg.raw}):
+        log.warning("%s", line)  # a kube-vip setting this agent will not honour (docs/migration.md)
     if args.check:
         print(describe(cfg))
         return 0

@@ -190,7 +190,7 @@ class ControlPlaneVip:
 
     def _new_elector(self) -> LeaseElector:
         e = self.election
-        return LeaseElector(self.lease_api, e.namespace, e.lease_name, self.node, e.timings,
+        return LeaseElector(self.lease_api, e.cp_lease_namespace, e.lease_name, self.node, e.timings,
                             on_started=self._on_started, on_stopped=self._on_stopped, observer=self.observer,
                             on_renewed=self._renewed)
 
@@ -204,7 +204,7 @@ class ControlPlaneVip:
             await self.health.wait_for(True)
             el = self.elector = self._new_elector()
             self.campaigns += 1
-            log.info("node %s: campaigning for %s/%s (VIPs %s)", self.node, self.election.namespace,
+            log.info("node %s: campaigning for %s/%s (VIPs %s)", self.node, self.election.cp_lease_namespace,
                      self.election.lease_name, ", ".join(map(str, self.vips.addresses)))
             election = spawn(self.guard, f"election-{self.campaigns}", el.run())
             unhealthy = asyncio.get_running_loop().create_task(self.health.wait_for(False))

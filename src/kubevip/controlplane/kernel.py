@@ -182,8 +182,9 @@ class KernelVips:
                 log.error("control-plane VIP: cannot remove %s from %s: %s", p.address, p.ifname, exc)
         for p in add:
             try:
+                nets = self.net.subnet.networks(p.ifname, self.ns)  # vip_subnet=auto: the interface's subnets
                 mine, errors = self._manager(p.ifname).add_many_owned(
-                    [(p.address, self.net.subnet.prefixlen(p.address))], lifetime=lifetime
+                    [(p.address, self.net.subnet.prefixlen(p.address, nets))], lifetime=lifetime
                 )
                 if p.address in errors:
                     raise errors[p.address]

@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import os
 import signal
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from kubevip.config import AgentConfig
@@ -21,6 +20,7 @@ from kubevip.controlplane.kernel import KernelVips
 from kubevip.controlplane.settings import APISERVER_KUBECONFIG, APISERVER_LOCAL, ControlPlaneSettings
 from kubevip.election.leaseapi import LeaseApi
 from kubevip.errors import ConfigError
+from kubevip.kube.client import ADMIN_CONF, kubeconfig_path
 from kubevip.kube.kubeconfig import load_incluster, load_kubeconfig
 from kubevip.kube.rest import RestClient
 from kubevip.metrics import Metrics, MetricsServer
@@ -28,23 +28,26 @@ from kubevip.metrics import Metrics, MetricsServer
 log = logging.getLogger(__name__)
 
 
-async def api_client(settings: ControlPlaneSettings, kubeconfig: str) -> RestClient:
+async def api_client(
+    settings: ControlPlaneSettings, kubeconfig: str, k8s_config_file: str = ""
+) -> RestClient:
     """A client with the kubeconfig's credentials, aimed per `cp_apiserver`.
 
+    The kubeconfig is looked up like the Service agent's (kubevip.kube.client: `kubeconfig`/KUBECONFIG,
+    then kube-vip's `k8s_config_file`, /etc/kubernetes/admin.conf, ~/.kube/config, in-cluster), so a
+    kube-vip static pod that mounts admin.conf and sets no KUBECONFIG starts as it is.
     `local`: https://127.0.0.1:<port>, with the serving certificate still checked against the kubeconfig's
     server host (kubeadm puts the controlPlaneEndpoint, i.e. the VIP, into the certificate), so the agent
     elects through its own API server before the VIP exists and without trusting a loopback SAN.
     """
-    path = kubeconfig or os.environ.get("KUBECONFIG", "")
+    path = kubeconfig_path(kubeconfig, k8s_config_file, os.environ, os.path.isfile)
     if path:
-        if not Path(path).exists():  # noqa: ASYNC240 (start-up, once)
-            raise ConfigError("kubeconfig", path, "the file does not exist; a control-plane static pod "
-                              "mounts /etc/kubernetes/admin.conf (super-admin.conf during kubeadm init)")
         access = load_kubeconfig(path)
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
         access = load_incluster()
     else:
-        raise ConfigError("kubeconfig", "", "cp_enable=true needs a kubeconfig (kubeconfig or KUBECONFIG)")
+        raise ConfigError("kubeconfig", "", "cp_enable=true needs a kubeconfig (kubeconfig, KUBECONFIG, "
+                          f"k8s_config_file or {ADMIN_CONF}; a control-plane static pod mounts it)")
     original = str(urlsplit(access.server).hostname or "")
     if settings.apiserver != APISERVER_KUBECONFIG:
         server = settings.local_url() if settings.apiserver == APISERVER_LOCAL else settings.apiserver
@@ -74,7 +77,7 @@ async def open_control_plane(cfg: AgentConfig, metrics: Metrics | None = None) -
     s = cfg.control_plane
     if s is None or not s.enabled:
         raise ConfigError("cp_enable", "false", "the control-plane VIP is off: set cp_enable=true")
-    api = await api_client(s, cfg.kubeconfig)
+    api = await api_client(s, cfg.kubeconfig, cfg.k8s_config_file)
     node = cfg.node_name
 
     def observe(lease: str, leading: bool) -> None:
@@ -113,7 +116,7 @@ async def run_control_plane(cfg: AgentConfig) -> int:
                                    healthy=lambda: not cp.runner.guard.crashed)
             await server.start()
         log.info("control-plane VIP agent on node %s started (lease %s/%s)", cfg.node_name,
-                 cfg.election.namespace, cfg.election.lease_name)
+                 cfg.election.cp_lease_namespace, cfg.election.lease_name)
         await stop.wait()
         log.info("control-plane VIP agent on node %s stopping: withdraw, release, exit", cfg.node_name)
     finally:

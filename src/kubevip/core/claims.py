@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kubevip.core import reasons
+from kubevip.core.leases import service_lease
 from kubevip.core.plan import ServiceDecision, egress_enabled, endpoint_bound, node_share
 from kubevip.core.views import IPAddress, IPFamily, ServiceView
 
-ANNOTATION_LEASE_NAME = "kube-vip.io/leaseName"
 # MetalLB's convention: Services carrying the same value consent to share an address across namespaces.
 ANNOTATION_ALLOW_SHARED_IP = "kube-vip.io/allow-shared-ip"
 # Warning reason when a Service claims an address another, earlier Service holds with an overlapping port.
@@ -39,6 +39,10 @@ class Claim:
     # Egress: the pods' traffic leaves with this VIP, so exactly one node may hold it, even where
     # eligible nodes would otherwise all announce it (BGP ECMP for ETP Local).
     single: bool = False
+    # `group` came from `kube-vip.io/leaseName` (else it is the Service's own Lease, kubevip-<name>).
+    explicit: bool = False
+    # The Service serves two families and this is the second one (its Local unit gets a family suffix).
+    secondary: bool = False
 
     @property
     def service(self) -> str:
@@ -58,7 +62,7 @@ class Claim:
         elig = (0, ()) if self.eligible is None else (1, tuple(sorted(self.eligible)))
         return (
             self.order, tuple(sorted(self.ports)), self.group, self.local, elig, self.interface, self.share,
-            self.single,
+            self.single, self.explicit, self.secondary,
         )
 
 
@@ -121,28 +125,32 @@ def claims_of(
     if not decision.announce or decision.reason != reasons.ANNOUNCED:
         return ()
     ports = frozenset((p.protocol or "TCP", p.port) for p in service.ports)
-    group = (service.annotation(ANNOTATION_LEASE_NAME) or "").strip()
-    group = f"{service.namespace}/{group}" if group else service.key
+    lease = service_lease(service)  # decide() refused the Service if its leaseName is invalid
     local = endpoint_bound(service)
     elig = {f: eligible_nodes(decision, service, f) for f in decision.families}
     ifname = decision.interface if interfaces else ""
+    second = decision.families[1] if len(decision.families) > 1 else None
     share = (service.annotation(ANNOTATION_ALLOW_SHARED_IP) or "").strip()
     single = egress_enabled(service)
     return tuple(
-        Claim((created, service.key), v.address, v.family, ports, group, local, elig[v.family], ifname, share,
-              single)
+        Claim((created, service.key), v.address, v.family, ports, str(lease), local, elig[v.family], ifname,
+              share, single, lease.explicit, v.family == second)
         for v in decision.vips
     )
 
 
 def _unit(first: Claim, per_address: bool) -> str:
-    """Election unit of a VIP. An explicit `kube-vip.io/leaseName` group always; else, per address
-    (`per_address`: the unit outlives any one of the Services sharing it, so it never moves when one
-    goes), or kube-vip's per-Service unit. Per family when Local (endpoints differ per family)."""
-    explicit = first.group != first.service
-    if per_address and not explicit:
-        return _address_unit(first.address)
-    return f"{first.group}/{first.family.value}" if first.local else first.group
+    """Election unit of a VIP: in Lease mode the "namespace/name" of its Lease (kube-vip's name, so both
+    implementations elect on one Lease), plus "/<family>" for the second family of a dual-stack Local
+    Service (its endpoints, so its eligible nodes, differ per family: a deliberate difference, see
+    docs/migration.md). In scalable mode (`per_address`) per address unless `kube-vip.io/leaseName` groups
+    it (the unit outlives any one of the Services sharing it, so it never moves when one goes), and per
+    family when Local."""
+    if per_address:
+        if not first.explicit:
+            return _address_unit(first.address)
+        return f"{first.group}/{first.family.value}" if first.local else first.group
+    return f"{first.group}/{first.family.value}" if first.local and first.secondary else first.group
 
 
 @functools.lru_cache(maxsize=65536)  # formatting an IPv6 address is slow, and asked every snapshot

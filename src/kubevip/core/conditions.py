@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from kubevip.core import reasons
 from kubevip.core.claims import ANNOTATION_ALLOW_SHARED_IP, Clash, InterfaceConflict
+from kubevip.core.compat import UNSUPPORTED_ANNOTATION, describe_annotations, unsupported_annotations
 from kubevip.core.interface import ANNOTATION_SERVICE_INTERFACE, valid_interface_name
+from kubevip.core.leases import ANNOTATION_LEASE_NAME, annotation_problem
 from kubevip.core.plan import ServiceDecision
-from kubevip.core.views import IPAddress
+from kubevip.core.views import IPAddress, ServiceView
 from kubevip.core.vips import Rejection
 
 NORMAL = "Normal"
@@ -44,13 +46,30 @@ class Condition:
 
 
 def warnings(
-    decision: ServiceDecision, clashes: Iterable[Clash], conflicts: Iterable[InterfaceConflict] = ()
+    decision: ServiceDecision, clashes: Iterable[Clash], conflicts: Iterable[InterfaceConflict] = (),
+    service: ServiceView | None = None,
 ) -> frozenset[Condition]:
-    """Warnings for a Service of type LoadBalancer that this agent handles."""
+    """Warnings for a Service of type LoadBalancer that this agent handles (`service`: its view, for
+    the annotation warnings)."""
     out: set[Condition] = set()
     s = decision.service
     if decision.reason in (reasons.NOT_LOAD_BALANCER, reasons.IGNORED):
         return frozenset()
+    if service is not None:
+        if decision.reason == reasons.INVALID_LEASE_NAME:
+            value = service.annotation(ANNOTATION_LEASE_NAME)
+            out.add(Condition(
+                s, WARNING, reasons.INVALID_LEASE_NAME,
+                f"annotation {ANNOTATION_LEASE_NAME}={value!r} refused: {annotation_problem(service)};"
+                " nothing announced",
+            ))
+        if unsupported := unsupported_annotations(service):
+            # One Event per Service, naming every key: kube-vip would act on them, kubevip does not.
+            out.add(Condition(
+                s, WARNING, UNSUPPORTED_ANNOTATION,
+                "kube-vip annotations not supported by kubevip, without effect: "
+                + describe_annotations(k for k, _ in unsupported),
+            ))
     by_reason: dict[str, list[Rejection]] = {}
     for r in decision.rejected:
         by_reason.setdefault(r.reason, []).append(r)

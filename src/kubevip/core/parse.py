@@ -21,6 +21,7 @@ from kubevip.core.views import (
     LegacyEndpointsView,
     ServicePort,
     ServiceView,
+    StatusCondition,
 )
 from kubevip.errors import InputError
 
@@ -155,6 +156,7 @@ def service_from_dict(d: Mapping[str, Any]) -> ServiceView:
         if ip:
             ingress.append(ip)
     lb_ip = r.string(spec.get("loadBalancerIP"), "spec.loadBalancerIP")
+    conditions = _own_conditions(status.get("conditions"))
     return ServiceView(
         namespace=namespace,
         name=name,
@@ -171,7 +173,25 @@ def service_from_dict(d: Mapping[str, Any]) -> ServiceView:
         resource_version=r.string(meta.get("resourceVersion"), "metadata.resourceVersion") or "",
         labels=r.string_pairs(meta.get("labels"), "metadata.labels"),
         status_ingress=tuple(ingress),
+        status_conditions=conditions,
     )
+
+
+CONDITION_PREFIX = "kube-vip.io/"
+
+
+def _own_conditions(raw: object) -> tuple[StatusCondition, ...]:
+    """kubevip's entries of `status.conditions`; others' entries are not ours to judge (an odd one never
+    makes the Service unusable), and ours are rewritten when they look wrong."""
+    if not isinstance(raw, list):
+        return ()
+    out: list[StatusCondition] = []
+    for c in raw:
+        if not isinstance(c, Mapping) or not str(c.get("type", "")).startswith(CONDITION_PREFIX):
+            continue
+        out.append(StatusCondition(*(str(c.get(k) or "") for k in (
+            "type", "status", "reason", "message", "lastTransitionTime"))))
+    return tuple(out)
 
 
 def endpointslice_from_dict(d: Mapping[str, Any]) -> EndpointSliceView:

@@ -10,6 +10,7 @@ from kubevip.core import endpoints as eps
 from kubevip.core import reasons
 from kubevip.core.families import effective_policy, served_families
 from kubevip.core.interface import requested_interface
+from kubevip.core.leases import annotation_problem
 from kubevip.core.policy import DEFAULT_POLICY, AddressPolicy, interface_allowed
 from kubevip.core.views import (
     REQUIRE_DUAL_STACK,
@@ -23,10 +24,27 @@ from kubevip.core.views import (
 from kubevip.core.vips import Rejection, VipChoice, choose, well_formed
 
 ANNOTATION_IGNORE = "kube-vip.io/ignore"
+# kube-vip announces an externalTrafficPolicy Cluster Service without endpoints only with this set to
+# "true" (any case; pkg/endpoints shouldAllowReconcileWithoutEndpoints): otherwise traffic, attracted in
+# BGP mode from the whole network, would reach no pod.
+ANNOTATION_ALLOW_NO_ENDPOINTS = "kube-vip.io/allow-reconcile-without-endpoints"
 ANN_EGRESS = "kube-vip.io/egress"
 TYPE_LOAD_BALANCER = "LoadBalancer"
 
-__all__ = ["NodeShare", "Rejection", "ServiceDecision", "VipChoice", "decide", "node_share"]
+__all__ = [
+    "NodeShare", "Rejection", "ServiceDecision", "VipChoice", "decide", "ignored", "node_share",
+]
+
+
+def ignored(service: ServiceView) -> bool:
+    """kube-vip's rule for `kube-vip.io/ignore`, shared by the agent and `kubevip ipam`: exactly "true"
+    (kube-vip compares the raw value; "True" or " true" leave the Service handled by both)."""
+    return service.annotation(ANNOTATION_IGNORE) == "true"
+
+
+def allows_no_endpoints(service: ServiceView) -> bool:
+    """`kube-vip.io/allow-reconcile-without-endpoints`, read as kube-vip does (case-insensitive "true")."""
+    return (service.annotation(ANNOTATION_ALLOW_NO_ENDPOINTS) or "").lower() == "true"
 
 
 def egress_enabled(service: ServiceView) -> bool:
@@ -75,15 +93,22 @@ class NodeShare:
     reason: str
 
 
-def _verdict(service: ServiceView, families: tuple[IPFamily, ...], vips: tuple[VipChoice, ...]) -> str:
+def _verdict(
+    service: ServiceView, vips: tuple[VipChoice, ...], endpoints: Mapping[IPFamily, tuple[EndpointView, ...]]
+) -> str:
     if service.type != TYPE_LOAD_BALANCER:
         return reasons.NOT_LOAD_BALANCER
-    if (service.annotation(ANNOTATION_IGNORE) or "").strip().lower() == "true":
+    if ignored(service):
         return reasons.IGNORED
     if not vips:
         return reasons.NO_VIP
     if effective_policy(service) == REQUIRE_DUAL_STACK and {v.family for v in vips} != set(IPFamily):
         return reasons.REQUIRE_DUAL_STACK_UNMET
+    if annotation_problem(service):
+        return reasons.INVALID_LEASE_NAME
+    if (service.external_traffic_policy != TRAFFIC_LOCAL and not any(endpoints.values())
+            and not allows_no_endpoints(service)):
+        return reasons.NO_ENDPOINTS
     return reasons.ANNOUNCED
 
 
@@ -101,7 +126,8 @@ def decide(
     """
     families = served_families(service, well_formed(service))
     vips, rejected = choose(service, families, policy)
-    reason = _verdict(service, families, vips)
+    endpoints = eps.usable_endpoints(service, families, slices, legacy, use_legacy)
+    reason = _verdict(service, vips, endpoints)
     interface = requested_interface(service)
     refused_interface = ""
     if interface and not interface_allowed(policy, interface):
@@ -113,7 +139,7 @@ def decide(
         rejected=rejected,
         announce=reason == reasons.ANNOUNCED,
         reason=reason,
-        endpoints=eps.usable_endpoints(service, families, slices, legacy, use_legacy),
+        endpoints=endpoints,
         endpoint_source=eps.SOURCE_LEGACY if use_legacy else eps.SOURCE_SLICES,
         interface=interface,
         interface_refused=refused_interface,

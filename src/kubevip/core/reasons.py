@@ -37,6 +37,10 @@ class Reason(StrEnum):
     IGNORED = "ignored"
     NO_VIP = "no-vip"
     REQUIRE_DUAL_STACK_UNMET = "require-dual-stack-unmet"
+    # `kube-vip.io/leaseName` is not a Lease name of the Service's own namespace (core.leases).
+    INVALID_LEASE_NAME = "invalid-lease-name"
+    # externalTrafficPolicy Cluster without any endpoint, and no allow-reconcile-without-endpoints.
+    NO_ENDPOINTS = "no-endpoints"
     SERVICE_NOT_ANNOUNCED = "service-not-announced"
     NO_VIP_FOR_FAMILY = "no-vip-for-family"
     NO_LOCAL_ENDPOINTS = "no-local-endpoints"
@@ -46,6 +50,10 @@ class Reason(StrEnum):
     SERVICE_INTERFACE_MISSING = "service-interface-missing"
     SERVICE_INTERFACE_NOT_ALLOWED = "service-interface-not-allowed"
     CROSS_NAMESPACE_SHARING = "cross-namespace-sharing"
+    # Service status conditions (`kube-vip.io/IPv4Announced` / `IPv6Announced`, docs/status.md): the
+    # family has VIPs and the Service is announced, but no node holds any of them (no eligible node, the
+    # address lost to an earlier Service, or the election has not settled).
+    NO_HOLDER = "no-holder"
 
     # Agent Warnings and metrics.
     # A Service claims an address an earlier Service holds with an overlapping port.
@@ -112,6 +120,8 @@ NOT_LOAD_BALANCER = Reason.NOT_LOAD_BALANCER
 IGNORED = Reason.IGNORED
 NO_VIP = Reason.NO_VIP
 REQUIRE_DUAL_STACK_UNMET = Reason.REQUIRE_DUAL_STACK_UNMET
+INVALID_LEASE_NAME = Reason.INVALID_LEASE_NAME
+NO_ENDPOINTS = Reason.NO_ENDPOINTS
 
 # Why this node does (not) take part for one family (NodeShare.reason).
 SERVICE_NOT_ANNOUNCED = Reason.SERVICE_NOT_ANNOUNCED
@@ -132,6 +142,8 @@ SERVICE_INTERFACE_NOT_ALLOWED = Reason.SERVICE_INTERFACE_NOT_ALLOWED
 # (the same `kube-vip.io/allow-shared-ip` value) and without `svc_cross_namespace_sharing=true`.
 CROSS_NAMESPACE_SHARING = Reason.CROSS_NAMESPACE_SHARING
 
+# Service status conditions only (docs/status.md).
+NO_HOLDER = Reason.NO_HOLDER
 # Warning Event: an egress annotation entry that cannot be used (the rest of the Service's rule applies).
 EGRESS_ANNOTATION_INVALID = Reason.EGRESS_ANNOTATION_INVALID
 
@@ -143,7 +155,9 @@ POLICY_REJECTIONS = (
     LIMITED_BROADCAST, RESERVED_RANGE, CONTROL_PLANE_VIP, NODE_ADDRESS, DEFAULT_GATEWAY, SERVICE_CIDR,
     SUBNET_NETWORK_ADDRESS, SUBNET_BROADCAST_ADDRESS, NOT_ALLOWED,
 )
-SERVICE_VERDICTS = (ANNOUNCED, NOT_LOAD_BALANCER, IGNORED, NO_VIP, REQUIRE_DUAL_STACK_UNMET)
+SERVICE_VERDICTS = (
+    ANNOUNCED, NOT_LOAD_BALANCER, IGNORED, NO_VIP, REQUIRE_DUAL_STACK_UNMET, INVALID_LEASE_NAME, NO_ENDPOINTS,
+)
 NODE_VERDICTS = (
     ANNOUNCED, SERVICE_NOT_ANNOUNCED, NO_VIP_FOR_FAMILY, NO_LOCAL_ENDPOINTS, PRIMARY_FAMILY_NODES,
     NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY,
@@ -157,7 +171,16 @@ PLACEMENT = (
     Reason.NODE_OFF_SUBNET, Reason.NO_ELIGIBLE_NODE,
 )
 EGRESS_WARNINGS = (EGRESS_ANNOTATION_INVALID,)
+CONDITION_ONLY = (NO_HOLDER,)
 ALL = (
     VIP_REJECTIONS + POLICY_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
-    + SHARING_WARNINGS + EGRESS_WARNINGS + PLACEMENT
+    + SHARING_WARNINGS + EGRESS_WARNINGS + PLACEMENT + CONDITION_ONLY
 )
+
+
+def condition_reason(code: str) -> str:
+    """A code in the spelling metav1.Condition requires (CamelCase, no '-'): `no-local-endpoints` ->
+    `NoLocalEndpoints`; "" (announced) -> `Announced`. One-to-one: every code is lower-case words."""
+    if not code:
+        return "Announced"
+    return "".join(part[:1].upper() + part[1:] for part in code.split("-"))

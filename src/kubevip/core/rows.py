@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kubevip.core.claims import VipPlan
+from kubevip.core.interface import AUTO
 from kubevip.core.views import IPAddress, IPFamily
 
 # The election's outcome as data: unit -> the node that holds it (None, or absent: nobody, or unknown).
@@ -65,12 +66,26 @@ def held_plans(plans: Iterable[VipPlan], holdings: Holdings, me: str) -> tuple[V
     return tuple(p for p in plans if holdings.get(p.unit) == me)
 
 
-def placement(plan: VipPlan, interface_of: Mapping[IPFamily, str], links: frozenset[str]) -> str | None:
+def placement(
+    plan: VipPlan, interface_of: Mapping[IPFamily, str], links: frozenset[str],
+    by_subnet: Mapping[IPAddress, str] | None = None, services_auto: bool = False,
+) -> str | None:
     """The interface for a VIP: its Service's when that exists on this node (never another one instead),
-    else the one chosen for its family (vip_servicesinterface, vip_interface, default route); None: none."""
+    else the one chosen for its family (vip_servicesinterface, vip_interface, default route); None: none.
+
+    `auto` (the Service's annotation, or `services_auto` for vip_servicesinterface=auto) is the interface
+    whose subnet holds the VIP (`by_subnet`, looked up by the agent), else the family's choice, as in
+    kube-vip."""
+    if plan.interface == AUTO or (not plan.interface and services_auto):
+        return (by_subnet or {}).get(plan.address) or interface_of.get(plan.family) or None
     if plan.interface:
         return plan.interface if plan.interface in links else None
     return interface_of.get(plan.family) or None
+
+
+def needs_subnet_lookup(plan: VipPlan, services_auto: bool) -> bool:
+    """Whether `placement` of this VIP asks which interface's subnet holds it."""
+    return plan.interface == AUTO or (not plan.interface and services_auto)
 
 
 def desired_rows(
@@ -79,12 +94,14 @@ def desired_rows(
     me: str,
     interface_of: Mapping[IPFamily, str],
     links: frozenset[str] = frozenset(),
+    by_subnet: Mapping[IPAddress, str] | None = None,
+    services_auto: bool = False,
 ) -> frozenset[Row]:
     """The VIPs this node holds, each on its `placement`; `links` are the Services' interfaces that exist
     here (the others' VIPs get no row: see `missing_interfaces`)."""
     out: set[Row] = set()
     for p in held_plans(plans, holdings, me):
-        ifname = placement(p, interface_of, links)
+        ifname = placement(p, interface_of, links, by_subnet, services_auto)
         if ifname:
             out.add(Row(p.address, ifname))
     return frozenset(out)
@@ -93,7 +110,7 @@ def desired_rows(
 def missing_interfaces(held: Iterable[VipPlan], links: frozenset[str]) -> tuple[VipPlan, ...]:
     """Of the VIPs this node holds (`held_plans`), those it cannot carry: their Service's interface does
     not exist here."""
-    return tuple(p for p in held if p.interface and p.interface not in links)
+    return tuple(p for p in held if p.interface and p.interface != AUTO and p.interface not in links)
 
 
 def diff(desired: Iterable[Row], actual: Iterable[Row]) -> Changes:

@@ -30,6 +30,22 @@ class ServicePort:
 
 
 @dataclass(frozen=True)
+class StatusCondition:
+    """One entry of a Service's `status.conditions` (metav1.Condition), as written or to be written."""
+
+    type: str
+    status: str  # "True" | "False"
+    reason: str
+    message: str
+    last_transition: str = ""  # RFC 3339; kept while the status does not change
+
+    def same(self, other: StatusCondition) -> bool:
+        """Equal but for the transition time: no write needed."""
+        return (self.type, self.status, self.reason, self.message) == (
+            other.type, other.status, other.reason, other.message)
+
+
+@dataclass(frozen=True)
 class ServiceView:
     """A Service as the core needs it; `ip_family_policy` None means unset (treated as SingleStack)."""
 
@@ -49,6 +65,8 @@ class ServiceView:
     labels: tuple[tuple[str, str], ...] = ()
     # Current `status.loadBalancer.ingress[].ip` values: for status writers to diff; never a VIP source.
     status_ingress: tuple[str, ...] = ()
+    # Current `status.conditions` of kubevip's types (`kube-vip.io/*`): for the writer to diff.
+    status_conditions: tuple[StatusCondition, ...] = ()
 
     @property
     def key(self) -> str:

@@ -140,8 +140,10 @@ def snapshot(
         claims.extend(done.claims)
     plans, clashes = resolve(claims, per_address, cross_namespace)
     conflicts = interface_conflicts(claims, plans)
-    warns = {k: warnings(d, clashes, conflicts) | egress_warnings(world.services[k].view)
-             for k, d in decisions.items()}
+    warns = {
+        k: warnings(d, clashes, conflicts, world.services[k].view) | egress_warnings(world.services[k].view)
+        for k, d in decisions.items()
+    }
     return Snapshot(
         decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts, decided
     )
@@ -154,7 +156,9 @@ def same_decision_inputs(a: ServiceView, b: ServiceView, written_back: frozenset
 
     def inputs(v: ServiceView) -> ServiceView:
         kept = tuple((k, val) for k, val in v.annotations if k not in written_back)
-        return dataclasses.replace(v, resource_version="", status_ingress=(), annotations=kept)
+        return dataclasses.replace(
+            v, resource_version="", status_ingress=(), status_conditions=(), annotations=kept
+        )
 
     return inputs(a) == inputs(b)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
+from kubevip.core.leases import SERVICE_LEASE_PREFIX, ref_problem, split_ref
 from kubevip.envparse import Settings
 from kubevip.errors import ConfigError
 
@@ -13,11 +15,41 @@ CONTROL_PLANE_LEASE = "plndr-cp-lock"
 SERVICES_LEASE = "plndr-svcs-lock"
 DEFAULT_NAMESPACE = "kube-system"
 MODES = ("lease", "scalable")
+# kube-vip puts its global Leases in the Pod's own namespace, read from here (pkg/lease returnNamespace).
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def service_lease_name(service: str) -> str:
     """kube-vip's per-Service Lease name (svc_election=true)."""
-    return f"kubevip-{service}"
+    return f"{SERVICE_LEASE_PREFIX}{service}"
+
+
+def pod_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE) -> str:
+    """The Pod's namespace from its service-account mount, "" outside a Pod (a static Pod has none)."""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def lease_namespace(settings: Settings, sa_namespace: Path = SERVICE_ACCOUNT_NAMESPACE) -> str:
+    """Where the global Leases (plndr-cp-lock, plndr-svcs-lock) live when their setting names no `ns/`.
+
+    kube-vip's rule: the Pod's own namespace, else `cp_namespace` (static Pods), else kube-system.
+    `vip_leasenamespace` (kubevip's older setting) still wins when set, so existing kubevip installs keep
+    their Leases."""
+    explicit = settings.str("vip_leasenamespace")
+    if explicit:
+        return explicit
+    return pod_namespace(sa_namespace) or settings.str("cp_namespace") or DEFAULT_NAMESPACE
+
+
+def _lease_setting(settings: Settings, name: str, default: str, namespace: str) -> tuple[str, str]:
+    """(namespace, name) of a Lease setting, kube-vip's `ns/name` form allowed; errors name the setting."""
+    value = settings.str(name, default) or default
+    if problem := ref_problem(value, namespace):
+        raise ConfigError(settings.source_name(name), value, f"not a Lease name ({problem})")
+    return split_ref(value, namespace)
 
 
 @dataclass(frozen=True)
@@ -77,6 +109,18 @@ class ElectionConfig:
     per_service: bool
     mode: str
     timings: Timings
+    # `namespace` is where kube-vip's global Leases live by default (lease_namespace()); vip_leasename and
+    # svc_leasename may name their own (`ns/name`). "" means `namespace`.
+    cp_namespace: str = ""
+    services_namespace: str = ""
+
+    @property
+    def cp_lease_namespace(self) -> str:
+        return self.cp_namespace or self.namespace
+
+    @property
+    def services_lease_namespace(self) -> str:
+        return self.services_namespace or self.namespace
 
 
 def _seconds(settings: Settings, name: str, default: float) -> float:
@@ -93,7 +137,9 @@ def _seconds(settings: Settings, name: str, default: float) -> float:
     return value
 
 
-def config_from_settings(settings: Settings) -> ElectionConfig:
+def config_from_settings(
+    settings: Settings, sa_namespace: Path = SERVICE_ACCOUNT_NAMESPACE
+) -> ElectionConfig:
     """Read and validate the election settings; raises ConfigError naming the variable at fault."""
     d = Timings()
     timings = Timings(
@@ -102,14 +148,19 @@ def config_from_settings(settings: Settings) -> ElectionConfig:
         retry_period=_seconds(settings, "vip_retryperiod", d.retry_period),
         skew_margin=_margin(settings, d.skew_margin),
     ).validate()
+    default_ns = lease_namespace(settings, sa_namespace)
+    cp_ns, cp_name = _lease_setting(settings, "vip_leasename", CONTROL_PLANE_LEASE, default_ns)
+    svc_ns, svc_name = _lease_setting(settings, "svc_leasename", SERVICES_LEASE, default_ns)
     return ElectionConfig(
         enabled=settings.bool("vip_leaderelection", False),
-        lease_name=settings.str("vip_leasename", CONTROL_PLANE_LEASE) or CONTROL_PLANE_LEASE,
-        namespace=settings.str("vip_leasenamespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE,
-        services_lease_name=SERVICES_LEASE,
+        lease_name=cp_name,
+        namespace=default_ns,
+        cp_namespace=cp_ns,
+        services_lease_name=svc_name,
         per_service=settings.bool("svc_election", False),
         mode=settings.choice("vip_electionmode", "lease", MODES),
         timings=timings,
+        services_namespace=svc_ns,
     )
 
 

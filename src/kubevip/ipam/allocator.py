@@ -106,6 +106,47 @@ def skipped(version: int, n: int) -> bool:
     return version == 4 and (n & 0xFF) in (0, 255)
 
 
+@dataclass(frozen=True)
+class PoolUsage:
+    """One pool (ConfigMap key and family): addresses it can hand out, and how many are held."""
+
+    key: str
+    family: IPFamily
+    size: int
+    used: int
+
+    @property
+    def free(self) -> int:
+        return self.size - self.used
+
+
+def _count_low_byte(first: int, last: int, r: int) -> int:
+    """How many n in [first, last] have n % 256 == r."""
+    return (last - r) // 256 - (first - 1 - r) // 256
+
+
+def usable(version: int, first: int, last: int) -> int:
+    """Addresses of a block that can be handed out (IPv4 .0 and .255 never are)."""
+    n = last - first + 1
+    if version == 4:
+        n -= _count_low_byte(first, last, 0) + _count_low_byte(first, last, 255)
+    return n
+
+
+def pool_usage(config: PoolConfig, in_use: Iterable[IPAddress]) -> tuple[PoolUsage, ...]:
+    """Size, used and free per pool and family (for metrics): `used` counts held addresses inside the
+    pool, whoever set them (a user's hand-picked address in a pool takes it as much as ours)."""
+    used = tuple(in_use)
+    out: list[PoolUsage] = []
+    for key in sorted(config.pools):
+        for family, pool in sorted(config.pools[key].items()):
+            v = _version(family)
+            size = sum(usable(v, b.first, b.last) for b in pool.blocks)
+            held = sum(1 for a in used if a in pool and not skipped(v, int(a)))
+            out.append(PoolUsage(key, family, size, held))
+    return tuple(out)
+
+
 class Allocator:
     """The in-memory allocation table of the whole cluster (every namespace, every pool)."""
 
@@ -191,6 +232,9 @@ class Allocator:
 
     def in_use(self) -> int:
         return len(self._holders)
+
+    def usage(self) -> tuple[PoolUsage, ...]:
+        return pool_usage(self._config, self._holders)
 
     # ----- the decision ----------------------------------------------------------------------------
 

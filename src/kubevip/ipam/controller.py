@@ -23,6 +23,7 @@ from kubevip.ip import IPAddress, IPNetwork
 from kubevip.ipam import allocator as A
 from kubevip.ipam.allocator import Allocator, Outcome, Problem, ServiceKey
 from kubevip.ipam.kubeapi import JSON, Conflict, IpamApi
+from kubevip.ipam.metrics import IpamMetrics
 from kubevip.ipam.pools import PoolConfig, PoolError, parse_configmap
 from kubevip.ipam.service import (
     ANNOTATION_IPS,
@@ -100,6 +101,7 @@ class IpamController:
         self.settings = settings or IpamSettings()
         self.api = IpamApi(api_client, self.settings.component)
         self.alloc = Allocator()
+        self.metrics = IpamMetrics(self.alloc.usage)
         self._cache: dict[ServiceKey, JSON] = {}
         self._queue: asyncio.Queue[ServiceKey] = asyncio.Queue()
         self._queued: set[ServiceKey] = set()
@@ -451,8 +453,12 @@ class IpamController:
         self._sync_table(key, obj)
 
     async def _warn(self, key: ServiceKey, obj: JSON, problems: Iterable[Problem]) -> None:
+        problems = tuple(problems)
         current = frozenset((EVENT_REASONS[p.reason], f"[{p.reason}] {p.message}") for p in problems)
         new = current - self._emitted.get(key, frozenset())
+        for p in problems:
+            if (EVENT_REASONS[p.reason], f"[{p.reason}] {p.message}") in new:
+                self.metrics.failures.labels(p.reason, p.family.value if p.family else "").inc()
         if current:
             self._emitted[key] = current
         else:

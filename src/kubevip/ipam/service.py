@@ -12,13 +12,13 @@ from enum import Enum
 from typing import Any
 
 from kubevip.core.families import effective_policy, served_families
+from kubevip.core.plan import ignored
 from kubevip.core.selection import ClassFilter, class_reason
 from kubevip.core.views import REQUIRE_DUAL_STACK, IPAddress, ServiceView
 from kubevip.ipam.allocator import Outcome, PortKey, Request
 
 ANNOTATION_IPS = "kube-vip.io/loadbalancerIPs"
 ANNOTATION_INTERFACE = "kube-vip.io/serviceInterface"
-ANNOTATION_IGNORE = "kube-vip.io/ignore"
 # kube-vip's cloud provider marks the Services it allocated for with this label; we use the same one so
 # Services it allocated for are adopted (kept, not re-allocated) when an operator switches to kubevip.
 LABEL_KEY = "implementation"
@@ -76,7 +76,7 @@ def classify(view: ServiceView, classes: ClassFilter) -> Classified:
     addresses, invalid = split_ips(annotated if annotated is not None else view.load_balancer_ip)
     if view.type != "LoadBalancer":
         return Classified(Kind.NONE, (), labelled)
-    eligible = not class_reason(view, classes) and view.annotation(ANNOTATION_IGNORE) != "true"
+    eligible = not class_reason(view, classes) and not ignored(view)  # the agent's rule (core.plan)
     # A user's value that is not all addresses (`10.0.0.300,fd00::zz`) is still the user's: it is kept
     # as written (with a Warning), never replaced by an allocation.
     if eligible and (labelled or not (addresses or invalid)):

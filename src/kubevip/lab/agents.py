@@ -225,7 +225,9 @@ def demo_service(net: LabNetwork) -> dict[str, object]:
         "metadata": {
             "name": DEMO_SERVICE,
             "namespace": DEMO_NAMESPACE,
-            "annotations": {"kube-vip.io/loadbalancerIPs": ",".join(map(str, vips))},
+            # Responders stand in for pods (no EndpointSlices): kube-vip's opt-in to announce anyway.
+            "annotations": {"kube-vip.io/loadbalancerIPs": ",".join(map(str, vips)),
+                            "kube-vip.io/allow-reconcile-without-endpoints": "true"},
         },
         "spec": {
             "type": "LoadBalancer",
@@ -243,6 +245,15 @@ def demo_service(net: LabNetwork) -> dict[str, object]:
 def demo_vips(net: LabNetwork) -> list[IPAddress]:
     """The demo Service's VIPs: the first pool address of each family the lab has (IPv4 first)."""
     return [net.vip(f, 0) for f in net.families]
+
+
+def demo_json(net: LabNetwork) -> dict[str, object]:
+    """`lab status -o json` "demo": the demo Service and the addresses it holds (not in `vip_pool`);
+    a family the lab lacks is null."""
+    doc: dict[str, object] = {"namespace": DEMO_NAMESPACE, "name": DEMO_SERVICE, "port": RESPONDER_PORT,
+                              "ipv4": None, "ipv6": None}
+    doc.update({f"ipv{a.version}": str(a) for a in demo_vips(net)})
+    return doc
 
 
 def start_lab_processes(net: LabNetwork, kubeconfig: Path, state_dir: Path) -> list[str]:

@@ -18,13 +18,14 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kubevip.errors import BgpError, LabError
 from kubevip.lab import procs, topology
 from kubevip.lab.network import ENDPOINT_SYSCTLS, IPV6_OFF, LabNetwork
-from kubevip.lab.routers import DAEMONS, Neighbor, Router, make_router
+from kubevip.lab.routers import DAEMONS, Neighbor, Router, make_router, missing_prerequisites
 from kubevip.lab.tcpprobe import probe_argv
 
 ROUTER_AS = 65000
@@ -33,6 +34,40 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # The client link lives only inside the router and client namespaces: documentation ranges, no clash.
 CLIENT_LINK_V4 = ipaddress.IPv4Network("192.0.2.0/24")
 CLIENT_LINK_V6 = ipaddress.IPv6Network("2001:db8:b9::/64")
+
+
+PREREQS_SCRIPT = Path(__file__).resolve().parents[3] / "hack" / "prereqs.sh"
+
+
+def ensure_prerequisites(
+    daemon: str, install: Callable[[], bool] | None = None,
+    missing: Callable[[str], list[tuple[str, str]]] = missing_prerequisites,
+) -> list[str]:
+    """Install what `daemon` lacks with hack/prereqs.sh (root, in a checkout), else LabError naming each
+    missing program, user or group and its package; returns one line per action taken."""
+    lacking = missing(daemon)
+    if not lacking:
+        return []
+    what = ", ".join(f"{w} (package {p})" for w, p in lacking)
+    installer = install if install is not None else _run_prereqs
+    if installer():
+        still = missing(daemon)
+        if not still:
+            return [f"installed what --bgp {daemon} needs: {what}"]
+        what = ", ".join(f"{w} (package {p})" for w, p in still)
+    pkgs = " ".join(sorted({p for _, p in lacking}))
+    raise LabError(
+        f"--bgp {daemon} needs {what}: install them with `sudo {PREREQS_SCRIPT}` "
+        f"(or `apt-get install {pkgs}`), then run `kubevip lab up` again"
+    )
+
+
+def _run_prereqs() -> bool:
+    """Run hack/prereqs.sh when it is there and we are root; False when it cannot run or failed."""
+    if os.geteuid() != 0 or not PREREQS_SCRIPT.exists():
+        return False
+    res = subprocess.run([str(PREREQS_SCRIPT)], capture_output=True, text=True, timeout=1800, check=False)
+    return res.returncode == 0
 
 
 def _ip(*args: str) -> None:
@@ -81,6 +116,7 @@ class LabBgp:
             if old["daemon"] == daemon and all(procs.is_exe(p, e) for p, e in old["pids"]):
                 return [f"BGP router ({daemon}) already running in {old['router']['netns']}"]
             self.down()
+        installed = ensure_prerequisites(daemon)
         t = self.net.topo
         has4, has6 = 4 in t.families, 6 in t.families
         rv4 = topology.host_v4(t.slot, topology.ROUTER_HOST)
@@ -147,7 +183,8 @@ class LabBgp:
         doc["pids"] = [[pid, _daemon_exe(pid)] for pid in router.pids]
         self.state_file.write_text(json.dumps(doc, indent=1))
         shown = ", ".join(a for a in (only(rv4), only(rv6)) if a)
-        return [f"started BGP router {daemon} in {rt} ({shown}, AS {ROUTER_AS}); client {bc} behind it"]
+        return [*installed,
+                f"started BGP router {daemon} in {rt} ({shown}, AS {ROUTER_AS}); client {bc} behind it"]
 
     def agent_env(self) -> dict[str, str]:
         """Settings that put the lab's agents in BGP mode peered with the router ({} without a router):

@@ -14,9 +14,10 @@ import kubevip
 from kubevip.errors import LabError
 from kubevip.lab import DEFAULT_LAB_ID, agents, controlplane, podnet, topology, versions
 from kubevip.lab import ipam as lab_ipam
-from kubevip.lab.bgp import LabBgp
+from kubevip.lab.bgp import LabBgp, ensure_prerequisites
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork, default_state_dir
+from kubevip.lab.routers import DAEMONS
 from kubevip.lab.stack import connect_network, node_admin_kubeconfig, node_kubeconfig
 
 _CONTROLPLANE_DIR = Path(kubevip.__file__).resolve().parents[2] / "hack" / "controlplane"
@@ -46,6 +47,41 @@ def find_bin_dir(kubernetes: str | None = None) -> Path:
     return Path(res.stdout.strip().splitlines()[-1])
 
 
+def option_differences(
+    lab_id: str, nodes: int | None, bgp: str | None, kubernetes: str | None,
+    want_nodes: int, want_bgp: str | None, want_kubernetes: str | None,
+    stack: str | None = None, want_stack: str = topology.DEFAULT_STACK,
+) -> str:
+    """"" when `lab up` with the wanted options fits the running lab, else a message saying what
+    differs and how to change it (`lab up` never rebuilds a running lab: agents, Services and addresses
+    would all change under the user's feet). No --bgp / --kubernetes means "whatever runs"."""
+    diffs: list[str] = []
+    if nodes is not None and nodes != want_nodes:
+        diffs.append(f"--nodes {nodes} (asked {want_nodes})")
+    if want_bgp and want_bgp != bgp:
+        diffs.append(f"{'--bgp ' + bgp if bgp else 'no BGP router (agents announce by ARP/NDP)'} "
+                     f"(asked --bgp {want_bgp})")
+    if want_kubernetes and kubernetes and kubernetes.lstrip("v") != want_kubernetes:
+        diffs.append(f"Kubernetes {kubernetes} (asked --kubernetes {want_kubernetes})")
+    if stack is not None and stack != want_stack:  # no --stack means dual: never "whatever runs"
+        diffs.append(f"--stack {stack} (asked --stack {want_stack})")
+    if not diffs:
+        return ""
+    wanted = [f"--nodes {want_nodes}"]
+    wanted += [f"--bgp {b}" for b in [want_bgp or bgp] if b]
+    wanted += [f"--kubernetes {k}" for k in [want_kubernetes] if k]
+    wanted += [f"--stack {want_stack}" for _ in [1] if want_stack != topology.DEFAULT_STACK]
+    return (f"lab {lab_id} already runs with {'; '.join(diffs)}. `kubevip lab up` does not rebuild a"
+            f" running lab: run `kubevip lab down --id {lab_id}`, then `kubevip lab up --id {lab_id}"
+            f" {' '.join(wanted)}` (or repeat `up` with the lab's own options)")
+
+
+def _stack_of(service_cidrs: tuple[controlplane.IPNetwork, ...]) -> str:
+    """The `--stack` a control plane was started with, from its Service CIDRs."""
+    families = tuple(sorted({c.version for c in service_cidrs}))
+    return next((name for name, fams in topology.STACKS.items() if fams == families), topology.DEFAULT_STACK)
+
+
 class LabInstance:
     """The lab `lab_id` with its state in ~/.cache/kubevip/lab/<id>/ (or `state_dir`)."""
 
@@ -65,29 +101,38 @@ class LabInstance:
         `stack` ("dual", "ipv4", "ipv6") picks the families of the network, control plane and demo.
         """
         topology.validate_stack(stack)
+        families = topology.STACKS[stack]
         net = LabNetwork(self.lab_id, nodes=nodes, state_dir=self.state_dir, stack=stack)
-        if net.topology is not None and len(net.topology.nodes) != nodes:
-            raise LabError(f"lab {self.lab_id} runs with {len(net.topology.nodes)} nodes; run "
-                           f"`kubevip lab down` first to change it to {nodes}")
-        if net.topology is not None and net.topology.stack != stack:
-            raise LabError(f"lab {self.lab_id} runs with --stack {net.topology.stack}; run "
-                           f"`kubevip lab down` first to change it to {stack}")
+        cp = self._running_control_plane()
+        lines: list[str] = []
+        running_bgp = (LabBgp(net, self.state_dir).state() or {}).get("daemon")
+        if net.topology is not None or cp is not None:
+            running_k8s = cp.server_version() if cp is not None else None
+            wanted_k8s = (
+                versions.choose(kubernetes, versions.available(_CONTROLPLANE_DIR)) if kubernetes else None
+            )
+            # The network records its stack; a control plane alone says it through its Service CIDRs.
+            running_stack = net.topology.stack if net.topology is not None else (
+                _stack_of(cp.service_cidrs) if cp is not None else None)
+            differ = option_differences(
+                self.lab_id, len(net.topology.nodes) if net.topology is not None else None, running_bgp,
+                running_k8s, nodes, bgp, wanted_k8s, running_stack, stack,
+            )
+            if cp is not None and not differ and _stack_of(cp.service_cidrs) != stack:
+                differ = option_differences(self.lab_id, None, None, None, nodes, None, None,
+                                            _stack_of(cp.service_cidrs), stack)
+            if differ:
+                raise LabError(differ)
+            if running_bgp and not bgp:
+                lines.append(f"BGP router {running_bgp} kept (this lab was started with --bgp {running_bgp};"
+                             f" `kubevip lab down --id {self.lab_id}` to drop it)")
         # After the checks above (they only read state), so that they answer without root too.
         if os.geteuid() != 0:
             raise LabError("kubevip lab up needs root: network namespaces need CAP_NET_ADMIN")
-        cp = self._running_control_plane()
-        families = topology.STACKS[stack]
-        if cp is not None and {c.version for c in cp.service_cidrs} != set(families):
-            running = "dual" if len(cp.service_cidrs) > 1 else f"ipv{cp.service_cidrs[0].version}"
-            raise LabError(f"lab {self.lab_id}'s control plane runs with --stack {running}; run "
-                           f"`kubevip lab down` first to change it to {stack}")
-        lines: list[str] = []
-        if cp is not None and kubernetes is not None:
-            running = cp.server_version()
-            wanted = versions.choose(kubernetes, versions.available(_CONTROLPLANE_DIR))
-            if running.lstrip("v") != wanted:
-                raise LabError(f"lab {self.lab_id} runs Kubernetes {running}; run `kubevip lab down` "
-                               f"first to change it to {wanted}")
+        if bgp:  # before anything starts: a missing daemon or user must not leave half a lab behind
+            if bgp not in DAEMONS:
+                raise LabError(f"--bgp {bgp}: use one of {', '.join(DAEMONS)}")
+            lines += ensure_prerequisites(bgp)
         if cp is None:
             controlplane.kill_recorded(self.state_dir)
             started = time.monotonic()
@@ -146,9 +191,18 @@ class LabInstance:
             "processes": controlplane.recorded_alive(self.state_dir),
         }
         doc.update(net.to_json())
-        # Same keys on every stack: a family the lab lacks is null.
-        pool = lab_ipam.pool_json(lab_ipam.ipam_pool(net.vip_pool))
-        doc["ipam_pool"] = {"ipv4": None, "ipv6": None, **pool}
+        if self.with_agents:
+            # The demo Service holds the first address of each family: `vip_pool` offers only the rest,
+            # so a script taking VIPs from it never collides with the demo (contract: docs/lab.md).
+            doc["demo"] = agents.demo_json(net)
+            doc["vip_pool"] = {
+                "ipv4": None, "ipv6": None,  # same keys on every stack: a family the lab lacks is null
+                **{f"ipv{f}": f"{first + 1}-{last}" for f, (first, last) in sorted(net.vip_pool.items())},
+            }
+        doc["ipam_pool"] = {"ipv4": None, "ipv6": None,
+                            **lab_ipam.pool_json(lab_ipam.ipam_pool(net.vip_pool))}
+        if (metrics := lab_ipam.metrics_url(self.state_dir)) is not None:
+            doc["ipam_metrics"] = metrics
         for node in doc["nodes"]:
             node["agent"] = agents.agent_status(self.state_dir, node["name"])
         doc.update(LabBgp(net, self.state_dir).to_json())

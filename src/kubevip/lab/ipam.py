@@ -13,6 +13,7 @@ from pathlib import Path
 from kubevip.core.views import IPAddress
 from kubevip.lab import procs
 from kubevip.lab.controlplane import ControlPlane
+from kubevip.lab.ports import free_port
 
 STATE_FILE = "ipam.json"
 LOG_FILE = "ipam.log"
@@ -39,6 +40,22 @@ def configmap(pool: dict[int, tuple[IPAddress, IPAddress]]) -> dict[str, object]
             "data": {"range-global": ranges}}
 
 
+def _entry(state_dir: Path) -> dict[str, object]:
+    try:
+        entry = json.loads((state_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return entry if isinstance(entry, dict) else {}
+
+
+def metrics_url(state_dir: Path) -> str | None:
+    """Where the lab's `kubevip ipam` serves /metrics, while it runs."""
+    port = _entry(state_dir).get("metrics_port")
+    if not isinstance(port, int) or _recorded(state_dir) is None:
+        return None
+    return f"http://127.0.0.1:{port}/metrics"
+
+
 def _recorded(state_dir: Path) -> tuple[int, str] | None:
     try:
         entry = json.loads((state_dir / STATE_FILE).read_text())
@@ -63,14 +80,18 @@ def up(cp: ControlPlane, vip_pool: dict[int, tuple[IPAddress, IPAddress]], state
         return f"kubevip ipam already running (pid {rec[0]}), pool {', '.join(pool_json(pool).values())}"
     log = (state_dir / LOG_FILE).open("ab")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    port = free_port()  # loopback only: the metrics are for the host (docs/lab.md, docs/dashboards)
     p = subprocess.Popen(
         # Its own least-privilege identity (manifests/rbac.py render_ipam), not the lab's admin.
-        [sys.executable, "-m", "kubevip", "ipam", "--kubeconfig", str(cp.ipam_kubeconfig)],
+        [sys.executable, "-m", "kubevip", "ipam", "--kubeconfig", str(cp.ipam_kubeconfig),
+         "--prometheus-server", f"127.0.0.1:{port}"],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     log.close()
-    (state_dir / STATE_FILE).write_text(json.dumps({"pid": p.pid, "exe": sys.executable}))
-    return f"started kubevip ipam (pid {p.pid}), pool {', '.join(pool_json(pool).values())}"
+    entry = {"pid": p.pid, "exe": sys.executable, "metrics_port": port}
+    (state_dir / STATE_FILE).write_text(json.dumps(entry))
+    return (f"started kubevip ipam (pid {p.pid}), pool {', '.join(pool_json(pool).values())}, "
+            f"metrics http://127.0.0.1:{port}/metrics")
 
 
 def down(state_dir: Path) -> list[str]:

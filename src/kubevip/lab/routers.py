@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,49 @@ Rib = dict[IPNetwork, frozenset[IPAddress]]
 
 DAEMONS = ("gobgpd", "bird2", "frr")
 FRR_DIR = Path("/usr/lib/frr")
+
+
+# What each daemon needs on the host: (kind, name, Debian package). `hack/prereqs.sh` installs them.
+PREREQUISITES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "gobgpd": (("program", "gobgpd", "gobgpd"), ("program", "gobgp", "gobgpd")),
+    "bird2": (("program", "bird", "bird2"), ("program", "birdc", "bird2")),
+    "frr": (
+        ("file", str(FRR_DIR / "zebra"), "frr"), ("file", str(FRR_DIR / "bgpd"), "frr"),
+        ("program", "vtysh", "frr"), ("user", "frr", "frr"), ("group", "frrvty", "frr"),
+    ),
+}
+
+
+def missing_prerequisites(
+    daemon: str,
+    which: Callable[[str], str | None] = shutil.which,
+    exists: Callable[[str], bool] = os.path.exists,
+    user: Callable[[str], bool] | None = None,
+    group: Callable[[str], bool] | None = None,
+) -> list[tuple[str, str]]:
+    """(what is missing, the Debian package providing it) for `daemon`; empty when it can run."""
+    import grp
+    import pwd
+
+    def has_user(name: str) -> bool:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            return False
+        return True
+
+    def has_group(name: str) -> bool:
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            return False
+        return True
+
+    checks: dict[str, Callable[[str], bool]] = {
+        "program": lambda n: which(n) is not None, "file": exists,
+        "user": user or has_user, "group": group or has_group,
+    }
+    return [(f"{kind} {name}", pkg) for kind, name, pkg in PREREQUISITES[daemon] if not checks[kind](name)]
 
 
 @dataclass(frozen=True)

@@ -141,3 +141,28 @@ def interface_networks(
             ipaddress.ip_interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
             for a in ipr.get_addr(index=ln.index)
         ]
+
+
+def subnet_interfaces(
+    addresses: Iterable[ipaddress.IPv4Address | ipaddress.IPv6Address], ns: Netns = OWN
+) -> dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str]:
+    """`auto` interfaces: for each address, the interface whose subnet holds it (one dump of all
+    addresses; addresses no subnet holds are left out). Blocking: call from a worker thread."""
+    from kubevip.core.interface import interface_by_subnet
+
+    wanted = list(addresses)
+    if not wanted:
+        return {}
+    with ns.iproute() as ipr:
+        names = {ln["index"]: str(ln.get_attr("IFLA_IFNAME")) for ln in ipr.get_links()}
+        nets = [
+            (names.get(a["index"], ""),
+             ipaddress.ip_interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"))
+            for a in ipr.get_addr()
+        ]
+    out = {}
+    for address in wanted:
+        found = interface_by_subnet(address, [(n, i) for n, i in nets if n])
+        if found:
+            out[address] = found
+    return out

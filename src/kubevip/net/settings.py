@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kubevip.envparse import Settings
-from kubevip.errors import ConfigError
+from kubevip.errors import ConfigError, KubevipError
+from kubevip.net.interfaces import interface_networks
+from kubevip.net.namespace import OWN, Netns
 from kubevip.net.routes import DEFAULT_PROTOCOL, DEFAULT_TABLE, ROUTE_TYPES
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,17 @@ class SubnetMasks:
             return ip.max_prefixlen
         return self.v4 if ip.version == 4 else self.v6
 
+    def networks(self, ifname: str, ns: Netns = OWN) -> tuple[IPInterface, ...]:
+        """The interface's own subnets when `auto` needs them (one netlink dump), else none; blocking."""
+        if not self.auto:
+            return ()
+        try:
+            return tuple(interface_networks(ifname, ns))
+        except KubevipError as exc:
+            log.warning("vip_subnet=auto: cannot read the subnets of %s (%s): using /32 and /128",
+                        ifname, exc)
+            return ()
+
 
 def parse_subnet(value: str, name: str = "vip_subnet") -> SubnetMasks:
     """`""` -> 32/128; `auto`; `"v4mask,v6mask"`; a single value is the IPv4 mask (IPv6 stays 128)."""
@@ -57,6 +70,31 @@ def parse_subnet(value: str, name: str = "vip_subnet") -> SubnetMasks:
     if v4 > 32 or v6 > 128:
         raise ConfigError(name, value, "the IPv4 mask must be 0-32 and the IPv6 mask 0-128")
     return SubnetMasks(v4=v4, v6=v6)
+
+
+# kube-vip reads vip_routingtabletype as the kernel's RTN_* number (pkg/kubevip config_environment.go);
+# the numbers of the types kubevip supports (linux/rtnetlink.h).
+RTN_NUMBERS = {1: "unicast", 2: "local", 4: "anycast", 6: "blackhole", 7: "unreachable", 8: "prohibit",
+               9: "throw"}
+
+
+def route_type(s: Settings, name: str = "vip_routingtabletype") -> str:
+    """`vip_routingtabletype` as a name (`unicast`) or as kube-vip's integer (`1`); 0 (RTN_UNSPEC, the Go
+    zero value kube-vip's manifests may carry) means unicast, the kernel's default for a route."""
+    value = s.str(name, "unicast") or "unicast"
+    if value.isdigit():
+        number = int(value)
+        if number == 0:
+            return "unicast"
+        if number not in RTN_NUMBERS:
+            names = ", ".join(f"{n} ({t})" for n, t in RTN_NUMBERS.items())
+            raise ConfigError(s.source_name(name), value,
+                              f"unsupported route type number; use one of {names}")
+        return RTN_NUMBERS[number]
+    if value not in ROUTE_TYPES:
+        raise ConfigError(s.source_name(name), value,
+                          f"expected one of {', '.join(ROUTE_TYPES)} or kube-vip's number (1 = unicast)")
+    return value
 
 
 DEFAULT_STATE_DIR = "/var/lib/kubevip"
@@ -108,7 +146,7 @@ class NetSettings:
             routing_protocol=s.int(
                 "vip_routingprotocol", DEFAULT_PROTOCOL, minimum=MIN_ROUTING_PROTOCOL, maximum=255
             ),
-            routing_table_type=s.choice("vip_routingtabletype", "unicast", tuple(ROUTE_TYPES)),
+            routing_table_type=route_type(s),
             clean_routing_table=s.bool("vip_cleanroutingtable"),
             skip_dad=s.bool("vip_skipdad"),
             kernel_lifetime=s.bool("vip_kernel_lifetime", True),

@@ -73,10 +73,16 @@ async def test_converge_add_repeat_delete(netns: Netns) -> None:
     assert {"192.0.2.10", "2001:db8::10"} <= (await _addrs(netns))
     assert agent.metrics.active_services.labels("default")._value.get() == 1
     assert agent.metrics.announced_vips.labels("IPv6")._value.get() == 1
+    assert [agent.metrics.service_vips.labels(f)._value.get() for f in ("IPv4", "IPv6")] == [1, 1]
+    # kube-vip's label: the pass is observed once for the namespace of the Service that changed.
+    count = agent.metrics.registry.get_sample_value(
+        "kube_vip_service_reconcile_duration_seconds_count", {"namespace": "default"})
+    assert count == 1
     assert (await agent.converge()).empty  # idempotent
     agent.touched(apply_event(agent.world, SERVICE, True, svc))
     ch = await agent.converge()
     assert {str(r.address) for r in ch.remove} == {"192.0.2.10", "2001:db8::10"}
+    assert [agent.metrics.service_vips.labels(f)._value.get() for f in ("IPv4", "IPv6")] == [0, 0]
     assert not {"192.0.2.10", "2001:db8::10"} & (await _addrs(netns))
 
 

@@ -35,3 +35,38 @@ def test_link_facts(lab: LabNetwork) -> None:
     assert link(ln.index, Netns(node.netns)) == ln
     with pytest.raises(NetworkError, match="nosuch0"):
         link("nosuch0", Netns(node.netns))
+
+
+def test_auto_interface_is_the_one_whose_subnet_holds_the_vip(lab: LabNetwork) -> None:
+    """kube-vip's `auto` (serviceInterface / vip_servicesinterface) against the kernel's addresses."""
+    from kubevip.net.interfaces import subnet_interfaces
+
+    node = lab.nodes[0]
+    ns = Netns(node.netns)
+    in4 = lab.topo.subnet_v4.network_address + 200
+    in6 = lab.topo.subnet_v6.network_address + 200
+    got = subnet_interfaces([in4, in6], ns)
+    assert got == {in4: node.interface, in6: node.interface}
+    import ipaddress
+
+    outside = ipaddress.ip_address("198.51.100.7")
+    assert subnet_interfaces([outside], ns) == {}  # no subnet holds it: the agent falls back
+
+
+def test_vip_subnet_auto_takes_the_interfaces_prefix(lab: LabNetwork) -> None:
+    """vip_subnet=auto applied: the prefix of the interface subnet holding the VIP, else /32 and /128."""
+    import ipaddress
+
+    from kubevip.net.settings import parse_subnet
+
+    node = lab.nodes[0]
+    ns = Netns(node.netns)
+    auto = parse_subnet("auto")
+    nets = auto.networks(node.interface, ns)
+    vip4 = lab.topo.subnet_v4.network_address + 201
+    vip6 = lab.topo.subnet_v6.network_address + 201
+    assert auto.prefixlen(vip4, nets) == lab.topo.subnet_v4.prefixlen
+    assert auto.prefixlen(vip6, nets) == lab.topo.subnet_v6.prefixlen
+    assert auto.prefixlen(ipaddress.ip_address("198.51.100.7"), nets) == 32
+    assert parse_subnet("").networks(node.interface, ns) == ()  # fixed masks need no lookup
+    assert auto.networks("nosuch0", ns) == ()  # a missing interface: a warning, not an error

@@ -9,6 +9,7 @@ from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.core.parse import service_from_dict
 from kubevip.core.rows import Row
 from kubevip.core.selection import ClassFilter
+from kubevip.core.views import StatusCondition
 from kubevip.core.world import SERVICE, World, apply_event, snapshot
 from kubevip.metrics import Metrics
 from kubevip.tasks import TaskGroupGuard
@@ -20,12 +21,22 @@ class FakeWriter:
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.conditions: list[tuple[Any, ...]] = []  # apart: most tests look at status and vipHost
 
     async def service_status(self, namespace: str, name: str, ingress: tuple[str, ...]) -> None:
         self.calls.append(("status", f"{namespace}/{name}", ingress))
 
-    async def vip_host(self, namespace: str, name: str, host: str | None) -> None:
+    async def vip_host(
+        self, namespace: str, name: str, host: str | None, host_ipv6: str | None = None
+    ) -> None:
         self.calls.append(("vipHost", f"{namespace}/{name}", host))
+        if host_ipv6 is not None:
+            self.calls.append(("vipHost-ipv6", f"{namespace}/{name}", host_ipv6))
+
+    async def service_conditions(
+        self, namespace: str, name: str, conditions: tuple[StatusCondition, ...], remove: tuple[str, ...]
+    ) -> None:
+        self.conditions.append((f"{namespace}/{name}", conditions, remove))
 
     async def event(self, namespace: str, name: str, uid: str, ev: str, type_: str, reason: str,
                     message: str) -> None:
@@ -192,6 +203,100 @@ async def test_a_services_warnings_come_from_one_node() -> None:
     w2 = World()
     apply_event(w2, SERVICE, False, service_from_dict(service("bad", junk)))  # no VIP: nothing held
     assert {c[2] for c in await _warnings(w2, "n2", "n1")} == {"not-an-ip", "no-vip"}
+
+
+async def _conditions_round(w: World, me: str, holder: Holder) -> FakeWriter:
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter(me, writer, w, holder, Metrics(me), guard)  # type: ignore[arg-type]
+    out = Outcome(snapshot(w, ClassFilter(), False, per_address=True), 1, frozenset(), False)
+    for job in rep.jobs(out, rep.round(out)):
+        await job()
+    await guard.close()
+    return writer
+
+
+def _with_conditions(d: dict[str, Any], conds: tuple[StatusCondition, ...]) -> dict[str, Any]:
+    d["status"]["conditions"] = [
+        {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message,
+         "lastTransitionTime": c.last_transition} for c in conds
+    ] + [{"type": "example.com/Other", "status": "True", "reason": "X", "message": "",
+          "lastTransitionTime": "t"}]
+    return d
+
+
+class SplitFamilies(Holder):
+    """n1 holds the IPv4 VIP's unit, n2 the IPv6 one (scalable: a unit per address)."""
+
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        return "n1" if "." in unit else "n2"
+
+
+async def test_family_conditions_and_vip_host_ipv6_are_written_once_by_the_status_writer() -> None:
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    d = _status(dual, ["192.0.2.10", "2001:db8::10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    first = await _conditions_round(w, "n1", SplitFamilies(None))
+    assert first.calls == [("vipHost", "default/web", "n1"), ("vipHost-ipv6", "default/web", "n2")]
+    ((key, conds, removed),) = first.conditions
+    assert key == "default/web" and removed == ()
+    assert [(c.type, c.status, c.message) for c in conds] == [
+        ("kube-vip.io/IPv4Announced", "True", "192.0.2.10 announced"),
+        ("kube-vip.io/IPv6Announced", "True", "2001:db8::10 announced"),
+    ]
+    assert (await _conditions_round(w, "n2", SplitFamilies(None))).conditions == []  # not the writer
+    # Once the Service says so, nothing is written again (another controller's condition is left alone).
+    d["metadata"]["annotations"]["kube-vip.io/vipHost-ipv6"] = "n2"
+    apply_event(w, SERVICE, False, service_from_dict(_with_conditions(d, conds)))
+    again = await _conditions_round(w, "n1", SplitFamilies(None))
+    assert again.calls == [] and again.conditions == []
+
+
+async def test_conditions_wait_for_the_election_to_settle_then_are_written() -> None:
+    """No condition while settling (a holder may not be known yet); the Service is looked at again
+    once settled, although nothing else changed."""
+    w = World()
+    d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard)  # type: ignore[arg-type]
+    snap = snapshot(w, ClassFilter(), False)
+    for settling in (True, False):
+        out = Outcome(snap, 1, frozenset(), False, settling=settling)
+        for job in rep.jobs(out, rep.round(out)):
+            await job()
+        assert bool(writer.conditions) is not settling
+    await guard.close()
+    ((_, conds, _),) = writer.conditions
+    assert [(c.type, c.status) for c in conds] == [("kube-vip.io/IPv4Announced", "True")]
+
+
+async def test_a_family_without_a_known_holder_stays_announced_for_the_hold_down() -> None:
+    """A unit changing hands (no holder known for a moment) flips no condition to False and back."""
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    true = tuple(
+        StatusCondition(t, "True", "Announced", f"{a} announced", "t0")
+        for t, a in (
+            ("kube-vip.io/IPv4Announced", "192.0.2.10"), ("kube-vip.io/IPv6Announced", "2001:db8::10")
+        )
+    )
+    d = _with_conditions(_status(dual, ["192.0.2.10", "2001:db8::10"], "n1"), true)
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    for hold_down, flipped in ((3600.0, False), (0.0, True)):
+        writer = FakeWriter()
+        guard = TaskGroupGuard("test")
+        rep = Reporter("n1", writer, w, PerFamily(None), Metrics("n1"), guard,  # type: ignore[arg-type]
+                       hold_down=hold_down)
+        out = Outcome(snapshot(w, ClassFilter(), False, per_address=True), 1, frozenset(), False)
+        for job in rep.jobs(out, rep.round(out)):
+            await job()
+        await guard.close()
+        written = {c.type: (c.status, c.reason) for _, conds, _ in writer.conditions for c in conds}
+        assert (written.get("kube-vip.io/IPv6Announced") == ("False", "NoHolder")) is flipped
+        assert "kube-vip.io/IPv4Announced" not in written or written["kube-vip.io/IPv4Announced"][0] == "True"
 
 
 async def test_active_endpoint_annotations_are_written_by_the_holder_of_each_family_only() -> None:

@@ -37,8 +37,10 @@ def _snap(*svcs: dict[str, Any], service_interfaces: bool = True) -> Snapshot:
     return snapshot(w, ClassFilter(), False, service_interfaces=service_interfaces)
 
 
-def _rows(snap: Snapshot, links: frozenset[str], defaults: dict[IPFamily, str] = DEFAULTS) -> set[str]:
-    rows = desired_rows(snap.plans, holdings(snap.plans, _mine), "n1", defaults, links)
+def _rows(snap: Snapshot, links: frozenset[str], defaults: dict[IPFamily, str] = DEFAULTS,
+          by_subnet: dict[Any, str] | None = None, services_auto: bool = False) -> set[str]:
+    rows = desired_rows(snap.plans, holdings(snap.plans, _mine), "n1", defaults, links, by_subnet,
+                        services_auto)
     return {f"{r.address}@{r.interface}" for r in rows}
 
 
@@ -73,10 +75,26 @@ def test_missing_interface_means_not_announced_here_not_elsewhere() -> None:
     assert not missing_interfaces(held_plans(snap.plans, others, "n1"), frozenset())
 
 
-def test_auto_and_empty_use_the_family_interface() -> None:
-    for value in ("auto", "", " "):
+def test_empty_uses_the_family_interface() -> None:
+    for value in ("", " "):
         snap = _snap(service("web", "192.0.2.1", annotations=_ann(value)))
         assert _rows(snap, frozenset(), {V4: "eth3", V6: "eth4"}) == {"192.0.2.1@eth3"}
+
+
+def test_auto_is_the_interface_whose_subnet_holds_the_vip_else_the_family_one() -> None:
+    """kube-vip's `auto`: by subnet (the agent looks it up), falling back to the node's own choice."""
+    import ipaddress
+
+    vip = ipaddress.ip_address("192.0.2.1")
+    snap = _snap(service("web", "192.0.2.1", annotations=_ann("auto")))
+    assert _rows(snap, frozenset(), {V4: "eth3", V6: "eth4"}, {vip: "eth7"}) == {"192.0.2.1@eth7"}
+    assert _rows(snap, frozenset(), {V4: "eth3", V6: "eth4"}, {}) == {"192.0.2.1@eth3"}
+    assert not snap.warnings["default/web"] or all(
+        c.reason != reasons.SERVICE_INTERFACE_MISSING for c in snap.warnings["default/web"])
+    # vip_servicesinterface=auto: the same for Services without their own interface.
+    plain = _snap(service("plain", "192.0.2.1"))
+    assert _rows(plain, frozenset(), {V4: "eth3"}, {vip: "eth7"}, services_auto=True) == {"192.0.2.1@eth7"}
+    assert _rows(plain, frozenset(), {V4: "eth3"}, {vip: "eth7"}, services_auto=False) == {"192.0.2.1@eth3"}
 
 
 def test_bgp_mode_ignores_the_annotation() -> None:

@@ -17,8 +17,13 @@ def service(
     etp: str = "Cluster",
     svc_type: str = "LoadBalancer",
     annotations: dict[str, str] | None = None,
+    allow_no_endpoints: bool = True,
 ) -> dict[str, Any]:
+    """`allow_no_endpoints`: a Cluster Service is announced without endpoints (kube-vip's opt-in
+    annotation), so tests about other rules need no EndpointSlices; False to test that rule."""
     ann = dict(annotations or {})
+    if allow_no_endpoints and etp == "Cluster":
+        ann.setdefault("kube-vip.io/allow-reconcile-without-endpoints", "true")
     if lb_ips is not None:
         ann["kube-vip.io/loadbalancerIPs"] = lb_ips
     spec: dict[str, Any] = {

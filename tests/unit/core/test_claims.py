@@ -37,7 +37,7 @@ def test_tcp_and_udp_share_one_vip() -> None:
     snap = snapshot(w, ClassFilter(), False)
     assert len(snap.plans) == 1
     assert snap.plans[0].services == ("default/web-tcp", "default/web-udp")
-    assert snap.plans[0].unit == "default/web-tcp"
+    assert snap.plans[0].unit == "default/kubevip-web-tcp"  # kube-vip's Lease of the earliest
     assert not snap.clashes
 
 
@@ -70,6 +70,9 @@ def test_local_policy_eligibility_per_family() -> None:
     assert by_fam[IPFamily.IPV4].eligible == frozenset({"n1"})
     assert by_fam[IPFamily.IPV6].eligible == frozenset({"n2"})
     assert by_fam[IPFamily.IPV4].unit != by_fam[IPFamily.IPV6].unit
+    # The primary family elects on kube-vip's own Lease; the second family on "<lease>-ipv6".
+    assert by_fam[IPFamily.IPV4].unit == "default/kubevip-l"
+    assert by_fam[IPFamily.IPV6].unit == "default/kubevip-l/IPv6"
 
 
 def test_seed_scenario_ipv4_only() -> None:

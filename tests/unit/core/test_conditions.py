@@ -42,8 +42,10 @@ def test_event_names_are_stable_and_distinct() -> None:
 
 
 def test_unit_lease_names_follow_kube_vip() -> None:
-    assert unit_lease("team/web") == ("team", "kubevip-web")
-    assert unit_lease("team/web/IPv6") == ("team", "kubevip-web-ipv6")
+    """Units carry the Lease's namespace/name (core.leases); a family suffix for a second Local family."""
+    assert unit_lease("team/kubevip-web") == ("team", "kubevip-web")
+    assert unit_lease("team/shared") == ("team", "shared")
+    assert unit_lease("team/kubevip-web/IPv6") == ("team", "kubevip-web-ipv6")
 
 
 async def test_solo_holds_eligible_units() -> None:

@@ -1,4 +1,4 @@
-"""`kube-vip.io/serviceInterface` in the core: read, trimmed, `auto` = unset; it never changes the verdict."""
+"""`kube-vip.io/serviceInterface` in the core: read, trimmed, `auto` kept; never changes the verdict."""
 
 from __future__ import annotations
 
@@ -31,16 +31,17 @@ def _svc(value: str | None, vips: str = "192.0.2.1,2001:db8::1") -> ServiceView:
     )
 
 
-def test_unset_empty_and_auto_mean_no_preference() -> None:
-    for value in (None, "", "  ", "auto", " auto "):
+def test_unset_and_empty_mean_no_preference_auto_is_kept() -> None:
+    for value in (None, "", "  "):
         assert requested_interface(_svc(value)) == ""
+    assert requested_interface(_svc(" auto ")) == "auto"  # kube-vip's: the interface by subnet
     assert requested_interface(_svc(" eth1\n")) == "eth1"
 
 
 @given(values)
 def test_requested_is_the_trimmed_value_unless_unset(value: str) -> None:
     got = requested_interface(_svc(value))
-    assert got == ("" if value.strip() in ("", "auto") else value.strip())
+    assert got == value.strip()
     assert got == got.strip()
 
 
@@ -73,3 +74,44 @@ def test_special_names() -> None:
     assert not valid_interface_name("..")
     assert valid_interface_name("eth0.100")
     assert not valid_interface_name("é" * 8)  # 16 bytes: the limit counts bytes, not characters
+
+
+def test_interface_by_subnet_most_specific_then_name() -> None:
+    import ipaddress
+
+    from kubevip.core.interface import interface_by_subnet
+
+    i = ipaddress.ip_interface
+    nets = [("eth0", i("192.0.2.5/24")), ("eth1", i("192.0.2.130/25")), ("lo", i("192.0.2.200/32")),
+            ("eth2", i("2001:db8::5/64"))]
+    assert interface_by_subnet(ipaddress.ip_address("192.0.2.10"), nets) == "eth0"
+    assert interface_by_subnet(ipaddress.ip_address("192.0.2.140"), nets) == "eth1"  # /25 beats /24
+    assert interface_by_subnet(ipaddress.ip_address("2001:db8::99"), nets) == "eth2"
+    assert interface_by_subnet(ipaddress.ip_address("198.51.100.1"), nets) == ""
+    tie = [("b", ipaddress.ip_interface("10.0.0.1/8")), ("a", ipaddress.ip_interface("10.0.0.2/8"))]
+    assert interface_by_subnet(ipaddress.ip_address("10.1.1.1"), tie) == "a"
+    assert interface_by_subnet(ipaddress.ip_address("10.1.1.1"), list(reversed(tie))) == "a"
+
+
+_v4_nets = st.tuples(st.sampled_from(["eth0", "eth1", "lo", "br0"]), st.integers(0, 2**32 - 1),
+                     st.integers(8, 32))
+
+
+@given(st.lists(_v4_nets, max_size=6), st.integers(0, 2**32 - 1))
+def test_by_subnet_picks_the_most_specific_containing_subnet_in_any_order(
+    raw: list[tuple[str, int, int]], addr: int
+) -> None:
+    import ipaddress
+
+    from kubevip.core.interface import interface_by_subnet
+
+    address = ipaddress.IPv4Address(addr)
+    nets = [(n, ipaddress.ip_interface(f"{ipaddress.IPv4Address(a)}/{p}")) for n, a, p in raw]
+    got = interface_by_subnet(address, nets)
+    holding = [(i.network.prefixlen, n) for n, i in nets if i.network.prefixlen < 32 and address in i.network]
+    if not holding:
+        assert got == ""
+    else:
+        best = max(p for p, _ in holding)
+        assert got == min(n for p, n in holding if p == best)
+    assert interface_by_subnet(address, list(reversed(nets))) == got

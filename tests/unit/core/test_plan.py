@@ -114,3 +114,28 @@ def test_every_reason_code_is_unique_and_stable_text() -> None:
     assert all(c == "" or re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", c) for c in codes)
     assert all(f"{r}" == r.value and json.dumps(r) == json.dumps(r.value) for r in reasons.Reason)
     assert set(reasons.ALL) <= set(codes)
+
+
+def test_cluster_without_endpoints_needs_kube_vips_opt_in() -> None:
+    """kube-vip announces an ETP Cluster Service without endpoints only with
+    kube-vip.io/allow-reconcile-without-endpoints: "true" (any case)."""
+    kw = {**DUAL, "lb_ips": "192.0.2.1,2001:db8::1", "allow_no_endpoints": False}
+    d, share = run(kw)
+    assert not d.announce and d.reason == reasons.NO_ENDPOINTS
+    assert share == {V4: NodeShare(False, reasons.SERVICE_NOT_ANNOUNCED),
+                     V6: NodeShare(False, reasons.SERVICE_NOT_ANNOUNCED)}
+    for value, announced in (("true", True), ("TRUE", True), ("false", False), ("yes", False)):
+        d, _ = run({**kw, "annotations": {"kube-vip.io/allow-reconcile-without-endpoints": value}})
+        assert d.announce is announced, value
+    # One endpoint of either family, anywhere, is enough.
+    d, share = run(kw, slices=[b.endpointslice("web-6", "IPv6", [b.ep("fd00::1", node="n9")])])
+    assert d.announce and share[V4] == NodeShare(True, "")
+    # An endpoint that is not usable (not ready) is none.
+    d, _ = run(kw, slices=[b.endpointslice("web-4", "IPv4", [b.ep("10.0.0.1", ready=False)])])
+    assert d.reason == reasons.NO_ENDPOINTS
+
+
+def test_ignore_is_exactly_true_like_kube_vip() -> None:
+    for value, ignored in (("true", True), ("True", False), (" true", False), ("false", False)):
+        d, _ = run({"lb_ips": "192.0.2.1", "annotations": {"kube-vip.io/ignore": value}})
+        assert (d.reason == reasons.IGNORED) is ignored, value

@@ -86,3 +86,34 @@ def test_validate_accepts_exactly_the_safe_timings(ld, rd, rp, margin):
 
 def test_service_lease_name_is_kube_vips():
     assert service_lease_name("nginx") == "kubevip-nginx"
+
+
+def _cfg(env: dict[str, str], tmp_path, sa: str | None = None):  # type: ignore[no-untyped-def]
+    f = tmp_path / "namespace"
+    if sa is not None:
+        f.write_text(sa + "\n")
+    return config_from_settings(Settings(env), f)
+
+
+def test_global_leases_live_in_the_pods_namespace_like_kube_vip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Outside a Pod (static Pod): cp_namespace, else kube-system.
+    c = _cfg({}, tmp_path)
+    assert (c.cp_lease_namespace, c.lease_name) == ("kube-system", "plndr-cp-lock")
+    assert (c.services_lease_namespace, c.services_lease_name) == ("kube-system", "plndr-svcs-lock")
+    assert _cfg({"cp_namespace": "vip"}, tmp_path).namespace == "vip"
+    # In a Pod: its service-account namespace wins over cp_namespace (kube-vip's pkg/lease).
+    c = _cfg({"cp_namespace": "vip"}, tmp_path, sa="kube-vip")
+    assert c.cp_lease_namespace == c.services_lease_namespace == "kube-vip"
+    # kubevip's older vip_leasenamespace still wins when set (existing installs keep their Leases).
+    assert _cfg({"vip_leasenamespace": "mine"}, tmp_path, sa="kube-vip").namespace == "mine"
+
+
+def test_lease_names_from_settings_with_kube_vips_ns_form(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    c = _cfg({"vip_leasename": "infra/cp", "svc_leasename": "svcs"}, tmp_path, sa="kube-vip")
+    assert (c.cp_lease_namespace, c.lease_name) == ("infra", "cp")
+    assert (c.services_lease_namespace, c.services_lease_name) == ("kube-vip", "svcs")
+    with pytest.raises(ConfigError) as e:
+        _cfg({"svc_leasename": "Bad_Name"}, tmp_path)
+    assert "svc_leasename" in str(e.value) and "Bad_Name" in str(e.value)
+    with pytest.raises(ConfigError):
+        _cfg({"vip_leasename": "a/b/c"}, tmp_path)

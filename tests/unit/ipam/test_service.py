@@ -180,3 +180,15 @@ def test_ipam_allocates_exactly_for_the_classes_the_agent_handles(
     """One class rule: IPAM allocates for a Service (no address yet) iff the agent would handle it."""
     view = svc(lb_class=lb_class)
     assert (classify(view, f).kind is Kind.OURS) == (class_reason(view, f) == "")
+
+
+@given(st.sampled_from(["true", "True", "TRUE", " true", "false", "", "yes"]))
+def test_ipam_reads_ignore_exactly_like_the_agent(value: str) -> None:
+    """One rule (core.plan.ignored): IPAM skips exactly the Services the agent ignores."""
+    from kubevip.core import reasons
+    from kubevip.core.plan import decide
+
+    s = svc(annotations={"kube-vip.io/ignore": value})
+    agent_ignores = decide(s, (), None, False).reason == reasons.IGNORED
+    assert (classify(s, ClassFilter()).kind is Kind.NONE) is agent_ignores
+    assert agent_ignores is (value == "true")

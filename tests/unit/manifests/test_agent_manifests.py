@@ -56,6 +56,62 @@ def test_cli_renders_valid_yaml(kind: str, capsys: pytest.CaptureFixture[str]) -
         assert _env(c)["vip_arpRate"] == "1000"
 
 
+def _manifest_env(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    from kubevip.cli import main
+
+    assert main(["manifest", *argv]) == 0
+    obj = yaml.safe_load(capsys.readouterr().out)
+    spec = obj["spec"] if obj["kind"] == "Pod" else obj["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value", "") for e in spec["containers"][0]["env"]}
+    assert len(env) == len(spec["containers"][0]["env"])  # every name once
+    return obj, env
+
+
+def test_kube_vips_documented_command_renders(capsys: pytest.CaptureFixture[str]) -> None:
+    """`kube-vip manifest pod --arp --controlplane --address $VIP --interface $IF --leaderElection`."""
+    from kubevip.config import AgentConfig
+
+    _, env = _manifest_env(["pod", "--arp", "--controlplane", "--address", "192.0.2.10", "--interface",
+                            "eth0", "--leaderElection", "--services", "--leaseName", "kube-system/cp"],
+                           capsys)
+    assert env["vip_arp"] == env["vip_leaderelection"] == env["cp_enable"] == "true"
+    assert env["vip_leasename"] == "kube-system/cp"  # replaces the default, not a second entry
+    cfg = AgentConfig.load({**env, "vip_nodename": "n1"})
+    assert (cfg.election.cp_lease_namespace, cfg.election.lease_name) == ("kube-system", "cp")
+
+
+def test_kube_vips_bgp_and_table_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    from kubevip.config import AgentConfig
+
+    obj, env = _manifest_env(["daemonset", "--inCluster", "--taint", "--services", "--bgp", "--localAS",
+                              "65000", "--bgpRouterID", "192.0.2.1", "--bgppeers", "192.0.2.2:65001::false",
+                              "--servicesElection", "--serviceInterface", "lo"], capsys)
+    assert env["bgp_enable"] == "true" and env["vip_arp"] == "false"  # one mode at a time
+    assert (env["bgp_as"], env["bgp_routerid"]) == ("65000", "192.0.2.1")
+    assert env["bgp_peers"] == "192.0.2.2:65001::false"
+    assert env["svc_election"] == "true" and env["vip_servicesinterface"] == "lo"
+    terms = obj["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert {t["matchExpressions"][0]["key"] for t in terms} == {
+        "node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane"}
+    assert AgentConfig.load({**env, "vip_nodename": "n1"}).bgp
+    _, env = _manifest_env(["daemonset", "--table", "--tableID", "199", "--tableType", "1"], capsys)
+    cfg = AgentConfig.load({**env, "vip_nodename": "n1"})
+    assert cfg.routing_table and not cfg.arp and cfg.net.routing_table_id == 199
+    assert cfg.net.routing_table_type == "unicast"
+
+
+def test_kube_vip_features_kubevip_lacks_are_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    from kubevip.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["manifest", "pod", "--controlplane", "--address", "192.0.2.10", "--enableLoadBalancer"])
+    assert e.value.code == 2
+    assert "--enableLoadBalancer" in capsys.readouterr().err
+
+
 def test_bgp_passwords_from_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
     """`--secret-env bgp_peers=kubevip-bgp:bgp_peers`: the manifest names the Secret, holds no password."""
     assert main(["manifest", "daemonset", "--secret-env", "bgp_peers=kubevip-bgp:peers",

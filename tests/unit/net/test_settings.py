@@ -92,6 +92,21 @@ def test_auto_mask_takes_the_matching_subnet_of_the_same_family() -> None:
     assert auto.prefixlen(ipaddress.ip_address("fd00:9::50"), nets) == 128
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    ("1", "unicast"), ("2", "local"), ("6", "blackhole"), ("0", "unicast"), ("unicast", "unicast"),
+    ("throw", "throw"), ("", "unicast"),
+])
+def test_routing_table_type_takes_kube_vips_integer_form(value: str, expected: str) -> None:
+    assert NetSettings.from_env(Settings({"vip_routingtabletype": value})).routing_table_type == expected
+
+
+@pytest.mark.parametrize("value", ["3", "10", "-1", "Unicast"])
+def test_routing_table_type_errors_name_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        NetSettings.from_env(Settings({"vip_routingtabletype": value}))
+    assert err.value.name == "vip_routingtabletype" and value in str(err.value)
+
+
 def test_kernel_lifetime_and_ownership_settings() -> None:
     s = load()
     assert s.kernel_lifetime and s.ownership == "auto" and s.state_dir == "/var/lib/kubevip"

@@ -1,0 +1,68 @@
+"""Which Lease a Service elects on (kube-vip's names) and the tenant-proof validation of leaseName."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubevip.core import reasons
+from kubevip.core.leases import annotation_problem, ref_problem, service_lease, split_ref
+from kubevip.core.parse import service_from_dict
+from kubevip.core.plan import decide
+from kubevip.core.views import ServiceView
+from tests.unit.core import builders as b
+
+
+def svc(lease: str | None, ns: str = "team") -> ServiceView:
+    ann = {} if lease is None else {"kube-vip.io/leaseName": lease}
+    return service_from_dict(b.service("web", ns, lb_ips="192.0.2.1", annotations=ann))
+
+
+def test_kube_vip_names() -> None:
+    assert str(service_lease(svc(None))) == "team/kubevip-web"
+    assert not service_lease(svc(None)).explicit
+    assert str(service_lease(svc("shared"))) == "team/shared"  # verbatim, no kubevip- prefix
+    assert service_lease(svc("shared")).explicit
+    assert str(service_lease(svc("team/shared"))) == "team/shared"  # kube-vip's ns/name form
+    assert str(service_lease(svc("  shared "))) == "team/shared"
+
+
+def test_tenant_cannot_name_other_namespaces_or_paths() -> None:
+    for bad in ("../../kube-node-lease/leases/node1", "kube-node-lease/node1", "kube-system/plndr-svcs-lock",
+                "Shared", "a_b", "-x", "x/", "/x", "a/b/c", "x" * 254, "é"):
+        assert annotation_problem(svc(bad)), bad
+        d = decide(svc(bad), (), None, False)
+        assert not d.announce and d.reason == reasons.INVALID_LEASE_NAME, bad
+    for good in ("shared", "team/shared", "a.b-c", "x" * 248):
+        assert annotation_problem(svc(good)) == "", good
+    assert "own" in annotation_problem(svc("kube-system/plndr-svcs-lock"))
+
+
+def test_absent_or_empty_annotation_is_fine() -> None:
+    assert annotation_problem(svc(None)) == ""
+    assert annotation_problem(svc("")) == ""
+    assert str(service_lease(svc(""))) == "team/kubevip-web"
+
+
+def test_settings_refs() -> None:
+    assert split_ref("plndr-cp-lock", "kube-system") == ("kube-system", "plndr-cp-lock")
+    assert split_ref("other/plndr-cp-lock", "kube-system") == ("other", "plndr-cp-lock")
+    assert ref_problem("other/plndr-cp-lock", "kube-system") == ""
+    assert ref_problem("Bad", "kube-system")
+    assert ref_problem("a/b/c", "kube-system")
+
+
+_chars = st.text(alphabet="abcXYZ09-._/ é%", max_size=30)
+
+
+@given(_chars)
+def test_a_valid_annotation_always_names_a_lease_in_the_own_namespace(value: str) -> None:
+    """Whatever a tenant writes: either refused, or a DNS-1123 name in the Service's own namespace."""
+    s = svc(value)
+    if annotation_problem(s):
+        assert decide(s, (), None, False).reason in (reasons.INVALID_LEASE_NAME,)
+        return
+    ref = service_lease(s)
+    assert ref.namespace == "team"
+    assert ref_problem(ref.name, "team") == ""
+    assert "/" not in ref.name and ".." not in ref.name.split(".")

@@ -1,0 +1,93 @@
+"""`kubevip status` (core/status.py): holders from fresh agent reports only, one per node, the contract."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+
+from kubevip.core import parse
+from kubevip.core.report import AgentReport, HeldVip
+from kubevip.core.status import ReportLease, WarningEvent, build, parse_time, to_text
+from kubevip.core.views import ServiceView
+from kubevip.ip import NodeName
+from tests.unit.core.builders import service
+
+NOW = dt.datetime(2026, 12, 4, 7, 0, tzinfo=dt.UTC)
+V4, V6 = ipaddress.ip_address("198.18.1.10"), ipaddress.ip_address("fd00::10")
+
+
+def report(node: str, *vips: ipaddress.IPv4Address | ipaddress.IPv6Address, age: float = 1.0,
+           holder: str | None = None) -> ReportLease:
+    held = tuple(HeldVip(a, "eth0", f"default/web/{'IPv4' if a.version == 4 else 'IPv6'}", "ns/l",
+                         "2026-12-04T06:59:00Z") for a in vips)
+    return ReportLease(AgentReport(NodeName(node), "1.0", "scalable", "arp", held),
+                       node if holder is None else holder, NOW - dt.timedelta(seconds=age), 30)
+
+
+def web() -> list[ServiceView]:
+    return [parse.service_from_dict(service(
+        "web", families=["IPv4", "IPv6"], policy="PreferDualStack", lb_ips=f"{V4},{V6}"
+    ))]
+
+
+def test_each_family_names_its_own_holder() -> None:
+    doc = build(web(), [report("n1", V4), report("n2", V6)], ["n1", "n2", "n3"], [], NOW)
+    (svc,) = doc["services"]
+    assert set(svc) >= {"namespace", "name", "families", "vips", "warnings"}
+    assert svc["families"] == ["IPv4", "IPv6"]
+    assert [(v["address"], v["family"], v["holder"]) for v in svc["vips"]] == [
+        (str(V4), "IPv4", "n1"), (str(V6), "IPv6", "n2")
+    ]
+    assert all(set(v) >= {"address", "family", "holder", "unit", "since"} for v in svc["vips"])
+    assert [(n["name"], n["up"], n["vips"]) for n in doc["nodes"]] == [
+        ("n1", True, [str(V4)]), ("n2", True, [str(V6)]), ("n3", False, [])
+    ]
+
+
+def test_a_stale_or_released_report_names_nobody() -> None:
+    doc = build(web(), [report("n1", V4, age=31), report("n2", V6, holder="")], [], [], NOW)
+    assert [v["holder"] for v in doc["services"][0]["vips"]] == [None, None]
+    assert [n["up"] for n in doc["nodes"]] == [False, False]
+
+
+def test_the_fresh_report_of_a_node_wins_over_an_old_one() -> None:
+    doc = build(web(), [report("n1", V6, age=40), report("n1", V4, age=2)], [], [], NOW)
+    assert [v["holder"] for v in doc["services"][0]["vips"]] == ["n1", None]
+
+
+def test_warnings_deduplicated_latest_first_and_only_of_this_uid() -> None:
+    svcs = web()
+    uid = svcs[0].uid
+    evs = [
+        WarningEvent(uid, "dns-name", "m1", "n1", "2026-12-04T06:00:00Z"),
+        WarningEvent(uid, "dns-name", "m1", "n2", "2026-12-04T06:10:00Z"),
+        WarningEvent(uid, "port-clash", "m2", "n1", "2026-12-04T06:20:00Z"),
+        WarningEvent("other", "x", "y", "n1", "2026-12-04T06:30:00Z"),
+    ]
+    doc = build(svcs, [], [], evs, NOW)
+    assert [(w["reason"], w["node"]) for w in doc["services"][0]["warnings"]] == [
+        ("port-clash", "n1"), ("dns-name", "n2")
+    ]
+    assert "port-clash: m2" in to_text(doc)
+
+
+def test_only_served_services_and_the_namespace_filter() -> None:
+    other = parse.service_from_dict(service("db", namespace="other", lb_ips=str(V4)))
+    cluster_ip = parse.service_from_dict(service("c", svc_type="ClusterIP"))
+    doc = build([*web(), other, cluster_ip], [], [], [], NOW, namespace="default")
+    assert [s["name"] for s in doc["services"]] == ["web"]
+
+
+def test_parse_time() -> None:
+    assert parse_time("2026-12-04T06:59:00.123456Z") == dt.datetime(2026, 12, 4, 6, 59, 0, 123456, dt.UTC)
+    assert parse_time("garbage") is None and parse_time(None) is None
+
+
+def test_after_a_crash_the_latest_to_take_the_address_is_the_holder() -> None:
+    old = report("n1", V4)  # since 06:59:00, still fresh: it crashed without withdrawing
+    new_held = (HeldVip(V4, "eth0", "default/web/IPv4", "ns/l", "2026-12-04T06:59:40Z"),)
+    new = ReportLease(AgentReport(NodeName("n2"), "1.0", "scalable", "arp", new_held), "n2", NOW, 30)
+    (v4, _) = build(web(), [old, new], [], [], NOW)["services"][0]["vips"]
+    assert (v4["holder"], v4["holders"], v4["since"]) == ("n2", ["n1", "n2"], "2026-12-04T06:59:40Z")
+    same = build(web(), [report("n2", V4), report("n1", V4)], [], [], NOW)["services"][0]["vips"][0]
+    assert same["holder"] == "n1"  # equal since: the first by name
