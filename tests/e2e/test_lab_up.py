@@ -56,9 +56,9 @@ def test_single_stack_lab_has_only_its_family(tmp_path: Path, stack: str, family
         doc = lab.status()
         fam, missing = f"ipv{family}", f"ipv{other}"
         assert doc["stack"] == stack
-        vip = ipaddress.ip_address(doc["vip_pool"][fam].split("-")[0])
+        vip = ipaddress.ip_address(doc["demo"][fam])
         assert vip.version == family and answered[0].startswith(f"client -> {vip}:"), answered
-        for key in ("subnets", "vip_pool", "uplink", "client", "ipam_pool"):
+        for key in ("subnets", "vip_pool", "uplink", "client", "ipam_pool", "demo"):
             assert doc[key][missing] is None and doc[key][fam] is not None, (key, doc[key])
         assert all(n[missing] is None and n[fam] is not None for n in doc["nodes"]), doc["nodes"]
         assert all(n["agent"]["running"] for n in doc["nodes"]), doc["nodes"]
