@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from kubevip.election.scalable import node_lease_name
 from kubevip.election.timings import Timings
 from tests.unit.election.sim import (
     FOREIGN,
@@ -27,6 +28,7 @@ from tests.unit.election.sim import (
     Fleet,
     Recorder,
     SimServer,
+    Write,
     random_faults,
     run_sim,
 )
@@ -70,6 +72,8 @@ class Outcome:
     held_at_bound: dict[str, set[str]]
     current: dict[str, str]
     end: float
+    mode: str
+    writes: list[Write]
 
     def explain(self) -> str:
         spans = "\n".join(
@@ -96,7 +100,7 @@ def simulate(mode: str, faults: list[Fault], seed: int, units: tuple[str, ...]) 
         end = server.now()
         injector.cancel()
         await fleet.stop()
-        return Outcome(faults, fleet.rec, over, held, dict(fleet.current), end)
+        return Outcome(faults, fleet.rec, over, held, dict(fleet.current), end, mode, server.writes)
 
     return run_sim(main)
 
@@ -108,10 +112,28 @@ def check(out: Outcome, mode: str) -> None:
         assert len(holders) == 1, f"{unit} not held {bound}s after the faults ended\n{out.explain()}"
         (holder,) = holders
         assert holder in out.current.values(), f"{unit} held by a dead process\n{out.explain()}"
+    _check_fencing(out)
     moved = out.rec.changes_after(out.faults_over + bound)
     moved = [s for s in moved if not (s.end is not None and s.end >= out.end)]  # the final stop
     assert not moved, f"holdings changed after recovery: {moved}\n{out.explain()}"
     _check_foreign(out)
+
+
+def _check_fencing(out: Outcome) -> None:
+    """The fencing promise itself: a holder stops at most `renew_deadline` after the last write of its
+    Lease (lease mode: the unit's; scalable: its liveness Lease) that the API server accepted from it.
+    The elector counts from when it SENT that write, which is no later than when it was accepted."""
+    for s in out.rec.spans:
+        node = s.incarnation.split("#")[0]
+        lease = s.unit if out.mode == "lease" else node_lease_name(node)
+        end = out.end if s.end is None else s.end
+        renewals = [w.at for w in out.writes if w.writer == s.incarnation and w.name == lease
+                    and w.holder == node and w.at <= end]
+        assert renewals, f"{s.incarnation} held {s.unit} without ever writing {lease}\n{out.explain()}"
+        assert end <= renewals[-1] + T.renew_deadline + 1e-6, (
+            f"{s.incarnation} held {s.unit} until {end:.3f}, more than renew_deadline after its last"
+            f" accepted write of {lease} at {renewals[-1]:.3f}\n{out.explain()}"
+        )
 
 
 def _check_foreign(out: Outcome) -> None:
