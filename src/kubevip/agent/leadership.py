@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
@@ -23,6 +24,7 @@ from kubevip.tasks import TaskGroupGuard, spawn
 log = logging.getLogger(__name__)
 
 UnitCallback = Callable[[str], Awaitable[None]]
+Clock = Callable[[], float]  # monotonic seconds; the election simulator passes its virtual clock
 Units = Mapping[str, "frozenset[str] | None"]
 
 
@@ -73,12 +75,13 @@ class Scalable:
 
     def __init__(
         self, api: RestClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
-        on_stopped: UnitCallback, metrics: Metrics,
+        on_stopped: UnitCallback, metrics: Metrics, *, clock: Clock = time.monotonic,
     ) -> None:
         self.node = node
         self.metrics = metrics
         self.elector = ScalableElector(
-            api, cfg.namespace, node, cfg.timings, on_started, on_stopped, observer=self._observe
+            api, cfg.namespace, node, cfg.timings, on_started, on_stopped, observer=self._observe,
+            clock=clock,
         )
 
     def _observe(self, unit: str, holding: bool) -> None:
@@ -124,12 +127,13 @@ class Leases:
 
     def __init__(
         self, api: RestClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
-        on_stopped: UnitCallback, metrics: Metrics,
+        on_stopped: UnitCallback, metrics: Metrics, *, clock: Clock = time.monotonic,
     ) -> None:
         self.api = api
         self.cfg = cfg
         self.node = node
         self.metrics = metrics
+        self._clock = clock
         self._on_started = on_started
         self._on_stopped = on_stopped
         self._units: dict[str, frozenset[str] | None] = {}
@@ -137,7 +141,7 @@ class Leases:
         self._per_unit: dict[str, LeaseElector] = {}
         self.global_elector = LeaseElector(
             api, cfg.namespace, cfg.services_lease_name, node, cfg.timings,
-            self._global_started, self._global_stopped, observer=self._observe,
+            self._global_started, self._global_stopped, observer=self._observe, clock=clock,
         )
         self._changed = asyncio.Event()
 
@@ -207,7 +211,7 @@ class Leases:
                 await self._on_stopped(u)
 
             e = LeaseElector(self.api, ns, name, self.node, self.cfg.timings, started, stopped,
-                             observer=self._observe)
+                             observer=self._observe, clock=self._clock)
             self._per_unit[unit] = e
             spawn(self._guard, f"lease {ns}/{name}", e.run())
 
@@ -221,11 +225,11 @@ class Leases:
 
 def make(
     api: RestClient | None, cfg: ElectionConfig, node: str, on_started: UnitCallback,
-    on_stopped: UnitCallback, metrics: Metrics,
+    on_stopped: UnitCallback, metrics: Metrics, *, clock: Clock = time.monotonic,
 ) -> Leadership:
     """The election the settings ask for."""
     if not cfg.enabled or api is None:
         return Solo(node, on_started, on_stopped)
     if cfg.mode == "scalable":
-        return Scalable(api, cfg, node, on_started, on_stopped, metrics)
-    return Leases(api, cfg, node, on_started, on_stopped, metrics)
+        return Scalable(api, cfg, node, on_started, on_stopped, metrics, clock=clock)
+    return Leases(api, cfg, node, on_started, on_stopped, metrics, clock=clock)

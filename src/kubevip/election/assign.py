@@ -34,6 +34,7 @@ class UnitFacts:
     winner_too_slow: bool = False  # an orphan its rendezvous winner left unclaimed for a lease duration
     stealable: bool = False  # the claim's holder is known not to be live in the claimed epoch
     stale_own_claim: bool = False  # the claim names us but this incarnation never wrote it
+    eligible: bool = True  # this node may hold the unit (ETP Local: it has a local endpoint)
 
 
 def assign(f: UnitFacts) -> tuple[Step, ...]:
@@ -43,7 +44,10 @@ def assign(f: UnitFacts) -> tuple[Step, ...]:
     steps = (Step.STOP,) if f.held else ()
     if f.current is not None:
         return steps  # a peer's valid claim: never touch it
-    if (f.want == f.me or f.winner_too_slow) and f.stealable:
+    # The race for an orphan the winner left is open to eligible nodes only: a claim is announced at
+    # once, and a node without local endpoints must not announce an externalTrafficPolicy Local VIP
+    # even for a moment (the election simulator caught exactly that).
+    if (f.want == f.me or (f.winner_too_slow and f.eligible)) and f.stealable:
         return (*steps, Step.CLAIM)
     if f.stale_own_claim:
         return (*steps, Step.DELETE_STALE)

@@ -467,11 +467,14 @@ class ScalableElector:
                 # The facts are gathered in the order the rule reads them: the orphan timer starts and
                 # the absence clock of a missing liveness Lease runs only where the rule asks for them.
                 orphan = current is None
+                mine_to_take = eligible is None or self.node in eligible
                 too_slow = orphan and want != self.node and self._winner_too_slow(unit)
-                stealable = orphan and (want == self.node or too_slow) and self._stealable(unit)
+                stealable = (
+                    orphan and (want == self.node or (too_slow and mine_to_take)) and self._stealable(unit)
+                )
                 facts = UnitFacts(
                     self.node, current, want, unit in self._held, too_slow, stealable,
-                    orphan and self._stale_own_claim(unit),
+                    orphan and self._stale_own_claim(unit), mine_to_take,
                 )
                 for step in assign(facts):
                     if step is Step.START:

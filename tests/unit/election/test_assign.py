@@ -33,6 +33,9 @@ ME, PEER = "node-a", "node-b"
         (UnitFacts(ME, None, PEER, held=False, stealable=True), ()),  # the winner claims, not us
         (UnitFacts(ME, None, PEER, held=False, stealable=True, winner_too_slow=True), (Step.CLAIM,)),
         (UnitFacts(ME, None, PEER, held=False, stale_own_claim=True), (Step.DELETE_STALE,)),
+        # The orphan race is for eligible nodes only (no ETP Local VIP without a local endpoint).
+        (UnitFacts(ME, None, None, held=False, stealable=True, winner_too_slow=True, eligible=False), ()),
+        (UnitFacts(ME, None, PEER, held=False, stealable=True, winner_too_slow=True, eligible=False), ()),
         (UnitFacts(ME, None, ME, held=False, stealable=True, stale_own_claim=True), (Step.CLAIM,)),
         (UnitFacts(ME, None, None, held=True), (Step.STOP,)),  # nobody may hold it (no eligible node)
     ],
@@ -50,6 +53,7 @@ facts_st = st.builds(
     st.booleans(),
     st.booleans(),
     st.booleans(),
+    st.booleans(),
 )
 
 
@@ -62,7 +66,7 @@ def test_invariants_over_every_input(f: UnitFacts) -> None:
     if f.current is not None and f.current != f.me:  # a peer's valid claim is never written
         assert steps == ((Step.STOP,) if f.held else ())
     if Step.CLAIM in steps:
-        assert f.current is None and f.stealable and (f.want == f.me or f.winner_too_slow)
+        assert f.current is None and f.stealable and (f.want == f.me or (f.winner_too_slow and f.eligible))
         assert Step.DELETE_STALE not in steps
     if f.held and f.current != f.me:  # holding without a valid claim of ours: withdraw first
         assert steps[0] is Step.STOP
