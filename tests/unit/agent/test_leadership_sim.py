@@ -1,7 +1,7 @@
 """The agent's fencing path (agent/leadership.py: the global Lease, Lease-per-unit for Services with
 externalTrafficPolicy Local, the scalable adapter) in the election simulator, at default timings:
 what the agent announces (between on_started and on_stopped) and what it asks (`holds(unit)`, sampled
-every 10 ms of simulated time) never name two nodes for one unit, never a node outside the unit's
+every 20 ms of simulated time) never name two nodes for one unit, never a node outside the unit's
 eligible set, and every unit is held again once the faults are over."""
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def run(mode: str, faults: list[Fault], seed: int, leave: str | None = None) -> 
                     asked.append(f"t={server.now():.2f} {unit}: holds() true on {sorted(holding)}")
                 if eligible is not None and holding - eligible:
                     asked.append(f"t={server.now():.2f} {unit}: held by ineligible {holding - eligible}")
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
         held = {u: rec.holders(u) for u in UNITS}
         for t in tasks:
             t.cancel()
@@ -95,7 +95,7 @@ def check(out: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("mode", ["lease", "scalable"])
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(5))
 def test_random_faults(mode: str, seed: int) -> None:
     rnd = random.Random(f"leadership-{mode}-{seed}")
     faults = []
