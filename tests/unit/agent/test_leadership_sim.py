@@ -75,16 +75,19 @@ def run(mode: str, faults: list[Fault], seed: int, leave: str | None = None) -> 
                     asked.append(f"t={server.now():.2f} {unit}: held by ineligible {holding - eligible}")
             await asyncio.sleep(0.02)
         held = {u: rec.holders(u) for u in UNITS}
+        crashed = [f"{t.get_name()}: {t.exception()!r}" for t in tasks if t.done() and not t.cancelled()
+                   and t.exception() is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return {"rec": rec, "asked": asked, "held": held, "left": left}
+        return {"rec": rec, "asked": asked, "held": held, "left": left, "crashed": crashed}
 
     return run_sim(main)
 
 
 def check(out: dict[str, Any]) -> None:
     rec: Recorder = out["rec"]
+    assert not out["crashed"], out["crashed"]
     assert not rec.violations, rec.violations
     assert not out["asked"], out["asked"][:5]
     for s in rec.spans:

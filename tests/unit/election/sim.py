@@ -566,7 +566,18 @@ class Fleet:
             elif f.kind == GRACEFUL:
                 self._spawn(self.graceful_restart(f.node), "graceful")
 
-    async def stop(self) -> None:
+    def crashed(self) -> list[str]:
+        """Electors (and fault injectors) that ended with an exception: an elector must never die."""
+        return [
+            f"{t.get_name()}: {t.exception()!r}"
+            for t in self._all_tasks
+            if t.done() and not t.cancelled() and t.exception() is not None
+        ]
+
+    async def stop(self) -> list[str]:
+        """Cancel everything; returns the tasks that had crashed before."""
+        crashed = self.crashed()
         for task in self._all_tasks:
             task.cancel()
         await asyncio.gather(*self._all_tasks, return_exceptions=True)
+        return crashed

@@ -76,6 +76,7 @@ class Outcome:
     end: float
     mode: str
     writes: list[Write]
+    crashed: list[str]
 
     def explain(self) -> str:
         spans = "\n".join(
@@ -101,13 +102,14 @@ def simulate(mode: str, faults: list[Fault], seed: int, units: tuple[str, ...]) 
         await asyncio.sleep(5.0)  # a quiet tail: nothing may move
         end = server.now()
         injector.cancel()
-        await fleet.stop()
-        return Outcome(faults, fleet.rec, over, held, dict(fleet.current), end, mode, server.writes)
+        crashed = await fleet.stop()
+        return Outcome(faults, fleet.rec, over, held, dict(fleet.current), end, mode, server.writes, crashed)
 
     return run_sim(main)
 
 
 def check(out: Outcome, mode: str) -> None:
+    assert not out.crashed, f"an elector died: {out.crashed}\n{out.explain()}"
     assert not out.rec.violations, out.explain()
     bound = recovery_bound(mode)
     for unit, holders in out.held_at_bound.items():
