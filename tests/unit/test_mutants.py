@@ -64,8 +64,8 @@ MUTANTS = (
     Mutant(
         "scalable rule claims a unit that is not stealable",
         "election/assign.py",
-        "    if (f.want == f.me or f.winner_too_slow) and f.stealable:",
-        "    if f.want == f.me or f.winner_too_slow:",
+        "    if (f.want == f.me or (f.winner_too_slow and f.eligible)) and f.stealable:",
+        "    if f.want == f.me or (f.winner_too_slow and f.eligible):",
         ("tests/unit/election/test_assign.py",),
     ),
     Mutant(
