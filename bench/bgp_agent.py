@@ -45,6 +45,7 @@ from kubevip.lab.instance import find_bin_dir as bin_dir
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.routers import Rib, Router
 from kubevip.lab.stack import connect_network, node_kubeconfig
+from kubevip.manifests import rbac
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
 
@@ -208,6 +209,9 @@ async def run_daemon(
         try:
             with contextlib.suppress(client.ApiException):
                 await client.CoreV1Api(api).create_namespace({"metadata": {"name": NS}})
+            with contextlib.suppress(client.ApiException):  # the Lease RoleBinding (manifests/rbac.py)
+                await client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
+                    NS, rbac.namespaced_binding(NS))
             fleet.start()
             b = Bench(lab, bgp, api, fleet)
             # Warm-up: agents synced, every session established, first Service through the pipeline.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping
@@ -9,10 +11,12 @@ from dataclasses import dataclass, field
 
 from kubevip.bgp.settings import BGP_SETTINGS, BgpSettings
 from kubevip.controlplane.settings import CP_SETTINGS, ControlPlaneSettings
+from kubevip.core.policy import parse_cidrs, parse_patterns
 from kubevip.core.selection import ClassFilter
 from kubevip.election.timings import ElectionConfig, config_from_settings
 from kubevip.envparse import Settings
 from kubevip.errors import ConfigError
+from kubevip.ip import IPAddress, IPNetwork
 from kubevip.net.settings import NetSettings
 
 DEFAULT_LB_CLASS = "kube-vip.io/kube-vip-class"
@@ -51,6 +55,14 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     ("bgp_enable", "false"),
     ("cp_enable", "false"),
     ("kubeconfig", ""),
+    # The address policy and sharing rules (docs/security.md).
+    ("vip_allowed_cidrs", ""),
+    ("vip_allowed_from_pools", "false"),
+    ("vip_allowed_interfaces", ""),
+    ("vip_service_cidrs", ""),
+    ("svc_cross_namespace_sharing", "false"),
+    ("KUBEVIP_CONFIG_MAP", "kubevip"),
+    ("KUBEVIP_NAMESPACE", "kube-system"),
 )
 # The control-plane VIP's settings (docs/configuration.md, "Control-plane VIP").
 SETTINGS += tuple(kv for kv in CP_SETTINGS if kv[0] not in {n for n, _ in SETTINGS})
@@ -67,6 +79,46 @@ class ListenAddress:
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}" if ":" not in self.host else f"[{self.host}]:{self.port}"
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """The operator's side of the address policy (kubevip.core.policy); facts come from the cluster."""
+
+    allowed_cidrs: tuple[IPNetwork, ...] = ()
+    from_pools: bool = False
+    interfaces: tuple[str, ...] = ()
+    service_cidrs: tuple[IPNetwork, ...] = ()
+    cross_namespace: bool = False
+    # The IPAM ConfigMap read for `vip_allowed_from_pools` (the same names `kubevip ipam` reads).
+    configmap: str = "kubevip"
+    configmap_namespace: str = "kube-system"
+    # IP literals of `address` / `vip_address` (the control-plane VIP): never a Service VIP.
+    control_plane: frozenset[IPAddress] = frozenset()
+
+    @classmethod
+    def from_env(cls, s: Settings) -> PolicySettings:
+        def cidrs(name: str) -> tuple[IPNetwork, ...]:
+            value = s.str(name)
+            try:
+                return parse_cidrs(value)
+            except ValueError as exc:
+                raise ConfigError(name, value, str(exc)) from None
+
+        cp: set[IPAddress] = set()
+        for item in s.str("address", "", "vip_address").split(","):
+            with contextlib.suppress(ValueError):  # a DNS name: resolved by the control plane, not here
+                cp.add(ipaddress.ip_address(item.strip()))
+        return cls(
+            allowed_cidrs=cidrs("vip_allowed_cidrs"),
+            from_pools=s.bool("vip_allowed_from_pools"),
+            interfaces=parse_patterns(s.str("vip_allowed_interfaces")),
+            service_cidrs=cidrs("vip_service_cidrs"),
+            cross_namespace=s.bool("svc_cross_namespace_sharing"),
+            configmap=s.str("KUBEVIP_CONFIG_MAP", "kubevip") or "kubevip",
+            configmap_namespace=s.str("KUBEVIP_NAMESPACE", "kube-system") or "kube-system",
+            control_plane=frozenset(cp),
+        )
 
 
 @dataclass(frozen=True)
@@ -93,6 +145,7 @@ class AgentConfig:
     control_plane: ControlPlaneSettings | None = None
     # bgp_* and mpbgp_* (kubevip.bgp.settings); None unless bgp_enable=true.
     bgp_settings: BgpSettings | None = None
+    policy: PolicySettings = field(default_factory=PolicySettings)
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -150,6 +203,7 @@ class AgentConfig:
             net=NetSettings.from_env(s),
             control_plane=ControlPlaneSettings.from_env(s),
             bgp_settings=BgpSettings.from_env(s) if bgp else None,
+            policy=PolicySettings.from_env(s),
             raw=dict(env),
         )
 

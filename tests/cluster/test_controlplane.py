@@ -11,6 +11,7 @@ from kubernetes_asyncio import client
 
 from kubevip.errors import LabError
 from kubevip.lab import pods
+from kubevip.lab.client import api_client
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.manifests import rbac
 
@@ -26,7 +27,8 @@ async def status_of(call: object) -> int:
 
 
 async def test_kubevip_token_has_exactly_the_rendered_role(
-    control_plane: ControlPlane, kube_kubevip: client.ApiClient, kube_namespace: str
+    control_plane: ControlPlane, kube_kubevip: client.ApiClient, kube_admin: client.ApiClient,
+    kube_namespace: str,
 ) -> None:
     core, disc = client.CoreV1Api(kube_kubevip), client.DiscoveryV1Api(kube_kubevip)
     coord = client.CoordinationV1Api(kube_kubevip)
@@ -48,13 +50,43 @@ async def test_kubevip_token_has_exactly_the_rendered_role(
         )
         == 403
     )
-    # The cluster's role is literally what manifests/rbac.py renders.
-    role = control_plane.kubectl_run("get", "clusterrole", rbac.CLUSTER_ROLE, "-o", "json")
-    assert '"verbs"' in role
-    rendered = rbac.render()[1]["rules"]
-    assert [
-        {k: r.get(k, []) for k in ("apiGroups", "resources", "verbs")} for r in json.loads(role)["rules"]
-    ] == rendered
+    # Lease writes only where the RoleBinding is (the lease namespace): not in any other namespace.
+    assert await status_of(coord.create_namespaced_lease("default", lease)) == 403
+    assert await status_of(coord.list_lease_for_all_namespaces()) == 403
+    # Only the verbs the code uses: no PUT of a Service, no reading ConfigMaps outside the lease namespace.
+    await client.CoreV1Api(kube_admin).create_namespaced_service(ns, {
+        "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}})
+    svc = await core.read_namespaced_service("s", ns)
+    assert await status_of(core.replace_namespaced_service("s", ns, svc)) == 403
+    patch = {"metadata": {"annotations": {"a": "b"}}}
+    assert await status_of(core.patch_namespaced_service("s", ns, patch)) == 200
+    assert await status_of(core.list_namespaced_config_map("default")) == 403
+    assert await status_of(core.list_namespaced_config_map(ns)) == 200
+    # The cluster's roles are literally what manifests/rbac.py renders.
+    for name, index in ((rbac.CLUSTER_ROLE, 1), (rbac.NAMESPACED_ROLE, 3)):
+        role = control_plane.kubectl_run("get", "clusterrole", name, "-o", "json")
+        rendered = rbac.render()[index]["rules"]
+        assert [
+            {k: r.get(k, []) for k in ("apiGroups", "resources", "verbs")} for r in json.loads(role)["rules"]
+        ] == rendered
+
+
+async def test_ipam_token_has_exactly_its_own_role(control_plane: ControlPlane, kube_namespace: str) -> None:
+    """`kubevip ipam` runs as its own ServiceAccount (the lab uses it instead of system:masters)."""
+    api = await api_client(control_plane.ipam_kubeconfig)
+    try:
+        core, coord = client.CoreV1Api(api), client.CoordinationV1Api(api)
+        assert await status_of(core.list_service_for_all_namespaces()) == 200
+        assert await status_of(core.list_node()) == 200
+        assert await status_of(core.list_namespaced_config_map(rbac.NAMESPACE)) == 200
+        assert await status_of(core.list_namespaced_config_map(kube_namespace)) == 403
+        assert await status_of(core.list_secret_for_all_namespaces()) == 403
+        lease = {"metadata": {"name": "x"}, "spec": {"holderIdentity": "n1"}}
+        assert await status_of(coord.create_namespaced_lease(kube_namespace, lease)) == 403
+        assert await status_of(core.patch_namespaced_service_status(
+            "kubernetes", "default", {"status": {}})) == 403
+    finally:
+        await api.close()
 
 
 def test_metrics_count_requests(control_plane: ControlPlane) -> None:

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
+from kubevip.core.selection import ClassFilter
 from kubevip.ipam.controller import IpamController, IpamSettings
-from kubevip.ipam.service import ANNOTATION_IPS, LABEL_KEY, LABEL_VALUE, ClassFilter
+from kubevip.ipam.service import ANNOTATION_IPS, LABEL_KEY, LABEL_VALUE
 from kubevip.kube.rest import RestClient
 from tests.fixtures import waiting
 
@@ -260,3 +261,64 @@ async def test_family_changes(env: Env, running: IpamController) -> None:
     await env.core.patch_namespaced_service("s", env.ns, {"spec": {"ipFamilyPolicy": "PreferDualStack"}})
     again = await eventually(lambda: _addr_of(env, "s", 2), "IPv6 added")
     assert again[0] == dual[0] and again[1].version == 6 and again[1] != taken[0]
+
+
+async def test_a_users_invalid_value_is_left_alone_with_a_warning(env: Env, running: IpamController) -> None:
+    """Issue 16: `10.0.0.300,fd00::zz` used to be replaced by an allocated address."""
+    await env.configmap({"cidr-global": "10.212.0.0/28,fd00:212::/124"})
+    await env.service("typo", annotations={ANNOTATION_IPS: "10.0.0.300,fd00::zz"})
+    await env.service("fine")
+    await eventually(lambda: _has(env, "fine"), "the valid Service is allocated")
+
+    async def warned() -> set[str] | None:
+        got = await env.event_reasons("typo")
+        return got if "InvalidAddress" in got else None
+
+    await eventually(warned, "an InvalidAddress Warning on the Service with the typo")
+    await running.wait_idle()
+    typo = (await env.services())["typo"]
+    assert typo.metadata.annotations[ANNOTATION_IPS] == "10.0.0.300,fd00::zz", "never overwritten"
+    assert LABEL_KEY not in (typo.metadata.labels or {})
+
+
+async def test_never_allocates_a_nodes_or_a_cluster_ip(
+    env: Env, kube_admin: client.ApiClient,
+) -> None:
+    """The pool holds a Node's address and the `kubernetes` Service's ClusterIP: neither is handed out
+    (the Node and ServiceCIDR watches feed the same address policy the agents apply)."""
+    core = client.CoreV1Api(kube_admin)
+    kubernetes = await core.read_namespaced_service("kubernetes", "default")
+    cluster_ip = ipaddress.ip_address(kubernetes.spec.cluster_ip)
+    node_name = f"kvt-node-{secrets.token_hex(3)}"
+    node_ip = ipaddress.ip_address("10.213.0.2")
+    await core.create_node({"metadata": {"name": node_name},
+                            "status": {"addresses": [{"type": "InternalIP", "address": str(node_ip)}]}})
+    try:
+        await core.patch_node_status(node_name, {"status": {
+            "addresses": [{"type": "InternalIP", "address": str(node_ip)}]}})
+        await env.configmap({"range-global": f"10.213.0.1-10.213.0.3,{cluster_ip}-{cluster_ip}"})
+        ctl = env.controller()
+        await ctl.start()
+        try:
+            for i in range(4):
+                await env.service(f"s{i}", policy="SingleStack", families=["IPv4"])
+            await eventually(lambda: _count(env, 2), "two Services allocated")
+            await ctl.wait_idle()
+            got = {a for v in (await env.addresses()).values() for a in v}
+            assert got == {ipaddress.ip_address("10.213.0.1"), ipaddress.ip_address("10.213.0.3")}
+            reasons = set().union(*[await env.event_reasons(f"s{i}") for i in range(4)])
+            assert "AddressPoolExhausted" in reasons
+        finally:
+            await ctl.close()
+        assert not ctl.crashed
+    finally:
+        await core.delete_node(node_name)
+
+
+async def _has(env: Env, name: str) -> bool:
+    s = (await env.services()).get(name)
+    return s is not None and bool((s.metadata.annotations or {}).get(ANNOTATION_IPS))
+
+
+async def _count(env: Env, n: int) -> bool:
+    return len(await env.addresses()) == n

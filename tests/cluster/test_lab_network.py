@@ -29,11 +29,12 @@ def test_node_namespaces_reach_the_api_server_with_the_kubevip_token(
     for node in lab_network.nodes:
         out = lab_network.run(
             node.netns,
-            [str(control_plane.kubectl), "--kubeconfig", str(cfg), "get", "node", node.name, "-o", "json"],
+            # A list, as the agents do (their role lists and watches Nodes; it has no `get`).
+            [str(control_plane.kubectl), "--kubeconfig", str(cfg), "get", "nodes",
+             "--field-selector", f"metadata.name={node.name}", "-o", "json"],
         ).stdout
-        addresses = [
-            a["address"] for a in json.loads(out)["status"]["addresses"] if a["type"] == "InternalIP"
-        ]
+        (item,) = json.loads(out)["items"]
+        addresses = [a["address"] for a in item["status"]["addresses"] if a["type"] == "InternalIP"]
         assert addresses == [str(node.ipv4), str(node.ipv6)]
 
 

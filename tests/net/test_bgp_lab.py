@@ -124,5 +124,12 @@ def _reach_through_router(
     gw = doc["router"]["ipv4"] if vip.version == 4 else doc["router"]["ipv6"]
     dest = "default" if vip.version == 4 else "::/0"
     subprocess.run(["ip", "-n", node_ns, f"-{vip.version}", "route", "replace", dest, "via", gw], check=True)
-    ping = ["ip", "netns", "exec", doc["bgp_client"]["netns"], "ping", "-c1", "-W2", str(vip)]
-    return subprocess.run(ping, capture_output=True, check=False).returncode == 0
+    ping = ["ip", "netns", "exec", doc["bgp_client"]["netns"], "ping", "-c1", "-W1", str(vip)]
+    # The router's RIB is read from the daemon; its kernel route (zebra / bird's kernel protocol)
+    # follows asynchronously and, on a loaded machine, late: ping until a deadline, not once.
+    deadline = time.monotonic() + 15
+    while True:
+        if subprocess.run(ping, capture_output=True, check=False).returncode == 0:
+            return True
+        if time.monotonic() > deadline:
+            return False

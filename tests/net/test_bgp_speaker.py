@@ -142,3 +142,11 @@ async def test_killing_exabgp_withdraws_and_the_supervisor_restores(
     # A change made after the restart still lands: the new child is driven like the first.
     await sp.converge({adv(VIP6, topo, 0)})
     await rib_is(router, {}, expected([(VIP6, [n0.ipv6])]))
+
+
+async def test_the_config_file_with_passwords_is_private(topo: BgpTopology) -> None:
+    sp = await started(topo, 0, 4)
+    try:
+        assert sp._conf_path.stat().st_mode & 0o777 == 0o600
+    finally:
+        await sp.close()

@@ -68,3 +68,10 @@ def slice_(
         "addressType": family,
         "endpoints": [{"addresses": [a], "nodeName": n, "conditions": {"ready": ready}} for a, n in eps],
     }
+
+
+def holdings(plans: Any, rule: Any) -> dict[str, str | None]:
+    """The election's outcome as data (unit -> holder) from a rule `(unit, eligible nodes) -> holder`."""
+    from kubevip.core.rows import unit_eligibility
+
+    return {u: rule(u, e) for u, e in unit_eligibility(plans).items()}

@@ -85,3 +85,28 @@ def test_manager_flag_is_read(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     assert main(["manager", "--check", "--vip_nodename", "nf", "--svc_namespace", "team-a"]) == 0
     out = capsys.readouterr().out
     assert "node=nf" in out and "namespace=team-a" in out
+
+
+def test_policy_settings() -> None:
+    cfg = AgentConfig.load({
+        "vip_nodename": "n1", "vip_allowed_cidrs": "192.0.2.0/24, 2001:db8::/64",
+        "vip_allowed_interfaces": "eth1,vlan*", "vip_allowed_from_pools": "true",
+        "svc_cross_namespace_sharing": "true", "vip_service_cidrs": "10.96.0.0/12",
+        "address": "192.0.2.100,cp.example.com",
+    })
+    p = cfg.policy
+    assert [str(n) for n in p.allowed_cidrs] == ["192.0.2.0/24", "2001:db8::/64"]
+    assert p.interfaces == ("eth1", "vlan*") and p.from_pools and p.cross_namespace
+    assert [str(n) for n in p.service_cidrs] == ["10.96.0.0/12"]
+    assert {str(a) for a in p.control_plane} == {"192.0.2.100"}  # a DNS name is the control plane's
+
+
+def test_policy_defaults_are_closed_where_it_matters() -> None:
+    p = AgentConfig.load({"vip_nodename": "n1"}).policy
+    assert p.interfaces == () and not p.cross_namespace and p.allowed_cidrs == ()
+
+
+def test_a_bad_cidr_names_the_setting_and_the_entry() -> None:
+    with pytest.raises(ConfigError) as err:
+        AgentConfig.load({"vip_nodename": "n1", "vip_allowed_cidrs": "192.0.2.0/24,192.0.2.300/24"})
+    assert err.value.name == "vip_allowed_cidrs" and "'192.0.2.300/24'" in str(err.value)

@@ -14,13 +14,14 @@ from kubevip.bgp.advertisement import Advertisement, NextHops, advertisement_for
 from kubevip.bgp.settings import BgpSettings
 from kubevip.core.bgp import service_communities
 from kubevip.core.claims import VipPlan
+from kubevip.core.reasons import Reason
 from kubevip.core.rows import addr_key
 from kubevip.core.views import IPAddress
 from kubevip.errors import BgpError, InputError
 
 # Warning reasons (Events, logs, kube_vip_service_reconcile_errors_total{reason}).
-BAD_ANNOTATION = "bgp-bad-annotation"
-NO_NEXT_HOP = "bgp-no-next-hop"
+BAD_ANNOTATION = Reason.BGP_BAD_ANNOTATION
+NO_NEXT_HOP = Reason.BGP_NO_NEXT_HOP
 
 
 def announces(me: str, eligible: frozenset[str] | None, leads: bool) -> bool:

@@ -8,40 +8,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-
-import aiohttp
+from collections.abc import Iterable, Mapping
 
 from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
+from kubevip.agent.policy_facts import PolicyFacts
+from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
-from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition, missing_interface
+from kubevip.core.conditions import Condition, missing_interface, no_family_interface
 from kubevip.core.interface import valid_interface_name
+from kubevip.core.reasons import Reason
 from kubevip.core.rows import (
     Changes,
     Row,
-    ServiceStatus,
     apply,
     desired_rows,
     diff,
     held_plans,
     missing_interfaces,
-    service_status,
-    should_write,
 )
 from kubevip.core.views import IPFamily
 from kubevip.core.world import Decided, Snapshot, World, snapshot
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.rest import RestClient
-from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
+from kubevip.kube.writers import Writer
 from kubevip.listing import brief
 from kubevip.metrics import Metrics
 from kubevip.net.addresses import AddressManager
@@ -53,22 +49,10 @@ from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
 
-INVALID_OBJECT = "invalid-object"
-WRITE_CONCURRENCY = 8
-# Errors of one API write that a later pass retries.
-WRITE_ERRORS: tuple[type[BaseException], ...] = (
-    WriteError, aiohttp.ClientError, asyncio.TimeoutError, OSError,
-)
+# Seconds between lookups of a family's interface that failed (single-stack nodes: never found).
+IFACE_RETRY = 30.0
 
-
-@dataclass
-class Reports:
-    """What this node already told the API server, so a repeated condition is written once."""
-
-    events: set[str] = field(default_factory=set)
-    failed_status: dict[str, float] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
-
+INVALID_OBJECT = Reason.INVALID_OBJECT
 
 class Agent:
     """One node's agent. `api=None` runs without a cluster (tests feed `world` directly)."""
@@ -94,12 +78,14 @@ class Agent:
         self.leadership = leadership.make(
             election_api or api, cfg.election, self.me, self._unit_started, self._unit_stopped, self.metrics
         )
-        self._event_slots = asyncio.Semaphore(WRITE_CONCURRENCY)
         self.announcer = Announcer(rate_ms=cfg.net.arp_rate_ms, ns=ns) if cfg.net.arp else None
         self.writer = Writer(api, self.me) if api is not None else None
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
         self.bgp = BgpSink(cfg.bgp_settings, self.metrics) if cfg.bgp_settings is not None else None
         self.sources: Sources | None = None
+        # The address policy's facts (Nodes, ServiceCIDRs, pools, this node's kernel): a change of the
+        # policy re-decides every Service.
+        self.facts = PolicyFacts(api, cfg.policy, self._policy_changed, ns)
         self._cache: dict[str, Decided] = {}
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
@@ -107,17 +93,21 @@ class Agent:
         self._touched_during: set[str] | None = None  # keys touched while a snapshot is computed
         self._snap_version = -1
         self._wake = asyncio.Event()
-        self._report_wake = asyncio.Event()
         # A pass whose inputs (snapshot, leadership, stopping) equal those of the last pass that left
         # nothing undone has nothing to do: the periodic pass is then free, however many Services.
         self._settled: tuple[object, ...] | None = None
-        # Services to look at in the next report round (all of them when more than their objects changed).
-        self._report_keys: set[str] = set()
-        self._reported: tuple[object, ...] | None = None
         self.held: frozenset[Row] = frozenset()
         self.snap: Snapshot | None = None
-        self.reports = Reports()
+        # Status, vipHost and Events (agent/reporter.py): fed the outcome of every pass.
+        self.reporter = Reporter(
+            self.me, self.writer, self.world, self.leadership, self.metrics, self.guard,
+            synced=lambda: self.sources is None or self.sources.synced,
+            hold_down=cfg.election.timings.lease_duration if cfg.election.enabled else 0.0,
+        )
         self._ifaces: dict[IPFamily, str] = {}
+        # A family without an interface (a single-stack node: no default route of that family) is looked
+        # up again only every IFACE_RETRY seconds, and its warning logged once, not on every pass.
+        self._iface_failed: dict[IPFamily, tuple[float, str]] = {}
         # Warnings only this node can see (a Service's interface missing here), per Service, last pass.
         self._node_warnings: dict[str, frozenset[Condition]] = {}
         self._startup_keep: frozenset[Row] = frozenset()
@@ -134,20 +124,21 @@ class Agent:
         """Services whose inputs changed: drop their cached decisions and wake the loop."""
         for k in keys:
             self._cache.pop(k, None)
-            self._report_keys.add(k)
             if self._touched_during is not None:
                 self._touched_during.add(k)
+        self.reporter.touched(keys)
         self._world_version += 1
         self._wake.set()
 
+    def _policy_changed(self) -> None:
+        self.touched(list(self.world.services))
+
     def written_back(self, keys: Iterable[str]) -> None:
         """Services whose status or vipHost changed (no decision did): check what they say."""
-        self._report_keys.update(keys)
-        self._report_wake.set()
+        self.reporter.written_back(keys)
 
     def _broken(self, kind: str, key: str, why: str) -> None:
-        ns, _, name = key.partition("/")
-        self.metrics.reconcile_errors.labels(ns, name, INVALID_OBJECT).inc()
+        self.reporter.error_metric(key, INVALID_OBJECT)
 
     async def _unit_started(self, unit: str) -> None:
         self._wake.set()
@@ -179,22 +170,35 @@ class Agent:
     def _resolve_interfaces(self) -> dict[IPFamily, str]:
         """Interface per family (vip_servicesinterface, vip_interface, else the default route's); blocking."""
         out: dict[IPFamily, str] = {}
-        for fam, v in ((IPFamily.IPV4, 4), (IPFamily.IPV6, 6)):
+        for fam in IPFamily:
             if fam in self._ifaces:
                 out[fam] = self._ifaces[fam]
                 continue
+            if not self._iface_due(fam):
+                continue
             try:
                 out[fam] = self._ifaces[fam] = resolve_interface(
-                    v, for_service=True,  # type: ignore[arg-type]
+                    fam.version, for_service=True,
                     vip_interface=self.cfg.net.interface or (BGP_DEFAULT_INTERFACE if self.bgp else ""),
                     services_interface=self.cfg.net.services_interface, ns=self.ns,
                 )
+                if self._iface_failed.pop(fam, None) is not None:
+                    log.info("%s VIPs go on %s now", fam, out[fam])
             except KubevipError as exc:
-                log.warning("%s", exc)
+                last = self._iface_failed.get(fam)
+                if last is None or last[1] != str(exc):
+                    log.warning("%s (%s VIPs are not announced from this node; looked up again every %.0f s)",
+                                exc, fam, IFACE_RETRY)
+                self._iface_failed[fam] = (time.monotonic(), str(exc))
         return out
 
+    def _iface_due(self, fam: IPFamily) -> bool:
+        """A family never looked up, or one whose last lookup failed IFACE_RETRY seconds ago or more."""
+        failed = self._iface_failed.get(fam)
+        return failed is None or time.monotonic() - failed[0] >= IFACE_RETRY
+
     async def interfaces(self) -> dict[IPFamily, str]:
-        if len(self._ifaces) == len(IPFamily):
+        if not any(fam not in self._ifaces and self._iface_due(fam) for fam in IPFamily):
             return dict(self._ifaces)
         return await asyncio.to_thread(self._resolve_interfaces)
 
@@ -202,7 +206,7 @@ class Agent:
         """The VIPs this node holds whose Service names an interface (nothing to do when none does)."""
         if not snap.names_interfaces:
             return ()
-        return tuple(p for p in held_plans(snap.plans, self._holds, self.me) if p.interface)
+        return tuple(p for p in held_plans(snap.plans, self._my_holdings(snap), self.me) if p.interface)
 
     async def service_links(self, held: Iterable[VipPlan]) -> frozenset[str]:
         """Which interfaces named by `kube-vip.io/serviceInterface` of the `held` VIPs exist here."""
@@ -254,6 +258,7 @@ class Agent:
             snap = await asyncio.to_thread(
                 snapshot, self.world.copy(), self.cfg.lb_class, self.cfg.use_legacy_endpoints,
                 dict(self._cache), per_address=self.per_address_units, service_interfaces=self.bgp is None,
+                policy=self.facts.policy, cross_namespace=self.cfg.policy.cross_namespace,
             )
         finally:
             touched, self._touched_during = self._touched_during, None
@@ -262,17 +267,19 @@ class Agent:
         self._snap_version = version
         return snap
 
-    def _holds(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+    def _my_holdings(self, snap: Snapshot) -> dict[str, str | None]:
+        """The election's outcome for this node's rows, as data: unit -> me when this node announces it."""
         if self._stopping:
-            return None
+            return {}
+        holds = self.leadership.holds
         if self.bgp is not None:  # BGP: ETP Local is announced by every eligible node (ECMP), no election
-            return self.me if announces(self.me, eligible, self.leadership.holds(unit)) else None
-        return self.me if self.leadership.holds(unit) else None
+            return {u: self.me for u, e in snap.units.items() if announces(self.me, e, holds(u))}
+        return {u: self.me for u in snap.units if holds(u)}
 
     def desired(
         self, snap: Snapshot, ifaces: dict[IPFamily, str], links: frozenset[str] = frozenset()
     ) -> frozenset[Row]:
-        rows = desired_rows(snap.plans, self._holds, self.me, ifaces, links)
+        rows = desired_rows(snap.plans, self._my_holdings(snap), self.me, ifaces, links)
         if self._startup_keep and time.monotonic() < self._startup_until and not self._stopping:
             # Start-up without a flap: our VIPs still wanted cluster-wide stay while the election settles,
             # unless someone else is known to hold them, or this node already wants them elsewhere (their
@@ -287,6 +294,14 @@ class Agent:
                 if self.leadership.holder(p.unit, units[p.unit]) in (None, self.me):
                     rows |= {r}
         return rows
+
+    def _family_warnings(self, snap: Snapshot, ifaces: Mapping[IPFamily, str]) -> None:
+        """A Warning for every Service of a VIP this node holds but has no interface of its family for."""
+        for p in held_plans(snap.plans, self._my_holdings(snap), self.me):
+            if not p.interface and p.family not in ifaces:
+                for key in p.services:
+                    cond = no_family_interface(key, p.address, self.me)
+                    self._node_warnings[key] = self._node_warnings.get(key, frozenset()) | {cond}
 
     def _missing_warnings(
         self, held: Iterable[VipPlan], links: frozenset[str]
@@ -306,8 +321,7 @@ class Agent:
             snap = await self._snapshot()
             inputs = self._pass_inputs(snap)
             if inputs is not None and inputs == self._settled:
-                if self.reports.failed_status:
-                    self._report_wake.set()  # a status write waits for its retry
+                self.reporter.retry_pending()  # a status write may wait for its retry
                 self.passes += 1
                 return Changes((), ())
             self.snap = snap
@@ -315,8 +329,11 @@ class Agent:
                 self.leadership.set_units(snap.units)
             annotated = self._annotated_held(snap)
             links = await self.service_links(annotated)
-            want = self.desired(snap, await self.interfaces(), links)
+            ifaces = await self.interfaces()
+            want = self.desired(snap, ifaces, links)
             self._node_warnings = self._missing_warnings(annotated, links)
+            if len(ifaces) < len(IPFamily):
+                self._family_warnings(snap, ifaces)
             changes = diff(want, self.held)
             if self.bgp is not None and changes.remove:  # withdraw before the address goes
                 await self._bgp_sync(self.held - frozenset(changes.remove), snap)
@@ -328,17 +345,21 @@ class Agent:
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
             self._update_gauges(snap)
-            self._report_wake.set()
+            settling = time.monotonic() < self._startup_until and not self._stopping
+            self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
+                                         dict(self._node_warnings), settling))
             return changes
 
     def _pass_inputs(self, snap: Snapshot) -> tuple[object, ...] | None:
         """What a pass depends on, or None when it also depends on time or the node's interfaces (the
         start-up window, an interface not resolved yet, a Service's own interface)."""
-        if time.monotonic() < self._startup_until or len(self._ifaces) < len(IPFamily):
+        if time.monotonic() < self._startup_until:
             return None
+        if any(fam not in self._ifaces and self._iface_due(fam) for fam in IPFamily):
+            return None  # a family still to be looked up (at start, or its retry is due)
         if self.bgp is not None or snap.names_interfaces:
             return None
-        return (self._snap_version, self._stopping, self.leadership.generation())
+        return (self._snap_version, self._stopping, self.leadership.generation(), frozenset(self._ifaces))
 
     async def _apply(self, changes: Changes, snap: Snapshot) -> None:
         # Withdraw first: announcements stop before the address goes, so no frame names a dead VIP.
@@ -368,7 +389,7 @@ class Agent:
         if done.remove:
             log.info("node %s: withdrew %d VIPs: %s", self.me, len(done.remove),
                      brief(f"{r.address} from {r.interface}" for r in done.remove))
-        self._node_events(done, snap)
+        self.reporter.node_events(done, snap, self.snap)
 
     def _kernel(self, changes: Changes) -> set[Row]:
         """Address (and route) changes in a worker thread: netlink calls must not stall lease renewals."""
@@ -433,126 +454,6 @@ class Agent:
 
     # -- reports -----------------------------------------------------------------------------------------
 
-    def _node_events(self, done: Changes, snap: Snapshot) -> None:
-        """One Normal Event per Service and direction per pass, naming every address that changed."""
-        if self.writer is None:
-            return
-        by_addr = snap.by_address
-        for rows, reason, verb in ((done.add, STARTED, "started"), (done.remove, STOPPED, "stopped")):
-            per_service: dict[str, list[str]] = {}
-            for r in rows:
-                plan = by_addr.get(r.address)
-                for key in plan.services if plan is not None else self._services_of(r):
-                    per_service.setdefault(key, []).append(f"{r.address} on {r.interface}")
-            for key, addrs in per_service.items():
-                msg = f"node {self.me} {verb} announcing {', '.join(addrs)}"
-                spawn(self.guard, f"event {key}", self._node_event(key, reason, msg))
-
-    def _services_of(self, r: Row) -> tuple[str, ...]:
-        old = self.snap
-        if old is None:
-            return ()
-        return tuple(k for k, plans in old.granted.items() if any(p.address == r.address for p in plans))
-
-    async def _node_event(self, key: str, reason: str, message: str) -> None:
-        rec = self.world.services.get(key)
-        if rec is None or self.writer is None:
-            return
-        name = f"{rec.view.name[:200]}.{self.me[:40]}.{time.time_ns():x}"
-        try:
-            async with self._event_slots:
-                await self.writer.event(
-                    rec.view.namespace, rec.view.name, rec.view.uid, name, NORMAL, reason, message
-                )
-        except WRITE_ERRORS as exc:
-            log.info("event for %s not written: %s", key, exc)
-
-    async def report_loop(self) -> None:
-        """Keep status, vipHost and Warning Events true; level-triggered like the kernel side."""
-        sem = asyncio.Semaphore(WRITE_CONCURRENCY)
-        while True:
-            await self._report_wake.wait()
-            self._report_wake.clear()
-            if self.sources is not None and not self.sources.synced:
-                continue
-            snap = self.snap
-            if snap is None:
-                continue
-            jobs = list(self._report_jobs(snap, self._report_round(snap)))
-            if jobs:
-                # Jobs are factories: a coroutine object made now and cancelled before its turn would
-                # be "never awaited".
-                async def run(job: Callable[[], Awaitable[None]]) -> None:
-                    async with sem:
-                        await job()
-                await asyncio.gather(*(run(j) for j in jobs))
-
-    def _report_round(self, snap: Snapshot) -> Iterable[str]:
-        """The Services to look at: all when anything but their own objects changed (the snapshot, what
-        this node holds, who leads what) or a write waits for its retry, else those whose objects did."""
-        inputs = (
-            self._snap_version, self.held, self._stopping, self.leadership.generation(),
-            dict(self._node_warnings),
-        )
-        keys, self._report_keys = self._report_keys, set()
-        if inputs != self._reported or self.reports.failed_status:
-            self._reported = inputs
-            return list(self.world.services)
-        return [k for k in keys if k in self.world.services]
-
-    def _report_jobs(self, snap: Snapshot, keys: Iterable[str]) -> Iterable[Callable[[], Awaitable[None]]]:
-        units = snap.units
-
-        def holder(unit: str, eligible: frozenset[str] | None) -> str | None:
-            if self._stopping:
-                return None
-            return self.leadership.holder(unit, eligible)
-
-        now = time.monotonic()
-        for key in keys:
-            rec = self.world.services[key]
-            view = rec.view
-            current_host = view.annotation(ANNOTATION_VIP_HOST)
-            d = snap.decisions.get(key)
-            if d is None or not d.announce:
-                wanted = ServiceStatus((), None)
-            else:
-                plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
-                wanted = service_status([v.address for v in d.vips], plans, holder, units)
-            if should_write(wanted, view.status_ingress, current_host, self.me):
-                if self.reports.failed_status.get(key, 0.0) > now:
-                    continue
-                yield functools.partial(self._write_status, key, wanted, current_host)
-            if key in snap.handled and (d is None or d.reason != "ignored"):
-                conds = snap.warnings.get(key, frozenset()) | self._node_warnings.get(key, frozenset())
-                for cond in sorted(conds):
-                    name = cond.event_name(view.uid)
-                    if name not in self.reports.events:
-                        self.reports.events.add(name)
-                        yield functools.partial(self._warning, key, cond, name)
-
-    async def _write_status(self, key: str, wanted: ServiceStatus, current_host: str | None) -> None:
-        assert self.writer is not None
-        rec = self.world.services.get(key)
-        if rec is None:
-            return
-        v = rec.view
-        try:
-            if tuple(v.status_ingress) != wanted.ingress:
-                await self.writer.service_status(v.namespace, v.name, wanted.ingress)
-            if current_host != wanted.host:
-                await self.writer.vip_host(v.namespace, v.name, wanted.host)
-            self.reports.failed_status.pop(key, None)
-            self.reports.failures.pop(key, None)
-        except WRITE_ERRORS as exc:
-            ns, _, name = key.partition("/")
-            self.metrics.reconcile_errors.labels(ns, name, "status-write").inc()
-            # Exponential backoff per Service: retries must not add load to a saturated API server.
-            n = self.reports.failures[key] = self.reports.failures.get(key, 0) + 1
-            self.reports.failed_status[key] = time.monotonic() + min(30.0, 0.5 * 2**n)
-            log.warning("status of %s not written (retrying): %s", key, exc)
-            self._report_wake.set()
-
     async def _bgp_sync(self, held: Iterable[Row], snap: Snapshot) -> None:
         """Announce `held` over BGP; a Service's bad BGP annotation becomes its Warning (once)."""
         assert self.bgp is not None
@@ -564,33 +465,7 @@ class Agent:
                 for key in p.services:
                     rec = self.world.services.get(key)
                     annotations[key] = dict(rec.view.annotations) if rec is not None else {}
-        for problem in sorted(await self.bgp.sync(held, snap.plans, annotations)):
-            rec = self.world.services.get(problem.service)
-            if rec is None:
-                continue
-            cond = Condition(problem.service, WARNING, problem.reason, problem.message)
-            name = cond.event_name(rec.view.uid)
-            if self.writer is None:
-                log.warning("Service %s: %s (%s)", problem.service, problem.message, problem.reason)
-            elif name not in self.reports.events:
-                self.reports.events.add(name)
-                spawn(self.guard, f"bgp warning {problem.service}",
-                      self._warning(problem.service, cond, name))
-
-    async def _warning(self, key: str, cond: Condition, name: str) -> None:
-        assert self.writer is not None
-        rec = self.world.services.get(key)
-        if rec is None:
-            return
-        v = rec.view
-        ns, _, svc = key.partition("/")
-        self.metrics.reconcile_errors.labels(ns, svc, cond.reason).inc()
-        log.warning("Service %s: %s (%s)", key, cond.message, cond.reason)
-        try:
-            await self.writer.event(v.namespace, v.name, v.uid, name, WARNING, cond.reason, cond.message)
-        except WRITE_ERRORS as exc:
-            self.reports.events.discard(name)  # try again on the next pass
-            log.info("event for %s not written: %s", key, exc)
+        self.reporter.problems(await self.bgp.sync(held, snap.plans, annotations))
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -624,14 +499,19 @@ class Agent:
         self._startup_until = time.monotonic() + 2 * self.cfg.election.timings.lease_duration
         if self.held:
             log.info("found %d VIPs of a previous run: kept while the election settles", len(self.held))
+        await self.facts.refresh_host()
+        spawn(self.guard, "address policy: host facts", self.facts.host_loop())
         if self.api is not None:
+            await self.facts.discover_service_cidrs()
             self.sources = Sources(
                 self.api, self.world, self.cfg.namespace, self.cfg.use_legacy_endpoints, self.touched,
                 self.metrics, self._broken, written_back=self.written_back,
             )
+            # No pass before the policy's facts are listed too: an address must not flash on a node.
+            self.sources.reflectors.extend(self.facts.reflectors)
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())
-            spawn(self.guard, "report", self.report_loop())
+            spawn(self.guard, "report", self.reporter.loop())
         spawn(self.guard, "election", self.leadership.run())
         spawn(self.guard, "reconcile", self.loop())
 

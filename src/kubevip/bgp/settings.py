@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kubevip.core.communities import Community, LargeCommunity, parse_communities, parse_large_communities
 from kubevip.envparse import Settings
@@ -50,7 +50,8 @@ class Peer:
 
     address: IPAddress
     asn: int
-    password: str = ""
+    # Never in a repr (so never in a log line or traceback that prints the settings).
+    password: str = field(default="", repr=False)
     multihop: bool = False
     port: int = 179
     mpbgp: MpbgpNextHop | None = None  # per-peer override of the global mpbgp_* settings
@@ -185,7 +186,7 @@ def _peers(s: Settings) -> tuple[Peer, ...]:
             raise ConfigError("bgp_peeraddress", single, "expected an IPv4 or IPv6 address") from None
         password = s.str("bgp_peerpass")
         if not _password_ok(password):
-            raise ConfigError("bgp_peerpass", "<hidden>", _PASSWORD_RULE)
+            raise ConfigError("bgp_peerpass", f"<the password of peer {address}>", _PASSWORD_RULE)
         peers.append(
             Peer(
                 address=address,
@@ -201,8 +202,10 @@ def _peers(s: Settings) -> tuple[Peer, ...]:
     seen: set[IPAddress] = set()
     for p in peers:
         if p.address in seen:
+            # Name the peer, never the raw value: it holds every peer's password.
             raise ConfigError(
-                "bgp_peers", raw, f"peer {p.address} is listed twice (bgp_peeraddress and bgp_peers?)"
+                "bgp_peers", f"<peer {p.address}>",
+                "this peer is listed twice (bgp_peeraddress and bgp_peers?)",
             )
         seen.add(p.address)
     return tuple(peers)
@@ -265,15 +268,28 @@ def parse_peer(entry: str) -> Peer:
         if enable not in ("false", "0", "f", ""):
             raise ConfigError("bgp_peers", shown, f"bfd enable must be true or false, not {enable!r}")
     if not _password_ok(password):
-        raise ConfigError("bgp_peers", shown, _PASSWORD_RULE)
+        raise ConfigError("bgp_peers", f"<the password of peer {address}>", _PASSWORD_RULE)
     return Peer(address, asn, password, multihop, port, mpbgp)
 
 
-_PASSWORD_RULE = "the BGP password may not contain quotes, backslashes, ';', whitespace or control characters"
+# Settings that may carry passwords: never passed on to child processes.
+SECRET_ENV = frozenset({"bgp_peers", "bgp_peerpass"})
+
+# ExaBGP reads `md5-password "<password>";`: its tokeniser ends the string at either quote character,
+# unescapes backslashes and takes at most 80 characters (MAX_MD5_PASSWORD_LENGTH). A password it would
+# misread is refused here, before ExaBGP sees it (tests/unit/bgp check the rule against ExaBGP's parser).
+MAX_PASSWORD = 80
+_PASSWORD_FORBIDDEN = frozenset("\"'\\; \t")
+_PASSWORD_RULE = (
+    f"the BGP password must be at most {MAX_PASSWORD} printable ASCII characters without quotes (\" or '),"
+    " backslashes, ';' or white space (ExaBGP cannot read them)"
+)
 
 
 def _password_ok(password: str) -> bool:
-    return len(password) <= 80 and all(c.isprintable() and c not in '"\\; \t' for c in password)
+    return len(password) <= MAX_PASSWORD and all(
+        c.isascii() and c.isprintable() and c not in _PASSWORD_FORBIDDEN for c in password
+    )
 
 
 def _int_field(entry: str, text: str, what: str, lo: int, hi: int) -> int:

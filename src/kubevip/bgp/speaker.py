@@ -23,7 +23,7 @@ from kubevip.bgp.config import EXABGP_ENV, render
 from kubevip.bgp.ifaddrs import interface_addresses as _netlink_interface_addresses
 from kubevip.bgp.ifaddrs import interface_with
 from kubevip.bgp.runtime import make_runtime_dir
-from kubevip.bgp.settings import BgpSettings, MpbgpNextHop, Peer
+from kubevip.bgp.settings import SECRET_ENV, BgpSettings, MpbgpNextHop, Peer
 from kubevip.errors import BgpError, KubevipError
 from kubevip.tasks import TaskGroupGuard, spawn
 
@@ -112,7 +112,11 @@ class Speaker:
         self._runtime_dir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, bridge.__file__, str(self._socket_path)]
         conf = render(s, self.router_id, argv, source_if_addrs)
-        self._conf_path.write_text(conf)
+        # The file holds the peers' passwords: readable by this user only, from its creation on.
+        fd = os.open(self._conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)  # an older file keeps its mode through O_TRUNC
+            f.write(conf)
         log.info(
             "BGP speaker: router id %s, next hops %s, %d peer(s)",
             self.router_id,
@@ -198,6 +202,19 @@ class Speaker:
         for ip in candidates:
             if isinstance(ip, ipaddress.IPv4Address) and not ip.is_loopback:
                 return ip
+        # An IPv6-only node: the router id is still 32 bits (RFC 6286: unique within the AS, not an
+        # address). The low 32 bits of the node's first global IPv6 address are stable and, in one
+        # subnet, unique per node; bgp_routerid overrides.
+        for ip in candidates:
+            if (isinstance(ip, ipaddress.IPv6Address) and ip.is_global) or (
+                isinstance(ip, ipaddress.IPv6Address) and ip.is_private and not ip.is_link_local
+                and not ip.is_loopback
+            ):
+                rid = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+                if int(rid):
+                    log.info("BGP router id %s derived from %s (no IPv4 address in %s; set bgp_routerid "
+                             "to choose one)", rid, ip, what)
+                    return rid
         raise BgpError(f"no IPv4 address in {what} to use as BGP router id: set bgp_routerid")
 
     # ---------------------------------------------------------------- commands
@@ -287,7 +304,8 @@ class Speaker:
         with contextlib.suppress(FileNotFoundError):
             self._socket_path.unlink()
         server = await asyncio.start_unix_server(accept, path=str(self._socket_path))
-        env = {**os.environ, **EXABGP_ENV}
+        # The child needs none of the agent's settings; the peers' passwords stay out of its environment.
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV} | dict(EXABGP_ENV)
         argv = [*self._prefix, sys.executable, "-m", "exabgp", "server", str(self._conf_path)]
         tasks = TaskGroupGuard("bgp-exabgp")
         try:
@@ -347,9 +365,16 @@ class Speaker:
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
 
+    def redact(self, line: str) -> str:
+        """`line` without any peer's password (ExaBGP quotes configuration lines it refuses)."""
+        for peer in self.settings.peers:
+            if peer.password:
+                line = line.replace(peer.password, "***")
+        return line
+
     async def _drain_output(self, stream: asyncio.StreamReader) -> None:
         async for raw in stream:
-            line = raw.decode(errors="replace").rstrip()
+            line = self.redact(raw.decode(errors="replace").rstrip())
             self.log_tail.append(line)
             log.debug("exabgp: %s", line)
 

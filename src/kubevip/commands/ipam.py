@@ -7,9 +7,11 @@ import asyncio
 import os
 from typing import Any
 
+from kubevip.config import PolicySettings
+from kubevip.core.selection import ClassFilter
 from kubevip.envparse import Settings
 from kubevip.ipam.controller import IpamController, IpamSettings
-from kubevip.ipam.service import DEFAULT_CLASS, ClassFilter
+from kubevip.ipam.service import DEFAULT_CLASS
 
 
 def register(subparsers: Any) -> None:
@@ -45,12 +47,17 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> IpamSettings
         }.items() if v is not None
     }
     s = Settings(env, flags)
+    policy = PolicySettings.from_env(s)
     return IpamSettings(
         configmap=s.str("KUBEVIP_CONFIG_MAP", "kubevip") or "kubevip",
         namespace=s.str("KUBEVIP_NAMESPACE", "kube-system") or "kube-system",
         classes=ClassFilter(
             name=s.str("lb_class_name", DEFAULT_CLASS) or DEFAULT_CLASS, only=s.bool("lb_class_only", False),
+            legacy_handling=s.bool("lb_class_legacy_handling", True),
         ),
+        allowed_cidrs=policy.allowed_cidrs,
+        service_cidrs=policy.service_cidrs,
+        control_plane=policy.control_plane,
     )
 
 

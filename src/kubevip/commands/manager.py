@@ -59,6 +59,11 @@ def describe(cfg: AgentConfig) -> str:
         f" renew={e.timings.renew_deadline}s retry={e.timings.retry_period}s",
         f"lb_class only={cfg.lb_class.only} name={cfg.lb_class.name} legacy={cfg.lb_class.legacy_handling}",
         f"prometheus={cfg.prometheus or 'off'} kubeconfig={cfg.kubeconfig or '(in-cluster)'}",
+        "address policy: allowed_cidrs="
+        + (",".join(map(str, cfg.policy.allowed_cidrs)) or "(any not denied)")
+        + f" from_pools={cfg.policy.from_pools}"
+        + f" interfaces={','.join(cfg.policy.interfaces) or '(none)'}"
+        + f" cross_namespace_sharing={cfg.policy.cross_namespace}",
         *([] if cfg.bgp_settings is None else [
             f"bgp as={cfg.bgp_settings.local_as} peers="
             + ",".join(f"[{p.address}]:{p.asn}" if p.address.version == 6 else f"{p.address}:{p.asn}"

@@ -14,8 +14,10 @@ from kubevip.core.plan import ServiceDecision, node_share
 from kubevip.core.views import TRAFFIC_LOCAL, IPAddress, IPFamily, ServiceView
 
 ANNOTATION_LEASE_NAME = "kube-vip.io/leaseName"
+# MetalLB's convention: Services carrying the same value consent to share an address across namespaces.
+ANNOTATION_ALLOW_SHARED_IP = "kube-vip.io/allow-shared-ip"
 # Warning reason when a Service claims an address another, earlier Service holds with an overlapping port.
-PORT_CLASH = "vip-port-clash"
+PORT_CLASH = reasons.Reason.VIP_PORT_CLASH
 
 
 @dataclass(frozen=True)
@@ -32,15 +34,28 @@ class Claim:
     eligible: frozenset[str] | None
     # The Service's `kube-vip.io/serviceInterface` ("" = the node's own choice).
     interface: str = ""
+    # The Service's `kube-vip.io/allow-shared-ip` ("" = no consent to share across namespaces).
+    share: str = ""
 
     @property
     def service(self) -> str:
         return self.order[1]
 
+    @property
+    def namespace(self) -> str:
+        return self.order[1].split("/", 1)[0]
+
+    def consents(self, other: Claim) -> bool:
+        """Whether this claim may share its address with `other`'s Service without an operator setting:
+        same namespace, or both carry the same non-empty `kube-vip.io/allow-shared-ip` value."""
+        return self.namespace == other.namespace or (bool(self.share) and self.share == other.share)
+
     def sort_key(self) -> tuple[object, ...]:
         """Total order: who came first, then every other field, so ties never depend on input order."""
         elig = (0, ()) if self.eligible is None else (1, tuple(sorted(self.eligible)))
-        return (self.order, tuple(sorted(self.ports)), self.group, self.local, elig, self.interface)
+        return (
+            self.order, tuple(sorted(self.ports)), self.group, self.local, elig, self.interface, self.share
+        )
 
 
 @dataclass(frozen=True)
@@ -58,11 +73,13 @@ class VipPlan:
 
 @dataclass(frozen=True)
 class Clash:
-    """`service` lost `address` to the earlier `winner` because their ports overlap."""
+    """`service` lost `address` to the earlier `winner`: their ports overlap (PORT_CLASH), or they are
+    in different namespaces without consent (reasons.CROSS_NAMESPACE_SHARING)."""
 
     service: str
     address: IPAddress
     winner: str
+    reason: str = PORT_CLASH
 
 
 @dataclass(frozen=True)
@@ -103,8 +120,9 @@ def claims_of(
     local = service.external_traffic_policy == TRAFFIC_LOCAL
     elig = {f: eligible_nodes(decision, service, f) for f in decision.families}
     ifname = decision.interface if interfaces else ""
+    share = (service.annotation(ANNOTATION_ALLOW_SHARED_IP) or "").strip()
     return tuple(
-        Claim((created, service.key), v.address, v.family, ports, group, local, elig[v.family], ifname)
+        Claim((created, service.key), v.address, v.family, ports, group, local, elig[v.family], ifname, share)
         for v in decision.vips
     )
 
@@ -125,9 +143,12 @@ def _address_unit(address: IPAddress) -> str:
 
 
 def resolve(
-    claims: Iterable[Claim], per_address: bool = False
+    claims: Iterable[Claim], per_address: bool = False, cross_namespace: bool = False,
 ) -> tuple[tuple[VipPlan, ...], tuple[Clash, ...]]:
-    """Group claims by address; the earliest claim keeps it, later claims with overlapping ports lose it."""
+    """Group claims by address; the earliest claim keeps it, later claims with overlapping ports lose it,
+    and so do later claims from another namespace without consent (unless `cross_namespace`, kube-vip's
+    behaviour: `svc_cross_namespace_sharing=true`). "Earliest" is (creationTimestamp, namespace/name),
+    so every node reaches the same answer whatever order the Services arrived in."""
     by_addr: dict[IPAddress, list[Claim]] = {}
     for c in claims:
         by_addr.setdefault(c.address, []).append(c)
@@ -144,6 +165,11 @@ def resolve(
         for c in sorted(set(group), key=Claim.sort_key):
             if any(k.service == c.service for k in kept):
                 continue
+            if not cross_namespace:
+                refuser = next((k for k in kept if not c.consents(k)), None)
+                if refuser is not None:
+                    clashes.append(Clash(c.service, addr, refuser.service, reasons.CROSS_NAMESPACE_SHARING))
+                    continue
             winner = next((k for k in kept if k.ports & c.ports), None)
             if winner is not None:
                 clashes.append(Clash(c.service, addr, winner.service))
@@ -160,7 +186,7 @@ def resolve(
         plans.append(
             VipPlan(addr, first.family, unit, tuple(k.service for k in kept), eligible, first.interface)
         )
-    return tuple(plans), tuple(sorted(clashes, key=lambda x: (x.service, str(x.address))))
+    return tuple(plans), tuple(sorted(clashes, key=lambda x: (x.service, str(x.address), x.reason)))
 
 
 def interface_conflicts(

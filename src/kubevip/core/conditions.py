@@ -7,20 +7,23 @@ same condition seen by every node) maps onto the Event that already exists.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from kubevip.core import reasons
-from kubevip.core.claims import PORT_CLASH, Clash, InterfaceConflict
+from kubevip.core.claims import ANNOTATION_ALLOW_SHARED_IP, Clash, InterfaceConflict
 from kubevip.core.interface import ANNOTATION_SERVICE_INTERFACE, valid_interface_name
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.views import IPAddress
+from kubevip.core.vips import Rejection
 
 NORMAL = "Normal"
 WARNING = "Warning"
 # Normal Event reasons for a node's own announcements.
 STARTED = "AnnouncingVIP"
 STOPPED = "WithdrewVIP"
+# Addresses named in one aggregated Warning; the rest are counted (a tenant controls how many there are).
+SHOWN_ADDRESSES = 5
 
 
 @dataclass(frozen=True, order=True)
@@ -48,8 +51,17 @@ def warnings(
     s = decision.service
     if decision.reason in (reasons.NOT_LOAD_BALANCER, reasons.IGNORED):
         return frozenset()
+    by_reason: dict[str, list[Rejection]] = {}
     for r in decision.rejected:
-        out.add(Condition(s, WARNING, r.reason, f"address {r.address!r} not used: {r.reason}"))
+        by_reason.setdefault(r.reason, []).append(r)
+    for reason, rejections in by_reason.items():
+        out.add(rejected_condition(s, reason, rejections))
+    if decision.interface_refused:
+        out.add(Condition(
+            s, WARNING, reasons.SERVICE_INTERFACE_NOT_ALLOWED,
+            f"annotation {ANNOTATION_SERVICE_INTERFACE}={decision.interface_refused!r} names an interface"
+            " vip_allowed_interfaces does not allow; the node's own interface choice is used",
+        ))
     if decision.reason == reasons.REQUIRE_DUAL_STACK_UNMET:
         have = ", ".join(f"{v.family.value} {v.address}" for v in decision.vips) or "none"
         out.add(Condition(
@@ -60,10 +72,14 @@ def warnings(
         out.add(Condition(s, WARNING, reasons.NO_VIP, "no usable VIP; nothing announced"))
     for c in clashes:
         if c.service == s:
+            if c.reason == reasons.CROSS_NAMESPACE_SHARING:
+                why = ("in another namespace, and the two do not carry the same"
+                       f" {ANNOTATION_ALLOW_SHARED_IP} value")
+            else:
+                why = "with an overlapping port"
             out.add(Condition(
-                s, WARNING, PORT_CLASH,
-                f"address {c.address} is used by the earlier Service {c.winner} with an overlapping port;"
-                " it keeps the address",
+                s, WARNING, c.reason,
+                f"address {c.address} is used by the earlier Service {c.winner} {why}; it keeps the address",
             ))
     for ic in conflicts:
         if ic.service == s:
@@ -74,6 +90,32 @@ def warnings(
                 f" {used}; annotation {ANNOTATION_SERVICE_INTERFACE}={ic.wanted!r} is not used for it",
             ))
     return frozenset(out)
+
+
+def rejected_condition(service: str, reason: str, rejections: Sequence[Rejection]) -> Condition:
+    """One Warning for every address of a Service refused for the same reason: a count, the first
+    `SHOWN_ADDRESSES` addresses and the rule. Bounded whatever the annotation holds, and the same text
+    on every node, so every node maps it onto one Event."""
+    shown = ", ".join(repr(r.address[:64]) for r in rejections[:SHOWN_ADDRESSES])
+    more = len(rejections) - SHOWN_ADDRESSES
+    if more > 0:
+        shown += f" and {more} more"
+    rule = rejections[0].rule
+    if len(rejections) == 1:
+        text = f"address {shown} not used: {reason}"
+    else:
+        text = f"{len(rejections)} addresses not used: {reason}: {shown}"
+    return Condition(service, WARNING, reason, f"{text} ({rule})" if rule else text)
+
+
+def no_family_interface(service: str, address: IPAddress, node: str) -> Condition:
+    """`node` holds `address` but has no interface of its family: it cannot announce it."""
+    fam = "IPv4" if address.version == 4 else "IPv6"
+    return Condition(
+        service, WARNING, reasons.Reason.NO_INTERFACE_FOR_FAMILY,
+        f"node {node} has no {fam} interface for {address} (no {fam} default route, and neither "
+        f"vip_interface nor vip_servicesinterface is set): {address} is not announced from this node",
+    )
 
 
 def missing_interface(

@@ -17,6 +17,7 @@ from kubevip.core.views import (
     EndpointView,
     IPAddress,
     IPFamily,
+    IPNetwork,
     LegacyEndpointsView,
     ServicePort,
     ServiceView,
@@ -27,7 +28,10 @@ DEFAULT_NAMESPACE = "default"
 LABEL_SERVICE_NAME = "kubernetes.io/service-name"
 ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
 
-__all__ = ["endpoints_from_dict", "endpointslice_from_dict", "object_ref", "service_from_dict"]
+__all__ = [
+    "endpoints_from_dict", "endpointslice_from_dict", "node_addresses_from_dict", "object_ref",
+    "service_cidrs_from_dict", "service_from_dict",
+]
 
 
 def object_ref(kind: str, d: Mapping[str, Any]) -> str:
@@ -235,3 +239,38 @@ def endpoints_from_dict(d: Mapping[str, Any]) -> LegacyEndpointsView:
                     )
                 )
     return LegacyEndpointsView(namespace=namespace, name=name, endpoints=tuple(endpoints))
+
+
+def node_addresses_from_dict(d: Mapping[str, Any]) -> tuple[str, frozenset[IPAddress]]:
+    """A Node -> (name, the IP addresses of `status.addresses`); Hostname entries and junk are skipped
+    (the address policy only needs what could be mistaken for a VIP)."""
+    r = _Reader("Node", d)
+    meta = r.mapping(d.get("metadata"), "metadata")
+    name = r.string(meta.get("name"), "metadata.name", required=True) or ""
+    status = r.mapping(d.get("status"), "status")
+    out: set[IPAddress] = set()
+    for i, raw in enumerate(r.listing(status.get("addresses"), "status.addresses")):
+        entry = r.mapping(raw, f"status.addresses[{i}]")
+        text = entry.get("address")
+        if isinstance(text, str):
+            try:
+                out.add(ipaddress.ip_address(text.strip()))
+            except ValueError:
+                continue
+    return name, frozenset(out)
+
+
+def service_cidrs_from_dict(d: Mapping[str, Any]) -> tuple[str, tuple[IPNetwork, ...]]:
+    """A ServiceCIDR (networking.k8s.io) -> (name, `spec.cidrs`)."""
+    r = _Reader("ServiceCIDR", d)
+    meta = r.mapping(d.get("metadata"), "metadata")
+    name = r.string(meta.get("name"), "metadata.name", required=True) or ""
+    spec = r.mapping(d.get("spec"), "spec")
+    out: list[IPNetwork] = []
+    for i, value in enumerate(r.listing(spec.get("cidrs"), "spec.cidrs")):
+        text = r.string(value, f"spec.cidrs[{i}]", required=True) or ""
+        try:
+            out.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise r.fail(f"spec.cidrs[{i}]", value, "is not a CIDR") from None
+    return name, tuple(out)

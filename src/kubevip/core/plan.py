@@ -10,6 +10,7 @@ from kubevip.core import endpoints as eps
 from kubevip.core import reasons
 from kubevip.core.families import effective_policy, served_families
 from kubevip.core.interface import requested_interface
+from kubevip.core.policy import DEFAULT_POLICY, AddressPolicy, interface_allowed
 from kubevip.core.views import (
     REQUIRE_DUAL_STACK,
     TRAFFIC_LOCAL,
@@ -42,6 +43,8 @@ class ServiceDecision:
     endpoint_source: str = eps.SOURCE_SLICES
     # `kube-vip.io/serviceInterface`, trimmed; "" when unset or `auto` (the agent's own choice applies).
     interface: str = ""
+    # The annotation's interface when `vip_allowed_interfaces` does not allow it (then `interface` is "").
+    interface_refused: str = ""
 
     @property
     def primary(self) -> IPFamily | None:
@@ -77,14 +80,20 @@ def decide(
     slices: Iterable[EndpointSliceView],
     legacy: LegacyEndpointsView | None,
     use_legacy: bool,
+    policy: AddressPolicy = DEFAULT_POLICY,
 ) -> ServiceDecision:
     """Families, VIPs (+ rejections), the whole-Service verdict and usable endpoints per family.
 
-    Pure and order-independent: the same objects in any order give an equal decision.
+    Pure and order-independent: the same objects in any order give an equal decision. `policy` refuses
+    addresses (and `kube-vip.io/serviceInterface` values) the operator does not allow.
     """
     families = served_families(service, well_formed(service))
-    vips, rejected = choose(service, families)
+    vips, rejected = choose(service, families, policy)
     reason = _verdict(service, families, vips)
+    interface = requested_interface(service)
+    refused_interface = ""
+    if interface and not interface_allowed(policy, interface):
+        interface, refused_interface = "", interface
     return ServiceDecision(
         service=service.key,
         families=families,
@@ -94,7 +103,8 @@ def decide(
         reason=reason,
         endpoints=eps.usable_endpoints(service, families, slices, legacy, use_legacy),
         endpoint_source=eps.SOURCE_LEGACY if use_legacy else eps.SOURCE_SLICES,
-        interface=requested_interface(service),
+        interface=interface,
+        interface_refused=refused_interface,
     )
 
 

@@ -5,46 +5,137 @@ Codes are part of the public contract (docs/explain.md): add new ones, never ren
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Every reason code of kubevip in one place; members are `str`, so they compare, format and
+    serialise as their code."""
+
+    NOT_AN_IP = "not-an-ip"
+    DNS_NAME = "dns-name"
+    ZONE_SUFFIX = "zone-suffix"
+    UNSPECIFIED = "unspecified"
+    LOOPBACK = "loopback"
+    MULTICAST = "multicast"
+    LINK_LOCAL = "link-local"
+    IPV4_MAPPED = "ipv4-mapped"
+    FAMILY_NOT_SERVED = "family-not-served"
+    TOO_MANY_ADDRESSES = "too-many-addresses"
+    # The address policy (core/policy.py, docs/security.md).
+    LIMITED_BROADCAST = "limited-broadcast"
+    RESERVED_RANGE = "reserved-range"
+    CONTROL_PLANE_VIP = "control-plane-vip"
+    NODE_ADDRESS = "node-address"
+    DEFAULT_GATEWAY = "default-gateway"
+    SERVICE_CIDR = "service-cidr"
+    SUBNET_NETWORK_ADDRESS = "subnet-network-address"
+    SUBNET_BROADCAST_ADDRESS = "subnet-broadcast-address"
+    NOT_ALLOWED = "not-allowed"
+    ANNOUNCED = ""
+    NOT_LOAD_BALANCER = "not-load-balancer"
+    IGNORED = "ignored"
+    NO_VIP = "no-vip"
+    REQUIRE_DUAL_STACK_UNMET = "require-dual-stack-unmet"
+    SERVICE_NOT_ANNOUNCED = "service-not-announced"
+    NO_VIP_FOR_FAMILY = "no-vip-for-family"
+    NO_LOCAL_ENDPOINTS = "no-local-endpoints"
+    PRIMARY_FAMILY_NODES = "legacy-endpoints-primary-family-nodes"
+    NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY = "no-local-endpoints-primary-family"
+    SERVICE_INTERFACE_CONFLICT = "service-interface-conflict"
+    SERVICE_INTERFACE_MISSING = "service-interface-missing"
+    SERVICE_INTERFACE_NOT_ALLOWED = "service-interface-not-allowed"
+    CROSS_NAMESPACE_SHARING = "cross-namespace-sharing"
+
+    # Agent Warnings and metrics.
+    # A Service claims an address an earlier Service holds with an overlapping port.
+    VIP_PORT_CLASH = "vip-port-clash"
+    # Another implementation handles the Service's class.
+    OTHER_LOAD_BALANCER_CLASS = "other-load-balancer-class"
+    BGP_BAD_ANNOTATION = "bgp-bad-annotation"  # a Service's BGP community annotation does not parse
+    BGP_NO_NEXT_HOP = "bgp-no-next-hop"  # no next hop of the VIP's family on this node
+    INVALID_OBJECT = "invalid-object"  # an object the agent cannot parse (metrics only)
+    # The node holding a VIP has no interface of its family (a single-stack node: no default route).
+    NO_INTERFACE_FOR_FAMILY = "no-interface-for-family"
+
+    # IPAM (docs/ipam.md).
+    NO_POOL = "no-pool"  # IPAM: no pool for the namespace and family
+    POOL_MALFORMED = "pool-malformed"  # IPAM: the namespace's pool does not parse
+    POOL_EXHAUSTED = "pool-exhausted"  # IPAM: every address of the pool is taken
+    OUTSIDE_EVERY_POOL = "outside-every-pool"  # IPAM: a requested address is in no pool
+    ADDRESS_CONFLICT = "address-conflict"  # IPAM: a requested address is taken by another Service
+    ADDRESS_REFUSED = "address-refused"  # IPAM: the address policy refuses a held address
+    INVALID_ADDRESS = "invalid-address"  # IPAM: a user's value is not all IP addresses (left alone)
+
+
+# The module-level names below are the members' aliases (kept: `reasons.NOT_AN_IP`).
 # Why a VIP candidate (annotation entry or spec.loadBalancerIP) is not used.
-NOT_AN_IP = "not-an-ip"
-DNS_NAME = "dns-name"
-ZONE_SUFFIX = "zone-suffix"
-UNSPECIFIED = "unspecified"
-LOOPBACK = "loopback"
-MULTICAST = "multicast"
-LINK_LOCAL = "link-local"
-IPV4_MAPPED = "ipv4-mapped"
-FAMILY_NOT_SERVED = "family-not-served"
+NOT_AN_IP = Reason.NOT_AN_IP
+DNS_NAME = Reason.DNS_NAME
+ZONE_SUFFIX = Reason.ZONE_SUFFIX
+UNSPECIFIED = Reason.UNSPECIFIED
+LOOPBACK = Reason.LOOPBACK
+MULTICAST = Reason.MULTICAST
+LINK_LOCAL = Reason.LINK_LOCAL
+IPV4_MAPPED = Reason.IPV4_MAPPED
+FAMILY_NOT_SERVED = Reason.FAMILY_NOT_SERVED
+# More than `vips.MAX_PER_FAMILY` addresses of one family: the rest are not used (bounded work per Service).
+TOO_MANY_ADDRESSES = Reason.TOO_MANY_ADDRESSES
+
+# The address policy (core/policy.py, docs/security.md): addresses that are never a VIP.
+LIMITED_BROADCAST = Reason.LIMITED_BROADCAST
+RESERVED_RANGE = Reason.RESERVED_RANGE
+CONTROL_PLANE_VIP = Reason.CONTROL_PLANE_VIP
+NODE_ADDRESS = Reason.NODE_ADDRESS
+DEFAULT_GATEWAY = Reason.DEFAULT_GATEWAY
+SERVICE_CIDR = Reason.SERVICE_CIDR
+SUBNET_NETWORK_ADDRESS = Reason.SUBNET_NETWORK_ADDRESS
+SUBNET_BROADCAST_ADDRESS = Reason.SUBNET_BROADCAST_ADDRESS
+# Outside `vip_allowed_cidrs` (and the namespace's IPAM pools when `vip_allowed_from_pools=true`).
+NOT_ALLOWED = Reason.NOT_ALLOWED
 
 # Why a whole Service is not announced (ServiceDecision.reason); "" means announced.
-ANNOUNCED = ""
-NOT_LOAD_BALANCER = "not-load-balancer"
-IGNORED = "ignored"
-NO_VIP = "no-vip"
-REQUIRE_DUAL_STACK_UNMET = "require-dual-stack-unmet"
+ANNOUNCED = Reason.ANNOUNCED
+NOT_LOAD_BALANCER = Reason.NOT_LOAD_BALANCER
+IGNORED = Reason.IGNORED
+NO_VIP = Reason.NO_VIP
+REQUIRE_DUAL_STACK_UNMET = Reason.REQUIRE_DUAL_STACK_UNMET
 
 # Why this node does (not) take part for one family (NodeShare.reason).
-SERVICE_NOT_ANNOUNCED = "service-not-announced"
-NO_VIP_FOR_FAMILY = "no-vip-for-family"
-NO_LOCAL_ENDPOINTS = "no-local-endpoints"
+SERVICE_NOT_ANNOUNCED = Reason.SERVICE_NOT_ANNOUNCED
+NO_VIP_FOR_FAMILY = Reason.NO_VIP_FOR_FAMILY
+NO_LOCAL_ENDPOINTS = Reason.NO_LOCAL_ENDPOINTS
 # Legacy Endpoints carry only the primary family: the secondary family follows the primary's nodes.
-PRIMARY_FAMILY_NODES = "legacy-endpoints-primary-family-nodes"
-NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY = "no-local-endpoints-primary-family"
+PRIMARY_FAMILY_NODES = Reason.PRIMARY_FAMILY_NODES
+NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY = Reason.NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY
 
 # Warning Events about `kube-vip.io/serviceInterface` (the agent's; `kubevip explain` never returns them).
 # A Service sharing an address with an earlier Service that puts it on another interface.
-SERVICE_INTERFACE_CONFLICT = "service-interface-conflict"
+SERVICE_INTERFACE_CONFLICT = Reason.SERVICE_INTERFACE_CONFLICT
 # The annotation names an interface that does not exist on the node holding the VIP: not announced there.
-SERVICE_INTERFACE_MISSING = "service-interface-missing"
+SERVICE_INTERFACE_MISSING = Reason.SERVICE_INTERFACE_MISSING
+# The annotation names an interface `vip_allowed_interfaces` does not allow: the node's own choice applies.
+SERVICE_INTERFACE_NOT_ALLOWED = Reason.SERVICE_INTERFACE_NOT_ALLOWED
+# A Service names an address an earlier Service of another namespace holds, without both consenting
+# (the same `kube-vip.io/allow-shared-ip` value) and without `svc_cross_namespace_sharing=true`.
+CROSS_NAMESPACE_SHARING = Reason.CROSS_NAMESPACE_SHARING
 
 VIP_REJECTIONS = (
     NOT_AN_IP, DNS_NAME, ZONE_SUFFIX, UNSPECIFIED, LOOPBACK, MULTICAST, LINK_LOCAL, IPV4_MAPPED,
-    FAMILY_NOT_SERVED,
+    FAMILY_NOT_SERVED, TOO_MANY_ADDRESSES,
+)
+POLICY_REJECTIONS = (
+    LIMITED_BROADCAST, RESERVED_RANGE, CONTROL_PLANE_VIP, NODE_ADDRESS, DEFAULT_GATEWAY, SERVICE_CIDR,
+    SUBNET_NETWORK_ADDRESS, SUBNET_BROADCAST_ADDRESS, NOT_ALLOWED,
 )
 SERVICE_VERDICTS = (ANNOUNCED, NOT_LOAD_BALANCER, IGNORED, NO_VIP, REQUIRE_DUAL_STACK_UNMET)
 NODE_VERDICTS = (
     ANNOUNCED, SERVICE_NOT_ANNOUNCED, NO_VIP_FOR_FAMILY, NO_LOCAL_ENDPOINTS, PRIMARY_FAMILY_NODES,
     NO_LOCAL_ENDPOINTS_PRIMARY_FAMILY,
 )
-INTERFACE_WARNINGS = (SERVICE_INTERFACE_CONFLICT, SERVICE_INTERFACE_MISSING)
-ALL = VIP_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
+INTERFACE_WARNINGS = (SERVICE_INTERFACE_CONFLICT, SERVICE_INTERFACE_MISSING, SERVICE_INTERFACE_NOT_ALLOWED)
+SHARING_WARNINGS = (CROSS_NAMESPACE_SHARING,)
+ALL = (
+    VIP_REJECTIONS + POLICY_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
+    + SHARING_WARNINGS
+)

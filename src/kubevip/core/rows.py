@@ -5,14 +5,15 @@ Pure functions over frozen values: the reconciler applies their answers and deci
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kubevip.core.claims import VipPlan
 from kubevip.core.views import IPAddress, IPFamily
 
-# unit, eligible nodes (None: any) -> the node that holds it, or None when nobody does (or it is unknown).
-HolderOf = Callable[[str, "frozenset[str] | None"], "str | None"]
+# The election's outcome as data: unit -> the node that holds it (None, or absent: nobody, or unknown).
+# The agent builds it once per pass from its elector; the row functions never call back into it.
+Holdings = Mapping[str, "str | None"]
 
 
 def addr_key(a: IPAddress) -> tuple[int, int]:
@@ -59,11 +60,9 @@ def unit_eligibility(plans: Iterable[VipPlan]) -> Mapping[str, frozenset[str] | 
     return out
 
 
-def held_plans(plans: Iterable[VipPlan], holder_of: HolderOf, me: str) -> tuple[VipPlan, ...]:
+def held_plans(plans: Iterable[VipPlan], holdings: Holdings, me: str) -> tuple[VipPlan, ...]:
     """The VIPs whose unit this node leads."""
-    plans = tuple(plans)
-    units = unit_eligibility(plans)
-    return tuple(p for p in plans if holder_of(p.unit, units[p.unit]) == me)
+    return tuple(p for p in plans if holdings.get(p.unit) == me)
 
 
 def placement(plan: VipPlan, interface_of: Mapping[IPFamily, str], links: frozenset[str]) -> str | None:
@@ -76,7 +75,7 @@ def placement(plan: VipPlan, interface_of: Mapping[IPFamily, str], links: frozen
 
 def desired_rows(
     plans: Iterable[VipPlan],
-    holder_of: HolderOf,
+    holdings: Holdings,
     me: str,
     interface_of: Mapping[IPFamily, str],
     links: frozenset[str] = frozenset(),
@@ -84,7 +83,7 @@ def desired_rows(
     """The VIPs this node holds, each on its `placement`; `links` are the Services' interfaces that exist
     here (the others' VIPs get no row: see `missing_interfaces`)."""
     out: set[Row] = set()
-    for p in held_plans(plans, holder_of, me):
+    for p in held_plans(plans, holdings, me):
         ifname = placement(p, interface_of, links)
         if ifname:
             out.add(Row(p.address, ifname))
@@ -124,8 +123,7 @@ class ServiceStatus:
 
 
 def service_status(
-    vip_order: Iterable[IPAddress], plans: Iterable[VipPlan], holder_of: HolderOf,
-    units: Mapping[str, frozenset[str] | None],
+    vip_order: Iterable[IPAddress], plans: Iterable[VipPlan], holdings: Holdings
 ) -> ServiceStatus:
     """Ingress: exactly the granted VIPs that have a holder, in the Service's own VIP order."""
     by_addr = {p.address: p for p in plans}
@@ -135,7 +133,7 @@ def service_status(
         p = by_addr.get(addr)
         if p is None:
             continue
-        holder = holder_of(p.unit, units.get(p.unit))
+        holder = holdings.get(p.unit)
         if holder is None:
             continue
         ingress.append(str(addr))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubevip.core.reasons import Reason
 from kubevip.core.views import ServiceView
 
 # Reason code (agent-level, next to core.reasons) for a Service another implementation handles.
-OTHER_CLASS = "other-load-balancer-class"
+OTHER_CLASS = Reason.OTHER_LOAD_BALANCER_CLASS
 
 
 @dataclass(frozen=True)

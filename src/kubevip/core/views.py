@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubevip.ip import IPAddress, IPFamily
+from kubevip.ip import IPAddress, IPFamily, IPNetwork
 
-__all__ = ["IPAddress", "IPFamily"]  # re-exported: the core's modules import them from here
+__all__ = ["IPAddress", "IPFamily", "IPNetwork"]  # re-exported: the core's modules import them from here
 
 # Sort key that puts IPv4 before IPv6; used only where no primary-first order exists.
 FAMILY_ORDER: dict[IPFamily, int] = {IPFamily.IPV4: 0, IPFamily.IPV6: 1}

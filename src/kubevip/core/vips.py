@@ -5,14 +5,18 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kubevip.core import reasons
+from kubevip.core.policy import DEFAULT_POLICY, AddressPolicy, refusal
 from kubevip.core.views import IPAddress, IPFamily, ServiceView
 
 ANNOTATION_LOADBALANCER_IPS = "kube-vip.io/loadbalancerIPs"
 SOURCE_ANNOTATION = "annotation"
 SOURCE_SPEC = "spec"
+# VIPs per family a Service may have; later entries are refused (reasons.TOO_MANY_ADDRESSES). Bounds what
+# one Service costs every agent (claims, rows, Leases) whatever its annotation says.
+MAX_PER_FAMILY = 64
 
 # RFC 1123 host name; the last label must hold a letter so that "10.0.0.300" is not taken for a name.
 _LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
@@ -34,6 +38,8 @@ class Rejection:
 
     address: str
     reason: str
+    # The rule in words, for the Warning (policy refusals); "" when the code says it all.
+    rule: str = field(default="", compare=False)
 
 
 def candidates(service: ServiceView) -> tuple[tuple[str, ...], str]:
@@ -76,24 +82,40 @@ def well_formed(service: ServiceView) -> tuple[IPAddress, ...]:
 
 
 def choose(
-    service: ServiceView, families: Sequence[IPFamily]
+    service: ServiceView, families: Sequence[IPFamily], policy: AddressPolicy = DEFAULT_POLICY,
 ) -> tuple[tuple[VipChoice, ...], tuple[Rejection, ...]]:
-    """VIPs of served families (primary first, then source order; duplicates collapse) and rejections."""
+    """VIPs of served families (primary first, then source order; duplicates collapse) and rejections.
+
+    Linear in the number of entries (a tenant writes the annotation): dicts, not list scans. At most
+    `MAX_PER_FAMILY` VIPs per family; addresses the policy refuses are rejected with its reason and rule.
+    """
     texts, source = candidates(service)
-    chosen: list[VipChoice] = []
-    rejected: list[Rejection] = []
+    chosen: dict[VipChoice, None] = {}
+    per_family: dict[IPFamily, int] = {}
+    rejected: dict[Rejection, None] = {}
     for text in texts:
         result = classify(text)
         if isinstance(result, str):
-            rejection = Rejection(text, result)
-        elif IPFamily.of(result) not in families:
-            rejection = Rejection(text, reasons.FAMILY_NOT_SERVED)
-        else:
-            choice = VipChoice(result, IPFamily.of(result), source)
-            if choice not in chosen:
-                chosen.append(choice)
+            rejected.setdefault(Rejection(text, result))
             continue
-        if rejection not in rejected:
-            rejected.append(rejection)
-    chosen.sort(key=lambda c: families.index(c.family))  # stable: keeps source order within a family
-    return tuple(chosen), tuple(rejected)
+        family = IPFamily.of(result)
+        if family not in families:
+            rejected.setdefault(Rejection(text, reasons.FAMILY_NOT_SERVED))
+            continue
+        choice = VipChoice(result, family, source)
+        if choice in chosen:
+            continue
+        refused = refusal(policy, result, service.namespace)
+        if refused is not None:
+            rejected.setdefault(Rejection(text, refused.reason, refused.rule))
+            continue
+        if per_family.get(family, 0) >= MAX_PER_FAMILY:
+            rejected.setdefault(Rejection(
+                text, reasons.TOO_MANY_ADDRESSES, f"at most {MAX_PER_FAMILY} addresses per family"
+            ))
+            continue
+        per_family[family] = per_family.get(family, 0) + 1
+        chosen[choice] = None
+    rank = {f: i for i, f in enumerate(families)}
+    ordered = sorted(chosen, key=lambda c: rank[c.family])  # stable: keeps source order within a family
+    return tuple(ordered), tuple(rejected)

@@ -19,6 +19,7 @@ from kubevip.core.claims import (
 )
 from kubevip.core.conditions import Condition, warnings
 from kubevip.core.plan import ServiceDecision, decide
+from kubevip.core.policy import DEFAULT_POLICY, AddressPolicy
 from kubevip.core.rows import unit_eligibility
 from kubevip.core.selection import ClassFilter, class_reason
 from kubevip.core.views import EndpointSliceView, IPAddress, LegacyEndpointsView, ServiceView
@@ -90,10 +91,14 @@ class Snapshot:
         return any(p.interface for p in self.plans)
 
 
-def decide_one(world: World, key: str, use_legacy: bool) -> ServiceDecision:
+def decide_one(
+    world: World, key: str, use_legacy: bool, policy: AddressPolicy = DEFAULT_POLICY
+) -> ServiceDecision:
     """The core decision for one Service of the World."""
     rec = world.services[key]
-    return decide(rec.view, tuple(world.slices.get(key, {}).values()), world.legacy.get(key), use_legacy)
+    return decide(
+        rec.view, tuple(world.slices.get(key, {}).values()), world.legacy.get(key), use_legacy, policy
+    )
 
 
 def snapshot(
@@ -101,11 +106,15 @@ def snapshot(
     cache: Mapping[str, Decided] | None = None,
     per_address: bool = False,
     service_interfaces: bool = True,
+    policy: AddressPolicy = DEFAULT_POLICY,
+    cross_namespace: bool = False,
 ) -> Snapshot:
     """Decide every handled Service, then resolve shared addresses cluster-wide.
 
-    `cache` holds decisions still valid (their inputs did not change); the result is the same without it.
-    `service_interfaces=False` (BGP mode) ignores `kube-vip.io/serviceInterface`: plans carry no interface.
+    `cache` holds decisions still valid (their inputs, `policy` included, did not change); the result is
+    the same without it. `service_interfaces=False` (BGP mode) ignores `kube-vip.io/serviceInterface`:
+    plans carry no interface. `cross_namespace` lets Services of different namespaces share an address
+    without consent (`svc_cross_namespace_sharing`).
     """
     decisions: dict[str, ServiceDecision] = {}
     decided: dict[str, Decided] = {}
@@ -118,12 +127,12 @@ def snapshot(
         handled.add(key)
         done = cache.get(key) if cache is not None else None
         if done is None:
-            d = decide_one(world, key, use_legacy)
+            d = decide_one(world, key, use_legacy, policy)
             done = Decided(d, claims_of(rec.view, rec.created, d, service_interfaces))
         decided[key] = done
         decisions[key] = done.decision
         claims.extend(done.claims)
-    plans, clashes = resolve(claims, per_address)
+    plans, clashes = resolve(claims, per_address, cross_namespace)
     conflicts = interface_conflicts(claims, plans)
     warns = {k: warnings(d, clashes, conflicts) for k, d in decisions.items()}
     return Snapshot(

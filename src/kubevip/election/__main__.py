@@ -1,8 +1,10 @@
 """A standalone elector process for tests, benchmarks and demos: prints one JSON line per change.
 
 `python -m kubevip.election --kubeconfig K --identity node-a --lease plndr-cp-lock` (lease mode), or
-`--mode scalable --unit u1 --unit u2`. Lines: {"event": "ready"|"started"|"stopped"|"released",
-"unit", "node", "mono", "wall"}; SIGTERM releases (withdraw first, then hand the Lease back) and exits 0.
+`--mode scalable --unit u1 --unit u2`. `--nodes N` runs N identities (`<identity>-0` ..) in this one
+process over one client: 100+ nodes' worth of electors against one API server, cheaply (benchmarks).
+Lines: {"event": "ready"|"started"|"stopped"|"released", "unit", "node", "mono", "wall"}; SIGTERM
+releases (withdraw first, then hand the Lease back) and exits 0.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from kubevip.election.elector import LeaseElector
 from kubevip.election.leaseapi import LeaseApi
 from kubevip.election.scalable import ScalableElector
 from kubevip.election.timings import Timings
-from kubevip.kube.client import connect
+from kubevip.kube.client import access, connect
+from kubevip.kube.rest import RestClient
 from kubevip.tasks import TaskGroupGuard, spawn
 
 
@@ -49,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--retry-period", type=float, default=d.retry_period)
     p.add_argument("--skew-margin", type=float, default=d.skew_margin)
     p.add_argument("--quiet", action="store_true", help="print only ready/released (benchmarks)")
+    p.add_argument("--nodes", type=int, default=0,
+                   help="run this many identities <identity>-0 .. in one process, sharing one client")
     return p.parse_args(argv)
 
 
@@ -58,14 +63,37 @@ async def amain(args: argparse.Namespace) -> int:
     ).validate()
     names = list(args.lease if args.mode == "lease" else args.unit)
     names += [args.template.format(i=i) for i in range(args.count)]
-    node = args.identity
-    api = await connect(args.kubeconfig)
+    identities = [f"{args.identity}-{i}" for i in range(args.nodes)] if args.nodes else [args.identity]
+    # Every identity keeps a watch open (one connection each): N identities need more than the default
+    # pool, or a holder's renewal would queue behind other identities' connections.
+    api = RestClient(access(args.kubeconfig), pool_size=0) if args.nodes else await connect(args.kubeconfig)
     leases = LeaseApi(api, request_timeout=timings.renew_deadline)
-    guard = TaskGroupGuard(f"elector-{node}")
+    guard = TaskGroupGuard(f"elector-{args.identity}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+
+    electors: list[LeaseElector | ScalableElector] = []
+    for node in identities:
+        electors += _electors(args, leases, node, names, timings)
+    try:
+        for el in electors:
+            spawn(guard, f"elect:{el.lease_name}", el.run())
+        emit("ready", "", args.identity)
+        await stop.wait()
+        await asyncio.gather(*(el.release() for el in electors))
+        emit("released", "", args.identity)
+    finally:
+        await guard.close()
+        await api.close()
+    return 0
+
+
+def _electors(
+    args: argparse.Namespace, leases: LeaseApi, node: str, names: list[str], timings: Timings
+) -> list[LeaseElector | ScalableElector]:
+    """The electors of one identity: a LeaseElector per Lease name, or one ScalableElector."""
 
     def reporter(event: str, unit: str) -> Callable[[], Awaitable[None]]:
         async def cb() -> None:
@@ -82,35 +110,15 @@ async def amain(args: argparse.Namespace) -> int:
         if not args.quiet:
             emit("stopped", unit, node)
 
-    electors: list[LeaseElector | ScalableElector] = []
     if args.mode == "lease":
-        for name in names:
-            electors.append(
-                LeaseElector(
-                    leases,
-                    args.namespace,
-                    name,
-                    node,
-                    timings,
-                    reporter("started", name),
-                    reporter("stopped", name),
-                )
-            )
-    else:
-        scalable = ScalableElector(leases, args.namespace, node, timings, started, stopped)
-        scalable.set_units(dict.fromkeys(names))
-        electors.append(scalable)
-    try:
-        for el in electors:
-            spawn(guard, f"elect:{el.lease_name}", el.run())
-        emit("ready", "", node)
-        await stop.wait()
-        await asyncio.gather(*(el.release() for el in electors))
-        emit("released", "", node)
-    finally:
-        await guard.close()
-        await api.close()
-    return 0
+        return [
+            LeaseElector(leases, args.namespace, name, node, timings, reporter("started", name),
+                         reporter("stopped", name))
+            for name in names
+        ]
+    scalable = ScalableElector(leases, args.namespace, node, timings, started, stopped)
+    scalable.set_units(dict.fromkeys(names))
+    return [scalable]
 
 
 def main(argv: list[str] | None = None) -> int:

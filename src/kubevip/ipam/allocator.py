@@ -12,18 +12,26 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kubevip.core.policy import DEFAULT_POLICY, AddressPolicy, Refusal, refusal
+from kubevip.core.reasons import Reason
 from kubevip.core.views import IPAddress, IPFamily
 from kubevip.ipam.pools import Block, PoolConfig
 
 # Stable reason codes (Events, logs, docs/ipam.md). Add new ones, never rename.
-NO_POOL = "no-pool"
-POOL_MALFORMED = "pool-malformed"
-POOL_EXHAUSTED = "pool-exhausted"
-REQUIRE_DUAL_STACK_UNMET = "require-dual-stack-unmet"
-OUTSIDE_EVERY_POOL = "outside-every-pool"
-ADDRESS_CONFLICT = "address-conflict"
+NO_POOL = Reason.NO_POOL
+POOL_MALFORMED = Reason.POOL_MALFORMED
+POOL_EXHAUSTED = Reason.POOL_EXHAUSTED
+REQUIRE_DUAL_STACK_UNMET = Reason.REQUIRE_DUAL_STACK_UNMET
+OUTSIDE_EVERY_POOL = Reason.OUTSIDE_EVERY_POOL
+ADDRESS_CONFLICT = Reason.ADDRESS_CONFLICT
+# The address policy (kubevip.core.policy) refuses an address the Service holds: the agents will not
+# announce it. Ours move to another address; a user's is left alone.
+ADDRESS_REFUSED = Reason.ADDRESS_REFUSED
+# A user wrote addresses IPAM cannot parse: the Service is left alone (never overwritten).
+INVALID_ADDRESS = Reason.INVALID_ADDRESS
 REASONS = (
     NO_POOL, POOL_MALFORMED, POOL_EXHAUSTED, REQUIRE_DUAL_STACK_UNMET, OUTSIDE_EVERY_POOL, ADDRESS_CONFLICT,
+    ADDRESS_REFUSED, INVALID_ADDRESS,
 )
 
 ServiceKey = tuple[str, str]  # (namespace, name)
@@ -111,6 +119,7 @@ class Allocator:
         # block's start and it was seen used or skipped) and a heap of addresses freed behind it, so the
         # next free address is found without walking the used ones. Dropped on reconfiguration.
         self._scans: dict[tuple[int, int, int, bool], _Scan] = {}
+        self._policy = DEFAULT_POLICY
 
     # ----- what the cluster says -------------------------------------------------------------------
 
@@ -122,6 +131,19 @@ class Allocator:
         """Switch to a new ConfigMap; existing holdings stay (a Service keeps its address)."""
         self._config = config
         self._scans.clear()
+
+    @property
+    def policy(self) -> AddressPolicy:
+        return self._policy
+
+    def set_policy(self, policy: AddressPolicy) -> None:
+        """Switch to a new address policy; scans start over (an address skipped before may be free now)."""
+        self._policy = policy
+        self._scans.clear()
+
+    def refused(self, a: IPAddress, namespace: str) -> Refusal | None:
+        """Why the address policy refuses `a` for `namespace`, or None."""
+        return refusal(self._policy, a, namespace)
 
     def hold(
         self, key: ServiceKey, addresses: Iterable[IPAddress], ports: frozenset[PortKey] = frozenset(),
@@ -193,7 +215,18 @@ class Allocator:
             del held[IPFamily.of(a)]
             extra.append(a)
             self._remove(key, a)
-        for fam, a in held.items():
+        for fam, a in list(held.items()):
+            refused = self.refused(a, request.namespace)
+            if refused is not None:
+                # The policy changed under an address we allocated (a Node took it, an allow-list shrank):
+                # the agents will not announce it, so the Service gets another one.
+                del held[fam]
+                extra.append(a)
+                problems.append(Problem(
+                    ADDRESS_REFUSED, fam, f"{a} is refused by the address policy ({refused.reason}: "
+                    f"{refused.rule}); allocating another",
+                ))
+                continue
             if fam in request.families and not self._config.in_any_pool(a):
                 problems.append(Problem(
                     OUTSIDE_EVERY_POOL, fam,
@@ -298,13 +331,16 @@ class Allocator:
             if share:
                 n = self._scan_shared(request, version, block, desc)
             else:
-                n = self._scan(version, block, desc)
+                n = self._scan(version, block, desc, request.namespace)
             if n is not None:
                 return _make(version, n)
         return Problem(POOL_EXHAUSTED, family, f"pool {look.pool.key!r} has no free {family} address "
                        f"({look.pool.describe()})")
 
-    def _scan(self, version: int, block: Block, desc: bool) -> int | None:
+    def _usable(self, version: int, n: int, namespace: str) -> bool:
+        return not skipped(version, n) and self.refused(_make(version, n), namespace) is None
+
+    def _scan(self, version: int, block: Block, desc: bool, namespace: str = "") -> int | None:
         used = self._used[version]
         hk = (version, block.first, block.last, desc)
         scan = self._scans.get(hk)
@@ -313,13 +349,13 @@ class Allocator:
         while scan.holes:
             n = heapq.heappop(scan.holes)
             n = -n if desc else n
-            if n not in used:  # else taken again since it was freed (by a hold)
+            if n not in used and self._usable(version, n, namespace):  # else taken again since freed
                 return n
         step = -1 if desc else 1
         end = block.first - 1 if desc else block.last + 1
         n = scan.mark
         while n != end:
-            if n not in used and not skipped(version, n):
+            if n not in used and self._usable(version, n, namespace):
                 scan.mark = n + step
                 return n
             n += step
@@ -331,7 +367,7 @@ class Allocator:
         used = self._used[version]
         rng = range(block.last, block.first - 1, -1) if desc else range(block.first, block.last + 1)
         for n in rng:
-            if skipped(version, n):
+            if not self._usable(version, n, request.namespace):
                 continue
             if n not in used or self._can_share(request.namespace, request.ports, _make(version, n)):
                 return n

@@ -18,13 +18,18 @@ from typing import Any
 import aiohttp
 
 from kubevip.core.parse import service_from_dict
+from kubevip.core.policy import AddressPolicy
+from kubevip.core.selection import ClassFilter
+from kubevip.core.views import IPFamily
 from kubevip.errors import InputError
+from kubevip.ip import IPAddress, IPNetwork
 from kubevip.ipam import allocator as A
 from kubevip.ipam.allocator import Allocator, Outcome, Problem, ServiceKey
 from kubevip.ipam.kubeapi import JSON, ApiError, Conflict, Gone, IpamApi
 from kubevip.ipam.pools import PoolConfig, PoolError, parse_configmap
 from kubevip.ipam.service import (
-    ClassFilter,
+    ANNOTATION_IPS,
+    Classified,
     Kind,
     allocation_patch,
     classify,
@@ -32,6 +37,7 @@ from kubevip.ipam.service import (
     release_patch,
     request_for,
 )
+from kubevip.kube.clusterfacts import ClusterFacts
 from kubevip.kube.rest import RestClient
 from kubevip.tasks import TaskGroupGuard, spawn
 
@@ -45,6 +51,8 @@ EVENT_REASONS: dict[str, str] = {
     A.REQUIRE_DUAL_STACK_UNMET: "RequireDualStackUnmet",
     A.OUTSIDE_EVERY_POOL: "AddressOutsidePools",
     A.ADDRESS_CONFLICT: "AddressConflict",
+    A.ADDRESS_REFUSED: "AddressRefused",
+    A.INVALID_ADDRESS: "InvalidAddress",
 }
 CONFIGMAP_INVALID = "ConfigMapInvalid"
 # The writes and Events following one decision, run after it (maybe while the next one is made).
@@ -62,6 +70,12 @@ class IpamSettings:
     component: str = "kubevip-ipam"
     retry_seconds: float = 2.0
     concurrent_writes: int = 16  # PATCHes in flight (decisions stay one at a time)
+    # The address policy's settings (kubevip.core.policy; the agents read the same ones).
+    allowed_cidrs: tuple[IPNetwork, ...] = ()
+    service_cidrs: tuple[IPNetwork, ...] = ()
+    control_plane: frozenset[IPAddress] = frozenset()
+    # False: no Node / ServiceCIDR watch (tests of the allocation alone).
+    cluster_facts: bool = True
 
 
 def _key(obj: Mapping[str, Any]) -> ServiceKey:
@@ -104,11 +118,48 @@ class IpamController:
         self._slots = asyncio.Semaphore(self.settings.concurrent_writes)
         self.idle = asyncio.Event()
         self.writes = 0
+        # Nodes' addresses and ServiceCIDRs for the address policy: never allocated, flagged when held.
+        self.facts = ClusterFacts(api_client, self._facts_changed) if self.settings.cluster_facts else None
+        self.alloc.set_policy(self._policy())
+        self._facts_started = False
 
     # ----- lifecycle --------------------------------------------------------------------------------
 
+    def _policy(self) -> AddressPolicy:
+        s = self.settings
+        f = self.facts
+        cidrs = dict.fromkeys(s.service_cidrs)
+        if f is not None:
+            cidrs.update(dict.fromkeys(f.service_cidrs()))
+        return AddressPolicy(
+            node_addresses=f.node_addresses() if f is not None else frozenset(),
+            control_plane=s.control_plane,
+            service_cidrs=tuple(cidrs),
+            allowed=s.allowed_cidrs,
+        )
+
+    def _facts_changed(self) -> None:
+        policy = self._policy()
+        if policy != self.alloc.policy:
+            self.alloc.set_policy(policy)
+            self._enqueue_all(sorted(self._cache))
+
+    async def _start_facts(self) -> None:
+        """The policy's facts, listed before the first decision: no address is handed out blind."""
+        if self.facts is None:
+            return
+        if not self._facts_started:  # start() is retried while the API server is unreachable
+            self._facts_started = True
+            await self.facts.discover_service_cidrs()
+            for r in self.facts.reflectors:
+                spawn(self._guard, f"watch {r.name}", r.run())
+        async with asyncio.timeout(60):
+            for r in self.facts.reflectors:
+                await r.synced.wait()
+
     async def start(self) -> None:
         """Read the ConfigMap and every Service, rebuild the table, then start watching and writing."""
+        await self._start_facts()
         await self._load_configmap()
         await self._relist(initial=True)
         spawn(self._guard, "worker", self._worker())
@@ -363,7 +414,25 @@ class IpamController:
                                conflicts: tuple[Problem, ...]) -> None:
         if c.kind is Kind.NONE and (patch := release_patch(view)) is not None:
             await self._write(key, obj, patch, c.addresses)
-        await self._warn(key, obj, conflicts)
+        await self._warn(key, obj, conflicts + self._user_problems(key, c))
+
+    def _user_problems(self, key: ServiceKey, c: Classified) -> tuple[Problem, ...]:
+        """A user's addresses IPAM leaves alone, and why the agents will not announce some of them."""
+        if c.kind is not Kind.FOREIGN:
+            return ()
+        out: list[Problem] = []
+        if c.invalid:
+            shown = ", ".join(repr(t[:64]) for t in c.invalid[:5])
+            more = f" and {len(c.invalid) - 5} more" if len(c.invalid) > 5 else ""
+            out.append(Problem(A.INVALID_ADDRESS, None, f"{ANNOTATION_IPS} holds {shown}{more}, which is not"
+                               " an IP address; the Service is left as written (no address allocated)"))
+        for a in c.addresses:
+            refused = self.alloc.refused(a, key[0])
+            if refused is not None:
+                out.append(Problem(A.ADDRESS_REFUSED, IPFamily.of(a), f"{a} is refused by the address"
+                                   f" policy ({refused.reason}: {refused.rule}); the agents will not announce"
+                                   " it"))
+        return tuple(out)
 
     async def _effects(
         self, key: ServiceKey, obj: JSON, truth: tuple[Any, ...], patch: Mapping[str, Any] | None,

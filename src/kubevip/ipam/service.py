@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from kubevip.core.families import effective_policy, served_families
+from kubevip.core.selection import ClassFilter, class_reason
 from kubevip.core.views import REQUIRE_DUAL_STACK, IPAddress, ServiceView
 from kubevip.ipam.allocator import Outcome, PortKey, Request
 
@@ -22,20 +23,8 @@ ANNOTATION_IGNORE = "kube-vip.io/ignore"
 # Services it allocated for are adopted (kept, not re-allocated) when an operator switches to kubevip.
 LABEL_KEY = "implementation"
 LABEL_VALUE = "kube-vip"
-DEFAULT_CLASS = "kube-vip.io/kube-vip-class"
-
-
-@dataclass(frozen=True)
-class ClassFilter:
-    """Which `loadBalancerClass` values are ours: `name`, and no class unless `only` is set."""
-
-    name: str = DEFAULT_CLASS
-    only: bool = False
-
-    def ours(self, load_balancer_class: str | None) -> bool:
-        if load_balancer_class is None:
-            return not self.only
-        return load_balancer_class == self.name
+# One class rule for the agent and IPAM (kube-vip's lb_class_only / lb_class_name): core.selection.
+DEFAULT_CLASS = ClassFilter().name
 
 
 class Kind(Enum):
@@ -51,17 +40,28 @@ class Classified:
     kind: Kind
     addresses: tuple[IPAddress, ...]  # what the object says it holds now
     labelled: bool  # carries our label (we wrote it, or kube-vip's cloud provider did)
+    # Entries of a user's annotation (or spec.loadBalancerIP) that are not IP addresses.
+    invalid: tuple[str, ...] = ()
 
 
 def parse_ips(text: str | None) -> tuple[IPAddress, ...]:
     """The IP entries of a comma list; DNS names and junk are skipped (they reserve nothing)."""
+    return split_ips(text)[0]
+
+
+def split_ips(text: str | None) -> tuple[tuple[IPAddress, ...], tuple[str, ...]]:
+    """The IP entries of a comma list, and the non-empty entries that are not IP addresses."""
     out: list[IPAddress] = []
+    junk: list[str] = []
     for part in (text or "").split(","):
-        try:
-            out.append(ipaddress.ip_address(part.strip()))
-        except ValueError:
+        part = part.strip()
+        if not part:
             continue
-    return tuple(dict.fromkeys(out))
+        try:
+            out.append(ipaddress.ip_address(part))
+        except ValueError:
+            junk.append(part)
+    return tuple(dict.fromkeys(out)), tuple(dict.fromkeys(junk))
 
 
 def ports_of(view: ServiceView) -> frozenset[PortKey]:
@@ -73,14 +73,16 @@ def classify(view: ServiceView, classes: ClassFilter) -> Classified:
     labelled = view.label(LABEL_KEY) == LABEL_VALUE
     annotated = view.annotation(ANNOTATION_IPS)
     # Older kube-vip cloud providers wrote only spec.loadBalancerIP.
-    addresses = parse_ips(annotated if annotated is not None else view.load_balancer_ip)
+    addresses, invalid = split_ips(annotated if annotated is not None else view.load_balancer_ip)
     if view.type != "LoadBalancer":
         return Classified(Kind.NONE, (), labelled)
-    eligible = classes.ours(view.load_balancer_class) and view.annotation(ANNOTATION_IGNORE) != "true"
-    if eligible and (labelled or not addresses):
+    eligible = not class_reason(view, classes) and view.annotation(ANNOTATION_IGNORE) != "true"
+    # A user's value that is not all addresses (`10.0.0.300,fd00::zz`) is still the user's: it is kept
+    # as written (with a Warning), never replaced by an allocation.
+    if eligible and (labelled or not (addresses or invalid)):
         return Classified(Kind.OURS, addresses if labelled else (), labelled)
-    if addresses:
-        return Classified(Kind.FOREIGN, addresses, labelled)
+    if addresses or invalid:
+        return Classified(Kind.FOREIGN, addresses, labelled, () if labelled else invalid)
     return Classified(Kind.NONE, (), labelled)
 
 

@@ -84,7 +84,12 @@ def _ssl_context(cluster: Mapping[str, Any], user: Mapping[str, Any], base: Path
             ctx = ssl.create_default_context()
     except (ssl.SSLError, ValueError) as exc:
         raise ConfigError(field, value, f"not a usable PEM CA certificate: {exc}") from exc
-    if cluster.get("insecure-skip-tls-verify"):
+    skip = cluster.get("insecure-skip-tls-verify", False)
+    if not isinstance(skip, bool):
+        # A quoted "false" is a non-empty string: read as truthy it would turn verification OFF.
+        raise ConfigError(f"{where}.insecure-skip-tls-verify", skip,
+                          "must be a YAML boolean (true or false, unquoted)")
+    if skip:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     _client_certificate(ctx, user, base, user_where)
@@ -115,6 +120,14 @@ def _client_certificate(ctx: ssl.SSLContext, user: Mapping[str, Any], base: Path
                               f"cannot load the client certificate and key: {exc}") from exc
 
 
+def _string(section: Mapping[str, Any], key: str, where: str) -> None:
+    """A field that must be a string when set: anything else (a number, a list, a boolean) is an error
+    rather than something `str()` turns into a value nobody wrote."""
+    value = section.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(where, value, "must be a string")
+
+
 def load_kubeconfig(path: str | Path, context: str = "") -> Access:
     """Access from `path` using `context` (default: its current-context)."""
     p = Path(path)
@@ -137,6 +150,9 @@ def load_kubeconfig(path: str | Path, context: str = "") -> Access:
         if conf := user.get(plugin):
             value = (conf.get("command") or conf.get("name")) if isinstance(conf, Mapping) else conf
             raise ConfigError(f"users[{user_name}].user.{plugin}", value, PLUGINS_UNSUPPORTED)
+    cwhere = f"clusters[{cluster_name}].cluster"
+    for key in ("server", "certificate-authority", "certificate-authority-data", "tls-server-name"):
+        _string(cluster, key, f"{cwhere}.{key}")
     server = str(cluster.get("server") or "").rstrip("/")
     if not server.startswith(("https://", "http://")):
         raise ConfigError(f"clusters[{cluster_name}].cluster.server", server,

@@ -6,6 +6,7 @@ Used by `kubevip lab up` and by the end-to-end tests; every process is tracked b
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -44,6 +45,15 @@ def agent_env(node: Endpoint, kubeconfig: Path, extra: Mapping[str, str] | None 
     }
     env.update(extra or {})
     return env
+
+
+def policy_env(lab: LabNetwork) -> dict[str, str]:
+    """The lab's address policy: Service VIPs only from the lab's VIP pool (docs/security.md)."""
+    cidrs = [
+        str(n) for first, last in lab.vip_pool.values()
+        for n in ipaddress.summarize_address_range(first, last)
+    ]
+    return {"vip_allowed_cidrs": ",".join(cidrs)}
 
 
 @dataclass
@@ -118,7 +128,8 @@ class Fleet:
 
     def add(self, node: Endpoint) -> AgentProcess:
         a = AgentProcess(
-            node, agent_env(node, self.kubeconfig, self.extra_env), self.log_dir / f"agent-{node.name}.log"
+            node, agent_env(node, self.kubeconfig, {**policy_env(self.lab), **self.extra_env}),
+            self.log_dir / f"agent-{node.name}.log",
         )
         self.agents[node.name] = a
         return a
@@ -240,7 +251,7 @@ def start_lab_processes(net: LabNetwork, kubeconfig: Path, state_dir: Path) -> l
             lines.append(f"agent on {n.name} already running (pid {mine['agent']})")
             continue
         # With `lab up --bgp` the agents run in BGP mode peered with the lab router (lab/bgp.py).
-        env = agent_env(n, kubeconfig, LabBgp(net, state_dir).agent_env())
+        env = agent_env(n, kubeconfig, {**policy_env(net), **LabBgp(net, state_dir).agent_env()})
         a = AgentProcess(n, env, state_dir / f"agent-{n.name}.log")
         mine["agent"] = a.start(net)
         lines.append(f"started agent on {n.name} (pid {mine['agent']}, log {a.log_path})")

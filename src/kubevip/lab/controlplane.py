@@ -84,6 +84,8 @@ class ControlPlane:
     ports: Ports | None = None
     admin_token: str = ""
     kubevip_token: str = ""
+    # `kubevip ipam`'s own ServiceAccount (manifests/rbac.py render_ipam), never system:masters.
+    ipam_token: str = ""
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +111,11 @@ class ControlPlane:
     @property
     def kubevip_kubeconfig(self) -> Path:
         return self.state_dir / "kube-vip.kubeconfig"
+
+    @property
+    def ipam_kubeconfig(self) -> Path:
+        """`kubevip ipam`'s credentials: exactly the rights of manifests/rbac.py `render_ipam`."""
+        return self.state_dir / "kube-vip-ipam.kubeconfig"
 
     @property
     def kubectl(self) -> Path:
@@ -208,6 +215,7 @@ class ControlPlane:
             ports=Ports(**ports) if ports else None,
             admin_token=by_user.get(ADMIN_USER, ""),
             kubevip_token=by_user.get(rbac.service_account_username(), ""),
+            ipam_token=by_user.get(rbac.service_account_username(name=rbac.IPAM_SERVICE_ACCOUNT), ""),
         )
 
     def ready(self) -> bool:
@@ -279,12 +287,17 @@ class ControlPlane:
             self.admin_token = secrets.token_hex(24)
         if not self.kubevip_token:
             self.kubevip_token = secrets.token_hex(24)
+        if not self.ipam_token:
+            self.ipam_token = secrets.token_hex(24)
         sa_user = rbac.service_account_username()
+        ipam_user = rbac.service_account_username(name=rbac.IPAM_SERVICE_ACCOUNT)
         _write_private(sd / "tokens.csv", (
             f'{self.admin_token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n'
             # The kube-vip token authenticates as the ServiceAccount's user name, so the very same
             # ClusterRoleBinding (subject kind ServiceAccount) a real cluster uses grants it rights.
             f'{self.kubevip_token},{sa_user},kube-vip,"system:serviceaccounts,'
+            f'system:serviceaccounts:{rbac.NAMESPACE}"\n'
+            f'{self.ipam_token},{ipam_user},kube-vip-ipam,"system:serviceaccounts,'
             f'system:serviceaccounts:{rbac.NAMESPACE}"\n'
         ))
         if not (sd / "sa.key").exists():
@@ -293,6 +306,7 @@ class ControlPlane:
             _run(["openssl", "ec", "-in", str(sd / "sa.key"), "-pubout", "-out", str(sd / "sa.pub")])
         self.write_kubeconfig(self.admin_kubeconfig, self.admin_token, user=ADMIN_USER)
         self.write_kubeconfig(self.kubevip_kubeconfig, self.kubevip_token, user="kube-vip")
+        self.write_kubeconfig(self.ipam_kubeconfig, self.ipam_token, user="kube-vip-ipam")
 
     def _start_etcd(self) -> None:
         p = self._ports()
@@ -363,6 +377,7 @@ class ControlPlane:
     def _apply_rbac(self) -> None:
         self._wait("kube-apiserver", lambda: self._namespace_exists(rbac.NAMESPACE))
         self.kubectl_run("apply", "-f", "-", stdin=rbac.render_yaml())
+        self.kubectl_run("apply", "-f", "-", stdin=yaml.safe_dump_all(rbac.render_ipam(), sort_keys=False))
 
     def _namespace_exists(self, name: str) -> bool:
         try:

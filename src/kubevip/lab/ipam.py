@@ -64,7 +64,8 @@ def up(cp: ControlPlane, vip_pool: dict[int, tuple[IPAddress, IPAddress]], state
     log = (state_dir / LOG_FILE).open("ab")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     p = subprocess.Popen(
-        [sys.executable, "-m", "kubevip", "ipam", "--kubeconfig", str(cp.admin_kubeconfig)],
+        # Its own least-privilege identity (manifests/rbac.py render_ipam), not the lab's admin.
+        [sys.executable, "-m", "kubevip", "ipam", "--kubeconfig", str(cp.ipam_kubeconfig)],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     log.close()

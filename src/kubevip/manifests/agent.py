@@ -9,7 +9,10 @@ from kubevip import __version__
 from kubevip.manifests.rbac import NAMESPACE, SERVICE_ACCOUNT
 
 DEFAULT_IMAGE = f"kubevip:{__version__}"
-__all__ = ["DEFAULT_IMAGE", "NAMESPACE", "SERVICE_ACCOUNT", "AgentOptions"]
+HOST_IP_ENV = "KUBEVIP_HOST_IP"
+# A writable /tmp under readOnlyRootFilesystem (memory-backed, small).
+TMP_VOLUME: dict[str, Any] = {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}
+__all__ = ["DEFAULT_IMAGE", "NAMESPACE", "SERVICE_ACCOUNT", "TMP_VOLUME", "AgentOptions"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,9 @@ class AgentOptions:
     enable_endpoints: bool = False
     prometheus_server: str = ":2112"
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # (env name, Secret name, key): values such as bgp_peers (passwords) come from a Secret, never
+    # written into the manifest.
+    secret_env: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
 
     def env(self) -> list[dict[str, Any]]:
         """The container env: node name from the downward API, then kube-vip's variables."""
@@ -37,8 +43,14 @@ class AgentOptions:
             {"name": "vip_arp", "value": _b(self.arp)},
             {"name": "vip_leaderelection", "value": _b(self.leader_election)},
             {"name": "svc_election", "value": _b(self.svc_election)},
-            {"name": "prometheus_server", "value": self.prometheus_server},
         ]
+        listen = self.prometheus_server
+        if listen.startswith(":"):
+            # With host networking ":2112" would answer on every address of the node, every VIP included:
+            # bind to the node's own address (the kubelet expands $(VAR) from the env listed before it).
+            out.append({"name": HOST_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}})
+            listen = f"$({HOST_IP_ENV}){listen}"
+        out.append({"name": "prometheus_server", "value": listen})
         if self.interface:
             out.append({"name": "vip_interface", "value": self.interface})
         if self.services_interface:
@@ -50,6 +62,10 @@ class AgentOptions:
         if self.enable_endpoints:
             out.append({"name": "enable_endpoints", "value": "true"})
         out.extend({"name": k, "value": v} for k, v in self.extra_env)
+        out.extend(
+            {"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for k, secret, key in self.secret_env
+        )
         return out
 
     def container(self, args: list[str] | None = None) -> dict[str, Any]:
@@ -62,7 +78,13 @@ class AgentOptions:
             "env": self.env(),
             "securityContext": {
                 "capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]},
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
             },
+            # The only writes: ExaBGP's private runtime directory and PEM files of inline client
+            # certificates, both under the temporary directory.
+            "volumeMounts": [{"name": TMP_VOLUME["name"], "mountPath": "/tmp"}],
             "livenessProbe": _probe(self.prometheus_server),
             "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubevip.manifests.agent import SERVICE_ACCOUNT, AgentOptions
+from kubevip.manifests.agent import SERVICE_ACCOUNT, TMP_VOLUME, AgentOptions
 
 
 def render(opts: AgentOptions) -> dict[str, Any]:
@@ -26,7 +26,9 @@ def render(opts: AgentOptions) -> dict[str, Any]:
                     "terminationGracePeriodSeconds": 10,
                     "tolerations": [{"effect": "NoSchedule", "operator": "Exists"},
                                     {"effect": "NoExecute", "operator": "Exists"}],
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [opts.container()],
+                    "volumes": [TMP_VOLUME],
                 },
             },
         },

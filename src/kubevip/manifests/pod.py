@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubevip.manifests.agent import AgentOptions
+from kubevip.manifests.agent import TMP_VOLUME, AgentOptions
 
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 
@@ -14,7 +14,9 @@ def render(opts: AgentOptions, kubeconfig: str = ADMIN_CONF) -> dict[str, Any]:
     mount = "/etc/kubernetes/admin.conf"
     container = opts.container()
     container["env"].append({"name": "KUBECONFIG", "value": mount})
-    container["volumeMounts"] = [{"name": "kubeconfig", "mountPath": mount, "readOnly": True}]
+    container["volumeMounts"] = [
+        *container["volumeMounts"], {"name": "kubeconfig", "mountPath": mount, "readOnly": True},
+    ]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -22,7 +24,10 @@ def render(opts: AgentOptions, kubeconfig: str = ADMIN_CONF) -> dict[str, Any]:
         "spec": {
             "hostNetwork": True,
             "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["kubernetes"]}],
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [container],
-            "volumes": [{"name": "kubeconfig", "hostPath": {"path": kubeconfig, "type": "FileOrCreate"}}],
+            "volumes": [
+                {"name": "kubeconfig", "hostPath": {"path": kubeconfig, "type": "FileOrCreate"}}, TMP_VOLUME,
+            ],
         },
     }

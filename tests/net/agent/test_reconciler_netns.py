@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from kubevip.agent.reconciler import Agent
+from kubevip.agent.reporter import Outcome
 from kubevip.config import AgentConfig
 from kubevip.core.parse import service_from_dict
 from kubevip.core.world import SERVICE, apply_event
@@ -124,37 +125,42 @@ async def test_units_fencing_together_share_one_pass(netns: Netns) -> None:
     assert agent.passes - before == 2
 
 
+def _count_desired(agent: Agent) -> list[int]:
+    """Counts the passes that compute desired rows (a settled pass computes none): [count]."""
+    computed = [0]
+    desired = agent.desired
+
+    def counting(*args: object, **kw: object) -> object:
+        computed[0] += 1
+        return desired(*args, **kw)  # type: ignore[arg-type]
+
+    agent.desired = counting  # type: ignore[method-assign]
+    return computed
+
+
 async def test_a_settled_pass_costs_nothing_until_an_input_moves(netns: Netns) -> None:
     """With nothing changed since a pass that left nothing undone, the periodic pass computes nothing;
     a Service change, or a failed kernel change, makes the next pass work again."""
     agent = Agent(_cfg(), None, ns=netns)
     agent.held = await agent.kernel_rows()
-    computed = 0
-    desired = agent.desired
-
-    def counting(*args: object, **kw: object) -> object:
-        nonlocal computed
-        computed += 1
-        return desired(*args, **kw)  # type: ignore[arg-type]
-
-    agent.desired = counting  # type: ignore[method-assign]
+    computed = _count_desired(agent)
     svc = service_from_dict(service("web", "192.0.2.30"))
     agent.touched(apply_event(agent.world, SERVICE, False, svc))
     await agent.converge()
     await agent.converge()  # the first pass also resolved the interfaces
-    settled = computed
+    settled = computed[0]
     for _ in range(3):
         assert (await agent.converge()).empty
-    assert computed == settled and {str(r.address) for r in agent.held} == {"192.0.2.30"}
+    assert computed[0] == settled and {str(r.address) for r in agent.held} == {"192.0.2.30"}
     agent.touched(apply_event(agent.world, SERVICE, True, svc))
     assert {str(r.address) for r in (await agent.converge()).remove} == {"192.0.2.30"}
-    assert computed == settled + 1
+    assert computed[0] == settled + 1
     # An address the kernel refuses (no such interface) stays undone: every pass tries again.
     agent._ifaces = {fam: "nosuch0" for fam in agent._ifaces}
     agent.touched(apply_event(agent.world, SERVICE, False, svc))
     await agent.converge()
     await agent.converge()
-    assert computed == settled + 3 and not agent.held
+    assert computed[0] == settled + 3 and not agent.held
 
 
 async def test_report_rounds_look_at_every_service_only_when_more_than_their_objects_changed(
@@ -167,15 +173,58 @@ async def test_report_rounds_look_at_every_service_only_when_more_than_their_obj
         agent.touched(apply_event(agent.world, SERVICE, False, svc))
     await agent.converge()
     assert agent.snap is not None
+
+    def out() -> Outcome:
+        assert agent.reporter.outcome is not None
+        return agent.reporter.outcome
+
     everyone = {"default/s0", "default/s1", "default/s2"}
-    assert set(agent._report_round(agent.snap)) == everyone
-    assert list(agent._report_round(agent.snap)) == []
+    assert set(agent.reporter.round(out())) == everyone
+    assert list(agent.reporter.round(out())) == []
     agent.written_back({"default/s1"})  # a status edit: only that Service is checked
-    assert list(agent._report_round(agent.snap)) == ["default/s1"]
-    agent.reports.failed_status["default/s2"] = 0.0  # a write waiting for its retry: all again
-    assert set(agent._report_round(agent.snap)) == everyone
-    agent.reports.failed_status.clear()
-    agent._report_round(agent.snap)
+    assert list(agent.reporter.round(out())) == ["default/s1"]
+    agent.reporter.reports.failed_status["default/s2"] = 0.0  # a write waiting for its retry: all again
+    assert set(agent.reporter.round(out())) == everyone
+    agent.reporter.reports.failed_status.clear()
+    agent.reporter.round(out())
     agent.touched(apply_event(agent.world, SERVICE, True, service_from_dict(service("s0", "192.0.2.40"))))
     await agent.converge()  # the snapshot moved: every Service
-    assert set(agent._report_round(agent.snap)) == everyone - {"default/s0"}
+    assert set(agent.reporter.round(out())) == everyone - {"default/s0"}
+
+
+def _cfg_routes() -> AgentConfig:
+    """No vip_interface: each family's VIPs go on that family's default-route interface."""
+    return AgentConfig.load(
+        {"vip_nodename": "n1", "svc_enable": "true", "vip_arp": "false", "vip_leaderelection": "false"}
+    )
+
+
+async def test_a_single_stack_node_announces_its_family_warns_once_and_settles(
+    netns: Netns, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An IPv4-only node (no IPv6 address, no IPv6 default route): a dual-stack Service's IPv4 VIP is
+    announced, its IPv6 VIP gets a Warning naming the node, and the missing family is not looked up
+    (nor logged) on every pass: periodic passes settle like on a dual-stack node (issue 25)."""
+    for cmd in (["addr", "add", "198.51.100.2/24", "dev", "eth0"],
+                ["route", "add", "default", "via", "198.51.100.1", "dev", "eth0"]):
+        await asyncio.to_thread(subprocess.run, ["ip", "-n", netns.name, *cmd], check=True)
+    agent = Agent(_cfg_routes(), None, ns=netns)
+    agent.held = await agent.kernel_rows()
+    computed = _count_desired(agent)
+    svc = service_from_dict(service("web", "192.0.2.50,2001:db8::50", families=("IPv4", "IPv6"),
+                                    policy="PreferDualStack"))
+    caplog.set_level("WARNING", logger="kubevip.agent.reconciler")
+    agent.touched(apply_event(agent.world, SERVICE, False, svc))
+    await agent.converge()
+    assert {(str(r.address), r.interface) for r in agent.held} == {("192.0.2.50", "eth0")}
+    assert "2001:db8::50" not in await _addrs(netns)
+    warned = agent._node_warnings["default/web"]
+    assert [c.reason for c in warned] == ["no-interface-for-family"]
+    assert "2001:db8::50" in next(iter(warned)).message
+    await agent.converge()  # the first pass also looked the interfaces up (as on a dual-stack node)
+    settled = computed[0]
+    for _ in range(5):
+        assert (await agent.converge()).empty
+    assert computed[0] == settled  # nothing to compute: the IPv6 lookup is not due again yet
+    lines = [r for r in caplog.records if "IPv6" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]

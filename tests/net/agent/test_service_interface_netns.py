@@ -60,6 +60,7 @@ def _agent(ns: Netns) -> Agent:
             "vip_interface": "eth0",
             "vip_arp": "false",
             "vip_leaderelection": "false",
+            "vip_allowed_interfaces": "eth*",  # the annotation counts only where the operator allows it
         }
     )
     return Agent(cfg, None, ns=ns)

@@ -19,7 +19,7 @@ from kubevip.core.rows import Row, desired_rows, held_plans, missing_interfaces,
 from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily
 from kubevip.core.world import SERVICE, Snapshot, World, apply_event, snapshot
-from tests.unit.objects import service
+from tests.unit.objects import holdings, service
 
 V4, V6 = IPFamily.IPV4, IPFamily.IPV6
 DEFAULTS = {V4: "eth0", V6: "eth0"}
@@ -38,7 +38,7 @@ def _snap(*svcs: dict[str, Any], service_interfaces: bool = True) -> Snapshot:
 
 
 def _rows(snap: Snapshot, links: frozenset[str], defaults: dict[IPFamily, str] = DEFAULTS) -> set[str]:
-    rows = desired_rows(snap.plans, _mine, "n1", defaults, links)
+    rows = desired_rows(snap.plans, holdings(snap.plans, _mine), "n1", defaults, links)
     return {f"{r.address}@{r.interface}" for r in rows}
 
 
@@ -53,7 +53,8 @@ def test_annotated_dual_stack_service_goes_on_its_interface_others_stay() -> Non
         service("plain", "192.0.2.2"),
     )
     assert _rows(snap, frozenset({"eth1"})) == {"192.0.2.1@eth1", "2001:db8::1@eth1", "192.0.2.2@eth0"}
-    assert not missing_interfaces(held_plans(snap.plans, _mine, "n1"), frozenset({"eth1"}))
+    held = held_plans(snap.plans, holdings(snap.plans, _mine), "n1")
+    assert not missing_interfaces(held, frozenset({"eth1"}))
 
 
 def test_missing_interface_means_not_announced_here_not_elsewhere() -> None:
@@ -63,12 +64,13 @@ def test_missing_interface_means_not_announced_here_not_elsewhere() -> None:
         service("plain", "192.0.2.2"),
     )
     assert _rows(snap, frozenset()) == {"192.0.2.2@eth0"}, "only the other Service, on its own interface"
-    missing = missing_interfaces(held_plans(snap.plans, _mine, "n1"), frozenset())
+    missing = missing_interfaces(held_plans(snap.plans, holdings(snap.plans, _mine), "n1"), frozenset())
     assert {(str(p.address), p.interface, p.services) for p in missing} == {
         ("192.0.2.1", "eth9", ("default/web",)), ("2001:db8::1", "eth9", ("default/web",)),
     }
     # A node that does not hold the VIP has nothing to warn about.
-    assert not missing_interfaces(held_plans(snap.plans, lambda u, e: "n2", "n1"), frozenset())
+    others = holdings(snap.plans, lambda u, e: "n2")
+    assert not missing_interfaces(held_plans(snap.plans, others, "n1"), frozenset())
 
 
 def test_auto_and_empty_use_the_family_interface() -> None:
@@ -165,8 +167,8 @@ def test_every_held_vip_is_placed_where_asked_or_reported_missing(
     def holder(unit: str, eligible: frozenset[str] | None) -> str | None:
         return "n1" if unit in mine else "n2"
 
-    rows = desired_rows(ps, holder, "n1", defaults, links)
-    missing = missing_interfaces(held_plans(ps, holder, "n1"), links)
+    rows = desired_rows(ps, holdings(ps, holder), "n1", defaults, links)
+    missing = missing_interfaces(held_plans(ps, holdings(ps, holder), "n1"), links)
     by_addr = {p.address: p for p in ps}
     held = {p.address for p in ps if p.unit in mine}
     assert {r.address for r in rows} | {p.address for p in missing} == held

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
@@ -103,3 +105,12 @@ def test_reason_codes_are_unique_kebab_case() -> None:
     codes = [c for c in reasons.ALL if c]
     assert len(codes) == len(set(codes))
     assert all(c == c.lower() and " " not in c for c in codes)
+
+
+def test_every_reason_code_is_unique_and_stable_text() -> None:
+    """One vocabulary: each code once, spelled in lower-case words; members are their codes."""
+    codes = [r.value for r in reasons.Reason]
+    assert len(codes) == len(set(codes))
+    assert all(c == "" or re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", c) for c in codes)
+    assert all(f"{r}" == r.value and json.dumps(r) == json.dumps(r.value) for r in reasons.Reason)
+    assert set(reasons.ALL) <= set(codes)

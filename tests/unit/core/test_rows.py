@@ -19,12 +19,11 @@ from kubevip.core.rows import (
     diff,
     service_status,
     should_write,
-    unit_eligibility,
 )
 from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily
 from kubevip.core.world import ENDPOINT_SLICE, SERVICE, World, apply_event, snapshot
-from tests.unit.objects import service, slice_
+from tests.unit.objects import holdings, service, slice_
 
 IFACES = {IPFamily.IPV4: "eth0", IPFamily.IPV6: "eth0"}
 
@@ -53,10 +52,10 @@ def test_desired_rows_follow_holder() -> None:
     for d in (service("a", "192.0.2.1,2001:db8::1", families=("IPv4", "IPv6"), policy="PreferDualStack"),):
         apply_event(w, SERVICE, False, service_from_dict(d))
     snap = snapshot(w, ClassFilter(), False)
-    mine = desired_rows(snap.plans, lambda u, e: "n1", "n1", IFACES)
+    mine = desired_rows(snap.plans, holdings(snap.plans, lambda u, e: "n1"), "n1", IFACES)
     assert {str(r.address) for r in mine} == {"192.0.2.1", "2001:db8::1"}
-    assert desired_rows(snap.plans, lambda u, e: "n2", "n1", IFACES) == frozenset()
-    assert desired_rows(snap.plans, lambda u, e: None, "n1", IFACES) == frozenset()
+    assert desired_rows(snap.plans, holdings(snap.plans, lambda u, e: "n2"), "n1", IFACES) == frozenset()
+    assert desired_rows(snap.plans, holdings(snap.plans, lambda u, e: None), "n1", IFACES) == frozenset()
 
 
 def test_status_lists_only_held_vips_in_service_order() -> None:
@@ -77,8 +76,7 @@ def test_status_lists_only_held_vips_in_service_order() -> None:
     st_ = service_status(
         [v.address for v in d.vips],
         snap.granted["default/a"],
-        _me_if_eligible("n2"),
-        unit_eligibility(snap.plans),
+        holdings(snap.plans, _me_if_eligible("n2")),
     )
     assert st_ == ServiceStatus(("2001:db8::1",), "n2")
     assert should_write(st_, (), None, "n2")
@@ -126,7 +124,9 @@ def _converge(order: tuple[int, ...]) -> Any:
     w = World()
     _apply(w, order)
     snap = snapshot(w, ClassFilter(), False)
-    per_node = {n: desired_rows(snap.plans, _me_if_eligible(n), n, IFACES) for n in ("n1", "n2")}
+    per_node = {
+        n: desired_rows(snap.plans, holdings(snap.plans, _me_if_eligible(n)), n, IFACES) for n in ("n1", "n2")
+    }
     return snap.plans, snap.clashes, dict(snap.warnings), per_node
 
 

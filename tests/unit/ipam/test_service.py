@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.core.parse import service_from_dict
+from kubevip.core.selection import ClassFilter, class_reason
 from kubevip.core.views import IPFamily
 from kubevip.ipam.allocator import Outcome
 from kubevip.ipam.service import (
@@ -16,7 +17,6 @@ from kubevip.ipam.service import (
     ANNOTATION_IPS,
     LABEL_KEY,
     LABEL_VALUE,
-    ClassFilter,
     Kind,
     allocation_patch,
     classify,
@@ -130,11 +130,53 @@ def test_release_patch_only_for_ours() -> None:
                               "labels": {LABEL_KEY: None}}}
 
 
-@given(st.text(max_size=30), st.booleans())
+entries = st.one_of(
+    st.sampled_from(["10.0.0.1", "fd00::1", "10.0.0.300", "fd00::zz", "vip.example.com", " ", ""]),
+    st.text(max_size=12),
+)
+
+
+@given(st.lists(entries, max_size=4).map(",".join), st.booleans())
 def test_never_overwrites_an_unlabelled_annotation(text: str, labelled: bool) -> None:
+    """A user's value, valid or not, is never IPAM's to replace: only an empty one asks for an address."""
     view = svc(annotations={ANNOTATION_IPS: text}, labels=OURS if labelled else {})
     c = classify(view, ClassFilter())
-    if not labelled and c.addresses:
-        assert c.kind is Kind.FOREIGN
-    if c.kind is Kind.FOREIGN:
-        assert release_patch(view) is None or labelled
+    user_wrote = any(part.strip() for part in text.split(","))
+    if not labelled:
+        assert c.kind is (Kind.FOREIGN if user_wrote else Kind.OURS)
+        # A FOREIGN Service gets no allocation patch and no release patch: its value stays as written.
+        assert release_patch(view) is None
+        junk = [p.strip() for p in text.split(",") if p.strip() and p.strip() not in map(str, c.addresses)]
+        assert set(c.invalid) == {j for j in junk if not _is_ip(j)}
+    else:
+        assert c.kind is Kind.OURS and not c.invalid
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_an_invalid_user_value_is_left_alone() -> None:
+    """The issue's example: `10.0.0.300,fd00::zz` used to be replaced by an allocated address."""
+    c = classify(svc(annotations={ANNOTATION_IPS: "10.0.0.300,fd00::zz"}), ClassFilter())
+    assert c.kind is Kind.FOREIGN and c.addresses == () and c.invalid == ("10.0.0.300", "fd00::zz")
+
+
+CLASSES = st.one_of(st.none(), st.sampled_from(["kube-vip.io/kube-vip-class", "example.com/other", "x"]))
+
+
+@given(
+    CLASSES,
+    st.builds(ClassFilter, only=st.booleans(), name=st.sampled_from(["kube-vip.io/kube-vip-class", "x"]),
+              legacy_handling=st.booleans()),
+)
+def test_ipam_allocates_exactly_for_the_classes_the_agent_handles(
+    lb_class: str | None, f: ClassFilter
+) -> None:
+    """One class rule: IPAM allocates for a Service (no address yet) iff the agent would handle it."""
+    view = svc(lb_class=lb_class)
+    assert (classify(view, f).kind is Kind.OURS) == (class_reason(view, f) == "")

@@ -112,6 +112,27 @@ def test_insecure_skips_verification(tmp_path: Path) -> None:
     assert access.tls_server_name == "k8s"
 
 
+@pytest.mark.parametrize("value", ["false", "true", "False", "0", 0, 1, "yes"])
+def test_insecure_skip_tls_verify_must_be_a_yaml_boolean(tmp_path: Path, value: object) -> None:
+    """A quoted "false" used to turn verification off (a non-empty string is truthy)."""
+    with pytest.raises(ConfigError) as err:
+        load_kubeconfig(write(tmp_path, {"insecure-skip-tls-verify": value}))
+    assert err.value.name == "clusters[c].cluster.insecure-skip-tls-verify"
+    assert "boolean" in str(err.value)
+
+
+def test_verification_stays_on_with_false(tmp_path: Path) -> None:
+    access = load_kubeconfig(write(tmp_path, {"insecure-skip-tls-verify": False}))
+    assert access.ssl is not None and access.ssl.verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize("key", ["tls-server-name", "certificate-authority", "server"])
+def test_tls_fields_must_be_strings(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_kubeconfig(write(tmp_path, {key: ["k8s"]}))
+    assert err.value.name == f"clusters[c].cluster.{key}"
+
+
 def test_exec_and_auth_provider_users_are_refused_by_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_kubeconfig(write(tmp_path / "e", {}, {"exec": {"command": "aws", "apiVersion": "v1"}}))

@@ -1,0 +1,357 @@
+"""The agent's reporter: keeps each Service's status, `kube-vip.io/vipHost` and Warning Events true.
+
+Level-triggered like the kernel side: after every reconcile pass the agent hands over what the pass
+left (`Outcome`: the snapshot, what this node holds, its own warnings) and wakes the report loop; a
+round compares what each Service should say (pure: `core.rows.service_status`, `should_write`) with
+what it says, and writes only the difference. The election is read, never driven.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from kubevip.agent.bgp_wants import Problem
+from kubevip.agent.leadership import Leadership
+from kubevip.core.claims import VipPlan
+from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition
+from kubevip.core.rows import Changes, Row, ServiceStatus, service_status, should_write
+from kubevip.core.views import IPAddress
+from kubevip.core.world import Snapshot, World
+from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
+from kubevip.metrics import Metrics
+from kubevip.tasks import TaskGroupGuard, spawn
+
+log = logging.getLogger(__name__)
+
+WRITE_CONCURRENCY = 8
+# Errors of one API write that a later round retries.
+WRITE_ERRORS: tuple[type[BaseException], ...] = (
+    WriteError, aiohttp.ClientError, asyncio.TimeoutError, OSError,
+)
+
+
+@dataclass
+class Reports:
+    """What this node already told the API server, so a repeated condition is written once. Every table
+    is per Service and is freed when the Service goes (`forget`): tenants create and delete Services."""
+
+    # Service key -> names of the Events written for it.
+    written: dict[str, set[str]] = field(default_factory=dict)
+    failed_status: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    # Service key -> the `reason` labels of its reconcile-error metric series (removed with it).
+    metric_reasons: dict[str, set[str]] = field(default_factory=dict)
+
+    def sent(self, key: str, name: str) -> bool:
+        return name in self.written.get(key, ())
+
+    def mark(self, key: str, name: str) -> None:
+        self.written.setdefault(key, set()).add(name)
+
+    def unmark(self, key: str, name: str) -> None:
+        names = self.written.get(key)
+        if names is not None:
+            names.discard(name)
+
+    def forget(self, key: str) -> set[str]:
+        """Drop everything about a deleted Service; returns its metric reasons (for their removal)."""
+        self.written.pop(key, None)
+        self.failed_status.pop(key, None)
+        self.failures.pop(key, None)
+        return self.metric_reasons.pop(key, set())
+
+    @property
+    def events(self) -> set[str]:
+        """Every Event name written (tests, introspection)."""
+        return {n for names in self.written.values() for n in names}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile pass left for the reports."""
+
+    snap: Snapshot
+    snap_version: int
+    held: frozenset[Row]
+    stopping: bool
+    # Warnings only this node can see (a Service's interface missing here), per Service.
+    node_warnings: Mapping[str, frozenset[Condition]] = field(default_factory=dict)
+    # The agent's start-up window: the election has not settled, so "nobody holds it" may only mean
+    # "not known yet". A status is then never cleared (a restart of every agent would clear and
+    # rewrite every Service's status and vipHost: hundreds of writes for nothing).
+    settling: bool = False
+
+    @property
+    def keeps_status(self) -> bool:
+        """Never shrink a status for want of a known holder now: while the election settles, or while
+        this agent shuts down (the status names the Service's addresses, as MetalLB's does; a peer
+        that takes over rewrites vipHost, and an agent restarting finds it right)."""
+        return self.settling or self.stopping
+
+
+class Reporter:
+    """Writes status, vipHost and Events for one node; `writer=None` reports to the log only."""
+
+    def __init__(
+        self,
+        me: str,
+        writer: Writer | None,
+        world: World,
+        leadership: Leadership,
+        metrics: Metrics,
+        guard: TaskGroupGuard,
+        synced: Callable[[], bool] = lambda: True,
+        hold_down: float = 0.0,
+    ) -> None:
+        """`hold_down`: how long a status must keep losing an address for want of a holder before it
+        is written (the agent passes one lease duration: a unit changing hands is not a loss)."""
+        self.me = me
+        self.writer = writer
+        self.world = world
+        self.leadership = leadership
+        self.metrics = metrics
+        self.guard = guard
+        self.synced = synced
+        self.reports = Reports()
+        self.outcome: Outcome | None = None
+        self._wake = asyncio.Event()
+        self._event_slots = asyncio.Semaphore(WRITE_CONCURRENCY)
+        # Services to look at in the next round (all of them when more than their objects changed).
+        self._keys: set[str] = set()
+        self._reported: tuple[object, ...] | None = None
+        self.hold_down = hold_down
+        self._shrinking: dict[str, float] = {}  # Service -> since when its status would lose addresses
+
+    # -- inputs --------------------------------------------------------------------------------------
+
+    def passed(self, outcome: Outcome) -> None:
+        """A reconcile pass ended: report what it left."""
+        self.outcome = outcome
+        self._wake.set()
+
+    def touched(self, keys: Iterable[str]) -> None:
+        """Services whose objects changed: look at them in the next round; a deleted one's tables go."""
+        for k in keys:
+            self._keys.add(k)
+            if k not in self.world.services:
+                self.forget(k)
+
+    def forget(self, key: str) -> None:
+        """A Service is gone: free its report tables and its metric series."""
+        ns, _, name = key.partition("/")
+        for reason in self.reports.forget(key):
+            with contextlib.suppress(KeyError):
+                self.metrics.reconcile_errors.remove(ns, name, reason)
+        self._shrinking.pop(key, None)
+
+    def error_metric(self, key: str, reason: str) -> None:
+        """Count an error of a Service under a metric series that ends with the Service."""
+        ns, _, name = key.partition("/")
+        self.reports.metric_reasons.setdefault(key, set()).add(reason)
+        self.metrics.reconcile_errors.labels(ns, name, reason).inc()
+
+    def written_back(self, keys: Iterable[str]) -> None:
+        """Services whose status or vipHost changed (no decision did): check what they say now."""
+        self._keys.update(keys)
+        self._wake.set()
+
+    def retry_pending(self) -> None:
+        """Wake a round when a status write waits for its retry (a settled pass did nothing else)."""
+        if self.reports.failed_status:
+            self._wake.set()
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    async def loop(self) -> None:
+        """Keep status, vipHost and Warning Events true; level-triggered like the kernel side."""
+        sem = asyncio.Semaphore(WRITE_CONCURRENCY)
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            out = self.outcome
+            if out is None or not self.synced():
+                continue
+            jobs = list(self.jobs(out, self.round(out)))
+            if jobs:
+                # Jobs are factories: a coroutine object made now and cancelled before its turn would
+                # be "never awaited".
+                async def run(job: Callable[[], Awaitable[None]]) -> None:
+                    async with sem:
+                        await job()
+                await asyncio.gather(*(run(j) for j in jobs))
+
+    def round(self, out: Outcome) -> Iterable[str]:
+        """The Services to look at: all when anything but their own objects changed (the snapshot, what
+        this node holds, who leads what) or a write waits for its retry, else those whose objects did."""
+        inputs = (
+            out.snap_version, out.held, out.stopping, self.leadership.generation(), dict(out.node_warnings),
+        )
+        keys, self._keys = self._keys, set()
+        if inputs != self._reported or self.reports.failed_status:
+            self._reported = inputs
+            # Per-Service tables end with their Service.
+            for k in [k for k in self._shrinking if k not in self.world.services]:
+                del self._shrinking[k]
+            return list(self.world.services)
+        return [k for k in keys if k in self.world.services]
+
+    def _holdings(self, out: Outcome, units: Iterable[str]) -> dict[str, str | None]:
+        """Who holds each of `units`, as far as this node knows (for status and vipHost)."""
+        if out.stopping:
+            return {}
+        return {u: self.leadership.holder(u, out.snap.units.get(u)) for u in units}
+
+    def jobs(self, out: Outcome, keys: Iterable[str]) -> Iterable[Callable[[], Awaitable[None]]]:
+        snap = out.snap
+        now = time.monotonic()
+        for key in keys:
+            rec = self.world.services[key]
+            view = rec.view
+            current_host = view.annotation(ANNOTATION_VIP_HOST)
+            d = snap.decisions.get(key)
+            if d is None or not d.announce:
+                wanted = ServiceStatus((), None)
+            else:
+                plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
+                holdings = self._holdings(out, {p.unit for p in plans})
+                wanted = service_status([v.address for v in d.vips], plans, holdings)
+            if should_write(wanted, view.status_ingress, current_host, self.me):
+                if self.reports.failed_status.get(key, 0.0) > now:
+                    continue
+                granted = [v.address for v in d.vips] if d is not None else []
+                if self._held_down(key, out, wanted, view.status_ingress, granted, now):
+                    continue
+                yield functools.partial(self._write_status, key, wanted, current_host)
+            else:
+                self._shrinking.pop(key, None)
+            if key in snap.handled and (d is None or d.reason != "ignored"):
+                # Cluster-wide warnings are written by one node: the holder of the Service's first VIP
+                # (every node while none holds it); warnings about this node are written by this node.
+                conds = set(out.node_warnings.get(key, frozenset()))
+                first = snap.granted.get(key, ())[:1]
+                writer = self._holdings(out, {first[0].unit}).get(first[0].unit) if first else None
+                if writer in (None, self.me):
+                    conds |= snap.warnings.get(key, frozenset())
+                for cond in sorted(conds):
+                    name = cond.event_name(view.uid)
+                    if not self.reports.sent(key, name):
+                        self.reports.mark(key, name)
+                        yield functools.partial(self._warning, key, cond, name)
+
+    def _held_down(
+        self, key: str, out: Outcome, wanted: ServiceStatus, current: Iterable[str],
+        granted: Iterable[IPAddress], now: float,
+    ) -> bool:
+        """True when the status would only lose addresses that are still granted (nobody is known to
+        hold them): not while settling or stopping, and not before `hold_down` has passed. A loss the
+        decision makes (an address removed, the Service no longer announced) is written at once."""
+        cur = set(current)
+        lost = cur - set(wanted.ingress)
+        if not lost or not lost <= {str(v) for v in granted}:
+            self._shrinking.pop(key, None)
+            return False
+        if out.keeps_status:
+            self._keys.add(key)  # looked at again once the election has settled
+            return True
+        since = self._shrinking.setdefault(key, now)
+        if now - since < self.hold_down:
+            self._keys.add(key)
+            asyncio.get_running_loop().call_later(self.hold_down - (now - since), self._wake.set)
+            return True
+        self._shrinking.pop(key, None)
+        return False
+
+    # -- writes ----------------------------------------------------------------------------------------
+
+    async def _write_status(self, key: str, wanted: ServiceStatus, current_host: str | None) -> None:
+        assert self.writer is not None
+        rec = self.world.services.get(key)
+        if rec is None:
+            return
+        v = rec.view
+        try:
+            if tuple(v.status_ingress) != wanted.ingress:
+                await self.writer.service_status(v.namespace, v.name, wanted.ingress)
+            if current_host != wanted.host:
+                await self.writer.vip_host(v.namespace, v.name, wanted.host)
+            self.reports.failed_status.pop(key, None)
+            self.reports.failures.pop(key, None)
+        except WRITE_ERRORS as exc:
+            self.error_metric(key, "status-write")
+            # Exponential backoff per Service: retries must not add load to a saturated API server.
+            n = self.reports.failures[key] = self.reports.failures.get(key, 0) + 1
+            self.reports.failed_status[key] = time.monotonic() + min(30.0, 0.5 * 2**n)
+            log.warning("status of %s not written (retrying): %s", key, exc)
+            self._wake.set()
+
+    def problems(self, problems: Iterable[Problem]) -> None:
+        """New problems of the BGP side (a Service's bad annotation, no next hop): a Warning each, once."""
+        for problem in sorted(problems):
+            rec = self.world.services.get(problem.service)
+            if rec is None:
+                continue
+            cond = Condition(problem.service, WARNING, problem.reason, problem.message)
+            name = cond.event_name(rec.view.uid)
+            if self.writer is None:
+                log.warning("Service %s: %s (%s)", problem.service, problem.message, problem.reason)
+            elif not self.reports.sent(problem.service, name):
+                self.reports.mark(problem.service, name)
+                spawn(self.guard, f"bgp warning {problem.service}",
+                      self._warning(problem.service, cond, name))
+
+    async def _warning(self, key: str, cond: Condition, name: str) -> None:
+        assert self.writer is not None
+        rec = self.world.services.get(key)
+        if rec is None:
+            return
+        v = rec.view
+        self.error_metric(key, cond.reason)
+        log.warning("Service %s: %s (%s)", key, cond.message, cond.reason)
+        try:
+            await self.writer.event(v.namespace, v.name, v.uid, name, WARNING, cond.reason, cond.message)
+        except WRITE_ERRORS as exc:
+            self.reports.unmark(key, name)  # try again on the next round
+            log.info("event for %s not written: %s", key, exc)
+
+    def node_events(self, done: Changes, snap: Snapshot, fallback: Snapshot | None) -> None:
+        """One Normal Event per Service and direction per pass, naming every address that changed;
+        for a VIP without a plan in `snap`, the Services `fallback` granted it to."""
+        if self.writer is None:
+            return
+        by_addr = snap.by_address
+        for rows, reason, verb in ((done.add, STARTED, "started"), (done.remove, STOPPED, "stopped")):
+            per_service: dict[str, list[str]] = {}
+            for r in rows:
+                plan = by_addr.get(r.address)
+                for key in plan.services if plan is not None else _services_of(fallback, r):
+                    per_service.setdefault(key, []).append(f"{r.address} on {r.interface}")
+            for key, addrs in per_service.items():
+                msg = f"node {self.me} {verb} announcing {', '.join(addrs)}"
+                spawn(self.guard, f"event {key}", self._node_event(key, reason, msg))
+
+    async def _node_event(self, key: str, reason: str, message: str) -> None:
+        rec = self.world.services.get(key)
+        if rec is None or self.writer is None:
+            return
+        name = f"{rec.view.name[:200]}.{self.me[:40]}.{time.time_ns():x}"
+        try:
+            async with self._event_slots:
+                await self.writer.event(
+                    rec.view.namespace, rec.view.name, rec.view.uid, name, NORMAL, reason, message
+                )
+        except WRITE_ERRORS as exc:
+            log.info("event for %s not written: %s", key, exc)
+
+
+def _services_of(snap: Snapshot | None, r: Row) -> tuple[str, ...]:
+    if snap is None:
+        return ()
+    return tuple(k for k, plans in snap.granted.items() if any(p.address == r.address for p in plans))

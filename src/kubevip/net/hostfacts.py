@@ -1,0 +1,54 @@
+"""What the node's kernel says about its own addresses: for the address policy (kubevip.core.policy).
+
+Read only. Addresses kubevip added (IFA_PROTO = ADDRESS_PROTO) are VIPs, not the node's own, and host
+prefixes (/32, /128) have no subnet worth protecting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+
+from kubevip.ip import IPAddress, IPNetwork
+from kubevip.net.addresses import ADDRESS_PROTO
+from kubevip.net.namespace import OWN, Netns
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """The node's own addresses, the subnets of its interfaces and its default gateways."""
+
+    addresses: frozenset[IPAddress] = frozenset()
+    subnets: tuple[IPNetwork, ...] = ()
+    gateways: frozenset[IPAddress] = frozenset()
+
+
+def host_facts(ns: Netns = OWN, proto: int = ADDRESS_PROTO) -> HostFacts:
+    """One address dump and one default-route dump per family; blocking (call it in a thread)."""
+    addresses: set[IPAddress] = set()
+    subnets: dict[IPNetwork, None] = {}
+    gateways: set[IPAddress] = set()
+    with ns.iproute() as ipr:
+        for msg in ipr.get_addr():
+            if msg.get_attr("IFA_PROTO") == proto:
+                continue
+            text = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+            if text is None:
+                continue
+            addr = ipaddress.ip_address(text)
+            if addr.is_loopback or addr.is_link_local:
+                continue
+            addresses.add(addr)
+            net = ipaddress.ip_network(f"{addr}/{msg['prefixlen']}", strict=False)
+            if net.max_prefixlen - net.prefixlen >= 2:
+                subnets.setdefault(net)
+        for af in (socket.AF_INET, socket.AF_INET6):
+            for route in ipr.get_default_routes(family=af, table=254):
+                hops = [route.get_attr("RTA_GATEWAY")]
+                hops += [h.get_attr("RTA_GATEWAY") for h in route.get_attr("RTA_MULTIPATH") or []
+                         if hasattr(h, "get_attr")]
+                for gw in hops:
+                    if gw:
+                        gateways.add(ipaddress.ip_address(gw))
+    return HostFacts(frozenset(addresses), tuple(subnets), frozenset(gateways))

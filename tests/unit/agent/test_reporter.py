@@ -1,0 +1,194 @@
+"""The reporter without root or API server: it writes only what differs, and each Warning once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kubevip.agent.reporter import Outcome, Reporter
+from kubevip.core.parse import service_from_dict
+from kubevip.core.rows import Row
+from kubevip.core.selection import ClassFilter
+from kubevip.core.world import SERVICE, World, apply_event, snapshot
+from kubevip.metrics import Metrics
+from kubevip.tasks import TaskGroupGuard
+from tests.unit.objects import service
+
+
+class FakeWriter:
+    """Records the writes the reporter asks for (the real Writer talks to the API server)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    async def service_status(self, namespace: str, name: str, ingress: tuple[str, ...]) -> None:
+        self.calls.append(("status", f"{namespace}/{name}", ingress))
+
+    async def vip_host(self, namespace: str, name: str, host: str | None) -> None:
+        self.calls.append(("vipHost", f"{namespace}/{name}", host))
+
+    async def event(self, namespace: str, name: str, uid: str, ev: str, type_: str, reason: str,
+                    message: str) -> None:
+        self.calls.append(("event", f"{namespace}/{name}", reason))
+
+
+class Holder:
+    """The election's answer: `node` holds every unit."""
+
+    def __init__(self, node: str | None) -> None:
+        self.node = node
+
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        return self.node
+
+    def generation(self) -> object:
+        return self.node
+
+
+def _status(d: dict[str, Any], ingress: list[str], host: str | None) -> dict[str, Any]:
+    d["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in ingress]}}
+    if host:
+        d["metadata"]["annotations"]["kube-vip.io/vipHost"] = host
+    return d
+
+
+async def _round(world: World, me: str, holder: str | None) -> list[tuple[Any, ...]]:
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter(me, writer, world, Holder(holder), Metrics(me), guard)  # type: ignore[arg-type]
+    snap = snapshot(world, ClassFilter(), False)
+    out = Outcome(snap, 1, frozenset(Row(p.address, "eth0") for p in snap.plans), False)
+    for job in rep.jobs(out, rep.round(out)):
+        await job()
+    await asyncio.sleep(0)
+    await guard.close()
+    return writer.calls
+
+
+async def test_a_status_already_right_is_not_written_again() -> None:
+    """A restart that finds status and vipHost right writes neither (issue 24)."""
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    d = _status(dual, ["192.0.2.10", "2001:db8::10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    assert await _round(w, "n1", "n1") == []
+
+
+async def test_a_wrong_status_is_corrected_by_the_holder_only() -> None:
+    w = World()
+    d = _status(service("web", "192.0.2.10"), [], None)
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    assert await _round(w, "n1", "n1") == [
+        ("status", "default/web", ("192.0.2.10",)), ("vipHost", "default/web", "n1"),
+    ]
+    assert await _round(w, "n2", "n1") == []  # another node holds it: that node writes
+
+
+async def test_a_warning_is_written_once_per_condition() -> None:
+    w = World()
+    # A port clash: the later Service gets a Warning.
+    apply_event(w, SERVICE, False, service_from_dict(service("a", "192.0.2.10", created="t1")))
+    apply_event(w, SERVICE, False, service_from_dict(service("b", "192.0.2.10", created="t2")))
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard)  # type: ignore[arg-type]
+    snap = snapshot(w, ClassFilter(), False)
+    out = Outcome(snap, 1, frozenset(), False)
+    for _ in range(2):  # the second round finds the Warning already written
+        for job in rep.jobs(out, list(w.services)):
+            await job()
+    await guard.close()
+    events = [c for c in writer.calls if c[0] == "event"]
+    assert events == [("event", "default/b", "vip-port-clash")]
+
+
+async def _report(
+    w: World, holder: Holder, *, settling: bool = False, stopping: bool = False, hold_down: float = 0.0,
+    per_address: bool = False,
+) -> list[tuple[Any, ...]]:
+    """One report round over every Service of `w` as node n1; the writes it asked for."""
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, holder, Metrics("n1"), guard, hold_down=hold_down)  # type: ignore[arg-type]
+    snap = snapshot(w, ClassFilter(), False, per_address=per_address)
+    out = Outcome(snap, 1, frozenset(), stopping, settling=settling)
+    for job in rep.jobs(out, rep.round(out)):
+        await job()
+    await guard.close()
+    return writer.calls
+
+
+async def test_while_the_election_settles_a_status_is_never_cleared() -> None:
+    """After a restart nobody is known to hold the VIP yet: the status this node wrote stays (issue 24)."""
+    w = World()
+    d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    assert await _report(w, Holder(None), settling=True) == []
+    cleared = [("status", "default/web", ()), ("vipHost", "default/web", None)]
+    assert await _report(w, Holder(None)) == cleared
+
+
+async def test_a_stopping_agent_leaves_the_status_to_its_successor() -> None:
+    w = World()
+    d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    assert await _report(w, Holder(None), stopping=True) == []
+
+
+class PerFamily(Holder):
+    """Only the IPv4 VIP's unit has a known holder yet (scalable mode: one unit per address)."""
+
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        return "n1" if "." in unit else None
+
+
+async def test_while_settling_a_status_only_grows() -> None:
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    apply_event(w, SERVICE, False, service_from_dict(_status(dual, ["192.0.2.10", "2001:db8::10"], "n1")))
+    assert await _report(w, PerFamily(None), settling=True, per_address=True) == []
+    shrunk = [("status", "default/web", ("192.0.2.10",))]
+    assert await _report(w, PerFamily(None), per_address=True) == shrunk
+
+
+async def test_an_address_without_a_holder_leaves_the_status_only_after_the_hold_down() -> None:
+    w = World()
+    dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    apply_event(w, SERVICE, False, service_from_dict(_status(dual, ["192.0.2.10", "2001:db8::10"], "n1")))
+    v4 = [("status", "default/web", ("192.0.2.10",))]
+    assert await _report(w, PerFamily(None), hold_down=3600.0, per_address=True) == []  # changing hands
+    assert await _report(w, PerFamily(None), per_address=True) == v4
+
+
+async def test_an_address_the_service_gave_up_leaves_the_status_at_once() -> None:
+    w = World()
+    v4_only = service("web", "192.0.2.10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+    apply_event(w, SERVICE, False, service_from_dict(_status(v4_only, ["192.0.2.10", "2001:db8::10"], "n1")))
+    v4 = [("status", "default/web", ("192.0.2.10",))]
+    assert await _report(w, Holder("n1"), hold_down=3600.0, per_address=True) == v4
+
+
+async def _warnings(w: World, me: str, holder: str | None) -> list[tuple[Any, ...]]:
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter(me, writer, w, Holder(holder), Metrics(me), guard)  # type: ignore[arg-type]
+    out = Outcome(snapshot(w, ClassFilter(), False), 1, frozenset(), False)
+    for job in rep.jobs(out, list(w.services)):
+        await job()
+    await guard.close()
+    return [c for c in writer.calls if c[0] == "event"]
+
+
+async def test_a_services_warnings_come_from_one_node() -> None:
+    """Issue 16: the holder of the Service's VIP writes its aggregated Warnings, not every node; while
+    nobody holds it (e.g. no VIP granted), every node may write (one Event object: the name is fixed)."""
+    w = World()
+    junk = ",".join(f"10.0.0.{300 + i}" for i in range(50))
+    apply_event(w, SERVICE, False, service_from_dict(service("web", f"192.0.2.10,{junk}")))
+    one = [("event", "default/web", "not-an-ip")]
+    assert await _warnings(w, "n1", "n1") == one
+    assert await _warnings(w, "n2", "n1") == []  # n1 holds the VIP: n1 writes
+    assert await _warnings(w, "n2", None) == one  # nobody known: n2 writes too (same Event name)
+    w2 = World()
+    apply_event(w2, SERVICE, False, service_from_dict(service("bad", junk)))  # no VIP: nothing held
+    assert {c[2] for c in await _warnings(w2, "n2", "n1")} == {"not-an-ip", "no-vip"}
