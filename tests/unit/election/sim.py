@@ -487,6 +487,7 @@ class Fleet:
         self._procs: dict[str, list[tuple[Any, asyncio.Task[None]]]] = {}
         self._count = itertools.count()
         self._all_tasks: list[asyncio.Task[None]] = []
+        self.leftovers: list[str] = []
 
     def incarnation(self, node: str) -> str:
         return self.current[node]
@@ -537,12 +538,16 @@ class Fleet:
         await self._kill(old)
 
     async def graceful_restart(self, node: str) -> None:
+        """SIGTERM: release() must withdraw, hand the Lease back and end the elector's run() itself."""
         old = self.current[node]
         for el, task in self._procs.pop(old, []):
             await el.release()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.sleep(0)
+            if not task.done():
+                self.leftovers.append(f"{task.get_name()} still running after release()")
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.start(node)
 
     async def _kill(self, inc: str) -> None:
@@ -568,7 +573,7 @@ class Fleet:
 
     def crashed(self) -> list[str]:
         """Electors (and fault injectors) that ended with an exception: an elector must never die."""
-        return [
+        return self.leftovers + [
             f"{t.get_name()}: {t.exception()!r}"
             for t in self._all_tasks
             if t.done() and not t.cancelled() and t.exception() is not None

@@ -121,6 +121,7 @@ def check(out: Outcome, mode: str) -> None:
     moved = [s for s in moved if not (s.end is not None and s.end >= out.end)]  # the final stop
     assert not moved, f"holdings changed after recovery: {moved}\n{out.explain()}"
     _check_foreign(out)
+    _check_handover(out)
 
 
 def _check_fencing(out: Outcome) -> None:
@@ -138,6 +139,27 @@ def _check_fencing(out: Outcome) -> None:
             f"{s.incarnation} held {s.unit} until {end:.3f}, more than renew_deadline after its last"
             f" accepted write of {lease} at {renewals[-1]:.3f}\n{out.explain()}"
         )
+
+
+def _quiet_around(out: Outcome, f: Fault, before: float = 2.0, after: float = 2.0) -> bool:
+    return not any(g is not f and g.start - after <= f.start <= fault_over(g) + before for g in out.faults)
+
+
+def _check_handover(out: Outcome) -> None:
+    """A graceful restart hands the Lease back: the unit is held again within one retry period and a
+    few round trips (a peer or the new process), not only at expiry one lease duration later."""
+    for f in out.faults:
+        if f.kind != GRACEFUL or not _quiet_around(out, f):
+            continue
+        for s in out.rec.spans:
+            if s.incarnation.split("#")[0] != f.node or s.start > f.start:
+                continue
+            if s.end is None or s.end < f.start:
+                continue
+            limit = s.end + T.retry_period + 0.3
+            assert any(n.unit == s.unit and s.end <= n.start <= limit for n in out.rec.spans), (
+                f"{s.unit} released at {s.end:.3f} but not held again by {limit:.3f}\n{out.explain()}"
+            )
 
 
 def _check_foreign(out: Outcome) -> None:
