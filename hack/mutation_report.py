@@ -32,14 +32,15 @@ def main(mutants: Path) -> None:
                 survivors.append(f"{key} ({kind})")
         total = sum(c.values()) - c["not checked"]
         # A timeout is a kill (the mutant hung the tests); "no tests" counts against the score.
-        score = (c["killed"] + c["timeout"]) / total if total else 1.0
-        rows.append((module, total, c["killed"] + c["timeout"], c["survived"], c["no tests"], score))
-    print(f"{'module':48} {'mutants':>7} {'killed':>6} {'surv.':>5} {'untested':>8} {'score':>6}")
-    for module, total, killed, surv, none, score in rows:
-        print(f"{module:48} {total:7} {killed:6} {surv:5} {none:8} {score:6.0%}")
+        score = f"{(c['killed'] + c['timeout']) / total:6.0%}" if total else "     -"
+        rows.append((module, total, c["killed"] + c["timeout"], c["survived"], c["no tests"],
+                     c["not checked"], score))
+    print(f"{'module':40} {'checked':>7} {'killed':>6} {'surv.':>5} {'untested':>8} {'pending':>7}", "score")
+    for module, total, killed, surv, none, pending, score in rows:
+        print(f"{module:40} {total:7} {killed:6} {surv:5} {none:8} {pending:7} {score}")
     all_total = sum(r[1] for r in rows)
     all_killed = sum(r[2] for r in rows)
-    print(f"{'TOTAL':48} {all_total:7} {all_killed:6} {'':5} {'':8} {all_killed / max(1, all_total):6.0%}")
+    print(f"{'TOTAL (checked)':40} {all_total:7} {all_killed:6} {all_killed / max(1, all_total):26.0%}")
     print("\nsurvivors (`mutmut show <name>` in the work dir shows each):")
     for s in survivors:
         print("  " + s)
