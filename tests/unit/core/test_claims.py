@@ -8,7 +8,8 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.core.claims import Claim, claims_of, resolve
+from kubevip.core import reasons
+from kubevip.core.claims import PORT_CLASH, Claim, claims_of, resolve
 from kubevip.core.parse import endpointslice_from_dict, service_from_dict
 from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily
@@ -117,6 +118,7 @@ def claim_st(draw: st.DrawFn) -> Claim:
         group=draw(st.sampled_from(["g1", "g2"])),
         local=draw(st.booleans()),
         eligible=draw(st.none() | st.frozensets(st.sampled_from(["n1", "n2", "n3"]), max_size=3)),
+        share=draw(st.sampled_from(["", "", "team"])),  # kube-vip.io/allow-shared-ip consent
     )
 
 
@@ -161,9 +163,14 @@ def test_every_claim_is_granted_or_told_why(claims: list[Claim]) -> None:
         granted = c.service in plan.services
         assert granted != ((c.service, c.address) in clashed), c
         if not granted:
-            winner = clashed[(c.service, c.address)].winner
-            assert winner in plan.services
-            assert any(w.ports & c.ports for w in claims if w.service == winner and w.address == c.address)
+            clash = clashed[(c.service, c.address)]
+            assert clash.winner in plan.services
+            winners = [w for w in claims if w.service == clash.winner and w.address == c.address]
+            if clash.reason == PORT_CLASH:  # told why: the winner's ports overlap
+                assert any(w.ports & c.ports for w in winners)
+            else:  # or: another namespace, without consent to share
+                assert clash.reason == reasons.CROSS_NAMESPACE_SHARING
+                assert any(not c.consents(w) for w in winners)
         first = min((k for k in claims if k.address == c.address), key=Claim.sort_key)
         assert plan.services[0] == first.service
 
