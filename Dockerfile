@@ -6,8 +6,10 @@ COPY src ./src
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
-# The agent needs no shell tools: netlink and raw sockets come from Python (pyroute2, socket).
+# Netlink and raw sockets come from Python (pyroute2, socket); packet rules (egress SNAT, Service
+# security) go through nft, one transaction per change (src/kubevip/net/nftables.py).
+RUN apt-get update && apt-get install -y --no-install-recommends nftables && rm -rf /var/lib/apt/lists/*
 COPY --from=build /install /usr/local
-# NET_ADMIN (addresses) and NET_RAW (ARP / NA) are granted by the manifests, not by the image.
+# NET_ADMIN (addresses, nftables) and NET_RAW (ARP / NA) are granted by the manifests, not by the image.
 ENTRYPOINT ["kubevip"]
 CMD ["manager"]

@@ -17,7 +17,7 @@ from kubevip.election.timings import ElectionConfig, config_from_settings
 from kubevip.envparse import Settings
 from kubevip.errors import ConfigError
 from kubevip.ip import IPAddress, IPNetwork
-from kubevip.net.settings import NetSettings
+from kubevip.net.settings import NetSettings, PacketSettings
 
 DEFAULT_LB_CLASS = "kube-vip.io/kube-vip-class"
 
@@ -55,6 +55,10 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     ("bgp_enable", "false"),
     ("cp_enable", "false"),
     ("kubeconfig", ""),
+    ("enable_service_security", "false"),
+    ("egress_podcidr", ""),
+    ("egress_servicecidr", ""),
+    ("egress_clean", "false"),
     # The address policy and sharing rules (docs/security.md).
     ("vip_allowed_cidrs", ""),
     ("vip_allowed_from_pools", "false"),
@@ -141,6 +145,8 @@ class AgentConfig:
     arp_rate_ms: int
     kubeconfig: str
     net: NetSettings = field(default_factory=NetSettings)
+    # enable_service_security, egress_* (kubevip.net.settings.PacketSettings, docs/egress.md).
+    packets: PacketSettings = field(default_factory=PacketSettings)
     # cp_enable and friends (kubevip.controlplane.settings); disabled unless cp_enable=true.
     control_plane: ControlPlaneSettings | None = None
     # bgp_* and mpbgp_* (kubevip.bgp.settings); None unless bgp_enable=true.
@@ -201,6 +207,7 @@ class AgentConfig:
             arp_rate_ms=rate,
             kubeconfig=s.str("kubeconfig") or s.str("KUBECONFIG"),
             net=NetSettings.from_env(s),
+            packets=PacketSettings.from_env(s),
             control_plane=ControlPlaneSettings.from_env(s),
             bgp_settings=BgpSettings.from_env(s) if bgp else None,
             policy=PolicySettings.from_env(s),

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kubevip.kube.kubeconfig import load_kubeconfig
 from kubevip.lab.controlplane import ControlPlane
+from tests.cluster.kube.faultproxy import FaultProxy
 
 
 class CuttableProxy:
@@ -97,7 +99,7 @@ class Event:
 class Elector:
     node: str
     proc: asyncio.subprocess.Process
-    proxy: CuttableProxy
+    proxy: CuttableProxy | FaultProxy
     reader: asyncio.Task[None] | None = None
     alive: bool = True
 
@@ -113,16 +115,25 @@ class Fleet:
     events: list[Event] = field(default_factory=list)
     electors: dict[str, Elector] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    # Each elector behind a fault-injecting HTTP proxy (tests/cluster/kube/faultproxy.py) instead of a
+    # cuttable TCP relay: the elector then talks plain HTTP to its proxy.
+    fault_proxies: bool = False
 
     async def spawn(self, node: str) -> Elector:
         u = urlsplit(self.cp.url)
-        proxy = CuttableProxy(u.hostname or "127.0.0.1", int(u.port or 443))
-        await proxy.start()
-        kubeconfig = self.cp.write_kubeconfig(
-            self.workdir / f"{node}.kubeconfig",
-            self.cp.admin_token,
-            server=f"https://127.0.0.1:{proxy.listen_port}",
-        )
+        proxy: CuttableProxy | FaultProxy
+        if self.fault_proxies:
+            ctx = load_kubeconfig(self.cp.admin_kubeconfig).ssl
+            assert ctx is not None
+            proxy = FaultProxy(u.hostname or "127.0.0.1", int(u.port or 443), ctx)
+            await proxy.start()
+            server = proxy.url
+        else:
+            proxy = CuttableProxy(u.hostname or "127.0.0.1", int(u.port or 443))
+            await proxy.start()
+            server = f"https://127.0.0.1:{proxy.listen_port}"
+        kubeconfig = self.cp.write_kubeconfig(self.workdir / f"{node}.kubeconfig", self.cp.admin_token,
+                                              server=server)
         log = (self.workdir / f"{node}.log").open("ab")
         proc = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -76,6 +76,7 @@ async def test_reflector_lists_watches_and_survives_apiserver_restart(
         watches = r.watches
         await eventually(lambda: r.watches > watches + 1, "watch resumed after its timeout")
         assert len(replaced) == 1, "a normal watch end must resume, not relist"
+        assert r.failures == 0, "a watch the server ended on time is not a failure"
         control_plane.stop_apiserver()
         control_plane.start_apiserver()
         await core.delete_namespaced_service("before", ns)
@@ -92,6 +93,7 @@ async def test_reflector_relists_on_gone(
     core = client.CoreV1Api(kube_admin)
     await core.create_namespaced_service(ns, lb_service("a"))
     items: list[list[str]] = []
+    restarts: list[str] = []
     r = Reflector(
         "services",
         rest_admin,
@@ -99,13 +101,15 @@ async def test_reflector_relists_on_gone(
         lambda its: items.append([i["metadata"]["name"] for i in its]),
         lambda k, o: None,
         backoff=Backoff(first=0.05, cap=0.2),
+        on_restart=restarts.append,
+        resource_version="1",  # watch first, from far too old a version: the API server answers 410 Gone
     )
-    r.resource_version = "1"  # far too old: the API server answers 410 Gone
     guard = TaskGroupGuard("test")
     spawn(guard, "reflector", r.run())
     try:
         got = await eventually(lambda: items, "relist after 410")
         assert got[0] == ["a"]
+        assert restarts == ["gone"] and r.lists == 1
     finally:
         await guard.close()
 

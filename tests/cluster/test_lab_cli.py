@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kubevip.lab import controlplane
+from kubevip.lab import controlplane, podnet
 from kubevip.lab.instance import LabInstance
 from tests.fixtures.cluster import control_plane_bin_dir
 from tests.fixtures.prereqs import require_root_netns
@@ -47,9 +47,13 @@ def test_up_is_idempotent_status_follows_the_contract_and_down_removes_everythin
         assert {n["name"] for n in doc["nodes"]} <= {i["metadata"]["name"] for i in json.loads(out)["items"]}
         pids = controlplane.recorded_alive(tmp_path / "state")
         assert set(pids) == set(controlplane.PROCESS_NAMES)
+        cp, net = lab.running()
+        pod = podnet.add(cp, net, "web", "node1", labels={"app": "web"})
+        assert lab.status()["pods"] == [pod.to_json()]
     finally:
         removed = lab.down()
     assert any(line.startswith("stopped pid") for line in removed)
+    assert f"removed pod default/web ({pod.netns})" in removed
     assert not controlplane.recorded_alive(tmp_path / "state")
     netns = json.loads(
         subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout or "[]"

@@ -244,3 +244,18 @@ def _metrics(node: Endpoint) -> str:
         check=False,
     )
     return res.stdout
+
+
+async def test_egress_vip_has_one_next_hop_among_the_nodes_with_endpoints(bgp: Bgp) -> None:
+    """ETP Local alone is ECMP over every node with an endpoint; with egress the pods' traffic leaves with
+    the VIP, so replies must reach the node that translated it: one next hop, from those nodes."""
+    e2e = bgp.e2e
+    n1, n2, _ = (n.name for n in e2e.nodes)
+    v4 = e2e.vip(4)
+    await e2e.pod("egr", n1, families=(4,), name="egr-a")
+    await e2e.pod("egr", n2, families=(4,), name="egr-b")
+    await e2e.service("egr", [v4], etp="Local", annotations={"kube-vip.io/egress": "true"})
+    bgp.start_agents()
+    holder = await e2e.eventually(lambda: _single_holders(e2e, (v4,)), "one holder of the egress VIP")
+    assert holder[v4] in {n1, n2}
+    await bgp.eventually_rib({v4: {holder[v4]}}, "the egress VIP from its holder alone")

@@ -107,13 +107,19 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
     try:
         e2e.fleet.start()
         await e2e.eventually(lambda: _nowhere(e2e, stale), "the stale VIP is removed")
-        final = await e2e.eventually(lambda: _single_claim(e2e, f"vip:{keep}"), "keep claimed again")
-        await e2e.eventually(lambda: _on(e2e, keep, {final}), "keep on its holder only")
+        # Right after the crash the old claim still looks valid (its holder's liveness Lease has not
+        # expired yet): wait for a claim whose holder also holds the address, and only that node.
+        final = await e2e.eventually(
+            lambda: _claimed_and_on(e2e, keep), "keep claimed again, on its holder only"
+        )
         await e2e.eventually(lambda: _reach_is(e2e, keep, final), "keep answers")
     finally:
         stop.set()
         await watcher
-    runs = [k for i, k in enumerate(samples) if k and (i == 0 or k != samples[i - 1])]
+    # While every agent is dead the kernel withdraws `keep` by itself (its lifetime ran out: fencing
+    # without an agent, docs/election.md); a gap is expected, a move to another node and back is not.
+    held = [k for k in samples if k]
+    runs = [k for i, k in enumerate(held) if i == 0 or k != held[i - 1]]
     holders_in_order = [next(iter(r)) for r in runs if len(r) == 1]
     assert len(holders_in_order) == len(set(holders_in_order)), f"keep flapped: {runs}"
     assert await asyncio.to_thread(_has_foreign, e2e, stale_node), "a foreign address was removed"
@@ -195,6 +201,11 @@ async def _live_again(e2e: E2E, node: str, since: float) -> bool:
     return bool(
         live.spec.holder_identity == node and acquired is not None and acquired.timestamp() >= since - 1
     )
+
+
+async def _claimed_and_on(e2e: E2E, vip: object) -> str | None:
+    holder = await _single_claim(e2e, f"vip:{vip}")
+    return holder if holder is not None and await _on(e2e, vip, {holder}) else None
 
 
 async def _claimed(e2e: E2E, unit: str, node: str) -> bool:

@@ -24,6 +24,7 @@ from kubevip.tasks import TaskGroupGuard, spawn
 log = logging.getLogger(__name__)
 
 UnitCallback = Callable[[str], Awaitable[None]]
+Renewed = Callable[[], None]
 Clock = Callable[[], float]  # monotonic seconds; the election simulator passes its virtual clock
 Units = Mapping[str, "frozenset[str] | None"]
 
@@ -33,6 +34,7 @@ class Leadership(Protocol):
     def holds(self, unit: str) -> bool: ...
     def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None: ...
     def generation(self) -> object: ...
+    def renewed_at(self, unit: str) -> float | None: ...
     async def run(self) -> None: ...
     async def release(self) -> None: ...
 
@@ -63,6 +65,10 @@ class Solo:
         """Equal while `holds` and `holder` answer the same for the same units (here: always)."""
         return 0
 
+    def renewed_at(self, unit: str) -> float | None:
+        """No Lease, no peer taking over: no kernel lifetime."""
+        return None
+
     async def run(self) -> None:
         await asyncio.Event().wait()
 
@@ -75,13 +81,14 @@ class Scalable:
 
     def __init__(
         self, api: RestClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
-        on_stopped: UnitCallback, metrics: Metrics, *, clock: Clock = time.monotonic,
+        on_stopped: UnitCallback, metrics: Metrics, on_renewed: Renewed | None = None,
+        *, clock: Clock = time.monotonic,
     ) -> None:
         self.node = node
         self.metrics = metrics
         self.elector = ScalableElector(
             api, cfg.namespace, node, cfg.timings, on_started, on_stopped, observer=self._observe,
-            clock=clock,
+            on_renewed=on_renewed, clock=clock,
         )
 
     def _observe(self, unit: str, holding: bool) -> None:
@@ -102,6 +109,9 @@ class Scalable:
     def generation(self) -> object:
         e = self.elector
         return (e.cache.version, e.is_live, e.held_changes)
+
+    def renewed_at(self, unit: str) -> float | None:
+        return self.elector.renewed_at if self.elector.holds(unit) else None
 
     async def run(self) -> None:
         await self.elector.run()
@@ -127,10 +137,12 @@ class Leases:
 
     def __init__(
         self, api: RestClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
-        on_stopped: UnitCallback, metrics: Metrics, *, clock: Clock = time.monotonic,
+        on_stopped: UnitCallback, metrics: Metrics, on_renewed: Renewed | None = None,
+        *, clock: Clock = time.monotonic,
     ) -> None:
         self.api = api
         self.cfg = cfg
+        self._on_renewed = on_renewed
         self.node = node
         self.metrics = metrics
         self._clock = clock
@@ -141,7 +153,8 @@ class Leases:
         self._per_unit: dict[str, LeaseElector] = {}
         self.global_elector = LeaseElector(
             api, cfg.namespace, cfg.services_lease_name, node, cfg.timings,
-            self._global_started, self._global_stopped, observer=self._observe, clock=clock,
+            self._global_started, self._global_stopped, observer=self._observe, on_renewed=on_renewed,
+            clock=clock,
         )
         self._changed = asyncio.Event()
 
@@ -186,6 +199,14 @@ class Leases:
         g = self.global_elector
         return (g.is_leader, g.leader, tuple((u, e.is_leader, e.leader) for u, e in self._per_unit.items()))
 
+    def renewed_at(self, unit: str) -> float | None:
+        if not self.holds(unit):
+            return None
+        if self._own_lease(unit):
+            e = self._per_unit.get(unit)
+            return e.renewed_at if e is not None else None
+        return self.global_elector.renewed_at
+
     async def run(self) -> None:
         spawn(self._guard, "global", self.global_elector.run())
         try:
@@ -211,7 +232,7 @@ class Leases:
                 await self._on_stopped(u)
 
             e = LeaseElector(self.api, ns, name, self.node, self.cfg.timings, started, stopped,
-                             observer=self._observe, clock=self._clock)
+                             observer=self._observe, on_renewed=self._on_renewed, clock=self._clock)
             self._per_unit[unit] = e
             spawn(self._guard, f"lease {ns}/{name}", e.run())
 
@@ -225,11 +246,12 @@ class Leases:
 
 def make(
     api: RestClient | None, cfg: ElectionConfig, node: str, on_started: UnitCallback,
-    on_stopped: UnitCallback, metrics: Metrics, *, clock: Clock = time.monotonic,
+    on_stopped: UnitCallback, metrics: Metrics, on_renewed: Renewed | None = None,
+    *, clock: Clock = time.monotonic,
 ) -> Leadership:
-    """The election the settings ask for."""
+    """The election the settings ask for; `on_renewed` runs after every accepted renewal (any Lease)."""
     if not cfg.enabled or api is None:
         return Solo(node, on_started, on_stopped)
     if cfg.mode == "scalable":
-        return Scalable(api, cfg, node, on_started, on_stopped, metrics, clock=clock)
-    return Leases(api, cfg, node, on_started, on_stopped, metrics, clock=clock)
+        return Scalable(api, cfg, node, on_started, on_stopped, metrics, on_renewed, clock=clock)
+    return Leases(api, cfg, node, on_started, on_stopped, metrics, on_renewed, clock=clock)

@@ -16,13 +16,16 @@ from kubevip.agent import leadership
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
+from kubevip.agent.packets import DISCOVERY_PERIOD, PacketRuleDriver
 from kubevip.agent.policy_facts import PolicyFacts
 from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import Condition, missing_interface, no_family_interface
+from kubevip.core.egress import PacketRules
 from kubevip.core.interface import valid_interface_name
+from kubevip.core.plan import ServiceDecision
 from kubevip.core.reasons import Reason
 from kubevip.core.rows import (
     Changes,
@@ -33,14 +36,23 @@ from kubevip.core.rows import (
     held_plans,
     missing_interfaces,
 )
-from kubevip.core.views import IPFamily
+from kubevip.core.views import IPFamily, ServiceView
 from kubevip.core.world import Decided, Snapshot, World, snapshot
+from kubevip.election.lifetime import (
+    KERNEL_LATE,
+    Lifetime,
+    due,
+    lifetime,
+    minimum_lease_duration,
+    still_safe,
+)
 from kubevip.errors import KubevipError, NetworkError
+from kubevip.ip import IPAddress
 from kubevip.kube.rest import RestClient
 from kubevip.kube.writers import Writer
 from kubevip.listing import brief
 from kubevip.metrics import Metrics
-from kubevip.net.addresses import AddressManager
+from kubevip.net.addresses import AddressManager, Ownership, detect_ownership
 from kubevip.net.announcer import Announcer
 from kubevip.net.interfaces import existing_links, link_names, resolve_interface
 from kubevip.net.namespace import OWN, Netns
@@ -53,6 +65,8 @@ log = logging.getLogger(__name__)
 IFACE_RETRY = 30.0
 
 INVALID_OBJECT = Reason.INVALID_OBJECT
+RULES_RETRY = 2.0  # seconds between attempts to apply packet rules nft refused
+RULES_CHECK = 30.0  # seconds between checks that our nftables table is still there
 
 class Agent:
     """One node's agent. `api=None` runs without a cluster (tests feed `world` directly)."""
@@ -76,7 +90,8 @@ class Agent:
         # The election gets its own client (own connection pool): a burst of status and Event writes
         # must never queue a Lease renewal behind it, or the node fences itself under load.
         self.leadership = leadership.make(
-            election_api or api, cfg.election, self.me, self._unit_started, self._unit_stopped, self.metrics
+            election_api or api, cfg.election, self.me, self._unit_started, self._unit_stopped, self.metrics,
+            on_renewed=self._renewed,
         )
         self.announcer = Announcer(rate_ms=cfg.net.arp_rate_ms, ns=ns) if cfg.net.arp else None
         self.writer = Writer(api, self.me) if api is not None else None
@@ -117,6 +132,28 @@ class Agent:
         self.ready = asyncio.Event()
         # Scalable election: one unit per VIP (no Lease per unit, so no kube-vip naming to keep).
         self.per_address_units = cfg.election.enabled and cfg.election.mode == "scalable"
+        # Kernel lifetimes (docs/election.md): every VIP we hold by a Lease ends in the kernel before a
+        # peer may take it over, unless renewals keep extending it. Not in BGP mode (the routes leave with
+        # the session) nor without election (no peer takes over).
+        self.lifetimes = (
+            cfg.net.kernel_lifetime and self.bgp is None and cfg.election.enabled
+            and (election_api or api) is not None
+        )
+        self.ownership = Ownership()  # probed in start()
+        self._mgrs: dict[str, AddressManager] = {}
+        # Rows whose address this process added or adopted as ours: only those get their lifetime
+        # extended (a replace on a foreign address would make it ours, and the kernel would remove it).
+        self._ours: set[Row] = set()
+        # Per row of ours, the instant before which the kernel cannot have removed it (the request was
+        # sent after it was computed): rounds extend only rows that come due (election/lifetime.py).
+        self._expires: dict[Row, float] = {}
+        self._renewals = asyncio.Event()
+        self.extensions = 0
+        # Egress SNAT and Service security (agent/packets.py): one nftables table of ours.
+        self.packets = PacketRuleDriver(cfg.packets, api, self.me, ns)
+        self._discover = asyncio.Event()
+        self._rules_wanted: PacketRules | None = None
+        self._rules_wake = asyncio.Event()
 
     # -- inputs -----------------------------------------------------------------------------------
 
@@ -142,6 +179,10 @@ class Agent:
 
     async def _unit_started(self, unit: str) -> None:
         self._wake.set()
+
+    def _renewed(self) -> None:
+        """A Lease renewal was accepted: extend the kernel lifetimes of what it covers."""
+        self._renewals.set()
 
     async def _unit_stopped(self, unit: str) -> None:
         """Fencing: withdraw this unit's VIPs before returning (the election waits for it). Units that
@@ -220,8 +261,15 @@ class Agent:
             log.warning("cannot look up interfaces %s: %s", sorted(names), exc)
             return frozenset()
 
+    def _manager(self, ifname: str) -> AddressManager:
+        """One manager per interface for the agent's life: it keeps its precomputed extension requests."""
+        m = self._mgrs.get(ifname)
+        if m is None:
+            m = self._mgrs[ifname] = self.ownership.manager(ifname, self.ns)
+        return m
+
     def _managers(self, rows: Iterable[Row]) -> dict[str, AddressManager]:
-        return {r.interface: AddressManager(r.interface, self.ns) for r in rows}
+        return {r.interface: self._manager(r.interface) for r in rows}
 
     async def kernel_rows(self) -> frozenset[Row]:
         """The VIPs this agent owns (IFA_PROTO ownership, survives restarts) on every interface of the node:
@@ -235,7 +283,7 @@ class Agent:
             ifnames = link_names(self.ns)
             for ifname in sorted(ifnames):
                 try:
-                    for ip, _plen in AddressManager(ifname, self.ns).owned():
+                    for ip, _plen in self.ownership.manager(ifname, self.ns).owned():
                         out.add(Row(ip, ifname))
                 except NetworkError as exc:
                     log.warning("cannot read addresses of %s: %s", ifname, exc)
@@ -273,7 +321,14 @@ class Agent:
             return {}
         holds = self.leadership.holds
         if self.bgp is not None:  # BGP: ETP Local is announced by every eligible node (ECMP), no election
-            return {u: self.me for u, e in snap.units.items() if announces(self.me, e, holds(u))}
+            single = snap.single_units
+
+            def mine(u: str, e: frozenset[str] | None) -> bool:
+                if u in single:  # egress: replies must come back to the node that translated the traffic
+                    return holds(u) and (e is None or self.me in e)
+                return announces(self.me, e, holds(u))
+
+            return {u: self.me for u, e in snap.units.items() if mine(u, e)}
         return {u: self.me for u in snap.units if holds(u)}
 
     def desired(
@@ -341,6 +396,7 @@ class Agent:
                 await self._apply(changes, snap)
             if self.bgp is not None:
                 await self._bgp_sync(self.held, snap)
+            await self._packet_pass(snap)
             self._settled = inputs if self.held == want else None
             self.passes += 1
             self.metrics.reconcile_duration.observe(time.perf_counter() - started)
@@ -349,6 +405,62 @@ class Agent:
             self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
                                          dict(self._node_warnings), settling))
             return changes
+
+    def _service_pairs(self, snap: Snapshot) -> list[tuple[ServiceView, ServiceDecision]]:
+        """(view, decision) of every handled Service in claim order (creationTimestamp, key)."""
+        recs = self.world.services
+        rows = [(rec.created, key, rec.view, d) for key, d in snap.decisions.items()
+                if (rec := recs.get(key)) is not None]
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [(v, d) for _, _, v, d in rows]
+
+    async def _packet_pass(self, snap: Snapshot) -> None:
+        """Decide this node's packet rules for the held VIPs and hand them to `rules_loop`: applying a big
+        table takes the kernel a moment (0.5 s for 1000 dual-stack Services, docs/egress.md), and no
+        fencing pass may wait for that."""
+        pairs = self._service_pairs(snap)
+        if self.packets.needs_networks(pairs) and not self.packets.discovered:
+            self._discover.set()  # the discovery task looks the networks up, then wakes a pass
+        held = frozenset(r.address for r in self.held)
+        if not self.cfg.packets.service_security and not self.packets.needs_networks(pairs):
+            rules = PacketRules()
+        else:  # pure, O(Services): off the event loop. Bad annotations are Warnings (core/egress.py).
+            rules = await asyncio.to_thread(self.packets.wanted, pairs, held)
+        self._rules_wanted = rules
+        self._rules_wake.set()
+
+    async def rules_loop(self) -> None:
+        """Apply the latest wanted packet rules (only the newest of a burst); retry a failure; every
+        RULES_CHECK without news, put the table back if someone else removed it."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RULES_CHECK):
+                    await self._rules_wake.wait()
+            woken = self._rules_wake.is_set()
+            self._rules_wake.clear()
+            rules = self._rules_wanted
+            if rules is None:
+                continue
+            if not woken:
+                await self.packets.heal(rules)
+                continue
+            if not await self.packets.apply(rules):
+                await asyncio.sleep(RULES_RETRY)  # backoff: nft refused or is missing, logged by apply
+                self._rules_wake.set()
+
+    async def discovery_loop(self) -> None:
+        """Cluster networks for egress exemptions: when first needed, then every DISCOVERY_PERIOD."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DISCOVERY_PERIOD):
+                    await self._discover.wait()
+            self._discover.clear()
+            snap = self.snap
+            if snap is None or not self.packets.needs_networks(self._service_pairs(snap)):
+                continue
+            if await self.packets.discover(force=True):
+                self._settled = None
+                self._wake.set()
 
     def _pass_inputs(self, snap: Snapshot) -> tuple[object, ...] | None:
         """What a pass depends on, or None when it also depends on time or the node's interfaces (the
@@ -366,12 +478,26 @@ class Agent:
         announcer = self.announcer
         if announcer is not None:
             await asyncio.gather(*(announcer.stop(r.address) for r in changes.remove))
-        failed = await asyncio.to_thread(self._kernel, changes)
+        lifetimes = self._add_lifetimes(changes.add, snap)
+        sent = time.monotonic()
+        failed, ours = await asyncio.to_thread(self._kernel, changes, lifetimes)
         done = Changes(
             add=tuple(r for r in changes.add if r not in failed),
             remove=tuple(r for r in changes.remove if r not in failed),
         )
         self.held = apply(self.held, done)
+        self._ours.difference_update(done.remove)
+        for r in done.remove:
+            self._expires.pop(r, None)
+        self._ours |= ours
+        for r in ours:
+            seconds = lifetimes.get(r)
+            if seconds is not None:
+                self._expires[r] = sent + seconds
+        if ours and self.lifetimes:
+            # The adds' lifetimes were computed before the batch ran: a round now checks them against the
+            # instant the kernel stamped them (and shortens any that a slow batch made unsafe).
+            self._renewals.set()
         if announcer is not None:
             # Together: each first frame waits for the announcer's thread, not for the one before it.
             started = await asyncio.gather(
@@ -391,9 +517,29 @@ class Agent:
                      brief(f"{r.address} from {r.interface}" for r in done.remove))
         self.reporter.node_events(done, snap, self.snap)
 
-    def _kernel(self, changes: Changes) -> set[Row]:
-        """Address (and route) changes in a worker thread: netlink calls must not stall lease renewals."""
+    def _add_lifetimes(self, rows: Iterable[Row], snap: Snapshot) -> dict[Row, int | None]:
+        """Kernel lifetime of each VIP about to be added (None: permanent, lifetimes off)."""
+        if not self.lifetimes:
+            return {}
+        t = self.cfg.election.timings
+        now = time.monotonic()
+        by_addr = snap.by_address
+        out: dict[Row, int | None] = {}
+        for r in rows:
+            p = by_addr.get(r.address)
+            renewed = self.leadership.renewed_at(p.unit) if p is not None else None
+            # Unknown renewal (cannot happen for a held unit): the shortest lifetime; a round follows.
+            out[r] = 1 if renewed is None else lifetime(t, renewed, now).seconds
+        return out
+
+    def _kernel(
+        self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None
+    ) -> tuple[set[Row], set[Row]]:
+        """Address (and route) changes in a worker thread: netlink calls must not stall lease renewals.
+        Returns the rows that failed and the added rows whose address is ours."""
+        lifetimes = lifetimes or {}
         failed: set[Row] = set()
+        ours: set[Row] = set()
         mgrs = self._managers([*changes.add, *changes.remove])
         n = self.cfg.net
         tables = {
@@ -422,10 +568,15 @@ class Agent:
             log.error("%s", exc)
             failed.add(r)
         prefixlen = self.cfg.net.subnet.prefixlen
-        added_errors = {
-            i: mgrs[i].add_many((r.address, prefixlen(r.address)) for r in changes.add if r.interface == i)
-            for i in mgrs
-        }
+        added_errors: dict[str, dict[IPAddress, NetworkError]] = {i: {} for i in mgrs}
+        groups: dict[tuple[str, int | None], list[Row]] = {}
+        for r in changes.add:
+            groups.setdefault((r.interface, lifetimes.get(r)), []).append(r)
+        for (i, seconds), rows in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or 0)):
+            mine, errs = mgrs[i].add_many_owned(((r.address, prefixlen(r.address)) for r in rows),
+                                                lifetime=seconds)
+            added_errors[i].update(errs)
+            ours.update(r for r in rows if r.address in mine)
         for r in changes.add:
             exc = added_errors[r.interface].get(r.address)
             if exc is None and tables:
@@ -436,7 +587,96 @@ class Agent:
             if exc is not None:
                 log.error("%s", exc)
                 failed.add(r)
-        return failed
+        return failed, ours
+
+    # -- kernel lifetimes ------------------------------------------------------------------------------
+
+    def _lifetime_regime(self) -> None:
+        """One line at start-up: what the kernel guarantees with these timings."""
+        t = self.cfg.election.timings
+        first = lifetime(t, 0.0, 0.1)  # a renewal answered within 0.1 s
+        if first.guaranteed:
+            log.info("kernel VIP lifetimes: %d s after each renewal: the kernel withdraws the VIPs of a dead "
+                     "or stalled agent at most %.2f s after its last renewal, before a peer may take over "
+                     "(vip_leaseduration %.2f s)", first.seconds, 0.1 + first.seconds + KERNEL_LATE,
+                     t.lease_duration)
+        else:
+            log.warning("kernel VIP lifetimes: vip_leaseduration %.2f s leaves no whole second that ends "
+                        "before a peer may take over (needs >= %.2f s); VIPs get 1 s, so the kernel "
+                        "withdraws a dead agent's VIPs at most %.2f s after a peer may take over, "
+                        "instead of never",
+                        t.lease_duration, minimum_lease_duration(t), first.overshoot)
+
+    async def _lifetime_loop(self) -> None:
+        """Extend the lifetimes after renewals; renewals of many Leases coalesce into one round."""
+        spacing = self.cfg.election.timings.retry_period / 4
+        while True:
+            await self._renewals.wait()
+            self._renewals.clear()
+            try:
+                await self.extend_lifetimes()
+            except Exception:  # the next renewal retries; the kernel fences meanwhile if it must
+                log.exception("kernel lifetime extension failed")
+            await asyncio.sleep(spacing)  # pacing, not synchronisation: bounds rounds per second
+
+    async def extend_lifetimes(self) -> int:
+        """One round: every held VIP of ours whose unit we hold gets the lifetime its last renewal allows;
+        returns how many were extended. Under the pass lock: an extension re-creates a missing address,
+        so it must never race a removal."""
+        async with self._lock:
+            snap = self.snap
+            if snap is None or self._stopping or not self.lifetimes:
+                return 0
+            by_addr = snap.by_address
+            renewed: dict[Row, float] = {}
+            for r in self.held:
+                p = by_addr.get(r.address)
+                if r in self._ours and p is not None:
+                    s = self.leadership.renewed_at(p.unit)
+                    if s is not None:
+                        renewed[r] = s
+            if not renewed:
+                return 0
+            t = self.cfg.election.timings
+            now = time.monotonic()
+            expires = self._expires
+            renewed = {
+                r: s for r, s in renewed.items()
+                if due(expires.get(r), now, lifetime(t, s, now), t.retry_period)
+            }
+            if not renewed:
+                return 0
+            for _attempt in range(3):
+                now = time.monotonic()
+                plan: dict[Row, Lifetime] = {r: lifetime(t, s, now) for r, s in renewed.items()}
+                stamped = await asyncio.to_thread(self._extend, {r: lt.seconds for r, lt in plan.items()})
+                for r, lt in plan.items():
+                    expires[r] = now + lt.seconds
+                late = [
+                    r for r, lt in plan.items()
+                    if lt.guaranteed and not still_safe(t, renewed[r], lt.seconds, stamped)
+                ]
+                if not late:
+                    break
+                log.warning("kernel lifetimes: an extension round took %.3f s, longer than the lifetime's "
+                            "rounding allows for %d VIPs: again with shorter lifetimes",
+                            stamped - now, len(late))
+            self.extensions += 1
+            return len(renewed)
+
+    def _extend(self, lifetimes: Mapping[Row, int]) -> float:
+        """Blocking: one batch per interface; returns the instant the last batch returned (every kernel
+        timestamp of the round is earlier)."""
+        prefixlen = self.cfg.net.subnet.prefixlen
+        per_if: dict[str, dict[tuple[IPAddress, int], int]] = {}
+        for r, seconds in lifetimes.items():
+            per_if.setdefault(r.interface, {})[(r.address, prefixlen(r.address))] = seconds
+        for ifname, batch in sorted(per_if.items()):
+            errors = self._manager(ifname).extend(batch)
+            if errors:
+                log.error("cannot extend %d VIP lifetimes on %s: %s", len(errors), ifname,
+                          brief(str(e) for e in errors.values()))
+        return time.monotonic()
 
     def _update_gauges(self, snap: Snapshot) -> None:
         held = {r.address for r in self.held}
@@ -492,7 +732,17 @@ class Agent:
         """Adopt what the kernel holds, then start watches, election, loop and reporting."""
         if self.bgp is not None:
             await self.bgp.start()
+        n = self.cfg.net
+        self.ownership = await asyncio.to_thread(
+            detect_ownership, self.ns, force_fallback=n.ownership == "statefile", state_dir=n.state_dir,
+            lifetime_marker=self.lifetimes, what=f"node {self.me}'s Service VIPs",
+        )
+        self._mgrs.clear()
+        # A previous run's packet rules name VIPs this run may not hold: start from none.
+        await self.packets.remove()
         self.held = await self.kernel_rows()
+        self._ours = set(self.held)
+        self._expires.clear()  # adopted rows: unknown, extended in the first round once held
         # BGP: a crashed agent's routes already left with its session, so keeping its Cluster VIPs while
         # the election settles would only risk a second announcer; Local VIPs need no election anyway.
         self._startup_keep = self.held if self.bgp is None else frozenset()
@@ -512,8 +762,13 @@ class Agent:
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())
             spawn(self.guard, "report", self.reporter.loop())
+            spawn(self.guard, "egress-discovery", self.discovery_loop())
+        spawn(self.guard, "packet-rules", self.rules_loop())
         spawn(self.guard, "election", self.leadership.run())
         spawn(self.guard, "reconcile", self.loop())
+        if self.lifetimes:
+            self._lifetime_regime()
+            spawn(self.guard, "lifetimes", self._lifetime_loop())
 
     async def shutdown(self) -> None:
         """Staged: withdraw every VIP, release the Leases, stop tasks."""
@@ -522,6 +777,7 @@ class Agent:
             await self.converge(reason="shutdown")
         except Exception:
             log.exception("withdraw on shutdown failed")
+        await self.packets.remove()
         await self.leadership.release()
         if self.bgp is not None:
             await self.bgp.close()

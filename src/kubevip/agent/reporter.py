@@ -16,16 +16,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from kubevip.agent.bgp_wants import Problem
 from kubevip.agent.leadership import Leadership
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition
+from kubevip.core.egress import active_endpoints, egress_enabled
 from kubevip.core.rows import Changes, Row, ServiceStatus, service_status, should_write
 from kubevip.core.views import IPAddress
 from kubevip.core.world import Snapshot, World
-from kubevip.kube.writers import ANNOTATION_VIP_HOST, WriteError, Writer
+from kubevip.kube.errors import TRANSIENT
+from kubevip.kube.writers import ANNOTATION_VIP_HOST, Writer
 from kubevip.metrics import Metrics
 from kubevip.tasks import TaskGroupGuard, spawn
 
@@ -33,9 +33,7 @@ log = logging.getLogger(__name__)
 
 WRITE_CONCURRENCY = 8
 # Errors of one API write that a later round retries.
-WRITE_ERRORS: tuple[type[BaseException], ...] = (
-    WriteError, aiohttp.ClientError, asyncio.TimeoutError, OSError,
-)
+WRITE_ERRORS: tuple[type[BaseException], ...] = TRANSIENT
 
 
 @dataclass
@@ -232,6 +230,13 @@ class Reporter:
                 yield functools.partial(self._write_status, key, wanted, current_host)
             else:
                 self._shrinking.pop(key, None)
+            if self.writer is not None and d is not None and d.announce and egress_enabled(view) \
+                    and not out.stopping:
+                held = frozenset(r.address for r in out.held)
+                wanted_ann = active_endpoints(d, held, self.me)
+                patch = {k: v for k, v in wanted_ann.items() if view.annotation(k) != v}
+                if patch:
+                    yield functools.partial(self._write_annotations, key, patch)
             if key in snap.handled and (d is None or d.reason != "ignored"):
                 # Cluster-wide warnings are written by one node: the holder of the Service's first VIP
                 # (every node while none holds it); warnings about this node are written by this node.
@@ -291,6 +296,20 @@ class Reporter:
             self.reports.failed_status[key] = time.monotonic() + min(30.0, 0.5 * 2**n)
             log.warning("status of %s not written (retrying): %s", key, exc)
             self._wake.set()
+
+    async def _write_annotations(self, key: str, values: dict[str, str | None]) -> None:
+        """kube-vip's active-endpoint annotations (egress), written by the node holding the family's VIP."""
+        assert self.writer is not None
+        rec = self.world.services.get(key)
+        if rec is None:
+            return
+        try:
+            await self.writer.annotations(rec.view.namespace, rec.view.name, values)
+        except WRITE_ERRORS as exc:
+            ns, _, name = key.partition("/")
+            self.metrics.reconcile_errors.labels(ns, name, "annotation-write").inc()
+            log.warning("annotations of %s not written (retried in the next round): %s", key, exc)
+            self._keys.add(key)
 
     def problems(self, problems: Iterable[Problem]) -> None:
         """New problems of the BGP side (a Service's bad annotation, no next hop): a Warning each, once."""

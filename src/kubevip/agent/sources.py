@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from kubevip.core.egress import ANN_ACTIVE_ENDPOINT, ANN_ACTIVE_ENDPOINT_IPV6
 from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
 from kubevip.core.views import ServiceView
 from kubevip.core.world import (
@@ -32,7 +33,8 @@ def _created(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("creationTimestamp") or "")
 
 
-WRITTEN_BACK = frozenset({ANNOTATION_VIP_HOST})  # annotations the agents write on Services
+# Annotations the agents write on Services.
+WRITTEN_BACK = frozenset({ANNOTATION_VIP_HOST, ANN_ACTIVE_ENDPOINT, ANN_ACTIVE_ENDPOINT_IPV6})
 
 
 class Sources:

@@ -41,6 +41,22 @@ def register(subparsers: Any) -> None:
     st.set_defaults(func=run_status)
     down = sub.add_parser("down", parents=[common], help="stop and remove everything this lab created")
     down.set_defaults(func=run_down)
+    pod = sub.add_parser("pod", help="pods with real network namespaces on lab nodes (docs/lab.md)")
+    pod_sub = pod.add_subparsers(dest="pod_command", required=True)
+    padd = pod_sub.add_parser(
+        "add", parents=[common],
+        help="a pod namespace wired to a node, its Pod object (Ready, both IPs) and a responder on 8080",
+    )
+    padd.add_argument("name", help="the Pod's name")
+    padd.add_argument("--node", required=True, help="lab node the pod runs on (node1, node2, ...)")
+    padd.add_argument("--namespace", default="default", help="the Pod's namespace (default %(default)s)")
+    padd.add_argument("--labels", default="", help="the Pod's labels, k=v,k2=v2")
+    padd.add_argument("-o", "--output", choices=("json", "text"), default="text")
+    padd.set_defaults(func=run_pod_add)
+    pdel = pod_sub.add_parser("del", parents=[common], help="remove a lab pod and its Pod object")
+    pdel.add_argument("name", help="the Pod's name")
+    pdel.add_argument("--namespace", default="default", help="the Pod's namespace (default %(default)s)")
+    pdel.set_defaults(func=run_pod_del)
     gc = sub.add_parser("gc", help="remove test labs whose test run died without tearing them down")
     gc.set_defaults(func=run_gc)
 
@@ -78,9 +94,36 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"  {n['name']:8} netns {n['netns']:20} {n['ipv4']:15} {n['ipv6']} {n['mac']}")
     c = doc["client"]
     print(f"  {'client':8} netns {c['netns']:20} {c['ipv4']:15} {c['ipv6']}")
+    for p in doc.get("pods", []):
+        print(f"  pod {p['namespace']}/{p['name']} on {p['node']}: netns {p['netns']} "
+              f"{p['ipv4']} {p['ipv6']}")
     if "control_plane" in doc:
         v = doc["control_plane"]
         print(f"  control-plane VIP {v['vip']['ipv4']} {v['vip']['ipv6']}: {v['kubeconfig_ipv4']}")
+    return 0
+
+
+def run_pod_add(args: argparse.Namespace) -> int:
+    from kubevip.lab import podnet
+    from kubevip.lab.instance import LabInstance
+
+    cp, net = LabInstance(args.lab_id).running()
+    pod = podnet.add(cp, net, args.name, args.node, args.namespace, podnet.parse_labels(args.labels))
+    if args.output == "json":
+        sys.stdout.write(json.dumps(pod.to_json(), indent=2) + "\n")
+    else:
+        print(f"pod {pod.namespace}/{pod.name} on {pod.node}: netns {pod.netns} {pod.ipv4} {pod.ipv6}, "
+              f"responder on TCP and UDP {podnet.RESPONDER_PORT}")
+    return 0
+
+
+def run_pod_del(args: argparse.Namespace) -> int:
+    from kubevip.lab import podnet
+    from kubevip.lab.instance import LabInstance
+
+    cp, net = LabInstance(args.lab_id).running()
+    pod = podnet.delete(cp, net, args.name, args.namespace)
+    print(f"removed pod {pod.namespace}/{pod.name} ({pod.netns})")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from kubevip.controlplane.resolve import VipSet
 from kubevip.controlplane.settings import ControlPlaneSettings
 from kubevip.election.elector import LeaseElector, Observer
 from kubevip.election.leaseapi import LeaseApi
+from kubevip.election.lifetime import lifetime, still_safe
 from kubevip.election.timings import ElectionConfig
 from kubevip.tasks import TaskGroupGuard, spawn
 
@@ -69,6 +71,9 @@ class ControlPlaneVip:
         self._have_vips = asyncio.Event()
         self._campaign: asyncio.Task[None] | None = None
         self._stopping = False
+        # Kernel lifetimes (docs/election.md): extended after every accepted renewal of the Lease.
+        self.lifetimes = kernel.net.kernel_lifetime
+        self._renewals = asyncio.Event()
 
     @property
     def leading(self) -> bool:
@@ -79,6 +84,7 @@ class ControlPlaneVip:
 
     async def start(self) -> None:
         """Clean up, resolve once, and start the background tasks (health, DNS refresh, campaign)."""
+        await asyncio.to_thread(self.kernel.detect_ownership, self.node, self.lifetimes)
         await asyncio.to_thread(self.kernel.remove_leftovers)
         await asyncio.to_thread(self.kernel.prepare)  # a takeover then announces at once
         await self._refresh_vips()
@@ -86,6 +92,8 @@ class ControlPlaneVip:
         if any(e.ip is None for e in self.settings.entries):
             spawn(self.guard, "dns", self._dns_loop())
         self._campaign = spawn(self.guard, "campaign", self._campaign_loop())
+        if self.lifetimes:
+            spawn(self.guard, "lifetimes", self._lifetime_loop())
 
     async def shutdown(self) -> None:
         """SIGTERM: stop campaigning, withdraw every VIP, hand the Lease back at once, stop tasks."""
@@ -135,7 +143,42 @@ class ControlPlaneVip:
                 if interfaces is None:
                     interfaces = await asyncio.to_thread(self.kernel.interfaces)
                 want = placements(self.vips.addresses, interfaces)
-            await self.kernel.converge(want)
+            await self.kernel.converge(want, self._add_lifetime() if self._leading else None)
+        if self._leading and self.lifetimes:
+            self._renewals.set()  # check the adds' lifetimes against the instant the kernel stamped them
+
+    def _add_lifetime(self) -> int | None:
+        if not self.lifetimes:
+            return None
+        el = self.elector
+        renewed = el.renewed_at if el is not None else None
+        return 1 if renewed is None else lifetime(self.election.timings, renewed, time.monotonic()).seconds
+
+    def _renewed(self) -> None:
+        self._renewals.set()
+
+    async def _lifetime_loop(self) -> None:
+        """After each accepted renewal: extend the VIPs' kernel lifetimes from it."""
+        while True:
+            await self._renewals.wait()
+            self._renewals.clear()
+            try:
+                await self.extend_lifetimes()
+            except Exception:
+                log.exception("control-plane VIP: kernel lifetime extension failed")
+
+    async def extend_lifetimes(self) -> None:
+        async with self._lock:  # an extension re-creates a missing address: never during a removal
+            el = self.elector
+            renewed = el.renewed_at if el is not None else None
+            if renewed is None or not self._leading or not self.kernel.held:
+                return
+            t = self.election.timings
+            for _attempt in range(3):
+                lt = lifetime(t, renewed, time.monotonic())
+                stamped = await asyncio.to_thread(self.kernel.extend, lt.seconds)
+                if not lt.guaranteed or still_safe(t, renewed, lt.seconds, stamped):
+                    return
 
     async def _on_started(self) -> None:
         await self._converge(True)
@@ -148,7 +191,8 @@ class ControlPlaneVip:
     def _new_elector(self) -> LeaseElector:
         e = self.election
         return LeaseElector(self.lease_api, e.namespace, e.lease_name, self.node, e.timings,
-                            on_started=self._on_started, on_stopped=self._on_stopped, observer=self.observer)
+                            on_started=self._on_started, on_stopped=self._on_stopped, observer=self.observer,
+                            on_renewed=self._renewed)
 
     async def _campaign_loop(self) -> None:
         """Campaign while the local API server is healthy; release the Lease when it stays unhealthy."""

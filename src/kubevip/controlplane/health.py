@@ -10,8 +10,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aiohttp
-
 from kubevip.controlplane.settings import HealthSettings
 from kubevip.kube.rest import RestClient
 
@@ -89,7 +87,7 @@ class HealthMonitor:
 async def livez_probe(api_client: RestClient, path: str, limit: float) -> bool:
     """GET `path` on the API server of `api_client` with its credentials; True on HTTP 200 `ok`."""
     try:
-        resp = await api_client.request("GET", path, timeout=aiohttp.ClientTimeout(total=limit))
+        resp = await api_client.request("GET", path, timeout=limit)
     except Exception as exc:  # any failure to get an answer is a failed check
         log.debug("GET %s failed: %r", path, exc)
         return False

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kubevip.controlplane.resolve import IPAddress
 from kubevip.errors import KubevipError
-from kubevip.net.addresses import AddressManager
+from kubevip.net.addresses import AddressManager, Ownership, detect_ownership
 from kubevip.net.announcer import Announcer, Sender, raw_sender
 from kubevip.net.connections import abort_connections
 from kubevip.net.interfaces import resolve_interface
@@ -55,6 +56,9 @@ class KernelVips:
             Announcer(rate_ms=net.arp_rate_ms, ns=ns, sender_factory=self._sender) if net.arp else None
         )
         self.held: frozenset[Placement] = frozenset()
+        self.ownership = Ownership()  # the runner probes IFA_PROTO at start-up
+        # Placements whose address this process added (or found ours): only those get lifetimes extended.
+        self._ours: set[Placement] = set()
         self._interfaces: dict[int, str] = {}
         self._abort_warned = False
 
@@ -95,8 +99,16 @@ class KernelVips:
                 log.warning("control-plane VIP: %s", exc)
         return dict(self._interfaces)
 
+    def detect_ownership(self, node: str, lifetime_marker: bool) -> None:
+        """Blocking: probe IFA_PROTO (or take the forced fallback) once, before any address is read."""
+        n = self.net
+        self.ownership = detect_ownership(
+            self.ns, force_fallback=n.ownership == "statefile", state_dir=n.state_dir,
+            lifetime_marker=lifetime_marker, what=f"node {node}'s control-plane VIPs",
+        )
+
     def _manager(self, ifname: str) -> AddressManager:
-        return AddressManager(ifname, self.ns, proto=CONTROL_PLANE_PROTO)
+        return self.ownership.manager(ifname, self.ns, proto=CONTROL_PLANE_PROTO)
 
     def _table(self, ifname: str) -> RoutingTable:
         n = self.net
@@ -144,14 +156,14 @@ class KernelVips:
             self._abort(ip, arrived)
 
     def _change(
-        self, add: Iterable[Placement], remove: Iterable[Placement]
+        self, add: Iterable[Placement], remove: Iterable[Placement], lifetime: int | None = None
     ) -> tuple[set[Placement], set[Placement]]:
         """Blocking netlink part; returns (added, removed) that succeeded."""
         with self.ns.iproute():  # one netlink socket for all the calls below, not one per call
-            return self._change_in(add, remove)
+            return self._change_in(add, remove, lifetime)
 
     def _change_in(
-        self, add: Iterable[Placement], remove: Iterable[Placement]
+        self, add: Iterable[Placement], remove: Iterable[Placement], lifetime: int | None = None
     ) -> tuple[set[Placement], set[Placement]]:
         added: set[Placement] = set()
         removed: set[Placement] = set()
@@ -170,7 +182,13 @@ class KernelVips:
                 log.error("control-plane VIP: cannot remove %s from %s: %s", p.address, p.ifname, exc)
         for p in add:
             try:
-                self._manager(p.ifname).add(p.address, self.net.subnet.prefixlen(p.address))
+                mine, errors = self._manager(p.ifname).add_many_owned(
+                    [(p.address, self.net.subnet.prefixlen(p.address))], lifetime=lifetime
+                )
+                if p.address in errors:
+                    raise errors[p.address]
+                if p.address in mine:
+                    self._ours.add(p)
                 if self.net.routing_table:
                     self._table(p.ifname).add(p.address)
                 added.add(p)
@@ -178,8 +196,20 @@ class KernelVips:
                 log.error("control-plane VIP: cannot add %s to %s: %s", p.address, p.ifname, exc)
         return added, removed
 
-    async def converge(self, want: frozenset[Placement]) -> None:
-        """Make `held` equal `want`: stop announcing first, change addresses, then announce the new ones."""
+    def extend(self, lifetime: int) -> float:
+        """Blocking: set `lifetime` seconds on every held VIP of ours (re-creating one the kernel removed);
+        returns the instant the last batch returned."""
+        per_if: dict[str, dict[tuple[IPAddress, int], int]] = {}
+        for p in self.held & self._ours:
+            per_if.setdefault(p.ifname, {})[(p.address, self.net.subnet.prefixlen(p.address))] = lifetime
+        for ifname, batch in sorted(per_if.items()):
+            for exc in self._manager(ifname).extend(batch).values():
+                log.error("control-plane VIP: %s", exc)
+        return time.monotonic()
+
+    async def converge(self, want: frozenset[Placement], lifetime: int | None = None) -> None:
+        """Make `held` equal `want`: stop announcing first, change addresses, then announce the new ones
+        (added with `lifetime` seconds, else permanent)."""
         add = want - self.held
         remove = self.held - want
         if not add and not remove:
@@ -188,9 +218,10 @@ class KernelVips:
         if ann is not None:
             await asyncio.gather(*(ann.stop(p.address) for p in remove))
         added, removed = await asyncio.to_thread(
-            self._change, sorted(add, key=Placement.key), sorted(remove, key=Placement.key)
+            self._change, sorted(add, key=Placement.key), sorted(remove, key=Placement.key), lifetime
         )
         self.held = (self.held - removed) | added
+        self._ours -= removed
         if ann is not None:
             # Both families at once: opening a family's raw socket takes a netlink round trip or more,
             # and the second family's first announcement must not wait for the first family's.

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kubevip.core import reasons
-from kubevip.core.plan import ServiceDecision, node_share
-from kubevip.core.views import TRAFFIC_LOCAL, IPAddress, IPFamily, ServiceView
+from kubevip.core.plan import ServiceDecision, egress_enabled, endpoint_bound, node_share
+from kubevip.core.views import IPAddress, IPFamily, ServiceView
 
 ANNOTATION_LEASE_NAME = "kube-vip.io/leaseName"
 # MetalLB's convention: Services carrying the same value consent to share an address across namespaces.
@@ -36,6 +36,9 @@ class Claim:
     interface: str = ""
     # The Service's `kube-vip.io/allow-shared-ip` ("" = no consent to share across namespaces).
     share: str = ""
+    # Egress: the pods' traffic leaves with this VIP, so exactly one node may hold it, even where
+    # eligible nodes would otherwise all announce it (BGP ECMP for ETP Local).
+    single: bool = False
 
     @property
     def service(self) -> str:
@@ -54,7 +57,8 @@ class Claim:
         """Total order: who came first, then every other field, so ties never depend on input order."""
         elig = (0, ()) if self.eligible is None else (1, tuple(sorted(self.eligible)))
         return (
-            self.order, tuple(sorted(self.ports)), self.group, self.local, elig, self.interface, self.share
+            self.order, tuple(sorted(self.ports)), self.group, self.local, elig, self.interface, self.share,
+            self.single,
         )
 
 
@@ -69,6 +73,8 @@ class VipPlan:
     eligible: frozenset[str] | None
     # The interface the earliest Service asks for ("" = the node's own choice per family).
     interface: str = ""
+    # Some Service on it uses egress: one holder, never several (`Claim.single`).
+    single: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ def eligible_nodes(
     decision: ServiceDecision, service: ServiceView, family: IPFamily
 ) -> frozenset[str] | None:
     """Nodes that may announce this family: None (any) for Cluster; for Local the nodes core allows."""
-    if service.external_traffic_policy != TRAFFIC_LOCAL:
+    if not endpoint_bound(service):
         return None
     candidates: set[str] = set()
     for eps in decision.endpoints.values():
@@ -117,12 +123,14 @@ def claims_of(
     ports = frozenset((p.protocol or "TCP", p.port) for p in service.ports)
     group = (service.annotation(ANNOTATION_LEASE_NAME) or "").strip()
     group = f"{service.namespace}/{group}" if group else service.key
-    local = service.external_traffic_policy == TRAFFIC_LOCAL
+    local = endpoint_bound(service)
     elig = {f: eligible_nodes(decision, service, f) for f in decision.families}
     ifname = decision.interface if interfaces else ""
     share = (service.annotation(ANNOTATION_ALLOW_SHARED_IP) or "").strip()
+    single = egress_enabled(service)
     return tuple(
-        Claim((created, service.key), v.address, v.family, ports, group, local, elig[v.family], ifname, share)
+        Claim((created, service.key), v.address, v.family, ports, group, local, elig[v.family], ifname, share,
+              single)
         for v in decision.vips
     )
 
@@ -159,7 +167,7 @@ def resolve(
         if len(group) == 1:  # the common case, kept cheap: one Service per address
             first = group[0]
             plans.append(VipPlan(addr, first.family, _unit(first, per_address), (first.service,),
-                                 first.eligible, first.interface))
+                                 first.eligible, first.interface, first.single))
             continue
         kept: list[Claim] = []
         for c in sorted(set(group), key=Claim.sort_key):
@@ -183,9 +191,8 @@ def resolve(
         if eligible is not None and not eligible and first.eligible is not None:
             eligible = first.eligible  # no node serves them all: follow the earliest Service
         unit = _unit(first, per_address)
-        plans.append(
-            VipPlan(addr, first.family, unit, tuple(k.service for k in kept), eligible, first.interface)
-        )
+        plans.append(VipPlan(addr, first.family, unit, tuple(k.service for k in kept), eligible,
+                             first.interface, any(k.single for k in kept)))
     return tuple(plans), tuple(sorted(clashes, key=lambda x: (x.service, str(x.address), x.reason)))
 
 

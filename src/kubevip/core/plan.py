@@ -23,9 +23,21 @@ from kubevip.core.views import (
 from kubevip.core.vips import Rejection, VipChoice, choose, well_formed
 
 ANNOTATION_IGNORE = "kube-vip.io/ignore"
+ANN_EGRESS = "kube-vip.io/egress"
 TYPE_LOAD_BALANCER = "LoadBalancer"
 
 __all__ = ["NodeShare", "Rejection", "ServiceDecision", "VipChoice", "decide", "node_share"]
+
+
+def egress_enabled(service: ServiceView) -> bool:
+    """`kube-vip.io/egress: "true"` (core/egress.py)."""
+    return (service.annotation(ANN_EGRESS) or "").strip().lower() == "true"
+
+
+def endpoint_bound(service: ServiceView) -> bool:
+    """True when a VIP may only be held by a node with a usable endpoint of its family: ETP Local, and
+    egress (the pods' traffic leaves with the VIP, so the node holding it must run them, as in kube-vip)."""
+    return service.external_traffic_policy == TRAFFIC_LOCAL or egress_enabled(service)
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,7 @@ def _share(decision: ServiceDecision, service: ServiceView, node: str, family: I
         return NodeShare(False, reasons.SERVICE_NOT_ANNOUNCED)
     if not decision.vips_of(family):
         return NodeShare(False, reasons.NO_VIP_FOR_FAMILY)
-    if service.external_traffic_policy != TRAFFIC_LOCAL:
+    if not endpoint_bound(service):
         return NodeShare(True, reasons.ANNOUNCED)
     primary = decision.families[0]
     if decision.endpoint_source == eps.SOURCE_LEGACY and family != primary:

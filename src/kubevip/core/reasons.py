@@ -55,6 +55,8 @@ class Reason(StrEnum):
     BGP_BAD_ANNOTATION = "bgp-bad-annotation"  # a Service's BGP community annotation does not parse
     BGP_NO_NEXT_HOP = "bgp-no-next-hop"  # no next hop of the VIP's family on this node
     INVALID_OBJECT = "invalid-object"  # an object the agent cannot parse (metrics only)
+    # An egress annotation entry that cannot be used (the rest of the Service's egress applies).
+    EGRESS_ANNOTATION_INVALID = "egress-annotation-invalid"
     # The node holding a VIP has no interface of its family (a single-stack node: no default route).
     NO_INTERFACE_FOR_FAMILY = "no-interface-for-family"
 
@@ -120,6 +122,9 @@ SERVICE_INTERFACE_NOT_ALLOWED = Reason.SERVICE_INTERFACE_NOT_ALLOWED
 # (the same `kube-vip.io/allow-shared-ip` value) and without `svc_cross_namespace_sharing=true`.
 CROSS_NAMESPACE_SHARING = Reason.CROSS_NAMESPACE_SHARING
 
+# Warning Event: an egress annotation entry that cannot be used (the rest of the Service's rule applies).
+EGRESS_ANNOTATION_INVALID = Reason.EGRESS_ANNOTATION_INVALID
+
 VIP_REJECTIONS = (
     NOT_AN_IP, DNS_NAME, ZONE_SUFFIX, UNSPECIFIED, LOOPBACK, MULTICAST, LINK_LOCAL, IPV4_MAPPED,
     FAMILY_NOT_SERVED, TOO_MANY_ADDRESSES,
@@ -135,7 +140,8 @@ NODE_VERDICTS = (
 )
 INTERFACE_WARNINGS = (SERVICE_INTERFACE_CONFLICT, SERVICE_INTERFACE_MISSING, SERVICE_INTERFACE_NOT_ALLOWED)
 SHARING_WARNINGS = (CROSS_NAMESPACE_SHARING,)
+EGRESS_WARNINGS = (EGRESS_ANNOTATION_INVALID,)
 ALL = (
     VIP_REJECTIONS + POLICY_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
-    + SHARING_WARNINGS
+    + SHARING_WARNINGS + EGRESS_WARNINGS
 )

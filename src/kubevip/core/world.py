@@ -18,6 +18,7 @@ from kubevip.core.claims import (
     resolve,
 )
 from kubevip.core.conditions import Condition, warnings
+from kubevip.core.egress import egress_warnings
 from kubevip.core.plan import ServiceDecision, decide
 from kubevip.core.policy import DEFAULT_POLICY, AddressPolicy
 from kubevip.core.rows import unit_eligibility
@@ -86,6 +87,11 @@ class Snapshot:
         return unit_eligibility(self.plans)
 
     @functools.cached_property
+    def single_units(self) -> frozenset[str]:
+        """Election units with an egress VIP: held by their leader alone, in every mode."""
+        return frozenset(p.unit for p in self.plans if p.single)
+
+    @functools.cached_property
     def names_interfaces(self) -> bool:
         """True when some VIP's Service names its own interface (`kube-vip.io/serviceInterface`)."""
         return any(p.interface for p in self.plans)
@@ -134,7 +140,8 @@ def snapshot(
         claims.extend(done.claims)
     plans, clashes = resolve(claims, per_address, cross_namespace)
     conflicts = interface_conflicts(claims, plans)
-    warns = {k: warnings(d, clashes, conflicts) for k, d in decisions.items()}
+    warns = {k: warnings(d, clashes, conflicts) | egress_warnings(world.services[k].view)
+             for k, d in decisions.items()}
     return Snapshot(
         decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts, decided
     )

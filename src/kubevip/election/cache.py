@@ -6,14 +6,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
-from kubevip.election.leaseapi import TRANSIENT, LeaseApi
+from kubevip.election.leaseapi import LeaseApi
 from kubevip.election.observe import Observation, observe
-from kubevip.election.record import DURATION_MS_ANNOTATION, LeaseRecord
+from kubevip.election.record import DURATION_MS_ANNOTATION, LeaseRecord, parse_lease
+from kubevip.kube.watch import Backoff, Reflector
 
 log = logging.getLogger(__name__)
-# Anything that means "this list/watch round is over": list again.
-RESTART: tuple[type[BaseException], ...] = (*TRANSIENT, ValueError)
 
 
 class LeaseCache:
@@ -77,31 +77,39 @@ class LeaseCache:
         out, self.dirty = self.dirty, set()
         return out
 
+    def reflector(self) -> Reflector:
+        """The one kube/ list+watch, feeding put/drop; backoff within a few retry periods so the cache
+        is back soon after the API server is (each attempt is one request, the rate stays bounded)."""
+        return Reflector(
+            f"leases {self.namespace}/{self.selector}", self.api.client,
+            f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases",
+            self._replace, self._event, idle_timeout=self.idle_timeout,
+            request_timeout=max(1.0, self.idle_timeout), first_list="",  # decisions never go back in time
+            backoff=Backoff(first=min(0.5, self.retry_period), cap=max(1.0, 2 * self.retry_period)),
+            query={"labelSelector": self.selector},
+        )
+
+    def _replace(self, items: list[dict[str, Any]]) -> None:
+        records = [parse_lease(item) for item in items]  # a malformed Lease fails the list: retried
+        names = {r.name for r in records}
+        for name in list(self.records):
+            if name not in names:
+                self.drop(name)
+        for rec in records:
+            self.put(rec)
+        self.synced = True
+        self.changed.set()
+
+    def _event(self, kind: str, obj: dict[str, Any]) -> None:
+        rec = parse_lease(obj)
+        if kind == "DELETED":
+            self.drop(rec.name)
+        else:
+            self.put(rec)
+
     async def run(self) -> None:
-        """List, then watch from the list's version; on any failure list again after one retry period."""
-        while True:
-            try:
-                items, rv = await asyncio.wait_for(
-                    self.api.list(self.namespace, self.selector), timeout=max(1.0, self.idle_timeout)
-                )
-                names = {r.name for r in items}
-                for name in list(self.records):
-                    if name not in names:
-                        self.drop(name)
-                for rec in items:
-                    self.put(rec)
-                self.synced = True
-                self.changed.set()
-                async for kind, rec in self.api.watch(self.namespace, self.selector, rv, self.idle_timeout):
-                    if kind == "DELETED":
-                        self.drop(rec.name)
-                    elif kind in ("ADDED", "MODIFIED"):
-                        self.put(rec)
-            except asyncio.CancelledError:
-                raise
-            except RESTART as exc:
-                log.debug("lease watch %s/%s restarts: %r", self.namespace, self.selector, exc)
-            await asyncio.sleep(self.retry_period)
+        """List, then watch from the list's version, forever (kube.watch.Reflector restarts it)."""
+        await self.reflector().run()
 
 
 def _newer(a: str, b: str) -> bool:

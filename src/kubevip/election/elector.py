@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 Callback = Callable[[], Awaitable[None]]
 Observer = Callable[[str, bool], None]
+Renewed = Callable[[], None]
 
 
 class LeaseElector:
@@ -43,8 +44,10 @@ class LeaseElector:
         *,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_renewed: Renewed | None = None,
     ) -> None:
         self.api = api_client if isinstance(api_client, LeaseApi) else LeaseApi(api_client)
+        self._on_renewed = on_renewed
         self.namespace = namespace
         self.name = name
         self.identity = identity
@@ -71,6 +74,21 @@ class LeaseElector:
     def is_leader(self) -> bool:
         """True while this node may announce: leading and inside its renew deadline."""
         return self._leading and self._clock() < self._lead_until
+
+    @property
+    def renewed_at(self) -> float | None:
+        """When (this elector's clock) the last accepted write was sent, while leading: peers may take
+        over `lease_duration` after it; the kernel lifetimes of our VIPs count from it."""
+        if not self.is_leader:
+            return None
+        return self._lead_until - self.timings.renew_deadline
+
+    def _renewed(self) -> None:
+        if self._on_renewed is not None:
+            try:
+                self._on_renewed()
+            except Exception:
+                log.exception("lease %s/%s: on_renewed callback failed", self.namespace, self.name)
 
     async def run(self) -> None:
         """Campaign and lead until cancelled or released; start it with kubevip.tasks.spawn."""
@@ -146,6 +164,7 @@ class LeaseElector:
         rec = await self.api.replace(body, limit=max(0.05, self._lead_until - sent))
         self._mine = rec
         self._lead_until = sent + self.timings.renew_deadline
+        self._renewed()
 
     async def _adopt_own_write(self) -> bool:
         """After a renewal conflict: True if the Lease is still ours (or we cannot tell yet; the fencing

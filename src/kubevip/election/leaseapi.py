@@ -2,49 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
 from kubevip.election.record import LeaseRecord, parse_lease
-from kubevip.errors import ElectionError
+from kubevip.kube.errors import TRANSIENT, ApiError, Conflict, Gone, NotFound, read_json
 from kubevip.kube.rest import RestClient
+from kubevip.kube.watch import watch_events
 
-
-class Conflict(ElectionError):
-    """Someone else wrote the Lease since we read it (HTTP 409), or it already exists on create."""
-
-
-class LeaseApiError(ElectionError):
-    """The API server refused or failed a Lease request; retried by the caller."""
-
-    def __init__(self, status: int, what: str, body: str = "") -> None:
-        self.status = status
-        super().__init__(f"{what}: HTTP {status} {body[:200]}")
-
-
-class Gone(LeaseApiError):
-    """HTTP 410: the watch's resourceVersion is too old; list again."""
-
-
-# Errors that mean "the API server did not answer usefully this time": retry until the deadline.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    LeaseApiError,
-    aiohttp.ClientError,
-    asyncio.TimeoutError,
-    OSError,
-)
+# The kube/ error classes under the names the electors use: one mapping, kube.errors.api_error.
+LeaseApiError = ApiError
+__all__ = ["TRANSIENT", "Conflict", "Gone", "LeaseApi", "LeaseApiError"]
 
 
 class LeaseApi:
-    """Get / create / compare-and-swap / list / watch Leases through one RestClient."""
+    """Get / create / compare-and-swap / watch Leases through one RestClient (the Lease cache lists and
+    watches with kube.watch.Reflector)."""
 
     def __init__(self, api_client: RestClient, request_timeout: float = 1.0) -> None:
         self._api = api_client
         self.request_timeout = request_timeout
+
+    @property
+    def client(self) -> RestClient:
+        return self._api
 
     @staticmethod
     def _path(namespace: str, name: str = "") -> str:
@@ -52,22 +33,14 @@ class LeaseApi:
         return f"{base}/{name}" if name else base
 
     async def _json(self, resp: Any, what: str, ok: tuple[int, ...] = (200, 201)) -> dict[str, Any] | None:
+        """The answer as JSON, None on 404; Conflict on 409, any other status its kube.errors class."""
         try:
-            status = int(resp.status)
-            body = await resp.read()
-        finally:
-            resp.release()
-        if status in ok:
-            data: dict[str, Any] = json.loads(body)
-            return data
-        if status == 404:
+            return await read_json(resp, what, ok)
+        except NotFound:
             return None
-        if status == 409:
-            raise Conflict(f"{what}: conflict (written by someone else since it was read)")
-        raise LeaseApiError(status, what, body.decode(errors="replace"))
 
-    def _timeout(self, limit: float | None) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=limit if limit is not None else self.request_timeout)
+    def _timeout(self, limit: float | None) -> float:
+        return limit if limit is not None else self.request_timeout
 
     async def get(self, namespace: str, name: str, limit: float | None = None) -> LeaseRecord | None:
         """A quorum read of one Lease; None if it does not exist."""
@@ -83,7 +56,7 @@ class LeaseApi:
         )
         data = await self._json(resp, f"create lease {meta['namespace']}/{meta['name']}")
         if data is None:
-            raise LeaseApiError(404, f"create lease {meta['namespace']}/{meta['name']}: namespace missing")
+            raise NotFound(404, f"create lease {meta['namespace']}/{meta['name']}: namespace missing")
         return parse_lease(data)
 
     async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
@@ -96,7 +69,8 @@ class LeaseApi:
         )
         data = await self._json(resp, f"update lease {meta['namespace']}/{meta['name']}")
         if data is None:
-            raise Conflict(f"update lease {meta['namespace']}/{meta['name']}: deleted since it was read")
+            what = f"update lease {meta['namespace']}/{meta['name']}"
+            raise Conflict(404, what, "deleted since it was read")
         return parse_lease(data)
 
     async def delete(
@@ -109,19 +83,6 @@ class LeaseApi:
         )
         await self._json(resp, f"delete lease {namespace}/{name}", ok=(200, 202))
 
-    async def list(
-        self, namespace: str, selector: str, limit: float | None = None
-    ) -> tuple[list[LeaseRecord], str]:
-        """All Leases matching `selector` and the list's resourceVersion (to watch from)."""
-        resp = await self._api.request(
-            "GET", self._path(namespace), query={"labelSelector": selector}, timeout=self._timeout(limit)
-        )
-        data = await self._json(resp, f"list leases {namespace} {selector}")
-        if data is None:
-            return [], ""
-        rv = str((data.get("metadata") or {}).get("resourceVersion", ""))
-        return [parse_lease(item) for item in data.get("items") or []], rv
-
     async def watch(
         self,
         namespace: str,
@@ -133,32 +94,9 @@ class LeaseApi:
         """(type, record) events after `resource_version`; Gone when it is too old. Bookmarks are
         yielded as ("BOOKMARK", record) so callers can advance their resourceVersion.
         """
-        query = {
-            "labelSelector": selector, "fieldSelector": field_selector, "watch": True,
-            "resourceVersion": resource_version, "allowWatchBookmarks": True, "timeoutSeconds": 300,
-        }
-        resp = await self._api.request(
-            "GET", self._path(namespace), query=query, timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=self.request_timeout, sock_read=idle_timeout
-            ),
-        )
-        try:
-            if resp.status != 200:
-                body = await resp.read()
-                if resp.status == 410:
-                    raise Gone(410, "watch leases", body.decode(errors="replace"))
-                raise LeaseApiError(int(resp.status), "watch leases", body.decode(errors="replace"))
-            async for line in resp.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                kind = str(event.get("type", ""))
-                obj = event.get("object") or {}
-                if kind == "ERROR":
-                    code = int(obj.get("code") or 0)
-                    if code == 410:
-                        raise Gone(410, "watch leases", str(obj.get("message", "")))
-                    raise LeaseApiError(code, "watch leases", str(obj.get("message", "")))
-                yield kind, parse_lease(obj)
-        finally:
-            resp.release()
+        query = {"labelSelector": selector or None, "fieldSelector": field_selector}
+        async for kind, obj in watch_events(
+            self._api, self._path(namespace), "leases", resource_version, query=query,
+            idle_timeout=idle_timeout, connect_timeout=self.request_timeout,
+        ):
+            yield kind, parse_lease(obj)

@@ -100,8 +100,10 @@ class ScalableElector:
         *,
         observer: UnitObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_renewed: Callable[[], None] | None = None,
     ) -> None:
         self.api = api_client if isinstance(api_client, LeaseApi) else LeaseApi(api_client)
+        self._on_renewed = on_renewed
         self.namespace = namespace
         self.node = node
         self.timings = timings.validate()
@@ -160,6 +162,21 @@ class ScalableElector:
 
     def holds(self, unit: str) -> bool:
         return unit in self._held and self.is_live
+
+    @property
+    def renewed_at(self) -> float | None:
+        """When the last accepted liveness write was sent, while live: no peer may take a unit of ours
+        before `lease_duration` after it (claims are stealable only once our liveness lapsed)."""
+        if not self.is_live:
+            return None
+        return self._live_until - self.timings.renew_deadline
+
+    def _renewed(self) -> None:
+        if self._on_renewed is not None:
+            try:
+                self._on_renewed()
+            except Exception:
+                log.exception("node %s: on_renewed callback failed", self.node)
 
     def set_units(self, units: Mapping[str, Collection[str] | None]) -> None:
         """Desired units -> nodes eligible to hold each (None: every live node); a change triggers a pass
@@ -346,6 +363,7 @@ class ScalableElector:
             # Back after a gap: give peers a full lease duration from now before judging them.
             self._live_since = self._clock()
         self.cache.put(new)
+        self._renewed()
 
     # -- assignment ----------------------------------------------------------------------------
 

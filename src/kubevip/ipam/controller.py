@@ -8,14 +8,11 @@ decision made on a stale object is refused by the API server and made again on a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import aiohttp
 
 from kubevip.core.parse import service_from_dict
 from kubevip.core.policy import AddressPolicy
@@ -25,7 +22,7 @@ from kubevip.errors import InputError
 from kubevip.ip import IPAddress, IPNetwork
 from kubevip.ipam import allocator as A
 from kubevip.ipam.allocator import Allocator, Outcome, Problem, ServiceKey
-from kubevip.ipam.kubeapi import JSON, ApiError, Conflict, Gone, IpamApi
+from kubevip.ipam.kubeapi import JSON, Conflict, IpamApi
 from kubevip.ipam.pools import PoolConfig, PoolError, parse_configmap
 from kubevip.ipam.service import (
     ANNOTATION_IPS,
@@ -38,7 +35,9 @@ from kubevip.ipam.service import (
     request_for,
 )
 from kubevip.kube.clusterfacts import ClusterFacts
+from kubevip.kube.errors import TRANSIENT
 from kubevip.kube.rest import RestClient
+from kubevip.kube.watch import Backoff, Reflector
 from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ EVENT_REASONS: dict[str, str] = {
 CONFIGMAP_INVALID = "ConfigMapInvalid"
 # The writes and Events following one decision, run after it (maybe while the next one is made).
 Effects = Callable[[], Coroutine[Any, Any, None]]
-_TRANSIENT = (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+_TRANSIENT = TRANSIENT
 
 
 @dataclass(frozen=True)
@@ -110,8 +109,20 @@ class IpamController:
         self._configmap: JSON | None = None
         self._retries: set[asyncio.TimerHandle] = set()
         self._guard = TaskGroupGuard("ipam")
-        self._services_rv = ""
-        self._configmap_rv = ""
+        self._listed = False  # the first Service list rebuilds the table
+        s = self.settings
+        first, cap = min(0.5, s.retry_seconds), max(s.retry_seconds, 10.0)
+        # Consistent lists (not from the watch cache): the one writer must not allocate from the past.
+        self.configmap_reflector = Reflector(
+            f"configmap {s.namespace}/{s.configmap}", api_client,
+            f"/api/v1/namespaces/{s.namespace}/configmaps", self._configmap_replace, self._configmap_event,
+            query={"fieldSelector": f"metadata.name={s.configmap}"}, backoff=Backoff(first, cap),
+            first_list="",
+        )
+        self.services_reflector = Reflector(
+            "services", api_client, "/api/v1/services", self._services_replace, self._services_event,
+            backoff=Backoff(first, cap), first_list="",
+        )
         self._busy = False
         self._inflight: set[ServiceKey] = set()
         self._again: set[ServiceKey] = set()
@@ -158,13 +169,14 @@ class IpamController:
                 await r.synced.wait()
 
     async def start(self) -> None:
-        """Read the ConfigMap and every Service, rebuild the table, then start watching and writing."""
+        """The policy's facts, the ConfigMap and every Service, rebuild the table, then start writing;
+        waits (the reflectors retrying with backoff) until the API server has answered the lists."""
         await self._start_facts()
-        await self._load_configmap()
-        await self._relist(initial=True)
+        spawn(self._guard, "watch-configmap", self.configmap_reflector.run())
+        await self.configmap_reflector.synced.wait()
+        spawn(self._guard, "watch-services", self.services_reflector.run())
+        await self.services_reflector.synced.wait()
         spawn(self._guard, "worker", self._worker())
-        spawn(self._guard, "watch-services", self._watch_services())
-        spawn(self._guard, "watch-configmap", self._watch_configmap())
 
     async def close(self) -> None:
         for h in self._retries:
@@ -173,15 +185,15 @@ class IpamController:
         await self._guard.close()
 
     async def run(self) -> None:
-        """Start, with retries while the API server is unreachable, and run until cancelled."""
-        while True:
-            try:
-                await self.start()
-                break
-            except _TRANSIENT as exc:
-                log.warning("ipam: cannot read the cluster yet (%s); retrying", exc)
-                await asyncio.sleep(self.settings.retry_seconds)
+        """Start (waiting while the API server is unreachable) and run until cancelled."""
         try:
+            while True:
+                try:
+                    await self.start()
+                    break
+                except TRANSIENT as exc:  # the facts' discovery or first lists did not answer in time
+                    log.warning("ipam: cannot read the cluster yet (%s); retrying", exc)
+                    await asyncio.sleep(self.settings.retry_seconds)
             await asyncio.Event().wait()
         finally:
             await self.close()
@@ -272,13 +284,12 @@ class IpamController:
         self._cache[key] = obj
         return True
 
-    async def _relist(self, initial: bool = False) -> None:
-        items, rv = await self.api.list_services()
+    def _services_replace(self, items: list[JSON]) -> None:
         fresh = {_key(o): o for o in items}
         gone = set(self._cache) - set(fresh)
         self._cache = fresh
-        self._services_rv = rv
-        if initial:
+        if not self._listed:
+            self._listed = True
             # Rebuild the table from what the Services say, oldest first: on a clash the older keeps it.
             for obj in sorted(items, key=lambda o: (str((o.get("metadata") or {}).get("creationTimestamp")),
                                                     _key(o))):
@@ -287,65 +298,21 @@ class IpamController:
         self._enqueue_all(sorted(fresh))
         log.info("ipam: %d Services listed, %d addresses in use", len(fresh), self.alloc.in_use())
 
-    async def _watch_services(self) -> None:
-        rv = self._services_rv
-        while True:
-            try:
-                async for kind, obj in self.api.watch_services(rv):
-                    rv = _rv(obj) or rv
-                    if kind == "BOOKMARK":
-                        continue
-                    key = _key(obj)
-                    if kind == "DELETED":
-                        self._cache.pop(key, None)
-                        self.enqueue(key)
-                    elif self._store(obj):
-                        self.enqueue(key)
-            except asyncio.CancelledError:
-                raise
-            except Gone:
-                await self._relist_until_ok()
-                rv = self._services_rv
-            except Exception as exc:
-                log.warning("ipam: service watch: %r; resuming", exc)
-                await asyncio.sleep(self.settings.retry_seconds)
+    def _services_event(self, kind: str, obj: JSON) -> None:
+        key = _key(obj)
+        if kind == "DELETED":
+            self._cache.pop(key, None)
+            self.enqueue(key)
+        elif self._store(obj):
+            self.enqueue(key)
 
-    async def _relist_until_ok(self) -> None:
-        while True:
-            try:
-                await self._relist()
-                return
-            except _TRANSIENT as exc:
-                log.warning("ipam: list services: %r; retrying", exc)
-                await asyncio.sleep(self.settings.retry_seconds)
+    def _configmap_replace(self, items: list[JSON]) -> None:
+        self._apply_configmap(items[0] if items else None)
 
-    async def _load_configmap(self) -> None:
-        s = self.settings
-        obj = await self.api.get_configmap(s.namespace, s.configmap)
-        self._configmap_rv = await self.api.list_configmap_version(s.namespace, s.configmap)
-        await self._apply_configmap(obj)
+    def _configmap_event(self, kind: str, obj: JSON) -> None:
+        self._apply_configmap(None if kind == "DELETED" else obj)
 
-    async def _watch_configmap(self) -> None:
-        s = self.settings
-        rv = self._configmap_rv
-        while True:
-            try:
-                async for kind, obj in self.api.watch_configmap(s.namespace, s.configmap, rv):
-                    rv = _rv(obj) or rv
-                    if kind == "BOOKMARK":
-                        continue
-                    await self._apply_configmap(None if kind == "DELETED" else obj)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not isinstance(exc, Gone):
-                    log.warning("ipam: configmap watch: %r; resuming", exc)
-                    await asyncio.sleep(self.settings.retry_seconds)
-                with contextlib.suppress(*_TRANSIENT):
-                    await self._load_configmap()
-                    rv = self._configmap_rv
-
-    async def _apply_configmap(self, obj: JSON | None) -> None:
+    def _apply_configmap(self, obj: JSON | None) -> None:
         s = self.settings
         if obj is None:
             log.warning("ipam: ConfigMap %s/%s does not exist: no pools, nothing will be allocated",
@@ -358,8 +325,9 @@ class IpamController:
             self._cm_errors = config.errors
             for err in config.errors:
                 log.warning("ipam: ConfigMap %s/%s: %s", s.namespace, s.configmap, err)
-                if obj is not None:
-                    await self._event(obj, "ConfigMap", "Warning", CONFIGMAP_INVALID, str(err))
+                if obj is not None:  # best effort, off the watch's path
+                    spawn(self._guard, "configmap event",
+                          self._event(obj, "ConfigMap", "Warning", CONFIGMAP_INVALID, str(err)))
         self._enqueue_all(sorted(self._cache))
 
     # ----- decisions -> writes ----------------------------------------------------------------------

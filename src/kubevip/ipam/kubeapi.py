@@ -3,70 +3,38 @@
 from __future__ import annotations
 
 import datetime
-import json
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
-
-from kubevip.errors import KubevipError
-from kubevip.kube.rest import Query, RestClient
+from kubevip.kube.errors import ApiError, Conflict, Gone, NotFound, api_error, read_json
+from kubevip.kube.rest import RestClient
 
 JSON = dict[str, Any]
-
-
-class ApiError(KubevipError):
-    """The API server answered with an error status."""
-
-    def __init__(self, status: int, what: str, body: str = "") -> None:
-        self.status = status
-        super().__init__(f"{what}: HTTP {status} {body[:300]}")
-
-
-class Conflict(ApiError):
-    """409: the object changed since we read it (resourceVersion precondition failed)."""
-
-
-class Gone(ApiError):
-    """410: the watch's resourceVersion is too old; list again."""
-
-
-def api_error(status: int, what: str, body: str = "") -> ApiError:
-    """The error for a failed call or watch event: Conflict on 409, Gone on 410, else ApiError."""
-    if status == 409:
-        return Conflict(status, what, body)
-    if status == 410:
-        return Gone(status, what, body)
-    return ApiError(status, what, body)
+# The one mapping lives in kube.errors; IPAM catches these names.
+__all__ = ["JSON", "ApiError", "Conflict", "Gone", "IpamApi", "api_error"]
 
 
 class IpamApi:
-    """List / watch / patch Services, read / watch one ConfigMap, write Events."""
+    """Get / patch Services, read one ConfigMap, write Events (the lists and watches are kube.watch
+Reflectors in the controller)."""
 
     def __init__(self, api_client: RestClient, component: str, request_timeout: float = 10.0) -> None:
         self._api = api_client
         self.component = component
         self.instance = socket.gethostname()
-        self.timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self.timeout = request_timeout
+
+    @property
+    def client(self) -> RestClient:
+        return self._api
 
     async def _json(self, resp: Any, what: str, ok: tuple[int, ...] = (200, 201)) -> JSON | None:
+        """The answer as JSON, None on 404; any other error status its kube.errors class."""
         try:
-            status = int(resp.status)
-            body = await resp.read()
-        finally:
-            resp.release()
-        if status in ok:
-            data: JSON = json.loads(body)
-            return data
-        if status == 404:
+            return await read_json(resp, what, ok)
+        except NotFound:
             return None
-        raise api_error(status, what, body.decode(errors="replace"))
-
-    async def list_services(self) -> tuple[list[JSON], str]:
-        resp = await self._api.request("GET", "/api/v1/services", timeout=aiohttp.ClientTimeout(total=120))
-        data = await self._json(resp, "list services") or {}
-        return list(data.get("items") or []), str((data.get("metadata") or {}).get("resourceVersion", ""))
 
     async def get_service(self, namespace: str, name: str) -> JSON | None:
         resp = await self._api.request(
@@ -84,47 +52,6 @@ class IpamApi:
         resp = await self._api.request(
             "GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}", timeout=self.timeout)
         return await self._json(resp, f"get configmap {namespace}/{name}")
-
-    async def watch_services(self, resource_version: str) -> AsyncIterator[tuple[str, JSON]]:
-        async for ev in self._watch("/api/v1/services", "services", resource_version):
-            yield ev
-
-    async def watch_configmap(self, namespace: str, name: str, resource_version: str,
-                              ) -> AsyncIterator[tuple[str, JSON]]:
-        async for ev in self._watch(f"/api/v1/namespaces/{namespace}/configmaps",
-                                    f"configmap {namespace}/{name}", resource_version,
-                                    {"fieldSelector": f"metadata.name={name}"}):
-            yield ev
-
-    async def list_configmap_version(self, namespace: str, name: str) -> str:
-        resp = await self._api.request(
-            "GET", f"/api/v1/namespaces/{namespace}/configmaps",
-            query={"fieldSelector": f"metadata.name={name}"}, timeout=self.timeout)
-        data = await self._json(resp, f"list configmap {namespace}/{name}") or {}
-        return str((data.get("metadata") or {}).get("resourceVersion", ""))
-
-    async def _watch(self, path: str, what: str, resource_version: str,
-                     query: Query | None = None) -> AsyncIterator[tuple[str, JSON]]:
-        """(type, object) events after `resource_version`, BOOKMARK included; Gone when it is too old."""
-        resp = await self._api.request(
-            "GET", path, query={**(query or {}), "watch": True, "resourceVersion": resource_version,
-                                "allowWatchBookmarks": True, "timeoutSeconds": 300},
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=330))
-        try:
-            if resp.status != 200:
-                body = (await resp.read()).decode(errors="replace")
-                raise api_error(int(resp.status), f"watch {what}", body)
-            async for line in resp.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                kind = str(event.get("type", ""))
-                obj = event.get("object") or {}
-                if kind == "ERROR":
-                    raise api_error(int(obj.get("code") or 0), f"watch {what}", str(obj.get("message", "")))
-                yield kind, obj
-        finally:
-            resp.release()
 
     async def event(self, involved: Mapping[str, Any], kind: str, event_type: str, reason: str,
                     message: str) -> None:

@@ -12,12 +12,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
-
 from kubevip.core.parse import node_addresses_from_dict, service_cidrs_from_dict
 from kubevip.core.pools import PoolConfig, parse_configmap
 from kubevip.errors import InputError
 from kubevip.ip import IPAddress, IPNetwork
+from kubevip.kube.errors import TRANSIENT
 from kubevip.kube.rest import RestClient
 from kubevip.kube.watch import Reflector
 
@@ -103,7 +102,7 @@ class ClusterFacts:
                         resp.release()
                         continue
                     doc = await resp.json()
-            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            except TRANSIENT as exc:
                 log.warning("cannot discover %s: %s", group, exc)
                 continue
             if any(r.get("name") == "servicecidrs" for r in doc.get("resources") or ()):

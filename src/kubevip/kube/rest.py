@@ -6,8 +6,10 @@ reads JSON itself, so all a client has to do is build the URL, authenticate and 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import socket
 import ssl
 import time
 from collections.abc import Mapping
@@ -20,11 +22,34 @@ import aiohttp
 
 from kubevip import __version__
 from kubevip.errors import ConfigError
+from kubevip.kube.errors import retry_after
 
 Query = Mapping[str, str | int | bool | None]
 # Bound service-account tokens rotate (kubelet refreshes the file well before expiry); client-go
 # re-reads its token file once a minute, and so do we.
 TOKEN_REFRESH = 60.0
+# Every request has a deadline: a caller that passes none gets this one (seconds, whole request).
+DEFAULT_TIMEOUT = 10.0
+# A 429 with Retry-After is waited out inside the request while its deadline allows, this many times;
+# after that the caller sees TooManyRequests (with retry_after) and backs off itself.
+RETRIES_429 = 3
+# TCP keepalive: a connection whose peer vanished (API server host died, control-plane VIP moved) is
+# found dead after KEEPIDLE + KEEPCNT * KEEPINTVL seconds of silence (~30 s), instead of the kernel's
+# two hours; TCP_USER_TIMEOUT bounds the same for data sent and never acknowledged.
+KEEPIDLE, KEEPINTVL, KEEPCNT = 15, 5, 3
+USER_TIMEOUT_MS = 30_000
+
+
+def keepalive_socket(addr_info: Any) -> socket.socket:
+    """The connector's socket factory: an ordinary TCP socket with keepalive probes on."""
+    family, type_, proto, _, _ = addr_info
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPIDLE), ("TCP_KEEPINTVL", KEEPINTVL), ("TCP_KEEPCNT", KEEPCNT),
+                        ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS)):
+        if hasattr(socket, name):  # Linux has all four; elsewhere keepalive with the system's timers
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    return sock
 
 
 @dataclass(frozen=True)
@@ -64,11 +89,11 @@ class RestClient:
     def server(self) -> str:
         return self.access.server
 
-    def _auth(self) -> str:
+    def _auth(self, reread: bool = False) -> str:
         a = self.access
         if a.token_file:
             now = time.monotonic()
-            if now - self._token_read >= TOKEN_REFRESH or not self._token:
+            if reread or now - self._token_read >= TOKEN_REFRESH or not self._token:
                 try:
                     self._token = Path(a.token_file).read_text().strip()
                 except OSError as exc:  # keep the last token: the file is being swapped, or will be back
@@ -87,7 +112,8 @@ class RestClient:
             # trust_env=False: no ~/.netrc or proxy variables consulted on every request (py-spy showed
             # it); an agent on the host network talks to its API server directly.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.pool_size), trust_env=False,
+                connector=aiohttp.TCPConnector(limit=self.pool_size, socket_factory=keepalive_socket),
+                trust_env=False,
             )
         return self._session
 
@@ -99,11 +125,41 @@ class RestClient:
         query: Query | None = None,
         body: Any = None,
         content_type: str = "application/json",
-        timeout: aiohttp.ClientTimeout | None = None,  # noqa: ASYNC109 (aiohttp applies it per phase)
+        timeout: float | aiohttp.ClientTimeout | None = None,  # noqa: ASYNC109 (aiohttp applies it)
     ) -> aiohttp.ClientResponse:
-        """Send `method path?query` with `body` as JSON; any HTTP status comes back as the response."""
+        """Send `method path?query` with `body` as JSON; any HTTP status comes back as the response.
+
+        `timeout`: seconds for the whole request (default DEFAULT_TIMEOUT), or aiohttp phases (watches).
+        A 401 re-reads the token file at once and tries once more (a rotated token must not wait for
+        the next periodic re-read); a 429 is waited out (Retry-After) while the deadline allows.
+        """
+        if not isinstance(timeout, aiohttp.ClientTimeout):
+            timeout = aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT if timeout is None else timeout)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout.total is None else loop.time() + timeout.total
+        reread, waited = False, 0
+        while True:
+            resp = await self._send(method, path, query, body, content_type, timeout, reread)
+            if resp.status == 401 and self.access.token_file and not reread:
+                resp.release()
+                reread = True
+                continue
+            if resp.status == 429 and deadline is not None and waited < RETRIES_429:
+                delay = retry_after(resp.headers.get("Retry-After"))
+                if delay is not None and loop.time() + delay < deadline:
+                    resp.release()
+                    waited += 1
+                    await asyncio.sleep(delay)
+                    timeout = aiohttp.ClientTimeout(total=max(0.1, deadline - loop.time()))
+                    continue
+            return resp
+
+    async def _send(
+        self, method: str, path: str, query: Query | None, body: Any, content_type: str,
+        timeout: aiohttp.ClientTimeout, reread: bool,  # noqa: ASYNC109
+    ) -> aiohttp.ClientResponse:
         headers = {"Accept": "application/json", "User-Agent": f"kubevip/{__version__}"}
-        auth = self._auth()
+        auth = self._auth(reread)
         if auth:
             headers["Authorization"] = auth
         data = None
@@ -115,11 +171,9 @@ class RestClient:
             extra["ssl"] = self.access.ssl
             if self.access.tls_server_name:
                 extra["server_hostname"] = self.access.tls_server_name
-        if timeout is not None:
-            extra["timeout"] = timeout
         return await self._open().request(
             method, self.access.server + path, params=query_string(query), data=data, headers=headers,
-            **extra,
+            timeout=timeout, **extra,
         )
 
     async def close(self) -> None:

@@ -1,58 +1,173 @@
-"""Resilient list+watch of one resource, on raw JSON: resume from resourceVersion, relist on 410 Gone,
-bookmarks, and capped exponential backoff while the API server is away."""
+"""The one list/watch of kubevip, on raw JSON: every reflector (agent sources, the Lease cache, `kubevip
+ipam`) and every single watch (an elector following one Lease) goes through here.
+
+Policy (docs/architecture.md, "The Kubernetes boundary"):
+- the first LIST is served from the watch cache (resourceVersion=0), in pages (limit/continue);
+- a watch resumes from the last resourceVersion seen (bookmarks advance it);
+- every failure of a list or a watch restarts it after a jittered exponential backoff; a 429 waits at
+  least its Retry-After; after `relist_after` failures in a row, or a 410, the collection is listed again;
+- a watch answered 200 that ends at once without delivering anything counts as a failure (no hot loop);
+- a watch that is silent for `idle_timeout` (~a minute; a healthy watch gets a bookmark every minute) is
+  abandoned and resumed; TCP keepalive (kube/rest.py) finds a dead peer sooner;
+- event lines up to MAX_LINE (far above the API server's ~1.5 MiB object limit) are read.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from kubevip.kube.errors import TRANSIENT, ApiError, Gone, api_error, read_json, retry_after
 from kubevip.kube.rest import Query, RestClient
 
 log = logging.getLogger(__name__)
 
 RawObject = dict[str, Any]
-# Errors that mean "the API server is away or slow": back off and resume (relist only on 410).
-TRANSIENT: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
+# One watch event is one line; etcd refuses requests above 1.5 MiB and the API server bodies above
+# 3 MiB, so 16 MiB is never reached by a real object, yet bounds what a broken peer can make us buffer.
+MAX_LINE = 16 * 1024 * 1024
+IDLE_TIMEOUT = 70.0  # the API server sends a bookmark about every minute on a healthy watch
+WATCH_SECONDS = (240, 300)  # the server ends each watch cleanly after a random time in this range
+LIST_TIMEOUT = 60.0  # one page of a list
+PAGE_SIZE = 500
+RELIST_AFTER = 5  # failures in a row before listing again
+HEALTHY_SECONDS = 5.0  # a watch that lived this long (or delivered something) resets the backoff
 
 
-class Gone(Exception):
-    """The resourceVersion we watch from is too old (HTTP 410): list again."""
+class LineTooLong(ValueError):
+    """A watch line above MAX_LINE: not an object the API server can have sent."""
 
 
-class HttpError(Exception):
-    """A non-200 answer other than 410."""
-
-    def __init__(self, status: int, text: str) -> None:
-        self.status = status
-        super().__init__(f"HTTP {status}: {text[:300]}")
+class WatchEnded(Exception):
+    """A watch answered 200 and ended without delivering anything (a proxy or a server going away)."""
 
 
 @dataclass
 class Backoff:
-    """Capped exponential delays; reset after a healthy watch."""
+    """Capped exponential delays with jitter (each delay drawn from [d/2, d]), reset after health; so
+    that many agents that lost the API server together do not come back in lockstep."""
 
-    first: float = 0.2
-    cap: float = 5.0
+    first: float = 0.5
+    cap: float = 10.0
+    rng: random.Random = field(default_factory=random.Random)
     _next: float = 0.0
 
     def next(self) -> float:
         self._next = self.first if self._next == 0 else min(self.cap, self._next * 2)
-        return self._next
+        return self.rng.uniform(self._next / 2, self._next)
 
     def reset(self) -> None:
         self._next = 0.0
 
 
+async def lines(content: Any, limit: int = MAX_LINE) -> AsyncIterator[bytes]:
+    """Non-empty lines of a response body, read in chunks (aiohttp's own readline stops at twice its
+    read buffer: 512 KiB in aiohttp 3.14, 128 KiB in older ones)."""
+    buf = bytearray()
+    async for chunk in content.iter_any():
+        buf += chunk
+        while (end := buf.find(b"\n")) >= 0:
+            line = bytes(buf[:end])
+            del buf[: end + 1]
+            if line.strip():
+                yield line
+        if len(buf) > limit:
+            raise LineTooLong(f"a watch event longer than {limit} bytes")
+    if buf.strip():
+        yield bytes(buf)
+
+
+async def watch_events(
+    api: RestClient,
+    path: str,
+    what: str,
+    resource_version: str,
+    *,
+    query: Query | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+    connect_timeout: float = 10.0,
+    timeout_seconds: int | None = None,
+) -> AsyncIterator[tuple[str, RawObject]]:
+    """One watch request: (type, object) after `resource_version`, BOOKMARK included; an error status
+    or ERROR event raises its mapped ApiError (Gone when the version is too old)."""
+    seconds = timeout_seconds or random.randint(*WATCH_SECONDS)
+    resp = await api.request(
+        "GET", path,
+        query={**(query or {}), "watch": True, "resourceVersion": resource_version,
+               "allowWatchBookmarks": True, "timeoutSeconds": seconds},
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=idle_timeout),
+    )
+    try:
+        if resp.status != 200:
+            body = (await resp.read()).decode(errors="replace")
+            raise api_error(int(resp.status), f"watch {what}", body,
+                            retry_after(resp.headers.get("Retry-After")))
+        async for line in lines(resp.content):
+            event = json.loads(line)
+            kind = str(event.get("type", ""))
+            obj = event.get("object") or {}
+            if kind == "ERROR":
+                raise api_error(int(obj.get("code") or 0), f"watch {what}", str(obj.get("message", "")))
+            yield kind, obj
+    finally:
+        resp.release()
+
+
+async def list_pages(
+    api: RestClient,
+    path: str,
+    what: str,
+    resource_version: str,
+    *,
+    query: Query | None = None,
+    page_size: int = PAGE_SIZE,
+    timeout: float = LIST_TIMEOUT,  # noqa: ASYNC109 (per page, passed to the request)
+) -> tuple[list[RawObject], str]:
+    """Every item at `path` and the list's resourceVersion, in pages of `page_size`.
+
+    `resource_version`: "0" = whatever the watch cache has (cheap, may lag a little), "" = a consistent
+    read, a version = not older than it. Items get the list's `kind` (list items carry none).
+    """
+    items: list[RawObject] = []
+    cont, rv, kind = "", "", ""
+    while True:
+        q: dict[str, str | int | bool | None] = {**(query or {}), "limit": page_size}
+        if cont:
+            q["continue"] = cont
+        elif resource_version:
+            q["resourceVersion"] = resource_version
+            if resource_version != "0":
+                q["resourceVersionMatch"] = "NotOlderThan"
+        data = await read_json(await api.request("GET", path, query=q, timeout=timeout), f"list {what}")
+        meta = data.get("metadata") or {}
+        rv = rv or str(meta.get("resourceVersion", ""))
+        kind = kind or str(data.get("kind", "")).removesuffix("List")
+        items.extend(dict(i) for i in data.get("items") or [])
+        cont = str(meta.get("continue") or "")
+        if not cont:
+            break
+    if not rv:  # a watch from "" would start "now" and miss what changed since this list
+        raise ValueError(f"list {what}: the answer carries no resourceVersion")
+    for it in items:
+        it.setdefault("kind", kind)
+    return items, rv
+
+
 class Reflector:
     """Keeps a consumer in step with the collection at `path` (e.g. /api/v1/services), filtered by `query`
     (labelSelector, fieldSelector). `on_replace(items)` after each (re)list gives the whole set (the
-    consumer drops what vanished); `on_event(type, obj)` for ADDED/MODIFIED/DELETED afterwards."""
+    consumer drops what vanished); `on_event(type, obj)` for ADDED/MODIFIED/DELETED afterwards.
+
+    `run()` never ends but by cancellation: any failure, including one raised by a callback, restarts
+    the list/watch after a backoff.
+    """
 
     def __init__(
         self,
@@ -63,11 +178,15 @@ class Reflector:
         on_event: Callable[[str, RawObject], None],
         *,
         on_restart: Callable[[str], None] | None = None,
-        request_timeout: float = 10.0,
-        watch_timeout: int = 290,
-        idle_timeout: float = 330.0,
+        request_timeout: float = LIST_TIMEOUT,
+        watch_timeout: int | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
         backoff: Backoff | None = None,
         query: Query | None = None,
+        page_size: int = PAGE_SIZE,
+        relist_after: int = RELIST_AFTER,
+        first_list: str = "0",
+        resource_version: str = "",
     ) -> None:
         self.name = name
         self._api = api
@@ -80,7 +199,15 @@ class Reflector:
         self.watch_timeout = watch_timeout
         self.idle_timeout = idle_timeout
         self.backoff = backoff or Backoff()
-        self.resource_version = ""
+        self.page_size = page_size
+        self.relist_after = relist_after
+        self.resource_version = resource_version  # given: watch from it, no first list
+        # None: no list needed; "0": from the watch cache (cheap for N agents starting together, may lag
+        # by a moment); "": consistent, for consumers that must never see the past (election, IPAM).
+        self._list_from: str | None = None if resource_version else first_list
+        self._first_list = first_list
+        self.failures = 0
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests record the delays
         self.synced = asyncio.Event()
         self.lists = 0
         self.watches = 0
@@ -89,83 +216,67 @@ class Reflector:
         """List, then watch forever; start it with kubevip.tasks.spawn."""
         while True:
             try:
-                if not self.resource_version:
-                    await self._relist()
-                await self._watch()
-                self.backoff.reset()
-            except Gone:
-                log.info("watch %s: resourceVersion %s expired (410): listing again", self.name,
-                         self.resource_version)
-                self.resource_version = ""
-                self._on_restart("gone")
-            except RETRY as exc:
-                delay = self.backoff.next()
-                log.warning("watch %s: %s; retrying in %.1fs (from %s)", self.name, _short(exc), delay,
-                            self.resource_version or "a fresh list")
-                self._on_restart("error")
-                await asyncio.sleep(delay)
+                if self._list_from is not None:
+                    await self._relist(self._list_from)
+                if await self._watch():
+                    self.failures = 0
+                    self.backoff.reset()
+                    continue
+                raise WatchEnded(f"watch {self.name} ended at once, delivering nothing")
+            except asyncio.CancelledError:
+                raise
+            except Gone as exc:
+                log.info("watch %s: %s: listing again", self.name, _short(exc))
+                self._list_from = ""  # our version is compacted away: a consistent read
+                await self._pause("gone", exc)
+            except Exception as exc:  # every failure restarts: the task never dies
+                self.failures += 1
+                if self.failures >= self.relist_after:
+                    self.failures = 0
+                    self._list_from = self.resource_version or self._first_list
+                if not isinstance(exc, (*TRANSIENT, WatchEnded)):
+                    log.exception("watch %s: unexpected failure, restarting", self.name)
+                await self._pause("error", exc)
 
-    async def _relist(self) -> None:
-        resp = await self._api.request(
-            "GET", self.path, query=self.query, timeout=aiohttp.ClientTimeout(total=self.request_timeout),
+    async def _pause(self, cause: str, exc: BaseException) -> None:
+        delay = self.backoff.next()
+        if isinstance(exc, ApiError) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        log.warning("watch %s: %s; retrying in %.1fs (from %s)", self.name, _short(exc), delay,
+                    self.resource_version if self._list_from is None else "a fresh list")
+        self._on_restart(cause)
+        await self.sleep(delay)
+
+    async def _relist(self, resource_version: str) -> None:
+        items, rv = await list_pages(
+            self._api, self.path, self.name, resource_version, query=self.query,
+            page_size=self.page_size, timeout=self.request_timeout,
         )
-        try:
-            status = int(resp.status)
-            body = await resp.read()
-        finally:
-            resp.release()
-        if status != 200:
-            raise HttpError(status, body.decode(errors="replace"))
-        data = json.loads(body)
-        items = [dict(i) for i in data.get("items") or []]
-        kind = str(data.get("kind", "")).removesuffix("List")
-        for it in items:  # list items carry no kind; consumers like to see it
-            it.setdefault("kind", kind)
-        self.resource_version = str((data.get("metadata") or {}).get("resourceVersion", ""))
         self.lists += 1
-        self._on_replace(items)
+        self._on_replace(items)  # if the consumer fails, the list is taken again
+        self.resource_version = rv
+        self._list_from = None
         self.synced.set()
 
-    async def _watch(self) -> None:
+    async def _watch(self) -> bool:
+        """One watch; True when it was healthy: it delivered something, or lived HEALTHY_SECONDS (half
+        its timeoutSeconds if that is shorter: the server ended it on time)."""
         self.watches += 1
-        query = {
-            **self.query, "watch": True, "resourceVersion": self.resource_version,
-            "allowWatchBookmarks": True, "timeoutSeconds": self.watch_timeout,
-        }
-        resp = await self._api.request(
-            "GET", self.path, query=query, timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=self.request_timeout, sock_read=self.idle_timeout
-            ),
+        loop = asyncio.get_running_loop()
+        started, delivered = loop.time(), False
+        seconds = self.watch_timeout or random.randint(*WATCH_SECONDS)
+        events = watch_events(
+            self._api, self.path, self.name, self.resource_version, query=self.query,
+            idle_timeout=self.idle_timeout, timeout_seconds=seconds,
         )
-        try:
-            if resp.status != 200:
-                body = await resp.read()
-                if resp.status == 410:
-                    raise Gone()
-                raise HttpError(int(resp.status), body.decode(errors="replace"))
-            async for line in resp.content:
-                if line.strip():
-                    self._handle(json.loads(line))
-        finally:
-            resp.release()
-
-    def _handle(self, event: dict[str, Any]) -> None:
-        kind = str(event.get("type", ""))
-        obj = event.get("object") or {}
-        if kind == "ERROR":
-            if int(obj.get("code") or 0) == 410:
-                raise Gone()
-            raise HttpError(int(obj.get("code") or 0), str(obj.get("message", "")))
-        rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
-        if rv:
-            self.resource_version = rv
-        if kind == "BOOKMARK":
-            return
-        if kind in ("ADDED", "MODIFIED", "DELETED"):
-            self._on_event(kind, obj)
-
-
-RETRY: tuple[type[BaseException], ...] = (*TRANSIENT, HttpError)
+        async for kind, obj in events:
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                self._on_event(kind, obj)  # before advancing: a failed event is seen again
+            rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+            if rv:
+                self.resource_version = rv
+            delivered = True
+        return delivered or loop.time() - started >= min(HEALTHY_SECONDS, seconds / 2)
 
 
 def _short(exc: BaseException) -> str:

@@ -7,8 +7,7 @@ import json
 import logging
 from typing import Any
 
-import aiohttp
-
+from kubevip.kube.errors import read_json
 from kubevip.kube.rest import RestClient
 
 log = logging.getLogger(__name__)
@@ -18,18 +17,10 @@ MERGE_PATCH = "application/merge-patch+json"
 COMPONENT = "kube-vip"
 
 
-class WriteError(Exception):
-    """The API server refused a write; the message names the object."""
-
-
 async def _check(resp: Any, what: str, ok: tuple[int, ...] = (200, 201)) -> int:
-    try:
-        status = int(resp.status)
-        body = await resp.read()
-    finally:
-        resp.release()
-    if status not in ok:
-        raise WriteError(f"{what}: HTTP {status} {body.decode(errors='replace')[:300]}")
+    """The status of a write; anything else raises the mapped kube.errors.ApiError."""
+    status = int(resp.status)
+    await read_json(resp, what, ok)
     return status
 
 
@@ -44,7 +35,7 @@ class Writer:
     def __init__(self, api: RestClient, node: str, timeout: float = 5.0) -> None:
         self.api = api
         self.node = node
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = timeout
         self.writes = 0
 
     async def service_status(self, namespace: str, name: str, ingress: tuple[str, ...]) -> None:
@@ -63,6 +54,16 @@ class Writer:
         )
         self.writes += 1
         await _check(resp, f"annotation {ANNOTATION_VIP_HOST} of Service {namespace}/{name}")
+
+    async def annotations(self, namespace: str, name: str, values: dict[str, str | None]) -> None:
+        """Set (or, with None, remove) annotations of a Service in one merge patch."""
+        body = {"metadata": {"annotations": values}}
+        resp = await self.api.request(
+            "PATCH", f"/api/v1/namespaces/{namespace}/services/{name}", body=body, content_type=MERGE_PATCH,
+            timeout=self.timeout,
+        )
+        self.writes += 1
+        await _check(resp, f"annotations {sorted(values)} of Service {namespace}/{name}")
 
     async def event(
         self, namespace: str, service: str, uid: str, name: str, type_: str, reason: str, message: str,

@@ -193,6 +193,14 @@ class ControlPlane:
         self.stop_apiserver()
         self.start_apiserver()
 
+    def restart_etcd(self) -> None:
+        """Stop etcd and start it again on its data (the API server stays up, failing meanwhile); wait
+        until the API server is ready again."""
+        self._stop("etcd")
+        self._start_etcd(wipe=False)
+        self._wait("kube-apiserver", lambda: self._get("/readyz") == "ok")
+        self._write_state()
+
     @classmethod
     def load(cls, state_dir: Path) -> ControlPlane:
         """The control plane recorded in state_dir (started by another process, e.g. `kubevip lab up`).
@@ -308,10 +316,10 @@ class ControlPlane:
         self.write_kubeconfig(self.kubevip_kubeconfig, self.kubevip_token, user="kube-vip")
         self.write_kubeconfig(self.ipam_kubeconfig, self.ipam_token, user="kube-vip-ipam")
 
-    def _start_etcd(self) -> None:
+    def _start_etcd(self, wipe: bool = True) -> None:
         p = self._ports()
         data = self.state_dir / "etcd"
-        if data.exists():
+        if wipe and data.exists():
             subprocess.run(["rm", "-rf", str(data)], check=True)
         peer = f"http://127.0.0.1:{p.etcd_peer}"
         client = f"http://127.0.0.1:{p.etcd_client}"

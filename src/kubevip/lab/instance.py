@@ -12,7 +12,7 @@ from typing import Any
 
 import kubevip
 from kubevip.errors import LabError
-from kubevip.lab import DEFAULT_LAB_ID, agents, controlplane, versions
+from kubevip.lab import DEFAULT_LAB_ID, agents, controlplane, podnet, versions
 from kubevip.lab import ipam as lab_ipam
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
@@ -132,11 +132,13 @@ class LabInstance:
         for node in doc["nodes"]:
             node["agent"] = agents.agent_status(self.state_dir, node["name"])
         doc.update(LabBgp(net, self.state_dir).to_json())
+        doc["pods"] = [p.to_json() for p in podnet.listed(self.state_dir)]
         return doc
 
     def down(self) -> list[str]:
         """Stop the recorded processes, remove the recorded namespaces and links, delete the state dir."""
         lines = agents.stop_lab_processes(self.state_dir) if self.state_dir.exists() else []
+        lines += podnet.delete_all(self.state_dir) if self.state_dir.exists() else []
         lines += lab_ipam.down(self.state_dir)
         lines += [f"stopped pid {p}" for p in controlplane.kill_recorded(self.state_dir)]
         lab_net = LabNetwork(self.lab_id, state_dir=self.state_dir)
@@ -146,6 +148,14 @@ class LabInstance:
             shutil.rmtree(self.state_dir)
             lines.append(f"removed {self.state_dir}")
         return lines or [f"lab {self.lab_id} was not up"]
+
+    def running(self) -> tuple[ControlPlane, LabNetwork]:
+        """The control plane and network of this lab; LabError saying how to start it when not up."""
+        cp = self._running_control_plane()
+        net = LabNetwork(self.lab_id, state_dir=self.state_dir)
+        if cp is None or not net.is_up():
+            raise LabError(f"lab {self.lab_id} is not up: run `kubevip lab up --id {self.lab_id}` first")
+        return cp, net
 
     def _running_control_plane(self) -> ControlPlane | None:
         alive = controlplane.recorded_alive(self.state_dir)

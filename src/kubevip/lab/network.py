@@ -138,7 +138,10 @@ class LabNetwork:
         removed: list[str] = []
         topo = self.topology
         if topo is not None:
-            existing = [ns for ns in topo.netns_names if ns in set(_list_netns())]
+            present = _list_netns()
+            # Pod namespaces (lab/podnet.py) first: their veths hang off the node namespaces.
+            pods = [ns for ns in present if ns.startswith(f"kvl-{self.lab_id}-pod-")]
+            existing = pods + [ns for ns in topo.netns_names if ns in set(present)]
             for ns in existing:
                 _kill_netns_processes(ns)
             # The uplink first: once its peer's namespace is deleted the kernel removes it

@@ -69,7 +69,7 @@ class AgentOptions:
         return out
 
     def container(self, args: list[str] | None = None) -> dict[str, Any]:
-        """The agent container: host network tools need NET_ADMIN (addresses) and NET_RAW (ARP/NA)."""
+        """The agent container: NET_ADMIN (addresses, routes, nftables packet rules) and NET_RAW (ARP/NA)."""
         return {
             "name": "kube-vip",
             "image": self.image,

@@ -59,6 +59,10 @@ def parse_subnet(value: str, name: str = "vip_subnet") -> SubnetMasks:
     return SubnetMasks(v4=v4, v6=v6)
 
 
+DEFAULT_STATE_DIR = "/var/lib/kubevip"
+OWNERSHIP_MODES = ("auto", "statefile")
+
+
 @dataclass(frozen=True)
 class NetSettings:
     """Everything `kubevip.net` needs from the environment, validated."""
@@ -74,6 +78,12 @@ class NetSettings:
     routing_table_type: str = "unicast"
     clean_routing_table: bool = False
     skip_dad: bool = False
+    # Kernel-enforced VIP lifetimes (docs/election.md): on unless vip_kernel_lifetime=false.
+    kernel_lifetime: bool = True
+    # Address ownership (docs/networking.md): "auto" probes IFA_PROTO at start-up, "statefile" forces the
+    # fallback (state file in `state_dir` + lifetime marker) as on kernels < 5.18.
+    ownership: str = "auto"
+    state_dir: str = DEFAULT_STATE_DIR
 
     @classmethod
     def from_env(cls, s: Settings) -> NetSettings:
@@ -101,4 +111,43 @@ class NetSettings:
             routing_table_type=s.choice("vip_routingtabletype", "unicast", tuple(ROUTE_TYPES)),
             clean_routing_table=s.bool("vip_cleanroutingtable"),
             skip_dad=s.bool("vip_skipdad"),
+            kernel_lifetime=s.bool("vip_kernel_lifetime", True),
+            ownership=s.choice("vip_ownership", "auto", OWNERSHIP_MODES),
+            state_dir=s.str("vip_statedir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR,
         )
+
+
+@dataclass(frozen=True)
+class PacketSettings:
+    """Egress SNAT and Service security (net/nftables.py, docs/egress.md)."""
+
+    service_security: bool = False
+    # egress_podcidr / egress_servicecidr: "" discovers them (Nodes' podCIDRs, the ServiceCIDR API).
+    pod_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
+    service_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
+    clean: bool = False  # egress_clean: accepted; our table is always removed at start-up
+    table: str = "kubevip"
+
+    @classmethod
+    def from_env(cls, s: Settings) -> PacketSettings:
+        return cls(
+            service_security=s.bool("enable_service_security"),
+            pod_cidrs=_cidrs(s.source_name("egress_podcidr"), s.str("egress_podcidr")),
+            service_cidrs=_cidrs(s.source_name("egress_servicecidr"), s.str("egress_servicecidr")),
+            clean=s.bool("egress_clean"),
+        )
+
+
+def _cidrs(name: str, value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
+    """kube-vip's comma-separated CIDR list (one per family, either order); "" is None (discover)."""
+    items = [p.strip() for p in value.split(",") if p.strip()]
+    if not items:
+        return None
+    out = []
+    for item in items:
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            why = f"{item!r} is not a CIDR (e.g. 10.244.0.0/16,fd00:10:244::/56)"
+            raise ConfigError(name, value, why) from None
+    return tuple(out)

@@ -192,3 +192,34 @@ async def test_a_services_warnings_come_from_one_node() -> None:
     w2 = World()
     apply_event(w2, SERVICE, False, service_from_dict(service("bad", junk)))  # no VIP: nothing held
     assert {c[2] for c in await _warnings(w2, "n2", "n1")} == {"not-an-ip", "no-vip"}
+
+
+async def test_active_endpoint_annotations_are_written_by_the_holder_of_each_family_only() -> None:
+    from kubevip.core.parse import endpointslice_from_dict
+    from kubevip.core.world import ENDPOINT_SLICE
+    from tests.unit.core import builders as b
+
+    w = World()
+    d = service("eg", "198.18.1.200,fd6b::200", families=("IPv4", "IPv6"), policy="RequireDualStack",
+                annotations={"kube-vip.io/egress": "true", "kube-vip.io/active-endpoint": "10.244.1.9"})
+    apply_event(w, SERVICE, False, service_from_dict(_status(d, ["198.18.1.200", "fd6b::200"], "n1")))
+    for fam, addr in (("IPv4", "10.244.1.2"), ("IPv6", "fd00:10:244:1::2")):
+        apply_event(w, ENDPOINT_SLICE, False, endpointslice_from_dict(
+            b.endpointslice(f"eg-{fam}", fam, [b.ep(addr, "n1")], service_name="eg")))
+    writer = FakeWriter()
+    calls: list[tuple[str, dict[str, str | None]]] = []
+
+    async def annotations(namespace: str, name: str, values: dict[str, str | None]) -> None:
+        calls.append((f"{namespace}/{name}", values))
+
+    writer.annotations = annotations  # type: ignore[attr-defined]
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard)  # type: ignore[arg-type]
+    snap = snapshot(w, ClassFilter(), False)
+    v4 = next(p for p in snap.plans if p.address.version == 4)
+    # n1 holds only the IPv4 VIP: it corrects active-endpoint and leaves the IPv6 key to its holder.
+    out = Outcome(snap, 1, frozenset({Row(v4.address, "eth0")}), False)
+    for job in rep.jobs(out, rep.round(out)):
+        await job()
+    await guard.close()
+    assert calls == [("default/eg", {"kube-vip.io/active-endpoint": "10.244.1.2"})]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +70,7 @@ class _Scoped(LeaseApi):
         self.real._check(self.caller)
         meta = body["metadata"]
         if (meta["namespace"], meta["name"]) in self.real.store:
-            raise Conflict("exists")
+            raise Conflict(409, "create", "exists")
         return self.real._save(body)
 
     async def watch(
@@ -101,7 +102,7 @@ class _Scoped(LeaseApi):
         if cur is None:
             return
         if cur["metadata"]["resourceVersion"] != resource_version:
-            raise Conflict("changed")
+            raise Conflict(409, "write", "changed")
         del self.real.store[(namespace, name)]
 
     async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
@@ -109,7 +110,7 @@ class _Scoped(LeaseApi):
         meta = body["metadata"]
         cur = self.real.store.get((meta["namespace"], meta["name"]))
         if cur is None or cur["metadata"]["resourceVersion"] != meta["resourceVersion"]:
-            raise Conflict("changed")
+            raise Conflict(409, "write", "changed")
         return self.real._save(body)
 
 
@@ -142,6 +143,8 @@ class FakeKernel(KernelVips):
         self.node = node
         self.world = world
         self.changes: list[frozenset[Placement]] = []
+        self.lifetimes: list[int | None] = []  # of each converge that added something
+        self.extensions: list[int] = []
         world.kernels[node] = self
 
     def interfaces(self) -> dict[int, str]:
@@ -153,7 +156,16 @@ class FakeKernel(KernelVips):
     def prepare(self) -> None:
         pass  # no announcement sockets in unit tests
 
-    async def converge(self, want: frozenset[Placement]) -> None:
+    def detect_ownership(self, node: str, lifetime_marker: bool) -> None:
+        pass  # no probe of the host's kernel in unit tests
+
+    def extend(self, lifetime: int) -> float:
+        self.extensions.append(lifetime)
+        return time.monotonic()
+
+    async def converge(self, want: frozenset[Placement], lifetime: int | None = None) -> None:
+        if want - self.held:
+            self.lifetimes.append(lifetime)
         # Removals land before additions, as in the real kernel path; check after each half.
         self.held = self.held & want
         self.world.check()

@@ -145,3 +145,14 @@ async def test_dns_change_moves_the_vips_while_leading(cluster: Cluster) -> None
     await wait_until(lambda: cluster.held_by().get(str(new4)) == {"a"}, what="the new IPv4 VIP")
     assert str(V4) not in cluster.held_by()
     assert a.vips.v4 == new4
+
+
+async def test_vips_get_kernel_lifetimes_and_renewals_extend_them(cluster: Cluster) -> None:
+    """Added with a lifetime (never permanent while lifetimes are on), extended after renewals."""
+    await cluster.add("n1")
+    await wait_until(lambda: cluster.holder_of_all() == "n1", what="n1 holds both VIPs")
+    kernel = cluster.world.kernels["n1"]
+    assert kernel.lifetimes and all(lt == 1 for lt in kernel.lifetimes)  # 0.4 s Lease: the minimum
+    before = len(kernel.extensions)
+    await wait_until(lambda: len(kernel.extensions) >= before + 3, what="extensions after renewals")
+    assert set(kernel.extensions) == {1}

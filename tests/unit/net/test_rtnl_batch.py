@@ -54,5 +54,34 @@ def test_acknowledgements_map_sequence_numbers_to_errno() -> None:
 
 
 def test_unknown_operation_is_refused() -> None:
-    with pytest.raises(ValueError, match="replace"):
-        rtnl_batch.address_request("replace", 1, 1, ipaddress.ip_address("192.0.2.1"), 32)
+    with pytest.raises(ValueError, match="change"):
+        rtnl_batch.address_request("change", 1, 1, ipaddress.ip_address("192.0.2.1"), 32)
+
+
+@given(addresses, st.integers(1, 2**31 - 1), st.integers(1, 2**16), st.sampled_from(["add", "replace"]),
+       st.integers(1, 2**31 - 1), st.integers(1, 86_400))
+def test_lifetime_requests_and_their_patched_copies(vip, seq, index, op, seq2, seconds) -> None:
+    """A request with a lifetime carries IFA_CACHEINFO (valid = preferred); `with_lifetime` patches the
+    sequence number and lifetime of a precomputed one and nothing else."""
+    ip, plen = vip
+    data = rtnl_batch.address_request(op, seq, index, ip, plen, 248, 0, lifetime=1)
+    patched = rtnl_batch.with_lifetime(data, seq2, seconds)
+    assert patched == rtnl_batch.address_request(op, seq2, index, ip, plen, 248, 0, lifetime=seconds)
+    msg = ifaddrmsg(patched)
+    msg.decode()
+    info = msg.get_attr("IFA_CACHEINFO")
+    assert (info["ifa_valid"], info["ifa_preferred"]) == (seconds, seconds)
+    assert msg["header"]["sequence_number"] == seq2
+    assert msg.get_attr("IFA_PROTO") == 248
+    flags = msg["header"]["flags"]
+    assert flags & rtnl_batch.NLM_F_CREATE
+    if op == "replace":
+        assert flags & rtnl_batch.NLM_F_REPLACE and not flags & rtnl_batch.NLM_F_EXCL
+    else:
+        assert flags & rtnl_batch.NLM_F_EXCL and not flags & rtnl_batch.NLM_F_REPLACE
+
+
+def test_permanent_add_has_no_cacheinfo() -> None:
+    msg = ifaddrmsg(rtnl_batch.address_request("add", 1, 2, ipaddress.ip_address("192.0.2.1"), 32, 248))
+    msg.decode()
+    assert msg.get_attr("IFA_CACHEINFO") is None

@@ -90,3 +90,31 @@ def test_auto_mask_takes_the_matching_subnet_of_the_same_family() -> None:
     assert auto.prefixlen(ipaddress.ip_address("fd00:1::50"), nets) == 64
     assert auto.prefixlen(ipaddress.ip_address("10.9.0.50"), nets) == 32
     assert auto.prefixlen(ipaddress.ip_address("fd00:9::50"), nets) == 128
+
+
+def test_kernel_lifetime_and_ownership_settings() -> None:
+    s = load()
+    assert s.kernel_lifetime and s.ownership == "auto" and s.state_dir == "/var/lib/kubevip"
+    s = load(vip_kernel_lifetime="false", vip_ownership="statefile", vip_statedir="/run/kv")
+    assert not s.kernel_lifetime and s.ownership == "statefile" and s.state_dir == "/run/kv"
+    with pytest.raises(ConfigError, match=r"vip_ownership.*proto"):
+        load(vip_ownership="proto")
+    with pytest.raises(ConfigError, match=r"vip_kernel_lifetime.*sometimes"):
+        load(vip_kernel_lifetime="sometimes")
+
+
+def test_packet_settings_defaults_and_cidr_lists() -> None:
+    from kubevip.net.settings import PacketSettings
+
+    d = PacketSettings.from_env(Settings({}))
+    assert not d.service_security and d.pod_cidrs is None and d.service_cidrs is None and not d.clean
+    s = PacketSettings.from_env(Settings({
+        "enable_service_security": "true", "egress_podcidr": "10.244.0.0/16, fd00:10:244::/56",
+        "egress_servicecidr": "10.96.0.0/12", "egress_clean": "true",
+    }))
+    assert s.service_security and s.clean
+    assert s.pod_cidrs == (ipaddress.ip_network("10.244.0.0/16"), ipaddress.ip_network("fd00:10:244::/56"))
+    assert s.service_cidrs == (ipaddress.ip_network("10.96.0.0/12"),)
+    with pytest.raises(ConfigError, match="egress_podcidr") as e:
+        PacketSettings.from_env(Settings({"egress_podcidr": "10.244.0.0/16,nope"}))
+    assert "'nope'" in str(e.value)

@@ -1,0 +1,141 @@
+"""Kernel lifetimes of VIPs, in a real kernel: set at add, extended by one precomputed batch, and the
+address removed by the kernel itself when nobody extends it (both families; IPv6 without DAD). Also
+ownership without IFA_PROTO (the fallback forced on this kernel) and the start-up probe."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubevip.election.lifetime import KERNEL_LATE
+from kubevip.lab.network import LabNetwork
+from kubevip.net.addresses import AddressManager, Ownership, detect_ownership, kernel_keeps_proto
+from kubevip.net.namespace import Netns
+from tests.fixtures.waiting import wait_until
+from tests.net.l2.helpers import addresses, ping
+
+pytestmark = pytest.mark.net
+FAMILIES = [4, 6]
+
+
+def manager(lab: LabNetwork, **kw: Any) -> AddressManager:
+    n = lab.nodes[0]
+    return AddressManager(n.interface, ns=Netns(n.netns), **kw)
+
+
+def info(lab: LabNetwork, ip: object) -> dict[str, Any] | None:
+    """iproute2's view of one address on node1's interface (an independent parser), or None."""
+    node = lab.nodes[0]
+    out = lab.run(node.netns, ["ip", "-j", "addr", "show", "dev", node.interface]).stdout
+    for link in json.loads(out):
+        for a in link.get("addr_info", []):
+            if a["local"] == str(ip):
+                return dict(a)
+    return None
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lifetime_is_set_extended_and_the_kernel_removes_the_vip(lab: LabNetwork, family: int) -> None:
+    vip = lab.vip(family)
+    m = manager(lab)
+    assert m.add(vip, lifetime=2) is True
+    a = info(lab, vip)
+    assert a is not None and a["valid_life_time"] <= 2 and a["preferred_life_time"] <= 2
+    if family == 6:
+        assert a.get("nodad") is True and not a.get("tentative")
+    assert ping(lab, lab.client.netns, vip, wait_s=1)
+
+    # Extended past its first end: still there after the first lifetime is over.
+    started = time.monotonic()
+    while time.monotonic() - started < 3.0:
+        assert m.extend({(vip, vip.max_prefixlen): 3}) == {}
+        a = info(lab, vip)
+        assert a is not None and 2 <= a["valid_life_time"] <= 3 and a.get("dynamic")
+        time.sleep(0.2)  # pacing of the extensions (as renewals would), not synchronisation
+    assert m.owned() == {(vip, vip.max_prefixlen)}
+
+    # Nobody extends any more: the kernel removes it, within the lifetime plus its lateness.
+    last = time.monotonic()
+    assert m.extend({(vip, vip.max_prefixlen): 1}) == {}
+    wait_until(
+        lambda: info(lab, vip) is None, f"the kernel removes {vip}", 1 + KERNEL_LATE + 3.0, interval=0.01
+    )
+    took = time.monotonic() - last
+    assert took >= 0.9  # not before its lifetime (1 s, minus the kernel's 20 ms of batching)
+    assert m.owned() == set()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_extension_brings_back_a_vip_the_kernel_removed(lab: LabNetwork, family: int) -> None:
+    """A stalled holder whose VIP expired gets it back with the first extension after a renewal."""
+    vip = lab.vip(family, 1)
+    m = manager(lab)
+    m.add(vip, lifetime=1)
+    wait_until(lambda: info(lab, vip) is None, "expiry", 1 + KERNEL_LATE + 3.0, interval=0.01)
+    assert m.extend({(vip, vip.max_prefixlen): 5}) == {}
+    a = info(lab, vip)
+    assert a is not None and a["valid_life_time"] <= 5
+    if family == 6:
+        assert a.get("nodad") is True
+    assert m.owned() == {(vip, vip.max_prefixlen)}  # with our protocol: still ours
+
+
+def test_one_batch_extends_many_and_a_permanent_add_stays_permanent(lab: LabNetwork) -> None:
+    m = manager(lab)
+    vips = [lab.vip(4, i) for i in range(10, 40)] + [lab.vip(6, i) for i in range(10, 40)]
+    assert m.add_many(((v, None) for v in vips), lifetime=30) == {}
+    assert m.extend({(v, v.max_prefixlen): 40 for v in vips}) == {}
+    for v in (vips[0], vips[-1]):
+        a = info(lab, v)
+        assert a is not None and 30 < a["valid_life_time"] <= 40
+    forever = lab.vip(4, 45)
+    m.add(forever)
+    a = info(lab, forever)
+    assert a is not None and a["valid_life_time"] == 4294967295
+
+
+def test_the_probe_finds_ifa_proto_on_this_kernel_and_leaves_nothing(lab: LabNetwork) -> None:
+    node = lab.nodes[0]
+    ns = Netns(node.netns)
+    before = addresses(lab, node.netns, "lo")
+    assert kernel_keeps_proto(ns) is True
+    assert addresses(lab, node.netns, "lo") == before
+    assert detect_ownership(ns) == Ownership()
+
+
+def test_forced_fallback_uses_state_file_and_lifetime_marker(
+    lab: LabNetwork, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fallback of kernels < 5.18, forced on this kernel: the protocol the kernel reports is ignored;
+    an address is ours when the state file lists it AND it carries a lifetime."""
+    node = lab.nodes[0]
+    ns = Netns(node.netns)
+    with caplog.at_level(logging.WARNING, logger="kubevip.net.addresses"):
+        own = detect_ownership(ns, force_fallback=True, state_dir=tmp_path, lifetime_marker=True)
+    assert own.proto_kept is False and own.lifetime_marker
+    lines = [r for r in caplog.records if "falling back to the state file" in r.getMessage()]
+    assert len(lines) == 1 and "vip_ownership=statefile" in lines[0].getMessage()
+
+    m = own.manager(node.interface, ns)
+    ours4, ours6, readded = lab.vip(4, 1), lab.vip(6, 1), lab.vip(4, 2)
+    assert m.add_many([(ours4, None), (ours6, None), (readded, None)], lifetime=60) == {}
+    state = json.loads((tmp_path / "addresses-248.json").read_text())
+    assert set(state[node.interface]) == {f"{ours4}/32", f"{ours6}/128", f"{readded}/32"}
+    # An operator replaces one of them by a permanent address of the same value (with proto 0).
+    lab.run(node.netns, ["ip", "addr", "del", f"{readded}/32", "dev", node.interface])
+    lab.run(node.netns, ["ip", "addr", "add", f"{readded}/32", "dev", node.interface])
+    # A foreign address that carries OUR protocol number but is in no state file: not ours either.
+    foreign = lab.vip(4, 3)
+    AddressManager(node.interface, ns).add(foreign)  # permanent, IFA_PROTO 248, in no state file
+    assert m.owned() == {(ours4, 32), (ours6, 128)}
+    assert m.remove_many([ours4, ours6, readded, foreign]) == {}
+    left = addresses(lab, node.netns, node.interface)
+    assert f"{readded}/32" in left and f"{foreign}/32" in left
+    assert f"{ours4}/32" not in left and f"{ours6}/128" not in left
+    # The control-plane part keeps its own file: neither part can take the other's addresses.
+    assert own.manager(node.interface, ns, proto=249).owned() == set()

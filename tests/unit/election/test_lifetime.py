@@ -1,0 +1,117 @@
+"""The kernel lifetime of a held VIP (pure arithmetic): it ends before a peer may take over, whenever
+the timings leave a whole second for it; otherwise the minimum, flagged as not guaranteed."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from kubevip.election.lifetime import (
+    KERNEL_LATE,
+    MAX_LIFETIME,
+    due,
+    lifetime,
+    minimum_lease_duration,
+    still_safe,
+)
+from kubevip.election.timings import Timings
+
+seconds = st.floats(0.05, 120, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def timings(draw: st.DrawFn) -> Timings:
+    lease = draw(seconds)
+    skew = draw(st.floats(0, lease / 2))
+    renew = draw(st.floats(0.02, lease - skew - 0.01)) if lease - skew > 0.03 else 0.0
+    assume(renew > 0)
+    retry = draw(st.floats(0.01, renew * 0.99))
+    t = Timings(lease_duration=lease, renew_deadline=renew, retry_period=retry, skew_margin=skew)
+    assume(renew + skew < lease and retry < renew)
+    return t
+
+
+@given(timings(), st.floats(0, 1e6), st.floats(0, 5))
+def test_a_guaranteed_lifetime_ends_before_a_peer_may_take_over(
+    t: Timings, renewed: float, delay: float
+) -> None:
+    now = renewed + delay
+    lt = lifetime(t, renewed, now)
+    assert 1 <= lt.seconds <= MAX_LIFETIME and isinstance(lt.seconds, int)
+    # The kernel stamps the address at `now` at the earliest and removes it KERNEL_LATE after the end at
+    # the latest; a peer may take over at renewed + lease_duration (skew_margin before, on our clock).
+    removed_by = now + lt.seconds + KERNEL_LATE
+    if lt.guaranteed:
+        assert removed_by <= renewed + t.lease_duration - t.skew_margin + 1e-9
+        assert lt.overshoot == 0
+    else:
+        assert lt.seconds == 1
+        assert math.isclose(
+            removed_by - (renewed + t.lease_duration - t.skew_margin), lt.overshoot, abs_tol=1e-6
+        )
+
+
+@given(timings(), st.floats(0, 1e6), st.floats(0, 5))
+def test_the_lifetime_is_the_longest_whole_second_that_is_safe(
+    t: Timings, renewed: float, delay: float
+) -> None:
+    """Not shorter than it must be: one second more would overrun (so a live holder keeps its VIP)."""
+    now = renewed + delay
+    lt = lifetime(t, renewed, now)
+    if lt.guaranteed and lt.seconds < MAX_LIFETIME:
+        assert now + lt.seconds + 1 + KERNEL_LATE > renewed + t.lease_duration - t.skew_margin
+
+
+@given(timings(), st.floats(0, 1e6), st.floats(0, 5), st.floats(0, 5))
+def test_later_renewals_never_give_shorter_deadlines(
+    t: Timings, renewed: float, d1: float, d2: float
+) -> None:
+    """A round that starts later from a later renewal never ends earlier than its deadline allows."""
+    a = lifetime(t, renewed, renewed + d1)
+    b = lifetime(t, renewed + d2, renewed + d2 + d1)
+    # only the time since the renewal counts, never the absolute clock
+    assert (a.seconds, a.guaranteed) == (b.seconds, b.guaranteed) or math.isclose(
+        (renewed + d1) % 1, 0, abs_tol=1e-6
+    )
+    assert math.isclose(a.overshoot, b.overshoot, abs_tol=1e-6)
+
+
+@given(timings(), st.floats(0, 1e6), st.floats(0, 3), st.floats(0, 3))
+def test_still_safe_tells_a_slow_round_apart(t: Timings, renewed: float, delay: float, took: float) -> None:
+    now = renewed + delay
+    lt = lifetime(t, renewed, now)
+    assume(lt.guaranteed)
+    stamped = now + took
+    safe = still_safe(t, renewed, lt.seconds, stamped)
+    assert safe == (
+        stamped + lt.seconds + KERNEL_LATE <= renewed + t.lease_duration - t.skew_margin + 1e-9
+    ) or (math.isclose(stamped + lt.seconds + KERNEL_LATE, renewed + t.lease_duration - t.skew_margin))
+    assert still_safe(t, renewed, lt.seconds, now)
+
+
+def test_our_defaults_leave_no_guaranteed_second_and_kube_vips_do() -> None:
+    """vip_leaseduration 1.5 s (ours) is too short for a guaranteed kernel lifetime; 15 s (kube-vip's) is
+    not: 13 s after a renewal answered within 0.1 s."""
+    ours = lifetime(Timings(), 0.0, 0.1)
+    assert not ours.guaranteed and ours.seconds == 1
+    assert minimum_lease_duration(Timings()) > Timings().lease_duration
+    kube_vip = lifetime(Timings(15, 10, 2, 0.25), 0.0, 0.1)
+    assert kube_vip.guaranteed and kube_vip.seconds == 13
+    assert lifetime(Timings(3, 2, 0.5, 0.25), 0.0, 0.1).seconds == 1
+
+
+@given(timings(), st.floats(0, 1e6), st.floats(0, 5), st.one_of(st.none(), st.floats(-10, 100)))
+def test_due_extends_unknown_expired_and_half_spent_lifetimes(
+    t: Timings, renewed: float, delay: float, left: float | None
+) -> None:
+    now = renewed + delay
+    new = lifetime(t, renewed, now)
+    expires = None if left is None else now + left
+    r = t.retry_period
+    assert due(expires, now, new, r) == (left is None or left < max(new.seconds / 2, r + 1))
+    # Skipped only with a retry period and 1 s left: a live holder's next round comes before the kernel
+    # can act; and never once half the lifetime is spent.
+    if not due(expires, now, new, r):
+        assert left is not None and left >= r + 1 and left >= new.seconds / 2

@@ -1,0 +1,35 @@
+"""Only kube/ imports aiohttp's client. import-linter (pyproject.toml) forbids aiohttp outside kube/
+but for `kubevip.metrics`, whose server needs aiohttp.web: this checks that metrics takes nothing else."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import kubevip
+
+SRC = Path(kubevip.__file__).parent
+
+
+def aiohttp_imports(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names if a.name.split(".")[0] == "aiohttp"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "aiohttp":
+            out += [f"{node.module}.{a.name}" for a in node.names]
+    return out
+
+
+def test_outside_kube_only_metrics_imports_aiohttp_and_only_its_web_server() -> None:
+    found = {
+        str(p.relative_to(SRC)): names
+        for p in SRC.rglob("*.py")
+        if p.relative_to(SRC).parts[0] != "kube" and (names := aiohttp_imports(p))
+    }
+    assert found == {"metrics.py": ["aiohttp.web"]}
+
+
+def test_kube_does_import_the_client() -> None:
+    # the check above would pass vacuously if the scan found nothing anywhere
+    assert "aiohttp" in aiohttp_imports(SRC / "kube" / "rest.py")
