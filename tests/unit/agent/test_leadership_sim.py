@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kubevip.agent.leadership import Leadership, make
+from kubevip.agent.leadership import Leadership, Scalable, make
 from kubevip.election.timings import ElectionConfig, Timings
 from kubevip.metrics import Metrics
 from tests.unit.election.sim import (
@@ -25,6 +25,7 @@ from tests.unit.election.sim import (
     Recorder,
     SimApi,
     SimServer,
+    feed_cache_from,
     run_sim,
 )
 
@@ -57,6 +58,8 @@ def run(mode: str, faults: list[Fault], seed: int, leave: str | None = None) -> 
 
             api: Any = SimApi(server, node, node)  # the adapters take any LeaseApi as their client
             a = make(api, cfg, node, started, stopped, Metrics(node), clock=clock)
+            if isinstance(a, Scalable):
+                feed_cache_from(a.elector.cache, api)
             a.set_units(UNITS)
             adapters[node] = a
             tasks.append(asyncio.get_running_loop().create_task(a.run(), name=f"leadership:{node}"))

@@ -260,14 +260,14 @@ class SimServer:
 
     def create(self, body: dict[str, Any], writer: str) -> LeaseRecord:
         if body["metadata"]["name"] in self.store:
-            raise Conflict("sim: exists")
+            raise Conflict(409, "sim: exists")
         return self._commit(body, writer, "ADDED")
 
     def replace(self, body: dict[str, Any], writer: str) -> LeaseRecord:
         meta = body["metadata"]
         cur = self.store.get(meta["name"])
         if cur is None or cur["metadata"]["resourceVersion"] != meta["resourceVersion"]:
-            raise Conflict("sim: changed")
+            raise Conflict(409, "sim: changed")
         return self._commit(body, writer, "MODIFIED")
 
     def delete(self, name: str, resource_version: str, writer: str) -> None:
@@ -275,7 +275,7 @@ class SimServer:
         if cur is None:
             return
         if cur["metadata"]["resourceVersion"] != resource_version:
-            raise Conflict("sim: changed")
+            raise Conflict(409, "sim: changed")
         del self.store[name]
         gone = copy.deepcopy(cur)
         gone["metadata"]["resourceVersion"] = str(next(self._rv))
@@ -419,6 +419,34 @@ class SimApi(LeaseApi):
             yield item
 
 
+def feed_cache_from(cache: Any, api: SimApi) -> None:
+    """Point a LeaseCache at the simulated API server: its list+watch (kube.watch.Reflector, raw HTTP
+    in production) is replaced by the same loop over SimApi.list/watch, feeding the cache's own put/drop."""
+
+    async def run() -> None:
+        while True:
+            try:
+                items, rv = await api.list(cache.namespace, cache.selector)
+                names = {r.name for r in items}
+                for name in list(cache.records):
+                    if name not in names:
+                        cache.drop(name)
+                for rec in items:
+                    cache.put(rec)
+                cache.synced = True
+                cache.changed.set()
+                async for kind, rec in api.watch(cache.namespace, cache.selector, rv, cache.idle_timeout):
+                    if kind == "DELETED":
+                        cache.drop(rec.name)
+                    else:
+                        cache.put(rec)
+            except (Conflict, LeaseApiError, aiohttp.ClientError, TimeoutError, OSError, ValueError):
+                pass
+            await asyncio.sleep(cache.retry_period)
+
+    cache.run = run
+
+
 # -- who holds what -------------------------------------------------------------------------------
 
 
@@ -516,6 +544,7 @@ class Fleet:
                 procs.append((el, self._spawn(el.run(), f"{inc}:{unit}")))
         else:
             el = ScalableElector(api, NS, node, self.timings, cb(str, True), cb(str, False), clock=clock)
+            feed_cache_from(el.cache, api)
             el.set_units(dict.fromkeys(self.units))
             procs.append((el, self._spawn(el.run(), inc)))
         self._procs[inc] = procs
