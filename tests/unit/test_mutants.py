@@ -57,8 +57,8 @@ MUTANTS = (
     Mutant(
         "lease mode fences a lease duration late",
         "election/elector.py",
-        "        self._lead_until = sent + self.timings.renew_deadline\n\n    async def _adopt_own_write",
-        "        self._lead_until = sent + self.timings.lease_duration\n\n    async def _adopt_own_write",
+        "        self._lead_until = sent + self.timings.renew_deadline\n        self._renewed()\n",
+        "        self._lead_until = sent + self.timings.lease_duration\n        self._renewed()\n",
         (SIM, "-k", "lease and blackhole"),
     ),
     Mutant(
