@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 
 from kubevip.bgp.settings import BGP_SETTINGS, BgpSettings
 from kubevip.controlplane.settings import CP_SETTINGS, ControlPlaneSettings
+from kubevip.core import labelselector
+from kubevip.core.eligibility import Rules
 from kubevip.core.policy import parse_cidrs, parse_patterns
 from kubevip.core.selection import ClassFilter
 from kubevip.election.timings import ElectionConfig, config_from_settings
 from kubevip.envparse import Settings
-from kubevip.errors import ConfigError
+from kubevip.errors import ConfigError, InputError
 from kubevip.ip import IPAddress, IPNetwork
 from kubevip.net.settings import NetSettings, PacketSettings
 
@@ -55,6 +57,8 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     ("bgp_enable", "false"),
     ("cp_enable", "false"),
     ("kubeconfig", ""),
+    ("vip_drain_on_cordon", "false"),
+    ("vip_node_selector", ""),
     ("enable_service_security", "false"),
     ("egress_podcidr", ""),
     ("egress_servicecidr", ""),
@@ -151,6 +155,8 @@ class AgentConfig:
     control_plane: ControlPlaneSettings | None = None
     # bgp_* and mpbgp_* (kubevip.bgp.settings); None unless bgp_enable=true.
     bgp_settings: BgpSettings | None = None
+    # Which nodes may hold a Service VIP (vip_drain_on_cordon, vip_node_selector; docs/placement.md).
+    placement: Rules = field(default_factory=Rules)
     policy: PolicySettings = field(default_factory=PolicySettings)
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -210,9 +216,19 @@ class AgentConfig:
             packets=PacketSettings.from_env(s),
             control_plane=ControlPlaneSettings.from_env(s),
             bgp_settings=BgpSettings.from_env(s) if bgp else None,
+            placement=_placement(s, layer2=arp),
             policy=PolicySettings.from_env(s),
             raw=dict(env),
         )
+
+
+def _placement(s: Settings, layer2: bool) -> Rules:
+    raw = s.str("vip_node_selector")
+    try:
+        selector = labelselector.parse(raw)
+    except InputError as exc:
+        raise ConfigError("vip_node_selector", raw, str(exc)) from None
+    return Rules(drain_on_cordon=s.bool("vip_drain_on_cordon"), node_selector=selector, layer2=layer2)
 
 
 def _hostname() -> str:

@@ -10,7 +10,10 @@ from typing import Any
 import yaml
 
 from kubevip.core import parse
+from kubevip.core.claims import claims_of, resolve
+from kubevip.core.eligibility import Rules, place
 from kubevip.core.families import effective_policy
+from kubevip.core.nodes import NodeView, node_from_dict
 from kubevip.core.plan import ServiceDecision, decide, node_share
 from kubevip.core.views import EndpointSliceView, EndpointView, LegacyEndpointsView, ServiceView
 from kubevip.errors import InputError
@@ -19,7 +22,7 @@ ENDPOINTS_AUTO = "auto"
 ENDPOINTS_SLICES = "slices"
 ENDPOINTS_LEGACY = "legacy"
 ENDPOINTS_MODES = (ENDPOINTS_AUTO, ENDPOINTS_SLICES, ENDPOINTS_LEGACY)
-KINDS = ("Service", "EndpointSlice", "Endpoints")
+KINDS = ("Service", "EndpointSlice", "Endpoints", "Node")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Inputs:
     service: ServiceView
     slices: tuple[EndpointSliceView, ...]
     legacy: tuple[LegacyEndpointsView, ...]
+    nodes: tuple[NodeView, ...] = ()
 
 
 def _one_line(text: str) -> str:
@@ -93,6 +97,7 @@ def load(paths: Sequence[str]) -> Inputs:
     services: list[tuple[ServiceView, Document]] = []
     slices: list[EndpointSliceView] = []
     legacy: list[LegacyEndpointsView] = []
+    nodes: dict[str, NodeView] = {}
     seen: dict[tuple[str, str, str], Document] = {}
     for path in paths:
         for doc in documents(path):
@@ -103,6 +108,15 @@ def load(paths: Sequence[str]) -> Inputs:
                 raise InputError(f"{doc.where}: object has no kind")
             if kind not in KINDS:
                 continue  # other kinds are ignored on purpose: whole `kubectl get -o yaml` dumps work
+            if kind == "Node":
+                try:
+                    node = node_from_dict(doc.obj)
+                except InputError as exc:
+                    raise InputError(f"{doc.where}: {exc}") from None
+                if node.name in nodes:
+                    raise InputError(f"{doc.where}: Node {node.name} given twice")
+                nodes[node.name] = node
+                continue
             try:
                 view: ServiceView | EndpointSliceView | LegacyEndpointsView
                 if kind == "Service":
@@ -134,7 +148,7 @@ def load(paths: Sequence[str]) -> Inputs:
             f"{second_doc.where}: a second Service {second.key} (first: {first.key} in {first_doc.where}); "
             "explain analyses exactly one Service per run"
         )
-    return Inputs(services[0][0], tuple(slices), tuple(legacy))
+    return Inputs(services[0][0], tuple(slices), tuple(legacy), tuple(nodes[n] for n in sorted(nodes)))
 
 
 def use_legacy(inputs: Inputs, mode: str) -> bool:
@@ -165,7 +179,29 @@ def _endpoint(ep: EndpointView) -> dict[str, Any]:
     }
 
 
-def to_json(decision: ServiceDecision, service: ServiceView, node: str | None = None) -> dict[str, Any]:
+def placement(
+    decision: ServiceDecision, service: ServiceView, node: str, nodes: Sequence[NodeView], rules: Rules,
+) -> dict[str, dict[str, Any]]:
+    """Per VIP: may `node` hold it, judged against the given Nodes (core/eligibility.py; the Service
+    alone: no address shared with another Service)."""
+    plans, _ = resolve(claims_of(service, "", decision, interfaces=rules.layer2))
+    pl = place(plans, {service.key: service}, {n.name: n for n in nodes}, rules)
+    out: dict[str, dict[str, Any]] = {}
+    for p in pl.plans:
+        refused = pl.refusals.get(p.address, {}).get(node)
+        known = any(n.name == node for n in nodes)
+        out[str(p.address)] = {
+            "eligible": refused is None and known,
+            "reason": str(refused.reason) if refused is not None else "",
+            "detail": refused.detail if refused is not None else ("" if known else f"no Node {node} given"),
+        }
+    return out
+
+
+def to_json(
+    decision: ServiceDecision, service: ServiceView, node: str | None = None,
+    nodes: Sequence[NodeView] = (), rules: Rules | None = None,
+) -> dict[str, Any]:
     """The stable JSON document of docs/explain.md."""
     out: dict[str, Any] = {
         "service": decision.service,
@@ -184,6 +220,8 @@ def to_json(decision: ServiceDecision, service: ServiceView, node: str | None = 
             "name": node,
             "families": {f.value: {"announce": s.announce, "reason": s.reason} for f, s in shares.items()},
         }
+        if nodes:  # only with Node objects given: the output without them stays as it was
+            out["node"]["placement"] = placement(decision, service, node, nodes, rules or Rules())
     return out
 
 
@@ -194,7 +232,10 @@ def _conditions(ep: EndpointView) -> str:
     return ",".join(flags) or "not-ready"
 
 
-def to_text(decision: ServiceDecision, service: ServiceView, node: str | None = None) -> str:
+def to_text(
+    decision: ServiceDecision, service: ServiceView, node: str | None = None,
+    nodes: Sequence[NodeView] = (), rules: Rules | None = None,
+) -> str:
     """A short human reading of the same decision."""
     families = ", ".join(f.value for f in decision.families) or "(none)"
     lines = [
@@ -219,4 +260,10 @@ def to_text(decision: ServiceDecision, service: ServiceView, node: str | None = 
         for family, share in node_share(decision, service, node).items():
             verdict = "announces" if share.announce else "does not announce"
             lines.append(f"    {family.value:<5} {verdict}" + (f" ({share.reason})" if share.reason else ""))
+        verdicts = placement(decision, service, node, nodes, rules or Rules()) if nodes else {}
+        for addr, verdict_ in verdicts.items():
+            may = "may hold" if verdict_["eligible"] else "may not hold"
+            why = f" ({verdict_['reason']}: {verdict_['detail']})" if verdict_["reason"] else (
+                f" ({verdict_['detail']})" if verdict_["detail"] else "")
+            lines.append(f"    {may} {addr}{why}")
     return "\n".join(lines) + "\n"

@@ -170,3 +170,28 @@ def test_document_order_does_not_matter(
         got = json.loads(out)
         del got["node"]
         assert rc == 0 and got == SEED_JSON
+
+
+def test_node_placement_with_node_objects(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    svc = b.service(lb_ips="192.0.2.10", annotations={"kube-vip.io/node-selector": "rack=r1"})
+    nodes = [
+        {"kind": "Node", "metadata": {"name": "n1", "labels": {"rack": "r1"}}},
+        {"kind": "Node", "metadata": {"name": "n2", "labels": {"rack": "r2"}}},
+        {"kind": "Node", "metadata": {"name": "n3", "labels": {"rack": "r1"}},
+         "spec": {"unschedulable": True}},
+    ]
+    f = write(tmp_path / "in.yaml", svc, *nodes)
+    rc, out, err = explain(capsys, "-f", f, "--node", "n2")
+    assert rc == 0, err
+    got = json.loads(out)["node"]["placement"]["192.0.2.10"]
+    assert (got["eligible"], got["reason"]) == (False, "node-selector-service")
+    assert "rack=r1" in got["detail"]
+    rc, out, _ = explain(capsys, "-f", f, "--node", "n3", "--drain-on-cordon")
+    assert json.loads(out)["node"]["placement"]["192.0.2.10"]["reason"] == "node-cordoned"
+    rc, out, _ = explain(capsys, "-f", f, "--node", "n3")
+    want = {"eligible": True, "reason": "", "detail": ""}
+    assert json.loads(out)["node"]["placement"]["192.0.2.10"] == want
+    rc, out, _ = explain(capsys, "-f", f, "--node", "n1", "-o", "text")
+    assert "may hold 192.0.2.10" in out
+    rc, out, err = explain(capsys, "-f", f, "--node", "n1", "--vip-node-selector", "rack in (")
+    assert rc == 2 and "--vip-node-selector" in err

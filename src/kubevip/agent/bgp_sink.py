@@ -39,7 +39,12 @@ class BgpSink:
         self.last = Wanted(frozenset(), frozenset())
 
     async def start(self) -> None:
-        """Find the node's peer-facing addresses (next hops, router id), start ExaBGP, export metrics."""
+        """Find the node's peer-facing addresses (next hops, router id), start ExaBGP, export metrics.
+        Without peers yet (they come from Node annotations) there is nothing to start."""
+        if self.speaker is None and not self.settings.peers:
+            prefix = self.settings.annotation_prefix
+            log.info("BGP: no peers yet; waiting for this node's %s/* annotations", prefix)
+            return
         if self.speaker is None:
             peers = [p.address for p in self.settings.peers]
             node_ips = await asyncio.to_thread(peer_facing_addresses, peers)
@@ -71,6 +76,21 @@ class BgpSink:
         new = frozenset(w.problems - self.last.problems)
         self.last = w
         return new
+
+    async def reconfigure(self, settings: BgpSettings) -> None:
+        """New peers or local settings (from Node annotations): a new ExaBGP with them. The old one
+        withdraws and says Cease; the next `sync` feeds the new one the same advertisements."""
+        if settings == self.settings and self.speaker is not None:
+            return
+        if self.speaker is not None:
+            await self.speaker.close()
+            for peer in self.settings.peers:
+                for state in SESSION_STATES:
+                    self.metrics.bgp_session_info.remove(state, str(peer.address))
+        self.speaker = None
+        self.settings = settings
+        self.last = Wanted(frozenset(), frozenset())
+        await self.start()
 
     async def close(self) -> None:
         """Withdraw everything and stop ExaBGP (a NOTIFICATION Cease: peers drop this node's routes)."""

@@ -27,10 +27,12 @@ UnitCallback = Callable[[str], Awaitable[None]]
 Renewed = Callable[[], None]
 Clock = Callable[[], float]  # monotonic seconds; the election simulator passes its virtual clock
 Units = Mapping[str, "frozenset[str] | None"]
+Preferred = Mapping[str, "tuple[str, ...]"]  # unit -> kube-vip.io/preferred-nodes, most preferred first
 
 
 class Leadership(Protocol):
     def set_units(self, units: Units) -> None: ...
+    def set_preferred(self, preferred: Preferred) -> None: ...
     def holds(self, unit: str) -> bool: ...
     def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None: ...
     def generation(self) -> object: ...
@@ -54,6 +56,9 @@ class Solo:
 
     def set_units(self, units: Units) -> None:
         self._units = dict(units)
+
+    def set_preferred(self, preferred: Preferred) -> None:
+        """Every eligible node announces: there is nothing to prefer."""
 
     def holds(self, unit: str) -> bool:
         return unit in self._units and _eligible(self.node, self._units[unit])
@@ -97,6 +102,9 @@ class Scalable:
 
     def set_units(self, units: Units) -> None:
         self.elector.set_units(units)
+
+    def set_preferred(self, preferred: Preferred) -> None:
+        self.elector.set_preferred(preferred)
 
     def holds(self, unit: str) -> bool:
         return self.elector.holds(unit)
@@ -178,6 +186,9 @@ class Leases:
     def set_units(self, units: Units) -> None:
         self._units = dict(units)
         self._changed.set()
+
+    def set_preferred(self, preferred: Preferred) -> None:
+        """Not honoured: a Lease goes to whoever takes it first (docs/placement.md, scalable only)."""
 
     def holds(self, unit: str) -> bool:
         if unit not in self._units:

@@ -13,17 +13,21 @@ import time
 from collections.abc import Iterable, Mapping
 
 from kubevip.agent import leadership
+from kubevip.agent.bgp_node import follow as follow_bgp_annotations
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
+from kubevip.agent.nodes import NodeSource, publish_loop
 from kubevip.agent.packets import DISCOVERY_PERIOD, PacketRuleDriver
 from kubevip.agent.policy_facts import PolicyFacts
 from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
+from kubevip.bgp.settings import BgpSettings as BgpSettingsT
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import Condition, missing_interface, no_family_interface
 from kubevip.core.egress import PacketRules
+from kubevip.core.eligibility import Placement, placed_snapshot
 from kubevip.core.interface import valid_interface_name
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.reasons import Reason
@@ -98,6 +102,10 @@ class Agent:
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
         self.bgp = BgpSink(cfg.bgp_settings, self.metrics) if cfg.bgp_settings is not None else None
         self.sources: Sources | None = None
+        # Nodes for placement (core/eligibility.py): who may hold which VIP; None without a cluster.
+        self.nodes: NodeSource | None = None
+        self.placement: Placement | None = None
+        self._node_changed = asyncio.Event()  # for BGP peers from our Node's annotations (agent/bgp_node.py)
         # The address policy's facts (Nodes, ServiceCIDRs, pools, this node's kernel): a change of the
         # policy re-decides every Service.
         self.facts = PolicyFacts(api, cfg.policy, self._policy_changed, ns)
@@ -167,6 +175,23 @@ class Agent:
         self._world_version += 1
         self._wake.set()
 
+    def nodes_changed(self) -> None:
+        """A Node changed what placement reads: a new snapshot (decisions stay cached), every Service
+        looked at again by the reporter."""
+        self._world_version += 1
+        self._wake.set()
+        self._node_changed.set()
+
+    def _own_annotations(self) -> Mapping[str, str] | None:
+        view = self.nodes.nodes.get(self.me) if self.nodes is not None else None
+        return dict(view.annotations) if view is not None else None
+
+    async def _apply_bgp(self, settings: BgpSettingsT) -> None:
+        """New BGP settings from our Node: swap the speaker between passes, then announce again."""
+        assert self.bgp is not None
+        async with self._lock:
+            await self.bgp.reconfigure(settings)
+        self._wake.set()
     def _policy_changed(self) -> None:
         self.touched(list(self.world.services))
 
@@ -308,6 +333,11 @@ class Agent:
                 dict(self._cache), per_address=self.per_address_units, service_interfaces=self.bgp is None,
                 policy=self.facts.policy, cross_namespace=self.cfg.policy.cross_namespace,
             )
+            if self.nodes is not None:  # narrowed to the nodes placement allows (docs/placement.md)
+                services = {k: r.view for k, r in self.world.services.items()}
+                snap, self.placement = await asyncio.to_thread(
+                    placed_snapshot, snap, services, self.nodes.snapshot(), self.cfg.placement
+                )
         finally:
             touched, self._touched_during = self._touched_during, None
         # Decisions of Services touched while the thread ran are stale already.
@@ -321,10 +351,13 @@ class Agent:
             return {}
         holds = self.leadership.holds
         if self.bgp is not None:  # BGP: ETP Local is announced by every eligible node (ECMP), no election
+            # ... but a unit that needs one holder keeps its one elected holder: egress (replies must come
+            # back to the node that translated the traffic) and a Cluster VIP restricted by placement.
             single = snap.single_units
+            elected = self.placement.elected if self.placement is not None else frozenset()
 
             def mine(u: str, e: frozenset[str] | None) -> bool:
-                if u in single:  # egress: replies must come back to the node that translated the traffic
+                if u in single or u in elected:
                     return holds(u) and (e is None or self.me in e)
                 return announces(self.me, e, holds(u))
 
@@ -382,6 +415,8 @@ class Agent:
             self.snap = snap
             if not self._stopping:
                 self.leadership.set_units(snap.units)
+                if self.placement is not None:
+                    self.leadership.set_preferred(self.placement.preferred)
             annotated = self._annotated_held(snap)
             links = await self.service_links(annotated)
             ifaces = await self.interfaces()
@@ -721,6 +756,8 @@ class Agent:
             self._wake.clear()
             if self.sources is not None and not self.sources.synced:
                 continue
+            if self.nodes is not None and not self.nodes.synced:
+                continue  # placement needs every Node: an excluded node must not win meanwhile
             try:
                 await self.converge()
             except Exception:  # a failed pass must not end the agent: the next one retries
@@ -761,6 +798,19 @@ class Agent:
             self.sources.reflectors.extend(self.facts.reflectors)
             for r in self.sources.reflectors:
                 spawn(self.guard, f"watch {r.name}", r.run())
+            self.nodes = NodeSource(
+                self.api, self.nodes_changed, self._broken,
+                on_restart=lambda cause: self.metrics.watch_restarts.labels("nodes", cause).inc(),
+                namespace=self.cfg.election.namespace,
+            )
+            for r in self.nodes.reflectors:
+                spawn(self.guard, f"watch {r.name}", r.run())
+            if self.bgp is not None and self.bgp.settings.annotation_prefix:
+                spawn(self.guard, "bgp from node annotations", follow_bgp_annotations(
+                    self.bgp.settings, self.me, self._own_annotations, self._node_changed, self._apply_bgp,
+                ))
+            spawn(self.guard, "publish network",
+                  publish_loop(self.api, self.me, self.nodes, self.interfaces, self.ns))
             spawn(self.guard, "report", self.reporter.loop())
             spawn(self.guard, "egress-discovery", self.discovery_loop())
         spawn(self.guard, "packet-rules", self.rules_loop())

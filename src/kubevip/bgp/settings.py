@@ -32,6 +32,7 @@ BGP_SETTINGS: tuple[tuple[str, str], ...] = (
     ("mpbgp_ipv6", ""),
     ("bgp_communities", ""),
     ("bgp_large_communities", ""),
+    ("annotation", ""),
 )
 
 
@@ -73,6 +74,9 @@ class BgpSettings:
     mpbgp: MpbgpNextHop = MpbgpNextHop()
     communities: tuple[Community, ...] = ()
     large_communities: tuple[LargeCommunity, ...] = ()
+    # kube-vip's `annotation`: prefix of this node's Node annotations carrying AS, source and peers
+    # (core/bgppeers.py); they replace local_as, router id, source and peers while they parse.
+    annotation_prefix: str = ""
 
     @classmethod
     def from_env(cls, s: Settings) -> BgpSettings:
@@ -104,9 +108,11 @@ class BgpSettings:
         for peer in peers:
             if peer.mpbgp is not None:
                 _check_mpbgp("bgp_peers", peer.mpbgp, source_ip, source_if)
-        if enabled and not peers:
+        annotation = s.str("annotation")
+        if enabled and not peers and not annotation:
             raise ConfigError(
-                "bgp_peers", s.str("bgp_peers"), "bgp_enable=true needs bgp_peeraddress or bgp_peers"
+                "bgp_peers", s.str("bgp_peers"),
+                "bgp_enable=true needs bgp_peeraddress, bgp_peers or annotation (Node annotations)",
             )
         try:
             communities = parse_communities(s.str("bgp_communities"))
@@ -129,6 +135,7 @@ class BgpSettings:
             mpbgp=mpbgp,
             communities=communities,
             large_communities=large,
+            annotation_prefix=annotation,
         )
 
 
@@ -284,6 +291,11 @@ _PASSWORD_RULE = (
     f"the BGP password must be at most {MAX_PASSWORD} printable ASCII characters without quotes (\" or '),"
     " backslashes, ';' or white space (ExaBGP cannot read them)"
 )
+
+
+def password_ok(password: str) -> bool:
+    """True when ExaBGP's configuration can carry the password (see _PASSWORD_RULE)."""
+    return _password_ok(password)
 
 
 def _password_ok(password: str) -> bool:

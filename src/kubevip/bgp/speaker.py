@@ -94,10 +94,12 @@ class Speaker:
     async def start(self) -> None:
         """Resolve router id and next hops, write the configuration and start supervising ExaBGP."""
         s = self.settings
-        source_if_addrs = self._if_addrs(s.source_if) if s.source_if else []
+        # Netlink in a worker thread: pyroute2's IPRoute cannot be opened inside a running event loop
+        # (the agent starts the speaker from its loop; with bgp_sourceip or a src-ip annotation it crashed).
+        source_if_addrs = await asyncio.to_thread(self._if_addrs, s.source_if) if s.source_if else []
         source_ip_if_addrs: list[IPAddress] = []
         if s.source_ip is not None:
-            source_ip_if_addrs = self._addresses_near(s.source_ip)
+            source_ip_if_addrs = await asyncio.to_thread(self._addresses_near, s.source_ip)
         self.router_id = self._resolve_router_id()
         ifmap = {s.source_if: source_if_addrs} if s.source_if else {}
         self.next_hops = resolve_next_hops(s.mpbgp, s, self.node_ips, ifmap, source_ip_if_addrs)

@@ -60,6 +60,16 @@ class Reason(StrEnum):
     # The node holding a VIP has no interface of its family (a single-stack node: no default route).
     NO_INTERFACE_FOR_FAMILY = "no-interface-for-family"
 
+    # Node placement (core/eligibility.py, docs/placement.md): why a node may not hold a VIP.
+    NODE_EXCLUDED = "node-excluded"  # label node.kubernetes.io/exclude-from-external-load-balancers
+    NODE_CORDONED = "node-cordoned"  # spec.unschedulable with vip_drain_on_cordon=true
+    NODE_SELECTOR_GLOBAL = "node-selector-global"  # vip_node_selector does not match the node
+    NODE_SELECTOR_SERVICE = "node-selector-service"  # kube-vip.io/node-selector does not match
+    NODE_SELECTOR_INVALID = "node-selector-invalid"  # kube-vip.io/node-selector does not parse
+    NODE_LACKS_INTERFACE = "node-lacks-interface"  # layer 2: no kube-vip.io/serviceInterface here
+    NODE_OFF_SUBNET = "node-off-subnet"  # layer 2: no interface on the VIP's subnet (others have one)
+    NO_ELIGIBLE_NODE = "no-eligible-node"  # Warning: every node was refused
+
     # IPAM (docs/ipam.md).
     NO_POOL = "no-pool"  # IPAM: no pool for the namespace and family
     POOL_MALFORMED = "pool-malformed"  # IPAM: the namespace's pool does not parse
@@ -140,8 +150,14 @@ NODE_VERDICTS = (
 )
 INTERFACE_WARNINGS = (SERVICE_INTERFACE_CONFLICT, SERVICE_INTERFACE_MISSING, SERVICE_INTERFACE_NOT_ALLOWED)
 SHARING_WARNINGS = (CROSS_NAMESPACE_SHARING,)
+# Why a node may not hold a VIP (core/eligibility.py), and the Warning when no node may.
+PLACEMENT = (
+    Reason.NODE_EXCLUDED, Reason.NODE_CORDONED, Reason.NODE_SELECTOR_GLOBAL,
+    Reason.NODE_SELECTOR_SERVICE, Reason.NODE_SELECTOR_INVALID, Reason.NODE_LACKS_INTERFACE,
+    Reason.NODE_OFF_SUBNET, Reason.NO_ELIGIBLE_NODE,
+)
 EGRESS_WARNINGS = (EGRESS_ANNOTATION_INVALID,)
 ALL = (
     VIP_REJECTIONS + POLICY_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
-    + SHARING_WARNINGS + EGRESS_WARNINGS
+    + SHARING_WARNINGS + EGRESS_WARNINGS + PLACEMENT
 )

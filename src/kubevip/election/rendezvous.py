@@ -6,7 +6,7 @@ No I/O and no clocks here, so every node that sees the same view computes the sa
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 
 def score(unit: str, node: str) -> int:
@@ -30,12 +30,24 @@ def choose_holder(
     current: str | None,
     live: Iterable[str],
     eligible: Iterable[str] | None = None,
+    preferred: Sequence[str] = (),
+    settled: Collection[str] | None = None,
 ) -> str | None:
     """Who should hold `unit`: the current holder while it is live and eligible (no move-back), else the
     rendezvous winner among live, eligible nodes; None when no node qualifies. `eligible=None` means all.
+
+    `preferred` (kube-vip.io/preferred-nodes, most preferred first) changes two things: a unit without
+    a holder goes to the first preferred candidate; and a holder gives way to a preferred candidate that
+    ranks above it, but only to one in `settled` (live long enough, docs/placement.md: the hysteresis
+    that keeps a flapping preferred node from pulling the VIP back and forth). `settled=None`: all are.
     """
     live_set = frozenset(live)
     candidates = live_set if eligible is None else live_set & frozenset(eligible)
+    ranked = [n for n in preferred if n in candidates]
     if current is not None and current in candidates:
-        return current
+        rank = ranked.index(current) if current in ranked else len(ranked)
+        better = [n for n in ranked[:rank] if settled is None or n in settled]
+        return better[0] if better else current
+    if ranked:
+        return ranked[0]
     return rendezvous(unit, candidates)

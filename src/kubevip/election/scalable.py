@@ -14,7 +14,7 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from kubevip.election.assign import Step, UnitFacts, assign
@@ -43,6 +43,7 @@ EXPIRED_BY_ANNOTATION = "kubevip.io/expired-by"
 # Claims in flight at once: more only queue at a busy API server, where they delay this node's own
 # liveness renewals past their deadline (32 did, for 1000 units on a loaded 2-core host).
 CLAIM_CONCURRENCY = 8
+PREFERENCE_HOLD = 4  # lease durations a preferred node stays live before it takes a unit back
 GC_AFTER = 4  # lease durations an unwanted, unheld claim stays before it is deleted
 UnitCallback = Callable[[str], Awaitable[None]]
 UnitObserver = Callable[[str, bool], None]
@@ -121,6 +122,9 @@ class ScalableElector:
             version_matters=lambda rec: rec.labels.get(ROLE_LABEL) == ROLE_CLAIM,
         )
         self._units: dict[str, frozenset[str] | None] = {}
+        # unit -> preferred nodes (kube-vip.io/preferred-nodes); node -> (epoch, first seen live in it).
+        self._preferred: dict[str, tuple[str, ...]] = {}
+        self._live_seen: dict[str, tuple[int, float]] = {}
         self._unit_of_claim: dict[str, str] = {}  # claim Lease name -> unit, for the units wanted here
         # Incremental passes: only units whose inputs changed (their claim, their eligibility), and
         # units still waiting for a holder, are looked at again; a change of any node's liveness state
@@ -193,6 +197,37 @@ class ScalableElector:
         self._units_known = True
         self.cache.changed.set()
 
+    def set_preferred(self, preferred: Mapping[str, Sequence[str]]) -> None:
+        """unit -> nodes preferred to hold it, most preferred first (choose_holder); absent: none."""
+        new = {u: tuple(p) for u, p in preferred.items() if p}
+        if new == self._preferred:
+            return
+        old = self._preferred
+        self._dirty_units |= {u for u in new.keys() | old.keys() if old.get(u) != new.get(u)}
+        self._preferred = new
+        self.cache.changed.set()
+
+    def settled_nodes(self, live: Collection[str]) -> frozenset[str]:
+        """Live nodes seen live in their current epoch for PREFERENCE_HOLD lease durations (on our
+        clock; ourselves since we became live): only those win a unit back by preference."""
+        now = self._clock()
+        hold = PREFERENCE_HOLD * self.timings.lease_duration
+        seen: dict[str, tuple[int, float]] = {}
+        out: set[str] = set()
+        for node in live:
+            if node == self.node:
+                since = self._live_since
+            else:
+                rec = self.cache.records.get(node_lease_name(node))
+                epoch = rec.transitions if rec is not None else -1
+                prev = self._live_seen.get(node)
+                since = prev[1] if prev is not None and prev[0] == epoch else now
+                seen[node] = (epoch, since)
+            if now - since >= hold:
+                out.add(node)
+        self._live_seen = seen
+        return frozenset(out)
+
     def live_nodes(self) -> frozenset[str]:
         """Nodes whose liveness Lease they hold, as this node sees them (itself only while live)."""
         nodes = set()
@@ -221,6 +256,10 @@ class ScalableElector:
         if live is None or live.holder != claim.holder or live.transitions != claim.epoch:
             return None
         return claim.holder
+
+    def _eligible(self, unit: str) -> bool:
+        e = self._units.get(unit)
+        return unit in self._units and (e is None or self.node in e)
 
     def holder_of(self, unit: str, eligible: Collection[str] | None = None) -> str | None:
         """Who holds `unit` now, else who should take it next (same answer on every node with this view)."""
@@ -458,6 +497,7 @@ class ScalableElector:
         async with self._lock:
             live = self.live_nodes()
             units = self._units
+            settled = self.settled_nodes(live) if self._preferred else None
             todo, full = self._pass_units(full)
             # Each claim is a compare-and-swap on the version judged stealable HERE: by the time a queued
             # claim is sent the watch may have brought a peer's valid claim, which it must not overwrite.
@@ -475,7 +515,7 @@ class ScalableElector:
                     return
                 self._adopt_claim(unit)
                 current = self.current_holder(unit)
-                want = choose_holder(unit, current, live, eligible)
+                want = choose_holder(unit, current, live, eligible, self._preferred.get(unit, ()), settled)
                 if current is None and want is not None:
                     self._unsettled.add(unit)
                 else:
@@ -498,7 +538,9 @@ class ScalableElector:
                     if step is Step.START:
                         await self._start(unit)
                     elif step is Step.GIVE_UP:
-                        await self._give_up(unit, "no longer eligible")
+                        preferred = want is not None and self._eligible(unit)
+                        why = "preferred node" if preferred else "no longer eligible"
+                        await self._give_up(unit, f"{why}; next: {want or 'nobody'}")
                     elif step is Step.STOP:
                         await self._stop(unit, "claim lost")
                     elif step is Step.CLAIM:

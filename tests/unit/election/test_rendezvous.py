@@ -90,3 +90,42 @@ def test_score_is_stable_across_processes():
     assert score("u", "n") == int.from_bytes(
         __import__("hashlib").blake2b(b"u\x00n", digest_size=8).digest(), "big"
     )
+
+
+# -- preference (kube-vip.io/preferred-nodes) ----------------------------------------------------------
+
+prefs = st.lists(names, unique=True, max_size=4)
+
+
+@given(names, st.one_of(st.none(), names), node_sets, st.one_of(st.none(), node_sets), prefs,
+       st.one_of(st.none(), node_sets))
+def test_preference_only_picks_among_live_eligible(unit, current, live, eligible, preferred, settled):
+    winner = choose_holder(unit, current, live, eligible, preferred, settled)
+    candidates = live if eligible is None else live & eligible
+    assert (winner in candidates) if candidates else winner is None
+
+
+@given(names, node_sets, prefs)
+def test_an_orphan_goes_to_the_first_preferred_candidate(unit, live, preferred):
+    winner = choose_holder(unit, None, live, None, preferred, frozenset())
+    up = [n for n in preferred if n in live]
+    assert winner == (up[0] if up else rendezvous(unit, live))
+
+
+@given(names, node_sets, prefs, node_sets, names)
+def test_holder_gives_way_only_to_a_settled_better_ranked_node(unit, live, preferred, settled, current):
+    """No flapping: a preferred node that is back but not settled never takes a held unit; a settled one
+    ranked above the holder does; nobody ranked below the holder ever does."""
+    live = live | {current}
+    winner = choose_holder(unit, current, live, None, preferred, settled)
+    rank = preferred.index(current) if current in preferred else len(preferred)
+    better = [n for n in preferred[:rank] if n in live and n in settled]
+    assert winner == (better[0] if better else current)
+
+
+@given(names, node_sets, prefs, names)
+def test_the_most_preferred_holder_is_stable(unit, live, preferred, other):
+    """Once the first live preferred node holds the unit, nothing moves it while it stays live."""
+    up = [n for n in preferred if n in live]
+    if up:
+        assert choose_holder(unit, up[0], live, None, preferred, None) == up[0]

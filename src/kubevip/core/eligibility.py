@@ -1,0 +1,218 @@
+"""Which nodes may hold a VIP (docs/placement.md). Pure: same plans, Services and Nodes, same answer.
+
+A node is refused a VIP, with one stable reason, when it is
+  1. labelled `node.kubernetes.io/exclude-from-external-load-balancers` (always);
+  2. cordoned (`spec.unschedulable`) and `vip_drain_on_cordon=true`;
+  3. not matched by the global `vip_node_selector`;
+  4. not matched by the Service's `kube-vip.io/node-selector`;
+  5. in layer-2 mode: lacking the Service's `kube-vip.io/serviceInterface`, or, when some node has an
+     interface on the VIP's subnet (its own per-family interface), not being one of those nodes.
+Nodes that published no network are never refused by rule 5 (nothing is known against them).
+
+The election then runs among the eligible nodes only: `place` narrows each plan's `eligible` set, and
+every election mode already honours that set (a holder that drops out hands over gracefully).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from kubevip.core import labelselector
+from kubevip.core.claims import VipPlan, plans_by_service
+from kubevip.core.conditions import WARNING, Condition
+from kubevip.core.interface import ANNOTATION_SERVICE_INTERFACE
+from kubevip.core.nodes import NodeView
+from kubevip.core.reasons import Reason
+from kubevip.core.views import IPAddress, ServiceView
+from kubevip.core.world import Snapshot
+from kubevip.errors import InputError
+
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+ANNOTATION_NODE_SELECTOR = "kube-vip.io/node-selector"
+ANNOTATION_PREFERRED_NODES = "kube-vip.io/preferred-nodes"
+MAX_NAMED = 10  # nodes named in one Warning; the rest are counted
+MAX_PREFERRED = 32
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The node-wide settings of placement."""
+
+    drain_on_cordon: bool = False
+    node_selector: labelselector.Selector = field(default_factory=labelselector.Selector)
+    layer2: bool = False
+
+
+@dataclass(frozen=True, order=True)
+class Refusal:
+    reason: Reason
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class ServiceRules:
+    """What a Service's annotations add: its selector (or why it does not parse) and preference."""
+
+    selector: labelselector.Selector | None = None
+    selector_error: str = ""
+    preferred: tuple[str, ...] = ()
+
+
+def service_rules(service: ServiceView | None) -> ServiceRules:
+    if service is None:
+        return ServiceRules()
+    raw = service.annotation(ANNOTATION_NODE_SELECTOR)
+    sel: labelselector.Selector | None = None
+    error = ""
+    if raw is not None:
+        try:
+            sel = labelselector.parse(raw)
+        except InputError as exc:
+            error = f"annotation {ANNOTATION_NODE_SELECTOR}={raw[:200]!r} does not parse: {exc}"
+    return ServiceRules(sel, error, parse_preferred(service.annotation(ANNOTATION_PREFERRED_NODES) or ""))
+
+
+def parse_preferred(text: str) -> tuple[str, ...]:
+    """`a,b,c` -> ("a","b","c"), first most preferred; blanks and repeats dropped, at most MAX_PREFERRED."""
+    out: list[str] = []
+    for part in text.split(","):
+        name = part.strip()
+        if name and name not in out:
+            out.append(name)
+    return tuple(out[:MAX_PREFERRED])
+
+
+def refusal(
+    node: NodeView, address: IPAddress, interface: str, svc: ServiceRules, rules: Rules,
+    subnet_nodes: frozenset[str] | None,
+) -> Refusal | None:
+    """Why `node` may not hold `address` (None: it may). `subnet_nodes`: the nodes with an interface on
+    the VIP's subnet when rule 5 applies by subnet, else None."""
+    labels = node.label_map
+    if EXCLUDE_LABEL in labels:
+        return Refusal(Reason.NODE_EXCLUDED, f"node {node.name} is labelled {EXCLUDE_LABEL}")
+    if rules.drain_on_cordon and node.unschedulable:
+        return Refusal(Reason.NODE_CORDONED, f"node {node.name} is cordoned (vip_drain_on_cordon=true)")
+    failing = rules.node_selector.failing(labels)
+    if failing:
+        return Refusal(Reason.NODE_SELECTOR_GLOBAL,
+                       f"node {node.name} does not match vip_node_selector ({failing[0]})")
+    if svc.selector_error:
+        return Refusal(Reason.NODE_SELECTOR_INVALID, svc.selector_error)
+    if svc.selector is not None:
+        failing = svc.selector.failing(labels)
+        if failing:
+            return Refusal(Reason.NODE_SELECTOR_SERVICE,
+                           f"node {node.name} does not match {ANNOTATION_NODE_SELECTOR} ({failing[0]})")
+    if rules.layer2 and node.network is not None:
+        if interface:
+            if node.network.links_complete and interface not in node.network.links:
+                return Refusal(Reason.NODE_LACKS_INTERFACE,
+                               f"node {node.name} has no interface {interface!r} "
+                               f"({ANNOTATION_SERVICE_INTERFACE})")
+        elif subnet_nodes is not None and node.name not in subnet_nodes:
+            return Refusal(Reason.NODE_OFF_SUBNET,
+                           f"node {node.name} has no interface on the subnet of {address}")
+    return None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """`place`'s answer: plans with their eligible nodes narrowed, and why each refused node was refused."""
+
+    plans: tuple[VipPlan, ...]
+    # VIP -> refused node -> why.
+    refusals: Mapping[IPAddress, Mapping[str, Refusal]]
+    # Units restricted here whose Services did not restrict them (externalTrafficPolicy Cluster): still
+    # one elected holder among the eligible nodes, also in BGP mode (where a restricted set otherwise
+    # means "every eligible node announces", the ETP Local rule).
+    elected: frozenset[str]
+    # unit -> preferred nodes, most preferred first (kube-vip.io/preferred-nodes of its first Service).
+    preferred: Mapping[str, tuple[str, ...]]
+    warnings: Mapping[str, frozenset[Condition]]
+
+
+def place(
+    plans: Iterable[VipPlan], services: Mapping[str, ServiceView], nodes: Mapping[str, NodeView],
+    rules: Rules,
+) -> Placement:
+    """Narrow every plan to the nodes placement allows.
+
+    A VIP shared by several Services follows the earliest Service's selector and preference (as it
+    follows its `serviceInterface`). With no Node known the plans stay as they are. When a rule refuses
+    some known node, only known nodes can be eligible (a node without a Node object is not judged)."""
+    out: list[VipPlan] = []
+    refusals: dict[IPAddress, dict[str, Refusal]] = {}
+    elected: set[str] = set()
+    preferred: dict[str, tuple[str, ...]] = {}
+    warns: dict[str, set[Condition]] = {}
+    cache: dict[str, ServiceRules] = {}
+    for p in plans:
+        owner = p.services[0]
+        svc = cache.get(owner)
+        if svc is None:
+            svc = cache[owner] = service_rules(services.get(owner))
+        if svc.preferred:
+            preferred.setdefault(p.unit, svc.preferred)
+        if not nodes:
+            out.append(p)
+            continue
+        subnet_nodes: frozenset[str] | None = None
+        if rules.layer2 and not p.interface:
+            on = frozenset(
+                n.name for n in nodes.values() if n.network is not None and n.network.on_subnet(p.address)
+            )
+            subnet_nodes = on or None  # nobody on the VIP's subnet: the rule refuses nobody
+        refused: dict[str, Refusal] = {}
+        for name in sorted(nodes):
+            r = refusal(nodes[name], p.address, p.interface, svc, rules, subnet_nodes)
+            if r is not None:
+                refused[name] = r
+        if not refused:
+            out.append(p)
+            continue
+        refusals[p.address] = refused
+        allowed = frozenset(nodes) - frozenset(refused)
+        if p.eligible is None:
+            elected.add(p.unit)
+            eligible = allowed
+        else:
+            eligible = p.eligible & allowed
+        out.append(replace(p, eligible=eligible))
+        if not eligible and (p.eligible is None or p.eligible):  # empty already: no local endpoints
+            for key in p.services:
+                warns.setdefault(key, set()).add(no_eligible_node(key, p, refused))
+        if svc.selector_error:
+            warns.setdefault(owner, set()).add(Condition(owner, WARNING, Reason.NODE_SELECTOR_INVALID,
+                                                         svc.selector_error))
+    return Placement(tuple(out), refusals, frozenset(elected), preferred,
+                     {k: frozenset(v) for k, v in warns.items()})
+
+
+def no_eligible_node(service: str, plan: VipPlan, refused: Mapping[str, Refusal]) -> Condition:
+    """The Warning of a VIP no node may hold, naming why each node was refused (the first MAX_NAMED)."""
+    names = sorted(refused)
+    parts = [f"{n}: {refused[n]}" for n in names[:MAX_NAMED]]
+    if len(names) > MAX_NAMED:
+        parts.append(f"and {len(names) - MAX_NAMED} more")
+    return Condition(
+        service, WARNING, Reason.NO_ELIGIBLE_NODE,
+        f"no node may hold {plan.address}; refused: " + "; ".join(parts),
+    )
+
+
+def placed_snapshot(
+    snap: Snapshot, services: Mapping[str, ServiceView], nodes: Mapping[str, NodeView], rules: Rules,
+) -> tuple[Snapshot, Placement]:
+    """`snap` with its plans narrowed by `place`, and placement's Warnings added to the Services'."""
+    pl = place(snap.plans, services, nodes, rules)
+    if not pl.refusals and not pl.warnings:
+        return snap, pl
+    warns = dict(snap.warnings)
+    for key, conds in pl.warnings.items():
+        warns[key] = warns.get(key, frozenset()) | conds
+    return replace(snap, plans=pl.plans, granted=plans_by_service(pl.plans), warnings=warns), pl

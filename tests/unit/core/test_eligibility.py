@@ -1,0 +1,259 @@
+"""Which nodes may hold a VIP (core/eligibility.py): the rules one by one, and properties over random
+clusters."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubevip.core import labelselector
+from kubevip.core.claims import VipPlan
+from kubevip.core.eligibility import (
+    ANNOTATION_NODE_SELECTOR,
+    ANNOTATION_PREFERRED_NODES,
+    EXCLUDE_LABEL,
+    Rules,
+    parse_preferred,
+    place,
+    placed_snapshot,
+)
+from kubevip.core.nodes import FamilyNetwork, NodeNetwork, NodeView
+from kubevip.core.parse import service_from_dict
+from kubevip.core.reasons import Reason
+from kubevip.core.selection import ClassFilter
+from kubevip.core.views import IPFamily, ServiceView
+from kubevip.core.world import ServiceRecord, World, snapshot
+from tests.unit.objects import service
+
+V4, V6 = IPFamily.IPV4, IPFamily.IPV6
+VIP4 = ipaddress.ip_address("192.0.2.10")
+VIP6 = ipaddress.ip_address("2001:db8::10")
+
+
+def net(
+    v4: str | None = "192.0.2.0/24", v6: str | None = None, links: tuple[str, ...] = ("eth0",)
+) -> NodeNetwork:
+    fams = []
+    if v4:
+        fams.append((V4, FamilyNetwork("eth0", (ipaddress.ip_network(v4),))))
+    if v6:
+        fams.append((V6, FamilyNetwork("eth0", (ipaddress.ip_network(v6),))))
+    return NodeNetwork(tuple(fams), frozenset(links))
+
+
+def node(name: str, labels: dict[str, str] | None = None, *, cordoned: bool = False,
+         network: NodeNetwork | None = None) -> NodeView:
+    return NodeView(name, tuple(sorted((labels or {}).items())), (), cordoned, True, network)
+
+
+def plan(addr: ipaddress.IPv4Address | ipaddress.IPv6Address = VIP4, svc: str = "default/web",
+         eligible: frozenset[str] | None = None, interface: str = "") -> VipPlan:
+    return VipPlan(addr, IPFamily.of(addr), svc, (svc,), eligible, interface)
+
+
+def svc(name: str = "web", **annotations: str) -> ServiceView:
+    return service_from_dict(service(name, "192.0.2.10", annotations=annotations))
+
+
+def nodes(*ns: NodeView) -> dict[str, NodeView]:
+    return {n.name: n for n in ns}
+
+
+def test_no_nodes_known_changes_nothing() -> None:
+    p = plan()
+    pl = place([p], {}, {}, Rules(drain_on_cordon=True, layer2=True))
+    assert pl.plans == (p,) and not pl.refusals and not pl.warnings
+
+
+def test_excluded_label_always_refuses() -> None:
+    pl = place([plan()], {}, nodes(node("a", {EXCLUDE_LABEL: ""}), node("b")), Rules())
+    assert pl.plans[0].eligible == frozenset({"b"})
+    assert pl.refusals[VIP4]["a"].reason == Reason.NODE_EXCLUDED
+    assert pl.elected == frozenset({"default/web"})  # Cluster Service: still one elected holder
+
+
+def test_all_eligible_keeps_any_node() -> None:
+    """Nothing refused: the plan keeps `eligible=None` (Lease mode keeps its one global Lease)."""
+    pl = place([plan()], {}, nodes(node("a"), node("b")), Rules(drain_on_cordon=True))
+    assert pl.plans[0].eligible is None and not pl.elected
+
+
+def test_cordon_refuses_only_with_drain_on_cordon() -> None:
+    ns = nodes(node("a", cordoned=True), node("b"))
+    assert place([plan()], {}, ns, Rules()).plans[0].eligible is None
+    pl = place([plan()], {}, ns, Rules(drain_on_cordon=True))
+    assert pl.plans[0].eligible == frozenset({"b"})
+    assert pl.refusals[VIP4]["a"].reason == Reason.NODE_CORDONED
+
+
+def test_global_and_service_selectors() -> None:
+    ns = nodes(
+        node("a", {"rack": "r1", "lb": ""}), node("b", {"rack": "r2", "lb": ""}), node("c", {"rack": "r1"})
+    )
+    rules = Rules(node_selector=labelselector.parse("lb"))
+    services = {"default/web": svc(**{ANNOTATION_NODE_SELECTOR: "rack in (r1)"})}
+    pl = place([plan()], services, ns, rules)
+    assert pl.plans[0].eligible == frozenset({"a"})
+    assert pl.refusals[VIP4]["b"].reason == Reason.NODE_SELECTOR_SERVICE
+    assert pl.refusals[VIP4]["c"].reason == Reason.NODE_SELECTOR_GLOBAL
+    assert "rack in (r1)" in pl.refusals[VIP4]["b"].detail
+
+
+def test_invalid_service_selector_refuses_its_vips_and_warns() -> None:
+    services = {"default/web": svc(**{ANNOTATION_NODE_SELECTOR: "rack in (r1"})}
+    pl = place([plan(), plan(ipaddress.ip_address("192.0.2.11"), "default/other")], services,
+               nodes(node("a")), Rules())
+    assert pl.plans[0].eligible == frozenset()
+    assert pl.plans[1].eligible is None  # costs no other Service anything
+    reasons = {c.reason for c in pl.warnings["default/web"]}
+    assert reasons == {Reason.NODE_SELECTOR_INVALID, Reason.NO_ELIGIBLE_NODE}
+    assert "default/other" not in pl.warnings
+
+
+def test_no_eligible_node_warning_names_each_node_and_why() -> None:
+    ns = nodes(node("a", {EXCLUDE_LABEL: "true"}), node("b", cordoned=True))
+    pl = place([plan()], {}, ns, Rules(drain_on_cordon=True))
+    (cond,) = pl.warnings["default/web"]
+    assert cond.reason == Reason.NO_ELIGIBLE_NODE and cond.type == "Warning"
+    assert "a: node-excluded" in cond.message and "b: node-cordoned" in cond.message
+
+
+def test_local_plan_with_no_endpoints_gets_no_placement_warning() -> None:
+    pl = place([plan(eligible=frozenset())], {}, nodes(node("a", {EXCLUDE_LABEL: ""})), Rules())
+    assert not pl.warnings and pl.plans[0].eligible == frozenset()
+
+
+def test_local_plan_is_narrowed_not_elected() -> None:
+    pl = place([plan(eligible=frozenset({"a", "b"}))], {}, nodes(node("a", {EXCLUDE_LABEL: ""}), node("b")),
+               Rules())
+    assert pl.plans[0].eligible == frozenset({"b"}) and not pl.elected
+
+
+def test_layer2_subnet_rule_per_family() -> None:
+    ns = nodes(
+        node("a", network=net("192.0.2.0/24", "2001:db8:1::/64")),
+        node("b", network=net("198.51.100.0/24", "2001:db8::/64")),
+        node("c"),  # published nothing: never refused by the subnet rule
+    )
+    pl = place([plan(VIP4), plan(VIP6, "default/web6")], {}, ns, Rules(layer2=True))
+    assert pl.plans[0].eligible == frozenset({"a", "c"})
+    assert pl.plans[1].eligible == frozenset({"b", "c"})
+    assert pl.refusals[VIP4]["b"].reason == Reason.NODE_OFF_SUBNET
+    # Not in layer-2 mode (BGP, routing table): the subnet says nothing.
+    assert place([plan(VIP4)], {}, ns, Rules()).plans[0].eligible is None
+
+
+def test_subnet_rule_refuses_nobody_when_nobody_is_on_the_subnet() -> None:
+    ns = nodes(node("a", network=net("198.51.100.0/24")), node("b", network=net("203.0.113.0/24")))
+    assert place([plan(VIP4)], {}, ns, Rules(layer2=True)).plans[0].eligible is None
+
+
+def test_layer2_service_interface_rule() -> None:
+    ns = nodes(node("a", network=net(links=("eth0", "vlan10"))), node("b", network=net()))
+    pl = place([plan(interface="vlan10")], {}, ns, Rules(layer2=True))
+    assert pl.plans[0].eligible == frozenset({"a"})
+    assert pl.refusals[VIP4]["b"].reason == Reason.NODE_LACKS_INTERFACE
+
+
+def test_shared_vip_follows_the_earliest_service() -> None:
+    p = VipPlan(VIP4, V4, "default/first", ("default/first", "default/second"), None)
+    services = {
+        "default/first": svc("first", **{ANNOTATION_NODE_SELECTOR: "rack=r1"}),
+        "default/second": svc("second", **{ANNOTATION_NODE_SELECTOR: "rack=r2"}),
+    }
+    pl = place([p], services, nodes(node("a", {"rack": "r1"}), node("b", {"rack": "r2"})), Rules())
+    assert pl.plans[0].eligible == frozenset({"a"})
+
+
+def test_preferred_nodes_parse_and_per_unit() -> None:
+    assert parse_preferred(" b, a ,,b, c ") == ("b", "a", "c")
+    services = {"default/web": svc(**{ANNOTATION_PREFERRED_NODES: "n2,n1"})}
+    assert place([plan()], services, {}, Rules()).preferred == {"default/web": ("n2", "n1")}
+
+
+def test_placed_snapshot_adds_warnings_and_regrants() -> None:
+    w = World()
+    v = service_from_dict(service("web", "192.0.2.10"))
+    w.services[v.key] = ServiceRecord(v, "2026-01-01T00:00:00Z")
+    snap = snapshot(w, ClassFilter(), False)
+    new, _ = placed_snapshot(snap, {v.key: v}, nodes(node("a", {EXCLUDE_LABEL: ""})), Rules())
+    assert new.units == {"default/web": frozenset()}
+    assert new.granted["default/web"][0].eligible == frozenset()
+    assert {c.reason for c in new.warnings["default/web"]} == {Reason.NO_ELIGIBLE_NODE}
+    assert snap.units == {"default/web": None}  # the original is untouched
+
+
+# -- properties ---------------------------------------------------------------------------------------
+
+NAMES = ["n0", "n1", "n2", "n3", "n4"]
+LABEL_SETS = st.dictionaries(st.sampled_from([EXCLUDE_LABEL, "rack", "lb"]), st.sampled_from(["r1", "r2"]),
+                             max_size=3)
+NETS = st.one_of(st.none(), st.sampled_from([net("192.0.2.0/24"), net("198.51.100.0/24"),
+                                             net(None, "2001:db8::/64"), net(links=("eth0", "vlan10"))]))
+NODES = st.lists(
+    st.builds(node, st.sampled_from(NAMES), LABEL_SETS, cordoned=st.booleans(), network=NETS),
+    unique_by=lambda n: n.name, max_size=5,
+)
+PLANS = st.lists(
+    st.builds(plan, st.sampled_from([VIP4, VIP6, ipaddress.ip_address("198.51.100.7")]),
+              st.sampled_from(["default/a", "default/b"]),
+              st.one_of(st.none(), st.frozensets(st.sampled_from(NAMES))),
+              st.sampled_from(["", "vlan10"])),
+    unique_by=lambda p: p.address, max_size=3,
+)
+SELECTOR_VALUES = [labelselector.parse(s) for s in ("", "rack", "rack notin (r2)")]
+RULES = st.builds(Rules, st.booleans(), st.sampled_from(SELECTOR_VALUES), st.booleans())
+SELECTORS = st.sampled_from(["", "rack=r1", "lb", "!lb", "rack in (r1,r2)", "broken in ("])
+
+
+def _services(sel: str) -> dict[str, ServiceView]:
+    ann = {ANNOTATION_NODE_SELECTOR: sel} if sel else {}
+    return {"default/a": svc("a", **ann), "default/b": svc("b")}
+
+
+@given(PLANS, NODES, RULES, SELECTORS)
+def test_placement_properties(plans: list[VipPlan], ns: list[NodeView], rules: Rules, sel: str) -> None:
+    services = _services(sel)
+    pl = place(plans, services, {n.name: n for n in ns}, rules)
+    known = {n.name for n in ns}
+    for before, after in zip(plans, pl.plans, strict=True):
+        assert (before.address, before.unit, before.services) == (after.address, after.unit, after.services)
+        refused = pl.refusals.get(before.address, {})
+        # An excluded node is never eligible; a refused node never either.
+        for n in ns:
+            if EXCLUDE_LABEL in n.label_map:
+                assert before.address in pl.refusals and n.name in refused
+        if after.eligible is not None:
+            assert not (after.eligible & set(refused))
+        # Eligibility only narrows; None stays None exactly when nothing was refused.
+        if before.eligible is not None:
+            assert after.eligible is not None and after.eligible <= before.eligible
+        else:
+            assert (after.eligible is None) == (not refused)
+            if after.eligible is not None:
+                assert after.eligible | set(refused) == known
+                assert after.unit in pl.elected
+        # Without a network, the layer-2 rules say nothing about a node.
+        for n in ns:
+            if n.network is None and n.name in refused:
+                assert refused[n.name].reason not in (Reason.NODE_OFF_SUBNET, Reason.NODE_LACKS_INTERFACE)
+        # A Warning for each Service of a VIP that placement left without a node.
+        emptied = after.eligible == frozenset() and before.eligible != frozenset()
+        for key in after.services:
+            has = any(c.reason == Reason.NO_ELIGIBLE_NODE and str(after.address) in c.message
+                      for c in pl.warnings.get(key, ()))
+            assert has == emptied
+
+
+@given(PLANS, NODES, RULES, SELECTORS, st.randoms())
+def test_placement_is_order_independent(
+    plans: list[VipPlan], ns: list[NodeView], rules: Rules, sel: str, rnd: object
+) -> None:
+    services = _services(sel)
+    shuffled = list(ns)
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    a = place(plans, services, {n.name: n for n in ns}, rules)
+    b = place(plans, services, {n.name: n for n in shuffled}, rules)
+    assert a == b
