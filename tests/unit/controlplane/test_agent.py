@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from kubevip.controlplane.agent import ControlPlaneVip
-from kubevip.controlplane.resolve import IPAddress, parse_addresses
+from kubevip.controlplane.resolve import parse_addresses
 from kubevip.controlplane.settings import ControlPlaneSettings, HealthSettings
 from kubevip.election.timings import ElectionConfig, Timings
+from kubevip.ip import IPAddress
 from tests.unit.controlplane.fakes import FakeKernel, FakeLeaseApi, World
 
 V4 = ipaddress.IPv4Address("198.18.1.10")
