@@ -33,8 +33,9 @@ sys.path.insert(0, str(REPO / "src"))
 
 from distribution import summarize  # noqa: E402
 
+from kubevip.ip import IPAddress  # noqa: E402
 from kubevip.lab.network import LabNetwork  # noqa: E402
-from kubevip.net.addresses import AddressManager, IPAddress  # noqa: E402
+from kubevip.net.addresses import AddressManager  # noqa: E402
 from kubevip.net.announcer import Announcer, Sender, raw_sender  # noqa: E402
 from kubevip.net.namespace import Netns  # noqa: E402
 

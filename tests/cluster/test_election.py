@@ -61,8 +61,7 @@ async def test_sigkill_of_the_leader_hands_over(fleet_factory):
         await fleet.spawn(n)
     first = await one_leader(fleet, unit)
     await fleet.kill(first)
-    second = await one_leader(fleet, unit, exclude={first})
-    assert second != first
+    await one_leader(fleet, unit, exclude={first})
     fleet.assert_never_two_holders()
 
 
@@ -189,5 +188,6 @@ async def test_scalable_sigterm_cut_off_and_api_restart(fleet_factory, control_p
         await fleet.wait_for(lambda: not any(fleet.leaders(u) for u in UNITS), FAILOVER, "all fence")
     finally:
         await asyncio.to_thread(control_plane.start_apiserver)
-    await all_held_once(fleet, exclude={leaving})
+    # Back from the outage, every node resumes the claims it held; the returned node takes nothing back.
+    assert await all_held_once(fleet, exclude={leaving}) == held
     fleet.assert_never_two_holders()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 UnitCallback = Callable[[str], Awaitable[None]]
 Renewed = Callable[[], None]
+Clock = Callable[[], float]  # monotonic seconds; the election simulator passes its virtual clock
 Units = Mapping[str, "frozenset[str] | None"]
 Preferred = Mapping[str, "tuple[str, ...]"]  # unit -> kube-vip.io/preferred-nodes, most preferred first
 
@@ -92,12 +94,13 @@ class Scalable:
     def __init__(
         self, api: RestClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
         on_stopped: UnitCallback, metrics: Metrics, on_renewed: Renewed | None = None,
+        *, clock: Clock = time.monotonic,
     ) -> None:
         self.node = node
         self.metrics = metrics
         self.elector = ScalableElector(
             api, cfg.namespace, node, cfg.timings, on_started, on_stopped, observer=self._observe,
-            on_renewed=on_renewed,
+            on_renewed=on_renewed, clock=clock,
         )
 
     def _observe(self, unit: str, holding: bool) -> None:
@@ -160,12 +163,14 @@ class Leases:
     def __init__(
         self, api: RestClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
         on_stopped: UnitCallback, metrics: Metrics, on_renewed: Renewed | None = None,
+        *, clock: Clock = time.monotonic,
     ) -> None:
         self.api = api
         self.cfg = cfg
         self._on_renewed = on_renewed
         self.node = node
         self.metrics = metrics
+        self._clock = clock
         self._on_started = on_started
         self._on_stopped = on_stopped
         self._units: dict[str, frozenset[str] | None] = {}
@@ -174,6 +179,7 @@ class Leases:
         self.global_elector = LeaseElector(
             api, cfg.services_lease_namespace, cfg.services_lease_name, node, cfg.timings,
             self._global_started, self._global_stopped, observer=self._observe, on_renewed=on_renewed,
+            clock=clock,
         )
         self._changed = asyncio.Event()
 
@@ -260,7 +266,7 @@ class Leases:
                 await self._on_stopped(u)
 
             e = LeaseElector(self.api, ns, name, self.node, self.cfg.timings, started, stopped,
-                             observer=self._observe, on_renewed=self._on_renewed)
+                             observer=self._observe, on_renewed=self._on_renewed, clock=self._clock)
             self._per_unit[unit] = e
             self.metrics.election_loops.labels(*election_labels(unit)).inc()
             spawn(self._guard, f"lease {ns}/{name}", self._campaign(unit, e))
@@ -288,10 +294,11 @@ class Leases:
 def make(
     api: RestClient | None, cfg: ElectionConfig, node: str, on_started: UnitCallback,
     on_stopped: UnitCallback, metrics: Metrics, on_renewed: Renewed | None = None,
+    *, clock: Clock = time.monotonic,
 ) -> Leadership:
     """The election the settings ask for; `on_renewed` runs after every accepted renewal (any Lease)."""
     if not cfg.enabled or api is None:
         return Solo(node, on_started, on_stopped)
     if cfg.mode == "scalable":
-        return Scalable(api, cfg, node, on_started, on_stopped, metrics, on_renewed)
-    return Leases(api, cfg, node, on_started, on_stopped, metrics, on_renewed)
+        return Scalable(api, cfg, node, on_started, on_stopped, metrics, on_renewed, clock=clock)
+    return Leases(api, cfg, node, on_started, on_stopped, metrics, on_renewed, clock=clock)

@@ -10,9 +10,8 @@ from kubevip.bgp.settings import BgpSettings, MpbgpNextHop
 from kubevip.core.bgp import ServiceCommunities
 from kubevip.core.communities import Community, LargeCommunity
 from kubevip.errors import BgpError
+from kubevip.ip import IPAddress, IPNetwork
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True)
 class Advertisement:

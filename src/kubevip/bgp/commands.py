@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from kubevip.ip import IPAddress, IPNetwork
+
 # One peer's view of one prefix: (peer, prefix) -> (next hop, communities text, large communities text).
 Key = tuple[IPAddress, IPNetwork]
 Route = tuple[IPAddress, str, str]

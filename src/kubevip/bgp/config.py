@@ -6,8 +6,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 
 from kubevip.bgp.settings import BgpSettings, Peer
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from kubevip.ip import IPAddress
 
 PROCESS_NAME = "kubevip"
 

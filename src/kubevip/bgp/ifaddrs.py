@@ -7,8 +7,7 @@ import ipaddress
 from pyroute2 import IPRoute
 
 from kubevip.errors import InterfaceNotFoundError
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from kubevip.ip import IPAddress
 
 
 def interface_addresses(name: str) -> list[IPAddress]:

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from kubevip.core.communities import Community, LargeCommunity, parse_communities, parse_large_communities
 from kubevip.envparse import Settings
 from kubevip.errors import ConfigError
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from kubevip.ip import IPAddress
 
 MAX_ASN = 4_294_967_295
 MPBGP_MODES = ("fixed", "auto_sourceip", "auto_sourceif")

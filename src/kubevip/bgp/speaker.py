@@ -25,12 +25,11 @@ from kubevip.bgp.ifaddrs import interface_with
 from kubevip.bgp.runtime import make_runtime_dir
 from kubevip.bgp.settings import SECRET_ENV, BgpSettings, MpbgpNextHop, Peer
 from kubevip.errors import BgpError, KubevipError
+from kubevip.ip import IPAddress, IPNetwork
 from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Speaker:

@@ -8,7 +8,8 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 
-from kubevip.controlplane.resolve import Entry, IPAddress, VipSet, choose, names
+from kubevip.controlplane.resolve import Entry, VipSet, choose, names
+from kubevip.ip import IPAddress
 
 log = logging.getLogger(__name__)
 

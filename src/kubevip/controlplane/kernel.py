@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kubevip.controlplane.resolve import IPAddress
 from kubevip.errors import KubevipError
+from kubevip.ip import IPAddress
 from kubevip.net.addresses import AddressManager, Ownership, detect_ownership
 from kubevip.net.announcer import Announcer, Sender, raw_sender
 from kubevip.net.connections import abort_connections

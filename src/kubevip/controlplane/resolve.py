@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kubevip.errors import ConfigError
+from kubevip.ip import IPAddress
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 DNS_MODES = ("first", "ipv4", "ipv6", "dual")
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 

@@ -16,8 +16,7 @@ from kubevip.core import reasons
 from kubevip.core.conditions import WARNING, Condition
 from kubevip.core.plan import ANN_EGRESS, ServiceDecision, egress_enabled, endpoint_bound
 from kubevip.core.views import IPAddress, IPFamily, ServiceView
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from kubevip.ip import IPNetwork
 
 ANN_EGRESS_IPV6 = "kube-vip.io/egress-ipv6"
 ANN_EGRESS_INTERNAL = "kube-vip.io/egress-internal"

@@ -15,12 +15,12 @@ from typing import Any
 
 from kubevip.core.views import IPFamily
 from kubevip.errors import InputError
+from kubevip.ip import IPNetwork
 
 ANNOTATION_NETWORK = "kubevip.io/network"
 MAX_LINKS = 128  # more links (veths of a busy node) are not listed; `links_complete` says so
 MAX_PREFIXES = 32
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from kubevip.election.assign import Step, UnitFacts, assign
 from kubevip.election.cache import LeaseCache
 from kubevip.election.handback import hand_back, still_ours
 from kubevip.election.lag import LagReporter
@@ -521,22 +522,31 @@ class ScalableElector:
                     self._unsettled.discard(unit)
                 if current is not None:
                     self._orphan_since.pop(unit, None)
-                if current == self.node:
-                    if want != self.node:
+                # The facts are gathered in the order the rule reads them: the orphan timer starts and
+                # the absence clock of a missing liveness Lease runs only where the rule asks for them.
+                orphan = current is None
+                mine_to_take = eligible is None or self.node in eligible
+                too_slow = orphan and want != self.node and self._winner_too_slow(unit)
+                stealable = (
+                    orphan and (want == self.node or (too_slow and mine_to_take)) and self._stealable(unit)
+                )
+                facts = UnitFacts(
+                    self.node, current, want, unit in self._held, too_slow, stealable,
+                    orphan and self._stale_own_claim(unit), mine_to_take,
+                )
+                for step in assign(facts):
+                    if step is Step.START:
+                        await self._start(unit)
+                    elif step is Step.GIVE_UP:
                         preferred = want is not None and self._eligible(unit)
                         why = "preferred node" if preferred else "no longer eligible"
                         await self._give_up(unit, f"{why}; next: {want or 'nobody'}")
+                    elif step is Step.STOP:
+                        await self._stop(unit, "claim lost")
+                    elif step is Step.CLAIM:
+                        to_claim.append((unit, self.cache.records.get(claim_lease_name(unit))))
                     else:
-                        await self._start(unit)
-                    continue
-                if unit in self._held:
-                    await self._stop(unit, "claim lost")
-                if current is not None:
-                    continue
-                if (want == self.node or self._winner_too_slow(unit)) and self._stealable(unit):
-                    to_claim.append((unit, self.cache.records.get(claim_lease_name(unit))))
-                elif self._stale_own_claim(unit):
-                    await self._delete_claim(unit)
+                        await self._delete_claim(unit)
             # Claims are independent compare-and-swaps: send them together, so a node taking over
             # many units after a failure needs about one round trip, not one per unit.
             sem = asyncio.Semaphore(CLAIM_CONCURRENCY)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kubevip.errors import BgpError, LabError
+from kubevip.ip import IPAddress
 from kubevip.lab import procs, topology
 from kubevip.lab.network import ENDPOINT_SYSCTLS, IPV6_OFF, LabNetwork
 from kubevip.lab.routers import DAEMONS, Neighbor, Router, make_router, missing_prerequisites
@@ -30,7 +31,6 @@ from kubevip.lab.tcpprobe import probe_argv
 
 ROUTER_AS = 65000
 NODE_AS = 65001
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # The client link lives only inside the router and client namespaces: documentation ranges, no clash.
 CLIENT_LINK_V4 = ipaddress.IPv4Network("192.0.2.0/24")
 CLIENT_LINK_V6 = ipaddress.IPv6Network("2001:db8:b9::/64")

@@ -19,12 +19,10 @@ from typing import Any
 import yaml
 
 from kubevip.errors import LabError
+from kubevip.ip import IPAddress, IPNetwork
 from kubevip.lab import procs
 from kubevip.lab.ports import free_port
 from kubevip.manifests import rbac
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Cluster-internal data only: nothing is routed to these ranges, they only appear in API objects.
 DEFAULT_SERVICE_CIDRS: tuple[IPNetwork, ...] = (

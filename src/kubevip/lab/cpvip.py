@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from kubevip.errors import LabError
+from kubevip.ip import IPAddress
 from kubevip.lab import procs
 from kubevip.lab.agents import AgentProcess
 from kubevip.lab.controlplane import ControlPlane, http_get
@@ -35,7 +36,6 @@ from kubevip.lab.network import LabNetwork
 from kubevip.lab.ports import free_port
 from kubevip.lab.topology import Endpoint
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 PORT = 6443
 AGENT_METRICS = ":2113"  # not :2112, where a Service agent in the same namespace may listen
 STATE_FILE = "cpvip.json"

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from kubevip.errors import LabError
+from kubevip.ip import IPAddress
 from kubevip.lab import registry, topology
 from kubevip.lab.topology import Endpoint, Topology
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Let neighbour caches follow gratuitous ARP / unsolicited NA (VIP moves), skip DAD (addresses usable
 # at once), and ignore router advertisements (no route may appear that leads out of the lab).

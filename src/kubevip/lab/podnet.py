@@ -32,6 +32,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubevip.errors import ConfigError, LabError
+from kubevip.ip import IPNetwork
 from kubevip.lab import pods
 from kubevip.lab.client import connect
 from kubevip.lab.controlplane import ControlPlane
@@ -52,7 +53,6 @@ POD_SYSCTLS = (
 )
 NODE_FORWARDING = ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from typing import Any, cast
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from kubevip.ip import IPAddress
+
 MERGE_PATCH = "application/merge-patch+json"
 
 

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubevip.errors import BgpError
+from kubevip.ip import IPAddress, IPNetwork
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Rib = dict[IPNetwork, frozenset[IPAddress]]
 
 DAEMONS = ("gobgpd", "bird2", "frr")

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubevip.errors import NetworkError
+from kubevip.ip import IPAddress
 from kubevip.listing import brief
 from kubevip.net import rtnl_batch
 from kubevip.net.interfaces import link
@@ -45,7 +46,6 @@ from kubevip.net.namespace import OWN, Netns
 
 log = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 VipAddress = tuple[IPAddress, int]
 
 ADDRESS_PROTO = 248

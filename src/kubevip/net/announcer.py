@@ -15,7 +15,6 @@ already announced on the same interface does nothing; on another interface it mo
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from kubevip.errors import NetworkError
+from kubevip.ip import IPAddress
 from kubevip.net.arp import ArpSender
 from kubevip.net.interfaces import link
 from kubevip.net.namespace import OWN, Netns
@@ -31,7 +31,6 @@ from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Seconds after takeover at which the burst repeats the first announcement: a lost frame or a neighbour
 # that was busy gets several chances within the first ~2 s, instead of waiting a full refresh period.

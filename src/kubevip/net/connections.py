@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from kubevip.errors import NetworkError
+from kubevip.ip import IPAddress
 from kubevip.net.namespace import OWN, Netns
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Endpoint = tuple[IPAddress, int]
 
 NETLINK_SOCK_DIAG = 4

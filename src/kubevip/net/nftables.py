@@ -16,9 +16,10 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 
-from kubevip.core.egress import GuardRule, IPNetwork, PacketRules, SnatRule
+from kubevip.core.egress import GuardRule, PacketRules, SnatRule
 from kubevip.core.views import IPAddress, IPFamily
 from kubevip.errors import NetworkError
+from kubevip.ip import IPNetwork
 from kubevip.net.namespace import OWN, Netns
 
 DEFAULT_TABLE = "kubevip"

@@ -26,7 +26,8 @@ from typing import Any
 from pyroute2.netlink.exceptions import NetlinkError
 
 from kubevip.errors import NetworkError
-from kubevip.net.addresses import IPAddress, VipAddress, normalise
+from kubevip.ip import IPAddress
+from kubevip.net.addresses import VipAddress, normalise
 from kubevip.net.interfaces import link
 from kubevip.net.namespace import OWN, Netns
 

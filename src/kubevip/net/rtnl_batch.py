@@ -9,14 +9,12 @@ ABI (linux/netlink.h, linux/if_addr.h), so it is packed here directly.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket
 import struct
 from collections.abc import Sequence
 
 from kubevip.errors import NetworkError
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from kubevip.ip import IPAddress
 
 NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, interface index

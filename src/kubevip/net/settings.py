@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 from kubevip.envparse import Settings
 from kubevip.errors import ConfigError, KubevipError
+from kubevip.ip import IPAddress
 from kubevip.net.interfaces import interface_networks
 from kubevip.net.namespace import OWN, Netns
 from kubevip.net.routes import DEFAULT_PROTOCOL, DEFAULT_TABLE, ROUTE_TYPES
 
 log = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 DEFAULT_ARP_RATE_MS = 3000

@@ -22,6 +22,7 @@ class FakeLeaseApi:
     def __init__(self) -> None:
         self.store: dict[tuple[str, str], dict[str, Any]] = {}
         self.down: set[str] = set()  # callers (by identity) whose API server is unreachable
+        self.history: list[tuple[str, str | None]] = []  # (Lease name, holder) of every accepted write
         self._rv = itertools.count(1)
 
     def view(self, caller: str) -> LeaseApi:
@@ -39,7 +40,17 @@ class FakeLeaseApi:
         obj = copy.deepcopy(body)
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
         self.store[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
-        return parse_lease(copy.deepcopy(obj))
+        rec = parse_lease(copy.deepcopy(obj))
+        self.history.append((rec.name, rec.holder))
+        return rec
+
+    def holders_written(self, name: str = "plndr-cp-lock") -> list[str | None]:
+        """The holder of every accepted write of Lease `name`, in order, renewals collapsed."""
+        out: list[str | None] = []
+        for lease, holder in self.history:
+            if lease == name and (not out or out[-1] != holder):
+                out.append(holder)
+        return out
 
 
 class _Scoped(LeaseApi):

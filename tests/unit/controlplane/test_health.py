@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.controlplane.health import HealthMonitor, HealthState
+from kubevip.controlplane.health import HealthMonitor, HealthState, livez_probe
 from kubevip.controlplane.settings import HealthSettings
 
 
@@ -58,3 +59,48 @@ async def test_monitor_counts_timeouts_as_misses_and_wakes_waiters() -> None:
     assert await m.check_once() is False and m.healthy  # one miss < threshold
     assert await m.check_once() is True and not m.healthy
     assert await m.check_once() is False and m.state.failures == 3  # the stalled probe timed out
+
+
+class _Resp:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status, self._body, self.released = status, body, False
+
+    async def read(self) -> bytes:
+        return self._body
+
+    def release(self) -> None:
+        self.released = True
+
+
+class _Client:
+    """Stands in for RestClient.request: answers, or fails like an unreachable API server."""
+
+    def __init__(self, answer: _Resp | Exception) -> None:
+        self.answer = answer
+        self.asked: list[str] = []
+
+    async def request(self, method: str, path: str, **_: object) -> _Resp:
+        self.asked.append(f"{method} {path}")
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    "answer,healthy",
+    [
+        (_Resp(200, b"ok"), True),
+        (_Resp(200, b"ok\n"), True),
+        (_Resp(500, b"[-]etcd failed: reason withheld\nlivez check failed"), False),
+        (_Resp(503, b"ok"), False),
+        (_Resp(200, b"[+]ping ok"), False),
+        (ConnectionRefusedError(111, "refused"), False),
+        (TimeoutError(), False),
+    ],
+)
+async def test_livez_probe_says_healthy_only_for_200_ok(answer: _Resp | Exception, healthy: bool) -> None:
+    client = _Client(answer)
+    assert await livez_probe(client, "/livez", 0.5) is healthy  # type: ignore[arg-type]
+    assert client.asked == ["GET /livez"]
+    if isinstance(answer, _Resp):
+        assert answer.released

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.controlplane.dns import resolve
-from kubevip.controlplane.resolve import DNS_MODES, Entry, IPAddress, choose, parse_addresses, picks
+from kubevip.controlplane.resolve import DNS_MODES, Entry, choose, parse_addresses, picks
 from kubevip.errors import ConfigError
+from kubevip.ip import IPAddress
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address

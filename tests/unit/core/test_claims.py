@@ -8,7 +8,8 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.core.claims import Claim, claims_of, resolve
+from kubevip.core import reasons
+from kubevip.core.claims import PORT_CLASH, Claim, claims_of, resolve
 from kubevip.core.parse import endpointslice_from_dict, service_from_dict
 from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily
@@ -101,22 +102,31 @@ def test_not_announced_service_claims_nothing() -> None:
     assert claims_of(v, "", snap.decisions[v.key]) == ()
 
 
-addrs = st.sampled_from([ipaddress.ip_address(a) for a in ("192.0.2.1", "192.0.2.2", "2001:db8::1")])
-port_sets = st.frozensets(st.tuples(st.sampled_from(["TCP", "UDP"]), st.sampled_from([53, 80])), max_size=2)
-claim_st = st.builds(
-    Claim,
-    order=st.tuples(st.sampled_from(["t1", "t2", "t3"]), st.sampled_from(["ns/a", "ns/b", "ns/c", "ns/d"])),
-    address=addrs,
-    family=st.just(V4),
-    ports=port_sets,
-    group=st.sampled_from(["g1", "g2"]),
-    local=st.booleans(),
-    eligible=st.none() | st.frozensets(st.sampled_from(["n1", "n2", "n3"]), max_size=3),
+addrs = st.sampled_from(
+    [ipaddress.ip_address(a) for a in ("192.0.2.1", "192.0.2.2", "2001:db8::1", "2001:db8::2")]
 )
+port_sets = st.frozensets(st.tuples(st.sampled_from(["TCP", "UDP"]), st.sampled_from([53, 80])), max_size=2)
+# Services of several namespaces, same names in different namespaces ("ns1/a" and "ns2/a" are strangers).
+SERVICE_KEYS = ["ns1/a", "ns1/b", "ns2/a", "ns2/c", "ns3/d"]
+
+
+@st.composite
+def claim_st(draw: st.DrawFn) -> Claim:
+    address = draw(addrs)
+    return Claim(
+        order=(draw(st.sampled_from(["t1", "t2", "t3"])), draw(st.sampled_from(SERVICE_KEYS))),
+        address=address,
+        family=IPFamily.of(address),  # both families: a claim's family is its address's
+        ports=draw(port_sets),
+        group=draw(st.sampled_from(["g1", "g2"])),
+        local=draw(st.booleans()),
+        eligible=draw(st.none() | st.frozensets(st.sampled_from(["n1", "n2", "n3"]), max_size=3)),
+        share=draw(st.sampled_from(["", "", "team"])),  # kube-vip.io/allow-shared-ip consent
+    )
 
 
 # One decision per Service: a Service never claims one address twice.
-claim_lists = st.lists(claim_st, max_size=8, unique_by=lambda c: (c.service, c.address))
+claim_lists = st.lists(claim_st(), max_size=8, unique_by=lambda c: (c.service, c.address))
 
 
 @given(claim_lists, st.randoms())
@@ -140,6 +150,32 @@ def test_granted_services_never_clash(claims: list[Claim]) -> None:
         assert all(c.service not in p.services for p in plans if p.address == c.address)
     # Every claimed address has exactly one plan: the earliest claim always keeps it.
     assert {p.address for p in plans} == {c.address for c in claims}
+    assert len(plans) == len({p.address for p in plans})
+
+
+@given(claim_lists)
+def test_every_claim_is_granted_or_told_why(claims: list[Claim]) -> None:
+    """Completeness: each claim ends in its address's plan or as a clash naming a granted winner whose
+    ports overlap; a plan keeps its address's family and the earliest claimant leads it."""
+    plans, clashes = resolve(claims)
+    plan_of = {p.address: p for p in plans}
+    clashed = {(c.service, c.address): c for c in clashes}
+    for c in claims:
+        plan = plan_of[c.address]
+        assert plan.family == c.family == IPFamily.of(c.address)
+        granted = c.service in plan.services
+        assert granted != ((c.service, c.address) in clashed), c
+        if not granted:
+            clash = clashed[(c.service, c.address)]
+            assert clash.winner in plan.services
+            winners = [w for w in claims if w.service == clash.winner and w.address == c.address]
+            if clash.reason == PORT_CLASH:  # told why: the winner's ports overlap
+                assert any(w.ports & c.ports for w in winners)
+            else:  # or: another namespace, without consent to share
+                assert clash.reason == reasons.CROSS_NAMESPACE_SHARING
+                assert any(not c.consents(w) for w in winners)
+        first = min((k for k in claims if k.address == c.address), key=Claim.sort_key)
+        assert plan.services[0] == first.service
 
 
 def test_per_address_units_survive_the_first_sharer_going() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from hypothesis import given, settings
@@ -29,6 +30,7 @@ slice_dict = st.builds(
     st.sampled_from(["IPv4", "IPv6", "FQDN"]),
     st.lists(endpoint, max_size=5),
     st.sampled_from(["web", "web", "other", None]),
+    st.sampled_from(["default", "default", "prod"]),  # a same-named Service in another namespace
 )
 
 
@@ -48,6 +50,7 @@ def service_dict(draw: st.DrawFn) -> dict[str, Any]:
         lb_ip=draw(st.one_of(st.none(), st.sampled_from(V4_ADDRS + V6_ADDRS + JUNK))),
         etp=draw(st.sampled_from(["Cluster", "Local"])),
         svc_type=draw(st.sampled_from(["LoadBalancer", "LoadBalancer", "ClusterIP"])),
+        namespace=draw(st.sampled_from(["default", "default", "prod"])),
     )
 
 
@@ -59,6 +62,7 @@ legacy_dict = st.one_of(
                  max_size=4),
         st.lists(st.tuples(st.sampled_from(V4_ADDRS + V6_ADDRS), st.sampled_from(["n1", "n2", "n3"])),
                  max_size=2),
+        namespace=st.sampled_from(["default", "default", "prod"]),
     ),
 )
 
@@ -136,3 +140,70 @@ def test_analysing_twice_gives_the_same_answer(
     assert decide(svc, slices, legacy, use_legacy) == decide(svc, slices, legacy, use_legacy)
     again = views(svc_d, slices_d, legacy_d)
     assert decide(again[0], again[1], again[2], use_legacy) == decide(svc, slices, legacy, use_legacy)
+
+
+def _requested(svc_d: dict[str, Any]) -> list[str]:
+    """The VIP texts a Service asks for, read from the raw dict (annotation wins when non-empty)."""
+    ann = (svc_d["metadata"].get("annotations") or {}).get("kube-vip.io/loadbalancerIPs")
+    if ann is not None and ann.strip():
+        return [t.strip() for t in ann.split(",") if t.strip()]
+    spec = (svc_d["spec"].get("loadBalancerIP") or "").strip()
+    return [spec] if spec else []
+
+
+def _reports(
+    namespace: str, slices_d: list[dict[str, Any]], legacy_d: dict[str, Any] | None, use_legacy: bool
+) -> list[tuple[str, bool, bool, bool]]:
+    """(address, ready, serving, terminating) of every endpoint report of the Service `namespace`/web,
+    read from the raw dicts with Kubernetes' defaults (unset ready = true, serving = ready)."""
+    out: list[tuple[str, bool, bool, bool]] = []
+    if use_legacy:
+        if legacy_d and legacy_d["metadata"]["namespace"] == namespace:
+            for subset in legacy_d["subsets"]:
+                out += [(a["ip"], True, True, False) for a in subset.get("addresses") or []]
+                out += [(a["ip"], False, False, False) for a in subset.get("notReadyAddresses") or []]
+        return out
+    for s in slices_d:
+        labels = s["metadata"]["labels"]
+        if (
+            labels.get("kubernetes.io/service-name") != "web"
+            or s["metadata"]["namespace"] != namespace
+            or s["addressType"] == "FQDN"
+        ):
+            continue
+        for e in s["endpoints"]:
+            cond = e["conditions"]
+            ready = cond.get("ready", True)
+            out += [(a, ready, cond.get("serving", ready), cond.get("terminating", False))
+                    for a in e["addresses"]]
+    return out
+
+
+@settings(max_examples=300)
+@given(service_dict(), st.lists(slice_dict, max_size=5), legacy_dict, st.booleans())
+def test_nothing_is_dropped_silently(
+    svc_d: dict[str, Any], slices_d: list[dict[str, Any]], legacy_d: dict[str, Any] | None, use_legacy: bool
+) -> None:
+    """Completeness (the property above is soundness): every requested VIP text is either a VIP or a
+    rejection with a reason, and every usable endpoint of a served family is in the decision."""
+    svc, slices, legacy = views(svc_d, slices_d, legacy_d)
+    d = decide(svc, slices, legacy, use_legacy)
+    for text in _requested(svc_d):
+        addr = classify(text)
+        if not isinstance(addr, str) and IPFamily.of(addr) in d.families:
+            assert addr in {v.address for v in d.vips}, f"{text} of a served family is not a VIP"
+        else:
+            assert any(r.address == text for r in d.rejected), f"{text} neither a VIP nor rejected"
+    reports = _reports(svc_d["metadata"]["namespace"], slices_d, legacy_d, use_legacy)
+    for family in d.families:
+        mine = [r for r in reports if IPFamily.of(ipaddress.ip_address(r[0])) == family]
+        got = {str(ep.address) for ep in d.endpoints[family]}
+        ready = {a for a, is_ready, _, _ in mine if is_ready}
+        if ready:
+            assert got == ready, f"{family}: usable {got} but ready {ready}"
+            continue
+        # None ready: the serving-and-terminating ones (kube-proxy's fallback); an address whose every
+        # report says so must be there, and nothing that was never reported so.
+        fallback = {a for a, _, serving, terminating in mine if serving and terminating}
+        always = {a for a in fallback if all(s and t for b, _, s, t in mine if b == a)}
+        assert always <= got <= fallback, f"{family}: usable {got}, fallback {fallback}"

@@ -238,3 +238,29 @@ def test_big_ipv6_pool_is_not_scanned_whole() -> None:
     alloc = _alloc({"cidr-global": "fd00::/64"})
     addrs = [alloc.ensure(Request("ns", f"s{i}", (V6,))).addresses[0] for i in range(100)]
     assert len(set(addrs)) == 100 and addrs[0] == ip("fd00::")
+
+
+def test_sharing_across_namespaces_needs_both_to_allow() -> None:
+    """Namespaces a and c allow sharing, b does not: nothing of b is ever shared, in either direction."""
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.4", "allow-share-a": "true", "allow-share-c": "true"})
+    tcp80, udp53 = frozenset({("TCP", 80)}), frozenset({("UDP", 53)})
+    ax = alloc.ensure(Request("a", "x", (V4,), ports=tcp80)).addresses
+    bw = alloc.ensure(Request("b", "w", (V4,), ports=udp53)).addresses
+    assert bw != ax, "b forbids sharing: its Service gets an address of its own"
+    cy = alloc.ensure(Request("c", "y", (V4,), ports=frozenset({("TCP", 443)}))).addresses
+    assert cy == ax, "a and c both allow sharing, ports disjoint: c shares a's address"
+    # a/u clashes with a/x on ax (TCP 80) and must not share b's address although its ports are free.
+    au = alloc.ensure(Request("a", "u", (V4,), ports=tcp80)).addresses
+    assert au not in (ax, bw)
+    assert alloc.holders(bw[0]) == frozenset({("b", "w")})
+
+
+def test_an_annotated_address_shared_into_a_forbidding_namespace_is_a_conflict() -> None:
+    """Addresses already in annotations (start-up, hand edits): sharing needs both namespaces to allow it,
+    checked from either side; with both allowing and disjoint ports it is no conflict."""
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3", "allow-share-a": "true", "allow-share-c": "true"})
+    ax = alloc.ensure(Request("a", "x", (V4,), ports=frozenset({("TCP", 80)}))).addresses
+    udp = frozenset({("UDP", 53)})
+    assert [p.reason for p in alloc.hold(("b", "w"), ax, ports=udp, owned=True)] == [ADDRESS_CONFLICT]
+    alloc.release(("b", "w"))
+    assert alloc.hold(("c", "v"), ax, ports=udp, owned=True) == ()

@@ -8,7 +8,8 @@ import socket
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.net.connections import IPAddress, SockId, dead_after_move
+from kubevip.ip import IPAddress
+from kubevip.net.connections import SockId, dead_after_move
 
 VIP = ipaddress.ip_address("192.0.2.10")
 NODE = ipaddress.ip_address("192.0.2.1")

@@ -1,0 +1,120 @@
+"""A fixed handful of known-bad changes to safety code (mutants), each of which a fast test must kill, so
+the mutation score (docs/testing.md, `hack/mutation`) cannot silently fall where it matters most.
+
+Each mutant is applied to a scratch copy of the package; the named fast tests then run against that
+copy in a child pytest and must FAIL. The text a mutant replaces must still exist exactly once: when
+the product code changes, update the mutant here rather than dropping it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src" / "kubevip"
+SIM = "tests/unit/election/test_simulator.py::test_each_fault_on_the_holder"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str  # inside src/kubevip
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest arguments selecting the tests that must kill it
+
+
+MUTANTS = (
+    Mutant(
+        "scalable elector never fences",
+        "election/scalable.py",
+        "        units = sorted(self._held)\n",
+        "        units: list[str] = []\n",
+        (SIM, "-k", "scalable and blackhole"),
+    ),
+    Mutant(
+        "lease mode adopts a renewal conflict written by someone else",
+        "election/elector.py",
+        "        if current is None:\n            return False\n        self._mine = current",
+        "        if current is None:\n            return True\n        self._mine = current",
+        (SIM, "-k", "lease and foreign"),
+    ),
+    Mutant(
+        "a restarted process trusts a Lease that names its own node",
+        "election/elector.py",
+        "            mine is not None and rec.holder == self.identity"
+        " and rec.resource_version == mine.resource_version",
+        "            rec.holder == self.identity",
+        (SIM, "-k", "lease and restart and not graceful"),
+    ),
+    Mutant(
+        "lease mode fences a lease duration late",
+        "election/elector.py",
+        "        self._lead_until = sent + self.timings.renew_deadline\n        self._renewed()\n",
+        "        self._lead_until = sent + self.timings.lease_duration\n        self._renewed()\n",
+        (SIM, "-k", "lease and blackhole"),
+    ),
+    Mutant(
+        "scalable rule claims a unit that is not stealable",
+        "election/assign.py",
+        "    if (f.want == f.me or (f.winner_too_slow and f.eligible)) and f.stealable:",
+        "    if f.want == f.me or (f.winner_too_slow and f.eligible):",
+        ("tests/unit/election/test_assign.py",),
+    ),
+    Mutant(
+        "usable() finds no endpoint",
+        "core/endpoints.py",
+        "    endpoints = tuple(endpoints)\n    ready =",
+        "    endpoints = ()\n    ready =",
+        ("tests/unit/core/test_properties.py::test_nothing_is_dropped_silently",),
+    ),
+    Mutant(
+        "IPAM shares into a namespace that forbids sharing",
+        "ipam/allocator.py",
+        "            if h is None or not self._config.share_allowed(other[0]) or ports & h.ports:",
+        "            if h is None or ports & h.ports:",
+        ("tests/unit/ipam/test_allocator.py::test_sharing_across_namespaces_needs_both_to_allow",),
+    ),
+    Mutant(
+        "the /livez probe always says healthy",
+        "controlplane/health.py",
+        '    return status == 200 and body.strip() == b"ok"',
+        "    return True",
+        ("tests/unit/controlplane/test_health.py::test_livez_probe_says_healthy_only_for_200_ok",),
+    ),
+)
+
+
+def _copy_with(tmp: Path, m: Mutant) -> Path:
+    root = tmp / "mutant"
+    shutil.copytree(SRC, root / "kubevip", ignore=shutil.ignore_patterns("__pycache__"))
+    target = root / "kubevip" / m.path
+    text = target.read_text()
+    assert text.count(m.old) == 1, f"{m.name}: the code it mutates changed ({m.path}); update the mutant"
+    target.write_text(text.replace(m.old, m.new))
+    return root
+
+
+def _child(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{REPO}", PYTHONDONTWRITEBYTECODE="1")
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+
+
+@pytest.mark.parametrize("m", MUTANTS, ids=[m.name for m in MUTANTS])
+def test_fast_tests_kill_the_mutant(m: Mutant, tmp_path: Path) -> None:
+    root = _copy_with(tmp_path, m)
+    where = _child(root, "-c", "import kubevip; print(kubevip.__file__)")
+    assert where.stdout.startswith(str(root)), f"the child does not import the mutant: {where.stdout}"
+    out = _child(root, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *m.tests)
+    # 1 = tests failed; 2-5 (interrupted, internal error, usage error, nothing collected) kill nothing.
+    assert out.returncode == 1, f"mutant '{m.name}' survived (exit {out.returncode}):\n{out.stdout[-3000:]}"
+    assert " failed" in out.stdout
