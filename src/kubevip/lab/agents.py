@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubevip.errors import LabError
+from kubevip.ip import IPAddress
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
-from kubevip.lab.network import IPAddress, LabNetwork
+from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import node_kubeconfig
 from kubevip.lab.tcpprobe import probe_argv
 from kubevip.lab.topology import Endpoint

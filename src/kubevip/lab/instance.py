@@ -12,6 +12,7 @@ from typing import Any
 
 import kubevip
 from kubevip.errors import LabError
+from kubevip.ip import IPNetwork
 from kubevip.lab import DEFAULT_LAB_ID, agents, controlplane, podnet, topology, versions
 from kubevip.lab import ipam as lab_ipam
 from kubevip.lab.bgp import LabBgp, ensure_prerequisites
@@ -76,7 +77,7 @@ def option_differences(
             f" {' '.join(wanted)}` (or repeat `up` with the lab's own options)")
 
 
-def _stack_of(service_cidrs: tuple[controlplane.IPNetwork, ...]) -> str:
+def _stack_of(service_cidrs: tuple[IPNetwork, ...]) -> str:
     """The `--stack` a control plane was started with, from its Service CIDRs."""
     families = tuple(sorted({c.version for c in service_cidrs}))
     return next((name for name, fams in topology.STACKS.items() if fams == families), topology.DEFAULT_STACK)
