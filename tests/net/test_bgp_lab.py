@@ -133,3 +133,50 @@ def _reach_through_router(
             return True
         if time.monotonic() > deadline:
             return False
+
+
+@pytest.mark.parametrize("daemon", DAEMONS)
+async def test_ipv6_only_lab_router_peers_over_ipv6(tmp_path: Path, daemon: str) -> None:
+    """`lab up --stack ipv6 --bgp`: router and bgp_client have no IPv4 address, the session runs over
+    IPv6 (the node's router id derived from its IPv6 address), the IPv6 VIP reaches the router's RIB."""
+    require_root_netns()
+    _require_daemon(daemon)
+    lab = LabNetwork(f"kvtb{secrets.token_hex(3)}", nodes=1, state_dir=tmp_path, stack="ipv6")
+    bgp = LabBgp(lab, tmp_path)
+    try:
+        lab.up()
+        bgp.up(daemon)
+        doc = bgp.to_json()
+        assert doc["router"]["ipv4"] is None and doc["bgp_client"]["ipv4"] is None, doc
+        assert bgp.agent_env()["bgp_peers"] == f"[{doc['router']['ipv6']}]:{ROUTER_AS}"
+        for ns in (doc["router"]["netns"], doc["bgp_client"]["netns"]):
+            out = (await lab.run_async(ns, ["ip", "-4", "-o", "addr"])).stdout
+            assert [line for line in out.splitlines() if " lo " not in line] == [], (ns, out)
+        node = lab.nodes[0]
+        peer = Peer(ipaddress.ip_address(doc["router"]["ipv6"]), ROUTER_AS)
+        sp = Speaker(BgpSettings(enabled=True, local_as=NODE_AS, peers=(peer,), hold_time=9), [node.ipv6],
+                     command_prefix=("ip", "netns", "exec", node.netns))
+        reader = bgp.reader()
+        assert reader is not None
+        vip6 = lab.vip(6, 0)
+        want = {ipaddress.ip_network(vip6): frozenset({node.ipv6})}
+        try:
+            await sp.start()
+            await sp.converge({Advertisement(ipaddress.ip_network(vip6), node.ipv6)})
+            deadline = time.monotonic() + 30
+            got: object = None
+            while time.monotonic() < deadline and got != want:
+                try:
+                    got = await reader.rib(6)
+                except BgpError:  # the daemon's API may still be starting
+                    got = None
+                await asyncio.sleep(0.1)
+            assert got == want
+        finally:
+            await sp.close()
+    finally:
+        bgp.down()
+        try:
+            lab.down()
+        except LabError:  # see the `lab` fixture: a second pass finds everything gone
+            lab.down()

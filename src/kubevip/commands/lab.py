@@ -25,6 +25,9 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="lab_command", required=True)
     up = sub.add_parser("up", parents=[common], help="start control plane and network (idempotent)")
     up.add_argument("--nodes", type=int, default=3, help="node namespaces (default 3)")
+    up.add_argument("--stack", choices=("dual", "ipv4", "ipv6"), default="dual",
+                    help="IP families of the control plane, the lab network and the demo Service "
+                         "(default %(default)s)")
     up.add_argument("--bgp", choices=("gobgpd", "bird2", "frr"), default=None,
                     help="also a BGP router namespace running this daemon, and a client behind it")
     up.add_argument("--control-plane", type=int, default=0, metavar="N",
@@ -62,9 +65,15 @@ def register(subparsers: Any) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    from kubevip.errors import LabError
     from kubevip.lab.instance import LabInstance
 
-    for line in LabInstance(args.lab_id).up(args.nodes, bgp=args.bgp, kubernetes=args.kubernetes):
+    if args.control_plane and args.stack != "dual":
+        raise LabError(f"--control-plane with --stack {args.stack}: the control-plane VIP lab is "
+                       "dual-stack only so far; use --stack dual")
+    for line in LabInstance(args.lab_id).up(
+        args.nodes, bgp=args.bgp, kubernetes=args.kubernetes, stack=args.stack
+    ):
         print(line)
     if args.control_plane:
         from kubevip.lab import cpvip
@@ -88,25 +97,30 @@ def run_status(args: argparse.Namespace) -> int:
           f"Kubernetes {doc['kubernetes_version']}")
     print(f"  kubeconfig {doc['kubeconfig']}")
     print(f"  kubectl    {doc['kubectl']}")
-    print(f"  subnets    {doc['subnets']['ipv4']} {doc['subnets']['ipv6']}")
-    print(f"  vip pool   {doc['vip_pool']['ipv4']} {doc['vip_pool']['ipv6']}")
+    print(f"  stack      {doc['stack']}")
+    print(f"  subnets    {_pair(doc['subnets'])}")
+    print(f"  vip pool   {_pair(doc['vip_pool'])}")
     if "demo" in doc:
         d = doc["demo"]
-        print(f"  demo       {d['namespace']}/{d['name']} {d['ipv4']} {d['ipv6']} port {d['port']}")
+        print(f"  demo       {d['namespace']}/{d['name']} {_pair(d)} port {d['port']}")
     if "ipam_metrics" in doc:
-        pool = doc["ipam_pool"]
-        print(f"  ipam       pool {pool['ipv4']} {pool['ipv6']}, {doc['ipam_metrics']}")
+        print(f"  ipam       pool {_pair(doc['ipam_pool'])}, {doc['ipam_metrics']}")
     for n in doc["nodes"]:
-        print(f"  {n['name']:8} netns {n['netns']:20} {n['ipv4']:15} {n['ipv6']} {n['mac']}")
+        print(f"  {n['name']:8} netns {n['netns']:20} {n['ipv4'] or '-':15} {n['ipv6'] or '-'} {n['mac']}")
     c = doc["client"]
-    print(f"  {'client':8} netns {c['netns']:20} {c['ipv4']:15} {c['ipv6']}")
+    print(f"  {'client':8} netns {c['netns']:20} {c['ipv4'] or '-':15} {c['ipv6'] or '-'}")
     for p in doc.get("pods", []):
         print(f"  pod {p['namespace']}/{p['name']} on {p['node']}: netns {p['netns']} "
-              f"{p['ipv4']} {p['ipv6']}")
+              f"{p['ipv4'] or '-'} {p['ipv6'] or '-'}")
     if "control_plane" in doc:
         v = doc["control_plane"]
         print(f"  control-plane VIP {v['vip']['ipv4']} {v['vip']['ipv6']}: {v['kubeconfig_ipv4']}")
     return 0
+
+
+def _pair(families: dict[str, Any]) -> str:
+    """`ipv4 ipv6` of a status field, leaving out a family the lab's stack lacks (null)."""
+    return " ".join(v for v in (families["ipv4"], families["ipv6"]) if v)
 
 
 def run_pod_add(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubevip.errors import LabError
+from kubevip.ip import IPAddress
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork
@@ -216,8 +217,9 @@ DEMO_SERVICE = "demo"
 
 
 def demo_service(net: LabNetwork) -> dict[str, object]:
-    """A dual-stack Service with one VIP per family from the lab pool, answered by every node's responder."""
-    v4, v6 = net.vip(4, 0), net.vip(6, 0)
+    """A Service with one VIP per family of the lab from its pool, answered by every node's responder:
+    PreferDualStack on a dual-stack lab, SingleStack of the lab's family otherwise."""
+    vips = demo_vips(net)
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -225,13 +227,13 @@ def demo_service(net: LabNetwork) -> dict[str, object]:
             "name": DEMO_SERVICE,
             "namespace": DEMO_NAMESPACE,
             # Responders stand in for pods (no EndpointSlices): kube-vip's opt-in to announce anyway.
-            "annotations": {"kube-vip.io/loadbalancerIPs": f"{v4},{v6}",
+            "annotations": {"kube-vip.io/loadbalancerIPs": ",".join(map(str, vips)),
                             "kube-vip.io/allow-reconcile-without-endpoints": "true"},
         },
         "spec": {
             "type": "LoadBalancer",
-            "ipFamilyPolicy": "PreferDualStack",
-            "ipFamilies": ["IPv4", "IPv6"],
+            "ipFamilyPolicy": "PreferDualStack" if len(vips) > 1 else "SingleStack",
+            "ipFamilies": [f"IPv{a.version}" for a in vips],
             "selector": {"app": DEMO_SERVICE},
             "allocateLoadBalancerNodePorts": False,
             "ports": [
@@ -241,10 +243,18 @@ def demo_service(net: LabNetwork) -> dict[str, object]:
     }
 
 
+def demo_vips(net: LabNetwork) -> list[IPAddress]:
+    """The demo Service's VIPs: the first pool address of each family the lab has (IPv4 first)."""
+    return [net.vip(f, 0) for f in net.families]
+
+
 def demo_json(net: LabNetwork) -> dict[str, object]:
-    """`lab status -o json` "demo": the demo Service and the addresses it holds (not in `vip_pool`)."""
-    return {"namespace": DEMO_NAMESPACE, "name": DEMO_SERVICE, "port": RESPONDER_PORT,
-            "ipv4": str(net.vip(4, 0)), "ipv6": str(net.vip(6, 0))}
+    """`lab status -o json` "demo": the demo Service and the addresses it holds (not in `vip_pool`);
+    a family the lab lacks is null."""
+    doc: dict[str, object] = {"namespace": DEMO_NAMESPACE, "name": DEMO_SERVICE, "port": RESPONDER_PORT,
+                              "ipv4": None, "ipv6": None}
+    doc.update({f"ipv{a.version}": str(a) for a in demo_vips(net)})
+    return doc
 
 
 def start_lab_processes(net: LabNetwork, kubeconfig: Path, state_dir: Path) -> list[str]:
@@ -299,8 +309,8 @@ def probe_tcp(net: LabNetwork, address: str, port: int, wait: float = 1.0) -> st
 
 
 def wait_demo(net: LabNetwork, within: float = 60.0) -> dict[str, str | None]:
-    """Until both demo VIPs answer at the client (or the deadline): family -> answering node."""
-    targets = {"ipv4": str(net.vip(4, 0)), "ipv6": str(net.vip(6, 0))}
+    """Until every demo VIP answers at the client (or the deadline): family -> answering node."""
+    targets = {f"ipv{a.version}": str(a) for a in demo_vips(net)}
     got: dict[str, str | None] = dict.fromkeys(targets)
     deadline = time.monotonic() + within
     while time.monotonic() < deadline and not all(got.values()):
@@ -313,17 +323,18 @@ def wait_demo(net: LabNetwork, within: float = 60.0) -> dict[str, str | None]:
 def lab_up(cp: ControlPlane, net: LabNetwork, state_dir: Path) -> list[str]:
     """The agent part of `kubevip lab up`: demo Service, responders, agents; then wait for the demo."""
     cp.kubectl_run("apply", "-f", "-", stdin=json.dumps(demo_service(net)))
+    vips = demo_vips(net)
     lines = [
-        f"demo Service {DEMO_NAMESPACE}/{DEMO_SERVICE}: VIPs {net.vip(4, 0)} and {net.vip(6, 0)} "
+        f"demo Service {DEMO_NAMESPACE}/{DEMO_SERVICE}: VIPs {' and '.join(map(str, vips))} "
         f"port {RESPONDER_PORT}"
     ]
     lines += start_lab_processes(net, node_kubeconfig(cp, net), state_dir)
     bgp = LabBgp(net, state_dir)
     if bgp.state() is not None:  # BGP mode: the demo is reached through the router
-        return lines + bgp.wait_demo([net.vip(4, 0), net.vip(6, 0)], RESPONDER_PORT)
+        return lines + bgp.wait_demo(vips, RESPONDER_PORT)
     got = wait_demo(net)
-    for fam, addr in (("ipv4", net.vip(4, 0)), ("ipv6", net.vip(6, 0))):
-        node = got[fam]
+    for addr in vips:
+        node = got[f"ipv{addr.version}"]
         if node is None:
             raise LabError(
                 f"demo Service does not answer on {addr} from the client namespace; "

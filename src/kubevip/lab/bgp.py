@@ -3,6 +3,8 @@
 `kubevip lab up --bgp DAEMON` adds a router namespace (host .1 of the lab subnet, see topology.py) peered
 with every node over IPv4 (MP-BGP carries both families), and a `bgp_client` namespace on its own link
 behind the router, so scripts can read the router's RIB and test reachability of VIPs through it.
+On a single-stack lab (`--stack ipv4|ipv6`) both namespaces have only that family, and the sessions run
+over it (IPv6-only: over IPv6; the router id stays the 32-bit 198.18.S.1, which is only an id there).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from kubevip.errors import BgpError, LabError
 from kubevip.ip import IPAddress
 from kubevip.lab import procs, topology
-from kubevip.lab.network import ENDPOINT_SYSCTLS, LabNetwork
+from kubevip.lab.network import ENDPOINT_SYSCTLS, IPV6_OFF, LabNetwork
 from kubevip.lab.routers import DAEMONS, Neighbor, Router, make_router, missing_prerequisites
 from kubevip.lab.tcpprobe import probe_argv
 
@@ -116,57 +118,73 @@ class LabBgp:
             self.down()
         installed = ensure_prerequisites(daemon)
         t = self.net.topo
+        has4, has6 = 4 in t.families, 6 in t.families
         rv4 = topology.host_v4(t.slot, topology.ROUTER_HOST)
         rv6 = topology.host_v6(t.slot, topology.ROUTER_HOST)
         rt, bc = self.router_netns, self.client_netns
         for ns in (rt, bc):
             _ip("netns", "add", ns)
+            if not has6:  # as in the lab's other namespaces: no IPv6 at all (before links exist)
+                _sysctl(ns, *IPV6_OFF)
             _ip("-n", ns, "link", "set", "lo", "up")
             _sysctl(ns, *ENDPOINT_SYSCTLS)
         _sysctl(rt, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
         port = f"rt{t.slot}"[:15]
         _ip("-n", t.bridge_netns, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", rt)
         _ip("-n", t.bridge_netns, "link", "set", port, "master", "br0", "up")
-        _ip("-n", rt, "addr", "add", f"{rv4}/{t.subnet_v4.prefixlen}", "dev", "eth0")
-        _ip("-n", rt, "addr", "add", f"{rv6}/{t.subnet_v6.prefixlen}", "dev", "eth0", "nodad")
+        if has4:
+            _ip("-n", rt, "addr", "add", f"{rv4}/{t.subnet_v4.prefixlen}", "dev", "eth0")
+        if has6:
+            _ip("-n", rt, "addr", "add", f"{rv6}/{t.subnet_v6.prefixlen}", "dev", "eth0", "nodad")
         _ip("-n", rt, "link", "set", "eth0", "up")
         c_rt4, c_bc4 = CLIENT_LINK_V4.network_address + 1, CLIENT_LINK_V4.network_address + 2
         c_rt6, c_bc6 = CLIENT_LINK_V6.network_address + 1, CLIENT_LINK_V6.network_address + 2
         _ip("-n", rt, "link", "add", "client0", "type", "veth", "peer", "name", "eth0", "netns", bc)
-        _ip("-n", rt, "addr", "add", f"{c_rt4}/24", "dev", "client0")
-        _ip("-n", rt, "addr", "add", f"{c_rt6}/64", "dev", "client0", "nodad")
+        if has4:
+            _ip("-n", rt, "addr", "add", f"{c_rt4}/24", "dev", "client0")
+            _ip("-n", bc, "addr", "add", f"{c_bc4}/24", "dev", "eth0")
+        if has6:
+            _ip("-n", rt, "addr", "add", f"{c_rt6}/64", "dev", "client0", "nodad")
+            _ip("-n", bc, "addr", "add", f"{c_bc6}/64", "dev", "eth0", "nodad")
         _ip("-n", rt, "link", "set", "client0", "up")
-        _ip("-n", bc, "addr", "add", f"{c_bc4}/24", "dev", "eth0")
-        _ip("-n", bc, "addr", "add", f"{c_bc6}/64", "dev", "eth0", "nodad")
         _ip("-n", bc, "link", "set", "eth0", "up")
-        _ip("-n", bc, "route", "add", "default", "via", str(c_rt4))
-        _ip("-n", bc, "-6", "route", "add", "default", "via", str(c_rt6))
+        if has4:
+            _ip("-n", bc, "route", "add", "default", "via", str(c_rt4))
+        if has6:
+            _ip("-n", bc, "-6", "route", "add", "default", "via", str(c_rt6))
         # Nodes have no default route: replies to the bgp_client go back through the router.
         for n in self.net.nodes:
-            _ip("-n", n.netns, "route", "replace", str(CLIENT_LINK_V4), "via", str(rv4))
-            _ip("-n", n.netns, "-6", "route", "replace", str(CLIENT_LINK_V6), "via", str(rv6))
+            if has4:
+                _ip("-n", n.netns, "route", "replace", str(CLIENT_LINK_V4), "via", str(rv4))
+            if has6:
+                _ip("-n", n.netns, "-6", "route", "replace", str(CLIENT_LINK_V6), "via", str(rv6))
         # FRR runs as user frr: its directory must be reachable, so not under root's home.
         workdir = Path(f"/tmp/kubevip-lab-{self.net.lab_id}-bgp")
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(mode=0o711)
         workdir.chmod(0o711)
-        router = make_router(
-            daemon, rt, workdir / daemon, ROUTER_AS, rv4, [Neighbor(n.ipv4, NODE_AS) for n in self.net.nodes]
-        )
+        # Sessions over IPv4 unless the lab is IPv6-only; MP-BGP carries whatever families there are.
+        neighbors = [Neighbor(n.ipv4 if has4 else n.ipv6, NODE_AS) for n in self.net.nodes]
+        router = make_router(daemon, rt, workdir / daemon, ROUTER_AS, rv4, neighbors)
+
+        def only(a: IPAddress) -> str | None:  # the status JSON's null for a family the lab lacks
+            return str(a) if a.version in t.families else None
+
         doc: dict[str, Any] = {
             "daemon": daemon,
             "workdir": str(workdir),
             "pids": [],
-            "router": {"netns": rt, "daemon": daemon, "asn": ROUTER_AS, "ipv4": str(rv4), "ipv6": str(rv6)},
-            "bgp_client": {"netns": bc, "ipv4": str(c_bc4), "ipv6": str(c_bc6)},
+            "router": {"netns": rt, "daemon": daemon, "asn": ROUTER_AS, "ipv4": only(rv4), "ipv6": only(rv6)},
+            "bgp_client": {"netns": bc, "ipv4": only(c_bc4), "ipv6": only(c_bc6)},
             "bridge_port": port,
         }
         self.state_file.write_text(json.dumps(doc, indent=1))
         router.start()
         doc["pids"] = [[pid, _daemon_exe(pid)] for pid in router.pids]
         self.state_file.write_text(json.dumps(doc, indent=1))
+        shown = ", ".join(a for a in (only(rv4), only(rv6)) if a)
         return [*installed,
-                f"started BGP router {daemon} in {rt} ({rv4}, {rv6}, AS {ROUTER_AS}); client {bc} behind it"]
+                f"started BGP router {daemon} in {rt} ({shown}, AS {ROUTER_AS}); client {bc} behind it"]
 
     def agent_env(self) -> dict[str, str]:
         """Settings that put the lab's agents in BGP mode peered with the router ({} without a router):
@@ -179,7 +197,8 @@ class LabBgp:
             "bgp_enable": "true",
             "vip_interface": "lo",
             "bgp_as": str(NODE_AS),
-            "bgp_peers": f"{doc['router']['ipv4']}:{ROUTER_AS}",
+            "bgp_peers": (f"{doc['router']['ipv4']}:{ROUTER_AS}" if doc["router"]["ipv4"]
+                          else f"[{doc['router']['ipv6']}]:{ROUTER_AS}"),
             "bgp_hold_time": "9",
             "bgp_keepalive_interval": "3",
         }
@@ -192,7 +211,7 @@ class LabBgp:
         daemon = doc["daemon"]
         return make_router(
             daemon, doc["router"]["netns"], Path(doc["workdir"]) / daemon, ROUTER_AS,
-            ipaddress.IPv4Address(doc["router"]["ipv4"]), [],
+            topology.host_v4(self.net.topo.slot, topology.ROUTER_HOST), [],
         )
 
     def wait_demo(self, vips: list[IPAddress], port: int, within: float = 60.0) -> list[str]:
@@ -203,11 +222,12 @@ class LabBgp:
         if router is None or doc is None:
             raise LabError("no BGP router in this lab: run `kubevip lab up --bgp DAEMON`")
         want = {ipaddress.ip_network(v) for v in vips}
+        families = sorted({v.version for v in vips})
         deadline = time.monotonic() + within
         rib: dict[Any, Any] = {}
         while time.monotonic() < deadline:
             with contextlib.suppress(BgpError):
-                rib = {**asyncio.run(router.rib(4)), **asyncio.run(router.rib(6))}
+                rib = {k: v for f in families for k, v in asyncio.run(router.rib(f)).items()}
             if want <= set(rib):
                 break
             time.sleep(0.1)

@@ -44,6 +44,8 @@ CONTROLLERS = (
     "node-ipam-controller",
 )
 PROCESS_NAMES = ("etcd", "kube-apiserver", "kube-controller-manager")
+# A mask per family: the /24 and /64 every Node's podCIDR gets.
+NODE_CIDR_MASK = {4: 24, 6: 64}
 ADMIN_USER = "kubevip-lab-admin"
 LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
 
@@ -217,6 +219,10 @@ class ControlPlane:
             Path(state["bin_dir"]),
             state_dir,
             bind_address=ipaddress.ip_address(state.get("bind_address", "127.0.0.1")),
+            service_cidrs=tuple(ipaddress.ip_network(c) for c in state.get("service_cidrs") or [])
+            or DEFAULT_SERVICE_CIDRS,
+            cluster_cidrs=tuple(ipaddress.ip_network(c) for c in state.get("cluster_cidrs") or [])
+            or DEFAULT_CLUSTER_CIDRS,
             die_with_parent=False,
             ports=Ports(**ports) if ports else None,
             admin_token=by_user.get(ADMIN_USER, ""),
@@ -339,7 +345,8 @@ class ControlPlane:
             f"--etcd-servers=http://127.0.0.1:{p.etcd_client}",
             f"--bind-address={self.bind_address}",
             f"--secure-port={p.apiserver}",
-            "--advertise-address=127.0.0.1",
+            # kube-apiserver requires the advertise address in the primary Service CIDR's family.
+            f"--advertise-address={'::1' if self.service_cidrs[0].version == 6 else '127.0.0.1'}",
             # A loopback advertise address must not end up in the kubernetes Service's Endpoints.
             "--endpoint-reconciler-type=none",
             f"--cert-dir={sd / 'pki'}",
@@ -371,8 +378,7 @@ class ControlPlane:
             "--allocate-node-cidrs=true",
             f"--cluster-cidr={','.join(map(str, self.cluster_cidrs))}",
             f"--service-cluster-ip-range={','.join(map(str, self.service_cidrs))}",
-            "--node-cidr-mask-size-ipv4=24",
-            "--node-cidr-mask-size-ipv6=64",
+            *node_cidr_mask_args(self.cluster_cidrs),
             "--profiling=false",
             "--v=1",
         ]
@@ -462,6 +468,8 @@ class ControlPlane:
         state = {
             "bin_dir": str(self.bin_dir),
             "bind_address": str(self.bind_address),
+            "service_cidrs": [str(c) for c in self.service_cidrs],
+            "cluster_cidrs": [str(c) for c in self.cluster_cidrs],
             "url": self.url if p else None,
             "ports": p.__dict__ if p else None,
             "pids": {n: {"pid": pid, "exe": str(self.bin_dir / n)} for n, pid in self.pids.items()},
@@ -469,6 +477,21 @@ class ControlPlane:
         tmp = self.state_dir / "controlplane.json.tmp"
         tmp.write_text(json.dumps(state, indent=1))
         tmp.replace(self.state_dir / "controlplane.json")
+
+
+def node_cidr_mask_args(cluster_cidrs: Sequence[IPNetwork]) -> list[str]:
+    """kube-controller-manager refuses the per-family mask flags on a single-stack cluster, and wants
+    them (not --node-cidr-mask-size) on a dual-stack one."""
+    families = [c.version for c in cluster_cidrs]
+    if len(set(families)) == 1:
+        return [f"--node-cidr-mask-size={NODE_CIDR_MASK[families[0]]}"]
+    return [f"--node-cidr-mask-size-ipv{f}={NODE_CIDR_MASK[f]}" for f in (4, 6)]
+
+
+def cidrs_of(families: Sequence[int]) -> tuple[tuple[IPNetwork, ...], tuple[IPNetwork, ...]]:
+    """(Service CIDRs, cluster CIDRs) of the default ranges restricted to `families` (4, 6)."""
+    return (tuple(c for c in DEFAULT_SERVICE_CIDRS if c.version in families),
+            tuple(c for c in DEFAULT_CLUSTER_CIDRS if c.version in families))
 
 
 def kill_recorded(state_dir: Path) -> list[int]:

@@ -12,7 +12,8 @@ from typing import Any
 
 import kubevip
 from kubevip.errors import LabError
-from kubevip.lab import DEFAULT_LAB_ID, agents, controlplane, podnet, versions
+from kubevip.ip import IPNetwork
+from kubevip.lab import DEFAULT_LAB_ID, agents, controlplane, podnet, topology, versions
 from kubevip.lab import ipam as lab_ipam
 from kubevip.lab.bgp import LabBgp, ensure_prerequisites
 from kubevip.lab.controlplane import ControlPlane
@@ -50,6 +51,7 @@ def find_bin_dir(kubernetes: str | None = None) -> Path:
 def option_differences(
     lab_id: str, nodes: int | None, bgp: str | None, kubernetes: str | None,
     want_nodes: int, want_bgp: str | None, want_kubernetes: str | None,
+    stack: str | None = None, want_stack: str = topology.DEFAULT_STACK,
 ) -> str:
     """"" when `lab up` with the wanted options fits the running lab, else a message saying what
     differs and how to change it (`lab up` never rebuilds a running lab: agents, Services and addresses
@@ -62,14 +64,23 @@ def option_differences(
                      f"(asked --bgp {want_bgp})")
     if want_kubernetes and kubernetes and kubernetes.lstrip("v") != want_kubernetes:
         diffs.append(f"Kubernetes {kubernetes} (asked --kubernetes {want_kubernetes})")
+    if stack is not None and stack != want_stack:  # no --stack means dual: never "whatever runs"
+        diffs.append(f"--stack {stack} (asked --stack {want_stack})")
     if not diffs:
         return ""
     wanted = [f"--nodes {want_nodes}"]
     wanted += [f"--bgp {b}" for b in [want_bgp or bgp] if b]
     wanted += [f"--kubernetes {k}" for k in [want_kubernetes] if k]
+    wanted += [f"--stack {want_stack}" for _ in [1] if want_stack != topology.DEFAULT_STACK]
     return (f"lab {lab_id} already runs with {'; '.join(diffs)}. `kubevip lab up` does not rebuild a"
             f" running lab: run `kubevip lab down --id {lab_id}`, then `kubevip lab up --id {lab_id}"
             f" {' '.join(wanted)}` (or repeat `up` with the lab's own options)")
+
+
+def _stack_of(service_cidrs: tuple[IPNetwork, ...]) -> str:
+    """The `--stack` a control plane was started with, from its Service CIDRs."""
+    families = tuple(sorted({c.version for c in service_cidrs}))
+    return next((name for name, fams in topology.STACKS.items() if fams == families), topology.DEFAULT_STACK)
 
 
 class LabInstance:
@@ -83,14 +94,16 @@ class LabInstance:
 
     def up(
         self, nodes: int, bin_dir: Path | None = None, bgp: str | None = None, kubernetes: str | None = None,
+        stack: str = topology.DEFAULT_STACK,
     ) -> list[str]:
         """Start what is missing; returns one line per thing started (or found running).
 
         `kubernetes` (e.g. "1.29") picks the control-plane build unless `bin_dir` is given.
+        `stack` ("dual", "ipv4", "ipv6") picks the families of the network, control plane and demo.
         """
-        if os.geteuid() != 0:
-            raise LabError("kubevip lab up needs root: network namespaces need CAP_NET_ADMIN")
-        net = LabNetwork(self.lab_id, nodes=nodes, state_dir=self.state_dir)
+        topology.validate_stack(stack)
+        families = topology.STACKS[stack]
+        net = LabNetwork(self.lab_id, nodes=nodes, state_dir=self.state_dir, stack=stack)
         cp = self._running_control_plane()
         lines: list[str] = []
         running_bgp = (LabBgp(net, self.state_dir).state() or {}).get("daemon")
@@ -99,15 +112,24 @@ class LabInstance:
             wanted_k8s = (
                 versions.choose(kubernetes, versions.available(_CONTROLPLANE_DIR)) if kubernetes else None
             )
+            # The network records its stack; a control plane alone says it through its Service CIDRs.
+            running_stack = net.topology.stack if net.topology is not None else (
+                _stack_of(cp.service_cidrs) if cp is not None else None)
             differ = option_differences(
                 self.lab_id, len(net.topology.nodes) if net.topology is not None else None, running_bgp,
-                running_k8s, nodes, bgp, wanted_k8s,
+                running_k8s, nodes, bgp, wanted_k8s, running_stack, stack,
             )
+            if cp is not None and not differ and _stack_of(cp.service_cidrs) != stack:
+                differ = option_differences(self.lab_id, None, None, None, nodes, None, None,
+                                            _stack_of(cp.service_cidrs), stack)
             if differ:
                 raise LabError(differ)
             if running_bgp and not bgp:
                 lines.append(f"BGP router {running_bgp} kept (this lab was started with --bgp {running_bgp};"
                              f" `kubevip lab down --id {self.lab_id}` to drop it)")
+        # After the checks above (they only read state), so that they answer without root too.
+        if os.geteuid() != 0:
+            raise LabError("kubevip lab up needs root: network namespaces need CAP_NET_ADMIN")
         if bgp:  # before anything starts: a missing daemon or user must not leave half a lab behind
             if bgp not in DAEMONS:
                 raise LabError(f"--bgp {bgp}: use one of {', '.join(DAEMONS)}")
@@ -115,10 +137,15 @@ class LabInstance:
         if cp is None:
             controlplane.kill_recorded(self.state_dir)
             started = time.monotonic()
+            service_cidrs, cluster_cidrs = controlplane.cidrs_of(families)
             cp = ControlPlane(
                 bin_dir or find_bin_dir(kubernetes),
                 self.state_dir,
-                bind_address=ipaddress.IPv4Address("0.0.0.0"),
+                # "::" also accepts IPv4 (127.0.0.1 from the host): the nodes of an IPv6-only lab
+                # reach it over the uplink's IPv6 address.
+                bind_address=ipaddress.ip_address("0.0.0.0" if 4 in families else "::"),
+                service_cidrs=service_cidrs,
+                cluster_cidrs=cluster_cidrs,
                 die_with_parent=False,
             )
             cp.start()
@@ -129,10 +156,11 @@ class LabInstance:
             lines.append(f"control plane already running at {cp.url}")
         if net.up():
             t = net.topo
-            lines.append(f"created lab network {t.subnet_v4} {t.subnet_v6}: "
+            lines.append(f"created lab network ({t.stack}) {' '.join(map(str, net.subnets.values()))}: "
                          f"{', '.join(n.netns for n in t.nodes)}, {t.client.netns}")
         else:
-            lines.append(f"lab network already up ({net.topo.subnet_v4} {net.topo.subnet_v6})")
+            lines.append(f"lab network already up ({net.topo.stack}: "
+                         f"{' '.join(map(str, net.subnets.values()))})")
         connect_network(cp, net)
         if bgp:  # a BGP router namespace (gobgpd, bird2, frr) and a client behind it: docs/bgp.md
             lines += LabBgp(net, self.state_dir).up(bgp)
@@ -157,7 +185,7 @@ class LabInstance:
             "kubernetes_version": cp.server_version(),
             "kubevip_kubeconfig": str(cp.kubevip_kubeconfig),
             "in_lab": {
-                "server": cp.url_via(net.uplink_ipv4),
+                "server": cp.url_via(net.api_address),
                 "kubeconfig": str(node_admin_kubeconfig(cp, net)),
                 "kubevip_kubeconfig": str(node_kubeconfig(cp, net)),
             },
@@ -169,9 +197,11 @@ class LabInstance:
             # so a script taking VIPs from it never collides with the demo (contract: docs/lab.md).
             doc["demo"] = agents.demo_json(net)
             doc["vip_pool"] = {
-                f"ipv{f}": f"{first + 1}-{last}" for f, (first, last) in sorted(net.vip_pool.items())
+                "ipv4": None, "ipv6": None,  # same keys on every stack: a family the lab lacks is null
+                **{f"ipv{f}": f"{first + 1}-{last}" for f, (first, last) in sorted(net.vip_pool.items())},
             }
-        doc["ipam_pool"] = lab_ipam.pool_json(lab_ipam.ipam_pool(net.vip_pool))
+        doc["ipam_pool"] = {"ipv4": None, "ipv6": None,
+                            **lab_ipam.pool_json(lab_ipam.ipam_pool(net.vip_pool))}
         if (metrics := lab_ipam.metrics_url(self.state_dir)) is not None:
             doc["ipam_metrics"] = metrics
         for node in doc["nodes"]:

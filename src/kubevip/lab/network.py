@@ -1,8 +1,10 @@
-"""The lab network: a bridge namespace, N node namespaces and a client namespace, both families everywhere.
+"""The lab network: a bridge namespace, N node namespaces and a client namespace, the stack's families.
 
 Topology (slot s, see topology.py): every namespace has `eth0` with 198.18.s.H/24 and fd6b:7669:7000:s::H/64
 on one bridge (namespace kvl-<id>-br). The host joins the bridge through `kvl-<id>` (host number 254) so
 node namespaces reach the API server; nothing has a default route, so nothing leaves the lab.
+With `--stack ipv4` the lab namespaces have IPv6 disabled (not even link-local addresses); with
+`--stack ipv6` no IPv4 address is configured on the lab network (loopback keeps 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from kubevip.lab.topology import Endpoint, Topology
 
 # Let neighbour caches follow gratuitous ARP / unsolicited NA (VIP moves), skip DAD (addresses usable
 # at once), and ignore router advertisements (no route may appear that leads out of the lab).
+# An IPv4-only lab: no IPv6 at all in its namespaces (set before links exist, so they inherit it).
+IPV6_OFF = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 ENDPOINT_SYSCTLS = (
     "net.ipv4.conf.all.arp_accept=1",
     "net.ipv4.conf.default.arp_accept=1",
@@ -50,11 +54,14 @@ class LabNetwork:
     """One lab instance's namespaces and links; `up()` creates them, `down()` removes exactly those."""
 
     def __init__(
-        self, lab_id: str, nodes: int = 3, state_dir: Path | None = None, reap_with_owner: bool = False
+        self, lab_id: str, nodes: int = 3, state_dir: Path | None = None, reap_with_owner: bool = False,
+        stack: str = topology.DEFAULT_STACK,
     ) -> None:
-        """`reap_with_owner`: if this process dies without down(), the next lab started removes this one."""
+        """`reap_with_owner`: if this process dies without down(), the next lab started removes this one.
+        `stack` applies when up() creates the network; a recorded network keeps its own stack."""
         self.lab_id = topology.validate_lab_id(lab_id)
         self.node_count = nodes
+        self.stack = topology.validate_stack(stack)
         self.reap_with_owner = reap_with_owner
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir(lab_id)
         self.topology: Topology | None = None
@@ -77,9 +84,19 @@ class LabNetwork:
         return self.topo.client
 
     @property
+    def families(self) -> tuple[int, ...]:
+        """The IP versions this lab has: (4, 6), (4,) or (6,)."""
+        return self.topo.families
+
+    @property
     def uplink_ipv4(self) -> ipaddress.IPv4Address:
-        """The host's address on the lab bridge: node namespaces reach the API server here."""
+        """The host's IPv4 address on the lab bridge (configured unless the lab is IPv6-only)."""
         return self.topo.uplink_ipv4
+
+    @property
+    def api_address(self) -> IPAddress:
+        """The host's address node namespaces reach the API server at (IPv4 unless IPv6-only)."""
+        return self.topo.api_address
 
     @property
     def uplink_ipv6(self) -> ipaddress.IPv6Address:
@@ -87,15 +104,21 @@ class LabNetwork:
 
     @property
     def subnets(self) -> dict[int, ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        return {4: self.topo.subnet_v4, 6: self.topo.subnet_v6}
+        """The subnet of each family the lab has."""
+        all_: dict[int, ipaddress.IPv4Network | ipaddress.IPv6Network] = {
+            4: self.topo.subnet_v4, 6: self.topo.subnet_v6}
+        return {f: all_[f] for f in self.families}
 
     @property
     def vip_pool(self) -> dict[int, tuple[IPAddress, IPAddress]]:
-        """Free node-subnet addresses per family (4, 6) as (first, last), for use as VIPs."""
-        return {4: self.topo.vip_pool_v4, 6: self.topo.vip_pool_v6}
+        """Free node-subnet addresses per family the lab has (4, 6) as (first, last), for use as VIPs."""
+        all_: dict[int, tuple[IPAddress, IPAddress]] = {4: self.topo.vip_pool_v4, 6: self.topo.vip_pool_v6}
+        return {f: all_[f] for f in self.families}
 
     def vip(self, family: int, index: int = 0) -> IPAddress:
         """The index-th address of the VIP pool of `family` (4 or 6)."""
+        if family not in self.families:
+            raise LabError(f"lab {self.lab_id} is {self.topo.stack}: it has no IPv{family} VIPs")
         first, last = self.vip_pool[family]
         if int(first) + index > int(last):
             raise LabError(f"VIP pool of IPv{family} has only {int(last) - int(first) + 1} addresses")
@@ -119,7 +142,7 @@ class LabNetwork:
         with _global_lock():
             _reap_orphans()
             slot = topology.free_slot(_used_slots())
-            topo = topology.plan(self.lab_id, slot, self.node_count)
+            topo = topology.plan(self.lab_id, slot, self.node_count, self.stack)
             # Record before creating: a crash half-way still leaves a complete list for down().
             self.topology = topo
             self._save()
@@ -196,28 +219,18 @@ class LabNetwork:
     # ---- status ----------------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        """The network part of `kubevip lab status -o json` (see docs/lab.md)."""
-        t = self.topo
-        return {
-            "nodes": [
-                {"name": n.name, "netns": n.netns, "interface": n.interface, "ipv4": str(n.ipv4),
-                 "ipv6": str(n.ipv6), "mac": n.mac}
-                for n in t.nodes
-            ],
-            "client": {"netns": t.client.netns, "ipv4": str(t.client.ipv4), "ipv6": str(t.client.ipv6)},
-            "subnets": {"ipv4": str(t.subnet_v4), "ipv6": str(t.subnet_v6)},
-            "vip_pool": {
-                "ipv4": f"{t.vip_pool_v4[0]}-{t.vip_pool_v4[1]}",
-                "ipv6": f"{t.vip_pool_v6[0]}-{t.vip_pool_v6[1]}",
-            },
-            "uplink": {"interface": t.uplink, "ipv4": str(t.uplink_ipv4), "ipv6": str(t.uplink_ipv6)},
-        }
+        """The network part of `kubevip lab status -o json` (see docs/lab.md): a family the lab's stack
+        lacks keeps its keys, with `null` values."""
+        return network_json(self.topo)
 
     # ---- internals -----------------------------------------------------------------------------------
 
     def _create(self, t: Topology) -> None:
         for ns in t.netns_names:
             _ip("netns", "add", ns)
+            if 6 not in t.families and ns != t.bridge_netns:
+                # Before any link exists: lo loses ::1, and links created later start without IPv6.
+                _sysctl(ns, *IPV6_OFF)
             _ip("-n", ns, "link", "set", "lo", "up")
         br = t.bridge_netns
         # The bridge namespace only switches frames: no addresses, no IPv6 autoconf noise on its ports.
@@ -230,8 +243,12 @@ class LabNetwork:
         _ip("link", "add", t.uplink, "address", topology.mac(t.slot, topology.UPLINK_HOST), "type", "veth",
             "peer", "name", "uplink", "address", topology.mac(t.slot, topology.UPLINK_HOST, 1), "netns", br)
         _sysctl(None, f"net.ipv6.conf.{t.uplink}.accept_dad=0", f"net.ipv6.conf.{t.uplink}.accept_ra=0")
-        _ip("addr", "add", f"{t.uplink_ipv4}/{t.subnet_v4.prefixlen}", "dev", t.uplink)
-        _ip("addr", "add", f"{t.uplink_ipv6}/{t.subnet_v6.prefixlen}", "dev", t.uplink, "nodad")
+        if 4 in t.families:
+            _ip("addr", "add", f"{t.uplink_ipv4}/{t.subnet_v4.prefixlen}", "dev", t.uplink)
+        if 6 in t.families:
+            _ip("addr", "add", f"{t.uplink_ipv6}/{t.subnet_v6.prefixlen}", "dev", t.uplink, "nodad")
+        else:  # not even a link-local address towards the lab
+            _sysctl(None, f"net.ipv6.conf.{t.uplink}.disable_ipv6=1")
         _ip("link", "set", t.uplink, "up")
         _ip("-n", br, "link", "set", "uplink", "master", "br0", "up")
 
@@ -243,14 +260,19 @@ class LabNetwork:
         _sysctl(ep.netns, f"net.ipv4.conf.{ep.interface}.arp_accept=1",
                 f"net.ipv6.conf.{ep.interface}.accept_untracked_na=1",
                 f"net.ipv6.conf.{ep.interface}.accept_dad=0", f"net.ipv6.conf.{ep.interface}.accept_ra=0")
-        _ip("-n", ep.netns, "addr", "add", f"{ep.ipv4}/{t.subnet_v4.prefixlen}", "dev", ep.interface)
-        _ip("-n", ep.netns, "addr", "add", f"{ep.ipv6}/{t.subnet_v6.prefixlen}", "dev", ep.interface, "nodad")
+        if 6 not in t.families:
+            _sysctl(ep.netns, *IPV6_OFF, f"net.ipv6.conf.{ep.interface}.disable_ipv6=1")
+        if 4 in t.families:
+            _ip("-n", ep.netns, "addr", "add", f"{ep.ipv4}/{t.subnet_v4.prefixlen}", "dev", ep.interface)
+        if 6 in t.families:
+            _ip("-n", ep.netns, "addr", "add", f"{ep.ipv6}/{t.subnet_v6.prefixlen}", "dev", ep.interface,
+                "nodad")
         _ip("-n", ep.netns, "link", "set", ep.interface, "up")
         _ip("-n", t.bridge_netns, "link", "set", ep.bridge_port, "master", "br0", "up")
 
     def _save(self) -> None:
         t = self.topo
-        doc = {"lab_id": t.lab_id, "slot": t.slot, "nodes": len(t.nodes),
+        doc = {"lab_id": t.lab_id, "slot": t.slot, "nodes": len(t.nodes), "stack": t.stack,
                "netns": list(t.netns_names), "links": [t.uplink]}
         tmp = self.state_dir / "network.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1))
@@ -261,8 +283,37 @@ class LabNetwork:
             doc = json.loads((self.state_dir / "network.json").read_text())
         except (OSError, ValueError):
             return
-        self.topology = topology.plan(doc["lab_id"], int(doc["slot"]), int(doc["nodes"]))
+        # Labs recorded before `--stack` existed were dual-stack.
+        stack = str(doc.get("stack", topology.DEFAULT_STACK))
+        self.topology = topology.plan(doc["lab_id"], int(doc["slot"]), int(doc["nodes"]), stack)
         self.node_count = int(doc["nodes"])
+        self.stack = stack
+
+
+def network_json(t: Topology) -> dict[str, Any]:
+    """The network keys of `lab status -o json` for topology `t` (pure, so the nulls are unit-tested)."""
+
+    def s(value: object | None) -> str | None:
+        return None if value is None else str(value)
+
+    def pool(first: IPAddress, last: IPAddress) -> str | None:
+        return f"{first}-{last}" if first.version in t.families else None
+
+    return {
+        "stack": t.stack,
+        "nodes": [
+            {"name": n.name, "netns": n.netns, "interface": n.interface, "ipv4": s(t.configured(n.ipv4)),
+             "ipv6": s(t.configured(n.ipv6)), "mac": n.mac}
+            for n in t.nodes
+        ],
+        "client": {"netns": t.client.netns, "ipv4": s(t.configured(t.client.ipv4)),
+                   "ipv6": s(t.configured(t.client.ipv6))},
+        "subnets": {"ipv4": s(t.subnet_v4) if 4 in t.families else None,
+                    "ipv6": s(t.subnet_v6) if 6 in t.families else None},
+        "vip_pool": {"ipv4": pool(*t.vip_pool_v4), "ipv6": pool(*t.vip_pool_v6)},
+        "uplink": {"interface": t.uplink, "ipv4": s(t.configured(t.uplink_ipv4)),
+                   "ipv6": s(t.configured(t.uplink_ipv6))},
+    }
 
 
 def reap_orphans() -> list[str]:
@@ -305,12 +356,17 @@ def _global_lock() -> Iterator[None]:
 
 
 def _used_slots() -> set[int]:
-    """Slots whose /24 any interface of the host already uses (other labs' uplinks among them)."""
-    out = _exec(["ip", "-j", "-4", "addr", "show"]).stdout
+    """Slots whose /24 or /64 any interface of the host already uses (other labs' uplinks among them;
+    an IPv6-only lab's uplink has only its IPv6 address, an IPv4-only one only its IPv4)."""
+    out = _exec(["ip", "-j", "addr", "show"]).stdout
     used: set[int] = set()
     for link in json.loads(out or "[]"):
         for a in link.get("addr_info", []):
-            s = topology.slot_of(ipaddress.IPv4Address(a["local"]))
+            try:
+                address = ipaddress.ip_address(a["local"])
+            except (KeyError, ValueError):
+                continue
+            s = topology.slot_of(address)
             if s is not None:
                 used.add(s)
     return used

@@ -250,6 +250,9 @@ def add(
     labels: Mapping[str, str] | None = None,
 ) -> LabPod:
     """Create the pod's namespace, wiring, Pod object (Ready, both IPs) and responder."""
+    if net.topo.stack != "dual":  # the wiring below routes both families through the node
+        raise LabError(f"lab pod add: lab {net.lab_id} runs with --stack {net.topo.stack}; lab pods are "
+                       "dual-stack only so far (use a `--stack dual` lab)")
     ep = net.node(node)
     netns, veth = _ids(net.lab_id, namespace, name)
     with _locked(net.state_dir):

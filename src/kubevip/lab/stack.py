@@ -19,21 +19,22 @@ T = TypeVar("T")
 def node_kubeconfig(cp: ControlPlane, net: LabNetwork) -> Path:
     """The kube-vip token's kubeconfig, API server reached over the lab uplink (for agents in nodes)."""
     path = net.state_dir / "kube-vip-in-lab.kubeconfig"
-    return cp.write_kubeconfig(path, cp.kubevip_token, cp.url_via(net.uplink_ipv4), "kube-vip")
+    return cp.write_kubeconfig(path, cp.kubevip_token, cp.url_via(net.api_address), "kube-vip")
 
 
 def node_admin_kubeconfig(cp: ControlPlane, net: LabNetwork) -> Path:
     """The admin token's kubeconfig reached over the lab uplink (for tools run inside a namespace)."""
     return cp.write_kubeconfig(
-        net.state_dir / "admin-in-lab.kubeconfig", cp.admin_token, cp.url_via(net.uplink_ipv4), "admin"
+        net.state_dir / "admin-in-lab.kubeconfig", cp.admin_token, cp.url_via(net.api_address), "admin"
     )
 
 
 async def register_nodes(cp: ControlPlane, net: LabNetwork) -> None:
-    """Create a Node object per lab node, with its IPv4 and IPv6 as InternalIPs (IPv4 first)."""
+    """Create a Node object per lab node, with its addresses of the lab's families as InternalIPs (IPv4
+    first)."""
     async with connect(cp.admin_kubeconfig) as api:
         for n in net.nodes:
-            await pods.create_node(api, n.name, [n.ipv4, n.ipv6])
+            await pods.create_node(api, n.name, net.topo.addresses(n))
 
 
 def connect_network(cp: ControlPlane, net: LabNetwork) -> None:

@@ -23,10 +23,18 @@ VIP_POOL_HOSTS = (200, 249)
 
 _LAB_ID = re.compile(r"^[a-z0-9]{1,10}$")
 
+# `lab up --stack`: which IP families the lab network, the control plane and the demo use.
+STACKS: dict[str, tuple[int, ...]] = {"dual": (4, 6), "ipv4": (4,), "ipv6": (6,)}
+DEFAULT_STACK = "dual"
+
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One namespace on the lab bridge: its interface, one address per family and a fixed MAC."""
+    """One namespace on the lab bridge: its interface, one address per family and a fixed MAC.
+
+    Both addresses are always planned (so names and MACs never depend on the stack); only those of the
+    topology's `families` are configured (see Topology.addresses).
+    """
 
     name: str
     netns: str
@@ -51,6 +59,27 @@ class Topology:
     subnet_v6: ipaddress.IPv6Network
     nodes: tuple[Endpoint, ...]
     client: Endpoint
+    stack: str = DEFAULT_STACK
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        """The IP versions configured in this lab: (4, 6), (4,) or (6,)."""
+        return STACKS[self.stack]
+
+    def addresses(self, ep: Endpoint) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+        """The addresses `ep` really has, IPv4 first."""
+        return tuple(a for a in (ep.ipv4, ep.ipv6) if a.version in self.families)
+
+    def configured(
+        self, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """`address` if its family exists in this lab, else None (the `null` of `lab status -o json`)."""
+        return address if address.version in self.families else None
+
+    @property
+    def api_address(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        """The host's uplink address nodes reach the API server at: IPv4 unless the lab is IPv6-only."""
+        return self.uplink_ipv4 if 4 in self.families else self.uplink_ipv6
 
     @property
     def vip_pool_v4(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
@@ -63,6 +92,12 @@ class Topology:
     @property
     def netns_names(self) -> tuple[str, ...]:
         return (self.bridge_netns, *(n.netns for n in self.nodes), self.client.netns)
+
+
+def validate_stack(stack: str) -> str:
+    if stack not in STACKS:
+        raise ConfigError("stack", stack, f"use one of {', '.join(STACKS)}")
+    return stack
 
 
 def validate_lab_id(lab_id: str) -> str:
@@ -89,11 +124,16 @@ def host_v6(slot: int, host: int) -> ipaddress.IPv6Address:
     return subnets(slot)[1].network_address + int(str(host), 16)
 
 
-def slot_of(address: ipaddress.IPv4Address) -> int | None:
-    """Which slot an IPv4 address in the lab space belongs to (None outside the space)."""
-    if address not in IPV4_SPACE:
+def slot_of(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int | None:
+    """Which slot an address in the lab space belongs to (None outside the space); an IPv6-only lab
+    holds its slot through its IPv6 uplink address only."""
+    if isinstance(address, ipaddress.IPv4Address):
+        if address not in IPV4_SPACE:
+            return None
+        return (int(address) - int(IPV4_SPACE.network_address)) // 256
+    if address not in IPV6_SPACE:
         return None
-    return (int(address) - int(IPV4_SPACE.network_address)) // 256
+    return (int(address) - int(IPV6_SPACE.network_address)) >> 64
 
 
 def free_slot(used: set[int]) -> int:
@@ -122,9 +162,10 @@ def endpoint(lab_id: str, slot: int, role: str, host: int) -> Endpoint:
     )
 
 
-def plan(lab_id: str, slot: int, nodes: int) -> Topology:
-    """The full topology of lab `lab_id` in `slot` with `nodes` node namespaces."""
+def plan(lab_id: str, slot: int, nodes: int, stack: str = DEFAULT_STACK) -> Topology:
+    """The full topology of lab `lab_id` in `slot` with `nodes` node namespaces and `stack`'s families."""
     validate_lab_id(lab_id)
+    validate_stack(stack)
     _check_slot(slot)
     if not 1 <= nodes <= MAX_NODES:
         raise ConfigError("nodes", nodes, f"use 1 to {MAX_NODES}")
@@ -140,6 +181,7 @@ def plan(lab_id: str, slot: int, nodes: int) -> Topology:
         subnet_v6=v6,
         nodes=tuple(endpoint(lab_id, slot, f"node{i}", FIRST_NODE_HOST + i - 1) for i in range(1, nodes + 1)),
         client=endpoint(lab_id, slot, "client", CLIENT_HOST),
+        stack=stack,
     )
 
 

@@ -79,3 +79,35 @@ def test_node_count_bounds(n: int, ok: bool) -> None:
     else:
         with pytest.raises(ConfigError, match="nodes"):
             topology.plan("x", 1, n)
+
+
+@pytest.mark.parametrize(("stack", "families"), [("dual", (4, 6)), ("ipv4", (4,)), ("ipv6", (6,))])
+def test_a_stack_configures_only_its_families(stack: str, families: tuple[int, ...]) -> None:
+    t = topology.plan("x", 3, 2, stack)
+    assert t.stack == stack and t.families == families
+    for ep in (*t.nodes, t.client):
+        assert [a.version for a in t.addresses(ep)] == list(families)
+        assert t.configured(ep.ipv4) == (ep.ipv4 if 4 in families else None)
+        assert t.configured(ep.ipv6) == (ep.ipv6 if 6 in families else None)
+    # IPv6-only nodes reach the API server over the uplink's IPv6 address; otherwise over IPv4.
+    assert t.api_address == (t.uplink_ipv4 if 4 in families else t.uplink_ipv6)
+    # Names, addresses and MACs of the plan do not depend on the stack (teardown finds them all).
+    assert t.netns_names == topology.plan("x", 3, 2).netns_names
+    assert t.nodes == topology.plan("x", 3, 2).nodes
+
+
+def test_unknown_stack_is_refused_naming_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"stack.*dual, ipv4, ipv6"):
+        topology.plan("x", 1, 1, "ipv5")
+
+
+@given(lab_ids, slots, node_counts)
+def test_an_ipv6_only_lab_holds_its_slot_through_its_ipv6_addresses(lab_id: str, slot: int, n: int) -> None:
+    t = topology.plan(lab_id, slot, n, "ipv6")
+    assert topology.slot_of(t.uplink_ipv6) == slot
+    assert all(topology.slot_of(e.ipv6) == slot for e in (*t.nodes, t.client))
+
+
+def test_slot_of_ipv6_outside_the_space_is_none() -> None:
+    assert topology.slot_of(ipaddress.IPv6Address("fd00::1")) is None
+    assert topology.slot_of(ipaddress.IPv6Address("fe80::1")) is None
