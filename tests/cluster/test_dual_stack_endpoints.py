@@ -98,7 +98,10 @@ async def published(
         ok = slice_addresses(objs) == want_slices and legacy_addresses(objs) == want_legacy
         return objs if ok else None
 
-    return await eventually(probe, f"endpoints of {ns}/{name} == {want_slices} / legacy {want_legacy}")
+    # The controllers batch their writes and, on a loaded 2-core machine, took over 30 s: a deadline only.
+    return await eventually(
+        probe, f"endpoints of {ns}/{name} == {want_slices} / legacy {want_legacy}", within=120.0
+    )
 
 
 def explain(objs: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
