@@ -20,12 +20,13 @@ import ipaddress
 import os
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kubevip.errors import NetworkError
 from kubevip.ip import IPAddress
 from kubevip.net.namespace import OWN, Netns
+from kubevip.net.nlmsg import NLMSGHDR, error_code, messages
 
 Endpoint = tuple[IPAddress, int]
 
@@ -42,7 +43,6 @@ NLM_F_DUMP = 0x300
 _TCP_LISTEN, _TCP_TIME_WAIT, _TCP_NEW_SYN_RECV = 10, 6, 12
 STATES = 0xFFFF & ~((1 << _TCP_LISTEN) | (1 << _TCP_TIME_WAIT) | (1 << _TCP_NEW_SYN_RECV))
 
-_NLMSGHDR = struct.Struct("=IHHII")
 # inet_diag_req_v2: family, protocol, ext, pad, states; inet_diag_sockid: sport, dport (big endian),
 # src[16], dst[16], ifindex, cookie[8].
 _REQ = struct.Struct("=BBBBI")
@@ -94,22 +94,7 @@ def dead_after_move(sockets: Iterable[tuple[Endpoint, Endpoint]], vip: IPAddress
 
 def _message(kind: int, flags: int, seq: int, family: int, states: int, sockid: bytes) -> bytes:
     body = _REQ.pack(family, socket.IPPROTO_TCP, 0, 0, states) + sockid
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, flags, seq, 0) + body
-
-
-def _messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
-    """(type, seq, payload) of each netlink message in one datagram."""
-    off = 0
-    while off + _NLMSGHDR.size <= len(data):
-        length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, off)
-        if length < _NLMSGHDR.size:
-            return
-        yield kind, seq, data[off + _NLMSGHDR.size: off + length]
-        off += (length + 3) & ~3
-
-
-def _error(payload: bytes) -> int:
-    return -int(struct.unpack_from("=i", payload)[0])
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), kind, flags, seq, 0) + body
 
 
 def _dump(sock: socket.socket, family: int, seq: int) -> list[SockId]:
@@ -117,13 +102,13 @@ def _dump(sock: socket.socket, family: int, seq: int) -> list[SockId]:
     sock.send(_message(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, family, STATES, empty))
     out: list[SockId] = []
     while True:
-        for kind, got_seq, payload in _messages(sock.recv(65536)):
+        for kind, got_seq, payload in messages(sock.recv(65536)):
             if got_seq != seq:
                 continue
             if kind == NLMSG_DONE:
                 return out
             if kind == NLMSG_ERROR:
-                code = _error(payload)
+                code = error_code(payload)
                 if code:
                     raise NetworkError(f"listing TCP sockets (sock_diag): {os.strerror(code)}")
                 return out
@@ -137,9 +122,9 @@ def _destroy(sock: socket.socket, sid: SockId, seq: int) -> int:
     """0, or the errno the kernel answered (ENOENT: gone meanwhile)."""
     sock.send(_message(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, seq, sid.family, STATES, sid.pack()))
     while True:
-        for kind, got_seq, payload in _messages(sock.recv(65536)):
+        for kind, got_seq, payload in messages(sock.recv(65536)):
             if got_seq == seq and kind == NLMSG_ERROR:
-                return _error(payload)
+                return error_code(payload)
 
 
 def abort_connections(vip: IPAddress, arrived: bool, ns: Netns = OWN) -> int:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from kubevip.core.views import IPAddress
 from kubevip.errors import NetworkError
 from kubevip.net.namespace import OWN, Netns
+from kubevip.net.nlmsg import NLMSGHDR, error_code, messages
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_CTNETLINK = 1
@@ -35,7 +36,6 @@ CTA_TUPLE_IP = 1
 CTA_IP_V4_SRC, CTA_IP_V6_SRC = 1, 3
 NLA_TYPE_MASK = 0x3FFF
 
-_NLMSGHDR = struct.Struct("=IHHII")
 _NFGENMSG = struct.Struct("=BBH")
 _NLA = struct.Struct("=HH")
 
@@ -58,22 +58,8 @@ def _attr(kind: int, payload: bytes, nested: bool = False) -> bytes:
 
 def _message(kind: int, flags: int, seq: int, family: int, body: bytes = b"") -> bytes:
     payload = _NFGENMSG.pack(family, 0, 0) + body
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(payload), (NFNL_SUBSYS_CTNETLINK << 8) | kind, flags, seq, 0) \
+    return NLMSGHDR.pack(NLMSGHDR.size + len(payload), (NFNL_SUBSYS_CTNETLINK << 8) | kind, flags, seq, 0) \
         + payload
-
-
-def _messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
-    off = 0
-    while off + _NLMSGHDR.size <= len(data):
-        length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, off)
-        if length < _NLMSGHDR.size:
-            return
-        yield kind, seq, data[off + _NLMSGHDR.size: off + length]
-        off += (length + 3) & ~3
-
-
-def _error(payload: bytes) -> int:
-    return -int(struct.unpack_from("=i", payload)[0])
 
 
 def _source(tuple_orig: bytes) -> IPAddress | None:
@@ -93,13 +79,13 @@ def _matching(sock: socket.socket, family: int, seq: int, sources: set[IPAddress
     sock.send(_message(IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, seq, family))
     out: list[bytes] = []
     while True:
-        for kind, got_seq, payload in _messages(sock.recv(1 << 20)):
+        for kind, got_seq, payload in messages(sock.recv(1 << 20)):
             if got_seq != seq:
                 continue
             if kind == NLMSG_DONE:
                 return out
             if kind == NLMSG_ERROR:
-                code = _error(payload)
+                code = error_code(payload)
                 if code:
                     raise NetworkError(f"listing conntrack entries: {os.strerror(code)}")
                 return out
@@ -116,9 +102,9 @@ def _matching(sock: socket.socket, family: int, seq: int, sources: set[IPAddress
 def _delete(sock: socket.socket, family: int, body: bytes, seq: int) -> int:
     sock.send(_message(IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, seq, family, body))
     while True:
-        for kind, got_seq, payload in _messages(sock.recv(65536)):
+        for kind, got_seq, payload in messages(sock.recv(65536)):
             if got_seq == seq and kind == NLMSG_ERROR:
-                return _error(payload)
+                return error_code(payload)
 
 
 def forget_flows(sources: Iterable[IPAddress], ns: Netns = OWN) -> int:
