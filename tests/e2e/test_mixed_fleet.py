@@ -62,13 +62,16 @@ class Sampler:
                     self.doubled.append((v, on))
             await asyncio.sleep(0.05)
 
-    def __enter__(self) -> Sampler:
+    async def __aenter__(self) -> Sampler:
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    async def __aexit__(self, *exc: object) -> None:
+        # Cancelled and awaited: a task left cancelling would outlive the test (the leak guard).
         if self._task is not None:
             self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 class Prober:
@@ -95,13 +98,16 @@ class Prober:
                     self._since[fam] = now
             await asyncio.sleep(0.05)
 
-    def __enter__(self) -> Prober:
+    async def __aenter__(self) -> Prober:
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    async def __aexit__(self, *exc: object) -> None:
+        # Cancelled and awaited: a task left cancelling would outlive the test (the leak guard).
         if self._task is not None:
             self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -129,12 +135,12 @@ async def test_kube_vip_and_kubevip_share_the_lease_never_two_holders(
     kv = start_kube_vip()
     prober: Prober | None = None
     try:
-        with Sampler(e2e, [str(v4), str(v6)]) as sampler:
+        async with Sampler(e2e, [str(v4), str(v6)]) as sampler:
             # kube-vip alone takes the Lease and both VIPs.
             assert await e2e.eventually(_holder_is(e2e, lease, kv_node.name), f"kube-vip holds {lease}", 90)
             assert await e2e.eventually(lambda: _reach_is(e2e, v4, kv_node.name), "IPv4 on kube-vip's node")
             assert await e2e.eventually(lambda: _reach_is(e2e, v6, kv_node.name), "IPv6 on kube-vip's node")
-            prober = Prober(e2e, {"IPv4": v4, "IPv6": v6}).__enter__()  # from here on: gaps count
+            prober = await Prober(e2e, {"IPv4": v4, "IPv6": v6}).__aenter__()  # from here on: gaps count
             # kubevip joins on the same Lease: kube-vip keeps it, nobody else adds the VIP.
             e2e.fleet.extra_env.update(common)
             e2e.fleet.start(tuple(kubevip_nodes))
@@ -163,7 +169,7 @@ async def test_kube_vip_and_kubevip_share_the_lease_never_two_holders(
               f"{len(sampler.doubled)}, longest client gap IPv4 {gaps['IPv4']:.2f}s IPv6 {gaps['IPv6']:.2f}s")
     finally:
         if prober is not None:
-            prober.__exit__()
+            await prober.__aexit__()
         with contextlib.suppress(ProcessLookupError):
             kv.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
