@@ -124,6 +124,22 @@ async def _reasons(e2e: E2E, name: str, want: set[str]) -> list[tuple[str, str]]
     return got if want <= {r for r, _ in got} else None
 
 
+async def _unused_vips(e2e: E2E, admin: client.CoreV1Api, n: int) -> list[ipaddress.IPv4Address]:
+    """`n` fresh pool addresses that no Service in any namespace names."""
+    used: set[str] = set()
+    for svc in (await admin.list_service_for_all_namespaces()).items:
+        ann = (svc.metadata.annotations or {}).get("kube-vip.io/loadbalancerIPs", "")
+        used |= {a.strip() for a in ann.split(",")} | {svc.spec.load_balancer_ip or ""}
+    out: list[ipaddress.IPv4Address] = []
+    for _ in range(50):  # the pool's size: every address once
+        v = e2e.vip(4)
+        if str(v) not in used and v not in out:
+            out.append(v)  # type: ignore[arg-type]
+        if len(out) == n:
+            return out
+    raise AssertionError(f"no {n} unused pool addresses (used: {sorted(used)})")
+
+
 async def test_another_namespace_cannot_join_a_vip(e2e: E2E, tenant: client.ApiClient) -> None:
     """Namespace B names A's VIP: refused (the earlier Service keeps it), unless both consent."""
     other = f"{e2e.ns}-b"
@@ -131,7 +147,9 @@ async def test_another_namespace_cannot_join_a_vip(e2e: E2E, tenant: client.ApiC
     await admin.create_namespace({"metadata": {"name": other}})
     b_api = await tenant_client(e2e, other)
     try:
-        vip, shared = e2e.vip(4), e2e.vip(4)
+        # These agents watch every namespace: a Service of an earlier test (its namespace still being
+        # deleted) that names the same pool address is the earlier one and would keep it.
+        vip, shared = await _unused_vips(e2e, admin, 2)
         await client.CoreV1Api(tenant).create_namespaced_service(e2e.ns, lb("mine", str(vip), 8080))
         key = secrets.token_hex(4)
         await client.CoreV1Api(tenant).create_namespaced_service(
