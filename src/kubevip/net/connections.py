@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from kubevip.errors import NetworkError
 from kubevip.ip import IPAddress
 from kubevip.net.namespace import OWN, Netns
-from kubevip.net.nlmsg import NLMSGHDR, error_code, messages
+from kubevip.net.nlmsg import NLMSGHDR, dump_replies, error_code, messages
 
 Endpoint = tuple[IPAddress, int]
 
@@ -101,21 +101,12 @@ def _dump(sock: socket.socket, family: int, seq: int) -> list[SockId]:
     empty = _SOCKID.pack(0, 0, bytes(16), bytes(16)) + _SOCKID_TAIL.pack(0, bytes(8))
     sock.send(_message(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, family, STATES, empty))
     out: list[SockId] = []
-    while True:
-        for kind, got_seq, payload in messages(sock.recv(65536)):
-            if got_seq != seq:
-                continue
-            if kind == NLMSG_DONE:
-                return out
-            if kind == NLMSG_ERROR:
-                code = error_code(payload)
-                if code:
-                    raise NetworkError(f"listing TCP sockets (sock_diag): {os.strerror(code)}")
-                return out
-            fam = _MSG_HEAD.unpack_from(payload)[0]
-            sport, dport, src, dst = _SOCKID.unpack_from(payload, _MSG_HEAD.size)
-            ifindex, cookie = _SOCKID_TAIL.unpack_from(payload, _MSG_HEAD.size + _SOCKID.size)
-            out.append(SockId(fam, sport, dport, src, dst, ifindex, cookie))
+    for payload in dump_replies(sock, seq, "listing TCP sockets (sock_diag)"):
+        fam = _MSG_HEAD.unpack_from(payload)[0]
+        sport, dport, src, dst = _SOCKID.unpack_from(payload, _MSG_HEAD.size)
+        ifindex, cookie = _SOCKID_TAIL.unpack_from(payload, _MSG_HEAD.size + _SOCKID.size)
+        out.append(SockId(fam, sport, dport, src, dst, ifindex, cookie))
+    return out
 
 
 def _destroy(sock: socket.socket, sid: SockId, seq: int) -> int:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from kubevip.core.views import IPAddress
 from kubevip.errors import NetworkError
 from kubevip.net.namespace import OWN, Netns
-from kubevip.net.nlmsg import NLMSGHDR, error_code, messages
+from kubevip.net.nlmsg import NLMSGHDR, dump_replies, error_code, messages
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_CTNETLINK = 1
@@ -78,25 +78,16 @@ def _matching(sock: socket.socket, family: int, seq: int, sources: set[IPAddress
     """Delete-request bodies (original tuple + zone) of the entries whose original source is wanted."""
     sock.send(_message(IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, seq, family))
     out: list[bytes] = []
-    while True:
-        for kind, got_seq, payload in messages(sock.recv(1 << 20)):
-            if got_seq != seq:
-                continue
-            if kind == NLMSG_DONE:
-                return out
-            if kind == NLMSG_ERROR:
-                code = error_code(payload)
-                if code:
-                    raise NetworkError(f"listing conntrack entries: {os.strerror(code)}")
-                return out
-            attrs = dict(_attrs(payload[_NFGENMSG.size:]))
-            orig = attrs.get(CTA_TUPLE_ORIG)
-            if orig is None or _source(orig) not in sources:
-                continue
-            body = _attr(CTA_TUPLE_ORIG, orig, nested=True)
-            if CTA_ZONE in attrs:
-                body += _attr(CTA_ZONE, attrs[CTA_ZONE])
-            out.append(body)
+    for payload in dump_replies(sock, seq, "listing conntrack entries", 1 << 20):
+        attrs = dict(_attrs(payload[_NFGENMSG.size:]))
+        orig = attrs.get(CTA_TUPLE_ORIG)
+        if orig is None or _source(orig) not in sources:
+            continue
+        body = _attr(CTA_TUPLE_ORIG, orig, nested=True)
+        if CTA_ZONE in attrs:
+            body += _attr(CTA_ZONE, attrs[CTA_ZONE])
+        out.append(body)
+    return out
 
 
 def _delete(sock: socket.socket, family: int, body: bytes, seq: int) -> int:
