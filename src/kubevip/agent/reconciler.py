@@ -722,7 +722,7 @@ class Agent:
             expires = self._expires
             renewed = {
                 r: s for r, s in renewed.items()
-                if due(expires.get(r), now, lifetime(t, s, now), t.retry_period)
+                if due(expires.get(r), now, lifetime(t, s, now), t.liveness_period)
             }
             if not renewed:
                 return 0
