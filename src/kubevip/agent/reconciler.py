@@ -879,6 +879,7 @@ class Agent:
             spawn(self.guard, "publish network",
                   publish_loop(self.api, self.me, self.nodes, self.interfaces, self.ns))
             spawn(self.guard, "report", self.reporter.loop())
+            spawn(self.guard, "events", self.reporter.events_loop())
             spawn(self.guard, "egress-discovery", self.discovery_loop())
         spawn(self.guard, "packet-rules", self.rules_loop())
         spawn(self.guard, "election", self.leadership.run())
