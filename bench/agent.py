@@ -8,7 +8,8 @@ Measures, as the client namespace sees it:
   restart of every agent, agent RSS, and API requests per second in steady state (apiserver metrics).
 
 JSON goes to bench/results/agent.json; a table is printed. Needs root (network namespaces).
-Usage: python bench/agent.py [--runs 20] [--scale 100,1000] [--quick]
+Usage: python bench/agent.py [--runs 20] [--scale 100,1000] [--quick] [--liveness S]
+(KUBEVIP_BENCH_OUT: another JSON file)
 """
 
 from __future__ import annotations
@@ -399,6 +400,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             if args.timings:
                 d, r, p = args.timings.split(",")
                 env.update(vip_leaseduration=d, vip_renewdeadline=r, vip_retryperiod=p)
+            if args.liveness:
+                env["vip_livenessperiod"] = args.liveness
             b = Bench(cp, lab, api, work, env)
             b.fleet.start()
             await b.warm_up()
@@ -407,6 +410,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "load_average_at_start": os.getloadavg()[0],
                 "cpus": os.cpu_count(),
                 "election_timings_s": args.timings or "defaults (1.5,1.0,0.25)",
+                "liveness_period_s": args.liveness or "the retry period",
             }
             if args.runs > 0:
                 cta = await b.create_to_answer(args.runs)
@@ -497,6 +501,7 @@ def main() -> int:
                    help="election modes of the scale rows (lease: kube-vip's default, one Lease for all)")
     p.add_argument("--quick", action="store_true", help="5 runs, 100 Services")
     p.add_argument("--timings", default="", help="election seconds 'duration,renew,retry' (default: ours)")
+    p.add_argument("--liveness", default="", help="vip_livenessperiod (scalable mode), seconds")
     args = p.parse_args()
     args.scale = [int(x) for x in args.scale.split(",") if x]
     args.election = [x for x in args.election.split(",") if x]
