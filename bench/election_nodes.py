@@ -38,7 +38,7 @@ KUBELET_NODE_LEASE_RENEW_S = 10.0  # the kubelet renews its kube-node-lease Leas
 PROFILES = {
     "default": Timings(),
     "goal": Timings(1.5, 1.0, 0.25, liveness=0.6),
-    "economy": Timings(6.0, 4.0, 0.5, liveness=3.0),
+    "economy": Timings(6.0, 4.0, 0.5, liveness=2.0),
     "kubelet": Timings(15.0, 10.0, 2.0, liveness=7.5),
 }
 

@@ -222,10 +222,11 @@ def test_each_fault_on_the_holder(mode: str, units: tuple[str, ...], kind: str) 
 
 # The liveness period (vip_livenessperiod): fewer steady renewals, each failure retried after one retry
 # period. "goal": our timings with renewals every 0.6 s (1.7 writes/s per node, crash failover bounded
-# by the same 1.5 s Lease); "economy": a 6 s Lease renewed every 3 s (0.33 writes/s per node).
+# by the same 1.5 s Lease); "economy": a 6 s Lease renewed every 2 s (0.5 writes/s per node).
 LIVENESS_PROFILES = {
     "goal": Timings(1.5, 1.0, 0.25, liveness=0.6),
-    "economy": Timings(6.0, 4.0, 0.5, liveness=3.0),
+    "economy": Timings(6.0, 4.0, 0.5, liveness=2.0),
+    "kubelet": Timings(15.0, 10.0, 2.0, liveness=7.5),  # 0.13 writes/s per node
 }
 LIVENESS_SEEDS = range(int(os.environ.get("KUBEVIP_SIM_LIVENESS_SEEDS", "12")))
 
