@@ -36,7 +36,7 @@ from distribution import summarize
 from kubernetes_asyncio import client
 from polling import until
 
-from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
+from kubevip.lab.agents import RESPONDER_PORT, Fleet, policy_env, start_responders
 from kubevip.lab.client import api_client
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.instance import find_bin_dir as bin_dir
@@ -397,6 +397,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             await client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
                 NS, rbac.namespaced_binding(NS))
             env = {"svc_namespace": NS, "vip_leasenamespace": NS, "prometheus_server": ""}
+            # The scale rows' VIPs (100.64.0.0/10, fd6b:7669:7fff::/64) lie outside the lab's VIP pool:
+            # the address policy must allow them too, or every scale Service is refused (not-allowed).
+            env["vip_allowed_cidrs"] = ",".join(
+                [policy_env(lab)["vip_allowed_cidrs"], "100.64.0.0/10", "fd6b:7669:7fff::/64"]
+            )
             if args.timings:
                 d, r, p = args.timings.split(",")
                 env.update(vip_leaseduration=d, vip_renewdeadline=r, vip_retryperiod=p)
