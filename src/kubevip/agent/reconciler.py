@@ -53,7 +53,7 @@ from kubevip.election.lifetime import (
     still_safe,
 )
 from kubevip.errors import KubevipError, NetworkError
-from kubevip.ip import IPAddress
+from kubevip.ip import IPAddress, NodeName, UnitId
 from kubevip.kube.rest import RestClient
 from kubevip.kube.writers import Writer
 from kubevip.metrics import Metrics
@@ -88,7 +88,7 @@ class Agent:
         self.cfg = cfg
         self.api = api
         self.ns = ns
-        self.me = cfg.node_name
+        self.me = NodeName(cfg.node_name)
         self.metrics = metrics or Metrics(cfg.node_name)
         self.world = World()
         self.guard = TaskGroupGuard(f"agent:{self.me}")
@@ -342,7 +342,7 @@ class Agent:
         self._snap_version = version
         return snap
 
-    def _my_holdings(self, snap: Snapshot) -> dict[str, str | None]:
+    def _my_holdings(self, snap: Snapshot) -> dict[UnitId, NodeName | None]:
         """The election's outcome for this node's rows, as data: unit -> me when this node announces it."""
         if self._stopping:
             return {}
@@ -353,7 +353,7 @@ class Agent:
             single = snap.single_units
             elected = self.placement.elected if self.placement is not None else frozenset()
 
-            def mine(u: str, e: frozenset[str] | None) -> bool:
+            def mine(u: UnitId, e: frozenset[NodeName] | None) -> bool:
                 if u in single or u in elected:
                     return holds(u) and (e is None or self.me in e)
                 return announces(self.me, e, holds(u))
