@@ -3,7 +3,7 @@ as told always yields a token; one node reports for a Service."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubevip.core.events import Aggregate, TokenBucket, reports_for
@@ -11,6 +11,7 @@ from kubevip.core.events import Aggregate, TokenBucket, reports_for
 gaps = st.lists(st.floats(min_value=0.0, max_value=2.0, allow_nan=False), min_size=1, max_size=60)
 
 
+@settings(max_examples=50)
 @given(gaps, st.integers(1, 30), st.floats(min_value=0.1, max_value=50.0))
 def test_takes_never_exceed_burst_plus_rate(steps: list[float], burst: int, rate: float) -> None:
     b = TokenBucket(burst, 0.0, rate, burst)
@@ -27,6 +28,7 @@ def test_takes_never_exceed_burst_plus_rate(steps: list[float], burst: int, rate
             assert j - i + 1 <= burst + (taken[j] - start) * rate + 1e-6
 
 
+@settings(max_examples=50)
 @given(gaps, st.integers(1, 30), st.floats(min_value=0.1, max_value=50.0))
 def test_waiting_as_told_yields_a_token(steps: list[float], burst: int, rate: float) -> None:
     b = TokenBucket(burst, 0.0, rate, burst)

@@ -228,7 +228,7 @@ LIVENESS_PROFILES = {
     "economy": Timings(6.0, 4.0, 0.5, liveness=2.0),
     "kubelet": Timings(15.0, 10.0, 2.0, liveness=7.5),  # 0.13 writes/s per node
 }
-LIVENESS_SEEDS = range(int(os.environ.get("KUBEVIP_SIM_LIVENESS_SEEDS", "12")))
+LIVENESS_SEEDS = range(int(os.environ.get("KUBEVIP_SIM_LIVENESS_SEEDS", "8")))
 
 
 @pytest.mark.parametrize("profile", sorted(LIVENESS_PROFILES))
