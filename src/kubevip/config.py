@@ -234,7 +234,7 @@ class AgentConfig:
 
 
 def _check_control_plane_bgp(services: bool, bgp: BgpSettings) -> None:
-    """cp_enable with bgp_enable (docs/controlplane.md, "BGP"): what this version cannot do, refused by name."""
+    """cp_enable with bgp_enable (docs/controlplane.md, "BGP"): what is not built yet, refused by name."""
     if services:
         # Both parts would run an ExaBGP from the same node address towards the same peers; a router
         # keeps one session per neighbour address, so one part's routes would vanish. One shared speaker
