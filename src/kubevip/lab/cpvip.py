@@ -344,6 +344,9 @@ class ControlPlaneVipLab:
                            f"{self.agent_logs(10)}")
         lines = [f"router RIB: {vip} via {', '.join(sorted(map(str, rib[fam])))}"
                  for fam, vip in ((4, self.vip4), (6, self.vip6))]
+        router = self.bgp.reader()
+        if router is not None and not router.installs_routes:
+            return [*lines, f"{router.daemon} programs no kernel routes: bgp_client reachability not checked"]
         for fam in (4, 6):
             res = self.kubectl(fam, "get", "--raw", "/readyz")
             while res.returncode != 0 and time.monotonic() < deadline:
