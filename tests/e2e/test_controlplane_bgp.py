@@ -21,7 +21,7 @@ import pytest
 from kubevip.ip import IPAddress
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
-from kubevip.lab.cpvip import ControlPlaneVipLab
+from kubevip.lab.cpvip import ControlPlaneVipLab, lab_status
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import connect_network
 from tests.fixtures.prereqs import require, require_root_netns
@@ -118,6 +118,10 @@ def test_ecmp_every_healthy_node_withdraws_on_api_server_and_node_failure(cpb: C
     until(lambda: rib_is(cpb, *all3), "RIB: both VIPs via all three nodes", cpb)
     until(lambda: both_reach(cpb), "bgp_client reaches the API server through both VIPs", cpb)
     assert all(on_lo(cpb, n) == {cpb.vip4, cpb.vip6} for n in all3)
+    doc = lab_status(cpb.net, cpb.cp)  # `lab status -o json`'s control_plane: added keys, old ones kept
+    assert doc is not None and doc["vip"] == {"ipv4": str(cpb.vip4), "ipv6": str(cpb.vip6)}
+    assert (doc["announce"], doc["bgp_mode"]) == ("bgp", "ecmp")
+    assert doc["client_netns"] == cpb.bgp.client_netns
 
     # The API server of node2 dies: node2 withdraws (and takes the addresses down); the others serve.
     cpb.kill_apiserver("node2")
@@ -151,6 +155,7 @@ def test_single_holder_has_one_next_hop_that_moves_on_failure(cpb: ControlPlaneV
         cpb.start_agent(n.name)
     first = until(lambda: single_holder(cpb), "RIB: both VIPs via exactly one node", cpb)
     assert lease_holder(cpb) == first
+    assert (lab_status(cpb.net, cpb.cp) or {}).get("bgp_mode") == "single"
     until(lambda: both_reach(cpb), "bgp_client reaches the API server through both VIPs", cpb)
     # node3's restarted agent removed its predecessor's leftovers: only the holder has the addresses.
     until(lambda: [n.name for n in cpb.nodes if on_lo(cpb, n.name)] == [first],
