@@ -66,6 +66,9 @@ class AgentProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    # What runs before the agent's argv inside the namespace (lab/podrun.py: the service-account mount
+    # and setpriv with the manifest's capabilities); empty: the agent runs as the lab's root.
+    prefix: tuple[str, ...] = ()
 
     def start(self, lab: LabNetwork) -> int:
         if self.proc is not None and self.proc.poll() is None:
@@ -74,7 +77,7 @@ class AgentProcess:
         self.starts += 1
         self.proc = lab.popen(
             self.node.netns,
-            [sys.executable, "-m", "kubevip", "manager"],
+            [*self.prefix, sys.executable, "-m", "kubevip", "manager"],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
