@@ -17,7 +17,7 @@ from pathlib import Path
 from kubevip.errors import LabError
 from kubevip.lab.agents import AgentProcess, policy_env
 from kubevip.lab.controlplane import http_get
-from kubevip.lab.podrun import pod_agent
+from kubevip.lab.podrun import ProjectedToken, prepare
 from kubevip.manifests import daemonset
 from kubevip.manifests.agent import AgentOptions
 from tests.e2e.conftest import E2E
@@ -58,6 +58,12 @@ def refused(cp_url: str, token: str) -> bool:
     return False
 
 
+def pod_agent(e2e: E2E, obj: dict[str, object], tmp_path: Path) -> tuple[AgentProcess, ProjectedToken]:
+    node = e2e.nodes[0]
+    run = prepare(e2e.cp, e2e.lab, node, obj, tmp_path)
+    return AgentProcess(node, run.env, tmp_path / f"agent-{node.name}.log", prefix=run.prefix), run.token
+
+
 async def started(e2e: E2E, agent: AgentProcess) -> int:
     """The agent's pid once sh and setpriv have exec'ed into Python (one pid throughout)."""
     pid = agent.pid
@@ -77,7 +83,7 @@ async def started(e2e: E2E, agent: AgentProcess) -> int:
 
 async def test_agent_with_manifest_capabilities_survives_token_rotation(e2e: E2E, tmp_path: Path) -> None:
     node = e2e.nodes[0]
-    agent, token = pod_agent(e2e.cp, e2e.lab, node, manifest(e2e), tmp_path)
+    agent, token = pod_agent(e2e, manifest(e2e), tmp_path)
     await asyncio.to_thread(token.start)
     try:
         agent.start(e2e.lab)
@@ -126,8 +132,7 @@ async def test_agent_with_manifest_capabilities_survives_token_rotation(e2e: E2E
 
 async def test_missing_capability_stops_the_agent_naming_it(e2e: E2E, tmp_path: Path) -> None:
     """A DaemonSet without NET_RAW in ARP mode (the NET_ADMIN case and BGP mode: tests/unit)."""
-    node = e2e.nodes[0]
-    agent, token = pod_agent(e2e.cp, e2e.lab, node, manifest(e2e, ("NET_ADMIN",)), tmp_path)
+    agent, token = pod_agent(e2e, manifest(e2e, ("NET_ADMIN",)), tmp_path)
     await asyncio.to_thread(token.start)
     try:
         agent.start(e2e.lab)

@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,11 @@ from typing import Any
 
 from kubevip.errors import LabError
 from kubevip.ip import IPAddress
-from kubevip.lab.agents import AgentProcess
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.topology import Endpoint
+from kubevip.manifests import daemonset
+from kubevip.manifests.agent import AgentOptions
 
 SA_MOUNT = "/run/secrets/kubernetes.io/serviceaccount"  # /var/run is /run
 # The API server refuses a TokenRequest shorter than 10 minutes; the kubelet rewrites the file when 80%
@@ -198,25 +200,51 @@ class ProjectedToken:
             if not self.dir.exists():
                 self.write_static()
             _atomic(self.dir / "token", token)
+            _atomic(self._bound_file, name)
             self.token, self.bound = token, name
             self.rotations += 1
             if old_secret:
                 self.cp.kubectl_run("delete", "secret", old_secret, "-n", self.namespace, "--wait=false")
             return old
 
+    @property
+    def _bound_file(self) -> Path:
+        # Beside the mounted directory, not in it: the agent sees only what a projected volume holds.
+        return self.dir.with_name(f"{self.dir.name}.bound")
+
     def start(self) -> None:
         """First token now, then a rewrite at 80% of every token's lifetime (the kubelet's rule)."""
         self.write_static()
         self.rotate()
-        self._thread = threading.Thread(target=self._loop, name=f"token-{self.owner}", daemon=True)
+        self._thread = threading.Thread(target=self.run, name=f"token-{self.owner}", daemon=True)
         self._thread.start()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.seconds * ROTATE_AT):
-            with contextlib.suppress(LabError):  # the next round tries again; the token is still valid
+    def resume(self) -> None:
+        """Take over a token an earlier process wrote (`lab up`, then the rotator process)."""
+        with contextlib.suppress(OSError):
+            self.bound = self._bound_file.read_text().strip() or None
+            self.token = (self.dir / "token").read_text().strip()
+
+    def run(self) -> None:
+        """Rewrite the token when 80% of its lifetime has passed, until `halt()`."""
+        while True:
+            try:
+                age = time.time() - (self.dir / "token").stat().st_mtime
+            except OSError:
+                age = self.seconds  # no token yet: now
+            if self._stop.wait(max(0.0, self.seconds * ROTATE_AT - age)):
+                return
+            try:
                 self.rotate()
+            except LabError:  # the token is still valid for a while: try again soon
+                if self._stop.wait(10.0):
+                    return
+
+    def halt(self) -> None:
+        self._stop.set()
 
     def stop(self) -> None:
+        """Stop rotating and delete the bound Secret (the token dies with it)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
@@ -250,11 +278,20 @@ def lookup_via(cp: ControlPlane, namespace: str) -> Callable[[str, str, str], st
     return lookup
 
 
-def pod_agent(
+@dataclass(frozen=True)
+class PodRun:
+    """How to start one agent as its manifest says: its env, the argv before the agent's own (mount +
+    setpriv), and its projected token (call `token.start()`, or `rotate()` and a rotator, first)."""
+
+    env: dict[str, str]
+    prefix: tuple[str, ...]
+    token: ProjectedToken
+
+
+def prepare(
     cp: ControlPlane, net: LabNetwork, node: Endpoint, manifest: Mapping[str, Any], state_dir: Path,
-) -> tuple[AgentProcess, ProjectedToken]:
-    """An agent on `node` run as `manifest` (a rendered DaemonSet) says, and its projected token (not yet
-    started: call `token.start()` before `agent.start(net)`)."""
+) -> PodRun:
+    """The agent on `node` as `manifest` (a rendered DaemonSet) says."""
     namespace = str(manifest["metadata"].get("namespace") or "kube-system")
     spec = PodSpec.from_manifest(manifest)
     host_ip = str(net.topo.addresses(node)[0])
@@ -270,7 +307,43 @@ def pod_agent(
     }
     ensure_mount_point()
     sa_dir = state_dir / f"serviceaccount-{node.name}"
-    token = ProjectedToken(cp, sa_dir, node.name, namespace)
-    agent = AgentProcess(node, env, state_dir / f"agent-{node.name}.log",
-                         prefix=tuple(pod_argv(sa_dir, spec, [])))
-    return agent, token
+    return PodRun(env, tuple(pod_argv(sa_dir, spec, [])), ProjectedToken(cp, sa_dir, node.name, namespace))
+
+
+def lab_manifest(interface: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """`kubevip manifest daemonset` for the lab's settings: the switches the manifest renders itself come
+    from `env` (no name twice), the rest is extra env."""
+    own = {"vip_arp", "vip_leaderelection", "svc_election", "prometheus_server", "vip_interface",
+           "svc_enable", "vip_nodename"}
+    on = {k: env.get(k, "").lower() == "true" for k in ("vip_arp", "vip_leaderelection", "svc_election")}
+    opts = AgentOptions(
+        interface=env.get("vip_interface", interface),
+        arp=on["vip_arp"] if "vip_arp" in env else True,
+        leader_election=on["vip_leaderelection"] if "vip_leaderelection" in env else True,
+        svc_election=on["svc_election"],
+        prometheus_server=env.get("prometheus_server", ":2112"),
+        extra_env=tuple((k, v) for k, v in env.items() if k not in own),
+    )
+    return daemonset.render(opts)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m kubevip.lab.podrun rotate CP_STATE_DIR SA_DIR OWNER NAMESPACE`: the kubelet's token
+    refresh for an agent of `kubevip lab up`, until SIGTERM (`lab down`)."""
+    import signal
+
+    if len(argv) != 5 or argv[0] != "rotate":
+        print("usage: python -m kubevip.lab.podrun rotate CP_STATE_DIR SA_DIR OWNER NAMESPACE")
+        return 2
+    cp = ControlPlane.load(Path(argv[1]))
+    token = ProjectedToken(cp, Path(argv[2]), argv[3], argv[4])
+    token.resume()
+    signal.signal(signal.SIGTERM, lambda *_: token.halt())
+    token.run()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
