@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from kubevip.errors import LabError
 from kubevip.lab.agents import AgentProcess, policy_env
 from kubevip.lab.controlplane import http_get
@@ -106,6 +108,9 @@ async def test_agent_with_manifest_capabilities_survives_token_rotation(e2e: E2E
         await e2e.eventually(lambda: e2e.holders(vip), f"{node.name} holds {vip}", within=90)
         assert await e2e.holders(vip) == {node.name}
 
+        # 600 s is the shortest lifetime this API server grants (no --service-account-max-token-expiration).
+        with pytest.raises(LabError, match="10 minutes"):
+            e2e.cp.kubectl_run("create", "token", "kube-vip", "-n", "kube-system", "--duration=599s")
         first = await asyncio.to_thread(token.rotate)
         assert token.rotations == 2
         # The kubelet's projected file was rewritten and the previous token is dead (once the API
