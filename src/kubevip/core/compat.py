@@ -207,7 +207,8 @@ ANNOTATIONS: tuple[Entry, ...] = (
     _a("kube-vip.io/loadbalancerHostname", note="DHCP option 12, for the server's DDNS (docs/dhcp.md)"),
     _a("kube-vip.io/hwaddr", note="DHCP macvlan MAC, honoured and written; unset: derived from the Service"
        " (kube-vip: random) (docs/dhcp.md)"),
-    _a("kube-vip.io/requestedIP", note="DHCP: asked for first, written with the leased address (docs/dhcp.md)"),
+    _a("kube-vip.io/requestedIP",
+       note="DHCP: asked for first, written with the leased address (docs/dhcp.md)"),
     _a("kube-vip.io/macvlanName", note="DHCP macvlan name (docs/dhcp.md)"),
     _a("kube-vip.io/dhcp-broadcast", IGNORED, "the DHCP client never sets the BROADCAST flag", inert=OFF),
     _a("kube-vip.io/rp_filter", IGNORED, "the DHCP macvlan always gets rp_filter 0 (kube-vip's default)",

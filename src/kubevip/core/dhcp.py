@@ -44,7 +44,9 @@ def is_dhcp_text(text: str) -> bool:
     return text in (DHCP_V4, DHCP_V6)
 
 
-def asks_dhcp(texts: Sequence[str], families: Sequence[IPFamily]) -> tuple[tuple[IPFamily, ...], dict[str, str]]:
+def asks_dhcp(
+    texts: Sequence[str], families: Sequence[IPFamily],
+) -> tuple[tuple[IPFamily, ...], dict[str, str]]:
     """The families a Service asks DHCP for, and the DHCP spellings refused (text -> reason code).
 
     `0.0.0.0` asks DHCPv4, only where the Service serves IPv4: an IPv4-only Service never gets an IPv6
@@ -143,19 +145,24 @@ def requested_addresses(text: str | None) -> dict[IPFamily, IPAddress]:
     return out
 
 
-def request_of(service: ServiceView, family: IPFamily) -> tuple[DhcpRequest, tuple[AnnotationProblem, ...]]:
+def request_of(
+    service: ServiceView, family: IPFamily,
+) -> tuple[DhcpRequest, tuple[AnnotationProblem, ...]]:
     """The DHCP request for `family` of `service`, and the annotations it could not use (bounded: at most
     one problem per annotation)."""
     problems: list[AnnotationProblem] = []
     raw_mac = service.annotation(ANNOTATION_HWADDR)
     mac = parse_mac(raw_mac) if raw_mac else None
     if raw_mac and mac is None:
-        problems.append(AnnotationProblem(ANNOTATION_HWADDR, raw_mac[:64], "not a unicast MAC aa:bb:cc:dd:ee:ff"))
+        problems.append(AnnotationProblem(
+            ANNOTATION_HWADDR, raw_mac[:64], "not a unicast MAC aa:bb:cc:dd:ee:ff"))
     raw_req = service.annotation(ANNOTATION_REQUESTED_IP)
     requested = requested_addresses(raw_req).get(family)
     if raw_req and raw_req.strip() and not requested_addresses(raw_req):
         problems.append(AnnotationProblem(ANNOTATION_REQUESTED_IP, raw_req[:64], "not an IP address"))
-    if requested is not None and (requested.is_unspecified or requested.is_multicast or requested.is_loopback):
+    if requested is not None and (
+        requested.is_unspecified or requested.is_multicast or requested.is_loopback
+    ):
         problems.append(AnnotationProblem(ANNOTATION_REQUESTED_IP, str(requested), "not a unicast address"))
         requested = None
     raw_host = (service.annotation(ANNOTATION_HOSTNAME) or "").strip()

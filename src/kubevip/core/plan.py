@@ -23,7 +23,7 @@ from kubevip.core.views import (
     LegacyEndpointsView,
     ServiceView,
 )
-from kubevip.core.vips import Rejection, VipChoice, candidates, choose, well_formed
+from kubevip.core.vips import Rejection, VipChoice, candidates, choose, family_hints
 
 ANNOTATION_IGNORE = "kube-vip.io/ignore"
 # kube-vip announces an externalTrafficPolicy Cluster Service without endpoints only with this set to
@@ -110,7 +110,8 @@ def _verdict(
     # verdict cannot wait for the lease (only that holder ever knows the address).
     if not vips and not dhcp:
         return reasons.NO_VIP
-    if effective_policy(service) == REQUIRE_DUAL_STACK and {v.family for v in vips} | set(dhcp) != set(IPFamily):
+    families = {v.family for v in vips} | set(dhcp)
+    if effective_policy(service) == REQUIRE_DUAL_STACK and families != set(IPFamily):
         return reasons.REQUIRE_DUAL_STACK_UNMET
     if annotation_problem(service):
         return reasons.INVALID_LEASE_NAME
@@ -134,7 +135,7 @@ def decide(
     addresses (and `kube-vip.io/serviceInterface` values) the operator does not allow. `leased`: the
     addresses this node's DHCP client holds for the Service (core/dhcp.py), per family.
     """
-    families = served_families(service, well_formed(service))
+    families = served_families(service, family_hints(service))
     vips, rejected = choose(service, families, policy, leased)
     dhcp_families, _ = asks_dhcp(candidates(service)[0], families)
     requests: list[DhcpRequest] = []

@@ -82,6 +82,18 @@ def well_formed(service: ServiceView) -> tuple[IPAddress, ...]:
     return tuple(a for a in (classify(t) for t in texts) if not isinstance(a, str))
 
 
+def family_hints(service: ServiceView) -> tuple[IPAddress, ...]:
+    """`well_formed`, with `0.0.0.0` kept as the IPv4 it asks DHCP for: the families of a hand-written
+    object without `ipFamilies` or cluster IPs follow its VIP candidates (core/families.py)."""
+    texts, _ = candidates(service)
+    out: list[IPAddress] = []
+    for t in texts:
+        a = ipaddress.IPv4Address(0) if t == DHCP_V4 else classify(t)
+        if not isinstance(a, str):
+            out.append(a)
+    return tuple(out)
+
+
 def choose(
     service: ServiceView, families: Sequence[IPFamily], policy: AddressPolicy = DEFAULT_POLICY,
     leased: Mapping[IPFamily, IPAddress] | None = None,
@@ -106,10 +118,7 @@ def choose(
         if text == DHCP_V4 and lease is None:
             continue  # asked, not leased (yet): the holder's DHCP client is at work
         result = lease if lease is not None else classify(text)
-        if lease is not None:
-            source_of = SOURCE_DHCP
-        else:
-            source_of = source
+        source_of = SOURCE_DHCP if lease is not None else source
         if isinstance(result, str):
             rejected.setdefault(Rejection(text, result))
             continue
