@@ -1,0 +1,90 @@
+"""macvlan children for DHCP VIPs (docs/dhcp.md): one per Service, with the Service's own MAC, so the
+DHCP server and the switches see one client whichever node holds it. Side effects only: which child,
+which MAC and which parent are decided in core/dhcp.py and by the agent."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from kubevip.errors import NetworkError
+from kubevip.net.namespace import OWN, Netns
+
+log = logging.getLogger(__name__)
+
+MACVLAN_MODE_BRIDGE = 4
+
+
+def _sysctl(path: str, value: str, ns: Netns) -> None:
+    """Write a per-interface sysctl of the agent's own namespace; a named namespace (tests driving another
+    namespace from outside) keeps the kernel's defaults."""
+    if ns.name is not None:
+        return
+    try:
+        Path(path).write_text(value)
+    except OSError as exc:
+        log.warning("cannot write %s=%s: %s", path, value, exc)
+
+
+def ensure_macvlan(name: str, parent: str, mac: str, ns: Netns = OWN) -> int:
+    """The macvlan `name` on `parent` with `mac`, up; created (or re-created, when its parent or MAC
+    differ) as needed. Returns its index. rp_filter 0 (replies to the VIP's clients leave by the node's
+    routes, not by the child: kube-vip's default) and no IPv6 on it (an IPv4 DHCP VIP never sends IPv6:
+    no link-local address, no router solicitation)."""
+    with ns.iproute() as ipr:
+        parents = ipr.link_lookup(ifname=parent)
+        if not parents:
+            raise NetworkError(f"interface {parent!r} (parent of the DHCP macvlan {name!r}) does not exist")
+        found = ipr.link_lookup(ifname=name)
+        if found:
+            ln = ipr.get_links(found[0])[0]
+            info = ln.get_attr("IFLA_LINKINFO")
+            kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+            if kind != "macvlan":
+                raise NetworkError(f"interface {name!r} exists and is not a macvlan (kind {kind!r})")
+            if str(ln.get_attr("IFLA_ADDRESS")).lower() == mac and ln.get_attr("IFLA_LINK") == parents[0]:
+                if not ln["flags"] & 1:
+                    ipr.link("set", index=found[0], state="up")
+                return int(found[0])
+            ipr.link("del", index=found[0])
+        try:
+            ipr.link("add", ifname=name, kind="macvlan", link=parents[0], address=mac,
+                     macvlan_mode="bridge")
+        except Exception as exc:  # pyroute2 raises NetlinkError (an OSError) or ValueError
+            raise NetworkError(f"cannot create macvlan {name!r} on {parent!r}: {exc}") from exc
+        index = int(ipr.link_lookup(ifname=name)[0])
+        _sysctl(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "1", ns)
+        _sysctl(f"/proc/sys/net/ipv4/conf/{name}/rp_filter", "0", ns)
+        _sysctl(f"/proc/sys/net/ipv4/conf/{name}/arp_ignore", "1", ns)
+        ipr.link("set", index=index, state="up")
+        return index
+
+
+def delete_macvlan(name: str, ns: Netns = OWN) -> bool:
+    """Remove the macvlan `name` (its addresses go with it); False when it was not there. Never removes an
+    interface of another kind."""
+    with ns.iproute() as ipr:
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            return False
+        ln = ipr.get_links(found[0])[0]
+        info = ln.get_attr("IFLA_LINKINFO")
+        if info is None or info.get_attr("IFLA_INFO_KIND") != "macvlan":
+            log.warning("not removing %s: not a macvlan", name)
+            return False
+        with contextlib.suppress(Exception):
+            ipr.link("del", index=found[0])
+        return not ipr.link_lookup(ifname=name)
+
+
+def macvlans(prefix: str, ns: Netns = OWN) -> frozenset[str]:
+    """The macvlan interfaces whose name starts with `prefix` (ours, from an earlier run)."""
+    out: set[str] = set()
+    with ns.iproute() as ipr:
+        for ln in ipr.get_links():
+            name = str(ln.get_attr("IFLA_IFNAME"))
+            info = ln.get_attr("IFLA_LINKINFO")
+            if name.startswith(prefix) and info is not None and info.get_attr("IFLA_INFO_KIND") == "macvlan":
+                out.add(name)
+    return frozenset(out)
