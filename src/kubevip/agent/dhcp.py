@@ -25,7 +25,7 @@ from kubevip.core.world import World
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.writers import Writer
 from kubevip.net.dhcp4 import BOUND, EXPIRED, REBOUND, RENEWED, UNBOUND, Dhcp4Client, LeaseEvent
-from kubevip.net.macvlan import delete_macvlan, ensure_macvlan, macvlans
+from kubevip.net.macvlan import apply_arp_guard, delete_macvlan, ensure_macvlan, macvlans
 from kubevip.net.namespace import Netns
 from kubevip.tasks import TaskGroupGuard, spawn
 
@@ -74,13 +74,15 @@ class DhcpDriver:
         self._warnings: dict[str, set[Condition]] = {}
         self._retry_after: dict[Key, float] = {}
         self._swept = False
+        # The ARP guard last applied (net/macvlan.py): leased address -> its macvlan; None: unknown.
+        self._guard: dict[str, str] | None = None
         self.released = 0
         self.renewals = 0
 
     @property
     def active(self) -> bool:
-        """Clients running, or macvlans left to remove: the pass must call in even without wants."""
-        return bool(self._runs) or bool(self._retired) or not self._swept
+        """Clients running, macvlans left to remove or an ARP guard to clear: the pass must call in."""
+        return bool(self._runs) or bool(self._retired) or not self._swept or self._guard != {}
 
     # -- the pass ---------------------------------------------------------------------------------
 
@@ -142,7 +144,16 @@ class DhcpDriver:
         self._retired |= set(stale) - keep
 
     async def after_pass(self, held_interfaces: Iterable[str]) -> None:
-        """Remove the macvlans of stopped clients that carry no VIP row any more (after their RELEASE)."""
+        """Only the macvlan answers ARP for its leased VIP (the ARP guard); remove the macvlans of stopped
+        clients that carry no VIP row any more (after their RELEASE)."""
+        guard = {str(r.lease.address): r.want.request.interface for r in self._runs.values() if r.lease}
+        if guard != self._guard:
+            try:
+                await asyncio.to_thread(apply_arp_guard, guard, self.ns)
+                self._guard = guard
+            except NetworkError as exc:
+                self._guard = None
+                log.warning("DHCP ARP guard not applied (renewals may go unanswered): %s", exc)
         busy = set(held_interfaces) | {r.want.request.interface for r in self._runs.values()}
         for name in sorted(self._retired - busy):
             try:

@@ -5,7 +5,11 @@ which MAC and which parent are decided in core/dhcp.py and by the agent."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
+import shutil
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from kubevip.errors import NetworkError
@@ -88,3 +92,39 @@ def macvlans(prefix: str, ns: Netns = OWN) -> frozenset[str]:
             if name.startswith(prefix) and info is not None and info.get_attr("IFLA_INFO_KIND") == "macvlan":
                 out.add(name)
     return frozenset(out)
+
+
+ARP_TABLE = "kubevip_dhcp"
+
+
+def arp_guard_script(vips: Mapping[str, str], table: str = ARP_TABLE) -> str:
+    """The nftables `arp` table that makes only the macvlan answer ARP for its DHCP VIP: `vips` maps each
+    leased address to its macvlan. Why: Linux answers ARP for any local address on every interface
+    (arp_ignore=0), so the parent would answer for the macvlan's VIP with its own MAC, and the server's
+    unicast ACK to a renewal would reach the parent, never the client's raw socket on the macvlan (the
+    lease would then run out with a server present). Dropping the request where it arrives on any other
+    interface changes nothing for the node's other addresses."""
+    lines = [f"add table arp {table}", f"delete table arp {table}"]
+    if vips:
+        lines.append(f"add table arp {table}")
+        lines.append(f"add chain arp {table} input {{ type filter hook input priority 0; policy accept; }}")
+        for address, ifname in sorted(vips.items()):
+            ipaddress.IPv4Address(address)  # a programming error otherwise, never tenant text
+            lines.append(f'add rule arp {table} input arp operation request arp daddr ip {address} '
+                         f'iifname != "{ifname}" drop')
+    return "\n".join(lines) + "\n"
+
+
+def apply_arp_guard(vips: Mapping[str, str], ns: Netns = OWN) -> None:
+    """Replace the table in one `nft -f -` transaction (an empty mapping removes it)."""
+    nft = shutil.which("nft")
+    if nft is None:
+        raise NetworkError("nft not found: install the nftables package (hack/prereqs.sh, the image)")
+    prefix = ["ip", "netns", "exec", ns.name] if ns.name else []
+    try:
+        res = subprocess.run([*prefix, nft, "-f", "-"], input=arp_guard_script(vips), capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NetworkError(f"nft: {exc}") from exc
+    if res.returncode != 0:
+        raise NetworkError(f"nft rejected table arp {ARP_TABLE}: {res.stderr.strip()}")
