@@ -102,13 +102,21 @@ async def test_dhcp_vip_lifecycle(e2e: E2E, dhcp_server: DhcpServer) -> None:
     await e2e.eventually(lambda: _no_macvlan(e2e, other, macvlan_name(key)), "macvlan removed")
 
 
-async def test_dhcp_server_away_keeps_the_vip_while_the_lease_is_valid(
-    e2e: E2E, dhcp_server: DhcpServer,
-) -> None:
-    await e2e.service("away", "0.0.0.0")
+async def test_dhcp_server_away_and_never_dhcpv6(e2e: E2E, dhcp_server: DhcpServer) -> None:
+    """`::` next to `0.0.0.0` on an IPv4 SingleStack Service: one DHCPv4 lease, a Warning for `::`, no IPv6
+    on the macvlan. Then the server goes away: the VIP stays while its lease is valid."""
+    await e2e.service("away", "0.0.0.0,::")
     _start(e2e, dhcp_server)
     vip = await e2e.eventually(lambda: _leased_ingress(e2e, "away", dhcp_server), "a leased address")
     holder = await e2e.eventually(lambda: e2e.reach(vip), "the leased VIP answers")
+    assert [ip for ip, _ in await e2e.ingress("away") if ":" in ip] == []
+    # The macvlan carries no IPv6 at all: no link-local address, so no DHCPv6 (nor ND) can leave it.
+    ifname = macvlan_name(f"{e2e.ns}/away")
+    out = await e2e.lab.run_async(
+        e2e.lab.node(holder).netns, ["ip", "-6", "-o", "addr", "show", "dev", ifname])
+    assert out.stdout.strip() == ""
+    assert await e2e.eventually(lambda: _with(e2e, "away", "family-not-served"), "a Warning for `::`")
+
     dhcp_server.stop()
     # Past T2 (6 s) the client rebinds by broadcast and hears nothing; the lease (2 min) is still valid.
     log = e2e.fleet.agents[holder].log_path
@@ -116,23 +124,6 @@ async def test_dhcp_server_away_keeps_the_vip_while_the_lease_is_valid(
                          within=60)
     assert await e2e.reach(vip) == holder, "the VIP stays while its lease is valid"
     assert await _leased_ingress(e2e, "away", dhcp_server) == vip
-
-
-async def test_an_ipv4_only_service_never_asks_dhcpv6(e2e: E2E, dhcp_server: DhcpServer) -> None:
-    """`::` next to `0.0.0.0` on an IPv4 SingleStack Service: one DHCPv4 lease, a Warning for `::`."""
-    await e2e.service("v4only", "0.0.0.0,::")
-    _start(e2e, dhcp_server)
-    vip = await e2e.eventually(lambda: _leased_ingress(e2e, "v4only", dhcp_server), "a leased IPv4 address")
-    assert [ip for ip, _ in await e2e.ingress("v4only") if ":" in ip] == []
-    events = await e2e.eventually(
-        lambda: _with(e2e, "v4only", "family-not-served"), "a Warning for the `::` entry")
-    assert events
-    # The macvlan carries no IPv6 at all: no link-local address, so no DHCPv6 (nor ND) can leave it.
-    holder = await e2e.eventually(lambda: e2e.reach(vip), "the leased VIP answers")
-    ifname = macvlan_name(f"{e2e.ns}/v4only")
-    out = await e2e.lab.run_async(
-        e2e.lab.node(holder).netns, ["ip", "-6", "-o", "addr", "show", "dev", ifname])
-    assert out.stdout.strip() == ""
 
 
 async def _ann_if(e2e: E2E, name: str, cond: object) -> dict[str, str] | None:
