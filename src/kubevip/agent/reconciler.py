@@ -287,13 +287,14 @@ class Agent:
         """The VIPs this node holds whose Service names an interface (nothing to do when none does)."""
         if not snap.names_interfaces:
             return ()
-        return tuple(p for p in held_plans(snap.plans, self._my_holdings(snap), self.me) if p.interface)
+        return tuple(p for p in held_plans(snap.plans, self._my_holdings(snap), self.me)
+                     if p.interface or p.macvlan)
 
     async def service_links(self, held: Iterable[VipPlan]) -> frozenset[str]:
         """Which interfaces named by `kube-vip.io/serviceInterface` of the `held` VIPs exist here."""
         # No lookup for a name that cannot exist.
-        names = {p.interface for p in held
-                 if p.interface and p.interface != AUTO and valid_interface_name(p.interface)}
+        names = {name for p in held for name in (p.interface, p.macvlan)
+                 if name and name != AUTO and valid_interface_name(name)}
         if not names:
             return frozenset()
         try:

@@ -48,6 +48,8 @@ class Claim:
     # The address was leased from DHCP (core/dhcp.py): its unit must not depend on the address, which
     # is unknown until the unit's holder leases it.
     dhcp: bool = False
+    # The DHCP macvlan the leased address lives on ("" for every other VIP).
+    macvlan: str = ""
 
     @property
     def service(self) -> str:
@@ -67,7 +69,7 @@ class Claim:
         elig = (0, ()) if self.eligible is None else (1, tuple(sorted(self.eligible)))
         return (
             self.order, tuple(sorted(self.ports)), self.group, self.local, elig, self.interface, self.share,
-            self.single, self.explicit, self.secondary, self.dhcp,
+            self.single, self.explicit, self.secondary, self.dhcp, self.macvlan,
         )
 
 
@@ -84,6 +86,8 @@ class VipPlan:
     interface: str = ""
     # Some Service on it uses egress: one holder, never several (`Claim.single`).
     single: bool = False
+    # Leased from DHCP: the macvlan that carries it (core/dhcp.py); "" otherwise.
+    macvlan: str = ""
 
 
 @dataclass(frozen=True)
@@ -154,9 +158,9 @@ def claims_of(
     single = egress_enabled(service)
     macvlans = {r.family: r.interface for r in decision.dhcp}
     return tuple(
-        Claim((created, service.key), v.address, v.family, ports, str(lease), local, elig[v.family],
-              macvlans[v.family] if v.source == SOURCE_DHCP else ifname,
-              share, single, lease.explicit, v.family == second, v.source == SOURCE_DHCP)
+        Claim((created, service.key), v.address, v.family, ports, str(lease), local, elig[v.family], ifname,
+              share, single, lease.explicit, v.family == second, v.source == SOURCE_DHCP,
+              macvlans[v.family] if v.source == SOURCE_DHCP else "")
         for v in decision.vips
     )
 
@@ -225,7 +229,7 @@ def resolve(
         if len(group) == 1:  # the common case, kept cheap: one Service per address
             first = group[0]
             plans.append(VipPlan(addr, first.family, _unit(first, per_address), (first.service,),
-                                 first.eligible, first.interface, first.single))
+                                 first.eligible, first.interface, first.single, first.macvlan))
             continue
         kept: list[Claim] = []
         for c in sorted(set(group), key=Claim.sort_key):
@@ -250,7 +254,7 @@ def resolve(
             eligible = first.eligible  # no node serves them all: follow the earliest Service
         unit = _unit(first, per_address)
         plans.append(VipPlan(addr, first.family, unit, tuple(k.service for k in kept), eligible,
-                             first.interface, any(k.single for k in kept)))
+                             first.interface, any(k.single for k in kept), first.macvlan))
     return tuple(plans), tuple(sorted(clashes, key=lambda x: (x.service, str(x.address), x.reason)))
 
 

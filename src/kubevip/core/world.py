@@ -110,7 +110,7 @@ class Snapshot:
     @functools.cached_property
     def names_interfaces(self) -> bool:
         """True when some VIP's Service names its own interface (`kube-vip.io/serviceInterface`)."""
-        return any(p.interface for p in self.plans)
+        return any(p.interface or p.macvlan for p in self.plans)
 
 
 def decide_one(

@@ -156,7 +156,7 @@ def test_decision_dhcp_families_and_the_leased_vip(
         assert [str(v.address) for v in dhcp_vips] == [lease]
         claims = claims_of(s, "t0", d)
         dc = [c for c in claims if c.dhcp]
-        assert [c.interface for c in dc] == [d.dhcp[0].interface]
+        assert [c.macvlan for c in dc] == [d.dhcp[0].interface]
     else:
         assert dhcp_vips == []
     if d.dhcp:
@@ -194,7 +194,7 @@ def test_snapshot_elects_dhcp_units_and_policy_refuses_a_bad_lease() -> None:
     w.leased[s.key] = {V4: ipaddress.ip_address("10.0.0.7")}
     snap = snapshot(w, ClassFilter(), False)
     assert [str(p.address) for p in snap.plans] == ["10.0.0.7"]
-    assert snap.plans[0].interface == dhcp.macvlan_name(s.key)
+    assert snap.plans[0].macvlan == dhcp.macvlan_name(s.key) and snap.plans[0].interface == ""
     w.leased[s.key] = {V4: ipaddress.ip_address("255.255.255.255")}  # a broken server's offer
     snap = snapshot(w, ClassFilter(), False)
     assert snap.plans == ()
