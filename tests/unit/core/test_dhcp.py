@@ -199,3 +199,16 @@ def test_snapshot_elects_dhcp_units_and_policy_refuses_a_bad_lease() -> None:
     snap = snapshot(w, ClassFilter(), False)
     assert snap.plans == ()
     assert any(r.reason == reasons.LIMITED_BROADCAST for r in snap.decisions[s.key].rejected)
+
+
+@given(st.booleans(), st.sampled_from(["", "auto", "eth9"]))
+def test_a_leased_vip_goes_on_its_macvlan_or_nowhere(present: bool, service_interface: str) -> None:
+    from kubevip.core.claims import VipPlan
+    from kubevip.core.rows import needs_subnet_lookup, placement
+
+    plan = VipPlan(ipaddress.ip_address("10.0.0.7"), V4, "dhcp:default/web/IPv4", ("default/web",), None,
+                   service_interface, macvlan="kvdabc")
+    links = frozenset({"kvdabc", "eth9"} if present else {"eth9"})
+    got = placement(plan, {V4: "eth0"}, links, {plan.address: "eth0"}, True)
+    assert got == ("kvdabc" if present else None)
+    assert not needs_subnet_lookup(plan, True)
