@@ -92,7 +92,8 @@ async def test_dhcp_vip_lifecycle(e2e: E2E, dhcp_server: DhcpServer) -> None:
     other = await e2e.eventually(lambda: _reach_other(e2e, vip, holder), "another node answers the same VIP")
     assert dhcp_server.count("DHCPRELEASE", mac) == 0, "a failover keeps the lease"
     assert dhcp_server.leases()[mac][0] == str(vip)
-    assert await _leased_ingress(e2e, "web", dhcp_server) == vip
+    await e2e.eventually(lambda: _is(_leased_ingress(e2e, "web", dhcp_server), vip), "the status keeps it")
+    await e2e.eventually(lambda: _is(e2e.vip_host("web"), other), "vipHost names the new holder")
     assert not await _has_macvlan(e2e, holder, macvlan_name(key)), "the old holder removed its macvlan"
 
     # Deletion: the address goes back to the server and the macvlan goes.
