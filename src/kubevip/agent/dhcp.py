@@ -20,7 +20,7 @@ from kubevip.core import dhcp as core
 from kubevip.core.claims import DhcpWant
 from kubevip.core.conditions import WARNING, Condition
 from kubevip.core.reasons import Reason
-from kubevip.core.views import IPAddress, IPFamily
+from kubevip.core.views import IPAddress, IPFamily, ServiceKey
 from kubevip.core.world import World
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.writers import Writer
@@ -31,7 +31,7 @@ from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, IPFamily]
+Key = tuple[ServiceKey, IPFamily]
 RETRY = 5.0  # seconds before a client that could not start (no parent, macvlan refused) is tried again
 
 
@@ -59,7 +59,7 @@ class DhcpDriver:
     """Runs this node's DHCP clients; `touched` re-decides a Service after its lease changed."""
 
     def __init__(
-        self, me: str, ns: Netns, world: World, touched: Callable[[set[str]], None],
+        self, me: str, ns: Netns, world: World, touched: Callable[[Iterable[str]], None],
         writer: Writer | None, guard: TaskGroupGuard,
     ) -> None:
         self.me = me
@@ -71,7 +71,7 @@ class DhcpDriver:
         self._runs: dict[Key, _Run] = {}
         # Macvlans of clients that stopped, removed once the reconciler has taken their rows off.
         self._retired: set[str] = set()
-        self._warnings: dict[str, set[Condition]] = {}
+        self._warnings: dict[ServiceKey, set[Condition]] = {}
         self._retry_after: dict[Key, float] = {}
         self._swept = False
         # The ARP guard last applied (net/macvlan.py): leased address -> its macvlan; None: unknown.
@@ -283,20 +283,20 @@ class DhcpDriver:
         except KubevipError as exc:
             log.warning("cannot write DHCP annotations of %s: %s", request.service, exc)
 
-    def _warn(self, service: str, cond: Condition) -> None:
+    def _warn(self, service: ServiceKey, cond: Condition) -> None:
         self._warnings.setdefault(service, set()).add(cond)
         self._touched({service})
 
-    def _clear_warning(self, service: str, reason: str) -> None:
+    def _clear_warning(self, service: ServiceKey, reason: str) -> None:
         conds = self._warnings.get(service)
         if conds:
             conds -= {c for c in conds if c.reason == reason}
 
-    def warnings(self) -> dict[str, frozenset[Condition]]:
+    def warnings(self) -> dict[ServiceKey, frozenset[Condition]]:
         """Warnings only this node can see, per Service (merged into the pass's node warnings)."""
         return {k: frozenset(v) for k, v in self._warnings.items() if v}
 
-    def forget(self, services: Iterable[str]) -> None:
+    def forget(self, services: Iterable[ServiceKey]) -> None:
         """Drop warnings of Services that no longer exist."""
         for s in services:
             self._warnings.pop(s, None)

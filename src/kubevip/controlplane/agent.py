@@ -17,9 +17,10 @@ from typing import Any
 
 from kubevip.controlplane.dns import Lookup, resolve, system_lookup
 from kubevip.controlplane.health import HealthMonitor, Probe
-from kubevip.controlplane.kernel import KernelVips, Placement, placements
-from kubevip.controlplane.resolve import VipSet
+from kubevip.controlplane.kernel import KernelVips, placements
+from kubevip.controlplane.resolve import Resolved
 from kubevip.controlplane.settings import ControlPlaneSettings
+from kubevip.core.rows import Row
 from kubevip.election.elector import LeaseElector, Observer
 from kubevip.election.leaseapi import LeaseApi
 from kubevip.election.lifetime import lifetime, still_safe
@@ -35,8 +36,8 @@ class Status:
 
     healthy: bool
     leading: bool
-    vips: VipSet
-    held: frozenset[Placement]
+    vips: Resolved
+    held: frozenset[Row]
 
 
 class ControlPlaneVip:
@@ -63,7 +64,7 @@ class ControlPlaneVip:
         self.observer = observer
         self.health = HealthMonitor(probe, settings.health, name=f"local kube-apiserver ({node})")
         self.guard = TaskGroupGuard(f"controlplane:{node}")
-        self.vips = VipSet()
+        self.vips = Resolved()
         self.elector: LeaseElector | None = None
         self.campaigns = 0
         self._leading = False
@@ -137,7 +138,7 @@ class ControlPlaneVip:
         """Both families together: every VIP up while leading, none otherwise."""
         async with self._lock:
             self._leading = leading and not self._stopping
-            want: frozenset[Placement] = frozenset()
+            want: frozenset[Row] = frozenset()
             if self._leading:
                 interfaces = self.kernel.known_interfaces()
                 if interfaces is None:
@@ -176,7 +177,7 @@ class ControlPlaneVip:
             t = self.election.timings
             for _attempt in range(3):
                 lt = lifetime(t, renewed, time.monotonic())
-                stamped = await asyncio.to_thread(self.kernel.extend, lt.seconds)
+                stamped = await asyncio.to_thread(self.kernel.extend_held, lt.seconds)
                 if not lt.guaranteed or still_safe(t, renewed, lt.seconds, stamped):
                     return
 

@@ -23,7 +23,8 @@ from kubevip.errors import ConfigError
 from kubevip.kube.client import ADMIN_CONF, kubeconfig_path
 from kubevip.kube.kubeconfig import load_incluster, load_kubeconfig
 from kubevip.kube.rest import RestClient
-from kubevip.metrics import Metrics, MetricsServer
+from kubevip.metrics import Heartbeat, Metrics, MetricsServer, watch_loop
+from kubevip.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,10 @@ async def run_control_plane(cfg: AgentConfig) -> int:
     server: MetricsServer | None = None
     try:
         if cfg.prometheus is not None:
+            heartbeat = Heartbeat()
+            spawn(cp.runner.guard, "loop-lag", watch_loop(metrics, heartbeat))
             server = MetricsServer(metrics, cfg.prometheus.host, cfg.prometheus.port,
-                                   healthy=lambda: not cp.runner.guard.crashed)
+                                   healthy=lambda: not cp.runner.guard.crashed and heartbeat.fresh())
             await server.start()
         log.info("control-plane VIP agent on node %s started (lease %s/%s)", cfg.node_name,
                  cfg.election.cp_lease_namespace, cfg.election.lease_name)

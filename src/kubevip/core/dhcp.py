@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from kubevip.core import reasons
 from kubevip.core.interface import valid_interface_name
-from kubevip.core.views import IPAddress, IPFamily, ServiceView
+from kubevip.core.views import IPAddress, IPFamily, ServiceKey, ServiceView
 
 ANNOTATION_HWADDR = "kube-vip.io/hwaddr"
 ANNOTATION_REQUESTED_IP = "kube-vip.io/requestedIP"
@@ -106,7 +106,7 @@ def valid_hostname(text: str) -> bool:
 class DhcpRequest:
     """What the holder asks the DHCP server for one family of one Service."""
 
-    service: str
+    service: ServiceKey
     family: IPFamily
     mac: str
     interface: str
