@@ -92,26 +92,26 @@ class DhcpDriver:
     ) -> None:
         """Start and stop clients so that exactly the held wants run (none while stopping)."""
         every = {(w.service, w.request.family): w for w in wants}
-        mine = {} if stopping else {k: w for k, w in every.items() if holds(w.unit)}
-        for key, run in list(self._runs.items()):
-            w = mine.get(key)
-            parent = (w.parent or family_interfaces.get(key[1], "")) if w is not None else ""
-            if w is not None and _identity(w, parent) == _identity(run.want, run.parent):
-                run.want = w
-                continue
-            # Gone or no longer asked cluster-wide: give the address back. Held elsewhere (or shutting
-            # down, or changed): keep the lease for the next client, which asks it with the same id.
-            release = key not in every and not stopping
-            self._stop(key, release)
+        parents = {k: w.parent or family_interfaces.get(k[1], "") for k, w in every.items()}
+        changes = core.client_changes(
+            {k: _identity(r.want, r.parent) for k, r in self._runs.items()},
+            {k: _identity(w, parents[k]) for k, w in every.items()},
+            [k for k, w in every.items() if holds(w.unit)],
+            stopping,
+        )
+        for key, run in self._runs.items():
+            if key in every and key not in changes.keep and key not in changes.release:
+                run.want = every[key]  # same binding; `requested` may have moved (we wrote it)
+        for key in changes.release | changes.keep:
+            self._stop(key, release=key in changes.release)
         if not self._swept and not stopping:
             self._swept = True
-            await self._sweep(set(r.interface for r in (w.request for w in mine.values())))
+            await self._sweep({every[k].request.interface for k in changes.start})
         now = time.monotonic()
-        for key, w in mine.items():
+        for key in sorted(changes.start):
             if key in self._runs or self._retry_after.get(key, 0.0) > now:
                 continue
-            parent = w.parent or family_interfaces.get(key[1], "")
-            self._start(key, w, parent)
+            self._start(key, every[key], parents[key])
 
     def _start(self, key: Key, want: DhcpWant, parent: str) -> None:
         run = _Run(want, parent)

@@ -15,8 +15,9 @@ import enum
 import hashlib
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from kubevip.core import reasons
 from kubevip.core.interface import valid_interface_name
@@ -193,6 +194,49 @@ def annotations_to_write(
         ANNOTATION_REQUESTED_IP: ",".join(str(others[f]) for f in IPFamily if f in others),
     }
     return {k: v for k, v in want.items() if current.get(k) != v}
+
+
+# -- which clients run on this node -------------------------------------------------------------------
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class ClientChanges(Generic[K]):
+    """What the holder does with its DHCP clients this pass: `start` (also after a `restart` stop),
+    stop with a RELEASE (`release`: the address goes back to the server) or without (`keep`: the next
+    holder asks the same address with the same MAC and client id)."""
+
+    start: frozenset[K]
+    release: frozenset[K]
+    keep: frozenset[K]
+
+
+def client_changes(
+    running: Mapping[K, object], asked: Mapping[K, object], held: Iterable[K], stopping: bool = False,
+) -> ClientChanges[K]:
+    """`running` and `asked` map a client key (Service, family) to what the client is bound to (MAC,
+    macvlan, host name, parent: changing any of them means a new client); `asked` is every DHCP want of
+    the cluster, `held` the keys whose unit this node holds.
+
+    A RELEASE only when nobody asks any more (the Service is gone or no longer asks `0.0.0.0`), never on
+    a failover, a change of binding, or while the agent stops: the address must survive those."""
+    mine = {} if stopping else {k: asked[k] for k in held if k in asked}
+    release: set[K] = set()
+    keep: set[K] = set()
+    for key, bound in running.items():
+        if mine.get(key, _ABSENT) == bound:
+            continue
+        if key not in asked and not stopping:
+            release.add(key)
+        else:
+            keep.add(key)
+    start = {k for k in mine if k not in running or k in keep}
+    return ClientChanges(frozenset(start), frozenset(release), frozenset(keep))
+
+
+_ABSENT = object()
 
 
 # -- lease timers -------------------------------------------------------------------------------------

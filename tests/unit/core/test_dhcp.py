@@ -212,3 +212,29 @@ def test_a_leased_vip_goes_on_its_macvlan_or_nowhere(present: bool, service_inte
     got = placement(plan, {V4: "eth0"}, links, {plan.address: "eth0"}, True)
     assert got == ("kvdabc" if present else None)
     assert not needs_subnet_lookup(plan, True)
+
+
+client_keys = st.sampled_from(["a", "b", "c", "d"])
+bindings = st.sampled_from(["mac1", "mac2"])
+
+
+@given(st.dictionaries(client_keys, bindings), st.dictionaries(client_keys, bindings),
+       st.sets(client_keys), st.booleans())
+def test_client_changes_release_only_what_nobody_asks(
+    running: dict[str, str], asked: dict[str, str], held: set[str], stopping: bool,
+) -> None:
+    ch = dhcp.client_changes(running, asked, held, stopping)
+    assert not (ch.release & ch.keep)
+    assert ch.release | ch.keep <= set(running)
+    for k in ch.release:  # the address goes back only when no Service asks for it any more
+        assert k not in asked and not stopping
+    if stopping:
+        assert ch.start == frozenset() and ch.release == frozenset()
+        assert ch.keep == frozenset(running)
+        return
+    after = (set(running) - ch.release - ch.keep) | ch.start
+    assert after == {k for k in held if k in asked}, "exactly the held, asked keys run afterwards"
+    for k in set(running) & after - ch.start:
+        assert running[k] == asked[k], "a client left running is bound as asked"
+    for k in ch.keep:  # failover (held elsewhere) or a new binding: the lease survives for the next client
+        assert k in asked
