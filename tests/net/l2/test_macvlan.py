@@ -68,14 +68,15 @@ def test_only_the_macvlan_answers_arp_for_its_vip(lab: LabNetwork) -> None:
     finally:
         apply_arp_guard({}, ns)
         delete_macvlan("kvdarp", ns)
-    listing = lab.run(node.netns, ["nft", "list", "tables", "arp"], check=False).stdout
-    assert ARP_TABLE not in listing, "an empty guard removes the table"
+    listing = lab.run(node.netns, ["nft", "list", "tables"], check=False).stdout
+    assert ARP_TABLE not in listing, "an empty guard removes both tables"
 
 
 def test_guard_script_names_each_vip_and_its_macvlan() -> None:
     script = arp_guard_script({"10.0.0.7": "kvdaaa", "10.0.0.8": "kvdbbb"})
     assert 'arp daddr ip 10.0.0.7 iifname != "kvdaaa" drop' in script
     assert 'arp daddr ip 10.0.0.8 iifname != "kvdbbb" drop' in script
-    assert arp_guard_script({}).count("add table") == 1  # created and deleted: nothing left
+    assert arp_guard_script({}).count("add table") == 2  # created and deleted: nothing left
+    assert "ip daddr 10.0.0.7 udp dport 68 drop" in script
     with pytest.raises(ValueError):
         arp_guard_script({"not-an-ip; flush ruleset": "x"})
