@@ -18,6 +18,7 @@ from kubevip.net.namespace import OWN, Netns
 log = logging.getLogger(__name__)
 
 MACVLAN_MODE_BRIDGE = 4
+ADDR_GEN_MODE_NONE = 1  # IN6_ADDR_GEN_MODE_NONE (linux/if_link.h)
 
 
 def _sysctl(path: str, value: str, ns: Netns) -> None:
@@ -58,6 +59,11 @@ def ensure_macvlan(name: str, parent: str, mac: str, ns: Netns = OWN) -> int:
         except Exception as exc:  # pyroute2 raises NetlinkError (an OSError) or ValueError
             raise NetworkError(f"cannot create macvlan {name!r} on {parent!r}: {exc}") from exc
         index = int(ipr.link_lookup(ifname=name)[0])
+        # No IPv6 address of any kind on it, through netlink (a container's /proc/sys is often read-only):
+        # IN6_ADDR_GEN_MODE_NONE, before it comes up, so no link-local address ever exists on it.
+        with contextlib.suppress(Exception):  # IPv6 off in the namespace: nothing to turn off
+            ipr.link("set", index=index, IFLA_AF_SPEC={
+                "attrs": [["AF_INET6", {"attrs": [["IFLA_INET6_ADDR_GEN_MODE", ADDR_GEN_MODE_NONE]]}]]})
         _sysctl(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "1", ns)
         _sysctl(f"/proc/sys/net/ipv4/conf/{name}/rp_filter", "0", ns)
         _sysctl(f"/proc/sys/net/ipv4/conf/{name}/arp_ignore", "1", ns)

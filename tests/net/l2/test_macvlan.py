@@ -33,6 +33,9 @@ def test_macvlan_lifecycle(lab: LabNetwork) -> None:
     index = ensure_macvlan("kvdtest0", node.interface, mac, ns)
     assert _mac_of(lab, node.netns, "kvdtest0") == mac
     assert ensure_macvlan("kvdtest0", node.interface, mac, ns) == index, "idempotent"
+    # No IPv6 on it, even where /proc/sys cannot be written (named namespace here: netlink only).
+    assert lab.run(node.netns, ["ip", "-6", "-o", "addr", "show", "dev", "kvdtest0"]).stdout.strip() == ""
+    assert "addrgenmode none" in lab.run(node.netns, ["ip", "-d", "link", "show", "kvdtest0"]).stdout
     other = derive_mac("default/other")
     ensure_macvlan("kvdtest0", node.interface, other, ns)
     assert _mac_of(lab, node.netns, "kvdtest0") == other, "a changed MAC re-creates the macvlan"
