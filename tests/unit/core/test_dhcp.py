@@ -52,7 +52,7 @@ def test_derived_mac_is_stable_unicast_and_locally_administered(key: str) -> Non
     assert len(name) <= 15 and name.startswith(dhcp.MACVLAN_PREFIX)
 
 
-@settings(max_examples=50)
+@settings(max_examples=25)
 @given(st.lists(keys, min_size=2, max_size=30, unique=True))
 def test_derived_macs_differ_between_services(ks: list[str]) -> None:
     assert len({dhcp.derive_mac(k) for k in ks}) == len(ks)
