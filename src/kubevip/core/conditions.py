@@ -75,6 +75,12 @@ def warnings(
         by_reason.setdefault(r.reason, []).append(r)
     for reason, rejections in by_reason.items():
         out.add(rejected_condition(s, reason, rejections))
+    for prob in decision.dhcp_problems:
+        out.add(Condition(
+            s, WARNING, reasons.Reason.DHCP_ANNOTATION_INVALID,
+            f"annotation {prob.annotation}={prob.value!r} refused: {prob.problem}; the default is used"
+            " for the DHCP request",
+        ))
     if decision.interface_refused:
         out.add(Condition(
             s, WARNING, reasons.SERVICE_INTERFACE_NOT_ALLOWED,
