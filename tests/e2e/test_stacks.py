@@ -73,7 +73,7 @@ async def test_create_answers_and_fails_over(e2e_stack: E2E) -> None:
     node = e2e.lab.node(victim)
     await asyncio.to_thread(AddressManager(node.interface, Netns(node.netns)).cleanup_stale, [])
     for v in vips:
-        second = await e2e.eventually(lambda v=v: _reach_other(e2e, v, victim), f"{v} answered by another node")
+        second = await e2e.eventually(lambda v=v: _reach_other(e2e, v, victim), f"{v} answered elsewhere")
         assert await e2e.holders(v) == {second}, f"exactly the answering node holds {v}"
 
 
@@ -105,6 +105,7 @@ async def test_service_asking_for_the_missing_family_warns_and_costs_nothing(e2e
     assert [e for e in await e2e.events("ok") if e[0] == "Warning"] == []
 
 
+@SINGLE  # dual: tests/e2e/test_ipam_lab.py
 async def test_ipam_pool_of_the_lab_families(e2e_stack: E2E, rest_admin: RestClient) -> None:
     e2e = e2e_stack
     pool = ipam_pool(e2e.lab.vip_pool)  # the lab's families only: a single-stack cluster's ConfigMap
@@ -149,6 +150,7 @@ async def gobgp(e2e_stack: E2E) -> AsyncIterator[LabBgp]:
         await asyncio.to_thread(router.down)
 
 
+@SINGLE  # dual: tests/e2e/test_bgp_agent.py (three daemons)
 async def test_bgp_announces_the_lab_families(e2e_stack: E2E, gobgp: LabBgp) -> None:
     e2e = e2e_stack
     vips = [e2e.vip(f) for f in e2e.families]
