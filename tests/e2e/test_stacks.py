@@ -18,8 +18,10 @@ import pytest
 from kubevip.ipam.controller import IpamController, IpamSettings
 from kubevip.ipam.service import ANNOTATION_IPS
 from kubevip.kube.rest import RestClient
+from kubevip.lab import podnet
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.ipam import configmap, ipam_pool
+from kubevip.lab.tcpprobe import probe_argv
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
 from tests.e2e.conftest import E2E, IPAddress
@@ -135,6 +137,31 @@ async def test_ipam_pool_of_the_lab_families(e2e_stack: E2E, rest_admin: RestCli
     finally:
         await ctl.close()
     assert not ctl.crashed
+
+
+@SINGLE
+async def test_lab_pod_of_the_lab_family_answers_and_etp_local_follows_it(e2e_stack: E2E) -> None:
+    """`kubevip lab pod add` on a single-stack lab: one address of the lab's family, answering from the
+    client; an externalTrafficPolicy Local Service's VIP goes to the pod's node."""
+    e2e = e2e_stack
+    (fam,) = e2e.families
+    node = e2e.nodes[1].name
+    pod = await asyncio.to_thread(podnet.add, e2e.cp, e2e.lab, "web-0", node, e2e.ns, {"app": "web"})
+    try:
+        address = pod.ipv4 if fam == 4 else pod.ipv6
+        assert address is not None and (pod.ipv6 if fam == 4 else pod.ipv4) is None, pod
+        got = await e2e.eventually(
+            lambda: asyncio.to_thread(
+                lambda: e2e.lab.run(e2e.lab.client.netns, probe_argv(address, 8080, 1.0)).stdout.strip()),
+            f"the pod answers at {address}")
+        assert got == "web-0"
+        vip = e2e.vip(fam)
+        await e2e.service("web", [vip], families=(f"IPv{fam}",), etp="Local")
+        e2e.start_agents()
+        assert await e2e.eventually(lambda: e2e.reach(vip), f"{vip} answers") == node
+        assert await e2e.holders(vip) == {node}
+    finally:
+        await asyncio.to_thread(podnet.delete, e2e.cp, e2e.lab, "web-0", e2e.ns)
 
 
 @pytest.fixture
