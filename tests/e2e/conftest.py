@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import itertools
 import os
+import secrets
 import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -21,7 +22,8 @@ from kubevip.lab import pods, versions
 from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork
-from kubevip.lab.stack import node_kubeconfig
+from kubevip.lab.stack import connect_network, node_kubeconfig, register_nodes
+from kubevip.lab.topology import STACKS
 from kubevip.net.addresses import ADDRESS_PROTO, AddressManager
 from kubevip.net.namespace import Netns
 from tests.fixtures.waiting import eventually
@@ -71,6 +73,7 @@ class E2E:
             },
         )
         self.nodes = lab.nodes
+        self.families: tuple[int, ...] = lab.families
         self._pod_n = 0
         self._vip_n = 0
 
@@ -125,8 +128,10 @@ class E2E:
         return self.api.sanitize_for_serialization(out)  # type: ignore[no-any-return]
 
     async def pod(
-        self, app: str, node: str, families: tuple[int, ...] = (4, 6), name: str | None = None
+        self, app: str, node: str, families: tuple[int, ...] | None = None, name: str | None = None
     ) -> str:
+        """A Ready Pod object on `node` with one address per family (default: the lab's families)."""
+        families = self.families if families is None else families
         self._pod_n += 1
         k = self._pod_n
         ips: list[IPAddress] = []
@@ -237,3 +242,85 @@ async def e2e(
         yield env
     finally:
         await asyncio.to_thread(env.cleanup)
+
+
+class StackLabs:
+    """The lab network of each `--stack`, sharing the session control plane: `dual` is the session lab;
+    `ipv4` and `ipv6` start on first use (a few seconds each) and live until the session ends.
+
+    One control plane serves all three: what differs on a single-stack cluster for the agent is its
+    node (no address, route or interface of the other family), and a Service of one family is the same
+    object on a dual-stack API server. The labs share node names (node1..), so the Node objects carry the
+    addresses of the lab whose test runs (`use`)."""
+
+    def __init__(
+        self, cp: ControlPlane, dual: LabNetwork, tmp: pytest.TempPathFactory
+    ) -> None:
+        self.cp = cp
+        self.tmp = tmp
+        self.labs: dict[str, LabNetwork] = {"dual": dual}
+        self.responders: dict[str, dict[str, int]] = {}
+
+    def get(self, stack: str) -> LabNetwork:
+        if stack not in self.labs:
+            lab = LabNetwork(
+                f"t{secrets.token_hex(3)}", nodes=3, state_dir=self.tmp.mktemp(f"lab-{stack}"),
+                reap_with_owner=True, stack=stack,
+            )
+            self.labs[stack] = lab
+            lab.up()
+            connect_network(self.cp, lab)
+            self.responders[stack] = start_responders(lab, self.tmp.mktemp(f"responders-{stack}"))
+        return self.labs[stack]
+
+    async def use(self, stack: str) -> LabNetwork:
+        """The lab of `stack`, its nodes registered as the Node objects."""
+        lab = await asyncio.to_thread(self.get, stack)
+        await register_nodes(self.cp, lab)
+        return lab
+
+    def close(self) -> None:
+        for pids in self.responders.values():
+            for pid in pids.values():
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                    os.waitpid(pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        for stack, lab in self.labs.items():
+            if stack != "dual":  # the session lab's own fixture removes it
+                lab.down()
+
+
+@pytest.fixture(scope="session")
+def stack_labs(
+    control_plane: ControlPlane,
+    lab_network: LabNetwork,
+    lab_responders: dict[str, int],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[StackLabs]:
+    labs = StackLabs(control_plane, lab_network, tmp_path_factory)
+    try:
+        yield labs
+    finally:
+        labs.close()
+
+
+@pytest.fixture(params=tuple(STACKS))
+async def e2e_stack(
+    request: pytest.FixtureRequest,
+    stack_labs: StackLabs,
+    control_plane: ControlPlane,
+    kube_admin: client.ApiClient,
+    kube_namespace: str,
+    tmp_path: Path,
+) -> AsyncIterator[E2E]:
+    """`e2e` on the lab of each stack (dual, ipv4, ipv6): the family-relevant tests (docs/testing.md)."""
+    lab = await stack_labs.use(request.param)
+    env = E2E(lab, control_plane, kube_admin, kube_namespace, tmp_path)
+    try:
+        yield env
+    finally:
+        await asyncio.to_thread(env.cleanup)
+        if request.param != "dual":  # tests on the session lab expect its own Node addresses back
+            await stack_labs.use("dual")

@@ -146,6 +146,8 @@ class Agent:
         self._iface_failed: dict[IPFamily, tuple[float, str]] = {}
         # Warnings only this node can see (a Service's interface missing here), per Service, last pass.
         self._node_warnings: dict[str, frozenset[Condition]] = {}
+        # VIPs this node holds but has no interface of their family for: left out of the status it writes.
+        self._unplaced: set[IPAddress] = set()
         self._startup_keep: frozenset[Row] = frozenset()
         self._startup_until = 0.0
         self._stopping = False
@@ -414,6 +416,7 @@ class Agent:
         for p in held_plans(snap.plans, self._my_holdings(snap), self.me):
             placed_by_subnet = needs_subnet_lookup(p, self._services_auto) and p.address in by_subnet
             if (not p.interface or p.interface == AUTO) and not placed_by_subnet and p.family not in ifaces:
+                self._unplaced.add(p.address)
                 for key in p.services:
                     cond = no_family_interface(key, p.address, self.me)
                     self._node_warnings[key] = self._node_warnings.get(key, frozenset()) | {cond}
@@ -456,6 +459,7 @@ class Agent:
             self._node_warnings = self._missing_warnings(annotated, links)
             for key, conds in self.dhcp.warnings().items():
                 self._node_warnings[key] = self._node_warnings.get(key, frozenset()) | conds
+            self._unplaced = set()
             if len(ifaces) < len(IPFamily):
                 self._family_warnings(snap, ifaces, by_subnet)
             changes = diff(want, self.held)
@@ -477,7 +481,7 @@ class Agent:
             self._publish(snap)
             settling = time.monotonic() < self._startup_until and not self._stopping
             self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
-                                         dict(self._node_warnings), settling))
+                                         dict(self._node_warnings), settling, frozenset(self._unplaced)))
             return changes
 
     def _service_pairs(self, snap: Snapshot) -> list[tuple[ServiceView, ServiceDecision]]:

@@ -138,8 +138,9 @@ def no_family_interface(service: str, address: IPAddress, node: str) -> Conditio
     fam = "IPv4" if address.version == 4 else "IPv6"
     return Condition(
         service, WARNING, reasons.Reason.NO_INTERFACE_FOR_FAMILY,
-        f"node {node} has no {fam} interface for {address} (no {fam} default route, and neither "
-        f"vip_interface nor vip_servicesinterface is set): {address} is not announced from this node",
+        f"node {node} has no {fam} interface for {address} (no {fam} address on this node at all, or no "
+        f"{fam} default route while neither vip_interface nor vip_servicesinterface is set): {address} is "
+        "not announced from this node",
     )
 
 
