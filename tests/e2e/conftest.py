@@ -9,7 +9,10 @@ import itertools
 import os
 import signal
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +48,79 @@ def lab_responders(
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+
+
+@dataclass
+class NodeWatcher:
+    """Every node's interface addresses, sampled from a thread (one netlink dump per node, ~every 10 ms)
+    until stopped: which nodes carry each watched VIP at each instant. Implementation-agnostic (any
+    address counts, ours or kube-vip's), so it also watches a mixed fleet. Used as `async with
+    e2e.watch(*vips) as w:` around every failover: leaving the block fails the test if any sample saw a
+    VIP on two nodes (and if the sampler itself died or took no samples)."""
+
+    e2e: E2E
+    vips: tuple[IPAddress, ...]
+    samples: list[tuple[float, dict[IPAddress, frozenset[str]]]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    _thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        try:
+            managers = {n.name: AddressManager(n.interface, Netns(n.netns)) for n in self.e2e.nodes}
+            while not self.stop.is_set():
+                present = {name: {a for a, _ in m.present()} for name, m in managers.items()}
+                at = time.monotonic()
+                self.samples.append((at, {
+                    v: frozenset(n for n, addrs in present.items() if v in addrs) for v in self.vips
+                }))
+                self.stop.wait(0.01)
+        except BaseException as exc:  # reported when the block ends: a dead sampler proves nothing
+            self.error = exc
+
+    def doubles(self) -> list[tuple[float, dict[IPAddress, frozenset[str]]]]:
+        return [(t, s) for t, s in self.samples if any(len(nodes) > 1 for nodes in s.values())]
+
+    def holders(self, vip: IPAddress, since: float = 0.0) -> list[frozenset[str]]:
+        """The distinct holder sets of `vip` after `since`, in order (runs collapsed)."""
+        out: list[frozenset[str]] = []
+        for t, s in self.samples:
+            if t >= since and (not out or out[-1] != s[vip]):
+                out.append(s[vip])
+        return out
+
+    def left(self, node: str, since: float) -> float | None:
+        """Seconds after `since` at which `node` held none of the VIPs any more (for good)."""
+        last_held = since
+        for t, s in self.samples:
+            if t >= since and any(node in nodes for nodes in s.values()):
+                last_held = t
+        after = [t for t, s in self.samples if t > last_held]
+        return after[0] - since if after else None
+
+    def first_held(self, vip: IPAddress, by: str, since: float) -> float | None:
+        """The first instant after `since` at which `by` carried `vip`."""
+        return next((t for t, s in self.samples if t >= since and by in s[vip]), None)
+
+    def check(self) -> None:
+        assert self.error is None, f"the node watcher died: {self.error!r}"
+        assert self.samples, "the node watcher took no samples"
+        doubles = self.doubles()
+        assert not doubles, (
+            f"{len(doubles)} samples saw a VIP on two nodes, first: {doubles[:3]}\n{self.e2e.fleet.logs(60)}"
+        )
+
+    async def __aenter__(self) -> NodeWatcher:
+        self._thread = threading.Thread(target=self.run, daemon=True, name="node-watcher")
+        self._thread.start()
+        return self
+
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
+        if exc_type is None:
+            self.check()
 
 
 class E2E:
@@ -160,6 +236,11 @@ class E2E:
     async def owned(self) -> dict[str, set[IPAddress]]:
         """Per node, the VIPs kubevip owns on its interface."""
         return await asyncio.to_thread(self._owned)
+
+    def watch(self, *vips: IPAddress) -> NodeWatcher:
+        """`async with e2e.watch(v4, v6) as w:` samples every node during a failover and fails the test
+        on any instant with a VIP on two nodes (NodeWatcher)."""
+        return NodeWatcher(self, tuple(vips))
 
     async def holders(self, vip: IPAddress) -> set[str]:
         return {n for n, addrs in (await self.owned()).items() if vip in addrs}

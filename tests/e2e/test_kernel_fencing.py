@@ -1,7 +1,7 @@
 """Fencing that needs no running agent: the holder's agent is SIGKILLed, or SIGSTOPped (a stalled event
 loop), on a node that stays up. The VIPs leave the old node by themselves (kernel lifetimes, nobody
-removes them here), a poller that reads every node's namespace never sees two nodes holding one, and a
-peer takes over. The measured times (how long the old node kept the VIPs, the client's longest gap) are
+removes them here), the shared node watcher (`E2E.watch`) never sees two nodes holding one, and a peer
+takes over. The measured times (how long the old node kept the VIPs, the client's longest gap) are
 printed for docs/election.md; they are not asserted (timing goals live in bench/)."""
 
 from __future__ import annotations
@@ -9,49 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import threading
 import time
-from dataclasses import dataclass, field
 
 import pytest
 
-from kubevip.net.addresses import AddressManager
-from kubevip.net.namespace import Netns
 from tests.e2e.conftest import E2E, IPAddress
 
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class Poll:
-    """Samples of (instant, {vip: nodes whose namespace holds it}) until stopped, from a thread."""
-
-    e2e: E2E
-    vips: tuple[IPAddress, ...]
-    samples: list[tuple[float, dict[IPAddress, frozenset[str]]]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        managers = {n.name: AddressManager(n.interface, Netns(n.netns)) for n in self.e2e.nodes}
-        while not self.stop.is_set():
-            present = {name: {a for a, _ in m.present()} for name, m in managers.items()}
-            at = time.monotonic()
-            self.samples.append((at, {
-                v: frozenset(n for n, addrs in present.items() if v in addrs) for v in self.vips
-            }))
-            self.stop.wait(0.01)
-
-    def doubles(self) -> list[tuple[float, dict[IPAddress, frozenset[str]]]]:
-        return [(t, s) for t, s in self.samples if any(len(nodes) > 1 for nodes in s.values())]
-
-    def left(self, node: str, since: float) -> float | None:
-        """Seconds after `since` at which `node` held none of the VIPs any more (for good)."""
-        last_held = since
-        for t, s in self.samples:
-            if t >= since and any(node in nodes for nodes in s.values()):
-                last_held = t
-        after = [t for t, s in self.samples if t > last_held]
-        return after[0] - since if after else None
 
 
 async def _client_gaps(e2e: E2E, vips: tuple[IPAddress, ...], stop: asyncio.Event) -> dict[str, float]:
@@ -86,52 +50,54 @@ async def test_the_vip_leaves_a_dead_or_stalled_agents_node_by_itself(
     first = await e2e.eventually(lambda: e2e.reach(v4), "IPv4 VIP answers")
     await e2e.eventually(lambda: e2e.reach(v6), "IPv6 VIP answers")
 
-    poll = Poll(e2e, vips)
-    poller = threading.Thread(target=poll.run, daemon=True)
-    poller.start()
+    watch = e2e.watch(*vips)
     stop_client = asyncio.Event()
     client = asyncio.create_task(_client_gaps(e2e, vips, stop_client))
     agent = e2e.fleet.agents[first]
     try:
-        await asyncio.sleep(1.0)
-        killed = time.monotonic()
-        agent.signal(sig)
+        async with watch as poll:
+            await asyncio.sleep(1.0)
+            killed = time.monotonic()
+            agent.signal(sig)
 
-        async def moved() -> dict[IPAddress, str] | None:
-            """Each VIP on exactly one peer, which answers for it (in scalable mode each VIP is its own
-            unit, so the two may go to different peers)."""
-            out: dict[IPAddress, str] = {}
-            for v in vips:
-                h = await e2e.holders(v)
-                if len(h) != 1 or first in h:
-                    return None
-                (out[v],) = h
-                if await e2e.reach(v) != out[v]:
-                    return None
-            return out
+            async def moved() -> dict[IPAddress, str] | None:
+                """Each VIP on exactly one peer, which answers for it (in scalable mode each VIP is its own
+                unit, so the two may go to different peers)."""
+                out: dict[IPAddress, str] = {}
+                for v in vips:
+                    h = await e2e.holders(v)
+                    if len(h) != 1 or first in h:
+                        return None
+                    (out[v],) = h
+                    if await e2e.reach(v) != out[v]:
+                        return None
+                return out
 
-        second = await e2e.eventually(moved, f"both VIPs leave {first} by themselves and move to a peer")
-        await e2e.eventually(
-            lambda: all(first not in s.get(v, ()) for _, s in poll.samples[-3:] for v in vips),
-            f"{first} holds no VIP (every namespace polled)",
-        )
+            second = await e2e.eventually(moved, f"both VIPs leave {first} by themselves and move to a peer")
+            await e2e.eventually(
+                lambda: all(first not in s.get(v, ()) for _, s in poll.samples[-3:] for v in vips),
+                f"{first} holds no VIP (every namespace polled)",
+            )
+            if sig == signal.SIGSTOP:
+                # The stalled agent, resumed, must not bring the VIP back: it lost its Lease and fences
+                # (watched too: a moment with the VIP back on the old node next to the new one fails).
+                agent.signal(signal.SIGCONT)
+                resumed = time.monotonic()
+                await e2e.eventually(lambda: e2e.reach(v4), "the VIP still answers after SIGCONT")
+                for _ in range(20):
+                    holders = {v: await e2e.holders(v) for v in vips}
+                    assert all(h == {second[v]} for v, h in holders.items()), f"after SIGCONT: {holders}"
+                    await asyncio.sleep(0.1)
+                assert all(watch.holders(v, resumed) == [frozenset({second[v]})] for v in vips), (
+                    {v: watch.holders(v, resumed) for v in vips}
+                )
     finally:
         stop_client.set()
         gaps = await client
-        poll.stop.set()
-        await asyncio.to_thread(poller.join, 5)
         if sig == signal.SIGSTOP:
             agent.signal(signal.SIGCONT)
-    assert not poll.doubles(), f"two nodes held a VIP: {poll.doubles()[:5]}\n{e2e.fleet.logs(60)}"
-    kept = poll.left(first, killed)
+    kept = watch.left(first, killed)
     print(json.dumps({
         "mode": mode, "signal": sig.name, "old_node_kept_vips_s": None if kept is None else round(kept, 3),
         "client_longest_gap_s": gaps, "new_holders": {str(v): n for v, n in second.items()},
     }))
-    # The stalled agent, resumed, must not bring the VIP back: it lost its Lease and fences.
-    if sig == signal.SIGSTOP:
-        await e2e.eventually(lambda: e2e.reach(v4), "the VIP still answers after SIGCONT")
-        for _ in range(20):
-            holders = {v: await e2e.holders(v) for v in vips}
-            assert all(h == {second[v]} for v, h in holders.items()), f"after SIGCONT: {holders}"
-            await asyncio.sleep(0.1)

@@ -15,7 +15,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubevip.election.scalable import EPOCH_ANNOTATION, claim_lease_name, node_lease_name
 from kubevip.lab import pods
 from kubevip.net.namespace import Netns
-from tests.e2e.conftest import E2E
+from tests.e2e.conftest import E2E, IPAddress
 
 pytestmark = pytest.mark.e2e
 
@@ -41,6 +41,12 @@ async def test_sigkill_of_announcing_agent_client_recovers(e2e: E2E) -> None:
     await e2e.service("ha", [vip])
     e2e.start_agents()
     first = await e2e.eventually(lambda: e2e.reach(vip), "VIP answers")
+    async with e2e.watch(vip):  # never two holders during the failover
+        second = await _sigkill_failover(e2e, vip, first)
+    assert await e2e.eventually(lambda: _vip_host_is(e2e, "ha", second), "vipHost names the new node")
+
+
+async def _sigkill_failover(e2e: E2E, vip: IPAddress, first: str) -> str:
     e2e.fleet.agents[first].signal(signal.SIGKILL)
     # The killed agent's address stays in its namespace (nobody withdrew it); take the node off the
     # segment's view by removing it, as a crashed node would vanish, so the client can only recover by
@@ -49,7 +55,7 @@ async def test_sigkill_of_announcing_agent_client_recovers(e2e: E2E) -> None:
     await asyncio.to_thread(_drop_owned, e2e, first)
     second = await e2e.eventually(lambda: _reach_other(e2e, vip, first), "client reaches another node")
     assert await e2e.holders(vip) == {second}, "exactly the answering node holds the VIP"
-    assert await e2e.eventually(lambda: _vip_host_is(e2e, "ha", second), "vipHost names the new node")
+    return second
 
 
 async def test_service_deletion_leaves_no_address(e2e: E2E) -> None:
@@ -74,26 +80,14 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
     quiet = next(n.name for n in e2e.nodes if n.name != keep_node)
 
     # 1. Restarting an agent that does not announce `keep` leaves `keep` alone.
-    samples: list[frozenset[str]] = []
-    stop = asyncio.Event()
-
-    async def watch_keep() -> None:
-        while not stop.is_set():
-            samples.append(frozenset(await e2e.holders(keep)))
-            await asyncio.sleep(0.02)
-
-    watcher = asyncio.create_task(watch_keep())
-    try:
+    async with e2e.watch(keep, stale) as w:
         e2e.fleet.agents[quiet].stop()
         restarted = time.time()
         e2e.fleet.start()
         await e2e.eventually(lambda: _live_again(e2e, quiet, restarted), f"{quiet} live again")
         await e2e.eventually(lambda: _claimed(e2e, f"vip:{keep}", keep_node), "keep still claimed")
-    finally:
-        stop.set()
-        await watcher
-    assert set(samples) == {frozenset({keep_node})}, (
-        f"keep moved or vanished: {set(samples)}\n{e2e.fleet.logs(80)}"
+    assert w.holders(keep) == [frozenset({keep_node})], (
+        f"keep moved or vanished: {w.holders(keep)}\n{e2e.fleet.logs(80)}"
     )
 
     # 2. Crash every agent, delete a Service while none runs, add a foreign address, start again.
@@ -101,10 +95,7 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
         ag.kill()
     await e2e.delete_service("stale")
     await asyncio.to_thread(_add_foreign, e2e, stale_node)
-    samples.clear()
-    stop.clear()
-    watcher = asyncio.create_task(watch_keep())
-    try:
+    async with e2e.watch(keep, stale) as w:
         e2e.fleet.start()
         await e2e.eventually(lambda: _nowhere(e2e, stale), "the stale VIP is removed")
         # Right after the crash the old claim still looks valid (its holder's liveness Lease has not
@@ -113,12 +104,9 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
             lambda: _claimed_and_on(e2e, keep), "keep claimed again, on its holder only"
         )
         await e2e.eventually(lambda: _reach_is(e2e, keep, final), "keep answers")
-    finally:
-        stop.set()
-        await watcher
     # While every agent is dead the kernel withdraws `keep` by itself (its lifetime ran out: fencing
     # without an agent, docs/election.md); a gap is expected, a move to another node and back is not.
-    held = [k for k in samples if k]
+    held = [k for k in w.holders(keep) if k]
     runs = [k for i, k in enumerate(held) if i == 0 or k != held[i - 1]]
     holders_in_order = [next(iter(r)) for r in runs if len(r) == 1]
     assert len(holders_in_order) == len(set(holders_in_order)), f"keep flapped: {runs}"
