@@ -113,6 +113,71 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
     assert await asyncio.to_thread(_has_foreign, e2e, stale_node), "a foreign address was removed"
 
 
+async def test_a_restarted_agent_adopts_its_vips_without_a_gap(e2e: E2E) -> None:
+    """Start-up adoption through `Agent.start()`: an agent SIGKILLed and started again on a node that still
+    carries its VIPs (its previous run's, with our IFA_PROTO) keeps them while the election settles and
+    once it holds them again: no RTM_DELADDR for them in between (a netlink monitor in the node's namespace
+    sees every address event: none for them, not even a re-add). It does not adopt an address it does not
+    own: a pool address added by hand, which no Service wants, stays where it is. Only this node runs an
+    agent (nobody else may take the units meanwhile), and kernel lifetimes are off: with them a crashed
+    agent's VIPs expire before its restarted process may hold them again (docs/election.md)."""
+    v4, v6 = e2e.vip(4), e2e.vip(6)
+    foreign = e2e.vip(4)
+    node = e2e.nodes[0]
+    await e2e.service("adopt", [v4, v6], families=("IPv4", "IPv6"), policy="PreferDualStack")
+    e2e.fleet.extra_env.update(vip_kernel_lifetime="false")
+    e2e.fleet.start((node,))
+    for v in (v4, v6):
+        await e2e.eventually(lambda v=v: _claimed_and_on(e2e, v), f"{v} claimed and on {node.name}")
+    monitor = await asyncio.create_subprocess_exec(
+        "ip", "-n", node.netns, "-o", "monitor", "address", stdout=asyncio.subprocess.PIPE
+    )
+    events: list[str] = []
+
+    async def read() -> None:
+        assert monitor.stdout is not None
+        while line := await monitor.stdout.readline():
+            events.append(line.decode().strip())
+
+    reader = asyncio.create_task(read())
+    added = False
+    try:
+        # The foreign address also proves the monitor listens before the agent is killed.
+        await asyncio.to_thread(
+            subprocess.run, ["ip", "-n", node.netns, "addr", "add", f"{foreign}/32", "dev", node.interface],
+            check=True,
+        )
+        added = True
+        await e2e.eventually(lambda: any(f" {foreign}/32 " in e for e in events), "the monitor listens")
+        async with e2e.watch(v4, v6, foreign) as w:
+            e2e.fleet.agents[node.name].kill()
+            killed = len(events)
+            restarted = time.time()
+            e2e.fleet.start((node,))
+            await e2e.eventually(lambda: _live_again(e2e, node.name, restarted), f"{node.name} live again")
+            # Held again by the new process (claims in its new epoch), and announced: adoption is over.
+            for v in (v4, v6):
+                await e2e.eventually(lambda v=v: _claimed(e2e, f"vip:{v}", node.name), f"{v} claimed again")
+                await e2e.eventually(lambda v=v: _reach_is(e2e, v, node.name), f"{v} answers")
+            owned = (await e2e.owned())[node.name]
+        # Not removed, and not even re-added (an add of an existing address is an RTM_NEWADDR too): the
+        # new process knows them as its own from the kernel, so it has nothing to change.
+        touched = [e for e in events[killed:] if any(f" {v}/" in e for v in (v4, v6))]
+        assert not touched, f"the restart removed or re-added a VIP: {touched}\n{e2e.fleet.logs(60)}"
+        for v in (v4, v6):
+            assert w.holders(v) == [frozenset({node.name})], f"{v}: {w.holders(v)}"
+            assert v in owned, f"{v} is no longer ours"
+        assert w.holders(foreign) == [frozenset({node.name})], "the foreign address was touched"
+        assert foreign not in owned, "the agent adopted an address it does not own"
+    finally:
+        monitor.terminate()
+        await monitor.wait()
+        await reader
+        if added:
+            drop = ["ip", "-n", node.netns, "addr", "del", f"{foreign}/32", "dev", node.interface]
+            await asyncio.to_thread(subprocess.run, drop, check=False)
+
+
 async def test_broken_annotation_next_to_healthy(e2e: E2E) -> None:
     good = e2e.vip(4)
     await e2e.service("healthy", [good])
