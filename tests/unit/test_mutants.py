@@ -104,6 +104,13 @@ MUTANTS = (
         "    if subnet.max_prefixlen - subnet.prefixlen <= 2:",
         ("tests/unit/core/test_policy.py::test_subnet_edges_at_the_boundaries",),
     ),
+    Mutant(
+        "IPAM's hold() checks sharing against no address: a clash goes unreported",
+        "ipam/allocator.py",
+        "            if others and not self._can_share(key[0], ports, a, exclude=key):",
+        "            if others and not self._can_share(key[0], ports, None, exclude=key):",
+        ("tests/unit/ipam/test_allocator.py::test_a_conflict_found_by_hold_names_the_holder_and_both_sides_see_it",),
+    ),
 )
 
 
