@@ -4,6 +4,7 @@ responders standing in for pods, a client probing VIPs. Waits are on conditions 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import os
@@ -67,16 +68,31 @@ class NodeWatcher:
 
     def run(self) -> None:
         try:
-            managers = {n.name: AddressManager(n.interface, Netns(n.netns)) for n in self.e2e.nodes}
-            while not self.stop.is_set():
-                present = {name: {a for a, _ in m.present()} for name, m in managers.items()}
-                at = time.monotonic()
-                self.samples.append((at, {
-                    v: frozenset(n for n, addrs in present.items() if v in addrs) for v in self.vips
-                }))
-                self.stop.wait(0.01)
+            with contextlib.ExitStack() as sockets:
+                self._sample(sockets)
         except BaseException as exc:  # reported when the block ends: a dead sampler proves nothing
             self.error = exc
+
+    def _sample(self, sockets: contextlib.ExitStack) -> None:
+        managers = {}
+        for n in self.e2e.nodes:
+            # One netlink socket per node for the whole watch (this thread's open sockets are reused by
+            # every dump; opening one costs a fork): a sample then takes milliseconds, not a fork each.
+            sockets.enter_context(Netns(n.netns).iproute())
+            managers[n.name] = AddressManager(n.interface, Netns(n.netns))
+        order = list(managers)
+        while not self.stop.is_set():
+            # The nodes are read one after the other, so one pass is no instant: a proper hand-over
+            # between two reads would look like two holders. Each sample reads forward, then backward;
+            # a VIP counts as doubled only when one node has it in both its reads and another node has
+            # it in a read between those two (both held at that instant, unless the first flapped
+            # within a few milliseconds).
+            reads: list[tuple[float, str, set[IPAddress]]] = []
+            for name in order + order[::-1]:
+                reads.append((time.monotonic(), name, {a for a, _ in managers[name].present()}))
+            at = reads[len(order) - 1][0]
+            self.samples.append((at, {v: _holders_at(v, reads) for v in self.vips}))
+            self.stop.wait(0.01)
 
     def doubles(self) -> list[tuple[float, dict[IPAddress, frozenset[str]]]]:
         return [(t, s) for t, s in self.samples if any(len(nodes) > 1 for nodes in s.values())]
@@ -121,6 +137,25 @@ class NodeWatcher:
             await asyncio.to_thread(self._thread.join, 10)
         if exc_type is None:
             self.check()
+
+
+def _holders_at(vip: IPAddress, reads: list[tuple[float, str, set[IPAddress]]]) -> frozenset[str]:
+    """The nodes holding `vip` in one forward+backward sample: every node that has it in both its reads
+    (surely held across the sample), plus, when one such node exists, any node that has it in a read
+    taken between that node's two reads (surely held at the same time: a double). A node seen in only
+    one read with nobody bracketing it is reported alone (a hand-over caught mid-way is no double)."""
+    seen: dict[str, list[tuple[float, bool]]] = {}
+    for t, name, addrs in reads:
+        seen.setdefault(name, []).append((t, vip in addrs))
+    sure = {n for n, rs in seen.items() if all(h for _, h in rs)}
+    out = set(sure)
+    for n in sure:
+        lo, hi = seen[n][0][0], seen[n][-1][0]
+        out |= {m for m, rs in seen.items() if any(h and lo < t < hi for t, h in rs)}
+    if not out:  # held by nobody for sure: report who had it at all (a single holder mid-change)
+        held = {n for n, rs in seen.items() if any(h for _, h in rs)}
+        out = held if len(held) == 1 else set()
+    return frozenset(out)
 
 
 class E2E:
