@@ -31,7 +31,7 @@ from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition
 from kubevip.core.egress import active_endpoints, egress_enabled
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.rows import Changes, Row, ServiceStatus, service_status, should_write
-from kubevip.core.views import IPAddress, StatusCondition
+from kubevip.core.views import IPAddress, NodeName, StatusCondition, UnitId
 from kubevip.core.world import Snapshot, World
 from kubevip.kube.errors import TRANSIENT
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, Writer
@@ -217,11 +217,16 @@ class Reporter:
             return list(self.world.services)
         return [k for k in keys if k in self.world.services]
 
-    def _holdings(self, out: Outcome, units: Iterable[str]) -> dict[str, str | None]:
+    def _holdings(self, out: Outcome, units: Iterable[UnitId]) -> dict[UnitId, NodeName | None]:
         """Who holds each of `units`, as far as this node knows (for status and vipHost)."""
         if out.stopping:
             return {}
-        return {u: self.leadership.holder(u, out.snap.units.get(u)) for u in units}
+        units_now = out.snap.units
+        out_: dict[UnitId, NodeName | None] = {}
+        for u in units:
+            h = self.leadership.holder(u, units_now.get(u))
+            out_[u] = NodeName(h) if h is not None else None
+        return out_
 
     def jobs(self, out: Outcome, keys: Iterable[str]) -> Iterable[Callable[[], Awaitable[None]]]:
         snap = out.snap
@@ -272,7 +277,7 @@ class Reporter:
 
     def _extra(
         self, key: str, out: Outcome, d: ServiceDecision | None, plans: tuple[VipPlan, ...],
-        holdings: Mapping[str, str | None], wanted: ServiceStatus, current_host: str | None,
+        holdings: Mapping[UnitId, NodeName | None], wanted: ServiceStatus, current_host: str | None,
     ) -> Extra | None:
         """The family conditions and vipHost-ipv6 to write with the status, when they differ from what the
         Service says; only the node writing the status writes them (the holder of the first VIP; when
