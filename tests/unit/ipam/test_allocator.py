@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from kubevip.core.policy import AddressPolicy
 from kubevip.core.views import IPFamily
 from kubevip.ipam.allocator import (
     ADDRESS_CONFLICT,
+    ADDRESS_REFUSED,
     NO_POOL,
     OUTSIDE_EVERY_POOL,
     POOL_EXHAUSTED,
@@ -337,3 +340,53 @@ def test_released_addresses_come_back_in_descending_order_too() -> None:
     assert first == [ip("10.0.0.6"), ip("10.0.0.5"), ip("10.0.0.4")]
     alloc.release(("ns", "s0"))
     assert alloc.ensure(Request("ns", "n", (V4,))).addresses == (ip("10.0.0.6"),)
+
+
+def test_the_address_policy_is_asked_for_the_services_own_namespace() -> None:
+    """With per-namespace pools as the address policy, namespace a may only have 10.0.0.2: every search
+    (plain, shared, a freed hole) and every kept address is judged for the Service's own namespace."""
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3", "allow-share-a": "true"})
+    pools = parse_configmap({"cidr-a": "10.0.0.2/32", "range-global": "10.0.0.1-10.0.0.3"})
+    alloc.set_policy(AddressPolicy(from_pools=True, pools=pools))
+    assert alloc.ensure(Request("b", "y", (V4,))).addresses == (ip("10.0.0.1"),)
+    assert alloc.ensure(Request("a", "x", (V4,))).addresses == (ip("10.0.0.2"),)
+    alloc.release(("b", "y"))  # 10.0.0.1 becomes a hole of the scan
+    alloc.release(("a", "x"))
+    assert alloc.ensure(Request("a", "x", (V4,))).addresses == (ip("10.0.0.2"),)
+    assert alloc.ensure(Request("a", "s", (V4,), ports=TCP80)).addresses == (ip("10.0.0.2"),)
+    alloc.hold(("a", "z"), [ip("10.0.0.3")], owned=True)
+    out = alloc.ensure(Request("a", "z", (V4,), ports=TCP443))
+    assert ip("10.0.0.3") in out.released and out.addresses == (ip("10.0.0.2"),)
+    assert [(p.reason, p.family) for p in out.problems] == [(ADDRESS_REFUSED, V4)]
+
+
+def test_every_refused_kept_address_is_replaced() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3,fd00::1-fd00::3"})
+    both = alloc.ensure(Request("ns", "d", (V4, V6))).addresses
+    alloc.set_policy(AddressPolicy(node_addresses=frozenset(both)))  # a Node took them both
+    out = alloc.ensure(Request("ns", "d", (V4, V6)))
+    assert set(out.released) == set(both) and not set(out.addresses) & set(both) and len(out.addresses) == 2
+    assert [(p.reason, p.family) for p in out.problems] == [(ADDRESS_REFUSED, V4), (ADDRESS_REFUSED, V6)]
+
+
+def test_a_steady_service_has_no_problem_and_an_outside_address_names_its_family() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3"})
+    first = alloc.ensure(Request("ns", "a", (V4,)))
+    assert alloc.ensure(Request("ns", "a", (V4,))) == replace(first, added=())
+    alloc.set_config(parse_configmap({"range-global": "10.9.0.1-10.9.0.3"}))
+    (p,) = alloc.ensure(Request("ns", "a", (V4,))).problems
+    assert (p.reason, p.family) == (OUTSIDE_EVERY_POOL, V4) and str(first.addresses[0]) in p.message
+
+
+def test_require_dual_stack_gets_both_when_both_are_free() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.2,fd00::1-fd00::1"})
+    out = alloc.ensure(Request("ns", "b", (V4, V6), require_all=True))
+    assert out.addresses == (ip("10.0.0.1"), ip("fd00::1")) and out.problems == () and out.complete
+
+
+def test_a_second_address_of_a_family_is_let_go() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3"})
+    alloc.hold(("ns", "a"), [ip("10.0.0.1"), ip("10.0.0.2")], owned=True)
+    out = alloc.ensure(Request("ns", "a", (V4,)))
+    assert out.addresses == (ip("10.0.0.1"),) and out.released == (ip("10.0.0.2"),)
+    assert alloc.holders(ip("10.0.0.2")) == frozenset()
