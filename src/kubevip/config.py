@@ -42,6 +42,7 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     ("cp_namespace", "kube-system"),
     ("svc_leasename", "plndr-svcs-lock"),
     ("vip_electionmode", "lease"),
+    ("vip_livenessperiod", ""),
     ("lb_class_only", "false"),
     ("lb_class_name", DEFAULT_LB_CLASS),
     ("lb_class_legacy_handling", "true"),

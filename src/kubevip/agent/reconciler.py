@@ -613,7 +613,7 @@ class Agent:
             expires = self.vips.expires
             renewed = {
                 r: s for r, s in renewed.items()
-                if due(expires.get(r), now, lifetime(t, s, now), t.retry_period)
+                if due(expires.get(r), now, lifetime(t, s, now), t.liveness_period)
             }
             if not renewed:
                 return 0
@@ -747,6 +747,7 @@ class Agent:
             spawn(self.guard, "publish network",
                   publish_loop(self.api, self.me, self.nodes, self.interfaces, self.ns))
             spawn(self.guard, "report", self.reporter.loop())
+            spawn(self.guard, "events", self.reporter.events_loop())
             spawn(self.guard, "egress-discovery", self.discovery_loop())
         spawn(self.guard, "packet-rules", self.rules_loop())
         spawn(self.guard, "election", self.leadership.run())
