@@ -149,12 +149,13 @@ async def test_a_restarted_agent_adopts_its_vips_without_a_gap(e2e: E2E) -> None
         )
         added = True
         await e2e.eventually(lambda: any(f" {foreign}/32 " in e for e in events), "the monitor listens")
+        epoch = await _epoch(e2e, node.name)
         async with e2e.watch(v4, v6, foreign) as w:
             e2e.fleet.agents[node.name].kill()
             killed = len(events)
-            restarted = time.time()
             e2e.fleet.start((node,))
-            await e2e.eventually(lambda: _live_again(e2e, node.name, restarted), f"{node.name} live again")
+            # The new process's own epoch (its liveness Lease taken anew), not the old one's Lease.
+            await e2e.eventually(lambda: _epoch_after(e2e, node.name, epoch), f"{node.name} in a new epoch")
             # Held again by the new process (claims in its new epoch), and announced: adoption is over.
             for v in (v4, v6):
                 await e2e.eventually(lambda v=v: _claimed(e2e, f"vip:{v}", node.name), f"{v} claimed again")
@@ -254,6 +255,19 @@ async def _live_again(e2e: E2E, node: str, since: float) -> bool:
     return bool(
         live.spec.holder_identity == node and acquired is not None and acquired.timestamp() >= since - 1
     )
+
+
+async def _epoch(e2e: E2E, node: str) -> int:
+    live = await client.CoordinationV1Api(e2e.api).read_namespaced_lease(node_lease_name(node), e2e.ns)
+    assert live.spec.holder_identity == node
+    return int(live.spec.lease_transitions or 0)
+
+
+async def _epoch_after(e2e: E2E, node: str, old: int) -> bool:
+    try:
+        return await _epoch(e2e, node) > old
+    except (ApiException, AssertionError):
+        return False
 
 
 async def _claimed_and_on(e2e: E2E, vip: object) -> str | None:
