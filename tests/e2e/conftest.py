@@ -4,13 +4,17 @@ responders standing in for pods, a client probing VIPs. Waits are on conditions 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import os
 import secrets
 import signal
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +51,113 @@ def lab_responders(
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+
+
+@dataclass
+class NodeWatcher:
+    """Every node's interface addresses, sampled from a thread (one netlink dump per node, ~every 10 ms)
+    until stopped: which nodes carry each watched VIP at each instant. Implementation-agnostic (any
+    address counts, ours or kube-vip's), so it also watches a mixed fleet. Used as `async with
+    e2e.watch(*vips) as w:` around every failover: leaving the block fails the test if any sample saw a
+    VIP on two nodes (and if the sampler itself died or took no samples)."""
+
+    e2e: E2E
+    vips: tuple[IPAddress, ...]
+    samples: list[tuple[float, dict[IPAddress, frozenset[str]]]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    _thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        try:
+            with contextlib.ExitStack() as sockets:
+                self._sample(sockets)
+        except BaseException as exc:  # reported when the block ends: a dead sampler proves nothing
+            self.error = exc
+
+    def _sample(self, sockets: contextlib.ExitStack) -> None:
+        managers = {}
+        for n in self.e2e.nodes:
+            # One netlink socket per node for the whole watch (this thread's open sockets are reused by
+            # every dump; opening one costs a fork): a sample then takes milliseconds, not a fork each.
+            sockets.enter_context(Netns(n.netns).iproute())
+            managers[n.name] = AddressManager(n.interface, Netns(n.netns))
+        order = list(managers)
+        while not self.stop.is_set():
+            # The nodes are read one after the other, so one pass is no instant: a proper hand-over
+            # between two reads would look like two holders. Each sample reads forward, then backward;
+            # a VIP counts as doubled only when one node has it in both its reads and another node has
+            # it in a read between those two (both held at that instant, unless the first flapped
+            # within a few milliseconds).
+            reads: list[tuple[float, str, set[IPAddress]]] = []
+            for name in order + order[::-1]:
+                reads.append((time.monotonic(), name, {a for a, _ in managers[name].present()}))
+            at = reads[len(order) - 1][0]
+            self.samples.append((at, {v: _holders_at(v, reads) for v in self.vips}))
+            self.stop.wait(0.01)
+
+    def doubles(self) -> list[tuple[float, dict[IPAddress, frozenset[str]]]]:
+        return [(t, s) for t, s in self.samples if any(len(nodes) > 1 for nodes in s.values())]
+
+    def holders(self, vip: IPAddress, since: float = 0.0) -> list[frozenset[str]]:
+        """The distinct holder sets of `vip` after `since`, in order (runs collapsed)."""
+        out: list[frozenset[str]] = []
+        for t, s in self.samples:
+            if t >= since and (not out or out[-1] != s[vip]):
+                out.append(s[vip])
+        return out
+
+    def left(self, node: str, since: float) -> float | None:
+        """Seconds after `since` at which `node` held none of the VIPs any more (for good)."""
+        last_held = since
+        for t, s in self.samples:
+            if t >= since and any(node in nodes for nodes in s.values()):
+                last_held = t
+        after = [t for t, s in self.samples if t > last_held]
+        return after[0] - since if after else None
+
+    def first_held(self, vip: IPAddress, by: str, since: float) -> float | None:
+        """The first instant after `since` at which `by` carried `vip`."""
+        return next((t for t, s in self.samples if t >= since and by in s[vip]), None)
+
+    def check(self) -> None:
+        assert self.error is None, f"the node watcher died: {self.error!r}"
+        assert self.samples, "the node watcher took no samples"
+        doubles = self.doubles()
+        assert not doubles, (
+            f"{len(doubles)} samples saw a VIP on two nodes, first: {doubles[:3]}\n{self.e2e.fleet.logs(60)}"
+        )
+
+    async def __aenter__(self) -> NodeWatcher:
+        self._thread = threading.Thread(target=self.run, daemon=True, name="node-watcher")
+        self._thread.start()
+        return self
+
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
+        if exc_type is None:
+            self.check()
+
+
+def _holders_at(vip: IPAddress, reads: list[tuple[float, str, set[IPAddress]]]) -> frozenset[str]:
+    """The nodes holding `vip` in one forward+backward sample: every node that has it in both its reads
+    (surely held across the sample), plus, when one such node exists, any node that has it in a read
+    taken between that node's two reads (surely held at the same time: a double). A node seen in only
+    one read with nobody bracketing it is reported alone (a hand-over caught mid-way is no double)."""
+    seen: dict[str, list[tuple[float, bool]]] = {}
+    for t, name, addrs in reads:
+        seen.setdefault(name, []).append((t, vip in addrs))
+    sure = {n for n, rs in seen.items() if all(h for _, h in rs)}
+    out = set(sure)
+    for n in sure:
+        lo, hi = seen[n][0][0], seen[n][-1][0]
+        out |= {m for m, rs in seen.items() if any(h and lo < t < hi for t, h in rs)}
+    if not out:  # held by nobody for sure: report who had it at all (a single holder mid-change)
+        held = {n for n, rs in seen.items() if any(h for _, h in rs)}
+        out = held if len(held) == 1 else set()
+    return frozenset(out)
 
 
 class E2E:
@@ -165,6 +276,11 @@ class E2E:
     async def owned(self) -> dict[str, set[IPAddress]]:
         """Per node, the VIPs kubevip owns on its interface."""
         return await asyncio.to_thread(self._owned)
+
+    def watch(self, *vips: IPAddress) -> NodeWatcher:
+        """`async with e2e.watch(v4, v6) as w:` samples every node during a failover and fails the test
+        on any instant with a VIP on two nodes (NodeWatcher)."""
+        return NodeWatcher(self, tuple(vips))
 
     async def holders(self, vip: IPAddress) -> set[str]:
         return {n for n, addrs in (await self.owned()).items() if vip in addrs}
