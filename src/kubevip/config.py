@@ -236,13 +236,12 @@ class AgentConfig:
 
 def _check_control_plane_bgp(services: bool, bgp: BgpSettings) -> None:
     """cp_enable with bgp_enable (docs/controlplane.md, "BGP"): what is not built yet, refused by name."""
-    if services:
-        # Both parts would run an ExaBGP from the same node address towards the same peers; a router
-        # keeps one session per neighbour address, so one part's routes would vanish. One shared speaker
-        # per process is not built yet: run the control plane in its own static Pod.
-        raise ConfigError("svc_enable", "true", "cp_enable=true with bgp_enable=true runs the control-plane "
-                          "VIP alone: run the Service agent (svc_enable=true) in its own Pod or DaemonSet "
-                          "with its own BGP source address (docs/controlplane.md)")
+    if services and bgp.annotation_prefix:
+        # Both parts share one speaker (bgp/shared.py); peers from Node annotations replace the Service
+        # agent's speaker when they change, which the control plane's part cannot follow.
+        raise ConfigError("annotation", bgp.annotation_prefix, "cp_enable=true, svc_enable=true and "
+                          "bgp_enable=true share one BGP speaker with static peers: set bgp_peers (or "
+                          "bgp_peeraddress) and leave `annotation` unset (docs/controlplane.md)")
     if not bgp.peers:
         raise ConfigError("bgp_peers", "", "cp_enable=true with bgp_enable=true needs bgp_peers or "
                           "bgp_peeraddress (the control plane does not read peers from Node annotations)")

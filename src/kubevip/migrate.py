@@ -131,10 +131,12 @@ def _on(value: str | None) -> bool:
 
 def combinations(where: str, env: Mapping[str, str]) -> list[Finding]:
     """Settings that are each supported but not together."""
-    if _on(env.get("cp_enable")) and _on(env.get("bgp_enable")) and _on(env.get("svc_enable")):
-        return [Finding("combination", where, "cp_enable+bgp_enable+svc_enable", "true", "refused", True,
-                        "kubevip refuses to start: in BGP mode the control-plane VIP runs in its own Pod "
-                        "(one BGP speaker per process is not shared yet; docs/controlplane.md)")]
+    if (_on(env.get("cp_enable")) and _on(env.get("bgp_enable")) and _on(env.get("svc_enable"))
+            and (env.get("annotation") or "").strip()):
+        return [Finding("combination", where, "cp_enable+bgp_enable+svc_enable+annotation", "true", "refused",
+                        True, "kubevip refuses to start: the control plane and the Services share one BGP "
+                        "speaker with static peers; peers from Node annotations are not followed then "
+                        "(docs/controlplane.md)")]
     return []
 
 

@@ -9,6 +9,7 @@ import signal
 
 from kubevip import heap
 from kubevip.agent.reconciler import Agent
+from kubevip.bgp import shared as bgp_shared
 from kubevip.config import AgentConfig
 from kubevip.errors import ConfigError
 from kubevip.kube.client import connect
@@ -47,7 +48,11 @@ async def run_agent(cfg: AgentConfig) -> int:
     api = await connect(cfg.kubeconfig, cfg.k8s_config_file)
     election_api = await connect(cfg.kubeconfig, cfg.k8s_config_file)
     metrics = Metrics(cfg.node_name)
-    agent = Agent(cfg, api, metrics=metrics, election_api=election_api)
+    # One BGP speaker for both parts (bgp/shared.py): a router keeps one session per neighbour address.
+    shared = bgp_shared.for_settings(cfg.bgp_settings) if cp_on and cfg.bgp_settings is not None else None
+    agent = Agent(cfg, api, metrics=metrics, election_api=election_api,
+                  bgp_speaker=shared.part("services") if shared is not None else None)
+    cp_speaker = shared.part("control-plane") if shared is not None else None
     heartbeat = Heartbeat()
 
     def healthy() -> bool:  # called from the metrics server's thread
@@ -70,7 +75,7 @@ async def run_agent(cfg: AgentConfig) -> int:
         if cp_on:  # own client and Lease (kubevip.controlplane.main): neither part can block the other
             from kubevip.controlplane.main import open_control_plane
 
-            cp = await open_control_plane(cfg, metrics)
+            cp = await open_control_plane(cfg, metrics, cp_speaker)
         spawn(agent.guard, "loop-lag", watch_loop(metrics, heartbeat))  # before start: it may take a while
         await agent.start()
         spawn(agent.guard, "settle-heap", settle_when_ready(agent))

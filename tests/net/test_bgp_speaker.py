@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kubevip.bgp.advertisement import Advertisement
+from kubevip.bgp.shared import SharedSpeaker, SpeakerLike
 from kubevip.bgp.speaker import Speaker
 from kubevip.lab.routers import DAEMONS, FRR_DIR, Rib, Router
 from tests.fixtures.prereqs import require, require_binary, require_root_netns
@@ -152,3 +153,33 @@ async def test_the_config_file_with_passwords_is_private(topo: BgpTopology) -> N
         assert sp._conf_path.stat().st_mode & 0o777 == 0o600
     finally:
         await sp.close()
+
+
+async def test_one_speaker_carries_the_control_plane_and_the_services(topo: BgpTopology) -> None:
+    """cp_enable + svc_enable + bgp_enable in one process (bgp/shared.py): one session to the router; the
+    Services part's withdrawal and shutdown leave the control plane's routes; the last part stops ExaBGP."""
+    _require_daemon("gobgpd")
+    router = topo.start_router("gobgpd", 4)
+    n0 = topo.nodes[0]
+    sp = topo.speaker(0, topo.settings(4))
+
+    async def make() -> SpeakerLike:
+        return sp
+
+    hub = SharedSpeaker(make)
+    services, control_plane = hub.part("services"), hub.part("control-plane")
+    await control_plane.start()
+    await services.start()
+    async with asyncio.timeout(DEADLINE):
+        await sp.wait_connected()
+    cp_vip = adv(VIP4, topo, 0)
+    svc_vip = adv(VIP6, topo, 0)
+    await control_plane.converge({cp_vip})
+    await services.converge({svc_vip})
+    await rib_is(router, expected([(VIP4, [n0.ipv4])]), expected([(VIP6, [n0.ipv6])]))
+    await services.close()  # the agent's shutdown comes first (runner.py)
+    await rib_is(router, expected([(VIP4, [n0.ipv4])]), expected([]))
+    assert sp.pid is not None, "the control plane's session must outlive the Services part"
+    await control_plane.close()
+    await rib_is(router, expected([]), expected([]))
+    assert sp.pid is None

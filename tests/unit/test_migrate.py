@@ -38,7 +38,7 @@ COMBINATIONS: list[tuple[str, list[str], bool]] = [
                     "192.0.2.2:65001::false"], False),
     ("bgp-cp-services-pod", ["pod", "--interface", "lo", "--address", "192.0.2.10", "--controlplane",
                              "--services", "--bgp", "--localAS", "65000", "--bgpRouterID", "192.0.2.1",
-                             "--bgppeers", "192.0.2.2:65001::false"], True),
+                             "--bgppeers", "192.0.2.2:65001::false"], False),
     ("arp-services-labels-ds", ["daemonset", *COMMON, "--services", "--arp", "--leaderElection",
                                 "--inCluster", "--enableNodeLabeling"], True),
 ]
@@ -72,14 +72,11 @@ def test_upstream_manifests(
     assert doc["changes_behaviour"] is changes
     names = {x["name"] for x in doc["findings"]}
     assert "vip_nodename" in names and ("cp_enable" in names or "svc_enable" in names)
-    # kube-vip's env needs nothing but the node name: kubevip starts with it (or refuses it by name).
-    if changes and "--controlplane" in args and "--bgp" in args:
-        with pytest.raises(Exception, match="svc_enable"):
-            AgentConfig.load(_env(manifest))
-    else:
-        cfg = AgentConfig.load(_env(manifest))
-        assert cfg.node_name == "node-1"
-        assert cfg.election.services_lease_name == "plndr-svcs-lock"
+    # kube-vip's env needs nothing but the node name: kubevip starts with it (the control plane and the
+    # Services in BGP mode too: one shared speaker, as in kube-vip).
+    cfg = AgentConfig.load(_env(manifest))
+    assert cfg.node_name == "node-1"
+    assert cfg.election.services_lease_name == "plndr-svcs-lock"
     if "--enableNodeLabeling" in args:
         flagged = [x["name"] for x in doc["findings"] if x["changes_behaviour"]]
         assert flagged == ["enable_node_labeling"]
@@ -139,3 +136,16 @@ def test_passwords_never_reach_the_report(tmp_path: Path, capsys: pytest.Capture
         out = capsys.readouterr().out
         assert "s3cret" not in out and "(redacted)" in out
         assert "192.0.2.2:65001:(redacted):false" in out and "[2001:db8::2]:65001:(redacted)" in out
+
+
+def test_control_plane_and_services_over_bgp_with_annotated_peers_is_flagged() -> None:
+    from kubevip.migrate import combinations
+
+    env = {"cp_enable": "true", "svc_enable": "true", "bgp_enable": "true", "bgp_peers": "192.0.2.2:65001"}
+    assert combinations("pod kv", env) == []  # one shared speaker, as in kube-vip
+    flagged = combinations("pod kv", {**env, "annotation": "bgp.example.com"})
+    assert [(f.name, f.status, f.changes_behaviour) for f in flagged] == [
+        ("cp_enable+bgp_enable+svc_enable+annotation", "refused", True)]
+    with pytest.raises(Exception, match="annotation"):
+        AgentConfig.load({"vip_nodename": "n", "address": "192.0.2.10", **env,
+                          "annotation": "bgp.example.com"})

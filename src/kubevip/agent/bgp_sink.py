@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from kubevip.agent.bgp_wants import Problem, Wanted, wanted
 from kubevip.bgp.ifaddrs import peer_facing_addresses
 from kubevip.bgp.settings import BgpSettings
+from kubevip.bgp.shared import SpeakerLike
 from kubevip.bgp.speaker import Speaker
 from kubevip.core.claims import VipPlan
 from kubevip.core.rows import Row
@@ -32,10 +33,11 @@ SESSION_STATES = ("up", "connected", "down")
 class BgpSink:
     """One Speaker per agent; `sync(agent, held)` makes it announce exactly the held, planned VIPs."""
 
-    def __init__(self, settings: BgpSettings, metrics: Metrics, speaker: Speaker | None = None) -> None:
+    def __init__(self, settings: BgpSettings, metrics: Metrics, speaker: SpeakerLike | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.speaker = speaker
+        # The process's shared speaker part when the control plane announces too (bgp/shared.py).
+        self.speaker: SpeakerLike | None = speaker
         self.last = Wanted(frozenset(), frozenset())
 
     async def start(self) -> None:
@@ -98,6 +100,6 @@ class BgpSink:
             await self.speaker.close()
 
 
-def _state_probe(speaker: Speaker, peer: IPAddress, state: str) -> Callable[[], float]:
+def _state_probe(speaker: SpeakerLike, peer: IPAddress, state: str) -> Callable[[], float]:
     """1.0 while the session with `peer` is in `state` (read at scrape time: always current)."""
     return lambda: 1.0 if speaker.peer_states.get(peer) == state else 0.0

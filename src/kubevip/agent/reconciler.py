@@ -25,6 +25,7 @@ from kubevip.agent.presence import Presence
 from kubevip.agent.reporter import Outcome, Reporter
 from kubevip.agent.sources import Sources
 from kubevip.bgp.settings import BgpSettings as BgpSettingsT
+from kubevip.bgp.shared import SpeakerLike
 from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import Condition, missing_interface, no_family_interface
@@ -85,6 +86,7 @@ class Agent:
         metrics: Metrics | None = None,
         election_api: RestClient | None = None,
         vips: VipSet | None = None,
+        bgp_speaker: SpeakerLike | None = None,
     ) -> None:
         self.cfg = cfg
         self.api = api
@@ -106,7 +108,8 @@ class Agent:
         )
         self.writer = Writer(api, self.me) if api is not None else None
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
-        self.bgp = BgpSink(cfg.bgp_settings, self.metrics) if cfg.bgp_settings is not None else None
+        self.bgp = (BgpSink(cfg.bgp_settings, self.metrics, bgp_speaker) if cfg.bgp_settings is not None
+                    else None)
         self.sources: Sources | None = None
         # Nodes for placement (core/eligibility.py): who may hold which VIP; None without a cluster.
         self.nodes: NodeSource | None = None

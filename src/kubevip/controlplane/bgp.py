@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from kubevip.bgp.advertisement import Advertisement, advertisement_for
 from kubevip.bgp.ifaddrs import peer_facing_addresses
 from kubevip.bgp.settings import BgpSettings
+from kubevip.bgp.shared import SpeakerLike
 from kubevip.bgp.speaker import Speaker
 from kubevip.core.bgp import ServiceCommunities
 from kubevip.errors import BgpError, ConfigError
@@ -30,8 +31,8 @@ DEFAULT_INTERFACE = "lo"
 class CpAnnouncer:
     """Announces exactly the VIPs given to `announce` (a set; empty withdraws all)."""
 
-    def __init__(self, settings: BgpSettings, speaker: Speaker | None = None,
-                 on_state: Callable[[Speaker], None] | None = None) -> None:
+    def __init__(self, settings: BgpSettings, speaker: SpeakerLike | None = None,
+                 on_state: Callable[[SpeakerLike], None] | None = None) -> None:
         if not settings.peers:
             # The control-plane agent has no Node watch: peers from Node annotations (`annotation`) are
             # a Service-agent feature; a static Pod names its peers.
@@ -39,7 +40,7 @@ class CpAnnouncer:
                               "bgp_peeraddress (peers from Node annotations are not read by the control "
                               "plane)")
         self.settings = settings
-        self.speaker = speaker
+        self.speaker: SpeakerLike | None = speaker  # a part of the process's shared speaker, or its own
         self.on_state = on_state
         self.announced: frozenset[Advertisement] = frozenset()
         self._reported: set[str] = set()

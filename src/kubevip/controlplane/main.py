@@ -14,7 +14,7 @@ import signal
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from kubevip.bgp.speaker import Speaker
+from kubevip.bgp.shared import SpeakerLike
 from kubevip.config import AgentConfig
 from kubevip.controlplane.agent import ControlPlaneVip
 from kubevip.controlplane.bgp import DEFAULT_INTERFACE, CpAnnouncer
@@ -64,17 +64,16 @@ async def api_client(
     return RestClient(access)
 
 
-def export_sessions(metrics: Metrics | None, speaker: Speaker) -> None:
+def export_sessions(metrics: Metrics | None, speaker: SpeakerLike) -> None:
     """kube_vip_manager_bgp_session_info{state,peer} of the control plane's speaker (read at scrape)."""
     if metrics is None:
         return
-    for peer in speaker.settings.peers:
+    for peer in list(speaker.peer_states):
         for state in ("up", "connected", "down"):
-            metrics.bgp_session_info.labels(state, str(peer.address)).set_function(
-                _probe(speaker, peer.address, state))
+            metrics.bgp_session_info.labels(state, str(peer)).set_function(_probe(speaker, peer, state))
 
 
-def _probe(speaker: Speaker, peer: IPAddress, state: str) -> Callable[[], float]:
+def _probe(speaker: SpeakerLike, peer: IPAddress, state: str) -> Callable[[], float]:
     return lambda: 1.0 if speaker.peer_states.get(peer) == state else 0.0
 
 
@@ -92,8 +91,11 @@ class ControlPlaneProcess:
             await self.api.close()
 
 
-async def open_control_plane(cfg: AgentConfig, metrics: Metrics | None = None) -> ControlPlaneProcess:
-    """Build and start the control-plane VIP of `cfg` (cp_enable=true)."""
+async def open_control_plane(
+    cfg: AgentConfig, metrics: Metrics | None = None, speaker: SpeakerLike | None = None,
+) -> ControlPlaneProcess:
+    """Build and start the control-plane VIP of `cfg` (cp_enable=true); in BGP mode through `speaker`
+    when given (the process's shared speaker, bgp/shared.py), else its own."""
     s = cfg.control_plane
     if s is None or not s.enabled:
         raise ConfigError("cp_enable", "false", "the control-plane VIP is off: set cp_enable=true")
@@ -114,7 +116,7 @@ async def open_control_plane(cfg: AgentConfig, metrics: Metrics | None = None) -
         # BGP mode: the VIPs go on vip_interface, else lo; no kernel lifetimes (a dead agent's routes go
         # with its BGP session, and ECMP mode has no Lease to extend them from).
         net = dataclasses.replace(net, interface=net.interface or DEFAULT_INTERFACE, kernel_lifetime=False)
-        bgp = CpAnnouncer(cfg.bgp_settings, on_state=lambda sp: export_sessions(metrics, sp))
+        bgp = CpAnnouncer(cfg.bgp_settings, speaker=speaker, on_state=lambda sp: export_sessions(metrics, sp))
     mode = mode_for(cfg.election.enabled)
     runner = ControlPlaneVip(
         s, cfg.election, node, LeaseApi(api, request_timeout=cfg.election.timings.renew_deadline), probe,
