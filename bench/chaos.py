@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import random
+import re
 import secrets
 import signal
 import subprocess
@@ -185,6 +186,13 @@ class Timeline:
         return out
 
 
+def status_problem(entry: str) -> bool:
+    """`name: problem; problem...` from status_check(): True unless it says the VIP was on no node or
+    on several (then the kernel itself had not settled)."""
+    first = entry.split(": ", 1)[1].split(";")[0]
+    return re.match(r"^\S+ held by \[", first) is None
+
+
 @dataclass
 class Fault:
     kind: str
@@ -245,6 +253,7 @@ class Config:
     interval_ms: float = 100.0
     gap_ms: float = 300.0
     quiet: float = 10.0  # seconds after a fault ends before status is checked
+    settle_within: float = 60.0  # how long to wait for every VIP on exactly one node before that check
     timings: tuple[float, float, float] = DEFAULT_TIMINGS
     election: str = "scalable"
     hold: tuple[float, float] = (2.0, 8.0)  # how long a node fault lasts (proxy faults: 1-2 s more)
@@ -624,7 +633,19 @@ class Soak:
         return out
 
     async def settled_check(self) -> None:
-        """Status against the kernel; a disagreement counts when it is still there 6 s later."""
+        """Once every VIP is on exactly one node again (waited for up to `settle_within` s: how long that
+        took is the fault's settling time), status against the kernel; a disagreement counts when it is
+        still there 6 s later."""
+        since = self.faults[-1].end if self.faults else time.monotonic()
+        settled: float | None = None
+        deadline = time.monotonic() + self.cfg.settle_within
+        while time.monotonic() < deadline:
+            if await self.every_vip_held_once():
+                settled = time.monotonic() - since
+                break
+            await asyncio.sleep(0.5)
+        if self.faults:
+            self.faults[-1].info["settled_after_s"] = None if settled is None else round(settled, 2)
         at = time.monotonic()
         first = await self.status_check()
         last = first
@@ -640,6 +661,7 @@ class Soak:
             {
                 "at": at,
                 "services": len(self.svcs),
+                "kernel_settled": settled is not None,
                 "transient": {f: len(first[f]) for f in first},
                 "lasting": {f: len(lasting[f]) for f in lasting},
             }
@@ -648,20 +670,36 @@ class Soak:
             doc = {
                 "at_s": round(at - self.t0, 1),
                 "after": self.faults[-1].kind if self.faults else None,
+                "kernel_settled": settled is not None,
                 **lasting,
             }
             self.disagreements.append(doc)
-            self.say(f"STATUS DISAGREES with the kernel: {doc}")
+            self.say(
+                f"status disagrees with the kernel ({'settled' if settled is not None else 'NOT settled'}): "
+                f"{len(lasting['ipv4'])} IPv4, {len(lasting['ipv6'])} IPv6 Services, e.g. "
+                f"{(lasting['ipv4'] + lasting['ipv6'])[:2]}"
+            )
 
     # ----- the deliberate incidents (--self-check) ------------------------------------------------------
+
+    async def sole_holder(self, vip: str) -> str:
+        """The node holding `vip` once exactly one does (a VIP may be between two nodes right now)."""
+        found: list[str] = []
+
+        async def one() -> bool:
+            nodes = (await asyncio.to_thread(self.kernel)).get(vip, set())
+            found[:] = sorted(nodes)
+            return len(nodes) == 1
+
+        await self.until(one, f"{vip} on exactly one node", 60)
+        return found[0]
 
     async def inject(self) -> None:
         """A VIP added by hand to a second node for ~1.5 s (the sampler must see two holders), and the
         holder's responder stopped for ~1.5 s (the prober must see a gap)."""
-        held = await asyncio.to_thread(self.kernel)
         svc = next(iter(self.svcs.values()))
         v4, v6 = (str(a) for a in self.vips(svc.index))
-        (holder,) = held[v6]
+        holder = await self.sole_holder(v6)
         other = next(n for n in self.net.nodes if n.name != holder)
         t = time.monotonic()
         await asyncio.to_thread(
@@ -680,7 +718,7 @@ class Soak:
         self.faults.append(Fault("inject-double", v6, other.name, t, time.monotonic(), 0.0, "self-check"))
         await asyncio.sleep(1.0)
         # A gap: the IPv4 VIP's holder stops answering (its responder paused), VIP in place.
-        (holder4,) = (await asyncio.to_thread(self.kernel))[v4]
+        holder4 = await self.sole_holder(v4)
         pid = self.responders[holder4].pid
         t = time.monotonic()
         os.kill(pid, signal.SIGSTOP)
@@ -868,9 +906,22 @@ class Soak:
                         if family(v) == fam
                     ],
                 },
+                # Status against a VIP on exactly one node (a VIP on none or two is the prober's and the
+                # sampler's business, and its status cannot be right or wrong yet).
                 "status_disagreed": sorted(
-                    {x.split(":")[0] for dis in self.disagreements for x in dis.get(fam, [])}
+                    {
+                        x.split(":")[0]
+                        for dis in self.disagreements
+                        for x in dis.get(fam, [])
+                        if status_problem(x)
+                    }
                 ),
+                "status_disagreements": [
+                    {"at_s": dis["at_s"], "after": dis["after"], "service": x}
+                    for dis in self.disagreements
+                    for x in dis.get(fam, [])
+                    if status_problem(x)
+                ][:50],
                 "never_answered": [
                     d["vip"] for d in never if family(d["vip"]) == fam and d["to"] - d["added"] > 5.0
                 ],
@@ -970,8 +1021,11 @@ class Soak:
             "faults": faults_out,
             "status_checks": {
                 "count": len(self.checks),
+                "kernel_not_settled": sum(1 for c in self.checks if c.get("kernel_settled") is False),
                 "transient": {f: sum(c["transient"][f] for c in self.checks) for f in ("ipv4", "ipv6")},
-                "lasting": self.disagreements,
+                "lasting_services": {
+                    f: sum(len(d.get(f, [])) for d in self.disagreements) for f in ("ipv4", "ipv6")
+                },
             },
             "first_answer_s": summarize(firsts).as_dict(("median", "p95", "max", "n")) if firsts else None,
             "agents_fenced_late_renewal": {
@@ -1047,6 +1101,71 @@ def summary_lines(rep: dict[str, Any]) -> list[str]:
     return out
 
 
+def markdown(rep: dict[str, Any]) -> str:
+    """The tables of docs/reliability.md, from a report."""
+    c, h = rep["config"], rep["host"]
+    lines = [
+        f"Run of {rep['when']}: {c['seconds_run'] / 60:.1f} min, {c['services']} dual-stack Services "
+        f"({c['vips']} VIPs), {c['nodes']} nodes, {c['election']} election, Lease / renew / retry "
+        f"{' / '.join(f'{x:g}' for x in c['lease_renew_retry_s'])} s, seed {c['seed']}; {h['cpus']} CPUs, "
+        f"kernel {h['kernel']}, load average {h['load_average']['min']:.1f} / "
+        f"{h['load_average']['median']:.1f} / {h['load_average']['max']:.1f} (min / median / max).",
+        "",
+        "| | IPv4 | IPv6 |",
+        "|---|---|---|",
+    ]
+    f4, f6 = rep["families"]["ipv4"], rep["families"]["ipv6"]
+
+    def row(name: str, get: Any) -> None:
+        lines.append(f"| {name} | {get(f4)} | {get(f6)} |")
+
+    row("time any VIP was unanswered", lambda f: f"{f['unanswered']['any_vip_s']:.1f} s")
+    row("unanswered, summed over VIPs", lambda f: f"{f['unanswered']['vip_seconds']:.0f} VIP-s")
+    row(
+        "gaps (> 300 ms) / longest",
+        lambda f: f"{f['unanswered']['gaps']} / {f['unanswered']['longest_s']:.2f} s",
+    )
+    row("gaps outside any fault's window", lambda f: str(len(f["unanswered"]["unattributed"])))
+    row("time any VIP had two holders", lambda f: f"{f['two_holders']['any_vip_s']:.3f} s")
+    row("two-holder stretches", lambda f: str(len(f["two_holders"]["incidents"])))
+    row("Services whose status disagreed with the kernel", lambda f: str(len(f["status_disagreed"])))
+    lines += [
+        "",
+        "| fault | count | longest gap | bound | over bound | two holders | settled after (max) |"
+        " VIPs left the node after (median / max) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, k in rep["faults_by_kind"].items():
+        fs = [f for f in rep["faults"] if f["kind"] == kind]
+        bounds = sorted({f["bound_s"] for f in fs})
+        bound = f"{bounds[0]:g} s" if len(bounds) == 1 else f"{bounds[0]:g}-{bounds[-1]:g} s"
+        settled = [f.get("settled_after_s") for f in fs if "settled_after_s" in f]
+        settle = (
+            "-"
+            if not settled
+            else "not within 60 s"
+            if None in settled
+            else f"{max(x for x in settled if x is not None):.1f} s"
+        )
+        left = k.get("left_node_s")
+        lefts = f"{left['median']:.2f} / {left['max']:.2f} s" if left else "-"
+        lines.append(
+            f"| {kind} | {k['count']} | {k['longest_gap_s']:.2f} s | {bound} | {k['exceeded_bound']} | "
+            f"{k['two_holders']} | {settle} | {lefts} |"
+        )
+    a = rep["api"]
+    lines += [
+        "",
+        f"Agents' API requests (3 agents, at the proxy): {a['per_second']} /s in all, peak "
+        f"{a['peak_10s_per_second']} /s over 10 s; per verb: "
+        + ", ".join(f"{v} {r}" for v, r in a["by_verb_per_second"].items())
+        + "; per verb and resource: "
+        + ", ".join(f"{v} {r}" for v, r in a["by_verb_resource_per_second"].items())
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=30.0)
@@ -1063,6 +1182,7 @@ def main() -> int:
     ap.add_argument(
         "--report-from", type=Path, default=None, help="rebuild the report from a --keep directory"
     )
+    ap.add_argument("--markdown", action="store_true", help="also print the tables of docs/reliability.md")
     args = ap.parse_args()
     out = args.out or (None if args.smoke else RESULTS)
     if args.report_from:
@@ -1096,6 +1216,8 @@ def main() -> int:
             rep = asyncio.run(Soak(cp, net, work, cfg).run())
     for line in summary_lines(rep):
         print(line)
+    if args.markdown:
+        print(markdown(rep))
     if out is not None:
         out.write_text(json.dumps(rep, indent=1) + "\n")
         print(f"wrote {out}")

@@ -34,6 +34,7 @@ async def test_the_soak_reports_what_it_sees_and_sees_what_was_injected(
         seed=3,
         kinds=("kill", "stop", "link", "proxy", "churn"),
         quiet=3.0,
+        settle_within=15.0,
         hold=(1.0, 2.0),
         # The e2e suite's timings: lifetimes are guaranteed to end before a peer may take over
         # (docs/election.md), so any two-holder moment but the injected one is a fencing bug.

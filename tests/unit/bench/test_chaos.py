@@ -3,7 +3,7 @@ removal times, attribution of incidents to faults, the union of gaps."""
 
 from __future__ import annotations
 
-from chaos import Fault, Timeline, attribute, bound_for, union_length
+from chaos import Fault, Timeline, attribute, bound_for, status_problem, union_length
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -106,3 +106,10 @@ def test_bounds_name_the_crash_goal_and_the_outage() -> None:
     assert bound_for("apiserver", "restart", 12.0, (1.5, 1.0, 0.25))[0] == 12.0 + 5.5
     assert bound_for("proxy", "empty", 5.0, (1.5, 1.0, 0.25))[0] == 0.0
     assert bound_for("churn", "move svc-1", 0.1, (1.5, 1.0, 0.25))[0] == 0.0
+
+
+def test_status_problems_are_told_from_an_unsettled_kernel() -> None:
+    assert not status_problem("svc-1: 198.18.1.135 held by []; ingress lists 198.18.1.135, held by []")
+    assert not status_problem("svc-1: fd6b::1 held by ['node1', 'node2']")
+    assert status_problem("svc-1: vipHost node3, kernel ['node2']")
+    assert status_problem("svc-1: ingress lacks 198.18.1.181, held by ['node1']")
