@@ -404,7 +404,6 @@ class Soak:
                 "vip_leaseduration": f"{lease:g}",
                 "vip_renewdeadline": f"{renew:g}",
                 "vip_retryperiod": f"{retry:g}",
-                "vip_loglevel": "info",
             },
         )
         # The sampler first (it must see every address the agents ever add), then the prober.
