@@ -924,6 +924,22 @@ class Soak:
                 "never_answered": [
                     d["vip"] for d in never if family(d["vip"]) == fam and d["to"] - d["added"] > 5.0
                 ],
+                # A node that adds a VIP and drops it again within a second: announced (gratuitous ARP /
+                # unsolicited NA pointing clients at it) and gone, a flap a client pays for.
+                "holdings": sum(
+                    1
+                    for (_, v), spans in tl.spans.items()
+                    if family(v) == fam
+                    for a, b in spans
+                    if b > t0 and a < t_end
+                ),
+                "holdings_under_1s": sum(
+                    1
+                    for (_, v), spans in tl.spans.items()
+                    if family(v) == fam
+                    for a, b in spans
+                    if b > t0 and a < t_end and b - a < 1.0
+                ),
             }
         fenced = [x for x in self.self_fenced() if t0 <= x[1] <= t_end]
         faults_out = []
@@ -1128,6 +1144,10 @@ def markdown(rep: dict[str, Any]) -> str:
     row("time any VIP had two holders", lambda f: f"{f['two_holders']['any_vip_s']:.3f} s")
     row("two-holder stretches", lambda f: str(len(f["two_holders"]["incidents"])))
     row("Services whose status disagreed with the kernel", lambda f: str(len(f["status_disagreed"])))
+    row(
+        "holdings (a VIP on a node) / of them shorter than 1 s",
+        lambda f: f"{f['holdings']} / {f['holdings_under_1s']}",
+    )
     lines += [
         "",
         "| fault | count | longest gap | bound | over bound | two holders | settled after (max) |"
