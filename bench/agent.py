@@ -8,7 +8,8 @@ Measures, as the client namespace sees it:
   restart of every agent, agent RSS, and API requests per second in steady state (apiserver metrics).
 
 JSON goes to bench/results/agent.json; a table is printed. Needs root (network namespaces).
-Usage: python bench/agent.py [--runs 20] [--scale 100,1000] [--quick]
+Usage: python bench/agent.py [--runs 20] [--scale 100,1000] [--quick] [--liveness S]
+(KUBEVIP_BENCH_OUT: another JSON file)
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from distribution import summarize
 from kubernetes_asyncio import client
 from polling import until
 
-from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
+from kubevip.lab.agents import RESPONDER_PORT, Fleet, policy_env, start_responders
 from kubevip.lab.client import api_client
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.instance import find_bin_dir as bin_dir
@@ -396,9 +397,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             await client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
                 NS, rbac.namespaced_binding(NS))
             env = {"svc_namespace": NS, "vip_leasenamespace": NS, "prometheus_server": ""}
+            # The scale rows' VIPs (100.64.0.0/10, fd6b:7669:7fff::/64) lie outside the lab's VIP pool:
+            # the address policy must allow them too, or every scale Service is refused (not-allowed).
+            env["vip_allowed_cidrs"] = ",".join(
+                [policy_env(lab)["vip_allowed_cidrs"], "100.64.0.0/10", "fd6b:7669:7fff::/64"]
+            )
             if args.timings:
                 d, r, p = args.timings.split(",")
                 env.update(vip_leaseduration=d, vip_renewdeadline=r, vip_retryperiod=p)
+            if args.liveness:
+                env["vip_livenessperiod"] = args.liveness
             b = Bench(cp, lab, api, work, env)
             b.fleet.start()
             await b.warm_up()
@@ -407,6 +415,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "load_average_at_start": os.getloadavg()[0],
                 "cpus": os.cpu_count(),
                 "election_timings_s": args.timings or "defaults (1.5,1.0,0.25)",
+                "liveness_period_s": args.liveness or "the retry period",
             }
             if args.runs > 0:
                 cta = await b.create_to_answer(args.runs)
@@ -497,6 +506,7 @@ def main() -> int:
                    help="election modes of the scale rows (lease: kube-vip's default, one Lease for all)")
     p.add_argument("--quick", action="store_true", help="5 runs, 100 Services")
     p.add_argument("--timings", default="", help="election seconds 'duration,renew,retry' (default: ours)")
+    p.add_argument("--liveness", default="", help="vip_livenessperiod (scalable mode), seconds")
     args = p.parse_args()
     args.scale = [int(x) for x in args.scale.split(",") if x]
     args.election = [x for x in args.election.split(",") if x]

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages that the tests and the lab need (idempotent: skips what is there).
 set -euo pipefail
-pkgs=(iproute2 iputils-ping procps gobgpd bird2 frr tcpdump nftables)
+# util-linux (setpriv) and libcap2-bin (capsh): the lab runs agents with exactly the capabilities of the
+# rendered DaemonSet's securityContext (lab/podspec.py).
+pkgs=(iproute2 iputils-ping procps gobgpd bird2 frr tcpdump nftables util-linux libcap2-bin)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

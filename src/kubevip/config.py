@@ -42,6 +42,7 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     ("cp_namespace", "kube-system"),
     ("svc_leasename", "plndr-svcs-lock"),
     ("vip_electionmode", "lease"),
+    ("vip_livenessperiod", ""),
     ("lb_class_only", "false"),
     ("lb_class_name", DEFAULT_LB_CLASS),
     ("lb_class_legacy_handling", "true"),
@@ -195,13 +196,9 @@ class AgentConfig:
         if not node:
             raise ConfigError("vip_nodename", "", "set vip_nodename (or NODE_NAME) to this node's name")
         control_plane = ControlPlaneSettings.from_env(s)
-        if bgp and control_plane is not None and control_plane.enabled:
-            # kube-vip advertises the control-plane VIP over BGP; kubevip's control-plane path has no BGP
-            # announcer yet: the VIP would sit on the interface, reachable from nowhere. Refuse, loudly.
-            raise ConfigError("cp_enable", "true", "the control-plane VIP cannot be announced by BGP in "
-                              "this version (bgp_enable=true): announce it with vip_arp=true or "
-                              "vip_routingtable=true in its own agent, or keep kube-vip for the control "
-                              "plane (docs/migration.md)")
+        bgp_settings = BgpSettings.from_env(s) if bgp else None
+        if bgp_settings is not None and control_plane.enabled:
+            _check_control_plane_bgp(services, bgp_settings)
         election = config_from_settings(s)
         rate = s.int("vip_arpRate", 3000, minimum=0)
         if rate < 500:  # kube-vip's rule: tiny refresh intervals fall back to the default
@@ -229,12 +226,26 @@ class AgentConfig:
             net=NetSettings.from_env(s),
             packets=PacketSettings.from_env(s),
             control_plane=control_plane,
-            bgp_settings=BgpSettings.from_env(s) if bgp else None,
+            bgp_settings=bgp_settings,
             placement=_placement(s, layer2=arp),
             policy=PolicySettings.from_env(s),
             raw=dict(env),
             k8s_config_file=s.str("k8s_config_file"),
         )
+
+
+def _check_control_plane_bgp(services: bool, bgp: BgpSettings) -> None:
+    """cp_enable with bgp_enable (docs/controlplane.md, "BGP"): what is not built yet, refused by name."""
+    if services:
+        # Both parts would run an ExaBGP from the same node address towards the same peers; a router
+        # keeps one session per neighbour address, so one part's routes would vanish. One shared speaker
+        # per process is not built yet: run the control plane in its own static Pod.
+        raise ConfigError("svc_enable", "true", "cp_enable=true with bgp_enable=true runs the control-plane "
+                          "VIP alone: run the Service agent (svc_enable=true) in its own Pod or DaemonSet "
+                          "with its own BGP source address (docs/controlplane.md)")
+    if not bgp.peers:
+        raise ConfigError("bgp_peers", "", "cp_enable=true with bgp_enable=true needs bgp_peers or "
+                          "bgp_peeraddress (the control plane does not read peers from Node annotations)")
 
 
 def _placement(s: Settings, layer2: bool) -> Rules:

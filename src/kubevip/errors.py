@@ -25,6 +25,10 @@ class NetworkError(KubevipError):
     """The kernel refused a change (address, route, socket); the message names interface and address."""
 
 
+class CapabilityError(KubevipError):
+    """The process lacks a Linux capability its settings need; the message names it (CAP_NET_RAW, ...)."""
+
+
 class InterfaceNotFoundError(NetworkError):
     """No interface could be chosen for a family."""
 

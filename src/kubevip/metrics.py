@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
@@ -99,24 +102,94 @@ class Metrics:
         return bytes(generate_latest(self.registry))
 
 
+# /healthz turns 503 once the event loop has not ticked for this long: the server runs on its own
+# thread, so a stalled agent loop no longer fails the probe by itself (a loop stalled that long has
+# fenced long ago, and a restart is the way out; the manifests' probe restarts after 3 failures).
+LOOP_STALL = 10.0
+
+
+class Heartbeat:
+    """Ticked by the agent's event loop (`watch_loop`); read by /healthz from the server's thread."""
+
+    def __init__(self, stall: float = LOOP_STALL) -> None:
+        self.stall = stall
+        self.last = time.monotonic()
+
+    def beat(self) -> None:
+        self.last = time.monotonic()
+
+    def fresh(self) -> bool:
+        return time.monotonic() - self.last < self.stall
+
+
+async def watch_loop(metrics: Metrics, heartbeat: Heartbeat | None = None, period: float = 0.25,
+                     warn: float = 1.0) -> None:
+    """Measure how late the event loop wakes (a blocked loop delays Lease renewals and fencing), and
+    tick `heartbeat`."""
+    loop = asyncio.get_running_loop()
+    while True:
+        t0 = loop.time()
+        if heartbeat is not None:
+            heartbeat.beat()
+        await asyncio.sleep(period)  # the measurement itself, not synchronisation
+        lag = max(0.0, loop.time() - t0 - period)
+        metrics.loop_lag.set(lag)
+        if lag > warn:
+            log.warning("event loop was blocked for %.2fs", lag)
+
+
 class Exposition(Protocol):
     """Anything with a registry to serve: the agent's `Metrics`, the IPAM controller's."""
 
     def exposition(self) -> bytes: ...
 
 
-@dataclass
 class MetricsServer:
-    """Serves /metrics and /healthz on the agent's event loop; `healthy` decides /healthz."""
+    """Serves /metrics and /healthz from a thread of its own, with its own event loop; `healthy`
+    decides /healthz.
 
-    metrics: Exposition
-    host: str
-    port: int
-    healthy: Callable[[], bool] = lambda: True
-    _runner: web.AppRunner | None = None
+    Not on the agent's loop: the server listens on the node's address (hostNetwork), so anyone on the
+    network can flood it, and every request handled on the agent's loop would delay Lease renewals and
+    fencing (issue 16 measured a local flood pushing loop lag past the fencing margin). Here a flood
+    costs the agent only GIL time; rendering /metrics reads the registry under prometheus_client's own
+    locks, and `healthy` must be safe to call from this thread (it reads flags and timestamps).
+    """
+
+    def __init__(
+        self, metrics: Exposition, host: str, port: int, healthy: Callable[[], bool] = lambda: True
+    ) -> None:
+        self.metrics = metrics
+        self.host = host
+        self.port = port
+        self.healthy = healthy
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
 
     async def start(self) -> int:
-        """Listen; returns the bound port (useful when port 0 was asked for)."""
+        """Listen (from the server's own thread); returns the bound port (port 0 asks for any)."""
+        bound: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._serve, args=(bound,), name="metrics-server", daemon=True)
+        self._thread.start()
+        port = await asyncio.wrap_future(bound)
+        log.info("metrics on %s:%d (/metrics, /healthz; own thread)", self.host or "*", port)
+        return port
+
+    def _serve(self, bound: concurrent.futures.Future[int]) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            bound.set_result(loop.run_until_complete(self._listen()))
+        except BaseException as exc:
+            bound.set_exception(exc)
+            loop.close()
+            return
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _listen(self) -> int:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
@@ -126,14 +199,17 @@ class MetricsServer:
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
-        bound = int(sockets[0].getsockname()[1]) if sockets else self.port
-        log.info("metrics on %s:%d (/metrics, /healthz)", self.host or "*", bound)
-        return bound
+        return int(sockets[0].getsockname()[1]) if sockets else self.port
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        loop, thread, runner = self._loop, self._thread, self._runner
+        if loop is None or thread is None:
+            return
+        if runner is not None:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(runner.cleanup(), loop))
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join)
+        self._loop = self._thread = self._runner = None
 
     async def _metrics(self, _req: web.Request) -> web.Response:
         body = self.metrics.exposition()

@@ -131,9 +131,10 @@ def _on(value: str | None) -> bool:
 
 def combinations(where: str, env: Mapping[str, str]) -> list[Finding]:
     """Settings that are each supported but not together."""
-    if _on(env.get("cp_enable")) and _on(env.get("bgp_enable")):
-        return [Finding("combination", where, "cp_enable+bgp_enable", "true", "refused", True,
-                        "kubevip refuses to start: the control-plane VIP has no BGP announcer yet")]
+    if _on(env.get("cp_enable")) and _on(env.get("bgp_enable")) and _on(env.get("svc_enable")):
+        return [Finding("combination", where, "cp_enable+bgp_enable+svc_enable", "true", "refused", True,
+                        "kubevip refuses to start: in BGP mode the control-plane VIP runs in its own Pod "
+                        "(one BGP speaker per process is not shared yet; docs/controlplane.md)")]
     return []
 
 

@@ -12,7 +12,7 @@ from kubevip.agent.reconciler import Agent
 from kubevip.config import AgentConfig
 from kubevip.errors import ConfigError
 from kubevip.kube.client import connect
-from kubevip.metrics import Metrics, MetricsServer
+from kubevip.metrics import Heartbeat, Metrics, MetricsServer, watch_loop
 from kubevip.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -24,18 +24,6 @@ def dump_tasks() -> None:
         buf = io.StringIO()
         task.print_stack(limit=8, file=buf)
         log.warning("task %s:\n%s", task.get_name(), buf.getvalue())
-
-
-async def watch_loop_lag(metrics: Metrics, period: float = 0.25, warn: float = 1.0) -> None:
-    """Measure how late the event loop wakes: a blocked loop delays Lease renewals (and fencing)."""
-    loop = asyncio.get_running_loop()
-    while True:
-        t0 = loop.time()
-        await asyncio.sleep(period)
-        lag = max(0.0, loop.time() - t0 - period)
-        metrics.loop_lag.set(lag)
-        if lag > warn:
-            log.warning("event loop was blocked for %.2fs", lag)
 
 
 async def settle_when_ready(agent: Agent) -> None:
@@ -60,12 +48,16 @@ async def run_agent(cfg: AgentConfig) -> int:
     election_api = await connect(cfg.kubeconfig, cfg.k8s_config_file)
     metrics = Metrics(cfg.node_name)
     agent = Agent(cfg, api, metrics=metrics, election_api=election_api)
+    heartbeat = Heartbeat()
+
+    def healthy() -> bool:  # called from the metrics server's thread
+        return not agent.guard.crashed and heartbeat.fresh()
+
     servers: list[MetricsServer] = []
     if cfg.prometheus is not None:
-        servers.append(MetricsServer(metrics, cfg.prometheus.host, cfg.prometheus.port,
-                                     healthy=lambda: not agent.guard.crashed))
+        servers.append(MetricsServer(metrics, cfg.prometheus.host, cfg.prometheus.port, healthy=healthy))
     if cfg.health_port is not None:
-        servers.append(MetricsServer(metrics, "", cfg.health_port, healthy=lambda: not agent.guard.crashed))
+        servers.append(MetricsServer(metrics, "", cfg.health_port, healthy=healthy))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -79,8 +71,8 @@ async def run_agent(cfg: AgentConfig) -> int:
             from kubevip.controlplane.main import open_control_plane
 
             cp = await open_control_plane(cfg, metrics)
+        spawn(agent.guard, "loop-lag", watch_loop(metrics, heartbeat))  # before start: it may take a while
         await agent.start()
-        spawn(agent.guard, "loop-lag", watch_loop_lag(metrics))
         spawn(agent.guard, "settle-heap", settle_when_ready(agent))
         log.info("agent on node %s started (mode %s, election %s)", cfg.node_name, cfg.mode,
                  cfg.election.mode if cfg.election.enabled else "off")

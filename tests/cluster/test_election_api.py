@@ -240,7 +240,8 @@ async def test_a_renewal_of_ours_that_landed_unseen_is_adopted(
 
         # The elector renews past our version (so it adopted it) without ever stopping.
         def renewed_past() -> bool:
-            return el._mine is not None and int(el._mine.resource_version) > int(sneaked.resource_version)
+            mine = el._mine
+            return mine is not None and int(mine.resource_version) > int(sneaked.resource_version)
 
         await eventually(renewed_past, "a renewal after the unseen one", 10)
         assert events == ["started"] and el.is_leader

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kubevip.lab.agents import alive
+from kubevip.lab.agents import alive, recorded
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.instance import LabInstance
 from tests.fixtures.cluster import control_plane_bin_dir
@@ -32,13 +32,21 @@ def test_lab_up_demo_answers_on_both_families(tmp_path: Path) -> None:
         doc = lab.status()
         agents = [n["agent"] for n in doc["nodes"]]
         assert all(a["running"] and isinstance(a["pid"], int) for a in agents), agents
+        for a in agents:  # as the rendered DaemonSet says (lab/podrun.py; tests/e2e/test_pod_runtime.py)
+            status = Path(f"/proc/{a['pid']}/status").read_text()
+            assert f"CapEff:\t{(1 << 12) | (1 << 13):016x}" in status, status
+            environ = Path(f"/proc/{a['pid']}/environ").read_bytes().split(b"\0")
+            assert not [e for e in environ if e.startswith(b"KUBECONFIG=")]
+            assert [e for e in environ if e.startswith(b"KUBERNETES_SERVICE_HOST=")]
+        rotators = [p["token"] for p in recorded(lab.state_dir).values()]
+        assert len(rotators) == 3 and all(alive(p) for p in rotators)
         again = lab.up(nodes=3, bin_dir=bin_dir)
         assert sum(line.startswith("agent on") and "already running" in line for line in again) == 3, again
         pids = [a["pid"] for a in agents]
     finally:
         removed = lab.down()
     assert sum(line.startswith("stopped agent") for line in removed) == 3, removed
-    assert not any(alive(p) for p in pids)
+    assert not any(alive(p) for p in [*pids, *rotators])
 
 
 @pytest.mark.parametrize(("stack", "family", "other"), [("ipv4", 4, 6), ("ipv6", 6, 4)])

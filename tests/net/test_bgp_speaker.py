@@ -98,8 +98,10 @@ async def test_router_holds_exactly_the_desired_prefixes_with_ecmp_and_withdrawa
             topo.bind_vip(i, VIP4)
             topo.bind_vip(i, VIP6)
         for vip in (VIP4, VIP6):
-            reached = await asyncio.to_thread(topo.ping_from_client, vip)
-            assert reached, f"client cannot reach {vip} via {daemon}"
+            # The RIB above is the BGP table; the router's FIB (zebra, for FRR) follows it a moment
+            # later, which under load was later than one ping.
+            await eventually(lambda v=vip: asyncio.to_thread(topo.ping_from_client, v),
+                             f"client reaches {vip} via {daemon}", within=30.0, interval=0.2)
 
     # Node 1 loses its IPv4 endpoint: only node 0 is left for the IPv4 VIP.
     await sp1.converge({adv(VIP6, topo, 1)})

@@ -48,7 +48,9 @@ def test_kubeconfig_from_env() -> None:
         ({"vip_retryperiod": "x"}, "vip_retryperiod"),
         ({"health_check_port": "0"}, "health_check_port"),
         ({"vip_arpRate": "-5"}, "vip_arpRate"),
-        ({"bgp_enable": "true", "cp_enable": "true", "address": "192.0.2.10"}, "cp_enable"),
+        ({"bgp_enable": "true", "cp_enable": "true", "address": "192.0.2.10", "svc_enable": "true",
+          "bgp_peers": "192.0.2.1:65000"}, "svc_enable"),
+        ({"bgp_enable": "true", "cp_enable": "true", "address": "192.0.2.10"}, "bgp_peers"),
         ({"svc_leasename": "A/b"}, "svc_leasename"),
         ({"vip_routingtabletype": "42"}, "vip_routingtabletype"),
     ],
@@ -139,3 +141,11 @@ def test_a_bad_cidr_names_the_setting_and_the_entry() -> None:
     with pytest.raises(ConfigError) as err:
         AgentConfig.load({"vip_nodename": "n1", "vip_allowed_cidrs": "192.0.2.0/24,192.0.2.300/24"})
     assert err.value.name == "vip_allowed_cidrs" and "'192.0.2.300/24'" in str(err.value)
+
+
+def test_control_plane_vip_over_bgp_is_accepted_alone() -> None:
+    cfg = AgentConfig.load({"vip_nodename": "n", "cp_enable": "true", "address": "192.0.2.10,2001:db8::10",
+                            "bgp_enable": "true", "bgp_as": "65001", "bgp_peers": "192.0.2.1:65000"})
+    assert cfg.bgp and cfg.control_plane is not None and cfg.control_plane.enabled
+    assert cfg.bgp_settings is not None and len(cfg.bgp_settings.peers) == 1
+    assert not cfg.election.enabled  # ECMP from every healthy node, kube-vip's default (core.cpbgp)

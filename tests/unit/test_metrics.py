@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
 import aiohttp
 
-from kubevip.metrics import Metrics, MetricsServer
+from kubevip.metrics import Heartbeat, Metrics, MetricsServer
 
 
 async def test_metrics_and_healthz() -> None:
@@ -35,6 +38,46 @@ async def test_metrics_and_healthz() -> None:
             healthy[0] = False
             async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
                 assert r.status == 503
+    finally:
+        await srv.stop()
+
+
+def _get(url: str) -> tuple[int, str]:
+    """A blocking GET (it runs ON the test's event loop, on purpose: that loop is then blocked)."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+async def test_served_while_the_agents_loop_is_blocked() -> None:
+    """The server has its own thread and loop (issue 16): a request answered while the caller's event
+    loop (the agent's) cannot run anything. On the agent's loop this GET could never be answered."""
+    m = Metrics("n1")
+    m.active_services.labels("default").set(3)
+    srv = MetricsServer(m, "127.0.0.1", 0)
+    port = await srv.start()
+    try:
+        status, text = _get(f"http://127.0.0.1:{port}/metrics")  # blocks this loop until answered
+        assert status == 200 and 'kube_vip_active_services{namespace="default"} 3.0' in text
+        assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    finally:
+        await srv.stop()
+    assert srv._thread is None
+
+
+async def test_healthz_fails_when_the_loop_stops_ticking() -> None:
+    """Off the loop, /healthz must still notice a loop that stalls: the heartbeat goes stale."""
+    beat = Heartbeat(stall=60.0)
+    srv = MetricsServer(Metrics("n1"), "127.0.0.1", 0, healthy=beat.fresh)
+    port = await srv.start()
+    try:
+        assert _get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+        beat.last -= 61.0  # the loop's last tick, 61 s ago
+        assert _get(f"http://127.0.0.1:{port}/healthz") == (503, "unhealthy\n")
+        beat.beat()
+        assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
     finally:
         await srv.stop()
 

@@ -35,7 +35,10 @@ COMBINATIONS: list[tuple[str, list[str], bool]] = [
                            "1", "--inCluster"], False),
     ("bgp-cp-pod", ["pod", "--interface", "lo", "--address", "192.0.2.10", "--controlplane", "--bgp",
                     "--localAS", "65000", "--bgpRouterID", "192.0.2.1", "--bgppeers",
-                    "192.0.2.2:65001::false"], True),
+                    "192.0.2.2:65001::false"], False),
+    ("bgp-cp-services-pod", ["pod", "--interface", "lo", "--address", "192.0.2.10", "--controlplane",
+                             "--services", "--bgp", "--localAS", "65000", "--bgpRouterID", "192.0.2.1",
+                             "--bgppeers", "192.0.2.2:65001::false"], True),
     ("arp-services-labels-ds", ["daemonset", *COMMON, "--services", "--arp", "--leaderElection",
                                 "--inCluster", "--enableNodeLabeling"], True),
 ]
@@ -71,7 +74,7 @@ def test_upstream_manifests(
     assert "vip_nodename" in names and ("cp_enable" in names or "svc_enable" in names)
     # kube-vip's env needs nothing but the node name: kubevip starts with it (or refuses it by name).
     if changes and "--controlplane" in args and "--bgp" in args:
-        with pytest.raises(Exception, match="cp_enable"):
+        with pytest.raises(Exception, match="svc_enable"):
             AgentConfig.load(_env(manifest))
     else:
         cfg = AgentConfig.load(_env(manifest))

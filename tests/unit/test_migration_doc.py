@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
+
 from kubevip.commands.manifest import KUBE_VIP_DEFAULTS, KUBE_VIP_FLAGS
 from kubevip.core import compat
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "migration.md"
+REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "docs" / "migration.md"
 
 
 def _rows(section: str) -> dict[str, str]:
@@ -33,3 +36,11 @@ def test_every_kube_vip_manifest_flag() -> None:
     assert set(rows) == set(KUBE_VIP_FLAGS) | set(KUBE_VIP_DEFAULTS)
     for flag, (env, _kind) in KUBE_VIP_FLAGS.items():
         assert env in rows[flag], flag
+
+
+def test_every_helm_value() -> None:
+    """Section 11 lists every top-level key of the chart's values (kube-vip's chart's keys and ours)."""
+    values = yaml.safe_load((REPO / "charts/kubevip/values.yaml").read_text())
+    rows = _rows("## 11. Helm values")
+    assert set(rows) == set(values)
+    assert all(status in {"same", "different", "kubevip-only"} for status in rows.values()), rows

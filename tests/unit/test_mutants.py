@@ -40,6 +40,14 @@ MUTANTS = (
         (SIM, "-k", "scalable and blackhole"),
     ),
     Mutant(
+        "scalable liveness counts its fencing deadline from the next renewal, not the last accepted one",
+        "election/liveness.py",
+        "        self.live_until = sent + t.renew_deadline\n        self.renewals += 1\n",
+        "        self.live_until = sent + t.renew_deadline + t.liveness_period\n        self.renewals += 1\n",
+        ("tests/unit/election/test_simulator.py::test_scalable_mode_liveness_period_random_schedules", "-k",
+         "goal"),
+    ),
+    Mutant(
         "lease mode adopts a renewal conflict written by someone else",
         "election/elector.py",
         "        if current is None:\n            return False\n        self._mine = current",

@@ -12,12 +12,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 from kubevip.core.leases import SERVICE_LEASE_PREFIX
 from kubevip.election.elector import LeaseElector
 from kubevip.election.scalable import ScalableElector, claim_lease_name
 from kubevip.election.timings import ElectionConfig
+from kubevip.ip import NodeName, UnitId
 from kubevip.kube.rest import RestClient
 from kubevip.metrics import Metrics
 from kubevip.tasks import TaskGroupGuard, spawn
@@ -27,7 +28,13 @@ log = logging.getLogger(__name__)
 UnitCallback = Callable[[str], Awaitable[None]]
 Renewed = Callable[[], None]
 Clock = Callable[[], float]  # monotonic seconds; the election simulator passes its virtual clock
-Units = Mapping[str, "frozenset[str] | None"]
+Units = Mapping[UnitId, "frozenset[NodeName] | None"]
+
+
+def _plain(units: Units) -> Mapping[str, frozenset[str] | None]:
+    """`election/` elects on any Lease name, so it names units and nodes by plain `str`; a UnitId and a
+    NodeName are such strings (NewType: no copy, no cost)."""
+    return cast(Mapping[str, "frozenset[str] | None"], units)
 Preferred = Mapping[str, "tuple[str, ...]"]  # unit -> kube-vip.io/preferred-nodes, most preferred first
 
 
@@ -59,7 +66,7 @@ class Solo:
         self._on_stopped = on_stopped
 
     def set_units(self, units: Units) -> None:
-        self._units = dict(units)
+        self._units = dict(_plain(units))
 
     def set_preferred(self, preferred: Preferred) -> None:
         """Every eligible node announces: there is nothing to prefer."""
@@ -108,7 +115,7 @@ class Scalable:
         self.metrics.leader_transitions.labels(unit).inc()
 
     def set_units(self, units: Units) -> None:
-        self.elector.set_units(units)
+        self.elector.set_units(_plain(units))
 
     def set_preferred(self, preferred: Preferred) -> None:
         self.elector.set_preferred(preferred)
@@ -201,7 +208,7 @@ class Leases:
                 await self._on_stopped(u)
 
     def set_units(self, units: Units) -> None:
-        self._units = dict(units)
+        self._units = dict(_plain(units))
         self._changed.set()
 
     def set_preferred(self, preferred: Preferred) -> None:

@@ -36,7 +36,6 @@ from kubevip.core.report import HeldVip
 from kubevip.core.rows import (
     Changes,
     Row,
-    apply,
     desired_rows,
     diff,
     held_plans,
@@ -55,16 +54,14 @@ from kubevip.election.lifetime import (
     still_safe,
 )
 from kubevip.errors import KubevipError, NetworkError
-from kubevip.ip import IPAddress
+from kubevip.ip import IPAddress, NodeName, UnitId
 from kubevip.kube.rest import RestClient
 from kubevip.kube.writers import Writer
-from kubevip.listing import brief
 from kubevip.metrics import Metrics
-from kubevip.net.addresses import AddressManager, Ownership, detect_ownership
 from kubevip.net.announcer import Announcer
-from kubevip.net.interfaces import existing_links, link_names, resolve_interface, subnet_interfaces
+from kubevip.net.interfaces import existing_links, resolve_interface, subnet_interfaces
 from kubevip.net.namespace import OWN, Netns
-from kubevip.net.routes import RoutingTable
+from kubevip.net.vipset import VipSet
 from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
@@ -87,11 +84,12 @@ class Agent:
         ns: Netns = OWN,
         metrics: Metrics | None = None,
         election_api: RestClient | None = None,
+        vips: VipSet | None = None,
     ) -> None:
         self.cfg = cfg
         self.api = api
         self.ns = ns
-        self.me = cfg.node_name
+        self.me = NodeName(cfg.node_name)
         self.metrics = metrics or Metrics(cfg.node_name)
         self.world = World()
         self.guard = TaskGroupGuard(f"agent:{self.me}")
@@ -101,7 +99,11 @@ class Agent:
             election_api or api, cfg.election, self.me, self._unit_started, self._unit_stopped, self.metrics,
             on_renewed=self._renewed,
         )
-        self.announcer = Announcer(rate_ms=cfg.net.arp_rate_ms, ns=ns) if cfg.net.arp else None
+        # The kernel side (net/vipset.py): addresses, routes, announcements, in their fixed order.
+        self.vips = vips if vips is not None else VipSet(
+            cfg.net, ns, announcer=Announcer(rate_ms=cfg.net.arp_rate_ms, ns=ns) if cfg.net.arp else None,
+            label=f"node {cfg.node_name}",
+        )
         self.writer = Writer(api, self.me) if api is not None else None
         # BGP mode (agent/bgp_sink.py): held VIPs are announced to the peers; no ARP / NDP.
         self.bgp = BgpSink(cfg.bgp_settings, self.metrics) if cfg.bgp_settings is not None else None
@@ -125,7 +127,6 @@ class Agent:
         # A pass whose inputs (snapshot, leadership, stopping) equal those of the last pass that left
         # nothing undone has nothing to do: the periodic pass is then free, however many Services.
         self._settled: tuple[object, ...] | None = None
-        self.held: frozenset[Row] = frozenset()
         self.snap: Snapshot | None = None
         # The report Lease `kubevip status` reads (agent/presence.py): what this node holds, since when.
         self.presence = Presence(
@@ -159,14 +160,6 @@ class Agent:
             cfg.net.kernel_lifetime and self.bgp is None and cfg.election.enabled
             and (election_api or api) is not None
         )
-        self.ownership = Ownership()  # probed in start()
-        self._mgrs: dict[str, AddressManager] = {}
-        # Rows whose address this process added or adopted as ours: only those get their lifetime
-        # extended (a replace on a foreign address would make it ours, and the kernel would remove it).
-        self._ours: set[Row] = set()
-        # Per row of ours, the instant before which the kernel cannot have removed it (the request was
-        # sent after it was computed): rounds extend only rows that come due (election/lifetime.py).
-        self._expires: dict[Row, float] = {}
         self._renewals = asyncio.Event()
         self.extensions = 0
         # Egress SNAT and Service security (agent/packets.py): one nftables table of ours.
@@ -174,6 +167,19 @@ class Agent:
         self._discover = asyncio.Event()
         self._rules_wanted: PacketRules | None = None
         self._rules_wake = asyncio.Event()
+
+    @property
+    def held(self) -> frozenset[Row]:
+        """The VIPs on this node's interfaces now (the kernel side's record)."""
+        return self.vips.held
+
+    @held.setter
+    def held(self, rows: frozenset[Row]) -> None:
+        self.vips.held = rows
+
+    @property
+    def announcer(self) -> Announcer | None:
+        return self.vips.announcer
 
     # -- inputs -----------------------------------------------------------------------------------
 
@@ -300,33 +306,11 @@ class Agent:
             log.warning("cannot look up interfaces %s: %s", sorted(names), exc)
             return frozenset()
 
-    def _manager(self, ifname: str) -> AddressManager:
-        """One manager per interface for the agent's life: it keeps its precomputed extension requests."""
-        m = self._mgrs.get(ifname)
-        if m is None:
-            m = self._mgrs[ifname] = self.ownership.manager(ifname, self.ns)
-        return m
-
-    def _managers(self, rows: Iterable[Row]) -> dict[str, AddressManager]:
-        return {r.interface: self._manager(r.interface) for r in rows}
-
     async def kernel_rows(self) -> frozenset[Row]:
         """The VIPs this agent owns (IFA_PROTO ownership, survives restarts) on every interface of the node:
         besides the per-family ones, a previous run may have used any interface a Service's
         `kube-vip.io/serviceInterface` named, even one that no Service names any more."""
-        return await asyncio.to_thread(self._owned_rows)
-
-    def _owned_rows(self) -> frozenset[Row]:
-        out: set[Row] = set()
-        with self.ns.iproute():  # one netlink socket for the whole scan
-            ifnames = link_names(self.ns)
-            for ifname in sorted(ifnames):
-                try:
-                    for ip, _plen in self.ownership.manager(ifname, self.ns).owned():
-                        out.add(Row(ip, ifname))
-                except NetworkError as exc:
-                    log.warning("cannot read addresses of %s: %s", ifname, exc)
-        return frozenset(out)
+        return await asyncio.to_thread(self.vips.owned_rows)
 
     # -- the pass --------------------------------------------------------------------------------------
 
@@ -359,7 +343,7 @@ class Agent:
         self._snap_version = version
         return snap
 
-    def _my_holdings(self, snap: Snapshot) -> dict[str, str | None]:
+    def _my_holdings(self, snap: Snapshot) -> dict[UnitId, NodeName | None]:
         """The election's outcome for this node's rows, as data: unit -> me when this node announces it."""
         if self._stopping:
             return {}
@@ -370,7 +354,7 @@ class Agent:
             single = snap.single_units
             elected = self.placement.elected if self.placement is not None else frozenset()
 
-            def mine(u: str, e: frozenset[str] | None) -> bool:
+            def mine(u: UnitId, e: frozenset[NodeName] | None) -> bool:
                 if u in single or u in elected:
                     return holds(u) and (e is None or self.me in e)
                 return announces(self.me, e, holds(u))
@@ -554,47 +538,11 @@ class Agent:
         return (self._snap_version, self._stopping, self.leadership.generation(), frozenset(self._ifaces))
 
     async def _apply(self, changes: Changes, snap: Snapshot) -> None:
-        # Withdraw first: announcements stop before the address goes, so no frame names a dead VIP.
-        announcer = self.announcer
-        if announcer is not None:
-            await asyncio.gather(*(announcer.stop(r.address) for r in changes.remove))
-        lifetimes = self._add_lifetimes(changes.add, snap)
-        sent = time.monotonic()
-        failed, ours = await asyncio.to_thread(self._kernel, changes, lifetimes)
-        done = Changes(
-            add=tuple(r for r in changes.add if r not in failed),
-            remove=tuple(r for r in changes.remove if r not in failed),
-        )
-        self.held = apply(self.held, done)
-        self._ours.difference_update(done.remove)
-        for r in done.remove:
-            self._expires.pop(r, None)
-        self._ours |= ours
-        for r in ours:
-            seconds = lifetimes.get(r)
-            if seconds is not None:
-                self._expires[r] = sent + seconds
-        if ours and self.lifetimes:
+        done = await self.vips.apply(changes, self._add_lifetimes(changes.add, snap))
+        if self.lifetimes and any(r in self.vips.ours for r in done.add):
             # The adds' lifetimes were computed before the batch ran: a round now checks them against the
             # instant the kernel stamped them (and shortens any that a slow batch made unsafe).
             self._renewals.set()
-        if announcer is not None:
-            # Together: each first frame waits for the announcer's thread, not for the one before it.
-            started = await asyncio.gather(
-                *(announcer.start(r.address, r.interface) for r in done.add), return_exceptions=True
-            )
-            for r, res in zip(done.add, started, strict=True):
-                if isinstance(res, KubevipError):
-                    log.error("cannot announce %s on %s: %s", r.address, r.interface, res)
-                elif isinstance(res, BaseException):
-                    raise res
-        # One line per pass and direction: a line per VIP cost more than the VIPs when 2000 moved.
-        if done.add:
-            log.info("node %s: announcing %d VIPs: %s", self.me, len(done.add),
-                     brief(f"{r.address} on {r.interface}" for r in done.add))
-        if done.remove:
-            log.info("node %s: withdrew %d VIPs: %s", self.me, len(done.remove),
-                     brief(f"{r.address} from {r.interface}" for r in done.remove))
         self.reporter.node_events(done, snap, self.snap)
 
     def _add_lifetimes(self, rows: Iterable[Row], snap: Snapshot) -> dict[Row, int | None]:
@@ -611,64 +559,6 @@ class Agent:
             # Unknown renewal (cannot happen for a held unit): the shortest lifetime; a round follows.
             out[r] = 1 if renewed is None else lifetime(t, renewed, now).seconds
         return out
-
-    def _kernel(
-        self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None
-    ) -> tuple[set[Row], set[Row]]:
-        """Address (and route) changes in a worker thread: netlink calls must not stall lease renewals.
-        Returns the rows that failed and the added rows whose address is ours."""
-        lifetimes = lifetimes or {}
-        failed: set[Row] = set()
-        ours: set[Row] = set()
-        mgrs = self._managers([*changes.add, *changes.remove])
-        n = self.cfg.net
-        tables = {
-            i: RoutingTable(i, self.ns, table=n.routing_table_id, protocol=n.routing_protocol,
-                            route_type=n.routing_table_type)
-            for i in mgrs
-        } if n.routing_table else {}
-        # One interface lookup and one address dump per interface and direction, not per VIP: a pass that
-        # moves hundreds of VIPs otherwise spends seconds parsing netlink dumps (holding the GIL).
-        removed_errors = {
-            i: mgrs[i].remove_many(r.address for r in changes.remove if r.interface == i) for i in mgrs
-        }
-        for r in changes.remove:
-            exc: KubevipError | None = removed_errors[r.interface].get(r.address)
-            if exc is None and tables:
-                try:
-                    tables[r.interface].remove(r.address)
-                except KubevipError as err:
-                    exc = err
-            if exc is None:
-                continue
-            if not existing_links([r.interface], self.ns):
-                # The interface is gone (a Service's own interface deleted): so are its addresses.
-                log.info("%s left with its interface %s", r.address, r.interface)
-                continue
-            log.error("%s", exc)
-            failed.add(r)
-        subnet = self.cfg.net.subnet
-        added_errors: dict[str, dict[IPAddress, NetworkError]] = {i: {} for i in mgrs}
-        groups: dict[tuple[str, int | None], list[Row]] = {}
-        for r in changes.add:
-            groups.setdefault((r.interface, lifetimes.get(r)), []).append(r)
-        nets = {i: subnet.networks(i, self.ns) for i, _ in groups}  # vip_subnet=auto: the interface's subnets
-        for (i, seconds), rows in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or 0)):
-            mine, errs = mgrs[i].add_many_owned(
-                ((r.address, subnet.prefixlen(r.address, nets[i])) for r in rows), lifetime=seconds)
-            added_errors[i].update(errs)
-            ours.update(r for r in rows if r.address in mine)
-        for r in changes.add:
-            exc = added_errors[r.interface].get(r.address)
-            if exc is None and tables:
-                try:
-                    tables[r.interface].add(r.address)
-                except KubevipError as err:
-                    exc = err
-            if exc is not None:
-                log.error("%s", exc)
-                failed.add(r)
-        return failed, ours
 
     # -- kernel lifetimes ------------------------------------------------------------------------------
 
@@ -710,9 +600,10 @@ class Agent:
                 return 0
             by_addr = snap.by_address
             renewed: dict[Row, float] = {}
+            ours = self.vips.ours
             for r in self.held:
                 p = by_addr.get(r.address)
-                if r in self._ours and p is not None:
+                if r in ours and p is not None:
                     s = self.leadership.renewed_at(p.unit)
                     if s is not None:
                         renewed[r] = s
@@ -720,10 +611,10 @@ class Agent:
                 return 0
             t = self.cfg.election.timings
             now = time.monotonic()
-            expires = self._expires
+            expires = self.vips.expires
             renewed = {
                 r: s for r, s in renewed.items()
-                if may_extend(t, s, now) and due(expires.get(r), now, lifetime(t, s, now), t.retry_period)
+                if may_extend(t, s, now) and due(expires.get(r), now, lifetime(t, s, now), t.liveness_period)
             }
             if not renewed:
                 return 0
@@ -734,9 +625,7 @@ class Agent:
                 if not renewed:
                     break
                 plan: dict[Row, Lifetime] = {r: lifetime(t, s, now) for r, s in renewed.items()}
-                stamped = await asyncio.to_thread(self._extend, {r: lt.seconds for r, lt in plan.items()})
-                for r, lt in plan.items():
-                    expires[r] = now + lt.seconds
+                stamped = await asyncio.to_thread(self.vips.extend, {r: lt.seconds for r, lt in plan.items()})
                 late = [
                     r for r, lt in plan.items()
                     if lt.guaranteed and not still_safe(t, renewed[r], lt.seconds, stamped)
@@ -748,20 +637,6 @@ class Agent:
                             stamped - now, len(late))
             self.extensions += 1
             return len(renewed)
-
-    def _extend(self, lifetimes: Mapping[Row, int]) -> float:
-        """Blocking: one batch per interface; returns the instant the last batch returned (every kernel
-        timestamp of the round is earlier)."""
-        prefixlen = self.cfg.net.subnet.prefixlen
-        per_if: dict[str, dict[tuple[IPAddress, int], int]] = {}
-        for r, seconds in lifetimes.items():
-            per_if.setdefault(r.interface, {})[(r.address, prefixlen(r.address))] = seconds
-        for ifname, batch in sorted(per_if.items()):
-            errors = self._manager(ifname).extend(batch)
-            if errors:
-                log.error("cannot extend %d VIP lifetimes on %s: %s", len(errors), ifname,
-                          brief(str(e) for e in errors.values()))
-        return time.monotonic()
 
     def _update_gauges(self, snap: Snapshot) -> None:
         held = {r.address for r in self.held}
@@ -839,17 +714,10 @@ class Agent:
         """Adopt what the kernel holds, then start watches, election, loop and reporting."""
         if self.bgp is not None:
             await self.bgp.start()
-        n = self.cfg.net
-        self.ownership = await asyncio.to_thread(
-            detect_ownership, self.ns, force_fallback=n.ownership == "statefile", state_dir=n.state_dir,
-            lifetime_marker=self.lifetimes, what=f"node {self.me}'s Service VIPs",
-        )
-        self._mgrs.clear()
+        await asyncio.to_thread(self.vips.detect_ownership, f"node {self.me}'s Service VIPs", self.lifetimes)
         # A previous run's packet rules name VIPs this run may not hold: start from none.
         await self.packets.remove()
-        self.held = await self.kernel_rows()
-        self._ours = set(self.held)
-        self._expires.clear()  # adopted rows: unknown, extended in the first round once held
+        self.vips.adopt(await self.kernel_rows())  # lifetimes unknown: extended in the first round once held
         # BGP: a crashed agent's routes already left with its session, so keeping its Cluster VIPs while
         # the election settles would only risk a second announcer; Local VIPs need no election anyway.
         self._startup_keep = self.held if self.bgp is None else frozenset()
@@ -884,6 +752,7 @@ class Agent:
             spawn(self.guard, "publish network",
                   publish_loop(self.api, self.me, self.nodes, self.interfaces, self.ns))
             spawn(self.guard, "report", self.reporter.loop())
+            spawn(self.guard, "events", self.reporter.events_loop())
             spawn(self.guard, "egress-discovery", self.discovery_loop())
         spawn(self.guard, "packet-rules", self.rules_loop())
         spawn(self.guard, "election", self.leadership.run())
@@ -906,8 +775,7 @@ class Agent:
         if self.bgp is not None:
             await self.bgp.close()
         await self.guard.close()
-        if self.announcer is not None:
-            await self.announcer.close()
+        await self.vips.close()
         if self.held:
             log.warning("still holding %s after shutdown", sorted(str(r.address) for r in self.held))
 

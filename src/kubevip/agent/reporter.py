@@ -1,4 +1,6 @@
-"""The agent's reporter: keeps each Service's status, `kube-vip.io/vipHost` and Warning Events true.
+"""The agent's reporter: keeps each Service's status, `kube-vip.io/vipHost` and Warning Events true,
+and tells, through Normal Events aggregated per Service and reason and rate-limited per agent
+(`core.events`), when the node announcing a Service starts or stops.
 
 Level-triggered like the kernel side: after every reconcile pass the agent hands over what the pass
 left (`Outcome`: the snapshot, what this node holds, its own warnings) and wakes the report loop; a
@@ -29,9 +31,10 @@ from kubevip.core.announced import (
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition
 from kubevip.core.egress import active_endpoints, egress_enabled
+from kubevip.core.events import Aggregate, TokenBucket, reports_for
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.rows import Changes, Row, ServiceStatus, service_status, should_write
-from kubevip.core.views import IPAddress, StatusCondition
+from kubevip.core.views import IPAddress, NodeName, StatusCondition, UnitId
 from kubevip.core.world import Snapshot, World
 from kubevip.kube.errors import TRANSIENT
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, Writer
@@ -141,6 +144,12 @@ class Reporter:
         self.hold_down = hold_down
         self._shrinking: dict[str, float] = {}  # Service -> since when its status would lose addresses
         self._unheld: dict[str, float] = {}  # Service -> since when a True condition would turn NoHolder
+        # Normal Events not yet written, (Service, reason) -> occurrences; sent by `events_loop` through
+        # one token bucket per agent, oldest first.
+        self.pending: dict[tuple[str, str], Aggregate] = {}
+        self.bucket = TokenBucket(at=time.monotonic())
+        self._events_wake = asyncio.Event()
+        self.events_written = 0
 
     # -- inputs --------------------------------------------------------------------------------------
 
@@ -217,11 +226,16 @@ class Reporter:
             return list(self.world.services)
         return [k for k in keys if k in self.world.services]
 
-    def _holdings(self, out: Outcome, units: Iterable[str]) -> dict[str, str | None]:
+    def _holdings(self, out: Outcome, units: Iterable[UnitId]) -> dict[UnitId, NodeName | None]:
         """Who holds each of `units`, as far as this node knows (for status and vipHost)."""
         if out.stopping:
             return {}
-        return {u: self.leadership.holder(u, out.snap.units.get(u)) for u in units}
+        units_now = out.snap.units
+        out_: dict[UnitId, NodeName | None] = {}
+        for u in units:
+            h = self.leadership.holder(u, units_now.get(u))
+            out_[u] = NodeName(h) if h is not None else None
+        return out_
 
     def jobs(self, out: Outcome, keys: Iterable[str]) -> Iterable[Callable[[], Awaitable[None]]]:
         snap = out.snap
@@ -272,7 +286,7 @@ class Reporter:
 
     def _extra(
         self, key: str, out: Outcome, d: ServiceDecision | None, plans: tuple[VipPlan, ...],
-        holdings: Mapping[str, str | None], wanted: ServiceStatus, current_host: str | None,
+        holdings: Mapping[UnitId, NodeName | None], wanted: ServiceStatus, current_host: str | None,
     ) -> Extra | None:
         """The family conditions and vipHost-ipv6 to write with the status, when they differ from what the
         Service says; only the node writing the status writes them (the holder of the first VIP; when
@@ -414,11 +428,14 @@ class Reporter:
             log.info("event for %s not written: %s", key, exc)
 
     def node_events(self, done: Changes, snap: Snapshot, fallback: Snapshot | None) -> None:
-        """One Normal Event per Service and direction per pass, naming every address that changed;
-        for a VIP without a plan in `snap`, the Services `fallback` granted it to."""
+        """What a pass changed, as Normal Events: per Service and direction, naming every address that
+        changed; for a VIP without a plan in `snap`, the Services `fallback` granted it to. Only the node
+        that reports for the Service (`core.events.reports_for`) keeps them; they are aggregated per
+        Service and reason until `events_loop` sends them."""
         if self.writer is None:
             return
         by_addr = snap.by_address
+        wall = time.time()
         for rows, reason, verb in ((done.add, STARTED, "started"), (done.remove, STOPPED, "stopped")):
             per_service: dict[str, list[str]] = {}
             for r in rows:
@@ -426,19 +443,53 @@ class Reporter:
                 for key in plan.services if plan is not None else _services_of(fallback, r):
                     per_service.setdefault(key, []).append(f"{r.address} on {r.interface}")
             for key, addrs in per_service.items():
+                if not self._reports_for(key, snap):
+                    continue
                 msg = f"node {self.me} {verb} announcing {', '.join(addrs)}"
-                spawn(self.guard, f"event {key}", self._node_event(key, reason, msg))
+                old = self.pending.get((key, reason))
+                self.pending[(key, reason)] = Aggregate.one(msg, wall) if old is None else old.add(msg, wall)
+        if self.pending:
+            self._events_wake.set()
 
-    async def _node_event(self, key: str, reason: str, message: str) -> None:
+    def _reports_for(self, key: str, snap: Snapshot) -> bool:
+        rec = self.world.services.get(key)
+        if rec is None:
+            return False
+        first = snap.granted.get(key, ())[:1]
+        holder = self.leadership.holder(first[0].unit, snap.units.get(first[0].unit)) if first else None
+        return reports_for(self.me, holder, rec.view.annotation(ANNOTATION_VIP_HOST))
+
+    async def events_loop(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """Send the pending Normal Events, oldest first, one token each; a Service gone meanwhile is
+        skipped (its Events would go with it)."""
+        while True:
+            await self._events_wake.wait()
+            self._events_wake.clear()
+            while self.pending:
+                now = clock()
+                bucket = self.bucket.take(now)
+                if bucket is None:
+                    await asyncio.sleep(self.bucket.wait(now))
+                    continue
+                self.bucket = bucket
+                (key, reason), agg = next(iter(self.pending.items()))
+                del self.pending[(key, reason)]
+                await self._node_event(key, reason, agg)
+
+    async def _node_event(self, key: str, reason: str, agg: Aggregate) -> None:
         rec = self.world.services.get(key)
         if rec is None or self.writer is None:
             return
+        # One name per write (Events are create-only for the agent: kube-vip's RBAC grants no patch); the
+        # count says how many times it happened since the last one.
         name = f"{rec.view.name[:200]}.{self.me[:40]}.{time.time_ns():x}"
         try:
             async with self._event_slots:
                 await self.writer.event(
-                    rec.view.namespace, rec.view.name, rec.view.uid, name, NORMAL, reason, message
+                    rec.view.namespace, rec.view.name, rec.view.uid, name, NORMAL, reason, agg.message,
+                    count=agg.count, first=agg.first, last=agg.last,
                 )
+            self.events_written += 1
         except WRITE_ERRORS as exc:
             log.info("event for %s not written: %s", key, exc)
 

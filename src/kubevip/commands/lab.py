@@ -33,6 +33,9 @@ def register(subparsers: Any) -> None:
     up.add_argument("--control-plane", type=int, default=0, metavar="N",
                     help="a kube-apiserver + control-plane VIP agent in each of the first N nodes "
                          "(kubevip.lab.cpvip, docs/controlplane.md)")
+    up.add_argument("--control-plane-bgp", choices=("ecmp", "single"), default="ecmp",
+                    help="with --bgp: the control-plane VIP from every healthy node (ecmp, the default) "
+                         "or from the Lease holder only (single, vip_leaderelection=true)")
     up.add_argument("--kubernetes", default=None, metavar="VERSION",
                     help="control-plane version: 1.36.3 (the default) or 1.29.15 (1.29 works too); "
                          "env KUBEVIP_KUBERNETES; built once by hack/controlplane/build.sh")
@@ -78,7 +81,7 @@ def run_up(args: argparse.Namespace) -> int:
     if args.control_plane:
         from kubevip.lab import cpvip
 
-        for line in cpvip.instance_up(args.lab_id, args.control_plane):
+        for line in cpvip.instance_up(args.lab_id, args.control_plane, args.control_plane_bgp):
             print(line)
     return 0
 

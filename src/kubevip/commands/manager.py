@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from kubevip.config import SETTINGS, AgentConfig, load_from_process, unsupported_setting_warnings
+from kubevip.core import capabilities
+from kubevip.errors import CapabilityError
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +46,26 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(describe(cfg))
         return 0
+    check_capabilities(cfg)
     from kubevip.runner import run_agent  # heavy imports only when the agent really runs
 
     rc: int = asyncio.run(run_agent(cfg))
     return rc
+
+
+def check_capabilities(cfg: AgentConfig, status: Path = Path("/proc/self/status")) -> None:
+    """Stop at start-up, naming the capability, when this process lacks one its settings need (a Pod whose
+    securityContext dropped it): otherwise every VIP would fail later, one EPERM at a time."""
+    try:
+        mask = capabilities.effective_mask(status.read_text())
+    except OSError:
+        mask = None
+    if mask is None:
+        log.warning("cannot read the effective capabilities from %s; not checked", status)
+        return
+    lacking = capabilities.missing(capabilities.needed(cfg.arp), mask)
+    if lacking:
+        raise CapabilityError(capabilities.message(lacking))
 
 
 def describe(cfg: AgentConfig) -> str:

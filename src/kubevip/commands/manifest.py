@@ -140,7 +140,7 @@ def options(args: argparse.Namespace) -> AgentOptions:
         interface=args.interface,
         services_interface=args.services_interface,
         arp=arp,
-        leader_election=not args.no_leader_election,
+        leader_election=not args.no_leader_election and not _bgp_control_plane_ecmp(args, kv),
         svc_election=args.svc_election,
         lb_class_only=args.lb_class_only,
         lb_class_name=args.lb_class_name,
@@ -149,6 +149,13 @@ def options(args: argparse.Namespace) -> AgentOptions:
         extra_env=extra,
         secret_env=_secret_env(getattr(args, "secret_env", [])),
     )
+
+
+def _bgp_control_plane_ecmp(args: argparse.Namespace, kv: dict[str, str]) -> bool:
+    """`pod --controlplane --bgp` without --leaderElection: kube-vip's manifest leaves election off, so its
+    control-plane VIP is announced from every node (ECMP); keep that. --leaderElection: one holder."""
+    return bool(getattr(args, "controlplane", False)) and "bgp_enable" in kv and not getattr(
+        args, "kv_default_leaderElection", False)
 
 
 def _with_env(obj: dict[str, Any], pairs: list[tuple[str, str]]) -> dict[str, Any]:

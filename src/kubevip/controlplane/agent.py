@@ -4,6 +4,10 @@ Lifecycle: remove leftovers of a previous run -> resolve `address` -> probe the 
 is healthy, campaign on `plndr-cp-lock`; as leader put every family's VIP up (on_started), as ex-leader
 take them all down (on_stopped, awaited by the elector's fencing). When the API server stays unhealthy
 the runner releases the Lease (withdraw first), so a healthy peer takes over within one retry period.
+
+With BGP (`bgp`, a CpAnnouncer) the VIPs are also announced to the peers, after they are on the node and
+withdrawn before they leave it. In ECMP mode (core.cpbgp) there is no campaign: the node holds and
+announces while its local API server is healthy, like every healthy peer.
 """
 
 from __future__ import annotations
@@ -15,15 +19,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from kubevip.controlplane.bgp import CpAnnouncer
 from kubevip.controlplane.dns import Lookup, resolve, system_lookup
 from kubevip.controlplane.health import HealthMonitor, Probe
-from kubevip.controlplane.kernel import KernelVips, Placement, placements
-from kubevip.controlplane.resolve import VipSet
+from kubevip.controlplane.kernel import KernelVips, placements
+from kubevip.controlplane.resolve import Resolved
 from kubevip.controlplane.settings import ControlPlaneSettings
+from kubevip.core.cpbgp import ECMP, SINGLE, CpFacts, announces
+from kubevip.core.rows import Row
 from kubevip.election.elector import LeaseElector, Observer
 from kubevip.election.leaseapi import LeaseApi
 from kubevip.election.lifetime import lifetime, may_extend, still_safe
 from kubevip.election.timings import ElectionConfig
+from kubevip.ip import IPAddress
 from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
@@ -35,8 +43,8 @@ class Status:
 
     healthy: bool
     leading: bool
-    vips: VipSet
-    held: frozenset[Placement]
+    vips: Resolved
+    held: frozenset[Row]
 
 
 class ControlPlaneVip:
@@ -53,6 +61,8 @@ class ControlPlaneVip:
         *,
         lookup: Lookup = system_lookup,
         observer: Observer | None = None,
+        bgp: CpAnnouncer | None = None,
+        mode: str = SINGLE,
     ) -> None:
         self.settings = settings
         self.election = election
@@ -61,9 +71,11 @@ class ControlPlaneVip:
         self.kernel = kernel
         self.lookup = lookup
         self.observer = observer
+        self.bgp = bgp
+        self.mode = mode if bgp is not None else SINGLE  # layer 2 and the routing table always elect
         self.health = HealthMonitor(probe, settings.health, name=f"local kube-apiserver ({node})")
         self.guard = TaskGroupGuard(f"controlplane:{node}")
-        self.vips = VipSet()
+        self.vips = Resolved()
         self.elector: LeaseElector | None = None
         self.campaigns = 0
         self._leading = False
@@ -88,10 +100,13 @@ class ControlPlaneVip:
         await asyncio.to_thread(self.kernel.remove_leftovers)
         await asyncio.to_thread(self.kernel.prepare)  # a takeover then announces at once
         await self._refresh_vips()
+        if self.bgp is not None:
+            await self.bgp.start()
         spawn(self.guard, "health", self.health.run())
         if any(e.ip is None for e in self.settings.entries):
             spawn(self.guard, "dns", self._dns_loop())
-        self._campaign = spawn(self.guard, "campaign", self._campaign_loop())
+        loop = self._ecmp_loop() if self.mode == ECMP else self._campaign_loop()
+        self._campaign = spawn(self.guard, "campaign", loop)
         if self.lifetimes:
             spawn(self.guard, "lifetimes", self._lifetime_loop())
 
@@ -110,6 +125,8 @@ class ControlPlaneVip:
             await self.elector.release()  # on_stopped is a no-op now; then the Lease is emptied
         await self.guard.close()
         await self.kernel.close()
+        if self.bgp is not None:
+            await self.bgp.close()  # nothing announced any more; Cease ends the sessions
 
     # -- VIPs ----------------------------------------------------------------------------------------
 
@@ -133,19 +150,34 @@ class ControlPlaneVip:
             if await self._refresh_vips():
                 await self._converge(self._leading)
 
+    def _holds(self, leading: bool) -> bool:
+        if self.bgp is None:
+            return leading and not self._stopping
+        return announces(CpFacts(self.mode, self.health.healthy, leading and self.mode == SINGLE,
+                                 self._stopping))
+
     async def _converge(self, leading: bool) -> None:
-        """Both families together: every VIP up while leading, none otherwise."""
+        """Both families together: every VIP up while leading (ECMP: while healthy), none otherwise.
+        With BGP a VIP is announced only while it is on the node: withdrawn before, announced after."""
         async with self._lock:
-            self._leading = leading and not self._stopping
-            want: frozenset[Placement] = frozenset()
+            self._leading = self._holds(leading)
+            want: frozenset[Row] = frozenset()
             if self._leading:
                 interfaces = self.kernel.known_interfaces()
                 if interfaces is None:
                     interfaces = await asyncio.to_thread(self.kernel.interfaces)
                 want = placements(self.vips.addresses, interfaces)
+            if self.bgp is not None:
+                await self.bgp.announce(self._announceable(want))
             await self.kernel.converge(want, self._add_lifetime() if self._leading else None)
+            if self.bgp is not None:
+                await self.bgp.announce(self._announceable(want))
         if self._leading and self.lifetimes:
             self._renewals.set()  # check the adds' lifetimes against the instant the kernel stamped them
+
+    def _announceable(self, want: frozenset[Row]) -> set[IPAddress]:
+        """VIPs both wanted and on the node now: the only ones the router may send traffic for."""
+        return {r.address for r in want & self.kernel.held}
 
     def _add_lifetime(self) -> int | None:
         if not self.lifetimes:
@@ -179,7 +211,7 @@ class ControlPlaneVip:
                 if not may_extend(t, renewed, now):
                     return  # past this node's own fencing deadline: a stalled loop woke up, it fences
                 lt = lifetime(t, renewed, now)
-                stamped = await asyncio.to_thread(self.kernel.extend, lt.seconds)
+                stamped = await asyncio.to_thread(self.kernel.extend_held, lt.seconds)
                 if not lt.guaranteed or still_safe(t, renewed, lt.seconds, stamped):
                     return
 
@@ -196,6 +228,19 @@ class ControlPlaneVip:
         return LeaseElector(self.lease_api, e.cp_lease_namespace, e.lease_name, self.node, e.timings,
                             on_started=self._on_started, on_stopped=self._on_stopped, observer=self.observer,
                             on_renewed=self._renewed)
+
+    async def _ecmp_loop(self) -> None:
+        """ECMP mode: hold and announce while the local API server is healthy; no Lease, no election."""
+        await self._have_vips.wait()
+        while True:
+            if not self.health.healthy:
+                log.info("node %s: waiting for the local API server before announcing the control-plane "
+                         "VIPs (BGP, every healthy node)", self.node)
+            await self.health.wait_for(True)
+            await self._converge(True)
+            await self.health.wait_for(False)
+            log.warning("node %s: local API server unhealthy: withdrawing the control-plane VIPs", self.node)
+            await self._converge(False)
 
     async def _campaign_loop(self) -> None:
         """Campaign while the local API server is healthy; release the Lease when it stays unhealthy."""

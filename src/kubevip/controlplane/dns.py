@@ -8,7 +8,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 
-from kubevip.controlplane.resolve import Entry, VipSet, choose, names
+from kubevip.controlplane.resolve import Entry, Resolved, choose, names
 from kubevip.ip import IPAddress
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ async def system_lookup(name: str) -> Sequence[IPAddress]:
     return out
 
 
-async def resolve(entries: Sequence[Entry], mode: str, lookup: Lookup = system_lookup) -> VipSet:
+async def resolve(entries: Sequence[Entry], mode: str, lookup: Lookup = system_lookup) -> Resolved:
     """Look every name up once and choose the VIPs (pure rules in resolve.choose)."""
     answers = {n: tuple(await lookup(n)) for n in names(entries)}
     return choose(entries, mode, answers)

@@ -11,19 +11,25 @@ import dataclasses
 import logging
 import os
 import signal
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from kubevip.bgp.speaker import Speaker
 from kubevip.config import AgentConfig
 from kubevip.controlplane.agent import ControlPlaneVip
+from kubevip.controlplane.bgp import DEFAULT_INTERFACE, CpAnnouncer
 from kubevip.controlplane.health import livez_probe
 from kubevip.controlplane.kernel import KernelVips
 from kubevip.controlplane.settings import APISERVER_KUBECONFIG, APISERVER_LOCAL, ControlPlaneSettings
+from kubevip.core.cpbgp import mode_for
 from kubevip.election.leaseapi import LeaseApi
 from kubevip.errors import ConfigError
+from kubevip.ip import IPAddress
 from kubevip.kube.client import ADMIN_CONF, kubeconfig_path
 from kubevip.kube.kubeconfig import load_incluster, load_kubeconfig
 from kubevip.kube.rest import RestClient
-from kubevip.metrics import Metrics, MetricsServer
+from kubevip.metrics import Heartbeat, Metrics, MetricsServer, watch_loop
+from kubevip.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,20 @@ async def api_client(
     return RestClient(access)
 
 
+def export_sessions(metrics: Metrics | None, speaker: Speaker) -> None:
+    """kube_vip_manager_bgp_session_info{state,peer} of the control plane's speaker (read at scrape)."""
+    if metrics is None:
+        return
+    for peer in speaker.settings.peers:
+        for state in ("up", "connected", "down"):
+            metrics.bgp_session_info.labels(state, str(peer.address)).set_function(
+                _probe(speaker, peer.address, state))
+
+
+def _probe(speaker: Speaker, peer: IPAddress, state: str) -> Callable[[], float]:
+    return lambda: 1.0 if speaker.peer_states.get(peer) == state else 0.0
+
+
 class ControlPlaneProcess:
     """The control-plane VIP plus the client it owns; `shutdown()` withdraws, releases and closes."""
 
@@ -88,10 +108,21 @@ async def open_control_plane(cfg: AgentConfig, metrics: Metrics | None = None) -
     async def probe() -> bool:
         return await livez_probe(api, s.health.path, s.health.timeout)
 
+    net = cfg.net
+    bgp: CpAnnouncer | None = None
+    if cfg.bgp_settings is not None:
+        # BGP mode: the VIPs go on vip_interface, else lo; no kernel lifetimes (a dead agent's routes go
+        # with its BGP session, and ECMP mode has no Lease to extend them from).
+        net = dataclasses.replace(net, interface=net.interface or DEFAULT_INTERFACE, kernel_lifetime=False)
+        bgp = CpAnnouncer(cfg.bgp_settings, on_state=lambda sp: export_sessions(metrics, sp))
+    mode = mode_for(cfg.election.enabled)
     runner = ControlPlaneVip(
         s, cfg.election, node, LeaseApi(api, request_timeout=cfg.election.timings.renew_deadline), probe,
-        KernelVips(cfg.net), observer=observe,
+        KernelVips(net), observer=observe, bgp=bgp, mode=mode,
     )
+    if bgp is not None:
+        log.info("control plane: VIPs announced over BGP, %s", "from every node whose local API server is "
+                 "healthy (ECMP)" if mode == "ecmp" else "by the holder of the Lease only")
     try:
         await runner.start()
     except BaseException:
@@ -112,8 +143,10 @@ async def run_control_plane(cfg: AgentConfig) -> int:
     server: MetricsServer | None = None
     try:
         if cfg.prometheus is not None:
+            heartbeat = Heartbeat()
+            spawn(cp.runner.guard, "loop-lag", watch_loop(metrics, heartbeat))
             server = MetricsServer(metrics, cfg.prometheus.host, cfg.prometheus.port,
-                                   healthy=lambda: not cp.runner.guard.crashed)
+                                   healthy=lambda: not cp.runner.guard.crashed and heartbeat.fresh())
             await server.start()
         log.info("control-plane VIP agent on node %s started (lease %s/%s)", cfg.node_name,
                  cfg.election.cp_lease_namespace, cfg.election.lease_name)

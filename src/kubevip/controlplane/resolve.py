@@ -29,7 +29,7 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class VipSet:
+class Resolved:
     """The control-plane VIP per family (None: that family has none) and why anything is missing."""
 
     v4: ipaddress.IPv4Address | None = None
@@ -97,7 +97,7 @@ def picks(mode: str, answers: Sequence[IPAddress]) -> tuple[IPAddress, ...]:
     raise ValueError(f"unknown dns_mode {mode!r}")
 
 
-def choose(entries: Sequence[Entry], mode: str, answers: Mapping[str, Sequence[IPAddress]]) -> VipSet:
+def choose(entries: Sequence[Entry], mode: str, answers: Mapping[str, Sequence[IPAddress]]) -> Resolved:
     """The VIP per family; earlier entries win a family, and every loser or empty lookup is a problem."""
     chosen: dict[int, IPAddress] = {}
     problems: list[str] = []
@@ -116,7 +116,7 @@ def choose(entries: Sequence[Entry], mode: str, answers: Mapping[str, Sequence[I
             chosen[a.version] = a
     v4 = chosen.get(4)
     v6 = chosen.get(6)
-    return VipSet(
+    return Resolved(
         v4=v4 if isinstance(v4, ipaddress.IPv4Address) else None,
         v6=v6 if isinstance(v6, ipaddress.IPv6Address) else None,
         problems=tuple(problems),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from kubevip.core import reasons
 from kubevip.core.leases import service_lease
 from kubevip.core.plan import ServiceDecision, egress_enabled, endpoint_bound, node_share
-from kubevip.core.views import IPAddress, IPFamily, ServiceView
+from kubevip.core.views import IPAddress, IPFamily, NodeName, ServiceKey, ServiceView, UnitId
 
 # MetalLB's convention: Services carrying the same value consent to share an address across namespaces.
 ANNOTATION_ALLOW_SHARED_IP = "kube-vip.io/allow-shared-ip"
@@ -24,14 +24,14 @@ PORT_CLASH = reasons.Reason.VIP_PORT_CLASH
 class Claim:
     """One Service wanting one VIP; `order` (creationTimestamp, key) decides who was first."""
 
-    order: tuple[str, str]
+    order: tuple[str, ServiceKey]
     address: IPAddress
     family: IPFamily
     ports: frozenset[tuple[str, int]]
     group: str
     local: bool
     # Nodes allowed to announce (ETP Local: nodes with a usable endpoint of the family); None means any.
-    eligible: frozenset[str] | None
+    eligible: frozenset[NodeName] | None
     # The Service's `kube-vip.io/serviceInterface` ("" = the node's own choice).
     interface: str = ""
     # The Service's `kube-vip.io/allow-shared-ip` ("" = no consent to share across namespaces).
@@ -45,7 +45,7 @@ class Claim:
     secondary: bool = False
 
     @property
-    def service(self) -> str:
+    def service(self) -> ServiceKey:
         return self.order[1]
 
     @property
@@ -72,9 +72,9 @@ class VipPlan:
 
     address: IPAddress
     family: IPFamily
-    unit: str
-    services: tuple[str, ...]
-    eligible: frozenset[str] | None
+    unit: UnitId
+    services: tuple[ServiceKey, ...]
+    eligible: frozenset[NodeName] | None
     # The interface the earliest Service asks for ("" = the node's own choice per family).
     interface: str = ""
     # Some Service on it uses egress: one holder, never several (`Claim.single`).
@@ -86,9 +86,9 @@ class Clash:
     """`service` lost `address` to the earlier `winner`: their ports overlap (PORT_CLASH), or they are
     in different namespaces without consent (reasons.CROSS_NAMESPACE_SHARING)."""
 
-    service: str
+    service: ServiceKey
     address: IPAddress
-    winner: str
+    winner: ServiceKey
     reason: str = PORT_CLASH
 
 
@@ -97,22 +97,22 @@ class InterfaceConflict:
     """`service` shares `address` with the earlier `winner`, whose interface `used` ("" = the node's own
     choice) carries it instead of the `wanted` one."""
 
-    service: str
+    service: ServiceKey
     address: IPAddress
-    winner: str
+    winner: ServiceKey
     wanted: str
     used: str
 
 
 def eligible_nodes(
     decision: ServiceDecision, service: ServiceView, family: IPFamily
-) -> frozenset[str] | None:
+) -> frozenset[NodeName] | None:
     """Nodes that may announce this family: None (any) for Cluster; for Local the nodes core allows."""
     if not endpoint_bound(service):
         return None
-    candidates: set[str] = set()
+    candidates: set[NodeName] = set()
     for eps in decision.endpoints.values():
-        candidates.update(e.node for e in eps if e.node)
+        candidates.update(NodeName(e.node) for e in eps if e.node)
     return frozenset(n for n in candidates if node_share(decision, service, n)[family].announce)
 
 
@@ -139,7 +139,7 @@ def claims_of(
     )
 
 
-def _unit(first: Claim, per_address: bool) -> str:
+def _unit(first: Claim, per_address: bool) -> UnitId:
     """Election unit of a VIP: in Lease mode the "namespace/name" of its Lease (kube-vip's name, so both
     implementations elect on one Lease), plus "/<family>" for the second family of a dual-stack Local
     Service (its endpoints, so its eligible nodes, differ per family: a deliberate difference, see
@@ -149,13 +149,13 @@ def _unit(first: Claim, per_address: bool) -> str:
     if per_address:
         if not first.explicit:
             return _address_unit(first.address)
-        return f"{first.group}/{first.family.value}" if first.local else first.group
-    return f"{first.group}/{first.family.value}" if first.local and first.secondary else first.group
+        return UnitId(f"{first.group}/{first.family.value}" if first.local else first.group)
+    return UnitId(f"{first.group}/{first.family.value}" if first.local and first.secondary else first.group)
 
 
 @functools.lru_cache(maxsize=65536)  # formatting an IPv6 address is slow, and asked every snapshot
-def _address_unit(address: IPAddress) -> str:
-    return f"vip:{address}"
+def _address_unit(address: IPAddress) -> UnitId:
+    return UnitId(f"vip:{address}")
 
 
 def resolve(
@@ -192,7 +192,7 @@ def resolve(
                 continue
             kept.append(c)
         first = kept[0]
-        eligible: frozenset[str] | None = None
+        eligible: frozenset[NodeName] | None = None
         for k in kept:
             if k.eligible is not None:
                 eligible = k.eligible if eligible is None else eligible & k.eligible

@@ -55,7 +55,8 @@ def _a(name: str, status: str = SUPPORTED, note: str = "", inert: tuple[str, ...
     return Entry(name, ANNOTATION, status, note, inert)
 
 
-_NO_BGP_CP = "the control-plane VIP is announced by ARP/NDP or the routing table only, not by BGP"
+_NO_BGP_CP = ("with bgp_enable=true the control-plane VIP runs in its own Pod: svc_enable=true in the same "
+              "process is refused (docs/controlplane.md)")
 
 SETTINGS: tuple[Entry, ...] = (
     # Identity, logging, configuration sources
@@ -112,7 +113,7 @@ SETTINGS: tuple[Entry, ...] = (
     _s("vip_loseleadership", IGNORED, "leadership is not given up when the interface goes down", inert=OFF),
     _s("vip_loseleadership_timeout_seconds", IGNORED, "see vip_loseleadership", inert=("", "30")),
     # Control plane
-    _s("cp_enable", note="with bgp_enable=true refused: " + _NO_BGP_CP),
+    _s("cp_enable", note=_NO_BGP_CP),
     _s("cp_detect", DIFFERENT, "use cp_apiserver=local", inert=OFF),
     _s("kubernetes_addr", DIFFERENT, "use cp_apiserver=https://<addr>", inert=("",)),
     _s("control_plane_health_check_address", IGNORED, "kubevip checks the local /livez (cp_health_*)",

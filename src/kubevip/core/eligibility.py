@@ -24,7 +24,7 @@ from kubevip.core.conditions import WARNING, Condition
 from kubevip.core.interface import ANNOTATION_SERVICE_INTERFACE
 from kubevip.core.nodes import NodeView
 from kubevip.core.reasons import Reason
-from kubevip.core.views import IPAddress, ServiceView
+from kubevip.core.views import IPAddress, NodeName, ServiceView
 from kubevip.core.world import Snapshot
 from kubevip.errors import InputError
 
@@ -176,7 +176,7 @@ def place(
             out.append(p)
             continue
         refusals[p.address] = refused
-        allowed = frozenset(nodes) - frozenset(refused)
+        allowed = frozenset(NodeName(n) for n in nodes if n not in refused)
         if p.eligible is None:
             elected.add(p.unit)
             eligible = allowed

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from kubevip.core.claims import VipPlan
 from kubevip.core.interface import AUTO
-from kubevip.core.views import IPAddress, IPFamily
+from kubevip.core.views import IPAddress, IPFamily, NodeName, UnitId
 
 # The election's outcome as data: unit -> the node that holds it (None, or absent: nobody, or unknown).
 # The agent builds it once per pass from its elector; the row functions never call back into it.
-Holdings = Mapping[str, "str | None"]
+Holdings = Mapping[UnitId, "NodeName | None"]
 
 
 def addr_key(a: IPAddress) -> tuple[int, int]:
@@ -49,9 +49,9 @@ class Changes:
         return not self.add and not self.remove
 
 
-def unit_eligibility(plans: Iterable[VipPlan]) -> Mapping[str, frozenset[str] | None]:
+def unit_eligibility(plans: Iterable[VipPlan]) -> Mapping[UnitId, frozenset[NodeName] | None]:
     """Eligible nodes per election unit: the intersection over its VIPs (None means any node)."""
-    out: dict[str, frozenset[str] | None] = {}
+    out: dict[UnitId, frozenset[NodeName] | None] = {}
     for p in plans:
         if p.unit not in out:
             out[p.unit] = p.eligible

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubevip.ip import IPAddress, IPFamily, IPNetwork
+from kubevip.ip import IPAddress, IPFamily, IPNetwork, NodeName, ServiceKey, UnitId
 
-__all__ = ["IPAddress", "IPFamily", "IPNetwork"]  # re-exported: the core's modules import them from here
+# Re-exported: the core's modules import them from here.
+__all__ = ["IPAddress", "IPFamily", "IPNetwork", "NodeName", "ServiceKey", "UnitId"]
 
 # Sort key that puts IPv4 before IPv6; used only where no primary-first order exists.
 FAMILY_ORDER: dict[IPFamily, int] = {IPFamily.IPV4: 0, IPFamily.IPV6: 1}
@@ -69,8 +70,8 @@ class ServiceView:
     status_conditions: tuple[StatusCondition, ...] = ()
 
     @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+    def key(self) -> ServiceKey:
+        return ServiceKey(f"{self.namespace}/{self.name}")
 
     def annotation(self, key: str) -> str | None:
         """The value of annotation `key`, or None when absent."""
@@ -123,5 +124,5 @@ class LegacyEndpointsView:
     endpoints: tuple[EndpointView, ...]
 
     @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+    def key(self) -> ServiceKey:
+        return ServiceKey(f"{self.namespace}/{self.name}")

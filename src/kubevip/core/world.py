@@ -23,7 +23,14 @@ from kubevip.core.plan import ServiceDecision, decide
 from kubevip.core.policy import DEFAULT_POLICY, AddressPolicy
 from kubevip.core.rows import unit_eligibility
 from kubevip.core.selection import ClassFilter, class_reason
-from kubevip.core.views import EndpointSliceView, IPAddress, LegacyEndpointsView, ServiceView
+from kubevip.core.views import (
+    EndpointSliceView,
+    IPAddress,
+    LegacyEndpointsView,
+    NodeName,
+    ServiceView,
+    UnitId,
+)
 
 
 @dataclass(frozen=True)
@@ -82,12 +89,12 @@ class Snapshot:
         return {p.address: p for p in self.plans}
 
     @functools.cached_property
-    def units(self) -> Mapping[str, frozenset[str] | None]:
+    def units(self) -> Mapping[UnitId, frozenset[NodeName] | None]:
         """Eligible nodes per election unit (`unit_eligibility`)."""
         return unit_eligibility(self.plans)
 
     @functools.cached_property
-    def single_units(self) -> frozenset[str]:
+    def single_units(self) -> frozenset[UnitId]:
         """Election units with an egress VIP: held by their leader alone, in every mode."""
         return frozenset(p.unit for p in self.plans if p.single)
 

@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--renew-deadline", type=float, default=d.renew_deadline)
     p.add_argument("--retry-period", type=float, default=d.retry_period)
     p.add_argument("--skew-margin", type=float, default=d.skew_margin)
+    p.add_argument("--liveness-period", type=float, default=None,
+                   help="scalable mode: seconds between liveness renewals (default: the retry period)")
     p.add_argument("--quiet", action="store_true", help="print only ready/released (benchmarks)")
     p.add_argument("--nodes", type=int, default=0,
                    help="run this many identities <identity>-0 .. in one process, sharing one client")
@@ -59,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def amain(args: argparse.Namespace) -> int:
     timings = Timings(
-        args.lease_duration, args.renew_deadline, args.retry_period, args.skew_margin
+        args.lease_duration, args.renew_deadline, args.retry_period, args.skew_margin, args.liveness_period
     ).validate()
     names = list(args.lease if args.mode == "lease" else args.unit)
     names += [args.template.format(i=i) for i in range(args.count)]

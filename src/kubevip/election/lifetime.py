@@ -76,13 +76,14 @@ def still_safe(timings: Timings, renewed: float, seconds: int, stamped: float) -
     return seconds <= budget(timings, renewed, stamped)
 
 
-def due(expires: float | None, now: float, new: Lifetime, retry_period: float) -> bool:
+def due(expires: float | None, now: float, new: Lifetime, renew_period: float) -> bool:
     """Whether a VIP whose address the kernel keeps until at least `expires` (None: unknown, or never
     set) needs an extension now. Every renewal would otherwise rewrite every address, and the kernel's
     work per IPv6 change grows with the addresses on the node (1000 IPv6 VIPs: ~0.3 s of CPU per round).
-    It waits while more than half the new lifetime is left, and more than one retry period plus 1 s (the
-    next renewal's round then comes with a second to spare). Skipping is always safe for fencing."""
-    return expires is None or expires - now < max(new.seconds / 2, retry_period + 1.0)
+    It waits while more than half the new lifetime is left, and more than one renewal period (the retry
+    period, or the scalable mode's liveness period) plus 1 s (the next renewal's round then comes with a
+    second to spare). Skipping is always safe for fencing."""
+    return expires is None or expires - now < max(new.seconds / 2, renew_period + 1.0)
 
 
 def minimum_lease_duration(timings: Timings, renew_latency: float = 0.1) -> float:

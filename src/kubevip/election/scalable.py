@@ -19,11 +19,14 @@ from dataclasses import dataclass
 
 from kubevip.election.assign import Step, UnitFacts, assign
 from kubevip.election.cache import LeaseCache
-from kubevip.election.handback import hand_back, still_ours
-from kubevip.election.lag import LagReporter
 from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
-from kubevip.election.observe import expires_at
-from kubevip.election.record import LeaseRecord, lease_body, released_body, renewed_body
+from kubevip.election.liveness import (
+    ROLE_LABEL,
+    ROLE_NODE,
+    Liveness,
+    expire_peers,
+)
+from kubevip.election.record import LeaseRecord, lease_body, released_body
 from kubevip.election.rendezvous import choose_holder
 from kubevip.election.timings import Timings
 from kubevip.kube.rest import RestClient
@@ -32,13 +35,9 @@ from kubevip.tasks import bounded
 
 log = logging.getLogger(__name__)
 
-ROLE_LABEL = "kubevip.io/election"
-ROLE_NODE = "node"
 ROLE_CLAIM = "claim"
-NODE_ANNOTATION = "kubevip.io/node"
 UNIT_ANNOTATION = "kubevip.io/unit"
 EPOCH_ANNOTATION = "kubevip.io/epoch"
-EXPIRED_BY_ANNOTATION = "kubevip.io/expired-by"
 
 # Claims in flight at once: more only queue at a busy API server, where they delay this node's own
 # liveness renewals past their deadline (32 did, for 1000 units on a loaded 2-core host).
@@ -104,7 +103,6 @@ class ScalableElector:
         on_renewed: Callable[[], None] | None = None,
     ) -> None:
         self.api = api_client if isinstance(api_client, LeaseApi) else LeaseApi(api_client)
-        self._on_renewed = on_renewed
         self.namespace = namespace
         self.node = node
         self.timings = timings.validate()
@@ -138,13 +136,20 @@ class ScalableElector:
         self._orphan_since: dict[str, float] = {}
         # Claim versions written by this node in its current liveness incarnation: only these count.
         self._my_claims: dict[str, LeaseRecord] = {}
-        self._mine: LeaseRecord | None = None  # own liveness Lease as last written by this process
-        self._epoch: int | None = None
-        self._live_until = 0.0
-        self._live_since = 0.0
+        self.liveness = Liveness(
+            self.api,
+            namespace,
+            node,
+            node_lease_name(node),
+            self.timings,
+            self.cache,
+            fence=self._fence,
+            on_epoch=self._my_claims.clear,
+            on_renewed=on_renewed,
+            clock=clock,
+        )
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._lag = LagReporter(f"node {node} liveness", self.timings, clock)
         self._lock = asyncio.Lock()
         self.transitions = 0
 
@@ -157,7 +162,11 @@ class ScalableElector:
     @property
     def is_live(self) -> bool:
         """True while this node's own liveness Lease is inside its renew deadline."""
-        return self._epoch is not None and self._clock() < self._live_until
+        return self.liveness.is_live
+
+    @property
+    def _epoch(self) -> int | None:
+        return self.liveness.epoch
 
     @property
     def held(self) -> frozenset[str]:
@@ -171,16 +180,7 @@ class ScalableElector:
     def renewed_at(self) -> float | None:
         """When the last accepted liveness write was sent, while live: no peer may take a unit of ours
         before `lease_duration` after it (claims are stealable only once our liveness lapsed)."""
-        if not self.is_live:
-            return None
-        return self._live_until - self.timings.renew_deadline
-
-    def _renewed(self) -> None:
-        if self._on_renewed is not None:
-            try:
-                self._on_renewed()
-            except Exception:
-                log.exception("node %s: on_renewed callback failed", self.node)
+        return self.liveness.renewed_at
 
     def set_units(self, units: Mapping[str, Collection[str] | None]) -> None:
         """Desired units -> nodes eligible to hold each (None: every live node); a change triggers a pass
@@ -216,7 +216,7 @@ class ScalableElector:
         out: set[str] = set()
         for node in live:
             if node == self.node:
-                since = self._live_since
+                since = self.liveness.live_since
             else:
                 rec = self.cache.records.get(node_lease_name(node))
                 epoch = rec.transitions if rec is not None else -1
@@ -287,122 +287,11 @@ class ScalableElector:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._fence("released")
-        mine = self._mine
-        self._mine = None
-        self._epoch = None
-        if mine is None:
-            return
-        try:
-            await hand_back(self.api, mine, self.node, self.timings.renew_deadline)
-        except TRANSIENT as exc:
-            log.warning("node %s: liveness release failed (%r); peers take over at expiry", self.node, exc)
-
-    # -- own liveness --------------------------------------------------------------------------
+        await self.liveness.release()
 
     async def _liveness_loop(self) -> None:
-        t = self.timings
         while not self._closing:
-            started = self._clock()
-            if self._epoch is None:
-                wake = await self._acquire_liveness()
-            else:
-                wake = started + t.retry_period
-                await self._renew_liveness()
-            before = self._clock()
-            if self._epoch is not None and self._live_until > before:
-                wake = min(wake, self._live_until)  # wake to fence, if it comes to that
-            await asyncio.sleep(max(0.0, wake - before))
-            if self._epoch is not None:
-                self._lag.woke(max(wake, before))
-            if self._epoch is not None and self._clock() >= self._live_until and self._held:
-                await self._fence("liveness renew deadline passed")
-
-    async def _acquire_liveness(self) -> float:
-        """Become live: create our Lease or take it once released or expired; returns when to look again."""
-        t = self.timings
-        name = node_lease_name(self.node)
-        now = self._clock()
-        try:
-            rec = await bounded(self.api.get(self.namespace, name), t.renew_deadline)
-            if rec is not None:
-                self.cache.put(rec)
-                seen = self.cache.seen[name]
-                if rec.held:
-                    # Maybe a previous process of this node still announces: wait for expiry.
-                    expiry = expires_at(seen, rec.duration or t.lease_duration)
-                    if now < expiry:
-                        return min(now + t.retry_period, expiry)
-            wall = time.time()
-            body = lease_body(
-                self.namespace,
-                name,
-                holder=self.node,
-                duration=t.lease_duration,
-                transitions=0 if rec is None else rec.transitions + 1,
-                acquire_wall=wall,
-                renew_wall=wall,
-                resource_version=None if rec is None else rec.resource_version,
-                labels={ROLE_LABEL: ROLE_NODE},
-                annotations={NODE_ANNOTATION: self.node},
-            )
-            sent = self._clock()
-            new = await bounded(
-                self.api.create(body) if rec is None else self.api.replace(body), t.renew_deadline
-            )
-        except Conflict:
-            return now + t.retry_period
-        except TRANSIENT as exc:
-            log.debug("node %s: liveness acquire failed: %r", self.node, exc)
-            return now + t.retry_period
-        self._mine = new
-        self._epoch = new.transitions
-        self._my_claims.clear()
-        self._live_until = sent + t.renew_deadline
-        self._live_since = self._clock()
-        self.cache.put(new)
-        log.info("node %s: live (epoch %d)", self.node, new.transitions)
-        return self._clock() + t.retry_period
-
-    async def _renew_liveness(self) -> None:
-        t = self.timings
-        mine = self._mine
-        assert mine is not None
-        was_live = self.is_live
-        body = renewed_body(mine, t.lease_duration, time.time())
-        sent = self._clock()
-        # While live, a renewal may not outlast the deadline (this loop fences). Past it we are fenced
-        # already and a late renewal is still safe (a peer that marked us expired makes it conflict): give
-        # it a whole renew deadline, or under load it could never get through again.
-        remaining = self._live_until - sent
-        if remaining <= 0:
-            remaining = t.renew_deadline
-        try:
-            new = await bounded(self.api.replace(body, limit=remaining), remaining)
-        except Conflict:
-            try:
-                current = await bounded(still_ours(self.api, mine, self.node, remaining), remaining)
-            except TRANSIENT:
-                return  # cannot tell yet; the fencing deadline still rules
-            if current is not None:
-                self._mine = current  # a renewal of ours that timed out had landed
-                return
-            # Someone marked us expired (or the Lease was edited): our claims are void; start over.
-            log.warning("node %s: liveness Lease taken away; withdrawing everything", self.node)
-            await self._fence("liveness lost")
-            self._epoch = None
-            self._mine = None
-            self._my_claims.clear()
-            return
-        except TRANSIENT as exc:
-            log.debug("node %s: liveness renew failed (%r)", self.node, exc)
-            return
-        self._mine = new
-        self._live_until = sent + t.renew_deadline
-        if not was_live:
-            # Back after a gap: give peers a full lease duration from now before judging them.
-            self._live_since = self._clock()
-        self.cache.put(new)
-        self._renewed()
+            await self.liveness.step(lambda: bool(self._held))
 
     # -- assignment ----------------------------------------------------------------------------
 
@@ -424,7 +313,13 @@ class ScalableElector:
             if not self.cache.synced:
                 continue
             try:
-                wake = min(wake, await self._expire_peers())
+                since = self.liveness.live_since
+                wake = min(
+                    wake,
+                    await expire_peers(
+                        self.api, self.cache, self.namespace, self.node, t, since, self._clock()
+                    ),
+                )
                 # A pass over every unit costs CPU in proportion to the units: look at every unit once
                 # per lease duration (the timers); otherwise only at what changed or still waits.
                 full = self._clock() >= full_pass_at
@@ -434,40 +329,6 @@ class ScalableElector:
                     await self._converge(full)
             except TRANSIENT as exc:
                 log.debug("node %s: assignment pass failed: %r", self.node, exc)
-
-    async def _expire_peers(self) -> float:
-        """Mark peers' liveness Leases expired once unchanged for their duration on our clock; returns
-        the next instant at which some peer would expire.
-        """
-        t = self.timings
-        now = self._clock()
-        next_expiry = now + t.retry_period
-        for name, rec in list(self.cache.records.items()):
-            if rec.labels.get(ROLE_LABEL) != ROLE_NODE or not rec.holder or rec.holder == self.node:
-                continue
-            seen = self.cache.seen.get(name)
-            if seen is None:
-                continue
-            first = max(seen.first_seen, self._live_since)
-            expiry = first + (rec.duration or t.lease_duration)
-            if now < expiry:
-                next_expiry = min(next_expiry, expiry)
-                continue
-            # Compare-and-swap on the version we watched expire: if the peer renewed after all (our watch
-            # stalled), the write conflicts and we only refresh our view; no read needed up front.
-            body = released_body(rec, time.time(), {**rec.annotations, EXPIRED_BY_ANNOTATION: self.node})
-            try:
-                new = await bounded(self.api.replace(body), t.renew_deadline)
-            except Conflict:
-                fresh = await bounded(self.api.get(self.namespace, name), t.renew_deadline)
-                if fresh is None:
-                    self.cache.drop(name)
-                else:
-                    self.cache.put(fresh)
-                continue
-            log.info("node %s: marked %s expired", self.node, rec.holder)
-            self.cache.put(new)
-        return next_expiry
 
     def _node_state(self) -> tuple[object, ...]:
         """Everything besides a unit's own claim that decides it: who is live in which epoch."""
@@ -630,7 +491,7 @@ class ScalableElector:
             return live.holder != claim.holder or live.transitions != claim.epoch
         # Liveness Lease absent (deleted by hand?): wait a full default lease duration of absence.
         since = self.cache.absent_since.setdefault(name, self._clock())
-        return self._clock() >= max(since, self._live_since) + self.timings.lease_duration
+        return self._clock() >= max(since, self.liveness.live_since) + self.timings.lease_duration
 
     async def _claim(self, unit: str, rec: LeaseRecord | None) -> None:
         """Claim `unit` by compare-and-swap on `rec`, the version that was judged stealable."""

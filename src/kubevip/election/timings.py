@@ -64,6 +64,15 @@ class Timings:
     renew_deadline: float = 1.0
     retry_period: float = 0.25
     skew_margin: float = 0.25
+    # Scalable mode: seconds between steady renewals of a node's liveness Lease (None: retry_period).
+    # Fencing does not depend on it (see election/liveness.py); only the attempts left before the
+    # renew deadline do, so it must leave room for one retry: liveness_period + retry_period <
+    # renew_deadline.
+    liveness: float | None = None
+
+    @property
+    def liveness_period(self) -> float:
+        return self.retry_period if self.liveness is None else self.liveness
 
     def validate(self) -> Timings:
         for name, value in (
@@ -90,6 +99,19 @@ class Timings:
                 f"must be less than vip_renewdeadline ({self.renew_deadline}) so a leader gets at least"
                 " two renewal attempts before it fences itself",
             )
+        if self.liveness is not None:
+            if not (math.isfinite(self.liveness) and self.liveness > 0):
+                raise ConfigError("vip_livenessperiod", self.liveness, "expected a positive number of"
+                                  " seconds")
+            if not self.liveness + self.retry_period < self.renew_deadline:
+                raise ConfigError(
+                    "vip_livenessperiod",
+                    self.liveness,
+                    f"vip_livenessperiod ({self.liveness}) + vip_retryperiod ({self.retry_period}) must be"
+                    f" less than vip_renewdeadline ({self.renew_deadline}): a failed liveness renewal needs"
+                    " a retry before the node fences itself; lower vip_livenessperiod or raise"
+                    " vip_renewdeadline (and vip_leaseduration)",
+                )
         return self
 
     @property
@@ -147,6 +169,7 @@ def config_from_settings(
         renew_deadline=_seconds(settings, "vip_renewdeadline", d.renew_deadline),
         retry_period=_seconds(settings, "vip_retryperiod", d.retry_period),
         skew_margin=_margin(settings, d.skew_margin),
+        liveness=_seconds(settings, "vip_livenessperiod", 0.0) or None,
     ).validate()
     default_ns = lease_namespace(settings, sa_namespace)
     cp_ns, cp_name = _lease_setting(settings, "vip_leasename", CONTROL_PLANE_LEASE, default_ns)

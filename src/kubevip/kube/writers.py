@@ -143,9 +143,11 @@ class Writer:
 
     async def event(
         self, namespace: str, service: str, uid: str, name: str, type_: str, reason: str, message: str,
+        *, count: int = 1, first: float | None = None, last: float | None = None,
     ) -> bool:
-        """Create an Event named `name`; False when it exists already (the same condition, once)."""
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        """Create an Event named `name`; False when it exists already (the same condition, once).
+        `count` occurrences between wall-clock instants `first` and `last` (default: now)."""
+        now = _stamp(None)
         body = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -158,9 +160,9 @@ class Writer:
             "source": {"component": COMPONENT, "host": self.node},
             "reportingComponent": COMPONENT,
             "reportingInstance": self.node,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
+            "firstTimestamp": _stamp(first) if first is not None else now,
+            "lastTimestamp": _stamp(last) if last is not None else now,
+            "count": count,
         }
         resp = await self.api.request(
             "POST", f"/api/v1/namespaces/{namespace}/events", body=body, timeout=self.timeout
@@ -168,6 +170,11 @@ class Writer:
         self.writes += 1
         status = await _check(resp, f"Event {namespace}/{name}", ok=(200, 201, 409))
         return status != 409
+
+
+def _stamp(wall: float | None) -> str:
+    at = dt.datetime.now(dt.UTC) if wall is None else dt.datetime.fromtimestamp(wall, dt.UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def dumps(obj: object) -> str:

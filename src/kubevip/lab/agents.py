@@ -19,10 +19,10 @@ from pathlib import Path
 
 from kubevip.errors import LabError
 from kubevip.ip import IPAddress
+from kubevip.lab import podrun
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork
-from kubevip.lab.stack import node_kubeconfig
 from kubevip.lab.tcpprobe import probe_argv
 from kubevip.lab.topology import Endpoint
 
@@ -66,6 +66,9 @@ class AgentProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    # What runs before the agent's argv inside the namespace (lab/podrun.py: the service-account mount
+    # and setpriv with the manifest's capabilities); empty: the agent runs as the lab's root.
+    prefix: tuple[str, ...] = ()
 
     def start(self, lab: LabNetwork) -> int:
         if self.proc is not None and self.proc.poll() is None:
@@ -74,7 +77,7 @@ class AgentProcess:
         self.starts += 1
         self.proc = lab.popen(
             self.node.netns,
-            [sys.executable, "-m", "kubevip", "manager"],
+            [*self.prefix, sys.executable, "-m", "kubevip", "manager"],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -257,8 +260,14 @@ def demo_json(net: LabNetwork) -> dict[str, object]:
     return doc
 
 
-def start_lab_processes(net: LabNetwork, kubeconfig: Path, state_dir: Path) -> list[str]:
-    """Start what is not running: a responder and an agent per node (idempotent); one line per action."""
+# What agent_env adds for a process on the host; a Pod gets these from its image and the kubelet.
+_PROCESS_ENV = ("PATH", "PYTHONUNBUFFERED", "KUBECONFIG", "vip_nodename")
+
+
+def start_lab_processes(cp: ControlPlane, net: LabNetwork, state_dir: Path) -> list[str]:
+    """Start what is not running: a responder, a token rotator and an agent per node (idempotent); one
+    line per action. The agents run as the DaemonSet `kubevip manifest daemonset` renders for the lab's
+    settings says (lab/podrun.py): its env, only its capabilities, a projected token the lab rotates."""
     pids = recorded(state_dir)
     lines: list[str] = []
     for n in net.nodes:
@@ -269,12 +278,30 @@ def start_lab_processes(net: LabNetwork, kubeconfig: Path, state_dir: Path) -> l
             lines.append(f"agent on {n.name} already running (pid {mine['agent']})")
             continue
         # With `lab up --bgp` the agents run in BGP mode peered with the lab router (lab/bgp.py).
-        env = agent_env(n, kubeconfig, {**policy_env(net), **LabBgp(net, state_dir).agent_env()})
-        a = AgentProcess(n, env, state_dir / f"agent-{n.name}.log")
+        settings = {k: v for k, v in agent_env(n, Path(), {**policy_env(net), **LabBgp(net, state_dir)
+                                                          .agent_env()}).items() if k not in _PROCESS_ENV}
+        run = podrun.prepare(cp, net, n, podrun.lab_manifest(n.interface, settings), state_dir)
+        if not (mine.get("token") and alive(mine["token"])):
+            run.token.write_static()
+            run.token.rotate()
+            mine["token"] = start_rotator(run.token, state_dir)
+        a = AgentProcess(n, run.env, state_dir / f"agent-{n.name}.log", prefix=run.prefix)
         mine["agent"] = a.start(net)
         lines.append(f"started agent on {n.name} (pid {mine['agent']}, log {a.log_path})")
     record(state_dir, pids)
     return lines
+
+
+def start_rotator(token: podrun.ProjectedToken, state_dir: Path) -> int:
+    """The kubelet's token refresh for one agent, as a process that outlives `lab up` (`lab down` stops
+    it); its pid."""
+    with (state_dir / f"token-{token.owner}.log").open("ab") as log:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "kubevip.lab.podrun", "rotate", str(token.cp.state_dir), str(token.dir),
+             token.owner, token.namespace],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    return p.pid
 
 
 def stop_lab_processes(state_dir: Path) -> list[str]:
@@ -328,7 +355,7 @@ def lab_up(cp: ControlPlane, net: LabNetwork, state_dir: Path) -> list[str]:
         f"demo Service {DEMO_NAMESPACE}/{DEMO_SERVICE}: VIPs {' and '.join(map(str, vips))} "
         f"port {RESPONDER_PORT}"
     ]
-    lines += start_lab_processes(net, node_kubeconfig(cp, net), state_dir)
+    lines += start_lab_processes(cp, net, state_dir)
     bgp = LabBgp(net, state_dir)
     if bgp.state() is not None:  # BGP mode: the demo is reached through the router
         return lines + bgp.wait_demo(vips, RESPONDER_PORT)

@@ -165,6 +165,11 @@ class LabBgp:
         workdir.chmod(0o711)
         # Sessions over IPv4 unless the lab is IPv6-only; MP-BGP carries whatever families there are.
         neighbors = [Neighbor(n.ipv4 if has4 else n.ipv6, NODE_AS) for n in self.net.nodes]
+        if has4 and has6:
+            # A second session per node over IPv6, for a second speaker on the node: the control-plane
+            # agent (`lab up --control-plane N`) runs its own ExaBGP beside the Service agent's, and a
+            # router keeps one session per neighbour address (cpvip.py).
+            neighbors += [Neighbor(n.ipv6, NODE_AS) for n in self.net.nodes]
         router = make_router(daemon, rt, workdir / daemon, ROUTER_AS, rv4, neighbors)
 
         def only(a: IPAddress) -> str | None:  # the status JSON's null for a family the lab lacks
@@ -201,6 +206,19 @@ class LabBgp:
                           else f"[{doc['router']['ipv6']}]:{ROUTER_AS}"),
             "bgp_hold_time": "9",
             "bgp_keepalive_interval": "3",
+        }
+
+    def control_plane_env(self, node_ipv6: IPAddress) -> dict[str, str]:
+        """Settings for a control-plane agent beside a Service agent: BGP over the node's IPv6 session
+        (the Service agent has the IPv4 one) with its own router id, the low 32 bits of the node's IPv6
+        address ({} without a router or on a single-stack lab)."""
+        doc = self.state()
+        if doc is None or not doc["router"]["ipv4"] or not doc["router"]["ipv6"]:
+            return {}
+        return {
+            **self.agent_env(),
+            "bgp_peers": f"[{doc['router']['ipv6']}]:{ROUTER_AS}",
+            "bgp_routerid": str(ipaddress.IPv4Address(int(node_ipv6) & 0xFFFFFFFF)),
         }
 
     def reader(self) -> Router | None:

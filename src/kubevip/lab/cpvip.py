@@ -27,10 +27,11 @@ from typing import Any
 
 import yaml
 
-from kubevip.errors import LabError
+from kubevip.errors import BgpError, LabError
 from kubevip.ip import IPAddress
 from kubevip.lab import procs
 from kubevip.lab.agents import AgentProcess
+from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane, http_get
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.ports import free_port
@@ -65,6 +66,9 @@ class ControlPlaneVipLab:
     count: int = 3
     die_with_parent: bool = True
     agent_extra_env: dict[str, str] = field(default_factory=dict)
+    # With a BGP router in the lab (`lab up --bgp`): "ecmp" (every healthy node announces) or "single"
+    # (the Lease holder only); docs/controlplane.md, "BGP".
+    bgp_mode: str = "ecmp"
     start_timeout: float = 180.0
     apiservers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
     agents: dict[str, AgentProcess] = field(default_factory=dict, repr=False)
@@ -233,8 +237,20 @@ class ControlPlaneVipLab:
             "vip_leaderelection": "true",
             "prometheus_server": AGENT_METRICS,
         }
+        bgp = self.bgp.control_plane_env(node.ipv6)
+        if bgp:
+            env.update(bgp)
+            env["vip_leaderelection"] = "true" if self.bgp_mode == "single" else "false"
         env.update(self.agent_extra_env)
         return env
+
+    @property
+    def bgp(self) -> LabBgp:
+        return LabBgp(self.net, self.net.state_dir)
+
+    @property
+    def announced_by_bgp(self) -> bool:
+        return self.bgp.state() is not None
 
     def start_agent(self, name: str) -> int:
         node = self.net.node(name)
@@ -259,7 +275,8 @@ class ControlPlaneVipLab:
         out: dict[int, set[str]] = {4: set(), 6: set()}
         want = {self.vip4: 4, self.vip6: 6}
         for n in self.net.nodes:
-            res = self.net.run(n.netns, ["ip", "-j", "addr", "show", "dev", n.interface], check=False)
+            # Every interface: in BGP mode the VIPs are on lo.
+            res = self.net.run(n.netns, ["ip", "-j", "addr", "show"], check=False)
             for link in json.loads(res.stdout or "[]"):
                 for a in link.get("addr_info", []):
                     fam = want.get(ipaddress.ip_address(a["local"]))
@@ -268,11 +285,14 @@ class ControlPlaneVipLab:
         return out
 
     def kubectl(self, family: int, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
-        """kubectl inside the client namespace through the VIP of `family` (never raises on failure)."""
+        """kubectl inside the client namespace through the VIP of `family` (never raises on failure); with
+        a BGP router, in the bgp_client namespace behind it."""
         argv = [str(self.cp.kubectl), "--kubeconfig", str(self.kubeconfig(family)),
                 f"--request-timeout={max(1, int(timeout))}s", *args]
+        doc = self.bgp.state()
+        netns = doc["bgp_client"]["netns"] if doc is not None else self.net.client.netns
         try:
-            return self.net.run(self.net.client.netns, argv, check=False, timeout=timeout + 5)
+            return self.net.run(netns, argv, check=False, timeout=timeout + 5)
         except LabError as exc:
             return subprocess.CompletedProcess(argv, 124, "", str(exc))
 
@@ -285,7 +305,59 @@ class ControlPlaneVipLab:
             "kubeconfig_ipv6": str(self.kubeconfig(6)),
             "ca": str(self.ca),
             "nodes": [n.name for n in self.nodes],
+            # Added for BGP (issue 22): "arp" or "bgp", and with BGP "ecmp" or "single" (else null).
+            "announce": "bgp" if self.announced_by_bgp else "arp",
+            "bgp_mode": self.bgp_mode if self.announced_by_bgp else None,
+            "client_netns": ((self.bgp.state() or {}).get("bgp_client", {}).get("netns")
+                             or self.net.client.netns),
         }
+
+    def rib(self) -> dict[int, frozenset[IPAddress]]:
+        """With a BGP router: family -> next hops the router has for that family's control-plane VIP."""
+        import asyncio
+
+        router = self.bgp.reader()
+        if router is None:
+            return {4: frozenset(), 6: frozenset()}
+        out: dict[int, frozenset[IPAddress]] = {}
+        for fam, vip in ((4, self.vip4), (6, self.vip6)):
+            try:
+                rib = asyncio.run(router.rib(fam))
+            except BgpError:
+                rib = {}
+            out[fam] = rib.get(ipaddress.ip_network(vip), frozenset())
+        return out
+
+    def wait_bgp_reachable(self, within: float = 120.0) -> list[str]:
+        """Until the router has both VIPs from every node it should (ECMP: all, single: one) and kubectl
+        from the bgp_client answers through each VIP; LabError naming what is missing at the deadline."""
+        deadline = time.monotonic() + within
+        rib: dict[int, frozenset[IPAddress]] = {}
+        want = len(self.nodes) if self.bgp_mode == "ecmp" else 1
+        while time.monotonic() < deadline:
+            rib = self.rib()
+            if all(len(hops) == want for hops in rib.values()):
+                break
+            time.sleep(0.2)
+        else:
+            raise LabError(f"the router has no route for the control-plane VIPs ({rib}); agent logs:\n"
+                           f"{self.agent_logs(10)}")
+        lines = [f"router RIB: {vip} via {', '.join(sorted(map(str, rib[fam])))}"
+                 for fam, vip in ((4, self.vip4), (6, self.vip6))]
+        router = self.bgp.reader()
+        if router is not None and not router.installs_routes:
+            return [*lines, f"{router.daemon} programs no kernel routes: bgp_client reachability not checked"]
+        for fam in (4, 6):
+            res = self.kubectl(fam, "get", "--raw", "/readyz")
+            while res.returncode != 0 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                res = self.kubectl(fam, "get", "--raw", "/readyz")
+            if res.returncode != 0:
+                raise LabError(f"bgp_client cannot reach the API server through the IPv{fam} VIP: "
+                               f"{res.stderr.strip()[-300:]}")
+            lines.append(f"bgp_client -> API server through {self.vip4 if fam == 4 else self.vip6}: "
+                         f"{res.stdout.strip()}")
+        return lines
 
     # ---- internals -------------------------------------------------------------------------------------
 
@@ -364,6 +436,7 @@ class ControlPlaneVipLab:
             "relay": {"pid": self.relay.pid, "port": self.relay_port} if self.relay else None,
             "apiservers": {n: p.pid for n, p in self.apiservers.items() if p.poll() is None},
             "agents": {n: a.pid for n, a in self.agents.items() if a.running},
+            "bgp_mode": self.bgp_mode,
         }
         tmp = self.dir / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
@@ -410,27 +483,35 @@ def lab_status(net: LabNetwork, cp: ControlPlane) -> dict[str, Any] | None:
     doc = recorded(net)
     if doc is None:
         return None
-    return ControlPlaneVipLab(cp, net, int(doc.get("count") or 1)).status()
+    mode = str(doc.get("bgp_mode") or "ecmp")
+    return ControlPlaneVipLab(cp, net, int(doc.get("count") or 1), bgp_mode=mode).status()
 
 
 def up(
-    cp: ControlPlane, net: LabNetwork, count: int, extra_env: Mapping[str, str] | None = None
+    cp: ControlPlane, net: LabNetwork, count: int, extra_env: Mapping[str, str] | None = None,
+    bgp_mode: str = "ecmp",
 ) -> list[str]:
     """`kubevip lab up --control-plane N`: start what is missing (idempotent: a running setup is kept)."""
     doc = recorded(net)
     if doc is not None:
         relay = doc.get("relay") or {}
-        if relay.get("pid") and _is_relay(int(relay["pid"])) and len(doc.get("agents") or {}) == count:
+        if (relay.get("pid") and _is_relay(int(relay["pid"])) and len(doc.get("agents") or {}) == count
+                and doc.get("bgp_mode", "ecmp") == bgp_mode):
             return [f"control-plane VIP already running on {count} nodes"]
         stop_recorded(net)
-    lab = ControlPlaneVipLab(cp, net, count, die_with_parent=False, agent_extra_env=dict(extra_env or {}))
+    lab = ControlPlaneVipLab(cp, net, count, die_with_parent=False, agent_extra_env=dict(extra_env or {}),
+                             bgp_mode=bgp_mode)
     started = time.monotonic()
     lab.start()
-    return [
+    lines = [
         f"control plane on {', '.join(n.name for n in lab.nodes)} in {time.monotonic() - started:.1f}s: "
         f"VIP {lab.vip4} / {lab.vip6} port {PORT}",
-        f"kubeconfigs through the VIP (inside {net.client.netns}): {lab.kubeconfig(4)} {lab.kubeconfig(6)}",
     ]
+    if lab.announced_by_bgp:  # the router must have the VIPs, and the bgp_client reach the API server
+        lines += lab.wait_bgp_reachable()
+    client = lab.status()["client_netns"]
+    lines.append(f"kubeconfigs through the VIP (inside {client}): {lab.kubeconfig(4)} {lab.kubeconfig(6)}")
+    return lines
 
 
 def _instance(lab_id: str) -> tuple[ControlPlane, LabNetwork]:
@@ -440,10 +521,10 @@ def _instance(lab_id: str) -> tuple[ControlPlane, LabNetwork]:
     return ControlPlane.load(inst.state_dir), LabNetwork(lab_id, state_dir=inst.state_dir)
 
 
-def instance_up(lab_id: str, count: int) -> list[str]:
+def instance_up(lab_id: str, count: int, bgp_mode: str = "ecmp") -> list[str]:
     """The `--control-plane N` step of `kubevip lab up` (after the lab itself is up)."""
     cp, net = _instance(lab_id)
-    return up(cp, net, count)
+    return up(cp, net, count, bgp_mode=bgp_mode)
 
 
 def instance_status(lab_id: str) -> dict[str, Any] | None:

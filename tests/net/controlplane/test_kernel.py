@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kubevip.controlplane.kernel import CONTROL_PLANE_PROTO, KernelVips, Placement, placements
+from kubevip.controlplane.kernel import CONTROL_PLANE_PROTO, KernelVips, placements
+from kubevip.core.rows import Row
 from kubevip.lab.network import LabNetwork
 from kubevip.net.addresses import ADDRESS_PROTO, AddressManager
 from kubevip.net.namespace import Netns
@@ -39,7 +40,7 @@ async def test_both_families_together_and_protocols_apart(lab: LabNetwork) -> No
     assert await asyncio.to_thread(services.add, svc4)
     k = KernelVips(NetSettings(interface=node.interface), ns=ns)
     want = placements((v4, v6), await asyncio.to_thread(k.interfaces))
-    assert want == {Placement(node.interface, v4), Placement(node.interface, v6)}
+    assert want == {Row(v4, node.interface), Row(v6, node.interface)}
     await k.converge(want)
     cp = AddressManager(node.interface, ns, proto=CONTROL_PLANE_PROTO)
     assert {a for a, _ in await asyncio.to_thread(cp.owned)} == {v4, v6}

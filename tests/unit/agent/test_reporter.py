@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from kubevip.agent.reporter import Outcome, Reporter
+from kubevip.core.conditions import STARTED, STOPPED
+from kubevip.core.events import TokenBucket
 from kubevip.core.parse import service_from_dict
-from kubevip.core.rows import Row
+from kubevip.core.rows import Changes, Row
 from kubevip.core.selection import ClassFilter
 from kubevip.core.views import StatusCondition
 from kubevip.core.world import SERVICE, World, apply_event, snapshot
 from kubevip.metrics import Metrics
 from kubevip.tasks import TaskGroupGuard
+from tests.fixtures.waiting import eventually
 from tests.unit.objects import service
 
 
@@ -22,6 +26,7 @@ class FakeWriter:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.conditions: list[tuple[Any, ...]] = []  # apart: most tests look at status and vipHost
+        self.counts: list[tuple[str, str, int, str]] = []  # events with their count and message
 
     async def service_status(self, namespace: str, name: str, ingress: tuple[str, ...]) -> None:
         self.calls.append(("status", f"{namespace}/{name}", ingress))
@@ -39,8 +44,10 @@ class FakeWriter:
         self.conditions.append((f"{namespace}/{name}", conditions, remove))
 
     async def event(self, namespace: str, name: str, uid: str, ev: str, type_: str, reason: str,
-                    message: str) -> None:
+                    message: str, *, count: int = 1, first: float | None = None,
+                    last: float | None = None) -> None:
         self.calls.append(("event", f"{namespace}/{name}", reason))
+        self.counts.append((f"{namespace}/{name}", reason, count, message))
 
 
 class Holder:
@@ -328,3 +335,67 @@ async def test_active_endpoint_annotations_are_written_by_the_holder_of_each_fam
         await job()
     await guard.close()
     assert calls == [("default/eg", {"kube-vip.io/active-endpoint": "10.244.1.2"})]
+
+
+def _services(n: int) -> World:
+    w = World()
+    for i in range(n):
+        apply_event(w, SERVICE, False, service_from_dict(service(f"s{i}", f"192.0.2.{i + 1}")))
+    return w
+
+
+def _changes(snap: Any, add: bool) -> Changes:
+    rows = tuple(Row(p.address, "eth0") for p in snap.plans)
+    return Changes(add=rows if add else (), remove=() if add else rows)
+
+
+async def test_normal_events_are_aggregated_per_service_and_reason_from_the_holder_only() -> None:
+    """Issue 24: a VIP coming and going three times is one Started and one Stopped Event per Service
+    with a count, written by the holder; a node that does not hold the Service writes none."""
+    w = _services(4)
+    snap = snapshot(w, ClassFilter(), False)
+    for me, expected in (("n1", 8), ("n2", 0)):
+        writer = FakeWriter()
+        guard = TaskGroupGuard("test")
+        rep = Reporter(me, writer, w, Holder("n1"), Metrics(me), guard)  # type: ignore[arg-type]
+        for _ in range(3):
+            rep.node_events(_changes(snap, True), snap, None)
+            rep.node_events(_changes(snap, False), snap, None)
+        assert len(rep.pending) == expected
+        task = asyncio.get_running_loop().create_task(rep.events_loop())
+        await eventually(functools.partial(_all_sent, rep, expected), "events sent")
+        task.cancel()
+        await guard.close()
+        assert len(writer.counts) == expected
+        assert all(count == 3 for _, _, count, _ in writer.counts)
+        assert {(k, r) for k, r, _, _ in writer.counts} == {
+            (f"default/s{i}", r) for i in range(expected // 2) for r in (STARTED, STOPPED)
+        }
+
+
+def _all_sent(rep: Reporter, expected: int) -> bool:
+    return not rep.pending and rep.events_written == expected
+
+
+async def test_normal_events_wait_for_the_agents_token_bucket() -> None:
+    """With the clock standing still, an agent writes its burst and then waits: 30 Services' news
+    are not 30 writes at once."""
+    w = _services(30)
+    snap = snapshot(w, ClassFilter(), False)
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard)  # type: ignore[arg-type]
+    rep.bucket = TokenBucket(5, 0.0, 1000.0, 5)  # 1 ms per token: the loop sleeps briefly and retries
+    ticks = 0
+
+    def frozen() -> float:
+        nonlocal ticks
+        ticks += 1
+        return 0.0
+
+    rep.node_events(_changes(snap, True), snap, None)
+    task = asyncio.get_running_loop().create_task(rep.events_loop(frozen))
+    await eventually(lambda: ticks >= 20, "the loop waited for tokens several times")
+    task.cancel()
+    await guard.close()
+    assert len(writer.counts) == 5 and len(rep.pending) == 25

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubevip.controlplane.kernel import KernelVips, Placement
+from kubevip.controlplane.kernel import KernelVips
+from kubevip.core.rows import Row
 from kubevip.election.leaseapi import Conflict, LeaseApi, LeaseApiError
 from kubevip.election.record import LeaseRecord, parse_lease
 from kubevip.net.settings import NetSettings
@@ -142,7 +143,7 @@ class FakeKernel(KernelVips):
         super().__init__(NetSettings())
         self.node = node
         self.world = world
-        self.changes: list[frozenset[Placement]] = []
+        self.changes: list[frozenset[Row]] = []
         self.lifetimes: list[int | None] = []  # of each converge that added something
         self.extensions: list[int] = []
         world.kernels[node] = self
@@ -150,7 +151,7 @@ class FakeKernel(KernelVips):
     def interfaces(self) -> dict[int, str]:
         return {4: "eth0", 6: "eth0"}
 
-    def remove_leftovers(self) -> set[Placement]:
+    def remove_leftovers(self) -> set[Row]:
         return set()
 
     def prepare(self) -> None:
@@ -159,11 +160,11 @@ class FakeKernel(KernelVips):
     def detect_ownership(self, node: str, lifetime_marker: bool) -> None:
         pass  # no probe of the host's kernel in unit tests
 
-    def extend(self, lifetime: int) -> float:
+    def extend_held(self, lifetime: int) -> float:
         self.extensions.append(lifetime)
         return time.monotonic()
 
-    async def converge(self, want: frozenset[Placement], lifetime: int | None = None) -> None:
+    async def converge(self, want: frozenset[Row], lifetime: int | None = None) -> None:
         if want - self.held:
             self.lifetimes.append(lifetime)
         # Removals land before additions, as in the real kernel path; check after each half.

@@ -43,9 +43,9 @@ class Side:
             self.fake.view(ME), NS, ME, Timings(1.5, 1.0, 0.25), _noop, _noop, clock=lambda: NOW
         )
         mine = self.put(node_body(ME, ME, 0))
-        self.el._mine = mine
-        self.el._epoch = 0
-        self.el._live_until = NOW + 1e6
+        self.el.liveness.mine = mine
+        self.el.liveness.epoch = 0
+        self.el.liveness.live_until = NOW + 1e6
 
     def put(self, body: dict[str, Any]) -> Any:
         meta = body["metadata"]

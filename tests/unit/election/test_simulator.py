@@ -77,6 +77,7 @@ class Outcome:
     mode: str
     writes: list[Write]
     crashed: list[str]
+    timings: Timings = T
 
     def explain(self) -> str:
         spans = "\n".join(
@@ -86,14 +87,14 @@ class Outcome:
         return f"faults: {self.faults}\nviolations: {self.rec.violations}\nspans:\n{spans}"
 
 
-def simulate(mode: str, faults: list[Fault], seed: int, units: tuple[str, ...]) -> Outcome:
+def simulate(mode: str, faults: list[Fault], seed: int, units: tuple[str, ...], t: Timings = T) -> Outcome:
     rnd = random.Random(seed)
-    bound = recovery_bound(mode)
-    over = max([fault_over(f) for f in faults] + [0.0])
+    bound = recovery_bound(mode, t)
+    over = max([fault_over(f, t) for f in faults] + [0.0])
 
     async def main() -> Outcome:
         server = SimServer(rnd, faults)
-        fleet = Fleet(mode, NODES, units, server, T)
+        fleet = Fleet(mode, NODES, units, server, t)
         for n in NODES:
             fleet.start(n)
         injector = asyncio.get_running_loop().create_task(fleet.inject(faults))
@@ -103,7 +104,9 @@ def simulate(mode: str, faults: list[Fault], seed: int, units: tuple[str, ...]) 
         end = server.now()
         injector.cancel()
         crashed = await fleet.stop()
-        return Outcome(faults, fleet.rec, over, held, dict(fleet.current), end, mode, server.writes, crashed)
+        return Outcome(
+            faults, fleet.rec, over, held, dict(fleet.current), end, mode, server.writes, crashed, t
+        )
 
     return run_sim(main)
 
@@ -111,7 +114,7 @@ def simulate(mode: str, faults: list[Fault], seed: int, units: tuple[str, ...]) 
 def check(out: Outcome, mode: str) -> None:
     assert not out.crashed, f"an elector died: {out.crashed}\n{out.explain()}"
     assert not out.rec.violations, out.explain()
-    bound = recovery_bound(mode)
+    bound = recovery_bound(mode, out.timings)
     for unit, holders in out.held_at_bound.items():
         assert len(holders) == 1, f"{unit} not held {bound}s after the faults ended\n{out.explain()}"
         (holder,) = holders
@@ -135,14 +138,16 @@ def _check_fencing(out: Outcome) -> None:
         renewals = [w.at for w in out.writes if w.writer == s.incarnation and w.name == lease
                     and w.holder == node and w.at <= end]
         assert renewals, f"{s.incarnation} held {s.unit} without ever writing {lease}\n{out.explain()}"
-        assert end <= renewals[-1] + T.renew_deadline + 1e-6, (
+        assert end <= renewals[-1] + out.timings.renew_deadline + 1e-6, (
             f"{s.incarnation} held {s.unit} until {end:.3f}, more than renew_deadline after its last"
             f" accepted write of {lease} at {renewals[-1]:.3f}\n{out.explain()}"
         )
 
 
 def _quiet_around(out: Outcome, f: Fault, before: float = 2.0, after: float = 2.0) -> bool:
-    return not any(g is not f and g.start - after <= f.start <= fault_over(g) + before for g in out.faults)
+    return not any(
+        g is not f and g.start - after <= f.start <= fault_over(g, out.timings) + before for g in out.faults
+    )
 
 
 def _check_handover(out: Outcome) -> None:
@@ -156,7 +161,7 @@ def _check_handover(out: Outcome) -> None:
                 continue
             if s.end is None or s.end < f.start:
                 continue
-            limit = s.end + T.retry_period + 0.3
+            limit = s.end + out.timings.retry_period + 0.3
             assert any(n.unit == s.unit and s.end <= n.start <= limit for n in out.rec.spans), (
                 f"{s.unit} released at {s.end:.3f} but not held again by {limit:.3f}\n{out.explain()}"
             )
@@ -169,7 +174,7 @@ def _check_foreign(out: Outcome) -> None:
             continue
         disturbed = {
             g.node for g in out.faults
-            if g is not f and g.start - 2.0 <= f.start <= fault_over(g) + 0.5
+            if g is not f and g.start - 2.0 <= f.start <= fault_over(g, out.timings) + 0.5
             and (g.kind in WINDOWS or g.kind in (RESTART, GRACEFUL))
         }
         for s in out.rec.spans:
@@ -178,7 +183,7 @@ def _check_foreign(out: Outcome) -> None:
                 continue
             if node in disturbed:
                 continue
-            limit = f.start + T.retry_period + 0.15
+            limit = f.start + out.timings.retry_period + 0.15
             assert s.end is not None and s.end <= limit, (
                 f"{s.incarnation} kept {s.unit} after a foreign write at {f.start}\n{out.explain()}"
             )
@@ -213,3 +218,39 @@ def test_each_fault_on_the_holder(mode: str, units: tuple[str, ...], kind: str) 
     if kind in (FOREIGN, RESTART, GRACEFUL):
         # The fault did take the unit from its holder's process at least for a moment.
         assert any(s.unit == units[0] and s.end is not None and 4.0 <= s.end < out.end for s in out.rec.spans)
+
+
+# The liveness period (vip_livenessperiod): fewer steady renewals, each failure retried after one retry
+# period. "goal": our timings with renewals every 0.6 s (1.7 writes/s per node, crash failover bounded
+# by the same 1.5 s Lease); "economy": a 6 s Lease renewed every 2 s (0.5 writes/s per node).
+LIVENESS_PROFILES = {
+    "goal": Timings(1.5, 1.0, 0.25, liveness=0.6),
+    "economy": Timings(6.0, 4.0, 0.5, liveness=2.0),
+    "kubelet": Timings(15.0, 10.0, 2.0, liveness=7.5),  # 0.13 writes/s per node
+}
+LIVENESS_SEEDS = range(int(os.environ.get("KUBEVIP_SIM_LIVENESS_SEEDS", "8")))
+
+
+@pytest.mark.parametrize("profile", sorted(LIVENESS_PROFILES))
+@pytest.mark.parametrize("seed", LIVENESS_SEEDS)
+def test_scalable_mode_liveness_period_random_schedules(profile: str, seed: int) -> None:
+    """The same properties (never two holders, the fencing promise counted from the last ACCEPTED
+    liveness write, re-held within the bound of these timings) when renewals are rarer than retries."""
+    t = LIVENESS_PROFILES[profile]
+    faults = random_faults(random.Random(f"liveness-{profile}-{seed}"), NODES, SCALABLE_UNITS)
+    check(simulate("scalable", faults, seed, SCALABLE_UNITS, t), "scalable")
+
+
+@pytest.mark.parametrize("profile", sorted(LIVENESS_PROFILES))
+def test_liveness_writes_follow_the_liveness_period(profile: str) -> None:
+    """Nothing failing: each node writes its liveness Lease once per liveness period, not per retry
+    period (the cost the setting exists for), and the units stay where they settled."""
+    t = LIVENESS_PROFILES[profile]
+    out = simulate("scalable", [], 0, SCALABLE_UNITS, t)
+    check(out, "scalable")
+    start = 3 * t.lease_duration  # settled
+    for node in NODES:
+        writes = [w.at for w in out.writes if w.name == node_lease_name(node) and w.at >= start]
+        steady = out.end - start
+        assert len(writes) <= steady / t.liveness_period + 1, (node, len(writes), steady)
+        assert len(writes) >= steady / t.liveness_period - 1, (node, len(writes), steady)

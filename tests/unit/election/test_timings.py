@@ -117,3 +117,28 @@ def test_lease_names_from_settings_with_kube_vips_ns_form(tmp_path) -> None:  # 
     assert "svc_leasename" in str(e.value) and "Bad_Name" in str(e.value)
     with pytest.raises(ConfigError):
         _cfg({"vip_leasename": "a/b/c"}, tmp_path)
+
+
+def test_liveness_period_defaults_to_the_retry_period():
+    t = config_from_settings(Settings({})).timings
+    assert t.liveness is None and t.liveness_period == t.retry_period
+    t = config_from_settings(Settings({"vip_livenessperiod": "0.6"})).timings
+    assert t.liveness_period == 0.6
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan"])
+def test_bad_liveness_period_names_the_variable(value):
+    with pytest.raises(ConfigError) as err:
+        config_from_settings(Settings({"vip_livenessperiod": value}))
+    assert err.value.name == "vip_livenessperiod" and value in str(err.value)
+
+
+def test_liveness_period_must_leave_a_retry_before_the_deadline():
+    # 0.8 + 0.25 >= 1.0: one failed renewal would fence the node before it could try again.
+    with pytest.raises(ConfigError) as err:
+        config_from_settings(Settings({"vip_livenessperiod": "0.8"}))
+    assert err.value.name == "vip_livenessperiod"
+    assert "vip_retryperiod" in str(err.value) and "vip_renewdeadline" in str(err.value)
+    ok = config_from_settings(Settings({"vip_leaseduration": "15", "vip_renewdeadline": "10",
+                                        "vip_retryperiod": "2", "vip_livenessperiod": "7.5"}))
+    assert ok.timings.liveness_period == 7.5

@@ -48,3 +48,15 @@ def test_env_of_the_pod_is_a_valid_agent_configuration() -> None:
 def test_address_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["manifest", "pod", "--controlplane"]) == 2
     assert "--address" in capsys.readouterr().err
+
+
+def test_bgp_static_pod_announces_from_every_node_unless_leader_election_is_asked() -> None:
+    base = ("--controlplane", "--address", "192.0.2.10,2001:db8::10", "--interface", "lo", "--bgp",
+            "--localAS", "65001", "--bgppeers", "192.0.2.1:65000::false")
+    ecmp = env_of(render(*base))
+    assert ecmp["bgp_enable"] == "true" and ecmp["vip_leaderelection"] == "false"  # kube-vip's default
+    assert ecmp.get("vip_arp", "false") == "false"
+    cfg = AgentConfig.load({**ecmp, "vip_nodename": "cp1"})
+    assert cfg.bgp and not cfg.election.enabled
+    single = env_of(render(*base, "--leaderElection"))
+    assert single["vip_leaderelection"] == "true"

@@ -1,0 +1,121 @@
+"""The agent's side effects in their promised order, without root: the kernel and the announcer are a
+recording sink behind the real `net.VipSet` (its netlink part replaced), the rest is the real agent.
+
+Promises (docs/architecture.md): an address is in the kernel before the first announcement names it;
+announcements stop before the address goes; on shutdown every VIP is withdrawn before the Leases are
+released (a peer that takes over must never find the address still here).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+
+from kubevip.agent.reconciler import Agent
+from kubevip.config import AgentConfig
+from kubevip.core.parse import service_from_dict
+from kubevip.core.rows import Changes, Row
+from kubevip.core.views import IPFamily
+from kubevip.core.world import SERVICE, apply_event
+from kubevip.ip import IPAddress
+from kubevip.net.settings import NetSettings
+from kubevip.net.vipset import VipSet
+from tests.unit.objects import service
+
+Events = list[tuple[str, str]]
+
+
+class RecordingAnnouncer:
+    """The announcer's interface (start / stop / close), recording instead of sending."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+
+    async def start(self, ip: IPAddress, ifname: str) -> None:
+        self.events.append(("announce", str(ip)))
+
+    async def stop(self, ip: IPAddress) -> None:
+        self.events.append(("silence", str(ip)))
+
+    async def close(self) -> None:
+        self.events.append(("close", ""))
+
+
+class RecordingVips(VipSet):
+    """The real VipSet (ordering, bookkeeping) over a kernel that records instead of calling netlink."""
+
+    def __init__(self, events: Events) -> None:
+        super().__init__(NetSettings(interface="eth0"), label="node n1")
+        self.events = events
+        self.announcer = RecordingAnnouncer(events)  # type: ignore[assignment]
+
+    def owned_rows(self, ifnames: object = None) -> frozenset[Row]:
+        return frozenset()
+
+    def detect_ownership(self, what: str, lifetime_marker: bool) -> None:
+        pass
+
+    def change(
+        self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None
+    ) -> tuple[set[Row], set[Row]]:
+        self.events.extend(("remove", str(r.address)) for r in changes.remove)
+        self.events.extend(("add", str(r.address)) for r in changes.add)
+        return set(), set(changes.add)
+
+
+def _agent(events: Events) -> Agent:
+    cfg = AgentConfig.load({
+        "vip_nodename": "n1", "svc_enable": "true", "vip_interface": "eth0", "vip_arp": "true",
+        "vip_leaderelection": "false",
+    })
+    agent = Agent(cfg, None, vips=RecordingVips(events))
+    agent._ifaces = dict.fromkeys(IPFamily, "eth0")  # no interfaces to look up without root
+    release = agent.leadership.release
+
+    async def recorded_release() -> None:
+        events.append(("release", ""))
+        await release()
+
+    agent.leadership.release = recorded_release  # type: ignore[method-assign]
+    return agent
+
+
+def _web() -> dict[str, object]:
+    return service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
+
+
+def _index(events: Events, what: str, ip: str) -> int:
+    return events.index((what, ip))
+
+
+async def test_added_before_announced_and_silenced_before_removed() -> None:
+    events: Events = []
+    agent = _agent(events)
+    svc = service_from_dict(_web())
+    agent.touched(apply_event(agent.world, SERVICE, False, svc))
+    agent.leadership.set_units({"default/web": None})
+    await agent.converge()
+    vips = ("192.0.2.10", "2001:db8::10")
+    for ip in vips:
+        assert _index(events, "add", ip) < _index(events, "announce", ip), events
+    assert agent.held == {Row(ip, "eth0") for ip in map(ipaddress.ip_address, vips)}
+    events.clear()
+    agent.touched(apply_event(agent.world, SERVICE, True, svc))
+    await agent.converge()
+    for ip in vips:
+        assert _index(events, "silence", ip) < _index(events, "remove", ip), events
+    assert not agent.held
+
+
+async def test_shutdown_withdraws_before_it_releases() -> None:
+    events: Events = []
+    agent = _agent(events)
+    agent.touched(apply_event(agent.world, SERVICE, False, service_from_dict(_web())))
+    agent.leadership.set_units({"default/web": None})
+    await agent.converge()
+    events.clear()
+    await agent.shutdown()
+    release = _index(events, "release", "")
+    for ip in ("192.0.2.10", "2001:db8::10"):
+        assert _index(events, "silence", ip) < _index(events, "remove", ip) < release, events
+    assert not agent.held
