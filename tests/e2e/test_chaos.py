@@ -60,7 +60,9 @@ async def test_the_soak_reports_what_it_sees_and_sees_what_was_injected(
     ]
     assert seen and seen[0]["s"] > 0.5 and set(seen[0]["nodes"]) == set(injected["nodes"]), (injected, rep)
     # ... and nothing else was ever on two nodes.
-    others = [d for fam in FAMILIES for d in rep["families"][fam]["two_holders"]["incidents"] if d not in seen]
+    others = [
+        d for fam in FAMILIES for d in rep["families"][fam]["two_holders"]["incidents"] if d not in seen
+    ]
     assert not others, others
 
     # The prober saw the VIP whose holder stopped answering.
