@@ -8,8 +8,12 @@ Measures, as the client namespace sees it:
   restart of every agent, agent RSS, and API requests per second in steady state (apiserver metrics).
 
 JSON goes to bench/results/agent.json; a table is printed. Needs root (network namespaces).
-Usage: python bench/agent.py [--runs 20] [--scale 100,1000] [--quick] [--liveness S]
+Usage: python bench/agent.py [--runs 20] [--scale 100,1000] [--quick] [--liveness S] [--stack dual|ipv4|ipv6]
 (KUBEVIP_BENCH_OUT: another JSON file)
+
+`--stack ipv4|ipv6`: a control plane with that family's Service and pod CIDRs only and a lab network of
+that family (as `kubevip lab up --stack`); Services of that family, failover of its VIP. JSON then goes
+to bench/results/agent-<stack>.json (docs/performance.md, per-stack rows).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from distribution import summarize
 from kubernetes_asyncio import client
 from polling import until
 
+from kubevip.lab import controlplane, topology
 from kubevip.lab.agents import RESPONDER_PORT, Fleet, policy_env, start_responders
 from kubevip.lab.client import api_client
 from kubevip.lab.controlplane import ControlPlane
@@ -64,6 +69,8 @@ class Bench:
     ) -> None:
         self.cp = cp
         self.lab = lab
+        self.families = lab.families
+        self.first = self.families[0]  # the family of the warm-up and failover VIPs
         self.api = api
         self.core = client.CoreV1Api(api)
         self.fleet = Fleet(lab, node_kubeconfig(cp, lab), work, env)
@@ -97,8 +104,8 @@ class Bench:
             },
             "spec": {
                 "type": "LoadBalancer",
-                "ipFamilies": ["IPv4", "IPv6"],
-                "ipFamilyPolicy": "PreferDualStack",
+                "ipFamilies": [f"IPv{f}" for f in self.families],
+                "ipFamilyPolicy": "PreferDualStack" if len(self.families) == 2 else "SingleStack",
                 "allocateLoadBalancerNodePorts": False,
                 "selector": {"app": name},
                 "ports": [{"name": "p", "protocol": "TCP", "port": RESPONDER_PORT}],
@@ -116,7 +123,7 @@ class Bench:
 
     async def warm_up(self) -> None:
         """Every agent started and serving: a Service answers and each node has its liveness Lease."""
-        vip = self.vip(4)
+        vip = self.vip(self.first)
         await retry(lambda: self.core.create_namespaced_service(NS, self.body("warmup", [vip])))
         await until(lambda: self.reach(vip), 120, "warm-up Service answers")
         await until(self.all_live, 120, "every agent live")
@@ -132,13 +139,13 @@ class Bench:
 
     # -- create -> answering ---------------------------------------------------------------------------
     async def create_to_answer(self, runs: int) -> dict[str, list[float]]:
-        out: dict[str, list[float]] = {"IPv4": [], "IPv6": []}
+        out: dict[str, list[float]] = {f"IPv{f}": [] for f in self.families}
         for i in range(runs):
-            v4, v6 = self.vip(4), self.vip(6)
+            vips = [self.vip(f) for f in self.families]
             name = f"c{i}"
             t0 = time.monotonic()
-            await self.core.create_namespaced_service(NS, self.body(name, [v4, v6]))
-            pending = {"IPv4": v4, "IPv6": v6}
+            await self.core.create_namespaced_service(NS, self.body(name, vips))
+            pending = {f"IPv{v.version}": v for v in vips}
             while pending:
                 for fam, vip in list(pending.items()):
                     if await self.reach(vip, 0.05):
@@ -147,7 +154,7 @@ class Bench:
                 if time.monotonic() - t0 > 30:
                     raise TimeoutError(f"{name} did not answer")
             await self.core.delete_namespaced_service(name, NS)
-            await until(lambda v4=v4, v6=v6: self._gone(v4, v6), 30, "VIPs removed")
+            await until(lambda vips=vips: self._gone(*vips), 30, "VIPs removed")
         return out
 
     async def _gone(self, *vips: IPAddress) -> bool:
@@ -156,7 +163,7 @@ class Bench:
 
     # -- failover ----------------------------------------------------------------------------------------
     async def failover(self, runs: int, graceful: bool) -> list[float]:
-        vip = self.vip(4)
+        vip = self.vip(self.first)
         await self.core.create_namespaced_service(NS, self.body("ha", [vip]))
         out: list[float] = []
         try:
@@ -382,8 +389,13 @@ def rss_mb(pid: int | None) -> float | None:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="kubevip-bench-agent-"))
-    cp = ControlPlane(bin_dir(), work / "cp", bind_address=ipaddress.IPv4Address("0.0.0.0"))
-    lab = LabNetwork(f"ba{secrets.token_hex(2)}", nodes=3, state_dir=work / "lab")
+    families = topology.STACKS[args.stack]
+    service_cidrs, cluster_cidrs = controlplane.cidrs_of(families)
+    cp = ControlPlane(
+        bin_dir(), work / "cp", bind_address=ipaddress.ip_address("0.0.0.0" if 4 in families else "::"),
+        service_cidrs=service_cidrs, cluster_cidrs=cluster_cidrs,
+    )
+    lab = LabNetwork(f"ba{secrets.token_hex(2)}", nodes=3, state_dir=work / "lab", stack=args.stack)
     responders: dict[str, int] = {}
     cp.start()
     try:
@@ -412,6 +424,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             await b.warm_up()
             result: dict[str, Any] = {
                 "runs": args.runs,
+                "stack": args.stack,
                 "load_average_at_start": os.getloadavg()[0],
                 "cpus": os.cpu_count(),
                 "election_timings_s": args.timings or "defaults (1.5,1.0,0.25)",
@@ -456,7 +469,7 @@ def save(result: dict[str, Any]) -> None:
 
 def table(r: dict[str, Any]) -> str:
     rows = ["| measure | median | p95 | max | target |", "|---|---|---|---|---|"]
-    for fam in ("IPv4", "IPv6") if "create_to_answer_s" in r else ():
+    for fam in r.get("create_to_answer_s", {}):
         s = r["create_to_answer_s"][fam]
         rows.append(
             f"| create -> answering, {fam} | {s['median']:.3f} s | {s['p95']:.3f} s | {s['max']:.3f} s"
@@ -507,7 +520,12 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="5 runs, 100 Services")
     p.add_argument("--timings", default="", help="election seconds 'duration,renew,retry' (default: ours)")
     p.add_argument("--liveness", default="", help="vip_livenessperiod (scalable mode), seconds")
+    p.add_argument("--stack", choices=tuple(topology.STACKS), default="dual",
+                   help="IP families of control plane, lab and Services (default %(default)s)")
     args = p.parse_args()
+    if args.stack != "dual" and "KUBEVIP_BENCH_OUT" not in os.environ:
+        global RESULTS
+        RESULTS = RESULTS.with_name(f"agent-{args.stack}.json")
     args.scale = [int(x) for x in args.scale.split(",") if x]
     args.election = [x for x in args.election.split(",") if x]
     if args.quick:

@@ -3,7 +3,10 @@
 set -euo pipefail
 # util-linux (setpriv) and libcap2-bin (capsh): the lab runs agents with exactly the capabilities of the
 # rendered DaemonSet's securityContext (lab/podspec.py).
-pkgs=(iproute2 iputils-ping procps gobgpd bird2 frr tcpdump nftables util-linux libcap2-bin)
+# dnsmasq-base: the DHCP server of the DHCP VIP tests (docs/dhcp.md). The binary only: the `dnsmasq`
+# package would also install a system service that binds ports 53 and 67 on the host; the tests run
+# their own dnsmasq inside a lab namespace and stop it by PID.
+pkgs=(iproute2 iputils-ping procps gobgpd bird2 frr tcpdump nftables util-linux libcap2-bin dnsmasq-base)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -214,6 +214,12 @@ def to_json(
         "reason": decision.reason,
         "endpoints": {f.value: [_endpoint(ep) for ep in eps] for f, eps in decision.endpoints.items()},
     }
+    if decision.dhcp:  # only for a Service asking `0.0.0.0`: every other document stays as it was
+        out["dhcp"] = [
+            {"family": r.family.value, "mac": r.mac, "interface": r.interface,
+             "requested": str(r.requested) if r.requested is not None else None, "hostname": r.hostname}
+            for r in decision.dhcp
+        ]
     if node is not None:
         shares = node_share(decision, service, node)
         out["node"] = {

@@ -4,12 +4,17 @@ responders standing in for pods, a client probing VIPs. Waits are on conditions 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import os
+import secrets
 import signal
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +26,8 @@ from kubevip.lab import pods, versions
 from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork
-from kubevip.lab.stack import node_kubeconfig
+from kubevip.lab.stack import connect_network, node_kubeconfig, register_nodes
+from kubevip.lab.topology import STACKS
 from kubevip.net.addresses import ADDRESS_PROTO, AddressManager
 from kubevip.net.namespace import Netns
 from tests.fixtures.waiting import eventually
@@ -45,6 +51,113 @@ def lab_responders(
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+
+
+@dataclass
+class NodeWatcher:
+    """Every node's interface addresses, sampled from a thread (one netlink dump per node, ~every 10 ms)
+    until stopped: which nodes carry each watched VIP at each instant. Implementation-agnostic (any
+    address counts, ours or kube-vip's), so it also watches a mixed fleet. Used as `async with
+    e2e.watch(*vips) as w:` around every failover: leaving the block fails the test if any sample saw a
+    VIP on two nodes (and if the sampler itself died or took no samples)."""
+
+    e2e: E2E
+    vips: tuple[IPAddress, ...]
+    samples: list[tuple[float, dict[IPAddress, frozenset[str]]]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    _thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        try:
+            with contextlib.ExitStack() as sockets:
+                self._sample(sockets)
+        except BaseException as exc:  # reported when the block ends: a dead sampler proves nothing
+            self.error = exc
+
+    def _sample(self, sockets: contextlib.ExitStack) -> None:
+        managers = {}
+        for n in self.e2e.nodes:
+            # One netlink socket per node for the whole watch (this thread's open sockets are reused by
+            # every dump; opening one costs a fork): a sample then takes milliseconds, not a fork each.
+            sockets.enter_context(Netns(n.netns).iproute())
+            managers[n.name] = AddressManager(n.interface, Netns(n.netns))
+        order = list(managers)
+        while not self.stop.is_set():
+            # The nodes are read one after the other, so one pass is no instant: a proper hand-over
+            # between two reads would look like two holders. Each sample reads forward, then backward;
+            # a VIP counts as doubled only when one node has it in both its reads and another node has
+            # it in a read between those two (both held at that instant, unless the first flapped
+            # within a few milliseconds).
+            reads: list[tuple[float, str, set[IPAddress]]] = []
+            for name in order + order[::-1]:
+                reads.append((time.monotonic(), name, {a for a, _ in managers[name].present()}))
+            at = reads[len(order) - 1][0]
+            self.samples.append((at, {v: _holders_at(v, reads) for v in self.vips}))
+            self.stop.wait(0.01)
+
+    def doubles(self) -> list[tuple[float, dict[IPAddress, frozenset[str]]]]:
+        return [(t, s) for t, s in self.samples if any(len(nodes) > 1 for nodes in s.values())]
+
+    def holders(self, vip: IPAddress, since: float = 0.0) -> list[frozenset[str]]:
+        """The distinct holder sets of `vip` after `since`, in order (runs collapsed)."""
+        out: list[frozenset[str]] = []
+        for t, s in self.samples:
+            if t >= since and (not out or out[-1] != s[vip]):
+                out.append(s[vip])
+        return out
+
+    def left(self, node: str, since: float) -> float | None:
+        """Seconds after `since` at which `node` held none of the VIPs any more (for good)."""
+        last_held = since
+        for t, s in self.samples:
+            if t >= since and any(node in nodes for nodes in s.values()):
+                last_held = t
+        after = [t for t, s in self.samples if t > last_held]
+        return after[0] - since if after else None
+
+    def first_held(self, vip: IPAddress, by: str, since: float) -> float | None:
+        """The first instant after `since` at which `by` carried `vip`."""
+        return next((t for t, s in self.samples if t >= since and by in s[vip]), None)
+
+    def check(self) -> None:
+        assert self.error is None, f"the node watcher died: {self.error!r}"
+        assert self.samples, "the node watcher took no samples"
+        doubles = self.doubles()
+        assert not doubles, (
+            f"{len(doubles)} samples saw a VIP on two nodes, first: {doubles[:3]}\n{self.e2e.fleet.logs(60)}"
+        )
+
+    async def __aenter__(self) -> NodeWatcher:
+        self._thread = threading.Thread(target=self.run, daemon=True, name="node-watcher")
+        self._thread.start()
+        return self
+
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
+        if exc_type is None:
+            self.check()
+
+
+def _holders_at(vip: IPAddress, reads: list[tuple[float, str, set[IPAddress]]]) -> frozenset[str]:
+    """The nodes holding `vip` in one forward+backward sample: every node that has it in both its reads
+    (surely held across the sample), plus, when one such node exists, any node that has it in a read
+    taken between that node's two reads (surely held at the same time: a double). A node seen in only
+    one read with nobody bracketing it is reported alone (a hand-over caught mid-way is no double)."""
+    seen: dict[str, list[tuple[float, bool]]] = {}
+    for t, name, addrs in reads:
+        seen.setdefault(name, []).append((t, vip in addrs))
+    sure = {n for n, rs in seen.items() if all(h for _, h in rs)}
+    out = set(sure)
+    for n in sure:
+        lo, hi = seen[n][0][0], seen[n][-1][0]
+        out |= {m for m, rs in seen.items() if any(h and lo < t < hi for t, h in rs)}
+    if not out:  # held by nobody for sure: report who had it at all (a single holder mid-change)
+        held = {n for n, rs in seen.items() if any(h for _, h in rs)}
+        out = held if len(held) == 1 else set()
+    return frozenset(out)
 
 
 class E2E:
@@ -71,6 +184,7 @@ class E2E:
             },
         )
         self.nodes = lab.nodes
+        self.families: tuple[int, ...] = lab.families
         self._pod_n = 0
         self._vip_n = 0
 
@@ -125,8 +239,10 @@ class E2E:
         return self.api.sanitize_for_serialization(out)  # type: ignore[no-any-return]
 
     async def pod(
-        self, app: str, node: str, families: tuple[int, ...] = (4, 6), name: str | None = None
+        self, app: str, node: str, families: tuple[int, ...] | None = None, name: str | None = None
     ) -> str:
+        """A Ready Pod object on `node` with one address per family (default: the lab's families)."""
+        families = self.families if families is None else families
         self._pod_n += 1
         k = self._pod_n
         ips: list[IPAddress] = []
@@ -160,6 +276,11 @@ class E2E:
     async def owned(self) -> dict[str, set[IPAddress]]:
         """Per node, the VIPs kubevip owns on its interface."""
         return await asyncio.to_thread(self._owned)
+
+    def watch(self, *vips: IPAddress) -> NodeWatcher:
+        """`async with e2e.watch(v4, v6) as w:` samples every node during a failover and fails the test
+        on any instant with a VIP on two nodes (NodeWatcher)."""
+        return NodeWatcher(self, tuple(vips))
 
     async def holders(self, vip: IPAddress) -> set[str]:
         return {n for n, addrs in (await self.owned()).items() if vip in addrs}
@@ -237,3 +358,85 @@ async def e2e(
         yield env
     finally:
         await asyncio.to_thread(env.cleanup)
+
+
+class StackLabs:
+    """The lab network of each `--stack`, sharing the session control plane: `dual` is the session lab;
+    `ipv4` and `ipv6` start on first use (a few seconds each) and live until the session ends.
+
+    One control plane serves all three: what differs on a single-stack cluster for the agent is its
+    node (no address, route or interface of the other family), and a Service of one family is the same
+    object on a dual-stack API server. The labs share node names (node1..), so the Node objects carry the
+    addresses of the lab whose test runs (`use`)."""
+
+    def __init__(
+        self, cp: ControlPlane, dual: LabNetwork, tmp: pytest.TempPathFactory
+    ) -> None:
+        self.cp = cp
+        self.tmp = tmp
+        self.labs: dict[str, LabNetwork] = {"dual": dual}
+        self.responders: dict[str, dict[str, int]] = {}
+
+    def get(self, stack: str) -> LabNetwork:
+        if stack not in self.labs:
+            lab = LabNetwork(
+                f"t{secrets.token_hex(3)}", nodes=3, state_dir=self.tmp.mktemp(f"lab-{stack}"),
+                reap_with_owner=True, stack=stack,
+            )
+            self.labs[stack] = lab
+            lab.up()
+            connect_network(self.cp, lab)
+            self.responders[stack] = start_responders(lab, self.tmp.mktemp(f"responders-{stack}"))
+        return self.labs[stack]
+
+    async def use(self, stack: str) -> LabNetwork:
+        """The lab of `stack`, its nodes registered as the Node objects."""
+        lab = await asyncio.to_thread(self.get, stack)
+        await register_nodes(self.cp, lab)
+        return lab
+
+    def close(self) -> None:
+        for pids in self.responders.values():
+            for pid in pids.values():
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                    os.waitpid(pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        for stack, lab in self.labs.items():
+            if stack != "dual":  # the session lab's own fixture removes it
+                lab.down()
+
+
+@pytest.fixture(scope="session")
+def stack_labs(
+    control_plane: ControlPlane,
+    lab_network: LabNetwork,
+    lab_responders: dict[str, int],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[StackLabs]:
+    labs = StackLabs(control_plane, lab_network, tmp_path_factory)
+    try:
+        yield labs
+    finally:
+        labs.close()
+
+
+@pytest.fixture(params=tuple(STACKS))
+async def e2e_stack(
+    request: pytest.FixtureRequest,
+    stack_labs: StackLabs,
+    control_plane: ControlPlane,
+    kube_admin: client.ApiClient,
+    kube_namespace: str,
+    tmp_path: Path,
+) -> AsyncIterator[E2E]:
+    """`e2e` on the lab of each stack (dual, ipv4, ipv6): the family-relevant tests (docs/testing.md)."""
+    lab = await stack_labs.use(request.param)
+    env = E2E(lab, control_plane, kube_admin, kube_namespace, tmp_path)
+    try:
+        yield env
+    finally:
+        await asyncio.to_thread(env.cleanup)
+        if request.param != "dual":  # tests on the session lab expect its own Node addresses back
+            await stack_labs.use("dual")

@@ -15,7 +15,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubevip.election.scalable import EPOCH_ANNOTATION, claim_lease_name, node_lease_name
 from kubevip.lab import pods
 from kubevip.net.namespace import Netns
-from tests.e2e.conftest import E2E
+from tests.e2e.conftest import E2E, IPAddress
 
 pytestmark = pytest.mark.e2e
 
@@ -41,6 +41,12 @@ async def test_sigkill_of_announcing_agent_client_recovers(e2e: E2E) -> None:
     await e2e.service("ha", [vip])
     e2e.start_agents()
     first = await e2e.eventually(lambda: e2e.reach(vip), "VIP answers")
+    async with e2e.watch(vip):  # never two holders during the failover
+        second = await _sigkill_failover(e2e, vip, first)
+    assert await e2e.eventually(lambda: _vip_host_is(e2e, "ha", second), "vipHost names the new node")
+
+
+async def _sigkill_failover(e2e: E2E, vip: IPAddress, first: str) -> str:
     e2e.fleet.agents[first].signal(signal.SIGKILL)
     # The killed agent's address stays in its namespace (nobody withdrew it); take the node off the
     # segment's view by removing it, as a crashed node would vanish, so the client can only recover by
@@ -49,7 +55,7 @@ async def test_sigkill_of_announcing_agent_client_recovers(e2e: E2E) -> None:
     await asyncio.to_thread(_drop_owned, e2e, first)
     second = await e2e.eventually(lambda: _reach_other(e2e, vip, first), "client reaches another node")
     assert await e2e.holders(vip) == {second}, "exactly the answering node holds the VIP"
-    assert await e2e.eventually(lambda: _vip_host_is(e2e, "ha", second), "vipHost names the new node")
+    return second
 
 
 async def test_service_deletion_leaves_no_address(e2e: E2E) -> None:
@@ -74,26 +80,14 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
     quiet = next(n.name for n in e2e.nodes if n.name != keep_node)
 
     # 1. Restarting an agent that does not announce `keep` leaves `keep` alone.
-    samples: list[frozenset[str]] = []
-    stop = asyncio.Event()
-
-    async def watch_keep() -> None:
-        while not stop.is_set():
-            samples.append(frozenset(await e2e.holders(keep)))
-            await asyncio.sleep(0.02)
-
-    watcher = asyncio.create_task(watch_keep())
-    try:
+    async with e2e.watch(keep, stale) as w:
         e2e.fleet.agents[quiet].stop()
         restarted = time.time()
         e2e.fleet.start()
         await e2e.eventually(lambda: _live_again(e2e, quiet, restarted), f"{quiet} live again")
         await e2e.eventually(lambda: _claimed(e2e, f"vip:{keep}", keep_node), "keep still claimed")
-    finally:
-        stop.set()
-        await watcher
-    assert set(samples) == {frozenset({keep_node})}, (
-        f"keep moved or vanished: {set(samples)}\n{e2e.fleet.logs(80)}"
+    assert w.holders(keep) == [frozenset({keep_node})], (
+        f"keep moved or vanished: {w.holders(keep)}\n{e2e.fleet.logs(80)}"
     )
 
     # 2. Crash every agent, delete a Service while none runs, add a foreign address, start again.
@@ -101,10 +95,7 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
         ag.kill()
     await e2e.delete_service("stale")
     await asyncio.to_thread(_add_foreign, e2e, stale_node)
-    samples.clear()
-    stop.clear()
-    watcher = asyncio.create_task(watch_keep())
-    try:
+    async with e2e.watch(keep, stale) as w:
         e2e.fleet.start()
         await e2e.eventually(lambda: _nowhere(e2e, stale), "the stale VIP is removed")
         # Right after the crash the old claim still looks valid (its holder's liveness Lease has not
@@ -113,16 +104,79 @@ async def test_agent_restart_no_flap_no_stale(e2e: E2E) -> None:
             lambda: _claimed_and_on(e2e, keep), "keep claimed again, on its holder only"
         )
         await e2e.eventually(lambda: _reach_is(e2e, keep, final), "keep answers")
-    finally:
-        stop.set()
-        await watcher
     # While every agent is dead the kernel withdraws `keep` by itself (its lifetime ran out: fencing
     # without an agent, docs/election.md); a gap is expected, a move to another node and back is not.
-    held = [k for k in samples if k]
+    held = [k for k in w.holders(keep) if k]
     runs = [k for i, k in enumerate(held) if i == 0 or k != held[i - 1]]
     holders_in_order = [next(iter(r)) for r in runs if len(r) == 1]
     assert len(holders_in_order) == len(set(holders_in_order)), f"keep flapped: {runs}"
     assert await asyncio.to_thread(_has_foreign, e2e, stale_node), "a foreign address was removed"
+
+
+async def test_a_restarted_agent_adopts_its_vips_without_a_gap(e2e: E2E) -> None:
+    """Start-up adoption through `Agent.start()`: an agent SIGKILLed and started again on a node that still
+    carries its VIPs (its previous run's, with our IFA_PROTO) keeps them while the election settles and
+    once it holds them again: no RTM_DELADDR for them in between (a netlink monitor in the node's namespace
+    sees every address event: none for them, not even a re-add). It does not adopt an address it does not
+    own: a pool address added by hand, which no Service wants, stays where it is. Only this node runs an
+    agent (nobody else may take the units meanwhile), and kernel lifetimes are off: with them a crashed
+    agent's VIPs expire before its restarted process may hold them again (docs/election.md)."""
+    v4, v6 = e2e.vip(4), e2e.vip(6)
+    foreign = e2e.vip(4)
+    node = e2e.nodes[0]
+    await e2e.service("adopt", [v4, v6], families=("IPv4", "IPv6"), policy="PreferDualStack")
+    e2e.fleet.extra_env.update(vip_kernel_lifetime="false")
+    e2e.fleet.start((node,))
+    for v in (v4, v6):
+        await e2e.eventually(lambda v=v: _claimed_and_on(e2e, v), f"{v} claimed and on {node.name}")
+    monitor = await asyncio.create_subprocess_exec(
+        "ip", "-n", node.netns, "-o", "monitor", "address", stdout=asyncio.subprocess.PIPE
+    )
+    events: list[str] = []
+
+    async def read() -> None:
+        assert monitor.stdout is not None
+        while line := await monitor.stdout.readline():
+            events.append(line.decode().strip())
+
+    reader = asyncio.create_task(read())
+    added = False
+    try:
+        # The foreign address also proves the monitor listens before the agent is killed.
+        await asyncio.to_thread(
+            subprocess.run, ["ip", "-n", node.netns, "addr", "add", f"{foreign}/32", "dev", node.interface],
+            check=True,
+        )
+        added = True
+        await e2e.eventually(lambda: any(f" {foreign}/32 " in e for e in events), "the monitor listens")
+        epoch = await _epoch(e2e, node.name)
+        async with e2e.watch(v4, v6, foreign) as w:
+            e2e.fleet.agents[node.name].kill()
+            killed = len(events)
+            e2e.fleet.start((node,))
+            # The new process's own epoch (its liveness Lease taken anew), not the old one's Lease.
+            await e2e.eventually(lambda: _epoch_after(e2e, node.name, epoch), f"{node.name} in a new epoch")
+            # Held again by the new process (claims in its new epoch), and announced: adoption is over.
+            for v in (v4, v6):
+                await e2e.eventually(lambda v=v: _claimed(e2e, f"vip:{v}", node.name), f"{v} claimed again")
+                await e2e.eventually(lambda v=v: _reach_is(e2e, v, node.name), f"{v} answers")
+            owned = (await e2e.owned())[node.name]
+        # Not removed, and not even re-added (an add of an existing address is an RTM_NEWADDR too): the
+        # new process knows them as its own from the kernel, so it has nothing to change.
+        touched = [e for e in events[killed:] if any(f" {v}/" in e for v in (v4, v6))]
+        assert not touched, f"the restart removed or re-added a VIP: {touched}\n{e2e.fleet.logs(60)}"
+        for v in (v4, v6):
+            assert w.holders(v) == [frozenset({node.name})], f"{v}: {w.holders(v)}"
+            assert v in owned, f"{v} is no longer ours"
+        assert w.holders(foreign) == [frozenset({node.name})], "the foreign address was touched"
+        assert foreign not in owned, "the agent adopted an address it does not own"
+    finally:
+        monitor.terminate()
+        await monitor.wait()
+        await reader
+        if added:
+            drop = ["ip", "-n", node.netns, "addr", "del", f"{foreign}/32", "dev", node.interface]
+            await asyncio.to_thread(subprocess.run, drop, check=False)
 
 
 async def test_broken_annotation_next_to_healthy(e2e: E2E) -> None:
@@ -201,6 +255,19 @@ async def _live_again(e2e: E2E, node: str, since: float) -> bool:
     return bool(
         live.spec.holder_identity == node and acquired is not None and acquired.timestamp() >= since - 1
     )
+
+
+async def _epoch(e2e: E2E, node: str) -> int:
+    live = await client.CoordinationV1Api(e2e.api).read_namespaced_lease(node_lease_name(node), e2e.ns)
+    assert live.spec.holder_identity == node
+    return int(live.spec.lease_transitions or 0)
+
+
+async def _epoch_after(e2e: E2E, node: str, old: int) -> bool:
+    try:
+        return await _epoch(e2e, node) > old
+    except (ApiException, AssertionError):
+        return False
 
 
 async def _claimed_and_on(e2e: E2E, vip: object) -> str | None:

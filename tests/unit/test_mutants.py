@@ -97,6 +97,28 @@ MUTANTS = (
         "    return True",
         ("tests/unit/controlplane/test_health.py::test_livez_probe_says_healthy_only_for_200_ok",),
     ),
+    # Found by hack/mutation over core/ (survivors until their killers were written, docs/testing.md):
+    Mutant(
+        "placement's refusals are dropped when they raise no Warning",
+        "core/eligibility.py",
+        "    if not pl.refusals and not pl.warnings:\n        return snap, pl",
+        "    if not pl.refusals or not pl.warnings:\n        return snap, pl",
+        ("tests/unit/core/test_eligibility.py::test_placed_snapshot_narrows_plans_even_without_a_warning",),
+    ),
+    Mutant(
+        "a /30's network and broadcast addresses pass the address policy",
+        "core/policy.py",
+        "    if subnet.max_prefixlen - subnet.prefixlen < 2:",
+        "    if subnet.max_prefixlen - subnet.prefixlen <= 2:",
+        ("tests/unit/core/test_policy.py::test_subnet_edges_at_the_boundaries",),
+    ),
+    Mutant(
+        "IPAM's hold() checks sharing against no address: a clash goes unreported",
+        "ipam/allocator.py",
+        "            if others and not self._can_share(key[0], ports, a, exclude=key):",
+        "            if others and not self._can_share(key[0], ports, None, exclude=key):",
+        ("tests/unit/ipam/test_allocator.py::test_a_conflict_found_by_hold_names_the_holder_and_both_sides_see_it",),
+    ),
 )
 
 

@@ -17,6 +17,7 @@ from kubevip.agent.bgp_node import follow as follow_bgp_annotations
 from kubevip.agent.bgp_sink import DEFAULT_INTERFACE as BGP_DEFAULT_INTERFACE
 from kubevip.agent.bgp_sink import BgpSink
 from kubevip.agent.bgp_wants import announces
+from kubevip.agent.dhcp import DhcpDriver
 from kubevip.agent.nodes import NodeSource, publish_loop
 from kubevip.agent.packets import DISCOVERY_PERIOD, PacketRuleDriver
 from kubevip.agent.policy_facts import PolicyFacts
@@ -146,6 +147,8 @@ class Agent:
         self._iface_failed: dict[IPFamily, tuple[float, str]] = {}
         # Warnings only this node can see (a Service's interface missing here), per Service, last pass.
         self._node_warnings: dict[str, frozenset[Condition]] = {}
+        # VIPs this node holds but has no interface of their family for: left out of the status it writes.
+        self._unplaced: set[IPAddress] = set()
         self._startup_keep: frozenset[Row] = frozenset()
         self._startup_until = 0.0
         self._stopping = False
@@ -167,6 +170,8 @@ class Agent:
         self._discover = asyncio.Event()
         self._rules_wanted: PacketRules | None = None
         self._rules_wake = asyncio.Event()
+        # DHCP VIPs (agent/dhcp.py): clients for the DHCP wants whose unit this node holds.
+        self.dhcp = DhcpDriver(self.me, ns, self.world, self.touched, self.writer, self.guard)
 
     @property
     def held(self) -> frozenset[Row]:
@@ -291,13 +296,14 @@ class Agent:
         """The VIPs this node holds whose Service names an interface (nothing to do when none does)."""
         if not snap.names_interfaces:
             return ()
-        return tuple(p for p in held_plans(snap.plans, self._my_holdings(snap), self.me) if p.interface)
+        return tuple(p for p in held_plans(snap.plans, self._my_holdings(snap), self.me)
+                     if p.interface or p.macvlan)
 
     async def service_links(self, held: Iterable[VipPlan]) -> frozenset[str]:
         """Which interfaces named by `kube-vip.io/serviceInterface` of the `held` VIPs exist here."""
         # No lookup for a name that cannot exist.
-        names = {p.interface for p in held
-                 if p.interface and p.interface != AUTO and valid_interface_name(p.interface)}
+        names = {name for p in held for name in (p.interface, p.macvlan)
+                 if name and name != AUTO and valid_interface_name(name)}
         if not names:
             return frozenset()
         try:
@@ -411,6 +417,7 @@ class Agent:
         for p in held_plans(snap.plans, self._my_holdings(snap), self.me):
             placed_by_subnet = needs_subnet_lookup(p, self._services_auto) and p.address in by_subnet
             if (not p.interface or p.interface == AUTO) and not placed_by_subnet and p.family not in ifaces:
+                self._unplaced.add(p.address)
                 for key in p.services:
                     cond = no_family_interface(key, p.address, self.me)
                     self._node_warnings[key] = self._node_warnings.get(key, frozenset()) | {cond}
@@ -442,12 +449,18 @@ class Agent:
                 self.leadership.set_units(snap.units)
                 if self.placement is not None:
                     self.leadership.set_preferred(self.placement.preferred)
+            ifaces = await self.interfaces()
+            if snap.dhcp or self.dhcp.active:
+                # One holder per DHCP unit in every mode (one MAC on the segment): the elected one.
+                await self.dhcp.sync(snap.dhcp, self.leadership.holds, ifaces, self._stopping)
             annotated = self._annotated_held(snap)
             links = await self.service_links(annotated)
             by_subnet = await self._auto_interfaces(snap)
-            ifaces = await self.interfaces()
             want = self.desired(snap, ifaces, links, by_subnet)
             self._node_warnings = self._missing_warnings(annotated, links)
+            for key, conds in self.dhcp.warnings().items():
+                self._node_warnings[key] = self._node_warnings.get(key, frozenset()) | conds
+            self._unplaced = set()
             if len(ifaces) < len(IPFamily):
                 self._family_warnings(snap, ifaces, by_subnet)
             changes = diff(want, self.held)
@@ -457,6 +470,8 @@ class Agent:
                 await self._apply(changes, snap)
             if self.bgp is not None:
                 await self._bgp_sync(self.held, snap)
+            if self.dhcp.active:
+                await self.dhcp.after_pass(r.interface for r in self.held)
             await self._packet_pass(snap)
             self._settled = inputs if self.held == want else None
             self.passes += 1
@@ -467,7 +482,7 @@ class Agent:
             self._publish(snap)
             settling = time.monotonic() < self._startup_until and not self._stopping
             self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
-                                         dict(self._node_warnings), settling))
+                                         dict(self._node_warnings), settling, frozenset(self._unplaced)))
             return changes
 
     def _service_pairs(self, snap: Snapshot) -> list[tuple[ServiceView, ServiceDecision]]:

@@ -102,6 +102,9 @@ class Outcome:
     # "not known yet". A status is then never cleared (a restart of every agent would clear and
     # rewrite every Service's status and vipHost: hundreds of writes for nothing).
     settling: bool = False
+    # VIPs this node holds but cannot announce (no interface of their family: a single-stack node). The
+    # status must not list an address nobody answers on.
+    unplaced: frozenset[IPAddress] = frozenset()
 
     @property
     def keeps_status(self) -> bool:
@@ -214,6 +217,7 @@ class Reporter:
         this node holds, who leads what) or a write waits for its retry, else those whose objects did."""
         inputs = (
             out.snap_version, out.held, out.stopping, self.leadership.generation(), dict(out.node_warnings),
+            out.unplaced,
         )
         keys, self._keys = self._keys, set()
         if inputs != self._reported or self.reports.failed_status:
@@ -246,6 +250,8 @@ class Reporter:
             current_host = view.annotation(ANNOTATION_VIP_HOST)
             d = snap.decisions.get(key)
             plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
+            if out.unplaced:
+                plans = tuple(p for p in plans if p.address not in out.unplaced)
             holdings = self._holdings(out, {p.unit for p in plans})
             if d is None or not d.announce:
                 wanted = ServiceStatus((), None)

@@ -6,10 +6,12 @@ Pure: the same Services in any order give the same answer.
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kubevip.core import reasons
+from kubevip.core.dhcp import SOURCE_DHCP, DhcpRequest
 from kubevip.core.leases import service_lease
 from kubevip.core.plan import ServiceDecision, egress_enabled, endpoint_bound, node_share
 from kubevip.core.views import IPAddress, IPFamily, NodeName, ServiceKey, ServiceView, UnitId
@@ -43,6 +45,11 @@ class Claim:
     explicit: bool = False
     # The Service serves two families and this is the second one (its Local unit gets a family suffix).
     secondary: bool = False
+    # The address was leased from DHCP (core/dhcp.py): its unit must not depend on the address, which
+    # is unknown until the unit's holder leases it.
+    dhcp: bool = False
+    # The DHCP macvlan the leased address lives on ("" for every other VIP).
+    macvlan: str = ""
 
     @property
     def service(self) -> ServiceKey:
@@ -62,7 +69,7 @@ class Claim:
         elig = (0, ()) if self.eligible is None else (1, tuple(sorted(self.eligible)))
         return (
             self.order, tuple(sorted(self.ports)), self.group, self.local, elig, self.interface, self.share,
-            self.single, self.explicit, self.secondary,
+            self.single, self.explicit, self.secondary, self.dhcp, self.macvlan,
         )
 
 
@@ -79,6 +86,23 @@ class VipPlan:
     interface: str = ""
     # Some Service on it uses egress: one holder, never several (`Claim.single`).
     single: bool = False
+    # Leased from DHCP: the macvlan that carries it (core/dhcp.py); "" otherwise.
+    macvlan: str = ""
+
+
+@dataclass(frozen=True)
+class DhcpWant:
+    """A family of a Service asking DHCP: elected like its VIP will be (same unit); the holder runs the
+    client on a macvlan child of `parent` ("" = the node's interface of the family)."""
+
+    request: DhcpRequest
+    unit: UnitId
+    eligible: frozenset[NodeName] | None
+    parent: str = ""
+
+    @property
+    def service(self) -> ServiceKey:
+        return self.request.service
 
 
 @dataclass(frozen=True)
@@ -132,11 +156,39 @@ def claims_of(
     second = decision.families[1] if len(decision.families) > 1 else None
     share = (service.annotation(ANNOTATION_ALLOW_SHARED_IP) or "").strip()
     single = egress_enabled(service)
+    macvlans = {r.family: r.interface for r in decision.dhcp}
     return tuple(
         Claim((created, service.key), v.address, v.family, ports, str(lease), local, elig[v.family], ifname,
-              share, single, lease.explicit, v.family == second)
+              share, single, lease.explicit, v.family == second, v.source == SOURCE_DHCP,
+              macvlans[v.family] if v.source == SOURCE_DHCP else "")
         for v in decision.vips
     )
+
+
+def dhcp_wants(
+    service: ServiceView, created: str, decision: ServiceDecision, per_address: bool = False,
+    interfaces: bool = True,
+) -> tuple[DhcpWant, ...]:
+    """The DHCP clients an announced Service needs, each with the election unit its leased VIP will have
+    (`_unit` of a DHCP claim does not read the address), so the same node leases and holds it."""
+    if not decision.announce or not decision.dhcp:
+        return ()
+    lease = service_lease(service)
+    local = endpoint_bound(service)
+    second = decision.families[1] if len(decision.families) > 1 else None
+    parent = decision.interface if interfaces else ""
+    out = []
+    for req in decision.dhcp:
+        probe = Claim((created, service.key), _UNSPECIFIED[req.family], req.family, frozenset(), str(lease),
+                      local, None, "", "", False, lease.explicit, req.family == second, True, req.interface)
+        out.append(DhcpWant(req, _unit(probe, per_address), eligible_nodes(decision, service, req.family),
+                            parent))
+    return tuple(out)
+
+
+_UNSPECIFIED: Mapping[IPFamily, IPAddress] = {
+    IPFamily.IPV4: ipaddress.IPv4Address(0), IPFamily.IPV6: ipaddress.IPv6Address(0),
+}
 
 
 def _unit(first: Claim, per_address: bool) -> UnitId:
@@ -147,6 +199,8 @@ def _unit(first: Claim, per_address: bool) -> UnitId:
     it (the unit outlives any one of the Services sharing it, so it never moves when one goes), and per
     family when Local."""
     if per_address:
+        if first.dhcp and not first.explicit:
+            return UnitId(f"dhcp:{first.service}/{first.family.value}")
         if not first.explicit:
             return _address_unit(first.address)
         return UnitId(f"{first.group}/{first.family.value}" if first.local else first.group)
@@ -175,7 +229,7 @@ def resolve(
         if len(group) == 1:  # the common case, kept cheap: one Service per address
             first = group[0]
             plans.append(VipPlan(addr, first.family, _unit(first, per_address), (first.service,),
-                                 first.eligible, first.interface, first.single))
+                                 first.eligible, first.interface, first.single, first.macvlan))
             continue
         kept: list[Claim] = []
         for c in sorted(set(group), key=Claim.sort_key):
@@ -200,7 +254,7 @@ def resolve(
             eligible = first.eligible  # no node serves them all: follow the earliest Service
         unit = _unit(first, per_address)
         plans.append(VipPlan(addr, first.family, unit, tuple(k.service for k in kept), eligible,
-                             first.interface, any(k.single for k in kept)))
+                             first.interface, any(k.single for k in kept), first.macvlan))
     return tuple(plans), tuple(sorted(clashes, key=lambda x: (x.service, str(x.address), x.reason)))
 
 

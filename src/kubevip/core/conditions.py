@@ -75,6 +75,12 @@ def warnings(
         by_reason.setdefault(r.reason, []).append(r)
     for reason, rejections in by_reason.items():
         out.add(rejected_condition(s, reason, rejections))
+    for prob in decision.dhcp_problems:
+        out.add(Condition(
+            s, WARNING, reasons.Reason.DHCP_ANNOTATION_INVALID,
+            f"annotation {prob.annotation}={prob.value!r} refused: {prob.problem}; the default is used"
+            " for the DHCP request",
+        ))
     if decision.interface_refused:
         out.add(Condition(
             s, WARNING, reasons.SERVICE_INTERFACE_NOT_ALLOWED,
@@ -132,8 +138,9 @@ def no_family_interface(service: str, address: IPAddress, node: str) -> Conditio
     fam = "IPv4" if address.version == 4 else "IPv6"
     return Condition(
         service, WARNING, reasons.Reason.NO_INTERFACE_FOR_FAMILY,
-        f"node {node} has no {fam} interface for {address} (no {fam} default route, and neither "
-        f"vip_interface nor vip_servicesinterface is set): {address} is not announced from this node",
+        f"node {node} has no {fam} interface for {address} (no {fam} address on this node at all, or no "
+        f"{fam} default route while neither vip_interface nor vip_servicesinterface is set): {address} is "
+        "not announced from this node",
     )
 
 

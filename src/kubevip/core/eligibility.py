@@ -158,7 +158,9 @@ def place(
             svc = cache[owner] = service_rules(services.get(owner))
         if svc.preferred:
             preferred.setdefault(p.unit, svc.preferred)
-        if not nodes:
+        if not nodes or p.macvlan:
+            # A DHCP VIP is elected with its DhcpWant, which every node sees before any lease: narrowing
+            # only the leased plan (on its holder alone) would make the nodes disagree about the unit.
             out.append(p)
             continue
         subnet_nodes: frozenset[str] | None = None

@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 from kubevip.core import endpoints as eps
 from kubevip.core import reasons
+from kubevip.core.dhcp import AnnotationProblem, DhcpRequest, asks_dhcp, request_of
 from kubevip.core.families import effective_policy, served_families
 from kubevip.core.interface import requested_interface
 from kubevip.core.leases import annotation_problem
@@ -17,11 +18,12 @@ from kubevip.core.views import (
     TRAFFIC_LOCAL,
     EndpointSliceView,
     EndpointView,
+    IPAddress,
     IPFamily,
     LegacyEndpointsView,
     ServiceView,
 )
-from kubevip.core.vips import Rejection, VipChoice, choose, well_formed
+from kubevip.core.vips import Rejection, VipChoice, candidates, choose, family_hints
 
 ANNOTATION_IGNORE = "kube-vip.io/ignore"
 # kube-vip announces an externalTrafficPolicy Cluster Service without endpoints only with this set to
@@ -75,6 +77,9 @@ class ServiceDecision:
     interface: str = ""
     # The annotation's interface when `vip_allowed_interfaces` does not allow it (then `interface` is "").
     interface_refused: str = ""
+    # The families the Service asks DHCP for (`0.0.0.0`, core/dhcp.py), whether or not leased yet.
+    dhcp: tuple[DhcpRequest, ...] = ()
+    dhcp_problems: tuple[AnnotationProblem, ...] = ()
 
     @property
     def primary(self) -> IPFamily | None:
@@ -94,15 +99,19 @@ class NodeShare:
 
 
 def _verdict(
-    service: ServiceView, vips: tuple[VipChoice, ...], endpoints: Mapping[IPFamily, tuple[EndpointView, ...]]
+    service: ServiceView, vips: tuple[VipChoice, ...], endpoints: Mapping[IPFamily, tuple[EndpointView, ...]],
+    dhcp: tuple[IPFamily, ...] = (),
 ) -> str:
     if service.type != TYPE_LOAD_BALANCER:
         return reasons.NOT_LOAD_BALANCER
     if ignored(service):
         return reasons.IGNORED
-    if not vips:
+    # A family asking DHCP counts as having its VIP: its holder must be elected to lease one, so the
+    # verdict cannot wait for the lease (only that holder ever knows the address).
+    if not vips and not dhcp:
         return reasons.NO_VIP
-    if effective_policy(service) == REQUIRE_DUAL_STACK and {v.family for v in vips} != set(IPFamily):
+    families = {v.family for v in vips} | set(dhcp)
+    if effective_policy(service) == REQUIRE_DUAL_STACK and families != set(IPFamily):
         return reasons.REQUIRE_DUAL_STACK_UNMET
     if annotation_problem(service):
         return reasons.INVALID_LEASE_NAME
@@ -118,16 +127,25 @@ def decide(
     legacy: LegacyEndpointsView | None,
     use_legacy: bool,
     policy: AddressPolicy = DEFAULT_POLICY,
+    leased: Mapping[IPFamily, IPAddress] | None = None,
 ) -> ServiceDecision:
     """Families, VIPs (+ rejections), the whole-Service verdict and usable endpoints per family.
 
     Pure and order-independent: the same objects in any order give an equal decision. `policy` refuses
-    addresses (and `kube-vip.io/serviceInterface` values) the operator does not allow.
+    addresses (and `kube-vip.io/serviceInterface` values) the operator does not allow. `leased`: the
+    addresses this node's DHCP client holds for the Service (core/dhcp.py), per family.
     """
-    families = served_families(service, well_formed(service))
-    vips, rejected = choose(service, families, policy)
+    families = served_families(service, family_hints(service))
+    vips, rejected = choose(service, families, policy, leased)
+    dhcp_families, _ = asks_dhcp(candidates(service)[0], families)
+    requests: list[DhcpRequest] = []
+    problems: list[AnnotationProblem] = []
+    for fam in dhcp_families:
+        req, probs = request_of(service, fam)
+        requests.append(req)
+        problems.extend(p for p in probs if p not in problems)
     endpoints = eps.usable_endpoints(service, families, slices, legacy, use_legacy)
-    reason = _verdict(service, vips, endpoints)
+    reason = _verdict(service, vips, endpoints, dhcp_families)
     interface = requested_interface(service)
     refused_interface = ""
     if interface and not interface_allowed(policy, interface):
@@ -143,6 +161,8 @@ def decide(
         endpoint_source=eps.SOURCE_LEGACY if use_legacy else eps.SOURCE_SLICES,
         interface=interface,
         interface_refused=refused_interface,
+        dhcp=tuple(requests),
+        dhcp_problems=tuple(problems),
     )
 
 

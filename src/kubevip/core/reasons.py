@@ -87,6 +87,12 @@ class Reason(StrEnum):
     ADDRESS_REFUSED = "address-refused"  # IPAM: the address policy refuses a held address
     INVALID_ADDRESS = "invalid-address"  # IPAM: a user's value is not all IP addresses (left alone)
 
+    # DHCP (docs/dhcp.md).
+    DHCPV6_UNSUPPORTED = "dhcpv6-unsupported"  # a Service asks `::`: no DHCPv6 client
+    DHCP_ANNOTATION_INVALID = "dhcp-annotation-invalid"  # hwaddr / requestedIP / hostname unusable
+    DHCP_LEASE_EXPIRED = "dhcp-lease-expired"  # Warning: the lease ran out, its VIP was withdrawn
+    DHCP_FAILED = "dhcp-failed"  # Warning: the holder could not run a DHCP client (macvlan, socket)
+
 
 # The module-level names below are the members' aliases (kept: `reasons.NOT_AN_IP`).
 # Why a VIP candidate (annotation entry or spec.loadBalancerIP) is not used.
@@ -99,6 +105,8 @@ MULTICAST = Reason.MULTICAST
 LINK_LOCAL = Reason.LINK_LOCAL
 IPV4_MAPPED = Reason.IPV4_MAPPED
 FAMILY_NOT_SERVED = Reason.FAMILY_NOT_SERVED
+# `::` asks DHCPv6, which kubevip does not do (docs/dhcp.md).
+DHCPV6_UNSUPPORTED = Reason.DHCPV6_UNSUPPORTED
 # More than `vips.MAX_PER_FAMILY` addresses of one family: the rest are not used (bounded work per Service).
 TOO_MANY_ADDRESSES = Reason.TOO_MANY_ADDRESSES
 
@@ -149,7 +157,7 @@ EGRESS_ANNOTATION_INVALID = Reason.EGRESS_ANNOTATION_INVALID
 
 VIP_REJECTIONS = (
     NOT_AN_IP, DNS_NAME, ZONE_SUFFIX, UNSPECIFIED, LOOPBACK, MULTICAST, LINK_LOCAL, IPV4_MAPPED,
-    FAMILY_NOT_SERVED, TOO_MANY_ADDRESSES,
+    FAMILY_NOT_SERVED, TOO_MANY_ADDRESSES, DHCPV6_UNSUPPORTED,
 )
 POLICY_REJECTIONS = (
     LIMITED_BROADCAST, RESERVED_RANGE, CONTROL_PLANE_VIP, NODE_ADDRESS, DEFAULT_GATEWAY, SERVICE_CIDR,
@@ -172,9 +180,10 @@ PLACEMENT = (
 )
 EGRESS_WARNINGS = (EGRESS_ANNOTATION_INVALID,)
 CONDITION_ONLY = (NO_HOLDER,)
+DHCP_WARNINGS = (Reason.DHCP_ANNOTATION_INVALID, Reason.DHCP_LEASE_EXPIRED, Reason.DHCP_FAILED)
 ALL = (
     VIP_REJECTIONS + POLICY_REJECTIONS + SERVICE_VERDICTS[1:] + NODE_VERDICTS[1:] + INTERFACE_WARNINGS
-    + SHARING_WARNINGS + EGRESS_WARNINGS + PLACEMENT + CONDITION_ONLY
+    + SHARING_WARNINGS + EGRESS_WARNINGS + PLACEMENT + CONDITION_ONLY + DHCP_WARNINGS
 )
 
 

@@ -76,6 +76,8 @@ def placement(
     `auto` (the Service's annotation, or `services_auto` for vip_servicesinterface=auto) is the interface
     whose subnet holds the VIP (`by_subnet`, looked up by the agent), else the family's choice, as in
     kube-vip."""
+    if plan.macvlan:  # a DHCP VIP lives on its macvlan, or nowhere (the lease belongs to that MAC)
+        return plan.macvlan if plan.macvlan in links else None
     if plan.interface == AUTO or (not plan.interface and services_auto):
         return (by_subnet or {}).get(plan.address) or interface_of.get(plan.family) or None
     if plan.interface:
@@ -85,7 +87,7 @@ def placement(
 
 def needs_subnet_lookup(plan: VipPlan, services_auto: bool) -> bool:
     """Whether `placement` of this VIP asks which interface's subnet holds it."""
-    return plan.interface == AUTO or (not plan.interface and services_auto)
+    return not plan.macvlan and (plan.interface == AUTO or (not plan.interface and services_auto))
 
 
 def desired_rows(

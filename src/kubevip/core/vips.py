@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubevip.core import reasons
+from kubevip.core.dhcp import DHCP_V4, SOURCE_DHCP, asks_dhcp
 from kubevip.core.policy import DEFAULT_POLICY, AddressPolicy, refusal
 from kubevip.core.views import IPAddress, IPFamily, ServiceView
 
@@ -81,20 +82,43 @@ def well_formed(service: ServiceView) -> tuple[IPAddress, ...]:
     return tuple(a for a in (classify(t) for t in texts) if not isinstance(a, str))
 
 
+def family_hints(service: ServiceView) -> tuple[IPAddress, ...]:
+    """`well_formed`, with `0.0.0.0` kept as the IPv4 it asks DHCP for: the families of a hand-written
+    object without `ipFamilies` or cluster IPs follow its VIP candidates (core/families.py)."""
+    texts, _ = candidates(service)
+    out: list[IPAddress] = []
+    for t in texts:
+        a = ipaddress.IPv4Address(0) if t == DHCP_V4 else classify(t)
+        if not isinstance(a, str):
+            out.append(a)
+    return tuple(out)
+
+
 def choose(
     service: ServiceView, families: Sequence[IPFamily], policy: AddressPolicy = DEFAULT_POLICY,
+    leased: Mapping[IPFamily, IPAddress] | None = None,
 ) -> tuple[tuple[VipChoice, ...], tuple[Rejection, ...]]:
     """VIPs of served families (primary first, then source order; duplicates collapse) and rejections.
 
     Linear in the number of entries (a tenant writes the annotation): dicts, not list scans. At most
     `MAX_PER_FAMILY` VIPs per family; addresses the policy refuses are rejected with its reason and rule.
+    A DHCP entry (`0.0.0.0`, core/dhcp.py) stands for the address `leased` for its family, when there is
+    one (only the node holding the lease knows it); it passes the same family and policy checks.
     """
     texts, source = candidates(service)
     chosen: dict[VipChoice, None] = {}
     per_family: dict[IPFamily, int] = {}
     rejected: dict[Rejection, None] = {}
+    _, dhcp_refused = asks_dhcp(texts, families)
     for text in texts:
-        result = classify(text)
+        if text in dhcp_refused:
+            rejected.setdefault(Rejection(text, dhcp_refused[text]))
+            continue
+        lease = (leased or {}).get(IPFamily.IPV4) if text == DHCP_V4 else None
+        if text == DHCP_V4 and lease is None:
+            continue  # asked, not leased (yet): the holder's DHCP client is at work
+        result = lease if lease is not None else classify(text)
+        source_of = SOURCE_DHCP if lease is not None else source
         if isinstance(result, str):
             rejected.setdefault(Rejection(text, result))
             continue
@@ -102,7 +126,7 @@ def choose(
         if family not in families:
             rejected.setdefault(Rejection(text, reasons.FAMILY_NOT_SERVED))
             continue
-        choice = VipChoice(result, family, source)
+        choice = VipChoice(result, family, source_of)
         if choice in chosen:
             continue
         refused = refusal(policy, result, service.namespace)

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from kubevip.core.claims import (
     Claim,
     Clash,
+    DhcpWant,
     InterfaceConflict,
     VipPlan,
     claims_of,
+    dhcp_wants,
     interface_conflicts,
     plans_by_service,
     resolve,
@@ -26,6 +28,7 @@ from kubevip.core.selection import ClassFilter, class_reason
 from kubevip.core.views import (
     EndpointSliceView,
     IPAddress,
+    IPFamily,
     LegacyEndpointsView,
     NodeName,
     ServiceView,
@@ -50,6 +53,9 @@ class World:
     legacy: dict[str, LegacyEndpointsView] = field(default_factory=dict)
     # slice key -> the Service it is filed under, so a relabelled slice is found without a scan
     slice_owner: dict[str, str] = field(default_factory=dict)
+    # Service key -> the addresses this node's DHCP clients hold for it, per family (core/dhcp.py): a
+    # fact of this node, not of the cluster; whoever changes it touches the Service.
+    leased: dict[str, Mapping[IPFamily, IPAddress]] = field(default_factory=dict)
 
     def copy(self) -> World:
         """A copy another thread may read while events keep arriving here (the views are immutable)."""
@@ -58,6 +64,7 @@ class World:
             {k: dict(v) for k, v in self.slices.items()},
             dict(self.legacy),
             dict(self.slice_owner),
+            dict(self.leased),
         )
 
 
@@ -67,6 +74,7 @@ class Decided:
 
     decision: ServiceDecision
     claims: tuple[Claim, ...]
+    dhcp: tuple[DhcpWant, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,8 @@ class Snapshot:
     handled: frozenset[str]
     interface_conflicts: tuple[InterfaceConflict, ...] = ()
     decided: Mapping[str, Decided] = field(default_factory=dict)
+    # Services' families asking DHCP: their units are elected even before any address is leased.
+    dhcp: tuple[DhcpWant, ...] = ()
 
     # Derived once per snapshot: every pass and every report round ask for them.
     @functools.cached_property
@@ -90,8 +100,15 @@ class Snapshot:
 
     @functools.cached_property
     def units(self) -> Mapping[UnitId, frozenset[NodeName] | None]:
-        """Eligible nodes per election unit (`unit_eligibility`)."""
-        return unit_eligibility(self.plans)
+        """Eligible nodes per election unit (`unit_eligibility`), DHCP units included."""
+        units = dict(unit_eligibility(self.plans))
+        for w in self.dhcp:
+            if w.unit not in units:
+                units[w.unit] = w.eligible
+            elif w.eligible is not None:
+                cur = units[w.unit]
+                units[w.unit] = w.eligible if cur is None else cur & w.eligible
+        return units
 
     @functools.cached_property
     def single_units(self) -> frozenset[UnitId]:
@@ -101,7 +118,7 @@ class Snapshot:
     @functools.cached_property
     def names_interfaces(self) -> bool:
         """True when some VIP's Service names its own interface (`kube-vip.io/serviceInterface`)."""
-        return any(p.interface for p in self.plans)
+        return any(p.interface or p.macvlan for p in self.plans)
 
 
 def decide_one(
@@ -110,7 +127,8 @@ def decide_one(
     """The core decision for one Service of the World."""
     rec = world.services[key]
     return decide(
-        rec.view, tuple(world.slices.get(key, {}).values()), world.legacy.get(key), use_legacy, policy
+        rec.view, tuple(world.slices.get(key, {}).values()), world.legacy.get(key), use_legacy, policy,
+        world.leased.get(key),
     )
 
 
@@ -132,6 +150,7 @@ def snapshot(
     decisions: dict[str, ServiceDecision] = {}
     decided: dict[str, Decided] = {}
     claims: list[Claim] = []
+    wants: list[DhcpWant] = []
     handled: set[str] = set()
     for key in sorted(world.services):
         rec = world.services[key]
@@ -141,10 +160,12 @@ def snapshot(
         done = cache.get(key) if cache is not None else None
         if done is None:
             d = decide_one(world, key, use_legacy, policy)
-            done = Decided(d, claims_of(rec.view, rec.created, d, service_interfaces))
+            done = Decided(d, claims_of(rec.view, rec.created, d, service_interfaces),
+                           dhcp_wants(rec.view, rec.created, d, per_address, service_interfaces))
         decided[key] = done
         decisions[key] = done.decision
         claims.extend(done.claims)
+        wants.extend(done.dhcp)
     plans, clashes = resolve(claims, per_address, cross_namespace)
     conflicts = interface_conflicts(claims, plans)
     warns = {
@@ -152,7 +173,8 @@ def snapshot(
         for k, d in decisions.items()
     }
     return Snapshot(
-        decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts, decided
+        decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts, decided,
+        tuple(wants),
     )
 
 

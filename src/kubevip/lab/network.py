@@ -262,6 +262,11 @@ class LabNetwork:
                 f"net.ipv6.conf.{ep.interface}.accept_dad=0", f"net.ipv6.conf.{ep.interface}.accept_ra=0")
         if 6 not in t.families:
             _sysctl(ep.netns, *IPV6_OFF, f"net.ipv6.conf.{ep.interface}.disable_ipv6=1")
+        elif 4 not in t.families:
+            # The kernel drops IPv6 addresses when a link goes down (IPv4 ones stay): on an IPv6-only
+            # node a link bounced by a test or benchmark would come back without any way to the API
+            # server. A real host's network manager re-adds them; the lab keeps them instead.
+            _sysctl(ep.netns, f"net.ipv6.conf.{ep.interface}.keep_addr_on_down=1")
         if 4 in t.families:
             _ip("-n", ep.netns, "addr", "add", f"{ep.ipv4}/{t.subnet_v4.prefixlen}", "dev", ep.interface)
         if 6 in t.families:

@@ -36,7 +36,7 @@ from kubevip.ip import IPNetwork
 from kubevip.lab import pods
 from kubevip.lab.client import connect
 from kubevip.lab.controlplane import ControlPlane
-from kubevip.lab.network import LabNetwork
+from kubevip.lab.network import IPV6_OFF, LabNetwork
 from kubevip.lab.stack import run_sync
 from kubevip.lab.topology import Endpoint
 
@@ -63,12 +63,12 @@ class LabPod:
     namespace: str
     node: str
     netns: str
-    ipv4: str
-    ipv6: str
+    ipv4: str | None  # None: the lab's stack has no such family
+    ipv6: str | None
     veth: str
     responder_pid: int
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | None]:
         return {"name": self.name, "namespace": self.namespace, "node": self.node, "netns": self.netns,
                 "ipv4": self.ipv4, "ipv6": self.ipv6}
 
@@ -120,19 +120,21 @@ def _locked(state_dir: Path) -> Iterator[None]:
 
 
 async def node_pod_cidrs(
-    api: client.ApiClient, node: str, within: float = POD_CIDR_WAIT
+    api: client.ApiClient, node: str, within: float = POD_CIDR_WAIT, families: tuple[int, ...] = (4, 6)
 ) -> dict[int, IPNetwork]:
-    """The node's `spec.podCIDRs` per IP version, waiting (with a deadline) for the allocation."""
+    """The node's `spec.podCIDRs` per IP version (one of each of `families`), waiting (with a deadline)
+    for the allocation."""
     core = client.CoreV1Api(api)
     deadline = time.monotonic() + within
     while True:
         obj = await core.read_node(node)
         cidrs = [ipaddress.ip_network(c) for c in (obj.spec.pod_cidrs or [])]
         by_version: dict[int, IPNetwork] = {c.version: c for c in cidrs}
-        if len(by_version) == 2:
+        if all(f in by_version for f in families):
             return by_version
         if time.monotonic() > deadline:
-            raise LabError(f"node {node} has pod CIDRs {[str(c) for c in cidrs]}, not one per family "
+            raise LabError(f"node {node} has pod CIDRs {[str(c) for c in cidrs]}, not one per family of "
+                           f"{families} "
                            f"after {within}s: is the controller-manager's node-ipam controller running?")
         await asyncio.sleep(0.2)
 
@@ -153,37 +155,40 @@ def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str
     return res
 
 
-def _wire(net: LabNetwork, node: Endpoint, netns: str, veth: str, v4: IPNetwork, v6: IPNetwork,
-          ip4: ipaddress.IPv4Address | ipaddress.IPv6Address,
-          ip6: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
-    gw4, gw6 = v4.network_address + 1, v6.network_address + 1
+def _wire(net: LabNetwork, node: Endpoint, netns: str, veth: str, cidrs: Mapping[int, IPNetwork],
+          ips: Mapping[int, ipaddress.IPv4Address | ipaddress.IPv6Address]) -> None:
+    """The pod's namespace and veth, an address and a default route per family of `ips` (the lab's)."""
+    gws = {f: cidrs[f].network_address + 1 for f in ips}
     _run(["ip", "netns", "add", netns])
     _run(["ip", "-n", netns, "link", "set", "lo", "up"])
-    _run(["ip", "netns", "exec", netns, "sysctl", "-q", "-e", "-w", *POD_SYSCTLS])
+    # An IPv4-only lab's pods have no IPv6 at all, like its nodes (set before the veth exists).
+    sysctls = POD_SYSCTLS if 6 in ips else IPV6_OFF
+    _run(["ip", "netns", "exec", netns, "sysctl", "-q", "-e", "-w", *sysctls])
     _run(["ip", "-n", node.netns, "link", "add", veth, "type", "veth", "peer", "name", "eth0",
           "netns", netns])
     _run(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-e", "-w", *NODE_FORWARDING,
           f"net.ipv6.conf.{veth}.accept_dad=0", f"net.ipv6.conf.{veth}.accept_ra=0"])
     # The gateway addresses are the node's on every pod veth (as with the ptp CNI plugin): /32 and /128,
     # so they add no on-link route that would send other pods' traffic to the wrong veth.
-    _run(["ip", "-n", node.netns, "addr", "add", f"{gw4}/32", "dev", veth])
-    _run(["ip", "-n", node.netns, "addr", "add", f"{gw6}/128", "dev", veth, "nodad"])
+    for f, gw in gws.items():
+        _run(["ip", "-n", node.netns, "addr", "add", f"{gw}/{32 if f == 4 else 128}", "dev", veth,
+              *(["nodad"] if f == 6 else [])])
     _run(["ip", "-n", node.netns, "link", "set", veth, "up"])
-    _run(["ip", "-n", node.netns, "route", "replace", f"{ip4}/32", "dev", veth])
-    _run(["ip", "-n", node.netns, "route", "replace", f"{ip6}/128", "dev", veth])
-    _run(["ip", "-n", netns, "addr", "add", f"{ip4}/32", "dev", "eth0"])
-    _run(["ip", "-n", netns, "addr", "add", f"{ip6}/128", "dev", "eth0", "nodad"])
+    for f, ip in ips.items():
+        host = f"{ip}/{32 if f == 4 else 128}"
+        _run(["ip", "-n", node.netns, "route", "replace", host, "dev", veth])
+        _run(["ip", "-n", netns, "addr", "add", host, "dev", "eth0", *(["nodad"] if f == 6 else [])])
     _run(["ip", "-n", netns, "link", "set", "eth0", "up"])
-    _run(["ip", "-n", netns, "route", "add", f"{gw4}/32", "dev", "eth0"])
-    _run(["ip", "-n", netns, "route", "add", "default", "via", str(gw4), "dev", "eth0"])
-    _run(["ip", "-n", netns, "-6", "route", "add", f"{gw6}/128", "dev", "eth0"])
-    _run(["ip", "-n", netns, "-6", "route", "add", "default", "via", str(gw6), "dev", "eth0"])
+    for f, gw in gws.items():
+        _run(["ip", "-n", netns, f"-{f}", "route", "add", f"{gw}/{32 if f == 4 else 128}", "dev", "eth0"])
+        _run(["ip", "-n", netns, f"-{f}", "route", "add", "default", "via", str(gw), "dev", "eth0"])
     # Everyone else on the lab bridge reaches this node's pods through the node.
     for other in (*net.nodes, net.client):
         if other.name == node.name:
             continue
-        _run(["ip", "-n", other.netns, "route", "replace", str(v4), "via", str(node.ipv4)])
-        _run(["ip", "-n", other.netns, "-6", "route", "replace", str(v6), "via", str(node.ipv6)])
+        for f in ips:
+            via = node.ipv4 if f == 4 else node.ipv6
+            _run(["ip", "-n", other.netns, f"-{f}", "route", "replace", str(cidrs[f]), "via", str(via)])
 
 
 def _start_responder(net: LabNetwork, netns: str, name: str, log: Path) -> int:
@@ -235,9 +240,9 @@ async def _create_objects(
         await pods.create_pod(api, namespace, name, node, labels, ips, True, POD_PORTS)
 
 
-async def _cidrs(cp: ControlPlane, node: str) -> dict[int, IPNetwork]:
+async def _cidrs(cp: ControlPlane, node: str, families: tuple[int, ...]) -> dict[int, IPNetwork]:
     async with connect(cp.admin_kubeconfig) as api:
-        return await node_pod_cidrs(api, node)
+        return await node_pod_cidrs(api, node, families=families)
 
 
 async def _delete_object(cp: ControlPlane, namespace: str, name: str) -> None:
@@ -249,30 +254,32 @@ def add(
     cp: ControlPlane, net: LabNetwork, name: str, node: str, namespace: str = "default",
     labels: Mapping[str, str] | None = None,
 ) -> LabPod:
-    """Create the pod's namespace, wiring, Pod object (Ready, both IPs) and responder."""
-    if net.topo.stack != "dual":  # the wiring below routes both families through the node
-        raise LabError(f"lab pod add: lab {net.lab_id} runs with --stack {net.topo.stack}; lab pods are "
-                       "dual-stack only so far (use a `--stack dual` lab)")
+    """Create the pod's namespace, wiring, Pod object (Ready, an IP per family of the lab) and responder."""
     ep = net.node(node)
+    families = net.families
     netns, veth = _ids(net.lab_id, namespace, name)
     with _locked(net.state_dir):
         entries = listed(net.state_dir)
         if any(p.name == name and p.namespace == namespace for p in entries):
             raise LabError(f"lab pod {namespace}/{name} exists: `kubevip lab pod del {name}` first")
-        cidrs = run_sync(lambda: _cidrs(cp, node))
-        taken = {a for p in entries if p.node == node for a in (p.ipv4, p.ipv6)}
-        ip4, ip6 = _free_host(cidrs[4], taken), _free_host(cidrs[6], taken)
+        cidrs = run_sync(lambda: _cidrs(cp, node, families))
+        taken = {a for p in entries if p.node == node for a in (p.ipv4, p.ipv6) if a}
+        ips = {f: _free_host(cidrs[f], taken) for f in families}
         try:
-            _wire(net, ep, netns, veth, cidrs[4], cidrs[6], ip4, ip6)
+            _wire(net, ep, netns, veth, cidrs, ips)
             pid = _start_responder(net, netns, name, net.state_dir / f"pod-{namespace}-{name}.log")
         except LabError:
             _run(["ip", "netns", "del", netns], check=False)
             raise
-        pod = LabPod(name, namespace, node, netns, str(ip4), str(ip6), veth, pid)
+        pod = LabPod(name, namespace, node, netns, _s(ips.get(4)), _s(ips.get(6)), veth, pid)
         _save(net.state_dir, [*entries, pod])
     # The cluster's primary family first: the order of the node's pod CIDRs (IPv4 in the lab).
-    run_sync(lambda: _create_objects(cp, namespace, name, node, labels or {}, [ip4, ip6]))
+    run_sync(lambda: _create_objects(cp, namespace, name, node, labels or {}, list(ips.values())))
     return pod
+
+
+def _s(value: object | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def delete(cp: ControlPlane | None, net: LabNetwork, name: str, namespace: str = "default") -> LabPod:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,15 +33,25 @@ def choose_interface(
     services_interface: str = "",
     override: str = "",
     default_route: Mapping[int, str] | None = None,
+    present: Collection[int] | None = None,
 ) -> str:
     """Pick the interface for a VIP of `family` (pure): the first of override (annotation),
-    `vip_servicesinterface` (Service VIPs only), `vip_interface`, then the family's default-route one."""
+    `vip_servicesinterface` (Service VIPs only), `vip_interface`, then the family's default-route one.
+
+    `present`: the families this node has any address of (None: not looked up). A named interface is
+    refused for a family the node has no address of at all (a single-stack node): the kernel refuses an
+    IPv6 address where IPv6 is disabled, and a VIP of a family no neighbour speaks reaches nobody."""
     candidates = [override]
     if for_service:
         candidates.append(services_interface)
     candidates.append(vip_interface)
     for name in candidates:
         if name and name not in AUTO:
+            if present is not None and family not in present:
+                raise InterfaceNotFoundError(
+                    f"no interface for IPv{family} VIPs: this node has no IPv{family} address at all "
+                    f"(single-stack), so {name} cannot carry IPv{family} VIPs"
+                )
             return name
     found = (default_route or {}).get(family)
     if found:
@@ -98,7 +108,16 @@ def resolve_interface(
         services_interface=services_interface,
         override=override,
         default_route=routes,
+        present=None if needs_lookup else address_families(ns),
     )
+
+
+def address_families(ns: Netns = OWN) -> frozenset[int]:
+    """The families (4, 6) of which this node has any address besides loopback's (an IPv6 link-local
+    address counts: IPv6 is enabled on a link)."""
+    with ns.iproute() as ipr:
+        found = {ipaddress.ip_address(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr()}
+    return frozenset(a.version for a in found if not a.is_loopback)
 
 
 def link(ifname: str | int, ns: Netns = OWN) -> Link:

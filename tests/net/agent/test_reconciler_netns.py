@@ -36,6 +36,9 @@ def netns() -> Iterator[Netns]:
             ["link", "set", "eth0", "up"],
             ["link", "set", "eth0p", "up"],
             ["link", "set", "lo", "up"],
+            # An IPv4 address besides IPv6's link-local one: a dual-stack node (a node without any
+            # address of a family carries no VIP of it on a named interface).
+            ["addr", "add", "203.0.113.2/24", "dev", "eth0"],
         ):
             subprocess.run(["ip", "-n", name, *cmd], check=True)
         yield Netns(name)

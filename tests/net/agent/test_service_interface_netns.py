@@ -47,6 +47,9 @@ def netns() -> Iterator[Netns]:
         for ifname in ("eth0", "eth1"):
             _add_link(name, ifname)
         _ip(name, "link", "set", "lo", "up")
+        # A dual-stack node: an IPv4 address besides IPv6's link-local ones (a node without any address
+        # of a family carries no VIP of it on vip_interface).
+        _ip(name, "addr", "add", "203.0.113.2/24", "dev", "eth0")
         yield Netns(name)
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)

@@ -186,3 +186,24 @@ def test_per_address_units_survive_the_first_sharer_going() -> None:
     assert both.plans[0].unit == only_udp.plans[0].unit == "vip:192.0.2.10"
     lease = service("l", "192.0.2.11", annotations={"kube-vip.io/leaseName": "grp"})
     assert snapshot(_world(lease), ClassFilter(), False, per_address=True).plans[0].unit == "default/grp"
+
+
+# -- cases found by mutation testing (hack/mutation, docs/testing.md) --------------------------------
+
+
+def test_a_port_without_protocol_is_tcp_and_clashes_with_tcp() -> None:
+    """Kubernetes defaults a port's protocol to TCP: unset and "TCP" on one port of a shared VIP clash."""
+    bare = service("bare", "192.0.2.10", created="2026-01-01T00:00:00Z")
+    del bare["spec"]["ports"][0]["protocol"]
+    w = _world(bare, service("tcp", "192.0.2.10", created="2026-01-02T00:00:00Z"))
+    snap = snapshot(w, ClassFilter(), False)
+    assert snap.plans[0].services == ("default/bare",)
+    assert [(c.service, c.winner) for c in snap.clashes] == [("default/tcp", "default/bare")]
+
+
+def test_a_claim_carries_the_service_interface_unless_told_not_to() -> None:
+    s = service("web", "192.0.2.10", annotations={"kube-vip.io/serviceInterface": "eth9"})
+    v = service_from_dict(s)
+    decision = snapshot(_world(s), ClassFilter(), False).decisions[v.key]
+    assert [c.interface for c in claims_of(v, "", decision)] == ["eth9"]
+    assert [c.interface for c in claims_of(v, "", decision, interfaces=False)] == [""]

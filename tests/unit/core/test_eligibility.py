@@ -4,20 +4,28 @@ clusters."""
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.core import labelselector
 from kubevip.core.claims import VipPlan
+from kubevip.core.conditions import WARNING, Condition
 from kubevip.core.eligibility import (
     ANNOTATION_NODE_SELECTOR,
     ANNOTATION_PREFERRED_NODES,
     EXCLUDE_LABEL,
+    MAX_NAMED,
+    Refusal,
     Rules,
+    ServiceRules,
+    no_eligible_node,
     parse_preferred,
     place,
     placed_snapshot,
+    refusal,
+    service_rules,
 )
 from kubevip.core.nodes import FamilyNetwork, NodeNetwork, NodeView
 from kubevip.core.parse import service_from_dict
@@ -184,6 +192,96 @@ def test_placed_snapshot_adds_warnings_and_regrants() -> None:
     assert new.granted["default/web"][0].eligible == frozenset()
     assert {c.reason for c in new.warnings["default/web"]} == {Reason.NO_ELIGIBLE_NODE}
     assert snap.units == {unit: None}  # the original is untouched
+
+
+# -- cases found by mutation testing (hack/mutation, docs/testing.md) --------------------------------
+
+
+def test_plain_service_adds_no_rule() -> None:
+    """No annotation: no selector, no error, no preferred node (not a node named by a default)."""
+    assert service_rules(svc()) == ServiceRules() == service_rules(None)
+
+
+def test_invalid_selector_message_quotes_at_most_200_characters() -> None:
+    raw = "rack in (" + "r" * 300
+    rules = service_rules(svc(**{ANNOTATION_NODE_SELECTOR: raw}))
+    assert rules.selector is None and f"{raw[:200]!r}" in rules.selector_error
+
+
+def test_every_refusal_names_the_node_and_the_rule() -> None:
+    """The detail of each refusal reaches Events and explain: it names the node and what refused it."""
+    bad = service_rules(svc(**{ANNOTATION_NODE_SELECTOR: "rack in (r1"}))
+    sel = service_rules(svc(**{ANNOTATION_NODE_SELECTOR: "rack=r1"}))
+    ns = nodes(
+        node("excl", {EXCLUDE_LABEL: ""}), node("cord", cordoned=True), node("glob"),
+        node("svcsel", {"lb": "x"}), node("noif", {"lb": "x", "rack": "r1"}, network=net(links=("eth0",))),
+        node("offnet", {"lb": "x", "rack": "r1"}, network=net("198.51.100.0/24")),
+    )
+    glob = Rules(drain_on_cordon=True, node_selector=labelselector.parse("lb"), layer2=True)
+    cases = [
+        ("excl", ServiceRules(), "", None, Reason.NODE_EXCLUDED, EXCLUDE_LABEL),
+        ("cord", ServiceRules(), "", None, Reason.NODE_CORDONED, "cordoned"),
+        ("glob", ServiceRules(), "", None, Reason.NODE_SELECTOR_GLOBAL, "vip_node_selector (lb)"),
+        ("svcsel", sel, "", None, Reason.NODE_SELECTOR_SERVICE, ANNOTATION_NODE_SELECTOR),
+        ("noif", sel, "vlan10", None, Reason.NODE_LACKS_INTERFACE, "'vlan10'"),
+        ("offnet", sel, "", frozenset({"other"}), Reason.NODE_OFF_SUBNET, f"subnet of {VIP4}"),
+    ]
+    for name, rules, iface, subnet_nodes, reason, words in cases:
+        r = refusal(ns[name], VIP4, iface, rules, glob, subnet_nodes)
+        assert r is not None and r.reason == reason, (name, r)
+        assert f"node {name} " in r.detail and words in r.detail, (name, r.detail)
+    r = refusal(ns["svcsel"], VIP4, "", bad, glob, None)
+    assert r == Refusal(Reason.NODE_SELECTOR_INVALID, bad.selector_error)
+
+
+def test_invalid_selector_warns_even_when_nothing_else_does() -> None:
+    """A Local plan without endpoints gets no "no eligible node" Warning, but a selector that does not
+    parse is still reported, on the Service that carries it, as a Warning."""
+    services = {"default/web": svc(**{ANNOTATION_NODE_SELECTOR: "rack in (r1"})}
+    pl = place([plan(eligible=frozenset())], services, nodes(node("a")), Rules())
+    error = service_rules(services["default/web"]).selector_error
+    assert pl.warnings == {"default/web": frozenset({
+        Condition("default/web", WARNING, Reason.NODE_SELECTOR_INVALID, error),
+    })}
+
+
+def test_no_eligible_node_warning_is_the_services_and_counts_the_rest() -> None:
+    shared = VipPlan(VIP4, V4, "default/a", ("default/a", "default/b"), None)
+    ns = nodes(*(node(f"n{i:02}", {EXCLUDE_LABEL: ""}) for i in range(MAX_NAMED)))
+    pl = place([shared], {}, ns, Rules())
+    assert set(pl.warnings) == {"default/a", "default/b"}
+    for key, conds in pl.warnings.items():
+        (c,) = conds
+        assert (c.service, c.type, c.reason) == (key, WARNING, Reason.NO_ELIGIBLE_NODE)
+        # "...hold X; refused: n00...; n01...": one "; " before the list, one between each two nodes
+        assert "more" not in c.message and c.message.count("; ") == MAX_NAMED
+    excluded = [node(f"n{i:02}", {EXCLUDE_LABEL: ""}) for i in range(MAX_NAMED + 3)]
+    refused = {n.name: refusal(n, VIP4, "", ServiceRules(), Rules(), None) for n in excluded}
+    c = no_eligible_node("default/a", shared, refused)  # type: ignore[arg-type]
+    assert c.message.endswith("; and 3 more") and f"n{MAX_NAMED + 2:02}" not in c.message
+
+
+def test_placed_snapshot_narrows_plans_even_without_a_warning() -> None:
+    """One node refused, another still eligible: no Warning, but the plans must be narrowed all the
+    same (an excluded node must not hold the VIP)."""
+    w = World()
+    v = service_from_dict(service("web", "192.0.2.10"))
+    w.services[v.key] = ServiceRecord(v, "2026-01-01T00:00:00Z")
+    snap = snapshot(w, ClassFilter(), False)
+    new, pl = placed_snapshot(snap, {v.key: v}, nodes(node("a", {EXCLUDE_LABEL: ""}), node("b")), Rules())
+    assert not pl.warnings and pl.refusals
+    assert new.granted["default/web"][0].eligible == frozenset({"b"})
+    assert set(new.units.values()) == {frozenset({"b"})}
+
+
+def test_placed_snapshot_keeps_the_services_earlier_warnings() -> None:
+    w = World()
+    v = service_from_dict(service("web", "192.0.2.10"))
+    w.services[v.key] = ServiceRecord(v, "2026-01-01T00:00:00Z")
+    earlier = Condition(v.key, WARNING, Reason.NO_ELIGIBLE_NODE, "an earlier warning")
+    snap = replace(snapshot(w, ClassFilter(), False), warnings={v.key: frozenset({earlier})})
+    new, _ = placed_snapshot(snap, {v.key: v}, nodes(node("a", {EXCLUDE_LABEL: ""})), Rules())
+    assert earlier in new.warnings[v.key] and len(new.warnings[v.key]) == 2
 
 
 # -- properties ---------------------------------------------------------------------------------------

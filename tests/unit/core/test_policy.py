@@ -110,6 +110,20 @@ def test_subnet_edges(subnet: ipaddress.IPv4Network, a: ipaddress.IPv4Address) -
         assert got is None
 
 
+def test_subnet_edges_at_the_boundaries() -> None:
+    """The smallest subnets with edges (/30, /126) have them; the next ones (/31, /127) have none."""
+    assert subnet_edge(ip("10.0.0.0"), net("10.0.0.0/30")) == reasons.SUBNET_NETWORK_ADDRESS
+    assert subnet_edge(ip("10.0.0.3"), net("10.0.0.0/30")) == reasons.SUBNET_BROADCAST_ADDRESS
+    assert subnet_edge(ip("10.0.0.1"), net("10.0.0.0/30")) is None
+    assert subnet_edge(ip("10.0.0.0"), net("10.0.0.0/31")) is None
+    assert subnet_edge(ip("10.0.0.1"), net("10.0.0.0/31")) is None
+    assert subnet_edge(ip("fd00::"), net("fd00::/126")) == reasons.SUBNET_NETWORK_ADDRESS
+    assert subnet_edge(ip("fd00::3"), net("fd00::/126")) is None  # IPv6 has no broadcast address
+    assert subnet_edge(ip("fd00::"), net("fd00::/127")) is None
+    assert subnet_edge(ip("10.0.1.0"), net("10.0.0.0/24")) is None  # not in the subnet
+    assert subnet_edge(ip("::"), net("0.0.0.0/0")) is None  # another family
+
+
 def test_pools_per_namespace() -> None:
     pools = parse_configmap({"cidr-team-a": "192.0.2.0/28", "range-global": "198.51.100.10-198.51.100.20"})
     p = AddressPolicy(from_pools=True, pools=pools)
@@ -128,6 +142,8 @@ def test_settings_parse() -> None:
     assert parse_cidrs(" 10.0.0.0/24, fd00::/64 ,10.0.0.7") == (
         net("10.0.0.0/24"), net("fd00::/64"), net("10.0.0.7/32"),
     )
+    # Host bits are allowed (the network is meant); an empty entry does not end the list.
+    assert parse_cidrs("10.0.0.7/24,,fd00::1/64") == (net("10.0.0.0/24"), net("fd00::/64"))
     with pytest.raises(ValueError, match=r"'10\.0\.0\.300/24'"):
         parse_cidrs("10.0.0.0/24,10.0.0.300/24")
     assert parse_patterns("eth1, vlan*,") == ("eth1", "vlan*")

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from kubevip.core.policy import AddressPolicy
 from kubevip.core.views import IPFamily
 from kubevip.ipam.allocator import (
     ADDRESS_CONFLICT,
+    ADDRESS_REFUSED,
     NO_POOL,
     OUTSIDE_EVERY_POOL,
     POOL_EXHAUSTED,
     POOL_MALFORMED,
     REQUIRE_DUAL_STACK_UNMET,
     Allocator,
+    Problem,
     Request,
 )
 from kubevip.ipam.pools import parse_configmap
@@ -264,3 +268,125 @@ def test_an_annotated_address_shared_into_a_forbidding_namespace_is_a_conflict()
     assert [p.reason for p in alloc.hold(("b", "w"), ax, ports=udp, owned=True)] == [ADDRESS_CONFLICT]
     alloc.release(("b", "w"))
     assert alloc.hold(("c", "v"), ax, ports=udp, owned=True) == ()
+
+
+# -- cases found by mutation testing (hack/mutation, docs/testing.md) --------------------------------
+
+TCP80, TCP443, UDP53 = frozenset({("TCP", 80)}), frozenset({("TCP", 443)}), frozenset({("UDP", 53)})
+
+
+def test_holding_other_addresses_frees_the_old_ones() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3"})
+    assert alloc.hold(("u", "p"), [ip("10.0.0.1")], owned=True) == ()
+    assert alloc.is_owned(("u", "p"))
+    assert alloc.hold(("u", "p"), [ip("10.0.0.2")], owned=False) == ()
+    assert not alloc.is_owned(("u", "p")) and alloc.holding(("u", "p")) == (ip("10.0.0.2"),)
+    assert alloc.holders(ip("10.0.0.1")) == frozenset()
+    assert alloc.ensure(Request("ns", "a", (V4,))).addresses == (ip("10.0.0.1"),)
+
+
+def test_a_conflict_found_by_hold_names_the_holder_and_both_sides_see_it() -> None:
+    """A clash of ports, and a holder in a namespace that forbids sharing, are conflicts from either side
+    (the earlier holder re-recorded with the same address sees the later one)."""
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3", "allow-share-a": "true"})
+    (a,) = alloc.ensure(Request("a", "x", (V4,), ports=TCP80)).addresses
+    assert alloc.hold(("a", "y"), [a], ports=TCP80, owned=True) == (
+        Problem(ADDRESS_CONFLICT, V4, f"{a} is also held by a/x"),
+    )
+    alloc.release(("a", "y"))
+    assert alloc.hold(("b", "w"), [a], ports=UDP53, owned=False) != ()
+    assert alloc.hold(("a", "x"), [a], ports=TCP80, owned=True) == (
+        Problem(ADDRESS_CONFLICT, V4, f"{a} is also held by b/w"),
+    )
+
+
+def test_held_ports_count_for_sharing() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3", "allow-share-a": "true"})
+    assert alloc.hold(("a", "x"), [ip("10.0.0.1")], ports=TCP80, owned=True) == ()
+    assert alloc.ensure(Request("a", "y", (V4,), ports=TCP80)).addresses == (ip("10.0.0.2"),)
+    assert alloc.ensure(Request("a", "z", (V4,), ports=TCP443)).addresses == (ip("10.0.0.1"),)
+
+
+def test_a_sharer_whose_ports_come_to_clash_moves_and_the_earlier_holder_stays() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3", "allow-share-a": "true"})
+    (a,) = alloc.ensure(Request("a", "x", (V4,), ports=TCP80)).addresses
+    assert alloc.ensure(Request("a", "y", (V4,), ports=TCP443)).addresses == (a,)
+    again = alloc.ensure(Request("a", "y", (V4,), ports=TCP443))
+    assert again.addresses == (a,) and again.released == () and again.added == ()  # no clash: stays
+    # x re-recorded from its annotation, same address: it keeps its place as the earlier holder.
+    assert alloc.hold(("a", "x"), [a], ports=TCP80, owned=True) == ()
+    out = alloc.ensure(Request("a", "y", (V4,), ports=TCP80 | TCP443))
+    assert out.addresses != (a,) and a in out.released and out.addresses
+    assert alloc.holders(a) == frozenset({("a", "x")})
+
+
+@pytest.mark.parametrize("order", ["", "desc"])
+def test_shared_allocation_walks_exactly_the_pool(order: str) -> None:
+    """Sharing-enabled namespaces search with their own scan: both directions, every address of the
+    block and nothing outside it; a skipped .0 does not end the search."""
+    alloc = _alloc({"range-global": "10.0.0.5-10.0.0.7", "cidr-b": "10.0.1.0/30", "allow-share-a": "true",
+                    "allow-share-b": "true", "search-order": order})
+    got = [alloc.ensure(Request("a", f"s{i}", (V4,), ports=TCP80)).addresses for i in range(4)]
+    expected = [(ip(f"10.0.0.{n}"),) for n in (5, 6, 7)]
+    assert got == (expected if order == "" else expected[::-1]) + [()]
+    first_b = alloc.ensure(Request("b", "t", (V4,), ports=TCP80)).addresses
+    # Only .0 and .255 are skipped (kube-vip's rule), not a /30's broadcast address.
+    assert first_b == ((ip("10.0.1.1"),) if order == "" else (ip("10.0.1.3"),))
+
+
+def test_released_addresses_come_back_in_descending_order_too() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.6", "search-order": "desc"})
+    first = [alloc.ensure(Request("ns", f"s{i}", (V4,))).addresses[0] for i in range(3)]
+    assert first == [ip("10.0.0.6"), ip("10.0.0.5"), ip("10.0.0.4")]
+    alloc.release(("ns", "s0"))
+    assert alloc.ensure(Request("ns", "n", (V4,))).addresses == (ip("10.0.0.6"),)
+
+
+def test_the_address_policy_is_asked_for_the_services_own_namespace() -> None:
+    """With per-namespace pools as the address policy, namespace a may only have 10.0.0.2: every search
+    (plain, shared, a freed hole) and every kept address is judged for the Service's own namespace."""
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3", "allow-share-a": "true"})
+    pools = parse_configmap({"cidr-a": "10.0.0.2/32", "range-global": "10.0.0.1-10.0.0.3"})
+    alloc.set_policy(AddressPolicy(from_pools=True, pools=pools))
+    assert alloc.ensure(Request("b", "y", (V4,))).addresses == (ip("10.0.0.1"),)
+    assert alloc.ensure(Request("a", "x", (V4,))).addresses == (ip("10.0.0.2"),)
+    alloc.release(("b", "y"))  # 10.0.0.1 becomes a hole of the scan
+    alloc.release(("a", "x"))
+    assert alloc.ensure(Request("a", "x", (V4,))).addresses == (ip("10.0.0.2"),)
+    assert alloc.ensure(Request("a", "s", (V4,), ports=TCP80)).addresses == (ip("10.0.0.2"),)
+    alloc.hold(("a", "z"), [ip("10.0.0.3")], owned=True)
+    out = alloc.ensure(Request("a", "z", (V4,), ports=TCP443))
+    assert ip("10.0.0.3") in out.released and out.addresses == (ip("10.0.0.2"),)
+    assert [(p.reason, p.family) for p in out.problems] == [(ADDRESS_REFUSED, V4)]
+
+
+def test_every_refused_kept_address_is_replaced() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3,fd00::1-fd00::3"})
+    both = alloc.ensure(Request("ns", "d", (V4, V6))).addresses
+    alloc.set_policy(AddressPolicy(node_addresses=frozenset(both)))  # a Node took them both
+    out = alloc.ensure(Request("ns", "d", (V4, V6)))
+    assert set(out.released) == set(both) and not set(out.addresses) & set(both) and len(out.addresses) == 2
+    assert [(p.reason, p.family) for p in out.problems] == [(ADDRESS_REFUSED, V4), (ADDRESS_REFUSED, V6)]
+
+
+def test_a_steady_service_has_no_problem_and_an_outside_address_names_its_family() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3"})
+    first = alloc.ensure(Request("ns", "a", (V4,)))
+    assert alloc.ensure(Request("ns", "a", (V4,))) == replace(first, added=())
+    alloc.set_config(parse_configmap({"range-global": "10.9.0.1-10.9.0.3"}))
+    (p,) = alloc.ensure(Request("ns", "a", (V4,))).problems
+    assert (p.reason, p.family) == (OUTSIDE_EVERY_POOL, V4) and str(first.addresses[0]) in p.message
+
+
+def test_require_dual_stack_gets_both_when_both_are_free() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.2,fd00::1-fd00::1"})
+    out = alloc.ensure(Request("ns", "b", (V4, V6), require_all=True))
+    assert out.addresses == (ip("10.0.0.1"), ip("fd00::1")) and out.problems == () and out.complete
+
+
+def test_a_second_address_of_a_family_is_let_go() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3"})
+    alloc.hold(("ns", "a"), [ip("10.0.0.1"), ip("10.0.0.2")], owned=True)
+    out = alloc.ensure(Request("ns", "a", (V4,)))
+    assert out.addresses == (ip("10.0.0.1"),) and out.released == (ip("10.0.0.2"),)
+    assert alloc.holders(ip("10.0.0.2")) == frozenset()

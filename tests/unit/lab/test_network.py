@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
 from kubevip.errors import LabError
-from kubevip.lab import podnet, topology
+from kubevip.lab import topology
 from kubevip.lab.agents import demo_service
 from kubevip.lab.network import LabNetwork, network_json
 
@@ -61,8 +60,3 @@ def test_a_missing_family_has_no_vip(tmp_path: Path) -> None:
         _lab(tmp_path, "ipv6").vip(4)
 
 
-@pytest.mark.parametrize("stack", ["ipv4", "ipv6"])
-def test_lab_pods_are_refused_on_a_single_stack_lab(tmp_path: Path, stack: str) -> None:
-    with pytest.raises(LabError, match=f"runs with --stack {stack}; lab pods are dual-stack only"):
-        podnet.add(cast(Any, None), _lab(tmp_path, stack), "p", "node1")
-    assert not (tmp_path / podnet.PODS_FILE).exists()

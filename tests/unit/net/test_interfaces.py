@@ -52,3 +52,20 @@ def test_services_interface_ignored_for_control_plane() -> None:
 def test_error_names_the_family_and_setting() -> None:
     with pytest.raises(InterfaceNotFoundError, match=r"IPv6.*vip_servicesinterface or vip_interface"):
         choose_interface(6, for_service=True, default_route={4: "eth0"})
+
+
+@given(families, names, st.frozensets(families))
+def test_named_interface_only_for_a_family_the_node_has(
+    family: int, vip: str, present: frozenset[int]
+) -> None:
+    """A single-stack node: a named interface carries a family only if the node has an address of it;
+    the refusal names the family (the agent turns it into a no-interface-for-family Warning)."""
+    if vip in ("", "auto"):
+        return
+    if family in present:
+        assert choose_interface(family, for_service=True, vip_interface=vip, present=present) == vip  # type: ignore[arg-type]
+    else:
+        with pytest.raises(InterfaceNotFoundError, match=f"no IPv{family} address at all"):
+            choose_interface(family, for_service=True, vip_interface=vip, present=present)  # type: ignore[arg-type]
+    # Not looked up: the name is used as before.
+    assert choose_interface(family, for_service=True, vip_interface=vip) == vip  # type: ignore[arg-type]

@@ -1,0 +1,156 @@
+"""A real DHCP server on the lab network (docs/dhcp.md): dnsmasq (Debian's dnsmasq-base, DHCP only, DNS
+off) in a namespace of its own, attached to the lab bridge like a node. Started and stopped by PID; its
+lease file and log are what the tests read (allocation, renewals, the host name sent, releases)."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubevip.errors import LabError
+from kubevip.lab import topology
+from kubevip.lab.network import LabNetwork
+
+SERVER_HOST = 120  # 198.18.<slot>.120: between the client (100) and the VIP pool (200..249)
+RANGE_HOSTS = (150, 159)  # the addresses the server leases (outside every other test's VIPs)
+
+
+def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if check and res.returncode != 0:
+        raise LabError(f"{' '.join(argv)} failed ({res.returncode}): {res.stderr.strip()}")
+    return res
+
+
+@dataclass
+class DhcpServer:
+    """dnsmasq on the lab segment: leases `RANGE_HOSTS` for 2 minutes (dnsmasq's minimum) with short
+    T1 / T2 so renewals come every `t1` seconds."""
+
+    lab: LabNetwork
+    workdir: Path
+    t1: int = 3
+    t2: int = 6
+    netns: str = field(default_factory=lambda: f"kvd-{secrets.token_hex(3)}")
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> ipaddress.IPv4Address:
+        return topology.host_v4(self.lab.topo.slot, SERVER_HOST)
+
+    @property
+    def range(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+        slot = self.lab.topo.slot
+        return topology.host_v4(slot, RANGE_HOSTS[0]), topology.host_v4(slot, RANGE_HOSTS[1])
+
+    @property
+    def cidrs(self) -> str:
+        """The range as CIDRs, for the agents' vip_allowed_cidrs."""
+        first, last = self.range
+        return ",".join(str(n) for n in ipaddress.summarize_address_range(first, last))
+
+    @property
+    def lease_file(self) -> Path:
+        return self.workdir / "dnsmasq.leases"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "dnsmasq.log"
+
+    def up(self) -> None:
+        """Namespace, a port on the lab bridge, then dnsmasq."""
+        if shutil.which("dnsmasq") is None:
+            raise LabError("dnsmasq not found: run hack/prereqs.sh (package dnsmasq-base)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        t = self.lab.topo
+        port = f"kvdp{self.netns[-6:]}"
+        _run(["ip", "netns", "add", self.netns])
+        try:
+            _run(["ip", "-n", t.bridge_netns, "link", "add", port, "type", "veth", "peer", "name", "eth0",
+                  "netns", self.netns])
+            _run(["ip", "netns", "exec", self.netns, "sysctl", "-q", "-w",
+                  "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+                  "net.ipv6.conf.eth0.disable_ipv6=1"])
+            _run(["ip", "-n", self.netns, "addr", "add", f"{self.address}/{t.subnet_v4.prefixlen}",
+                  "dev", "eth0"])
+            _run(["ip", "-n", self.netns, "link", "set", "eth0", "up"])
+            _run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
+            _run(["ip", "-n", t.bridge_netns, "link", "set", port, "master", "br0", "up"])
+            self.start()
+        except BaseException:
+            self.down()
+            raise
+
+    def start(self) -> None:
+        """dnsmasq in the foreground (its PID is ours to stop); the lease file is kept across restarts."""
+        first, last = self.range
+        argv = [
+            "ip", "netns", "exec", self.netns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+            "--port=0", "--interface=eth0", "--bind-interfaces", "--no-ping", "--dhcp-authoritative",
+            f"--dhcp-range={first},{last},255.255.255.0,2m",
+            f"--dhcp-option=option:T1,{self.t1}", f"--dhcp-option=option:T2,{self.t2}",
+            f"--dhcp-leasefile={self.lease_file}", "--log-dhcp", f"--log-facility={self.log_file}",
+            "--pid-file=", "--user=root", "--group=root",
+        ]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise LabError(f"dnsmasq exited ({self.proc.returncode}): {err.strip()}")
+            if "DHCP, sockets bound" in self.log():
+                return
+            time.sleep(0.05)
+        raise LabError("dnsmasq did not start within 10s")
+
+    def stop(self) -> None:
+        """Stop dnsmasq (by its PID): the server is away; its leases stay in the file."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        self.proc = None
+
+    def down(self) -> None:
+        self.stop()
+        _run(["ip", "netns", "del", self.netns], check=False)
+
+    def log(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def leases(self) -> dict[str, tuple[str, str]]:
+        """The lease file: MAC -> (address, host name)."""
+        out: dict[str, tuple[str, str]] = {}
+        try:
+            lines = self.lease_file.read_text().splitlines()
+        except OSError:
+            return out
+        for line in lines:
+            parts = line.split()
+            if len(parts) >= 4:
+                out[parts[1].lower()] = (parts[2], parts[3])
+        return out
+
+    def count(self, what: str, mac: str) -> int:
+        """Log lines of one kind (DHCPACK, DHCPRELEASE, ...) for one client."""
+        mac = mac.lower()
+        return sum(1 for line in self.log().splitlines() if f" {what}(" in line and mac in line.lower())
+
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None

@@ -1,0 +1,150 @@
+"""DHCP VIPs end to end (docs/dhcp.md): a real dnsmasq on the lab segment, agents in the node namespaces.
+
+One Service asking `0.0.0.0` goes through its whole life: allocation (status, kube-vip's annotations,
+the host name the server sees, the VIP answering), renewals, failover to another node with the same
+address (no RELEASE, the same MAC and client id), and the RELEASE on deletion. A second test takes the
+server away: the VIP stays while its lease is valid (the expiry itself takes dnsmasq's minimum lease of
+2 minutes: bench/dhcp.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+from collections.abc import Awaitable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kubevip.core.dhcp import derive_mac, macvlan_name
+from kubevip.lab.agents import policy_env
+from kubevip.lab.dhcpserver import DhcpServer
+from kubevip.lab.network import LabNetwork
+from kubevip.net.interfaces import existing_links
+from kubevip.net.namespace import Netns
+from tests.e2e.conftest import E2E
+from tests.fixtures.prereqs import require, require_binary
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def dhcp_server(lab_network: LabNetwork, tmp_path: Path) -> Iterator[DhcpServer]:
+    require_binary("dnsmasq")
+    require(4 in lab_network.families, "an IPv4 lab network (DHCPv4)")
+    server = DhcpServer(lab_network, tmp_path / "dhcp")
+    server.up()
+    try:
+        yield server
+    finally:
+        server.down()
+
+
+def _start(e2e: E2E, server: DhcpServer) -> None:
+    allowed = policy_env(e2e.lab)["vip_allowed_cidrs"]
+    e2e.start_agents(vip_allowed_cidrs=f"{allowed},{server.cidrs}")
+
+
+async def _annotations(e2e: E2E, name: str) -> dict[str, str]:
+    svc = await e2e.core.read_namespaced_service(name, e2e.ns)
+    return dict(svc.metadata.annotations or {})
+
+
+async def _leased_ingress(e2e: E2E, name: str, server: DhcpServer) -> ipaddress.IPv4Address | None:
+    first, last = server.range
+    for ip, _mode in await e2e.ingress(name):
+        addr = ipaddress.ip_address(ip)
+        if isinstance(addr, ipaddress.IPv4Address) and first <= addr <= last:
+            return addr
+    return None
+
+
+async def _has_macvlan(e2e: E2E, node: str, name: str) -> bool:
+    return bool(await asyncio.to_thread(existing_links, {name}, Netns(e2e.lab.node(node).netns)))
+
+
+async def test_dhcp_vip_lifecycle(e2e: E2E, dhcp_server: DhcpServer) -> None:
+    key = f"{e2e.ns}/web"
+    mac = derive_mac(key)
+    await e2e.service("web", "0.0.0.0", annotations={"kube-vip.io/loadbalancerHostname": "web-dhcp"})
+    _start(e2e, dhcp_server)
+
+    # Allocation: the status names the leased address, kube-vip's annotations say what was used.
+    vip = await e2e.eventually(lambda: _leased_ingress(e2e, "web", dhcp_server), "a leased address in status")
+    ann = await e2e.eventually(
+        lambda: _ann_if(e2e, "web", lambda a: a.get("kube-vip.io/requestedIP") == str(vip)),
+        "requestedIP written")
+    assert ann["kube-vip.io/hwaddr"] == mac
+    assert dhcp_server.leases()[mac] == (str(vip), "web-dhcp"), "the server leased it to our MAC, by name"
+    holder = await e2e.eventually(lambda: e2e.reach(vip), "the leased VIP answers")
+    assert await e2e.holders(vip) == set(), "the VIP is on the macvlan, not on eth0"
+    assert await _has_macvlan(e2e, holder, macvlan_name(key))
+    await e2e.eventually(lambda: _is(e2e.vip_host("web"), holder), "vipHost names the holder")
+
+    # Renewal (T1 = 3 s): the server acknowledges again, the address stays.
+    acks = dhcp_server.count("DHCPACK", mac)
+    await e2e.eventually(lambda: dhcp_server.count("DHCPACK", mac) > acks, "a renewal acknowledged")
+    assert await e2e.reach(vip) == holder
+
+    # Failover: the holder goes; another node asks the same address with the same MAC, no RELEASE.
+    e2e.fleet.agents[holder].signal(signal.SIGTERM)
+    await asyncio.to_thread(e2e.fleet.agents[holder].stop)
+    other = await e2e.eventually(lambda: _reach_other(e2e, vip, holder), "another node answers the same VIP")
+    assert dhcp_server.count("DHCPRELEASE", mac) == 0, "a failover keeps the lease"
+    assert dhcp_server.leases()[mac][0] == str(vip)
+    await e2e.eventually(lambda: _is(_leased_ingress(e2e, "web", dhcp_server), vip), "the status keeps it")
+    await e2e.eventually(lambda: _is(e2e.vip_host("web"), other), "vipHost names the new holder")
+    assert not await _has_macvlan(e2e, holder, macvlan_name(key)), "the old holder removed its macvlan"
+
+    # Deletion: the address goes back to the server and the macvlan goes.
+    await e2e.delete_service("web")
+    await e2e.eventually(lambda: dhcp_server.count("DHCPRELEASE", mac) >= 1, "DHCPRELEASE on deletion")
+    await e2e.eventually(lambda: mac not in dhcp_server.leases(), "the lease is gone from the server")
+    await e2e.eventually(lambda: _no_macvlan(e2e, other, macvlan_name(key)), "macvlan removed")
+
+
+async def test_dhcp_server_away_and_never_dhcpv6(e2e: E2E, dhcp_server: DhcpServer) -> None:
+    """`::` next to `0.0.0.0` on an IPv4 SingleStack Service: one DHCPv4 lease, a Warning for `::`, no IPv6
+    on the macvlan. Then the server goes away: the VIP stays while its lease is valid."""
+    await e2e.service("away", "0.0.0.0,::")
+    _start(e2e, dhcp_server)
+    vip = await e2e.eventually(lambda: _leased_ingress(e2e, "away", dhcp_server), "a leased address")
+    holder = await e2e.eventually(lambda: e2e.reach(vip), "the leased VIP answers")
+    assert [ip for ip, _ in await e2e.ingress("away") if ":" in ip] == []
+    # The macvlan carries no IPv6 at all: no link-local address, so no DHCPv6 (nor ND) can leave it.
+    ifname = macvlan_name(f"{e2e.ns}/away")
+    out = await e2e.lab.run_async(
+        e2e.lab.node(holder).netns, ["ip", "-6", "-o", "addr", "show", "dev", ifname])
+    assert out.stdout.strip() == ""
+    assert await e2e.eventually(lambda: _with(e2e, "away", "family-not-served"), "a Warning for `::`")
+
+    log = e2e.fleet.agents[holder].log_path
+    rebinds = log.read_text(errors="replace").count("-> REBINDING")
+    dhcp_server.stop()
+    # Past T2 (6 s) the client rebinds by broadcast and hears nothing; the lease (2 min) is still valid.
+    await e2e.eventually(lambda: log.read_text(errors="replace").count("-> REBINDING") > rebinds,
+                         "the client rebinding", within=60)
+    assert await e2e.reach(vip) == holder, "the VIP stays while its lease is valid"
+    assert await _leased_ingress(e2e, "away", dhcp_server) == vip
+
+
+async def _ann_if(e2e: E2E, name: str, cond: object) -> dict[str, str] | None:
+    ann = await _annotations(e2e, name)
+    return ann if callable(cond) and cond(ann) else None
+
+
+async def _is(value: Awaitable[object], want: object) -> bool:
+    return await value == want
+
+
+async def _no_macvlan(e2e: E2E, node: str, name: str) -> bool:
+    return not await _has_macvlan(e2e, node, name)
+
+
+async def _reach_other(e2e: E2E, vip: ipaddress.IPv4Address, old: str) -> str | None:
+    got = await e2e.reach(vip)
+    return got if got and got != old else None
+
+
+async def _with(e2e: E2E, name: str, text: str) -> list[tuple[str, str, str]]:
+    return [e for e in await e2e.events(name) if text in e[2] or text in e[1].lower()]
