@@ -104,7 +104,13 @@ def main() -> int:
     ap.add_argument("--node", help="watch this process's namespace, reporting it as NODE")
     ap.add_argument("--netns", nargs="*", default=[], help="NODE=NETNS pairs: watch them all, one clock")
     ap.add_argument("--poll-ms", type=float, default=20.0)
+    ap.add_argument(
+        "--changes-only",
+        action="store_true",
+        help="no 'add' line for an address already present (a lifetime extension is an RTM_NEWADDR too)",
+    )
     args = ap.parse_args()
+    present: dict[str, set[str]] = {}
     running = True
 
     def stop(*_: object) -> None:
@@ -131,7 +137,9 @@ def main() -> int:
         if now >= next_poll:
             for node, _, dumper in watched.values():
                 t = time.monotonic()
-                out.write(json.dumps({"t": t, "node": node, "op": "poll", "addrs": dump(dumper)}) + "\n")
+                addrs = dump(dumper)
+                present[node] = set(addrs)
+                out.write(json.dumps({"t": t, "node": node, "op": "poll", "addrs": addrs}) + "\n")
             out.flush()
             next_poll = now + period
         try:
@@ -147,6 +155,11 @@ def main() -> int:
                 continue
             for mtype, addr in parse(buf):
                 op = "add" if mtype == RTM_NEWADDR else "del"
+                if args.changes_only:
+                    have = present.setdefault(node, set())
+                    if op == "add" and addr in have:
+                        continue
+                    (have.add if op == "add" else have.discard)(addr)
                 out.write(json.dumps({"t": t, "node": node, "op": op, "addr": addr}) + "\n")
         out.flush()
     return 0

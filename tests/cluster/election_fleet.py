@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from kubevip.kube.kubeconfig import load_kubeconfig
 from kubevip.lab.controlplane import ControlPlane
-from tests.cluster.kube.faultproxy import FaultProxy
+from kubevip.lab.faultproxy import FaultProxy
 
 
 class CuttableProxy:
@@ -115,7 +115,7 @@ class Fleet:
     events: list[Event] = field(default_factory=list)
     electors: dict[str, Elector] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    # Each elector behind a fault-injecting HTTP proxy (tests/cluster/kube/faultproxy.py) instead of a
+    # Each elector behind a fault-injecting HTTP proxy (src/kubevip/lab/faultproxy.py) instead of a
     # cuttable TCP relay: the elector then talks plain HTTP to its proxy.
     fault_proxies: bool = False
 

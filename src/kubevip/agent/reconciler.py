@@ -51,6 +51,7 @@ from kubevip.election.lifetime import (
     Lifetime,
     due,
     lifetime,
+    may_extend,
     minimum_lease_duration,
     still_safe,
 )
@@ -631,12 +632,16 @@ class Agent:
             expires = self.vips.expires
             renewed = {
                 r: s for r, s in renewed.items()
-                if due(expires.get(r), now, lifetime(t, s, now), t.liveness_period)
+                if may_extend(t, s, now) and due(expires.get(r), now, lifetime(t, s, now), t.liveness_period)
             }
             if not renewed:
                 return 0
             for _attempt in range(3):
                 now = time.monotonic()
+                # A renewal past this node's own fencing deadline extends nothing (a stalled loop woke up).
+                renewed = {r: s for r, s in renewed.items() if may_extend(t, s, now)}
+                if not renewed:
+                    break
                 plan: dict[Row, Lifetime] = {r: lifetime(t, s, now) for r, s in renewed.items()}
                 stamped = await asyncio.to_thread(self.vips.extend, {r: lt.seconds for r, lt in plan.items()})
                 late = [

@@ -29,7 +29,7 @@ from kubevip.core.cpbgp import ECMP, SINGLE, CpFacts, announces
 from kubevip.core.rows import Row
 from kubevip.election.elector import LeaseElector, Observer
 from kubevip.election.leaseapi import LeaseApi
-from kubevip.election.lifetime import lifetime, still_safe
+from kubevip.election.lifetime import lifetime, may_extend, still_safe
 from kubevip.election.timings import ElectionConfig
 from kubevip.ip import IPAddress
 from kubevip.tasks import TaskGroupGuard, spawn
@@ -207,7 +207,10 @@ class ControlPlaneVip:
                 return
             t = self.election.timings
             for _attempt in range(3):
-                lt = lifetime(t, renewed, time.monotonic())
+                now = time.monotonic()
+                if not may_extend(t, renewed, now):
+                    return  # past this node's own fencing deadline: a stalled loop woke up, it fences
+                lt = lifetime(t, renewed, now)
                 stamped = await asyncio.to_thread(self.kernel.extend_held, lt.seconds)
                 if not lt.guaranteed or still_safe(t, renewed, lt.seconds, stamped):
                     return

@@ -59,6 +59,16 @@ def lifetime(timings: Timings, renewed: float, now: float) -> Lifetime:
     return Lifetime(MIN_LIFETIME, False, MIN_LIFETIME - room)
 
 
+def may_extend(timings: Timings, renewed: float, now: float) -> bool:
+    """Whether a holder whose last accepted renewal was sent at `renewed` may still extend at `now`: not
+    once its own fencing deadline (`renewed + renew_deadline`) has passed. An extension re-creates an
+    address the kernel removed meanwhile, so a holder resumed after a stall (SIGSTOP, a starved CPU)
+    whose last renewal is that old would bring back VIPs a peer may already hold, until its fencing
+    catches up. Found by bench/chaos.py: 132 VIPs on two nodes for ~0.75 s right after a SIGCONT, at the
+    default timings (the extension round ran before the fencing)."""
+    return now < renewed + timings.renew_deadline
+
+
 def still_safe(timings: Timings, renewed: float, seconds: int, stamped: float) -> bool:
     """Whether `seconds` set by a request the kernel stamped at `stamped` (at most the instant the batch
     returned) still ends before a peer may take over: False means the batch was slower than the floor's
@@ -82,4 +92,7 @@ def minimum_lease_duration(timings: Timings, renew_latency: float = 0.1) -> floa
     return MIN_LIFETIME + KERNEL_LATE + timings.skew_margin + renew_latency
 
 
-__all__ = ["KERNEL_LATE", "Lifetime", "budget", "due", "lifetime", "minimum_lease_duration", "still_safe"]
+__all__ = [
+    "KERNEL_LATE", "Lifetime", "budget", "due", "lifetime", "may_extend", "minimum_lease_duration",
+    "still_safe",
+]

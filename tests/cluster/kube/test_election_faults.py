@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kubevip.lab.controlplane import ControlPlane
+from kubevip.lab.faultproxy import FaultProxy, Request
 from tests.cluster.election_fleet import Fleet
-from tests.cluster.kube.faultproxy import FaultProxy, Request
 from tests.cluster.test_election import FAILOVER, UNITS, all_held_once
 
 pytestmark = pytest.mark.cluster

@@ -24,8 +24,8 @@ from kubevip.kube.kubeconfig import load_kubeconfig
 from kubevip.kube.rest import Access, RestClient
 from kubevip.kube.watch import Reflector
 from kubevip.lab.controlplane import ControlPlane
+from kubevip.lab.faultproxy import FaultProxy, Request
 from kubevip.tasks import TaskGroupGuard, spawn
-from tests.cluster.kube.faultproxy import FaultProxy, Request
 from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.cluster

@@ -16,7 +16,7 @@ from kubevip.kube.errors import TooManyRequests, read_json
 from kubevip.kube.kubeconfig import load_kubeconfig
 from kubevip.kube.rest import Access, RestClient
 from kubevip.lab.controlplane import ControlPlane
-from tests.cluster.kube.faultproxy import FaultProxy
+from kubevip.lab.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.cluster
 

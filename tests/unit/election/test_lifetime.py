@@ -13,6 +13,7 @@ from kubevip.election.lifetime import (
     MAX_LIFETIME,
     due,
     lifetime,
+    may_extend,
     minimum_lease_duration,
     still_safe,
 )
@@ -115,3 +116,19 @@ def test_due_extends_unknown_expired_and_half_spent_lifetimes(
     # can act; and never once half the lifetime is spent.
     if not due(expires, now, new, r):
         assert left is not None and left >= r + 1 and left >= new.seconds / 2
+
+
+@given(timings(), st.floats(0, 1e6), st.floats(0, 300))
+def test_no_extension_once_the_holders_own_fencing_deadline_has_passed(
+    t: Timings, renewed: float, after: float
+) -> None:
+    """An extension re-creates an expired address: a holder resumed after a stall (its last renewal older
+    than its renew deadline) must fence, not bring VIPs back next to a peer (bench/chaos.py saw it)."""
+    assume(abs(after - t.renew_deadline) > 1e-6 * max(1.0, renewed))  # float rounding at the boundary
+    assert may_extend(t, renewed, renewed + after) == (after < t.renew_deadline)
+
+
+def test_a_resumed_agent_at_the_default_timings_extends_nothing() -> None:
+    t = Timings()  # 1.5 / 1.0 / 0.25 s
+    assert may_extend(t, 100.0, 100.1)
+    assert not may_extend(t, 100.0, 105.4)  # SIGSTOP for 5 s after a renewal, then SIGCONT

@@ -1,4 +1,6 @@
-"""A fault-injecting HTTP proxy in front of the real API server, for tests of kube/.
+"""A fault-injecting HTTP proxy in front of the real API server, for the fault tests of kube/
+(tests/cluster/kube/) and the soak (bench/chaos.py), whose agents in the lab's node namespaces reach it
+over the lab uplink (`listen`).
 
 The client speaks plain HTTP/1.1 to the proxy (Access(server="http://127.0.0.1:<port>", token=...)); the
 proxy forwards each request over TLS to kube-apiserver and relays the answer byte for byte. Every request
@@ -37,6 +39,22 @@ class Request:
     def watch(self) -> bool:
         return "watch=true" in self.target
 
+    @property
+    def verb(self) -> str:
+        """The API server's verb for this request (get, list, watch, create, update, patch, delete)."""
+        if self.watch:
+            return "watch"
+        if self.method == "GET":
+            # A collection ends in a resource name after a group/version or a namespace; an object one
+            # more segment. Good enough for the paths our clients use (/api/v1/..., /apis/g/v/...).
+            path = self.target.split("?", 1)[0].strip("/").split("/")
+            rest = path[2:] if path[:1] == ["api"] else path[3:]
+            if rest[:1] == ["namespaces"] and len(rest) >= 3:
+                rest = rest[2:]
+            return "list" if len(rest) == 1 else "get"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+            self.method, self.method.lower())
+
 
 @dataclass(eq=False)
 class _Conn:
@@ -47,8 +65,10 @@ class _Conn:
 
 
 class FaultProxy:
-    def __init__(self, host: str, port: int, upstream_ssl: ssl.SSLContext) -> None:
-        self.host, self.port, self.upstream_ssl = host, port, upstream_ssl
+    def __init__(
+        self, host: str, port: int, upstream_ssl: ssl.SSLContext, listen: str = "127.0.0.1"
+    ) -> None:
+        self.host, self.port, self.upstream_ssl, self.listen = host, port, upstream_ssl, listen
         self.requests: list[Request] = []
         self.connections: list[float] = []  # when each client connection was accepted
         self.refuse = False
@@ -64,10 +84,11 @@ class FaultProxy:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        host = f"[{self.listen}]" if ":" in self.listen else self.listen
+        return f"http://{host}:{self._server.sockets[0].getsockname()[1]}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._accept, self.listen, 0)
 
     async def close(self) -> None:
         if self._server is not None:
