@@ -47,3 +47,9 @@ class IpamError(KubevipError):
 
 class LabError(KubevipError):
     """The local lab could not be started; the message says which process or step failed."""
+
+
+def describe(exc: BaseException) -> str:
+    """An exception for a log line: its message, or its type when it has none (a bare TimeoutError or a
+    dropped connection used to leave "not written (retrying): " with nothing after the colon)."""
+    return str(exc) or type(exc).__name__

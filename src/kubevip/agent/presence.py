@@ -23,6 +23,7 @@ from kubevip.core.report import (
     report_lease_name,
     sort_key,
 )
+from kubevip.errors import describe
 from kubevip.ip import NodeName
 from kubevip.kube.errors import TRANSIENT
 from kubevip.kube.writers import Writer
@@ -71,7 +72,8 @@ class Presence:
             )
         except ERRORS as exc:
             self._version = ""
-            log.info("report Lease %s/%s not written (retrying): %s", self.namespace, self.name, exc)
+            log.info("report Lease %s/%s not written (retrying): %s", self.namespace, self.name,
+                     describe(exc))
             return False
         self.writes += 1
         return True

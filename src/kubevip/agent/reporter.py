@@ -36,6 +36,7 @@ from kubevip.core.plan import ServiceDecision
 from kubevip.core.rows import Changes, Row, ServiceStatus, service_status, should_write
 from kubevip.core.views import IPAddress, NodeName, StatusCondition, UnitId
 from kubevip.core.world import Snapshot, World
+from kubevip.errors import describe
 from kubevip.kube.errors import TRANSIENT
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, Writer
 from kubevip.metrics import Metrics
@@ -387,7 +388,7 @@ class Reporter:
             # Exponential backoff per Service: retries must not add load to a saturated API server.
             n = self.reports.failures[key] = self.reports.failures.get(key, 0) + 1
             self.reports.failed_status[key] = time.monotonic() + min(30.0, 0.5 * 2**n)
-            log.warning("status of %s not written (retrying): %s", key, exc)
+            log.warning("status of %s not written (retrying): %s", key, describe(exc))
             self._wake.set()
 
     async def _write_annotations(self, key: str, values: dict[str, str | None]) -> None:
@@ -401,7 +402,7 @@ class Reporter:
         except WRITE_ERRORS as exc:
             ns, _, name = key.partition("/")
             self.metrics.reconcile_errors.labels(ns, name, "annotation-write").inc()
-            log.warning("annotations of %s not written (retried in the next round): %s", key, exc)
+            log.warning("annotations of %s not written (retried in the next round): %s", key, describe(exc))
             self._keys.add(key)
 
     def problems(self, problems: Iterable[Problem]) -> None:
@@ -431,7 +432,7 @@ class Reporter:
             await self.writer.event(v.namespace, v.name, v.uid, name, WARNING, cond.reason, cond.message)
         except WRITE_ERRORS as exc:
             self.reports.unmark(key, name)  # try again on the next round
-            log.info("event for %s not written: %s", key, exc)
+            log.info("event for %s not written: %s", key, describe(exc))
 
     def node_events(self, done: Changes, snap: Snapshot, fallback: Snapshot | None) -> None:
         """What a pass changed, as Normal Events: per Service and direction, naming every address that
@@ -497,7 +498,7 @@ class Reporter:
                 )
             self.events_written += 1
         except WRITE_ERRORS as exc:
-            log.info("event for %s not written: %s", key, exc)
+            log.info("event for %s not written: %s", key, describe(exc))
 
 
 def _services_of(snap: Snapshot | None, r: Row) -> tuple[str, ...]:
