@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import secrets
 import signal
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from kubevip.lab.cpvip import ControlPlaneVipLab, lab_status
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import connect_network
 from tests.fixtures.prereqs import require, require_root_netns
+from tests.fixtures.waiting import wait_until
 from tests.net.test_bgp_speaker import _require_daemon
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bgp]
@@ -34,14 +34,7 @@ DAEMON = "bird2"
 
 
 def until(cond: Callable[[], Any], what: str, lab: ControlPlaneVipLab, within: float = WITHIN) -> Any:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(0.2)
-    pytest.fail(f"{what}: not true within {within}s (last {last!r}; RIB {lab.rib()})\n{lab.agent_logs()}")
+    return wait_until(cond, what, within, interval=0.2, detail=lambda: f"RIB {lab.rib()}\n{lab.agent_logs()}")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import secrets
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from kubevip.lab.stack import connect_network, run_sync
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
 from tests.fixtures.prereqs import require, require_root_netns
+from tests.fixtures.waiting import wait_until
 
 WITHIN = 90.0  # generous: the machine may be shared with other heavy test runs
 SVC_NS = "cpvip-services"
@@ -34,14 +34,7 @@ SERVICES_ENV = {"svc_enable": "true", "svc_namespace": SVC_NS, "vip_electionmode
 
 
 def until(cond: Callable[[], Any], what: str, lab: ControlPlaneVipLab, within: float = WITHIN) -> Any:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(0.1)
-    pytest.fail(f"{what}: not true within {within}s (last {last!r})\n{lab.agent_logs()}")
+    return wait_until(cond, what, within, interval=0.1, detail=lambda: lab.agent_logs())
 
 
 @pytest.fixture(scope="module")
