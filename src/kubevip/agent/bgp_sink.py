@@ -7,15 +7,12 @@ first) and after (VIPs just added are announced only once the node accepts their
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
 from kubevip.agent.bgp_wants import Problem, Wanted, wanted
-from kubevip.bgp.ifaddrs import peer_facing_addresses
 from kubevip.bgp.settings import BgpSettings
-from kubevip.bgp.shared import SpeakerLike
-from kubevip.bgp.speaker import Speaker
+from kubevip.bgp.shared import SpeakerLike, new_speaker
 from kubevip.core.claims import VipPlan
 from kubevip.core.rows import Row
 from kubevip.core.views import IPAddress
@@ -48,9 +45,7 @@ class BgpSink:
             log.info("BGP: no peers yet; waiting for this node's %s/* annotations", prefix)
             return
         if self.speaker is None:
-            peers = [p.address for p in self.settings.peers]
-            node_ips = await asyncio.to_thread(peer_facing_addresses, peers)
-            self.speaker = Speaker(self.settings, node_ips)
+            self.speaker = await new_speaker(self.settings)
         await self.speaker.start()
         for peer in self.settings.peers:
             for state in SESSION_STATES:

@@ -120,11 +120,17 @@ class SpeakerPart:
         await self.hub._close(self.name)
 
 
+async def new_speaker(settings: BgpSettings) -> Speaker:
+    """A Speaker for `settings` whose next hops and router id come from the node's peer-facing addresses
+    (netlink, in a worker thread)."""
+    node_ips = await asyncio.to_thread(peer_facing_addresses, [p.address for p in settings.peers])
+    return Speaker(settings, node_ips)
+
+
 def for_settings(settings: BgpSettings) -> SharedSpeaker:
-    """The process's shared speaker for `settings`: ExaBGP from the node's peer-facing addresses."""
+    """The process's shared speaker for `settings`."""
 
     async def make() -> SpeakerLike:
-        node_ips = await asyncio.to_thread(peer_facing_addresses, [p.address for p in settings.peers])
-        return Speaker(settings, node_ips)
+        return await new_speaker(settings)
 
     return SharedSpeaker(make)

@@ -8,15 +8,12 @@ announced (the other family still is).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
 from kubevip.bgp.advertisement import Advertisement, advertisement_for
-from kubevip.bgp.ifaddrs import peer_facing_addresses
 from kubevip.bgp.settings import BgpSettings
-from kubevip.bgp.shared import SpeakerLike
-from kubevip.bgp.speaker import Speaker
+from kubevip.bgp.shared import SpeakerLike, new_speaker
 from kubevip.core.bgp import ServiceCommunities
 from kubevip.errors import BgpError, ConfigError
 from kubevip.ip import IPAddress
@@ -47,9 +44,7 @@ class CpAnnouncer:
 
     async def start(self) -> None:
         if self.speaker is None:
-            peers = [p.address for p in self.settings.peers]
-            node_ips = await asyncio.to_thread(peer_facing_addresses, peers)
-            self.speaker = Speaker(self.settings, node_ips)
+            self.speaker = await new_speaker(self.settings)
         await self.speaker.start()
         if self.on_state is not None:
             self.on_state(self.speaker)
