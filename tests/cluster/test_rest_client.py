@@ -91,3 +91,28 @@ async def test_token_file_and_certificate_authority(control_plane: ControlPlane,
     async with await connect(wrong) as api:
         with pytest.raises(aiohttp.ClientConnectorCertificateError):
             await api.request("GET", "/api/v1/namespaces/default/services")
+
+
+async def test_operator_reads_map_errors_and_page(
+    kube_admin: client.ApiClient, rest_kubevip: RestClient, kube_namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kube/reads.py (kubevip status, live explain): 404 is None, an error status is the one mapping's
+    class naming the path, and a list is read page by page."""
+    from kubevip.kube import reads
+    from kubevip.kube.errors import ApiError
+
+    ns = kube_namespace
+    core = client.CoreV1Api(kube_admin)
+    for i in range(5):
+        await core.create_namespaced_config_map(ns, {"metadata": {"name": f"r{i}"}})
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    assert await reads.get(rest_kubevip, f"{path}/missing") is None
+    got = await reads.get(rest_kubevip, f"{path}/r3")
+    assert got is not None and got["metadata"]["name"] == "r3"
+    monkeypatch.setattr(reads, "PAGE", 2)
+    names = {i["metadata"]["name"] for i in await reads.items(rest_kubevip, path)}
+    assert {f"r{i}" for i in range(5)} <= names
+    with pytest.raises(ApiError) as exc:
+        await reads.get(rest_kubevip, path, {"labelSelector": "a in (("})
+    assert exc.value.status == 400 and path in str(exc.value)

@@ -2,43 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import aiohttp
 
 from kubevip.errors import KubevipError
+from kubevip.kube.errors import NotFound, read_json
 from kubevip.kube.rest import Query, RestClient
 
 PAGE = 500
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
-class ReadError(KubevipError):
-    """The API server refused a read; the message names the path and the status."""
-
-
 async def get(api: RestClient, path: str, query: Query | None = None) -> dict[str, Any] | None:
-    """The object at `path`, None when it does not exist (404)."""
+    """The object at `path`, None when it does not exist (404). An error status raises the one mapping's
+    class (kube/errors.py), whose message names the path and the status."""
     try:
         resp = await api.request("GET", path, query=query, timeout=TIMEOUT)
-        try:
-            status = int(resp.status)
-            body = await resp.read()
-        finally:
-            resp.release()
+        return await read_json(resp, f"GET {path}", ok=(200,))
+    except NotFound:
+        return None
+    except ValueError as exc:  # not JSON, or not an object: a proxy's error page, a truncated answer
+        raise KubevipError(f"GET {path}: {exc}") from None
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise ReadError(
+        raise KubevipError(
             f"GET {path}: cannot reach the API server {api.server}: {exc or type(exc).__name__}"
         ) from None
-    if status == 404:
-        return None
-    if status != 200:
-        raise ReadError(f"GET {path}: HTTP {status} {body.decode(errors='replace')[:300]}")
-    doc = json.loads(body)
-    if not isinstance(doc, dict):
-        raise ReadError(f"GET {path}: expected a JSON object")
-    return doc
 
 
 async def items(api: RestClient, path: str, query: Query | None = None) -> list[dict[str, Any]]:
