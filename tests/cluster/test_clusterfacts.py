@@ -60,3 +60,35 @@ async def test_cluster_facts_with_the_agents_rbac(
         await guard.close()
         if node in facts.nodes:
             await core.delete_node(node)
+
+
+async def test_one_node_watch_feeds_placement_and_the_policy(
+    rest_kubevip: RestClient, kube_admin: client.ApiClient, kube_namespace: str,
+) -> None:
+    """The agent's wiring: the policy's facts without a Node watch of their own, fed by NodeSource's
+    (kube.watch.fan_out): one Node watch, both consumers see every Node."""
+    from kubevip.agent.nodes import NodeSource
+
+    core = client.CoreV1Api(kube_admin)
+    node = f"kvt-fan-{secrets.token_hex(3)}"
+    facts = ClusterFacts(rest_kubevip, lambda: None, watch_nodes=False)
+    assert [r.name for r in facts.reflectors] == []
+    nodes = NodeSource(rest_kubevip, lambda: None, lambda *_: None, namespace=kube_namespace,
+                       also=facts.node_handlers)
+    guard = TaskGroupGuard("fan")
+    for r in nodes.reflectors:
+        spawn(guard, r.name, r.run())
+    try:
+        await core.create_node({"metadata": {"name": node, "labels": {"fan": "1"}}})
+        await core.patch_node_status(node, {"status": {"addresses": [
+            {"type": "InternalIP", "address": "10.231.0.9"}, {"type": "Hostname", "address": node}]}})
+        await eventually(lambda: facts.nodes.get(node) == {ipaddress.ip_address("10.231.0.9")},
+                         "the policy's view of the Node")
+        await eventually(lambda: ("fan", "1") in getattr(nodes.nodes.get(node), "labels", ()),
+                         "placement's view of the Node")
+        await core.delete_node(node)
+        await eventually(lambda: node not in facts.nodes and node not in nodes.nodes, "the deletion, in both")
+    finally:
+        await guard.close()
+        if node in facts.nodes:
+            await core.delete_node(node)

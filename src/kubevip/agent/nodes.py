@@ -26,7 +26,7 @@ from kubevip.core.views import IPFamily
 from kubevip.errors import InputError, NetworkError
 from kubevip.kube.errors import TRANSIENT, NotFound, read_json
 from kubevip.kube.rest import RestClient
-from kubevip.kube.watch import Reflector
+from kubevip.kube.watch import Consumer, Reflector, fan_out
 from kubevip.net.addresses import AddressManager
 from kubevip.net.interfaces import interface_networks, link_names
 from kubevip.net.namespace import OWN, Netns
@@ -45,13 +45,16 @@ class NodeSource:
     def __init__(
         self, api: RestClient, changed: Callable[[], None], broken: Callable[[str, str, str], None],
         on_restart: Callable[[str], None] | None = None, namespace: str = "kube-system",
+        also: Consumer | None = None,
     ) -> None:
+        """`also`: another consumer of the same Node watch (the address policy's facts): one watch."""
         self.nodes: dict[str, NodeView] = {}
         self.networks: dict[str, NodeNetwork] = {}  # node -> network from its Lease
         self.namespace = namespace
         self._changed = changed
         self._broken = broken
-        self.reflector = Reflector("nodes", api, "/api/v1/nodes", self._replace, self._event,
+        mine: Consumer = (self._replace, self._event)
+        self.reflector = Reflector("nodes", api, "/api/v1/nodes", *(fan_out(mine, also) if also else mine),
                                    on_restart=on_restart)
         self.lease_reflector = Reflector(
             "network leases", api, LEASES.format(ns=namespace), self._replace_leases, self._lease_event,

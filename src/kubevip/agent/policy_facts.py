@@ -18,7 +18,7 @@ from kubevip.errors import KubevipError
 from kubevip.ip import IPAddress
 from kubevip.kube.clusterfacts import ClusterFacts
 from kubevip.kube.rest import RestClient
-from kubevip.kube.watch import Reflector
+from kubevip.kube.watch import Consumer, Reflector
 from kubevip.net.hostfacts import HostFacts, host_facts
 from kubevip.net.namespace import OWN, Netns
 
@@ -41,7 +41,7 @@ class PolicyFacts:
 
     def __init__(
         self, api: RestClient | None, settings: PolicySettings, on_change: Callable[[], None],
-        ns: Netns = OWN,
+        ns: Netns = OWN, *, watch_nodes: bool = True,
     ) -> None:
         self.settings = settings
         self._on_change = on_change
@@ -54,8 +54,13 @@ class PolicyFacts:
             if (addr := api_address(api)) is not None:
                 self.control_plane.add(addr)
             cm = (settings.configmap_namespace, settings.configmap) if settings.from_pools else None
-            self.cluster = ClusterFacts(api, self._changed, cm)
+            self.cluster = ClusterFacts(api, self._changed, cm, watch_nodes=watch_nodes)
         self.policy = self._build()
+
+    @property
+    def node_handlers(self) -> Consumer | None:
+        """What a shared Node watch feeds (with `watch_nodes=False`); None without an API server."""
+        return self.cluster.node_handlers if self.cluster is not None else None
 
     @property
     def reflectors(self) -> list[Reflector]:

@@ -118,7 +118,8 @@ class Agent:
         self._node_changed = asyncio.Event()  # for BGP peers from our Node's annotations (agent/bgp_node.py)
         # The address policy's facts (Nodes, ServiceCIDRs, pools, this node's kernel): a change of the
         # policy re-decides every Service.
-        self.facts = PolicyFacts(api, cfg.policy, self._policy_changed, ns)
+        # One Node watch in the agent: NodeSource's, shared with the policy's facts (start()).
+        self.facts = PolicyFacts(api, cfg.policy, self._policy_changed, ns, watch_nodes=False)
         self._cache: dict[str, Decided] = {}
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
@@ -752,16 +753,15 @@ class Agent:
                 self.api, self.world, self.cfg.namespace, self.cfg.use_legacy_endpoints, self.touched,
                 self.metrics, self._broken, written_back=self.written_back,
             )
-            # No pass before the policy's facts are listed too: an address must not flash on a node.
-            self.sources.reflectors.extend(self.facts.reflectors)
-            for r in self.sources.reflectors:
-                spawn(self.guard, f"watch {r.name}", r.run())
             self.nodes = NodeSource(
                 self.api, self.nodes_changed, self._broken,
                 on_restart=lambda cause: self.metrics.watch_restarts.labels("nodes", cause).inc(),
-                namespace=self.cfg.election.namespace,
+                namespace=self.cfg.election.namespace, also=self.facts.node_handlers,
             )
-            for r in self.nodes.reflectors:
+            # No pass before the policy's facts (the shared Node watch among them) are listed too: an
+            # address must not flash on a node.
+            self.sources.reflectors.extend([*self.facts.reflectors, self.nodes.reflector])
+            for r in [*self.sources.reflectors, self.nodes.lease_reflector]:
                 spawn(self.guard, f"watch {r.name}", r.run())
             if self.bgp is not None and self.bgp.settings.annotation_prefix:
                 spawn(self.guard, "bgp from node annotations", follow_bgp_annotations(

@@ -18,7 +18,7 @@ from kubevip.errors import InputError
 from kubevip.ip import IPAddress, IPNetwork
 from kubevip.kube.errors import TRANSIENT
 from kubevip.kube.rest import RestClient
-from kubevip.kube.watch import Reflector
+from kubevip.kube.watch import Consumer, Reflector
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +31,19 @@ class ClusterFacts:
 
     def __init__(
         self, api: RestClient, on_change: Callable[[], None], configmap: tuple[str, str] | None = None,
+        *, watch_nodes: bool = True,
     ) -> None:
+        """`watch_nodes=False`: the caller feeds `node_handlers` from a Node watch it shares (the agent's
+        one Node watch, kube.watch.fan_out)."""
         self.api = api
         self._on_change = on_change
         self.nodes: dict[str, frozenset[IPAddress]] = {}
         self.cidrs: dict[str, tuple[IPNetwork, ...]] = {}
         self.pools = PoolConfig()
-        self.reflectors: list[Reflector] = [
-            Reflector("nodes", api, "/api/v1/nodes", self._nodes_replace, self._nodes_event),
-        ]
+        self.node_handlers: Consumer = (self._nodes_replace, self._nodes_event)
+        self.reflectors: list[Reflector] = (
+            [Reflector("nodes", api, "/api/v1/nodes", *self.node_handlers)] if watch_nodes else []
+        )
         if configmap is not None:
             namespace, name = configmap
             self.reflectors.append(Reflector(

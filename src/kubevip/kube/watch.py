@@ -160,6 +160,24 @@ async def list_pages(
     return items, rv
 
 
+Consumer = tuple[Callable[[list[RawObject]], None], Callable[[str, RawObject], None]]
+
+
+def fan_out(*consumers: Consumer) -> Consumer:
+    """One watch for several consumers of the same collection (one Node watch for placement and the
+    address policy): each gets every replace and every event, in the order given."""
+
+    def on_replace(items: list[RawObject]) -> None:
+        for replace, _ in consumers:
+            replace(items)
+
+    def on_event(type_: str, obj: RawObject) -> None:
+        for _, event in consumers:
+            event(type_, obj)
+
+    return on_replace, on_event
+
+
 class Reflector:
     """Keeps a consumer in step with the collection at `path` (e.g. /api/v1/services), filtered by `query`
     (labelSelector, fieldSelector). `on_replace(items)` after each (re)list gives the whole set (the

@@ -214,3 +214,15 @@ def test_backoff_delays_are_jittered_below_an_exponential_cap(first: float, cap:
         assert nominal / 2 <= d <= nominal
     b.reset()
     assert first / 2 <= b.next() <= first
+
+
+def test_fan_out_feeds_every_consumer_in_order() -> None:
+    from kubevip.kube.watch import fan_out
+
+    seen: list[tuple[str, object]] = []
+    a = (lambda items: seen.append(("a-replace", len(items))), lambda t, o: seen.append(("a", t)))
+    b = (lambda items: seen.append(("b-replace", len(items))), lambda t, o: seen.append(("b", t)))
+    replace, event = fan_out(a, b)
+    replace([{}, {}])
+    event("ADDED", {})
+    assert seen == [("a-replace", 2), ("b-replace", 2), ("a", "ADDED"), ("b", "ADDED")]
