@@ -99,7 +99,8 @@ class Speaker:
         source_ip_if_addrs: list[IPAddress] = []
         if s.source_ip is not None:
             source_ip_if_addrs = await asyncio.to_thread(self._addresses_near, s.source_ip)
-        self.router_id = self._resolve_router_id()
+        # bgp_routerinterface reads that interface over netlink: off the loop too.
+        self.router_id = await asyncio.to_thread(self._resolve_router_id)
         ifmap = {s.source_if: source_if_addrs} if s.source_if else {}
         self.next_hops = resolve_next_hops(s.mpbgp, s, self.node_ips, ifmap, source_ip_if_addrs)
         for peer in s.peers:

@@ -46,3 +46,36 @@ def test_nodes_of_one_subnet_with_different_hosts_get_different_ids(a: ipaddress
     if b.is_link_local or b.is_loopback or b.is_multicast or b.is_unspecified or not int(b) & 0xFFFF_FFFF:
         return
     assert _rid([str(a)]) != _rid([str(b)])
+
+
+async def test_bgp_routerinterface_is_read_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyroute2's IPRoute cannot be opened inside a running event loop: start() must read the router
+    interface in a worker thread (it used to call it on the loop)."""
+    import asyncio
+
+    from kubevip.bgp import speaker as speaker_mod
+
+    on_loop: list[bool] = []
+
+    def if_addrs(name: str) -> list[ipaddress.IPv4Address]:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return [ipaddress.IPv4Address("10.9.8.7")]
+
+    class Stop(Exception):
+        pass
+
+    def stop_here(*_: object, **__: object) -> object:
+        raise Stop  # the router id is resolved: nothing of ExaBGP is needed for this test
+
+    settings = BgpSettings(enabled=True, local_as=65001, peers=(PEER,), router_interface="eth9")
+    sp = Speaker(settings, [ipaddress.ip_address("fd6b:7669:7000:1::11")])
+    monkeypatch.setattr(sp, "_if_addrs", if_addrs)
+    monkeypatch.setattr(speaker_mod, "resolve_next_hops", stop_here)
+    with pytest.raises(Stop):
+        await sp.start()
+    assert sp.router_id == ipaddress.IPv4Address("10.9.8.7")
+    assert on_loop == [False]
