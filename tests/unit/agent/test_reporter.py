@@ -377,6 +377,30 @@ def _all_sent(rep: Reporter, expected: int) -> bool:
     return not rep.pending and rep.events_written == expected
 
 
+async def test_a_restart_that_takes_the_recorded_vips_again_has_no_news_and_a_move_has() -> None:
+    """Issue 24: two Services whose status and vipHost already name n1; n1 restarted takes both VIPs again
+    (no Event), and its shutdown's withdrawal is none either; n2 taking them over (a move) tells it, once
+    per Service; a Service the status does not list yet (new) is news for n1 too."""
+    w = World()
+    for i in range(2):
+        svc = _status(service(f"s{i}", f"192.0.2.{i + 1}"), [f"192.0.2.{i + 1}"], "n1")
+        apply_event(w, SERVICE, False, service_from_dict(svc))
+    apply_event(w, SERVICE, False, service_from_dict(service("new", "192.0.2.9")))
+    snap = snapshot(w, ClassFilter(), False)
+    guard = TaskGroupGuard("test")
+    n1 = Reporter("n1", FakeWriter(), w, Holder("n1"), Metrics("n1"), guard)  # type: ignore[arg-type]
+    n1.node_events(_changes(snap, True), snap, None)
+    assert set(n1.pending) == {("default/new", STARTED)}
+    n1.pending.clear()
+    n1.node_events(_changes(snap, False), snap, None, stopping=True)
+    assert not n1.pending, "a shutdown's withdrawal is not news"
+    n2 = Reporter("n2", FakeWriter(), w, Holder("n2"), Metrics("n2"), guard)  # type: ignore[arg-type]
+    n2.node_events(_changes(snap, True), snap, None)
+    assert set(n2.pending) == {(k, STARTED) for k in ("default/s0", "default/s1", "default/new")}
+    assert n2.pending[("default/s0", STARTED)].message == "node n2 started announcing 192.0.2.1 on eth0"
+    await guard.close()
+
+
 async def test_normal_events_wait_for_the_agents_token_bucket() -> None:
     """With the clock standing still, an agent writes its burst and then waits: 30 Services' news
     are not 30 writes at once."""
