@@ -5,10 +5,15 @@ Measures, as the client namespace sees it:
 - crash failover (SIGKILL of the announcing agent and its node's link going down) and graceful
   failover (SIGTERM), time until another node answers;
 - 100 and 1000 dual-stack Services: time for all VIPs to be held (each on exactly one node) after a
-  restart of every agent, agent RSS, and API requests per second in steady state (apiserver metrics).
+  restart of every agent, agent RSS, what the restart wrote besides Lease renewals (by verb and
+  resource, Event POSTs among them) and how long until a whole second passed without such a write, how
+  many Services it moved (vipHost changed), and API requests per second by verb and resource in steady
+  state after that drain (apiserver metrics). `--restart same-holder`: lease mode's previous holder of
+  the global Lease starts first, so nothing moves (the quiet restart).
 
 JSON goes to bench/results/agent.json; a table is printed. Needs root (network namespaces).
 Usage: python bench/agent.py [--runs 20] [--scale 100,1000] [--quick] [--liveness S] [--stack dual|ipv4|ipv6]
+    [--election lease,scalable] [--restart all|same-holder]
 (KUBEVIP_BENCH_OUT: another JSON file)
 
 `--stack ipv4|ipv6`: a control plane with that family's Service and pod CIDRs only and a lab network of
@@ -41,6 +46,7 @@ from kubernetes_asyncio import client
 from polling import until
 
 from kubevip.core.events import RATE as EVENT_RATE
+from kubevip.election.timings import SERVICES_LEASE
 from kubevip.lab import controlplane, topology
 from kubevip.lab.agents import RESPONDER_PORT, Fleet, policy_env, start_responders
 from kubevip.lab.client import api_client
@@ -242,7 +248,23 @@ class Bench:
             last = now
         return None, report_writes(before, self.cp.metrics_text()), last_seen
 
-    async def scale(self, count: int, window: float, mode: str) -> dict[str, Any]:
+    async def vip_hosts(self) -> dict[str, str | None]:
+        """Service name -> the node its `kube-vip.io/vipHost` names."""
+        items = (await self.core.list_namespaced_service(NS)).items
+        return {i.metadata.name: (i.metadata.annotations or {}).get("kube-vip.io/vipHost") for i in items}
+
+    async def services_lease_holder(self) -> str | None:
+        """The holder of the global Services Lease (lease mode), None in scalable mode or when free."""
+        try:
+            lease = await client.CoordinationV1Api(self.api).read_namespaced_lease(SERVICES_LEASE, NS)
+        except client.ApiException:
+            return None
+        return lease.spec.holder_identity or None
+
+    async def _holds_services_lease(self, node: str) -> bool:
+        return await self.services_lease_holder() == node
+
+    async def scale(self, count: int, window: float, mode: str, restart: str = "all") -> dict[str, Any]:
         names = [f"s{count}-{i}" for i in range(count)]
         vips = {
             n: [
@@ -280,11 +302,18 @@ class Bench:
         # Status, vipHost and the family conditions written too: what the restart writes is then the
         # restart's own doing.
         await until(reported, 120, f"{count} Services reported")
+        hosts_before = await self.vip_hosts()
+        lease_holder = await self.services_lease_holder()
         # Restart every agent (graceful stop withdraws everything), then time until all VIPs are held.
         await asyncio.to_thread(self.fleet.stop)
         await until(lambda: self._gone(*want), 60, "all withdrawn")
         restart_text = self.cp.metrics_text()
         t0 = time.monotonic()
+        if restart == "same-holder" and lease_holder is not None:
+            # The global Lease's holder first, the others once it holds it again: nothing moves.
+            first = self.lab.node(lease_holder)
+            self.fleet.start((first,))
+            await until(lambda: self._holds_services_lease(lease_holder), 60, f"{lease_holder} holds again")
         self.fleet.start()
         await until(converged, 180, f"{count} Services held after restart")
         converge = time.monotonic() - t0
@@ -294,6 +323,9 @@ class Bench:
         # The limit allows every Service one Normal Event through one agent's bucket (5/s), twice over.
         limit = 120.0 + 2 * count / EVENT_RATE
         drain, writebacks, last_write = await self.writeback_drain(t0, restart_text, limit)
+        hosts_after = await self.vip_hosts()
+        # A Service whose vipHost changed moved to another node: news (one Event, one vipHost write).
+        moved = sum(1 for k, h in hosts_after.items() if hosts_before.get(k) != h)
         before_text = self.cp.metrics_text()
         w0 = time.monotonic()
         await asyncio.sleep(window)
@@ -325,6 +357,9 @@ class Bench:
             "api_requests_per_s": rate,
             "api_requests_per_s_by_verb_resource": by_kind,
             "window_s": window,
+            "restart": restart,
+            "services_lease_holder_before_after": [lease_holder, await self.services_lease_holder()],
+            "services_moved_by_restart": moved,
         }
 
 
@@ -461,7 +496,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             for n in args.scale:
                 for mode in args.election:
                     try:
-                        result["scale"].append(await b.scale(n, args.window, mode))
+                        result["scale"].append(await b.scale(n, args.window, mode, args.restart))
                     except TimeoutError as exc:  # recorded, and the next row still runs
                         result["scale"].append({"services": n, "election": mode, "not_available": str(exc)})
                         await b.clear_scale()
@@ -531,6 +566,8 @@ def _drain(s: dict[str, Any]) -> str:
     n = sum(kinds.values())
     events = kinds.get("POST events", 0.0)
     what = f"{n:.0f} writes ({events:.0f} Event POSTs)"
+    if "services_moved_by_restart" in s:
+        what += f", {s['services_moved_by_restart']} Services moved"
     return f"{what}, {d:.1f} s" if d is not None else f"{what}, not drained"
 
 
@@ -549,6 +586,9 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="5 runs, 100 Services")
     p.add_argument("--timings", default="", help="election seconds 'duration,renew,retry' (default: ours)")
     p.add_argument("--liveness", default="", help="vip_livenessperiod (scalable mode), seconds")
+    p.add_argument("--restart", choices=("all", "same-holder"), default="all",
+                   help="scale rows: start every agent at once (the global Lease goes to whoever asks "
+                        "first), or, in lease mode, its previous holder first (nothing moves)")
     p.add_argument("--stack", choices=tuple(topology.STACKS), default="dual",
                    help="IP families of control plane, lab and Services (default %(default)s)")
     args = p.parse_args()
