@@ -7,9 +7,9 @@ Measures, as the client namespace sees it:
 - 100 and 1000 dual-stack Services: time for all VIPs to be held (each on exactly one node) after a
   restart of every agent, agent RSS, what the restart wrote besides Lease renewals (by verb and
   resource, Event POSTs among them) and how long until a whole second passed without such a write, how
-  many Services it moved (vipHost changed), and API requests per second by verb and resource in steady
-  state after that drain (apiserver metrics). `--restart same-holder`: lease mode's previous holder of
-  the global Lease starts first, so nothing moves (the quiet restart).
+  many Services it moved (vipHost or vipHost-ipv6 changed), and API requests per second by verb and
+  resource in steady state after that drain (apiserver metrics). `--restart same-holder`: lease
+  mode's previous holder of the global Lease starts first, so nothing moves (the quiet restart).
 
 JSON goes to bench/results/agent.json; a table is printed. Needs root (network namespaces).
 Usage: python bench/agent.py [--runs 20] [--scale 100,1000] [--quick] [--liveness S] [--stack dual|ipv4|ipv6]
@@ -61,6 +61,7 @@ from kubevip.net.namespace import Netns
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("KUBEVIP_BENCH_OUT", REPO / "bench" / "results" / "agent.json"))
 NS = "bench-agent"
+VIP_HOSTS = ("kube-vip.io/vipHost", "kube-vip.io/vipHost-ipv6")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -248,10 +249,14 @@ class Bench:
             last = now
         return None, report_writes(before, self.cp.metrics_text()), last_seen
 
-    async def vip_hosts(self) -> dict[str, str | None]:
-        """Service name -> the node its `kube-vip.io/vipHost` names."""
+    async def vip_hosts(self) -> dict[str, tuple[str | None, str | None]]:
+        """Service name -> the nodes its `kube-vip.io/vipHost` and `kube-vip.io/vipHost-ipv6` name."""
         items = (await self.core.list_namespaced_service(NS)).items
-        return {i.metadata.name: (i.metadata.annotations or {}).get("kube-vip.io/vipHost") for i in items}
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for i in items:
+            ann = i.metadata.annotations or {}
+            out[i.metadata.name] = (ann.get(VIP_HOSTS[0]), ann.get(VIP_HOSTS[1]))
+        return out
 
     async def services_lease_holder(self) -> str | None:
         """The holder of the global Services Lease (lease mode), None in scalable mode or when free."""
@@ -324,7 +329,7 @@ class Bench:
         limit = 120.0 + 2 * count / EVENT_RATE
         drain, writebacks, last_write = await self.writeback_drain(t0, restart_text, limit)
         hosts_after = await self.vip_hosts()
-        # A Service whose vipHost changed moved to another node: news (one Event, one vipHost write).
+        # A Service whose vipHost or vipHost-ipv6 changed moved (a family of it) to another node: news.
         moved = sum(1 for k, h in hosts_after.items() if hosts_before.get(k) != h)
         before_text = self.cp.metrics_text()
         w0 = time.monotonic()
