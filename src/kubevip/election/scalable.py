@@ -419,9 +419,11 @@ class ScalableElector:
             # many units after a failure needs about one round trip, not one per unit.
             sem = asyncio.Semaphore(CLAIM_CONCURRENCY)
 
+            epoch = self._epoch
+
             async def claim(unit: str, judged: LeaseRecord | None) -> None:
                 async with sem:
-                    await self._claim(unit, judged)
+                    await self._claim(unit, judged, epoch)
 
             results = await asyncio.gather(*(claim(u, r) for u, r in to_claim), return_exceptions=True)
             for (unit, _), res in zip(to_claim, results, strict=True):
@@ -505,9 +507,13 @@ class ScalableElector:
         since = self.cache.absent_since.setdefault(name, self._clock())
         return self._clock() >= max(since, self.liveness.live_since) + self.timings.lease_duration
 
-    async def _claim(self, unit: str, rec: LeaseRecord | None) -> None:
-        """Claim `unit` by compare-and-swap on `rec`, the version that was judged stealable."""
-        assert self._epoch is not None
+    async def _claim(self, unit: str, rec: LeaseRecord | None, epoch: int | None) -> None:
+        """Claim `unit` by compare-and-swap on `rec`, the version that was judged stealable in liveness
+        `epoch`. Claims wait behind each other (CLAIM_CONCURRENCY): one whose node lost its liveness, or
+        became live again in another epoch, since the judgement is not sent (the unit stays wanted; the
+        next pass judges it again). It used to assert, and the assertion killed the elector's task."""
+        if epoch is None or self._epoch != epoch or not self.is_live:
+            return
         name = claim_lease_name(unit)
         wall = time.time()
         body = lease_body(

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.election.record import parse_lease
-from kubevip.election.scalable import ROLE_CLAIM, ROLE_LABEL
+from kubevip.election.scalable import CLAIM_CONCURRENCY, ROLE_CLAIM, ROLE_LABEL
 from tests.unit.election.test_incremental_pass import NOW, UNITS, Side
 
 
@@ -41,3 +41,26 @@ async def test_a_renewal_lets_the_waiting_claims_through() -> None:
     side.el.liveness.live_until = NOW + 1.0  # a renewal
     await side.el._converge(full=False)
     assert len(_claims(side)) == len(UNITS)
+
+
+async def test_claims_queued_across_a_liveness_loss_are_dropped_not_crashing() -> None:
+    """Claims wait behind each other (CLAIM_CONCURRENCY); when the liveness Lease is taken away while
+    they wait, the rest are not sent, and the pass ends normally. (It used to assert on the missing
+    epoch and kill the elector's task: seen in bench/agent.py at 1000 Services, scalable mode.)"""
+    side = Side()
+    side.el.liveness.live_until = NOW + 1.0
+    units = [f"vip:10.1.0.{i}" for i in range(3 * CLAIM_CONCURRENCY)]
+    side.el.set_units(dict.fromkeys(units))
+    create = side.el.api.create
+    sent: list[str] = []
+
+    async def create_then_lose_liveness(body: dict[str, object]) -> object:
+        sent.append(str(body["metadata"]["name"]))  # type: ignore[index]
+        side.el.liveness.epoch = None  # "liveness Lease taken away; withdrawing everything"
+        return await create(body)
+
+    side.el.api.create = create_then_lose_liveness  # type: ignore[method-assign]
+    await side.el._converge(full=True)
+    assert 1 <= len(sent) <= CLAIM_CONCURRENCY  # only those already under way when liveness went
+    assert len(_claims(side)) == len(sent)
+    assert not side.el.held
