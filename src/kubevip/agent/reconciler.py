@@ -644,7 +644,12 @@ class Agent:
                 if not renewed:
                     break
                 plan: dict[Row, Lifetime] = {r: lifetime(t, s, now) for r, s in renewed.items()}
-                stamped = await asyncio.to_thread(self.vips.extend, {r: lt.seconds for r, lt in plan.items()})
+                # Checked again next to each netlink send: a process stopped between here and there (the
+                # chaos soak's SIGSTOP) must not re-create addresses after its fencing deadline.
+                not_after = min(renewed.values()) + t.renew_deadline
+                stamped = await asyncio.to_thread(
+                    self.vips.extend, {r: lt.seconds for r, lt in plan.items()}, not_after,
+                )
                 late = [
                     r for r, lt in plan.items()
                     if lt.guaranteed and not still_safe(t, renewed[r], lt.seconds, stamped)

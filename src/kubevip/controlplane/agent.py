@@ -211,7 +211,9 @@ class ControlPlaneVip:
                 if not may_extend(t, renewed, now):
                     return  # past this node's own fencing deadline: a stalled loop woke up, it fences
                 lt = lifetime(t, renewed, now)
-                stamped = await asyncio.to_thread(self.kernel.extend_held, lt.seconds)
+                stamped = await asyncio.to_thread(
+                    self.kernel.extend_held, lt.seconds, renewed + t.renew_deadline,
+                )
                 if not lt.guaranteed or still_safe(t, renewed, lt.seconds, stamped):
                     return
 

@@ -75,6 +75,10 @@ def normalise(items: Iterable[VipAddress | IPAddress]) -> set[VipAddress]:
     return out
 
 
+class NotExtended(NetworkError):
+    """A lifetime extension not sent: its holder's fencing deadline had passed (not a kernel error)."""
+
+
 @dataclass(frozen=True)
 class Changes:
     """What one `ensure` call changed, and which desired addresses exist but belong to someone else."""
@@ -274,10 +278,12 @@ class AddressManager:
             except NetworkError as exc:
                 return set(), {**{a[0]: exc for a in wanted}, **errors}
 
-    def extend(self, lifetimes: dict[VipAddress, int]) -> dict[IPAddress, NetworkError]:
+    def extend(
+        self, lifetimes: dict[VipAddress, int], not_after: float | None = None,
+    ) -> dict[IPAddress, NetworkError]:
         """Set the lifetime of each VIP (ours: the caller extends only what it added) in one netlink
         batch of precomputed requests; an address the kernel removed meanwhile comes back. Returns the
-        errors per VIP."""
+        errors per VIP; one not sent because `not_after` (monotonic) had passed is a `NotExtended`."""
         if not lifetimes:
             return {}
         try:
@@ -298,7 +304,8 @@ class AddressManager:
             requests.append(rtnl_batch.with_lifetime(template, seq, seconds))
         try:
             with self.ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
-                codes = rtnl_batch.run(sock, requests, f"extend VIP lifetimes on {name} in {self.ns}")
+                codes = rtnl_batch.run(sock, requests, f"extend VIP lifetimes on {name} in {self.ns}",
+                                       not_after)
         except NetworkError as exc:
             return dict.fromkeys((a[0] for a, _ in order), exc)
         if len(templates) > 4 * len(lifetimes) + 64:  # VIPs come and go: keep the cache bounded
@@ -306,8 +313,10 @@ class AddressManager:
             for k in [k for k in templates if k not in keep]:
                 del templates[k]
         return {
-            a[0]: NetworkError(f"cannot extend the lifetime of {_key(a)} on {name} in {self.ns}: "
-                               f"{os.strerror(code)}")
+            a[0]: NotExtended(f"{_key(a)} on {name}: not extended, past the holder's fencing deadline")
+            if code == errno.ECANCELED else
+            NetworkError(f"cannot extend the lifetime of {_key(a)} on {name} in {self.ns}: "
+                         f"{os.strerror(code)}")
             for (a, _), code in zip(order, codes, strict=True) if code
         }
 

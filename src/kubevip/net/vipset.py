@@ -24,7 +24,7 @@ from kubevip.core.rows import Changes, Row, apply
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.ip import IPAddress
 from kubevip.listing import brief
-from kubevip.net.addresses import ADDRESS_PROTO, AddressManager, Ownership, detect_ownership
+from kubevip.net.addresses import ADDRESS_PROTO, AddressManager, NotExtended, Ownership, detect_ownership
 from kubevip.net.announcer import Announcer
 from kubevip.net.connections import abort_connections
 from kubevip.net.interfaces import existing_links, link_names
@@ -208,22 +208,30 @@ class VipSet:
                 failed.add(r)
         return failed, ours
 
-    def extend(self, lifetimes: Mapping[Row, int]) -> float:
+    def extend(self, lifetimes: Mapping[Row, int], not_after: float | None = None) -> float:
         """Blocking: set each row's lifetime (seconds) in one batch per interface, re-creating an address
         the kernel removed; returns the instant the last batch returned (every kernel timestamp of the
-        round is earlier). Rows not of ours are skipped."""
+        round is earlier). Rows not of ours are skipped. Nothing is sent from `not_after` (monotonic: the
+        holder's fencing deadline) on, checked next to each send (rtnl_batch.run)."""
         prefixlen = self.net.subnet.prefixlen
         now = time.monotonic()
-        per_if: dict[str, dict[tuple[IPAddress, int], int]] = {}
-        for r, seconds in lifetimes.items():
+        per_if: dict[str, dict[tuple[IPAddress, int], Row]] = {}
+        for r in lifetimes:
             if r in self.ours:
-                per_if.setdefault(r.interface, {})[(r.address, prefixlen(r.address))] = seconds
-                self.expires[r] = now + seconds
-        for ifname, batch in sorted(per_if.items()):
-            errors = self.manager(ifname).extend(batch)
-            if errors:
-                log.error("%s: cannot extend %d VIP lifetimes on %s: %s", self.label, len(errors), ifname,
-                          brief(str(e) for e in errors.values()))
+                per_if.setdefault(r.interface, {})[(r.address, prefixlen(r.address))] = r
+        for ifname, rows in sorted(per_if.items()):
+            errors = self.manager(ifname).extend({a: lifetimes[r] for a, r in rows.items()}, not_after)
+            for a, r in rows.items():
+                if a[0] not in errors:
+                    self.expires[r] = now + lifetimes[r]
+            late = [a for a, e in errors.items() if isinstance(e, NotExtended)]
+            if late:
+                log.info("%s: %d VIP lifetimes on %s not extended: past the fencing deadline (a stalled "
+                         "process woke up; it fences now)", self.label, len(late), ifname)
+            failed = {a: e for a, e in errors.items() if not isinstance(e, NotExtended)}
+            if failed:
+                log.error("%s: cannot extend %d VIP lifetimes on %s: %s", self.label, len(failed), ifname,
+                          brief(str(e) for e in failed.values()))
         return time.monotonic()
 
     # -- connection aborts ----------------------------------------------------------------------------
