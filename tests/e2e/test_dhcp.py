@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from kubevip.core.dhcp import derive_mac, macvlan_name
+from kubevip.core.eligibility import ANNOTATION_NODE_SELECTOR
 from kubevip.core.views import IPAddress
 from kubevip.lab.agents import policy_env
 from kubevip.lab.dhcpserver import DhcpServer, KeaServer
@@ -78,9 +79,15 @@ async def _has_macvlan(e2e: E2E, node: str, name: str) -> bool:
 
 
 async def test_dhcp_vip_lifecycle(e2e: E2E, dhcp_server: DhcpServer) -> None:
+    """Placement applies as to any VIP (docs/placement.md): the Service's node selector leaves one node out,
+    which never runs its client, not even when it is the only other node alive after the failover."""
     key = f"{e2e.ns}/web"
     mac = derive_mac(key)
-    await e2e.service("web", "0.0.0.0", annotations={"kube-vip.io/loadbalancerHostname": "web-dhcp"})
+    excluded = e2e.nodes[0].name
+    await e2e.service("web", "0.0.0.0", annotations={
+        "kube-vip.io/loadbalancerHostname": "web-dhcp",
+        ANNOTATION_NODE_SELECTOR: f"kubernetes.io/hostname notin ({excluded})",
+    })
     _start(e2e, dhcp_server)
 
     # Allocation: the status names the leased address, kube-vip's annotations say what was used.
@@ -91,6 +98,7 @@ async def test_dhcp_vip_lifecycle(e2e: E2E, dhcp_server: DhcpServer) -> None:
     assert ann["kube-vip.io/hwaddr"] == mac
     assert dhcp_server.leases()[mac] == (str(vip), "web-dhcp"), "the server leased it to our MAC, by name"
     holder = await e2e.eventually(lambda: e2e.reach(vip), "the leased VIP answers")
+    assert holder != excluded
     assert await e2e.holders(vip) == set(), "the VIP is on the macvlan, not on eth0"
     assert await _has_macvlan(e2e, holder, macvlan_name(key))
     await e2e.eventually(lambda: _is(e2e.vip_host("web"), holder), "vipHost names the holder")
@@ -109,6 +117,12 @@ async def test_dhcp_vip_lifecycle(e2e: E2E, dhcp_server: DhcpServer) -> None:
     await e2e.eventually(lambda: _is(_leased_ingress(e2e, "web", dhcp_server), vip), "the status keeps it")
     await e2e.eventually(lambda: _is(e2e.vip_host("web"), other), "vipHost names the new holder")
     assert not await _has_macvlan(e2e, holder, macvlan_name(key)), "the old holder removed its macvlan"
+    assert other != excluded
+    # The node the selector refuses never started a client for the Service, nor made its macvlan.
+    assert not await _has_macvlan(e2e, excluded, macvlan_name(key))
+    started = f"DHCP for {key} IPv4: client starting"
+    assert started not in e2e.fleet.agents[excluded].log_path.read_text(errors="replace")
+    assert started in e2e.fleet.agents[other].log_path.read_text(errors="replace"), "the log line checked"
 
     # Deletion: the address goes back to the server and the macvlan goes.
     await e2e.delete_service("web")
