@@ -5,10 +5,15 @@ Measures, as the client namespace sees it:
 - crash failover (SIGKILL of the announcing agent and its node's link going down) and graceful
   failover (SIGTERM), time until another node answers;
 - 100 and 1000 dual-stack Services: time for all VIPs to be held (each on exactly one node) after a
-  restart of every agent, agent RSS, and API requests per second in steady state (apiserver metrics).
+  restart of every agent, agent RSS, what the restart wrote besides Lease renewals (by verb and
+  resource, Event POSTs among them) and how long until a whole second passed without such a write, how
+  many Services it moved (vipHost or vipHost-ipv6 changed), and API requests per second by verb and
+  resource in steady state after that drain (apiserver metrics). `--restart same-holder`: lease
+  mode's previous holder of the global Lease starts first, so nothing moves (the quiet restart).
 
 JSON goes to bench/results/agent.json; a table is printed. Needs root (network namespaces).
 Usage: python bench/agent.py [--runs 20] [--scale 100,1000] [--quick] [--liveness S] [--stack dual|ipv4|ipv6]
+    [--election lease,scalable] [--restart all|same-holder]
 (KUBEVIP_BENCH_OUT: another JSON file)
 
 `--stack ipv4|ipv6`: a control plane with that family's Service and pod CIDRs only and a lab network of
@@ -40,6 +45,8 @@ from distribution import summarize
 from kubernetes_asyncio import client
 from polling import until
 
+from kubevip.core.events import RATE as EVENT_RATE
+from kubevip.election.timings import SERVICES_LEASE
 from kubevip.lab import controlplane, topology
 from kubevip.lab.agents import RESPONDER_PORT, Fleet, policy_env, start_responders
 from kubevip.lab.client import api_client
@@ -54,6 +61,7 @@ from kubevip.net.namespace import Netns
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("KUBEVIP_BENCH_OUT", REPO / "bench" / "results" / "agent.json"))
 NS = "bench-agent"
+VIP_HOSTS = ("kube-vip.io/vipHost", "kube-vip.io/vipHost-ipv6")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -222,19 +230,46 @@ class Bench:
 
     async def writeback_drain(
         self, t0: float, before: str, limit: float
-    ) -> tuple[float | None, dict[str, float]]:
-        """Seconds from `t0` until one whole second carried no write besides Lease renewals, and every
-        such write since `before` by verb and resource (None: still writing after `limit` seconds)."""
+    ) -> tuple[float | None, dict[str, float], dict[str, float]]:
+        """Seconds from `t0` until one whole second carried no write besides Lease renewals (None: still
+        writing after `limit` seconds), every such write since `before` by verb and resource, and for each
+        of those kinds the seconds from `t0` to the end of the last second that carried one (Event POSTs
+        drain through the agents' token buckets, after the status and annotation writes)."""
         last = self.cp.metrics_text()
+        last_seen: dict[str, float] = {}
         while time.monotonic() - t0 < limit:
             await asyncio.sleep(1.0)  # the sampling period of the measurement, not a synchronisation
             now = self.cp.metrics_text()
-            if not report_writes(last, now):
-                return time.monotonic() - 1.0 - t0, report_writes(before, now)
+            step = report_writes(last, now)
+            at = time.monotonic() - t0
+            for k in step:
+                last_seen[k] = at
+            if not step:
+                return at - 1.0, report_writes(before, now), last_seen
             last = now
-        return None, report_writes(before, self.cp.metrics_text())
+        return None, report_writes(before, self.cp.metrics_text()), last_seen
 
-    async def scale(self, count: int, window: float, mode: str) -> dict[str, Any]:
+    async def vip_hosts(self) -> dict[str, tuple[str | None, str | None]]:
+        """Service name -> the nodes its `kube-vip.io/vipHost` and `kube-vip.io/vipHost-ipv6` name."""
+        items = (await self.core.list_namespaced_service(NS)).items
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for i in items:
+            ann = i.metadata.annotations or {}
+            out[i.metadata.name] = (ann.get(VIP_HOSTS[0]), ann.get(VIP_HOSTS[1]))
+        return out
+
+    async def services_lease_holder(self) -> str | None:
+        """The holder of the global Services Lease (lease mode), None in scalable mode or when free."""
+        try:
+            lease = await client.CoordinationV1Api(self.api).read_namespaced_lease(SERVICES_LEASE, NS)
+        except client.ApiException:
+            return None
+        return lease.spec.holder_identity or None
+
+    async def _holds_services_lease(self, node: str) -> bool:
+        return await self.services_lease_holder() == node
+
+    async def scale(self, count: int, window: float, mode: str, restart: str = "all") -> dict[str, Any]:
         names = [f"s{count}-{i}" for i in range(count)]
         vips = {
             n: [
@@ -272,18 +307,30 @@ class Bench:
         # Status, vipHost and the family conditions written too: what the restart writes is then the
         # restart's own doing.
         await until(reported, 120, f"{count} Services reported")
+        hosts_before = await self.vip_hosts()
+        lease_holder = await self.services_lease_holder()
         # Restart every agent (graceful stop withdraws everything), then time until all VIPs are held.
         await asyncio.to_thread(self.fleet.stop)
         await until(lambda: self._gone(*want), 60, "all withdrawn")
         restart_text = self.cp.metrics_text()
         t0 = time.monotonic()
+        if restart == "same-holder" and lease_holder is not None:
+            # The global Lease's holder first, the others once it holds it again: nothing moves.
+            first = self.lab.node(lease_holder)
+            self.fleet.start((first,))
+            await until(lambda: self._holds_services_lease(lease_holder), 60, f"{lease_holder} holds again")
         self.fleet.start()
         await until(converged, 180, f"{count} Services held after restart")
         converge = time.monotonic() - t0
         cpu = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         # The restart's report write-backs (status, annotations, Events): until a whole second passes
         # without any write but the election's, counted from the restart.
-        drain, writebacks = await self.writeback_drain(t0, restart_text, limit=120.0)
+        # The limit allows every Service one Normal Event through one agent's bucket (5/s), twice over.
+        limit = 120.0 + 2 * count / EVENT_RATE
+        drain, writebacks, last_write = await self.writeback_drain(t0, restart_text, limit)
+        hosts_after = await self.vip_hosts()
+        # A Service whose vipHost or vipHost-ipv6 changed moved (a family of it) to another node: news.
+        moved = sum(1 for k, h in hosts_after.items() if hosts_before.get(k) != h)
         before_text = self.cp.metrics_text()
         w0 = time.monotonic()
         await asyncio.sleep(window)
@@ -291,6 +338,7 @@ class Bench:
         elapsed = time.monotonic() - w0
         rate = (request_total(after_text) - request_total(before_text)) / elapsed
         by_kind = request_rates(before_text, after_text, elapsed)
+        steady_writes = {k: v * elapsed for k, v in by_kind.items() if k.split(" ", 1)[0] in WRITE_VERBS}
         rss = {name: rss_mb(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         await self.clear_scale()
         return {
@@ -301,11 +349,22 @@ class Bench:
             "agent_cpu_s_until_converged": cpu,
             "writeback_drain_after_restart_s": drain,
             "writebacks_after_restart_by_verb_resource": writebacks,
+            "writeback_drain_limit_s": limit,
+            "writeback_last_s_by_verb_resource": last_write,
+            # The steady window starts once the write-backs drained; if they did not within the limit,
+            # its rates still carry them (`steady` false).
+            "steady": drain is not None,
+            "steady_report_writes_per_s": sum(
+                v for k, v in steady_writes.items() if not k.split(" ", 1)[1].startswith("leases")
+            ) / elapsed,
             "rss_mb": rss,
             "rss_mb_max": max(rss.values()) if rss else None,
             "api_requests_per_s": rate,
             "api_requests_per_s_by_verb_resource": by_kind,
             "window_s": window,
+            "restart": restart,
+            "services_lease_holder_before_after": [lease_holder, await self.services_lease_holder()],
+            "services_moved_by_restart": moved,
         }
 
 
@@ -370,11 +429,11 @@ def report_writes(before: str, after: str) -> dict[str, float]:
     return out
 
 
-def request_rates(before: str, after: str, seconds: float, top: int = 8) -> dict[str, float]:
-    """Requests per second by verb and resource over a window, the busiest first."""
+def request_rates(before: str, after: str, seconds: float) -> dict[str, float]:
+    """Requests per second by verb and resource over a window, every kind, the busiest first."""
     a, b = _requests(before), _requests(after)
     rates = {k: (v - a.get(k, 0.0)) / seconds for k, v in b.items() if v > a.get(k, 0.0)}
-    return dict(sorted(rates.items(), key=lambda kv: -kv[1])[:top])
+    return dict(sorted(rates.items(), key=lambda kv: -kv[1]))
 
 
 def rss_mb(pid: int | None) -> float | None:
@@ -442,7 +501,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             for n in args.scale:
                 for mode in args.election:
                     try:
-                        result["scale"].append(await b.scale(n, args.window, mode))
+                        result["scale"].append(await b.scale(n, args.window, mode, args.restart))
                     except TimeoutError as exc:  # recorded, and the next row still runs
                         result["scale"].append({"services": n, "election": mode, "not_available": str(exc)})
                         await b.clear_scale()
@@ -486,9 +545,9 @@ def table(r: dict[str, Any]) -> str:
     rows.append("")
     rows.append(
         "| dual-stack Services | election | converge after restart of all agents | max agent RSS "
-        "| API requests/s (steady, 3 agents) | write-backs drained after |"
+        "| API requests/s (steady, 3 agents) | write-backs drained after | steady per verb |"
     )
-    rows.append("|---|---|---|---|---|---|")
+    rows.append("|---|---|---|---|---|---|---|")
     for s in r.get("scale", []):
         if "not_available" in s:
             na = s["not_available"]
@@ -497,7 +556,9 @@ def table(r: dict[str, Any]) -> str:
         rows.append(
             f"| {s['services']} | {s.get('election', 'scalable')} | {s['converge_after_restart_s']:.2f} s"
             f" (target <= 10 s) | {s['rss_mb_max']:.0f} MB (target <= 100 MB) "
-            f"| {s['api_requests_per_s']:.1f} | {_drain(s)} |"
+            f"| {s['api_requests_per_s']:.1f}{'' if s.get('steady', True) else ' (not steady)'} "
+            f"| {_drain(s)} "
+            f"| {_verbs(s.get('api_requests_per_s_by_verb_resource', {}))} |"
         )
     return "\n".join(rows)
 
@@ -506,8 +567,18 @@ def _drain(s: dict[str, Any]) -> str:
     if "writeback_drain_after_restart_s" not in s:
         return "-"
     d = s["writeback_drain_after_restart_s"]
-    n = sum(s.get("writebacks_after_restart_by_verb_resource", {}).values())
-    return f"{n:.0f} writes, {d:.1f} s" if d is not None else f"{n:.0f} writes, not drained"
+    kinds = s.get("writebacks_after_restart_by_verb_resource", {})
+    n = sum(kinds.values())
+    events = kinds.get("POST events", 0.0)
+    what = f"{n:.0f} writes ({events:.0f} Event POSTs)"
+    if "services_moved_by_restart" in s:
+        what += f", {s['services_moved_by_restart']} Services moved"
+    return f"{what}, {d:.1f} s" if d is not None else f"{what}, not drained"
+
+
+def _verbs(rates: dict[str, float], top: int = 4) -> str:
+    """The busiest kinds of request of a window, as 'PUT leases 4.06, ...'."""
+    return ", ".join(f"{k} {v:.2f}" for k, v in list(rates.items())[:top]) or "-"
 
 
 def main() -> int:
@@ -520,6 +591,9 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="5 runs, 100 Services")
     p.add_argument("--timings", default="", help="election seconds 'duration,renew,retry' (default: ours)")
     p.add_argument("--liveness", default="", help="vip_livenessperiod (scalable mode), seconds")
+    p.add_argument("--restart", choices=("all", "same-holder"), default="all",
+                   help="scale rows: start every agent at once (the global Lease goes to whoever asks "
+                        "first), or, in lease mode, its previous holder first (nothing moves)")
     p.add_argument("--stack", choices=tuple(topology.STACKS), default="dual",
                    help="IP families of control plane, lab and Services (default %(default)s)")
     args = p.parse_args()

@@ -210,6 +210,11 @@ def scale_figure_ids(mode: str, count: int) -> list[tuple[str, str, str]]:
             f"{count} dual-stack Services: API requests/s, all agents, steady ({ml})",
             "req/s",
         ),
+        (
+            f"scale{count}-{mode}-drain",
+            f"{count} dual-stack Services: restart's write-backs (status, vipHost, Events) drained ({ml})",
+            "s",
+        ),
     ]
 
 
@@ -225,6 +230,17 @@ def add_scale(
         col.add(*ids[2], agent, [v / (1 << 20) for v in res["rss_bytes"].values()])
         col.add(*ids[3], agent, list(res["cpu_percent"].values()))
         col.add(*ids[4], agent, [res["api_rps"] - baseline])
+        drain = res.get("writeback_drain_after_restart_s")
+        if drain is not None:
+            col.add(*ids[5], agent, [drain])
+        else:
+            written = res.get("writebacks_after_restart_by_verb_resource", {})
+            col.unavailable(
+                ids[5:], agent,
+                f"{agent}: still writing {res.get('writeback_drain_limit_s', 0):.0f}s after the restart "
+                f"({', '.join(f'{k} {v:.0f}' for k, v in written.items()) or 'nothing counted'}); the steady "
+                "window then still carries them (`scale_details` in the JSON)",
+            )
         return
     exited = res.get("agents_exited") or []
     col.unavailable(
@@ -710,7 +726,9 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         "a Python agent starts in seconds on a busy machine, a Go binary in milliseconds); then, over a "
         "steady window, RSS and CPU of each "
         "node's agent, and the API server's `apiserver_request_total` rate minus the rate measured "
-        "without agents.",
+        "without agents. Between the two, *write-backs drained*: from the restart until a whole second "
+        "passed without a write other than a Lease's (status, annotations, Event POSTs); what was written "
+        "by verb and resource, and the steady window's rates by verb and resource, are in `scale_details`.",
         *bgp_lines(doc),
         "",
         table(doc["figures"]),

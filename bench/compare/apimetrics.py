@@ -47,3 +47,23 @@ def by_verb(d: Mapping[Key, float], seconds: float) -> dict[str, float]:
     for (verb, _res, _sub), v in d.items():
         out[verb] = out.get(verb, 0.0) + v / seconds
     return dict(sorted(out.items()))
+
+
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY"})
+
+
+def label(key: Key) -> str:
+    """'PATCH services status', 'POST events': the spelling bench/agent.py's JSON uses."""
+    return " ".join(x for x in key if x)
+
+
+def by_verb_resource(d: Mapping[Key, float], seconds: float) -> dict[str, float]:
+    """Requests per second by verb, resource and subresource, the busiest first."""
+    rates = {label(k): v / seconds for k, v in d.items()} if seconds > 0 else {}
+    return dict(sorted(rates.items(), key=lambda kv: -kv[1]))
+
+
+def report_writes(d: Mapping[Key, float]) -> dict[str, float]:
+    """The writes among requests that are not the election's (Lease writes left out): status, annotations,
+    Events, claims of other kinds; by verb, resource and subresource."""
+    return {label(k): v for k, v in d.items() if k[0] in WRITE_VERBS and k[1] != "leases"}

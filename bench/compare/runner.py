@@ -403,6 +403,11 @@ class Runner:
             res["held_at_end"] = self.held_count(vips)[0]
             res["converge_api_requests"] = sum(apimetrics.delta(m0, m1).values())
             res["peak_rss_bytes"] = peak
+            # The restart's report write-backs (status, annotations, Events; not the election's Lease
+            # writes): until a whole second passes without one, counted from the restart. The limit lets
+            # every Service's Event through one agent's 5/s bucket, twice over. Then the steady window.
+            if ok:
+                res.update(self.writeback_drain(m0, t0, 120.0 + 2 * count / 5.0))
             # Steady state.
             u0 = {n: usage(p.pid) for n, p in self.procs.items()}
             m0 = apimetrics.request_totals(kube.metrics_text())
@@ -414,6 +419,7 @@ class Runner:
             d = apimetrics.delta(m0, m1)
             res["api_rps"] = apimetrics.per_second(d, s1 - s0)
             res["api_rps_by_verb"] = apimetrics.by_verb(d, s1 - s0)
+            res["api_rps_by_verb_resource"] = apimetrics.by_verb_resource(d, s1 - s0)
             res["rss_bytes"] = {n: u.rss_bytes for n, u in u1.items() if u}
             # kube-vip exits when it loses the global Lease (a kubelet would restart it): say so.
             res["agents_exited"] = sorted(n for n, p in self.procs.items() if not p.alive() or not u1.get(n))
@@ -431,6 +437,35 @@ class Runner:
                 res["cleanup_error"] = f"{type(exc).__name__}: {exc}"[:300]
             self.clear_vips(sorted(vips))
         return res
+
+    def writeback_drain(
+        self, restart: dict[apimetrics.Key, float], t0: float, limit: float
+    ) -> dict[str, Any]:
+        """`writeback_drain_after_restart_s` (None: still writing after `limit` s),
+        `writebacks_after_restart_by_verb_resource` and, per kind, when the last second carrying one ended
+        (`writeback_last_s_by_verb_resource`), all from the restart at `t0` (bench/agent.py's fields)."""
+        kube = self.lab.admin
+        last = apimetrics.request_totals(kube.metrics_text())
+        last_seen: dict[str, float] = {}
+        drain: float | None = None
+        while time.monotonic() - t0 < limit:
+            time.sleep(1.0)  # the sampling period of the measurement, not a synchronisation
+            now = apimetrics.request_totals(kube.metrics_text())
+            step = apimetrics.report_writes(apimetrics.delta(last, now))
+            at = time.monotonic() - t0
+            for k in step:
+                last_seen[k] = at
+            last = now
+            if not step:
+                drain = at - 1.0
+                break
+        written = apimetrics.report_writes(apimetrics.delta(restart, last))
+        return {
+            "writeback_drain_after_restart_s": drain,
+            "writeback_drain_limit_s": limit,
+            "writebacks_after_restart_by_verb_resource": written,
+            "writeback_last_s_by_verb_resource": last_seen,
+        }
 
     def bgp(self, rib: RibReader, vips: dict[str, str], runs: int, kill_runs: int) -> dict[str, Any]:
         """BGP mode, per family: Service created -> its host route in the router's RIB, Service deleted

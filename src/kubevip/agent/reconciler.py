@@ -563,7 +563,7 @@ class Agent:
             # The adds' lifetimes were computed before the batch ran: a round now checks them against the
             # instant the kernel stamped them (and shortens any that a slow batch made unsafe).
             self._renewals.set()
-        self.reporter.node_events(done, snap, self.snap)
+        self.reporter.node_events(done, snap, self.snap, self._stopping)
 
     def _add_lifetimes(self, rows: Iterable[Row], snap: Snapshot) -> dict[Row, int | None]:
         """Kernel lifetime of each VIP about to be added (None: permanent, lifetimes off)."""

@@ -31,7 +31,7 @@ from kubevip.core.announced import (
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import NORMAL, STARTED, STOPPED, WARNING, Condition
 from kubevip.core.egress import active_endpoints, egress_enabled
-from kubevip.core.events import Aggregate, TokenBucket, reports_for
+from kubevip.core.events import Aggregate, TokenBucket, is_news, reports_for
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.rows import Changes, Row, ServiceStatus, service_status, should_write
 from kubevip.core.views import IPAddress, NodeName, StatusCondition, UnitId
@@ -45,6 +45,7 @@ from kubevip.tasks import TaskGroupGuard, spawn
 log = logging.getLogger(__name__)
 
 WRITE_CONCURRENCY = 8
+ROUND_CHUNK = 100  # Services decided between two yields to the event loop
 # Errors of one API write that a later round retries.
 WRITE_ERRORS: tuple[type[BaseException], ...] = TRANSIENT
 
@@ -204,7 +205,14 @@ class Reporter:
             out = self.outcome
             if out is None or not self.synced():
                 continue
-            jobs = list(self.jobs(out, self.round(out)))
+            keys = list(self.round(out))
+            jobs: list[Callable[[], Awaitable[None]]] = []
+            for i in range(0, len(keys), ROUND_CHUNK):
+                if i:
+                    # A round over 1000 Services is ~0.1-0.6 s of decisions: let due timers (the Lease
+                    # renewals) run between chunks instead of after the whole round.
+                    await asyncio.sleep(0)
+                jobs.extend(self.jobs(out, keys[i:i + ROUND_CHUNK]))
             if jobs:
                 # Jobs are factories: a coroutine object made now and cancelled before its turn would
                 # be "never awaited".
@@ -246,7 +254,9 @@ class Reporter:
         snap = out.snap
         now = time.monotonic()
         for key in keys:
-            rec = self.world.services[key]
+            rec = self.world.services.get(key)
+            if rec is None:  # deleted while the round yielded between chunks
+                continue
             view = rec.view
             current_host = view.annotation(ANNOTATION_VIP_HOST)
             d = snap.decisions.get(key)
@@ -434,20 +444,34 @@ class Reporter:
             self.reports.unmark(key, name)  # try again on the next round
             log.info("event for %s not written: %s", key, describe(exc))
 
-    def node_events(self, done: Changes, snap: Snapshot, fallback: Snapshot | None) -> None:
+    def node_events(
+        self, done: Changes, snap: Snapshot, fallback: Snapshot | None, stopping: bool = False,
+    ) -> None:
         """What a pass changed, as Normal Events: per Service and direction, naming every address that
-        changed; for a VIP without a plan in `snap`, the Services `fallback` granted it to. Only the node
-        that reports for the Service (`core.events.reports_for`) keeps them; they are aggregated per
-        Service and reason until `events_loop` sends them."""
+        changed as the cluster sees it (`core.events.is_news`: not a VIP the Service's status and vipHost
+        already give to this node, not a withdrawal of this agent's shutdown); for a VIP without a plan in
+        `snap`, the Services `fallback` granted it to. Only the node that reports for the Service
+        (`core.events.reports_for`) keeps them; they are aggregated per Service and reason until
+        `events_loop` sends them."""
         if self.writer is None:
             return
         by_addr = snap.by_address
         wall = time.time()
+        services = self.world.services
         for rows, reason, verb in ((done.add, STARTED, "started"), (done.remove, STOPPED, "stopped")):
             per_service: dict[str, list[str]] = {}
             for r in rows:
                 plan = by_addr.get(r.address)
                 for key in plan.services if plan is not None else _services_of(fallback, r):
+                    rec = services.get(key)
+                    if rec is None:
+                        continue
+                    v = rec.view
+                    units = {p.address: str(p.unit) for p in snap.granted.get(key, ())}
+                    if not is_news(reason == STARTED, self.me, r.address, v.status_ingress,
+                                   v.annotation(ANNOTATION_VIP_HOST), v.annotation(ANNOTATION_VIP_HOST_IPV6),
+                                   stopping, units):
+                        continue
                     per_service.setdefault(key, []).append(f"{r.address} on {r.interface}")
             for key, addrs in per_service.items():
                 if not self._reports_for(key, snap):

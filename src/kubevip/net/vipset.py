@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from kubevip.core.rows import Changes, Row, apply
 from kubevip.errors import KubevipError, NetworkError
@@ -124,10 +124,7 @@ class VipSet:
             if seconds is not None:
                 self.expires[r] = sent + seconds
         if ann is not None:
-            # Together: each first frame waits for the announcer's thread, not for the one before it.
-            started = await asyncio.gather(
-                *(ann.start(r.address, r.interface) for r in done.add), return_exceptions=True
-            )
+            started = await _start_all(ann, done.add)
             for r, res in zip(done.add, started, strict=True):
                 if isinstance(res, KubevipError):
                     log.error("%s: cannot announce %s on %s: %s", self.label, r.address, r.interface, res)
@@ -248,3 +245,24 @@ class VipSet:
     async def close(self) -> None:
         if self.announcer is not None:
             await self.announcer.close()
+
+
+START_CHUNK = 128  # announcements started between two yields to the event loop
+
+
+async def _start_all(ann: Announcer, rows: Sequence[Row]) -> list[BaseException | None]:
+    """Start announcing every row, together: each first frame waits for the announcer's thread, not for
+    the one before it. The tasks are created in chunks with a yield between them: 2000 first steps in
+    one loop iteration held due timers (the Lease renewals) back for a noticeable part of a second."""
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for i, r in enumerate(rows):
+            if i and i % START_CHUNK == 0:
+                await asyncio.sleep(0)
+            tasks.append(asyncio.ensure_future(ann.start(r.address, r.interface)))
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+    except asyncio.CancelledError:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

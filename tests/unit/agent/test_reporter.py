@@ -377,6 +377,30 @@ def _all_sent(rep: Reporter, expected: int) -> bool:
     return not rep.pending and rep.events_written == expected
 
 
+async def test_a_restart_that_takes_the_recorded_vips_again_has_no_news_and_a_move_has() -> None:
+    """Issue 24: two Services whose status and vipHost already name n1; n1 restarted takes both VIPs again
+    (no Event), and its shutdown's withdrawal is none either; n2 taking them over (a move) tells it, once
+    per Service; a Service the status does not list yet (new) is news for n1 too."""
+    w = World()
+    for i in range(2):
+        svc = _status(service(f"s{i}", f"192.0.2.{i + 1}"), [f"192.0.2.{i + 1}"], "n1")
+        apply_event(w, SERVICE, False, service_from_dict(svc))
+    apply_event(w, SERVICE, False, service_from_dict(service("new", "192.0.2.9")))
+    snap = snapshot(w, ClassFilter(), False)
+    guard = TaskGroupGuard("test")
+    n1 = Reporter("n1", FakeWriter(), w, Holder("n1"), Metrics("n1"), guard)  # type: ignore[arg-type]
+    n1.node_events(_changes(snap, True), snap, None)
+    assert set(n1.pending) == {("default/new", STARTED)}
+    n1.pending.clear()
+    n1.node_events(_changes(snap, False), snap, None, stopping=True)
+    assert not n1.pending, "a shutdown's withdrawal is not news"
+    n2 = Reporter("n2", FakeWriter(), w, Holder("n2"), Metrics("n2"), guard)  # type: ignore[arg-type]
+    n2.node_events(_changes(snap, True), snap, None)
+    assert set(n2.pending) == {(k, STARTED) for k in ("default/s0", "default/s1", "default/new")}
+    assert n2.pending[("default/s0", STARTED)].message == "node n2 started announcing 192.0.2.1 on eth0"
+    await guard.close()
+
+
 async def test_normal_events_wait_for_the_agents_token_bucket() -> None:
     """With the clock standing still, an agent writes its burst and then waits: 30 Services' news
     are not 30 writes at once."""
@@ -399,3 +423,41 @@ async def test_normal_events_wait_for_the_agents_token_bucket() -> None:
     task.cancel()
     await guard.close()
     assert len(writer.counts) == 5 and len(rep.pending) == 25
+
+
+async def test_a_round_over_many_services_lets_due_timers_run_between_chunks() -> None:
+    """A round decides ROUND_CHUNK Services between two yields: a renewal timer that falls due while the
+    round decides runs before the round's last decisions, and a Service deleted meanwhile is skipped."""
+    from kubevip.agent import reporter as reporter_mod
+
+    w = World()
+    n = 3 * reporter_mod.ROUND_CHUNK
+    for i in range(n):
+        svc = service(f"s{i}", f"10.1.{i // 250}.{i % 250 + 1}")
+        apply_event(w, SERVICE, False, service_from_dict(_status(svc, [], None)))
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard)  # type: ignore[arg-type]
+    snap = snapshot(w, ClassFilter(), False)
+    decided: list[str] = []
+    seen_at: list[int] = []
+    holdings = rep._holdings
+
+    def counting(out: Outcome, units: Any) -> Any:
+        if not decided:  # a renewal timer falls due while the first Service is decided
+            asyncio.get_running_loop().call_later(0, lambda: seen_at.append(len(decided)))
+            w.services.pop("default/s1")  # deleted by a watch event while the round runs
+        decided.append("x")
+        return holdings(out, units)
+
+    rep._holdings = counting  # type: ignore[method-assign]
+    rep.passed(Outcome(snap, 1, frozenset(Row(p.address, "eth0") for p in snap.plans), False))
+    task = asyncio.ensure_future(rep.loop())
+    try:
+        await eventually(lambda: len([c for c in writer.calls if c[0] == "status"]) == n - 1,
+                         "every remaining Service's status written")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await guard.close()
+    assert seen_at and seen_at[0] < len(decided)  # before the round's last decisions, not after all

@@ -1,6 +1,6 @@
 """bench/agent.py's reading of the API server's request counters: the write-backs of a restart."""
 
-from agent import report_writes  # bench/agent.py (tests/unit/bench/conftest.py puts bench/ on the path)
+from agent import _drain, report_writes, request_rates  # bench/agent.py (conftest puts bench/ on the path)
 
 
 def _scrape(counts: dict[tuple[str, str, str], int]) -> str:
@@ -30,3 +30,20 @@ def test_writes_other_than_leases_are_counted_by_verb_and_resource() -> None:
 def test_nothing_written_is_an_empty_answer() -> None:
     same = _scrape({("PUT", "leases", ""): 10, ("PATCH", "services", "status"): 3})
     assert report_writes(same, same) == {}
+
+
+def test_steady_rates_name_every_kind_busiest_first() -> None:
+    kinds = {("PUT", "leases", ""): 40, ("GET", "openapi", ""): 2, ("POST", "events", ""): 1}
+    kinds |= {("GET", f"r{i}", ""): 1 + i for i in range(10)}  # more kinds than the table shows
+    before = _scrape({k: 0 for k in kinds})
+    rates = request_rates(before, _scrape(kinds), 10.0)
+    assert len(rates) == len(kinds) and rates["POST events"] == 0.1
+    assert next(iter(rates)) == "PUT leases" and list(rates.values()) == sorted(rates.values(), reverse=True)
+
+
+def test_the_drain_column_names_the_event_posts_drained_or_not() -> None:
+    kinds = {"PATCH services": 3.0, "POST events": 100.0}
+    row = {"writeback_drain_after_restart_s": 21.5, "writebacks_after_restart_by_verb_resource": kinds}
+    assert _drain(row) == "103 writes (100 Event POSTs), 21.5 s"
+    undrained = {**row, "writeback_drain_after_restart_s": None}
+    assert _drain(undrained) == "103 writes (100 Event POSTs), not drained"

@@ -66,3 +66,15 @@ def test_apiserver_request_counters() -> None:
     assert d == {("PUT", "leases", ""): 32.0}
     assert per_second(d, 16.0) == 2.0
     assert by_verb(d, 16.0) == {"PUT": 2.0}
+
+
+def test_report_writes_leave_out_the_election_and_reads() -> None:
+    from compare.apimetrics import by_verb_resource, report_writes
+
+    d = {
+        ("PUT", "leases", ""): 40.0, ("PATCH", "services", "status"): 3.0, ("PATCH", "services", ""): 2.0,
+        ("POST", "events", ""): 5.0, ("GET", "services", ""): 9.0,
+    }
+    assert report_writes(d) == {"PATCH services status": 3.0, "PATCH services": 2.0, "POST events": 5.0}
+    rates = by_verb_resource(d, 10.0)
+    assert next(iter(rates)) == "PUT leases" and rates["POST events"] == 0.5 and len(rates) == len(d)
