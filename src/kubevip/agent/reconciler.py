@@ -340,6 +340,7 @@ class Agent:
                 snapshot, self.world.copy(), self.cfg.lb_class, self.cfg.use_legacy_endpoints,
                 dict(self._cache), per_address=self.per_address_units, service_interfaces=self.bgp is None,
                 policy=self.facts.policy, cross_namespace=self.cfg.policy.cross_namespace,
+                dhcp_layer2=self.bgp is None,  # DHCP VIPs are layer 2 only (docs/dhcp.md)
             )
             if self.nodes is not None:  # narrowed to the nodes placement allows (docs/placement.md)
                 services = {k: r.view for k, r in self.world.services.items()}
