@@ -99,12 +99,14 @@ class KernelVips(VipSet):
         returned."""
         return self.extend(dict.fromkeys(self.held & self.ours, lifetime), not_after)
 
-    async def converge(self, want: frozenset[Row], lifetime: int | None = None) -> None:
+    async def converge(
+        self, want: frozenset[Row], lifetime: int | None = None, not_after: float | None = None,
+    ) -> None:
         """Make `held` equal `want`: stop announcing first, change addresses, then announce the new ones
-        (added with `lifetime` seconds, else permanent)."""
+        (added with `lifetime` seconds, else permanent; none sent from `not_after` on)."""
         changes = diff(want, self.held)
         if not changes.empty:
-            await self.apply(changes, dict.fromkeys(changes.add, lifetime))
+            await self.apply(changes, dict.fromkeys(changes.add, lifetime), not_after)
 
     async def close(self) -> None:
         await super().close()

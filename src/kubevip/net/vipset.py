@@ -101,15 +101,19 @@ class VipSet:
 
     # -- converging -----------------------------------------------------------------------------------
 
-    async def apply(self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None) -> Changes:
-        """Withdraw announcements, change the kernel (adds get `lifetimes[row]` seconds, else permanent),
-        then announce what was added; returns what succeeded (`held` follows it)."""
+    async def apply(
+        self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None,
+        not_after: float | None = None,
+    ) -> Changes:
+        """Withdraw announcements, change the kernel (adds get `lifetimes[row]` seconds, else permanent;
+        none is sent from `not_after`, the holders' fencing deadline, on), then announce what was added;
+        returns what succeeded (`held` follows it)."""
         ann = self.announcer
         if ann is not None:
             await asyncio.gather(*(ann.stop(r.address) for r in changes.remove))
         lifetimes = lifetimes or {}
         sent = time.monotonic()
-        failed, ours = await asyncio.to_thread(self.change, changes, lifetimes)
+        failed, ours = await asyncio.to_thread(self.change, changes, lifetimes, not_after)
         done = Changes(
             add=tuple(r for r in changes.add if r not in failed),
             remove=tuple(r for r in changes.remove if r not in failed),
@@ -142,16 +146,19 @@ class VipSet:
         return done
 
     def change(
-        self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None
+        self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None,
+        not_after: float | None = None,
     ) -> tuple[set[Row], set[Row]]:
         """Blocking: the address (and route) changes; returns the rows that failed and the added rows whose
         address is ours. One interface lookup and address dump per interface and direction, not per VIP:
         a pass that moves hundreds of VIPs otherwise spends seconds parsing netlink dumps (holding the GIL).
         """
         with self.ns.iproute():  # one netlink socket for all the calls below
-            return self._change(changes, lifetimes or {})
+            return self._change(changes, lifetimes or {}, not_after)
 
-    def _change(self, changes: Changes, lifetimes: Mapping[Row, int | None]) -> tuple[set[Row], set[Row]]:
+    def _change(
+        self, changes: Changes, lifetimes: Mapping[Row, int | None], not_after: float | None = None,
+    ) -> tuple[set[Row], set[Row]]:
         failed: set[Row] = set()
         ours: set[Row] = set()
         mgrs = {r.interface: self.manager(r.interface) for r in (*changes.add, *changes.remove)}
@@ -193,7 +200,8 @@ class VipSet:
         nets = {i: subnet.networks(i, self.ns) for i, _ in groups}  # vip_subnet=auto: the interface's subnets
         for (i, seconds), rows in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or 0)):
             mine, errs = mgrs[i].add_many_owned(
-                ((r.address, subnet.prefixlen(r.address, nets[i])) for r in rows), lifetime=seconds)
+                ((r.address, subnet.prefixlen(r.address, nets[i])) for r in rows), lifetime=seconds,
+                not_after=not_after)
             added_errors[i].update(errs)
             ours.update(r for r in rows if r.address in mine)
         for r in changes.add:
@@ -203,7 +211,10 @@ class VipSet:
                     tables[r.interface].add(r.address)
                 except KubevipError as err:
                     exc = err
-            if exc is not None:
+            if isinstance(exc, NotExtended):
+                log.info("%s: %s", self.label, exc)  # a stalled process woke up: it fences next
+                failed.add(r)
+            elif exc is not None:
                 log.error("%s: %s", self.label, exc)
                 failed.add(r)
         return failed, ours

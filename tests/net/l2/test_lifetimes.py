@@ -110,6 +110,18 @@ def test_an_extension_past_its_fencing_deadline_never_reaches_the_kernel(
     assert all(info(lab, v) is not None for v in vips)
 
 
+def test_an_add_past_its_fencing_deadline_never_reaches_the_kernel(lab: LabNetwork) -> None:
+    """The same race for a pass's adds: decided while held, sent after a stop past the deadline."""
+    vips = [lab.vip(4, 44), lab.vip(6, 44)]
+    m = manager(lab)
+    mine, errors = m.add_many_owned(((v, None) for v in vips), lifetime=1, not_after=time.monotonic() - 0.001)
+    assert mine == set() and set(errors) == set(vips)
+    assert all(isinstance(e, NotExtended) for e in errors.values())
+    assert all(info(lab, v) is None for v in vips)
+    mine, errors = m.add_many_owned(((v, None) for v in vips), lifetime=1, not_after=time.monotonic() + 5)
+    assert mine == set(vips) and errors == {}
+
+
 def test_one_batch_extends_many_and_a_permanent_add_stays_permanent(lab: LabNetwork) -> None:
     m = manager(lab)
     vips = [lab.vip(4, i) for i in range(10, 40)] + [lab.vip(6, i) for i in range(10, 40)]

@@ -166,7 +166,9 @@ class FakeKernel(KernelVips):
         self.extensions.append(lifetime)
         return time.monotonic()
 
-    async def converge(self, want: frozenset[Row], lifetime: int | None = None) -> None:
+    async def converge(
+        self, want: frozenset[Row], lifetime: int | None = None, not_after: float | None = None,
+    ) -> None:
         if want - self.held:
             self.lifetimes.append(lifetime)
         # Removals land before additions, as in the real kernel path; check after each half.
