@@ -633,7 +633,9 @@ def workload_ns(lab: Lab) -> None:
     binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": {"name": rbac.NAMESPACED_BINDING, "namespace": workload.NS},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": rbac.NAMESPACED_ROLE},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": rbac.NAMESPACED_ROLE,
+        },
         "subjects": [{"kind": "ServiceAccount", "name": rbac.SERVICE_ACCOUNT, "namespace": rbac.NAMESPACE}],
     }
     try:
