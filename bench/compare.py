@@ -620,9 +620,29 @@ def settings_doc(ld: int, rd: int, rp: int) -> dict[str, Any]:
 
 
 def workload_ns(lab: Lab) -> None:
+    """The workload namespace, with the agents' Lease rights in it: svc_election=true puts each
+    Service's Lease in the Service's namespace (kube-vip's rule), and the lab's identity is least
+    privilege (Leases in kube-system only; `kubevip manifest rbac --cluster-wide-leases` in a cluster).
+    Without it every per-Service Lease was refused (403) and no Service was ever announced."""
+    from compare.kubeapi import ApiError
     from compare.lab import ensure_namespace
 
+    from kubevip.manifests import rbac
+
     ensure_namespace(lab.admin, workload.NS)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": rbac.NAMESPACED_BINDING, "namespace": workload.NS},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": rbac.NAMESPACED_ROLE,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": rbac.SERVICE_ACCOUNT, "namespace": rbac.NAMESPACE}],
+    }
+    try:
+        lab.admin.create(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{workload.NS}/rolebindings", binding)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
 
 
 def baseline_rps(lab: Lab, window: float) -> float:

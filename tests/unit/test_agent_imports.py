@@ -20,3 +20,36 @@ def test_agent_imports_do_not_load_kubernetes_asyncio() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "[]", res.stdout
+
+
+# What `kubevip manager` must not import before it needs it (issue 21: start -> serving). pyroute2's
+# package __init__ imports every netlink family it knows (~160 modules); the agent loads
+# `pyroute2.iproute` alone on its first netlink call (kubevip.pyroute2_lazy). The DHCP client
+# (pyroute2.dhcp) loads only when a Service asks DHCP.
+NOT_AT_START = ("pyroute2", "pyroute2.dhcp", "kubevip.net.dhcp4", "pyroute2.ndb", "pyroute2.ipdb")
+
+
+def test_agent_start_imports_no_pyroute2_and_no_dhcp_client() -> None:
+    code = (
+        "import importlib, sys\nfrom kubevip.cli import build_parser\nbuild_parser()\n"
+        f"for m in {AGENT_MODULES!r}: importlib.import_module(m)\n"
+        f"print(sorted(m for m in sys.modules if m in {NOT_AT_START!r}))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]", res.stdout
+
+
+def test_first_netlink_use_loads_pyroute2_iproute_without_the_package_init() -> None:
+    # As the agent's first pass does it: a netlink socket through Netns (a dump of the links), then
+    # the DHCP client's import path; pyroute2's __init__ must not have run, and a later
+    # `from pyroute2 import IPRoute` (the lab, tests) must still get the real package.
+    code = (
+        "import sys\nfrom kubevip.net.namespace import OWN\nfrom kubevip import pyroute2_lazy\n"
+        "with OWN.iproute() as ipr: n = len(ipr.get_links())\n"
+        "pyroute2_lazy.submodule('pyroute2.dhcp.client')\nimport kubevip.net.dhcp4\n"
+        "print(n > 0, pyroute2_lazy.package_init_ran(), 'pyroute2.ndb' in sys.modules)\n"
+        "from pyroute2 import IPRoute, NDB\n"
+        "print(pyroute2_lazy.package_init_ran(), IPRoute is sys.modules['pyroute2.iproute'].IPRoute)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.split("\n")[:2] == ["True False False", "True True"], res.stdout + res.stderr

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kubevip.core import dhcp as core
 from kubevip.core.claims import DhcpWant
@@ -24,10 +25,14 @@ from kubevip.core.views import IPAddress, IPFamily, ServiceKey
 from kubevip.core.world import World
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.kube.writers import Writer
-from kubevip.net.dhcp4 import BOUND, EXPIRED, REBOUND, RENEWED, UNBOUND, Dhcp4Client, LeaseEvent
+from kubevip.net.dhcp_lease import BOUND, EXPIRED, REBOUND, RENEWED, UNBOUND, LeaseEvent
 from kubevip.net.macvlan import apply_arp_guard, delete_macvlan, ensure_macvlan, macvlans
 from kubevip.net.namespace import Netns
+from kubevip.pyroute2_lazy import submodule
 from kubevip.tasks import TaskGroupGuard, spawn
+
+if TYPE_CHECKING:
+    from kubevip.net.dhcp4 import Dhcp4Client
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +187,9 @@ class DhcpDriver:
                 raise NetworkError(f"no interface of family {key[1]} to put the DHCP macvlan on")
             await asyncio.to_thread(ensure_macvlan, req.interface, run.parent, req.mac, self.ns)
             requested = str(req.requested) if req.requested is not None else None
+            submodule("pyroute2.dhcp.client")  # pyroute2.dhcp alone, not its package __init__
+            from kubevip.net.dhcp4 import Dhcp4Client  # only when a Service asks DHCP
+
             run.client = Dhcp4Client(req.interface, req.client_id, req.hostname, requested,
                                      lambda ev: self._event(key, run, ev))
             if self._runs.get(key) is not run:

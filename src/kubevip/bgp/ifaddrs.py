@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
-
-from pyroute2 import IPRoute
+from typing import TYPE_CHECKING
 
 from kubevip.errors import InterfaceNotFoundError
 from kubevip.ip import IPAddress
+from kubevip.pyroute2_lazy import submodule
+
+if TYPE_CHECKING:
+    from pyroute2.iproute.linux import IPRoute as _IPRoute
+
+
+def IPRoute() -> _IPRoute:
+    ipr: _IPRoute = submodule("pyroute2.iproute").IPRoute()
+    return ipr
 
 
 def interface_addresses(name: str) -> list[IPAddress]:

@@ -14,6 +14,7 @@ from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
 from kubevip.election.observe import Observation, expires_at, observe
 from kubevip.election.record import LeaseRecord, lease_body, renewed_body
 from kubevip.election.timings import Timings
+from kubevip.kube.errors import Forbidden, Unauthorized
 from kubevip.kube.rest import RestClient
 from kubevip.tasks import REPLY_GRACE, bounded, settled_within
 
@@ -60,6 +61,7 @@ class LeaseElector:
         self._lead_until = 0.0
         self._mine: LeaseRecord | None = None  # the version this process last wrote
         self._seen: Observation | None = None
+        self._refused: type[Exception] | None = None  # the refusal last warned about (Forbidden, ...)
         self._task: asyncio.Task[None] | None = None
         self._lag = LagReporter(f"lease {namespace}/{name}", self.timings, clock)
         self._closing = False
@@ -198,12 +200,20 @@ class LeaseElector:
         wake = self._clock() + t.retry_period
         try:
             expiry = await bounded(self._try_acquire(), t.renew_deadline)
+            self._refused = None
         except Conflict:
             expiry = None  # someone else won the race; look again after one retry period
         except TRANSIENT as exc:
             # We saw nothing: our clock on the holder's version restarts once we can see again.
             self._seen = None
-            log.debug("lease %s/%s: acquire attempt failed: %r", self.namespace, self.name, exc)
+            if isinstance(exc, (Forbidden, Unauthorized)) and type(exc) is not self._refused:
+                # Not transient in practice: RBAC (e.g. svc_election's Lease in the Service's namespace
+                # without rights there) keeps the unit unheld forever; say so once, not at debug level.
+                log.warning("lease %s/%s: the API server refuses this agent the Lease (%s); the unit stays "
+                            "unheld by this node until that changes", self.namespace, self.name, exc)
+            else:
+                log.debug("lease %s/%s: acquire attempt failed: %r", self.namespace, self.name, exc)
+            self._refused = type(exc) if isinstance(exc, (Forbidden, Unauthorized)) else None
             expiry = None
         if self._leading:
             try:

@@ -15,38 +15,21 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pyroute2.dhcp.client import AsyncDHCPClient, ClientConfig
 from pyroute2.dhcp.enums import dhcp as dhcp_enums
 from pyroute2.dhcp.hooks import Hook, Trigger
 from pyroute2.dhcp.leases import Lease
 
+from kubevip.net.dhcp_lease import BOUND, EXPIRED, REBOUND, RENEWED, UNBOUND, LeaseEvent
+
 log = logging.getLogger(__name__)
 
-BOUND = "bound"
-RENEWED = "renewed"
-REBOUND = "rebound"
-EXPIRED = "expired"
-UNBOUND = "unbound"
+
 _TRIGGERS = {
     Trigger.BOUND: BOUND, Trigger.RENEWED: RENEWED, Trigger.REBOUND: REBOUND,
     Trigger.EXPIRED: EXPIRED, Trigger.UNBOUND: UNBOUND,
 }
-
-
-@dataclass(frozen=True)
-class LeaseEvent:
-    """What the client learnt: `kind` is one of BOUND..UNBOUND; times are seconds from `obtained`
-    (monotonic clock of this process)."""
-
-    kind: str
-    address: ipaddress.IPv4Address
-    obtained: float
-    lease_time: float
-    renewal: float | None
-    rebinding: float | None
-    server: str
 
 
 class _RequestedLease(Lease):  # type: ignore[misc]  # pyroute2 is untyped here

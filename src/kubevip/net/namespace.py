@@ -8,11 +8,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-from pyroute2 import IPRoute
-from pyroute2 import netns as _netns
+from typing import TYPE_CHECKING
 
 from kubevip.errors import NetworkError
+from kubevip.pyroute2_lazy import submodule
+
+if TYPE_CHECKING:
+    from pyroute2.iproute.linux import IPRoute
 
 _local = threading.local()
 
@@ -52,11 +54,13 @@ class Netns:
             raise NetworkError(
                 "kubevip.net netlink calls block: call them via asyncio.to_thread(...), not on the event loop"
             )
+        # pyroute2.iproute alone, on first use (not pyroute2's __init__: kubevip.pyroute2_lazy)
+        iproute: type[IPRoute] = submodule("pyroute2.iproute").IPRoute
         if self.name is None:
-            return IPRoute()
+            return iproute()
         try:
             # flags=0: never create a missing namespace by accident.
-            return IPRoute(netns=self.name, flags=0)
+            return iproute(netns=self.name, flags=0)
         except OSError as exc:
             raise NetworkError(f"network namespace {self.name!r} is not usable: {exc}") from exc
 
@@ -65,7 +69,7 @@ class Netns:
         if self.name is None:
             return socket.socket(family, kind, proto)
         try:
-            return _netns.create_socket(self.name, family, kind, proto, flags=0)  # type: ignore[no-any-return]
+            return submodule("pyroute2.netns").create_socket(self.name, family, kind, proto, flags=0)  # type: ignore[no-any-return]
         except OSError as exc:
             raise NetworkError(f"network namespace {self.name!r} is not usable: {exc}") from exc
 

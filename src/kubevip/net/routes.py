@@ -21,15 +21,17 @@ import logging
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING, Any
 
 from kubevip.errors import NetworkError
 from kubevip.ip import IPAddress
 from kubevip.net.addresses import VipAddress, normalise
 from kubevip.net.interfaces import link
 from kubevip.net.namespace import OWN, Netns
+from kubevip.pyroute2_lazy import submodule
+
+if TYPE_CHECKING:
+    from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +117,11 @@ class RoutingTable:
                 kwargs["oif"] = link(self.interface, self.ns).index
         else:
             kwargs["scope"] = RT_SCOPE_UNIVERSE
+        netlink_error: type[NetlinkError] = submodule("pyroute2.netlink.exceptions").NetlinkError
         try:
             with self.ns.iproute() as ipr:
                 ipr.route(op, **kwargs)
-        except NetlinkError as exc:
+        except netlink_error as exc:
             if op == "add" and exc.code == errno.EEXIST:
                 log.warning("route %s/%s already in table %s (not ours): leaving it", ip, plen, self.table)
                 return False
