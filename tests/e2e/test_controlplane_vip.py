@@ -22,16 +22,19 @@ import pytest
 
 from kubevip.controlplane.kernel import CONTROL_PLANE_PROTO
 from kubevip.lab import pods
+from kubevip.lab.bgp import LabBgp
 from kubevip.lab.client import connect
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.cpvip import AGENT_METRICS, ControlPlaneVipLab, lab_status
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import connect_network, run_sync
+from kubevip.lab.topology import cp_session_address
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
 from tests.e2e.conftest import StackLabs
 from tests.fixtures.prereqs import require, require_root_netns
 from tests.fixtures.waiting import wait_until
+from tests.net.test_bgp_speaker import _require_daemon
 
 WITHIN = 90.0  # generous: the machine may be shared with other heavy test runs
 SVC_NS = "cpvip-services"
@@ -378,4 +381,57 @@ def test_single_stack_control_plane_vip(
         lab.stop()
         for n in lab.nodes:  # the next user of this lab network starts clean
             AddressManager(n.interface, Netns(n.netns), proto=CONTROL_PLANE_PROTO).cleanup_stale([])
+        connect_network(control_plane, lab_network)
+
+
+@pytest.mark.bgp
+@pytest.mark.parametrize("stack", ["ipv4", "ipv6"])
+def test_single_stack_control_plane_vip_over_bgp(
+    stack: str, stack_labs: StackLabs, control_plane: ControlPlane, lab_network: LabNetwork,
+) -> None:
+    """`lab up --stack ipv4|ipv6 --bgp bird2 --control-plane N --control-plane-bgp single`: each control-plane
+    agent peers the router from the node's second address of the lab family (the Service agent has the
+    first), with a 32-bit router id even on an IPv6-only node; the router has the one VIP with the Lease
+    holder as its one next hop, the bgp_client reaches the API server through it, and the route moves when
+    the holder's agent stops (SIGTERM). No address of the other family on any node."""
+    require_root_netns()
+    require(control_plane.bind_address.is_unspecified, "control plane bound for lab nodes (root)")
+    _require_daemon("bird2")
+    fam = 4 if stack == "ipv4" else 6
+    net = stack_labs.get(stack)
+    connect_network(control_plane, net)
+    router = LabBgp(net, net.state_dir)
+    lab = ControlPlaneVipLab(control_plane, net, 2, bgp_mode="single", agent_extra_env={"bgp_hold_time": "9"})
+    session = {n.name: cp_session_address(net.topo, i) for i, n in enumerate(net.nodes[:2])}
+    try:
+        router.up("bird2")
+        lab.start()
+        assert lab.status()["announce"] == "bgp" and lab.status()["vip"][f"ipv{6 if fam == 4 else 4}"] is None
+        lab.wait_bgp_reachable()  # the router's RIB has the VIP, the bgp_client reaches the API through it
+
+        def next_hop() -> str | None:
+            hops = lab.rib()
+            if set(hops) != {fam} or len(hops[fam]) != 1:
+                return None
+            by_addr = {a: name for name, a in session.items()}
+            return by_addr.get(next(iter(hops[fam])))
+
+        def holder_is_hop() -> str | None:
+            h = next_hop()
+            return h if h is not None and h == lease_holder(lab) else None
+
+        holder: str = until(holder_is_hop,
+                            "the Lease holder's session address the VIP's one next hop", lab)
+        agent = lab.agents[holder]
+        agent.signal(signal.SIGTERM)
+        assert agent.proc is not None and agent.proc.wait(60) == 0
+        new = until(lambda: (h := next_hop()) not in (None, holder) and h, "the route moved to the peer", lab)
+        until(lambda: api_ok(lab, fam), "the bgp_client reaching the API server after the move", lab)
+        assert lease_holder(lab) == new
+        other = 6 if fam == 4 else 4
+        for n in net.nodes:
+            assert not other_family(lab, n.netns, other), f"IPv{other} on {n.name} of a {stack} lab"
+    finally:
+        lab.stop()
+        router.down()
         connect_network(control_plane, lab_network)

@@ -68,12 +68,8 @@ def register(subparsers: Any) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from kubevip.errors import LabError
-    from kubevip.lab.cpvip import single_stack_bgp as cpvip_single_stack_bgp
     from kubevip.lab.instance import LabInstance
 
-    if args.control_plane and args.bgp and args.stack != "dual":  # before anything starts
-        raise LabError(cpvip_single_stack_bgp(args.stack))
     for line in LabInstance(args.lab_id).up(
         args.nodes, bgp=args.bgp, kubernetes=args.kubernetes, stack=args.stack
     ):

@@ -29,7 +29,7 @@ import yaml
 
 from kubevip.errors import BgpError, LabError
 from kubevip.ip import IPAddress
-from kubevip.lab import procs
+from kubevip.lab import procs, topology
 from kubevip.lab.agents import AgentProcess
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane, http_get
@@ -54,13 +54,6 @@ def vips(net: LabNetwork) -> dict[int, IPAddress]:
 def node_address(net: LabNetwork, node: Endpoint) -> IPAddress:
     """The node's address of the lab's first family (IPv4 unless the lab is IPv6-only)."""
     return node.ipv4 if 4 in net.families else node.ipv6
-
-
-def single_stack_bgp(stack: str) -> str:
-    """Why `--control-plane` is refused on a single-stack lab with a BGP router (docs/lab.md)."""
-    return (f"--control-plane on a --stack {stack} lab with --bgp: the control-plane agent needs a BGP "
-            "session of its own beside the Service agent's, and the lab router has one per node address "
-            "(one per node on a single-stack lab); use --stack dual with --bgp, or no --bgp")
 
 
 def _host(ip: IPAddress) -> str:
@@ -145,7 +138,7 @@ class ControlPlaneVipLab:
     def start(self) -> None:
         """PKI, relay, API servers (waits until each is ready), kubeconfigs, agents."""
         if self.announced_by_bgp and len(self.families) == 1:
-            raise LabError(single_stack_bgp(self.net.stack))
+            self._add_session_addresses()
         self.dir.mkdir(parents=True, exist_ok=True)
         self._pki()
         self._start_relay()
@@ -169,6 +162,11 @@ class ControlPlaneVipLab:
         if self.relay is not None:
             procs.terminate(self.relay)
             self.relay = None
+        if self.announced_by_bgp and len(self.families) == 1:
+            for n in self.nodes:
+                a = topology.cp_session_address(self.net.topo, self.net.nodes.index(n))
+                self.net.run(n.netns, ["ip", "addr", "del", f"{a}/{self.net.subnets[a.version].prefixlen}",
+                                       "dev", n.interface], check=False)
         self._save()
 
     def __enter__(self) -> ControlPlaneVipLab:
@@ -268,7 +266,7 @@ class ControlPlaneVipLab:
             "vip_leaderelection": "true",
             "prometheus_server": AGENT_METRICS,
         }
-        bgp = self.bgp.control_plane_env(node.ipv6)
+        bgp = self.bgp.control_plane_env(node.ipv6, self.net.nodes.index(node))
         if bgp:
             env.update(bgp)
             env["vip_leaderelection"] = "true" if self.bgp_mode == "single" else "false"
@@ -416,6 +414,16 @@ class ControlPlaneVipLab:
                   "-extfile", str(d / "san.ext"), "-out", str(d / "apiserver.crt")])
         for key in ("ca.key", "apiserver.key"):
             os.chmod(d / key, 0o600)
+
+    def _add_session_addresses(self) -> None:
+        """Single stack with a BGP router: the second address each control-plane node peers the router
+        from (topology.CP_SESSION_HOSTS). IPv6: deprecated at once (preferred_lft 0), so the kernel never
+        picks it as a source; the agent binds it. IPv4: a secondary address, never a default source."""
+        for n in self.nodes:
+            a = topology.cp_session_address(self.net.topo, self.net.nodes.index(n))
+            plen = self.net.subnets[a.version].prefixlen
+            extra = ["nodad", "preferred_lft", "0"] if a.version == 6 else []
+            self.net.run(n.netns, ["ip", "addr", "replace", f"{a}/{plen}", "dev", n.interface, *extra])
 
     def _start_relay(self) -> None:
         if self.relay is not None and self.relay.poll() is None:
