@@ -85,7 +85,8 @@ def api_ok(lab: ControlPlaneVipLab, family: int) -> bool:
 
 
 def lease_holder(lab: ControlPlaneVipLab) -> str | None:
-    out = lab.cp.kubectl_run("get", "lease", "-n", "kube-system", "plndr-cp-lock", "-o", "json")
+    name = lab.agent_extra_env.get("vip_leasename", "plndr-cp-lock")
+    out = lab.cp.kubectl_run("get", "lease", "-n", "kube-system", name, "-o", "json")
     holder: str | None = json.loads(out)["spec"].get("holderIdentity") or None
     return holder
 
@@ -341,7 +342,8 @@ def test_single_stack_control_plane_vip(
     net = stack_labs.get(stack)
     connect_network(control_plane, net)  # a dual-stack cpvip lab may have run since it was made
     # Two nodes are enough for a failover, and start faster than three.
-    lab = ControlPlaneVipLab(control_plane, net, 2)
+    # A Lease of its own: the module's dual-stack lab (`cpv`) may hold plndr-cp-lock of the same cluster.
+    lab = ControlPlaneVipLab(control_plane, net, 2, agent_extra_env={"vip_leasename": f"kvt-cp-{stack}"})
     try:
         with Watcher(lab) as w:
             lab.start()
@@ -401,7 +403,8 @@ def test_single_stack_control_plane_vip_over_bgp(
     net = stack_labs.get(stack)
     connect_network(control_plane, net)
     router = LabBgp(net, net.state_dir)
-    lab = ControlPlaneVipLab(control_plane, net, 2, bgp_mode="single", agent_extra_env={"bgp_hold_time": "9"})
+    lab = ControlPlaneVipLab(control_plane, net, 2, bgp_mode="single",
+                             agent_extra_env={"bgp_hold_time": "9", "vip_leasename": f"kvt-cpb-{stack}"})
     session = {n.name: cp_session_address(net.topo, i) for i, n in enumerate(net.nodes[:2])}
     try:
         router.up("bird2")
