@@ -6,7 +6,11 @@ set -euo pipefail
 # dnsmasq-base: the DHCP server of the DHCP VIP tests (docs/dhcp.md). The binary only: the `dnsmasq`
 # package would also install a system service that binds ports 53 and 67 on the host; the tests run
 # their own dnsmasq inside a lab namespace and stop it by PID.
-pkgs=(iproute2 iputils-ping procps gobgpd bird2 frr tcpdump nftables util-linux libcap2-bin dnsmasq-base)
+# kea-dhcp4-server: the DHCP server of the lease-expiry test (dnsmasq's shortest lease is 2 minutes; Kea's
+# valid-lifetime may be a few seconds). Its packaged service is not started (policy-rc.d below); the test
+# runs its own kea-dhcp4 in a lab namespace with its own config, lease file and control paths.
+pkgs=(iproute2 iputils-ping procps gobgpd bird2 frr tcpdump nftables util-linux libcap2-bin dnsmasq-base
+  kea-dhcp4-server)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from kubevip.core import parse
-from kubevip.core.claims import claims_of, resolve
+from kubevip.core.claims import claims_of, dhcp_wants, resolve
 from kubevip.core.eligibility import Rules, place
 from kubevip.core.families import effective_policy
 from kubevip.core.nodes import NodeView, node_from_dict
@@ -183,14 +183,19 @@ def placement(
     decision: ServiceDecision, service: ServiceView, node: str, nodes: Sequence[NodeView], rules: Rules,
 ) -> dict[str, dict[str, Any]]:
     """Per VIP: may `node` hold it, judged against the given Nodes (core/eligibility.py; the Service
-    alone: no address shared with another Service)."""
+    alone: no address shared with another Service). A family asking DHCP is keyed `dhcp:<family>` (its
+    address is unknown until leased; docs/dhcp.md)."""
     plans, _ = resolve(claims_of(service, "", decision, interfaces=rules.layer2))
-    pl = place(plans, {service.key: service}, {n.name: n for n in nodes}, rules)
+    wants = dhcp_wants(service, "", decision, interfaces=rules.layer2)
+    pl = place(plans, {service.key: service}, {n.name: n for n in nodes}, rules, wants)
+    known = any(n.name == node for n in nodes)
+    judged = [(str(p.address), pl.refusals.get(p.address, {})) for p in pl.plans]
+    judged += [(f"dhcp:{w.request.family.value}", pl.dhcp_refusals.get((w.service, w.request.family), {}))
+               for w in pl.dhcp]
     out: dict[str, dict[str, Any]] = {}
-    for p in pl.plans:
-        refused = pl.refusals.get(p.address, {}).get(node)
-        known = any(n.name == node for n in nodes)
-        out[str(p.address)] = {
+    for what, refusals in judged:
+        refused = refusals.get(node)
+        out[what] = {
             "eligible": refused is None and known,
             "reason": str(refused.reason) if refused is not None else "",
             "detail": refused.detail if refused is not None else ("" if known else f"no Node {node} given"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
@@ -57,3 +58,35 @@ async def bounded(aw: Awaitable[T], seconds: float) -> T:
     """Await with a deadline; unlike asyncio.wait_for on Python 3.11 it never swallows a cancellation."""
     async with asyncio.timeout(seconds):
         return await aw
+
+
+# What a request may take beyond its caller's deadline (`settled_within`): the caller decides at its
+# deadline; the request's own timer must not cancel a reply that is already read first.
+REPLY_GRACE = 0.5
+
+
+async def settled_within(aw: Awaitable[T], seconds: float) -> T:
+    """`bounded`, but a result that arrived in time and was only read late still counts.
+
+    When the event loop is blocked past the deadline (a long pass, a starved CPU), the reply's socket
+    callback and the deadline's timer run in the same loop iteration, the reply's first; asyncio.timeout
+    would then cancel the task that already has its answer (a Lease renewal the API server accepted would
+    be taken for failed, and the holder would fence for nothing). Here the deadline only stops waiting:
+    the awaitable runs as its own task, which gets one more step to finish; only then is it cancelled and
+    TimeoutError raised. Callers give the request's own timeout REPLY_GRACE more than `seconds`."""
+    task = asyncio.ensure_future(aw)
+    try:
+        await asyncio.wait({task}, timeout=max(0.0, seconds))
+        if not task.done():
+            await asyncio.sleep(0)  # the step a reply read in this same iteration needs
+    except BaseException:  # cancelled ourselves: take the request down with us
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise TimeoutError(f"no result within {seconds:.2f} s")
+    return task.result()

@@ -68,9 +68,25 @@ async def test_live_and_offline_answers_are_identical_but_for_live_fields(
     await client.CoreV1Api(kube_admin).create_namespaced_service(ns, body)
     objs = await published(kube_admin, ns, "dual", {"IPv4": v4s(), "IPv6": v6s()}, v4s())
     await report(kube_admin, ns, nodes[0], VIP4)
+    # A forged report in another namespace (anyone who may write Leases there) names another holder:
+    # ignored, only the agents' lease namespace counts.
+    forged = f"{ns}-forged"
+    await client.CoreV1Api(kube_admin).create_namespace({"metadata": {"name": forged}})
+    try:
+        await report(kube_admin, forged, nodes[1], VIP4)
+        await _compare(kube_admin, ns, nodes, objs, control_plane, tmp_path, capsys)
+    finally:
+        await client.CoreV1Api(kube_admin).delete_namespace(forged)
+
+
+async def _compare(
+    kube_admin: client.ApiClient, ns: str, nodes: list[str], objs: dict[str, Any],
+    control_plane: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
 
     for extra in ((), ("--node", nodes[1]), ("--endpoints", "legacy", "--node", nodes[0])):
-        res = await asyncio.to_thread(live, control_plane, "-n", ns, "dual", "-o", "json", *extra)
+        res = await asyncio.to_thread(live, control_plane, "-n", ns, "--lease-namespace", ns, "dual", "-o",
+                                      "json", *extra)
         assert res.returncode == 0, res.stderr
         got = json.loads(res.stdout)
         explain(objs, tmp_path, capsys)
@@ -81,7 +97,8 @@ async def test_live_and_offline_answers_are_identical_but_for_live_fields(
         assert [(v["address"], v["holder"], v["holders"]) for v in live_part["vips"]] == [
             (VIP4, nodes[0], [nodes[0]]), (want["vips"][1]["address"], None, []),
         ]
-        text = await asyncio.to_thread(live, control_plane, "-n", ns, "dual", "-o", "text", *extra)
+        text = await asyncio.to_thread(live, control_plane, "-n", ns, "--lease-namespace", ns, "dual", "-o",
+                                       "text", *extra)
         assert text.returncode == 0, text.stderr
         off = offline_text(objs, tmp_path, capsys, "-o", "text", *extra)
         assert text.stdout.startswith(off)

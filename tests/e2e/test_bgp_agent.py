@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from kubevip.core.dhcp import MACVLAN_PREFIX
 from kubevip.errors import BgpError
 from kubevip.lab import pods
 from kubevip.lab.agents import RESPONDER_PORT
@@ -23,6 +24,7 @@ from kubevip.lab.network import LabNetwork
 from kubevip.lab.routers import DAEMONS, Rib
 from kubevip.lab.topology import Endpoint
 from kubevip.net.addresses import AddressManager
+from kubevip.net.macvlan import macvlans
 from kubevip.net.namespace import Netns
 from tests.e2e.conftest import E2E
 from tests.net.test_bgp_speaker import _require_daemon
@@ -215,9 +217,21 @@ async def test_bad_bgp_annotation_warns_and_costs_no_other_service(bgp: Bgp) -> 
     await e2e.service(
         "bad", [bad], families=("IPv6",), annotations={"kube-vip.io/bgp-communities": "65000:700000"}
     )
+    # DHCP VIPs are layer 2 (docs/dhcp.md): refused in BGP mode, naming the setting, no client anywhere.
+    await e2e.service("dhcp", "0.0.0.0")
     bgp.start_agents()
     holder = await e2e.eventually(lambda: e2e.vip_host("good"), "good has a vipHost")
     await bgp.eventually_rib({good: {holder}}, "only the good Service is announced")
+
+    async def refused_dhcp() -> bool:
+        return any(t == "Warning" and r == "dhcp-needs-layer2" and "bgp_enable=true" in m
+                   for t, r, m in await e2e.events("dhcp"))
+
+    await e2e.eventually(refused_dhcp, "a Warning Event names bgp_enable for the DHCP Service")
+    assert await e2e.ingress("dhcp") == []
+    for node in e2e.nodes:
+        assert not await asyncio.to_thread(macvlans, MACVLAN_PREFIX, Netns(node.netns)), "no DHCP macvlan"
+        assert "DHCP for" not in e2e.fleet.agents[node.name].log_path.read_text(errors="replace")
 
     async def warned() -> bool:
         return any(

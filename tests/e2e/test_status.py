@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 async def status(e2e: E2E) -> dict[str, Any]:
     """`kubevip status -o json` as an operator runs it (a separate process, the admin kubeconfig)."""
     argv = [sys.executable, "-m", "kubevip", "status", "--kubeconfig", str(e2e.cp.admin_kubeconfig),
-            "-n", e2e.ns, "-o", "json"]
+            "-n", e2e.ns, "--lease-namespace", e2e.ns, "-o", "json"]
     res = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     doc: dict[str, Any] = json.loads(res.stdout)
@@ -120,7 +120,7 @@ async def test_status_reports_warnings_and_text(e2e: E2E) -> None:
     w = next(w for w in svc["warnings"] if w["reason"] == "dns-name")
     assert "web.example" in w["message"] and w["node"] in {n.name for n in e2e.nodes}
     argv = [sys.executable, "-m", "kubevip", "status", "--kubeconfig", str(e2e.cp.admin_kubeconfig),
-            "-n", e2e.ns]
+            "-n", e2e.ns, "--lease-namespace", e2e.ns]
     res = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     holder = svc["vips"][0]["holder"]
@@ -129,7 +129,7 @@ async def test_status_reports_warnings_and_text(e2e: E2E) -> None:
     assert f"{e2e.ns}/half: dns-name:" in res.stdout
     # Live explain names the same holder, from the same reports.
     argv = [sys.executable, "-m", "kubevip", "explain", "--kubeconfig", str(e2e.cp.admin_kubeconfig),
-            "-n", e2e.ns, "half", "-o", "json"]
+            "-n", e2e.ns, "--lease-namespace", e2e.ns, "half", "-o", "json"]
     res = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

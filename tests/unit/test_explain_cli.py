@@ -195,3 +195,18 @@ def test_node_placement_with_node_objects(capsys: pytest.CaptureFixture[str], tm
     assert "may hold 192.0.2.10" in out
     rc, out, err = explain(capsys, "-f", f, "--node", "n1", "--vip-node-selector", "rack in (")
     assert rc == 2 and "--vip-node-selector" in err
+
+
+def test_node_placement_of_a_dhcp_vip(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A family asking DHCP is judged before any lease, by the same rules (docs/dhcp.md)."""
+    svc = b.service(lb_ips="0.0.0.0", annotations={"kube-vip.io/node-selector": "rack=r1"})
+    nodes = [{"kind": "Node", "metadata": {"name": "n1", "labels": {"rack": "r1"}}},
+             {"kind": "Node", "metadata": {"name": "n2", "labels": {"rack": "r2"}}}]
+    f = write(tmp_path / "in.yaml", svc, *nodes)
+    rc, out, err = explain(capsys, "-f", f, "--node", "n2")
+    assert rc == 0, err
+    got = json.loads(out)["node"]["placement"]
+    assert list(got) == ["dhcp:IPv4"]
+    assert (got["dhcp:IPv4"]["eligible"], got["dhcp:IPv4"]["reason"]) == (False, "node-selector-service")
+    rc, out, _ = explain(capsys, "-f", f, "--node", "n1")
+    assert json.loads(out)["node"]["placement"]["dhcp:IPv4"]["eligible"] is True

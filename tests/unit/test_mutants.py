@@ -101,9 +101,16 @@ MUTANTS = (
     Mutant(
         "placement's refusals are dropped when they raise no Warning",
         "core/eligibility.py",
-        "    if not pl.refusals and not pl.warnings:\n        return snap, pl",
-        "    if not pl.refusals or not pl.warnings:\n        return snap, pl",
+        "    if not pl.refusals and not pl.warnings and not pl.dhcp_refusals:\n        return snap, pl",
+        "    if not pl.refusals or not pl.warnings and not pl.dhcp_refusals:\n        return snap, pl",
         ("tests/unit/core/test_eligibility.py::test_placed_snapshot_narrows_plans_even_without_a_warning",),
+    ),
+    Mutant(
+        "placement's DHCP refusals are dropped when they raise no Warning",
+        "core/eligibility.py",
+        "    if not pl.refusals and not pl.warnings and not pl.dhcp_refusals:\n        return snap, pl",
+        "    if not pl.refusals and not pl.warnings:\n        return snap, pl",
+        ("tests/unit/core/test_eligibility.py::test_dhcp_want_refused_by_the_service_selector_names_each_node",),
     ),
     Mutant(
         "a /30's network and broadcast addresses pass the address policy",

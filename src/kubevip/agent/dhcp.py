@@ -116,6 +116,8 @@ class DhcpDriver:
     def _start(self, key: Key, want: DhcpWant, parent: str) -> None:
         run = _Run(want, parent)
         self._runs[key] = run
+        log.info("DHCP for %s %s: client starting on %s (parent %s)", key[0], key[1], want.request.interface,
+                 parent or "none")
         self._retired.discard(want.request.interface)
         run.task = spawn(self.guard, f"dhcp:{key[0]}/{key[1]}", self._run(key, run))
 

@@ -323,6 +323,7 @@ class Agent:
                 snapshot, self.world.copy(), self.cfg.lb_class, self.cfg.use_legacy_endpoints,
                 dict(self._cache), per_address=self.per_address_units, service_interfaces=self.bgp is None,
                 policy=self.facts.policy, cross_namespace=self.cfg.policy.cross_namespace,
+                dhcp_layer2=self.bgp is None,  # DHCP VIPs are layer 2 only (docs/dhcp.md)
             )
             if self.nodes is not None:  # narrowed to the nodes placement allows (docs/placement.md)
                 services = {k: r.view for k, r in self.world.services.items()}
@@ -540,7 +541,9 @@ class Agent:
         return (self._snap_version, self._stopping, self.leadership.generation(), frozenset(self._ifaces))
 
     async def _apply(self, changes: Changes, snap: Snapshot) -> None:
-        done = await self.vips.apply(changes, self._add_lifetimes(changes.add, snap))
+        done = await self.vips.apply(
+            changes, self._add_lifetimes(changes.add, snap), self._add_deadline(changes.add, snap),
+        )
         if self.lifetimes and any(r in self.vips.ours for r in done.add):
             # The adds' lifetimes were computed before the batch ran: a round now checks them against the
             # instant the kernel stamped them (and shortens any that a slow batch made unsafe).
@@ -561,6 +564,20 @@ class Agent:
             # Unknown renewal (cannot happen for a held unit): the shortest lifetime; a round follows.
             out[r] = 1 if renewed is None else lifetime(t, renewed, now).seconds
         return out
+
+    def _add_deadline(self, rows: Iterable[Row], snap: Snapshot) -> float | None:
+        """The earliest fencing deadline (renewal + renewDeadline) of the units the adds rest on: the
+        kernel gets none of them from then on, even if this process stops between the pass's decision
+        and the netlink send (the extension round's race, docs/election.md). None: lifetimes off."""
+        if not self.lifetimes:
+            return None
+        by_addr = snap.by_address
+        renewed = [
+            s for r in rows
+            if (p := by_addr.get(r.address)) is not None
+            and (s := self.leadership.renewed_at(p.unit)) is not None
+        ]
+        return min(renewed) + self.cfg.election.timings.renew_deadline if renewed else None
 
     # -- kernel lifetimes ------------------------------------------------------------------------------
 
@@ -627,7 +644,12 @@ class Agent:
                 if not renewed:
                     break
                 plan: dict[Row, Lifetime] = {r: lifetime(t, s, now) for r, s in renewed.items()}
-                stamped = await asyncio.to_thread(self.vips.extend, {r: lt.seconds for r, lt in plan.items()})
+                # Checked again next to each netlink send: a process stopped between here and there (the
+                # chaos soak's SIGSTOP) must not re-create addresses after its fencing deadline.
+                not_after = min(renewed.values()) + t.renew_deadline
+                stamped = await asyncio.to_thread(
+                    self.vips.extend, {r: lt.seconds for r, lt in plan.items()}, not_after,
+                )
                 late = [
                     r for r, lt in plan.items()
                     if lt.guaranteed and not still_safe(t, renewed[r], lt.seconds, stamped)

@@ -51,6 +51,9 @@ def register(subparsers: Any) -> None:
         "--endpoints", choices=explain.ENDPOINTS_MODES, default=explain.ENDPOINTS_AUTO,
         help="auto (default): EndpointSlices when given, else legacy Endpoints; legacy: as enable_endpoints",
     )
+    from kubevip.commands.status import add_lease_namespace
+
+    add_lease_namespace(parser)  # live: whose report Leases name the holders
     parser.set_defaults(func=run)
 
 
@@ -69,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         from kubevip.core.status import vip_entries
 
-        inputs, holding = asyncio.run(read_live(args.kubeconfig, args.namespace, args.name, args.node))
+        inputs, holding = asyncio.run(
+            read_live(args.kubeconfig, args.namespace, args.name, args.node, args.lease_namespace)
+        )
         decision = explain.analyse(inputs, args.endpoints)
         live = {"vips": vip_entries(decision, holding)}
     if args.output == "text":
@@ -86,10 +91,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def read_live(
-    kubeconfig: str, namespace: str, name: str, node: str | None
+    kubeconfig: str, namespace: str, name: str, node: str | None, leases_in: str | None = None,
 ) -> tuple[explain.Inputs, Holdings]:
-    """The Service, its EndpointSlices and Endpoints, the Nodes and the agents' report Leases."""
-    from kubevip.commands.status import report_lease
+    """The Service, its EndpointSlices and Endpoints, the Nodes and the agents' report Leases (in
+    `leases_in`, the agents' lease namespace: commands.status.lease_namespace)."""
+    from kubevip.commands.status import report_lease, report_leases_path
     from kubevip.core import parse
     from kubevip.core.report import REPORT_LABEL
     from kubevip.core.status import holdings
@@ -105,7 +111,7 @@ async def read_live(
                   {"labelSelector": f"kubernetes.io/service-name={name}"}),
             get(api, f"{base}/endpoints/{name}"),
             items(api, "/api/v1/nodes"),
-            items(api, "/apis/coordination.k8s.io/v1/leases", {"labelSelector": REPORT_LABEL}),
+            items(api, report_leases_path(leases_in), {"labelSelector": REPORT_LABEL}),
         )
     finally:
         await api.close()

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import sys
 from typing import Any
 
@@ -31,7 +32,31 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--kubeconfig", default="", help="kubeconfig (default: KUBECONFIG, else in-cluster)")
     parser.add_argument("-n", "--namespace", default=None, help="only the Services of this namespace")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="default text")
+    add_lease_namespace(parser)
     parser.set_defaults(func=run)
+
+
+def add_lease_namespace(parser: argparse.ArgumentParser) -> None:
+    """`--lease-namespace`, shared with live `kubevip explain`."""
+    parser.add_argument(
+        "--lease-namespace", default=None, metavar="NS",
+        help="where the agents write their report Leases (their vip_leasenamespace; default: the "
+             "vip_leasenamespace environment variable, else kube-system); report Leases elsewhere are "
+             "ignored, so nobody who may write Leases in another namespace can forge a holder",
+    )
+
+
+def lease_namespace(arg: str | None) -> str:
+    """The report Leases' namespace: the flag, else vip_leasenamespace from the environment, else
+    kube-system (the agents' default)."""
+    from kubevip.election.timings import DEFAULT_NAMESPACE
+
+    # kube-vip's variables are lower case: the agents' own manifest sets exactly this name.
+    return arg or os.environ.get("vip_leasenamespace") or DEFAULT_NAMESPACE  # noqa: SIM112
+
+
+def report_leases_path(arg: str | None) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{lease_namespace(arg)}/leases"
 
 
 def _scope(namespace: str | None) -> str:
@@ -70,7 +95,7 @@ def warning_event(obj: dict[str, Any]) -> WarningEvent | None:
     )
 
 
-async def gather(kubeconfig: str, namespace: str | None) -> dict[str, Any]:
+async def gather(kubeconfig: str, namespace: str | None, leases_in: str | None = None) -> dict[str, Any]:
     from kubevip.kube.client import connect
     from kubevip.kube.reads import items
 
@@ -80,7 +105,7 @@ async def gather(kubeconfig: str, namespace: str | None) -> dict[str, Any]:
         warnings = {"fieldSelector": "type=Warning,involvedObject.kind=Service"}
         svc_objs, lease_objs, node_objs, event_objs = await asyncio.gather(
             items(api, f"/api/v1{scope}/services"),
-            items(api, "/apis/coordination.k8s.io/v1/leases", {"labelSelector": REPORT_LABEL}),
+            items(api, report_leases_path(leases_in), {"labelSelector": REPORT_LABEL}),
             items(api, "/api/v1/nodes"),
             items(api, f"/api/v1{scope}/events", warnings),
         )
@@ -105,7 +130,7 @@ async def gather(kubeconfig: str, namespace: str | None) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    doc = asyncio.run(gather(args.kubeconfig, args.namespace))
+    doc = asyncio.run(gather(args.kubeconfig, args.namespace, args.lease_namespace))
     if args.output == "json":
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:

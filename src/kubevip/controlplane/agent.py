@@ -169,7 +169,8 @@ class ControlPlaneVip:
                 want = placements(self.vips.addresses, interfaces)
             if self.bgp is not None:
                 await self.bgp.announce(self._announceable(want))
-            await self.kernel.converge(want, self._add_lifetime() if self._leading else None)
+            await self.kernel.converge(want, self._add_lifetime() if self._leading else None,
+                                       self._add_deadline() if self._leading else None)
             if self.bgp is not None:
                 await self.bgp.announce(self._announceable(want))
         if self._leading and self.lifetimes:
@@ -185,6 +186,12 @@ class ControlPlaneVip:
         el = self.elector
         renewed = el.renewed_at if el is not None else None
         return 1 if renewed is None else lifetime(self.election.timings, renewed, time.monotonic()).seconds
+
+    def _add_deadline(self) -> float | None:
+        """The fencing deadline of the renewal the adds rest on: not sent from then on (docs/election.md)."""
+        el = self.elector
+        renewed = el.renewed_at if el is not None and self.lifetimes else None
+        return None if renewed is None else renewed + self.election.timings.renew_deadline
 
     def _renewed(self) -> None:
         self._renewals.set()
@@ -211,7 +218,9 @@ class ControlPlaneVip:
                 if not may_extend(t, renewed, now):
                     return  # past this node's own fencing deadline: a stalled loop woke up, it fences
                 lt = lifetime(t, renewed, now)
-                stamped = await asyncio.to_thread(self.kernel.extend_held, lt.seconds)
+                stamped = await asyncio.to_thread(
+                    self.kernel.extend_held, lt.seconds, renewed + t.renew_deadline,
+                )
                 if not lt.guaranteed or still_safe(t, renewed, lt.seconds, stamped):
                     return
 

@@ -90,17 +90,20 @@ class KernelVips(VipSet):
             log.info("removed %s %s from %s (left by a previous run)", LABEL, r.address, r.interface)
         return gone
 
-    def extend_held(self, lifetime: int) -> float:
-        """Blocking: set `lifetime` seconds on every held VIP of ours (re-creating one the kernel removed);
-        returns the instant the last batch returned."""
-        return self.extend(dict.fromkeys(self.held & self.ours, lifetime))
+    def extend_held(self, lifetime: int, not_after: float | None = None) -> float:
+        """Blocking: set `lifetime` seconds on every held VIP of ours (re-creating one the kernel removed),
+        nothing from `not_after` (monotonic: the fencing deadline) on; returns the instant the last batch
+        returned."""
+        return self.extend(dict.fromkeys(self.held & self.ours, lifetime), not_after)
 
-    async def converge(self, want: frozenset[Row], lifetime: int | None = None) -> None:
+    async def converge(
+        self, want: frozenset[Row], lifetime: int | None = None, not_after: float | None = None,
+    ) -> None:
         """Make `held` equal `want`: stop announcing first, change addresses, then announce the new ones
-        (added with `lifetime` seconds, else permanent)."""
+        (added with `lifetime` seconds, else permanent; none sent from `not_after` on)."""
         changes = diff(want, self.held)
         if not changes.empty:
-            await self.apply(changes, dict.fromkeys(changes.add, lifetime))
+            await self.apply(changes, dict.fromkeys(changes.add, lifetime), not_after)
 
     async def close(self) -> None:
         await super().close()

@@ -45,13 +45,21 @@ def is_dhcp_text(text: str) -> bool:
     return text in (DHCP_V4, DHCP_V6)
 
 
+# The rule a `dhcp-needs-layer2` Warning quotes: the setting, and what to do instead.
+LAYER2_RULE = (
+    "bgp_enable=true: DHCP VIPs are layer 2 only (a lease is an address of one MAC on one segment);"
+    " give the address explicitly, or use vip_arp=true"
+)
+
+
 def asks_dhcp(
-    texts: Sequence[str], families: Sequence[IPFamily],
+    texts: Sequence[str], families: Sequence[IPFamily], layer2: bool = True,
 ) -> tuple[tuple[IPFamily, ...], dict[str, str]]:
     """The families a Service asks DHCP for, and the DHCP spellings refused (text -> reason code).
 
     `0.0.0.0` asks DHCPv4, only where the Service serves IPv4: an IPv4-only Service never gets an IPv6
     request, and an IPv6-only one never an IPv4 request. `::` is refused (no DHCPv6 client, docs/dhcp.md).
+    Without `layer2` (BGP mode) `0.0.0.0` is refused too (`dhcp-needs-layer2`, docs/dhcp.md).
     """
     wanted: list[IPFamily] = []
     refused: dict[str, str] = {}
@@ -59,6 +67,8 @@ def asks_dhcp(
         if text == DHCP_V4:
             if IPFamily.IPV4 not in families:
                 refused[text] = reasons.FAMILY_NOT_SERVED
+            elif not layer2:
+                refused[text] = reasons.DHCP_NEEDS_LAYER2
             elif IPFamily.IPV4 not in wanted:
                 wanted.append(IPFamily.IPV4)
         elif text == DHCP_V6:

@@ -11,20 +11,26 @@ Nodes that published no network are never refused by rule 5 (nothing is known ag
 
 The election then runs among the eligible nodes only: `place` narrows each plan's `eligible` set, and
 every election mode already honours that set (a holder that drops out hands over gracefully).
+
+A DHCP VIP follows the same rules through its `DhcpWant` (elected before any address is leased, so
+every node judges it alike): rules 1-4 and 5a (its `serviceInterface`, the macvlan's parent); rule 5b
+needs the address and does not apply. Its leased plan takes the want's eligibility unchanged, so the
+holder (which alone knows the lease) and the other nodes agree on the unit.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from kubevip.core import labelselector
-from kubevip.core.claims import VipPlan, plans_by_service
+from kubevip.core.claims import DhcpWant, VipPlan, plans_by_service
 from kubevip.core.conditions import WARNING, Condition
 from kubevip.core.interface import ANNOTATION_SERVICE_INTERFACE
 from kubevip.core.nodes import NodeView
 from kubevip.core.reasons import Reason
-from kubevip.core.views import IPAddress, NodeName, ServiceView
+from kubevip.core.views import IPAddress, IPFamily, NodeName, ServiceKey, ServiceView, UnitId
 from kubevip.core.world import Snapshot
 from kubevip.errors import InputError
 
@@ -134,34 +140,92 @@ class Placement:
     # unit -> preferred nodes, most preferred first (kube-vip.io/preferred-nodes of its first Service).
     preferred: Mapping[str, tuple[str, ...]]
     warnings: Mapping[str, frozenset[Condition]]
+    # The DHCP wants with their eligible nodes narrowed like the plans', and why nodes were refused each
+    # (Service, family) that asks DHCP.
+    dhcp: tuple[DhcpWant, ...] = ()
+    dhcp_refusals: Mapping[tuple[ServiceKey, IPFamily], Mapping[str, Refusal]] = field(default_factory=dict)
 
 
 def place(
     plans: Iterable[VipPlan], services: Mapping[str, ServiceView], nodes: Mapping[str, NodeView],
-    rules: Rules,
+    rules: Rules, wants: Iterable[DhcpWant] = (),
 ) -> Placement:
-    """Narrow every plan to the nodes placement allows.
+    """Narrow every plan, and every DHCP want, to the nodes placement allows.
 
     A VIP shared by several Services follows the earliest Service's selector and preference (as it
     follows its `serviceInterface`). With no Node known the plans stay as they are. When a rule refuses
     some known node, only known nodes can be eligible (a node without a Node object is not judged)."""
-    out: list[VipPlan] = []
     refusals: dict[IPAddress, dict[str, Refusal]] = {}
     elected: set[str] = set()
     preferred: dict[str, tuple[str, ...]] = {}
     warns: dict[str, set[Condition]] = {}
     cache: dict[str, ServiceRules] = {}
-    for p in plans:
-        owner = p.services[0]
+
+    def rules_of(owner: str) -> ServiceRules:
         svc = cache.get(owner)
         if svc is None:
             svc = cache[owner] = service_rules(services.get(owner))
+        return svc
+
+    def narrow(
+        unit: UnitId, eligible: frozenset[NodeName] | None, refused: Mapping[str, Refusal],
+        keys: Iterable[str], what: str, svc: ServiceRules, owner: str,
+    ) -> frozenset[NodeName] | None:
+        """The one narrowing of an election unit's nodes, with its Warnings."""
+        if not refused:
+            return eligible
+        allowed = frozenset(NodeName(n) for n in nodes if n not in refused)
+        if eligible is None:
+            elected.add(unit)
+            narrowed = allowed
+        else:
+            narrowed = eligible & allowed
+        if not narrowed and (eligible is None or eligible):  # empty already: no local endpoints
+            for key in keys:
+                warns.setdefault(key, set()).add(no_eligible_node(key, what, refused))
+        if svc.selector_error:
+            warns.setdefault(owner, set()).add(Condition(owner, WARNING, Reason.NODE_SELECTOR_INVALID,
+                                                         svc.selector_error))
+        return narrowed
+
+    # DHCP wants: judged without an address (unknown until leased), so rule 5b does not apply.
+    dhcp_out: list[DhcpWant] = []
+    dhcp_refused: dict[tuple[ServiceKey, IPFamily], dict[str, Refusal]] = {}
+    leased: dict[tuple[ServiceKey, IPFamily], DhcpWant] = {}
+    for w in wants:
+        key = (w.service, w.request.family)
+        svc = rules_of(w.service)
+        if svc.preferred:
+            preferred.setdefault(w.unit, svc.preferred)
+        if nodes:
+            unspecified = ipaddress.ip_address("0.0.0.0" if w.request.family == IPFamily.IPV4 else "::")
+            refused = _judge(nodes, unspecified, w.parent, svc, rules, None)
+            if refused:
+                dhcp_refused[key] = refused
+                what = f"the DHCP {w.request.family.value} VIP of {w.service}"
+                narrowed = narrow(w.unit, w.eligible, refused, (w.service,), what, svc, w.service)
+                w = replace(w, eligible=narrowed)
+        leased[key] = w
+        dhcp_out.append(w)
+
+    out: list[VipPlan] = []
+    for p in plans:
+        owner = p.services[0]
+        svc = rules_of(owner)
         if svc.preferred:
             preferred.setdefault(p.unit, svc.preferred)
-        if not nodes or p.macvlan:
-            # A DHCP VIP is elected with its DhcpWant, which every node sees before any lease: narrowing
-            # only the leased plan (on its holder alone) would make the nodes disagree about the unit.
+        if not nodes:
             out.append(p)
+            continue
+        if p.macvlan:
+            # A leased plan exists on its holder alone: it takes its want's eligibility, so every node
+            # (with or without the lease) elects the unit among the same nodes.
+            want = leased.get((owner, p.family))
+            if want is not None and (owner, p.family) in dhcp_refused:
+                refusals[p.address] = dhcp_refused[(owner, p.family)]
+                out.append(replace(p, eligible=want.eligible))
+            else:
+                out.append(p)
             continue
         subnet_nodes: frozenset[str] | None = None
         if rules.layer2 and not p.interface:
@@ -169,41 +233,40 @@ def place(
                 n.name for n in nodes.values() if n.network is not None and n.network.on_subnet(p.address)
             )
             subnet_nodes = on or None  # nobody on the VIP's subnet: the rule refuses nobody
-        refused: dict[str, Refusal] = {}
-        for name in sorted(nodes):
-            r = refusal(nodes[name], p.address, p.interface, svc, rules, subnet_nodes)
-            if r is not None:
-                refused[name] = r
+        refused = _judge(nodes, p.address, p.interface, svc, rules, subnet_nodes)
         if not refused:
             out.append(p)
             continue
         refusals[p.address] = refused
-        allowed = frozenset(NodeName(n) for n in nodes if n not in refused)
-        if p.eligible is None:
-            elected.add(p.unit)
-            eligible = allowed
-        else:
-            eligible = p.eligible & allowed
-        out.append(replace(p, eligible=eligible))
-        if not eligible and (p.eligible is None or p.eligible):  # empty already: no local endpoints
-            for key in p.services:
-                warns.setdefault(key, set()).add(no_eligible_node(key, p, refused))
-        if svc.selector_error:
-            warns.setdefault(owner, set()).add(Condition(owner, WARNING, Reason.NODE_SELECTOR_INVALID,
-                                                         svc.selector_error))
+        out.append(replace(p, eligible=narrow(p.unit, p.eligible, refused, p.services, str(p.address), svc,
+                                              owner)))
     return Placement(tuple(out), refusals, frozenset(elected), preferred,
-                     {k: frozenset(v) for k, v in warns.items()})
+                     {k: frozenset(v) for k, v in warns.items()}, tuple(dhcp_out), dhcp_refused)
 
 
-def no_eligible_node(service: str, plan: VipPlan, refused: Mapping[str, Refusal]) -> Condition:
-    """The Warning of a VIP no node may hold, naming why each node was refused (the first MAX_NAMED)."""
+def _judge(
+    nodes: Mapping[str, NodeView], address: IPAddress, interface: str, svc: ServiceRules, rules: Rules,
+    subnet_nodes: frozenset[str] | None,
+) -> dict[str, Refusal]:
+    """Every known node `refusal` refuses, with why."""
+    refused: dict[str, Refusal] = {}
+    for name in sorted(nodes):
+        r = refusal(nodes[name], address, interface, svc, rules, subnet_nodes)
+        if r is not None:
+            refused[name] = r
+    return refused
+
+
+def no_eligible_node(service: str, what: str, refused: Mapping[str, Refusal]) -> Condition:
+    """The Warning of a VIP (`what`: its address, or which DHCP VIP) no node may hold, naming why each node
+    was refused (the first MAX_NAMED)."""
     names = sorted(refused)
     parts = [f"{n}: {refused[n]}" for n in names[:MAX_NAMED]]
     if len(names) > MAX_NAMED:
         parts.append(f"and {len(names) - MAX_NAMED} more")
     return Condition(
         service, WARNING, Reason.NO_ELIGIBLE_NODE,
-        f"no node may hold {plan.address}; refused: " + "; ".join(parts),
+        f"no node may hold {what}; refused: " + "; ".join(parts),
     )
 
 
@@ -211,10 +274,10 @@ def placed_snapshot(
     snap: Snapshot, services: Mapping[str, ServiceView], nodes: Mapping[str, NodeView], rules: Rules,
 ) -> tuple[Snapshot, Placement]:
     """`snap` with its plans narrowed by `place`, and placement's Warnings added to the Services'."""
-    pl = place(snap.plans, services, nodes, rules)
-    if not pl.refusals and not pl.warnings:
+    pl = place(snap.plans, services, nodes, rules, snap.dhcp)
+    if not pl.refusals and not pl.warnings and not pl.dhcp_refusals:
         return snap, pl
     warns = dict(snap.warnings)
     for key, conds in pl.warnings.items():
         warns[key] = warns.get(key, frozenset()) | conds
-    return replace(snap, plans=pl.plans, granted=plans_by_service(pl.plans), warnings=warns), pl
+    return replace(snap, plans=pl.plans, granted=plans_by_service(pl.plans), warnings=warns, dhcp=pl.dhcp), pl

@@ -128,16 +128,18 @@ def decide(
     use_legacy: bool,
     policy: AddressPolicy = DEFAULT_POLICY,
     leased: Mapping[IPFamily, IPAddress] | None = None,
+    dhcp_layer2: bool = True,
 ) -> ServiceDecision:
     """Families, VIPs (+ rejections), the whole-Service verdict and usable endpoints per family.
 
     Pure and order-independent: the same objects in any order give an equal decision. `policy` refuses
     addresses (and `kube-vip.io/serviceInterface` values) the operator does not allow. `leased`: the
-    addresses this node's DHCP client holds for the Service (core/dhcp.py), per family.
+    addresses this node's DHCP client holds for the Service (core/dhcp.py), per family. `dhcp_layer2`
+    False (BGP mode): `0.0.0.0` is refused (`dhcp-needs-layer2`) and no DHCP is asked.
     """
     families = served_families(service, family_hints(service))
-    vips, rejected = choose(service, families, policy, leased)
-    dhcp_families, _ = asks_dhcp(candidates(service)[0], families)
+    vips, rejected = choose(service, families, policy, leased, dhcp_layer2)
+    dhcp_families, _ = asks_dhcp(candidates(service)[0], families, dhcp_layer2)
     requests: list[DhcpRequest] = []
     problems: list[AnnotationProblem] = []
     for fam in dhcp_families:

@@ -89,6 +89,7 @@ class Reason(StrEnum):
 
     # DHCP (docs/dhcp.md).
     DHCPV6_UNSUPPORTED = "dhcpv6-unsupported"  # a Service asks `::`: no DHCPv6 client
+    DHCP_NEEDS_LAYER2 = "dhcp-needs-layer2"  # `0.0.0.0` in BGP mode (bgp_enable=true): DHCP VIPs are layer 2
     DHCP_ANNOTATION_INVALID = "dhcp-annotation-invalid"  # hwaddr / requestedIP / hostname unusable
     DHCP_LEASE_EXPIRED = "dhcp-lease-expired"  # Warning: the lease ran out, its VIP was withdrawn
     DHCP_FAILED = "dhcp-failed"  # Warning: the holder could not run a DHCP client (macvlan, socket)
@@ -107,6 +108,9 @@ IPV4_MAPPED = Reason.IPV4_MAPPED
 FAMILY_NOT_SERVED = Reason.FAMILY_NOT_SERVED
 # `::` asks DHCPv6, which kubevip does not do (docs/dhcp.md).
 DHCPV6_UNSUPPORTED = Reason.DHCPV6_UNSUPPORTED
+# `0.0.0.0` while the agent announces by BGP (bgp_enable=true): a DHCP lease is an address of one MAC on
+# one segment, which routes from every node do not carry (docs/dhcp.md).
+DHCP_NEEDS_LAYER2 = Reason.DHCP_NEEDS_LAYER2
 # More than `vips.MAX_PER_FAMILY` addresses of one family: the rest are not used (bounded work per Service).
 TOO_MANY_ADDRESSES = Reason.TOO_MANY_ADDRESSES
 
@@ -157,7 +161,7 @@ EGRESS_ANNOTATION_INVALID = Reason.EGRESS_ANNOTATION_INVALID
 
 VIP_REJECTIONS = (
     NOT_AN_IP, DNS_NAME, ZONE_SUFFIX, UNSPECIFIED, LOOPBACK, MULTICAST, LINK_LOCAL, IPV4_MAPPED,
-    FAMILY_NOT_SERVED, TOO_MANY_ADDRESSES, DHCPV6_UNSUPPORTED,
+    FAMILY_NOT_SERVED, TOO_MANY_ADDRESSES, DHCPV6_UNSUPPORTED, DHCP_NEEDS_LAYER2,
 )
 POLICY_REJECTIONS = (
     LIMITED_BROADCAST, RESERVED_RANGE, CONTROL_PLANE_VIP, NODE_ADDRESS, DEFAULT_GATEWAY, SERVICE_CIDR,

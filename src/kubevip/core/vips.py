@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubevip.core import reasons
-from kubevip.core.dhcp import DHCP_V4, SOURCE_DHCP, asks_dhcp
+from kubevip.core.dhcp import DHCP_V4, LAYER2_RULE, SOURCE_DHCP, asks_dhcp
 from kubevip.core.policy import DEFAULT_POLICY, AddressPolicy, refusal
 from kubevip.core.views import IPAddress, IPFamily, ServiceView
 
@@ -96,23 +96,26 @@ def family_hints(service: ServiceView) -> tuple[IPAddress, ...]:
 
 def choose(
     service: ServiceView, families: Sequence[IPFamily], policy: AddressPolicy = DEFAULT_POLICY,
-    leased: Mapping[IPFamily, IPAddress] | None = None,
+    leased: Mapping[IPFamily, IPAddress] | None = None, dhcp_layer2: bool = True,
 ) -> tuple[tuple[VipChoice, ...], tuple[Rejection, ...]]:
     """VIPs of served families (primary first, then source order; duplicates collapse) and rejections.
 
     Linear in the number of entries (a tenant writes the annotation): dicts, not list scans. At most
     `MAX_PER_FAMILY` VIPs per family; addresses the policy refuses are rejected with its reason and rule.
     A DHCP entry (`0.0.0.0`, core/dhcp.py) stands for the address `leased` for its family, when there is
-    one (only the node holding the lease knows it); it passes the same family and policy checks.
+    one (only the node holding the lease knows it); it passes the same family and policy checks. Without
+    `dhcp_layer2` (BGP mode) it is refused, naming the setting.
     """
     texts, source = candidates(service)
     chosen: dict[VipChoice, None] = {}
     per_family: dict[IPFamily, int] = {}
     rejected: dict[Rejection, None] = {}
-    _, dhcp_refused = asks_dhcp(texts, families)
+    _, dhcp_refused = asks_dhcp(texts, families, dhcp_layer2)
     for text in texts:
         if text in dhcp_refused:
-            rejected.setdefault(Rejection(text, dhcp_refused[text]))
+            code = dhcp_refused[text]
+            rule = LAYER2_RULE if code == reasons.DHCP_NEEDS_LAYER2 else ""
+            rejected.setdefault(Rejection(text, code, rule))
             continue
         lease = (leased or {}).get(IPFamily.IPV4) if text == DHCP_V4 else None
         if text == DHCP_V4 and lease is None:

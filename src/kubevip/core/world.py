@@ -122,13 +122,14 @@ class Snapshot:
 
 
 def decide_one(
-    world: World, key: str, use_legacy: bool, policy: AddressPolicy = DEFAULT_POLICY
+    world: World, key: str, use_legacy: bool, policy: AddressPolicy = DEFAULT_POLICY,
+    dhcp_layer2: bool = True,
 ) -> ServiceDecision:
     """The core decision for one Service of the World."""
     rec = world.services[key]
     return decide(
         rec.view, tuple(world.slices.get(key, {}).values()), world.legacy.get(key), use_legacy, policy,
-        world.leased.get(key),
+        world.leased.get(key), dhcp_layer2,
     )
 
 
@@ -139,13 +140,15 @@ def snapshot(
     service_interfaces: bool = True,
     policy: AddressPolicy = DEFAULT_POLICY,
     cross_namespace: bool = False,
+    dhcp_layer2: bool = True,
 ) -> Snapshot:
     """Decide every handled Service, then resolve shared addresses cluster-wide.
 
     `cache` holds decisions still valid (their inputs, `policy` included, did not change); the result is
     the same without it. `service_interfaces=False` (BGP mode) ignores `kube-vip.io/serviceInterface`:
     plans carry no interface. `cross_namespace` lets Services of different namespaces share an address
-    without consent (`svc_cross_namespace_sharing`).
+    without consent (`svc_cross_namespace_sharing`). `dhcp_layer2=False` (BGP mode) refuses `0.0.0.0`
+    (`dhcp-needs-layer2`, docs/dhcp.md).
     """
     decisions: dict[str, ServiceDecision] = {}
     decided: dict[str, Decided] = {}
@@ -159,7 +162,7 @@ def snapshot(
         handled.add(key)
         done = cache.get(key) if cache is not None else None
         if done is None:
-            d = decide_one(world, key, use_legacy, policy)
+            d = decide_one(world, key, use_legacy, policy, dhcp_layer2)
             done = Decided(d, claims_of(rec.view, rec.created, d, service_interfaces),
                            dhcp_wants(rec.view, rec.created, d, per_address, service_interfaces))
         decided[key] = done

@@ -15,7 +15,7 @@ from kubevip.election.observe import Observation, expires_at, observe
 from kubevip.election.record import LeaseRecord, lease_body, renewed_body
 from kubevip.election.timings import Timings
 from kubevip.kube.rest import RestClient
-from kubevip.tasks import bounded
+from kubevip.tasks import REPLY_GRACE, bounded, settled_within
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class LeaseElector:
             await self._stop_leading("renew deadline passed")
             return
         try:
-            await bounded(self._renew(), remaining)
+            await settled_within(self._renew(), remaining)
         except Conflict:
             if await self._adopt_own_write():
                 return  # a renewal of ours that timed out had landed: renew again at once from it
@@ -161,7 +161,7 @@ class LeaseElector:
         assert mine is not None
         body = renewed_body(mine, self.timings.lease_duration, time.time())
         sent = self._clock()
-        rec = await self.api.replace(body, limit=max(0.05, self._lead_until - sent))
+        rec = await self.api.replace(body, limit=max(0.05, self._lead_until - sent) + REPLY_GRACE)
         self._mine = rec
         self._lead_until = sent + self.timings.renew_deadline
         self._renewed()

@@ -22,7 +22,7 @@ from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
 from kubevip.election.observe import expires_at
 from kubevip.election.record import LeaseRecord, lease_body, released_body, renewed_body
 from kubevip.election.timings import Timings
-from kubevip.tasks import bounded
+from kubevip.tasks import REPLY_GRACE, bounded, settled_within
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,8 @@ class Liveness:
         if remaining <= 0:
             remaining = t.renew_deadline
         try:
-            new = await bounded(self.api.replace(body, limit=remaining), remaining)
+            # A reply read late (the loop was blocked past the deadline) still counts: tasks.settled_within.
+            new = await settled_within(self.api.replace(body, limit=remaining + REPLY_GRACE), remaining)
         except Conflict:
             try:
                 current = await bounded(still_ours(self.api, mine, self.node, remaining), remaining)

@@ -1,10 +1,14 @@
 """A real DHCP server on the lab network (docs/dhcp.md): dnsmasq (Debian's dnsmasq-base, DHCP only, DNS
-off) in a namespace of its own, attached to the lab bridge like a node. Started and stopped by PID; its
-lease file and log are what the tests read (allocation, renewals, the host name sent, releases)."""
+off) or Kea (Debian's kea-dhcp4-server, for leases of a few seconds: dnsmasq's shortest is 2 minutes) in a
+namespace of its own, attached to the lab bridge like a node. Started and stopped by PID; its lease file
+and log are what the tests read (allocation, renewals, the host name sent, releases, expiry times)."""
 
 from __future__ import annotations
 
+import csv
 import ipaddress
+import json
+import os
 import secrets
 import shutil
 import signal
@@ -64,9 +68,7 @@ class DhcpServer:
         return self.workdir / "dnsmasq.log"
 
     def up(self) -> None:
-        """Namespace, a port on the lab bridge, then dnsmasq."""
-        if shutil.which("dnsmasq") is None:
-            raise LabError("dnsmasq not found: run hack/prereqs.sh (package dnsmasq-base)")
+        """Namespace, a port on the lab bridge, then the server."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         t = self.lab.topo
         port = f"kvdp{self.netns[-6:]}"
@@ -89,6 +91,8 @@ class DhcpServer:
 
     def start(self) -> None:
         """dnsmasq in the foreground (its PID is ours to stop); the lease file is kept across restarts."""
+        if shutil.which("dnsmasq") is None:
+            raise LabError("dnsmasq not found: run hack/prereqs.sh (package dnsmasq-base)")
         first, last = self.range
         argv = [
             "ip", "netns", "exec", self.netns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
@@ -154,3 +158,93 @@ class DhcpServer:
 
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
+
+
+@dataclass
+class KeaServer(DhcpServer):
+    """Kea's DHCPv4 server on the lab segment, same namespace and range as `DhcpServer`, with leases of
+    `lifetime` seconds (T1 `t1`, T2 `t2`): a lease runs out within a test. Kea's memfile appends one CSV
+    row per allocation or renewal, with the lease's expiry (Unix time, whole seconds, from the server's
+    clock at the acknowledgement): `expiry(mac)` is when the last lease it acknowledged ends."""
+
+    t1: int = 2
+    t2: int = 4
+    lifetime: int = 8
+
+    @property
+    def lease_file(self) -> Path:
+        return self.workdir / "kea-leases4.csv"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "kea.log"
+
+    def _config(self) -> dict[str, object]:
+        first, last = self.range
+        return {"Dhcp4": {
+            "interfaces-config": {"interfaces": ["eth0"], "dhcp-socket-type": "raw"},
+            "lease-database": {"type": "memfile", "persist": True, "name": str(self.lease_file),
+                               "lfc-interval": 0},
+            "valid-lifetime": self.lifetime, "renew-timer": self.t1, "rebind-timer": self.t2,
+            "authoritative": True,
+            "subnet4": [{"id": 1, "subnet": str(self.lab.topo.subnet_v4),
+                         "pools": [{"pool": f"{first} - {last}"}]}],
+            "loggers": [{"name": "kea-dhcp4", "severity": "INFO",
+                         "output_options": [{"output": str(self.log_file)}]}],
+        }}
+
+    def start(self) -> None:
+        """kea-dhcp4 in the foreground (its PID is ours to stop); its PID file in the work directory, no
+        lock file (nothing under /run), the lease file kept across restarts."""
+        if shutil.which("kea-dhcp4") is None:
+            raise LabError("kea-dhcp4 not found: run hack/prereqs.sh (package kea-dhcp4-server)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "kea-dhcp4.json"
+        conf.write_text(json.dumps(self._config()))
+        env = {**os.environ, "KEA_PIDFILE_DIR": str(self.workdir), "KEA_LOCKFILE_DIR": "none"}
+        started = self.log().count("DHCP4_STARTED")
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.netns, "kea-dhcp4", "-c", str(conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise LabError(f"kea-dhcp4 exited ({self.proc.returncode}): {err.strip()[-2000:]}")
+            if self.log().count("DHCP4_STARTED") > started:
+                return
+            time.sleep(0.05)
+        raise LabError("kea-dhcp4 did not start within 20s")
+
+    def _rows(self) -> list[dict[str, str]]:
+        try:
+            with self.lease_file.open(newline="") as f:
+                return list(csv.DictReader(f))
+        except OSError:
+            return []
+
+    def leases(self) -> dict[str, tuple[str, str]]:
+        """MAC -> (address, host name) of the last row per MAC that is a live lease (expire > 0: a
+        released lease is written with valid lifetime 0)."""
+        out: dict[str, tuple[str, str]] = {}
+        for row in self._rows():
+            mac = row.get("hwaddr", "").lower()
+            if int(row.get("valid_lifetime") or 0) > 0:
+                out[mac] = (row["address"], row.get("hostname", ""))
+            else:
+                out.pop(mac, None)
+        return out
+
+    def count(self, what: str, mac: str) -> int:
+        """Acknowledgements (`DHCPACK`: allocations and renewals, one lease-file row each) for one client."""
+        if what != "DHCPACK":
+            raise LabError(f"KeaServer.count counts DHCPACK only, not {what}")
+        mac = mac.lower()
+        return sum(1 for r in self._rows() if r.get("hwaddr", "").lower() == mac
+                   and int(r.get("valid_lifetime") or 0) > 0)
+
+    def expiry(self, mac: str) -> float | None:
+        """When the last lease acknowledged to `mac` ends (Unix time), or None."""
+        mac = mac.lower()
+        ends = [float(r["expire"]) for r in self._rows() if r.get("hwaddr", "").lower() == mac
+                and int(r.get("valid_lifetime") or 0) > 0]
+        return ends[-1] if ends else None

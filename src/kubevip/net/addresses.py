@@ -75,6 +75,11 @@ def normalise(items: Iterable[VipAddress | IPAddress]) -> set[VipAddress]:
     return out
 
 
+class NotExtended(NetworkError):
+    """An add or a lifetime extension not sent: its holder's fencing deadline had passed (not a kernel
+    error; the holder fences next)."""
+
+
 @dataclass(frozen=True)
 class Changes:
     """What one `ensure` call changed, and which desired addresses exist but belong to someone else."""
@@ -247,6 +252,7 @@ class AddressManager:
         *,
         lifetime: int | None = None,
         check_existing: bool = True,
+        not_after: float | None = None,
     ) -> tuple[set[IPAddress], dict[IPAddress, NetworkError]]:
         """`add_many`, also returning the VIPs that are ours afterwards: added now, or already present
         and ours (one dump, only when some were present). Only those may have their lifetime extended: a
@@ -264,7 +270,7 @@ class AddressManager:
         with self.ns.iproute():
             try:
                 at = self._index_and_name()
-                done, failed = self._change("add", at, wanted, lifetime)
+                done, failed = self._change("add", at, wanted, lifetime, not_after)
                 ours = {a[0] for a in done}
                 present = [a for a in wanted if a[0] not in ours and a[0] not in failed]
                 if present and check_existing:
@@ -274,10 +280,12 @@ class AddressManager:
             except NetworkError as exc:
                 return set(), {**{a[0]: exc for a in wanted}, **errors}
 
-    def extend(self, lifetimes: dict[VipAddress, int]) -> dict[IPAddress, NetworkError]:
+    def extend(
+        self, lifetimes: dict[VipAddress, int], not_after: float | None = None,
+    ) -> dict[IPAddress, NetworkError]:
         """Set the lifetime of each VIP (ours: the caller extends only what it added) in one netlink
         batch of precomputed requests; an address the kernel removed meanwhile comes back. Returns the
-        errors per VIP."""
+        errors per VIP; one not sent because `not_after` (monotonic) had passed is a `NotExtended`."""
         if not lifetimes:
             return {}
         try:
@@ -298,7 +306,8 @@ class AddressManager:
             requests.append(rtnl_batch.with_lifetime(template, seq, seconds))
         try:
             with self.ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
-                codes = rtnl_batch.run(sock, requests, f"extend VIP lifetimes on {name} in {self.ns}")
+                codes = rtnl_batch.run(sock, requests, f"extend VIP lifetimes on {name} in {self.ns}",
+                                       not_after)
         except NetworkError as exc:
             return dict.fromkeys((a[0] for a, _ in order), exc)
         if len(templates) > 4 * len(lifetimes) + 64:  # VIPs come and go: keep the cache bounded
@@ -306,16 +315,20 @@ class AddressManager:
             for k in [k for k in templates if k not in keep]:
                 del templates[k]
         return {
-            a[0]: NetworkError(f"cannot extend the lifetime of {_key(a)} on {name} in {self.ns}: "
-                               f"{os.strerror(code)}")
+            a[0]: NotExtended(f"{_key(a)} on {name}: not extended, past the holder's fencing deadline")
+            if code == errno.ECANCELED else
+            NetworkError(f"cannot extend the lifetime of {_key(a)} on {name} in {self.ns}: "
+                         f"{os.strerror(code)}")
             for (a, _), code in zip(order, codes, strict=True) if code
         }
 
     def _change(
-        self, op: str, at: tuple[int, str], addrs: list[VipAddress], lifetime: int | None = None
+        self, op: str, at: tuple[int, str], addrs: list[VipAddress], lifetime: int | None = None,
+        not_after: float | None = None,
     ) -> tuple[list[VipAddress], dict[IPAddress, NetworkError]]:
         """Add or delete `addrs` in one netlink batch (net/rtnl_batch.py): those changed now, and the
-        errors of those the kernel refused. Already present (add) or already gone (del) is no error."""
+        errors of those the kernel refused. Already present (add) or already gone (del) is no error.
+        Adds only: nothing is sent from `not_after` (monotonic, the holder's fencing deadline) on."""
         if not addrs:
             return [], {}
         index, name = at
@@ -328,7 +341,8 @@ class AddressManager:
             for seq, (ip, plen) in enumerate(addrs, start=1)
         ]
         with self.ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
-            codes = rtnl_batch.run(sock, requests, f"{op} VIPs on {name} in {self.ns}")
+            codes = rtnl_batch.run(sock, requests, f"{op} VIPs on {name} in {self.ns}",
+                                   not_after if op == "add" else None)
         adding = op == "add"
         harmless = (errno.EEXIST,) if adding else (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH)
         where = f"to {name}" if adding else f"from {name}"
@@ -337,6 +351,8 @@ class AddressManager:
         for a, code in zip(addrs, codes, strict=True):
             if not code:
                 done.append(a)
+            elif code == errno.ECANCELED:
+                errors[a[0]] = NotExtended(f"{_key(a)} {where}: not added, past the fencing deadline")
             elif code not in harmless:
                 verb = "add" if adding else "remove"
                 why = os.strerror(code)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+import time
 from collections.abc import Sequence
 
 from kubevip.errors import NetworkError
@@ -109,12 +110,23 @@ def acknowledgements(data: bytes) -> dict[int, int]:
     return out
 
 
-def run(sock: socket.socket, requests: Sequence[bytes], what: str) -> list[int]:
-    """Send `requests` (numbered 1..n, as built) on a NETLINK_ROUTE socket; the errno of each, in order."""
+def run(
+    sock: socket.socket, requests: Sequence[bytes], what: str, not_after: float | None = None,
+) -> list[int]:
+    """Send `requests` (numbered 1..n, as built) on a NETLINK_ROUTE socket; the errno of each, in order.
+
+    `not_after` (time.monotonic()): no chunk is sent from that instant on; the requests not sent get
+    ECANCELED. A lifetime extension re-creates an address the kernel removed, so it must not reach the
+    kernel after its holder's fencing deadline, even when the process was stopped (SIGSTOP, a starved
+    CPU) between deciding the round and sending it: the check is here, next to the send."""
     results: list[int | None] = [None] * len(requests)
     sock.settimeout(ACK_TIMEOUT)
     for start in range(0, len(requests), CHUNK):
         chunk = requests[start:start + CHUNK]
+        if not_after is not None and time.monotonic() >= not_after:
+            for i in range(start, len(requests)):
+                results[i] = errno.ECANCELED
+            break
         try:
             sock.send(b"".join(chunk))
             pending = len(chunk)

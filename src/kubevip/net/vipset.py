@@ -24,7 +24,7 @@ from kubevip.core.rows import Changes, Row, apply
 from kubevip.errors import KubevipError, NetworkError
 from kubevip.ip import IPAddress
 from kubevip.listing import brief
-from kubevip.net.addresses import ADDRESS_PROTO, AddressManager, Ownership, detect_ownership
+from kubevip.net.addresses import ADDRESS_PROTO, AddressManager, NotExtended, Ownership, detect_ownership
 from kubevip.net.announcer import Announcer
 from kubevip.net.connections import abort_connections
 from kubevip.net.interfaces import existing_links, link_names
@@ -101,15 +101,19 @@ class VipSet:
 
     # -- converging -----------------------------------------------------------------------------------
 
-    async def apply(self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None) -> Changes:
-        """Withdraw announcements, change the kernel (adds get `lifetimes[row]` seconds, else permanent),
-        then announce what was added; returns what succeeded (`held` follows it)."""
+    async def apply(
+        self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None,
+        not_after: float | None = None,
+    ) -> Changes:
+        """Withdraw announcements, change the kernel (adds get `lifetimes[row]` seconds, else permanent;
+        none is sent from `not_after`, the holders' fencing deadline, on), then announce what was added;
+        returns what succeeded (`held` follows it)."""
         ann = self.announcer
         if ann is not None:
             await asyncio.gather(*(ann.stop(r.address) for r in changes.remove))
         lifetimes = lifetimes or {}
         sent = time.monotonic()
-        failed, ours = await asyncio.to_thread(self.change, changes, lifetimes)
+        failed, ours = await asyncio.to_thread(self.change, changes, lifetimes, not_after)
         done = Changes(
             add=tuple(r for r in changes.add if r not in failed),
             remove=tuple(r for r in changes.remove if r not in failed),
@@ -142,16 +146,19 @@ class VipSet:
         return done
 
     def change(
-        self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None
+        self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None,
+        not_after: float | None = None,
     ) -> tuple[set[Row], set[Row]]:
         """Blocking: the address (and route) changes; returns the rows that failed and the added rows whose
         address is ours. One interface lookup and address dump per interface and direction, not per VIP:
         a pass that moves hundreds of VIPs otherwise spends seconds parsing netlink dumps (holding the GIL).
         """
         with self.ns.iproute():  # one netlink socket for all the calls below
-            return self._change(changes, lifetimes or {})
+            return self._change(changes, lifetimes or {}, not_after)
 
-    def _change(self, changes: Changes, lifetimes: Mapping[Row, int | None]) -> tuple[set[Row], set[Row]]:
+    def _change(
+        self, changes: Changes, lifetimes: Mapping[Row, int | None], not_after: float | None = None,
+    ) -> tuple[set[Row], set[Row]]:
         failed: set[Row] = set()
         ours: set[Row] = set()
         mgrs = {r.interface: self.manager(r.interface) for r in (*changes.add, *changes.remove)}
@@ -193,7 +200,8 @@ class VipSet:
         nets = {i: subnet.networks(i, self.ns) for i, _ in groups}  # vip_subnet=auto: the interface's subnets
         for (i, seconds), rows in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or 0)):
             mine, errs = mgrs[i].add_many_owned(
-                ((r.address, subnet.prefixlen(r.address, nets[i])) for r in rows), lifetime=seconds)
+                ((r.address, subnet.prefixlen(r.address, nets[i])) for r in rows), lifetime=seconds,
+                not_after=not_after)
             added_errors[i].update(errs)
             ours.update(r for r in rows if r.address in mine)
         for r in changes.add:
@@ -203,27 +211,38 @@ class VipSet:
                     tables[r.interface].add(r.address)
                 except KubevipError as err:
                     exc = err
-            if exc is not None:
+            if isinstance(exc, NotExtended):
+                log.info("%s: %s", self.label, exc)  # a stalled process woke up: it fences next
+                failed.add(r)
+            elif exc is not None:
                 log.error("%s: %s", self.label, exc)
                 failed.add(r)
         return failed, ours
 
-    def extend(self, lifetimes: Mapping[Row, int]) -> float:
+    def extend(self, lifetimes: Mapping[Row, int], not_after: float | None = None) -> float:
         """Blocking: set each row's lifetime (seconds) in one batch per interface, re-creating an address
         the kernel removed; returns the instant the last batch returned (every kernel timestamp of the
-        round is earlier). Rows not of ours are skipped."""
+        round is earlier). Rows not of ours are skipped. Nothing is sent from `not_after` (monotonic: the
+        holder's fencing deadline) on, checked next to each send (rtnl_batch.run)."""
         prefixlen = self.net.subnet.prefixlen
         now = time.monotonic()
-        per_if: dict[str, dict[tuple[IPAddress, int], int]] = {}
-        for r, seconds in lifetimes.items():
+        per_if: dict[str, dict[tuple[IPAddress, int], Row]] = {}
+        for r in lifetimes:
             if r in self.ours:
-                per_if.setdefault(r.interface, {})[(r.address, prefixlen(r.address))] = seconds
-                self.expires[r] = now + seconds
-        for ifname, batch in sorted(per_if.items()):
-            errors = self.manager(ifname).extend(batch)
-            if errors:
-                log.error("%s: cannot extend %d VIP lifetimes on %s: %s", self.label, len(errors), ifname,
-                          brief(str(e) for e in errors.values()))
+                per_if.setdefault(r.interface, {})[(r.address, prefixlen(r.address))] = r
+        for ifname, rows in sorted(per_if.items()):
+            errors = self.manager(ifname).extend({a: lifetimes[r] for a, r in rows.items()}, not_after)
+            for a, r in rows.items():
+                if a[0] not in errors:
+                    self.expires[r] = now + lifetimes[r]
+            late = [a for a, e in errors.items() if isinstance(e, NotExtended)]
+            if late:
+                log.info("%s: %d VIP lifetimes on %s not extended: past the fencing deadline (a stalled "
+                         "process woke up; it fences now)", self.label, len(late), ifname)
+            failed = {a: e for a, e in errors.items() if not isinstance(e, NotExtended)}
+            if failed:
+                log.error("%s: cannot extend %d VIP lifetimes on %s: %s", self.label, len(failed), ifname,
+                          brief(str(e) for e in failed.values()))
         return time.monotonic()
 
     # -- connection aborts ----------------------------------------------------------------------------

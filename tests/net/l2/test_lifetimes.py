@@ -14,7 +14,13 @@ import pytest
 
 from kubevip.election.lifetime import KERNEL_LATE
 from kubevip.lab.network import LabNetwork
-from kubevip.net.addresses import AddressManager, Ownership, detect_ownership, kernel_keeps_proto
+from kubevip.net.addresses import (
+    AddressManager,
+    NotExtended,
+    Ownership,
+    detect_ownership,
+    kernel_keeps_proto,
+)
 from kubevip.net.namespace import Netns
 from tests.fixtures.waiting import wait_until
 from tests.net.l2.helpers import addresses, ping
@@ -83,6 +89,37 @@ def test_extension_brings_back_a_vip_the_kernel_removed(lab: LabNetwork, family:
     if family == 6:
         assert a.get("nodad") is True
     assert m.owned() == {(vip, vip.max_prefixlen)}  # with our protocol: still ours
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_an_extension_past_its_fencing_deadline_never_reaches_the_kernel(
+    lab: LabNetwork, family: int,
+) -> None:
+    """The chaos soak's SIGSTOP between deciding an extension round and sending it: the round must not
+    re-create the addresses the kernel removed meanwhile. `not_after` is checked next to the send."""
+    vips = [lab.vip(family, i) for i in range(46, 49)]
+    m = manager(lab)
+    assert m.add_many(((v, None) for v in vips), lifetime=1) == {}
+    wait_until(lambda: all(info(lab, v) is None for v in vips), "expiry", 1 + KERNEL_LATE + 3.0,
+               interval=0.01)
+    errors = m.extend({(v, v.max_prefixlen): 5 for v in vips}, not_after=time.monotonic() - 0.001)
+    assert set(errors) == set(vips) and all(isinstance(e, NotExtended) for e in errors.values())
+    assert all(info(lab, v) is None for v in vips)  # nothing came back
+    # Before the deadline the same round brings them back (the extension's normal duty).
+    assert m.extend({(v, v.max_prefixlen): 5 for v in vips}, not_after=time.monotonic() + 5) == {}
+    assert all(info(lab, v) is not None for v in vips)
+
+
+def test_an_add_past_its_fencing_deadline_never_reaches_the_kernel(lab: LabNetwork) -> None:
+    """The same race for a pass's adds: decided while held, sent after a stop past the deadline."""
+    vips = [lab.vip(4, 44), lab.vip(6, 44)]
+    m = manager(lab)
+    mine, errors = m.add_many_owned(((v, None) for v in vips), lifetime=1, not_after=time.monotonic() - 0.001)
+    assert mine == set() and set(errors) == set(vips)
+    assert all(isinstance(e, NotExtended) for e in errors.values())
+    assert all(info(lab, v) is None for v in vips)
+    mine, errors = m.add_many_owned(((v, None) for v in vips), lifetime=1, not_after=time.monotonic() + 5)
+    assert mine == set(vips) and errors == {}
 
 
 def test_one_batch_extends_many_and_a_permanent_add_stays_permanent(lab: LabNetwork) -> None:

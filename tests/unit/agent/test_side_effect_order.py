@@ -56,7 +56,8 @@ class RecordingVips(VipSet):
         pass
 
     def change(
-        self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None
+        self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None,
+        not_after: float | None = None,
     ) -> tuple[set[Row], set[Row]]:
         self.events.extend(("remove", str(r.address)) for r in changes.remove)
         self.events.extend(("add", str(r.address)) for r in changes.add)

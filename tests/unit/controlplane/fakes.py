@@ -160,11 +160,15 @@ class FakeKernel(KernelVips):
     def detect_ownership(self, node: str, lifetime_marker: bool) -> None:
         pass  # no probe of the host's kernel in unit tests
 
-    def extend_held(self, lifetime: int) -> float:
+    def extend_held(self, lifetime: int, not_after: float | None = None) -> float:
+        if not_after is not None and time.monotonic() >= not_after:
+            return time.monotonic()  # as rtnl_batch.run: nothing sent past the fencing deadline
         self.extensions.append(lifetime)
         return time.monotonic()
 
-    async def converge(self, want: frozenset[Row], lifetime: int | None = None) -> None:
+    async def converge(
+        self, want: frozenset[Row], lifetime: int | None = None, not_after: float | None = None,
+    ) -> None:
         if want - self.held:
             self.lifetimes.append(lifetime)
         # Removals land before additions, as in the real kernel path; check after each half.

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from kubevip.core import dhcp, reasons
 from kubevip.core.claims import claims_of, dhcp_wants, resolve
+from kubevip.core.conditions import warnings
 from kubevip.core.parse import service_from_dict
 from kubevip.core.plan import decide
 from kubevip.core.selection import ClassFilter
@@ -238,3 +239,42 @@ def test_client_changes_release_only_what_nobody_asks(
         assert running[k] == asked[k], "a client left running is bound as asked"
     for k in ch.keep:  # failover (held elsewhere) or a new binding: the lease survives for the next client
         assert k in asked
+
+
+# -- BGP mode (docs/dhcp.md): DHCP VIPs are layer 2; `0.0.0.0` is refused, naming the setting ----------
+
+lb_texts = st.lists(st.sampled_from(["0.0.0.0", "::", "10.0.0.5", "2001:db8::5", "x"]), max_size=4,
+                    unique=True)
+
+
+@given(lb_texts, st.sampled_from([["IPv4"], ["IPv6"], ["IPv4", "IPv6"]]), st.none() | st.just("10.0.0.7"))
+def test_bgp_mode_refuses_dhcp_and_costs_nothing_else(
+    ts: list[str], fams: list[str], lease: str | None,
+) -> None:
+    """Without layer 2 no DHCP request is made, even with a lease known; `0.0.0.0` on a Service serving
+    IPv4 is refused with `dhcp-needs-layer2`, whose Warning names bgp_enable; every other entry is decided
+    exactly as in layer 2."""
+    policy = "PreferDualStack" if len(fams) > 1 else "SingleStack"
+    s = service_from_dict(b.service(families=fams, policy=policy, lb_ips=",".join(ts) or None))
+    leased = {V4: ipaddress.ip_address(lease)} if lease else None
+    l2 = decide(s, (), None, False, leased=leased)
+    bgp = decide(s, (), None, False, leased=leased, dhcp_layer2=False)
+    assert bgp.dhcp == ()
+    assert [v for v in bgp.vips if v.source == dhcp.SOURCE_DHCP] == []
+    assert [v for v in bgp.vips] == [v for v in l2.vips if v.source != dhcp.SOURCE_DHCP]
+    refused = [r for r in bgp.rejected if r.reason == reasons.DHCP_NEEDS_LAYER2]
+    asked_v4 = "0.0.0.0" in ts and V4 in bgp.families
+    assert [r.address for r in refused] == (["0.0.0.0"] if asked_v4 else [])
+    assert set(bgp.rejected) - set(refused) == set(l2.rejected)
+    warns = [c for c in warnings(bgp, (), (), s) if c.reason == reasons.DHCP_NEEDS_LAYER2]
+    assert len(warns) == (1 if asked_v4 else 0)
+    assert all("bgp_enable=true" in c.message and "'0.0.0.0'" in c.message for c in warns)
+
+
+def test_bgp_mode_snapshot_elects_no_dhcp_unit() -> None:
+    w = World()
+    s = service_from_dict(b.service(lb_ip="0.0.0.0"))
+    w.services[s.key] = ServiceRecord(s, "t0")
+    snap = snapshot(w, ClassFilter(), False, service_interfaces=False, dhcp_layer2=False)
+    assert snap.dhcp == () and snap.units == {} and snap.plans == ()
+    assert reasons.DHCP_NEEDS_LAYER2 in {c.reason for c in snap.warnings[s.key]}

@@ -257,7 +257,7 @@ def test_no_eligible_node_warning_is_the_services_and_counts_the_rest() -> None:
         assert "more" not in c.message and c.message.count("; ") == MAX_NAMED
     excluded = [node(f"n{i:02}", {EXCLUDE_LABEL: ""}) for i in range(MAX_NAMED + 3)]
     refused = {n.name: refusal(n, VIP4, "", ServiceRules(), Rules(), None) for n in excluded}
-    c = no_eligible_node("default/a", shared, refused)  # type: ignore[arg-type]
+    c = no_eligible_node("default/a", str(shared.address), refused)  # type: ignore[arg-type]
     assert c.message.endswith("; and 3 more") and f"n{MAX_NAMED + 2:02}" not in c.message
 
 
@@ -356,3 +356,59 @@ def test_placement_is_order_independent(
     a = place(plans, services, {n.name: n for n in ns}, rules)
     b = place(plans, services, {n.name: n for n in shuffled}, rules)
     assert a == b
+
+
+# -- DHCP VIPs (docs/dhcp.md): the same rules, through the want elected before any lease ---------------
+
+LEASED = ipaddress.ip_address("192.0.2.77")
+
+
+@given(NODES, RULES, SELECTORS, st.sampled_from(["", "vlan10"]), st.sampled_from(["", "n1,n0"]))
+def test_dhcp_vips_obey_the_same_placement(
+    ns: list[NodeView], rules: Rules, sel: str, iface: str, pref: str,
+) -> None:
+    """A Service asking DHCP is judged by `refusal`, the rule of every VIP (rule 5b needs an address, so
+    it never applies), before any lease; the holder, which alone sees the lease, elects the unit among
+    exactly the nodes every other node does; preferred nodes reach the unit before the lease."""
+    ann = {k: v for k, v in ((ANNOTATION_NODE_SELECTOR, sel), ("kube-vip.io/serviceInterface", iface),
+                              (ANNOTATION_PREFERRED_NODES, pref)) if v}
+    s = service_from_dict(service("web", "0.0.0.0", annotations=ann))
+    w = World()
+    w.services[s.key] = ServiceRecord(s, "t0")
+    known = {n.name: n for n in ns}
+    others, pl = placed_snapshot(snapshot(w, ClassFilter(), False), {s.key: s}, known, rules)
+    w.leased[s.key] = {V4: LEASED}
+    holder, hpl = placed_snapshot(snapshot(w, ClassFilter(), False), {s.key: s}, known, rules)
+    (want,) = others.dhcp
+    allowed = {n.name for n in ns
+               if refusal(n, ipaddress.ip_address("0.0.0.0"), iface, service_rules(s), rules, None) is None}
+    if len(allowed) == len(ns):
+        assert want.eligible is None and not pl.dhcp_refusals
+    else:
+        assert want.eligible == allowed
+        assert want.unit in pl.elected
+        refused = pl.dhcp_refusals[(s.key, V4)]
+        assert set(refused) == set(known) - allowed
+        assert all(r.reason != Reason.NODE_OFF_SUBNET for r in refused.values())
+    assert holder.units == others.units == {want.unit: want.eligible}
+    (leased,) = holder.plans
+    assert leased.address == LEASED and leased.eligible == want.eligible
+    assert holder.dhcp == others.dhcp
+    assert hpl.refusals.get(LEASED, {}) == pl.dhcp_refusals.get((s.key, V4), {})  # explain's view of it
+    assert pl.preferred.get(want.unit) == (parse_preferred(pref) or None)
+    emptied = want.eligible == frozenset()
+    warned = [c for c in others.warnings.get(s.key, ()) if c.reason == Reason.NO_ELIGIBLE_NODE]
+    assert bool(warned) == emptied
+    assert all("DHCP IPv4 VIP of default/web" in c.message for c in warned)
+
+
+def test_dhcp_want_refused_by_the_service_selector_names_each_node() -> None:
+    s = service_from_dict(service("web", "0.0.0.0", annotations={ANNOTATION_NODE_SELECTOR: "rack=r1"}))
+    w = World()
+    w.services[s.key] = ServiceRecord(s, "t0")
+    snap, pl = placed_snapshot(snapshot(w, ClassFilter(), False), {s.key: s},
+                               nodes(node("a", {"rack": "r1"}), node("b", {"rack": "r2"})), Rules())
+    (want,) = snap.dhcp
+    assert want.eligible == {"a"}
+    assert pl.dhcp_refusals[(s.key, V4)]["b"].reason == Reason.NODE_SELECTOR_SERVICE
+    assert snap.units[want.unit] == {"a"}

@@ -85,3 +85,23 @@ def test_permanent_add_has_no_cacheinfo() -> None:
     msg = ifaddrmsg(rtnl_batch.address_request("add", 1, 2, ipaddress.ip_address("192.0.2.1"), 32, 248))
     msg.decode()
     assert msg.get_attr("IFA_CACHEINFO") is None
+
+
+def test_nothing_is_sent_from_not_after_on() -> None:
+    """A batch whose deadline passed sends nothing and reports every request as ECANCELED."""
+    import errno
+    import time
+
+    class NoSend:
+        sent = 0
+
+        def settimeout(self, t: float) -> None:
+            pass
+
+        def send(self, data: bytes) -> int:
+            NoSend.sent += 1
+            return len(data)
+
+    reqs = [b"x"] * 3
+    codes = rtnl_batch.run(NoSend(), reqs, "test", not_after=time.monotonic() - 1)  # type: ignore[arg-type]
+    assert codes == [errno.ECANCELED] * 3 and NoSend.sent == 0
