@@ -164,8 +164,8 @@ class ControlPlaneVipLab:
             self.relay = None
         if self.announced_by_bgp and len(self.families) == 1:
             for n in self.nodes:
-                a = topology.cp_session_address(self.net.topo, self.net.nodes.index(n))
-                self.net.run(n.netns, ["ip", "addr", "del", f"{a}/{self.net.subnets[a.version].prefixlen}",
+                s = topology.cp_session_address(self.net.topo, self.net.nodes.index(n))
+                self.net.run(n.netns, ["ip", "addr", "del", f"{s}/{self.net.subnets[s.version].prefixlen}",
                                        "dev", n.interface], check=False)
         self._save()
 
