@@ -1,7 +1,11 @@
 """Control-plane VIP end to end: three kube-apiservers in node namespaces (one etcd), a `cp_enable` agent
 next to each, kubectl in the client namespace through the VIP on both families (TLS verified against the
 lab CA). Failovers: SIGTERM of the holder's agent, SIGKILL of its agent, SIGKILL of its API server; a
-watcher checks all along that both families sit on one node and never on two."""
+watcher checks all along that both families sit on one node and never on two.
+
+On the IPv4-only and IPv6-only lab networks (`stack_labs`, sharing the session control plane) the VIP is
+one address of that family: held by one node, the API answering through it, moving on SIGTERM and on
+SIGKILL of its holder's agent, and no address of the other family ever on a node."""
 
 from __future__ import annotations
 
@@ -16,16 +20,21 @@ from typing import Any
 
 import pytest
 
+from kubevip.controlplane.kernel import CONTROL_PLANE_PROTO
 from kubevip.lab import pods
+from kubevip.lab.bgp import LabBgp
 from kubevip.lab.client import connect
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.cpvip import AGENT_METRICS, ControlPlaneVipLab, lab_status
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import connect_network, run_sync
+from kubevip.lab.topology import cp_session_address
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
+from tests.e2e.conftest import StackLabs
 from tests.fixtures.prereqs import require, require_root_netns
 from tests.fixtures.waiting import wait_until
+from tests.net.test_bgp_speaker import _require_daemon
 
 WITHIN = 90.0  # generous: the machine may be shared with other heavy test runs
 SVC_NS = "cpvip-services"
@@ -63,9 +72,9 @@ def cpv(
 
 
 def sole_holder(lab: ControlPlaneVipLab, exclude: frozenset[str] = frozenset()) -> str | None:
-    """The one node holding both VIPs (ignoring `exclude`), else None."""
+    """The one node holding the VIP of every family of the lab (ignoring `exclude`), else None."""
     h = lab.holders()
-    both = (h[4] & h[6]) - exclude
+    both = set.intersection(*(h[f] for f in lab.families)) - exclude
     others = (h[4] | h[6]) - exclude - both
     return next(iter(both)) if len(both) == 1 and not others else None
 
@@ -76,7 +85,8 @@ def api_ok(lab: ControlPlaneVipLab, family: int) -> bool:
 
 
 def lease_holder(lab: ControlPlaneVipLab) -> str | None:
-    out = lab.cp.kubectl_run("get", "lease", "-n", "kube-system", "plndr-cp-lock", "-o", "json")
+    name = lab.agent_extra_env.get("vip_leasename", "plndr-cp-lock")
+    out = lab.cp.kubectl_run("get", "lease", "-n", "kube-system", name, "-o", "json")
     holder: str | None = json.loads(out)["spec"].get("holderIdentity") or None
     return holder
 
@@ -90,6 +100,8 @@ class Watcher:
         self.exclude: frozenset[str] = frozenset()  # nodes whose agent is dead (stale addresses expected)
         self.violations: list[str] = []
         self.snapshots = 0
+        # A single-stack lab: the family it lacks must never show on a node (no address, no link-local).
+        self.other = next((f for f in (4, 6) if f not in lab.families), None)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cp-vip-watcher", daemon=True)
 
@@ -101,8 +113,11 @@ class Watcher:
         for n in nodes:
             res = self.lab.net.run(n.netns, ["ip", "-j", "addr", "show", "dev", n.interface], check=False)
             addrs = {a["local"] for link in json.loads(res.stdout or "[]") for a in link.get("addr_info", [])}
-            if addrs & {str(self.lab.vip4), str(self.lab.vip6)} and n.name not in self.exclude:
+            if addrs & {str(v) for v in self.lab.vips.values()} and n.name not in self.exclude:
                 holding.add(n.name)
+            if self.other is not None:
+                self.violations += [f"IPv{self.other} address {a} on {n.name} of a {self.lab.net.stack} lab"
+                                    for a in other_family(self.lab, n.netns, self.other)]
         return holding
 
     def _run(self) -> None:
@@ -126,6 +141,13 @@ class Watcher:
         assert not self.violations, self.violations
 
 
+def other_family(lab: ControlPlaneVipLab, netns: str, family: int) -> list[str]:
+    """Addresses of `family` in `netns` on any interface (IPv4 loopback's 127.0.0.1 aside)."""
+    res = lab.net.run(netns, ["ip", "-j", f"-{family}", "addr", "show"], check=False)
+    return [a["local"] for link in json.loads(res.stdout or "[]") for a in link.get("addr_info", [])
+            if a["local"] != "127.0.0.1"]
+
+
 def moved_from(lab: ControlPlaneVipLab, old: str, exclude: frozenset[str] = frozenset()) -> str | None:
     h = sole_holder(lab, exclude)
     return h if h not in (None, old) else None
@@ -136,8 +158,8 @@ def steady(lab: ControlPlaneVipLab) -> str:
     for n in lab.nodes:
         lab.start_apiserver(n.name)
         lab.start_agent(n.name)
-    holder: str = until(lambda: sole_holder(lab), "one node holding both control-plane VIPs", lab)
-    until(lambda: api_ok(lab, 4) and api_ok(lab, 6), "kubectl through both VIPs", lab)
+    holder: str = until(lambda: sole_holder(lab), "one node holding the control-plane VIPs", lab)
+    until(lambda: all(api_ok(lab, f) for f in lab.families), "kubectl through the VIPs", lab)
     return holder
 
 
@@ -305,3 +327,114 @@ def test_services_and_control_plane_in_one_process(cpv: ControlPlaneVipLab) -> N
     assert sole_holder(cpv) == holder
     assert all(str(cpv.vip4) not in vips for vips in service_vip_holders(cpv).values())
     assert api_ok(cpv, 4) and api_ok(cpv, 6)
+
+
+# One failover per stack (CI budget): graceful on ipv4, SIGKILL on ipv6; both kinds run on `dual` above.
+@pytest.mark.parametrize(("stack", "failover"), [("ipv4", "sigterm"), ("ipv6", "sigkill")])
+def test_single_stack_control_plane_vip(
+    stack: str, failover: str, stack_labs: StackLabs, control_plane: ControlPlane, lab_network: LabNetwork,
+) -> None:
+    """The VIP of an IPv4-only (IPv6-only) lab is one IPv4 (IPv6) address: one holder, kubectl through it
+    over that family, moved on SIGTERM (SIGKILL) of its holder's agent; never an address of the other
+    family on a node, and `lab status` keeps its shape with that family's fields null."""
+    require_root_netns()
+    require(control_plane.bind_address.is_unspecified, "control plane bound for lab nodes (root)")
+    fam = 4 if stack == "ipv4" else 6
+    net = stack_labs.get(stack)
+    connect_network(control_plane, net)  # a dual-stack cpvip lab may have run since it was made
+    # Two nodes are enough for a failover, and start faster than three.
+    # A Lease of its own: the module's dual-stack lab (`cpv`) may hold plndr-cp-lock of the same cluster.
+    lab = ControlPlaneVipLab(control_plane, net, 2, agent_extra_env={"vip_leasename": f"kvt-cp-{stack}"})
+    try:
+        with Watcher(lab) as w:
+            lab.start()
+            assert lab.families == (fam,) and set(lab.vips) == {fam}
+            holder = steady(lab)
+            res = lab.kubectl(fam, "get", "namespace", "kube-system", "-o", "name")
+            assert res.returncode == 0 and res.stdout.strip() == "namespace/kube-system", res.stderr
+            doc = lab_status(net, control_plane)
+            assert doc is not None and doc["stack"] == stack
+            other = "ipv6" if fam == 4 else "ipv4"
+            assert doc["vip"] == {f"ipv{fam}": str(lab.vips[fam]), other: None}
+            assert doc[f"kubeconfig_ipv{fam}"] == str(lab.kubeconfig(fam))
+            assert doc[f"kubeconfig_{other}"] is None
+            if failover == "sigterm":  # graceful: the Lease released at once, the peer takes the VIP
+                agent = lab.agents[holder]
+                agent.signal(signal.SIGTERM)
+                assert agent.proc is not None and agent.proc.wait(60) == 0
+                new = until(lambda: moved_from(lab, holder), "the peer holding the VIP after SIGTERM", lab)
+                until(lambda: api_ok(lab, fam), "kubectl through the VIP after SIGTERM", lab)
+                lab.start_agent(holder)
+                until(lambda: lease_holder(lab) == new and sole_holder(lab) == new, "new holder kept", lab)
+            else:  # SIGKILL: its stale VIP stays until the agent restarts (as kubelet would restart it)
+                dead = frozenset({holder})
+                w.exclude = dead
+                lab.agents[holder].kill()
+                new = until(lambda: moved_from(lab, holder, dead), "the peer holding it after SIGKILL", lab)
+                until(lambda: api_ok(lab, fam), "kubectl through the VIP after SIGKILL", lab)
+                lab.start_agent(holder)
+                until(lambda: sole_holder(lab) == new, "the restarted agent cleaned up its stale VIP", lab)
+                w.exclude = frozenset()
+        # The agents looked the missing family's interface up once each, not on every converge.
+        for n in lab.nodes:
+            log = lab.log_path(f"agent-{n.name}").read_text()
+            assert log.count("control-plane VIPs are not announced") <= 2, log[-2000:]
+    finally:
+        lab.stop()
+        for n in lab.nodes:  # the next user of this lab network starts clean
+            AddressManager(n.interface, Netns(n.netns), proto=CONTROL_PLANE_PROTO).cleanup_stale([])
+        connect_network(control_plane, lab_network)
+
+
+@pytest.mark.bgp
+@pytest.mark.parametrize("stack", ["ipv6"])  # IPv6-only: the harder case (32-bit id, session over IPv6)
+def test_single_stack_control_plane_vip_over_bgp(
+    stack: str, stack_labs: StackLabs, control_plane: ControlPlane, lab_network: LabNetwork,
+) -> None:
+    """`lab up --stack ipv4|ipv6 --bgp bird2 --control-plane N --control-plane-bgp single`: each control-plane
+    agent peers the router from the node's second address of the lab family (the Service agent has the
+    first), with a 32-bit router id even on an IPv6-only node; the router has the one VIP with the Lease
+    holder as its one next hop, the bgp_client reaches the API server through it, and the route moves when
+    the holder's agent stops (SIGTERM). No address of the other family on any node."""
+    require_root_netns()
+    require(control_plane.bind_address.is_unspecified, "control plane bound for lab nodes (root)")
+    _require_daemon("bird2")
+    fam = 4 if stack == "ipv4" else 6
+    net = stack_labs.get(stack)
+    connect_network(control_plane, net)
+    router = LabBgp(net, net.state_dir)
+    lab = ControlPlaneVipLab(control_plane, net, 2, bgp_mode="single",
+                             agent_extra_env={"bgp_hold_time": "9", "vip_leasename": f"kvt-cpb-{stack}"})
+    session = {n.name: cp_session_address(net.topo, i) for i, n in enumerate(net.nodes[:2])}
+    try:
+        router.up("bird2")
+        lab.start()
+        assert lab.status()["announce"] == "bgp" and lab.status()["vip"][f"ipv{6 if fam == 4 else 4}"] is None
+        lab.wait_bgp_reachable()  # the router's RIB has the VIP, the bgp_client reaches the API through it
+
+        def next_hop() -> str | None:
+            hops = lab.rib()
+            if set(hops) != {fam} or len(hops[fam]) != 1:
+                return None
+            by_addr = {a: name for name, a in session.items()}
+            return by_addr.get(next(iter(hops[fam])))
+
+        def holder_is_hop() -> str | None:
+            h = next_hop()
+            return h if h is not None and h == lease_holder(lab) else None
+
+        holder: str = until(holder_is_hop,
+                            "the Lease holder's session address the VIP's one next hop", lab)
+        agent = lab.agents[holder]
+        agent.signal(signal.SIGTERM)
+        assert agent.proc is not None and agent.proc.wait(60) == 0
+        new = until(lambda: (h := next_hop()) not in (None, holder) and h, "the route moved to the peer", lab)
+        until(lambda: api_ok(lab, fam), "the bgp_client reaching the API server after the move", lab)
+        assert lease_holder(lab) == new
+        other = 6 if fam == 4 else 4
+        for n in net.nodes:
+            assert not other_family(lab, n.netns, other), f"IPv{other} on {n.name} of a {stack} lab"
+    finally:
+        lab.stop()
+        router.down()
+        connect_network(control_plane, lab_network)

@@ -55,21 +55,18 @@ from kubevip.election.lifetime import (
     minimum_lease_duration,
     still_safe,
 )
-from kubevip.errors import KubevipError, NetworkError
+from kubevip.errors import NetworkError
 from kubevip.ip import IPAddress, NodeName, UnitId
 from kubevip.kube.rest import RestClient
 from kubevip.kube.writers import Writer
 from kubevip.metrics import Metrics
 from kubevip.net.announcer import Announcer
-from kubevip.net.interfaces import existing_links, resolve_interface, subnet_interfaces
+from kubevip.net.interfaces import FamilyInterfaces, existing_links, resolve_interface, subnet_interfaces
 from kubevip.net.namespace import OWN, Netns
 from kubevip.net.vipset import VipSet
 from kubevip.tasks import TaskGroupGuard, spawn
 
 log = logging.getLogger(__name__)
-
-# Seconds between lookups of a family's interface that failed (single-stack nodes: never found).
-IFACE_RETRY = 30.0
 
 INVALID_OBJECT = Reason.INVALID_OBJECT
 RULES_RETRY = 2.0  # seconds between attempts to apply packet rules nft refused
@@ -145,10 +142,9 @@ class Agent:
             synced=lambda: self.sources is None or self.sources.synced,
             hold_down=cfg.election.timings.lease_duration if cfg.election.enabled else 0.0,
         )
-        self._ifaces: dict[IPFamily, str] = {}
-        # A family without an interface (a single-stack node: no default route of that family) is looked
-        # up again only every IFACE_RETRY seconds, and its warning logged once, not on every pass.
-        self._iface_failed: dict[IPFamily, tuple[float, str]] = {}
+        # Interface per family; a family without one (a single-stack node) is looked up again only every
+        # IFACE_RETRY seconds, its warning logged once (the rule the control-plane VIPs share).
+        self._iface = FamilyInterfaces(self._lookup_interface, "VIPs")
         # Warnings only this node can see (a Service's interface missing here), per Service, last pass.
         self._node_warnings: dict[str, frozenset[Condition]] = {}
         # VIPs this node holds but has no interface of their family for: left out of the status it writes.
@@ -261,40 +257,27 @@ class Agent:
 
     # -- interfaces ---------------------------------------------------------------------------------
 
-    def _resolve_interfaces(self) -> dict[IPFamily, str]:
-        """Interface per family (vip_servicesinterface, vip_interface, else the default route's); blocking."""
-        out: dict[IPFamily, str] = {}
-        for fam in IPFamily:
-            if fam in self._ifaces:
-                out[fam] = self._ifaces[fam]
-                continue
-            if not self._iface_due(fam):
-                continue
-            try:
-                out[fam] = self._ifaces[fam] = resolve_interface(
-                    fam.version, for_service=True,
-                    vip_interface=self.cfg.net.interface or (BGP_DEFAULT_INTERFACE if self.bgp else ""),
-                    services_interface=self.cfg.net.services_interface, ns=self.ns,
-                )
-                if self._iface_failed.pop(fam, None) is not None:
-                    log.info("%s VIPs go on %s now", fam, out[fam])
-            except KubevipError as exc:
-                last = self._iface_failed.get(fam)
-                if last is None or last[1] != str(exc):
-                    log.warning("%s (%s VIPs are not announced from this node; looked up again every %.0f s)",
-                                exc, fam, IFACE_RETRY)
-                self._iface_failed[fam] = (time.monotonic(), str(exc))
-        return out
+    @property
+    def _ifaces(self) -> dict[IPFamily, str]:
+        """The interface of each family found so far."""
+        return self._iface.found
 
-    def _iface_due(self, fam: IPFamily) -> bool:
-        """A family never looked up, or one whose last lookup failed IFACE_RETRY seconds ago or more."""
-        failed = self._iface_failed.get(fam)
-        return failed is None or time.monotonic() - failed[0] >= IFACE_RETRY
+    @_ifaces.setter
+    def _ifaces(self, found: dict[IPFamily, str]) -> None:
+        self._iface.found = found
+
+    def _lookup_interface(self, fam: IPFamily) -> str:
+        """vip_servicesinterface, vip_interface, else the default route's interface of `fam`; blocking."""
+        return resolve_interface(
+            fam.version, for_service=True,
+            vip_interface=self.cfg.net.interface or (BGP_DEFAULT_INTERFACE if self.bgp else ""),
+            services_interface=self.cfg.net.services_interface, ns=self.ns,
+        )
 
     async def interfaces(self) -> dict[IPFamily, str]:
-        if not any(fam not in self._ifaces and self._iface_due(fam) for fam in IPFamily):
+        if not self._iface.pending():
             return dict(self._ifaces)
-        return await asyncio.to_thread(self._resolve_interfaces)
+        return await asyncio.to_thread(self._iface.resolve)
 
     def _annotated_held(self, snap: Snapshot) -> tuple[VipPlan, ...]:
         """The VIPs this node holds whose Service names an interface (nothing to do when none does)."""
@@ -551,7 +534,7 @@ class Agent:
         start-up window, an interface not resolved yet, a Service's own interface)."""
         if time.monotonic() < self._startup_until:
             return None
-        if any(fam not in self._ifaces and self._iface_due(fam) for fam in IPFamily):
+        if self._iface.pending():
             return None  # a family still to be looked up (at start, or its retry is due)
         if self.bgp is not None or snap.names_interfaces:
             return None

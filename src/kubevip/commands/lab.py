@@ -68,12 +68,8 @@ def register(subparsers: Any) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from kubevip.errors import LabError
     from kubevip.lab.instance import LabInstance
 
-    if args.control_plane and args.stack != "dual":
-        raise LabError(f"--control-plane with --stack {args.stack}: the control-plane VIP lab is "
-                       "dual-stack only so far; use --stack dual")
     for line in LabInstance(args.lab_id).up(
         args.nodes, bgp=args.bgp, kubernetes=args.kubernetes, stack=args.stack
     ):
@@ -117,7 +113,8 @@ def run_status(args: argparse.Namespace) -> int:
               f"{p['ipv4'] or '-'} {p['ipv6'] or '-'}")
     if "control_plane" in doc:
         v = doc["control_plane"]
-        print(f"  control-plane VIP {v['vip']['ipv4']} {v['vip']['ipv6']}: {v['kubeconfig_ipv4']}")
+        shown = " ".join(a for a in (v["vip"]["ipv4"], v["vip"]["ipv6"]) if a)
+        print(f"  control-plane VIP {shown}: {v['kubeconfig_ipv4'] or v['kubeconfig_ipv6']}")
     return 0
 
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 
 from kubevip.core.rows import Row, diff
 from kubevip.errors import KubevipError
-from kubevip.ip import IPAddress
+from kubevip.ip import IPAddress, IPFamily
 from kubevip.net.announcer import Announcer, Sender, raw_sender
-from kubevip.net.interfaces import resolve_interface
+from kubevip.net.interfaces import FamilyInterfaces, resolve_interface
 from kubevip.net.namespace import OWN, Netns
 from kubevip.net.settings import NetSettings
 from kubevip.net.vipset import VipSet
@@ -41,7 +41,9 @@ class KernelVips(VipSet):
         self.announcer = announcer if announcer is not None else (
             Announcer(rate_ms=net.arp_rate_ms, ns=ns, sender_factory=self._sender) if net.arp else None
         )
-        self._interfaces: dict[int, str] = {}
+        # A family without an interface (a single-stack node) is looked up again only every IFACE_RETRY
+        # seconds and warned about once: the Service agent's rule, not a lookup on every converge.
+        self._iface = FamilyInterfaces(self._lookup_interface, "control-plane VIPs")
 
     def prepare(self) -> None:
         """Blocking: open the announcement sockets of each family's interface ahead of any takeover.
@@ -64,21 +66,16 @@ class KernelVips(VipSet):
         return ready if ready is not None else raw_sender(ifname, version, ns)
 
     def known_interfaces(self) -> dict[int, str] | None:
-        """`interfaces()` without blocking when both families are resolved already, else None."""
-        return dict(self._interfaces) if len(self._interfaces) == 2 else None
+        """`interfaces()` without blocking when no family is due for a lookup, else None. On a single-stack
+        node the missing family is due only every IFACE_RETRY seconds, not on every converge."""
+        return None if self._iface.pending() else _by_version(self._iface.found)
 
     def interfaces(self) -> dict[int, str]:
         """Interface per family: vip_interface, else that family's default-route interface (blocking)."""
-        for family in (4, 6):
-            if family in self._interfaces:
-                continue
-            try:
-                self._interfaces[family] = resolve_interface(
-                    family, for_service=False, vip_interface=self.net.interface, ns=self.ns
-                )
-            except KubevipError as exc:
-                log.warning("%s: %s", LABEL, exc)
-        return dict(self._interfaces)
+        return _by_version(self._iface.resolve())
+
+    def _lookup_interface(self, fam: IPFamily) -> str:
+        return resolve_interface(fam.version, for_service=False, vip_interface=self.net.interface, ns=self.ns)
 
     def remove_leftovers(self) -> set[Row]:
         """Blocking: remove control-plane VIPs a previous process left (it may be a peer's VIP by now)."""
@@ -113,3 +110,7 @@ class KernelVips(VipSet):
         for sender in self._ready.values():
             sender.close()
         self._ready.clear()
+
+
+def _by_version(found: dict[IPFamily, str]) -> dict[int, str]:
+    return {fam.version: ifname for fam, ifname in found.items()}

@@ -170,6 +170,11 @@ class LabBgp:
             # agent (`lab up --control-plane N`) runs its own ExaBGP beside the Service agent's, and a
             # router keeps one session per neighbour address (cpvip.py).
             neighbors += [Neighbor(n.ipv6, NODE_AS) for n in self.net.nodes]
+        else:
+            # Single stack: the control-plane agent's session comes from a second address of the node
+            # (topology.CP_SESSION_HOSTS, added by `lab up --control-plane`); idle until then.
+            count = min(len(self.net.nodes), topology.CP_SESSION_HOSTS[1] - topology.CP_SESSION_HOSTS[0] + 1)
+            neighbors += [Neighbor(topology.cp_session_address(t, i), NODE_AS) for i in range(count)]
         router = make_router(daemon, rt, workdir / daemon, ROUTER_AS, rv4, neighbors)
 
         def only(a: IPAddress) -> str | None:  # the status JSON's null for a family the lab lacks
@@ -208,17 +213,26 @@ class LabBgp:
             "bgp_keepalive_interval": "3",
         }
 
-    def control_plane_env(self, node_ipv6: IPAddress) -> dict[str, str]:
-        """Settings for a control-plane agent beside a Service agent: BGP over the node's IPv6 session
-        (the Service agent has the IPv4 one) with its own router id, the low 32 bits of the node's IPv6
-        address ({} without a router or on a single-stack lab)."""
+    def control_plane_env(self, node_ipv6: IPAddress, index: int = 0) -> dict[str, str]:
+        """Settings for a control-plane agent beside a Service agent ({} without a router). Dual stack:
+        BGP over the node's IPv6 session (the Service agent has the IPv4 one) with its own router id, the
+        low 32 bits of the node's IPv6 address. Single stack: over the session from the node's second
+        address (`cp_session_address(index)`, bgp_sourceip, also the next hop), the router id the low 32
+        bits of that address (an IPv6-only node has no IPv4 address to take one from)."""
         doc = self.state()
-        if doc is None or not doc["router"]["ipv4"] or not doc["router"]["ipv6"]:
+        if doc is None:
             return {}
+        if doc["router"]["ipv4"] and doc["router"]["ipv6"]:
+            return {
+                **self.agent_env(),
+                "bgp_peers": f"[{doc['router']['ipv6']}]:{ROUTER_AS}",
+                "bgp_routerid": str(ipaddress.IPv4Address(int(node_ipv6) & 0xFFFFFFFF)),
+            }
+        source = topology.cp_session_address(self.net.topo, index)
         return {
             **self.agent_env(),
-            "bgp_peers": f"[{doc['router']['ipv6']}]:{ROUTER_AS}",
-            "bgp_routerid": str(ipaddress.IPv4Address(int(node_ipv6) & 0xFFFFFFFF)),
+            "bgp_sourceip": str(source),
+            "bgp_routerid": str(ipaddress.IPv4Address(int(source) & 0xFFFFFFFF)),
         }
 
     def reader(self) -> Router | None:

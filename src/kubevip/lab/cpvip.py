@@ -29,7 +29,7 @@ import yaml
 
 from kubevip.errors import BgpError, LabError
 from kubevip.ip import IPAddress
-from kubevip.lab import procs
+from kubevip.lab import procs, topology
 from kubevip.lab.agents import AgentProcess
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.controlplane import ControlPlane, http_get
@@ -44,13 +44,20 @@ STATE_FILE = "cpvip.json"
 _OWN_FLAGS = ("--etcd-servers=", "--bind-address=", "--secure-port=", "--advertise-address=", "--cert-dir=")
 
 
-def vips(net: LabNetwork) -> tuple[ipaddress.IPv4Address, ipaddress.IPv6Address]:
-    """The control-plane VIPs: the LAST address of each family's pool (tests take pool addresses from
-    the front), so Service tests and the control plane never collide."""
-    v4 = net.vip_pool[4][1]
-    v6 = net.vip_pool[6][1]
-    assert isinstance(v4, ipaddress.IPv4Address) and isinstance(v6, ipaddress.IPv6Address)
-    return v4, v6
+def vips(net: LabNetwork) -> dict[int, IPAddress]:
+    """The control-plane VIPs, one per family the lab has (a single-stack lab: one address): the LAST
+    address of each family's pool (tests take pool addresses from the front), so Service tests and the
+    control plane never collide."""
+    return {fam: last for fam, (_, last) in net.vip_pool.items()}
+
+
+def node_address(net: LabNetwork, node: Endpoint) -> IPAddress:
+    """The node's address of the lab's first family (IPv4 unless the lab is IPv6-only)."""
+    return node.ipv4 if 4 in net.families else node.ipv6
+
+
+def _host(ip: IPAddress) -> str:
+    return f"[{ip}]" if ip.version == 6 else str(ip)
 
 
 def _url(ip: IPAddress, port: int = PORT) -> str:
@@ -91,12 +98,25 @@ class ControlPlaneVipLab:
         return self.net.nodes[: self.count]
 
     @property
-    def vip4(self) -> ipaddress.IPv4Address:
-        return vips(self.net)[0]
+    def families(self) -> tuple[int, ...]:
+        """The lab's families: the control-plane VIP has one address of each (IPv4-only lab: IPv4 only)."""
+        return self.net.families
 
     @property
-    def vip6(self) -> ipaddress.IPv6Address:
-        return vips(self.net)[1]
+    def vips(self) -> dict[int, IPAddress]:
+        return vips(self.net)
+
+    @property
+    def vip4(self) -> ipaddress.IPv4Address | None:
+        v = self.vips.get(4)
+        assert v is None or isinstance(v, ipaddress.IPv4Address)
+        return v
+
+    @property
+    def vip6(self) -> ipaddress.IPv6Address | None:
+        v = self.vips.get(6)
+        assert v is None or isinstance(v, ipaddress.IPv6Address)
+        return v
 
     def kubeconfig(self, family: int) -> Path:
         """Admin kubeconfig through the VIP of `family` (use it inside the client namespace)."""
@@ -117,6 +137,8 @@ class ControlPlaneVipLab:
 
     def start(self) -> None:
         """PKI, relay, API servers (waits until each is ready), kubeconfigs, agents."""
+        if self.announced_by_bgp and len(self.families) == 1:
+            self._add_session_addresses()
         self.dir.mkdir(parents=True, exist_ok=True)
         self._pki()
         self._start_relay()
@@ -140,6 +162,11 @@ class ControlPlaneVipLab:
         if self.relay is not None:
             procs.terminate(self.relay)
             self.relay = None
+        if self.announced_by_bgp and len(self.families) == 1:
+            for n in self.nodes:
+                s = topology.cp_session_address(self.net.topo, self.net.nodes.index(n))
+                self.net.run(n.netns, ["ip", "addr", "del", f"{s}/{self.net.subnets[s.version].prefixlen}",
+                                       "dev", n.interface], check=False)
         self._save()
 
     def __enter__(self) -> ControlPlaneVipLab:
@@ -153,12 +180,14 @@ class ControlPlaneVipLab:
 
     def _apiserver_args(self, node: Endpoint) -> list[str]:
         base = [a for a in self.cp._apiserver_args() if not a.startswith(_OWN_FLAGS)]
+        relay = self.net.api_address
         return [
             *base,
-            f"--etcd-servers=http://{self.net.uplink_ipv4}:{self.relay_port}",
-            "--bind-address=::",  # both families, so the VIP of either reaches it
+            f"--etcd-servers=http://{_host(relay)}:{self.relay_port}",
+            # "::" serves both families, so the VIP of either reaches it; an IPv4-only lab has no IPv6.
+            f"--bind-address={'::' if 6 in self.families else '0.0.0.0'}",
             f"--secure-port={PORT}",
-            f"--advertise-address={node.ipv4}",
+            f"--advertise-address={node_address(self.net, node)}",
             f"--tls-cert-file={self.dir / 'apiserver.crt'}",
             f"--tls-private-key-file={self.dir / 'apiserver.key'}",
             f"--cert-dir={self.dir / ('pki-' + node.name)}",
@@ -203,7 +232,7 @@ class ControlPlaneVipLab:
     def apiserver_ready(self, name: str) -> bool:
         node = self.net.node(name)
         try:
-            return self._get(_url(node.ipv4), "/readyz", timeout=2.0) == "ok"
+            return self._get(_url(node_address(self.net, node)), "/readyz", timeout=2.0) == "ok"
         except LabError:
             return False
 
@@ -230,14 +259,14 @@ class ControlPlaneVipLab:
             "vip_nodename": node.name,
             "cp_enable": "true",
             "svc_enable": "false",
-            "address": f"{self.vip4},{self.vip6}",
+            "address": ",".join(str(v) for v in self.vips.values()),
             "port": str(PORT),
             "vip_arp": "true",
             "vip_interface": node.interface,
             "vip_leaderelection": "true",
             "prometheus_server": AGENT_METRICS,
         }
-        bgp = self.bgp.control_plane_env(node.ipv6)
+        bgp = self.bgp.control_plane_env(node.ipv6, self.net.nodes.index(node))
         if bgp:
             env.update(bgp)
             env["vip_leaderelection"] = "true" if self.bgp_mode == "single" else "false"
@@ -271,9 +300,10 @@ class ControlPlaneVipLab:
     # ---- observation -----------------------------------------------------------------------------------
 
     def holders(self) -> dict[int, set[str]]:
-        """Family -> nodes that have that family's control-plane VIP on an interface (any owner)."""
+        """Family -> nodes that have that family's control-plane VIP on an interface (any owner); a family
+        the lab lacks maps to no node."""
         out: dict[int, set[str]] = {4: set(), 6: set()}
-        want = {self.vip4: 4, self.vip6: 6}
+        want = {v: fam for fam, v in self.vips.items()}
         for n in self.net.nodes:
             # Every interface: in BGP mode the VIPs are on lo.
             res = self.net.run(n.netns, ["ip", "-j", "addr", "show"], check=False)
@@ -298,11 +328,15 @@ class ControlPlaneVipLab:
 
     def status(self) -> dict[str, Any]:
         """The `control_plane` part of `kubevip lab status -o json`."""
+        def only(fam: int, value: object) -> str | None:  # null for the family a single-stack lab lacks
+            return str(value) if fam in self.families else None
+
         return {
-            "vip": {"ipv4": str(self.vip4), "ipv6": str(self.vip6)},
+            "stack": self.net.stack,
+            "vip": {"ipv4": only(4, self.vip4), "ipv6": only(6, self.vip6)},
             "port": PORT,
-            "kubeconfig_ipv4": str(self.kubeconfig(4)),
-            "kubeconfig_ipv6": str(self.kubeconfig(6)),
+            "kubeconfig_ipv4": only(4, self.kubeconfig(4)),
+            "kubeconfig_ipv6": only(6, self.kubeconfig(6)),
             "ca": str(self.ca),
             "nodes": [n.name for n in self.nodes],
             # Added for BGP (issue 22): "arp" or "bgp", and with BGP "ecmp" or "single" (else null).
@@ -318,9 +352,9 @@ class ControlPlaneVipLab:
 
         router = self.bgp.reader()
         if router is None:
-            return {4: frozenset(), 6: frozenset()}
+            return dict.fromkeys(self.families, frozenset())
         out: dict[int, frozenset[IPAddress]] = {}
-        for fam, vip in ((4, self.vip4), (6, self.vip6)):
+        for fam, vip in self.vips.items():
             try:
                 rib = asyncio.run(router.rib(fam))
             except BgpError:
@@ -329,8 +363,9 @@ class ControlPlaneVipLab:
         return out
 
     def wait_bgp_reachable(self, within: float = 120.0) -> list[str]:
-        """Until the router has both VIPs from every node it should (ECMP: all, single: one) and kubectl
-        from the bgp_client answers through each VIP; LabError naming what is missing at the deadline."""
+        """Until the router has the VIP of each family from every node it should (ECMP: all, single: one) and
+        kubectl from the bgp_client answers through each VIP; LabError naming what is missing at the
+        deadline."""
         deadline = time.monotonic() + within
         rib: dict[int, frozenset[IPAddress]] = {}
         want = len(self.nodes) if self.bgp_mode == "ecmp" else 1
@@ -343,11 +378,11 @@ class ControlPlaneVipLab:
             raise LabError(f"the router has no route for the control-plane VIPs ({rib}); agent logs:\n"
                            f"{self.agent_logs(10)}")
         lines = [f"router RIB: {vip} via {', '.join(sorted(map(str, rib[fam])))}"
-                 for fam, vip in ((4, self.vip4), (6, self.vip6))]
+                 for fam, vip in self.vips.items()]
         router = self.bgp.reader()
         if router is not None and not router.installs_routes:
             return [*lines, f"{router.daemon} programs no kernel routes: bgp_client reachability not checked"]
-        for fam in (4, 6):
+        for fam in self.families:
             res = self.kubectl(fam, "get", "--raw", "/readyz")
             while res.returncode != 0 and time.monotonic() < deadline:
                 time.sleep(0.5)
@@ -355,7 +390,7 @@ class ControlPlaneVipLab:
             if res.returncode != 0:
                 raise LabError(f"bgp_client cannot reach the API server through the IPv{fam} VIP: "
                                f"{res.stderr.strip()[-300:]}")
-            lines.append(f"bgp_client -> API server through {self.vip4 if fam == 4 else self.vip6}: "
+            lines.append(f"bgp_client -> API server through {self.vips[fam]}: "
                          f"{res.stdout.strip()}")
         return lines
 
@@ -366,8 +401,8 @@ class ControlPlaneVipLab:
         if (d / "apiserver.crt").exists():
             return
         sans = ["DNS:kubernetes", "DNS:kubernetes.default", "DNS:localhost", "IP:127.0.0.1", "IP:::1",
-                f"IP:{self.vip4}", f"IP:{self.vip6}"]
-        sans += [f"IP:{ip}" for n in self.net.nodes for ip in (n.ipv4, n.ipv6)]
+                *(f"IP:{v}" for v in self.vips.values())]
+        sans += [f"IP:{ip}" for n in self.net.nodes for ip in self.net.topo.addresses(n)]
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         _openssl(["req", "-x509", *ec, "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"),
                   "-days", "30", "-subj", "/CN=kubevip-lab-ca"])
@@ -380,13 +415,24 @@ class ControlPlaneVipLab:
         for key in ("ca.key", "apiserver.key"):
             os.chmod(d / key, 0o600)
 
+    def _add_session_addresses(self) -> None:
+        """Single stack with a BGP router: the second address each control-plane node peers the router
+        from (topology.CP_SESSION_HOSTS). IPv6: deprecated at once (preferred_lft 0), so the kernel never
+        picks it as a source; the agent binds it. IPv4: a secondary address, never a default source."""
+        for n in self.nodes:
+            a = topology.cp_session_address(self.net.topo, self.net.nodes.index(n))
+            plen = self.net.subnets[a.version].prefixlen
+            extra = ["nodad", "preferred_lft", "0"] if a.version == 6 else []
+            self.net.run(n.netns, ["ip", "addr", "replace", f"{a}/{plen}", "dev", n.interface, *extra])
+
     def _start_relay(self) -> None:
         if self.relay is not None and self.relay.poll() is None:
             return
         assert self.cp.ports is not None
-        self.relay_port = free_port(str(self.net.uplink_ipv4))
+        relay = str(self.net.api_address)  # the uplink address of the lab's first family
+        self.relay_port = free_port(relay)
         log = self.log_path("etcd-relay").open("ab")
-        argv = [sys.executable, "-m", "kubevip.lab.relay", str(self.net.uplink_ipv4), str(self.relay_port),
+        argv = [sys.executable, "-m", "kubevip.lab.relay", relay, str(self.relay_port),
                 "127.0.0.1", str(self.cp.ports.etcd_client)]
         try:
             self.relay = procs.in_spawner_thread(lambda: subprocess.Popen(
@@ -414,12 +460,11 @@ class ControlPlaneVipLab:
         }
 
     def _write_kubeconfigs(self) -> None:
-        docs = {
-            self.kubeconfig(4): self._kubeconfig_doc(_url(self.vip4), self.cp.admin_token, "admin"),
-            self.kubeconfig(6): self._kubeconfig_doc(_url(self.vip6), self.cp.admin_token, "admin"),
-            # As admin.conf on a kubeadm node: the server is the VIP (controlPlaneEndpoint).
-            self.agent_kubeconfig: self._kubeconfig_doc(_url(self.vip4), self.cp.kubevip_token, "kube-vip"),
-        }
+        docs = {self.kubeconfig(fam): self._kubeconfig_doc(_url(vip), self.cp.admin_token, "admin")
+                for fam, vip in self.vips.items()}
+        # As admin.conf on a kubeadm node: the server is the VIP (controlPlaneEndpoint), of the first family.
+        first = self.vips[self.families[0]]
+        docs[self.agent_kubeconfig] = self._kubeconfig_doc(_url(first), self.cp.kubevip_token, "kube-vip")
         for path, doc in docs.items():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -505,12 +550,13 @@ def up(
     lab.start()
     lines = [
         f"control plane on {', '.join(n.name for n in lab.nodes)} in {time.monotonic() - started:.1f}s: "
-        f"VIP {lab.vip4} / {lab.vip6} port {PORT}",
+        f"VIP {' / '.join(map(str, lab.vips.values()))} port {PORT}",
     ]
     if lab.announced_by_bgp:  # the router must have the VIPs, and the bgp_client reach the API server
         lines += lab.wait_bgp_reachable()
     client = lab.status()["client_netns"]
-    lines.append(f"kubeconfigs through the VIP (inside {client}): {lab.kubeconfig(4)} {lab.kubeconfig(6)}")
+    lines.append(f"kubeconfigs through the VIP (inside {client}): "
+                 f"{' '.join(str(lab.kubeconfig(f)) for f in lab.families)}")
     return lines
 
 

@@ -20,6 +20,9 @@ CLIENT_HOST = 100
 FIRST_NODE_HOST = 11
 MAX_NODES = CLIENT_HOST - FIRST_NODE_HOST
 VIP_POOL_HOSTS = (200, 249)
+# A single-stack lab with a BGP router and a control-plane VIP: the control-plane agent of node i needs a
+# BGP session of its own beside the Service agent's, from a second address of the node (host 160 + i).
+CP_SESSION_HOSTS = (160, 199)
 
 _LAB_ID = re.compile(r"^[a-z0-9]{1,10}$")
 
@@ -113,6 +116,16 @@ def subnets(slot: int) -> tuple[ipaddress.IPv4Network, ipaddress.IPv6Network]:
     v4 = ipaddress.IPv4Network((int(IPV4_SPACE.network_address) + slot * 256, 24))
     v6 = ipaddress.IPv6Network((int(IPV6_SPACE.network_address) + (slot << 64), 64))
     return v4, v6
+
+
+def cp_session_address(topo: Topology, index: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The second address of node `index` (0-based) of a single-stack lab, of the lab's family, from which
+    its control-plane agent peers the lab router (CP_SESSION_HOSTS)."""
+    host = CP_SESSION_HOSTS[0] + index
+    if host > CP_SESSION_HOSTS[1]:
+        raise ValueError(f"node {index + 1}: control-plane BGP sessions exist for the first "
+                         f"{CP_SESSION_HOSTS[1] - CP_SESSION_HOSTS[0] + 1} nodes only")
+    return host_v4(topo.slot, host) if 4 in topo.families else host_v6(topo.slot, host)
 
 
 def host_v4(slot: int, host: int) -> ipaddress.IPv4Address:

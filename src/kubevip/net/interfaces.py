@@ -4,13 +4,18 @@ the interface of the default route; plus link facts (index, MAC) that the announ
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
-from collections.abc import Collection, Iterable, Mapping
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from kubevip.errors import InterfaceNotFoundError, NetworkError
+from kubevip.errors import InterfaceNotFoundError, KubevipError, NetworkError
+from kubevip.ip import IPFamily
 from kubevip.net.namespace import OWN, Netns
+
+log = logging.getLogger(__name__)
 
 Family = Literal[4, 6]
 AUTO = ("", "auto")
@@ -110,6 +115,62 @@ def resolve_interface(
         default_route=routes,
         present=None if needs_lookup else address_families(ns),
     )
+
+
+# Seconds between lookups of a family's interface that failed (single-stack nodes: never found).
+IFACE_RETRY = 30.0
+
+
+def lookup_due(failed_at: float | None, now: float, retry: float = IFACE_RETRY) -> bool:
+    """A family never looked up (`failed_at` None), or one whose last lookup failed `retry` s ago or more."""
+    return failed_at is None or now - failed_at >= retry
+
+
+class FamilyInterfaces:
+    """Interface per family, for the Service agent and the control-plane VIPs alike (one rule).
+
+    A family found is kept. A family not found (a single-stack node has no default route, often no
+    address, of the other family) is looked up again only every IFACE_RETRY seconds, and its warning is
+    logged once per distinct message, not on every pass; `what` names the VIPs in that warning."""
+
+    def __init__(
+        self, lookup: Callable[[IPFamily], str], what: str, retry: float = IFACE_RETRY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.lookup = lookup
+        self.what = what
+        self.retry = retry
+        self.clock = clock
+        self.found: dict[IPFamily, str] = {}
+        self._failed: dict[IPFamily, tuple[float, str]] = {}
+
+    def due(self, fam: IPFamily) -> bool:
+        """`fam` is to be looked up now: not found yet, and never tried or its retry is due."""
+        if fam in self.found:
+            return False
+        failed = self._failed.get(fam)
+        return lookup_due(None if failed is None else failed[0], self.clock(), self.retry)
+
+    def pending(self) -> bool:
+        """Some family is to be looked up now (`resolve` would block on the kernel)."""
+        return any(self.due(fam) for fam in IPFamily)
+
+    def resolve(self) -> dict[IPFamily, str]:
+        """Blocking: look up every family that is due; returns the families found so far."""
+        for fam in IPFamily:
+            if not self.due(fam):
+                continue
+            try:
+                self.found[fam] = self.lookup(fam)
+                if self._failed.pop(fam, None) is not None:
+                    log.info("%s %s go on %s now", fam, self.what, self.found[fam])
+            except KubevipError as exc:
+                last = self._failed.get(fam)
+                if last is None or last[1] != str(exc):
+                    log.warning("%s (%s %s are not announced from this node; looked up again every %.0f s)",
+                                exc, fam, self.what, self.retry)
+                self._failed[fam] = (self.clock(), str(exc))
+        return dict(self.found)
 
 
 def address_families(ns: Netns = OWN) -> frozenset[int]:

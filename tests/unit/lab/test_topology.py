@@ -111,3 +111,31 @@ def test_an_ipv6_only_lab_holds_its_slot_through_its_ipv6_addresses(lab_id: str,
 def test_slot_of_ipv6_outside_the_space_is_none() -> None:
     assert topology.slot_of(ipaddress.IPv6Address("fd00::1")) is None
     assert topology.slot_of(ipaddress.IPv6Address("fe80::1")) is None
+
+
+@given(lab_ids, slots, node_counts, st.sampled_from(["ipv4", "ipv6"]))
+def test_control_plane_session_addresses_are_of_the_lab_family_and_clash_with_nothing(
+    lab_id: str, slot: int, n: int, stack: str
+) -> None:
+    """A single-stack lab's second node addresses (the control-plane agents' BGP sessions): the lab's
+    family, in its subnet, distinct from each other and from every address the lab plans (nodes, client,
+    uplink, router, VIP pool, the DHCP server and its range)."""
+    from kubevip.lab import dhcpserver
+
+    t = topology.plan(lab_id, slot, n, stack)
+    fam = t.families[0]
+    limit = topology.CP_SESSION_HOSTS[1] - topology.CP_SESSION_HOSTS[0] + 1
+    sessions = [topology.cp_session_address(t, i) for i in range(min(n, limit))]
+    host = topology.host_v4 if fam == 4 else topology.host_v6
+    pool = t.vip_pool_v4 if fam == 4 else t.vip_pool_v6
+    taken = {a for e in (*t.nodes, t.client) for a in t.addresses(e)} | {
+        host(slot, h) for h in (topology.ROUTER_HOST, topology.UPLINK_HOST, dhcpserver.SERVER_HOST,
+                                *range(dhcpserver.RANGE_HOSTS[0], dhcpserver.RANGE_HOSTS[1] + 1))}
+    assert len(set(sessions)) == len(sessions)
+    subnet = t.subnet_v4 if fam == 4 else t.subnet_v6
+    assert all(a.version == fam and a in subnet for a in sessions)
+    assert not set(sessions) & taken
+    assert not any(pool[0] <= a <= pool[1] for a in sessions)
+    if n > limit:
+        with pytest.raises(ValueError, match="first 40 nodes"):
+            topology.cp_session_address(t, limit)
