@@ -65,6 +65,7 @@ class NodeWatcher:
     vips: tuple[IPAddress, ...]
     samples: list[tuple[float, dict[IPAddress, frozenset[str]]]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    sampled: threading.Event = field(default_factory=threading.Event)  # the first sample is taken
     error: BaseException | None = None
     _thread: threading.Thread | None = None
 
@@ -74,6 +75,8 @@ class NodeWatcher:
                 self._sample(sockets)
         except BaseException as exc:  # reported when the block ends: a dead sampler proves nothing
             self.error = exc
+        finally:
+            self.sampled.set()  # wakes __aenter__ also when the sampler died before its first sample
 
     def _sample(self, sockets: contextlib.ExitStack) -> None:
         managers = {}
@@ -94,6 +97,7 @@ class NodeWatcher:
                 reads.append((time.monotonic(), name, {a for a, _ in managers[name].present()}))
             at = reads[len(order) - 1][0]
             self.samples.append((at, {v: _holders_at(v, reads) for v in self.vips}))
+            self.sampled.set()
             self.stop.wait(0.01)
 
     def doubles(self) -> list[tuple[float, dict[IPAddress, frozenset[str]]]]:
@@ -131,6 +135,12 @@ class NodeWatcher:
     async def __aenter__(self) -> NodeWatcher:
         self._thread = threading.Thread(target=self.run, daemon=True, name="node-watcher")
         self._thread.start()
+        # The block's failover starts only once the nodes are being sampled: opening a netlink socket in
+        # each node namespace forks, and on a loaded host that outlasted a whole graceful failover (the
+        # watcher then "took no samples" and the block proved nothing).
+        await asyncio.to_thread(self.sampled.wait, 60)
+        assert self.error is None, f"the node watcher died: {self.error!r}"
+        assert self.samples, "the node watcher took no sample within 60 s"
         return self
 
     async def __aexit__(self, exc_type: object, *exc: object) -> None:
