@@ -341,6 +341,19 @@ class E2E:
         """Poll `probe` until truthy; fail naming `what`, the last value and the agents' logs."""
         return await eventually(probe, what, within, detail=self.fleet.logs)
 
+    async def renewals(self, lease: str, who: str, count: int) -> None:
+        """Wait until `who` renewed the Lease `count` more times (distinct renewTimes seen), holding it
+        throughout (a renewal is the election's clock: "this long and nothing changed")."""
+        seen: set[object] = set()
+
+        async def probe() -> bool:
+            got = await client.CoordinationV1Api(self.api).read_namespaced_lease(lease, self.ns)
+            assert got.spec.holder_identity == who, f"{got.spec.holder_identity} took the Lease from {who}"
+            seen.add(got.spec.renew_time)
+            return len(seen) > count
+
+        await self.eventually(probe, f"{count} renewals of {lease} by {who}")
+
     async def delete_service(self, name: str) -> None:
         try:
             await self.core.delete_namespaced_service(name, self.ns)

@@ -50,7 +50,7 @@ async def test_per_service_lease_mode(e2e: E2E) -> None:
             fenced = time.monotonic()
             # Held by the intruder for more than a lease duration (4 s; its renewals accepted): nobody
             # takes the VIPs meanwhile, checked on every sample of the node watcher.
-            await _renewals(e2e, "kubevip-web", INTRUDER, 10)
+            await e2e.renewals("kubevip-web", INTRUDER, 10)
             assert await _lease_holder(e2e, "kubevip-web") == INTRUDER
             during = time.monotonic()
         finally:
@@ -98,17 +98,6 @@ async def _keep_renewing(e2e: E2E, name: str, who: str, stop: asyncio.Event) -> 
             await asyncio.wait_for(stop.wait(), 0.5)
 
 
-async def _renewals(e2e: E2E, name: str, who: str, count: int) -> None:
-    """Wait until `who` renewed the Lease `count` more times (distinct renewTimes seen)."""
-    seen: set[object] = set()
-
-    async def probe() -> bool:
-        lease = await client.CoordinationV1Api(e2e.api).read_namespaced_lease(name, e2e.ns)
-        assert lease.spec.holder_identity == who, f"{lease.spec.holder_identity} took the Lease from {who}"
-        seen.add(lease.spec.renew_time)
-        return len(seen) > count
-
-    await e2e.eventually(probe, f"{count} renewals by {who}")
 
 
 async def _nowhere(e2e: E2E, *vips: object) -> bool:

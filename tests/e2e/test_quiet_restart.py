@@ -57,7 +57,7 @@ async def test_a_restart_with_the_same_holder_writes_nothing_and_a_move_tells_ea
         await e2e.eventually(lambda n=n: _reported_since(e2e, n.name, since), f"{n.name} running again")
     # Long enough for anything the restart would write: the holder's start-up window (two lease
     # durations, after which status and conditions are compared) and more, counted in its renewals.
-    await _renewals(e2e, holder, count=24)
+    await e2e.renewals(SERVICES_LEASE, holder, count=24)
     writes = _writes(counts_before, _requests(e2e.cp.metrics_text()))
     new_events = [e for e in await _our_events(e2e) if e not in events_before]
     assert not new_events, f"the restart wrote Events: {new_events}\n{e2e.fleet.logs(60)}"
@@ -74,7 +74,7 @@ async def test_a_restart_with_the_same_holder_writes_nothing_and_a_move_tells_ea
     new = await e2e.eventually(lambda: _other_holder(e2e, holder), "a peer takes the Lease")
     await e2e.eventually(lambda: _reported(e2e, vips, new), f"every Service reported by {new}")
     await e2e.eventually(lambda: _announced(e2e, new, len(vips)), f"an AnnouncingVIP per Service by {new}")
-    await _renewals(e2e, new, count=6)  # and no more after it
+    await e2e.renewals(SERVICES_LEASE, new, count=6)  # and no more after it
     moved = [e for e in await _our_events(e2e) if e not in events_before]
     per = Counter((e[1], e[2], e[3]) for e in moved)
     assert per == Counter({(name, STARTED, new) for name in vips}), moved
@@ -95,17 +95,6 @@ async def _other_holder(e2e: E2E, old: str) -> str | None:
     return h if h and h != old else None
 
 
-async def _renewals(e2e: E2E, who: str, count: int) -> None:
-    """Wait until `who` renewed the global Lease `count` more times (distinct renewTimes), holding it."""
-    seen: set[object] = set()
-
-    async def probe() -> bool:
-        lease = await client.CoordinationV1Api(e2e.api).read_namespaced_lease(SERVICES_LEASE, e2e.ns)
-        assert lease.spec.holder_identity == who, f"{lease.spec.holder_identity} took the Lease from {who}"
-        seen.add(lease.spec.renew_time)
-        return len(seen) > count
-
-    await e2e.eventually(probe, f"{count} renewals by {who}")
 
 
 async def _reported_since(e2e: E2E, node: str, since: datetime.datetime) -> bool:
