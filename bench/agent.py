@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import ipaddress
 import json
 import os
@@ -48,7 +47,7 @@ from polling import until
 from kubevip.core.events import RATE as EVENT_RATE
 from kubevip.election.timings import SERVICES_LEASE
 from kubevip.lab import controlplane, topology
-from kubevip.lab.agents import RESPONDER_PORT, Fleet, policy_env, start_responders
+from kubevip.lab.agents import RESPONDER_PORT, Fleet, policy_env, start_responders, stop_responders
 from kubevip.lab.client import api_client
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.instance import find_bin_dir as bin_dir
@@ -512,9 +511,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await api.close()
     finally:
-        for pid in responders.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        stop_responders(responders)
         lab.down()
         cp.stop()
 

@@ -37,7 +37,7 @@ from polling import until
 
 from kubevip.errors import BgpError
 from kubevip.lab import pods
-from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
+from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders, stop_responders
 from kubevip.lab.bgp import LabBgp
 from kubevip.lab.client import api_client
 from kubevip.lab.controlplane import ControlPlane
@@ -235,9 +235,7 @@ async def run_daemon(
                 await asyncio.to_thread(AddressManager("lo", Netns(n.netns)).cleanup_stale, [])
             await api.close()
     finally:
-        for pid in responders.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        stop_responders(responders)
         bgp.down()
         lab.down()
 

@@ -7,9 +7,7 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
-import os
 import secrets
-import signal
 import socket
 import threading
 import time
@@ -23,7 +21,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubevip.lab import pods, versions
-from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders
+from kubevip.lab.agents import RESPONDER_PORT, Fleet, start_responders, stop_responders
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.network import LabNetwork
 from kubevip.lab.stack import connect_network, node_kubeconfig, register_nodes
@@ -45,12 +43,7 @@ def lab_responders(
     try:
         yield pids
     finally:
-        for pid in pids.values():
-            try:
-                os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+        stop_responders(pids)
 
 
 @dataclass
@@ -420,12 +413,7 @@ class StackLabs:
 
     def close(self) -> None:
         for pids in self.responders.values():
-            for pid in pids.values():
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                    os.waitpid(pid, 0)
-                except (ProcessLookupError, ChildProcessError):
-                    pass
+            stop_responders(pids)
         for stack, lab in self.labs.items():
             if stack != "dual":  # the session lab's own fixture removes it
                 lab.down()

@@ -177,6 +177,16 @@ def start_responders(lab: LabNetwork, log_dir: Path, port: int = RESPONDER_PORT)
     return {n.name: start_responder(lab, n, log_dir, port) for n in lab.nodes}
 
 
+def stop_responders(pids: Mapping[str, int]) -> None:
+    """Stop the responders `start_responders` started, by their PIDs, and reap them."""
+    for pid in pids.values():
+        try:
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
