@@ -142,10 +142,12 @@ class Watcher:
 
 
 def other_family(lab: ControlPlaneVipLab, netns: str, family: int) -> list[str]:
-    """Addresses of `family` in `netns` on any interface (IPv4 loopback's 127.0.0.1 aside)."""
+    """Addresses of `family` in `netns` on any interface, loopback addresses aside: 127.0.0.1, and the
+    agent's start-up probe of IFA_PROTO support (net.addresses.PROBE_ADDRESS, in 127.0.0.0/8 on lo for
+    at most 1 s: local already, it reaches nothing; a CI rehearsal caught it on an IPv6-only node)."""
     res = lab.net.run(netns, ["ip", "-j", f"-{family}", "addr", "show"], check=False)
     return [a["local"] for link in json.loads(res.stdout or "[]") for a in link.get("addr_info", [])
-            if a["local"] != "127.0.0.1"]
+            if not ipaddress.ip_address(a["local"]).is_loopback]
 
 
 def moved_from(lab: ControlPlaneVipLab, old: str, exclude: frozenset[str] = frozenset()) -> str | None:
