@@ -401,11 +401,16 @@ class Agent:
         self, snap: Snapshot, ifaces: Mapping[IPFamily, str], by_subnet: Mapping[IPAddress, str]
     ) -> None:
         """A Warning for every Service of a VIP this node holds but has no interface of its family for
-        (an `auto` VIP whose subnet is on an interface has one)."""
-        for p in held_plans(snap.plans, self._my_holdings(snap), self.me):
+        (an `auto` VIP whose subnet is on an interface has one). `_unplaced` lists every such VIP of the
+        snapshot, held or not: the election may hand this node one before the next pass, and the
+        reporter's round that follows must already leave it out of the status."""
+        mine = self._my_holdings(snap)
+        for p in snap.plans:
             placed_by_subnet = needs_subnet_lookup(p, self._services_auto) and p.address in by_subnet
-            if (not p.interface or p.interface == AUTO) and not placed_by_subnet and p.family not in ifaces:
-                self._unplaced.add(p.address)
+            if (p.interface and p.interface != AUTO) or placed_by_subnet or p.family in ifaces:
+                continue
+            self._unplaced.add(p.address)
+            if mine.get(p.unit) == self.me:
                 for key in p.services:
                     cond = no_family_interface(key, p.address, self.me)
                     self._node_warnings[key] = self._node_warnings.get(key, frozenset()) | {cond}

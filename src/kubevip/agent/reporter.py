@@ -104,8 +104,9 @@ class Outcome:
     # "not known yet". A status is then never cleared (a restart of every agent would clear and
     # rewrite every Service's status and vipHost: hundreds of writes for nothing).
     settling: bool = False
-    # VIPs this node holds but cannot announce (no interface of their family: a single-stack node). The
-    # status must not list an address nobody answers on.
+    # VIPs this node could not announce if it held them (no interface of their family: a single-stack
+    # node). The status must not list an address nobody answers on; the live holdings decide which of
+    # them this node holds (a round can follow an election change before the next pass).
     unplaced: frozenset[IPAddress] = frozenset()
 
     @property
@@ -261,9 +262,10 @@ class Reporter:
             current_host = view.annotation(ANNOTATION_VIP_HOST)
             d = snap.decisions.get(key)
             plans: tuple[VipPlan, ...] = snap.granted.get(key, ())
-            if out.unplaced:
-                plans = tuple(p for p in plans if p.address not in out.unplaced)
             holdings = self._holdings(out, {p.unit for p in plans})
+            if out.unplaced:  # held here now (the election may have moved since the pass), not answered
+                plans = tuple(p for p in plans
+                              if p.address not in out.unplaced or holdings.get(p.unit) != self.me)
             if d is None or not d.announce:
                 wanted = ServiceStatus((), None)
             else:

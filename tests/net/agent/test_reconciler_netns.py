@@ -237,3 +237,28 @@ async def test_a_single_stack_node_announces_its_family_warns_once_and_settles(
     assert computed[0] == settled  # nothing to compute: the IPv6 lookup is not due again yet
     lines = [r for r in caplog.records if "IPv6" in r.getMessage()]
     assert len(lines) == 1, [r.getMessage() for r in lines]
+
+
+async def test_a_vip_granted_after_the_pass_is_not_listed_when_this_node_cannot_announce_it(
+    netns: Netns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The election hands an IPv4-only node a Service's IPv6 VIP after a pass in which it held nothing:
+    the report round that follows (before the next pass) must not list it in the status (CI, IPv6-only
+    lab: an IPv4 VIP nobody answered on stayed in a status through the hold-down)."""
+    for cmd in (["addr", "add", "198.51.100.2/24", "dev", "eth0"],
+                ["route", "add", "default", "via", "198.51.100.1", "dev", "eth0"]):
+        await asyncio.to_thread(subprocess.run, ["ip", "-n", netns.name, *cmd], check=True)
+    agent = Agent(_cfg_routes(), None, ns=netns)
+    agent.held = await agent.kernel_rows()
+    svc = service_from_dict(service("v6", "2001:db8::60", families=("IPv6",)))
+    agent.touched(apply_event(agent.world, SERVICE, False, svc))
+    held = False
+    monkeypatch.setattr(agent.leadership, "holds", lambda unit: held)
+    await agent.converge()
+    assert "default/v6" not in agent._node_warnings  # not held: no Warning from this node
+    outcomes: list[Outcome] = []
+    monkeypatch.setattr(agent.reporter, "passed", outcomes.append)
+    await agent.converge()
+    held = True  # the election moved; no pass yet
+    jobs = list(agent.reporter.jobs(outcomes[-1], ["default/v6"]))
+    assert jobs == []  # nothing to write: the status stays empty rather than list 2001:db8::60

@@ -461,3 +461,38 @@ async def test_a_round_over_many_services_lets_due_timers_run_between_chunks() -
         await asyncio.gather(task, return_exceptions=True)
         await guard.close()
     assert seen_at and seen_at[0] < len(decided)  # before the round's last decisions, not after all
+
+
+
+async def _unplaced_round(me: str, holder: str, vips: str, status: list[str], host: str | None
+                          ) -> list[tuple[Any, ...]]:
+    """A round of `me`, which could not announce the Service's IPv6 VIPs (an IPv4-only node), while
+    `holder` holds every unit."""
+    w = World()
+    fams = tuple(sorted({"IPv6" if ":" in v else "IPv4" for v in vips.split(",")}))
+    d = service("web", vips, families=fams, policy="PreferDualStack" if len(fams) == 2 else "SingleStack")
+    apply_event(w, SERVICE, False, service_from_dict(_status(d, status, host)))
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter(me, writer, w, Holder(holder), Metrics(me), guard)  # type: ignore[arg-type]
+    snap = snapshot(w, ClassFilter(), False)
+    v6 = frozenset(p.address for p in snap.plans if p.address.version == 6)
+    out = Outcome(snap, 1, frozenset(), False, unplaced=v6)
+    for job in rep.jobs(out, rep.round(out)):
+        await job()
+    await guard.close()
+    return writer.calls
+
+
+async def test_a_held_vip_this_node_cannot_announce_stays_out_of_the_status() -> None:
+    """The pass marks what this node could not announce, held or not (a round can follow an election
+    change before the next pass; CI: an IPv4 VIP in a status on an IPv6-only lab)."""
+    assert await _unplaced_round("n1", "n1", "192.0.2.10,2001:db8::10", [], None) == [
+        ("status", "default/web", ("192.0.2.10",)), ("vipHost", "default/web", "n1"),
+    ]
+
+
+async def test_what_this_node_cannot_announce_does_not_touch_another_holders_status() -> None:
+    """n2 (IPv4-only, the former holder still named in vipHost) must not clear the status that n1, which
+    holds the IPv6 VIP and can announce it, keeps: each would rewrite the other's."""
+    assert await _unplaced_round("n2", "n1", "2001:db8::10", ["2001:db8::10"], "n2") == []
