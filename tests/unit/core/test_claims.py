@@ -5,15 +5,18 @@ from __future__ import annotations
 import ipaddress
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.core import reasons
-from kubevip.core.claims import PORT_CLASH, Claim, claims_of, resolve
+from kubevip.core.claims import PORT_CLASH, Claim, claims_of, dhcp_wants, interface_conflicts, resolve
 from kubevip.core.parse import endpointslice_from_dict, service_from_dict
+from kubevip.core.plan import decide
 from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily
 from kubevip.core.world import ServiceRecord, World, snapshot
+from tests.unit.core import builders as cb
 from tests.unit.objects import service, slice_
 
 V4 = IPFamily.IPV4
@@ -207,3 +210,95 @@ def test_a_claim_carries_the_service_interface_unless_told_not_to() -> None:
     decision = snapshot(_world(s), ClassFilter(), False).decisions[v.key]
     assert [c.interface for c in claims_of(v, "", decision)] == ["eth9"]
     assert [c.interface for c in claims_of(v, "", decision, interfaces=False)] == [""]
+
+
+@pytest.mark.parametrize("per_address", [False, True])
+@pytest.mark.parametrize("lease_name", ["", "grp"])
+@pytest.mark.parametrize("local", [False, True])
+@pytest.mark.parametrize("dual", [False, True])
+def test_a_dhcp_want_is_elected_like_its_leased_vip(
+    per_address: bool, lease_name: str, local: bool, dual: bool,
+) -> None:
+    """The node elected to run the DHCP client holds the leased VIP: the want's unit and eligible nodes are
+    the plan's, in both modes, with or without a leaseName, ETP Local or not, IPv4 first or second."""
+    ann = {"kube-vip.io/leaseName": lease_name} if lease_name else {}
+    kw: dict[str, object] = (
+        {"lb_ips": "2001:db8::5,0.0.0.0", "families": ["IPv6", "IPv4"], "policy": "RequireDualStack"}
+        if dual else {"lb_ip": "0.0.0.0"}
+    )
+    s = service_from_dict(cb.service(etp="Local" if local else "Cluster", annotations=ann, **kw))  # type: ignore[arg-type]
+    slices = [endpointslice_from_dict(cb.endpointslice("web-4", "IPv4", [cb.ep("10.1.0.1", "n1")])),
+              endpointslice_from_dict(cb.endpointslice("web-6", "IPv6", [cb.ep("fd00::1", "n2")]))]
+    group = f"default/{lease_name}" if lease_name else "default/kubevip-web"
+    if per_address:
+        unit = (f"{group}/IPv4" if local else group) if lease_name else "dhcp:default/web/IPv4"
+    else:
+        unit = f"{group}/IPv4" if local and dual else group
+    eligible = frozenset({"n1"}) if local else None
+    before = decide(s, slices, None, False)
+    [want] = dhcp_wants(s, "t0", before, per_address)
+    # Local: no node may announce a family without a VIP yet, so the want's set is empty (docs/testing.md)
+    assert (want.unit, want.eligible) == (unit, frozenset() if local else None)
+    after = decide(s, slices, None, False, leased={IPFamily.IPV4: ipaddress.ip_address("10.0.0.7")})
+    plans, _ = resolve(claims_of(s, "t0", after), per_address)
+    [plan] = [p for p in plans if p.family == IPFamily.IPV4]
+    assert (plan.unit, plan.eligible, plan.macvlan) == (unit, eligible, want.request.interface)
+
+
+def test_a_service_not_announced_runs_no_dhcp_client() -> None:
+    """No endpoints and no opt-in: not announced, so no node leases an address for it."""
+    s = service_from_dict(cb.service(lb_ip="0.0.0.0", allow_no_endpoints=False))
+    d = decide(s, (), None, False)
+    assert not d.announce and d.dhcp
+    assert dhcp_wants(s, "t0", d) == dhcp_wants(s, "t0", d, per_address=True) == ()
+
+
+A = ipaddress.ip_address("192.0.2.10")
+
+
+def _claim(name: str, port: int, eligible: frozenset[str] | None, **kw: object) -> Claim:
+    return Claim((f"t-{name}", f"default/{name}"), A, V4, frozenset({("TCP", port)}),
+                 f"default/kubevip-{name}", eligible is not None, eligible, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("first", "second", "want"), [
+    ({"n1", "n2"}, {"n2", "n3"}, {"n2"}),  # only nodes serving every sharer
+    ({"n1", "n2"}, {"n3"}, {"n1", "n2"}),  # nobody serves both: follow the earliest Service
+    (None, {"n2", "n3"}, {"n2", "n3"}),  # a Cluster Service restricts nothing
+    ({"n1"}, None, {"n1"}),
+    (None, None, None),
+])
+def test_a_shared_vip_is_held_only_where_its_local_services_are_served(
+    first: set[str] | None, second: set[str] | None, want: set[str] | None,
+) -> None:
+    def fs(x: set[str] | None) -> frozenset[str] | None:
+        return None if x is None else frozenset(x)
+    for claims in ([_claim("a", 80, fs(first)), _claim("b", 81, fs(second))],
+                   [_claim("b", 81, fs(second)), _claim("a", 80, fs(first))]):
+        plans, clashes = resolve(claims)
+        assert not clashes
+        assert [(p.services, p.eligible) for p in plans] == [(("default/a", "default/b"), fs(want))]
+
+
+def test_a_shared_vip_keeps_the_first_macvlan_and_any_egress() -> None:
+    first = _claim("a", 80, None, dhcp=True, macvlan="kv-mv0")
+    plans, _ = resolve([first, _claim("b", 81, None, single=True)])
+    assert [(p.macvlan, p.single) for p in plans] == [("kv-mv0", True)]
+
+
+def test_a_service_claiming_an_address_twice_loses_no_later_sharer() -> None:
+    """A leased address equal to one the Service also names literally: kept once, and the Services after
+    it are still granted or told why."""
+    a, a_dhcp = _claim("a", 80, None), _claim("a", 80, None, dhcp=True, macvlan="kv-mv0")
+    plans, clashes = resolve([a, a_dhcp, _claim("b", 81, None), _claim("c", 80, None)])
+    assert [p.services for p in plans] == [("default/a", "default/b")]
+    assert [(c.service, c.winner) for c in clashes] == [("default/c", "default/a")]
+
+
+def test_interface_conflicts_are_listed_per_service() -> None:
+    claims = [_claim("a", 80, None, interface="eth1"), _claim("c", 82, None, interface="eth3"),
+              _claim("b", 81, None, interface="eth2"), _claim("d", 83, None)]
+    plans, _ = resolve(claims)
+    got = interface_conflicts(claims, plans)
+    assert [(c.service, c.winner, c.wanted, c.used) for c in got] == [
+        ("default/b", "default/a", "eth2", "eth1"), ("default/c", "default/a", "eth3", "eth1")]

@@ -32,6 +32,10 @@ def fams(**kw: object) -> tuple[IPFamily, ...]:
         # no ipFamilies: cluster IPs
         ({"policy": "PreferDualStack", "cluster_ips": ["fd00::1", "10.0.0.1"]}, (V6, V4)),
         ({"policy": "SingleStack", "cluster_ips": ["fd00::1", "10.0.0.1"]}, (V6,)),
+        # one cluster IP under a dual-stack policy: the VIPs add the second family after it
+        ({"policy": "PreferDualStack", "cluster_ips": ["10.0.0.1"], "lb_ips": "2001:db8::1,192.0.2.1"},
+         (V4, V6)),
+        ({"policy": "SingleStack", "cluster_ips": ["10.0.0.1"], "lb_ips": "2001:db8::1"}, (V4,)),
         # neither: VIPs, in source order, bounded by the policy
         ({"policy": None, "lb_ips": "2001:db8::1,192.0.2.1"}, (V6,)),
         ({"policy": "PreferDualStack", "lb_ips": "2001:db8::1,192.0.2.1"}, (V6, V4)),
