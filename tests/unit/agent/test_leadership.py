@@ -1,0 +1,49 @@
+"""agent/leadership.py without a simulator: which election the settings pick, and the no-election mode.
+The fencing path itself runs in the election simulator (test_leadership_sim.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from kubevip.agent.leadership import Leases, Scalable, Solo, make
+from kubevip.election.timings import ElectionConfig, Timings
+from kubevip.metrics import Metrics
+from tests.unit.election.sim import NS
+
+
+async def _nothing(unit: str) -> None:
+    return None
+
+
+@pytest.mark.parametrize(("enabled", "with_api", "mode", "kind"), [
+    (True, True, "scalable", Scalable),
+    (True, True, "lease", Leases),
+    (False, True, "scalable", Solo),  # vip_leaderelection=false: no election, even with an API
+    (False, True, "lease", Solo),
+    (True, False, "lease", Solo),
+])
+def test_make_picks_the_election_the_settings_ask_for(
+    enabled: bool, with_api: bool, mode: str, kind: type,
+) -> None:
+    async def main() -> object:  # the electors create asyncio primitives: build them inside a loop
+        cfg = ElectionConfig(enabled, "plndr-cp-lock", NS, "plndr-svcs-lock", False, mode, Timings())
+        api: Any = object() if with_api else None  # never called: nothing runs
+        return make(api, cfg, "n1", _nothing, _nothing, Metrics("n1"))
+
+    got = asyncio.run(main())
+    assert type(got) is kind
+    if isinstance(got, Solo):
+        assert got.node == "n1"
+
+
+def test_without_election_every_eligible_node_announces() -> None:
+    solo = Solo("n1", _nothing, _nothing)
+    assert not solo.holds("default/a")  # told of nothing yet
+    solo.set_units({"default/a": None, "default/b": frozenset({"n1"}), "default/c": frozenset({"n2"})})
+    assert [solo.holds(u) for u in ("default/a", "default/b", "default/c", "default/d")] == [
+        True, True, False, False]
+    assert [solo.holder("u", e) for e in (None, frozenset({"n1", "n2"}), frozenset({"n2"}))] == [
+        "n1", "n1", None]
