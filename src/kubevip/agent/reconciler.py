@@ -94,10 +94,12 @@ class Agent:
         self.world = World()
         self.guard = TaskGroupGuard(f"agent:{self.me}")
         # The election gets its own client (own connection pool): a burst of status and Event writes
-        # must never queue a Lease renewal behind it, or the node fences itself under load.
+        # must never queue a Lease renewal behind it, or the node fences itself under load. The scalable
+        # mode's liveness renewals also get their own thread (election.offloop): a busy loop must not
+        # fence the ~1000 units one liveness Lease keeps.
         self.leadership = leadership.make(
             election_api or api, cfg.election, self.me, self._unit_started, self._unit_stopped, self.metrics,
-            on_renewed=self._renewed,
+            on_renewed=self._renewed, renewal_thread=True,
         )
         # The kernel side (net/vipset.py): addresses, routes, announcements, in their fixed order.
         self.vips = vips if vips is not None else VipSet(
