@@ -45,9 +45,12 @@ async def _live(rest: RestClient, ns: str, node: str, units: Units) -> tuple[Sca
     return el, guard
 
 
-async def _renew_times(rest: RestClient, ns: str, node: str, stop: threading.Event) -> list[float]:
+async def _renew_times(
+    rest: RestClient, ns: str, node: str, stop: threading.Event, first: threading.Event
+) -> list[float]:
     """The liveness Lease's renewTime as a second connection reads it, from a thread of its own (the
-    test's loop is the one being blocked), until `stop`."""
+    test's loop is the one being blocked), until `stop`; (monotonic instant, renewTime) pairs, flat.
+    `first` is set after the first sample."""
 
     def poll() -> list[float]:
         async def main() -> list[float]:
@@ -62,6 +65,7 @@ async def _renew_times(rest: RestClient, ns: str, node: str, stop: threading.Eve
                     resp.release()
                     seen.append(time.monotonic())
                     seen.append(_micro(body["spec"]["renewTime"]))
+                    first.set()
                     await asyncio.sleep(0.05)
             finally:
                 await peer.close()
@@ -90,17 +94,23 @@ async def test_a_blocked_agent_loop_keeps_its_units(rest_kubevip: RestClient, ku
     renewals go on from their thread, nothing is fenced, nothing is claimed again."""
     units = Units()
     el, guard = await _live(rest_kubevip, kube_namespace, "node-r", units)
-    stop = threading.Event()
-    poller = asyncio.ensure_future(_renew_times(rest_kubevip, kube_namespace, "node-r", stop))
+    stop, first = threading.Event(), threading.Event()
+    poller = asyncio.ensure_future(_renew_times(rest_kubevip, kube_namespace, "node-r", stop, first))
     try:
-        await asyncio.sleep(0.3)  # the poller's thread is up
+        assert await asyncio.to_thread(first.wait, 10), "the poller reads the Lease"
         before = el.liveness.renewals
         blocked_at = time.monotonic()
-        time.sleep(3 * Timings().renew_deadline)  # the agent's loop does nothing else for 3 s
+        time.sleep(3 * Timings().renew_deadline)  # noqa: ASYNC251 - the blocked loop is the fault
         blocked_until = time.monotonic()
         assert el.liveness.renewals - before >= 6, "renewals went on while the loop was blocked"
         assert el.is_live and el.holds("default/a") and el.holds("default/b")
-        await asyncio.sleep(0.5)  # the loop runs again: whatever it had queued happens now
+        # The loop runs again: what the renewal thread posted meanwhile has run once the cache holds the
+        # version of the latest renewal.
+        lease = node_lease_name("node-r")
+        await eventually(
+            lambda: el.liveness.mine is not None and el.cache.records[lease].resource_version
+            == el.liveness.mine.resource_version, "the posted renewals ran", 5,
+        )
         assert units.stops == [] and units.held == {"default/a", "default/b"}
     finally:
         stop.set()
@@ -119,12 +129,12 @@ async def test_a_wedged_agent_loop_stops_renewing_and_fences_when_back(
     units = Units()
     el, guard = await _live(rest_kubevip, kube_namespace, "node-w", units)
     bound = stall_bound(Timings())
-    stop = threading.Event()
-    poller = asyncio.ensure_future(_renew_times(rest_kubevip, kube_namespace, "node-w", stop))
+    stop, first = threading.Event(), threading.Event()
+    poller = asyncio.ensure_future(_renew_times(rest_kubevip, kube_namespace, "node-w", stop, first))
     try:
-        await asyncio.sleep(0.3)
+        assert await asyncio.to_thread(first.wait, 10), "the poller reads the Lease"
         blocked_at = time.monotonic()
-        time.sleep(bound + 2 * Timings().lease_duration)
+        time.sleep(bound + 2 * Timings().lease_duration)  # noqa: ASYNC251 - the wedged loop is the fault
         resumed = time.monotonic()
         await eventually(lambda: units.held == set(), "fenced once the loop runs again", 5)
         assert all(at >= resumed for _, at in units.stops), units.stops
