@@ -65,6 +65,9 @@ class LeaseElector:
         self._task: asyncio.Task[None] | None = None
         self._lag = LagReporter(f"lease {namespace}/{name}", self.timings, clock)
         self._closing = False
+        # A release seen on the watch (`_follow`): the next attempt writes on that version at once
+        # instead of reading the Lease first (one API round trip less on a hand-over).
+        self._released: LeaseRecord | None = None
         self.leader: str | None = None
         self.transitions = 0
 
@@ -247,7 +250,10 @@ class LeaseElector:
                 async for kind, rec in stream:
                     if kind == "BOOKMARK":
                         continue
-                    if kind == "DELETED" or not rec.held:
+                    if kind == "DELETED":
+                        return
+                    if not rec.held:
+                        self._released = rec
                         return
                     self._seen = observe(self._seen, rec.resource_version, self._clock())
                     self.leader = rec.holder
@@ -261,6 +267,11 @@ class LeaseElector:
 
     async def _try_acquire(self) -> float | None:
         """One attempt; returns the local time the current holder's Lease expires, if someone holds it."""
+        released, self._released = self._released, None
+        if released is not None:
+            # Compare-and-swap on the released version: a peer that took it first makes this conflict.
+            await self._write_acquire(released)
+            return None
         rec = await self.api.get(self.namespace, self.name)
         now = self._clock()
         if rec is None:
