@@ -9,6 +9,7 @@ walked again; reference counting still frees it). Collections that still take lo
 The thresholds make collections rarer: with the defaults (700, 10, 10) a process parsing thousands of
 Lease and Service events ran a full collection every 70,000 allocations, each walking everything created
 since the freeze (a second and more under CPU pressure). Young garbage cycles are still collected young.
+Young collections stay small, though: each one stops every thread of the process.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 SLOW_PAUSE = 0.1  # seconds; a pause this long eats a good part of the fencing slack
-THRESHOLDS = (50_000, 20, 20)  # young collection per 50,000 allocations; a full one per 20 million
+# Young collection per 10,000 allocations, the middle one per 500,000, a full one per 10 million. A
+# collection holds the GIL, so it stops the liveness renewal thread too (election.offloop): young
+# collections per 50,000 allocations paused a 1000-Service agent for 0.1-0.7 s each on the loaded
+# 2-core host (138 pauses over 0.1 s in one scalable restart, nodes fenced on late renewals); per
+# 10,000: 33, and the restart converged in 29 s instead of 70 s (docs/performance.md).
+THRESHOLDS = (10_000, 50, 20)
 _started: list[float] = []
 
 

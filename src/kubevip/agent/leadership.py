@@ -101,13 +101,13 @@ class Scalable:
     def __init__(
         self, api: RestClient, cfg: ElectionConfig, node: str, on_started: UnitCallback,
         on_stopped: UnitCallback, metrics: Metrics, on_renewed: Renewed | None = None,
-        *, clock: Clock = time.monotonic,
+        *, clock: Clock = time.monotonic, renewal_thread: bool = False,
     ) -> None:
         self.node = node
         self.metrics = metrics
         self.elector = ScalableElector(
             api, cfg.namespace, node, cfg.timings, on_started, on_stopped, observer=self._observe,
-            on_renewed=on_renewed, clock=clock,
+            on_renewed=on_renewed, clock=clock, renewal_thread=renewal_thread,
         )
 
     def _observe(self, unit: str, holding: bool) -> None:
@@ -301,11 +301,14 @@ class Leases:
 def make(
     api: RestClient | None, cfg: ElectionConfig, node: str, on_started: UnitCallback,
     on_stopped: UnitCallback, metrics: Metrics, on_renewed: Renewed | None = None,
-    *, clock: Clock = time.monotonic,
+    *, clock: Clock = time.monotonic, renewal_thread: bool = False,
 ) -> Leadership:
-    """The election the settings ask for; `on_renewed` runs after every accepted renewal (any Lease)."""
+    """The election the settings ask for; `on_renewed` runs after every accepted renewal (any Lease).
+    `renewal_thread`: the scalable mode's liveness renewals on their own thread (the agent; the
+    simulator drives one loop on a fake clock)."""
     if not cfg.enabled or api is None:
         return Solo(node, on_started, on_stopped)
     if cfg.mode == "scalable":
-        return Scalable(api, cfg, node, on_started, on_stopped, metrics, on_renewed, clock=clock)
+        return Scalable(api, cfg, node, on_started, on_stopped, metrics, on_renewed, clock=clock,
+                        renewal_thread=renewal_thread)
     return Leases(api, cfg, node, on_started, on_stopped, metrics, on_renewed, clock=clock)

@@ -19,7 +19,8 @@ from kubevip.election.cache import LeaseCache
 from kubevip.election.handback import hand_back, still_ours
 from kubevip.election.lag import LagReporter
 from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
-from kubevip.election.observe import expires_at
+from kubevip.election.observe import Observation, expires_at
+from kubevip.election.offloop import Inline
 from kubevip.election.record import LeaseRecord, lease_body, released_body, renewed_body
 from kubevip.election.timings import Timings
 from kubevip.tasks import REPLY_GRACE, bounded, settled_within
@@ -39,6 +40,11 @@ class Liveness:
     `fence(why)` must withdraw everything this node announces (the elector's); `on_epoch()` is called
     when a new epoch starts or the old one is lost (claims of the old epoch are void); `on_renewed()`
     after every accepted renewal (the agent extends its kernel VIP lifetimes from `renewed_at`).
+
+    `bridge`: where `step` runs relative to the elector. Inline (default): on the elector's loop.
+    election.offloop.Bridge: `step` runs on the renewal thread; the epoch, the loss of the Lease and the
+    fence are carried out on the elector's loop (and waited for), the cache and `on_renewed` posted
+    there. `api` is then the thread's own connection; `release_api` the elector's.
     """
 
     def __init__(
@@ -54,8 +60,12 @@ class Liveness:
         on_epoch: Callable[[], None],
         on_renewed: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        bridge: Inline | None = None,
+        release_api: LeaseApi | None = None,
     ) -> None:
         self.api = api
+        self.release_api = release_api or api
+        self.bridge = bridge or Inline()
         self.namespace = namespace
         self.node = node
         self.name = name
@@ -86,7 +96,9 @@ class Liveness:
         whichever is first) and fence if the deadline passed while `holding()`."""
         t = self.timings
         started = self._clock()
-        if self.epoch is None:
+        if not self.bridge.owner_alive():
+            wake = started + t.retry_period  # a wedged agent keeps nothing: no acquire, no renewal
+        elif self.epoch is None:
             wake = await self.acquire()
         else:
             ok = await self.renew()
@@ -100,7 +112,7 @@ class Liveness:
         if self.epoch is not None:
             self._lag.woke(max(wake, before))
         if self.epoch is not None and self._clock() >= self.live_until and holding():
-            await self._fence("liveness renew deadline passed")
+            await self.bridge.run_async(lambda: self._fence("liveness renew deadline passed"))
 
     async def acquire(self) -> float:
         """Become live: create our Lease or take it once released or expired; returns when to look again."""
@@ -109,8 +121,7 @@ class Liveness:
         try:
             rec = await bounded(self.api.get(self.namespace, self.name), t.renew_deadline)
             if rec is not None:
-                self.cache.put(rec)
-                seen = self.cache.seen[self.name]
+                seen = await self.bridge.run(lambda: self._put_seen(rec))
                 if rec.held:
                     # Maybe a previous process of this node still announces: wait for expiry.
                     expiry = expires_at(seen, rec.duration or t.lease_duration)
@@ -138,14 +149,29 @@ class Liveness:
         except TRANSIENT as exc:
             log.debug("node %s: liveness acquire failed: %r", self.node, exc)
             return now + t.retry_period
-        self.mine = new
-        self.epoch = new.transitions
-        self._on_epoch()
-        self.live_until = sent + t.renew_deadline
-        self.live_since = self._clock()
-        self.cache.put(new)
+        await self.bridge.run(lambda: self._begin(new, sent))
         log.info("node %s: live (epoch %d)", self.node, new.transitions)
         return self._clock() + t.liveness_period
+
+    def _put_seen(self, rec: LeaseRecord) -> Observation:
+        self.cache.put(rec)
+        return self.cache.seen[self.name]
+
+    def _begin(self, new: LeaseRecord, sent: float) -> None:
+        """A new epoch, on the elector's loop: its claims of the old epoch are void from here on."""
+        self.mine = new
+        self.live_until = sent + self.timings.renew_deadline
+        self.epoch = new.transitions
+        self._on_epoch()
+        self.live_since = self._clock()
+        self.cache.put(new)
+
+    async def _lose(self) -> None:
+        """Our Lease was taken away, on the elector's loop: withdraw everything, then end the epoch."""
+        await self._fence("liveness lost")
+        self.epoch = None
+        self.mine = None
+        self._on_epoch()
 
     async def renew(self) -> bool:
         """One renewal; False when it failed (retry soon). Losing the Lease fences and ends the epoch."""
@@ -174,10 +200,7 @@ class Liveness:
                 return False
             # Someone marked us expired (or the Lease was edited): our claims are void; start over.
             log.warning("node %s: liveness Lease taken away; withdrawing everything", self.node)
-            await self._fence("liveness lost")
-            self.epoch = None
-            self.mine = None
-            self._on_epoch()
+            await self.bridge.run_async(self._lose)
             return False
         except TRANSIENT as exc:
             log.debug("node %s: liveness renew failed (%r)", self.node, exc)
@@ -188,13 +211,17 @@ class Liveness:
         if not was_live:
             # Back after a gap: give peers a full lease duration from now before judging them.
             self.live_since = self._clock()
+        self.bridge.post(lambda: self._renewed(new))
+        return True
+
+    def _renewed(self, new: LeaseRecord) -> None:
+        """After an accepted renewal, on the elector's loop."""
         self.cache.put(new)
         if self._on_renewed is not None:
             try:
                 self._on_renewed()
             except Exception:
                 log.exception("node %s: on_renewed callback failed", self.node)
-        return True
 
     async def release(self) -> None:
         """Hand the Lease back (after the caller withdrew everything) so peers take over at once."""
@@ -204,7 +231,7 @@ class Liveness:
         if mine is None:
             return
         try:
-            await hand_back(self.api, mine, self.node, self.timings.renew_deadline)
+            await hand_back(self.release_api, mine, self.node, self.timings.renew_deadline)
         except TRANSIENT as exc:
             log.warning("node %s: liveness release failed (%r); peers take over at expiry", self.node, exc)
 

@@ -26,6 +26,7 @@ from kubevip.election.liveness import (
     Liveness,
     expire_peers,
 )
+from kubevip.election.offloop import Bridge, RenewalThread, stall_bound
 from kubevip.election.record import LeaseRecord, lease_body, released_body
 from kubevip.election.rendezvous import choose_holder
 from kubevip.election.timings import Timings
@@ -101,6 +102,7 @@ class ScalableElector:
         observer: UnitObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_renewed: Callable[[], None] | None = None,
+        renewal_thread: bool = False,
     ) -> None:
         self.api = api_client if isinstance(api_client, LeaseApi) else LeaseApi(api_client)
         self.namespace = namespace
@@ -136,8 +138,15 @@ class ScalableElector:
         self._orphan_since: dict[str, float] = {}
         # Claim versions written by this node in its current liveness incarnation: only these count.
         self._my_claims: dict[str, LeaseRecord] = {}
+        # renewal_thread: the liveness renewals run on a thread of their own, with their own connection
+        # (election.offloop): a busy agent loop no longer fences every unit of the node.
+        self._bridge: Bridge | None = None
+        renew_api = self.api
+        if renewal_thread:
+            self._bridge = Bridge(stall_bound(self.timings))
+            renew_api = LeaseApi(RestClient(self.api.client.access), self.api.request_timeout)
         self.liveness = Liveness(
-            self.api,
+            renew_api,
             namespace,
             node,
             node_lease_name(node),
@@ -147,6 +156,8 @@ class ScalableElector:
             on_epoch=self._my_claims.clear,
             on_renewed=on_renewed,
             clock=clock,
+            bridge=self._bridge,
+            release_api=self.api,
         )
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -290,6 +301,15 @@ class ScalableElector:
         await self.liveness.release()
 
     async def _liveness_loop(self) -> None:
+        if self._bridge is not None:
+            thread = RenewalThread(
+                f"liveness:{self.node}", self._bridge, self._liveness_steps, self.liveness.api.client.close
+            )
+            await thread.run()
+        else:
+            await self._liveness_steps()
+
+    async def _liveness_steps(self) -> None:
         while not self._closing:
             await self.liveness.step(lambda: bool(self._held))
 

@@ -21,11 +21,14 @@ CONFIGMAP, NAMESPACE = "kubevip", "kube-system"
 
 
 def ipam_pool(vip_pool: dict[int, tuple[IPAddress, IPAddress]]) -> dict[int, tuple[IPAddress, IPAddress]]:
-    """The upper half of each family's (first, last) VIP pool."""
+    """The upper half of each family's (first, last) VIP pool but its last address, which is the
+    control-plane VIP's (`lab.cpvip.vips`): IPAM must never hand that to a Service."""
     out: dict[int, tuple[IPAddress, IPAddress]] = {}
     for family, (first, last) in vip_pool.items():
         size = int(last) - int(first) + 1
-        out[family] = (first + size // 2, last)
+        if size < 3:
+            raise ValueError(f"VIP pool {first}-{last}: too small for an IPAM half and a control-plane VIP")
+        out[family] = (first + size // 2, last - 1)
     return out
 
 

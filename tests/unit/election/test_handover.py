@@ -1,0 +1,91 @@
+"""A release seen on the follower's watch is taken on that very version: no read first."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from kubevip.election.elector import LeaseElector
+from kubevip.election.timings import Timings
+from kubevip.tasks import TaskGroupGuard, spawn
+from tests.fixtures.waiting import eventually
+from tests.unit.election.sim import SimApi, SimServer
+
+
+class CountingApi(SimApi):
+    def __init__(self, server: SimServer, node: str) -> None:
+        super().__init__(server, node, f"{node}-1")
+        self.gets = 0
+
+    async def get(self, namespace: str, name: str, limit: float | None = None) -> Any:
+        self.gets += 1
+        return await super().get(namespace, name, limit)
+
+
+async def test_the_follower_takes_a_released_lease_without_reading_it_again() -> None:
+    server = SimServer(random.Random(1))
+    leading: dict[str, bool] = {}
+
+    def elector(node: str) -> tuple[LeaseElector, CountingApi]:
+        api = CountingApi(server, node)
+
+        async def started() -> None:
+            leading[node] = True
+
+        async def stopped() -> None:
+            leading[node] = False
+
+        return LeaseElector(api, "ns", "kubevip-web", node, Timings(), started, stopped), api
+
+    a, _ = elector("a")
+    guard = TaskGroupGuard("test")
+    spawn(guard, "a", a.run())
+    await eventually(lambda: leading.get("a") is True, "a leads", 5)
+    b, b_api = elector("b")
+    spawn(guard, "b", b.run())
+    try:
+        await eventually(lambda: b.leader == "a" and b_api.gets >= 1, "b follows a", 5)
+        gets = b_api.gets
+        await a.release()
+        await eventually(lambda: leading.get("b") is True, "b takes over", 5)
+        assert b_api.gets == gets, "the release came on the watch: taken on that version, no GET"
+        assert leading["a"] is False
+    finally:
+        await b.release()
+        await guard.close()
+
+
+async def test_losers_of_the_creation_race_follow_at_once_and_take_a_release_within_the_retry_period(
+) -> None:
+    """Three nodes race to create a new Service's Lease; the winner is stopped (SIGTERM) right after:
+    a loser takes over long before its retry period (1 s here) would have let it look again."""
+    server = SimServer(random.Random(2))
+    leading: dict[str, bool] = {}
+    t = Timings(lease_duration=5.0, renew_deadline=3.0, retry_period=1.0)
+    electors: dict[str, LeaseElector] = {}
+    for node in ("a", "b", "c"):
+
+        async def started(node: str = node) -> None:
+            leading[node] = True
+
+        async def stopped(node: str = node) -> None:
+            leading[node] = False
+
+        electors[node] = LeaseElector(SimApi(server, node, f"{node}-1"), "ns", "kubevip-new", node, t,
+                                      started, stopped)
+    guard = TaskGroupGuard("test")
+    for node, el in electors.items():
+        spawn(guard, node, el.run())
+    try:
+        await eventually(lambda: any(leading.values()), "someone leads", 5)
+        (winner,) = [n for n, v in leading.items() if v]
+        loop = asyncio.get_running_loop()
+        released = loop.time()
+        await electors[winner].release()
+        await eventually(lambda: any(v for n, v in leading.items() if n != winner), "a loser takes over", 5)
+        assert loop.time() - released < t.retry_period / 2
+    finally:
+        for el in electors.values():
+            await el.release()
+        await guard.close()
