@@ -129,15 +129,17 @@ class InterfaceConflict:
 
 
 def eligible_nodes(
-    decision: ServiceDecision, service: ServiceView, family: IPFamily
+    decision: ServiceDecision, service: ServiceView, family: IPFamily, leasing: bool = False,
 ) -> frozenset[NodeName] | None:
-    """Nodes that may announce this family: None (any) for Cluster; for Local the nodes core allows."""
+    """Nodes that may announce this family: None (any) for Cluster; for Local the nodes core allows.
+    `leasing` (a DHCP want): the nodes that will announce the family once its VIP is leased; without it
+    a Local Service's DHCP client had no eligible node, so it never leased an address."""
     if not endpoint_bound(service):
         return None
     candidates: set[NodeName] = set()
     for eps in decision.endpoints.values():
         candidates.update(NodeName(e.node) for e in eps if e.node)
-    return frozenset(n for n in candidates if node_share(decision, service, n)[family].announce)
+    return frozenset(n for n in candidates if node_share(decision, service, n, leasing)[family].announce)
 
 
 def claims_of(
@@ -181,8 +183,8 @@ def dhcp_wants(
     for req in decision.dhcp:
         probe = Claim((created, service.key), _UNSPECIFIED[req.family], req.family, frozenset(), str(lease),
                       local, None, "", "", False, lease.explicit, req.family == second, True, req.interface)
-        out.append(DhcpWant(req, _unit(probe, per_address), eligible_nodes(decision, service, req.family),
-                            parent))
+        out.append(DhcpWant(req, _unit(probe, per_address),
+                            eligible_nodes(decision, service, req.family, leasing=True), parent))
     return tuple(out)
 
 

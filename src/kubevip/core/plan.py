@@ -168,10 +168,12 @@ def decide(
     )
 
 
-def _share(decision: ServiceDecision, service: ServiceView, node: str, family: IPFamily) -> NodeShare:
+def _share(
+    decision: ServiceDecision, service: ServiceView, node: str, family: IPFamily, leasing: bool = False,
+) -> NodeShare:
     if not decision.announce:
         return NodeShare(False, reasons.SERVICE_NOT_ANNOUNCED)
-    if not decision.vips_of(family):
+    if not decision.vips_of(family) and not leasing:
         return NodeShare(False, reasons.NO_VIP_FOR_FAMILY)
     if not endpoint_bound(service):
         return NodeShare(True, reasons.ANNOUNCED)
@@ -186,6 +188,10 @@ def _share(decision: ServiceDecision, service: ServiceView, node: str, family: I
     return NodeShare(False, reasons.NO_LOCAL_ENDPOINTS)
 
 
-def node_share(decision: ServiceDecision, service: ServiceView, node: str) -> Mapping[IPFamily, NodeShare]:
-    """Per served family (primary first): does `node` take part? None when the Service is not announced."""
-    return MappingProxyType({f: _share(decision, service, node, f) for f in decision.families})
+def node_share(
+    decision: ServiceDecision, service: ServiceView, node: str, leasing: bool = False,
+) -> Mapping[IPFamily, NodeShare]:
+    """Per served family (primary first): does `node` take part? None when the Service is not announced.
+    `leasing`: as if every family had its VIP already (a DHCP client runs where the leased VIP will be
+    announced, before there is one)."""
+    return MappingProxyType({f: _share(decision, service, node, f, leasing) for f in decision.families})

@@ -237,8 +237,9 @@ def test_a_dhcp_want_is_elected_like_its_leased_vip(
     eligible = frozenset({"n1"}) if local else None
     before = decide(s, slices, None, False)
     [want] = dhcp_wants(s, "t0", before, per_address)
-    # Local: no node may announce a family without a VIP yet, so the want's set is empty (docs/testing.md)
-    assert (want.unit, want.eligible) == (unit, frozenset() if local else None)
+    # Local: the client runs where the leased VIP will be announced (the family's endpoint nodes); an
+    # empty set here was a real bug: a Local DHCP Service never got an address (mutation run 2).
+    assert (want.unit, want.eligible) == (unit, eligible)
     after = decide(s, slices, None, False, leased={IPFamily.IPV4: ipaddress.ip_address("10.0.0.7")})
     plans, _ = resolve(claims_of(s, "t0", after), per_address)
     [plan] = [p for p in plans if p.family == IPFamily.IPV4]
