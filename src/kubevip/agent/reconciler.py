@@ -71,10 +71,6 @@ log = logging.getLogger(__name__)
 INVALID_OBJECT = Reason.INVALID_OBJECT
 RULES_RETRY = 2.0  # seconds between attempts to apply packet rules nft refused
 RULES_CHECK = 30.0  # seconds between checks that our nftables table is still there
-# At most this share of the wall time goes to computing snapshots while watch events keep coming: after
-# a snapshot that took T, the next waits (1 / share - 1) * T (T ~ 2 ms at 10 Services, ~100 ms at 1000
-# on the lab's 2 cores, where a restart's event burst made snapshots most of the agent's CPU).
-SNAPSHOT_SHARE = 1 / 3
 
 class Agent:
     """One node's agent. `api=None` runs without a cluster (tests feed `world` directly)."""
@@ -127,8 +123,6 @@ class Agent:
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
         self._world_version = 0  # bumped by touched(); the snapshot is recomputed only when it moved
-        self._snap_next = 0.0  # no new snapshot before this instant (SNAPSHOT_SHARE)
-        self._snap_timer: asyncio.TimerHandle | None = None
         self._touched_during: set[str] | None = None  # keys touched while a snapshot is computed
         # Namespaces of Services changed since the last pass began (kube-vip's reconcile_duration label).
         self._pass_namespaces: set[str] = set()
@@ -315,22 +309,12 @@ class Agent:
 
     # -- the pass --------------------------------------------------------------------------------------
 
-    async def _snapshot(self, coalesce: bool = False) -> Snapshot:
+    async def _snapshot(self) -> Snapshot:
         # The periodic pass (leadership is time-based) reuses the last snapshot while no watch event came
         # in: resolving every Service's claims each retry period costs O(Services) for nothing.
         if self.snap is not None and self._snap_version == self._world_version:
             return self.snap
-        now = time.monotonic()
-        if coalesce and self.snap is not None and now < self._snap_next:
-            # A burst of watch events (a restart's write-backs, EndpointSlices) would otherwise cost a whole
-            # snapshot per event: the world seen is at most two snapshots' durations older, and a pass is
-            # due once the next one may be computed (SNAPSHOT_SHARE).
-            if self._snap_timer is None:
-                loop = asyncio.get_running_loop()
-                self._snap_timer = loop.call_later(self._snap_next - now, self._snap_due)
-            return self.snap
         version = self._world_version
-        started = now
         # O(Services) of pure work: in a thread, on a copy, so the event loop keeps renewing Leases and
         # applying events meanwhile (1000 Services took the loop for seconds).
         # BGP mode keeps Service VIPs on lo / vip_interface: the annotation picks a layer-2 segment, and
@@ -353,13 +337,7 @@ class Agent:
         # Decisions of Services touched while the thread ran are stale already.
         self._cache = {k: d for k, d in snap.decided.items() if k not in touched}
         self._snap_version = version
-        done = time.monotonic()
-        self._snap_next = done + (done - started) * (1 / SNAPSHOT_SHARE - 1)
         return snap
-
-    def _snap_due(self) -> None:
-        self._snap_timer = None
-        self._wake.set()
 
     def _my_holdings(self, snap: Snapshot) -> dict[UnitId, NodeName | None]:
         """The election's outcome for this node's rows, as data: unit -> me when this node announces it."""
@@ -450,14 +428,12 @@ class Agent:
                 out.setdefault(key, set()).add(cond)
         return {k: frozenset(v) for k, v in out.items()}
 
-    async def converge(self, reason: str = "", coalesce: bool = False) -> Changes:
-        """One level-triggered pass over the kernel side; returns what it changed. `coalesce` (the loop's
-        passes): a world that changed sooner than SNAPSHOT_SHARE allows a new snapshot is seen at the
-        pass a timer wakes then; until then passes (the election's) run on the last snapshot."""
+    async def converge(self, reason: str = "") -> Changes:
+        """One level-triggered pass over the kernel side; returns what it changed."""
         async with self._lock:
             started = time.perf_counter()
             namespaces, self._pass_namespaces = self._pass_namespaces, set()
-            snap = await self._snapshot(coalesce)
+            snap = await self._snapshot()
             inputs = self._pass_inputs(snap)
             if inputs is not None and inputs == self._settled:
                 self.reporter.retry_pending()  # a status write may wait for its retry
@@ -759,7 +735,7 @@ class Agent:
             if self.nodes is not None and not self.nodes.synced:
                 continue  # placement needs every Node: an excluded node must not win meanwhile
             try:
-                await self.converge(coalesce=True)
+                await self.converge()
             except Exception:  # a failed pass must not end the agent: the next one retries
                 log.exception("reconcile pass failed")
                 self.metrics.reconcile_errors.labels("", "", "pass").inc()

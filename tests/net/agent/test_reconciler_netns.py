@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from kubevip.agent import reconciler
 from kubevip.agent.reconciler import Agent
 from kubevip.agent.reporter import Outcome
 from kubevip.config import AgentConfig
@@ -263,20 +262,3 @@ async def test_a_vip_granted_after_the_pass_is_not_listed_when_this_node_cannot_
     held = True  # the election moved; no pass yet
     jobs = list(agent.reporter.jobs(outcomes[-1], ["default/v6"]))
     assert jobs == []  # nothing to write: the status stays empty rather than list 2001:db8::60
-
-
-async def test_a_burst_of_watch_events_shares_one_snapshot(
-    netns: Netns, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The loop's passes (`coalesce`) compute a new snapshot at most SNAPSHOT_SHARE of the time: a change
-    right after one is seen at the pass a timer wakes, not at once; a direct pass sees it at once."""
-    monkeypatch.setattr(reconciler, "SNAPSHOT_SHARE", 1e-4)  # the next snapshot waits ~10,000 x its time
-    agent = Agent(_cfg(), None, ns=netns)
-    agent.held = await agent.kernel_rows()
-    agent.touched(apply_event(agent.world, SERVICE, False, service_from_dict(service("a", "192.0.2.61"))))
-    await agent.converge(coalesce=True)
-    assert "192.0.2.61" in await _addrs(netns)
-    agent.touched(apply_event(agent.world, SERVICE, False, service_from_dict(service("b", "192.0.2.62"))))
-    assert (await agent.converge(coalesce=True)).empty  # the last snapshot: "b" not seen yet
-    assert agent._snap_timer is not None  # ... and a pass is due when the next snapshot may be computed
-    assert {str(r.address) for r in (await agent.converge()).add} == {"192.0.2.62"}
