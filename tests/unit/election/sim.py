@@ -190,6 +190,11 @@ class SimServer:
         t = self.now() if at is None else at
         return next((f for f in self.faults if f.kind == kind and f.node == node and f.active(t)), None)
 
+    async def drain(self) -> None:
+        """Wait for every request still being served (a test's teardown: none may outlive it)."""
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
     # -- requests --
 
     def _latency(self, node: str) -> float:

@@ -54,6 +54,7 @@ async def test_the_follower_takes_a_released_lease_without_reading_it_again() ->
     finally:
         await b.release()
         await guard.close()
+        await server.drain()
 
 
 async def test_losers_of_the_creation_race_follow_at_once_and_take_a_release_within_the_retry_period(
@@ -89,3 +90,4 @@ async def test_losers_of_the_creation_race_follow_at_once_and_take_a_release_wit
         for el in electors.values():
             await el.release()
         await guard.close()
+        await server.drain()
