@@ -122,14 +122,16 @@ async def test_a_warning_is_written_once_per_condition() -> None:
 
 async def _report(
     w: World, holder: Holder, *, settling: bool = False, stopping: bool = False, hold_down: float = 0.0,
-    per_address: bool = False,
+    per_address: bool = False, me: str = "n1", unplaced_version: int | None = None,
 ) -> list[tuple[Any, ...]]:
-    """One report round over every Service of `w` as node n1; the writes it asked for."""
+    """One report round over every Service of `w` as node `me`; the writes it asked for.
+    `unplaced_version`: the VIPs of that IP version are ones `me` could not announce."""
     writer = FakeWriter()
     guard = TaskGroupGuard("test")
-    rep = Reporter("n1", writer, w, holder, Metrics("n1"), guard, hold_down=hold_down)  # type: ignore[arg-type]
+    rep = Reporter(me, writer, w, holder, Metrics(me), guard, hold_down=hold_down)  # type: ignore[arg-type]
     snap = snapshot(w, ClassFilter(), False, per_address=per_address)
-    out = Outcome(snap, 1, frozenset(), stopping, settling=settling)
+    unplaced = frozenset(p.address for p in snap.plans if p.address.version == unplaced_version)
+    out = Outcome(snap, 1, frozenset(), stopping, settling=settling, unplaced=unplaced)
     for job in rep.jobs(out, rep.round(out)):
         await job()
     await guard.close()
@@ -472,16 +474,7 @@ async def _unplaced_round(me: str, holder: str, vips: str, status: list[str], ho
     fams = tuple(sorted({"IPv6" if ":" in v else "IPv4" for v in vips.split(",")}))
     d = service("web", vips, families=fams, policy="PreferDualStack" if len(fams) == 2 else "SingleStack")
     apply_event(w, SERVICE, False, service_from_dict(_status(d, status, host)))
-    writer = FakeWriter()
-    guard = TaskGroupGuard("test")
-    rep = Reporter(me, writer, w, Holder(holder), Metrics(me), guard)  # type: ignore[arg-type]
-    snap = snapshot(w, ClassFilter(), False)
-    v6 = frozenset(p.address for p in snap.plans if p.address.version == 6)
-    out = Outcome(snap, 1, frozenset(), False, unplaced=v6)
-    for job in rep.jobs(out, rep.round(out)):
-        await job()
-    await guard.close()
-    return writer.calls
+    return await _report(w, Holder(holder), me=me, unplaced_version=6)
 
 
 async def test_a_held_vip_this_node_cannot_announce_stays_out_of_the_status() -> None:
