@@ -38,3 +38,41 @@ class LagReporter:
             late,
             self.slack,
         )
+
+
+class SlowReplies:
+    """Warns (at most every `every` seconds, with the worst and the count since the last warning) when a
+    liveness renewal's reply took longer than half the room the renew deadline leaves after one liveness
+    period: renewals are sequential (each a compare-and-swap on the last version), so replies that slow
+    leave the node fenced between two renewals even though every renewal succeeds."""
+
+    def __init__(
+        self, what: str, timings: Timings, clock: Callable[[], float] = time.monotonic, every: float = 30.0
+    ) -> None:
+        self.what = what
+        self.limit = max(0.0, timings.renew_deadline - timings.liveness_period) / 2
+        self.deadline = timings.renew_deadline
+        self._clock = clock
+        self._every = every
+        self._last = -every
+        self._slow = 0
+        self._worst = 0.0
+        self.worst = 0.0
+
+    def replied(self, took: float) -> None:
+        self.worst = max(self.worst, took)
+        if took <= self.limit:
+            return
+        self._slow += 1
+        self._worst = max(self._worst, took)
+        if self._clock() - self._last < self._every:
+            return
+        self._last = self._clock()
+        log.warning(
+            "%s: %d renewal replies took longer than %.2fs, the slowest %.2fs (API server overloaded or"
+            " far away); a reply and a liveness period must fit in vip_renewdeadline, %.2fs, or the node"
+            " fences between two successful renewals",
+            self.what, self._slow, self.limit, self._worst, self.deadline,
+        )
+        self._slow = 0
+        self._worst = 0.0

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from kubevip.election.cache import LeaseCache
 from kubevip.election.handback import hand_back, still_ours
-from kubevip.election.lag import LagReporter
+from kubevip.election.lag import LagReporter, SlowReplies
 from kubevip.election.leaseapi import TRANSIENT, Conflict, LeaseApi
 from kubevip.election.observe import Observation, expires_at
 from kubevip.election.offloop import Inline
@@ -81,6 +81,7 @@ class Liveness:
         self.live_since = 0.0
         self.renewals = 0  # accepted renewals (benchmarks, tests)
         self._lag = LagReporter(f"node {node} liveness", timings, clock)
+        self._replies = SlowReplies(f"node {node} liveness", timings, clock)
 
     @property
     def is_live(self) -> bool:
@@ -205,6 +206,7 @@ class Liveness:
         except TRANSIENT as exc:
             log.debug("node %s: liveness renew failed (%r)", self.node, exc)
             return False
+        self._replies.replied(self._clock() - sent)
         self.mine = new
         self.live_until = sent + t.renew_deadline
         self.renewals += 1

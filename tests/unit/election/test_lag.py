@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.election.lag import LagReporter
+from kubevip.election.lag import LagReporter, SlowReplies
 from kubevip.election.timings import Timings
 
 
@@ -49,3 +49,30 @@ def test_rate_limited_and_names_the_setting(caplog: pytest.LogCaptureFixture) ->
     assert len(caplog.records) == 2
     msg = caplog.records[0].getMessage()
     assert "plndr-svcs-lock" in msg and "vip_leaseduration" in msg and "0.40s late" in msg
+
+
+@given(took=st.lists(st.floats(min_value=0.0, max_value=3.0), min_size=1, max_size=20))
+def test_slow_replies_warn_with_the_count_and_the_slowest(took: list[float]) -> None:
+    """Default timings: renew deadline 1.0 s, liveness period 0.25 s, so replies over 0.375 s are slow. The
+    first slow reply warns at once; the rest within the rate limit are counted into the next warning."""
+    clock = Clock()
+    replies = SlowReplies("node n1 liveness", Timings(), clock, every=30.0)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("kubevip.election.lag").addHandler(handler)
+    try:
+        for t in took:
+            replies.replied(t)
+        clock.now += 30.0
+        replies.replied(3.0)  # a last slow one after the rate limit: it carries the count since the first
+    finally:
+        logging.getLogger("kubevip.election.lag").removeHandler(handler)
+    slow = [t for t in took if t > 0.375]
+    assert replies.worst == pytest.approx(max(*took, 3.0))
+    assert len(records) == (2 if slow else 1)
+    last = records[-1].getMessage()
+    assert f"{len(slow[1:]) + 1} renewal replies" in last
+    assert "vip_renewdeadline, 1.00s" in last and "0.375" not in last and "longer than 0.38s" in last
+    if slow:
+        assert records[0].getMessage().startswith("node n1 liveness: 1 renewal replies")
