@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 VipAddress = tuple[IPAddress, int]
 
 ADDRESS_PROTO = 248
-INFINITY_LIFE_TIME = 0xFFFFFFFF
-IFA_F_PERMANENT = 0x80
 # The probe: a host address inside 127.0.0.0/8 on lo is local already (the /8 route), so adding and
 # removing it changes nothing any socket sees; a 1 s lifetime removes it even if we die in between.
 PROBE_ADDRESS = ipaddress.IPv4Address("127.254.0.248")
@@ -161,20 +159,11 @@ class AddressManager:
     ) -> tuple[str, list[tuple[VipAddress, int | None, bool]]]:
         """(interface name, [(address, IFA_PROTO or None, permanent)])."""
         index, name = at or self._index_and_name()
-        rows: list[tuple[VipAddress, int | None, bool]] = []
-        with self.ns.iproute() as ipr:
-            for msg in ipr.get_addr(index=index):
-                addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-                if addr is None:
-                    continue
-                info = msg.get_attr("IFA_CACHEINFO")
-                flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
-                permanent = bool(flags & IFA_F_PERMANENT) or (
-                    info is None or info.get("ifa_valid", INFINITY_LIFE_TIME) == INFINITY_LIFE_TIME
-                )
-                rows.append(
-                    ((ipaddress.ip_address(addr), msg["prefixlen"]), msg.get_attr("IFA_PROTO"), permanent)
-                )
+        # Our own parser, not pyroute2's get_addr: its messages are reference cycles the garbage
+        # collector has to walk (net/rtnl_batch.py); this builds one small object per address.
+        with self.ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+            found = rtnl_batch.address_dump(sock, index, f"listing the addresses of {name} in {self.ns}")
+        rows = [((a.ip, a.prefixlen), a.proto, a.permanent) for a in found]
         return name, rows
 
     def present(self) -> set[VipAddress]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from kubevip.ip import IPAddress, IPNetwork
 from kubevip.net.addresses import ADDRESS_PROTO
+from kubevip.net.interfaces import dump_addresses
 from kubevip.net.namespace import OWN, Netns
 
 
@@ -29,20 +30,17 @@ def host_facts(ns: Netns = OWN, proto: int = ADDRESS_PROTO) -> HostFacts:
     addresses: set[IPAddress] = set()
     subnets: dict[IPNetwork, None] = {}
     gateways: set[IPAddress] = set()
+    for a in dump_addresses(ns):
+        if a.proto == proto:
+            continue
+        addr = a.ip
+        if addr.is_loopback or addr.is_link_local:
+            continue
+        addresses.add(addr)
+        net = ipaddress.ip_network((addr, a.prefixlen), strict=False)
+        if net.max_prefixlen - net.prefixlen >= 2:
+            subnets.setdefault(net)
     with ns.iproute() as ipr:
-        for msg in ipr.get_addr():
-            if msg.get_attr("IFA_PROTO") == proto:
-                continue
-            text = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-            if text is None:
-                continue
-            addr = ipaddress.ip_address(text)
-            if addr.is_loopback or addr.is_link_local:
-                continue
-            addresses.add(addr)
-            net = ipaddress.ip_network(f"{addr}/{msg['prefixlen']}", strict=False)
-            if net.max_prefixlen - net.prefixlen >= 2:
-                subnets.setdefault(net)
         for af in (socket.AF_INET, socket.AF_INET6):
             for route in ipr.get_default_routes(family=af, table=254):
                 hops = [route.get_attr("RTA_GATEWAY")]

@@ -14,6 +14,7 @@ from typing import Literal
 from kubevip.errors import InterfaceNotFoundError, KubevipError, NetworkError
 from kubevip.ip import IPFamily
 from kubevip.net.namespace import OWN, Netns
+from kubevip.net.rtnl_batch import DumpedAddress, address_dump
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +177,15 @@ class FamilyInterfaces:
 def address_families(ns: Netns = OWN) -> frozenset[int]:
     """The families (4, 6) of which this node has any address besides loopback's (an IPv6 link-local
     address counts: IPv6 is enabled on a link)."""
-    with ns.iproute() as ipr:
-        found = {ipaddress.ip_address(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr()}
-    return frozenset(a.version for a in found if not a.is_loopback)
+    return frozenset(a.ip.version for a in dump_addresses(ns) if not a.ip.is_loopback)
+
+
+def dump_addresses(ns: Netns = OWN, index: int | None = None) -> list[DumpedAddress]:
+    """Every address of interface `index` (None: of every interface) in the namespace, from one dump.
+    Our own parser (net/rtnl_batch.py), not pyroute2's get_addr: with thousands of VIPs on a node its
+    parsed messages were most of the agent's garbage-collection pauses."""
+    with ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        return address_dump(sock, index, f"listing addresses in {ns}")
 
 
 def link(ifname: str | int, ns: Netns = OWN) -> Link:
@@ -215,12 +222,8 @@ def interface_networks(
     ifname: str | int, ns: Netns = OWN
 ) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
     """Every address/prefix configured on the interface (used by `vip_subnet=auto`)."""
-    with ns.iproute() as ipr:
-        ln = link(ifname, ns)
-        return [
-            ipaddress.ip_interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
-            for a in ipr.get_addr(index=ln.index)
-        ]
+    ln = link(ifname, ns)
+    return [ipaddress.ip_interface((a.ip, a.prefixlen)) for a in dump_addresses(ns, ln.index)]
 
 
 def subnet_interfaces(
@@ -235,11 +238,7 @@ def subnet_interfaces(
         return {}
     with ns.iproute() as ipr:
         names = {ln["index"]: str(ln.get_attr("IFLA_IFNAME")) for ln in ipr.get_links()}
-        nets = [
-            (names.get(a["index"], ""),
-             ipaddress.ip_interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"))
-            for a in ipr.get_addr()
-        ]
+    nets = [(names.get(a.index, ""), ipaddress.ip_interface((a.ip, a.prefixlen))) for a in dump_addresses(ns)]
     out = {}
     for address in wanted:
         found = interface_by_subnet(address, [(n, i) for n, i in nets if n])

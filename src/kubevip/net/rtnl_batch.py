@@ -1,21 +1,27 @@
 """Address changes sent to the kernel in batches: many RTM_NEWADDR / RTM_DELADDR requests per sendmsg,
-each acknowledged with its own error code.
+each acknowledged with its own error code; and the address dump, parsed into plain tuples.
 
 pyroute2 spends about a millisecond of Python per request (building and parsing its message objects);
-a pass that moves 2000 VIPs then holds the GIL for seconds. The request format is fixed by the kernel
-ABI (linux/netlink.h, linux/if_addr.h), so it is packed here directly.
+a pass that moves 2000 VIPs then holds the GIL for seconds. Its parsed dump messages are also reference
+cycles (some 30 objects per address) that only the cyclic garbage collector frees: an agent holding
+2000 VIPs, dumping its interface a few times a second, left ~300,000 such objects per collection and
+paused for 0.7-1.5 s in each (docs/performance.md). The formats are fixed by the kernel ABI
+(linux/netlink.h, linux/if_addr.h), so they are packed and parsed here directly.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 import struct
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from kubevip.errors import NetworkError
 from kubevip.ip import IPAddress
+from kubevip.net.nlmsg import dump_replies
 
 NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, interface index
@@ -25,7 +31,9 @@ ERROR_CODE = struct.Struct("=i")
 NLMSG_ERROR = 2
 RTM_NEWADDR = 20
 RTM_DELADDR = 21
+RTM_GETADDR = 22
 NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
 NLM_F_ACK = 0x4
 NLM_F_REPLACE = 0x100
 NLM_F_EXCL = 0x200
@@ -35,6 +43,8 @@ IFA_LOCAL = 2
 IFA_CACHEINFO = 6
 IFA_FLAGS = 8
 IFA_PROTO = 11
+IFA_F_PERMANENT = 0x80
+INFINITY_LIFE_TIME = 0xFFFFFFFF
 IFA_F_NODAD = 0x02  # an IPv6 VIP must answer at once, not sit "tentative" for DAD's 1-2 s
 CACHEINFO = struct.Struct("=IIII")  # preferred lifetime, valid lifetime, created, updated (kernel's)
 # IFA_CACHEINFO is always the last attribute of a request that carries one, so a precomputed request
@@ -138,3 +148,80 @@ def run(
         except OSError as exc:
             raise NetworkError(f"{what}: netlink batch failed: {exc}") from exc
     return [errno.EIO if r is None else r for r in results]
+
+
+@dataclass(frozen=True, slots=True)
+class DumpedAddress:
+    """One address of a dump: the address (IFA_LOCAL, else IFA_ADDRESS), its prefix length, IFA_PROTO
+    (None when the kernel sent none), whether it is permanent (no lifetime: IFA_F_PERMANENT, or an
+    infinite or absent valid_lft), its interface index and scope."""
+
+    ip: IPAddress
+    prefixlen: int
+    proto: int | None
+    permanent: bool
+    index: int = 0
+    scope: int = 0
+
+
+def parse_address(payload: bytes, index: int | None = None) -> DumpedAddress | None:
+    """One RTM_NEWADDR message of a dump (after the netlink header); None when it has no address or
+    belongs to another interface than `index`."""
+    if len(payload) < IFADDRMSG.size:
+        return None
+    _family, prefixlen, flags, scope, got_index = IFADDRMSG.unpack_from(payload, 0)
+    if index is not None and got_index != index:
+        return None
+    local = address = None
+    proto: int | None = None
+    valid: int | None = None
+    off = IFADDRMSG.size
+    while off + RTATTR.size <= len(payload):
+        size, kind = RTATTR.unpack_from(payload, off)
+        if size < RTATTR.size or off + size > len(payload):
+            break
+        value = payload[off + RTATTR.size: off + size]
+        kind &= 0x3FFF  # NLA_F_NESTED / NLA_F_NET_BYTEORDER
+        if kind == IFA_LOCAL:
+            local = value
+        elif kind == IFA_ADDRESS:
+            address = value
+        elif kind == IFA_FLAGS and len(value) >= 4:
+            (flags,) = struct.unpack_from("=I", value)
+        elif kind == IFA_PROTO and value:
+            proto = value[0]
+        elif kind == IFA_CACHEINFO and len(value) >= CACHEINFO.size:
+            valid = CACHEINFO.unpack_from(value)[1]
+        off += (size + 3) & ~3
+    raw = local or address
+    if raw is None or len(raw) not in (4, 16):
+        return None
+    ip: IPAddress = ipaddress.IPv4Address(raw) if len(raw) == 4 else ipaddress.IPv6Address(raw)
+    permanent = bool(flags & IFA_F_PERMANENT) or valid is None or valid == INFINITY_LIFE_TIME
+    return DumpedAddress(ip, prefixlen, proto, permanent, got_index, scope)
+
+
+def dump_request(seq: int) -> bytes:
+    """RTM_GETADDR for every address of every family (the kernel filters by interface only with strict
+    checking, so the caller filters)."""
+    body = IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    flags = NLM_F_REQUEST | NLM_F_DUMP
+    return NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), RTM_GETADDR, flags, seq, 0) + body
+
+
+def address_dump(sock: socket.socket, index: int | None, what: str) -> list[DumpedAddress]:
+    """Every address of interface `index` (None: of every interface), in the kernel's order, from one
+    dump on a NETLINK_ROUTE socket.
+    The dump is checked against the replies' sequence number; a failed dump raises NetworkError naming
+    `what`."""
+    sock.settimeout(ACK_TIMEOUT)
+    try:
+        sock.send(dump_request(1))
+        found = []
+        for payload in dump_replies(sock, 1, what):
+            got = parse_address(payload, index)
+            if got is not None:
+                found.append(got)
+        return found
+    except OSError as exc:
+        raise NetworkError(f"{what}: netlink dump failed: {exc}") from exc

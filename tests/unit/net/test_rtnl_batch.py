@@ -105,3 +105,71 @@ def test_nothing_is_sent_from_not_after_on() -> None:
     reqs = [b"x"] * 3
     codes = rtnl_batch.run(NoSend(), reqs, "test", not_after=time.monotonic() - 1)  # type: ignore[arg-type]
     assert codes == [errno.ECANCELED] * 3 and NoSend.sent == 0
+
+
+def _dumped(ip, plen, index, scope, attrs) -> bytes:  # type: ignore[no-untyped-def]
+    """An RTM_NEWADDR dump message encoded by pyroute2 (the independent encoder), header stripped."""
+    msg = ifaddrmsg()
+    msg["header"]["type"] = rtnl_batch.RTM_NEWADDR
+    msg["family"] = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+    msg["prefixlen"], msg["index"], msg["scope"] = plen, index, scope
+    msg["attrs"] = attrs
+    msg.encode()
+    return bytes(msg.data[rtnl_batch.NLMSG_HEADER.size:])
+
+
+@given(
+    st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)),
+    st.integers(0, 128),
+    st.integers(1, 2**16),
+    st.sampled_from([0, 200, 253, 254]),
+    st.one_of(st.none(), st.integers(1, 255)),
+    st.one_of(st.none(), st.integers(0, 2**32 - 1)),
+    st.one_of(st.none(), st.integers(0, 2**32 - 1)),
+    st.booleans(),
+)
+def test_a_dumped_address_reads_as_pyroute2_encoded_it(  # type: ignore[no-untyped-def]
+    ip, plen, index, scope, proto, valid, flags, local
+) -> None:
+    """Every field the agent reads from a dump: the address (IFA_LOCAL first, as IPv4 sends both),
+    prefix, interface, scope, IFA_PROTO and permanence (IFA_F_PERMANENT in IFA_FLAGS, or an infinite or
+    absent valid lifetime), whatever attributes the kernel sends or leaves out."""
+    ip = ipaddress.ip_address(ip)
+    plen = min(plen, ip.max_prefixlen)
+    attrs: list[tuple[str, object]] = [("IFA_ADDRESS", str(ip))]
+    if local:  # a point-to-point address: IFA_ADDRESS is the peer, IFA_LOCAL our own
+        peer = ip + 1 if int(ip) < 2**ip.max_prefixlen - 1 else ip - 1
+        attrs = [("IFA_ADDRESS", str(peer)), ("IFA_LOCAL", str(ip))]
+    if flags is not None:
+        attrs.append(("IFA_FLAGS", flags))
+    if proto is not None:
+        attrs.append(("IFA_PROTO", proto))
+    if valid is not None:
+        info = {"ifa_preferred": valid, "ifa_valid": valid, "cstamp": 1, "tstamp": 2}
+        attrs.append(("IFA_CACHEINFO", info))
+    got = rtnl_batch.parse_address(_dumped(ip, plen, index, scope, attrs))
+    assert got is not None
+    assert (got.ip, got.prefixlen, got.index, got.scope, got.proto) == (ip, plen, index, scope, proto)
+    permanent = bool((flags or 0) & rtnl_batch.IFA_F_PERMANENT) or valid in (None, 0xFFFFFFFF)
+    assert got.permanent is permanent
+    assert rtnl_batch.parse_address(_dumped(ip, plen, index, scope, attrs), index) == got
+    assert rtnl_batch.parse_address(_dumped(ip, plen, index, scope, attrs), index + 1) is None
+
+
+def test_a_dumped_message_without_an_address_or_truncated_is_skipped() -> None:
+    ip = ipaddress.ip_address("192.0.2.7")
+    assert rtnl_batch.parse_address(_dumped(ip, 24, 3, 0, [("IFA_LABEL", "eth0")])) is None
+    whole = _dumped(ip, 24, 3, 0, [("IFA_ADDRESS", str(ip))])
+    assert rtnl_batch.parse_address(whole) is not None
+    assert rtnl_batch.parse_address(whole[:6]) is None
+    # an attribute that claims more bytes than the message has ends the walk, no exception
+    assert rtnl_batch.parse_address(whole[:-2]) is None
+
+
+def test_the_dump_request_asks_for_every_address() -> None:
+    data = rtnl_batch.dump_request(5)
+    length, kind, flags, seq, _ = rtnl_batch.NLMSG_HEADER.unpack_from(data)
+    assert (length, kind, seq) == (len(data), rtnl_batch.RTM_GETADDR, 5)
+    assert flags == rtnl_batch.NLM_F_REQUEST | rtnl_batch.NLM_F_DUMP
+    body = rtnl_batch.IFADDRMSG.unpack_from(data, rtnl_batch.NLMSG_HEADER.size)
+    assert body == (socket.AF_UNSPEC, 0, 0, 0, 0)
