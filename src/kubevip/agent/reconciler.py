@@ -30,7 +30,7 @@ from kubevip.config import AgentConfig
 from kubevip.core.claims import VipPlan
 from kubevip.core.conditions import Condition, missing_interface, no_family_interface
 from kubevip.core.egress import PacketRules
-from kubevip.core.eligibility import Placement, placed_snapshot
+from kubevip.core.eligibility import Placement, PlacementMemo, placed_snapshot
 from kubevip.core.interface import AUTO, valid_interface_name
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.reasons import Reason
@@ -123,6 +123,9 @@ class Agent:
         self._lock = asyncio.Lock()
         self._fence_pass: asyncio.Future[None] | None = None
         self._world_version = 0  # bumped by touched(); the snapshot is recomputed only when it moved
+        # Placement of unchanged plans is reused while nodes and rules stay the same (core.eligibility);
+        # snapshots are computed one at a time (under the pass lock), so one memo serves them all.
+        self._place_memo = PlacementMemo()
         self._touched_during: set[str] | None = None  # keys touched while a snapshot is computed
         # Namespaces of Services changed since the last pass began (kube-vip's reconcile_duration label).
         self._pass_namespaces: set[str] = set()
@@ -330,7 +333,8 @@ class Agent:
             if self.nodes is not None:  # narrowed to the nodes placement allows (docs/placement.md)
                 services = {k: r.view for k, r in self.world.services.items()}
                 snap, self.placement = await asyncio.to_thread(
-                    placed_snapshot, snap, services, self.nodes.snapshot(), self.cfg.placement
+                    placed_snapshot, snap, services, self.nodes.snapshot(), self.cfg.placement,
+                    self._place_memo,
                 )
         finally:
             touched, self._touched_during = self._touched_during, None

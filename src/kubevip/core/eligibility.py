@@ -146,16 +146,78 @@ class Placement:
     dhcp_refusals: Mapping[tuple[ServiceKey, IPFamily], Mapping[str, Refusal]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Placed:
+    """One plan's placement: the plan narrowed, the nodes refused and why, whether placement made its
+    unit an elected one, and the Warnings it raised (Service -> Condition)."""
+
+    plan: VipPlan
+    refused: Mapping[str, Refusal]
+    elected: bool
+    warns: tuple[tuple[str, Condition], ...]
+
+
+@dataclass
+class PlacementMemo:
+    """`place`'s answers per plan, kept from one call to the next while the nodes and the rules stay
+    equal: a plan's placement depends only on the plan, its first Service's rules, the nodes and the
+    rules. A restart of every agent at 1000 Services recomputed the same 2000 placements for each of
+    its snapshots, most of an agent's CPU then (py-spy, docs/performance.md). Entries not used by a call
+    are dropped, so it never holds more than the plans of the last call. Not thread-safe: one caller."""
+
+    nodes: Mapping[str, NodeView] | None = None
+    rules: Rules | None = None
+    plans: dict[tuple[VipPlan, ServiceRules], _Placed] = field(default_factory=dict)
+    hits: int = 0
+
+
+def _narrow(
+    unit: UnitId, eligible: frozenset[NodeName] | None, refused: Mapping[str, Refusal],
+    keys: Iterable[str], what: str, svc: ServiceRules, owner: str, nodes: Mapping[str, NodeView],
+) -> tuple[frozenset[NodeName] | None, bool, list[tuple[str, Condition]]]:
+    """The one narrowing of an election unit's nodes: the nodes left, whether placement made the unit an
+    elected one, and its Warnings."""
+    if not refused:
+        return eligible, False, []
+    warns: list[tuple[str, Condition]] = []
+    allowed = frozenset(NodeName(n) for n in nodes if n not in refused)
+    narrowed = allowed if eligible is None else eligible & allowed
+    if not narrowed and (eligible is None or eligible):  # empty already: no local endpoints
+        warns.extend((key, no_eligible_node(key, what, refused)) for key in keys)
+    if svc.selector_error:
+        warns.append((owner, Condition(owner, WARNING, Reason.NODE_SELECTOR_INVALID, svc.selector_error)))
+    return narrowed, eligible is None, warns
+
+
+def _place_plan(p: VipPlan, svc: ServiceRules, nodes: Mapping[str, NodeView], rules: Rules) -> _Placed:
+    """Placement of one plan that is not a DHCP lease, with at least one Node known."""
+    subnet_nodes: frozenset[str] | None = None
+    if rules.layer2 and not p.interface:
+        on = frozenset(
+            n.name for n in nodes.values() if n.network is not None and n.network.on_subnet(p.address)
+        )
+        subnet_nodes = on or None  # nobody on the VIP's subnet: the rule refuses nobody
+    refused = _judge(nodes, p.address, p.interface, svc, rules, subnet_nodes)
+    if not refused:
+        return _Placed(p, {}, False, ())
+    narrowed, elected, warns = _narrow(
+        p.unit, p.eligible, refused, p.services, str(p.address), svc, p.services[0], nodes
+    )
+    return _Placed(replace(p, eligible=narrowed), refused, elected, tuple(warns))
+
+
 def place(
     plans: Iterable[VipPlan], services: Mapping[str, ServiceView], nodes: Mapping[str, NodeView],
-    rules: Rules, wants: Iterable[DhcpWant] = (),
+    rules: Rules, wants: Iterable[DhcpWant] = (), memo: PlacementMemo | None = None,
 ) -> Placement:
     """Narrow every plan, and every DHCP want, to the nodes placement allows.
 
     A VIP shared by several Services follows the earliest Service's selector and preference (as it
     follows its `serviceInterface`). With no Node known the plans stay as they are. When a rule refuses
-    some known node, only known nodes can be eligible (a node without a Node object is not judged)."""
-    refusals: dict[IPAddress, dict[str, Refusal]] = {}
+    some known node, only known nodes can be eligible (a node without a Node object is not judged).
+    `memo`: answers of earlier calls, reused for equal plans while nodes and rules are equal (the result
+    is the same with or without it)."""
+    refusals: dict[IPAddress, Mapping[str, Refusal]] = {}
     elected: set[str] = set()
     preferred: dict[str, tuple[str, ...]] = {}
     warns: dict[str, set[Condition]] = {}
@@ -171,21 +233,11 @@ def place(
         unit: UnitId, eligible: frozenset[NodeName] | None, refused: Mapping[str, Refusal],
         keys: Iterable[str], what: str, svc: ServiceRules, owner: str,
     ) -> frozenset[NodeName] | None:
-        """The one narrowing of an election unit's nodes, with its Warnings."""
-        if not refused:
-            return eligible
-        allowed = frozenset(NodeName(n) for n in nodes if n not in refused)
-        if eligible is None:
+        narrowed, made_elected, raised = _narrow(unit, eligible, refused, keys, what, svc, owner, nodes)
+        if made_elected:
             elected.add(unit)
-            narrowed = allowed
-        else:
-            narrowed = eligible & allowed
-        if not narrowed and (eligible is None or eligible):  # empty already: no local endpoints
-            for key in keys:
-                warns.setdefault(key, set()).add(no_eligible_node(key, what, refused))
-        if svc.selector_error:
-            warns.setdefault(owner, set()).add(Condition(owner, WARNING, Reason.NODE_SELECTOR_INVALID,
-                                                         svc.selector_error))
+        for key, cond in raised:
+            warns.setdefault(key, set()).add(cond)
         return narrowed
 
     # DHCP wants: judged without an address (unknown until leased), so rule 5b does not apply.
@@ -208,6 +260,10 @@ def place(
         leased[key] = w
         dhcp_out.append(w)
 
+    known: Mapping[tuple[VipPlan, ServiceRules], _Placed] = {}
+    if memo is not None and memo.nodes == nodes and memo.rules == rules:
+        known = memo.plans
+    used: dict[tuple[VipPlan, ServiceRules], _Placed] = {}
     out: list[VipPlan] = []
     for p in plans:
         owner = p.services[0]
@@ -227,19 +283,22 @@ def place(
             else:
                 out.append(p)
             continue
-        subnet_nodes: frozenset[str] | None = None
-        if rules.layer2 and not p.interface:
-            on = frozenset(
-                n.name for n in nodes.values() if n.network is not None and n.network.on_subnet(p.address)
-            )
-            subnet_nodes = on or None  # nobody on the VIP's subnet: the rule refuses nobody
-        refused = _judge(nodes, p.address, p.interface, svc, rules, subnet_nodes)
-        if not refused:
-            out.append(p)
-            continue
-        refusals[p.address] = refused
-        out.append(replace(p, eligible=narrow(p.unit, p.eligible, refused, p.services, str(p.address), svc,
-                                              owner)))
+        plan_key = (p, svc)
+        placed = known.get(plan_key)
+        if placed is None:
+            placed = _place_plan(p, svc, nodes, rules)
+        elif memo is not None:
+            memo.hits += 1
+        used[plan_key] = placed
+        out.append(placed.plan)
+        if placed.refused:
+            refusals[p.address] = placed.refused
+        if placed.elected:
+            elected.add(p.unit)
+        for wkey, cond in placed.warns:
+            warns.setdefault(wkey, set()).add(cond)
+    if memo is not None:
+        memo.nodes, memo.rules, memo.plans = nodes, rules, used
     return Placement(tuple(out), refusals, frozenset(elected), preferred,
                      {k: frozenset(v) for k, v in warns.items()}, tuple(dhcp_out), dhcp_refused)
 
@@ -272,9 +331,10 @@ def no_eligible_node(service: str, what: str, refused: Mapping[str, Refusal]) ->
 
 def placed_snapshot(
     snap: Snapshot, services: Mapping[str, ServiceView], nodes: Mapping[str, NodeView], rules: Rules,
+    memo: PlacementMemo | None = None,
 ) -> tuple[Snapshot, Placement]:
     """`snap` with its plans narrowed by `place`, and placement's Warnings added to the Services'."""
-    pl = place(snap.plans, services, nodes, rules, snap.dhcp)
+    pl = place(snap.plans, services, nodes, rules, snap.dhcp, memo)
     if not pl.refusals and not pl.warnings and not pl.dhcp_refusals:
         return snap, pl
     warns = dict(snap.warnings)

@@ -17,6 +17,7 @@ from kubevip.core.eligibility import (
     ANNOTATION_PREFERRED_NODES,
     EXCLUDE_LABEL,
     MAX_NAMED,
+    PlacementMemo,
     Refusal,
     Rules,
     ServiceRules,
@@ -356,6 +357,49 @@ def test_placement_is_order_independent(
     a = place(plans, services, {n.name: n for n in ns}, rules)
     b = place(plans, services, {n.name: n for n in shuffled}, rules)
     assert a == b
+
+
+CHANGES = st.lists(
+    st.one_of(st.tuples(st.just(0), PLANS), st.tuples(st.just(1), NODES), st.tuples(st.just(2), RULES),
+              st.tuples(st.just(3), SELECTORS), st.tuples(st.just(4), st.none())),
+    min_size=1, max_size=8,
+)
+
+
+@given(PLANS, NODES, RULES, SELECTORS, CHANGES)
+def test_a_memo_never_changes_the_answer(
+    plans: list[VipPlan], ns: list[NodeView], rules: Rules, sel: str, changes: list[tuple[int, object]]
+) -> None:
+    """One memo carried through a sequence of calls, each changing one input (the plans, the nodes, the
+    rules, a Service's selector) or none, answers every call exactly as a call without it; a call with
+    the inputs of the one before is answered from the memo, plan by plan; the memo keeps no plan the
+    last call did not have."""
+    memo = PlacementMemo()
+    state: list[object] = [plans, ns, rules, sel]
+    for i, (which, value) in enumerate([(4, None), *changes]):
+        if which < 4:
+            state[which] = value
+        plans, ns, rules, sel = state  # type: ignore[assignment]
+        nodes = {n.name: n for n in ns}
+        hits = memo.hits
+        fresh = place(plans, _services(sel), nodes, rules)
+        assert place(plans, _services(sel), nodes, rules, memo=memo) == fresh
+        if nodes:
+            assert {p for p, _ in memo.plans} == set(plans)
+            if which == 4 and i > 0:
+                assert memo.hits - hits == len(plans)  # nothing changed: every plan from the memo
+
+
+def test_a_memo_is_not_used_once_a_node_changed() -> None:
+    """A node's labels change between calls: the memo's answers are not used (the node is now refused)."""
+    memo = PlacementMemo()
+    p = plan(VIP4)
+    before = {"n0": node("n0"), "n1": node("n1")}
+    assert place([p], {}, before, Rules(), memo=memo).plans == (p,)
+    after = {"n0": node("n0", {EXCLUDE_LABEL: ""}), "n1": node("n1")}
+    pl = place([p], {}, after, Rules(), memo=memo)
+    assert pl.plans[0].eligible == frozenset({"n1"}) and "n0" in pl.refusals[VIP4]
+    assert memo.hits == 0
 
 
 # -- DHCP VIPs (docs/dhcp.md): the same rules, through the want elected before any lease ---------------
