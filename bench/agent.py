@@ -284,6 +284,7 @@ class Bench:
                 await retry(lambda: self.core.create_namespaced_service(NS, self.body(n, vips[n])))
 
         await asyncio.to_thread(self.restart_fleet, mode)
+        created_at = time.monotonic()
         await asyncio.gather(*(create(n) for n in names))
         want = {v for vs in vips.values() for v in vs}
 
@@ -293,6 +294,7 @@ class Bench:
             return len(held) == len(want) and set(held) == want
 
         await until(converged, 300, f"{count} Services held")
+        create_to_held = time.monotonic() - created_at  # the first create POST -> every VIP on a node
 
         async def reported() -> bool:
             items = (await self.core.list_namespaced_service(NS)).items
@@ -331,10 +333,17 @@ class Bench:
         # A Service whose vipHost or vipHost-ipv6 changed moved (a family of it) to another node: news.
         moved = sum(1 for k, h in hosts_after.items() if hosts_before.get(k) != h)
         before_text = self.cp.metrics_text()
+        cpu0 = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         w0 = time.monotonic()
         await asyncio.sleep(window)
         after_text = self.cp.metrics_text()
         elapsed = time.monotonic() - w0
+        cpu1 = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
+        # Steady CPU of each agent over the window, percent of one core.
+        steady_cpu = {
+            n: 100 * (c1 - c0) / elapsed
+            for n, c1 in cpu1.items() if c1 is not None and (c0 := cpu0.get(n)) is not None
+        }
         rate = (request_total(after_text) - request_total(before_text)) / elapsed
         by_kind = request_rates(before_text, after_text, elapsed)
         steady_writes = {k: v * elapsed for k, v in by_kind.items() if k.split(" ", 1)[0] in WRITE_VERBS}
@@ -344,7 +353,10 @@ class Bench:
             "services": count,
             "vips": len(want),
             "election": mode,
+            "create_to_held_s": create_to_held,
             "converge_after_restart_s": converge,
+            "steady_cpu_pct": steady_cpu,
+            "steady_cpu_pct_max": max(steady_cpu.values()) if steady_cpu else None,
             "agent_cpu_s_until_converged": cpu,
             "writeback_drain_after_restart_s": drain,
             "writebacks_after_restart_by_verb_resource": writebacks,
