@@ -180,3 +180,28 @@ def test_service_interface_only_where_allowed() -> None:
     assert closed.interface == "" and closed.interface_refused == "eth9" and closed.announce
     opened = decide(svc, (), None, False, AddressPolicy(interfaces=("eth*",)))
     assert opened.interface == "eth9" and opened.interface_refused == ""
+
+
+def test_each_refusal_names_its_rule() -> None:
+    """The rule in words reaches the Service's Event and `kubevip explain`: a literal text per rule, so an
+    operator reads which setting or fact refused the address (not the same text for every rule)."""
+
+    def rule(policy: AddressPolicy, text: str, namespace: str = "team-a") -> str:
+        got = refusal(policy, ip(text), namespace)
+        assert got is not None, text
+        return got.rule
+
+    assert rule(LAB, "10.0.0.100") == (
+        "the control-plane VIP (or API server address) is never a Service VIP"
+    )
+    assert rule(LAB, "10.0.0.11") == "a Node's own address is never a VIP"
+    assert rule(LAB, "10.0.0.1") == "a node's default gateway is never a VIP"
+    assert rule(LAB, "10.0.0.0") == "the network address of the node subnet 10.0.0.0/24"
+    assert rule(LAB, "10.0.0.255") == "the broadcast address of the node subnet 10.0.0.0/24"
+    assert rule(LAB, "fd00::") == "the network address of the node subnet fd00::/64"
+    listed = AddressPolicy(allowed=(net("192.0.2.0/28"), net("fd00:1::/64")))
+    assert rule(listed, "192.0.2.77") == "outside vip_allowed_cidrs (192.0.2.0/28, fd00:1::/64)"
+    pools = AddressPolicy(from_pools=True, pools=parse_configmap({"cidr-team-a": "192.0.2.0/28"}))
+    assert rule(pools, "192.0.2.77") == (
+        "outside vip_allowed_cidrs (none); or the IPAM pool of namespace 'team-a'"
+    )
