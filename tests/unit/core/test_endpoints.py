@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubevip.core.endpoints import usable, usable_endpoints
+from kubevip.core.endpoints import _merge, usable, usable_endpoints
 from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
 from kubevip.core.views import EndpointView, IPFamily
 from tests.unit.core import builders as b
@@ -79,3 +79,28 @@ def test_keys_are_served_families_even_without_endpoints() -> None:
     svc = service_from_dict(b.service(families=["IPv6", "IPv4"], policy="PreferDualStack"))
     got = usable_endpoints(svc, (V6, V4), [], None, False)
     assert list(got) == [V6, V4] and got[V6] == () and got[V4] == ()
+
+
+def test_the_healthiest_report_of_an_address_wins_whatever_the_order() -> None:
+    """One address reported twice (two slices, a pod moving): which report wins decides which node hosts
+    the endpoint, so which node announces a Local VIP; it must not depend on the order of the slices."""
+    import ipaddress
+    import itertools
+
+    a = ipaddress.ip_address("10.0.0.7")
+
+    def view(node: str | None, ready: bool, serving: bool, terminating: bool) -> EndpointView:
+        return EndpointView(a, V4, node, ready, serving, terminating)
+
+    cases = [
+        # ready beats serving-and-terminating beats neither
+        ([view("n1", False, True, True), view("n2", True, True, False), view("n3", False, False, False)], "n2"),
+        # not ready either way: the one not terminating is the healthier
+        ([view("n1", False, True, True), view("n3", False, True, False)], "n3"),
+        # same conditions: a report naming a node beats one naming none
+        ([view(None, True, True, False), view("n1", True, True, False)], "n1"),
+    ]
+    for reports, node in cases:
+        for order in itertools.permutations(reports):
+            got = _merge(order)
+            assert [e.node for e in got] == [node], (order, got)
