@@ -112,3 +112,20 @@ def test_transitions_kept_unless_status_flips_and_a_write_settles(
     assert conditions_differ(wanted, current) == (
         {c.type for c in wanted} != set(cur) or any(not c.same(cur[c.type]) for c in wanted)
     )
+
+
+def test_messages_name_every_vip_under_the_family_condition_type() -> None:
+    """Two VIPs of a family: the condition (of that family's type) names both, held or not; `ipv6_host`
+    answers None, not an error, with no decision yet or a VIP that has no plan (not granted)."""
+    d, view, plans = _setup(service("web", "192.0.2.1,192.0.2.2"))
+    (held,) = family_conditions(d, view, plans, holders(plans, {IPFamily.IPV4: "n1"}))
+    assert (held.type, held.status, held.message) == (
+        CONDITION_TYPES[IPFamily.IPV4], "True", "192.0.2.1, 192.0.2.2 announced",
+    )
+    (lost,) = family_conditions(d, view, plans, holders(plans, {}))
+    assert (lost.type, lost.status, lost.reason, lost.message) == (
+        CONDITION_TYPES[IPFamily.IPV4], "False", "NoHolder", "no node holds 192.0.2.1, 192.0.2.2 [no-holder]",
+    )
+    d, _, plans = _setup(DUAL)
+    assert ipv6_host(None, plans, holders(plans, {IPFamily.IPV6: "n2"}), "n1") is None
+    assert ipv6_host(d, (), {}, "n1") is None
