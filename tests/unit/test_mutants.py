@@ -126,6 +126,20 @@ MUTANTS = (
         "            if others and not self._can_share(key[0], ports, None, exclude=key):",
         ("tests/unit/ipam/test_allocator.py::test_a_conflict_found_by_hold_names_the_holder_and_both_sides_see_it",),
     ),
+    Mutant(
+        "the agent handles Services of another load-balancer class (two implementations announce one VIP)",
+        "core/selection.py",
+        "    if cls is None or cls == f.name or not f.legacy_handling:",
+        "    if cls is None or cls != f.name or not f.legacy_handling:",
+        ("tests/unit/core/test_selection.py::test_class_decides_which_services_are_handled",),
+    ),
+    Mutant(
+        "an address reported twice keeps the last report, not the healthiest: slice order picks the node",
+        "core/endpoints.py",
+        "        current = best.get(ep.address)",
+        "        current = None",
+        ("tests/unit/core/test_endpoints.py::test_the_healthiest_report_of_an_address_wins_whatever_the_order",),
+    ),
 )
 
 
