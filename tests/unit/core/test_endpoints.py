@@ -94,7 +94,8 @@ def test_the_healthiest_report_of_an_address_wins_whatever_the_order() -> None:
 
     cases = [
         # ready beats serving-and-terminating beats neither
-        ([view("n1", False, True, True), view("n2", True, True, False), view("n3", False, False, False)], "n2"),
+        ([view("n1", False, True, True), view("n2", True, True, False),
+          view("n3", False, False, False)], "n2"),
         # not ready either way: the one not terminating is the healthier
         ([view("n1", False, True, True), view("n3", False, True, False)], "n3"),
         # same conditions: a report naming a node beats one naming none
