@@ -139,3 +139,17 @@ def test_ignore_is_exactly_true_like_kube_vip() -> None:
     for value, ignored in (("true", True), ("True", False), (" true", False), ("false", False)):
         d, _ = run({"lb_ips": "192.0.2.1", "annotations": {"kube-vip.io/ignore": value}})
         assert (d.reason == reasons.IGNORED) is ignored, value
+
+
+def test_a_hand_written_service_takes_its_families_from_its_vips() -> None:
+    """No `ipFamilies`, no cluster IPs (a hand-written object): the families follow the VIP candidates,
+    a DHCP entry (`0.0.0.0`) counting as the IPv4 it asks for."""
+
+    def families(lb_ips: str, policy: str | None) -> tuple[IPFamily, ...]:
+        svc = service_from_dict(b.service(families=None, policy=policy, lb_ips=lb_ips))
+        return decide(svc, (), None, False).families
+
+    assert families("2001:db8::1", None) == (V6,)
+    assert families("2001:db8::1,192.0.2.1", "PreferDualStack") == (V6, V4)
+    assert families("0.0.0.0", None) == (V4,)
+    assert families("2001:db8::1,0.0.0.0", "PreferDualStack") == (V6, V4)
