@@ -153,3 +153,19 @@ def test_a_hand_written_service_takes_its_families_from_its_vips() -> None:
     assert families("2001:db8::1,192.0.2.1", "PreferDualStack") == (V6, V4)
     assert families("0.0.0.0", None) == (V4,)
     assert families("2001:db8::1,0.0.0.0", "PreferDualStack") == (V6, V4)
+
+
+def test_a_dhcp_service_carries_its_annotation_problems() -> None:
+    """A DHCP Service's unusable annotations reach the decision (conditions.py turns them into one Warning
+    each, naming the annotation and value); a Service without a DHCP entry has none."""
+    from kubevip.core.dhcp import ANNOTATION_HOSTNAME, ANNOTATION_REQUESTED_IP
+
+    ann = {ANNOTATION_REQUESTED_IP: "nonsense", ANNOTATION_HOSTNAME: "not_a host"}
+    d = decide(service_from_dict(b.service(lb_ips="0.0.0.0", annotations=ann)), (), None, False)
+    assert [(p.annotation, p.value, p.problem) for p in d.dhcp_problems] == [
+        (ANNOTATION_REQUESTED_IP, "nonsense", "not an IP address"),
+        (ANNOTATION_HOSTNAME, "not_a host", "not an RFC 1123 host name"),
+    ]
+    assert len(d.dhcp) == 1 and d.dhcp[0].family == V4
+    plain = decide(service_from_dict(b.service(lb_ips="192.0.2.1", annotations=ann)), (), None, False)
+    assert plain.dhcp_problems == () and plain.dhcp == ()
