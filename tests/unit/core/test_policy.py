@@ -205,3 +205,15 @@ def test_each_refusal_names_its_rule() -> None:
     assert rule(pools, "192.0.2.77") == (
         "outside vip_allowed_cidrs (none); or the IPAM pool of namespace 'team-a'"
     )
+
+
+def test_choose_asks_the_policy_for_the_services_namespace() -> None:
+    """`vip_allowed_from_pools`: the address policy applied to a Service is its own namespace's pool."""
+    p = AddressPolicy(from_pools=True, pools=parse_configmap({"cidr-team-a": "192.0.2.0/28"}))
+    svc_a = service_from_dict(b.service("web", "team-a", lb_ips="192.0.2.5"))
+    svc_b = service_from_dict(b.service("web", "team-b", lb_ips="192.0.2.5"))
+    assert [str(c.address) for c in choose(svc_a, (V4,), p)[0]] == ["192.0.2.5"]
+    chosen, rejected = choose(svc_b, (V4,), p)
+    assert chosen == () and [(r.reason, r.rule) for r in rejected] == [
+        (reasons.NOT_ALLOWED, "outside vip_allowed_cidrs (none); or the IPAM pool of namespace 'team-b'"),
+    ]
