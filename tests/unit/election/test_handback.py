@@ -7,7 +7,7 @@ the next scripted record; every call and its time limit are recorded.
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -22,8 +22,9 @@ def rec(rv: str, holder: str | None = "me", acquire: str | None = ACQUIRED) -> L
     return LeaseRecord("ns", "lease", rv, holder, 10.0, 3, acquire, ACQUIRED, {"l": "v"}, {"a": "b"})
 
 
-class ScriptedApi:
-    def __init__(self, replaces: list[bool], gets: list[LeaseRecord | None]) -> None:
+class ScriptedApi(LeaseApi):
+    def __init__(self, replaces: list[bool], gets: list[LeaseRecord | None]) -> None:  # no RestClient
+        self.request_timeout = 1.0
         self.replaces = list(replaces)  # True: accepted, False: Conflict
         self.gets = list(gets)
         self.calls: list[tuple[str, Any, float | None]] = []
@@ -38,9 +39,6 @@ class ScriptedApi:
             raise Conflict(409, "update lease ns/lease")
         return parse_lease(body)
 
-    def as_api(self) -> LeaseApi:
-        return cast(LeaseApi, self)
-
     def replaced_versions(self) -> list[str]:
         return [c[1]["metadata"]["resourceVersion"] for c in self.calls if c[0] == "replace"]
 
@@ -52,7 +50,7 @@ def released(body: dict[str, Any]) -> bool:
 async def test_a_release_clears_the_holder_of_that_version_within_the_limit() -> None:
     api = ScriptedApi([True], [])
     before = time.time()
-    assert await hand_back(api.as_api(), rec("7"), "me", 0.5) is True
+    assert await hand_back(api, rec("7"), "me", 0.5) is True
     [(kind, body, limit)] = api.calls
     assert (kind, limit) == ("replace", 0.5)
     assert body["metadata"]["resourceVersion"] == "7", "guarded by the version we hold (CAS)"
@@ -64,7 +62,7 @@ async def test_a_release_clears_the_holder_of_that_version_within_the_limit() ->
 
 async def test_a_conflict_with_our_own_landed_write_releases_the_newer_version() -> None:
     api = ScriptedApi([False, True], [rec("8")])
-    assert await hand_back(api.as_api(), rec("7"), "me", 0.5) is True
+    assert await hand_back(api, rec("7"), "me", 0.5) is True
     assert [c[0] for c in api.calls] == ["replace", "get", "replace"]
     assert api.calls[1] == ("get", ("ns", "lease"), 0.5)
     assert api.calls[2][2] == 0.5
@@ -79,13 +77,13 @@ async def test_a_conflict_with_our_own_landed_write_releases_the_newer_version()
 )
 async def test_a_conflict_with_a_lease_no_longer_ours_releases_nothing(current: LeaseRecord | None) -> None:
     api = ScriptedApi([False], [current])
-    assert await hand_back(api.as_api(), rec("7"), "me", 0.5) is False
+    assert await hand_back(api, rec("7"), "me", 0.5) is False
     assert [c[0] for c in api.calls] == ["replace", "get"], "never writes a Lease that is not ours"
 
 
 async def test_a_second_conflict_gives_up_after_one_re_read() -> None:
     api = ScriptedApi([False, False, True], [rec("8"), rec("9")])
-    assert await hand_back(api.as_api(), rec("7"), "me", 0.5) is False
+    assert await hand_back(api, rec("7"), "me", 0.5) is False
     assert [c[0] for c in api.calls] == ["replace", "get", "replace"]
     assert api.replaced_versions() == ["7", "8"]
 
@@ -101,7 +99,7 @@ async def test_still_ours_is_the_current_version_only_with_our_holder_and_acquir
         (rec("9", acquire="2026-12-04T10:00:05.000000Z"), None),
     ]:
         api = ScriptedApi([], [current])
-        got = await still_ours(api.as_api(), mine, "me", 0.25)
+        got = await still_ours(api, mine, "me", 0.25)
         assert got == expected, (current, got)
         if got is not None:
             assert got.resource_version == "9"
