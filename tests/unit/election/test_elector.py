@@ -152,7 +152,7 @@ def lead_with(api: RenewApi, until: float) -> tuple[list[float], list[float]]:
 def test_a_renewal_conflict_whose_read_black_holes_still_fences_at_the_renew_deadline() -> None:
     # The read that tells our own landed write from someone else's is bounded by the fencing deadline.
     t = Timings()
-    api = RenewApi([False], ["hang"])
+    api = RenewApi([True, False], ["hang"])  # renewed at once, then a conflict at the next renewal
     started, stopped = lead_with(api, t.lease_duration)
     assert started == [0.0]
     assert stopped and stopped[0] <= t.renew_deadline + 1e-9, "fenced late: a peer may already hold it"
