@@ -204,6 +204,7 @@ class VipSet:
                 not_after=not_after)
             added_errors[i].update(errs)
             ours.update(r for r in rows if r.address in mine)
+        late: list[Row] = []
         for r in changes.add:
             exc = added_errors[r.interface].get(r.address)
             if exc is None and tables:
@@ -212,11 +213,16 @@ class VipSet:
                 except KubevipError as err:
                     exc = err
             if isinstance(exc, NotExtended):
-                log.info("%s: %s", self.label, exc)  # a stalled process woke up: it fences next
+                late.append(r)
                 failed.add(r)
             elif exc is not None:
                 log.error("%s: %s", self.label, exc)
                 failed.add(r)
+        if late:
+            # A stalled process woke up past its fencing deadline: it fences next. One line for the whole
+            # pass (a pass adding 2000 VIPs logged 2000 lines, each of them several times a second).
+            log.info("%s: %d VIPs not added, past the fencing deadline: %s", self.label, len(late),
+                     brief(f"{r.address} to {r.interface}" for r in late))
         return failed, ours
 
     def extend(self, lifetimes: Mapping[Row, int], not_after: float | None = None) -> float:

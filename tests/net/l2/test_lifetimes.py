@@ -176,3 +176,25 @@ def test_forced_fallback_uses_state_file_and_lifetime_marker(
     assert f"{ours4}/32" not in left and f"{ours6}/128" not in left
     # The control-plane part keeps its own file: neither part can take the other's addresses.
     assert own.manager(node.interface, ns, proto=249).owned() == set()
+
+
+def test_a_pass_adding_many_vips_past_its_deadline_logs_one_line(
+    lab: LabNetwork, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stalled pass that wakes past the fencing deadline with many adds: none reaches the kernel, every
+    row is reported failed, and the log gets one line naming how many (it got one line per VIP, 2000
+    of them several times a second in a 1000-Service restart)."""
+    from kubevip.core.rows import Changes, Row
+    from kubevip.net.settings import NetSettings
+    from kubevip.net.vipset import VipSet
+
+    node = lab.nodes[0]
+    vs = VipSet(NetSettings(interface=node.interface), Netns(node.netns), label="node n0")
+    rows = tuple(Row(lab.vip(f, i), node.interface) for f in (4, 6) for i in range(30, 40))
+    with caplog.at_level(logging.INFO, "kubevip.net.vipset"):
+        failed, ours = vs.change(Changes(add=rows, remove=()), dict.fromkeys(rows, 1),
+                                 not_after=time.monotonic() - 0.001)
+    assert failed == set(rows) and ours == set()
+    assert all(info(lab, r.address) is None for r in rows)
+    lines = [r.getMessage() for r in caplog.records if "past the fencing deadline" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("node n0: 20 VIPs not added, past the fencing deadline")
