@@ -97,6 +97,15 @@ MUTANTS = (
         "    return True",
         ("tests/unit/controlplane/test_health.py::test_livez_probe_says_healthy_only_for_200_ok",),
     ),
+    # Found by hack/mutation over election/elector.py (docs/testing.md):
+    Mutant(
+        "lease mode's read-back after a renewal conflict outlives the fencing deadline",
+        "election/elector.py",
+        "        limit = max(0.05, self._lead_until - self._clock())\n",
+        "        limit = max(1.05, self._lead_until - self._clock())\n",
+        ("tests/unit/election/test_elector.py::"
+         "test_a_renewal_conflict_whose_read_black_holes_still_fences_at_the_renew_deadline",),
+    ),
     # Found by hack/mutation over core/ (survivors until their killers were written, docs/testing.md):
     Mutant(
         "placement's refusals are dropped when they raise no Warning",
