@@ -11,6 +11,22 @@ from kubevip.election.timings import Timings
 log = logging.getLogger(__name__)
 
 
+class _Throttle:
+    """At most one warning every `every` seconds on `clock`."""
+
+    def __init__(self, clock: Callable[[], float], every: float) -> None:
+        self._clock = clock
+        self._every = every
+        self._last = -every
+
+    def due(self) -> bool:
+        """Whether a warning may be logged now (and, if so, that one was)."""
+        if self._clock() - self._last < self._every:
+            return False
+        self._last = self._clock()
+        return True
+
+
 class LagReporter:
     """Warns (at most every `every` seconds) when a timer fires later than half the fencing slack."""
 
@@ -20,16 +36,14 @@ class LagReporter:
         self.what = what
         self.slack = timings.lease_duration - timings.renew_deadline
         self._clock = clock
-        self._every = every
-        self._last = -every
+        self._throttle = _Throttle(clock, every)
         self.worst = 0.0
 
     def woke(self, intended: float) -> None:
         late = self._clock() - intended
         self.worst = max(self.worst, late)
-        if late <= self.slack / 2 or self._clock() - self._last < self._every:
+        if late <= self.slack / 2 or not self._throttle.due():
             return
-        self._last = self._clock()
         log.warning(
             "%s: timer fired %.2fs late (CPU-starved process or blocked event loop); the fencing slack,"
             " vip_leaseduration - vip_renewdeadline, is %.2fs: give the agent more CPU or raise"
@@ -52,9 +66,7 @@ class SlowReplies:
         self.what = what
         self.limit = max(0.0, timings.renew_deadline - timings.liveness_period) / 2
         self.deadline = timings.renew_deadline
-        self._clock = clock
-        self._every = every
-        self._last = -every
+        self._throttle = _Throttle(clock, every)
         self._slow = 0
         self._worst = 0.0
         self.worst = 0.0
@@ -65,9 +77,8 @@ class SlowReplies:
             return
         self._slow += 1
         self._worst = max(self._worst, took)
-        if self._clock() - self._last < self._every:
+        if not self._throttle.due():
             return
-        self._last = self._clock()
         log.warning(
             "%s: %d renewal replies took longer than %.2fs, the slowest %.2fs (API server overloaded or"
             " far away); a reply and a liveness period must fit in vip_renewdeadline, %.2fs, or the node"

@@ -1,5 +1,5 @@
 """Address changes sent to the kernel in batches: many RTM_NEWADDR / RTM_DELADDR requests per sendmsg,
-each acknowledged with its own error code; and the address dump, parsed into plain tuples.
+each acknowledged with its own error code; and the address dump, parsed into one small object per address.
 
 pyroute2 spends about a millisecond of Python per request (building and parsing its message objects);
 a pass that moves 2000 VIPs then holds the GIL for seconds. Its parsed dump messages are also reference
