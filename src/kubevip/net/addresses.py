@@ -41,7 +41,7 @@ from kubevip.errors import NetworkError
 from kubevip.ip import IPAddress
 from kubevip.listing import brief
 from kubevip.net import rtnl_batch
-from kubevip.net.interfaces import link
+from kubevip.net.interfaces import dump_addresses, link
 from kubevip.net.namespace import OWN, Netns
 
 log = logging.getLogger(__name__)
@@ -159,10 +159,7 @@ class AddressManager:
     ) -> tuple[str, list[tuple[VipAddress, int | None, bool]]]:
         """(interface name, [(address, IFA_PROTO or None, permanent)])."""
         index, name = at or self._index_and_name()
-        # Our own parser, not pyroute2's get_addr: its messages are reference cycles the garbage
-        # collector has to walk (net/rtnl_batch.py); this builds one small object per address.
-        with self.ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
-            found = rtnl_batch.address_dump(sock, index, f"listing the addresses of {name} in {self.ns}")
+        found = dump_addresses(self.ns, index, f"listing the addresses of {name} in {self.ns}")
         rows = [((a.ip, a.prefixlen), a.proto, a.permanent) for a in found]
         return name, rows
 

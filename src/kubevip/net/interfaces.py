@@ -180,12 +180,12 @@ def address_families(ns: Netns = OWN) -> frozenset[int]:
     return frozenset(a.ip.version for a in dump_addresses(ns) if not a.ip.is_loopback)
 
 
-def dump_addresses(ns: Netns = OWN, index: int | None = None) -> list[DumpedAddress]:
-    """Every address of interface `index` (None: of every interface) in the namespace, from one dump.
-    Our own parser (net/rtnl_batch.py), not pyroute2's get_addr: with thousands of VIPs on a node its
-    parsed messages were most of the agent's garbage-collection pauses."""
+def dump_addresses(ns: Netns = OWN, index: int | None = None, what: str = "") -> list[DumpedAddress]:
+    """Every address of interface `index` (None: of every interface) in the namespace, from one dump
+    (`what` names it in errors). Our own parser (net/rtnl_batch.py), not pyroute2's get_addr: with
+    thousands of VIPs on a node its parsed messages were most of the agent's garbage-collection pauses."""
     with ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
-        return address_dump(sock, index, f"listing addresses in {ns}")
+        return address_dump(sock, index, what or f"listing addresses in {ns}")
 
 
 def link(ifname: str | int, ns: Netns = OWN) -> Link:
