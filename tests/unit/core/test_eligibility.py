@@ -495,4 +495,5 @@ def test_a_leased_vip_does_not_stop_the_placement_of_the_next_ones() -> None:
 def test_the_subnet_refusal_through_place_names_the_vip() -> None:
     ns = nodes(node("a", network=net("192.0.2.0/24")), node("b", network=net("198.51.100.0/24")))
     pl = place([plan(VIP4)], {}, ns, Rules(layer2=True))
-    assert pl.refusals[VIP4]["b"] == Refusal(Reason.NODE_OFF_SUBNET, f"node b has no interface on the subnet of {VIP4}")
+    want = Refusal(Reason.NODE_OFF_SUBNET, f"node b has no interface on the subnet of {VIP4}")
+    assert pl.refusals[VIP4]["b"] == want

@@ -90,8 +90,8 @@ def test_status_ingress_is_never_a_source() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(MAX_PER_FAMILY - 2, MAX_PER_FAMILY + 2), st.integers(MAX_PER_FAMILY - 2, MAX_PER_FAMILY + 2),
-       st.booleans())
+@given(st.integers(MAX_PER_FAMILY - 2, MAX_PER_FAMILY + 2),
+       st.integers(MAX_PER_FAMILY - 2, MAX_PER_FAMILY + 2), st.booleans())
 def test_the_per_family_cap_is_exact(n4: int, n6: int, v6_first: bool) -> None:
     """Exactly MAX_PER_FAMILY VIPs per family, counted per family: the first MAX_PER_FAMILY distinct
     addresses of each family in source order are used, each later one is refused as too many (naming

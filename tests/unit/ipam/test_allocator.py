@@ -403,7 +403,8 @@ def test_each_problem_names_its_family_and_what_to_fix() -> None:
     alloc = _alloc({"range-global": "10.0.0.1-10.0.0.1,fd00::1-fd00::1"})
     alloc.ensure(Request("ns", "first", (V6,)))
     out = alloc.ensure(Request("ns", "b", (V4, V6), require_all=True))
-    assert [(p.reason, p.family) for p in out.problems] == [(POOL_EXHAUSTED, V6), (REQUIRE_DUAL_STACK_UNMET, None)]
+    assert [(p.reason, p.family) for p in out.problems] == [
+        (POOL_EXHAUSTED, V6), (REQUIRE_DUAL_STACK_UNMET, None)]
     assert "'range-global'" in out.problems[0].message and "fd00::1-fd00::1" in out.problems[0].message
     assert out.problems[1].message == (
         "RequireDualStack needs an address of every family; none allocated until all are free")
