@@ -149,6 +149,13 @@ MUTANTS = (
         "        current = None",
         ("tests/unit/core/test_endpoints.py::test_the_healthiest_report_of_an_address_wins_whatever_the_order",),
     ),
+    Mutant(
+        "a unit's eligible nodes are the union of its VIPs': its holder may hold a VIP it is refused for",
+        "core/rows.py",
+        "            out[p.unit] = p.eligible if cur is None else cur & p.eligible\n",
+        "            out[p.unit] = p.eligible if cur is None else cur | p.eligible\n",
+        ("tests/unit/core/test_rows.py::test_a_unit_is_eligible_only_where_each_of_its_vips_is",),
+    ),
 )
 
 
