@@ -145,3 +145,12 @@ def test_the_whole_document_and_its_text_form() -> None:
         "n3    no   -        -         -     -",
         "n4    no   1.0      scalable  arp   -",
     ]) + "\n"
+
+
+def test_the_fresh_report_wins_in_either_order_and_times_keep_their_offset() -> None:
+    fresh, old = report("n1", V4, age=2), report("n1", V6, age=40)
+    for reports in ([fresh, old], [old, fresh]):
+        doc = build(web(), reports, [], [], NOW)
+        assert [v["holder"] for v in doc["services"][0]["vips"]] == ["n1", None]
+    assert parse_time("2026-12-04T09:00:00+02:00") == NOW
+    assert parse_time("2026-12-04T07:00:00") == NOW  # no offset: UTC, comparable with the others
