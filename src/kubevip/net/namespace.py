@@ -39,11 +39,34 @@ class Netns:
             return
         ipr = self._open()
         open_here[self.name] = ipr
+        lazy: dict[str | None, IPRoute | None] = _local.__dict__.setdefault("lazy", {})
+        if self.name in lazy:  # inside shared(): it stays open for the rest of that block
+            lazy[self.name] = ipr
+            yield ipr
+            return
         try:
             yield ipr
         finally:
             del open_here[self.name]
             ipr.close()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """`iproute()` blocks on this thread inside this one share one socket, opened by the first of them
+        that runs, if any: most address batches need none (addresses and interface lookups go through
+        raw sockets, net/rtnl_batch.py), and opening pyroute2's costs a millisecond or more."""
+        lazy: dict[str | None, IPRoute | None] = _local.__dict__.setdefault("lazy", {})
+        if self.name in lazy:
+            yield
+            return
+        lazy[self.name] = None
+        try:
+            yield
+        finally:
+            ipr = lazy.pop(self.name)
+            if ipr is not None:
+                _local.__dict__.setdefault("open", {}).pop(self.name, None)
+                ipr.close()
 
     def _open(self) -> IPRoute:
         try:

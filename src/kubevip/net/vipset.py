@@ -83,7 +83,7 @@ class VipSet:
         """Blocking: the VIPs of ours on `ifnames` (default: every interface of the node; a previous run may
         have used an interface no Service names any more)."""
         out: set[Row] = set()
-        with self.ns.iproute():  # one netlink socket for the whole scan
+        with self.ns.shared():  # at most one pyroute2 socket for the whole scan
             names = sorted(link_names(self.ns) if ifnames is None else set(ifnames))
             for ifname in names:
                 try:
@@ -153,7 +153,7 @@ class VipSet:
         address is ours. One interface lookup and address dump per interface and direction, not per VIP:
         a pass that moves hundreds of VIPs otherwise spends seconds parsing netlink dumps (holding the GIL).
         """
-        with self.ns.iproute():  # one netlink socket for all the calls below
+        with self.ns.shared():  # at most one pyroute2 socket for all the calls below
             return self._change(changes, lifetimes or {}, not_after)
 
     def _change(
