@@ -67,7 +67,7 @@ def main() -> None:
         print(f"| {r['layer']} | {r['adds_mb']} | {r['rss_mb']} |")
     out = args.out or REPO / "bench" / "results" / f"rss-floor-{datetime.date.today()}.json"
     out.write_text(json.dumps({
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(), "machine": platform.machine(), "rows": rows,
     }, indent=1) + "\n")
     print(f"wrote {out}")
