@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 STEPS: list[tuple[str, str]] = [
     ("CPython 3.11 interpreter", ""),
     ("stdlib the agent uses (asyncio, ssl, json, ipaddress, logging, email, http)",
-     "import asyncio, ssl, json, ipaddress, logging, email.parser, http.client, concurrent.futures"),
+     "import asyncio, json, ipaddress, logging, email.parser, http.client, concurrent.futures"),
+    ("a TLS context with the CA bundle loaded (the API server connection)",
+     "import ssl; ssl.create_default_context()"),
     ("aiohttp client (our REST client's transport)", "import aiohttp"),
     ("aiohttp.web (the metrics and health server)", "import aiohttp.web"),
     ("prometheus_client", "import prometheus_client"),
