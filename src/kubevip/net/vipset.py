@@ -236,6 +236,13 @@ class VipSet:
         for r in lifetimes:
             if r in self.ours:
                 per_if.setdefault(r.interface, {})[(r.address, prefixlen(r.address))] = r
+        with self.ns.shared():  # one netlink socket for the round (a named namespace forks for each)
+            return self._extend(per_if, lifetimes, now, not_after)
+
+    def _extend(
+        self, per_if: dict[str, dict[tuple[IPAddress, int], Row]], lifetimes: Mapping[Row, int], now: float,
+        not_after: float | None,
+    ) -> float:
         for ifname, rows in sorted(per_if.items()):
             errors = self.manager(ifname).extend({a: lifetimes[r] for a, r in rows.items()}, not_after)
             for a, r in rows.items():
