@@ -154,3 +154,22 @@ def test_the_fresh_report_wins_in_either_order_and_times_keep_their_offset() -> 
         assert [v["holder"] for v in doc["services"][0]["vips"]] == ["n1", None]
     assert parse_time("2026-12-04T09:00:00+02:00") == NOW
     assert parse_time("2026-12-04T07:00:00") == NOW  # no offset: UTC, comparable with the others
+
+
+def test_a_service_of_another_class_is_listed_only_while_an_agent_holds_its_vip() -> None:
+    other = service("web", families=["IPv4"], lb_ips=str(V4))
+    other["spec"]["loadBalancerClass"] = "example.com/other"
+    svcs = [parse.service_from_dict(other)]
+    assert [s["name"] for s in build(svcs, [report("n1", V4)], [], [], NOW)["services"]] == ["web"]
+    assert build(svcs, [report("n1")], [], [], NOW)["services"] == []
+
+
+def test_of_two_stale_reports_of_a_node_the_later_renewed_speaks_for_it() -> None:
+    def stale(version: str, age: float) -> ReportLease:
+        r = report("n1", V4, age=age)
+        return dataclasses.replace(r, report=dataclasses.replace(r.report, version=version))
+
+    never = dataclasses.replace(stale("0.9", 0), renew=None)
+    for reports in ([stale("1.1", 40), stale("1.0", 90), never], [never, stale("1.0", 90), stale("1.1", 40)]):
+        (n1,) = build(web(), reports, [], [], NOW)["nodes"]
+        assert (n1["up"], n1["version"]) == (False, "1.1")
