@@ -436,3 +436,15 @@ def test_a_first_search_skips_addresses_refused_for_the_services_namespace() -> 
     pools = parse_configmap({"cidr-a": "10.0.0.2/32", "range-global": "10.0.0.1-10.0.0.3"})
     alloc.set_policy(AddressPolicy(from_pools=True, pools=pools))
     assert alloc.ensure(Request("a", "x", (V4,))).addresses == (ip("10.0.0.2"),)
+
+
+def test_an_earlier_holder_whose_ports_grow_names_the_sharer_it_now_clashes_with() -> None:
+    """The earlier holder keeps the shared address; the later one whose ports now overlap is named in
+    `displaced`, so the controller ensures it again and it moves (one address, one port, one Service)."""
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3", "allow-share-a": "true"})
+    (shared,) = alloc.ensure(Request("a", "x", (V4,), ports=TCP80)).addresses
+    assert alloc.ensure(Request("a", "y", (V4,), ports=TCP443)).addresses == (shared,)
+    out = alloc.ensure(Request("a", "x", (V4,), ports=TCP80 | TCP443))
+    assert out.addresses == (shared,) and out.displaced == (("a", "y"),)
+    moved = alloc.ensure(Request("a", "y", (V4,), ports=TCP443))
+    assert moved.addresses != (shared,) and alloc.holders(shared) == frozenset({("a", "x")})
