@@ -158,6 +158,12 @@ def test_active_endpoint_annotations_per_family() -> None:
     assert eg.active_endpoints(d, frozenset({ipaddress.ip_address(V6_VIP)}), "n2") == {
         eg.ANN_ACTIVE_ENDPOINT_IPV6: "fd00:10:244:2::2"
     }
+    # The holder of only the second family's VIP writes that family's key.
+    dual = svc(["IPv4", "IPv6"])
+    d = decide(dual, slices(), None, False)
+    assert eg.active_endpoints(d, frozenset({ipaddress.ip_address(V6_VIP)}), "n1") == {
+        eg.ANN_ACTIVE_ENDPOINT_IPV6: "fd00:10:244:1::2"
+    }
 
 
 # -- properties -------------------------------------------------------------------------------------------
@@ -223,6 +229,21 @@ def test_discovered_networks_from_nodes_servicecidrs_and_the_api_servers_slices(
     assert [str(a) for a in n.api_servers] == ["198.18.1.254", "fd6b::1", "fd6b::254"]
     fixed = (ipaddress.ip_network("10.0.0.0/8"),)
     assert eg.discovered_networks(nodes, cidrs, slices, (), fixed, fixed).pod_cidrs == fixed
+
+
+def test_discovery_exempts_every_network_it_is_given_whatever_comes_before_it() -> None:
+    """A node without spec, junk before a good entry, a CIDR written with host bits, a host name before an
+    address: none of them costs a later network its exemption (a missing one would translate traffic to
+    pods or the API server), and the settings replace discovery for both kinds of network."""
+    nodes = [{}, {"spec": None}, {"spec": {"podCIDRs": ["bogus", "10.244.1.1/24"]}}]
+    cidrs = [{"spec": {"cidrs": ["nonsense", "fd00:10:96::1/112"]}}]
+    n = eg.discovered_networks(nodes, cidrs, [], ["api.example", "198.18.1.9", "[fd6b::9]"])
+    assert n.pod_cidrs == (ipaddress.ip_network("10.244.1.0/24"),)
+    assert n.service_cidrs == (ipaddress.ip_network("fd00:10:96::/112"),)
+    assert n.api_servers == (ipaddress.ip_address("198.18.1.9"), ipaddress.ip_address("fd6b::9"))
+    pods, services = (ipaddress.ip_network("10.0.0.0/8"),), (ipaddress.ip_network("10.96.0.0/12"),)
+    fixed = eg.discovered_networks(nodes, cidrs, [], (), pods, services)
+    assert (fixed.pod_cidrs, fixed.service_cidrs) == (pods, services)
 
 
 def test_an_egress_vip_is_a_single_holder_unit_even_where_eligible_nodes_would_all_announce() -> None:

@@ -61,6 +61,7 @@ def test_bad_selectors_name_the_part(text: str) -> None:
         ("rack in ()", "'rack in ()': a set needs at least one value"),
         ("-bad=a", "'-bad=a': '-bad' is not a valid label key"),
         ("rack=a_", "'rack=a_': 'a_' is not a valid label value"),
+        ("rack in (a,b_)", "'rack in (a,b_)': 'b_' is not a valid label value"),
         ("x" * 4097, "selector of 4097 characters is too long (at most 4096)"),
     ],
 )
@@ -106,3 +107,9 @@ def test_round_trip_and_conjunction(
             # negative requirements are exact complements of the positive ones
             pos = {"!=": "=", "notin": "in", "!": "exists"}[r.op]
             assert r.matches(labels) != ls.Requirement(r.key, pos, r.values).matches(labels)
+
+
+def test_a_selector_of_exactly_the_limit_is_read() -> None:
+    text = "kk=v," + ",".join(["k=v"] * 1023)
+    assert len(text) == 4096
+    assert ls.parse(text).matches({"kk": "v", "k": "v"})
