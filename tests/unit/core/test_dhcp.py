@@ -326,3 +326,10 @@ def test_bgp_mode_snapshot_elects_no_dhcp_unit() -> None:
     snap = snapshot(w, ClassFilter(), False, service_interfaces=False, dhcp_layer2=False)
     assert snap.dhcp == () and snap.units == {} and snap.plans == ()
     assert reasons.DHCP_NEEDS_LAYER2 in {c.reason for c in snap.warnings[s.key]}
+
+
+def test_the_derived_mac_and_macvlan_name_never_change_between_releases() -> None:
+    """Pinned: the server knows a Service by this MAC (and client id), and every node must name the
+    macvlan alike; a new derivation would give the Service a new address after an upgrade."""
+    assert dhcp.derive_mac("default/web") == "ae:ef:2f:05:e2:51"
+    assert dhcp.macvlan_name("default/web") == "kvd82b3ade9d00"
