@@ -103,3 +103,8 @@ def test_has_any_looks_under_the_prefix_only() -> None:
     assert bgppeers.has_any({f"{P}/node-asn": ""}, P)
     assert not bgppeers.has_any({f"{P}x/node-asn": "1", P: "1"}, P)
     assert not bgppeers.has_any({}, P)
+
+
+def test_multihop_false_is_read_not_refused() -> None:
+    assert bgppeers.parse({**BASE, f"{P}/peer-multi-hop": "false"}, P).multihop is False
+    assert bgppeers.parse({**BASE, f"{P}/peer-multi-hop": "true"}, P).multihop is True
