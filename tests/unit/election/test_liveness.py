@@ -1,0 +1,147 @@
+"""A node's liveness Lease (election/liveness.py) on its own, in virtual time, against a scripted Lease API.
+
+Found by mutation testing (docs/mutation/election-elector-liveness.md): the simulator runs every node
+with the same timings and a fresh Lease per node, so a previous process's longer lease duration, the
+epoch an acquire writes, the fence at the deadline after a quick failure, and the release paths had no
+test that could fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from kubevip.election.cache import LeaseCache
+from kubevip.election.leaseapi import LeaseApi
+from kubevip.election.liveness import NODE_ANNOTATION, ROLE_LABEL, ROLE_NODE, Liveness
+from kubevip.election.record import LeaseRecord
+from kubevip.election.timings import Timings
+from tests.unit.election.sim import run_sim
+from tests.unit.election.test_elector import OLD, StoreApi
+from tests.unit.election.test_handback import ScriptedApi, rec
+
+NODE = "me"  # the holder test_handback.rec() writes
+
+
+def liveness(api: LeaseApi, fences: list[tuple[float, str]], epochs: list[int | None],
+             clock: Callable[[], float]) -> Liveness:
+    async def fence(why: str) -> None:
+        fences.append((clock(), why))
+
+    cache = LeaseCache(api, "ns", f"{ROLE_LABEL}={ROLE_NODE}", 0.25, 10.0, clock=clock)
+    lv: Liveness
+
+    def on_epoch() -> None:
+        epochs.append(lv.epoch)
+
+    lv = Liveness(api, "ns", NODE, "lease", Timings(), cache, fence=fence, on_epoch=on_epoch, clock=clock)
+    return lv
+
+
+def live_for(api: StoreApi, until: float) -> tuple[Liveness, list[tuple[float, str]], list[int | None]]:
+    """Step a Liveness on `api` in virtual time until `until` (it fences once, while holding)."""
+    fences: list[tuple[float, str]] = []
+    epochs: list[int | None] = []
+    box: list[Liveness] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        lv = liveness(api, fences, epochs, loop.time)
+        box.append(lv)
+
+        async def run() -> None:
+            while True:
+                await lv.step(lambda: not fences)
+
+        task = loop.create_task(run())
+        await asyncio.sleep(until)
+        assert not task.done(), f"the liveness loop ended: {task}"
+        task.cancel()
+
+    run_sim(main)
+    return box[0], fences, epochs
+
+
+def test_a_previous_process_s_longer_lease_is_waited_out_at_its_own_duration() -> None:
+    # Our node's liveness Lease, written by a previous process configured with 15 s (before an upgrade,
+    # say): that process may announce until 15 s after we first saw its version, not our own 1.5 s.
+    t = Timings()
+    old = LeaseRecord("ns", "lease", "41", NODE, 15.0, 3, OLD, OLD, {ROLE_LABEL: ROLE_NODE})
+    api = StoreApi(old, latency=0.01)
+    lv, fences, epochs = live_for(api, 20.0)
+    assert min(time for time, op, _ in api.calls if op != "get") == pytest.approx(15.0, abs=t.retry_period)
+    assert len(api.times("get")) <= 15.0 / t.retry_period + 2, "looked again once per retry period"
+    assert epochs == [4] and lv.epoch == 4 and fences == [], "a new epoch: one more transition"
+
+
+def test_a_lease_without_a_duration_expires_after_our_own() -> None:
+    t = Timings()
+    api = StoreApi(LeaseRecord("ns", "lease", "41", NODE, None, 3, OLD, OLD), latency=0.01)
+    live_for(api, 5.0)
+    first = min(time for time, op, _ in api.calls if op != "get")
+    assert first == pytest.approx(t.lease_duration, abs=t.retry_period)
+
+
+async def test_each_acquire_starts_a_new_epoch_and_says_whose_lease_it_is() -> None:
+    loop = asyncio.get_running_loop()
+    api = StoreApi()
+    epochs: list[int | None] = []
+    lv = liveness(api, [], epochs, loop.time)
+    await lv.acquire()  # no Lease yet: created, epoch 0
+    _, op, body = api.calls[-1]
+    assert op == "create" and body["metadata"]["namespace"] == "ns"
+    assert body["metadata"]["labels"] == {ROLE_LABEL: ROLE_NODE}
+    assert body["metadata"]["annotations"][NODE_ANNOTATION] == NODE
+    spec = body["spec"]
+    assert spec["holderIdentity"] == NODE and spec["leaseTransitions"] == 0
+    assert spec["acquireTime"] == spec["renewTime"], "a still_ours check tells processes apart by it"
+    assert epochs == [0] and lv.is_live
+    # Released (by us before a restart, or marked expired by a peer): taken in the next epoch.
+    api.lease = LeaseRecord("ns", "lease", "41", None, 1.0, 5, None, OLD, {ROLE_LABEL: ROLE_NODE})
+    lv.epoch = None
+    await lv.acquire()
+    _, op, body = api.calls[-1]
+    assert op == "replace" and body["metadata"]["resourceVersion"] == "41"
+    assert body["spec"]["leaseTransitions"] == 6 and body["spec"]["acquireTime"] != OLD
+    assert epochs == [0, 6] and lv.epoch == 6
+
+
+def test_a_quick_failure_just_before_the_deadline_still_fences_at_the_deadline() -> None:
+    # Each call takes 0.1 s; live until 1.1 (created at 0.1). The renewals fail at once; the last one,
+    # sent at 0.95, fails at 1.05: the next try would be at 1.2, but the fence is due at 1.1.
+    api = StoreApi(latency=0.1)
+    api.replaces_fail_until = 100.0
+    _, fences, _ = live_for(api, 2.0)
+    assert api.times("replace")[:3] == pytest.approx([0.45, 0.7, 0.95])
+    assert [time for time, _ in fences] == [pytest.approx(1.1)], "fenced late: a peer may take over"
+
+
+async def test_a_release_hands_back_our_own_landed_renewal_within_the_renew_deadline() -> None:
+    # The last renewal we know of is version 7; one of ours landed as 8 without an answer.
+    loop = asyncio.get_running_loop()
+    api = ScriptedApi([False, True], [rec("8")])
+    lv = liveness(api, [], [], loop.time)
+    lv.mine, lv.epoch, lv.live_until = rec("7"), 3, loop.time() + 1.0
+    await lv.release()
+    assert api.replaced_versions() == ["7", "8"], "our own newer version must be handed back too"
+    assert {c[2] for c in api.calls} == {Timings().renew_deadline}, "each call bounded by the renew deadline"
+    assert lv.epoch is None and lv.mine is None and not lv.is_live
+    calls = len(api.calls)
+    await lv.release()  # twice (shutdown after a failed start, say): nothing left to hand back
+    assert len(api.calls) == calls
+
+
+async def test_a_lease_taken_away_fences_ends_the_epoch_and_leaves_nothing_to_release() -> None:
+    loop = asyncio.get_running_loop()
+    fences: list[tuple[float, str]] = []
+    epochs: list[int | None] = []
+    api = ScriptedApi([False], [rec("9", holder="peer")])  # the renewal conflicts: a peer marked us expired
+    lv = liveness(api, fences, epochs, loop.time)
+    lv.mine, lv.epoch, lv.live_until = rec("7"), 3, loop.time() + 1.0
+    assert await lv.renew() is False
+    assert len(fences) == 1 and epochs == [None] and lv.mine is None and not lv.is_live
+    calls = len(api.calls)
+    await lv.release()
+    assert len(api.calls) == calls, "nothing of ours to hand back"
