@@ -279,8 +279,9 @@ def campaign(api: LeaseApi, until: float, identity: str = "me",
 
 
 def test_a_peer_s_longer_lease_duration_is_waited_out() -> None:
-    # A kube-vip peer (client-go, leaseDurationSeconds 15) that stopped renewing: by its own promise it
-    # may announce until 15 s after we first saw its version, not only our own 1.5 s.
+    # A peer with a longer lease (a kube-vip node during a migration: its defaults are longer than ours)
+    # that stopped renewing: by its own promise it may announce until 15 s after we first saw its
+    # version, not only our own 1.5 s.
     peer = LeaseRecord("ns", "lease", "41", "kube-vip-peer", 15.0, 3, OLD, OLD)
     api = StoreApi(peer)
     leader: list[str | None] = []

@@ -16,6 +16,7 @@ import pytest
 from kubevip.election.cache import LeaseCache
 from kubevip.election.leaseapi import LeaseApi
 from kubevip.election.liveness import NODE_ANNOTATION, ROLE_LABEL, ROLE_NODE, Liveness
+from kubevip.election.offloop import Inline
 from kubevip.election.record import LeaseRecord
 from kubevip.election.timings import Timings
 from tests.unit.election.sim import run_sim
@@ -26,7 +27,7 @@ NODE = "me"  # the holder test_handback.rec() writes
 
 
 def liveness(api: LeaseApi, fences: list[tuple[float, str]], epochs: list[int | None],
-             clock: Callable[[], float]) -> Liveness:
+             clock: Callable[[], float], bridge: Inline | None = None) -> Liveness:
     async def fence(why: str) -> None:
         fences.append((clock(), why))
 
@@ -36,23 +37,28 @@ def liveness(api: LeaseApi, fences: list[tuple[float, str]], epochs: list[int | 
     def on_epoch() -> None:
         epochs.append(lv.epoch)
 
-    lv = Liveness(api, "ns", NODE, "lease", Timings(), cache, fence=fence, on_epoch=on_epoch, clock=clock)
+    lv = Liveness(api, "ns", NODE, "lease", Timings(), cache, fence=fence, on_epoch=on_epoch, clock=clock,
+                  bridge=bridge)
     return lv
 
 
-def live_for(api: StoreApi, until: float) -> tuple[Liveness, list[tuple[float, str]], list[int | None]]:
-    """Step a Liveness on `api` in virtual time until `until` (it fences once, while holding)."""
+def live_for(api: StoreApi, until: float, bridge: Inline | None = None, steps: list[float] | None = None
+             ) -> tuple[Liveness, list[tuple[float, str]], list[int | None]]:
+    """Step a Liveness on `api` in virtual time until `until` (it fences once, while holding); the time
+    of each step into `steps`."""
+    steps = [] if steps is None else steps
     fences: list[tuple[float, str]] = []
     epochs: list[int | None] = []
     box: list[Liveness] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        lv = liveness(api, fences, epochs, loop.time)
+        lv = liveness(api, fences, epochs, loop.time, bridge)
         box.append(lv)
 
         async def run() -> None:
             while True:
+                steps.append(loop.time())
                 await lv.step(lambda: not fences)
 
         task = loop.create_task(run())
@@ -74,6 +80,25 @@ def test_a_previous_process_s_longer_lease_is_waited_out_at_its_own_duration() -
     assert min(time for time, op, _ in api.calls if op != "get") == pytest.approx(15.0, abs=t.retry_period)
     assert len(api.times("get")) <= 15.0 / t.retry_period + 2, "looked again once per retry period"
     assert epochs == [4] and lv.epoch == 4 and fences == [], "a new epoch: one more transition"
+    assert {what for _, op, what in api.calls if op == "get"} == {("ns", "lease")}
+
+
+def test_a_read_that_never_answers_is_abandoned_at_the_renew_deadline() -> None:
+    api = StoreApi(latency=0.01, script=("hang",))
+    _, _, epochs = live_for(api, 3.0)
+    assert api.times("get") == pytest.approx([0.0, Timings().renew_deadline]) and epochs == [0]
+
+
+class Wedged(Inline):
+    def owner_alive(self) -> bool:
+        return False
+
+
+def test_a_wedged_agent_neither_acquires_nor_renews_and_looks_again_each_retry_period() -> None:
+    steps: list[float] = []
+    api = StoreApi()
+    live_for(api, 1.1, bridge=Wedged(), steps=steps)
+    assert api.calls == [] and steps == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
 
 
 def test_a_lease_without_a_duration_expires_after_our_own() -> None:
