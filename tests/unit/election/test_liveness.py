@@ -83,10 +83,15 @@ def test_a_previous_process_s_longer_lease_is_waited_out_at_its_own_duration() -
     assert {what for _, op, what in api.calls if op == "get"} == {("ns", "lease")}
 
 
-def test_a_read_that_never_answers_is_abandoned_at_the_renew_deadline() -> None:
-    api = StoreApi(latency=0.01, script=("hang",))
-    _, _, epochs = live_for(api, 3.0)
-    assert api.times("get") == pytest.approx([0.0, Timings().renew_deadline]) and epochs == [0]
+def test_acquire_attempts_are_paced_and_bounded_by_the_renew_deadline() -> None:
+    # Each call takes 0.01 s. A failed read or a lost race: look again a retry period after the attempt
+    # began. A read or a write that never answers: abandoned at the renew deadline.
+    t = Timings()
+    api = StoreApi(latency=0.01, script=("fail", "ok", "conflict", "hang", "ok", "hang", "ok", "ok"))
+    _, _, epochs = live_for(api, 5.0)
+    assert api.times("get") == pytest.approx([0.0, 0.25, 0.5, 1.5, 2.51])
+    assert api.times("create") == pytest.approx([0.26, 1.51, 2.52]) and epochs == [0]
+    assert t.retry_period == 0.25 and t.renew_deadline == 1.0, "the times above assume these"
 
 
 class Wedged(Inline):
