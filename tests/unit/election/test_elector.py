@@ -188,8 +188,8 @@ OLD = "2020-01-01T00:00:00.000000Z"  # an acquireTime long past (never the one a
 class StoreApi(LeaseApi):
     """One Lease in memory with compare-and-swap, for virtual time: every call takes `latency`, replaces
     sent before `replaces_fail_until` fail (transient), and `script` answers the calls in order ("ok",
-    "fail": transient, "conflict": a write that loses a race, "hang": a read that never answers). The
-    watch hears nothing. `calls` records (time, op, namespace and name or the body)."""
+    "fail": transient, "conflict": a write that loses a race, "hang": a call that never answers).
+    `calls` records (time, op, namespace and name or the body)."""
 
     def __init__(self, lease: LeaseRecord | None = None, latency: float = 0.0,
                  script: tuple[str, ...] = ()) -> None:  # no RestClient behind
@@ -198,6 +198,7 @@ class StoreApi(LeaseApi):
         self.latency = latency
         self.script = list(script)
         self.replaces_fail_until = -1.0
+        self.watches: list[list[tuple[float, str, LeaseRecord | BaseException]]] = []
         self.calls: list[tuple[float, str, Any]] = []
 
     async def _call(self, op: str, what: Any) -> str:
@@ -238,8 +239,18 @@ class StoreApi(LeaseApi):
 
     async def watch(self, namespace: str, selector: str, resource_version: str, idle_timeout: float,
                     field_selector: str | None = None) -> AsyncIterator[tuple[str, LeaseRecord]]:
+        """Each watch plays the next of `watches`: (time, kind, record or an exception to raise) at
+        those times, then hears nothing more."""
+        loop = asyncio.get_running_loop()
+        self.calls.append((loop.time(), "watch", (namespace, field_selector)))
+        for at, kind, item in self.watches.pop(0) if self.watches else []:
+            await asyncio.sleep(max(0.0, at - loop.time()))
+            if isinstance(item, BaseException):
+                raise item
+            if kind != "BOOKMARK":  # the store changed first (another writer), then told us
+                self.lease = None if kind == "DELETED" else item
+            yield kind, item
         await asyncio.Event().wait()
-        yield "MODIFIED", rec("0")  # never reached
 
     def times(self, op: str) -> list[float]:
         return [t for t, o, _ in self.calls if o == op]
@@ -287,8 +298,34 @@ def test_a_peer_s_longer_lease_duration_is_waited_out() -> None:
     leader: list[str | None] = []
     started, _ = campaign(api, 20.0, probe=lambda e: leader.append(e.leader), at=10.0)
     assert leader == ["kube-vip-peer"], "the follower names the holder it follows"
-    first_write = min(t for t, op, _ in api.calls if op != "get")
+    first_write = min(api.times("replace") + api.times("create"))
     assert first_write == pytest.approx(15.0) and started == [pytest.approx(15.0)], "taken at its expiry"
+
+
+def test_the_follower_ignores_bookmarks_and_counts_expiry_from_the_last_renewal_it_saw() -> None:
+    # A bookmark carries only a resourceVersion, here the Lease's own (nothing else was written since):
+    # taken for a release, the compare-and-swap on it would succeed and take a held Lease. A renewal
+    # (a new version) restarts the clock at the holder's own duration.
+    peer = LeaseRecord("ns", "lease", "41", "peer", 15.0, 3, OLD, OLD)
+    api = StoreApi(peer, latency=0.01)
+    bookmark = LeaseRecord("", "", "41", None, None, 0)
+    renewed = LeaseRecord("ns", "lease", "42", "peer", 15.0, 3, OLD, OLD)
+    api.watches = [[(1.0, "BOOKMARK", bookmark), (5.0, "MODIFIED", renewed)]]
+    leader: list[str | None] = []
+    started, _ = campaign(api, 25.0, probe=lambda e: leader.append(e.leader), at=10.0)
+    assert api.times("get") == pytest.approx([0.0, 20.0]), "read again only when the renewal expired"
+    assert started == [pytest.approx(20.02)] and leader == ["peer"]
+    assert [w for _, op, w in api.calls if op == "watch"] == [("ns", "metadata.name=lease")]
+
+
+def test_a_deleted_lease_is_created_at_once_and_a_broken_watch_is_retried_after_the_retry_period() -> None:
+    peer = LeaseRecord("ns", "lease", "41", "peer", 15.0, 3, OLD, OLD)
+    api = StoreApi(peer, latency=0.01)
+    gone = LeaseRecord("ns", "lease", "43", "peer", 15.0, 3, OLD, OLD)
+    api.watches = [[(1.0, "", aiohttp.ServerDisconnectedError("cut"))], [(2.0, "DELETED", gone)]]
+    started, _ = campaign(api, 5.0)
+    assert api.times("get") == pytest.approx([0.0, 1.25, 2.0])
+    assert api.times("create") == pytest.approx([2.01]) and started == [pytest.approx(2.02)]
 
 
 def test_a_lease_without_a_duration_expires_after_our_own() -> None:
