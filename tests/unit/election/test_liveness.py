@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from kubevip.election.cache import LeaseCache
-from kubevip.election.leaseapi import LeaseApi
+from kubevip.election.leaseapi import Conflict, LeaseApi
 from kubevip.election.liveness import NODE_ANNOTATION, ROLE_LABEL, ROLE_NODE, Liveness
 from kubevip.election.offloop import Inline
 from kubevip.election.record import LeaseRecord
@@ -175,3 +176,65 @@ async def test_a_lease_taken_away_fences_ends_the_epoch_and_leaves_nothing_to_re
     calls = len(api.calls)
     await lv.release()
     assert len(api.calls) == calls, "nothing of ours to hand back"
+
+
+def renewing(api: ScriptedApi, until: float) -> tuple[Liveness, list[tuple[float, str]]]:
+    """A Liveness that holds version 7 (sent at 0: live until the renew deadline), stepped on `api` in
+    virtual time until `until`."""
+    fences: list[tuple[float, str]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        lv = liveness(api, fences, [], loop.time)
+        lv.mine, lv.epoch, lv.live_until = rec("7"), 3, Timings().renew_deadline
+        box.append(lv)
+
+        async def run() -> None:
+            while True:
+                await lv.step(lambda: not fences)
+
+        task = loop.create_task(run())
+        await asyncio.sleep(until)
+        task.cancel()
+
+    box: list[Liveness] = []
+    run_sim(main)
+    return box[0], fences
+
+
+class SlowConflictApi(ScriptedApi):
+    """Renewals conflict after `slow` seconds; then every read hangs (a black-holed path), or answers
+    `gets` in order."""
+
+    def __init__(self, slow: float, gets: list[LeaseRecord | None] | None = None) -> None:
+        super().__init__([], list(gets or []))
+        self.slow = slow
+
+    async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        self.calls.append(("replace", body, limit))
+        await asyncio.sleep(self.slow)
+        raise Conflict(409, "update lease ns/lease")
+
+    async def get(self, namespace: str, name: str, limit: float | None = None) -> LeaseRecord | None:
+        self.calls.append(("get", (namespace, name), limit))
+        if not self.gets:
+            await asyncio.Event().wait()
+        return self.gets.pop(0)
+
+
+def test_a_renewal_conflict_whose_read_black_holes_still_fences_at_the_renew_deadline() -> None:
+    # The renewal sent at 0 conflicts only at 0.95; the read that tells our own landed write from a
+    # foreign one never answers. It may take only the time left before the fence (0.05 s), not the
+    # renewal's whole allowance again: fenced at 1.0, not 1.95 (peers may take over from 1.5).
+    t = Timings()
+    api = SlowConflictApi(0.95)
+    _, fences = renewing(api, 3.0)
+    assert [time for time, _ in fences] == [pytest.approx(t.renew_deadline)], "fenced late"
+    read = next(c for c in api.calls if c[0] == "get")
+    assert read[2] == pytest.approx(t.renew_deadline - 0.95), "the read's own limit: the time left"
+
+
+def test_a_renewal_conflict_with_our_own_landed_write_keeps_the_epoch_on_that_version() -> None:
+    api = SlowConflictApi(0.0, [rec("8")])
+    lv, fences = renewing(api, 0.5)
+    assert fences == [] and lv.epoch == 3 and lv.mine == rec("8"), "our own write: nothing changed hands"
