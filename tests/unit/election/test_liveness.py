@@ -81,6 +81,7 @@ def test_a_previous_process_s_longer_lease_is_waited_out_at_its_own_duration() -
     assert min(api.times("create") + api.times("replace")) == pytest.approx(15.0, abs=t.retry_period)
     assert len(api.times("get")) <= 15.0 / t.retry_period + 2, "looked again once per retry period"
     assert epochs == [4] and lv.epoch == 4 and fences == [], "a new epoch: one more transition"
+    assert lv.renewals == len(api.times("replace")) - 1 > 0, "every renewal after the take-over counted"
     assert {what for _, op, what in api.calls if op == "get"} == {("ns", "lease")}
 
 
