@@ -16,9 +16,16 @@ import pytest
 
 from kubevip.election.cache import LeaseCache
 from kubevip.election.leaseapi import Conflict, LeaseApi
-from kubevip.election.liveness import NODE_ANNOTATION, ROLE_LABEL, ROLE_NODE, Liveness
+from kubevip.election.liveness import (
+    EXPIRED_BY_ANNOTATION,
+    NODE_ANNOTATION,
+    ROLE_LABEL,
+    ROLE_NODE,
+    Liveness,
+    expire_peers,
+)
 from kubevip.election.offloop import Inline
-from kubevip.election.record import LeaseRecord
+from kubevip.election.record import LeaseRecord, parse_lease
 from kubevip.election.timings import Timings
 from tests.unit.election.sim import run_sim
 from tests.unit.election.test_elector import OLD, StoreApi
@@ -239,3 +246,78 @@ def test_a_renewal_conflict_with_our_own_landed_write_keeps_the_epoch_on_that_ve
     api = SlowConflictApi(0.0, [rec("8")])
     lv, fences = renewing(api, 0.5)
     assert fences == [] and lv.epoch == 3 and lv.mine == rec("8"), "our own write: nothing changed hands"
+
+
+class PeersApi(LeaseApi):
+    """Leases by name with compare-and-swap (a replace on a version no longer current conflicts)."""
+
+    def __init__(self, records: list[LeaseRecord | None], names: list[str]) -> None:  # no RestClient
+        self.request_timeout = 1.0
+        self.store = dict(zip(names, records, strict=True))
+        self.calls: list[tuple[str, Any]] = []
+
+    async def get(self, namespace: str, name: str, limit: float | None = None) -> LeaseRecord | None:
+        self.calls.append(("get", (namespace, name)))
+        return self.store.get(name)
+
+    async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        self.calls.append(("replace", body))
+        meta = body["metadata"]
+        cur = self.store.get(meta["name"])
+        if cur is None or cur.resource_version != meta["resourceVersion"]:
+            raise Conflict(409, "update lease")
+        version = str(int(cur.resource_version) + 1)
+        new = parse_lease({**body, "metadata": {**meta, "resourceVersion": version}})
+        self.store[meta["name"]] = new
+        return new
+
+    def replaced(self) -> list[str]:
+        return [body["metadata"]["name"] for op, body in self.calls if op == "replace"]
+
+
+def peer(name: str, holder: str | None, rv: str, duration: float | None = 1.5,
+         role: str = ROLE_NODE) -> LeaseRecord:
+    return LeaseRecord("ns", name, rv, holder, duration, 2, OLD, OLD, {ROLE_LABEL: role}, {"x": "y"})
+
+
+async def test_peers_are_marked_expired_only_after_their_own_duration_unchanged_on_our_clock() -> None:
+    now = [0.0]
+    t = Timings()
+    seen = [
+        peer("node-a", "a", "10", 15.0),  # a longer lease than ours
+        peer("node-b", "b", "20", None),  # no duration written: ours
+        peer("node-d", "d", "30"),  # renewed since we saw it (our watch stalled)
+        peer("node-e", "e", "40"),  # deleted since
+        peer("node-me", "me", "50"),  # our own
+        peer("node-c", None, "60"),  # released
+        peer("claim-x", "a", "70", role="claim"),  # not a liveness Lease
+    ]
+    current: list[LeaseRecord | None] = [*seen[:2], peer("node-d", "d", "31"), None, *seen[4:]]
+    api = PeersApi(current, [r.name for r in seen])
+    cache = LeaseCache(api, "ns", f"{ROLE_LABEL}={ROLE_NODE}", t.retry_period, 10.0, clock=lambda: now[0])
+    for r in seen:
+        cache.put(r)  # all first seen at 0
+
+    async def expire(at: float, since: float = 0.0) -> float:
+        now[0] = at
+        return await expire_peers(api, cache, "ns", "me", t, since, at)
+
+    assert await expire(1.0) == pytest.approx(1.25) and api.calls == [], "none expired: next look in a retry"
+    assert await expire(1.4) == pytest.approx(1.5) and api.calls == [], "the next look at the first expiry"
+    assert await expire(2.0, since=1.0) == pytest.approx(2.25) and api.calls == [], (
+        "live only since 1.0: nobody expires before 1.0 + their duration"
+    )
+    assert await expire(2.0) == pytest.approx(2.25)
+    assert sorted(api.replaced()) == ["node-b", "node-d", "node-e"]
+    body = next(b for op, b in api.calls if op == "replace" and b["metadata"]["name"] == "node-b")
+    assert body["metadata"]["resourceVersion"] == "20", "a compare-and-swap on the version we watched"
+    assert "holderIdentity" not in body["spec"] and body["spec"]["leaseTransitions"] == 2
+    assert body["metadata"]["annotations"][EXPIRED_BY_ANNOTATION] == "me"
+    assert body["metadata"]["annotations"]["x"] == "y"
+    assert cache.records["node-b"].holder is None and cache.records["node-b"].resource_version == "21"
+    assert cache.records["node-d"].resource_version == "31", "the conflict refreshed our view"
+    assert "node-e" not in cache.records, "gone: dropped"
+    assert {w for op, w in api.calls if op == "get"} == {("ns", "node-d"), ("ns", "node-e")}
+    assert await expire(14.9) == pytest.approx(15.0) and "node-a" not in api.replaced(), "a's own 15 s"
+    await expire(15.0)
+    assert api.replaced()[-1] == "node-a"
