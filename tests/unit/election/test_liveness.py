@@ -283,16 +283,16 @@ def peer(name: str, holder: str | None, rv: str, duration: float | None = 1.5,
 async def test_peers_are_marked_expired_only_after_their_own_duration_unchanged_on_our_clock() -> None:
     now = [0.0]
     t = Timings()
-    seen = [
+    seen = [  # the ones skipped first: skipping one must not end the scan
+        peer("node-me", "me", "50"),  # our own
+        peer("node-c", None, "60"),  # released
+        peer("claim-x", "a", "70", role="claim"),  # not a liveness Lease
         peer("node-a", "a", "10", 15.0),  # a longer lease than ours
         peer("node-b", "b", "20", None),  # no duration written: ours
         peer("node-d", "d", "30"),  # renewed since we saw it (our watch stalled)
         peer("node-e", "e", "40"),  # deleted since
-        peer("node-me", "me", "50"),  # our own
-        peer("node-c", None, "60"),  # released
-        peer("claim-x", "a", "70", role="claim"),  # not a liveness Lease
     ]
-    current: list[LeaseRecord | None] = [*seen[:2], peer("node-d", "d", "31"), None, *seen[4:]]
+    current: list[LeaseRecord | None] = [*seen[:5], peer("node-d", "d", "31"), None]
     api = PeersApi(current, [r.name for r in seen])
     cache = LeaseCache(api, "ns", f"{ROLE_LABEL}={ROLE_NODE}", t.retry_period, 10.0, clock=lambda: now[0])
     for r in seen:
