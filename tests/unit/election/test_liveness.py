@@ -89,6 +89,8 @@ def test_a_previous_process_s_longer_lease_is_waited_out_at_its_own_duration() -
     assert len(api.times("get")) <= 15.0 / t.retry_period + 2, "looked again once per retry period"
     assert epochs == [4] and lv.epoch == 4 and fences == [], "a new epoch: one more transition"
     assert lv.renewals == len(api.times("replace")) - 1 > 0, "every renewal after the take-over counted"
+    taken, first_renewal = api.times("replace")[:2]
+    assert first_renewal - taken == pytest.approx(0.01 + t.liveness_period), "renewed a period later"
     assert {what for _, op, what in api.calls if op == "get"} == {("ns", "lease")}
 
 
