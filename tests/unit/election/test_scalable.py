@@ -1,0 +1,125 @@
+"""ScalableElector paths the random simulator schedules do not reach, each found by mutation testing
+(docs/mutation/election-scalable-and-rest.md): virtual time (SimLoop), the real elector against the
+simulated API server, no sleeps as synchronisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from kubevip.election.scalable import ScalableElector, claim_lease_name, node_lease_name
+from kubevip.election.timings import Timings
+from tests.unit.election.sim import NS, Fleet, SimApi, SimServer, feed_cache_from, run_sim
+
+UNIT = "vip:198.18.0.1"
+
+
+def _elector(server: SimServer, node: str, events: list[str]) -> ScalableElector:
+    api = SimApi(server, node, f"{node}#0")
+
+    async def started(unit: str) -> None:
+        events.append(f"started {unit}")
+
+    async def stopped(unit: str) -> None:
+        events.append(f"stopped {unit}")
+
+    el = ScalableElector(api, NS, node, Timings(), started, stopped, clock=asyncio.get_running_loop().time)
+    feed_cache_from(el.cache, api)
+    el.set_units({UNIT: None})
+    return el
+
+
+def test_a_release_before_the_elector_ran_keeps_it_from_ever_campaigning() -> None:
+    async def main() -> None:
+        server = SimServer(random.Random(1))
+        events: list[str] = []
+        el = _elector(server, "node-a", events)
+        task = asyncio.get_running_loop().create_task(el.run())  # created, not yet running
+        await el.release()
+        await asyncio.sleep(10)  # virtual: ten seconds of election time
+        assert events == [] and not el.held
+        assert server.get(claim_lease_name(UNIT)) is None, "a released elector claimed a unit"
+        live = server.get(node_lease_name("node-a"))
+        assert live is None or not live.held, "a released elector holds its liveness Lease"
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.drain()
+
+    run_sim(main)
+
+
+NODES = ("node-a", "node-b", "node-c")
+
+
+def _electors(fleet: Fleet) -> list[ScalableElector]:
+    return [el for node in fleet.nodes for el, _ in fleet._procs[fleet.incarnation(node)]]
+
+
+def _holder(fleet: Fleet, unit: str) -> str | None:
+    holders = fleet.rec.holders(unit)
+    assert len(holders) <= 1, fleet.rec.violations
+    return next(iter(holders)).split("#")[0] if holders else None
+
+
+def test_a_holder_no_longer_eligible_hands_the_unit_to_an_eligible_node_at_once() -> None:
+    """GIVE_UP must clear our claim: while we stay live, peers count our claim valid and never touch
+    it, so a claim left in place keeps the unit unheld for as long as we live."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(3))
+        fleet = Fleet("scalable", NODES, (UNIT,), server)
+        for n in NODES:
+            fleet.start(n)
+        await asyncio.sleep(3.0)  # virtual: settled
+        old = _holder(fleet, UNIT)
+        assert old is not None
+        others = [n for n in NODES if n != old]
+        for el in _electors(fleet):
+            el.set_units({UNIT: others})  # the holder's endpoint went (externalTrafficPolicy Local)
+        changed = server.now()
+        await asyncio.sleep(1.0)
+        new = _holder(fleet, UNIT)
+        assert new in others, f"{UNIT} held by {new} 1 s after {old} became ineligible"
+        assert not fleet.rec.violations
+        (span,) = [s for s in fleet.rec.spans if s.unit == UNIT and s.incarnation.startswith(new)]
+        assert span.start - changed <= 2 * Timings().retry_period, "taken over at once, not at expiry"
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_a_removed_unit_s_claim_is_deleted_at_the_version_we_wrote() -> None:
+    """The holder of a unit nobody wants any more withdraws and deletes its claim Lease, guarded by the
+    version it wrote (a claim written meanwhile survives)."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(4))
+        fleet = Fleet("scalable", NODES, (UNIT,), server)
+        for n in NODES:
+            fleet.start(n)
+        await asyncio.sleep(3.0)  # virtual: settled
+        claim = server.get(claim_lease_name(UNIT))
+        assert claim is not None and claim.holder == _holder(fleet, UNIT)
+        deletes: list[tuple[str, str, str]] = []
+        for el in _electors(fleet):
+            api = el.api
+            delete = api.delete
+
+            async def recording(namespace: str, name: str, resource_version: str,
+                                limit: float | None = None, delete: Any = delete) -> None:
+                deletes.append((namespace, name, resource_version))
+                await delete(namespace, name, resource_version, limit)
+
+            api.delete = recording  # type: ignore[method-assign]
+            el.set_units({})
+        await asyncio.sleep(1.0)
+        assert fleet.rec.holders(UNIT) == set()
+        assert server.get(claim_lease_name(UNIT)) is None, "the claim of a removed unit stays behind"
+        assert deletes == [(NS, claim.name, claim.resource_version)]
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
