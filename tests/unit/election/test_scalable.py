@@ -9,9 +9,12 @@ import asyncio
 import random
 from typing import Any
 
-from kubevip.election.scalable import ScalableElector, claim_lease_name, node_lease_name
+from kubevip.election.record import parse_lease
+from kubevip.election.scalable import PREFERENCE_HOLD, ScalableElector, claim_lease_name, node_lease_name
 from kubevip.election.timings import Timings
+from tests.unit.controlplane.fakes import FakeLeaseApi
 from tests.unit.election.sim import NS, Fleet, SimApi, SimServer, feed_cache_from, run_sim
+from tests.unit.election.test_incremental_pass import _noop, node_body
 
 UNIT = "vip:198.18.0.1"
 
@@ -53,8 +56,12 @@ def test_a_release_before_the_elector_ran_keeps_it_from_ever_campaigning() -> No
 NODES = ("node-a", "node-b", "node-c")
 
 
+def _electors_of(fleet: Fleet, node: str) -> list[ScalableElector]:
+    return [el for el, _ in fleet._procs[fleet.incarnation(node)]]
+
+
 def _electors(fleet: Fleet) -> list[ScalableElector]:
-    return [el for node in fleet.nodes for el, _ in fleet._procs[fleet.incarnation(node)]]
+    return [el for node in fleet.nodes for el in _electors_of(fleet, node)]
 
 
 def _holder(fleet: Fleet, unit: str) -> str | None:
@@ -123,3 +130,62 @@ def test_a_removed_unit_s_claim_is_deleted_at_the_version_we_wrote() -> None:
         await server.drain()
 
     run_sim(main)
+
+
+def test_a_preferred_node_takes_the_unit_back_once_settled_and_not_before() -> None:
+    """kube-vip.io/preferred-nodes in scalable mode: a unit held by a less preferred node moves to the
+    preferred one once that has been live PREFERENCE_HOLD lease durations (the hysteresis against a
+    flapping node), through a cleared claim: at once then, never two holders, never before."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(5))
+        fleet = Fleet("scalable", ("node-a", "node-b"), (UNIT,), server)
+        preferred = {UNIT: ["node-b", "node-a"]}
+        fleet.start("node-a")
+        for el in _electors_of(fleet, "node-a"):
+            el.set_preferred(preferred)
+        await asyncio.sleep(3.0)  # virtual
+        assert _holder(fleet, UNIT) == "node-a"
+        fleet.start("node-b")
+        for el in _electors_of(fleet, "node-b"):
+            el.set_preferred(preferred)
+        b_started = server.now()
+        hold = PREFERENCE_HOLD * Timings().lease_duration
+        await asyncio.sleep(hold - 0.1)
+        assert _holder(fleet, UNIT) == "node-a", "moved before the preferred node settled"
+        await asyncio.sleep(1.5)
+        assert _holder(fleet, UNIT) == "node-b", "the preferred node never took the unit back"
+        assert not fleet.rec.violations
+        (span,) = [s for s in fleet.rec.spans if s.incarnation.startswith("node-b")]
+        assert b_started + hold <= span.start, "moved before the preferred node settled"
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_a_preferred_node_that_restarts_settles_again_from_its_new_epoch() -> None:
+    """The hold counts from when the preferred node became live in its CURRENT epoch: a node that
+    restarts (a new liveness epoch, seen without a gap) starts over, or a flapping node would pull
+    the unit back. White-box: settled_nodes() over a scripted Lease cache and clock."""
+    now = [0.0]
+    el = ScalableElector(FakeLeaseApi().view("node-a"), NS, "node-a", Timings(), _noop, _noop,
+                         clock=lambda: now[0])
+    hold = PREFERENCE_HOLD * Timings().lease_duration
+    live = {"node-b"}
+
+    def b_in(epoch: int) -> None:
+        el.cache.put(parse_lease(node_body("node-b", "node-b", epoch)))
+
+    b_in(0)
+    assert el.settled_nodes(live) == set()  # b first seen now
+    now[0] = hold - 0.1
+    assert el.settled_nodes(live) == set()
+    b_in(1)  # restarted: a new epoch, first seen at hold - 0.1
+    assert el.settled_nodes(live) == set()
+    now[0] = hold + 1.0
+    assert el.settled_nodes(live) == set(), "a restarted node kept its earlier settle time"
+    now[0] = 2 * hold - 0.2
+    assert el.settled_nodes(live) == set()
+    now[0] = 2 * hold - 0.1
+    assert el.settled_nodes(live) == {"node-b"}
