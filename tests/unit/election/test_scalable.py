@@ -9,11 +9,14 @@ import asyncio
 import random
 from typing import Any
 
+import pytest
+
 from kubevip.election.record import parse_lease
 from kubevip.election.scalable import PREFERENCE_HOLD, ScalableElector, claim_lease_name, node_lease_name
 from kubevip.election.timings import Timings
 from tests.unit.controlplane.fakes import FakeLeaseApi
-from tests.unit.election.sim import NS, Fleet, SimApi, SimServer, feed_cache_from, run_sim
+from tests.unit.election import sim
+from tests.unit.election.sim import NS, Fault, Fleet, SimApi, SimServer, feed_cache_from, run_sim
 from tests.unit.election.test_incremental_pass import _noop, node_body
 
 UNIT = "vip:198.18.0.1"
@@ -189,3 +192,61 @@ def test_a_preferred_node_that_restarts_settles_again_from_its_new_epoch() -> No
     assert el.settled_nodes(live) == set()
     now[0] = 2 * hold - 0.1
     assert el.settled_nodes(live) == {"node-b"}
+
+
+class _NamespaceCheck(SimApi):
+    """Fails the test on any Lease call outside the elector's namespace (the simulated server keeps
+    one namespace, so a wrong one would pass there and 404 on a real API server)."""
+
+    wrong: list[str] = []
+
+    def _check(self, what: str, namespace: object) -> None:
+        if namespace != NS:
+            self.wrong.append(f"{self.incarnation} {what} in namespace {namespace!r}")
+
+    async def get(self, namespace: str, name: str, limit: float | None = None) -> Any:
+        self._check(f"get {name}", namespace)
+        return await super().get(namespace, name, limit)
+
+    async def create(self, body: dict[str, Any], limit: float | None = None) -> Any:
+        self._check(f"create {body['metadata']['name']}", body["metadata"].get("namespace"))
+        return await super().create(body, limit)
+
+    async def replace(self, body: dict[str, Any], limit: float | None = None) -> Any:
+        self._check(f"replace {body['metadata']['name']}", body["metadata"].get("namespace"))
+        return await super().replace(body, limit)
+
+    async def delete(self, namespace: str, name: str, resource_version: str,
+                     limit: float | None = None) -> None:
+        self._check(f"delete {name}", namespace)
+        await super().delete(namespace, name, resource_version, limit)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_lease_call_goes_to_the_elector_s_namespace(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a failover, a foreign write, a restart under the same name and a removed unit (claims,
+    liveness renewals, peers marked expired, re-reads after a conflict, deletes)."""
+    monkeypatch.setattr(sim, "SimApi", _NamespaceCheck)
+    monkeypatch.setattr(_NamespaceCheck, "wrong", [])
+    units = (UNIT, "vip:198.18.0.2")
+
+    async def main() -> None:
+        faults = [Fault(sim.FOREIGN, "node-a", 4.0, 4.0, UNIT), Fault(sim.RESTART, "node-b", 6.0, 6.0),
+                  Fault(sim.WATCH_DELAY, "node-c", 5.0, 9.0)]
+        server = SimServer(random.Random(seed), faults)
+        fleet = Fleet("scalable", NODES, units, server)
+        for n in NODES:
+            fleet.start(n)
+        injector = asyncio.get_running_loop().create_task(fleet.inject(faults))
+        await asyncio.sleep(14.0)  # virtual
+        for el in _electors(fleet):
+            el.set_units({UNIT: None})
+        await asyncio.sleep(14.0)  # the removed unit's claim collected (GC_AFTER lease durations)
+        assert server.get(claim_lease_name("vip:198.18.0.2")) is None
+        assert not fleet.rec.violations
+        injector.cancel()
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+    assert _NamespaceCheck.wrong == []
