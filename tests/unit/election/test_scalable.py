@@ -250,3 +250,70 @@ def test_every_lease_call_goes_to_the_elector_s_namespace(seed: int, monkeypatch
 
     run_sim(main)
     assert _NamespaceCheck.wrong == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_process_restarted_under_the_same_name_never_trusts_its_predecessor_s_claim(seed: int) -> None:
+    """The new process of a node (a new liveness epoch) must claim again: a claim its frozen
+    predecessor wrote is valid for nobody (peers see its epoch gone), so starting on it means holding a
+    unit that any node made eligible next would claim and start too. Units only node-a may hold, so
+    no peer takes them over meanwhile."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(seed))
+        units = tuple(f"vip:198.18.0.{i}" for i in range(1, 4))
+        only_a: dict[str, list[str] | None] = {u: ["node-a"] for u in units}
+        fleet = Fleet("scalable", ("node-a", "node-b"), units, server)
+        for n in fleet.nodes:
+            fleet.start(n)
+        for el in _electors(fleet):
+            el.set_units(only_a)
+        await asyncio.sleep(3.0)  # virtual: settled
+        old = fleet.incarnation("node-a")
+        assert all(fleet.rec.holders(u) == {old} for u in units)
+        loop = asyncio.get_running_loop()
+        restart = loop.create_task(fleet.freeze_and_restart("node-a", Timings().lease_duration + 1.0))
+        await asyncio.sleep(0)  # the new process is created
+        new = fleet.incarnation("node-a")
+        assert new != old
+        for el in _electors_of(fleet, "node-a"):
+            el.set_units(only_a)
+        await asyncio.sleep(12.0)
+        assert not fleet.rec.violations, fleet.rec.violations
+        for unit in units:
+            assert fleet.rec.holders(unit) == {new}
+            claim = server.get(claim_lease_name(unit))
+            writers = [w.writer for w in server.writes if claim is not None and w.name == claim.name]
+            assert writers[-1] == new, f"{new} holds {unit} on a claim it never wrote"
+        await restart
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_the_units_of_a_node_that_dies_for_good_are_held_again_within_the_bound() -> None:
+    """A node that is gone for good (no restart, unlike the simulator's faults): once its liveness
+    expired its claims are invalid for every peer, and each of its units is held again."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(7))
+        units = tuple(f"vip:198.18.0.{i}" for i in range(1, 9))
+        fleet = Fleet("scalable", NODES, units, server)
+        for n in NODES:
+            fleet.start(n)
+        await asyncio.sleep(3.0)  # virtual: settled
+        dead = fleet.incarnation(_holder(fleet, units[0]) or "")
+        alive = [n for n in NODES if fleet.incarnation(n) != dead]
+        server.frozen.add(dead)  # SIGKILL: nothing it sends arrives any more
+        died = server.now()
+        await asyncio.sleep(3 * Timings().lease_duration + 4 * Timings().retry_period + 0.5)
+        for unit in units:
+            (holder,) = fleet.rec.holders(unit) - {dead}
+            assert holder.split("#")[0] in alive, f"{unit} not held again after {died}"
+        assert not fleet.rec.violations
+        await fleet._kill(dead)
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
