@@ -317,3 +317,30 @@ def test_the_units_of_a_node_that_dies_for_good_are_held_again_within_the_bound(
         await server.drain()
 
     run_sim(main)
+
+
+def test_a_live_holder_whose_liveness_lease_is_deleted_keeps_its_units_until_it_fenced() -> None:
+    """Someone deletes a live node's liveness Lease (by hand, a cleanup script): its claims are then
+    neither valid nor provably stale, so peers wait a lease duration of absence before they take them;
+    the holder meanwhile fails its next renewal and fences. Never two holders."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(8))
+        units = tuple(f"vip:198.18.0.{i}" for i in range(1, 7))
+        fleet = Fleet("scalable", NODES, units, server)
+        for n in NODES:
+            fleet.start(n)
+        await asyncio.sleep(3.0)  # virtual: settled
+        victim = _holder(fleet, units[0])
+        assert victim is not None
+        live = server.get(node_lease_name(victim))
+        assert live is not None
+        server.delete(live.name, live.resource_version, "someone")
+        await asyncio.sleep(6.0)
+        assert not fleet.rec.violations, fleet.rec.violations
+        for unit in units:
+            assert len(fleet.rec.holders(unit)) == 1, f"{unit} not held again"
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
