@@ -106,6 +106,13 @@ MUTANTS = (
         ("tests/unit/election/test_elector.py::"
          "test_a_renewal_conflict_whose_read_black_holes_still_fences_at_the_renew_deadline",),
     ),
+    Mutant(
+        "lease mode judges a holder's Lease by its own lease duration, not the one the holder wrote",
+        "election/elector.py",
+        "            expiry = expires_at(self._seen, rec.duration or self.timings.lease_duration)\n",
+        "            expiry = expires_at(self._seen, self.timings.lease_duration)\n",
+        ("tests/unit/election/test_elector.py::test_a_peer_s_longer_lease_duration_is_waited_out",),
+    ),
     # Found by hack/mutation over election/scalable.py (docs/mutation/election-scalable-and-rest.md):
     Mutant(
         "scalable mode steals the claims of a live node whose liveness Lease vanished, at once",
