@@ -313,7 +313,8 @@ def run_bgp(
             col.add(*ids[f"bgp-kill-{fam}"], agent, res["kill"][fam])
         col.add(*ids["bgp-delete"], agent, res["delete"])
         extra.setdefault("bgp_details", {})[agent] = {
-            k: res[k] for k in ("next_hops", "wrong_next_hop", "families_split_across_nodes")
+            k: res[k] for k in ("next_hops", "wrong_next_hop", "families_split_across_nodes", "created_at",
+                                "create")
         }
     except Exception as exc:  # one side's failure is a result, never the end of the run
         log(f"{agent}/bgp: not available: {reason_of(exc)[:300]}")

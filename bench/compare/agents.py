@@ -154,6 +154,8 @@ def start_agent(
     log = logdir / f"{agent}-{node.name}-{int(time.time() * 1000)}.log"
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV")}
     base["PYTHONUNBUFFERED"] = "1"
+    if os.environ.get("KVB_AGENT_PYTHONPATH"):  # A/B runs: the agents from another checkout's src
+        base["PYTHONPATH"] = os.environ["KVB_AGENT_PYTHONPATH"]
     with log.open("wb") as fh:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", node.netns, *argv],

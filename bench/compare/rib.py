@@ -49,5 +49,13 @@ class RibReader:
             return {}
 
 
+    def established(self) -> int:
+        """How many BGP sessions the router has established (0 if the CLI does not answer)."""
+        try:
+            return asyncio.run(self.router.established())
+        except BgpError:
+            return 0
+
+
 def family_of(addr: str) -> str:
     return "ipv6" if ipaddress.ip_address(addr).version == 6 else "ipv4"

@@ -376,6 +376,9 @@ class Runner:
                     f"{self.agent}: only {held} of {len(vips)} VIPs held ({dup} on two nodes) {timeout:.0f}s "
                     f"after creating {count} Services; {self.tail(600)}"
                 )
+            # What one Service says before the restart and after the steady window: a write-back in the
+            # steady window shows up as a difference here (res["status_sample"]).
+            sample = {"before": self._service_facts(names[0])}
             # Restart: stop every agent, then start them all at once and time until every VIP is held.
             self.stop_all()
             self.clear_vips(sorted(vips))
@@ -416,6 +419,8 @@ class Runner:
             s1 = time.monotonic()
             m1 = apimetrics.request_totals(kube.metrics_text())
             u1 = {n: usage(p.pid) for n, p in self.procs.items()}
+            sample["after"] = self._service_facts(names[0])
+            res["status_sample"] = sample
             d = apimetrics.delta(m0, m1)
             res["api_rps"] = apimetrics.per_second(d, s1 - s0)
             res["api_rps_by_verb"] = apimetrics.by_verb(d, s1 - s0)
@@ -437,6 +442,16 @@ class Runner:
                 res["cleanup_error"] = f"{type(exc).__name__}: {exc}"[:300]
             self.clear_vips(sorted(vips))
         return res
+
+    def _service_facts(self, name: str) -> dict[str, Any]:
+        """The parts of a Service the agents write: annotations, status, resourceVersion."""
+        try:
+            svc = self.lab.admin.get(workload.svc_path(name))
+        except Exception as exc:  # a sample, never the end of a run
+            return {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        meta = svc.get("metadata", {})
+        return {"resourceVersion": meta.get("resourceVersion"), "annotations": meta.get("annotations", {}),
+                "status": svc.get("status", {})}
 
     def writeback_drain(
         self, restart: dict[apimetrics.Key, float], t0: float, limit: float
@@ -482,6 +497,8 @@ class Runner:
             "next_hops": [],
             "wrong_next_hop": [],
             "families_split_across_nodes": 0,
+            # wall clock of each create POST, to line up with the agents' log lines (stage timings)
+            "created_at": [],
         }
 
         def present(routes: dict[str, set[str]]) -> bool:
@@ -511,9 +528,15 @@ class Runner:
             workload.delete_services(kube, ["kvb-bgp-warm"])
         if not workload.wait_for(absent, 60, 0.2):
             raise NotAvailable(f"{self.agent}: deleted Service still routed after 60 s: {rib.routes()}")
+        # Every node's session up before the first run: a speaker still starting on another node (ExaBGP's
+        # start-up is a second of CPU on this machine) must not be timed as part of a create.
+        nodes = len(self.lab.nodes)
+        if not workload.wait_for(lambda: rib.established() >= nodes, 120, 0.2):
+            raise NotAvailable(f"{self.agent}: {rib.established()} of {nodes} BGP sessions up after 120 s")
         for i in range(runs):
             name = f"kvb-bgp-{i}"
             t0 = time.monotonic()
+            res["created_at"].append(time.time())
             workload.create_service(kube, workload.service_body(name, vips))
             seen: dict[str, float] = {}
             deadline = t0 + 30

@@ -74,9 +74,9 @@ class NodeWatcher:
     def _sample(self, sockets: contextlib.ExitStack) -> None:
         managers = {}
         for n in self.e2e.nodes:
-            # One netlink socket per node for the whole watch (this thread's open sockets are reused by
-            # every dump; opening one costs a fork): a sample then takes milliseconds, not a fork each.
-            sockets.enter_context(Netns(n.netns).iproute())
+            # One netlink socket per node for the whole watch (this thread's shared blocks reuse it for
+            # every lookup and dump; opening one costs a fork): a sample then takes milliseconds.
+            sockets.enter_context(Netns(n.netns).shared())
             managers[n.name] = AddressManager(n.interface, Netns(n.netns))
         order = list(managers)
         while not self.stop.is_set():

@@ -106,6 +106,22 @@ MUTANTS = (
         ("tests/unit/election/test_elector.py::"
          "test_a_renewal_conflict_whose_read_black_holes_still_fences_at_the_renew_deadline",),
     ),
+    Mutant(
+        "lease mode judges a holder's Lease by its own lease duration, not the one the holder wrote",
+        "election/elector.py",
+        "            expiry = expires_at(self._seen, rec.duration or self.timings.lease_duration)\n",
+        "            expiry = expires_at(self._seen, self.timings.lease_duration)\n",
+        ("tests/unit/election/test_elector.py::test_a_peer_s_longer_lease_duration_is_waited_out",),
+    ),
+    # Found by hack/mutation over election/scalable.py (docs/mutation/election-scalable-and-rest.md):
+    Mutant(
+        "scalable mode steals the claims of a live node whose liveness Lease vanished, at once",
+        "election/scalable.py",
+        "        if claim.holder is None or claim.holder == self.node:\n            return True\n",
+        "        if claim.holder is None or claim.holder != self.node:\n            return True\n",
+        ("tests/unit/election/test_scalable.py::"
+         "test_a_live_holder_whose_liveness_lease_is_deleted_keeps_its_units_until_it_fenced",),
+    ),
     # Found by hack/mutation over core/ (survivors until their killers were written, docs/testing.md):
     Mutant(
         "placement's refusals are dropped when they raise no Warning",

@@ -116,6 +116,10 @@ class Router:
     async def rib(self, version: int) -> Rib:
         raise NotImplementedError
 
+    async def established(self) -> int:
+        """How many of its BGP sessions are established (benchmarks start once every node's is)."""
+        raise NotImplementedError
+
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._start()
@@ -247,6 +251,13 @@ class GoBgpRouter(Router):
             rib[ipaddress.ip_network(prefix)] = frozenset(hops)
         return rib
 
+    async def established(self) -> int:
+        out = await self._cli(["gobgp", "-p", str(self.api_port), "neighbor", "-j"])
+        peers = json.loads(out) if out.strip() else []
+        # session_state is the FSM enum: 6 is ESTABLISHED (older releases print the name)
+        return sum(str(p.get("state", {}).get("session_state", "")).lower() in ("6", "established")
+                   for p in peers or [])
+
 
 class BirdRouter(Router):
     daemon = "bird2"
@@ -294,6 +305,10 @@ class BirdRouter(Router):
             if m and current is not None:
                 rib[current].add(ipaddress.ip_address(m.group(1)))
         return {k: frozenset(v) for k, v in rib.items() if v}  # drop the router's own direct routes
+
+    async def established(self) -> int:
+        out = await self._cli(["birdc", "-s", str(self._sock), "show", "protocols"])
+        return sum(1 for line in out.splitlines() if line.split()[1:2] == ["BGP"] and "Established" in line)
 
 
 class FrrRouter(Router):
@@ -367,6 +382,11 @@ class FrrRouter(Router):
                         hops.add(ip)
             rib[ipaddress.ip_network(prefix)] = frozenset(hops)
         return rib
+
+    async def established(self) -> int:
+        out = await self._cli(["vtysh", "--vty_socket", str(self.vty), "-c", "show bgp neighbors json"])
+        peers = json.loads(out).values()
+        return sum(n.get("bgpState") == "Established" for n in peers if isinstance(n, dict))
 
 
 def make_router(

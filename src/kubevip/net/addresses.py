@@ -165,12 +165,12 @@ class AddressManager:
 
     def present(self) -> set[VipAddress]:
         """Every address on the interface, ours or not."""
-        with self.ns.iproute():
+        with self.ns.shared():
             return {a for a, _, _ in self._dump()[1]}
 
     def owned(self, at: tuple[int, str] | None = None) -> set[VipAddress]:
         """The addresses on the interface that kubevip added."""
-        with self.ns.iproute():
+        with self.ns.shared():
             name, rows = self._dump(at)
         recorded = self._state.load().get(name, set()) if self._state else set()
         return {a for a, proto, permanent in rows if self._is_ours(a, proto, permanent, recorded)}
@@ -188,7 +188,7 @@ class AddressManager:
         """Add one VIP (host prefix unless given; `lifetime` seconds, else permanent); True if added now,
         False if it was already there."""
         (a,) = normalise([(ip, host_prefix(ip) if prefixlen is None else prefixlen)])
-        with self.ns.iproute():
+        with self.ns.shared():
             return self._add(a, lifetime=lifetime)
 
     def _add(self, a: VipAddress, at: tuple[int, str] | None = None, lifetime: int | None = None) -> bool:
@@ -199,7 +199,7 @@ class AddressManager:
 
     def remove(self, ip: IPAddress, prefixlen: int | None = None) -> bool:
         """Remove one VIP if kubevip owns it (any prefix unless given); True if something was removed."""
-        with self.ns.iproute():
+        with self.ns.shared():
             mine = [a for a in self.owned() if a[0] == ip and (prefixlen is None or a[1] == prefixlen)]
             return any([self._remove(a) for a in mine])
 
@@ -217,7 +217,7 @@ class AddressManager:
         drop = set(ips)
         if not drop:
             return {}
-        with self.ns.iproute():
+        with self.ns.shared():
             try:
                 at = self._index_and_name()
                 mine = sorted((a for a in self.owned(at) if a[0] in drop), key=_sort_key)
@@ -253,7 +253,7 @@ class AddressManager:
         wanted = sorted(valid, key=_sort_key)
         if not wanted:
             return set(), errors
-        with self.ns.iproute():
+        with self.ns.shared():
             try:
                 at = self._index_and_name()
                 done, failed = self._change("add", at, wanted, lifetime, not_after)
@@ -356,13 +356,13 @@ class AddressManager:
     def cleanup_stale(self, desired: Iterable[VipAddress | IPAddress]) -> set[VipAddress]:
         """Remove every address kubevip owns on this interface that is not in `desired`."""
         want = normalise(desired)
-        with self.ns.iproute():
+        with self.ns.shared():
             return {a for a in self.owned() - want if self._remove(a)}
 
     def ensure(self, desired: Iterable[VipAddress | IPAddress]) -> Changes:
         """Make our addresses on the interface exactly `desired` (idempotent; foreign ones stay untouched)."""
         want = normalise(desired)
-        with self.ns.iproute():
+        with self.ns.shared():
             # Removals first: an IPv6 address whose prefix changes must go before it can come back.
             removed = self.cleanup_stale(want)
             added = {a for a in want - self.present() if self._add(a)}
@@ -376,7 +376,7 @@ def kernel_keeps_proto(ns: Netns = OWN, proto: int = ADDRESS_PROTO) -> bool:
     """Whether this kernel stores IFA_PROTO (Linux >= 5.18): add PROBE_ADDRESS on lo with the mark and a
     1 s lifetime, read it back, remove it. An address already there (another agent probing in this
     namespace) is read as is; if it carries no protocol at all the kernel dropped ours."""
-    with ns.iproute():
+    with ns.shared():
         ln = link("lo", ns)
         ip = PROBE_ADDRESS
         add = rtnl_batch.address_request("add", 1, ln.index, ip, 32, proto, lifetime=1)

@@ -14,7 +14,7 @@ from typing import Literal
 from kubevip.errors import InterfaceNotFoundError, KubevipError, NetworkError
 from kubevip.ip import IPFamily
 from kubevip.net.namespace import OWN, Netns
-from kubevip.net.rtnl_batch import DumpedAddress, address_dump
+from kubevip.net.rtnl_batch import DumpedAddress, address_dump, get_link, link_dump
 
 log = logging.getLogger(__name__)
 
@@ -189,24 +189,24 @@ def dump_addresses(ns: Netns = OWN, index: int | None = None, what: str = "") ->
 
 
 def link(ifname: str | int, ns: Netns = OWN) -> Link:
-    """Index, name and MAC of an interface given by name or index; NetworkError names it when missing."""
-    with ns.iproute() as ipr:
-        if isinstance(ifname, int):
-            found = ipr.get_links(ifname)
-        else:
-            idx = ipr.link_lookup(ifname=ifname)
-            found = ipr.get_links(idx[0]) if idx else []
-    if not found:
+    """Index, name and MAC of an interface given by name or index; NetworkError names it when missing.
+    One RTM_GETLINK (net/rtnl_batch.py), not pyroute2's lookup: every address batch starts here."""
+    with ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        found = get_link(sock, ifname, f"looking up interface {ifname!r} in {ns}")
+    if found is None:
         raise NetworkError(f"interface {ifname!r} does not exist in {ns}; check vip_interface")
-    msg = found[0]
-    mac = msg.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
-    return Link(index=msg["index"], name=msg.get_attr("IFLA_IFNAME"), mac=bytes.fromhex(mac.replace(":", "")))
+    index, name, mac = found
+    return Link(index=index, name=name, mac=mac or bytes(6))  # a device without one: zeros, as before
+
+
+def _links(ns: Netns) -> list[tuple[int, str, bytes]]:
+    with ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        return link_dump(sock, f"listing interfaces in {ns}")
 
 
 def link_names(ns: Netns = OWN) -> frozenset[str]:
     """Every interface name in the namespace (one netlink dump)."""
-    with ns.iproute() as ipr:
-        return frozenset(str(ln.get_attr("IFLA_IFNAME")) for ln in ipr.get_links())
+    return frozenset(name for _, name, _ in _links(ns))
 
 
 def existing_links(names: Iterable[str], ns: Netns = OWN) -> frozenset[str]:
@@ -214,8 +214,8 @@ def existing_links(names: Iterable[str], ns: Netns = OWN) -> frozenset[str]:
     names = frozenset(names)
     if not names:
         return frozenset()
-    with ns.iproute() as ipr:
-        return frozenset(n for n in names if ipr.link_lookup(ifname=n))
+    with ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        return frozenset(n for n in names if get_link(sock, n, f"looking up interface {n!r} in {ns}"))
 
 
 def interface_networks(
@@ -236,8 +236,7 @@ def subnet_interfaces(
     wanted = list(addresses)
     if not wanted:
         return {}
-    with ns.iproute() as ipr:
-        names = {ln["index"]: str(ln.get_attr("IFLA_IFNAME")) for ln in ipr.get_links()}
+    names = {index: name for index, name, _ in _links(ns)}
     nets = [(names.get(a.index, ""), ipaddress.ip_interface((a.ip, a.prefixlen))) for a in dump_addresses(ns)]
     out = {}
     for address in wanted:

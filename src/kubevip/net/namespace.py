@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from pyroute2.iproute.linux import IPRoute
 
 _local = threading.local()
+Socket = socket.socket  # inside Netns, `socket` is the method
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,38 @@ class Netns:
             return
         ipr = self._open()
         open_here[self.name] = ipr
+        lazy: dict[str | None, IPRoute | None] = _local.__dict__.setdefault("lazy", {})
+        if self.name in lazy:  # inside shared(): it stays open for the rest of that block
+            lazy[self.name] = ipr
+            yield ipr
+            return
         try:
             yield ipr
         finally:
             del open_here[self.name]
             ipr.close()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """`iproute()` blocks on this thread inside this one share one socket, opened by the first of them
+        that runs, if any: most address batches need none (addresses and interface lookups go through
+        raw sockets, net/rtnl_batch.py), and opening pyroute2's costs a millisecond or more."""
+        lazy: dict[str | None, IPRoute | None] = _local.__dict__.setdefault("lazy", {})
+        if self.name in lazy:
+            yield
+            return
+        lazy[self.name] = None
+        netlink: dict[str | None, dict[int, socket.socket]] = _local.__dict__.setdefault("netlink", {})
+        netlink[self.name] = {}
+        try:
+            yield
+        finally:
+            for sock in netlink.pop(self.name).values():
+                sock.close()
+            ipr = lazy.pop(self.name)
+            if ipr is not None:
+                _local.__dict__.setdefault("open", {}).pop(self.name, None)
+                ipr.close()
 
     def _open(self) -> IPRoute:
         try:
@@ -65,11 +94,27 @@ class Netns:
             raise NetworkError(f"network namespace {self.name!r} is not usable: {exc}") from exc
 
     def socket(self, family: int, kind: int, proto: int = 0) -> socket.socket:
-        """A socket created inside this namespace (it stays bound to it wherever it is used)."""
+        """A socket created inside this namespace (it stays bound to it wherever it is used).
+
+        In a named namespace creating one costs a fork (pyroute2.netns), so inside a `shared()` block one
+        NETLINK_ROUTE socket is created and each call gets a duplicate of it (closing the duplicate leaves
+        it open; replies an earlier call left unread are dropped first)."""
         if self.name is None:
             return socket.socket(family, kind, proto)
+        cache = _local.__dict__.get("netlink", {}).get(self.name)
+        if cache is None or (family, proto) != (socket.AF_NETLINK, socket.NETLINK_ROUTE):
+            return self._create(family, kind, proto)  # others are bound by their users: one each
+        base = cache.get(proto)
+        if base is None:
+            base = cache[proto] = self._create(family, kind, proto)
+        else:
+            _drain(base)
+        return socket.socket(family, kind, proto, fileno=os.dup(base.fileno()))
+
+    def _create(self, family: int, kind: int, proto: int) -> Socket:
         try:
-            return submodule("pyroute2.netns").create_socket(self.name, family, kind, proto, flags=0)  # type: ignore[no-any-return]
+            made: Socket = submodule("pyroute2.netns").create_socket(self.name, family, kind, proto, flags=0)
+            return made
         except OSError as exc:
             raise NetworkError(f"network namespace {self.name!r} is not usable: {exc}") from exc
 
@@ -78,3 +123,14 @@ class Netns:
 
 
 OWN = Netns()
+
+
+def _drain(sock: socket.socket) -> None:
+    """Drop whatever is waiting on a reused netlink socket (a call that failed midway left it)."""
+    while True:
+        try:
+            sock.recv(65536, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return  # e.g. ENOBUFS reported once: nothing more to read either way

@@ -99,7 +99,7 @@ class RoutingTable:
 
     def routes(self) -> set[VipAddress]:
         """Our VIP routes in the table (via this interface for device route types)."""
-        with self.ns.iproute():
+        with self.ns.shared():
             return self._dump()
 
     def _route(self, op: str, a: VipAddress, *, any_interface: bool = False) -> bool:
@@ -135,18 +135,18 @@ class RoutingTable:
 
     def add(self, ip: IPAddress, prefixlen: int | None = None) -> bool:
         (a,) = normalise([(ip, ip.max_prefixlen if prefixlen is None else prefixlen)])
-        with self.ns.iproute():
+        with self.ns.shared():
             return a not in self.routes() and self._route("add", a)
 
     def remove(self, ip: IPAddress, prefixlen: int | None = None) -> bool:
-        with self.ns.iproute():
+        with self.ns.shared():
             mine = [a for a in self.routes() if a[0] == ip and (prefixlen is None or a[1] == prefixlen)]
             return any([self._route("del", a) for a in mine])
 
     def ensure(self, desired: Iterable[VipAddress | IPAddress]) -> RouteChanges:
         """Make our routes in the table exactly `desired` (idempotent; repairs kernel-side deletions)."""
         want = normalise(desired)
-        with self.ns.iproute():
+        with self.ns.shared():
             have = self.routes()
             removed = {a for a in have - want if self._route("del", a)}
             added = {a for a in want - have if self._route("add", a)}
@@ -154,5 +154,5 @@ class RoutingTable:
 
     def clear(self) -> set[VipAddress]:
         """Remove every route with our protocol from the table, whatever its interface."""
-        with self.ns.iproute():
+        with self.ns.shared():
             return {a for a in self._dump(any_interface=True) if self._route("del", a, any_interface=True)}

@@ -1,5 +1,6 @@
 """Address changes sent to the kernel in batches: many RTM_NEWADDR / RTM_DELADDR requests per sendmsg,
-each acknowledged with its own error code; and the address dump, parsed into one small object per address.
+each acknowledged with its own error code; the address dump, parsed into one small object per address;
+and the one-interface lookup (RTM_GETLINK by name or index) every batch starts with.
 
 pyroute2 spends about a millisecond of Python per request (building and parsing its message objects);
 a pass that moves 2000 VIPs then holds the GIL for seconds. Its parsed dump messages are also reference
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import socket
 import struct
 import time
@@ -21,14 +23,17 @@ from dataclasses import dataclass
 
 from kubevip.errors import NetworkError
 from kubevip.ip import IPAddress
-from kubevip.net.nlmsg import dump_replies
+from kubevip.net.nlmsg import dump_replies, error_code, messages
 
 NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, interface index
+IFINFOMSG = struct.Struct("=BxHiII")  # family, (pad), device type, index, flags, change mask
 RTATTR = struct.Struct("=HH")  # length, type
 ERROR_CODE = struct.Struct("=i")
 
 NLMSG_ERROR = 2
+RTM_NEWLINK = 16
+RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_DELADDR = 21
 RTM_GETADDR = 22
@@ -38,6 +43,9 @@ NLM_F_ACK = 0x4
 NLM_F_REPLACE = 0x100
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
+IFLA_ADDRESS = 1
+IFLA_IFNAME = 3
+IFNAMSIZ = 16  # with the terminating NUL
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_CACHEINFO = 6
@@ -225,3 +233,70 @@ def address_dump(sock: socket.socket, index: int | None, what: str) -> list[Dump
         return found
     except OSError as exc:
         raise NetworkError(f"{what}: netlink dump failed: {exc}") from exc
+
+
+def link_request(seq: int, key: str | int) -> bytes:
+    """RTM_GETLINK for one interface, by name (IFLA_IFNAME) or by index."""
+    if isinstance(key, int):
+        body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, key, 0, 0)
+    else:
+        body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _attr(IFLA_IFNAME, key.encode() + b"\0")
+    return NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), RTM_GETLINK, NLM_F_REQUEST, seq, 0) + body
+
+
+def parse_link(payload: bytes) -> tuple[int, str, bytes] | None:
+    """(index, name, hardware address) of one RTM_NEWLINK message (after the netlink header); the address
+    is empty for a device without one. None when truncated or nameless."""
+    if len(payload) < IFINFOMSG.size:
+        return None
+    index = IFINFOMSG.unpack_from(payload, 0)[2]
+    name: str | None = None
+    mac = b""
+    off = IFINFOMSG.size
+    while off + RTATTR.size <= len(payload):
+        size, kind = RTATTR.unpack_from(payload, off)
+        if size < RTATTR.size or off + size > len(payload):
+            break
+        kind &= 0x3FFF
+        if kind == IFLA_IFNAME:
+            name = payload[off + RTATTR.size: off + size].split(b"\0", 1)[0].decode(errors="replace")
+        elif kind == IFLA_ADDRESS:
+            mac = payload[off + RTATTR.size: off + size]
+        off += (size + 3) & ~3
+    return None if name is None else (index, name, mac)
+
+
+def link_dump(sock: socket.socket, what: str) -> list[tuple[int, str, bytes]]:
+    """(index, name, hardware address) of every interface in the namespace, from one dump."""
+    body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    request = NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
+    sock.settimeout(ACK_TIMEOUT)
+    try:
+        sock.send(request + body)
+        return [got for payload in dump_replies(sock, 1, what) if (got := parse_link(payload)) is not None]
+    except OSError as exc:
+        raise NetworkError(f"{what}: netlink dump failed: {exc}") from exc
+
+
+def get_link(sock: socket.socket, key: str | int, what: str) -> tuple[int, str, bytes] | None:
+    """One interface by name or index on a NETLINK_ROUTE socket: (index, name, hardware address), or None
+    when there is no such interface. One request and one reply: pyroute2's link_lookup dumps every
+    link of the namespace and parses each (about 8 ms per lookup here, once per netlink batch)."""
+    if isinstance(key, str) and (not key or len(key.encode()) >= IFNAMSIZ or "\0" in key):
+        return None  # no interface can have that name (the kernel would answer EINVAL)
+    sock.settimeout(ACK_TIMEOUT)
+    try:
+        sock.send(link_request(1, key))
+        while True:
+            for kind, seq, payload in messages(sock.recv(65536)):
+                if seq != 1:
+                    continue
+                if kind == NLMSG_ERROR:
+                    code = error_code(payload)
+                    if code == errno.ENODEV:
+                        return None
+                    raise NetworkError(f"{what}: {os.strerror(code)}")
+                if kind == RTM_NEWLINK:
+                    return parse_link(payload)
+    except OSError as exc:
+        raise NetworkError(f"{what}: netlink request failed: {exc}") from exc

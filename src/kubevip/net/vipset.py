@@ -83,7 +83,7 @@ class VipSet:
         """Blocking: the VIPs of ours on `ifnames` (default: every interface of the node; a previous run may
         have used an interface no Service names any more)."""
         out: set[Row] = set()
-        with self.ns.iproute():  # one netlink socket for the whole scan
+        with self.ns.shared():  # at most one pyroute2 socket for the whole scan
             names = sorted(link_names(self.ns) if ifnames is None else set(ifnames))
             for ifname in names:
                 try:
@@ -153,7 +153,7 @@ class VipSet:
         address is ours. One interface lookup and address dump per interface and direction, not per VIP:
         a pass that moves hundreds of VIPs otherwise spends seconds parsing netlink dumps (holding the GIL).
         """
-        with self.ns.iproute():  # one netlink socket for all the calls below
+        with self.ns.shared():  # at most one pyroute2 socket for all the calls below
             return self._change(changes, lifetimes or {}, not_after)
 
     def _change(
@@ -236,6 +236,13 @@ class VipSet:
         for r in lifetimes:
             if r in self.ours:
                 per_if.setdefault(r.interface, {})[(r.address, prefixlen(r.address))] = r
+        with self.ns.shared():  # one netlink socket for the round (a named namespace forks for each)
+            return self._extend(per_if, lifetimes, now, not_after)
+
+    def _extend(
+        self, per_if: dict[str, dict[tuple[IPAddress, int], Row]], lifetimes: Mapping[Row, int], now: float,
+        not_after: float | None,
+    ) -> float:
         for ifname, rows in sorted(per_if.items()):
             errors = self.manager(ifname).extend({a: lifetimes[r] for a, r in rows.items()}, not_after)
             for a, r in rows.items():

@@ -173,3 +173,59 @@ def test_the_dump_request_asks_for_every_address() -> None:
     assert flags == rtnl_batch.NLM_F_REQUEST | rtnl_batch.NLM_F_DUMP
     body = rtnl_batch.IFADDRMSG.unpack_from(data, rtnl_batch.NLMSG_HEADER.size)
     assert body == (socket.AF_UNSPEC, 0, 0, 0, 0)
+
+
+def _link_message(index: int, attrs: list[tuple[str, object]]) -> bytes:
+    """An RTM_NEWLINK message encoded by pyroute2 (the independent encoder), header stripped."""
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    msg = ifinfmsg()
+    msg["header"]["type"] = rtnl_batch.RTM_NEWLINK
+    msg["index"], msg["flags"], msg["change"] = index, 0x1043, 0
+    msg["attrs"] = attrs
+    msg.encode()
+    return bytes(msg.data[rtnl_batch.NLMSG_HEADER.size:])
+
+
+@given(
+    st.integers(1, 2**31 - 1),
+    st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=15),
+    st.one_of(st.none(), st.binary(min_size=6, max_size=6)),  # pyroute2 encodes Ethernet addresses only
+    st.integers(0, 9000),
+    st.booleans(),
+)
+def test_a_link_reads_as_pyroute2_encoded_it(index, name, mac, mtu, name_first) -> None:  # type: ignore[no-untyped-def]
+    """Index, name and hardware address, whatever other attributes come first or not at all."""
+    attrs: list[tuple[str, object]] = [("IFLA_MTU", mtu)]
+    if mac is not None:
+        attrs.append(("IFLA_ADDRESS", ":".join(f"{b:02x}" for b in mac)))
+    attrs.insert(0 if name_first else len(attrs), ("IFLA_IFNAME", name))
+    assert rtnl_batch.parse_link(_link_message(index, attrs)) == (index, name, mac or b"")
+
+
+def test_a_link_message_without_a_name_or_truncated_is_skipped() -> None:
+    assert rtnl_batch.parse_link(_link_message(3, [("IFLA_MTU", 1500)])) is None
+    assert rtnl_batch.parse_link(b"\0" * 8) is None
+
+
+def test_the_link_request_asks_for_one_interface_by_name_or_index() -> None:
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    for key in ("eth0", 7):
+        msg = ifinfmsg(rtnl_batch.link_request(5, key))
+        msg.decode()
+        assert msg["header"]["type"] == rtnl_batch.RTM_GETLINK and msg["header"]["sequence_number"] == 5
+        assert not msg["header"]["flags"] & rtnl_batch.NLM_F_DUMP
+        assert (msg["index"], msg.get_attr("IFLA_IFNAME")) == ((0, "eth0") if key == "eth0" else (7, None))
+
+
+def test_a_name_no_interface_can_have_is_not_asked() -> None:
+    class NoSend:
+        def settimeout(self, t: float) -> None:
+            pass
+
+        def send(self, data: bytes) -> int:
+            raise AssertionError("sent")
+
+    for name in ("", "x" * 16, "a\0b"):
+        assert rtnl_batch.get_link(NoSend(), name, "test") is None  # type: ignore[arg-type]
