@@ -123,7 +123,8 @@ def test_without_annotations_the_request_carries_no_host_name_and_no_address() -
 
 def test_requested_addresses_skip_what_does_not_parse_and_keep_the_first_of_each_family() -> None:
     a = ipaddress.ip_address
-    assert dhcp.requested_addresses("nope, 10.0.0.7,fd00::7,10.0.0.8") == {V4: a("10.0.0.7"), V6: a("fd00::7")}
+    got = dhcp.requested_addresses("nope, 10.0.0.7,fd00::7,10.0.0.8")
+    assert got == {V4: a("10.0.0.7"), V6: a("fd00::7")}
     assert dhcp.requested_addresses(None) == {} and dhcp.requested_addresses("") == {}
 
 

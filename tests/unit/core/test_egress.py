@@ -307,7 +307,8 @@ def test_every_service_is_translated_and_guarded_whatever_comes_before_it() -> N
     """Later Services still get their rules after one without security (setting off, opted out, no
     ports): a `continue` that became `break` would leave them untranslated or unguarded."""
     first = svc(["IPv4"], {"kube-vip.io/ignore-service-security": "true"})
-    d_raw = b.service("dns", families=["IPv4"], lb_ips="198.18.1.201", annotations={"kube-vip.io/egress": "true"})
+    d_raw = b.service("dns", families=["IPv4"], lb_ips="198.18.1.201",
+                      annotations={"kube-vip.io/egress": "true"})
     d_raw["spec"]["ports"] = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "h", "port": 80}]
     d = service_from_dict(d_raw)
     other = [endpointslice_from_dict(b.endpointslice("dns-4", "IPv4", [b.ep("10.244.1.9", "n1")], "dns"))]
@@ -332,7 +333,8 @@ def test_entry_limits_ports_and_host_bits_are_read_as_written() -> None:
     assert ok.denied == (ipaddress.ip_network("192.0.2.0/24"),)
     assert ok.allowed is not None and len(ok.allowed) == eg.MAX_ENTRIES
     too_many = eg.egress_spec(svc(["IPv4"], {
-        "kube-vip.io/egress-destination-ports": ",".join(str(p) for p in range(1, eg.MAX_ENTRIES + 2)) + ",tcp:65536",
+        "kube-vip.io/egress-destination-ports":
+            ",".join(str(p) for p in range(1, eg.MAX_ENTRIES + 2)) + ",tcp:65536",
         "kube-vip.io/egress-denied-networks": ",".join(f"10.0.{i}.0/24" for i in range(eg.MAX_ENTRIES + 1)),
     }))
     assert too_many.errors == (

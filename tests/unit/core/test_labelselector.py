@@ -56,7 +56,8 @@ def test_bad_selectors_name_the_part(text: str) -> None:
     [
         ("rack in (a", "unbalanced '(' in 'rack in (a'"),
         ("rack in a)", "unbalanced ')' in 'rack in a)'"),
-        ("ra ck", "'ra ck' is not a label requirement (key, !key, key=v, key!=v, key in (a,b), key notin (a,b))"),
+        ("ra ck",
+         "'ra ck' is not a label requirement (key, !key, key=v, key!=v, key in (a,b), key notin (a,b))"),
         ("!rack=a", "'!rack=a': '!' only negates a bare key"),
         ("rack in ()", "'rack in ()': a set needs at least one value"),
         ("-bad=a", "'-bad=a': '-bad' is not a valid label key"),

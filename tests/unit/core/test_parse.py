@@ -155,7 +155,8 @@ def test_node_addresses_are_every_ip_of_status_addresses_of_both_families() -> N
         ]},
     })
     assert name == "n1"
-    assert addrs == frozenset(map(ipaddress.ip_address, ["10.0.0.11", "fd00::11", "203.0.113.7", "203.0.113.8"]))
+    want = ["10.0.0.11", "fd00::11", "203.0.113.7", "203.0.113.8"]
+    assert addrs == frozenset(map(ipaddress.ip_address, want))
     assert node_addresses_from_dict({"metadata": {"name": "n2"}}) == ("n2", frozenset())
 
 
@@ -196,7 +197,8 @@ def test_service_cidrs_keep_order_and_family_and_drop_host_bits() -> None:
         ({"metadata": {"name": "x"}, "spec": {"cidrs": ["10.96.0.0/16", ""]}},
          "spec.cidrs[1]='': must not be empty"),
         ({"metadata": {"name": "x"}, "spec": {"cidrs": [None]}}, "spec.cidrs[0]=None: is required"),
-        ({"metadata": {"name": "x"}, "spec": {"cidrs": "10.96.0.0/16"}}, "spec.cidrs='10.96.0.0/16': must be a list"),
+        ({"metadata": {"name": "x"}, "spec": {"cidrs": "10.96.0.0/16"}},
+         "spec.cidrs='10.96.0.0/16': must be a list"),
         ({"metadata": {"name": "x"}, "spec": []}, "spec=[]: must be an object"),
         ({"metadata": {}}, "ServiceCIDR default/<unnamed>: metadata.name=None: is required"),
         ({"metadata": []}, "metadata=[]: must be an object"),
