@@ -165,6 +165,13 @@ MUTANTS = (
         "        current = None",
         ("tests/unit/core/test_endpoints.py::test_the_healthiest_report_of_an_address_wins_whatever_the_order",),
     ),
+    Mutant(
+        "a Service without kube-vip.io/egress gets SNAT rules: its pods leave with the VIP as source",
+        "core/egress.py",
+        "        return EgressSpec(False)\n",
+        "        return EgressSpec(True)\n",
+        ("tests/unit/core/test_egress.py::test_a_service_without_the_egress_annotation_gets_no_snat_rule",),
+    ),
 )
 
 
