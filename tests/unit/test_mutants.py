@@ -106,6 +106,22 @@ MUTANTS = (
         ("tests/unit/election/test_elector.py::"
          "test_a_renewal_conflict_whose_read_black_holes_still_fences_at_the_renew_deadline",),
     ),
+    Mutant(
+        "lease mode judges a holder's Lease by its own lease duration, not the one the holder wrote",
+        "election/elector.py",
+        "            expiry = expires_at(self._seen, rec.duration or self.timings.lease_duration)\n",
+        "            expiry = expires_at(self._seen, self.timings.lease_duration)\n",
+        ("tests/unit/election/test_elector.py::test_a_peer_s_longer_lease_duration_is_waited_out",),
+    ),
+    # Found by hack/mutation over election/scalable.py (docs/mutation/election-scalable-and-rest.md):
+    Mutant(
+        "scalable mode steals the claims of a live node whose liveness Lease vanished, at once",
+        "election/scalable.py",
+        "        if claim.holder is None or claim.holder == self.node:\n            return True\n",
+        "        if claim.holder is None or claim.holder != self.node:\n            return True\n",
+        ("tests/unit/election/test_scalable.py::"
+         "test_a_live_holder_whose_liveness_lease_is_deleted_keeps_its_units_until_it_fenced",),
+    ),
     # Found by hack/mutation over core/ (survivors until their killers were written, docs/testing.md):
     Mutant(
         "placement's refusals are dropped when they raise no Warning",
@@ -148,6 +164,13 @@ MUTANTS = (
         "        current = best.get(ep.address)",
         "        current = None",
         ("tests/unit/core/test_endpoints.py::test_the_healthiest_report_of_an_address_wins_whatever_the_order",),
+    ),
+    Mutant(
+        "a Service without kube-vip.io/egress gets SNAT rules: its pods leave with the VIP as source",
+        "core/egress.py",
+        "        return EgressSpec(False)\n",
+        "        return EgressSpec(True)\n",
+        ("tests/unit/core/test_egress.py::test_a_service_without_the_egress_annotation_gets_no_snat_rule",),
     ),
     Mutant(
         "a unit's eligible nodes are the union of its VIPs': its holder may hold a VIP it is refused for",

@@ -101,7 +101,9 @@ def _split(text: str) -> list[str]:
 
 
 def _key(key: str, part: str) -> str:
-    if len(key) > 316 or not _KEY_RE.match(key) or len(key.rpartition("/")[2]) > 63:
+    # Kubernetes' qualified name: an optional DNS subdomain prefix (at most 253) and a name (at most 63).
+    prefix, _, name = key.rpartition("/")
+    if len(prefix) > 253 or len(name) > 63 or not _KEY_RE.match(key):
         raise InputError(f"{part!r}: {key!r} is not a valid label key")
     return key
 

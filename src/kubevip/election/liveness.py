@@ -192,8 +192,12 @@ class Liveness:
             # A reply read late (the loop was blocked past the deadline) still counts: tasks.settled_within.
             new = await settled_within(self.api.replace(body, limit=remaining + REPLY_GRACE), remaining)
         except Conflict:
+            # The read-back shares the renewal's deadline: while live, only the time left before the
+            # fence (a conflict that came late must not buy a second allowance; peers expire us at
+            # lease_duration from our last renewal they saw).
+            left = max(0.05, sent + remaining - self._clock())
             try:
-                current = await bounded(still_ours(self.api, mine, self.node, remaining), remaining)
+                current = await bounded(still_ours(self.api, mine, self.node, left), left)
             except TRANSIENT:
                 return False  # cannot tell yet; the fencing deadline still rules
             if current is not None:

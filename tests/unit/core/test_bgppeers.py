@@ -78,3 +78,33 @@ def test_password_round_trip_never_in_errors(password: str) -> None:
     with pytest.raises(InputError) as err:
         bgppeers.parse({**BASE, f"{P}/bgp-pass": enc, f"{P}/peer-asn": "bad"}, P)
     assert enc not in str(err.value)
+
+
+def test_peers_in_the_order_of_n_plain_key_first_none_lost_to_an_empty_entry() -> None:
+    ann = {**BASE, f"{P}/peer-ip": "192.0.2.1,,192.0.2.2", f"{P}/bgp-peers-0-peer-ip": "192.0.2.3",
+           f"{P}/bgp-peers-10-peer-ip": "192.0.2.10", f"{P}/bgp-peers-2-peer-ip": "192.0.2.20"}
+    assert [str(p) for p in bgppeers.parse(ann, P).peers] == [
+        "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.20", "192.0.2.10"]
+
+
+def test_every_as_number_and_up_to_max_peers_are_accepted() -> None:
+    for asn in ("1", "4294967295"):
+        nb = bgppeers.parse({**BASE, f"{P}/node-asn": asn, f"{P}/peer-asn": asn}, P)
+        assert (nb.local_as, nb.peer_as) == (int(asn), int(asn))
+    many = [f"192.0.2.{i}" for i in range(1, bgppeers.MAX_PEERS + 2)]
+    nb = bgppeers.parse({**BASE, f"{P}/peer-ip": ",".join(many[:-1])}, P)
+    assert len(nb.peers) == bgppeers.MAX_PEERS
+    with pytest.raises(InputError) as err:
+        bgppeers.parse({**BASE, f"{P}/peer-ip": ",".join(many)}, P)
+    assert str(err.value) == f"annotations {P}/*peer-ip name 33 peers; at most 32"
+
+
+def test_has_any_looks_under_the_prefix_only() -> None:
+    assert bgppeers.has_any({f"{P}/node-asn": ""}, P)
+    assert not bgppeers.has_any({f"{P}x/node-asn": "1", P: "1"}, P)
+    assert not bgppeers.has_any({}, P)
+
+
+def test_multihop_false_is_read_not_refused() -> None:
+    assert bgppeers.parse({**BASE, f"{P}/peer-multi-hop": "false"}, P).multihop is False
+    assert bgppeers.parse({**BASE, f"{P}/peer-multi-hop": "true"}, P).multihop is True

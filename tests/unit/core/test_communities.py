@@ -40,3 +40,37 @@ def test_bad_large_communities(text: str) -> None:
 
 def test_well_known_names() -> None:
     assert parse_communities("NO-EXPORT no-advertise") == (Community(65535, 65281), Community(65535, 65282))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1:2:3", "'1:2:3' is not a community (expected e.g. 65000:100 or no-export)"),
+        ("a:b", "'a:b' is not a community (expected e.g. 65000:100 or no-export)"),
+        ("65536:1", "community 65536:1: each half must be 0..65535"),
+    ],
+)
+def test_a_bad_community_is_named_with_an_example(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_communities(text)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1:2", "'1:2' is not a large community (expected e.g. 65000:1:2)"),
+        ("x:y:z", "'x:y:z' is not a large community (expected e.g. 65000:1:2)"),
+        ("4294967296:1:1", "large community 4294967296:1:1: each part must be 0..4294967295"),
+    ],
+)
+def test_a_bad_large_community_is_named_with_an_example(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_large_communities(text)
+    assert str(err.value) == message
+
+
+def test_a_leading_or_trailing_separator_drops_no_community() -> None:
+    # The annotation is split at commas and blanks; an empty first token must not end the list.
+    assert parse_communities(",65000:100, no-export,") == (Community(65000, 100), Community(65535, 65281))
+    assert parse_large_communities(", 65000:1:2 ,") == (LargeCommunity(65000, 1, 2),)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,6 +90,51 @@ def test_request_honours_annotations_and_reports_bad_ones() -> None:
     assert (req.mac, req.mac_annotated, req.hostname, req.requested) == (
         dhcp.derive_mac("default/web"), False, "", None)
     assert req.interface == dhcp.macvlan_name("default/web")
+
+
+def test_each_unusable_dhcp_annotation_is_one_exact_problem_and_the_default_is_used() -> None:
+    long = "x" * 70  # a tenant's value is quoted at most 64 characters long
+    bad = service_from_dict(b.service(lb_ip="0.0.0.0", annotations={
+        dhcp.ANNOTATION_HWADDR: long, dhcp.ANNOTATION_REQUESTED_IP: long,
+        dhcp.ANNOTATION_HOSTNAME: long + "_", dhcp.ANNOTATION_MACVLAN_NAME: long,
+    }))
+    req, probs = dhcp.request_of(bad, V4)
+    assert probs == (
+        dhcp.AnnotationProblem(dhcp.ANNOTATION_HWADDR, "x" * 64, "not a unicast MAC aa:bb:cc:dd:ee:ff"),
+        dhcp.AnnotationProblem(dhcp.ANNOTATION_REQUESTED_IP, "x" * 64, "not an IP address"),
+        dhcp.AnnotationProblem(dhcp.ANNOTATION_HOSTNAME, "x" * 64, "not an RFC 1123 host name"),
+        dhcp.AnnotationProblem(dhcp.ANNOTATION_MACVLAN_NAME, "x" * 64, "not an interface name"),
+    )
+    assert (req.requested, req.hostname, req.interface) == (None, "", dhcp.macvlan_name("default/web"))
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "224.0.0.5", "127.0.0.9"])
+def test_a_requested_address_that_is_not_unicast_is_never_asked_for(address: str) -> None:
+    view = service_from_dict(b.service(lb_ip="0.0.0.0", annotations={dhcp.ANNOTATION_REQUESTED_IP: address}))
+    req, probs = dhcp.request_of(view, V4)
+    assert req.requested is None
+    assert probs == (dhcp.AnnotationProblem(dhcp.ANNOTATION_REQUESTED_IP, address, "not a unicast address"),)
+
+
+def test_without_annotations_the_request_carries_no_host_name_and_no_address() -> None:
+    req, probs = dhcp.request_of(service_from_dict(b.service(lb_ip="0.0.0.0")), V4)
+    assert (req.hostname, req.requested, req.mac_annotated, probs) == ("", None, False, ())
+
+
+def test_requested_addresses_skip_what_does_not_parse_and_keep_the_first_of_each_family() -> None:
+    a = ipaddress.ip_address
+    got = dhcp.requested_addresses("nope, 10.0.0.7,fd00::7,10.0.0.8")
+    assert got == {V4: a("10.0.0.7"), V6: a("fd00::7")}
+    assert dhcp.requested_addresses(None) == {} and dhcp.requested_addresses("") == {}
+
+
+def test_server_timers_are_used_whenever_they_are_in_order_edges_included() -> None:
+    assert dhcp.lease_times(0.0, 10.0, renewal=3.0) == dhcp.LeaseTimes(0.0, 3.0, 8.75, 10.0)
+    assert dhcp.lease_times(0.0, 10.0, renewal=0.0, rebinding=0.0) == dhcp.LeaseTimes(0.0, 0.0, 0.0, 10.0)
+    assert dhcp.lease_times(0.0, 10.0, renewal=0.5, rebinding=0.5) == dhcp.LeaseTimes(0.0, 0.5, 0.5, 10.0)
+    assert dhcp.lease_times(0.0, 10.0, renewal=0.0) == dhcp.LeaseTimes(0.0, 0.0, 8.75, 10.0)
+    assert dhcp.lease_times(0.0, 10.0, renewal=0.5) == dhcp.LeaseTimes(0.0, 0.5, 8.75, 10.0)
+    assert dhcp.lease_times(0.0, 10.0, renewal=10.0, rebinding=10.0) == dhcp.LeaseTimes(0.0, 10.0, 10.0, 10.0)
 
 
 def test_annotations_written_keep_the_other_family_and_only_what_differs() -> None:
@@ -239,6 +285,9 @@ def test_client_changes_release_only_what_nobody_asks(
         assert running[k] == asked[k], "a client left running is bound as asked"
     for k in ch.keep:  # failover (held elsewhere) or a new binding: the lease survives for the next client
         assert k in asked
+    for k in set(running) & set(held) & set(asked):  # nothing to change: the client is left alone
+        if running[k] == asked[k]:
+            assert k not in ch.start | ch.keep | ch.release, "a client bound as asked is never restarted"
 
 
 # -- BGP mode (docs/dhcp.md): DHCP VIPs are layer 2; `0.0.0.0` is refused, naming the setting ----------
@@ -278,3 +327,10 @@ def test_bgp_mode_snapshot_elects_no_dhcp_unit() -> None:
     snap = snapshot(w, ClassFilter(), False, service_interfaces=False, dhcp_layer2=False)
     assert snap.dhcp == () and snap.units == {} and snap.plans == ()
     assert reasons.DHCP_NEEDS_LAYER2 in {c.reason for c in snap.warnings[s.key]}
+
+
+def test_the_derived_mac_and_macvlan_name_never_change_between_releases() -> None:
+    """Pinned: the server knows a Service by this MAC (and client id), and every node must name the
+    macvlan alike; a new derivation would give the Service a new address after an upgrade."""
+    assert dhcp.derive_mac("default/web") == "ae:ef:2f:05:e2:51"
+    assert dhcp.macvlan_name("default/web") == "kvd82b3ade9d00"

@@ -158,6 +158,12 @@ def test_active_endpoint_annotations_per_family() -> None:
     assert eg.active_endpoints(d, frozenset({ipaddress.ip_address(V6_VIP)}), "n2") == {
         eg.ANN_ACTIVE_ENDPOINT_IPV6: "fd00:10:244:2::2"
     }
+    # The holder of only the second family's VIP writes that family's key.
+    dual = svc(["IPv4", "IPv6"])
+    d = decide(dual, slices(), None, False)
+    assert eg.active_endpoints(d, frozenset({ipaddress.ip_address(V6_VIP)}), "n1") == {
+        eg.ANN_ACTIVE_ENDPOINT_IPV6: "fd00:10:244:1::2"
+    }
 
 
 # -- properties -------------------------------------------------------------------------------------------
@@ -225,6 +231,21 @@ def test_discovered_networks_from_nodes_servicecidrs_and_the_api_servers_slices(
     assert eg.discovered_networks(nodes, cidrs, slices, (), fixed, fixed).pod_cidrs == fixed
 
 
+def test_discovery_exempts_every_network_it_is_given_whatever_comes_before_it() -> None:
+    """A node without spec, junk before a good entry, a CIDR written with host bits, a host name before an
+    address: none of them costs a later network its exemption (a missing one would translate traffic to
+    pods or the API server), and the settings replace discovery for both kinds of network."""
+    nodes = [{}, {"spec": None}, {"spec": {"podCIDRs": ["bogus", "10.244.1.1/24"]}}]
+    cidrs = [{"spec": {"cidrs": ["nonsense", "fd00:10:96::1/112"]}}]
+    n = eg.discovered_networks(nodes, cidrs, [], ["api.example", "198.18.1.9", "[fd6b::9]"])
+    assert n.pod_cidrs == (ipaddress.ip_network("10.244.1.0/24"),)
+    assert n.service_cidrs == (ipaddress.ip_network("fd00:10:96::/112"),)
+    assert n.api_servers == (ipaddress.ip_address("198.18.1.9"), ipaddress.ip_address("fd6b::9"))
+    pods, services = (ipaddress.ip_network("10.0.0.0/8"),), (ipaddress.ip_network("10.96.0.0/12"),)
+    fixed = eg.discovered_networks(nodes, cidrs, [], (), pods, services)
+    assert (fixed.pod_cidrs, fixed.service_cidrs) == (pods, services)
+
+
 def test_an_egress_vip_is_a_single_holder_unit_even_where_eligible_nodes_would_all_announce() -> None:
     from kubevip.core.selection import ClassFilter
     from kubevip.core.world import World, apply_event, snapshot
@@ -259,3 +280,78 @@ def test_bad_entries_become_one_warning_each_through_the_snapshot() -> None:
         "(tcp, udp, sctp; 1-65535)",
     ]
     assert eg.egress_warnings(svc(["IPv4"])) == frozenset()
+
+
+# -- mutation testing (docs/testing.md): each case below failed to notice a changed line ---------------
+
+
+def test_a_service_without_the_egress_annotation_gets_no_snat_rule() -> None:
+    """Egress is opt-in: a held, announced VIP with local endpoints translates nothing unless the Service
+    says `kube-vip.io/egress: "true"`, whatever its other egress annotations say."""
+    for ann in ({}, {"kube-vip.io/egress": "false", "kube-vip.io/egress-allowed-networks": "0.0.0.0/0"}):
+        plain = service_from_dict(b.service(families=["IPv4", "IPv6"], policy="PreferDualStack",
+                                            lb_ips=f"{V4_VIP},{V6_VIP}", annotations=ann))
+        d = decide(plain, slices(), None, False)
+        assert d.announce and eg.egress_spec(plain) == eg.EgressSpec(False)
+        assert eg.snat_rules(d, eg.egress_spec(plain), HELD, "n1", NETS) == ()
+        assert eg.node_rules([(plain, d)], HELD, "n1", NETS, False).empty
+
+
+def test_a_family_without_allowed_destinations_costs_the_other_family_nothing() -> None:
+    view = svc(["IPv4", "IPv6"], {"kube-vip.io/egress-allowed-networks": "2001:db8::/32"})
+    assert [(x.family, x.allowed) for x in rules(view).snat] == [
+        (IPFamily.IPV6, (ipaddress.ip_network("2001:db8::/32"),))]
+
+
+def test_every_service_is_translated_and_guarded_whatever_comes_before_it() -> None:
+    """Later Services still get their rules after one without security (setting off, opted out, no
+    ports): a `continue` that became `break` would leave them untranslated or unguarded."""
+    first = svc(["IPv4"], {"kube-vip.io/ignore-service-security": "true"})
+    d_raw = b.service("dns", families=["IPv4"], lb_ips="198.18.1.201",
+                      annotations={"kube-vip.io/egress": "true"})
+    d_raw["spec"]["ports"] = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "h", "port": 80}]
+    d = service_from_dict(d_raw)
+    other = [endpointslice_from_dict(b.endpointslice("dns-4", "IPv4", [b.ep("10.244.1.9", "n1")], "dns"))]
+    held = HELD | {ipaddress.ip_address("198.18.1.201")}
+    services = [(first, decide(first, slices(), None, False)), (d, decide(d, other, None, False))]
+    for security in (False, True):
+        r = eg.node_rules(services, held, "n1", NETS, security)
+        assert [(x.service, str(x.vip), [str(s) for s in x.sources]) for x in r.snat] == [
+            ("default/dns", "198.18.1.201", ["10.244.1.9"]), ("default/web", V4_VIP, ["10.244.1.2"])]
+        want = [("198.18.1.201", (("tcp", 80), ("udp", 53)))] if security else []
+        assert [(str(g.vip), g.ports) for g in r.guards] == want
+
+
+def test_entry_limits_ports_and_host_bits_are_read_as_written() -> None:
+    ok = eg.egress_spec(svc(["IPv4"], {
+        "kube-vip.io/egress-destination-ports": "1,udp:65535",
+        "kube-vip.io/egress-denied-networks": "192.0.2.7/24",
+        "kube-vip.io/egress-allowed-networks": ",".join(f"10.0.{i}.1/24" for i in range(eg.MAX_ENTRIES)),
+    }))
+    assert ok.errors == ()
+    assert ok.ports == (("tcp", 1), ("udp", 65535))
+    assert ok.denied == (ipaddress.ip_network("192.0.2.0/24"),)
+    assert ok.allowed is not None and len(ok.allowed) == eg.MAX_ENTRIES
+    too_many = eg.egress_spec(svc(["IPv4"], {
+        "kube-vip.io/egress-destination-ports":
+            ",".join(str(p) for p in range(1, eg.MAX_ENTRIES + 2)) + ",tcp:65536",
+        "kube-vip.io/egress-denied-networks": ",".join(f"10.0.{i}.0/24" for i in range(eg.MAX_ENTRIES + 1)),
+    }))
+    assert too_many.errors == (
+        "kube-vip.io/egress-destination-ports: 66 entries, at most 64",
+        "kube-vip.io/egress-denied-networks: 65 entries, at most 64",
+    )
+    assert [p for _, p in too_many.ports] == list(range(1, eg.MAX_ENTRIES + 1))
+    assert len(too_many.denied) == eg.MAX_ENTRIES
+    exactly = ",".join(str(p) for p in range(1, eg.MAX_ENTRIES + 1))
+    assert eg.egress_spec(svc(["IPv4"], {"kube-vip.io/egress-destination-ports": exactly})).errors == ()
+    assert eg.egress_spec(svc(["IPv4"], {"kube-vip.io/egress-destination-ports": "tcp:65536"})).errors == (
+        "kube-vip.io/egress-destination-ports: 'tcp:65536' is not protocol:port (tcp, udp, sctp; 1-65535)",)
+
+
+def test_an_egress_warning_belongs_to_its_service() -> None:
+    bad = svc(["IPv4"], {"kube-vip.io/egress-destination-ports": "tcp:0"})
+    assert eg.egress_warnings(bad) == frozenset({eg.Condition(
+        "default/web", "Warning", "egress-annotation-invalid",
+        "egress annotation ignored: kube-vip.io/egress-destination-ports: 'tcp:0' is not protocol:port "
+        "(tcp, udp, sctp; 1-65535)")})

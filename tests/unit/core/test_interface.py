@@ -88,6 +88,11 @@ def test_interface_by_subnet_most_specific_then_name() -> None:
     assert interface_by_subnet(ipaddress.ip_address("192.0.2.140"), nets) == "eth1"  # /25 beats /24
     assert interface_by_subnet(ipaddress.ip_address("2001:db8::99"), nets) == "eth2"
     assert interface_by_subnet(ipaddress.ip_address("198.51.100.1"), nets) == ""
+    # A host-length entry (the VIP itself on lo, a point-to-point peer) is no subnet: never chosen.
+    assert interface_by_subnet(ipaddress.ip_address("192.0.2.200"), nets) == "eth1"
+    host6 = [("lo", i("2001:db8::99/128")), ("eth2", i("2001:db8::5/64"))]
+    assert interface_by_subnet(ipaddress.ip_address("2001:db8::99"), host6) == "eth2"
+    assert interface_by_subnet(ipaddress.ip_address("2001:db8::99"), host6[:1]) == ""
     tie = [("b", ipaddress.ip_interface("10.0.0.1/8")), ("a", ipaddress.ip_interface("10.0.0.2/8"))]
     assert interface_by_subnet(ipaddress.ip_address("10.1.1.1"), tie) == "a"
     assert interface_by_subnet(ipaddress.ip_address("10.1.1.1"), list(reversed(tie))) == "a"

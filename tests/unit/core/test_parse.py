@@ -7,8 +7,14 @@ from typing import Any
 
 import pytest
 
-from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
-from kubevip.core.views import IPFamily
+from kubevip.core.parse import (
+    endpoints_from_dict,
+    endpointslice_from_dict,
+    node_addresses_from_dict,
+    service_cidrs_from_dict,
+    service_from_dict,
+)
+from kubevip.core.views import IPFamily, StatusCondition
 from kubevip.errors import InputError
 from tests.unit.core import builders as b
 
@@ -130,3 +136,112 @@ def test_legacy_endpoints() -> None:
 def test_legacy_endpoints_error() -> None:
     with pytest.raises(InputError, match=r"subsets\[0\].addresses\[0\].ip='nope'"):
         endpoints_from_dict(b.endpoints([("nope", "n1")]))
+
+
+# -- Nodes and ServiceCIDRs (the address policy: a VIP may be neither a node's address nor in a Service CIDR)
+
+
+def test_node_addresses_are_every_ip_of_status_addresses_of_both_families() -> None:
+    name, addrs = node_addresses_from_dict({
+        "metadata": {"name": "n1"},
+        "status": {"addresses": [
+            {"type": "InternalIP", "address": "10.0.0.11"},
+            {"type": "InternalIP", "address": " fd00::11 "},  # surrounding blanks are not part of it
+            {"type": "ExternalIP", "address": "203.0.113.7"},
+            {"type": "Hostname", "address": "n1.example"},  # a name: nothing a VIP could be
+            {"type": "InternalIP", "address": 7},  # junk: skipped, the rest still counts
+            {"type": "InternalIP"},
+            {"type": "ExternalIP", "address": "203.0.113.8"},
+        ]},
+    })
+    assert name == "n1"
+    want = ["10.0.0.11", "fd00::11", "203.0.113.7", "203.0.113.8"]
+    assert addrs == frozenset(map(ipaddress.ip_address, want))
+    assert node_addresses_from_dict({"metadata": {"name": "n2"}}) == ("n2", frozenset())
+
+
+@pytest.mark.parametrize(
+    ("d", "needle"),
+    [
+        ({"metadata": {}}, "Node default/<unnamed>: metadata.name=None: is required"),
+        ({"metadata": {"name": ""}}, "metadata.name='': must not be empty"),
+        ({"metadata": "n1"}, "metadata='n1': must be an object"),
+        ({"metadata": {"name": "n1"}, "status": []}, "status=[]: must be an object"),
+        ({"metadata": {"name": "n1"}, "status": {"addresses": "10.0.0.1"}},
+         "status.addresses='10.0.0.1': must be a list"),
+        ({"metadata": {"name": "n1"}, "status": {"addresses": ["10.0.0.1"]}},
+         "status.addresses[0]='10.0.0.1': must be an object"),
+    ],
+)
+def test_node_errors_name_field_and_value(d: dict[str, Any], needle: str) -> None:
+    with pytest.raises(InputError) as exc:
+        node_addresses_from_dict(d)
+    assert needle in str(exc.value)
+
+
+def test_service_cidrs_keep_order_and_family_and_drop_host_bits() -> None:
+    name, nets = service_cidrs_from_dict({
+        "metadata": {"name": "kubernetes"},
+        "spec": {"cidrs": ["10.96.0.1/16", "fd00:10:96::/112"]},
+    })
+    assert name == "kubernetes"
+    assert nets == (ipaddress.ip_network("10.96.0.0/16"), ipaddress.ip_network("fd00:10:96::/112"))
+    assert service_cidrs_from_dict({"metadata": {"name": "x"}}) == ("x", ())
+
+
+@pytest.mark.parametrize(
+    ("d", "needle"),
+    [
+        ({"metadata": {"name": "x"}, "spec": {"cidrs": ["10.96.0.0/16", "10.96.0.0/33"]}},
+         "ServiceCIDR default/x: spec.cidrs[1]='10.96.0.0/33': is not a CIDR"),
+        ({"metadata": {"name": "x"}, "spec": {"cidrs": ["10.96.0.0/16", ""]}},
+         "spec.cidrs[1]='': must not be empty"),
+        ({"metadata": {"name": "x"}, "spec": {"cidrs": [None]}}, "spec.cidrs[0]=None: is required"),
+        ({"metadata": {"name": "x"}, "spec": {"cidrs": "10.96.0.0/16"}},
+         "spec.cidrs='10.96.0.0/16': must be a list"),
+        ({"metadata": {"name": "x"}, "spec": []}, "spec=[]: must be an object"),
+        ({"metadata": {}}, "ServiceCIDR default/<unnamed>: metadata.name=None: is required"),
+        ({"metadata": []}, "metadata=[]: must be an object"),
+    ],
+)
+def test_service_cidr_errors_name_field_and_value(d: dict[str, Any], needle: str) -> None:
+    with pytest.raises(InputError) as exc:
+        service_cidrs_from_dict(d)
+    assert needle in str(exc.value)
+
+
+def test_every_service_field_is_read_as_written() -> None:
+    """The fields decisions and writes rely on: identity and version (status writes are conditional on
+    it), labels, each port's name and protocol (TCP when unset, as the API defaults it: a port clash is
+    per protocol), port bounds, a not yet allocated cluster IP, and kubevip's own status conditions."""
+    d = b.service(families=["IPv4", "IPv6"], policy="PreferDualStack", cluster_ips=["", "fd00::1"])
+    d["metadata"].update({"uid": "u-1", "resourceVersion": "42", "labels": {"app": "web"}})
+    d["spec"]["ports"] = [{"name": "dns", "port": 1, "protocol": "UDP"}, {"port": 65535}]
+    d["status"] = {"conditions": [
+        {"type": "Ready", "status": "True"},  # not ours: not read, and it hides none of ours
+        {"type": "kube-vip.io/IPv4", "status": "True", "reason": "Announced", "message": "m",
+         "lastTransitionTime": "2026-01-01T00:00:00Z"},
+        "junk",
+        {"type": "kube-vip.io/IPv6", "status": None},
+    ]}
+    svc = service_from_dict(d)
+    assert (svc.uid, svc.resource_version, svc.labels) == ("u-1", "42", (("app", "web"),))
+    assert svc.cluster_ips == (ipaddress.ip_address("fd00::1"),)
+    assert [(p.name, p.protocol, p.port) for p in svc.ports] == [("dns", "UDP", 1), ("", "TCP", 65535)]
+    assert svc.status_conditions == (
+        StatusCondition("kube-vip.io/IPv4", "True", "Announced", "m", "2026-01-01T00:00:00Z"),
+        StatusCondition("kube-vip.io/IPv6", "", "", "", ""),
+    )
+    for bad in (0, 65536):
+        d["spec"]["ports"] = [{"port": bad}]
+        with pytest.raises(InputError, match=rf"spec.ports\[0\].port={bad}: must be an integer 1-65535"):
+            service_from_dict(d)
+
+
+def test_an_endpoint_address_that_is_null_is_an_input_error_naming_it() -> None:
+    with pytest.raises(InputError, match=r"endpoints\[0\].addresses\[0\]=None: is required"):
+        endpointslice_from_dict(b.endpointslice("web-a", "IPv4", [{"addresses": [None]}]))
+    with pytest.raises(InputError, match=r"subsets\[0\].addresses\[0\].ip=None: is required"):
+        endpoints_from_dict({"metadata": {"name": "web"}, "subsets": [{"addresses": [{"ip": None}]}]})
+    e = endpoints_from_dict(b.endpoints([("10.0.0.1", "n1")]))
+    assert e.endpoints[0].terminating is False

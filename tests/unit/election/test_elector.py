@@ -7,19 +7,21 @@ elector, so these paths had no test.
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import aiohttp
 import pytest
 
 from kubevip.election.elector import LeaseElector
-from kubevip.election.leaseapi import Conflict
-from kubevip.election.record import LeaseRecord
+from kubevip.election.leaseapi import Conflict, LeaseApi
+from kubevip.election.record import LeaseRecord, parse_lease
 from kubevip.election.timings import Timings
 from kubevip.tasks import TaskGroupGuard, spawn
 from tests.fixtures.waiting import eventually
-from tests.unit.election.sim import SimApi, SimServer, run_sim
+from tests.unit.election.sim import BLACKHOLE, Fault, SimApi, SimServer, run_sim
 from tests.unit.election.test_handback import ScriptedApi, rec
 
 
@@ -176,3 +178,269 @@ def test_a_renewal_conflict_we_cannot_read_back_keeps_leading_until_the_deadline
     started, stopped = lead_with(api, 3 * t.lease_duration)
     assert started == [0.0] and stopped == [], "a transient read error is no proof of a foreign write"
     assert api.replaced_versions()[:2] == ["7", "7"]
+
+
+# -- found by mutation testing, run 4 (docs/mutation/election-elector-liveness.md) -----------------
+
+OLD = "2020-01-01T00:00:00.000000Z"  # an acquireTime long past (never the one an acquire writes now)
+
+
+class StoreApi(LeaseApi):
+    """One Lease in memory with compare-and-swap, for virtual time: every call takes `latency`, replaces
+    sent before `replaces_fail_until` fail (transient), and `script` answers the calls in order ("ok",
+    "fail": transient, "conflict": a write that loses a race, "hang": a call that never answers).
+    `calls` records (time, op, namespace and name or the body)."""
+
+    def __init__(self, lease: LeaseRecord | None = None, latency: float = 0.0,
+                 script: tuple[str, ...] = ()) -> None:  # no RestClient behind
+        self.request_timeout = 1.0
+        self.lease = lease
+        self.latency = latency
+        self.script = list(script)
+        self.replaces_fail_until = -1.0
+        self.watches: list[list[tuple[float, str, LeaseRecord | BaseException]]] = []
+        self.calls: list[tuple[float, str, Any]] = []
+
+    async def _call(self, op: str, what: Any) -> str:
+        now = asyncio.get_running_loop().time()
+        self.calls.append((now, op, what))
+        step = self.script.pop(0) if self.script else "ok"
+        if op == "replace" and now < self.replaces_fail_until:
+            step = "fail"
+        await asyncio.sleep(self.latency)
+        if step == "fail":
+            raise aiohttp.ServerDisconnectedError("down")
+        if step == "hang":
+            await asyncio.Event().wait()
+        return step
+
+    def _store(self, body: dict[str, Any]) -> LeaseRecord:
+        body = copy.deepcopy(body)
+        body["metadata"]["resourceVersion"] = str(int(self.lease.resource_version) + 1 if self.lease else 1)
+        self.lease = parse_lease(body)
+        return self.lease
+
+    async def get(self, namespace: str, name: str, limit: float | None = None) -> LeaseRecord | None:
+        await self._call("get", (namespace, name))
+        return self.lease
+
+    async def create(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        if await self._call("create", body) == "conflict" or self.lease is not None:
+            raise Conflict(409, "create lease ns/lease")
+        return self._store(body)
+
+    async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        step = await self._call("replace", body)
+        if step == "conflict" or self.lease is None:
+            raise Conflict(409, "update lease ns/lease")
+        if body["metadata"]["resourceVersion"] != self.lease.resource_version:
+            raise Conflict(409, "update lease ns/lease")
+        return self._store(body)
+
+    async def watch(self, namespace: str, selector: str, resource_version: str, idle_timeout: float,
+                    field_selector: str | None = None) -> AsyncIterator[tuple[str, LeaseRecord]]:
+        """Each watch plays the next of `watches`: (time, kind, record or an exception to raise) at
+        those times, then hears nothing more."""
+        loop = asyncio.get_running_loop()
+        self.calls.append((loop.time(), "watch", (namespace, field_selector)))
+        for at, kind, item in self.watches.pop(0) if self.watches else []:
+            await asyncio.sleep(max(0.0, at - loop.time()))
+            if isinstance(item, BaseException):
+                raise item
+            if kind != "BOOKMARK":  # the store changed first (another writer), then told us
+                self.lease = None if kind == "DELETED" else item
+            yield kind, item
+        await asyncio.Event().wait()
+
+    def times(self, op: str) -> list[float]:
+        return [t for t, o, _ in self.calls if o == op]
+
+
+def campaign(api: LeaseApi, until: float, identity: str = "me",
+             probe: Callable[[LeaseElector], None] | None = None, at: float = 0.0
+             ) -> tuple[list[float], list[float]]:
+    """Run an elector on `api` in virtual time until `until` (calling `probe` at `at`): (times started,
+    times stopped)."""
+    started: list[float] = []
+    stopped: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def on_started() -> None:
+            started.append(loop.time())
+
+        async def on_stopped() -> None:
+            stopped.append(loop.time())
+
+        e = LeaseElector(api, "ns", "lease", identity, Timings(), on_started, on_stopped, clock=loop.time)
+        guard = TaskGroupGuard("test")
+        task = spawn(guard, "e", e.run())
+        if probe is not None:
+            await asyncio.sleep(at)
+            probe(e)
+        await asyncio.sleep(until - loop.time())
+        assert not task.done(), f"the elector ended: {task.exception() if not task.cancelled() else ''}"
+        stopped_before = list(stopped)
+        await guard.close()
+        stopped[:] = stopped_before
+
+    run_sim(main)
+    return started, stopped
+
+
+def test_a_peer_s_longer_lease_duration_is_waited_out() -> None:
+    # A peer with a longer lease (a kube-vip node during a migration: its defaults are longer than ours)
+    # that stopped renewing: by its own promise it may announce until 15 s after we first saw its
+    # version, not only our own 1.5 s.
+    peer = LeaseRecord("ns", "lease", "41", "kube-vip-peer", 15.0, 3, OLD, OLD)
+    api = StoreApi(peer)
+    leader: list[str | None] = []
+    started, _ = campaign(api, 20.0, probe=lambda e: leader.append(e.leader), at=10.0)
+    assert leader == ["kube-vip-peer"], "the follower names the holder it follows"
+    first_write = min(api.times("replace") + api.times("create"))
+    assert first_write == pytest.approx(15.0) and started == [pytest.approx(15.0)], "taken at its expiry"
+
+
+def test_the_follower_ignores_bookmarks_and_counts_expiry_from_the_last_renewal_it_saw() -> None:
+    # A bookmark carries only a resourceVersion, here the Lease's own (nothing else was written since):
+    # taken for a release, the compare-and-swap on it would succeed and take a held Lease. A renewal
+    # (a new version) restarts the clock at the holder's own duration.
+    peer = LeaseRecord("ns", "lease", "41", "peer", 15.0, 3, OLD, OLD)
+    api = StoreApi(peer, latency=0.01)
+    bookmark = LeaseRecord("", "", "41", None, None, 0)
+    renewed = LeaseRecord("ns", "lease", "42", "peer", 15.0, 3, OLD, OLD)
+    api.watches = [[(1.0, "BOOKMARK", bookmark), (5.0, "MODIFIED", renewed)]]
+    leader: list[str | None] = []
+    started, _ = campaign(api, 25.0, probe=lambda e: leader.append(e.leader), at=10.0)
+    assert api.times("get") == pytest.approx([0.0, 20.0]), "read again only when the renewal expired"
+    assert started == [pytest.approx(20.02)] and leader == ["peer"]
+    assert [w for _, op, w in api.calls if op == "watch"] == [("ns", "metadata.name=lease")]
+
+
+def test_a_deleted_lease_is_created_at_once_and_a_broken_watch_is_retried_after_the_retry_period() -> None:
+    peer = LeaseRecord("ns", "lease", "41", "peer", 15.0, 3, OLD, OLD)
+    api = StoreApi(peer, latency=0.01)
+    gone = LeaseRecord("ns", "lease", "43", "peer", 15.0, 3, OLD, OLD)
+    api.watches = [[(1.0, "", aiohttp.ServerDisconnectedError("cut"))], [(2.0, "DELETED", gone)]]
+    started, _ = campaign(api, 5.0)
+    assert api.times("get") == pytest.approx([0.0, 1.25, 2.0])
+    assert api.times("create") == pytest.approx([2.01]) and started == [pytest.approx(2.02)]
+
+
+def test_a_lease_without_a_duration_expires_after_our_own() -> None:
+    bare = LeaseRecord("ns", "lease", "41", "peer", None, 3, OLD, OLD)
+    api = StoreApi(bare)
+    started, _ = campaign(api, 5.0)
+    assert started == [pytest.approx(Timings().lease_duration)]
+
+
+def test_a_candidate_paces_its_attempts_and_reads_a_lost_race_again_at_once() -> None:
+    # Each call takes 0.1 s. A failed read: try again a retry period after the attempt began. A lost
+    # race (the create conflicts): read again at once, once; a second lost race waits for the retry
+    # period. A read that never answers is abandoned at the renew deadline.
+    t = Timings()
+    api = StoreApi(latency=0.1, script=("fail", "ok", "conflict", "ok", "conflict", "hang", "ok", "ok"))
+    started, _ = campaign(api, 5.0)
+    assert api.times("get") == pytest.approx([0.0, 0.25, 0.45, 0.7, 1.7])
+    assert api.times("create") == pytest.approx([0.35, 0.55, 1.8])
+    assert started == [pytest.approx(1.9)]
+    assert {what for _, op, what in api.calls if op == "get"} == {("ns", "lease")}
+    assert t.retry_period == 0.25 and t.renew_deadline == 1.0, "the times above assume these"
+
+
+def test_a_leader_fenced_by_failing_renewals_takes_its_own_unchanged_version_back_at_once() -> None:
+    # Its renewals fail for a renew deadline, so it fences; the Lease is still the version it wrote
+    # (nobody else wrote since), so it acquires again at once instead of waiting for its own expiry.
+    api = StoreApi()
+    api.replaces_fail_until = 1.0
+    started, stopped = campaign(api, 5.0)
+    assert stopped == [1.0] and started == [0.0, 1.0]
+    assert api.lease is not None and api.lease.holder == "me"
+
+
+async def test_an_acquire_writes_a_client_go_compatible_lease() -> None:
+    async def nothing() -> None:
+        pass
+
+    seen: list[tuple[str, bool]] = []
+    api = StoreApi()
+    e = LeaseElector(api, "ns", "lease", "me", Timings(), nothing, nothing,
+                     observer=lambda name, leading: seen.append((name, leading)))
+
+    def written() -> dict[str, Any]:
+        body = api.calls[-1][2]
+        spec = body["spec"]
+        assert spec["holderIdentity"] == "me" and spec["acquireTime"] == spec["renewTime"] != OLD
+        return cast(dict[str, Any], body)
+
+    await e._write_acquire(None)  # no Lease yet: created, no transition
+    body = written()
+    assert api.calls[-1][1] == "create"
+    assert body["metadata"]["namespace"] == "ns" and "resourceVersion" not in body["metadata"]
+    assert body["spec"]["leaseTransitions"] == 0
+    # A peer's Lease (expired or released): one more transition, its labels and annotations kept.
+    api.lease = LeaseRecord("ns", "lease", "41", "peer", 15.0, 3, OLD, OLD, {"l": "v"}, {"a": "b"})
+    await e._write_acquire(api.lease)
+    body = written()
+    assert api.calls[-1][1] == "replace" and body["metadata"]["resourceVersion"] == "41"
+    assert body["metadata"]["namespace"] == "ns" and body["spec"]["leaseTransitions"] == 4
+    assert body["metadata"]["labels"] == {"l": "v"} and body["metadata"]["annotations"]["a"] == "b"
+    # Our own expired Lease (a previous process under this name): no transition, a new acquireTime.
+    api.lease = LeaseRecord("ns", "lease", "50", "me", 1.5, 4, OLD, OLD)
+    await e._write_acquire(api.lease)
+    assert written()["spec"]["leaseTransitions"] == 4
+    assert e.leader == "me" and e.transitions == 3
+    await e._stop_leading("test")
+    assert seen == [("lease", True)] * 3 + [("lease", False)], "the observer (leader metric) follows"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_old_process_that_comes_back_leaves_its_successor_s_lease_alone(seed: int) -> None:
+    """A restart under the same name: the old process (identity "a") is cut off and fences, the new one
+    ("a" too) waits for expiry and takes over; then the old one's API path heals, and later it shuts
+    down. The Lease names its holder, but neither the version nor the acquireTime the old process
+    wrote: its campaign must not take it and its release must not hand it back (a peer would then hold
+    it while the new process still announces)."""
+    overlaps: list[tuple[float, str, list[str]]] = []
+    leading: dict[str, bool] = {}
+    holding: list[set[str]] = []
+    server = SimServer(random.Random(seed), [Fault(BLACKHOLE, "old", 1.0, 6.0)])
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def elector(inc: str, node: str, identity: str) -> LeaseElector:
+            async def started() -> None:
+                others = [i for i, v in leading.items() if v]
+                if others:
+                    overlaps.append((loop.time(), inc, others))
+                leading[inc] = True
+
+            async def stopped() -> None:
+                leading[inc] = False
+
+            return LeaseElector(SimApi(server, node, inc), "ns", "kubevip-web", identity, Timings(),
+                                started, stopped, clock=loop.time)
+
+        old, new, peer = elector("a-1", "old", "a"), elector("a-2", "new", "a"), elector("b-1", "b", "b")
+        guard = TaskGroupGuard("test")
+        spawn(guard, "a-1", old.run())
+        await asyncio.sleep(1.0)
+        spawn(guard, "a-2", new.run())
+        await asyncio.sleep(2.0)
+        assert leading == {"a-1": False, "a-2": True}, "the new process took over"
+        spawn(guard, "b-1", peer.run())
+        await asyncio.sleep(5.0)  # the old process can reach the API again from t=6
+        await old.release()
+        await asyncio.sleep(2.0)
+        holding.append({i for i, v in leading.items() if v})
+        await guard.close()
+        await server.drain()
+
+    run_sim(main)
+    taken = min(w.at for w in server.writes if w.writer == "a-2")
+    late = [w for w in server.writes if w.writer == "a-1" and w.at >= taken]
+    assert late == [], f"the old process wrote its successor's Lease: {late}"
+    assert overlaps == [], f"two holders: {overlaps}"
+    assert holding == [{"a-2"}], f"the new process still holds it: {holding}"

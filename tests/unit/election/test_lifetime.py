@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from kubevip.election.lifetime import (
     KERNEL_LATE,
     MAX_LIFETIME,
+    Lifetime,
     due,
     lifetime,
     may_extend,
@@ -132,3 +133,22 @@ def test_a_resumed_agent_at_the_default_timings_extends_nothing() -> None:
     t = Timings()  # 1.5 / 1.0 / 0.25 s
     assert may_extend(t, 100.0, 100.1)
     assert not may_extend(t, 100.0, 105.4)  # SIGSTOP for 5 s after a renewal, then SIGCONT
+
+
+def test_the_boundaries_are_exact() -> None:
+    """Literal values at each boundary (mutation testing found every comparison here could move by one
+    step unnoticed). The default timings leave lease_duration - skew_margin - KERNEL_LATE = 0, so the
+    budget is exactly `renewed - now`."""
+    t = Timings()
+    assert t.lease_duration - t.skew_margin - KERNEL_LATE == 0
+    assert lifetime(t, 1.0, 0.0) == Lifetime(1, True)  # a budget of exactly the minimum is guaranteed
+    assert lifetime(t, 0.5, 0.0) == Lifetime(1, False, 0.5)
+    assert still_safe(t, 1.0, 1, 0.0) and not still_safe(t, 0.999, 1, 0.0)
+    assert may_extend(t, 0.0, 0.999) and not may_extend(t, 0.0, t.renew_deadline)  # not AT the deadline
+    # Extend once no more than half the new lifetime, or a renewal period + 1 s, is left.
+    ten = Lifetime(10, True)
+    assert not due(5.0, 0.0, ten, 0.25) and due(4.999, 0.0, ten, 0.25)
+    assert due(4.0, 0.0, ten, 0.25)
+    one = Lifetime(1, True)
+    assert due(1.0, 0.0, one, 0.25) and not due(1.25, 0.0, one, 0.25)
+    assert minimum_lease_duration(t) == 1 + KERNEL_LATE + t.skew_margin + 0.1

@@ -142,3 +142,34 @@ def test_liveness_period_must_leave_a_retry_before_the_deadline():
     ok = config_from_settings(Settings({"vip_leaseduration": "15", "vip_renewdeadline": "10",
                                         "vip_retryperiod": "2", "vip_livenessperiod": "7.5"}))
     assert ok.timings.liveness_period == 7.5
+
+
+@pytest.mark.parametrize(
+    "env,name,value,allowed",
+    [
+        ({"vip_leaseduration": "abc"}, "vip_leaseduration", "abc", "expected seconds, e.g. 2 or 0.5"),
+        ({"vip_retryperiod": "-1"}, "vip_retryperiod", "-1", "expected a positive number of seconds"),
+        ({"vip_leaseskewmargin": "abc"}, "vip_leaseskewmargin", "abc", "expected seconds >= 0, e.g. 0.25"),
+        ({"vip_leaseskewmargin": "-1"}, "vip_leaseskewmargin", "-1", "expected seconds >= 0, e.g. 0.25"),
+        ({"vip_leaseskewmargin": "inf"}, "vip_leaseskewmargin", "inf", "expected seconds >= 0, e.g. 0.25"),
+        ({"svc_leasename": "a/b/c"}, "svc_leasename", "a/b/c", "not a Lease name"),
+    ],
+)
+def test_each_bad_setting_names_its_variable_value_and_what_is_allowed(
+    env: dict[str, str], name: str, value: str, allowed: str
+) -> None:
+    """Found by mutation testing: the field, the value or the text of these errors could go missing."""
+    with pytest.raises(ConfigError) as err:
+        config_from_settings(Settings(env))
+    assert (err.value.name, err.value.value) == (name, value)
+    assert err.value.allowed.startswith(allowed)
+
+
+def test_an_empty_or_zero_setting_takes_its_default_or_is_accepted() -> None:
+    c = config_from_settings(Settings({"vip_leaseskewmargin": "0", "vip_leaseduration": " ",
+                                       "vip_livenessperiod": "", "svc_leasename": ""}))
+    assert c.timings == Timings(skew_margin=0.0)  # a zero margin is allowed; blanks are unset
+    assert c.services_lease_name == "plndr-svcs-lock" and c.services_namespace == "kube-system"
+    assert c.enabled is False and c.per_service is False
+    c = config_from_settings(Settings({"vip_leaseskewmargin": " "}))
+    assert c.timings.skew_margin == Timings().skew_margin

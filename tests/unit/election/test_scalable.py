@@ -1,0 +1,346 @@
+"""ScalableElector paths the random simulator schedules do not reach, each found by mutation testing
+(docs/mutation/election-scalable-and-rest.md): virtual time (SimLoop), the real elector against the
+simulated API server, no sleeps as synchronisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from kubevip.election.record import parse_lease
+from kubevip.election.scalable import PREFERENCE_HOLD, ScalableElector, claim_lease_name, node_lease_name
+from kubevip.election.timings import Timings
+from tests.unit.controlplane.fakes import FakeLeaseApi
+from tests.unit.election import sim
+from tests.unit.election.sim import NS, Fault, Fleet, SimApi, SimServer, feed_cache_from, run_sim
+from tests.unit.election.test_incremental_pass import _noop, node_body
+
+UNIT = "vip:198.18.0.1"
+
+
+def _elector(server: SimServer, node: str, events: list[str]) -> ScalableElector:
+    api = SimApi(server, node, f"{node}#0")
+
+    async def started(unit: str) -> None:
+        events.append(f"started {unit}")
+
+    async def stopped(unit: str) -> None:
+        events.append(f"stopped {unit}")
+
+    el = ScalableElector(api, NS, node, Timings(), started, stopped, clock=asyncio.get_running_loop().time)
+    feed_cache_from(el.cache, api)
+    el.set_units({UNIT: None})
+    return el
+
+
+def test_a_release_before_the_elector_ran_keeps_it_from_ever_campaigning() -> None:
+    async def main() -> None:
+        server = SimServer(random.Random(1))
+        events: list[str] = []
+        el = _elector(server, "node-a", events)
+        task = asyncio.get_running_loop().create_task(el.run())  # created, not yet running
+        await el.release()
+        await asyncio.sleep(10)  # virtual: ten seconds of election time
+        assert events == [] and not el.held
+        assert server.get(claim_lease_name(UNIT)) is None, "a released elector claimed a unit"
+        live = server.get(node_lease_name("node-a"))
+        assert live is None or not live.held, "a released elector holds its liveness Lease"
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.drain()
+
+    run_sim(main)
+
+
+NODES = ("node-a", "node-b", "node-c")
+
+
+def _electors_of(fleet: Fleet, node: str) -> list[ScalableElector]:
+    return [el for el, _ in fleet._procs[fleet.incarnation(node)]]
+
+
+def _electors(fleet: Fleet) -> list[ScalableElector]:
+    return [el for node in fleet.nodes for el in _electors_of(fleet, node)]
+
+
+def _holder(fleet: Fleet, unit: str) -> str | None:
+    holders = fleet.rec.holders(unit)
+    assert len(holders) <= 1, fleet.rec.violations
+    return next(iter(holders)).split("#")[0] if holders else None
+
+
+def test_a_holder_no_longer_eligible_hands_the_unit_to_an_eligible_node_at_once() -> None:
+    """GIVE_UP must clear our claim: while we stay live, peers count our claim valid and never touch
+    it, so a claim left in place keeps the unit unheld for as long as we live."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(3))
+        fleet = Fleet("scalable", NODES, (UNIT,), server)
+        for n in NODES:
+            fleet.start(n)
+        await asyncio.sleep(3.0)  # virtual: settled
+        old = _holder(fleet, UNIT)
+        assert old is not None
+        others = [n for n in NODES if n != old]
+        for el in _electors(fleet):
+            el.set_units({UNIT: others})  # the holder's endpoint went (externalTrafficPolicy Local)
+        changed = server.now()
+        await asyncio.sleep(1.0)
+        new = _holder(fleet, UNIT)
+        assert new in others, f"{UNIT} held by {new} 1 s after {old} became ineligible"
+        assert not fleet.rec.violations
+        (span,) = [s for s in fleet.rec.spans if s.unit == UNIT and s.incarnation.startswith(new)]
+        assert span.start - changed <= 2 * Timings().retry_period, "taken over at once, not at expiry"
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_a_removed_unit_s_claim_is_deleted_at_the_version_we_wrote() -> None:
+    """The holder of a unit nobody wants any more withdraws and deletes its claim Lease, guarded by the
+    version it wrote (a claim written meanwhile survives)."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(4))
+        fleet = Fleet("scalable", NODES, (UNIT,), server)
+        for n in NODES:
+            fleet.start(n)
+        await asyncio.sleep(3.0)  # virtual: settled
+        claim = server.get(claim_lease_name(UNIT))
+        assert claim is not None and claim.holder == _holder(fleet, UNIT)
+        deletes: list[tuple[str, str, str]] = []
+        for el in _electors(fleet):
+            api = el.api
+            delete = api.delete
+
+            async def recording(namespace: str, name: str, resource_version: str,
+                                limit: float | None = None, delete: Any = delete) -> None:
+                deletes.append((namespace, name, resource_version))
+                await delete(namespace, name, resource_version, limit)
+
+            api.delete = recording  # type: ignore[method-assign]
+            el.set_units({})
+        await asyncio.sleep(1.0)
+        assert fleet.rec.holders(UNIT) == set()
+        assert server.get(claim_lease_name(UNIT)) is None, "the claim of a removed unit stays behind"
+        assert deletes == [(NS, claim.name, claim.resource_version)]
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_a_preferred_node_takes_the_unit_back_once_settled_and_not_before() -> None:
+    """kube-vip.io/preferred-nodes in scalable mode: a unit held by a less preferred node moves to the
+    preferred one once that has been live PREFERENCE_HOLD lease durations (the hysteresis against a
+    flapping node), through a cleared claim: at once then, never two holders, never before."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(5))
+        fleet = Fleet("scalable", ("node-a", "node-b"), (UNIT,), server)
+        preferred = {UNIT: ["node-b", "node-a"]}
+        fleet.start("node-a")
+        for el in _electors_of(fleet, "node-a"):
+            el.set_preferred(preferred)
+        await asyncio.sleep(3.0)  # virtual
+        assert _holder(fleet, UNIT) == "node-a"
+        fleet.start("node-b")
+        for el in _electors_of(fleet, "node-b"):
+            el.set_preferred(preferred)
+        b_started = server.now()
+        hold = PREFERENCE_HOLD * Timings().lease_duration
+        await asyncio.sleep(hold - 0.1)
+        assert _holder(fleet, UNIT) == "node-a", "moved before the preferred node settled"
+        await asyncio.sleep(1.5)
+        assert _holder(fleet, UNIT) == "node-b", "the preferred node never took the unit back"
+        assert not fleet.rec.violations
+        (span,) = [s for s in fleet.rec.spans if s.incarnation.startswith("node-b")]
+        assert b_started + hold <= span.start, "moved before the preferred node settled"
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_a_preferred_node_that_restarts_settles_again_from_its_new_epoch() -> None:
+    """The hold counts from when the preferred node became live in its CURRENT epoch: a node that
+    restarts (a new liveness epoch, seen without a gap) starts over, or a flapping node would pull
+    the unit back. White-box: settled_nodes() over a scripted Lease cache and clock."""
+    now = [0.0]
+    el = ScalableElector(FakeLeaseApi().view("node-a"), NS, "node-a", Timings(), _noop, _noop,
+                         clock=lambda: now[0])
+    hold = PREFERENCE_HOLD * Timings().lease_duration
+    live = {"node-b"}
+
+    def b_in(epoch: int) -> None:
+        el.cache.put(parse_lease(node_body("node-b", "node-b", epoch)))
+
+    b_in(0)
+    assert el.settled_nodes(live) == set()  # b first seen now
+    now[0] = hold - 0.1
+    assert el.settled_nodes(live) == set()
+    b_in(1)  # restarted: a new epoch, first seen at hold - 0.1
+    assert el.settled_nodes(live) == set()
+    now[0] = hold + 1.0
+    assert el.settled_nodes(live) == set(), "a restarted node kept its earlier settle time"
+    now[0] = 2 * hold - 0.2
+    assert el.settled_nodes(live) == set()
+    now[0] = 2 * hold - 0.1
+    assert el.settled_nodes(live) == {"node-b"}
+
+
+class _NamespaceCheck(SimApi):
+    """Fails the test on any Lease call outside the elector's namespace (the simulated server keeps
+    one namespace, so a wrong one would pass there and 404 on a real API server)."""
+
+    wrong: list[str] = []
+
+    def _check(self, what: str, namespace: object) -> None:
+        if namespace != NS:
+            self.wrong.append(f"{self.incarnation} {what} in namespace {namespace!r}")
+
+    async def get(self, namespace: str, name: str, limit: float | None = None) -> Any:
+        self._check(f"get {name}", namespace)
+        return await super().get(namespace, name, limit)
+
+    async def create(self, body: dict[str, Any], limit: float | None = None) -> Any:
+        self._check(f"create {body['metadata']['name']}", body["metadata"].get("namespace"))
+        return await super().create(body, limit)
+
+    async def replace(self, body: dict[str, Any], limit: float | None = None) -> Any:
+        self._check(f"replace {body['metadata']['name']}", body["metadata"].get("namespace"))
+        return await super().replace(body, limit)
+
+    async def delete(self, namespace: str, name: str, resource_version: str,
+                     limit: float | None = None) -> None:
+        self._check(f"delete {name}", namespace)
+        await super().delete(namespace, name, resource_version, limit)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_lease_call_goes_to_the_elector_s_namespace(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a failover, a foreign write, a restart under the same name and a removed unit (claims,
+    liveness renewals, peers marked expired, re-reads after a conflict, deletes)."""
+    monkeypatch.setattr(sim, "SimApi", _NamespaceCheck)
+    monkeypatch.setattr(_NamespaceCheck, "wrong", [])
+    units = (UNIT, "vip:198.18.0.2")
+
+    async def main() -> None:
+        faults = [Fault(sim.FOREIGN, "node-a", 4.0, 4.0, UNIT), Fault(sim.RESTART, "node-b", 6.0, 6.0),
+                  Fault(sim.WATCH_DELAY, "node-c", 5.0, 9.0)]
+        server = SimServer(random.Random(seed), faults)
+        fleet = Fleet("scalable", NODES, units, server)
+        for n in NODES:
+            fleet.start(n)
+        injector = asyncio.get_running_loop().create_task(fleet.inject(faults))
+        await asyncio.sleep(14.0)  # virtual
+        for el in _electors(fleet):
+            el.set_units({UNIT: None})
+        await asyncio.sleep(14.0)  # the removed unit's claim collected (GC_AFTER lease durations)
+        assert server.get(claim_lease_name("vip:198.18.0.2")) is None
+        assert not fleet.rec.violations
+        injector.cancel()
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+    assert _NamespaceCheck.wrong == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_process_restarted_under_the_same_name_never_trusts_its_predecessor_s_claim(seed: int) -> None:
+    """The new process of a node (a new liveness epoch) must claim again: a claim its frozen
+    predecessor wrote is valid for nobody (peers see its epoch gone), so starting on it means holding a
+    unit that any node made eligible next would claim and start too. Units only node-a may hold, so
+    no peer takes them over meanwhile."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(seed))
+        units = tuple(f"vip:198.18.0.{i}" for i in range(1, 4))
+        only_a: dict[str, list[str] | None] = {u: ["node-a"] for u in units}
+        fleet = Fleet("scalable", ("node-a", "node-b"), units, server)
+        for n in fleet.nodes:
+            fleet.start(n)
+        for el in _electors(fleet):
+            el.set_units(only_a)
+        await asyncio.sleep(3.0)  # virtual: settled
+        old = fleet.incarnation("node-a")
+        assert all(fleet.rec.holders(u) == {old} for u in units)
+        loop = asyncio.get_running_loop()
+        restart = loop.create_task(fleet.freeze_and_restart("node-a", Timings().lease_duration + 1.0))
+        await asyncio.sleep(0)  # the new process is created
+        new = fleet.incarnation("node-a")
+        assert new != old
+        for el in _electors_of(fleet, "node-a"):
+            el.set_units(only_a)
+        await asyncio.sleep(12.0)
+        assert not fleet.rec.violations, fleet.rec.violations
+        for unit in units:
+            assert fleet.rec.holders(unit) == {new}
+            claim = server.get(claim_lease_name(unit))
+            writers = [w.writer for w in server.writes if claim is not None and w.name == claim.name]
+            assert writers[-1] == new, f"{new} holds {unit} on a claim it never wrote"
+        await restart
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_the_units_of_a_node_that_dies_for_good_are_held_again_within_the_bound() -> None:
+    """A node that is gone for good (no restart, unlike the simulator's faults): once its liveness
+    expired its claims are invalid for every peer, and each of its units is held again."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(7))
+        units = tuple(f"vip:198.18.0.{i}" for i in range(1, 9))
+        fleet = Fleet("scalable", NODES, units, server)
+        for n in NODES:
+            fleet.start(n)
+        await asyncio.sleep(3.0)  # virtual: settled
+        dead = fleet.incarnation(_holder(fleet, units[0]) or "")
+        alive = [n for n in NODES if fleet.incarnation(n) != dead]
+        server.frozen.add(dead)  # SIGKILL: nothing it sends arrives any more
+        died = server.now()
+        await asyncio.sleep(3 * Timings().lease_duration + 4 * Timings().retry_period + 0.5)
+        for unit in units:
+            (holder,) = fleet.rec.holders(unit) - {dead}
+            assert holder.split("#")[0] in alive, f"{unit} not held again after {died}"
+        assert not fleet.rec.violations
+        await fleet._kill(dead)
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_a_live_holder_whose_liveness_lease_is_deleted_keeps_its_units_until_it_fenced() -> None:
+    """Someone deletes a live node's liveness Lease (by hand, a cleanup script): its claims are then
+    neither valid nor provably stale, so peers wait a lease duration of absence before they take them;
+    the holder meanwhile fails its next renewal and fences. Never two holders."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(8))
+        units = tuple(f"vip:198.18.0.{i}" for i in range(1, 7))
+        fleet = Fleet("scalable", NODES, units, server)
+        for n in NODES:
+            fleet.start(n)
+        await asyncio.sleep(3.0)  # virtual: settled
+        victim = _holder(fleet, units[0])
+        assert victim is not None
+        live = server.get(node_lease_name(victim))
+        assert live is not None
+        server.delete(live.name, live.resource_version, "someone")
+        await asyncio.sleep(6.0)
+        assert not fleet.rec.violations, fleet.rec.violations
+        for unit in units:
+            assert len(fleet.rec.holders(unit)) == 1, f"{unit} not held again"
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
