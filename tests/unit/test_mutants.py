@@ -172,6 +172,13 @@ MUTANTS = (
         "        return EgressSpec(True)\n",
         ("tests/unit/core/test_egress.py::test_a_service_without_the_egress_annotation_gets_no_snat_rule",),
     ),
+    Mutant(
+        "a unit's eligible nodes are the union of its VIPs': its holder may hold a VIP it is refused for",
+        "core/rows.py",
+        "            out[p.unit] = p.eligible if cur is None else cur & p.eligible\n",
+        "            out[p.unit] = p.eligible if cur is None else cur | p.eligible\n",
+        ("tests/unit/core/test_rows.py::test_a_unit_is_eligible_only_where_each_of_its_vips_is",),
+    ),
 )
 
 

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.core import labelselector
-from kubevip.core.claims import VipPlan
+from kubevip.core.claims import DhcpWant, VipPlan
 from kubevip.core.conditions import WARNING, Condition
+from kubevip.core.dhcp import DhcpRequest
 from kubevip.core.eligibility import (
     ANNOTATION_NODE_SELECTOR,
     ANNOTATION_PREFERRED_NODES,
@@ -456,3 +457,43 @@ def test_dhcp_want_refused_by_the_service_selector_names_each_node() -> None:
     assert want.eligible == {"a"}
     assert pl.dhcp_refusals[(s.key, V4)]["b"].reason == Reason.NODE_SELECTOR_SERVICE
     assert snap.units[want.unit] == {"a"}
+
+
+def _want(eligible: frozenset[str] | None, svc: str = "default/web") -> DhcpWant:
+    req = DhcpRequest(svc, V4, "02:00:00:00:00:01", "vip-web", None, "")
+    return DhcpWant(req, f"{svc}-dhcp", eligible)
+
+
+def test_a_restricted_dhcp_want_is_narrowed_within_its_own_nodes() -> None:
+    """A DHCP want of a Local Service (eligible: the nodes with its endpoints) loses the refused nodes
+    and gains none: a node without endpoints must not run the client (nor hold the leased VIP), and the
+    unit stays a Local one (not made elected)."""
+    want = _want(frozenset({"a", "b"}))
+    pl = place([], {}, nodes(node("a"), node("b", {EXCLUDE_LABEL: ""}), node("c")), Rules(), [want])
+    (narrowed,) = pl.dhcp
+    assert narrowed.eligible == frozenset({"a"}) and want.unit not in pl.elected
+    assert set(pl.dhcp_refusals[("default/web", V4)]) == {"b"}
+
+
+def test_an_invalid_selector_on_a_dhcp_service_warns_that_service() -> None:
+    s = svc(**{ANNOTATION_NODE_SELECTOR: "a in (("})
+    pl = place([], {s.key: s}, nodes(node("a"), node("b")), Rules(), [_want(None, s.key)])
+    assert Reason.NODE_SELECTOR_INVALID in {c.reason for c in pl.warnings[s.key]}
+    assert None not in pl.warnings  # type: ignore[comparison-overlap]
+
+
+def test_a_leased_vip_does_not_stop_the_placement_of_the_next_ones() -> None:
+    """A leased (macvlan) plan without DHCP refusals is kept as it is, and every plan after it is still
+    placed (its refused nodes taken out)."""
+    leased = replace(plan(LEASED, "default/dhcp"), macvlan="vip-dhcp")
+    later = plan(VIP4, "default/web")
+    pl = place([leased, later], {}, nodes(node("a"), node("b", {EXCLUDE_LABEL: ""})), Rules())
+    assert pl.plans == (leased, replace(later, eligible=frozenset({"a"})))
+    assert set(pl.refusals[VIP4]) == {"b"}
+
+
+def test_the_subnet_refusal_through_place_names_the_vip() -> None:
+    ns = nodes(node("a", network=net("192.0.2.0/24")), node("b", network=net("198.51.100.0/24")))
+    pl = place([plan(VIP4)], {}, ns, Rules(layer2=True))
+    want = Refusal(Reason.NODE_OFF_SUBNET, f"node b has no interface on the subnet of {VIP4}")
+    assert pl.refusals[VIP4]["b"] == want

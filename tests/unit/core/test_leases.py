@@ -66,3 +66,28 @@ def test_a_valid_annotation_always_names_a_lease_in_the_own_namespace(value: str
     assert ref.namespace == "team"
     assert ref_problem(ref.name, "team") == ""
     assert "/" not in ref.name and ".." not in ref.name.split(".")
+
+
+_SUB = ("not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', starting and ending"
+        " alphanumeric)")
+_LAB = "not a DNS-1123 label (lower-case letters, digits and '-', starting and ending alphanumeric)"
+
+
+def test_each_problem_says_exactly_what_to_fix() -> None:
+    """The Warning a tenant reads, and the limits at their exact boundaries (a Lease name of 253
+    characters and a namespace of 63 are valid settings; an annotation keeps 5 for a family suffix)."""
+    assert ref_problem("x" * 253, "kube-system") == ""
+    assert ref_problem("x" * 254, "kube-system") == f"name {'x' * 254!r}: longer than 253 characters"
+    assert ref_problem("n" * 63 + "/lock", "kube-system") == ""
+    long_ns = "n" * 64
+    assert ref_problem(f"{long_ns}/lock", "ns") == f"namespace {long_ns!r}: longer than 63 characters"
+    assert ref_problem("/lock", "kube-system") == "namespace '': empty"
+    assert ref_problem("ns/", "kube-system") == "name '': empty"
+    assert ref_problem("Bad", "kube-system") == f"name 'Bad': {_SUB}"
+    assert ref_problem("Bad_ns/lock", "kube-system") == f"namespace 'Bad_ns': {_LAB}"
+    assert ref_problem("a/b/c", "kube-system") == "at most one '/' (namespace/name)"
+    assert annotation_problem(svc("x" * 248)) == ""
+    assert annotation_problem(svc("x" * 249)) == "name longer than 248 characters (room for a family suffix)"
+    assert annotation_problem(svc("kube-system/lock")) == (
+        "namespace 'kube-system' is not the Service's own ('team'): a Service may only elect on Leases of"
+        " its namespace")

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.core.nodes import ANNOTATION_NETWORK, MAX_LINKS, network, node_from_dict, parse_network
+from kubevip.core.nodes import (
+    ANNOTATION_NETWORK,
+    MAX_LINKS,
+    MAX_PREFIXES,
+    FamilyNetwork,
+    network,
+    node_from_dict,
+    parse_network,
+)
 from kubevip.core.views import IPFamily
 from kubevip.errors import InputError
 
@@ -58,3 +67,31 @@ def test_node_from_dict() -> None:
     assert ANNOTATION_NETWORK in v.network_error  # an unreadable network is unknown, not fatal
     with pytest.raises(InputError):
         node_from_dict({"metadata": {}})
+
+
+def test_the_link_and_prefix_caps_are_exact() -> None:
+    """Exactly MAX_LINKS links is still the complete list (the interface rule keeps refusing a node
+    without the Service's interface); exactly MAX_PREFIXES prefixes still parse, one more is refused."""
+    n = network({}, [f"veth{i}" for i in range(MAX_LINKS)])
+    assert n.links_complete and parse_network(n.to_json()).links_complete
+    subnets = [ipaddress.ip_interface(f"10.{i}.0.1/24") for i in range(MAX_PREFIXES + 3)]
+    n = network({IPFamily.IPV4: ("eth0", subnets)}, ["eth0"])
+    assert len(n.family(IPFamily.IPV4).prefixes) == MAX_PREFIXES  # type: ignore[union-attr]
+    assert parse_network(n.to_json()) == n
+    too_many = json.dumps({"IPv4": {"interface": "eth0", "prefixes": [f"10.{i}.0.0/24" for i in range(33)]}})
+    with pytest.raises(InputError, match=f"{ANNOTATION_NETWORK}: IPv4.prefixes must be a short list"):
+        parse_network(too_many)
+    with pytest.raises(InputError, match="short list"):
+        parse_network('{"IPv4": {"interface": "eth0", "prefixes": {"10.0.0.0/8": 1}}}')
+
+
+def test_an_ipv6_only_node_keeps_its_network() -> None:
+    addrs = [ipaddress.ip_interface("2001:db8::5/64")]
+    n = network({IPFamily.IPV6: ("eth1", addrs)}, ["eth1"])
+    back = parse_network(n.to_json())
+    assert back == n and back.on_subnet(ipaddress.ip_address("2001:db8::77"))
+
+
+def test_a_hand_written_prefix_with_host_bits_names_its_subnet() -> None:
+    n = parse_network('{"IPv4": {"interface": "eth0", "prefixes": ["192.0.2.5/24"]}}')
+    assert n.family(IPFamily.IPV4) == FamilyNetwork("eth0", (ipaddress.ip_network("192.0.2.0/24"),))

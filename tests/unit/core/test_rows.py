@@ -7,9 +7,12 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kubevip.core.claims import VipPlan
+from kubevip.core.interface import AUTO
 from kubevip.core.parse import endpointslice_from_dict, service_from_dict
 from kubevip.core.rows import (
     Row,
@@ -17,8 +20,10 @@ from kubevip.core.rows import (
     apply,
     desired_rows,
     diff,
+    needs_subnet_lookup,
     service_status,
     should_write,
+    unit_eligibility,
 )
 from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily
@@ -150,3 +155,55 @@ def test_delete_in_any_order_leaves_nothing(order: list[int], deleted: list[int]
     _apply(w, order, deleted=True)
     assert not w.services and not w.slices
     assert snapshot(w, ClassFilter(), False).plans == ()
+
+
+_NODES = ("n1", "n2", "n3")
+_eligibles = st.one_of(st.none(), st.frozensets(st.sampled_from(_NODES)))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["u1", "u2"]), _eligibles), max_size=6))
+def test_a_unit_is_eligible_only_where_each_of_its_vips_is(
+    vips: list[tuple[str, frozenset[str] | None]],
+) -> None:
+    """Whoever holds a unit holds all its VIPs: a node is eligible for the unit exactly when every VIP of
+    it allows the node (None: any node); None only when no VIP of it restricts."""
+    plans = [VipPlan(ipaddress.ip_address(f"192.0.2.{i + 1}"), IPFamily.IPV4, unit, ("default/s",), eligible)
+             for i, (unit, eligible) in enumerate(vips)]
+    got = unit_eligibility(plans)
+    assert set(got) == {u for u, _ in vips}
+    for unit, eligible in got.items():
+        sets = [e for u, e in vips if u == unit and e is not None]
+        if not sets:
+            assert eligible is None
+            continue
+        assert eligible is not None
+        for n in _NODES:
+            assert (n in eligible) == all(n in s for s in sets), (n, sets)
+
+
+@pytest.mark.parametrize(("macvlan", "interface", "services_auto", "want"), [
+    ("", AUTO, False, True), ("", AUTO, True, True), ("", "", True, True), ("", "", False, False),
+    ("", "eth1", True, False), ("", "eth1", False, False), ("vip-x", AUTO, True, False),
+    ("vip-x", "", True, False),
+])
+def test_which_vips_are_placed_by_their_subnet(
+    macvlan: str, interface: str, services_auto: bool, want: bool,
+) -> None:
+    """`auto` (the annotation, or vip_servicesinterface=auto for a VIP without one) looks the subnet up;
+    a named interface or a DHCP macvlan never does."""
+    p = VipPlan(ipaddress.ip_address("192.0.2.1"), IPFamily.IPV4, "u", ("default/s",), None, interface,
+                macvlan=macvlan)
+    assert needs_subnet_lookup(p, services_auto) is want
+
+
+def test_status_skips_unheld_and_ungranted_vips_and_keeps_the_later_ones() -> None:
+    a, b, c = (ipaddress.ip_address(f"192.0.2.{i}") for i in (1, 2, 3))
+    plans = [VipPlan(x, IPFamily.IPV4, f"u{x}", ("default/s",), None) for x in (a, c)]
+    holds = {f"u{a}": None, f"u{c}": "n2"}
+    assert service_status([a, b, c], plans, holds) == ServiceStatus(("192.0.2.3",), "n2")
+    assert service_status([b, c], plans, holds) == ServiceStatus(("192.0.2.3",), "n2")
+
+
+def test_the_last_announcer_clears_a_host_annotation_left_without_ingress() -> None:
+    assert should_write(ServiceStatus((), None), (), "n1", "n1")
+    assert not should_write(ServiceStatus((), None), (), None, "n1")

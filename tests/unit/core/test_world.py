@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.core.parse import service_from_dict
-from kubevip.core.world import same_decision_inputs
+from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
+from kubevip.core.selection import ClassFilter
+from kubevip.core.views import IPFamily, LegacyEndpointsView, StatusCondition
+from kubevip.core.world import (
+    ENDPOINT_SLICE,
+    ENDPOINTS,
+    SERVICE,
+    Snapshot,
+    World,
+    apply_event,
+    same_decision_inputs,
+    snapshot,
+)
 from kubevip.kube.writers import ANNOTATION_VIP_HOST
-from tests.unit.objects import service
+from tests.unit.objects import service, slice_
 
 BACK = frozenset({ANNOTATION_VIP_HOST})
 BASE = service_from_dict(service("web", "192.0.2.10"))
@@ -35,3 +47,98 @@ def test_any_other_edit_is(key: str, value: str, policy: str) -> None:
     assert not same_decision_inputs(BASE, annotated, BACK)
     moved = dataclasses.replace(BASE, external_traffic_policy=policy)
     assert same_decision_inputs(BASE, moved, BACK) == (policy == BASE.external_traffic_policy)
+
+
+def _legacy(svc: str, node: str) -> LegacyEndpointsView:
+    return endpoints_from_dict({"metadata": {"name": svc, "namespace": "default"},
+                                "subsets": [{"addresses": [{"ip": "10.0.0.9", "nodeName": node}]}]})
+
+
+def _local_nodes(snap: Snapshot, key: str) -> frozenset[str] | None:
+    (plan,) = snap.granted[key]
+    return plan.eligible
+
+
+def test_events_keep_each_services_endpoints_exact_and_name_every_service_touched() -> None:
+    """Whatever moves an endpoint (a new, relabelled, updated or deleted slice; legacy Endpoints) is
+    filed under exactly the Service it names and touches each Service whose endpoints changed, so a
+    node without endpoints of a Local Service stops being eligible for it."""
+    w = World()
+    for name in ("a", "b"):
+        apply_event(w, SERVICE, False, service_from_dict(service(name, f"192.0.2.{ord(name)}", etp="Local")))
+    s1 = endpointslice_from_dict(slice_("a", "IPv4", [("10.0.0.1", "n1")], suffix="1"))
+    s2 = endpointslice_from_dict(slice_("a", "IPv4", [("10.0.0.2", "n2")], suffix="2"))
+    assert apply_event(w, ENDPOINT_SLICE, False, s1) == {"default/a"}
+    assert apply_event(w, ENDPOINT_SLICE, False, s2) == {"default/a"}
+    assert apply_event(w, ENDPOINT_SLICE, False, s1) == {"default/a"}  # an update keeps the other slice
+    assert _local_nodes(snapshot(w, ClassFilter(), False), "default/a") == {"n1", "n2"}
+    moved = endpointslice_from_dict(slice_("b", "IPv4", [("10.0.0.1", "n1")], suffix="1"))
+    moved = dataclasses.replace(moved, name=s1.name)  # the same slice, relabelled to Service b
+    assert moved.key == s1.key
+    assert apply_event(w, ENDPOINT_SLICE, False, moved) == {"default/a", "default/b"}
+    snap = snapshot(w, ClassFilter(), False)
+    assert _local_nodes(snap, "default/a") == {"n2"} and _local_nodes(snap, "default/b") == {"n1"}
+    assert apply_event(w, ENDPOINT_SLICE, True, s2) == {"default/a"}
+    assert "default/a" not in w.slices
+    assert _local_nodes(snapshot(w, ClassFilter(), False), "default/a") == frozenset()
+    # legacy Endpoints (use_legacy_endpoints): recorded, replaced and deleted like slices
+    assert apply_event(w, ENDPOINTS, False, _legacy("a", "n3")) == {"default/a"}
+    assert _local_nodes(snapshot(w, ClassFilter(), True), "default/a") == {"n3"}
+    assert apply_event(w, ENDPOINTS, True, _legacy("a", "n3")) == {"default/a"}
+    assert _local_nodes(snapshot(w, ClassFilter(), True), "default/a") == frozenset()
+    # a deletion of what was never seen (a relist raced the watch) is no error
+    assert apply_event(w, ENDPOINTS, True, _legacy("c", "n3")) == {"default/c"}
+    gone = service_from_dict(service("c", "192.0.2.99"))
+    assert apply_event(w, SERVICE, True, gone) == {"default/c"}
+
+
+def test_a_snapshot_handles_every_service_of_its_class_and_keeps_each_decision() -> None:
+    w = World()
+    other = service("a-other", "192.0.2.1")
+    other["spec"]["loadBalancerClass"] = "example.com/other"
+    for obj in (other, service("b", "192.0.2.2"), service("c", "192.0.2.3")):
+        apply_event(w, SERVICE, False, service_from_dict(obj))
+    snap = snapshot(w, ClassFilter(), False)
+    assert snap.handled == {"default/b", "default/c"}
+    assert set(snap.decided) == {"default/b", "default/c"}
+    assert {str(p.address) for p in snap.plans} == {"192.0.2.2", "192.0.2.3"}
+
+
+def test_a_services_interface_reaches_its_plan_only_where_interfaces_are_used() -> None:
+    w = World()
+    apply_event(w, SERVICE, False, service_from_dict(
+        service("a", "192.0.2.1", annotations={"kube-vip.io/serviceInterface": "eth1"})))
+    (layer2,) = snapshot(w, ClassFilter(), False, service_interfaces=True).plans
+    (bgp,) = snapshot(w, ClassFilter(), False, service_interfaces=False).plans
+    assert (layer2.interface, bgp.interface) == ("eth1", "")
+
+
+def test_a_copy_is_equal_and_independent() -> None:
+    w = World()
+    apply_event(w, SERVICE, False, service_from_dict(service("a", "192.0.2.1")))
+    apply_event(w, ENDPOINT_SLICE, False, endpointslice_from_dict(slice_("a", "IPv4", [("10.0.0.1", "n1")])))
+    apply_event(w, ENDPOINTS, False, _legacy("a", "n1"))
+    w.leased["default/a"] = {}
+    c = w.copy()
+    assert c == w
+    for d in (c.services, c.slices["default/a"], c.legacy, c.slice_owner, c.leased):
+        d.clear()
+    assert w.services and w.slices["default/a"] and w.legacy and w.slice_owner and w.leased
+
+
+def test_status_conditions_are_not_decision_inputs() -> None:
+    cond = StatusCondition("KubevipAnnounced", "True", "Announced", "held")
+    after = dataclasses.replace(BASE, status_conditions=(cond,))
+    assert same_decision_inputs(BASE, after, BACK)
+
+
+def test_in_scalable_mode_a_dhcp_want_elects_the_unit_of_its_leased_vip() -> None:
+    """The node that runs the DHCP client is the one elected for the leased VIP: both have one unit in
+    scalable mode (per address) as in Lease mode."""
+    w = World()
+    apply_event(w, SERVICE, False, service_from_dict(service("d", "0.0.0.0")))
+    w.leased["default/d"] = {IPFamily.IPV4: ipaddress.ip_address("192.0.2.77")}
+    for per_address in (False, True):
+        snap = snapshot(w, ClassFilter(), False, per_address=per_address)
+        (want,), (plan,) = snap.dhcp, snap.plans
+        assert want.unit == plan.unit

@@ -390,3 +390,61 @@ def test_a_second_address_of_a_family_is_let_go() -> None:
     out = alloc.ensure(Request("ns", "a", (V4,)))
     assert out.addresses == (ip("10.0.0.1"),) and out.released == (ip("10.0.0.2"),)
     assert alloc.holders(ip("10.0.0.2")) == frozenset()
+
+
+def test_each_problem_names_its_family_and_what_to_fix() -> None:
+    """The Warning Event and the failures metric's family label of each way to get no address."""
+    out = _alloc({"cidr-ns": "junk"}).ensure(Request("ns", "a", (V6,)))
+    (p,) = out.problems
+    assert (p.reason, p.family) == (POOL_MALFORMED, V6) and "'cidr-ns'" in p.message and "IPv6" in p.message
+    out = _alloc({"range-global": "10.0.0.1-10.0.0.1"}).ensure(Request("team", "a", (V4, V6)))
+    (p,) = out.problems
+    assert (p.reason, p.family) == (NO_POOL, V6) and "'team'" in p.message and "range-global" in p.message
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.1,fd00::1-fd00::1"})
+    alloc.ensure(Request("ns", "first", (V6,)))
+    out = alloc.ensure(Request("ns", "b", (V4, V6), require_all=True))
+    assert [(p.reason, p.family) for p in out.problems] == [
+        (POOL_EXHAUSTED, V6), (REQUIRE_DUAL_STACK_UNMET, None)]
+    assert "'range-global'" in out.problems[0].message and "fd00::1-fd00::1" in out.problems[0].message
+    assert out.problems[1].message == (
+        "RequireDualStack needs an address of every family; none allocated until all are free")
+
+
+def test_a_conflict_names_every_other_holder() -> None:
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3"})
+    a = ip("10.0.0.1")
+    alloc.hold(("x", "one"), [a], owned=False)
+    alloc.hold(("y", "two"), [a], owned=False)
+    (p,) = alloc.hold(("z", "three"), [a], owned=False)
+    assert (p.reason, p.family, p.message) == (ADDRESS_CONFLICT, V4, "10.0.0.1 is also held by x/one, y/two")
+
+
+@pytest.mark.parametrize("order", ["", "desc"])
+def test_several_blocks_are_searched_in_the_pools_order(order: str) -> None:
+    """kube-vip's search order over a pool of several ranges: ascending from the first range's start,
+    descending from the last range's end, and each range to its last (first) address."""
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.2,10.0.0.5-10.0.0.6", "search-order": order})
+    got = [alloc.ensure(Request("ns", f"s{i}", (V4,))).addresses for i in range(5)]
+    expected = [(ip(f"10.0.0.{n}"),) for n in (1, 2, 5, 6)]
+    assert got == (expected if order == "" else expected[::-1]) + [()]
+
+
+def test_a_first_search_skips_addresses_refused_for_the_services_namespace() -> None:
+    """The policy allows namespace a only 10.0.0.2: its very first search (no hole, nothing held) must
+    not take 10.0.0.1, which another namespace may have."""
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3"})
+    pools = parse_configmap({"cidr-a": "10.0.0.2/32", "range-global": "10.0.0.1-10.0.0.3"})
+    alloc.set_policy(AddressPolicy(from_pools=True, pools=pools))
+    assert alloc.ensure(Request("a", "x", (V4,))).addresses == (ip("10.0.0.2"),)
+
+
+def test_an_earlier_holder_whose_ports_grow_names_the_sharer_it_now_clashes_with() -> None:
+    """The earlier holder keeps the shared address; the later one whose ports now overlap is named in
+    `displaced`, so the controller ensures it again and it moves (one address, one port, one Service)."""
+    alloc = _alloc({"range-global": "10.0.0.1-10.0.0.3", "allow-share-a": "true"})
+    (shared,) = alloc.ensure(Request("a", "x", (V4,), ports=TCP80)).addresses
+    assert alloc.ensure(Request("a", "y", (V4,), ports=TCP443)).addresses == (shared,)
+    out = alloc.ensure(Request("a", "x", (V4,), ports=TCP80 | TCP443))
+    assert out.addresses == (shared,) and out.displaced == (("a", "y"),)
+    moved = alloc.ensure(Request("a", "y", (V4,), ports=TCP443))
+    assert moved.addresses != (shared,) and alloc.holders(shared) == frozenset({("a", "x")})

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kubevip.core.pools import _UNKNOWN_KEY as _UNKNOWN
 from kubevip.core.views import IPFamily
 from kubevip.ipam.pools import parse_configmap
 
@@ -109,3 +111,49 @@ def test_ranges_are_merged_exactly(spans: list[tuple[int, int]]) -> None:
     assert pool.size == len(want)
     for n in range(base, base + 350):
         assert (ipaddress.IPv4Address(n) in pool) == (n in want)
+
+
+def test_global_sharing_and_a_namespaces_own_interface_apply() -> None:
+    cfg = parse_configmap({"allow-share-global": "true", "allow-share-b": "false",
+                           "interface-global": "eth1", "interface-a": "vlan10"})
+    assert cfg.share_allowed("a") and not cfg.share_allowed("b")
+    assert cfg.interface_for("a") == "vlan10" and cfg.interface_for("b") == "eth1"
+
+
+def test_entries_are_read_as_kube_vip_writes_them() -> None:
+    """Host bits in a CIDR are masked (Go's net.ParseCIDR), an empty entry between two is skipped,
+    adjacent ranges are one block, and an IPv4 pool is described in IPv4."""
+    cfg = parse_configmap({"cidr-a": "192.0.2.5/30",
+                           "range-global": "10.0.0.1-10.0.0.2,,10.0.0.3-10.0.0.4"})
+    assert cfg.errors == ()
+    assert cfg.pools["cidr-a"][V4].describe() == "192.0.2.4-192.0.2.7"
+    assert cfg.pools["range-global"][V4].describe() == "10.0.0.1-10.0.0.4"
+    two = parse_configmap({"range-b": "10.0.0.5-10.0.0.6, 10.0.0.1-10.0.0.2"}).pools["range-b"][V4]
+    assert two.describe() == "10.0.0.1-10.0.0.2,10.0.0.5-10.0.0.6"
+
+
+_IFNAME = "not an interface name (1-15 chars, no / : space)"
+
+
+@pytest.mark.parametrize(("data", "errors"), [
+    ({"search-order": "asc", "skip-end-ips-in-cidr": "true"}, []),
+    ({"search-order": "desc", "typo": "1"}, [("typo", _UNKNOWN)]),
+    ({"search-order": "up"}, [("search-order", "'up' is not a search order; write desc or asc")]),
+    ({"allow-share-a": "maybe"}, [("allow-share-a", "'maybe' is not a boolean; write true or false")]),
+    ({"interface-a": "x" * 15}, []),
+    ({"interface-a": "vlanX1"}, []),
+    ({"interface-a": "x" * 16}, [("interface-a", f"{'x' * 16!r}: {_IFNAME}")]),
+    ({"interface-a": " "}, [("interface-a", f"' ': {_IFNAME}")]),
+    ({"range-a": "10.0.0.1"},
+     [("range-a", "'10.0.0.1' is not a range; write first-last, e.g. 192.0.2.1-192.0.2.9")]),
+    ({"range-a": "10.0.0.1-x"}, [("range-a", "'10.0.0.1-x': both ends must be IP addresses")]),
+    ({"range-a": "10.0.0.1-fd00::1"},
+     [("range-a", "'10.0.0.1-fd00::1': both ends must be of the same family")]),
+    ({"range-a": "10.0.0.2-10.0.0.1"},
+     [("range-a", "'10.0.0.2-10.0.0.1': the first address is above the last")]),
+    ({"cidr-a": ","}, [("cidr-a", "holds no address; remove the key or add CIDRs/ranges")]),
+])
+def test_each_configmap_error_names_its_key_and_the_fix(
+    data: dict[str, str], errors: list[tuple[str, str]],
+) -> None:
+    assert [(e.key, e.message) for e in parse_configmap(data).errors] == errors

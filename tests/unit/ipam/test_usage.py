@@ -36,3 +36,12 @@ def test_a_hand_picked_address_inside_a_pool_counts_as_used() -> None:
     cfg = parse_configmap({"range-global": "10.0.0.1-10.0.0.4"})
     (u,) = pool_usage(cfg, [ipaddress.ip_address("10.0.0.2"), ipaddress.ip_address("192.0.2.1")])
     assert (u.size, u.used, u.free) == (4, 1, 3)
+
+
+def test_a_held_skipped_address_is_not_counted_as_used() -> None:
+    """A user's `.0` or `.255` inside a pool takes nothing the pool could hand out: `used` never exceeds
+    `size` and `free` stays what the scan may still give."""
+    cfg = parse_configmap({"cidr-global": "10.0.0.0/24"})
+    held = [ipaddress.ip_address(a) for a in ("10.0.0.0", "10.0.0.255", "10.0.0.7")]
+    (u,) = pool_usage(cfg, held)
+    assert (u.size, u.used, u.free) == (254, 1, 253)
