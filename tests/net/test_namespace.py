@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
 import socket
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -12,18 +10,13 @@ import pytest
 from kubevip.net import rtnl_batch
 from kubevip.net.interfaces import link
 from kubevip.net.namespace import Netns
-from tests.fixtures.prereqs import require_root_netns
+from tests.fixtures.netns import scratch_netns
 
 
 @pytest.fixture
 def ns() -> Iterator[Netns]:
-    require_root_netns()
-    name = f"kvt-ns-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    with scratch_netns("kvt-ns") as name:
         yield Netns(name)
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=True)
 
 
 def test_a_shared_block_creates_one_netlink_socket_and_hands_out_duplicates(

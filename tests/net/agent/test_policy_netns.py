@@ -4,7 +4,6 @@ gateways are read from netlink (kubevip's own VIPs are not the node's), and the 
 from __future__ import annotations
 
 import ipaddress
-import secrets
 import subprocess
 from collections.abc import Iterator
 
@@ -18,7 +17,7 @@ from kubevip.core.world import SERVICE, apply_event
 from kubevip.net.addresses import AddressManager
 from kubevip.net.hostfacts import host_facts
 from kubevip.net.namespace import Netns
-from tests.fixtures.prereqs import require_root_netns
+from tests.fixtures.netns import scratch_netns
 from tests.unit.objects import service
 
 pytestmark = pytest.mark.net
@@ -31,10 +30,7 @@ def _ip(ns: str, *args: str) -> None:
 
 @pytest.fixture
 def netns() -> Iterator[Netns]:
-    require_root_netns()
-    name = f"kvt-policy-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    with scratch_netns("kvt-policy") as name:
         _ip(name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p")
         _ip(name, "link", "set", "eth0", "up")
         _ip(name, "link", "set", "eth0p", "up")
@@ -44,8 +40,6 @@ def netns() -> Iterator[Netns]:
         _ip(name, "route", "add", "default", "via", "10.9.0.1")
         _ip(name, "-6", "route", "add", "default", "via", "fd00:9::1")
         yield Netns(name)
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def test_host_facts(netns: Netns) -> None:

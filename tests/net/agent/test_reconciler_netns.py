@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import secrets
 import subprocess
 from collections.abc import Iterator
 
@@ -19,7 +18,7 @@ from kubevip.core.parse import service_from_dict
 from kubevip.core.world import SERVICE, apply_event
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
-from tests.fixtures.prereqs import require_root_netns
+from tests.fixtures.netns import scratch_netns
 from tests.unit.objects import service
 
 pytestmark = pytest.mark.net
@@ -27,10 +26,7 @@ pytestmark = pytest.mark.net
 
 @pytest.fixture
 def netns() -> Iterator[Netns]:
-    require_root_netns()
-    name = f"kvt-agent-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    with scratch_netns("kvt-agent") as name:
         for cmd in (
             ["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"],
             ["link", "set", "eth0", "up"],
@@ -42,8 +38,6 @@ def netns() -> Iterator[Netns]:
         ):
             subprocess.run(["ip", "-n", name, *cmd], check=True)
         yield Netns(name)
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def _cfg() -> AgentConfig:

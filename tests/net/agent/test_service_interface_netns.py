@@ -6,7 +6,6 @@ run left on an interface no Service names any more."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import subprocess
 from collections.abc import Iterator
 
@@ -22,7 +21,7 @@ from kubevip.core.world import SERVICE, apply_event
 from kubevip.errors import NetworkError
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
-from tests.fixtures.prereqs import require_root_netns
+from tests.fixtures.netns import scratch_netns
 from tests.unit.objects import service
 
 pytestmark = pytest.mark.net
@@ -40,10 +39,7 @@ def _add_link(ns: str, name: str) -> None:
 
 @pytest.fixture
 def netns() -> Iterator[Netns]:
-    require_root_netns()
-    name = f"kvt-svcif-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    with scratch_netns("kvt-svcif") as name:
         for ifname in ("eth0", "eth1"):
             _add_link(name, ifname)
         _ip(name, "link", "set", "lo", "up")
@@ -51,8 +47,6 @@ def netns() -> Iterator[Netns]:
         # of a family carries no VIP of it on vip_interface).
         _ip(name, "addr", "add", "203.0.113.2/24", "dev", "eth0")
         yield Netns(name)
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def _agent(ns: Netns) -> Agent:
