@@ -56,18 +56,20 @@ class Netns:
     def shared(self) -> Iterator[None]:
         """`iproute()` blocks on this thread inside this one share one socket, opened by the first of them
         that runs, if any: most address batches need none (addresses and interface lookups go through
-        raw sockets, net/rtnl_batch.py), and opening pyroute2's costs a millisecond or more."""
+        raw sockets, net/rtnl_batch.py), and opening pyroute2's costs a millisecond or more. Raw
+        NETLINK_ROUTE sockets of a named namespace are shared the same way (`socket`)."""
         lazy: dict[str | None, IPRoute | None] = _local.__dict__.setdefault("lazy", {})
         if self.name in lazy:
             yield
             return
         lazy[self.name] = None
-        netlink: dict[str | None, dict[int, socket.socket]] = _local.__dict__.setdefault("netlink", {})
-        netlink[self.name] = {}
+        netlink: dict[str | None, Socket | None] = _local.__dict__.setdefault("netlink", {})
+        netlink[self.name] = None  # created by the first call that needs it
         try:
             yield
         finally:
-            for sock in netlink.pop(self.name).values():
+            sock = netlink.pop(self.name)
+            if sock is not None:
                 sock.close()
             ipr = lazy.pop(self.name)
             if ipr is not None:
@@ -101,12 +103,12 @@ class Netns:
         it open; replies an earlier call left unread are dropped first)."""
         if self.name is None:
             return socket.socket(family, kind, proto)
-        cache = _local.__dict__.get("netlink", {}).get(self.name)
-        if cache is None or (family, proto) != (socket.AF_NETLINK, socket.NETLINK_ROUTE):
+        netlink: dict[str | None, Socket | None] = _local.__dict__.get("netlink", {})
+        if self.name not in netlink or (family, proto) != (socket.AF_NETLINK, socket.NETLINK_ROUTE):
             return self._create(family, kind, proto)  # others are bound by their users: one each
-        base = cache.get(proto)
+        base = netlink[self.name]
         if base is None:
-            base = cache[proto] = self._create(family, kind, proto)
+            base = netlink[self.name] = self._create(family, kind, proto)
         else:
             _drain(base)
         return socket.socket(family, kind, proto, fileno=os.dup(base.fileno()))
