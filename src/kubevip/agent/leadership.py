@@ -183,6 +183,7 @@ class Leases:
         self._units: dict[str, frozenset[str] | None] = {}
         self._guard = TaskGroupGuard(f"leases:{node}")
         self._per_unit: dict[str, LeaseElector] = {}
+        self._synced_once = False  # units after the first sync are new: their electors start `fresh`
         self.global_elector = LeaseElector(
             api, cfg.services_lease_namespace, cfg.services_lease_name, node, cfg.timings,
             self._global_started, self._global_stopped, observer=self._observe, on_renewed=on_renewed,
@@ -258,6 +259,12 @@ class Leases:
             await self._guard.close()
 
     async def _sync_unit_electors(self) -> None:
+        try:
+            await self._sync_units_once()
+        finally:
+            self._synced_once = True
+
+    async def _sync_units_once(self) -> None:
         want = {u for u, e in self._units.items() if self._own_lease(u) and _eligible(self.node, e)}
         for unit in set(self._per_unit) - want:
             elector = self._per_unit.pop(unit)
@@ -272,8 +279,10 @@ class Leases:
             async def stopped(u: str = unit) -> None:
                 await self._on_stopped(u)
 
+            # Units of the first sync existed before this agent (their Leases may too): read first.
             e = LeaseElector(self.api, ns, name, self.node, self.cfg.timings, started, stopped,
-                             observer=self._observe, on_renewed=self._on_renewed, clock=self._clock)
+                             observer=self._observe, on_renewed=self._on_renewed, clock=self._clock,
+                             fresh=self._synced_once)
             self._per_unit[unit] = e
             self.metrics.election_loops.labels(*election_labels(unit)).inc()
             spawn(self._guard, f"lease {ns}/{name}", self._campaign(unit, e))

@@ -46,8 +46,14 @@ class LeaseElector:
         observer: Observer | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_renewed: Renewed | None = None,
+        fresh: bool = False,
     ) -> None:
         self.api = api_client if isinstance(api_client, LeaseApi) else LeaseApi(api_client)
+        # A unit that appeared after the agent started (a new Service): its Lease most likely does not
+        # exist yet, so the first attempt creates it without reading it first (one API round trip less
+        # from a Service's creation to its announcement). The create is itself a compare-and-swap: when
+        # any Lease is there it conflicts, and the next attempt reads it at once and follows as usual.
+        self._fresh = fresh
         self._on_renewed = on_renewed
         self.namespace = namespace
         self.name = name
@@ -279,6 +285,10 @@ class LeaseElector:
         if released is not None:
             # Compare-and-swap on the released version: a peer that took it first makes this conflict.
             await self._write_acquire(released)
+            return None
+        if self._fresh:
+            self._fresh = False
+            await self._write_acquire(None)  # Conflict when a Lease exists: read at once (_candidate_step)
             return None
         rec = await self.api.get(self.namespace, self.name)
         now = self._clock()

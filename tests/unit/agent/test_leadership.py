@@ -47,3 +47,37 @@ def test_without_election_every_eligible_node_announces() -> None:
         True, True, False, False]
     assert [solo.holder("u", e) for e in (None, frozenset({"n1", "n2"}), frozenset({"n2"}))] == [
         "n1", "n1", None]
+
+
+def test_units_after_the_first_sync_get_fresh_electors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a unit that appears after the agent's first sync (a new Service) creates its Lease without
+    reading it first: the units of the first sync may have Leases from before this agent started."""
+    import kubevip.agent.leadership as leadership
+
+    made: dict[str, bool] = {}
+
+    class Recording:
+        def __init__(self, api: object, ns: str, name: str, *args: object, fresh: bool = False,
+                     **kwargs: object) -> None:
+            made[name] = fresh
+            self.is_leader, self.leader = False, None
+
+        async def run(self) -> None:
+            await asyncio.Event().wait()
+
+        async def release(self) -> None:
+            return None
+
+    async def main() -> None:
+        cfg = ElectionConfig(True, "plndr-cp-lock", NS, "plndr-svcs-lock", True, "lease", Timings())
+        leases = make(object(), cfg, "n1", _nothing, _nothing, Metrics("n1"))  # type: ignore[arg-type]
+        assert isinstance(leases, Leases)
+        monkeypatch.setattr(leadership, "LeaseElector", Recording)
+        leases.set_units({"default/old": None})
+        await leases._sync_unit_electors()
+        leases.set_units({"default/old": None, "default/new": None})
+        await leases._sync_unit_electors()
+        await leases._guard.close()
+
+    asyncio.run(main())
+    assert made == {"old": False, "new": True}  # per-Service Leases are named after the Service

@@ -444,3 +444,60 @@ def test_an_old_process_that_comes_back_leaves_its_successor_s_lease_alone(seed:
     assert late == [], f"the old process wrote its successor's Lease: {late}"
     assert overlaps == [], f"two holders: {overlaps}"
     assert holding == [{"a-2"}], f"the new process still holds it: {holding}"
+
+
+class CountingApi(SimApi):
+    """SimApi that records which calls this process made, in order."""
+
+    def __init__(self, server: SimServer, node: str) -> None:
+        super().__init__(server, node, f"{node}-1")
+        self.ops: list[str] = []
+
+    async def get(self, namespace: str, name: str, limit: float | None = None) -> LeaseRecord | None:
+        self.ops.append("get")
+        return await super().get(namespace, name, limit)
+
+    async def create(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        self.ops.append("create")
+        return await super().create(body, limit)
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def test_a_fresh_elector_creates_the_lease_without_reading_it_first() -> None:
+    """A new Service's unit: one round trip (create) before leading, not two (get, create)."""
+    server = SimServer(random.Random(7))
+    api = CountingApi(server, "a")
+    e = LeaseElector(api, "ns", "kubevip-new", "a", Timings(), _nothing, _nothing, fresh=True)
+    guard = TaskGroupGuard("test")
+    spawn(guard, "a", e.run())
+    try:
+        await eventually(lambda: e.is_leader, "a leads", within=5.0)
+        assert api.ops[:1] == ["create"] and "get" not in api.ops[: api.ops.index("create") + 1]
+    finally:
+        await guard.close()
+        await server.drain()
+
+
+async def test_a_fresh_elector_whose_lease_exists_reads_it_and_follows_the_holder() -> None:
+    """The create is a compare-and-swap: a Lease already held (a restart, a Service re-created, a
+    kube-vip peer first) makes it conflict, and the elector reads the Lease at once and follows."""
+    server = SimServer(random.Random(8))
+    b = LeaseElector(SimApi(server, "b", "b-1"), "ns", "kubevip-old", "b", Timings(), _nothing, _nothing)
+    api = CountingApi(server, "a")
+    a = LeaseElector(api, "ns", "kubevip-old", "a", Timings(), _nothing, _nothing, fresh=True)
+    guard = TaskGroupGuard("test")
+    spawn(guard, "b", b.run())
+    try:
+        await eventually(lambda: b.is_leader, "b leads", within=5.0)
+        spawn(guard, "a", a.run())
+        await eventually(lambda: a.leader == "b" and len(api.ops) >= 2, "a follows b", within=5.0)
+        assert api.ops[:2] == ["create", "get"]
+        assert not a.is_leader and b.is_leader
+        lease = server.get("kubevip-old")
+        assert lease is not None and lease.holder == "b"
+    finally:
+        await guard.close()
+        await server.drain()
