@@ -125,8 +125,11 @@ class RenewApi(ScriptedApi):
         return cast(LeaseRecord | None, step)
 
 
-def lead_with(api: RenewApi, until: float) -> tuple[list[float], list[float]]:
-    """Run an elector on `api` in virtual time until `until`: (times started, times stopped before)."""
+def campaign(api: LeaseApi, until: float, identity: str = "me",
+             probe: Callable[[LeaseElector], None] | None = None, at: float = 0.0
+             ) -> tuple[list[float], list[float]]:
+    """Run an elector on `api` in virtual time until `until` (calling `probe` at `at`): (times started,
+    times stopped)."""
     started: list[float] = []
     stopped: list[float] = []
 
@@ -139,23 +142,27 @@ def lead_with(api: RenewApi, until: float) -> tuple[list[float], list[float]]:
         async def on_stopped() -> None:
             stopped.append(loop.time())
 
-        e = LeaseElector(api, "ns", "lease", "me", Timings(), on_started, on_stopped, clock=loop.time)
+        e = LeaseElector(api, "ns", "lease", identity, Timings(), on_started, on_stopped, clock=loop.time)
         guard = TaskGroupGuard("test")
-        spawn(guard, "e", e.run())
-        await asyncio.sleep(until)
-        before_close.extend(stopped)
+        task = spawn(guard, "e", e.run())
+        if probe is not None:
+            await asyncio.sleep(at)
+            probe(e)
+        await asyncio.sleep(until - loop.time())
+        assert not task.done(), f"the elector ended: {task.exception() if not task.cancelled() else ''}"
+        stopped_before = list(stopped)
         await guard.close()
+        stopped[:] = stopped_before
 
-    before_close: list[float] = []
     run_sim(main)
-    return started, before_close
+    return started, stopped
 
 
 def test_a_renewal_conflict_whose_read_black_holes_still_fences_at_the_renew_deadline() -> None:
     # The read that tells our own landed write from someone else's is bounded by the fencing deadline.
     t = Timings()
     api = RenewApi([True, False], ["hang"])  # renewed at once, then a conflict at the next renewal
-    started, stopped = lead_with(api, t.lease_duration)
+    started, stopped = campaign(api, t.lease_duration)
     assert started == [0.0]
     assert stopped and stopped[0] <= t.renew_deadline + 1e-9, "fenced late: a peer may already hold it"
     limit = [c for c in api.calls if c[0] == "get"][1][2]
@@ -166,7 +173,7 @@ def test_a_renewal_conflict_with_our_own_landed_write_keeps_leading_on_that_vers
     t = Timings()
     api = RenewApi([False], [rec("8")])
     api.version = 8
-    started, stopped = lead_with(api, 3 * t.lease_duration)
+    started, stopped = campaign(api, 3 * t.lease_duration)
     assert started == [0.0] and stopped == [], "our own write: nothing changed hands"
     versions = api.replaced_versions()
     assert versions[:3] == ["7", "8", "9"], "renewed at once on the version the read found"
@@ -175,7 +182,7 @@ def test_a_renewal_conflict_with_our_own_landed_write_keeps_leading_on_that_vers
 def test_a_renewal_conflict_we_cannot_read_back_keeps_leading_until_the_deadline_says_otherwise() -> None:
     t = Timings()
     api = RenewApi([False], [aiohttp.ServerDisconnectedError("lost")])
-    started, stopped = lead_with(api, 3 * t.lease_duration)
+    started, stopped = campaign(api, 3 * t.lease_duration)
     assert started == [0.0] and stopped == [], "a transient read error is no proof of a foreign write"
     assert api.replaced_versions()[:2] == ["7", "7"]
 
@@ -254,39 +261,6 @@ class StoreApi(LeaseApi):
 
     def times(self, op: str) -> list[float]:
         return [t for t, o, _ in self.calls if o == op]
-
-
-def campaign(api: LeaseApi, until: float, identity: str = "me",
-             probe: Callable[[LeaseElector], None] | None = None, at: float = 0.0
-             ) -> tuple[list[float], list[float]]:
-    """Run an elector on `api` in virtual time until `until` (calling `probe` at `at`): (times started,
-    times stopped)."""
-    started: list[float] = []
-    stopped: list[float] = []
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-
-        async def on_started() -> None:
-            started.append(loop.time())
-
-        async def on_stopped() -> None:
-            stopped.append(loop.time())
-
-        e = LeaseElector(api, "ns", "lease", identity, Timings(), on_started, on_stopped, clock=loop.time)
-        guard = TaskGroupGuard("test")
-        task = spawn(guard, "e", e.run())
-        if probe is not None:
-            await asyncio.sleep(at)
-            probe(e)
-        await asyncio.sleep(until - loop.time())
-        assert not task.done(), f"the elector ended: {task.exception() if not task.cancelled() else ''}"
-        stopped_before = list(stopped)
-        await guard.close()
-        stopped[:] = stopped_before
-
-    run_sim(main)
-    return started, stopped
 
 
 def test_a_peer_s_longer_lease_duration_is_waited_out() -> None:
