@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,30 +45,22 @@ def test_well_known_names() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("parse", "text", "message"),
     [
-        ("1:2:3", "'1:2:3' is not a community (expected e.g. 65000:100 or no-export)"),
-        ("a:b", "'a:b' is not a community (expected e.g. 65000:100 or no-export)"),
-        ("65536:1", "community 65536:1: each half must be 0..65535"),
+        (parse_communities, "1:2:3", "'1:2:3' is not a community (expected e.g. 65000:100 or no-export)"),
+        (parse_communities, "a:b", "'a:b' is not a community (expected e.g. 65000:100 or no-export)"),
+        (parse_communities, "65536:1", "community 65536:1: each half must be 0..65535"),
+        (parse_large_communities, "1:2", "'1:2' is not a large community (expected e.g. 65000:1:2)"),
+        (parse_large_communities, "x:y:z", "'x:y:z' is not a large community (expected e.g. 65000:1:2)"),
+        (parse_large_communities, "4294967296:1:1",
+         "large community 4294967296:1:1: each part must be 0..4294967295"),
     ],
 )
-def test_a_bad_community_is_named_with_an_example(text: str, message: str) -> None:
+def test_a_bad_community_is_named_with_an_example(
+    parse: Callable[[str], object], text: str, message: str
+) -> None:
     with pytest.raises(ValueError) as err:
-        parse_communities(text)
-    assert str(err.value) == message
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("1:2", "'1:2' is not a large community (expected e.g. 65000:1:2)"),
-        ("x:y:z", "'x:y:z' is not a large community (expected e.g. 65000:1:2)"),
-        ("4294967296:1:1", "large community 4294967296:1:1: each part must be 0..4294967295"),
-    ],
-)
-def test_a_bad_large_community_is_named_with_an_example(text: str, message: str) -> None:
-    with pytest.raises(ValueError) as err:
-        parse_large_communities(text)
+        parse(text)
     assert str(err.value) == message
 
 

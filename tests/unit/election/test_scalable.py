@@ -67,6 +67,15 @@ def _electors(fleet: Fleet) -> list[ScalableElector]:
     return [el for node in fleet.nodes for el in _electors_of(fleet, node)]
 
 
+async def _settled(server: SimServer, units: tuple[str, ...]) -> Fleet:
+    """Every node of NODES started on `units` and given 3 s (virtual) to settle."""
+    fleet = Fleet("scalable", NODES, units, server)
+    for n in NODES:
+        fleet.start(n)
+    await asyncio.sleep(3.0)
+    return fleet
+
+
 def _holder(fleet: Fleet, unit: str) -> str | None:
     holders = fleet.rec.holders(unit)
     assert len(holders) <= 1, fleet.rec.violations
@@ -79,10 +88,7 @@ def test_a_holder_no_longer_eligible_hands_the_unit_to_an_eligible_node_at_once(
 
     async def main() -> None:
         server = SimServer(random.Random(3))
-        fleet = Fleet("scalable", NODES, (UNIT,), server)
-        for n in NODES:
-            fleet.start(n)
-        await asyncio.sleep(3.0)  # virtual: settled
+        fleet = await _settled(server, (UNIT,))
         old = _holder(fleet, UNIT)
         assert old is not None
         others = [n for n in NODES if n != old]
@@ -107,10 +113,7 @@ def test_a_removed_unit_s_claim_is_deleted_at_the_version_we_wrote() -> None:
 
     async def main() -> None:
         server = SimServer(random.Random(4))
-        fleet = Fleet("scalable", NODES, (UNIT,), server)
-        for n in NODES:
-            fleet.start(n)
-        await asyncio.sleep(3.0)  # virtual: settled
+        fleet = await _settled(server, (UNIT,))
         claim = server.get(claim_lease_name(UNIT))
         assert claim is not None and claim.holder == _holder(fleet, UNIT)
         deletes: list[tuple[str, str, str]] = []
@@ -299,10 +302,7 @@ def test_the_units_of_a_node_that_dies_for_good_are_held_again_within_the_bound(
     async def main() -> None:
         server = SimServer(random.Random(7))
         units = tuple(f"vip:198.18.0.{i}" for i in range(1, 9))
-        fleet = Fleet("scalable", NODES, units, server)
-        for n in NODES:
-            fleet.start(n)
-        await asyncio.sleep(3.0)  # virtual: settled
+        fleet = await _settled(server, units)
         dead = fleet.incarnation(_holder(fleet, units[0]) or "")
         alive = [n for n in NODES if fleet.incarnation(n) != dead]
         server.frozen.add(dead)  # SIGKILL: nothing it sends arrives any more
@@ -327,10 +327,7 @@ def test_a_live_holder_whose_liveness_lease_is_deleted_keeps_its_units_until_it_
     async def main() -> None:
         server = SimServer(random.Random(8))
         units = tuple(f"vip:198.18.0.{i}" for i in range(1, 7))
-        fleet = Fleet("scalable", NODES, units, server)
-        for n in NODES:
-            fleet.start(n)
-        await asyncio.sleep(3.0)  # virtual: settled
+        fleet = await _settled(server, units)
         victim = _holder(fleet, units[0])
         assert victim is not None
         live = server.get(node_lease_name(victim))
