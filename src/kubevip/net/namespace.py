@@ -132,7 +132,5 @@ def _drain(sock: socket.socket) -> None:
     while True:
         try:
             sock.recv(65536, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
+        except OSError:  # EAGAIN: empty now (or ENOBUFS reported once: nothing more to read either way)
             return
-        except OSError:
-            return  # e.g. ENOBUFS reported once: nothing more to read either way
