@@ -10,6 +10,7 @@ table and refreshes the "Side by side with kube-vip" section of docs/performance
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -366,6 +367,12 @@ def main() -> int:
     )
     ap.add_argument("--no-seed", action="store_true")
     ap.add_argument("--lease", default="5,3,1", help="leaseduration,renewdeadline,retryperiod (seconds)")
+    ap.add_argument(
+        "--kubevip-lease",
+        default=None,
+        help="kubevip's own timings when they differ from --lease (fractions allowed, e.g. its defaults "
+        "1.5,1,0.25; kube-vip takes whole seconds only)",
+    )
     ap.add_argument("--probe-ms", type=float, default=5.0)
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--lab-id", default="kvbench")
@@ -397,6 +404,7 @@ def main() -> int:
         return 2
     agents = [a for a in args.agents.split(",") if a]
     ld, rd, rp = (int(x) for x in args.lease.split(","))
+    own = tuple(float(x) for x in (args.kubevip_lease or args.lease).split(","))
     started = datetime.datetime.now(datetime.UTC)
     t_start = time.monotonic()
     host = socket.gethostname()
@@ -434,6 +442,7 @@ def main() -> int:
             "kubevip_uncommitted_src": uncommitted_src(),
             "settings": {
                 **settings_doc(ld, rd, rp),
+                "kubevip_lease": list(own),
                 "probe_interval_ms": args.probe_ms,
                 "runs": args.runs,
                 "failover_runs": args.failover_runs,
@@ -486,6 +495,10 @@ def main() -> int:
         rib = RibReader.for_lab(args.lab_id) if args.bgp else None
 
         def runner(agent: str, settings: Settings) -> Runner:
+            if agent == KUBEVIP:
+                settings = dataclasses.replace(
+                    settings, lease_duration_s=own[0], renew_deadline_s=own[1], retry_period_s=own[2]
+                )
             cfg = kube_vip_cfg if agent == KUBE_VIP else lab.kubevip_kubeconfig()
             return Runner(
                 lab, helpers, workdir, agent, settings, kube_vip_bin, kubevip_bin, cfg, args.probe_ms

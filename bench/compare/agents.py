@@ -22,9 +22,10 @@ class Settings:
     """What both agents get, identically: layer 2 (ARP/NA), Service VIPs, Lease election and timings."""
 
     election: str = "service"  # "service": one Lease per Service; "global": plndr-svcs-lock
-    lease_duration_s: int = 5
-    renew_deadline_s: int = 3
-    retry_period_s: int = 1
+    # Seconds; kube-vip parses whole seconds only, kubevip takes fractions (its defaults 1.5 / 1.0 / 0.25).
+    lease_duration_s: float = 5
+    renew_deadline_s: float = 3
+    retry_period_s: float = 1
     legacy_endpoints: bool = False
     metrics_port: int = 2112
     # BGP mode instead of layer 2 when set: the lab router's IPv4 address (one IPv4 session per node
@@ -56,6 +57,11 @@ class NodeSpot:
     ipv6: str = ""
 
 
+def seconds_text(value: float) -> str:
+    """`5` for whole seconds (kube-vip's parser takes integers only), `1.5` otherwise."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def agent_env(agent: str, settings: Settings, node: NodeSpot, kubeconfig: str) -> dict[str, str]:
     """The kube-vip style environment, the same variables and values for both agents."""
     if agent not in AGENTS:
@@ -68,9 +74,9 @@ def agent_env(agent: str, settings: Settings, node: NodeSpot, kubeconfig: str) -
         "vip_nodename": node.name,
         "vip_leaderelection": "true",
         "svc_election": "true" if settings.election == "service" else "false",
-        "vip_leaseduration": str(settings.lease_duration_s),
-        "vip_renewdeadline": str(settings.renew_deadline_s),
-        "vip_retryperiod": str(settings.retry_period_s),
+        "vip_leaseduration": seconds_text(settings.lease_duration_s),
+        "vip_renewdeadline": seconds_text(settings.renew_deadline_s),
+        "vip_retryperiod": seconds_text(settings.retry_period_s),
         "enable_endpoints": "true" if settings.legacy_endpoints else "false",
         "prometheus_server": f":{settings.metrics_port}",
         "KUBECONFIG": kubeconfig,
