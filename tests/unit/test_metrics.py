@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 import urllib.error
 import urllib.request
 
 import aiohttp
 
-from kubevip.metrics import Heartbeat, Metrics, MetricsServer
+from kubevip.metrics import Heartbeat, Metrics, MetricsServer, watch_loop
+from tests.fixtures.waiting import eventually
 
 
 async def test_metrics_and_healthz() -> None:
@@ -107,3 +111,28 @@ def test_election_labels_name_the_service_or_the_shared_lease() -> None:
     assert election_labels("team/kubevip-web") == ("team", "web")
     assert election_labels("team/kubevip-web/IPv6") == ("team", "web")
     assert election_labels("team/shared") == ("team", "shared")
+
+
+async def test_every_late_wake_up_is_counted_not_only_the_last() -> None:
+    """Issue 21 counts stalls over 100 ms through a restart: the gauge keeps only the last wake-up's
+    lateness, the histogram keeps every one."""
+    m = Metrics("n1")
+    task = asyncio.create_task(watch_loop(m, period=0.02, warn=60.0))
+
+    def late() -> float:
+        """Wake-ups later than 100 ms so far."""
+        b = {s.labels["le"]: s.value for metric in m.registry.collect() for s in metric.samples
+             if s.name == "kubevip_event_loop_delay_seconds_bucket"}
+        return b["+Inf"] - b["0.1"]
+
+    try:
+        await eventually(lambda: m.loop_delay._sum.get() > 0 or None, "first wake-ups", within=10)
+        before = late()  # a busy machine may already have woken late
+        time.sleep(0.3)  # noqa: ASYNC251 -- the fault: a loop blocked by synchronous work
+        await eventually(lambda: late() > before, "the late wake-up counted", within=10)
+        await eventually(lambda: m.loop_lag._value.get() < 0.1, "the gauge back on time", within=10)
+        assert late() > before  # the gauge forgot it, the histogram did not
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
