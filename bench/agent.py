@@ -128,6 +128,15 @@ class Bench:
 
         return await asyncio.to_thread(read)
 
+    def loop_stalls(self) -> dict[str, dict[str, float]]:
+        """Each node's agent: its event loop's late wake-ups so far (`loop_delay`), read from /metrics."""
+        out: dict[str, dict[str, float]] = {}
+        for n in self.lab.nodes:
+            url = "http://127.0.0.1:2112/metrics"
+            res = self.lab.run(n.netns, ["curl", "-s", "-m", "5", url], check=False)
+            out[n.name] = loop_delay(res.stdout) if res.returncode == 0 else {}
+        return out
+
     async def warm_up(self) -> None:
         """Every agent started and serving: a Service answers and each node has its liveness Lease."""
         vip = self.vip(self.first)
@@ -323,12 +332,14 @@ class Bench:
         self.fleet.start()
         await until(converged, 180, f"{count} Services held after restart")
         converge = time.monotonic() - t0
+        stalls_converged = self.loop_stalls()
         cpu = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         # The restart's report write-backs (status, annotations, Events): until a whole second passes
         # without any write but the election's, counted from the restart.
         # The limit allows every Service one Normal Event through one agent's bucket (5/s), twice over.
         limit = 120.0 + 2 * count / EVENT_RATE
         drain, writebacks, last_write = await self.writeback_drain(t0, restart_text, limit)
+        stalls_drained = self.loop_stalls()
         hosts_after = await self.vip_hosts()
         # A Service whose vipHost or vipHost-ipv6 changed moved (a family of it) to another node: news.
         moved = sum(1 for k, h in hosts_after.items() if hosts_before.get(k) != h)
@@ -376,7 +387,26 @@ class Bench:
             "restart": restart,
             "services_lease_holder_before_after": [lease_holder, await self.services_lease_holder()],
             "services_moved_by_restart": moved,
+            # Each agent's event-loop wake-ups (every 0.25 s) later than 100 ms, and the largest bucket
+            # reached, from its start to convergence and to the write-backs' drain (issue 21: none).
+            "loop_stalls_over_100ms_until_converged": stalls_converged,
+            "loop_stalls_over_100ms_until_drained": stalls_drained,
         }
+
+
+def loop_delay(text: str) -> dict[str, float]:
+    """`kubevip_event_loop_delay_seconds`: wake-ups later than 100 ms, all wake-ups, and the smallest
+    bucket bound that holds every one of them (the worst stall, rounded up to a bucket)."""
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        m = re.match(r'kubevip_event_loop_delay_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)$', line)
+        if m:
+            buckets[float(m.group(1))] = float(m.group(2))
+    if not buckets:
+        return {}
+    total = buckets[float("inf")]
+    worst = min((le for le, n in buckets.items() if n >= total), default=float("inf"))
+    return {"over_100ms": total - buckets.get(0.1, 0.0), "wakeups": total, "worst_le_s": worst}
 
 
 async def retry(call: Callable[[], Awaitable[Any]], attempts: int = 6) -> Any:
@@ -554,9 +584,10 @@ def table(r: dict[str, Any]) -> str:
     rows.append("")
     rows.append(
         "| dual-stack Services | election | converge after restart of all agents | max agent RSS "
-        "| API requests/s (steady, 3 agents) | write-backs drained after | steady per verb |"
+        "| API requests/s (steady, 3 agents) | write-backs drained after | steady per verb "
+        "| loop stalls > 100 ms until converged (target 0) |"
     )
-    rows.append("|---|---|---|---|---|---|---|")
+    rows.append("|---|---|---|---|---|---|---|---|")
     for s in r.get("scale", []):
         if "not_available" in s:
             na = s["not_available"]
@@ -567,9 +598,19 @@ def table(r: dict[str, Any]) -> str:
             f" (target <= 10 s) | {s['rss_mb_max']:.0f} MB (target <= 100 MB) "
             f"| {s['api_requests_per_s']:.1f}{'' if s.get('steady', True) else ' (not steady)'} "
             f"| {_drain(s)} "
-            f"| {_verbs(s.get('api_requests_per_s_by_verb_resource', {}))} |"
+            f"| {_verbs(s.get('api_requests_per_s_by_verb_resource', {}))} "
+            f"| {_stalls(s.get('loop_stalls_over_100ms_until_converged', {}))} |"
         )
     return "\n".join(rows)
+
+
+def _stalls(per_node: dict[str, dict[str, float]]) -> str:
+    """All agents' wake-ups later than 100 ms and the worst bucket reached, e.g. `3 (<= 0.5 s)`."""
+    seen = [v for v in per_node.values() if v]
+    if not seen:
+        return "-"
+    worst = max(v["worst_le_s"] for v in seen)
+    return f"{sum(v['over_100ms'] for v in seen):.0f} (<= {worst:g} s)"
 
 
 def _drain(s: dict[str, Any]) -> str:

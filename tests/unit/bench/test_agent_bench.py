@@ -1,6 +1,12 @@
 """bench/agent.py's reading of the API server's request counters: the write-backs of a restart."""
 
-from agent import _drain, report_writes, request_rates  # bench/agent.py (conftest puts bench/ on the path)
+from agent import (  # bench/agent.py (conftest puts bench/ on the path)
+    _drain,
+    _stalls,
+    loop_delay,
+    report_writes,
+    request_rates,
+)
 
 
 def _scrape(counts: dict[tuple[str, str, str], int]) -> str:
@@ -47,3 +53,28 @@ def test_the_drain_column_names_the_event_posts_drained_or_not() -> None:
     assert _drain(row) == "103 writes (100 Event POSTs), 21.5 s"
     undrained = {**row, "writeback_drain_after_restart_s": None}
     assert _drain(undrained) == "103 writes (100 Event POSTs), not drained"
+
+
+def _metrics(counts: dict[str, int]) -> str:
+    """An agent's /metrics text with the loop-delay histogram (cumulative counts per bound)."""
+    lines = ["# TYPE kubevip_event_loop_delay_seconds histogram"]
+    lines += [f'kubevip_event_loop_delay_seconds_bucket{{le="{le}"}} {n}.0' for le, n in counts.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_stalls_over_100ms_are_the_wake_ups_above_that_bucket() -> None:
+    text = _metrics({"0.05": 90, "0.1": 95, "0.25": 97, "0.5": 98, "1.0": 98, "+Inf": 98})
+    assert loop_delay(text) == {"over_100ms": 3.0, "wakeups": 98.0, "worst_le_s": 0.5}
+    quiet = loop_delay(_metrics({"0.01": 40, "0.1": 40, "+Inf": 40}))
+    assert quiet == {"over_100ms": 0.0, "wakeups": 40.0, "worst_le_s": 0.01}
+    assert loop_delay("no histogram here") == {}
+
+
+def test_the_stalls_column_sums_the_agents_and_names_the_worst() -> None:
+    nodes = {
+        "node1": {"over_100ms": 2.0, "wakeups": 50.0, "worst_le_s": 0.25},
+        "node2": {"over_100ms": 1.0, "wakeups": 50.0, "worst_le_s": 2.5},
+        "node3": {},
+    }
+    assert _stalls(nodes) == "3 (<= 2.5 s)"
+    assert _stalls({"node1": {}}) == "-"
