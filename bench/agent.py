@@ -277,7 +277,9 @@ class Bench:
     async def _holds_services_lease(self, node: str) -> bool:
         return await self.services_lease_holder() == node
 
-    async def scale(self, count: int, window: float, mode: str, restart: str = "all") -> dict[str, Any]:
+    async def scale(
+        self, count: int, window: float, mode: str, restart: str = "all", drain_limit: float | None = None
+    ) -> dict[str, Any]:
         names = [f"s{count}-{i}" for i in range(count)]
         vips = {
             n: [
@@ -302,7 +304,8 @@ class Bench:
             held = [v for a in owned.values() for v in a if v in want]
             return len(held) == len(want) and set(held) == want
 
-        await until(converged, 300, f"{count} Services held")
+        # The waits grow with the count: 5000 Services take minutes to create on 2 cores.
+        await until(converged, max(300.0, 0.1 * count), f"{count} Services held")
         create_to_held = time.monotonic() - created_at  # the first create POST -> every VIP on a node
 
         async def reported() -> bool:
@@ -316,7 +319,7 @@ class Bench:
 
         # Status, vipHost and the family conditions written too: what the restart writes is then the
         # restart's own doing.
-        await until(reported, 120, f"{count} Services reported")
+        await until(reported, max(120.0, 0.06 * count), f"{count} Services reported")
         hosts_before = await self.vip_hosts()
         lease_holder = await self.services_lease_holder()
         # Restart every agent (graceful stop withdraws everything), then time until all VIPs are held.
@@ -330,14 +333,14 @@ class Bench:
             self.fleet.start((first,))
             await until(lambda: self._holds_services_lease(lease_holder), 60, f"{lease_holder} holds again")
         self.fleet.start()
-        await until(converged, 180, f"{count} Services held after restart")
+        await until(converged, max(180.0, 0.06 * count), f"{count} Services held after restart")
         converge = time.monotonic() - t0
         stalls_converged = self.loop_stalls()
         cpu = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         # The restart's report write-backs (status, annotations, Events): until a whole second passes
         # without any write but the election's, counted from the restart.
         # The limit allows every Service one Normal Event through one agent's bucket (5/s), twice over.
-        limit = 120.0 + 2 * count / EVENT_RATE
+        limit = 120.0 + 2 * count / EVENT_RATE if drain_limit is None else drain_limit
         drain, writebacks, last_write = await self.writeback_drain(t0, restart_text, limit)
         stalls_drained = self.loop_stalls()
         hosts_after = await self.vip_hosts()
@@ -542,7 +545,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             for n in args.scale:
                 for mode in args.election:
                     try:
-                        result["scale"].append(await b.scale(n, args.window, mode, args.restart))
+                        row = await b.scale(n, args.window, mode, args.restart, args.drain_limit)
+                        result["scale"].append(row)
                     except TimeoutError as exc:  # recorded, and the next row still runs
                         result["scale"].append({"services": n, "election": mode, "not_available": str(exc)})
                         await b.clear_scale()
@@ -636,6 +640,9 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--scale", default="100,1000")
     p.add_argument("--window", type=float, default=10.0)
+    p.add_argument("--drain-limit", type=float, default=None,
+                   help="seconds to wait for the restart's write-backs to drain before the steady window "
+                        "(default 120 + 2 x Services / Event rate: 2120 s at 5000)")
     p.add_argument("--election", default="lease,scalable",
                    help="election modes of the scale rows (lease: kube-vip's default, one Lease for all)")
     p.add_argument("--quick", action="store_true", help="5 runs, 100 Services")
