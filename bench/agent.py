@@ -234,7 +234,7 @@ class Bench:
         async def empty() -> bool:
             return not any((await self.owned()).values())
 
-        await until(empty, 180, "all removed")
+        await until(empty, max(180.0, 0.06 * len(items)), "all removed")
 
     async def writeback_drain(
         self, t0: float, before: str, limit: float
