@@ -337,6 +337,7 @@ class Bench:
         converge = time.monotonic() - t0
         stalls_converged = self.loop_stalls()
         cpu = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
+        runq = {name: runqueue_wait_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         # The restart's report write-backs (status, annotations, Events): until a whole second passes
         # without any write but the election's, counted from the restart.
         # The limit allows every Service one Normal Event through one agent's bucket (5/s), twice over.
@@ -372,6 +373,7 @@ class Bench:
             "steady_cpu_pct": steady_cpu,
             "steady_cpu_pct_max": max(steady_cpu.values()) if steady_cpu else None,
             "agent_cpu_s_until_converged": cpu,
+            "agent_main_thread_runqueue_wait_s_until_converged": runq,
             "writeback_drain_after_restart_s": drain,
             "writebacks_after_restart_by_verb_resource": writebacks,
             "writeback_drain_limit_s": limit,
@@ -445,6 +447,16 @@ def cpu_s(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def runqueue_wait_s(pid: int) -> float | None:
+    """Seconds the process's main thread (the event loop's) has waited on a run queue for a CPU since
+    it started: `/proc/PID/schedstat`'s second field. A loop stall during which this grows by as much
+    is the machine's (no CPU free), not the agent's own work."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _requests(text: str) -> dict[str, float]:

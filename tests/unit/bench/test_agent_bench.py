@@ -6,6 +6,7 @@ from agent import (  # bench/agent.py (conftest puts bench/ on the path)
     loop_delay,
     report_writes,
     request_rates,
+    runqueue_wait_s,
 )
 
 
@@ -78,3 +79,11 @@ def test_the_stalls_column_sums_the_agents_and_names_the_worst() -> None:
     }
     assert _stalls(nodes) == "3 (<= 2.5 s)"
     assert _stalls({"node1": {}}) == "-"
+
+
+def test_runqueue_wait_is_read_for_a_live_process_and_none_for_a_gone_one() -> None:
+    import os
+
+    wait = runqueue_wait_s(os.getpid())
+    assert wait is not None and wait >= 0
+    assert runqueue_wait_s(2**22 + 1) is None  # above pid_max's default range: no such process
