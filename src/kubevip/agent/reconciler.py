@@ -559,8 +559,12 @@ class Agent:
         return (self._snap_version, self._stopping, self.leadership.generation(), frozenset(self._ifaces))
 
     async def _apply(self, changes: Changes, snap: Snapshot) -> None:
+        # BGP: the route goes out the moment the kernel has the addresses (the pass's own sync after
+        # this finds nothing left to send); the connection aborts and Events come after it.
+        early = (lambda: self._bgp_sync(self.held, snap)) if self.bgp is not None else None
         done = await self.vips.apply(
             changes, self._add_lifetimes(changes.add, snap), self._add_deadline(changes.add, snap),
+            after_kernel=early,
         )
         if self.lifetimes and any(r in self.vips.ours for r in done.add):
             # The adds' lifetimes were computed before the batch ran: a round now checks them against the

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from kubevip.core.rows import Changes, Row, apply
 from kubevip.errors import KubevipError, NetworkError
@@ -103,11 +103,13 @@ class VipSet:
 
     async def apply(
         self, changes: Changes, lifetimes: Mapping[Row, int | None] | None = None,
-        not_after: float | None = None,
+        not_after: float | None = None, after_kernel: Callable[[], Awaitable[None]] | None = None,
     ) -> Changes:
         """Withdraw announcements, change the kernel (adds get `lifetimes[row]` seconds, else permanent;
         none is sent from `not_after`, the holders' fencing deadline, on), then announce what was added;
-        returns what succeeded (`held` follows it)."""
+        returns what succeeded (`held` follows it). `after_kernel` runs as soon as the kernel has the
+        addresses and `held` says so, before anything else here (BGP mode: the route is the announcement
+        clients wait for, and the connection aborts and layer-2 announcers must not delay it)."""
         ann = self.announcer
         if ann is not None:
             await asyncio.gather(*(ann.stop(r.address) for r in changes.remove))
@@ -127,6 +129,8 @@ class VipSet:
             seconds = lifetimes.get(r)
             if seconds is not None:
                 self.expires[r] = sent + seconds
+        if after_kernel is not None and done.add:
+            await after_kernel()
         if ann is not None:
             started = await _start_all(ann, done.add)
             for r, res in zip(done.add, started, strict=True):

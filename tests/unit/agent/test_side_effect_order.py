@@ -9,9 +9,11 @@ released (a peer that takes over must never find the address still here).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 
 from kubevip.agent.reconciler import Agent
+from kubevip.bgp.advertisement import Advertisement, NextHops
 from kubevip.config import AgentConfig
 from kubevip.core.parse import service_from_dict
 from kubevip.core.rows import Changes, Row
@@ -120,3 +122,67 @@ async def test_shutdown_withdraws_before_it_releases() -> None:
     for ip in ("192.0.2.10", "2001:db8::10"):
         assert _index(events, "silence", ip) < _index(events, "remove", ip) < release, events
     assert not agent.held
+
+
+class RecordingSpeaker:
+    """The BGP speaker's interface, recording each prefix when it first appears in what it must announce."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+        self.announced: set[str] = set()
+
+    @property
+    def next_hops(self) -> NextHops:
+        return NextHops(ipaddress.IPv4Address("198.18.1.11"), ipaddress.IPv6Address("fd00::11"))
+
+    @property
+    def peer_states(self) -> dict[IPAddress, str]:
+        return {}
+
+    async def start(self) -> None:
+        pass
+
+    async def converge(self, desired: AbstractSet[Advertisement]) -> None:
+        now = {str(a.prefix.network_address) for a in desired}
+        self.events.extend(("route", ip) for ip in sorted(now - self.announced))
+        self.events.extend(("unroute", ip) for ip in sorted(self.announced - now))
+        self.announced = now
+
+    async def close(self) -> None:
+        pass
+
+
+class AbortingVips(RecordingVips):
+    """Records the connection aborts too (the VIP arriving on this node)."""
+
+    def __init__(self, events: Events) -> None:
+        super().__init__(events)
+        self.announcer = None
+        self.abort = True
+
+    def _abort_all(self, ips: Iterable[IPAddress], arrived: bool) -> None:
+        self.events.extend(("abort" if arrived else "abort-leaving", str(ip)) for ip in ips)
+
+
+async def test_bgp_route_leaves_right_after_the_kernel_add_before_the_aborts() -> None:
+    """BGP mode: the route is what clients wait for; aborting the connections the arriving VIP kills
+    (a worker-thread hop per pass) and the Events come after it, never between the add and the route."""
+    events: Events = []
+    cfg = AgentConfig.load({
+        "vip_nodename": "n1", "svc_enable": "true", "vip_interface": "lo", "vip_leaderelection": "false",
+        "bgp_enable": "true", "bgp_as": "65001", "bgp_peers": "198.18.1.1:65000",
+    })
+    agent = Agent(cfg, None, vips=AbortingVips(events), bgp_speaker=RecordingSpeaker(events))
+    agent._ifaces = dict.fromkeys(IPFamily, "lo")
+    svc = service_from_dict(_web())
+    agent.touched(apply_event(agent.world, SERVICE, False, svc))
+    agent.leadership.set_units({"default/web": None})
+    await agent.converge()
+    for ip in ("192.0.2.10", "2001:db8::10"):
+        assert _index(events, "add", ip) < _index(events, "route", ip) < _index(events, "abort", ip), events
+    assert [e for e in events if e[0] == "route"] == [("route", "192.0.2.10"), ("route", "2001:db8::10")]
+    events.clear()
+    agent.touched(apply_event(agent.world, SERVICE, True, svc))
+    await agent.converge()
+    for ip in ("192.0.2.10", "2001:db8::10"):
+        assert _index(events, "unroute", ip) < _index(events, "remove", ip), events
