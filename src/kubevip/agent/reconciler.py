@@ -10,8 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping
 
 from kubevip.agent import leadership
 from kubevip.agent.bgp_node import follow as follow_bgp_annotations
@@ -65,7 +64,7 @@ from kubevip.net.announcer import Announcer
 from kubevip.net.interfaces import FamilyInterfaces, existing_links, resolve_interface, subnet_interfaces
 from kubevip.net.namespace import OWN, Netns
 from kubevip.net.vipset import VipSet
-from kubevip.tasks import TaskGroupGuard, spawn
+from kubevip.tasks import TaskGroupGuard, run_here, spawn
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ RULES_CHECK = 30.0  # seconds between checks that our nftables table is still th
 # worker thread's hand-off of milliseconds when the agents and the API server share the cores (a new
 # Service's first pass waited 0-16 ms for its thread). Bigger worlds keep the loop free for renewals.
 INLINE_SNAPSHOT = 32
-T = TypeVar("T")
+
 
 class Agent:
     """One node's agent. `api=None` runs without a cluster (tests feed `world` directly)."""
@@ -329,7 +328,7 @@ class Agent:
         # BGP mode keeps Service VIPs on lo / vip_interface: the annotation picks a layer-2 segment, and
         # a VIP on a shared segment would make every announcing node answer ARP / NDP for it there.
         self._touched_during = set()
-        run = _on_loop if len(self.world.services) <= INLINE_SNAPSHOT else asyncio.to_thread
+        run = run_here if len(self.world.services) <= INLINE_SNAPSHOT else asyncio.to_thread
         try:
             snap = await run(
                 snapshot, self.world.copy(), self.cfg.lb_class, self.cfg.use_legacy_endpoints,
@@ -823,11 +822,6 @@ class Agent:
         await self.vips.close()
         if self.held:
             log.warning("still holding %s after shutdown", sorted(str(r.address) for r in self.held))
-
-
-async def _on_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """`asyncio.to_thread`'s signature, run right here (work too small for a thread hand-off)."""
-    return fn(*args, **kwargs)
 
 
 def _rfc3339() -> str:
