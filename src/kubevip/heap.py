@@ -26,7 +26,7 @@ SLOW_PAUSE = 0.1  # seconds; a pause this long eats a good part of the fencing s
 # collection holds the GIL, so it stops the liveness renewal thread too (election.offloop): young
 # collections per 50,000 allocations paused a 1000-Service agent for 0.1-0.7 s each on the loaded
 # 2-core host (138 pauses over 0.1 s in one scalable restart, nodes fenced on late renewals); per
-# 10,000: 33, and the restart converged in 29 s instead of 70 s (docs/performance.md).
+# 10,000: 33, and the restart converged in 29 s instead of 70 s (docs/performance-history.md).
 THRESHOLDS = (10_000, 50, 20)
 _started: list[float] = []
 

@@ -6,7 +6,7 @@ pyroute2 spends about a millisecond of Python per request (building and parsing 
 a pass that moves 2000 VIPs then holds the GIL for seconds. Its parsed dump messages are also reference
 cycles (some 30 objects per address) that only the cyclic garbage collector frees: an agent holding
 2000 VIPs, dumping its interface a few times a second, left ~300,000 such objects per collection and
-paused for 0.7-1.5 s in each (docs/performance.md). The formats are fixed by the kernel ABI
+paused for 0.7-1.5 s in each (docs/performance-history.md). The formats are fixed by the kernel ABI
 (linux/netlink.h, linux/if_addr.h), so they are packed and parsed here directly.
 """
 
