@@ -162,8 +162,9 @@ class PlacementMemo:
     """`place`'s answers per plan, kept from one call to the next while the nodes and the rules stay
     equal: a plan's placement depends only on the plan, its first Service's rules, the nodes and the
     rules. A restart of every agent at 1000 Services recomputed the same 2000 placements for each of
-    its snapshots, most of an agent's CPU then (py-spy, docs/performance-history.md). Entries not used by a call
-    are dropped, so it never holds more than the plans of the last call. Not thread-safe: one caller."""
+    its snapshots, most of an agent's CPU then (py-spy, docs/performance-history.md). Entries not used
+    by a call are dropped, so it never holds more than the plans of the last call. Not thread-safe: one
+    caller."""
 
     nodes: Mapping[str, NodeView] | None = None
     rules: Rules | None = None
