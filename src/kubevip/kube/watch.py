@@ -103,6 +103,7 @@ async def watch_events(
         query={**(query or {}), "watch": True, "resourceVersion": resource_version,
                "allowWatchBookmarks": True, "timeoutSeconds": seconds},
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=idle_timeout),
+        stream=True,
     )
     try:
         if resp.status != 200:
