@@ -63,8 +63,11 @@ def summaries(docs: Sequence[dict[str, Any]], agent: str) -> dict[str, dict[str,
         daemon = str(doc.get("settings", {}).get("bgp", {}).get("router", "") or "")
         for fig in doc["figures"]:
             s = fig["summary"].get(agent)
+            label = row_label(fig, daemon)
             if s and s.get("n"):
-                out[row_label(fig, daemon)] = {**s, "unit": fig["unit"]}
+                out[label] = {**s, "unit": fig["unit"]}
+            elif agent in fig.get("not_available", {}) and label not in out:
+                out[label] = {"n": 0, "not_available": fig["not_available"][agent]}
     return out
 
 
@@ -77,11 +80,15 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def cell(ours: dict[str, Any] | None, theirs: dict[str, Any] | None) -> str:
-    if ours is None or theirs is None:
+    if ours is None or theirs is None or not ours.get("n"):
         return "-"
+    if not theirs.get("n"):
+        return "kube-vip: not available" if "not_available" in theirs else "-"
+    if not ours["median"] and not theirs["median"] and not ours["p95"] and not theirs["p95"]:
+        return "both 0"
     med, p95 = ratio(ours["median"], theirs["median"]), ratio(ours["p95"], theirs["p95"])
     if med is None:
-        return "- (both 0)" if not ours["median"] and not theirs["median"] else "- (kube-vip 0)"
+        return "- (kube-vip 0)"
     return f"{med:.2f} ({'-' if p95 is None else f'{p95:.2f}'})"
 
 

@@ -44,8 +44,18 @@ def test_ratio_is_ours_over_theirs(a: float, b: float) -> None:
 def test_zero_against_zero_is_even_and_anything_against_zero_has_no_ratio() -> None:
     assert ratio(0.0, 0.0) == 1.0
     assert ratio(1.0, 0.0) is None
-    assert cell({"median": 0.0, "p95": 0.0}, {"median": 0.0, "p95": 0.0}) == "1.00 (1.00)"
-    assert cell({"median": 1.0, "p95": 1.0}, {"median": 0.0, "p95": 0.0}) == "- (kube-vip 0)"
+    zero = {"n": 10, "median": 0.0, "p95": 0.0}
+    assert cell(zero, zero) == "both 0"
+    assert cell({"n": 10, "median": 1.0, "p95": 1.0}, zero) == "- (kube-vip 0)"
+
+
+def test_a_row_kube_vip_could_not_run_says_so() -> None:
+    doc = run("", fig("scale1000", "1000 Services held", 2.0, None))
+    doc["figures"][0]["not_available"] = {"kube-vip": "only 316 of 2000 VIPs held"}
+    theirs = summaries([doc], "kube-vip")
+    assert cell(summaries([doc], "kubevip")["1000 Services held"], theirs["1000 Services held"]) == (
+        "kube-vip: not available"
+    )
 
 
 def test_bgp_rows_name_their_router_once() -> None:
