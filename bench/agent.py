@@ -523,7 +523,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             # The agents elect in NS: the Lease RoleBinding an operator applies there (manifests/rbac.py).
             await client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
                 NS, rbac.namespaced_binding(NS))
-            env = {"svc_namespace": NS, "vip_leasenamespace": NS, "prometheus_server": ""}
+            # Metrics on (kube-vip's default, :2112 in each node's namespace): the scale rows read each
+            # agent's event-loop delay histogram from it.
+            env = {"svc_namespace": NS, "vip_leasenamespace": NS, "prometheus_server": ":2112"}
             # The scale rows' VIPs (100.64.0.0/10, fd6b:7669:7fff::/64) lie outside the lab's VIP pool:
             # the address policy must allow them too, or every scale Service is refused (not-allowed).
             env["vip_allowed_cidrs"] = ",".join(
