@@ -794,7 +794,8 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         "`--smoke` runs every stage once with tiny counts (about 7 min on the busy 2-CPU machine; results go "
         "to the work dir, this page stays). Options: `--runs`, `--failover-runs`, `--modes`, `--scale`, "
         "`--scale-modes`, `--scale-window`, `--bgp "
-        "bird2|gobgpd|frr|''`, `--bgp-runs`, `--bgp-kill-runs`, `--lease`, `--agents kube-vip` (one side "
+        "bird2|gobgpd|frr|''`, `--bgp-runs`, `--bgp-kill-runs`, `--lease`, `--kubevip-lease` "
+        "(kubevip's own timings, fractions allowed), `--agents kube-vip` (one side "
         "only), `--keep-lab`.",
         "",
         f"This run: `{doc['command']}`, {doc.get('duration_s', 0) / 60:.0f} min"
