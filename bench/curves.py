@@ -5,7 +5,8 @@ Services, one line per election mode (issue 21's "curves, not points").
 
 Each results file is what `bench/agent.py --runs 0 --scale 10,100,1000 --election lease,scalable` wrote
 (`KUBEVIP_BENCH_OUT`); rows of the same mode and size from several files are all drawn (dots), the
-line goes through their medians. A figure a row does not have (older results) is left out.
+line goes through their medians. A figure a row does not have (older results) is left out. A
+`bench/compare.py` results file adds kube-vip's scale rows (where it converged) on the same axes.
 """
 
 from __future__ import annotations
@@ -23,13 +24,43 @@ FIGURES = (
     ("steady_cpu_pct_max", "busiest agent, steady CPU (% of a core)"),
     ("api_requests_per_s", "API requests/s, 3 agents, steady"),
     ("writeback_drain_after_restart_s", "restart -> write-backs drained (s)"),
+    ("loop_stalls", "event-loop wake-ups > 100 ms, restart -> held (all agents)"),
 )
+
+
+def stalls(row: dict[str, Any]) -> float | None:
+    """All agents' event-loop wake-ups later than 100 ms from the restart until every VIP was held."""
+    per_node = row.get("loop_stalls_over_100ms_until_converged") or {}
+    seen = [v["over_100ms"] for v in per_node.values() if v]
+    return sum(seen) if seen else None
+
+
+def compare_rows(doc: dict[str, Any], agent: str = "kube-vip") -> list[dict[str, Any]]:
+    """`bench/compare.py`'s scale rows of `agent` that converged, in `bench/agent.py`'s terms."""
+    out: list[dict[str, Any]] = []
+    timings = "/".join(str(doc.get("settings", {}).get(k, "?"))
+                       for k in ("vip_leaseduration", "vip_renewdeadline", "vip_retryperiod"))
+    for key, d in (doc.get("scale_details", {}).get(agent) or {}).items():
+        if not d.get("initial_converged") or d.get("held_at_end", 0) < 2 * d.get("services", 0):
+            continue
+        out.append({
+            "services": d["services"],
+            "election": f"{agent} ({key.split('-')[0]} election, {timings} s)",
+            "converge_after_restart_s": d.get("converge_s"),
+            "rss_mb_max": max(d.get("peak_rss_bytes", {}).values(), default=0) / 2**20 or None,
+            "steady_cpu_pct_max": max(d.get("cpu_percent", {}).values(), default=None),
+            "api_requests_per_s": d.get("api_rps"),
+            "writeback_drain_after_restart_s": d.get("writeback_drain_after_restart_s"),
+        })
+    return out
 
 
 def rows(paths: list[Path]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for p in paths:
-        out.extend(json.loads(p.read_text()).get("scale", []))
+        doc = json.loads(p.read_text())
+        out.extend({**r, "loop_stalls": stalls(r)} for r in doc.get("scale", []))
+        out.extend(compare_rows(doc))
     return out
 
 
@@ -39,9 +70,10 @@ def plot(found: list[dict[str, Any]], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig, axes = plt.subplots(2, 4, figsize=(20, 8))
+    axes.flat[-1].axis("off")
     modes = sorted({r.get("election", "scalable") for r in found})
-    for ax, (key, title) in zip(axes.flat, FIGURES, strict=True):
+    for ax, (key, title) in zip(axes.flat, FIGURES, strict=False):
         for mode in modes:
             points = [(r["services"], r[key]) for r in found
                       if r.get("election", "scalable") == mode and r.get(key) is not None]
@@ -49,16 +81,18 @@ def plot(found: list[dict[str, Any]], out: Path) -> None:
                 continue
             sizes = sorted({n for n, _ in points})
             medians = [statistics.median(v for n, v in points if n == s) for s in sizes]
-            (line,) = ax.plot(sizes, medians, marker="o", label=mode)
+            color = f"C{modes.index(mode)}"  # one colour per mode on every panel
+            ax.plot(sizes, medians, marker="o", label=mode, color=color)
             xs, ys = [n for n, _ in points], [v for _, v in points]
-            ax.scatter(xs, ys, color=line.get_color(), s=12, alpha=0.5)
+            ax.scatter(xs, ys, color=color, s=12, alpha=0.5)
         ax.set_xscale("log")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("dual-stack Services")
         ax.grid(True, alpha=0.3)
         if ax.get_lines():
             ax.legend(fontsize=8)
-    fig.suptitle("kubevip agents, 3 nodes, 2 CPUs (bench/agent.py)")
+    fig.suptitle("3 agents, 2 CPUs: kubevip (bench/agent.py, its default timings) and kube-vip v1.2.2 "
+                 "(bench/compare.py)")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
 

@@ -29,3 +29,4 @@ def test_doc_section_replaced_in_place(tmp_path: Path) -> None:
     text = doc.read_text()
     assert "keep me" in text and "second" in text and "first" not in text
     assert text.count(BEGIN) == 1 and text.count(END) == 1
+

@@ -1,0 +1,25 @@
+"""bench/curves.py: kube-vip's converged scale rows from a side-by-side run, and the stall counts."""
+
+from __future__ import annotations
+
+from curves import compare_rows, stalls
+
+
+def test_curves_take_kube_vips_converged_scale_rows_from_a_compare_run() -> None:
+    doc = {
+        "settings": {"vip_leaseduration": 5, "vip_renewdeadline": 3, "vip_retryperiod": 1},
+        "scale_details": {"kube-vip": {
+            "global-100": {"services": 100, "initial_converged": True, "held_at_end": 200, "converge_s": 0.8,
+                           "peak_rss_bytes": {"n1": 2**20 * 45, "n2": 2**20 * 75}, "cpu_percent": {"n1": 7.0},
+                           "api_rps": 2.3, "writeback_drain_after_restart_s": 10.4},
+            "global-1000": {"services": 1000, "initial_converged": False, "held_at_end": 316},
+        }},
+    }
+    (row,) = compare_rows(doc)
+    assert row["services"] == 100 and row["election"] == "kube-vip (global election, 5/3/1 s)"
+    assert row["rss_mb_max"] == 75 and row["steady_cpu_pct_max"] == 7.0
+    assert row["converge_after_restart_s"] == 0.8
+    nodes = {"n1": {"over_100ms": 2.0}, "n2": {"over_100ms": 1.0}, "n3": {}}
+    both = {"loop_stalls_over_100ms_until_converged": nodes}
+    assert stalls(both) == 3.0
+    assert stalls({"loop_stalls_over_100ms_until_converged": {"n1": {}}}) is None
