@@ -200,7 +200,7 @@ async def test_not_ready_pod_leaves_usable_endpoints_and_comes_back(
     )
     ready4, ready6 = (str(a) for a in POD_IPS[0])
 
-    async def slices_with_ready_flags() -> dict[str, Any] | None:
+    async def ready_flags() -> tuple[dict[str, Any], set[tuple[str, bool]]]:
         objs = await read_back(kube_admin, ns, "half")
         flags = {
             (a, bool(ep["conditions"].get("ready")))
@@ -208,6 +208,10 @@ async def test_not_ready_pod_leaves_usable_endpoints_and_comes_back(
             for ep in s.get("endpoints") or []
             for a in ep["addresses"]
         }
+        return objs, flags
+
+    async def slices_with_ready_flags() -> dict[str, Any] | None:
+        objs, flags = await ready_flags()
         return objs if len(flags) == 4 else None
 
     objs = await eventually(slices_with_ready_flags, "slices list all four addresses")
@@ -216,7 +220,15 @@ async def test_not_ready_pod_leaves_usable_endpoints_and_comes_back(
     assert {e["address"] for e in doc["endpoints"]["IPv6"]} == {ready6}
 
     await pods.set_pod_ready(kube_admin, ns, "web-1", True)
-    objs = await published(kube_admin, ns, "half", {"IPv4": v4s(), "IPv6": v6s()}, v4s())
+    await published(kube_admin, ns, "half", {"IPv4": v4s(), "IPv6": v6s()}, v4s())
+
+    # The slices listed web-1 all along (not ready); the legacy Endpoints may flip to ready before the
+    # EndpointSlice controller writes the new condition, so wait for the slices' flags themselves.
+    async def all_ready() -> dict[str, Any] | None:
+        objs, flags = await ready_flags()
+        return objs if len(flags) == 4 and all(ready for _, ready in flags) else None
+
+    objs = await eventually(all_ready, "slices mark all four addresses ready", within=120.0)
     doc = explain(objs, tmp_path, capsys)
     assert {e["address"] for e in doc["endpoints"]["IPv4"]} == v4s()
 

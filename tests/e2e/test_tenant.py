@@ -142,7 +142,7 @@ async def _unused_vips(e2e: E2E, admin: client.CoreV1Api, n: int) -> list[ipaddr
 
 async def test_another_namespace_cannot_join_a_vip(e2e: E2E, tenant: client.ApiClient) -> None:
     """Namespace B names A's VIP: refused (the earlier Service keeps it), unless both consent."""
-    other = f"{e2e.ns}-b"
+    other = f"{e2e.ns}b"  # not "-b": "-" sorts before "/", and a tie would favour B
     admin = client.CoreV1Api(e2e.api)
     await admin.create_namespace({"metadata": {"name": other}})
     b_api = await tenant_client(e2e, other)
@@ -160,8 +160,10 @@ async def test_another_namespace_cannot_join_a_vip(e2e: E2E, tenant: client.ApiC
         intruder_obj = await b.create_namespaced_service(other, lb("intruder", str(vip), 9090))
         await b.create_namespaced_service(other, lb("partner", str(shared), 9091, {SHARE: key}))
         mine = await admin.read_namespaced_service("mine", e2e.ns)
-        # creationTimestamp has one-second resolution: the rule is "earlier, then namespace/name".
-        assert intruder_obj.metadata.creation_timestamp > mine.metadata.creation_timestamp
+        # creationTimestamp has one-second resolution and the agents can answer within the same second:
+        # the rule is "earlier, then the string namespace/name", and "<ns>/" sorts before "<ns>b/".
+        assert (intruder_obj.metadata.creation_timestamp, f"{other}/intruder") > (
+            mine.metadata.creation_timestamp, f"{e2e.ns}/mine")
 
         async def refused() -> list[str] | None:
             evs = await admin.list_namespaced_event(other)
