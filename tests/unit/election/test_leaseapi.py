@@ -108,6 +108,14 @@ def test_get_reads_the_one_lease_with_the_default_deadline_and_parses_it():
     assert reply.released == 1
 
 
+def test_without_a_deadline_of_its_own_a_request_gets_one_second():
+    """The scalable elector builds its LeaseApi from a bare RestClient: every read without a limit
+    waits at most 1 s, well inside the default 1.5 s Lease."""
+    rest = ScriptedRest(Reply(200, _server_lease()))
+    run(LeaseApi(rest).get(NS, NAME))  # type: ignore[arg-type]
+    assert rest.calls[0][2] == {"timeout": 1.0}
+
+
 def test_get_with_a_limit_uses_that_deadline():
     api, rest = _api(Reply(200, _server_lease()))
     run(api.get(NS, NAME, limit=0.25))
@@ -223,7 +231,8 @@ def test_replace_without_a_resource_version_is_refused_before_any_request(rv):
     else:
         body["metadata"]["resourceVersion"] = rv
     api, rest = _api(Reply(200, _server_lease()))
-    with pytest.raises(ValueError, match=r"replace needs metadata\.resourceVersion"):
+    want = r"^replace needs metadata\.resourceVersion \(optimistic concurrency\)$"
+    with pytest.raises(ValueError, match=want):
         run(api.replace(body))
     assert rest.calls == []
 
@@ -328,7 +337,7 @@ def test_watch_without_selectors_sends_none_for_them():
 
 def test_watch_from_a_version_too_old_is_gone():
     api, _ = _api(Reply(410, b"too old"))
-    with pytest.raises(Gone):
+    with pytest.raises(Gone, match=r"^watch leases: HTTP 410 too old$"):
         run(_collect(api, selector="x", resource_version="1", idle_timeout=1.0))
 
 

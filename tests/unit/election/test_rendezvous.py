@@ -129,3 +129,23 @@ def test_the_most_preferred_holder_is_stable(unit, live, preferred, other):
     up = [n for n in preferred if n in live]
     if up:
         assert choose_holder(unit, up[0], live, None, preferred, None) == up[0]
+
+
+def test_a_holder_never_gives_way_to_a_settled_node_ranked_below_it():
+    """The holder is the most preferred live node but not settled itself (it came back recently): a
+    settled node ranked below it must not take the unit from it."""
+    assert choose_holder("u", "a", {"a", "b"}, None, ("a", "b"), {"b"}) == "a"
+    assert choose_holder("u", "b", {"a", "b", "c"}, None, ("a", "b", "c"), {"c"}) == "b"
+    assert choose_holder("u", "b", {"a", "b", "c"}, None, ("a", "b", "c"), {"a", "c"}) == "a"
+
+
+def test_equal_scores_go_to_the_smaller_name_whatever_the_order(monkeypatch):
+    """Ties of the 64-bit score are astronomically rare, but every node must still break them alike."""
+    import kubevip.election.rendezvous as rv
+
+    monkeypatch.setattr(rv, "score", lambda unit, node: 7)
+    for order in (["b", "a", "c"], ["c", "b", "a"], ["a", "c", "b"]):
+        assert rv.rendezvous("u", order) == "a"
+    monkeypatch.setattr(rv, "score", lambda unit, node: {"a": 1, "b": 5, "c": 5}[node])
+    for order in (["b", "a", "c"], ["c", "b", "a"], ["a", "c", "b"]):
+        assert rv.rendezvous("u", order) == "b"

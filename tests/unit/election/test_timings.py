@@ -173,3 +173,37 @@ def test_an_empty_or_zero_setting_takes_its_default_or_is_accepted() -> None:
     assert c.enabled is False and c.per_service is False
     c = config_from_settings(Settings({"vip_leaseskewmargin": " "}))
     assert c.timings.skew_margin == Timings().skew_margin
+
+
+_POSITIVE = "expected a positive number of seconds"
+
+
+@pytest.mark.parametrize(
+    ("timings", "text"),
+    [
+        (Timings(lease_duration=0.0), f"vip_leaseduration=0.0: {_POSITIVE}"),
+        (Timings(lease_duration=float("inf")), f"vip_leaseduration=inf: {_POSITIVE}"),
+        (Timings(renew_deadline=0.0), f"vip_renewdeadline=0.0: {_POSITIVE}"),
+        (Timings(renew_deadline=float("-inf")), f"vip_renewdeadline=-inf: {_POSITIVE}"),
+        (Timings(retry_period=0.0), f"vip_retryperiod=0.0: {_POSITIVE}"),
+        (Timings(retry_period=float("inf")), f"vip_retryperiod=inf: {_POSITIVE}"),
+        (Timings(skew_margin=-0.1), "vip_leaseskewmargin=-0.1: expected seconds >= 0"),
+        (Timings(skew_margin=float("inf")), "vip_leaseskewmargin=inf: expected seconds >= 0"),
+        (Timings(lease_duration=1.25), "vip_renewdeadline=1.0: vip_renewdeadline (1.0) + vip_leaseskewmargin"
+         " (0.25) must be less than vip_leaseduration (1.25): a leader must stop announcing before its Lease"
+         " can expire for a peer; lower vip_renewdeadline or raise vip_leaseduration"),
+        (Timings(retry_period=1.0), "vip_retryperiod=1.0: must be less than vip_renewdeadline (1.0) so a"
+         " leader gets at least two renewal attempts before it fences itself"),
+        (Timings(liveness=0.0), f"vip_livenessperiod=0.0: {_POSITIVE}"),
+        (Timings(liveness=float("inf")), f"vip_livenessperiod=inf: {_POSITIVE}"),
+        (Timings(liveness=0.75), "vip_livenessperiod=0.75: vip_livenessperiod (0.75) + vip_retryperiod (0.25)"
+         " must be less than vip_renewdeadline (1.0): a failed liveness renewal needs a retry before the node"
+         " fences itself; lower vip_livenessperiod or raise vip_renewdeadline (and vip_leaseduration)"),
+    ],
+)
+def test_validate_names_the_setting_its_value_and_the_rule(timings: Timings, text: str) -> None:
+    """Timings built by hand (the election CLI, tests) get the same clear message as the environment's."""
+    with pytest.raises(ConfigError) as err:
+        timings.validate()
+    assert str(err.value) == text
+    assert err.value.name == text.split("=", 1)[0]
