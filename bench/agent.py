@@ -536,6 +536,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 env.update(vip_leaseduration=d, vip_renewdeadline=r, vip_retryperiod=p)
             if args.liveness:
                 env["vip_livenessperiod"] = args.liveness
+            for item in args.agent_env:
+                key, _, value = item.partition("=")
+                env[key] = value
             b = Bench(cp, lab, api, work, env)
             b.fleet.start()
             await b.warm_up()
@@ -546,6 +549,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "cpus": os.cpu_count(),
                 "election_timings_s": args.timings or "defaults (1.5,1.0,0.25)",
                 "liveness_period_s": args.liveness or "the retry period",
+                "agent_env": args.agent_env,
             }
             if args.runs > 0:
                 cta = await b.create_to_answer(args.runs)
@@ -662,6 +666,8 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="5 runs, 100 Services")
     p.add_argument("--timings", default="", help="election seconds 'duration,renew,retry' (default: ours)")
     p.add_argument("--liveness", default="", help="vip_livenessperiod (scalable mode), seconds")
+    p.add_argument("--agent-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="one more agent setting, e.g. vip_loglevel=-4 (repeatable)")
     p.add_argument("--restart", choices=("all", "same-holder"), default="all",
                    help="scale rows: start every agent at once (the global Lease goes to whoever asks "
                         "first), or, in lease mode, its previous holder first (nothing moves)")

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from kubevip import __version__
-from kubevip.errors import KubevipError
+from kubevip.errors import ConfigError, KubevipError
 
 # Each subcommand module defines register(subparsers), which sets `func` (args -> int) as default.
 COMMANDS: tuple[str, ...] = (
@@ -32,20 +33,46 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kubevip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"kubevip {__version__}")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument(
+        "--log-level", default=None,
+        help="DEBUG, INFO, WARNING or ERROR (default: kube-vip's vip_loglevel if set, else INFO)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def log_level(flag: str | None, env: Mapping[str, str]) -> int:
+    """The logging threshold: `--log-level` when given, else kube-vip's `vip_loglevel`, a Go slog level
+    number (-4 debug, 0 info, 4 warn, 8 error; a record shows when its level is at least this), else
+    INFO. kube-vip's manifests and Helm values then set our verbosity unchanged."""
+    if flag is not None:
+        return getattr(logging, flag.upper(), logging.INFO)
+    raw = env.get("vip_loglevel", "").strip()
+    if not raw:
+        return logging.INFO
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ConfigError("vip_loglevel", raw, "expected a whole number, kube-vip's log level "
+                          "(-4 debug, 0 info, 4 warn, 8 error)") from None
+    if n <= -4:
+        return logging.DEBUG
+    if n <= 0:
+        return logging.INFO
+    return logging.WARNING if n <= 4 else logging.ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        level = log_level(args.log_level, os.environ)
+    except KubevipError as exc:
+        print(f"kubevip: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         rc: int = args.func(args)
     except KubevipError as exc:

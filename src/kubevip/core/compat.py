@@ -61,7 +61,7 @@ _NO_BGP_CP = ("with bgp_enable=true the control-plane VIP runs in its own Pod: s
 SETTINGS: tuple[Entry, ...] = (
     # Identity, logging, configuration sources
     _s("vip_nodename"),
-    _s("vip_loglevel", IGNORED, "use `kubevip --log-level`", inert=("", "4")),
+    _s("vip_loglevel", note="kube-vip v1 slog level number; `kubevip --log-level` wins over it"),
     _s("k8s_config_file", note="then /etc/kubernetes/admin.conf, ~/.kube/config, in-cluster (kube-vip's "
        "order); kubevip's `kubeconfig`/KUBECONFIG come first"),
     _s("config_file", IGNORED, "settings come from the environment and flags only", inert=("",)),

@@ -1,0 +1,51 @@
+"""The command line's own settings: the log level from --log-level or kube-vip's vip_loglevel."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubevip import cli
+from kubevip.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [("-8", logging.DEBUG), ("-4", logging.DEBUG), ("-3", logging.INFO), ("0", logging.INFO),
+     (" 0 ", logging.INFO), ("1", logging.WARNING), ("4", logging.WARNING), ("5", logging.ERROR),
+     ("8", logging.ERROR), ("", logging.INFO)],
+)
+def test_vip_loglevel_is_a_slog_level_like_kube_vips(value: str, level: int) -> None:
+    assert cli.log_level(None, {"vip_loglevel": value}) == level
+
+
+def test_without_either_the_level_is_info() -> None:
+    assert cli.log_level(None, {}) == logging.INFO
+
+
+@given(st.sampled_from(["debug", "INFO", "Warning", "ERROR"]), st.integers(-10, 10))
+def test_the_flag_wins_over_the_environment(flag: str, env: int) -> None:
+    assert cli.log_level(flag, {"vip_loglevel": str(env)}) == getattr(logging, flag.upper())
+
+
+@given(st.integers(-100, 100))
+def test_a_higher_number_never_shows_more(n: int) -> None:
+    assert cli.log_level(None, {"vip_loglevel": str(n)}) <= cli.log_level(None, {"vip_loglevel": str(n + 1)})
+
+
+def test_a_bad_value_names_the_setting_and_the_value() -> None:
+    with pytest.raises(ConfigError, match=r"^vip_loglevel='debug': expected a whole number"):
+        cli.log_level(None, {"vip_loglevel": "debug"})
+
+
+def test_main_refuses_a_bad_vip_loglevel_before_running_anything(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("vip_loglevel", "loud")
+    assert cli.main(["manifest", "rbac"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "", "the command did not run"
+    assert "vip_loglevel='loud': expected a whole number" in err
