@@ -9,9 +9,11 @@ test that could fail.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
 
 from kubevip.election.cache import LeaseCache
@@ -35,7 +37,8 @@ NODE = "me"  # the holder test_handback.rec() writes
 
 
 def liveness(api: LeaseApi, fences: list[tuple[float, str]], epochs: list[int | None],
-             clock: Callable[[], float], bridge: Inline | None = None) -> Liveness:
+             clock: Callable[[], float], bridge: Inline | None = None, timings: Timings | None = None,
+             on_renewed: Callable[[], None] | None = None) -> Liveness:
     async def fence(why: str) -> None:
         fences.append((clock(), why))
 
@@ -45,12 +48,13 @@ def liveness(api: LeaseApi, fences: list[tuple[float, str]], epochs: list[int | 
     def on_epoch() -> None:
         epochs.append(lv.epoch)
 
-    lv = Liveness(api, "ns", NODE, "lease", Timings(), cache, fence=fence, on_epoch=on_epoch, clock=clock,
-                  bridge=bridge)
+    lv = Liveness(api, "ns", NODE, "lease", timings or Timings(), cache, fence=fence, on_epoch=on_epoch,
+                  clock=clock, bridge=bridge, on_renewed=on_renewed)
     return lv
 
 
-def live_for(api: StoreApi, until: float, bridge: Inline | None = None, steps: list[float] | None = None
+def live_for(api: StoreApi, until: float, bridge: Inline | None = None, steps: list[float] | None = None,
+             timings: Timings | None = None, on_renewed: Callable[[], None] | None = None,
              ) -> tuple[Liveness, list[tuple[float, str]], list[int | None]]:
     """Step a Liveness on `api` in virtual time until `until` (it fences once, while holding); the time
     of each step into `steps`."""
@@ -61,7 +65,7 @@ def live_for(api: StoreApi, until: float, bridge: Inline | None = None, steps: l
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        lv = liveness(api, fences, epochs, loop.time, bridge)
+        lv = liveness(api, fences, epochs, loop.time, bridge, timings, on_renewed)
         box.append(lv)
 
         async def run() -> None:
@@ -323,3 +327,190 @@ async def test_peers_are_marked_expired_only_after_their_own_duration_unchanged_
     assert await expire(14.9) == pytest.approx(15.0) and "node-a" not in api.replaced(), "a's own 15 s"
     await expire(15.0)
     assert api.replaced()[-1] == "node-a"
+
+
+# --- found by mutation run 5 (docs/mutation/run5-election-rest.md) ------------------------------------
+
+SLOW = Timings(liveness=0.5)  # steady renewals every 0.5 s, a failed one retried after 0.25 s
+
+
+def _gaps(times: list[float]) -> list[float]:
+    return [round(b - a, 6) for a, b in itertools.pairwise(times)]
+
+
+def test_steady_renewals_come_every_liveness_period_and_a_failed_one_is_retried_after_a_retry_period(
+) -> None:
+    # Created at 0 (each call instant); renewals from 0.5 on; the one sent at 1.5 fails, retried at 1.75.
+    api = StoreApi()
+    api.script = ["ok", "ok", "ok", "ok", "fail", "ok", "ok"]  # get, create, then the renewals
+    lv, fences, _ = live_for(api, 3.0, timings=SLOW)
+    assert api.times("replace")[:5] == pytest.approx([0.5, 1.0, 1.5, 1.75, 2.25])
+    assert fences == [] and lv.renewals == len(api.times("replace")) - 1
+
+
+def test_each_accepted_renewal_is_reported_on_the_elector_s_side() -> None:
+    """on_renewed extends the kernel lifetimes of the node's VIPs: once per accepted renewal, never for a
+    failed one."""
+    calls: list[int] = []
+    api = StoreApi()
+    api.script = ["ok", "ok", "ok", "fail", "ok"]
+    lv, _, _ = live_for(api, 1.2, on_renewed=lambda: calls.append(1))
+    assert len(calls) == lv.renewals == len(api.times("replace")) - 1 >= 3
+
+
+def test_renewals_that_fail_at_once_after_the_deadline_stay_one_retry_period_apart() -> None:
+    """Fenced, with the API refusing at once: one attempt per retry period, not a tight loop."""
+    api = StoreApi(latency=0.0)
+    api.replaces_fail_until = 100.0
+    _, fences, _ = live_for(api, 3.0)
+    times = api.times("replace")
+    assert len(fences) == 1 and len(times) >= 10
+    assert min(_gaps(times)) == pytest.approx(Timings().retry_period)
+
+
+def test_a_renewal_that_never_answers_is_abandoned_at_the_fencing_deadline() -> None:
+    # Created at 0: live until 1.0. The renewals at 0.25 and 0.5 land; the one sent at 0.75 never answers.
+    # It may wait only until 1.5 (0.5 + the renew deadline), where the fence is due; not a whole renew
+    # deadline of its own (1.75), which would be past the instant peers may take over (2.0).
+    api = StoreApi()
+    api.script = ["ok", "ok", "ok", "ok", "hang"]
+    _, fences, _ = live_for(api, 3.0)
+    assert api.times("replace")[:3] == pytest.approx([0.25, 0.5, 0.75])
+    assert [time for time, _ in fences] == [pytest.approx(1.5)]
+
+
+def test_live_again_after_a_gap_counts_from_the_renewal_that_brought_it_back() -> None:
+    """Peers are judged from live_since: after a gap a full lease duration from the renewal that made us
+    live again, not from the first acquire."""
+    api = StoreApi(latency=0.01)
+    api.replaces_fail_until = 1.6  # renewals fail from the start: fenced at 1.01
+    lv, fences, _ = live_for(api, 2.0)
+    assert [round(t, 2) for t, _ in fences] == [1.01]
+    back = min(t for t in api.times("replace") if t >= 1.6)
+    assert lv.is_live and lv.live_since == pytest.approx(back + 0.01), "the instant its reply came"
+
+
+class SlowReadApi(SlowConflictApi):
+    """Renewals conflict at once; the read-back answers after `read` seconds."""
+
+    def __init__(self, read: float, gets: list[LeaseRecord | None]) -> None:
+        super().__init__(0.0, gets)
+        self.read = read
+
+    async def get(self, namespace: str, name: str, limit: float | None = None) -> LeaseRecord | None:
+        await asyncio.sleep(self.read)
+        return await super().get(namespace, name, limit)
+
+
+def test_the_read_back_after_a_conflict_may_take_the_time_left_before_the_fence() -> None:
+    # The renewal at 0 conflicts at once; the read that finds our own landed write (version 8) answers
+    # after 0.3 s, well inside the 1.0 s left: the epoch stays, on version 8.
+    api = SlowReadApi(0.3, [rec("8")])
+    lv, fences = renewing(api, 0.4)
+    assert fences == [] and lv.epoch == 3 and lv.mine == rec("8")
+
+
+def test_a_conflict_with_our_own_landed_write_is_retried_after_a_retry_period_not_a_liveness_period(
+) -> None:
+    """The conflict read back as our own write, and a read-back that failed, are not accepted renewals:
+    the next attempt comes a retry period later (the deadline is closer than it looks)."""
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        api = SlowConflictApi(0.0, [rec("8")])
+        lv = liveness(api, [], [], loop.time, timings=SLOW)
+        lv.mine, lv.epoch, lv.live_until = rec("7"), 3, 1.0
+        await lv.step(lambda: False)
+        return [loop.time()]
+
+    assert run_sim(main) == [pytest.approx(SLOW.retry_period)]
+
+
+class HangingPeersApi(PeersApi):
+    """Peers' Leases whose expiry write (or, after a conflict, the read) never answers."""
+
+    def __init__(self, records: list[LeaseRecord | None], names: list[str], conflict: bool) -> None:
+        super().__init__(records, names)
+        self.conflict = conflict
+
+    async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        self.calls.append(("replace", body))
+        if self.conflict:
+            raise Conflict(409, "update lease")
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def get(self, namespace: str, name: str, limit: float | None = None) -> LeaseRecord | None:
+        self.calls.append(("get", (namespace, name)))
+        await asyncio.Event().wait()
+        return None
+
+
+@pytest.mark.parametrize("conflict", [False, True])
+def test_marking_a_peer_expired_gives_up_at_the_renew_deadline(conflict: bool) -> None:
+    """A black-holed API path must not stall the assignment loop (and with it every take-over)."""
+    t = Timings()
+    stale = peer("node-b", "b", "20")
+
+    async def main() -> tuple[float, BaseException | None]:
+        loop = asyncio.get_running_loop()
+        api = HangingPeersApi([stale], ["node-b"], conflict)
+        cache = LeaseCache(api, "ns", f"{ROLE_LABEL}={ROLE_NODE}", t.retry_period, 10.0, clock=loop.time)
+        cache.put(stale)
+        await asyncio.sleep(5.0)  # unchanged for longer than its duration
+        start = loop.time()
+        try:
+            await expire_peers(api, cache, "ns", "me", t, 0.0, loop.time())
+        except TimeoutError as exc:
+            return loop.time() - start, exc
+        return loop.time() - start, None
+
+    took, exc = run_sim(main)
+    assert isinstance(exc, TimeoutError) and took == pytest.approx(t.renew_deadline)
+
+
+class FailingReadApi(SlowConflictApi):
+    """Renewals conflict at once; the read-back fails at once (a transient error)."""
+
+    async def get(self, namespace: str, name: str, limit: float | None = None) -> LeaseRecord | None:
+        self.calls.append(("get", (namespace, name), limit))
+        raise aiohttp.ServerDisconnectedError("down")
+
+
+def test_a_conflict_whose_read_back_fails_is_retried_after_a_retry_period() -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        lv = liveness(FailingReadApi(0.0), [], [], loop.time, timings=SLOW)
+        lv.mine, lv.epoch, lv.live_until = rec("7"), 3, 1.0
+        await lv.step(lambda: False)
+        return loop.time()
+
+    assert run_sim(main) == pytest.approx(SLOW.retry_period)
+
+
+class LimitedApi(StoreApi):
+    """Replies to renewals after `reply` seconds; a request gives up at its own limit (the LeaseApi's
+    request_timeout, 1.0 s, when it is given none), as the real one over aiohttp does."""
+
+    def __init__(self, reply: float) -> None:
+        super().__init__()
+        self.reply = reply
+
+    async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        own = self.request_timeout if limit is None else limit
+        await asyncio.sleep(min(self.reply, own))
+        if self.reply > own:
+            raise TimeoutError(f"no reply within {own}")
+        return await super().replace(body, limit)
+
+
+@pytest.mark.parametrize(
+    ("timings", "reply"),
+    [(Timings(), 0.3), (Timings(lease_duration=15, renew_deadline=10, retry_period=2), 1.5)],
+)
+def test_a_slow_reply_inside_the_time_left_is_accepted(timings: Timings, reply: float) -> None:
+    """A renewal may take all the time left before the fence: the request's own limit must not end it
+    earlier (at kube-vip's 10 s deadline a 1.5 s reply is slow, not a failure)."""
+    api = LimitedApi(reply)
+    lv, fences, _ = live_for(api, 6 * timings.renew_deadline, timings=timings)
+    assert fences == [] and lv.is_live and lv.renewals >= 3
