@@ -46,6 +46,10 @@ class LeaseCache:
         self.changed = asyncio.Event()
         self.dirty: set[str] = set()
         self.version = 0  # bumped on every decisive change (consumers skip work while it stands still)
+        # Bumped only by decisive changes of records whose version does not matter (in scalable mode the
+        # nodes' liveness Leases, not the many claims): a view derived from those alone stays valid
+        # while it stands still.
+        self.others_version = 0
 
     def put(self, rec: LeaseRecord) -> None:
         """Record a version we read or wrote ourselves (fresher than the watch may be)."""
@@ -55,17 +59,19 @@ class LeaseCache:
         self.records[rec.name] = rec
         self.seen[rec.name] = observe(self.seen.get(rec.name), rec.resource_version, self._clock())
         self.absent_since.pop(rec.name, None)
-        if (
-            old is None
-            or not same_state(old, rec)
-            or (old.resource_version != rec.resource_version and self._version_matters(rec))
-        ):
+        matters = self._version_matters(rec)
+        moved = old is not None and old.resource_version != rec.resource_version
+        if old is None or not same_state(old, rec) or (moved and matters):
             self.dirty.add(rec.name)
             self.version += 1
+            if not matters or (old is not None and not self._version_matters(old)):
+                self.others_version += 1
             self.changed.set()
 
     def drop(self, name: str) -> None:
-        if self.records.pop(name, None) is not None:
+        if (old := self.records.pop(name, None)) is not None:
+            if not self._version_matters(old):
+                self.others_version += 1
             self.seen.pop(name, None)
             self.absent_since.setdefault(name, self._clock())
             self.dirty.add(name)

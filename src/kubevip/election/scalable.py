@@ -163,6 +163,7 @@ class ScalableElector:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.transitions = 0
+        self._live_view: tuple[tuple[int, bool], frozenset[str]] | None = None
 
     # -- public view ---------------------------------------------------------------------------
 
@@ -382,7 +383,7 @@ class ScalableElector:
             todo, full = self._pass_units(full)
             # Each claim is a compare-and-swap on the version judged stealable HERE: by the time a queued
             # claim is sent the watch may have brought a peer's valid claim, which it must not overwrite.
-            to_claim: list[tuple[str, LeaseRecord | None]] = []
+            to_claim: list[tuple[str, LeaseRecord | None, bool]] = []
             for unit in sorted(u for u in self._held if u not in units):
                 await self._give_up(unit, "unit removed", delete=True)
             for unit in todo:
@@ -425,7 +426,8 @@ class ScalableElector:
                     elif step is Step.STOP:
                         await self._stop(unit, "claim lost")
                     elif step is Step.CLAIM:
-                        to_claim.append((unit, self.cache.records.get(claim_lease_name(unit))))
+                        judged = self.cache.records.get(claim_lease_name(unit))
+                        to_claim.append((unit, judged, want == self.node))
                     else:
                         await self._delete_claim(unit)
             if to_claim and not self._may_claim():
@@ -441,18 +443,54 @@ class ScalableElector:
 
             epoch = self._epoch
 
-            async def claim(unit: str, judged: LeaseRecord | None) -> None:
+            async def claim(unit: str, judged: LeaseRecord | None, ours: bool) -> str:
                 async with sem:
-                    await self._claim(unit, judged, epoch)
+                    if not self._still_to_claim(unit, judged, ours, settled):
+                        return "no longer ours"
+                    return "won" if await self._claim(unit, judged, epoch) else "lost to a peer"
 
-            results = await asyncio.gather(*(claim(u, r) for u, r in to_claim), return_exceptions=True)
-            for (unit, _), res in zip(to_claim, results, strict=True):
+            results = await asyncio.gather(*(claim(*c) for c in to_claim), return_exceptions=True)
+            outcomes: dict[str, int] = {}
+            for (unit, _, _), res in zip(to_claim, results, strict=True):
                 if isinstance(res, BaseException) and not isinstance(res, TRANSIENT):
                     raise res
                 if isinstance(res, BaseException):
                     log.debug("node %s: claim of %s failed: %r", self.node, unit, res)
+                    res = "failed"
+                outcomes[res] = outcomes.get(res, 0) + 1
+            if to_claim:
+                log.debug("node %s: %d claims: %s", self.node, len(to_claim), outcomes)
             if full and self._units_known:
                 await self._collect_garbage(live, units)
+
+    def _still_to_claim(
+        self, unit: str, judged: LeaseRecord | None, ours: bool, settled: frozenset[str] | None
+    ) -> bool:
+        """Whether a claim that waited for its turn (CLAIM_CONCURRENCY) still stands as judged: the unit
+        still wanted, our liveness still lasting, the claim still at the judged version (else the
+        compare-and-swap fails anyway: a write saved), and a unit judged ours by the rendezvous still
+        ours among the nodes live now. After a restart of every agent the first node up judges every
+        unit its own, and the others come up while its claims queue: without this it went on claiming
+        their units for tens of seconds, and they lost their claims to it. Not sending a claim is
+        always safe; the unit stays unsettled and the next pass judges it again."""
+        if unit not in self._units or not self.is_live or not self._may_claim():
+            return False
+        now = self.cache.records.get(claim_lease_name(unit))
+        if (now.resource_version if now else None) != (judged.resource_version if judged else None):
+            return False
+        if not ours:
+            return True  # a race for an orphan its winner left: judged on other grounds
+        want = choose_holder(unit, self.current_holder(unit), self._live_now(), self._units[unit],
+                             self._preferred.get(unit, ()), settled)
+        return want == self.node
+
+    def _live_now(self) -> frozenset[str]:
+        """live_nodes(), recomputed only when a liveness Lease changed or our own liveness did (it walks
+        every record, claims included: per queued claim that was quadratic)."""
+        key = (self.cache.others_version, self.is_live)
+        if self._live_view is None or self._live_view[0] != key:
+            self._live_view = (key, self.live_nodes())
+        return self._live_view[1]
 
     def _may_claim(self) -> bool:
         """Whether our liveness lasts at least one more retry period (the time a claim and its start
@@ -527,13 +565,13 @@ class ScalableElector:
         since = self.cache.absent_since.setdefault(name, self._clock())
         return self._clock() >= max(since, self.liveness.live_since) + self.timings.lease_duration
 
-    async def _claim(self, unit: str, rec: LeaseRecord | None, epoch: int | None) -> None:
+    async def _claim(self, unit: str, rec: LeaseRecord | None, epoch: int | None) -> bool:
         """Claim `unit` by compare-and-swap on `rec`, the version that was judged stealable in liveness
         `epoch`. Claims wait behind each other (CLAIM_CONCURRENCY): one whose node lost its liveness, or
         became live again in another epoch, since the judgement is not sent (the unit stays wanted; the
         next pass judges it again). It used to assert, and the assertion killed the elector's task."""
         if epoch is None or self._epoch != epoch or not self.is_live:
-            return
+            return False
         name = claim_lease_name(unit)
         wall = time.time()
         body = lease_body(
@@ -553,11 +591,12 @@ class ScalableElector:
                 self.api.create(body) if rec is None else self.api.replace(body), self.timings.renew_deadline,
             )
         except Conflict:
-            return  # someone else claimed first: the watch brings their claim
+            return False  # someone else claimed first: the watch brings their claim
         self.cache.put(new)
         self._my_claims[unit] = new
         if self.is_live and unit in self._units:
             await self._start(unit)
+        return True
 
     def _stale_own_claim(self, unit: str) -> bool:
         """A claim in our name from an earlier process of ours: peers may still think it valid."""

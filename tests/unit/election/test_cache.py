@@ -53,3 +53,32 @@ def test_a_relist_drops_what_the_server_no_longer_has_and_marks_the_cache_synced
     cache._replace([_obj("b", "node-b", "5")])
     assert set(cache.records) == {"b"} and cache.records["b"].resource_version == "5"
     assert cache.absent_since == {"a": 5.0} and cache.changed.is_set()
+
+
+def test_others_version_moves_only_with_the_records_whose_version_does_not_matter() -> None:
+    """Scalable mode derives the live nodes from the liveness Leases alone and keeps that view while
+    `others_version` stands still: the many claim writes must not move it, every decisive change of a
+    liveness Lease (taken, released, a new epoch, deleted) must."""
+    cache = LeaseCache(FakeLeaseApi().view("me"), NS, "role", 0.25, 10.0,
+                       version_matters=lambda rec: rec.labels.get("role") == "claim")
+
+    def claim(rv: str, holder: str) -> dict[str, Any]:
+        body = _obj("claim-1", holder, rv)
+        body["metadata"]["labels"] = {"role": "claim"}
+        return body
+
+    cache._event("ADDED", _obj("node-a", "node-a", "1"))
+    live = cache.others_version
+    assert live > 0
+    for rv, holder in (("2", "node-a"), ("3", "node-a"), ("4", "node-b")):
+        cache._event("MODIFIED", claim(rv, holder))
+    cache._event("DELETED", claim("5", "node-b"))
+    assert cache.others_version == live, "claims moved the live view's version"
+    assert cache.version > live
+    cache._event("MODIFIED", _obj("node-a", "node-a", "6"))  # a renewal: nothing decisive
+    assert cache.others_version == live
+    cache._event("MODIFIED", _obj("node-a", "node-a", "7", transitions=1))  # a new epoch
+    assert cache.others_version == live + 1
+    cache._event("ADDED", _obj("node-b", "node-b", "8"))
+    cache._event("DELETED", _obj("node-a", "node-a", "9"))
+    assert cache.others_version == live + 3

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from kubevip.election.record import parse_lease
+from kubevip.election.rendezvous import choose_holder
 from kubevip.election.scalable import PREFERENCE_HOLD, ScalableElector, claim_lease_name, node_lease_name
 from kubevip.election.timings import Timings
 from tests.unit.controlplane.fakes import FakeLeaseApi
@@ -337,6 +338,49 @@ def test_a_live_holder_whose_liveness_lease_is_deleted_keeps_its_units_until_it_
         assert not fleet.rec.violations, fleet.rec.violations
         for unit in units:
             assert len(fleet.rec.holders(unit)) == 1, f"{unit} not held again"
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_a_queued_claim_is_sent_only_while_the_unit_is_still_ours_among_the_live_nodes() -> None:
+    """Restart of every agent: the first node up judges every unit its own and queues a claim for each
+    (CLAIM_CONCURRENCY at a time). The others come up while those claims wait; a claim whose unit now
+    goes to one of them by the rendezvous must not be sent (bench/agent.py: the first node kept claiming
+    the others' units for tens of seconds, and they lost their claims to it)."""
+    units = tuple(f"vip:198.18.{i // 250}.{i % 250}" for i in range(240))
+
+    async def main() -> None:
+        server = SimServer(random.Random(7))
+        fleet = Fleet("scalable", NODES, units, server)
+        fleet.start("node-a")
+        (first,) = _electors_of(fleet, "node-a")
+        late: list[str] = []
+        sent: list[str] = []
+        for verb in ("create", "replace"):
+            real = getattr(first.api, verb)
+
+            async def judged(body: dict[str, Any], limit: float | None = None, real: Any = real) -> Any:
+                unit = body["metadata"].get("annotations", {}).get("kubevip.io/unit")
+                if unit is not None and body["spec"].get("holderIdentity") == "node-a":
+                    sent.append(unit)
+                    live = first.live_nodes()
+                    if choose_holder(unit, None, live) != "node-a":
+                        late.append(f"{unit} (live: {sorted(live)})")
+                return await real(body, limit)
+
+            setattr(first.api, verb, judged)
+        await asyncio.sleep(0.15)  # node-a live, its claims under way
+        fleet.start("node-b")
+        fleet.start("node-c")
+        await asyncio.sleep(4.0)
+        assert late == [], f"node-a sent {len(late)} claims for units no longer its own: {late[:3]}"
+        assert len(sent) < len(units), "node-a claimed every unit: the others came up too late to tell"
+        holders = {u: _holder(fleet, u) for u in units}
+        assert None not in holders.values(), "every unit held"
+        assert {"node-b", "node-c"} <= set(holders.values())
+        assert not fleet.rec.violations
         assert not await fleet.stop()
         await server.drain()
 
