@@ -381,6 +381,8 @@ class ScalableElector:
             units = self._units
             settled = self.settled_nodes(live) if self._preferred else None
             todo, full = self._pass_units(full)
+            if full:
+                log.debug("node %s: pass over all %d units, %d nodes live", self.node, len(todo), len(live))
             # Each claim is a compare-and-swap on the version judged stealable HERE: by the time a queued
             # claim is sent the watch may have brought a peer's valid claim, which it must not overwrite.
             to_claim: list[tuple[str, LeaseRecord | None, bool]] = []

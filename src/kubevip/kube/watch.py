@@ -267,12 +267,17 @@ class Reflector:
         await self.sleep(delay)
 
     async def _relist(self, resource_version: str) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         items, rv = await list_pages(
             self._api, self.path, self.name, resource_version, query=self.query,
             page_size=self.page_size, timeout=self.request_timeout,
         )
         self.lists += 1
+        listed = loop.time()
         self._on_replace(items)  # if the consumer fails, the list is taken again
+        log.debug("watch %s: listed %d in %.3f s, taken in %.3f s", self.name, len(items), listed - started,
+                  loop.time() - listed)
         self.resource_version = rv
         self._list_from = None
         self.synced.set()
