@@ -150,7 +150,17 @@ async def test_a_restarted_agent_adopts_its_vips_without_a_gap(e2e: E2E) -> None
             check=True,
         )
         added = True
-        await e2e.eventually(lambda: any(f" {foreign}/32 " in e for e in events), "the monitor listens")
+        replace = ["ip", "-n", node.netns, "addr", "replace", f"{foreign}/32", "dev", node.interface]
+
+        async def heard() -> bool:
+            # The monitor may subscribe after the add: a replace of the same address is an RTM_NEWADDR
+            # too, so repeat it until the monitor has printed one (proof that it listens).
+            if any(f" {foreign}/32 " in e for e in events):
+                return True
+            await asyncio.to_thread(subprocess.run, replace, check=True)
+            return False
+
+        await e2e.eventually(heard, "the monitor listens")
         epoch = await _epoch(e2e, node.name)
         async with e2e.watch(v4, v6, foreign) as w:
             e2e.fleet.agents[node.name].kill()
