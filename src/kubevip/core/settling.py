@@ -1,0 +1,57 @@
+"""How long the agent's start-up settling lasts: a pure decision over the clock values it is given.
+
+While the agent settles after its start, "nobody holds this unit" may only mean "not claimed yet", so a
+Service's status never loses an address for want of a known holder then (`agent/reporter.py`). A fixed
+window of two lease durations is not enough when every agent restarts at once in scalable mode: 2000
+units are claimed one compare-and-swap at a time for many seconds, and shrinking then re-growing every
+Service's status meanwhile doubled the API writes the restart competes with. So settling lasts the
+fixed window, and after it as long as the election keeps making progress (fewer units without a known
+holder than at the previous look, at most one `grace` ago), never past `cap`; once over it never
+starts again (a later failover is covered by the reporter's hold-down).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Settling:
+    """The settling state; `observe` after each look at the election, `active` to ask."""
+
+    until: float  # end of the fixed window (start + two lease durations)
+    cap: float  # settling never lasts past this
+    grace: float  # the longest pause in progress that settling outlasts
+    unheld: int | None = None  # units without a known holder at the last look (None: not looked yet)
+    progress_at: float = 0.0  # when that number last fell (or was first seen)
+    over: bool = False
+
+    def observe(self, now: float, unheld: int) -> Settling:
+        """The state after a look at `now` that found `unheld` units without a known holder."""
+        if self.over:
+            return self
+        progressed = self.unheld is None or unheld < self.unheld
+        s = replace(self, unheld=unheld, progress_at=now if progressed else self.progress_at)
+        return s if s._lasts(now) else replace(s, over=True)
+
+    def active(self, now: float) -> bool:
+        """Whether the agent still settles at `now`."""
+        return not self.over and self._lasts(now)
+
+    def _lasts(self, now: float) -> bool:
+        if now >= self.cap:
+            return False
+        if now < self.until:
+            return True
+        return bool(self.unheld) and now - self.progress_at < self.grace
+
+
+# Settled from the start: what an agent that never started (a unit test's reconciler) reports.
+SETTLED = Settling(until=0.0, cap=0.0, grace=0.0, over=True)
+
+
+def starting(now: float, lease_duration: float, cap_leases: float = 20.0) -> Settling:
+    """Settling of an agent starting at `now`: two lease durations, extended while claims progress
+    (pauses of at most one lease duration), at most `cap_leases` lease durations in all."""
+    return Settling(until=now + 2 * lease_duration, cap=now + cap_leases * lease_duration,
+                    grace=lease_duration)

@@ -1,0 +1,93 @@
+"""The start-up settling window (core/settling.py): fixed, extended by progress, capped, never back."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubevip.core.settling import SETTLED, Settling, starting
+
+LEASE = 1.5
+
+
+def test_the_fixed_window_is_two_lease_durations_whatever_the_election_does() -> None:
+    s = starting(100.0, LEASE)
+    assert (s.until, s.cap, s.grace) == (103.0, 130.0, LEASE)
+    s = s.observe(100.1, 0)  # nothing unheld: still the fixed window
+    assert s.active(102.99)
+    assert not s.active(103.0)
+    assert s.observe(103.0, 0).over
+
+
+def test_progress_extends_it_a_pause_of_one_grace_ends_it() -> None:
+    s = starting(0.0, LEASE).observe(0.5, 2000)
+    for t, n in ((2.5, 1500), (4.0, 900), (5.4, 100)):
+        s = s.observe(t, n)
+        assert s.active(t) and s.progress_at == t, (t, s)
+    assert s.active(5.4 + LEASE - 0.01)
+    assert not s.active(5.4 + LEASE)
+    # A look without progress keeps the time of the last progress, and ends it once grace has passed.
+    s = s.observe(6.0, 100)
+    assert s.progress_at == 5.4 and s.active(6.0)
+    ended = s.observe(5.4 + LEASE, 100)
+    assert ended.over and not ended.active(5.4 + LEASE)
+
+
+def test_more_unheld_units_are_not_progress() -> None:
+    s = starting(0.0, LEASE).observe(2.9, 10).observe(3.5, 12)
+    assert s.progress_at == 2.9
+    assert not s.active(2.9 + LEASE)
+
+
+def test_every_unit_held_after_the_fixed_window_ends_it_at_once() -> None:
+    s = starting(0.0, LEASE).observe(2.0, 5)
+    assert s.active(3.2)
+    s = s.observe(3.2, 0)
+    assert s.over
+
+
+def test_the_cap_ends_it_even_while_claims_progress() -> None:
+    s = starting(0.0, LEASE, cap_leases=4)
+    n = 10_000
+    t = 0.0
+    while t < 6.0:
+        s = s.observe(t, n)
+        assert s.active(t) == (t < 6.0)
+        n -= 1
+        t += 0.5
+    assert s.observe(6.0, n - 1).over
+
+
+def test_settled_is_never_active() -> None:
+    assert not SETTLED.active(0.0)
+    assert SETTLED.observe(0.0, 5) is SETTLED
+
+
+looks = st.lists(st.tuples(st.floats(0.0, 5.0), st.integers(0, 50)), max_size=30)
+
+
+@given(looks, st.floats(0.5, 5.0), st.floats(2.0, 40.0))
+def test_bounded_monotone_and_once_over_for_ever(steps: list[tuple[float, int]], lease: float,
+                                                 cap_leases: float) -> None:
+    """Whatever the looks: active only before the cap, always within the fixed window, only while the
+    last progress is less than one grace ago after it, and never again once over."""
+    s: Settling = starting(0.0, lease, cap_leases)
+    now = 0.0
+    seen_over = False
+    last_unheld: int | None = None
+    for dt, unheld in steps:
+        now += dt
+        before = s
+        s = s.observe(now, unheld)
+        if seen_over:
+            assert s is before and not s.active(now)
+            continue
+        progressed = last_unheld is None or unheld < last_unheld
+        last_unheld = unheld
+        if progressed:
+            assert s.progress_at == now
+        expected = now < s.cap and (now < s.until or (unheld > 0 and now - s.progress_at < s.grace))
+        assert s.active(now) == expected
+        assert s.over == (not expected)
+        seen_over = s.over
+        assert not s.active(s.cap)
