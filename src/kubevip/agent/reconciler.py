@@ -44,7 +44,6 @@ from kubevip.core.rows import (
     missing_interfaces,
     needs_subnet_lookup,
 )
-from kubevip.core.settling import SETTLED, Settling, starting
 from kubevip.core.views import IPFamily, ServiceView
 from kubevip.core.world import Decided, Snapshot, World, snapshot
 from kubevip.election.lifetime import (
@@ -162,8 +161,6 @@ class Agent:
         self._unplaced: set[IPAddress] = set()
         self._startup_keep: frozenset[Row] = frozenset()
         self._startup_until = 0.0
-        # The reporter's settling (core/settling.py): the start-up window, extended while claims progress.
-        self._settling: Settling = SETTLED
         self._stopping = False
         self.passes = 0
         self.ready = asyncio.Event()
@@ -352,11 +349,6 @@ class Agent:
         self._snap_version = version
         return snap
 
-    def _unheld(self, snap: Snapshot) -> int:
-        """How many units have no known holder (the settling's measure of the election's progress)."""
-        holder = self.leadership.holder
-        return sum(1 for u, e in snap.units.items() if holder(u, e) is None)
-
     def _my_holdings(self, snap: Snapshot) -> dict[UnitId, NodeName | None]:
         """The election's outcome for this node's rows, as data: unit -> me when this node announces it."""
         if self._stopping:
@@ -462,8 +454,6 @@ class Agent:
                 self.leadership.set_units(snap.units)
                 if self.placement is not None:
                     self.leadership.set_preferred(self.placement.preferred)
-            if not self._settling.over:
-                self._settling = self._settling.observe(time.monotonic(), self._unheld(snap))
             ifaces = await self.interfaces()
             if snap.dhcp or self.dhcp.active:
                 # One holder per DHCP unit in every mode (one MAC on the segment): the elected one.
@@ -495,7 +485,7 @@ class Agent:
                 self.metrics.reconcile_duration.labels(ns).observe(took)
             self._update_gauges(snap)
             self._publish(snap)
-            settling = self._settling.active(time.monotonic()) and not self._stopping
+            settling = time.monotonic() < self._startup_until and not self._stopping
             self.reporter.passed(Outcome(snap, self._snap_version, self.held, self._stopping,
                                          dict(self._node_warnings), settling, frozenset(self._unplaced)))
             return changes
@@ -559,8 +549,7 @@ class Agent:
     def _pass_inputs(self, snap: Snapshot) -> tuple[object, ...] | None:
         """What a pass depends on, or None when it also depends on time or the node's interfaces (the
         start-up window, an interface not resolved yet, a Service's own interface)."""
-        now = time.monotonic()
-        if now < self._startup_until or self._settling.active(now):
+        if time.monotonic() < self._startup_until:
             return None
         if self._iface.pending():
             return None  # a family still to be looked up (at start, or its retry is due)
@@ -778,7 +767,6 @@ class Agent:
         # the election settles would only risk a second announcer; Local VIPs need no election anyway.
         self._startup_keep = self.held if self.bgp is None else frozenset()
         self._startup_until = time.monotonic() + 2 * self.cfg.election.timings.lease_duration
-        self._settling = starting(time.monotonic(), self.cfg.election.timings.lease_duration)
         if self.held:
             log.info("found %d VIPs of a previous run: kept while the election settles", len(self.held))
         if self.presence is not None:

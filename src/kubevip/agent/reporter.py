@@ -34,6 +34,7 @@ from kubevip.core.egress import active_endpoints, egress_enabled
 from kubevip.core.events import Aggregate, TokenBucket, is_news, reports_for
 from kubevip.core.plan import ServiceDecision
 from kubevip.core.rows import Changes, Row, ServiceStatus, service_status, should_write
+from kubevip.core.settling import SETTLED, Settling, starting
 from kubevip.core.views import IPAddress, NodeName, StatusCondition, UnitId
 from kubevip.core.world import Snapshot, World
 from kubevip.errors import describe
@@ -130,9 +131,12 @@ class Reporter:
         guard: TaskGroupGuard,
         synced: Callable[[], bool] = lambda: True,
         hold_down: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`hold_down`: how long a status must keep losing an address for want of a holder before it
-        is written (the agent passes one lease duration: a unit changing hands is not a loss)."""
+        is written (the agent passes one lease duration: a unit changing hands is not a loss); it is
+        also the settling's grace (core/settling.py)."""
+        self.clock = clock
         self.me = me
         self.writer = writer
         self.world = world
@@ -150,6 +154,11 @@ class Reporter:
         self.hold_down = hold_down
         self._shrinking: dict[str, float] = {}  # Service -> since when its status would lose addresses
         self._unheld: dict[str, float] = {}  # Service -> since when a True condition would turn NoHolder
+        # Settling after the agent's start, extended past the agent's fixed window while the election
+        # makes progress (core/settling.py); measured in Services whose status a round held back.
+        self._settling: Settling | None = None
+        self._keeping = False  # this round keeps every status (settling or stopping)
+        self._held_back = 0  # Services whose status this round kept for want of a known holder
         # Normal Events not yet written, (Service, reason) -> occurrences; sent by `events_loop` through
         # one token bucket per agent, oldest first.
         self.pending: dict[tuple[str, str], Aggregate] = {}
@@ -206,21 +215,50 @@ class Reporter:
             out = self.outcome
             if out is None or not self.synced():
                 continue
-            keys = list(self.round(out))
-            jobs: list[Callable[[], Awaitable[None]]] = []
-            for i in range(0, len(keys), ROUND_CHUNK):
-                if i:
-                    # A round over 1000 Services is ~0.1-0.6 s of decisions: let due timers (the Lease
-                    # renewals) run between chunks instead of after the whole round.
-                    await asyncio.sleep(0)
-                jobs.extend(self.jobs(out, keys[i:i + ROUND_CHUNK]))
-            if jobs:
-                # Jobs are factories: a coroutine object made now and cancelled before its turn would
-                # be "never awaited".
-                async def run(job: Callable[[], Awaitable[None]]) -> None:
-                    async with sem:
-                        await job()
-                await asyncio.gather(*(run(j) for j in jobs))
+            await self.report(out, sem)
+
+    async def report(self, out: Outcome, sem: asyncio.Semaphore | None = None) -> None:
+        """One round: decide what each Service should say and write the difference."""
+        sem = sem or asyncio.Semaphore(WRITE_CONCURRENCY)
+        keys = list(self.round(out))
+        full = len(keys) == len(self.world.services)
+        now = self.clock()
+        self._held_back = 0
+        jobs: list[Callable[[], Awaitable[None]]] = []
+        for i in range(0, len(keys), ROUND_CHUNK):
+            if i:
+                # A round over 1000 Services is ~0.1-0.6 s of decisions: let due timers (the Lease
+                # renewals) run between chunks instead of after the whole round.
+                await asyncio.sleep(0)
+            jobs.extend(self.jobs(out, keys[i:i + ROUND_CHUNK]))
+        if full:
+            self._observe_settling(now)
+        if jobs:
+            # Jobs are factories: a coroutine object made now and cancelled before its turn would
+            # be "never awaited".
+            async def run(job: Callable[[], Awaitable[None]]) -> None:
+                async with sem:
+                    await job()
+            await asyncio.gather(*(run(j) for j in jobs))
+
+    def _keeps(self, out: Outcome, now: float) -> bool:
+        """Whether this round keeps every status: the agent's fixed start-up window or its shutdown, or
+        the settling's extension while the election still makes progress."""
+        if out.settling and self._settling is None:
+            self._settling = starting(now, self.hold_down)
+            # The cap ends it without any other wake-up.
+            asyncio.get_running_loop().call_later(self._settling.cap - now, self._wake.set)
+        return out.keeps_status or (self._settling or SETTLED).active(now)
+
+    def _observe_settling(self, now: float) -> None:
+        """After a round over every Service: progress is fewer statuses held back than the last time."""
+        s = self._settling
+        if s is None or s.over:
+            return
+        self._settling = s.observe(now, self._held_back)
+        if self._settling.active(now) and self._settling.progress_at == now:
+            # Wakes the round that ends it if nothing progresses within the grace.
+            asyncio.get_running_loop().call_later(self._settling.grace, self._wake.set)
 
     def round(self, out: Outcome) -> Iterable[str]:
         """The Services to look at: all when anything but their own objects changed (the snapshot, what
@@ -253,7 +291,8 @@ class Reporter:
 
     def jobs(self, out: Outcome, keys: Iterable[str]) -> Iterable[Callable[[], Awaitable[None]]]:
         snap = out.snap
-        now = time.monotonic()
+        now = self.clock()
+        self._keeping = self._keeps(out, now)
         for key in keys:
             rec = self.world.services.get(key)
             if rec is None:  # deleted while the round yielded between chunks
@@ -314,12 +353,12 @@ class Reporter:
         writer = wanted.writer == self.me or (wanted.writer is None and current_host == self.me)
         if not writer:
             return None
-        if out.keeps_status:
+        if self._keeping:
             self._keys.add(key)  # looked at again once the election has settled
             return None
         view = self.world.services[key].view
         conds = family_conditions(d if key in out.snap.handled else None, view, plans, holdings)
-        conds = self._hold_conditions(key, conds, view.status_conditions, time.monotonic())
+        conds = self._hold_conditions(key, conds, view.status_conditions, self.clock())
         host6 = ipv6_host(d, plans, holdings, wanted.host) if wanted.host else None
         host6_now = view.annotation(ANNOTATION_VIP_HOST_IPV6)
         if conditions_differ(conds, view.status_conditions) or host6_now != host6:
@@ -362,8 +401,9 @@ class Reporter:
         if not lost or not lost <= {str(v) for v in granted}:
             self._shrinking.pop(key, None)
             return False
-        if out.keeps_status:
+        if self._keeping:
             self._keys.add(key)  # looked at again once the election has settled
+            self._held_back += 1
             return True
         since = self._shrinking.setdefault(key, now)
         if now - since < self.hold_down:
@@ -399,7 +439,7 @@ class Reporter:
             self.error_metric(key, "status-write")
             # Exponential backoff per Service: retries must not add load to a saturated API server.
             n = self.reports.failures[key] = self.reports.failures.get(key, 0) + 1
-            self.reports.failed_status[key] = time.monotonic() + min(30.0, 0.5 * 2**n)
+            self.reports.failed_status[key] = self.clock() + min(30.0, 0.5 * 2**n)
             log.warning("status of %s not written (retrying): %s", key, describe(exc))
             self._wake.set()
 

@@ -5,9 +5,9 @@ Service's status never loses an address for want of a known holder then (`agent/
 window of two lease durations is not enough when every agent restarts at once in scalable mode: 2000
 units are claimed one compare-and-swap at a time for many seconds, and shrinking then re-growing every
 Service's status meanwhile doubled the API writes the restart competes with. So settling lasts the
-fixed window, and after it as long as the election keeps making progress (fewer units without a known
-holder than at the previous look, at most one `grace` ago), never past `cap`; once over it never
-starts again (a later failover is covered by the reporter's hold-down).
+fixed window, and after it as long as the election keeps making progress (the reporter counts the
+Services whose status it held back; fewer than at the previous look, at most one `grace` ago), never
+past `cap`; once over it never starts again (a later failover is covered by the reporter's hold-down).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ class Settling:
     until: float  # end of the fixed window (start + two lease durations)
     cap: float  # settling never lasts past this
     grace: float  # the longest pause in progress that settling outlasts
-    unheld: int | None = None  # units without a known holder at the last look (None: not looked yet)
+    unheld: int | None = None  # what still waits for a holder at the last look (None: not looked yet)
     progress_at: float = 0.0  # when that number last fell (or was first seen)
     over: bool = False
 
     def observe(self, now: float, unheld: int) -> Settling:
-        """The state after a look at `now` that found `unheld` units without a known holder."""
+        """The state after a look at `now` that found `unheld` things still waiting for a holder."""
         if self.over:
             return self
         progressed = self.unheld is None or unheld < self.unheld

@@ -489,3 +489,73 @@ async def test_what_this_node_cannot_announce_does_not_touch_another_holders_sta
     """n2 (IPv4-only, the former holder still named in vipHost) must not clear the status that n1, which
     holds the IPv6 VIP and can announce it, keeps: each would rewrite the other's."""
     assert await _unplaced_round("n2", "n1", "2001:db8::10", ["2001:db8::10"], "n2") == []
+
+
+class ByUnit(Holder):
+    """Who holds each unit, as a test sets it (scalable: a unit per address)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.units: dict[str, str] = {}
+
+    def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None:
+        return self.units.get(unit)
+
+    def generation(self) -> object:
+        return tuple(sorted(self.units.items()))
+
+
+async def test_settling_outlasts_the_fixed_window_while_the_election_makes_progress() -> None:
+    """After a restart of every agent the claims take longer than the fixed window: a status the
+    election is still filling is not shrunk (then grown again) while units keep getting holders; once
+    nothing progressed for one grace (the hold-down), the usual hold-down runs and the status shrinks."""
+    w = World()
+    vips = ("192.0.2.10", "192.0.2.11", "192.0.2.12")
+    for i, vip in enumerate(vips):
+        apply_event(w, SERVICE, False, service_from_dict(_status(service(f"web{i}", vip), [vip], "n1")))
+    now = [0.0]
+    holder = ByUnit()
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, holder, Metrics("n1"), guard,  # type: ignore[arg-type]
+                   hold_down=1.0, clock=lambda: now[0])
+    snap = snapshot(w, ClassFilter(), False, per_address=True)
+
+    async def at(t: float, settling: bool, *held: str) -> list[tuple[Any, ...]]:
+        now[0] = t
+        for vip in held:
+            holder.units[f"vip:{vip}"] = "n2"  # n2 writes those Services' status, not n1
+        await rep.report(Outcome(snap, 1, frozenset(), False, settling=settling))
+        return [c for c in writer.calls if c[0] == "status"]
+
+    assert await at(0.0, True) == []
+    assert await at(1.5, True, vips[0]) == []
+    # The fixed window (two hold-downs) is over; one more unit got a holder 0.9 s ago: still settling.
+    assert await at(2.4, False, vips[1]) == []
+    assert await at(3.3, False) == []
+    # No progress for a whole grace: settled; web2's loss now waits the ordinary hold-down ...
+    assert await at(3.5, False) == []
+    # ... and is written once it has passed, by n1 (vipHost names it, nobody holds the address).
+    assert await at(4.6, False) == [("status", "default/web2", ())]
+    await guard.close()
+
+
+async def test_without_progress_the_fixed_window_is_all_the_settling() -> None:
+    """Nothing got a holder: the status shrinks one hold-down after the fixed window, as before."""
+    w = World()
+    vip = "192.0.2.10"
+    apply_event(w, SERVICE, False, service_from_dict(_status(service("web", vip), [vip], "n1")))
+    now = [0.0]
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, ByUnit(), Metrics("n1"), guard,  # type: ignore[arg-type]
+                   hold_down=1.0, clock=lambda: now[0])
+    snap = snapshot(w, ClassFilter(), False, per_address=True)
+    for t, settling in ((0.0, True), (1.9, True), (2.0, False), (2.9, False)):
+        now[0] = t
+        await rep.report(Outcome(snap, 1, frozenset(), False, settling=settling))
+        assert writer.calls == [], t
+    now[0] = 3.0
+    await rep.report(Outcome(snap, 1, frozenset(), False, settling=False))
+    assert ("status", "default/web", ()) in writer.calls
+    await guard.close()
