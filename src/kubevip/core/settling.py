@@ -46,7 +46,7 @@ class Settling:
         return bool(self.unheld) and now - self.progress_at < self.grace
 
 
-# Settled from the start: what an agent that never started (a unit test's reconciler) reports.
+# No settling: a reporter before its agent's start-up window began (or one in a unit test).
 SETTLED = Settling(until=0.0, cap=0.0, grace=0.0, over=True)
 
 
