@@ -6,6 +6,7 @@ simulated API server, no sleeps as synchronisation.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from typing import Any
 
@@ -381,6 +382,36 @@ def test_a_queued_claim_is_sent_only_while_the_unit_is_still_ours_among_the_live
         assert None not in holders.values(), "every unit held"
         assert {"node-b", "node-c"} <= set(holders.values())
         assert not fleet.rec.violations
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_every_node_names_the_holder_of_every_unit_and_none_for_a_dead_one() -> None:
+    """`current_holder` is what status, vipHost and `kubevip status` report (agent/leadership.py): every
+    node names the node that holds each unit, its own and its peers' (not only whether it holds one
+    itself); once a holder's liveness Lease names it in another epoch (it restarted), its old claims
+    name nobody until they are claimed again."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(8))
+        units = tuple(f"vip:198.18.0.{i}" for i in range(1, 7))
+        fleet = await _settled(server, units)
+        holders = {u: _holder(fleet, u) for u in units}
+        assert len(set(holders.values())) > 1, holders  # peers' claims as well as its own
+        for el in _electors(fleet):
+            seen = {u: el.current_holder(u) for u in units}
+            assert seen == holders, f"{el.node} sees {seen}, the claims say {holders}"
+        # A peer's liveness Lease in a new epoch: its claims of the old one are nobody's.
+        victim = holders[units[0]]
+        assert victim is not None
+        watcher = next(el for el in _electors(fleet) if el.node != victim)
+        live = watcher.cache.records[node_lease_name(victim)]
+        watcher.cache.put(dataclasses.replace(live, transitions=live.transitions + 1))
+        for u in units:
+            want = None if holders[u] == victim else holders[u]
+            assert watcher.current_holder(u) == want, f"{u}: {watcher.current_holder(u)}"
         assert not await fleet.stop()
         await server.drain()
 
