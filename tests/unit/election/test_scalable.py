@@ -14,7 +14,13 @@ import pytest
 
 from kubevip.election.record import parse_lease
 from kubevip.election.rendezvous import choose_holder
-from kubevip.election.scalable import PREFERENCE_HOLD, ScalableElector, claim_lease_name, node_lease_name
+from kubevip.election.scalable import (
+    GC_AFTER,
+    PREFERENCE_HOLD,
+    ScalableElector,
+    claim_lease_name,
+    node_lease_name,
+)
 from kubevip.election.timings import Timings
 from tests.unit.controlplane.fakes import FakeLeaseApi
 from tests.unit.election import sim
@@ -412,6 +418,79 @@ def test_every_node_names_the_holder_of_every_unit_and_none_for_a_dead_one() -> 
         for u in units:
             want = None if holders[u] == victim else holders[u]
             assert watcher.current_holder(u) == want, f"{u}: {watcher.current_holder(u)}"
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_a_node_that_does_not_want_a_unit_never_deletes_a_live_peer_s_claim_of_it() -> None:
+    """Garbage collection deletes claims of units no Service wants here, but never one whose holder is
+    live in its epoch: the holder's view may still want the unit (a Service this node has not seen
+    yet, placement), and deleting its claim would pull the unit from under a live holder. The node
+    that does not want the units is the rendezvous pick of some of them (it came up last: the others
+    keep what they hold), so only the liveness check protects those claims."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(9))
+        units = tuple(f"vip:198.18.0.{i}" for i in range(1, 13))
+        fleet = Fleet("scalable", NODES, units, server)
+        late = "node-a"
+        for n in NODES:
+            if n != late:
+                fleet.start(n)
+        await asyncio.sleep(3.0)  # virtual
+        fleet.start(late)
+        await asyncio.sleep(3.0)
+        holders = {u: _holder(fleet, u) for u in units}
+        exposed = [u for u in units if holders[u] != late
+                   and choose_holder(u, None, frozenset(NODES), None) == late]
+        assert exposed, f"no unit whose rendezvous pick is {late} held by another node: {holders}"
+        claims = {u: server.get(claim_lease_name(u)) for u in units}
+        for el in _electors_of(fleet, late):
+            el.set_units({u: None for u in units if holders[u] == late})
+        await asyncio.sleep((GC_AFTER + 2) * Timings().lease_duration)
+        for u in units:
+            rec, before = server.get(claim_lease_name(u)), claims[u]
+            assert rec is not None and before is not None, f"the claim of {u} was deleted"
+            assert (rec.holder, rec.resource_version) == (before.holder, before.resource_version), u
+            assert _holder(fleet, u) == holders[u], u
+        assert not fleet.rec.violations
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_claims_left_by_a_dead_node_of_units_nobody_wants_are_deleted() -> None:
+    """A node dies holding claims, and their units are removed meanwhile (the Services deleted): no
+    live node holds or wants them, so once the dead node's liveness has expired and the claims sat
+    GC_AFTER lease durations, one live node deletes them (else every Service ever created would leave
+    a Lease behind); the claims of units still wanted stay."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(10))
+        units = tuple(f"vip:198.18.0.{i}" for i in range(1, 10))
+        fleet = await _settled(server, units)
+        holders = {u: _holder(fleet, u) for u in units}
+        dead = fleet.incarnation(holders[units[0]] or "")
+        gone = [u for u in units if holders[u] == dead.split("#")[0]]
+        kept = [u for u in units if u not in gone]
+        assert kept, holders
+        server.frozen.add(dead)  # SIGKILL: nothing it sends arrives any more
+        for node in NODES:
+            if fleet.incarnation(node) != dead:
+                for el in _electors_of(fleet, node):
+                    el.set_units({u: None for u in kept})
+        lease = Timings().lease_duration
+        await asyncio.sleep((GC_AFTER + 4) * lease)
+        left = [u for u in gone if server.get(claim_lease_name(u)) is not None]
+        assert not left, f"claims of removed units still there: {left}"
+        for u in kept:
+            rec = server.get(claim_lease_name(u))
+            assert rec is not None and rec.holder == holders[u], u
+        assert not fleet.rec.violations
+        await fleet._kill(dead)
         assert not await fleet.stop()
         await server.drain()
 
