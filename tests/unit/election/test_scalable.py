@@ -495,3 +495,41 @@ def test_claims_left_by_a_dead_node_of_units_nobody_wants_are_deleted() -> None:
         await server.drain()
 
     run_sim(main)
+
+
+def test_every_start_and_stop_reaches_the_observer_and_moves_the_generation() -> None:
+    """The observer is how `is_leader` and the transition metric follow the election
+    (agent/leadership.py), and `held_changes` is part of the generation the agent compares to know
+    that what this node holds changed: each start and each stop reaches both, with its unit."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(11))
+        seen: list[tuple[str, bool]] = []
+        api = SimApi(server, "node-a", "node-a#0")
+
+        async def nothing(unit: str) -> None:
+            return None
+
+        el = ScalableElector(api, NS, "node-a", Timings(), nothing, nothing,
+                             observer=lambda u, h: seen.append((u, h)),
+                             clock=asyncio.get_running_loop().time)
+        feed_cache_from(el.cache, api)
+        el.set_units({UNIT: None})
+        task = asyncio.get_running_loop().create_task(el.run())
+        await asyncio.sleep(3.0)  # virtual
+        assert el.holds(UNIT) and seen == [(UNIT, True)], seen
+        assert (el.held_changes, el.transitions) == (1, 1)
+        el.set_units({})
+        await asyncio.sleep(1.0)
+        assert not el.holds(UNIT) and seen == [(UNIT, True), (UNIT, False)], seen
+        assert (el.held_changes, el.transitions) == (2, 1)
+        el.set_units({UNIT: None})  # wanted again: a second start counts on from the first
+        await asyncio.sleep(3.0)
+        assert el.holds(UNIT) and seen[2:] == [(UNIT, True)], seen
+        assert (el.held_changes, el.transitions) == (3, 2)
+        await el.release()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.drain()
+
+    run_sim(main)
