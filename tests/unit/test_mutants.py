@@ -179,6 +179,13 @@ MUTANTS = (
         "            out[p.unit] = p.eligible if cur is None else cur | p.eligible\n",
         ("tests/unit/core/test_rows.py::test_a_unit_is_eligible_only_where_each_of_its_vips_is",),
     ),
+    Mutant(
+        "scalable garbage collection deletes the claim of a live peer (mutation run 6)",
+        "election/scalable.py",
+        "            if claim.holder not in (None, self.node) and not self._stealable(claim.unit):\n",
+        "            if claim.holder not in (None, self.node) and self._stealable(claim.unit):\n",
+        ("tests/unit/election/test_scalable.py", "-k", "never_deletes_a_live_peer"),
+    ),
 )
 
 

@@ -533,3 +533,38 @@ def test_every_start_and_stop_reaches_the_observer_and_moves_the_generation() ->
         await server.drain()
 
     run_sim(main)
+
+
+def test_a_unit_its_rendezvous_pick_does_not_claim_is_taken_after_one_lease_duration() -> None:
+    """The rescue for a live pick that never claims (its view lacks the unit: a Service it has not seen
+    yet, or placement it evaluates differently): after one lease duration of orphanhood another node
+    that may hold the unit claims it, and not before (the pick gets its chance first)."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(12))
+        nodes = ("node-a", "node-b")
+        unit = next(f"vip:198.18.1.{i}" for i in range(1, 200)
+                    if choose_holder(f"vip:198.18.1.{i}", None, frozenset(nodes), None) == "node-b")
+        fleet = Fleet("scalable", nodes, (unit,), server)
+        for n in nodes:
+            fleet.start(n)
+        for el in _electors_of(fleet, "node-b"):
+            el.set_units({})  # the pick does not know the unit
+        for el in _electors_of(fleet, "node-a"):
+            el.set_units({unit: list(nodes)})  # node-a may hold it (placement names both)
+        started = server.now()
+        lease = Timings().lease_duration
+        await asyncio.sleep(lease - 0.3)
+        assert _holder(fleet, unit) is None, "taken before its pick had a lease duration to claim it"
+        await asyncio.sleep(1.5)
+        assert _holder(fleet, unit) == "node-a", f"{unit} not rescued {server.now() - started:.2f}s on"
+        (span,) = [s for s in fleet.rec.spans if s.unit == unit]
+        # node-a sees the orphan ~0.3 s after the start (its liveness first), then waits one lease
+        # duration, and claims in the pass at that instant or the next.
+        t = Timings()
+        assert lease <= span.start - started <= lease + 2 * t.retry_period, span.start - started
+        assert not fleet.rec.violations
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
