@@ -528,6 +528,8 @@ def test_every_start_and_stop_reaches_the_observer_and_moves_the_generation() ->
         assert el.holds(UNIT) and seen[2:] == [(UNIT, True)], seen
         assert (el.held_changes, el.transitions) == (3, 2)
         await el.release()
+        # A release ends the running elector (else it would go on claiming) after withdrawing.
+        assert task.done() and not el.holds(UNIT) and seen[3:] == [(UNIT, False)], seen
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await server.drain()
