@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import random
 from typing import Any
 
@@ -570,3 +571,16 @@ def test_a_unit_its_rendezvous_pick_does_not_claim_is_taken_after_one_lease_dura
         await server.drain()
 
     run_sim(main)
+
+
+def test_lease_names_are_stable_across_versions_and_within_the_object_name_limit() -> None:
+    """Claim and liveness Lease names live in the cluster: agents of two versions in one fleet (a rolling
+    upgrade) must name the same unit's claim and the same node's liveness Lease alike, so the names are
+    pinned here, including the hashing of node names that would exceed 253 characters."""
+    assert claim_lease_name("vip:198.18.0.1") == "kubevip-claim-bc313e5df8064c986a44"
+    assert node_lease_name("node-a") == "kubevip-node-node-a"
+    longest = "n" * (253 - len("kubevip-node-"))
+    assert node_lease_name(longest) == f"kubevip-node-{longest}"  # exactly 253: kept
+    hashed = node_lease_name(longest + "x")
+    assert hashed == "kubevip-node-" + hashlib.blake2b((longest + "x").encode(), digest_size=10).hexdigest()
+    assert len(hashed) == len("kubevip-node-") + 20 and hashed != node_lease_name(longest + "y")
