@@ -101,21 +101,17 @@ class Outcome:
     stopping: bool
     # Warnings only this node can see (a Service's interface missing here), per Service.
     node_warnings: Mapping[str, frozenset[Condition]] = field(default_factory=dict)
-    # The agent's start-up window: the election has not settled, so "nobody holds it" may only mean
-    # "not known yet". A status is then never cleared (a restart of every agent would clear and
-    # rewrite every Service's status and vipHost: hundreds of writes for nothing).
+    # The pass ran in the agent's start-up window: the election has not settled, so "nobody holds it"
+    # may only mean "not known yet". A status is then never cleared (a restart of every agent would
+    # clear and rewrite every Service's status and vipHost: hundreds of writes for nothing). The first
+    # such outcome starts the reporter's settling, whose end it judges by its own clock: no pass comes
+    # when the window ends, so an outcome's flag may stay True long after (CI run 32: conditions
+    # waited past a 60 s deadline).
     settling: bool = False
     # VIPs this node could not announce if it held them (no interface of their family: a single-stack
     # node). The status must not list an address nobody answers on; the live holdings decide which of
     # them this node holds (a round can follow an election change before the next pass).
     unplaced: frozenset[IPAddress] = frozenset()
-
-    @property
-    def keeps_status(self) -> bool:
-        """Never shrink a status for want of a known holder now: while the election settles, or while
-        this agent shuts down (the status names the Service's addresses, as MetalLB's does; a peer
-        that takes over rewrites vipHost, and an agent restarting finds it right)."""
-        return self.settling or self.stopping
 
 
 class Reporter:
@@ -159,6 +155,8 @@ class Reporter:
         self._settling: Settling | None = None
         self._keeping = False  # this round keeps every status (settling or stopping)
         self._held_back = 0  # Services whose status this round kept for want of a known holder
+        self._settling_wake: asyncio.TimerHandle | None = None
+        self._settling_wake_at: float | None = None
         # Normal Events not yet written, (Service, reason) -> occurrences; sent by `events_loop` through
         # one token bucket per agent, oldest first.
         self.pending: dict[tuple[str, str], Aggregate] = {}
@@ -242,13 +240,25 @@ class Reporter:
             await asyncio.gather(*(run(j) for j in jobs))
 
     def _keeps(self, out: Outcome, now: float) -> bool:
-        """Whether this round keeps every status: the agent's fixed start-up window or its shutdown, or
-        the settling's extension while the election still makes progress."""
+        """Whether this round never shrinks a status for want of a known holder: while the agent shuts
+        down (the status names the Service's addresses, as MetalLB's does; a peer that takes over
+        rewrites vipHost, and an agent restarting finds it right), or while it settles after its start
+        (core/settling.py: a fixed window, extended while the election makes progress)."""
         if out.settling and self._settling is None:
             self._settling = starting(now, self.hold_down)
-            # The cap ends it without any other wake-up.
-            asyncio.get_running_loop().call_later(self._settling.cap - now, self._wake.set)
-        return out.keeps_status or (self._settling or SETTLED).active(now)
+        self._wake_when_settling_may_end(now)
+        return out.stopping or (self._settling or SETTLED).active(now)
+
+    def _wake_when_settling_may_end(self, now: float) -> None:
+        """One timer at the instant settling may end by time (its window, a pause in progress, the cap):
+        nothing else need wake the reporter then, and the statuses it kept wait for that round."""
+        at = (self._settling or SETTLED).ends_by(now)
+        if at is None or at == self._settling_wake_at:
+            return
+        if self._settling_wake is not None:
+            self._settling_wake.cancel()
+        self._settling_wake_at = at
+        self._settling_wake = asyncio.get_running_loop().call_later(max(at - now, 0.0), self._wake.set)
 
     def _observe_settling(self, now: float) -> None:
         """After a round over every Service: progress is fewer statuses held back than the last time."""
@@ -256,9 +266,7 @@ class Reporter:
         if s is None or s.over:
             return
         self._settling = s.observe(now, self._held_back)
-        if self._settling.active(now) and self._settling.progress_at == now:
-            # Wakes the round that ends it if nothing progresses within the grace.
-            asyncio.get_running_loop().call_later(self._settling.grace, self._wake.set)
+        self._wake_when_settling_may_end(now)
 
     def round(self, out: Outcome) -> Iterable[str]:
         """The Services to look at: all when anything but their own objects changed (the snapshot, what

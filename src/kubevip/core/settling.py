@@ -7,7 +7,10 @@ units are claimed one compare-and-swap at a time for many seconds, and shrinking
 Service's status meanwhile doubled the API writes the restart competes with. So settling lasts the
 fixed window, and after it as long as the election keeps making progress (the reporter counts the
 Services whose status it held back; fewer than at the previous look, at most one `grace` ago), never
-past `cap`; once over it never starts again (a later failover is covered by the reporter's hold-down).
+past `cap`; once over it never starts again (a later failover is covered by the reporter's hold-down),
+not even when progress follows a pause that had already ended it. `ends_by` names the instant it may
+end without a further look: its owner must wake itself then (CI run 32: nothing else woke the reporter,
+and conditions waited for the cap, 20 lease durations).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class Settling:
         """The state after a look at `now` that found `unheld` things still waiting for a holder."""
         if self.over:
             return self
+        if not self._lasts(now):  # it ended by time since the last look: progress now cannot revive it
+            return replace(self, over=True)
         progressed = self.unheld is None or unheld < self.unheld
         s = replace(self, unheld=unheld, progress_at=now if progressed else self.progress_at)
         return s if s._lasts(now) else replace(s, over=True)
@@ -38,12 +43,22 @@ class Settling:
         """Whether the agent still settles at `now`."""
         return not self.over and self._lasts(now)
 
+    def ends_by(self, now: float) -> float | None:
+        """The instant at which `active` may turn False with no further look (the owner wakes then to
+        ask again: nothing else may wake it), or None when it is not active at `now`."""
+        if not self.active(now):
+            return None
+        if now < self.until:
+            return self.until
+        return min(self.progress_at + self.grace, self.cap)
+
     def _lasts(self, now: float) -> bool:
         if now >= self.cap:
             return False
         if now < self.until:
             return True
-        return bool(self.unheld) and now - self.progress_at < self.grace
+        # The same sum as `ends_by`, so the instant it names is the instant it ends (no float rounding).
+        return bool(self.unheld) and now < self.progress_at + self.grace
 
 
 # No settling: a reporter before its agent's start-up window began (or one in a unit test).

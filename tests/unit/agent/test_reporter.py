@@ -143,7 +143,7 @@ async def test_while_the_election_settles_a_status_is_never_cleared() -> None:
     w = World()
     d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
     apply_event(w, SERVICE, False, service_from_dict(d))
-    assert await _report(w, Holder(None), settling=True) == []
+    assert await _report(w, Holder(None), settling=True, hold_down=3600.0) == []
     cleared = [("status", "default/web", ()), ("vipHost", "default/web", None)]
     assert await _report(w, Holder(None)) == cleared
 
@@ -166,7 +166,7 @@ async def test_while_settling_a_status_only_grows() -> None:
     w = World()
     dual = service("web", "192.0.2.10,2001:db8::10", families=("IPv4", "IPv6"), policy="PreferDualStack")
     apply_event(w, SERVICE, False, service_from_dict(_status(dual, ["192.0.2.10", "2001:db8::10"], "n1")))
-    assert await _report(w, PerFamily(None), settling=True, per_address=True) == []
+    assert await _report(w, PerFamily(None), settling=True, hold_down=3600.0, per_address=True) == []
     shrunk = [("status", "default/web", ("192.0.2.10",))]
     assert await _report(w, PerFamily(None), per_address=True) == shrunk
 
@@ -270,9 +270,11 @@ async def test_conditions_wait_for_the_election_to_settle_then_are_written() -> 
     apply_event(w, SERVICE, False, service_from_dict(d))
     writer = FakeWriter()
     guard = TaskGroupGuard("test")
-    rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard)  # type: ignore[arg-type]
+    now = [0.0]
+    rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard,  # type: ignore[arg-type]
+                   hold_down=1.0, clock=lambda: now[0])
     snap = snapshot(w, ClassFilter(), False)
-    for settling in (True, False):
+    for settling, now[0] in ((True, 0.0), (False, 2.0)):  # the window is two hold-downs
         out = Outcome(snap, 1, frozenset(), False, settling=settling)
         for job in rep.jobs(out, rep.round(out)):
             await job()
@@ -559,3 +561,26 @@ async def test_without_progress_the_fixed_window_is_all_the_settling() -> None:
     await rep.report(Outcome(snap, 1, frozenset(), False, settling=False))
     assert ("status", "default/web", ()) in writer.calls
     await guard.close()
+
+
+async def test_settling_ends_by_itself_no_other_wake_up_needed() -> None:
+    """CI (run 32): a status held back while settling waited for the cap (20 lease durations) when
+    nothing else woke the reporter after the fixed window; it must be written once the window ends."""
+    w = World()
+    d = _status(service("web", "192.0.2.10"), [], None)
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard,  # type: ignore[arg-type]
+                   hold_down=0.2)  # fixed window 0.4 s, cap 4 s
+    snap = snapshot(w, ClassFilter(), False)
+    rep.passed(Outcome(snap, 1, frozenset(Row(p.address, "eth0") for p in snap.plans), False, settling=True))
+    task = asyncio.ensure_future(rep.loop())
+    try:
+        await eventually(lambda: writer.conditions, "conditions written after the window, unprompted",
+                         within=2.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await guard.close()
+    assert ("status", "default/web", ("192.0.2.10",)) in writer.calls
