@@ -91,6 +91,11 @@ class Reports:
         return {n for names in self.written.values() for n in names}
 
 
+# A round that waits for an instant may come this much later: the same instant asked for again in the
+# next round (its delay computed from a clock read a moment earlier) keeps the timer instead of replacing it.
+TIMER_SLACK = 0.01
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a reconcile pass left for the reports."""
@@ -155,8 +160,7 @@ class Reporter:
         self._settling: Settling | None = None
         self._keeping = False  # this round keeps every status (settling or stopping)
         self._held_back = 0  # Services whose status this round kept for want of a known holder
-        self._settling_wake: asyncio.TimerHandle | None = None
-        self._settling_wake_at: float | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the next round a hold-down or settling waits for
         # Normal Events not yet written, (Service, reason) -> occurrences; sent by `events_loop` through
         # one token bucket per agent, oldest first.
         self.pending: dict[tuple[str, str], Aggregate] = {}
@@ -250,15 +254,28 @@ class Reporter:
         return out.stopping or (self._settling or SETTLED).active(now)
 
     def _wake_when_settling_may_end(self, now: float) -> None:
-        """One timer at the instant settling may end by time (its window, a pause in progress, the cap):
+        """A round at the instant settling may end by time (its window, a pause in progress, the cap):
         nothing else need wake the reporter then, and the statuses it kept wait for that round."""
         at = (self._settling or SETTLED).ends_by(now)
-        if at is None or at == self._settling_wake_at:
-            return
-        if self._settling_wake is not None:
-            self._settling_wake.cancel()
-        self._settling_wake_at = at
-        self._settling_wake = asyncio.get_running_loop().call_later(max(at - now, 0.0), self._wake.set)
+        if at is not None:
+            self._wake_in(at - now)
+
+    def _wake_in(self, delay: float) -> None:
+        """A round within `delay` seconds. One timer, at the earliest instant asked for: every round
+        asks again for what it still waits on (the Services it held back are looked at again), so a
+        later instant is asked for again in the round the earlier one wakes. One timer per Service
+        and round piled up thousands of handles while 1000 statuses waited out their hold-down."""
+        loop = asyncio.get_running_loop()
+        at = loop.time() + max(delay, 0.0)
+        if self._timer is not None:
+            if self._timer.when() <= at + TIMER_SLACK:
+                return
+            self._timer.cancel()
+        self._timer = loop.call_at(at, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self._wake.set()
 
     def _observe_settling(self, now: float) -> None:
         """After a round over every Service: progress is fewer statuses held back than the last time."""
@@ -394,7 +411,7 @@ class Reporter:
             self._unheld.pop(key, None)
             return conds
         self._keys.add(key)
-        asyncio.get_running_loop().call_later(self.hold_down - (now - since), self._wake.set)
+        self._wake_in(self.hold_down - (now - since))
         return tuple(cur[c.type] if c.type in losing else c for c in conds)
 
     def _held_down(
@@ -416,7 +433,7 @@ class Reporter:
         since = self._shrinking.setdefault(key, now)
         if now - since < self.hold_down:
             self._keys.add(key)
-            asyncio.get_running_loop().call_later(self.hold_down - (now - since), self._wake.set)
+            self._wake_in(self.hold_down - (now - since))
             return True
         self._shrinking.pop(key, None)
         return False

@@ -584,3 +584,36 @@ async def test_settling_ends_by_itself_no_other_wake_up_needed() -> None:
         await asyncio.gather(task, return_exceptions=True)
         await guard.close()
     assert ("status", "default/web", ("192.0.2.10",)) in writer.calls
+
+
+async def test_hold_downs_begun_apart_share_one_timer_and_each_is_written() -> None:
+    """One timer at the earliest instant a round waits for: a later hold-down is asked for again in the
+    round the earlier one wakes, so neither status waits for an unrelated wake-up."""
+    w = World()
+    s1 = _status(service("s1", "192.0.2.10"), ["192.0.2.10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(s1))
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, Holder(None), Metrics("n1"), guard,  # type: ignore[arg-type]
+                   hold_down=1.0)
+    rep.passed(Outcome(snapshot(w, ClassFilter(), False), 1, frozenset(), False))
+    task = asyncio.ensure_future(rep.loop())
+    try:
+        await eventually(lambda: rep._timer is not None, "s1's hold-down waits on the timer")
+        first = rep._timer
+        apply_event(w, SERVICE, False,
+                    service_from_dict(_status(service("s2", "192.0.2.11"), ["192.0.2.11"], "n1")))
+        rep.passed(Outcome(snapshot(w, ClassFilter(), False), 2, frozenset(), False))
+        await eventually(lambda: "default/s2" in rep._shrinking, "s2's hold-down begun")
+        assert rep._timer is first  # the earlier instant stands; s2 asks again when it comes
+        assert [c for c in writer.calls if c[0] == "status"] == []
+
+        def written() -> set[str]:
+            return {c[1] for c in writer.calls if c[0] == "status"}
+
+        await eventually(lambda: written() == {"default/s1", "default/s2"},
+                         "both statuses shrunk once their hold-downs passed", within=5.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await guard.close()
