@@ -4,7 +4,10 @@ scratch network namespace get their lifetimes renewed in one batch of precompute
 accepted Lease renewal. Reports wall time and CPU time per round (p50 / p95 / max) and the same for
 the first round (which builds the requests). JSON goes to bench/results/lifetimes.json. Needs root.
 
-Usage: python bench/lifetimes.py [--vips 2000] [--rounds 50]
+`--family ipv4` or `ipv6` puts all N VIPs in one family: an IPv6 round costs O(N^2) in the kernel (each
+IPv6 address change walks every IPv6 address of the namespace), IPv4 stays linear (docs/election.md).
+
+Usage: python bench/lifetimes.py [--vips 2000] [--rounds 50] [--family both|ipv4|ipv6] [--out FILE]
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def quantiles(xs: list[float]) -> dict[str, float]:
     }
 
 
-def run(vips: int, rounds: int) -> dict[str, Any]:
+def run(vips: int, rounds: int, family: str = "both") -> dict[str, Any]:
     ns = f"kvbl{secrets.token_hex(3)}"
     _ip("netns", "add", ns)
     try:
@@ -52,7 +55,7 @@ def run(vips: int, rounds: int) -> dict[str, Any]:
         _ip("-n", ns, "link", "set", "eth0", "up")
         _ip("-n", ns, "link", "set", "eth1", "up")
         m = AddressManager("eth0", Netns(ns))
-        half = vips // 2
+        half = {"both": vips // 2, "ipv4": vips, "ipv6": 0}[family]
         v4 = [ipaddress.IPv4Address(int(ipaddress.IPv4Address("10.200.0.0")) + i + 1) for i in range(half)]
         base6 = int(ipaddress.IPv6Address("fd00:200::"))
         v6 = [ipaddress.IPv6Address(base6 + i + 1) for i in range(vips - half)]
@@ -77,6 +80,7 @@ def run(vips: int, rounds: int) -> dict[str, Any]:
                 cpu.append(c)
         return {
             "vips": vips,
+            "family": family,
             "rounds": rounds,
             "add_with_lifetime_ms": round(1000 * add_s, 2),
             "first_round_builds_requests": first,
@@ -91,6 +95,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--vips", type=int, default=2000)
     p.add_argument("--rounds", type=int, default=50)
+    p.add_argument("--family", choices=("both", "ipv4", "ipv6"), default="both")
+    p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
@@ -98,10 +104,10 @@ def main() -> int:
     result = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        **run(args.vips, args.rounds),
+        **run(args.vips, args.rounds, args.family),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     return 0
 
