@@ -204,3 +204,44 @@ class _Renewals:
         if lease.spec.holder_identity == self.node and renew is not None and renew > self.since:
             self.seen.add(renew)
         return len(self.seen) >= count
+
+
+async def _dynamic(e2e: E2E, vips: list[IPAddress]) -> dict[str, bool | None]:
+    """Per VIP: True when a node carries it with a kernel lifetime, False when permanent, None when no
+    node has it (iproute2's view, an independent parser)."""
+    out: dict[str, bool | None] = dict.fromkeys(map(str, vips))
+    for n in e2e.nodes:
+        shown = await e2e.lab.run_async(n.netns, ["ip", "-j", "addr", "show", "dev", n.interface])
+        for link in json.loads(shown.stdout):
+            for a in link.get("addr_info", []):
+                if a["local"] in out:
+                    out[a["local"]] = bool(a.get("dynamic"))
+    return out
+
+
+async def test_above_the_ipv6_limit_the_nodes_ipv6_vips_turn_permanent_and_back(e2e: E2E) -> None:
+    """vip_kernel_lifetime_ipv6_limit (docs/election.md): past the limit every IPv6 VIP of the holder is
+    rewritten permanent (an IPv6 change costs the kernel a walk of every IPv6 address) while its IPv4 VIP
+    keeps its lifetime; back at the resume point (limit 2: one IPv6 VIP) they get lifetimes again."""
+    v4, six = e2e.vip(4), [e2e.vip(6) for _ in range(3)]
+    await e2e.service("lim0", [v4, six[0]], families=("IPv4", "IPv6"), policy="PreferDualStack")
+    await e2e.service("lim1", [six[1]], families=("IPv6",))
+    e2e.start_agents(vip_electionmode="lease", vip_kernel_lifetime_ipv6_limit="2")
+    every = [v4, *six]
+
+    async def state(want: dict[str, bool | None]) -> bool:
+        return await _dynamic(e2e, every) == want
+
+    a, b, c, d = map(str, every)
+    await e2e.eventually(lambda: state({a: True, b: True, c: True, d: None}), "at the limit: all dynamic")
+    holder = await e2e.holders(v4)
+    await e2e.service("lim2", [six[2]], families=("IPv6",))
+    await e2e.eventually(lambda: state({a: True, b: False, c: False, d: False}),
+                         "above the limit: the IPv6 VIPs permanent, the IPv4 VIP dynamic")
+    assert await e2e.holders(six[2]) == holder and await e2e.holders(v4) == holder
+    await e2e.delete_service("lim2")
+    await e2e.eventually(lambda: state({a: True, b: False, c: False, d: None}),
+                         "between the resume point and the limit: still permanent (hysteresis)")
+    await e2e.delete_service("lim1")
+    await e2e.eventually(lambda: state({a: True, b: True, c: None, d: None}),
+                         "at the resume point: lifetimes again")

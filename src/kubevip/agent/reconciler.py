@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping
 
@@ -44,12 +45,15 @@ from kubevip.core.rows import (
     missing_interfaces,
     needs_subnet_lookup,
 )
+from kubevip.core.rows import apply as applied
 from kubevip.core.views import IPFamily, ServiceView
 from kubevip.core.world import Decided, Snapshot, World, snapshot
 from kubevip.election.lifetime import (
     KERNEL_LATE,
     Lifetime,
     due,
+    ipv6_lifetimes,
+    ipv6_resume_at,
     lifetime,
     may_extend,
     minimum_lease_duration,
@@ -173,6 +177,11 @@ class Agent:
             cfg.net.kernel_lifetime and self.bgp is None and cfg.election.enabled
             and (election_api or api) is not None
         )
+        # Above this many IPv6 VIPs on the node, its IPv6 VIPs are permanent (election/lifetime.py,
+        # `ipv6_lifetimes`); None: no limit (the ownership fallback needs every VIP of ours to carry a
+        # lifetime, decided at start-up).
+        self._ipv6_limit: int | None = cfg.net.kernel_lifetime_ipv6_limit
+        self.ipv6_lifetimes = True
         self._renewals = asyncio.Event()
         self.extensions = 0
         # Egress SNAT and Service security (agent/packets.py): one nftables table of ours.
@@ -561,6 +570,7 @@ class Agent:
         # BGP: the route goes out the moment the kernel has the addresses (the pass's own sync after
         # this finds nothing left to send); the connection aborts and Events come after it.
         early = (lambda: self._bgp_sync(self.held, snap)) if self.bgp is not None else None
+        self._judge_ipv6_lifetimes(applied(self.held, changes))
         done = await self.vips.apply(
             changes, self._add_lifetimes(changes.add, snap), self._add_deadline(changes.add, snap),
             after_kernel=early,
@@ -580,6 +590,9 @@ class Agent:
         by_addr = snap.by_address
         out: dict[Row, int | None] = {}
         for r in rows:
+            if r.address.version == 6 and not self.ipv6_lifetimes:
+                out[r] = None
+                continue
             p = by_addr.get(r.address)
             renewed = self.leadership.renewed_at(p.unit) if p is not None else None
             # Unknown renewal (cannot happen for a held unit): the shortest lifetime; a round follows.
@@ -618,6 +631,31 @@ class Agent:
                         "instead of never",
                         t.lease_duration, minimum_lease_duration(t), first.overshoot)
 
+    def _judge_ipv6_lifetimes(self, rows: frozenset[Row]) -> None:
+        """Whether the node's IPv6 VIPs keep kernel lifetimes once it holds `rows` (the limit, election/
+        lifetime.py); a change is logged and the next round rewrites them (permanent, or lifetimes)."""
+        limit = self._ipv6_limit
+        if not self.lifetimes or limit is None:
+            return
+        count = sum(1 for r in rows if r.address.version == 6)
+        on = ipv6_lifetimes(count, limit, self.ipv6_lifetimes)
+        if on == self.ipv6_lifetimes:
+            return
+        self.ipv6_lifetimes = on
+        if on:
+            log.info("kernel VIP lifetimes: IPv6 VIPs get them again (%d held, back to %d or fewer; "
+                     "vip_kernel_lifetime_ipv6_limit %d)", count, ipv6_resume_at(limit), limit)
+            expires = self.vips.expires
+            for r in [r for r, at in expires.items() if r.address.version == 6 and at == math.inf]:
+                del expires[r]  # unknown: the next round gives each a lifetime
+        else:
+            log.warning("kernel VIP lifetimes: %d IPv6 VIPs held, above vip_kernel_lifetime_ipv6_limit %d: "
+                        "IPv6 VIPs become permanent (each IPv6 change costs the kernel a walk of every IPv6 "
+                        "address); IPv4 ones keep lifetimes. A dead agent's IPv6 VIPs stay on this node "
+                        "until it restarts; a live agent still removes them when it loses a Lease",
+                        count, limit)
+        self._renewals.set()
+
     async def _lifetime_loop(self) -> None:
         """Extend the lifetimes after renewals; renewals of many Leases coalesce into one round."""
         spacing = self.cfg.election.timings.retry_period / 4
@@ -638,6 +676,7 @@ class Agent:
             snap = self.snap
             if snap is None or self._stopping or not self.lifetimes:
                 return 0
+            self._judge_ipv6_lifetimes(self.held)
             by_addr = snap.by_address
             renewed: dict[Row, float] = {}
             ours = self.vips.ours
@@ -652,25 +691,36 @@ class Agent:
             t = self.cfg.election.timings
             now = time.monotonic()
             expires = self.vips.expires
+            # Above the IPv6 limit: one last rewrite of each IPv6 VIP that may still carry a lifetime.
+            permanent: dict[Row, float] = {}
+            if not self.ipv6_lifetimes:
+                permanent = {
+                    r: s for r, s in renewed.items()
+                    if r.address.version == 6 and expires.get(r) != math.inf and may_extend(t, s, now)
+                }
+                renewed = {r: s for r, s in renewed.items() if r.address.version != 6}
             renewed = {
                 r: s for r, s in renewed.items()
                 if may_extend(t, s, now) and due(expires.get(r), now, lifetime(t, s, now), t.liveness_period)
             }
-            if not renewed:
+            if not renewed and not permanent:
                 return 0
+            done = len(renewed) + len(permanent)
             for _attempt in range(3):
                 now = time.monotonic()
                 # A renewal past this node's own fencing deadline extends nothing (a stalled loop woke up).
                 renewed = {r: s for r, s in renewed.items() if may_extend(t, s, now)}
-                if not renewed:
+                permanent = {r: s for r, s in permanent.items() if may_extend(t, s, now)}
+                if not renewed and not permanent:
                     break
                 plan: dict[Row, Lifetime] = {r: lifetime(t, s, now) for r, s in renewed.items()}
+                seconds: dict[Row, int | None] = {r: lt.seconds for r, lt in plan.items()}
+                seconds.update(dict.fromkeys(permanent))
                 # Checked again next to each netlink send: a process stopped between here and there (the
                 # chaos soak's SIGSTOP) must not re-create addresses after its fencing deadline.
-                not_after = min(renewed.values()) + t.renew_deadline
-                stamped = await asyncio.to_thread(
-                    self.vips.extend, {r: lt.seconds for r, lt in plan.items()}, not_after,
-                )
+                not_after = min([*renewed.values(), *permanent.values()]) + t.renew_deadline
+                permanent = {}  # sent once: a retry is about lifetimes that came out too long
+                stamped = await asyncio.to_thread(self.vips.extend, seconds, not_after)
                 late = [
                     r for r, lt in plan.items()
                     if lt.guaranteed and not still_safe(t, renewed[r], lt.seconds, stamped)
@@ -681,7 +731,7 @@ class Agent:
                             "rounding allows for %d VIPs: again with shorter lifetimes",
                             stamped - now, len(late))
             self.extensions += 1
-            return len(renewed)
+            return done
 
     def _update_gauges(self, snap: Snapshot) -> None:
         held = {r.address for r in self.held}
@@ -760,6 +810,8 @@ class Agent:
         if self.bgp is not None:
             await self.bgp.start()
         await asyncio.to_thread(self.vips.detect_ownership, f"node {self.me}'s Service VIPs", self.lifetimes)
+        if not self.vips.ownership.proto_kept:
+            self._ipv6_limit = None  # without IFA_PROTO a permanent address would not count as ours
         # A previous run's packet rules name VIPs this run may not hold: start from none.
         await self.packets.remove()
         self.vips.adopt(await self.kernel_rows())  # lifetimes unknown: extended in the first round once held

@@ -86,6 +86,25 @@ def due(expires: float | None, now: float, new: Lifetime, renew_period: float) -
     return expires is None or expires - now < max(new.seconds / 2, renew_period + 1.0)
 
 
+def ipv6_resume_at(limit: int) -> int:
+    """How few IPv6 VIPs a node must hold again before they get kernel lifetimes back, once above
+    `limit`: a tenth below it (at least one), so Services coming and going at the limit do not make
+    every round a full rewrite of the node's IPv6 addresses."""
+    return limit - max(1, limit // 10)
+
+
+def ipv6_lifetimes(count: int, limit: int, on: bool) -> bool:
+    """Whether a node holding `count` IPv6 VIPs gives them kernel lifetimes (`on`: whether it does now).
+
+    Every IPv6 address change makes the kernel walk every IPv6 address of the namespace, so one round
+    over n IPv6 VIPs costs O(n^2) of CPU (0.23 s at 1000, 5.3 s at 5000 on kernel 6.18: at 5000 the holder
+    could not finish a round before its lifetimes ran out). Above `limit` the node's IPv6 VIPs are
+    permanent (IPv4 ones keep lifetimes: linear); with hysteresis (`ipv6_resume_at`) on the way back."""
+    if count > limit:
+        return False
+    return on or count <= ipv6_resume_at(limit)
+
+
 def minimum_lease_duration(timings: Timings, renew_latency: float = 0.1) -> float:
     """The shortest vip_leaseduration with a guaranteed lifetime of 1 s when renewals take
     `renew_latency` (for the start-up log line and the docs)."""
@@ -93,6 +112,6 @@ def minimum_lease_duration(timings: Timings, renew_latency: float = 0.1) -> floa
 
 
 __all__ = [
-    "KERNEL_LATE", "Lifetime", "budget", "due", "lifetime", "may_extend", "minimum_lease_duration",
-    "still_safe",
+    "KERNEL_LATE", "Lifetime", "budget", "due", "ipv6_lifetimes", "ipv6_resume_at", "lifetime", "may_extend",
+    "minimum_lease_duration", "still_safe",
 ]

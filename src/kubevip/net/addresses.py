@@ -267,11 +267,12 @@ class AddressManager:
                 return set(), {**{a[0]: exc for a in wanted}, **errors}
 
     def extend(
-        self, lifetimes: dict[VipAddress, int], not_after: float | None = None,
+        self, lifetimes: dict[VipAddress, int | None], not_after: float | None = None,
     ) -> dict[IPAddress, NetworkError]:
-        """Set the lifetime of each VIP (ours: the caller extends only what it added) in one netlink
-        batch of precomputed requests; an address the kernel removed meanwhile comes back. Returns the
-        errors per VIP; one not sent because `not_after` (monotonic) had passed is a `NotExtended`."""
+        """Set the lifetime of each VIP (ours: the caller extends only what it added; None: permanent
+        from now on) in one netlink batch of precomputed requests; an address the kernel removed
+        meanwhile comes back. Returns the errors per VIP; one not sent because `not_after` (monotonic)
+        had passed is a `NotExtended`."""
         if not lifetimes:
             return {}
         try:
@@ -285,11 +286,13 @@ class AddressManager:
             template = templates.get((index, a))
             if template is None:
                 ip, plen = a
+                # Built with a lifetime (any): IFA_CACHEINFO must be there for `with_lifetime` to patch.
                 template = templates[(index, a)] = rtnl_batch.address_request(
                     "replace", 0, index, ip, plen, self.proto,
-                    rtnl_batch.IFA_F_NODAD if ip.version == 6 else 0, lifetime=seconds,
+                    rtnl_batch.IFA_F_NODAD if ip.version == 6 else 0, lifetime=1,
                 )
-            requests.append(rtnl_batch.with_lifetime(template, seq, seconds))
+            value = rtnl_batch.INFINITY_LIFE_TIME if seconds is None else seconds
+            requests.append(rtnl_batch.with_lifetime(template, seq, value))
         try:
             with self.ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
                 codes = rtnl_batch.run(sock, requests, f"extend VIP lifetimes on {name} in {self.ns}",

@@ -98,6 +98,7 @@ def route_type(s: Settings, name: str = "vip_routingtabletype") -> str:
 
 
 DEFAULT_STATE_DIR = "/var/lib/kubevip"
+DEFAULT_IPV6_LIFETIME_LIMIT = 1000
 OWNERSHIP_MODES = ("auto", "statefile")
 
 
@@ -118,6 +119,9 @@ class NetSettings:
     skip_dad: bool = False
     # Kernel-enforced VIP lifetimes (docs/election.md): on unless vip_kernel_lifetime=false.
     kernel_lifetime: bool = True
+    # Above this many IPv6 VIPs held on the node, its IPv6 VIPs are permanent: every IPv6 address change
+    # costs the kernel a walk of every IPv6 address, so lifetime rounds grow O(n^2) (docs/election.md).
+    kernel_lifetime_ipv6_limit: int = DEFAULT_IPV6_LIFETIME_LIMIT
     # Address ownership (docs/networking.md): "auto" probes IFA_PROTO at start-up, "statefile" forces the
     # fallback (state file in `state_dir` + lifetime marker) as on kernels < 5.18.
     ownership: str = "auto"
@@ -150,6 +154,9 @@ class NetSettings:
             clean_routing_table=s.bool("vip_cleanroutingtable"),
             skip_dad=s.bool("vip_skipdad"),
             kernel_lifetime=s.bool("vip_kernel_lifetime", True),
+            kernel_lifetime_ipv6_limit=s.int(
+                "vip_kernel_lifetime_ipv6_limit", DEFAULT_IPV6_LIFETIME_LIMIT, minimum=0, maximum=10**6
+            ),
             ownership=s.choice("vip_ownership", "auto", OWNERSHIP_MODES),
             state_dir=s.str("vip_statedir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
@@ -56,7 +57,8 @@ class VipSet:
         self.held: frozenset[Row] = frozenset()
         self.ours: set[Row] = set()
         # Per row of ours, the instant before which the kernel cannot have removed it (the request left
-        # after it was computed): lifetime rounds extend only rows that come due (election/lifetime.py).
+        # after it was computed; inf: permanent): lifetime rounds extend only rows that come due
+        # (election/lifetime.py). No entry: unknown (adopted at start-up).
         self.expires: dict[Row, float] = {}
         self.ownership = Ownership()  # probed at start-up (detect_ownership)
         self._mgrs: dict[str, AddressManager] = {}
@@ -129,8 +131,7 @@ class VipSet:
         self.ours |= ours
         for r in ours:
             seconds = lifetimes.get(r)
-            if seconds is not None:
-                self.expires[r] = sent + seconds
+            self.expires[r] = math.inf if seconds is None else sent + seconds
         if after_kernel is not None and done.add:
             await after_kernel()
         if ann is not None:
@@ -240,11 +241,12 @@ class VipSet:
                      brief(f"{r.address} to {r.interface}" for r in late))
         return failed, ours
 
-    def extend(self, lifetimes: Mapping[Row, int], not_after: float | None = None) -> float:
-        """Blocking: set each row's lifetime (seconds) in one batch per interface, re-creating an address
-        the kernel removed; returns the instant the last batch returned (every kernel timestamp of the
-        round is earlier). Rows not of ours are skipped. Nothing is sent from `not_after` (monotonic: the
-        holder's fencing deadline) on, checked next to each send (rtnl_batch.run)."""
+    def extend(self, lifetimes: Mapping[Row, int | None], not_after: float | None = None) -> float:
+        """Blocking: set each row's lifetime (seconds; None: permanent) in one batch per interface,
+        re-creating an address the kernel removed; returns the instant the last batch returned (every
+        kernel timestamp of the round is earlier). Rows not of ours are skipped. Nothing is sent from
+        `not_after` (monotonic: the holder's fencing deadline) on, checked next to each send
+        (rtnl_batch.run)."""
         prefixlen = self.net.subnet.prefixlen
         now = time.monotonic()
         per_if: dict[str, dict[tuple[IPAddress, int], Row]] = {}
@@ -255,14 +257,15 @@ class VipSet:
             return self._extend(per_if, lifetimes, now, not_after)
 
     def _extend(
-        self, per_if: dict[str, dict[tuple[IPAddress, int], Row]], lifetimes: Mapping[Row, int], now: float,
-        not_after: float | None,
+        self, per_if: dict[str, dict[tuple[IPAddress, int], Row]], lifetimes: Mapping[Row, int | None],
+        now: float, not_after: float | None,
     ) -> float:
         for ifname, rows in sorted(per_if.items()):
             errors = self.manager(ifname).extend({a: lifetimes[r] for a, r in rows.items()}, not_after)
             for a, r in rows.items():
                 if a[0] not in errors:
-                    self.expires[r] = now + lifetimes[r]
+                    seconds = lifetimes[r]
+                    self.expires[r] = math.inf if seconds is None else now + seconds
             late = [a for a, e in errors.items() if isinstance(e, NotExtended)]
             if late:
                 log.info("%s: %d VIP lifetimes on %s not extended: past the fencing deadline (a stalled "

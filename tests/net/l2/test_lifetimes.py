@@ -136,6 +136,27 @@ def test_one_batch_extends_many_and_a_permanent_add_stays_permanent(lab: LabNetw
     assert a is not None and a["valid_life_time"] == 4294967295
 
 
+def test_none_makes_a_vip_permanent_and_a_lifetime_makes_it_dynamic_again(lab: LabNetwork) -> None:
+    """Above the IPv6 limit the agent rewrites its IPv6 VIPs permanent with the same batch (None), and
+    gives them lifetimes again below it; the address stays ours (IFA_PROTO) throughout."""
+    m = manager(lab)
+    vips = [lab.vip(6, 46), lab.vip(6, 47), lab.vip(4, 46)]
+    assert m.add_many(((v, None) for v in vips), lifetime=30) == {}
+    six = {(v, v.max_prefixlen): None for v in vips[:2]}
+    assert m.extend(dict(six)) == {}
+    for v in vips[:2]:
+        a = info(lab, v)
+        assert a is not None and a["valid_life_time"] == 4294967295 and "dynamic" not in a
+    four = info(lab, vips[2])
+    assert four is not None and four["valid_life_time"] <= 30  # not in the batch: untouched
+    assert {(v, v.max_prefixlen) for v in vips} <= m.owned()
+    assert m.extend(dict.fromkeys(six, 20)) == {}  # the same cached requests, a lifetime again
+    for v in vips[:2]:
+        a = info(lab, v)
+        assert a is not None and a["valid_life_time"] <= 20 and a.get("dynamic") is True
+    assert m.remove_many(vips) == {}
+
+
 def test_the_probe_finds_ifa_proto_on_this_kernel_and_leaves_nothing(lab: LabNetwork) -> None:
     node = lab.nodes[0]
     ns = Netns(node.netns)

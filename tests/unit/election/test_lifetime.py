@@ -13,6 +13,8 @@ from kubevip.election.lifetime import (
     MAX_LIFETIME,
     Lifetime,
     due,
+    ipv6_lifetimes,
+    ipv6_resume_at,
     lifetime,
     may_extend,
     minimum_lease_duration,
@@ -152,3 +154,40 @@ def test_the_boundaries_are_exact() -> None:
     one = Lifetime(1, True)
     assert due(1.0, 0.0, one, 0.25) and not due(1.25, 0.0, one, 0.25)
     assert minimum_lease_duration(t) == 1 + KERNEL_LATE + t.skew_margin + 0.1
+
+
+@given(st.integers(0, 100_000), st.integers(0, 100_000), st.booleans())
+def test_ipv6_lifetimes_never_above_the_limit_always_at_the_resume_point(
+    count: int, limit: int, on: bool
+) -> None:
+    now = ipv6_lifetimes(count, limit, on)
+    if count > limit:
+        assert not now
+    elif count <= ipv6_resume_at(limit):
+        assert now
+    else:
+        assert now == on  # between the two: as it was (hysteresis)
+    assert ipv6_resume_at(limit) < limit
+
+
+@given(st.integers(0, 5000), st.lists(st.integers(0, 6000), max_size=60))
+def test_ipv6_lifetimes_switch_only_after_the_count_crossed_the_whole_gap(
+    limit: int, counts: list[int]
+) -> None:
+    """Services coming and going at the limit never make every round a full rewrite: between two
+    switches the count moved by more than the gap between the limit and the resume point."""
+    on, last = True, None
+    for count in counts:
+        now = ipv6_lifetimes(count, limit, on)
+        if now != on:
+            if last is not None:
+                assert abs(count - last) >= limit - ipv6_resume_at(limit) + 1
+            last = count
+        on = now
+
+
+def test_ipv6_limit_literal_values() -> None:
+    assert ipv6_resume_at(1000) == 900 and ipv6_resume_at(2) == 1 and ipv6_resume_at(0) == -1
+    assert ipv6_lifetimes(1000, 1000, True) and not ipv6_lifetimes(1001, 1000, True)
+    assert not ipv6_lifetimes(901, 1000, False) and ipv6_lifetimes(900, 1000, False)
+    assert not ipv6_lifetimes(1, 0, True) and not ipv6_lifetimes(0, 0, False)  # 0: IPv6 never gets them

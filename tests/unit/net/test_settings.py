@@ -116,6 +116,11 @@ def test_kernel_lifetime_and_ownership_settings() -> None:
         load(vip_ownership="proto")
     with pytest.raises(ConfigError, match=r"vip_kernel_lifetime.*sometimes"):
         load(vip_kernel_lifetime="sometimes")
+    assert s.kernel_lifetime_ipv6_limit == 1000
+    assert load(vip_kernel_lifetime_ipv6_limit="0").kernel_lifetime_ipv6_limit == 0
+    for bad in ("-1", "many"):
+        with pytest.raises(ConfigError, match=rf"vip_kernel_lifetime_ipv6_limit.*{bad}"):
+            load(vip_kernel_lifetime_ipv6_limit=bad)
 
 
 def test_packet_settings_defaults_and_cidr_lists() -> None:
