@@ -593,9 +593,11 @@ class Reporter:
 
 
 def _services_of(snap: Snapshot | None, r: Row) -> tuple[str, ...]:
-    if snap is None:
-        return ()
-    return tuple(k for k, plans in snap.granted.items() if any(p.address == r.address for p in plans))
+    """The Services `snap` granted `r`'s address to. Through the snapshot's address index: a fencing node
+    removes thousands of rows at once, and a scan of every grant per row blocked the loop for seconds
+    (5000 Services: 10000 rows x 5000 grants)."""
+    plan = snap.by_address.get(r.address) if snap is not None else None
+    return plan.services if plan is not None else ()
 
 
 def _rfc3339() -> str:

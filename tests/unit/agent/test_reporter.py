@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 from typing import Any
 
 from kubevip.agent.reporter import Outcome, Reporter
@@ -402,6 +403,26 @@ async def test_a_restart_that_takes_the_recorded_vips_again_has_no_news_and_a_mo
     n2.node_events(_changes(snap, True), snap, None)
     assert set(n2.pending) == {(k, STARTED) for k in ("default/s0", "default/s1", "default/new")}
     assert n2.pending[("default/s0", STARTED)].message == "node n2 started announcing 192.0.2.1 on eth0"
+    await guard.close()
+
+
+async def test_a_withdrawn_vip_the_new_snapshot_no_longer_plans_is_told_to_the_service_that_had_it() -> None:
+    """A VIP whose Service moved to another address has no plan in the pass's snapshot: its Stopped Event
+    goes to the Services the previous snapshot granted it to (the address index of that snapshot), and
+    to no other Service."""
+    w = _services(3)
+    before = snapshot(w, ClassFilter(), False)
+    apply_event(w, SERVICE, False, service_from_dict(service("s0", "192.0.2.50")))
+    after = snapshot(w, ClassFilter(), False)
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", FakeWriter(), w, Holder("n1"), Metrics("n1"), guard)  # type: ignore[arg-type]
+    gone = ipaddress.ip_address("192.0.2.1")
+    rep.node_events(Changes(add=(), remove=(Row(gone, "eth0"),)), after, before)
+    assert set(rep.pending) == {("default/s0", STOPPED)}
+    assert rep.pending[("default/s0", STOPPED)].message == "node n1 stopped announcing 192.0.2.1 on eth0"
+    rep.pending.clear()
+    rep.node_events(Changes(add=(), remove=(Row(gone, "eth0"),)), after, None)
+    assert not rep.pending, "without a previous snapshot nobody is named"
     await guard.close()
 
 
