@@ -55,11 +55,21 @@ def compare_rows(doc: dict[str, Any], agent: str = "kube-vip") -> list[dict[str,
     return out
 
 
+def label(row: dict[str, Any], doc: dict[str, Any]) -> str:
+    """The row's election mode, with its timings when not kubevip's defaults (`--timings 5,3,1`: one
+    line of its own, not a dot on the line of the default timings)."""
+    mode = str(row.get("election", "scalable"))
+    timings = str(doc.get("election_timings_s") or "")
+    if not timings or timings.startswith("defaults"):
+        return mode
+    return f"{mode} ({timings.replace(',', '/')} s)"
+
+
 def rows(paths: list[Path]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for p in paths:
         doc = json.loads(p.read_text())
-        out.extend({**r, "loop_stalls": stalls(r)} for r in doc.get("scale", []))
+        out.extend({**r, "election": label(r, doc), "loop_stalls": stalls(r)} for r in doc.get("scale", []))
         out.extend(compare_rows(doc))
     return out
 

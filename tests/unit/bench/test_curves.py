@@ -1,8 +1,12 @@
-"""bench/curves.py: kube-vip's converged scale rows from a side-by-side run, and the stall counts."""
+"""bench/curves.py: kube-vip's converged scale rows from a side-by-side run, the stall counts, and a line
+per election mode and timings."""
 
 from __future__ import annotations
 
-from curves import compare_rows, stalls
+import json
+from pathlib import Path
+
+from curves import compare_rows, rows, stalls
 
 
 def test_curves_take_kube_vips_converged_scale_rows_from_a_compare_run() -> None:
@@ -23,3 +27,11 @@ def test_curves_take_kube_vips_converged_scale_rows_from_a_compare_run() -> None
     both = {"loop_stalls_over_100ms_until_converged": nodes}
     assert stalls(both) == 3.0
     assert stalls({"loop_stalls_over_100ms_until_converged": {"n1": {}}}) is None
+
+
+def test_rows_at_other_timings_get_a_line_of_their_own(tmp_path: Path) -> None:
+    row = {"services": 5000, "election": "lease", "converge_after_restart_s": 15.5}
+    for name, timings in (("ours.json", "defaults (1.5,1.0,0.25)"), ("kv.json", "5,3,1"), ("old.json", None)):
+        (tmp_path / name).write_text(json.dumps({"election_timings_s": timings, "scale": [row]}))
+    found = rows([tmp_path / n for n in ("ours.json", "kv.json", "old.json")])
+    assert [r["election"] for r in found] == ["lease", "lease (5/3/1 s)", "lease"]
