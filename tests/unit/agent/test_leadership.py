@@ -81,3 +81,43 @@ def test_units_after_the_first_sync_get_fresh_electors(monkeypatch: pytest.Monke
 
     asyncio.run(main())
     assert made == {"old": False, "new": True}  # per-Service Leases are named after the Service
+
+
+async def test_losing_the_global_lease_stops_its_units_together() -> None:
+    """The agent joins stops that arrive together into one fencing pass; stopped one after another,
+    5000 units were 5000 passes and the fenced node's elector could not campaign for minutes. Each stop
+    here waits until every unit's stop has begun: one after another, the first would wait forever."""
+    units = [f"default/s{i}" for i in range(50)]
+    begun: list[str] = []
+    everyone = asyncio.Event()
+
+    async def stopped(unit: str) -> None:
+        begun.append(unit)
+        if len(begun) == len(units):
+            everyone.set()
+        await everyone.wait()
+
+    cfg = ElectionConfig(True, "plndr-cp-lock", NS, "plndr-svcs-lock", False, "lease", Timings())
+    leases = make(object(), cfg, "n1", _nothing, stopped, Metrics("n1"))  # type: ignore[arg-type]
+    assert isinstance(leases, Leases)
+    leases.set_units({**dict.fromkeys(units), "default/local": frozenset({"n1"})})  # Local: its own Lease
+    async with asyncio.timeout(5):
+        await leases._global_stopped()
+    assert sorted(begun) == sorted(units)
+
+
+async def test_a_failed_unit_stop_is_raised_after_every_other_unit_stopped() -> None:
+    stopped: list[str] = []
+
+    async def stop(unit: str) -> None:
+        if unit == "default/a":
+            raise RuntimeError("fencing pass failed")
+        stopped.append(unit)
+
+    cfg = ElectionConfig(True, "plndr-cp-lock", NS, "plndr-svcs-lock", False, "lease", Timings())
+    leases = make(object(), cfg, "n1", _nothing, stop, Metrics("n1"))  # type: ignore[arg-type]
+    assert isinstance(leases, Leases)
+    leases.set_units(dict.fromkeys(["default/a", "default/b", "default/c"]))
+    with pytest.raises(RuntimeError, match="fencing pass failed"):
+        await leases._global_stopped()
+    assert sorted(stopped) == ["default/b", "default/c"]
