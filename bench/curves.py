@@ -56,13 +56,14 @@ def compare_rows(doc: dict[str, Any], agent: str = "kube-vip") -> list[dict[str,
 
 
 def label(row: dict[str, Any], doc: dict[str, Any]) -> str:
-    """The row's election mode, with its timings when not kubevip's defaults (`--timings 5,3,1`: one
-    line of its own, not a dot on the line of the default timings)."""
+    """The row's election mode, with its timings when not kubevip's defaults (`--timings 5,3,1`) and the
+    agents' extra settings: each its own line, not a dot on the line of the defaults."""
     mode = str(row.get("election", "scalable"))
     timings = str(doc.get("election_timings_s") or "")
-    if not timings or timings.startswith("defaults"):
-        return mode
-    return f"{mode} ({timings.replace(',', '/')} s)"
+    if timings and not timings.startswith("defaults"):
+        mode = f"{mode} ({timings.replace(',', '/')} s)"
+    env = doc.get("agent_env") or []  # `--agent-env NAME=VALUE`: another configuration, another line
+    return f"{mode}, {', '.join(map(str, env))}" if env else mode
 
 
 def rows(paths: list[Path]) -> list[dict[str, Any]]:
@@ -101,8 +102,8 @@ def plot(found: list[dict[str, Any]], out: Path) -> None:
         ax.grid(True, alpha=0.3)
         if ax.get_lines():
             ax.legend(fontsize=8)
-    fig.suptitle("3 agents, 2 CPUs: kubevip (bench/agent.py, its default timings) and kube-vip v1.2.2 "
-                 "(bench/compare.py)")
+    fig.suptitle("3 agents, 2 CPUs: kubevip (bench/agent.py, its default timings unless the legend says "
+                 "otherwise) and kube-vip v1.2.2 (bench/compare.py)")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
 

@@ -31,7 +31,11 @@ def test_curves_take_kube_vips_converged_scale_rows_from_a_compare_run() -> None
 
 def test_rows_at_other_timings_get_a_line_of_their_own(tmp_path: Path) -> None:
     row = {"services": 5000, "election": "lease", "converge_after_restart_s": 15.5}
-    for name, timings in (("ours.json", "defaults (1.5,1.0,0.25)"), ("kv.json", "5,3,1"), ("old.json", None)):
-        (tmp_path / name).write_text(json.dumps({"election_timings_s": timings, "scale": [row]}))
-    found = rows([tmp_path / n for n in ("ours.json", "kv.json", "old.json")])
-    assert [r["election"] for r in found] == ["lease", "lease (5/3/1 s)", "lease"]
+    runs = (("ours.json", "defaults (1.5,1.0,0.25)", []), ("kv.json", "5,3,1", []), ("old.json", None, []),
+            ("off.json", "5,3,1", ["vip_kernel_lifetime=false"]))
+    for name, timings, env in runs:
+        doc = {"election_timings_s": timings, "agent_env": env, "scale": [row]}
+        (tmp_path / name).write_text(json.dumps(doc))
+    found = rows([tmp_path / n for n, _, _ in runs])
+    assert [r["election"] for r in found] == [
+        "lease", "lease (5/3/1 s)", "lease", "lease (5/3/1 s), vip_kernel_lifetime=false"]
