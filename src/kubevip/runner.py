@@ -14,6 +14,7 @@ from kubevip.config import AgentConfig
 from kubevip.errors import ConfigError
 from kubevip.kube.client import connect
 from kubevip.metrics import Heartbeat, Metrics, MetricsServer, watch_loop
+from kubevip.signals import on_signals
 from kubevip.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,8 @@ async def run_agent(cfg: AgentConfig) -> int:
         servers.append(MetricsServer(metrics, "", cfg.health_port, healthy=healthy))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+    on_signals(loop, (signal.SIGTERM, signal.SIGINT), stop.set)  # never lost (kubevip.signals)
+    on_signals(loop, (signal.SIGUSR1,), dump_tasks)
     cp = None
     try:
         for server in servers:

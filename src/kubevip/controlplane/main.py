@@ -29,6 +29,7 @@ from kubevip.kube.client import ADMIN_CONF, kubeconfig_path
 from kubevip.kube.kubeconfig import load_incluster, load_kubeconfig
 from kubevip.kube.rest import RestClient
 from kubevip.metrics import Heartbeat, Metrics, MetricsServer, watch_loop
+from kubevip.signals import on_signals
 from kubevip.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -139,8 +140,7 @@ async def run_control_plane(cfg: AgentConfig) -> int:
     metrics = Metrics(cfg.node_name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    on_signals(loop, (signal.SIGTERM, signal.SIGINT), stop.set)  # never lost (kubevip.signals)
     cp = await open_control_plane(cfg, metrics)
     server: MetricsServer | None = None
     try:
