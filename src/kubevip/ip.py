@@ -7,6 +7,7 @@ Identities are `NewType`s over `str` so a Service key cannot be passed where a n
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from enum import StrEnum
 from typing import Literal, NewType
@@ -22,6 +23,14 @@ ServiceKey = NewType("ServiceKey", str)
 UnitId = NewType("UnitId", str)
 # A Kubernetes Node name (= the agent's vip_nodename).
 NodeName = NewType("NodeName", str)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def text(addr: IPAddress) -> str:
+    """`str(addr)`, memoised: report rounds spell every VIP of every Service, and `ipaddress` takes about
+    4 us to spell an IPv6 address (0.2 us from here). At 5000 dual-stack Services the followers' report
+    rounds after a restart spent a fifth of their loop's busy time in it (py-spy, 2026-12-05)."""
+    return str(addr)
 
 
 class IPFamily(StrEnum):

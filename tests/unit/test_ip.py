@@ -33,3 +33,11 @@ def test_unknown_version_is_refused_by_value(bad: int) -> None:
 
 def test_service_key() -> None:
     assert service_key("ns", "web") == "ns/web"
+
+
+@given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)))
+def test_text_spells_an_address_as_str_does(addr: IPAddress) -> None:
+    from kubevip.ip import text
+
+    assert text(addr) == str(addr) and text(addr) == str(addr)  # the second answer comes from the memo
+    assert ipaddress.ip_address(text(addr)) == addr

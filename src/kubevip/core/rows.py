@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from kubevip.core.claims import VipPlan
 from kubevip.core.interface import AUTO
 from kubevip.core.views import IPAddress, IPFamily, NodeName, UnitId
+from kubevip.ip import text
 
 # The election's outcome as data: unit -> the node that holds it (None, or absent: nobody, or unknown).
 # The agent builds it once per pass from its elector; the row functions never call back into it.
@@ -155,7 +156,7 @@ def service_status(
         holder = holdings.get(p.unit)
         if holder is None:
             continue
-        ingress.append(str(addr))
+        ingress.append(text(addr))
         host = host or holder
     return ServiceStatus(tuple(ingress), host)
 
