@@ -11,7 +11,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.net.announcer import BURST, Announcer, announcement_delays
+from kubevip.net.announcer import BURST, EARLY_SHARE, Announcer, announcement_delays
 from kubevip.net.namespace import Netns
 from tests.fixtures.waiting import eventually
 
@@ -136,3 +136,113 @@ async def test_vips_starting_together_open_one_sender_per_interface_and_family()
     assert sorted(opened) == [("eth0", 4), ("eth0", 6)]
     assert {ip for _, ip, _ in rec.sent} == set(vips)
     await ann.close()
+
+
+async def test_vips_started_together_go_out_in_one_batch() -> None:
+    """One job for the thread per batch, not a future per frame: 3300 a second at 10000 VIPs."""
+    rec = Recorder()
+    ann = Announcer(rate_ms=10_000, burst=(0.0,), sender_factory=rec.factory)
+    vips = [ipaddress.ip_address(f"10.0.1.{i}") for i in range(1, 41)]
+    vips += [ipaddress.ip_address(f"fd00::1:{i:x}") for i in range(1, 41)]
+    # The sockets first: starts that wait for one to open resume at different loop iterations.
+    await ann.start(vips[0], "eth0")
+    await ann.start(vips[-1], "eth0")
+    assert ann.batches == 2
+    await asyncio.gather(*(ann.start(v, "eth0") for v in vips[1:-1]))
+    assert ann.batches == 3 and len(rec.sent) == len(vips)
+    await ann.close()
+
+
+async def test_refreshes_stay_batched() -> None:
+    rec = Recorder()
+    ann = Announcer(rate_ms=100, burst=(0.0,), sender_factory=rec.factory)
+    vips = [ipaddress.ip_address(f"10.0.1.{i}") for i in range(1, 41)]
+    vips += [ipaddress.ip_address(f"fd00::1:{i:x}") for i in range(1, 41)]
+    await asyncio.gather(*(ann.start(v, "eth0") for v in vips))
+    firsts = ann.batches
+    await eventually(lambda: len(rec.sent) >= 4 * len(vips), "three refreshes of every VIP", 5.0,
+                     interval=0.01)
+    await ann.close()
+    counts = {ip: 0 for ip in vips}
+    for _, ip, _ in rec.sent:
+        counts[ip] += 1
+    assert max(counts.values()) - min(counts.values()) <= 1
+    # The VIPs of one batch are due together from then on: each refresh round is at most as many batches
+    # as the first frames took (a slow loop can only merge more of them), not one per VIP.
+    assert firsts <= len(vips) // 4
+    assert ann.batches - firsts <= firsts * (max(counts.values()) - 1)
+
+
+async def test_refreshes_that_fall_close_together_merge_and_none_comes_early() -> None:
+    """A VIP started a little after another joins the other's refresh (at most a tenth of a period
+    early) and stays with it; no VIP is ever refreshed sooner than 0.9 periods after its last frame."""
+    rec = Recorder()
+    rate = 0.2
+    ann = Announcer(rate_ms=int(rate * 1000), burst=(0.0,), sender_factory=rec.factory)
+    a, b = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2")
+    await ann.start(a, "eth0")
+    await asyncio.sleep(rate * EARLY_SHARE / 2)  # part of the scenario: b starts within a's window
+    await ann.start(b, "eth0")
+    assert ann.batches == 2
+    await eventually(lambda: sum(1 for _, ip, _ in rec.sent if ip == b) >= 5, "b refreshed four times", 5.0,
+                     interval=0.01)
+    await ann.close()
+    for vip in (a, b):
+        times = [t for _, ip, t in rec.sent if ip == vip]
+        gaps = [t2 - t1 for t1, t2 in itertools.pairwise(times)]
+        assert min(gaps) >= rate * (1 - EARLY_SHARE) - 0.002, gaps
+    # From a's first refresh on, a and b share every batch.
+    n_a = sum(1 for _, ip, _ in rec.sent if ip == a)
+    assert ann.batches <= 2 + n_a - 1
+
+
+async def test_a_failing_interface_costs_no_other_interface_its_frames_and_is_reopened() -> None:
+    rec = Recorder()
+    opened: list[str] = []
+
+    class Broken(Recorder.Sender):
+        def announce(self, ip: IPAddress, /) -> None:
+            raise OSError("No such device")
+
+    class Odd(Recorder.Sender):
+        def announce(self, ip: IPAddress, /) -> None:
+            raise ValueError("a bug in one frame")
+
+    def factory(ifname: str, version: int, ns: Netns) -> Recorder.Sender:
+        opened.append(ifname)
+        cls = {"gone": Broken, "odd": Odd}.get(ifname, Recorder.Sender)
+        return cls(rec, ifname)
+
+    ann = Announcer(rate_ms=50, burst=(0.0,), sender_factory=factory)
+    good, gone, odd = (ipaddress.ip_address(f"10.0.0.{i}") for i in (1, 2, 3))
+    await asyncio.gather(ann.start(gone, "gone"), ann.start(odd, "odd"), ann.start(good, "eth0"))
+    assert [ip for _, ip, _ in rec.sent] == [good]
+    await eventually(lambda: opened.count("gone") >= 3 and opened.count("odd") >= 3,
+                     "the failed interfaces reopened on later refreshes", 5.0, interval=0.01)
+    assert rec.closed, "a failed sender is closed"
+    assert {ip for _, ip, _ in rec.sent} == {good} and len(rec.sent) >= 3
+    assert ann.active() == {good: "eth0", gone: "gone", odd: "odd"}
+    await ann.close()
+
+
+async def test_stopping_a_vip_whose_first_frame_waits_lets_its_start_return() -> None:
+    release = threading.Event()
+    rec = Recorder()
+
+    class Held(Recorder.Sender):
+        def announce(self, ip: IPAddress, /) -> None:
+            release.wait(5)
+            super().announce(ip)
+
+    ann = Announcer(rate_ms=10_000, burst=(0.0,), sender_factory=lambda i, v, n: Held(rec, i))
+    first, second = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2")
+    starting = asyncio.ensure_future(ann.start(first, "eth0"))
+    await eventually(lambda: ann.batches == 1, "the first batch in the thread", 5.0, interval=0.005)
+    queued = asyncio.ensure_future(ann.start(second, "eth0"))  # waits behind the held batch
+    await eventually(lambda: second in ann.active(), "the second VIP scheduled", 5.0, interval=0.005)
+    await ann.stop(second)
+    await asyncio.wait_for(queued, 5)
+    release.set()
+    await asyncio.wait_for(starting, 5)
+    await ann.close()
+    assert [ip for _, ip, _ in rec.sent] == [first]
