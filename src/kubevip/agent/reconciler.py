@@ -149,7 +149,9 @@ class Agent:
             self.writer, cfg.election.namespace, self.me,
             cfg.election.mode if cfg.election.enabled else "none", "bgp" if self.bgp is not None else "arp",
         ) if self.writer is not None else None
-        self._since: dict[Row, str] = {}
+        # What `_publish` last handed over, and from which held rows and snapshot index.
+        self._held_vips: dict[Row, HeldVip] = {}
+        self._published: tuple[object, object] = (None, None)
         # Status, vipHost and Events (agent/reporter.py): fed the outcome of every pass.
         self.reporter = Reporter(
             self.me, self.writer, self.world, self.leadership, self.metrics, self.guard,
@@ -752,20 +754,34 @@ class Agent:
             self.metrics.service_vips.labels(fam.value).set(wanted[fam])
 
     def _publish(self, snap: Snapshot) -> None:
-        """Hand the VIPs now on this node's interfaces to the report Lease (written by its own task)."""
+        """Hand the VIPs now on this node's interfaces to the report Lease (written by its own task).
+
+        Runs after every pass, so its work follows what changed: nothing when neither the held rows nor
+        the snapshot did, else one lookup per held row and a new list only when an entry differs
+        (rebuilding and sorting 10000 entries took 30-45 ms a pass)."""
         if self.presence is None:
             return
-        now = _rfc3339()
-        since = {r: self._since.get(r) or now for r in self.held}
-        self._since = since
-        by_addr = snap.by_address
-        out: list[HeldVip] = []
-        for r in self.held:
-            plan = by_addr.get(r.address)
+        held, index = self.held, snap.by_address
+        if held is self._published[0] and index is self._published[1]:
+            return
+        self._published = (held, index)
+        old = self._held_vips
+        new: dict[Row, HeldVip] = {}
+        changed = len(old) != len(held)
+        now = ""
+        for r in held:
+            plan = index.get(r.address)
             unit = plan.unit if plan is not None else ""
-            out.append(HeldVip(r.address, r.interface, unit, self.leadership.lease_of(unit) if unit else "",
-                               since[r]))
-        self.presence.update(tuple(out))
+            lease = self.leadership.lease_of(unit) if unit else ""
+            v = old.get(r)
+            if v is None or v.unit != unit or v.lease != lease:
+                now = now or _rfc3339()
+                v = HeldVip(r.address, r.interface, unit, lease, v.since if v is not None else now)
+                changed = True
+            new[r] = v
+        self._held_vips = new
+        if changed:
+            self.presence.update(tuple(new.values()))
 
     # -- reports -----------------------------------------------------------------------------------------
 
