@@ -4,6 +4,7 @@ API (asyncio; one Announcer per agent):
 
     ann = Announcer(rate_ms=3000)             # ns=Netns("node1") to act in another namespace
     await ann.start(vip, "eth0")              # first announcement is on the wire when this returns
+    await ann.start_many([(vip, "eth0"), ...])  # the same for many: one error (or None) per pair
     await ann.stop(vip)                       # no further announcement for `vip` after this returns
     await ann.close()                         # stops everything, closes the raw sockets
 
@@ -79,6 +80,8 @@ class _Vip:
 
 _Failure = tuple[tuple[str, int], Sender, BaseException]
 _Frame = tuple[Sender, IPAddress, _Vip]
+
+START_CHUNK = 512  # VIPs scheduled by `start_many` between two yields to the event loop
 
 # A VIP may join a batch up to this share of its own gap early: refreshes (every `rate_ms`) that fall
 # within a tenth of a period of each other go out together and stay together afterwards.
@@ -255,19 +258,41 @@ class Announcer:
 
     async def start(self, vip: IPAddress, ifname: str) -> None:
         """Announce `vip` on `ifname` now, then on the burst schedule, then every `rate_ms`."""
-        current = self._vips.get(vip)
-        if current is not None and current.ifname == ifname:
-            await asyncio.shield(current.first)
-            return
-        await self.stop(vip)
-        await self._open(ifname, vip.version)  # NetworkError here names a missing interface
-        if self._ticker is None or self._ticker.done():
-            self._ticker = spawn(self._guard, "announcer", self._tick())
+        (err,) = await self.start_many([(vip, ifname)])
+        if err is not None:
+            raise err
+
+    async def start_many(self, pairs: Sequence[tuple[IPAddress, str]]) -> list[Exception | None]:
+        """`start` for every (VIP, interface) at once; returns when every first frame is out, with what
+        `start` would have raised for each pair (None when it started). No task per VIP: at takeover their
+        first frames share batches. A yield every START_CHUNK VIPs lets the loop's due timers (Lease
+        renewals) run while 10000 are scheduled. Cancelled, the VIPs scheduled so far stay announced until
+        `stop`, like those started."""
         loop = asyncio.get_running_loop()
-        ent = _Vip(ifname, announcement_delays(self.rate_ms, self.burst), loop.create_future())
-        self._vips[vip] = ent
-        self._schedule(vip, ent, loop.time(), 0.0)
-        await asyncio.shield(ent.first)
+        results: list[Exception | None] = [None] * len(pairs)
+        waits: list[asyncio.Future[None]] = []
+        for i, (vip, ifname) in enumerate(pairs):
+            if i and i % START_CHUNK == 0:
+                await asyncio.sleep(0)
+            current = self._vips.get(vip)
+            if current is not None and current.ifname == ifname:
+                waits.append(current.first)
+                continue
+            try:
+                await self.stop(vip)
+                await self._open(ifname, vip.version)  # NetworkError here names a missing interface
+            except Exception as exc:  # the caller decides per VIP (VipSet logs a missing interface)
+                results[i] = exc
+                continue
+            if self._ticker is None or self._ticker.done():
+                self._ticker = spawn(self._guard, "announcer", self._tick())
+            ent = _Vip(ifname, announcement_delays(self.rate_ms, self.burst), loop.create_future())
+            self._vips[vip] = ent
+            self._schedule(vip, ent, loop.time(), 0.0)
+            waits.append(ent.first)
+        if waits:
+            await asyncio.shield(asyncio.gather(*waits))
+        return results
 
     async def stop(self, vip: IPAddress) -> None:
         """Stop announcing `vip`; returns once a frame of it already on its way is out (nothing more goes

@@ -297,25 +297,11 @@ class VipSet:
             await self.announcer.close()
 
 
-START_CHUNK = 128  # announcements started between two yields to the event loop
 # Kernel changes of at most this many VIPs run on the loop (a 2-VIP add is 0.2 ms of netlink); a worker
 # thread cost the BGP create path 3 ms, waiting for the GIL while the loop ran the rest of the pass.
 INLINE_CHANGES = 8
 
 
-async def _start_all(ann: Announcer, rows: Sequence[Row]) -> list[BaseException | None]:
-    """Start announcing every row, together: each first frame waits for the announcer's thread, not for
-    the one before it. The tasks are created in chunks with a yield between them: 2000 first steps in
-    one loop iteration held due timers (the Lease renewals) back for a noticeable part of a second."""
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        for i, r in enumerate(rows):
-            if i and i % START_CHUNK == 0:
-                await asyncio.sleep(0)
-            tasks.append(asyncio.ensure_future(ann.start(r.address, r.interface)))
-        return list(await asyncio.gather(*tasks, return_exceptions=True))
-    except asyncio.CancelledError:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+async def _start_all(ann: Announcer, rows: Sequence[Row]) -> list[Exception | None]:
+    """Start announcing every row, together: the first frames go out in the announcer's batches."""
+    return await ann.start_many([(r.address, r.interface) for r in rows])

@@ -28,13 +28,20 @@ Events = list[tuple[str, str]]
 
 
 class RecordingAnnouncer:
-    """The announcer's interface (start / stop / close), recording instead of sending."""
+    """The announcer's interface (start / start_many / stop / close), recording instead of sending."""
 
     def __init__(self, events: Events) -> None:
         self.events = events
 
     async def start(self, ip: IPAddress, ifname: str) -> None:
         self.events.append(("announce", str(ip)))
+
+    async def start_many(self, pairs: Iterable[tuple[IPAddress, str]]) -> list[Exception | None]:
+        started: list[Exception | None] = []
+        for ip, ifname in pairs:
+            await self.start(ip, ifname)
+            started.append(None)
+        return started
 
     async def stop(self, ip: IPAddress) -> None:
         self.events.append(("silence", str(ip)))

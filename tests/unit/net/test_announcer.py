@@ -8,10 +8,12 @@ import itertools
 import threading
 import time
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.net.announcer import BURST, EARLY_SHARE, Announcer, announcement_delays
+from kubevip.errors import NetworkError
+from kubevip.net.announcer import BURST, EARLY_SHARE, START_CHUNK, Announcer, announcement_delays
 from kubevip.net.namespace import Netns
 from tests.fixtures.waiting import eventually
 
@@ -246,3 +248,61 @@ async def test_stopping_a_vip_whose_first_frame_waits_lets_its_start_return() ->
     await asyncio.wait_for(starting, 5)
     await ann.close()
     assert [ip for _, ip, _ in rec.sent] == [first]
+
+
+def _many(n: int) -> list[tuple[IPAddress, str]]:
+    return [(ipaddress.ip_address(f"10.1.{i // 256}.{i % 256}"), "eth0") for i in range(n)]
+
+
+async def test_start_many_lets_due_timers_run_between_chunks() -> None:
+    rec = Recorder()
+    ann = Announcer(rate_ms=10_000, burst=(0.0,), sender_factory=rec.factory)
+    await ann.start(ipaddress.ip_address("10.0.0.1"), "eth0")  # the socket is open: no await per VIP
+    pairs = _many(3 * START_CHUNK)
+    seen: list[int] = []
+    asyncio.get_running_loop().call_soon(lambda: seen.append(len(ann.active())))  # a renewal falls due
+    assert await ann.start_many(pairs) == [None] * len(pairs)
+    assert seen and 1 < seen[0] < len(pairs), seen  # it ran after the first chunk, before the last
+    assert len(rec.sent) == len(pairs) + 1
+    await ann.close()
+
+
+async def test_start_many_reports_each_vips_error_and_starts_the_others() -> None:
+    rec = Recorder()
+
+    def factory(ifname: str, version: int, ns: Netns) -> Recorder.Sender:
+        if ifname == "gone":
+            raise NetworkError("interface gone not found")
+        return rec.factory(ifname, version, ns)
+
+    ann = Announcer(rate_ms=10_000, burst=(0.0,), sender_factory=factory)
+    a, b = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2")
+    res = await ann.start_many([(a, "eth0"), (b, "gone")])
+    assert res[0] is None and isinstance(res[1], NetworkError)
+    assert ann.active() == {a: "eth0"} and [ip for _, ip, _ in rec.sent] == [a]
+    await ann.close()
+
+
+async def test_a_cancelled_start_many_leaves_no_task_and_its_vips_announced_until_stopped() -> None:
+    release = threading.Event()
+    rec = Recorder()
+
+    class Held(Recorder.Sender):
+        def announce(self, ip: IPAddress, /) -> None:
+            release.wait(5)
+            super().announce(ip)
+
+    ann = Announcer(rate_ms=10_000, burst=(0.0,), sender_factory=lambda i, v, n: Held(rec, i))
+    pairs = _many(5)
+    before = set(asyncio.all_tasks())
+    starting = asyncio.ensure_future(ann.start_many(pairs))
+    await eventually(lambda: ann.batches == 1, "the first frames in the thread", 5.0, interval=0.005)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert set(ann.active()) == {ip for ip, _ in pairs}
+    assert {t.get_name() for t in set(asyncio.all_tasks()) - before} == {"announcer:announcer"}
+    release.set()
+    await eventually(lambda: len(rec.sent) == len(pairs), "the first frames out", 5.0, interval=0.005)
+    await ann.close()
+    assert ann.active() == {}
