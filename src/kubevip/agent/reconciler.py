@@ -52,6 +52,7 @@ from kubevip.election.lifetime import (
     KERNEL_LATE,
     Lifetime,
     due,
+    expected_stamp,
     ipv6_lifetimes,
     ipv6_resume_at,
     lifetime,
@@ -152,6 +153,7 @@ class Agent:
         # What `_publish` last handed over, and from which held rows and snapshot index.
         self._held_vips: dict[Row, HeldVip] = {}
         self._published: tuple[object, object] = (None, None)
+        self._gauged: tuple[object, object] = (None, None)  # the inputs of the last `_update_gauges`
         # Status, vipHost and Events (agent/reporter.py): fed the outcome of every pass.
         self.reporter = Reporter(
             self.me, self.writer, self.world, self.leadership, self.metrics, self.guard,
@@ -186,6 +188,7 @@ class Agent:
         self.ipv6_lifetimes = True
         self._renewals = asyncio.Event()
         self.extensions = 0
+        self._round_took = 0.0  # wall time of the last extension round (`expected_stamp`)
         # Egress SNAT and Service security (agent/packets.py): one nftables table of ours.
         self.packets = PacketRuleDriver(cfg.packets, api, self.me, ns)
         self._discover = asyncio.Event()
@@ -715,7 +718,8 @@ class Agent:
                 permanent = {r: s for r, s in permanent.items() if may_extend(t, s, now)}
                 if not renewed and not permanent:
                     break
-                plan: dict[Row, Lifetime] = {r: lifetime(t, s, now) for r, s in renewed.items()}
+                at = expected_stamp(t, now, self._round_took)
+                plan: dict[Row, Lifetime] = {r: lifetime(t, s, at) for r, s in renewed.items()}
                 seconds: dict[Row, int | None] = {r: lt.seconds for r, lt in plan.items()}
                 seconds.update(dict.fromkeys(permanent))
                 # Checked again next to each netlink send: a process stopped between here and there (the
@@ -723,6 +727,7 @@ class Agent:
                 not_after = min([*renewed.values(), *permanent.values()]) + t.renew_deadline
                 permanent = {}  # sent once: a retry is about lifetimes that came out too long
                 stamped = await asyncio.to_thread(self.vips.extend, seconds, not_after)
+                self._round_took = stamped - now
                 late = [
                     r for r, lt in plan.items()
                     if lt.guaranteed and not still_safe(t, renewed[r], lt.seconds, stamped)
@@ -736,6 +741,10 @@ class Agent:
             return done
 
     def _update_gauges(self, snap: Snapshot) -> None:
+        # After every pass, so nothing when neither input changed (10000 held VIPs: ~15 ms a pass).
+        if self.held is self._gauged[0] and snap is self._gauged[1]:
+            return
+        self._gauged = (self.held, snap)
         held = {r.address for r in self.held}
         by_addr = snap.by_address
         active = {key for a in held if (p := by_addr.get(a)) is not None for key in p.services}
@@ -749,8 +758,11 @@ class Agent:
         wanted = dict.fromkeys(IPFamily, 0)
         for p in snap.plans:
             wanted[p.family] += 1
+        announced = dict.fromkeys(IPFamily, 0)
+        for a in held:
+            announced[IPFamily.of(a)] += 1
         for fam in IPFamily:
-            self.metrics.announced_vips.labels(fam.value).set(sum(1 for a in held if IPFamily.of(a) == fam))
+            self.metrics.announced_vips.labels(fam.value).set(announced[fam])
             self.metrics.service_vips.labels(fam.value).set(wanted[fam])
 
     def _publish(self, snap: Snapshot) -> None:

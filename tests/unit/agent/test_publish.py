@@ -1,5 +1,5 @@
-"""The report Lease's list of held VIPs (`Agent._publish`): handed over only when it changes, and a VIP's
-`since` stays the instant it arrived while other VIPs come and go."""
+"""What the agent publishes after each pass: the report Lease's list of held VIPs (`Agent._publish`),
+handed over only when it changes, a VIP's `since` kept while other VIPs come and go; and the gauges."""
 
 from __future__ import annotations
 
@@ -57,3 +57,27 @@ async def test_published_on_change_only_and_since_survives_other_vips() -> None:
     third = {v.address: v for v in presence.updates[-1]}
     assert set(third) == {ipaddress.ip_address("192.0.2.20"), ipaddress.ip_address("2001:db8::20")}
     assert all(third[a] is second[a] for a in third)
+
+
+async def test_gauges_follow_every_change_of_the_held_vips() -> None:
+    agent = _agent([])
+
+    def announced() -> tuple[float, float]:
+        g = agent.metrics.announced_vips
+        return g.labels("IPv4")._value.get(), g.labels("IPv6")._value.get()
+
+    web = service_from_dict(_svc("web", "192.0.2.10", "2001:db8::10"))
+    api = service_from_dict(service("api", "192.0.2.20", families=("IPv4",), policy="SingleStack"))
+    agent.touched(apply_event(agent.world, SERVICE, False, web))
+    agent.leadership.set_units({"default/web": None})
+    await agent.converge()
+    assert announced() == (1, 1)
+    agent.touched(apply_event(agent.world, SERVICE, False, api))
+    agent.leadership.set_units({"default/web": None, "default/api": None})
+    await agent.converge()
+    assert announced() == (2, 1)
+    assert agent.metrics.active_services.labels("default")._value.get() == 2
+    agent.touched(apply_event(agent.world, SERVICE, True, web))
+    agent.leadership.set_units({"default/api": None})
+    await agent.converge()
+    assert announced() == (1, 0)

@@ -13,6 +13,7 @@ from kubevip.election.lifetime import (
     MAX_LIFETIME,
     Lifetime,
     due,
+    expected_stamp,
     ipv6_lifetimes,
     ipv6_resume_at,
     lifetime,
@@ -93,6 +94,22 @@ def test_still_safe_tells_a_slow_round_apart(t: Timings, renewed: float, delay: 
         stamped + lt.seconds + KERNEL_LATE <= renewed + t.lease_duration - t.skew_margin + 1e-9
     ) or (math.isclose(stamped + lt.seconds + KERNEL_LATE, renewed + t.lease_duration - t.skew_margin))
     assert still_safe(t, renewed, lt.seconds, now)
+
+
+@given(timings(), st.floats(0, 1e6), st.floats(0, 3), st.floats(-1, 5), st.floats(0, 1))
+def test_a_lifetime_for_the_expected_stamp_is_never_longer_and_survives_a_round_as_slow_as_the_last(
+    t: Timings, renewed: float, delay: float, last: float, share: float
+) -> None:
+    now = renewed + delay
+    at = expected_stamp(t, now, last)
+    assert now <= at <= now + t.renew_deadline / 2 + 1e-9
+    assert at == now + max(0.0, min(last, t.renew_deadline / 2))
+    lt = lifetime(t, renewed, at)
+    assert lt.seconds <= lifetime(t, renewed, now).seconds
+    # A round that takes no longer than expected (any share of it) keeps a guaranteed lifetime safe:
+    # it is not redone.
+    if lt.guaranteed:
+        assert still_safe(t, renewed, lt.seconds, now + share * (at - now))
 
 
 def test_our_defaults_leave_no_guaranteed_second_and_kube_vips_do() -> None:
