@@ -71,6 +71,9 @@ class LeaseElector:
         self._task: asyncio.Task[None] | None = None
         self._lag = LagReporter(f"lease {namespace}/{name}", self.timings, clock)
         self._closing = False
+        # The acquireTime of an acquiring write whose answer has not come (None: none in flight). A release
+        # that cancels it cannot know whether it landed, and a landed one would keep peers out until expiry.
+        self._acquiring: str | None = None
         # A release seen on the watch (`_follow`): the next attempt writes on that version at once
         # instead of reading the Lease first (one API round trip less on a hand-over).
         self._released: LeaseRecord | None = None
@@ -129,6 +132,9 @@ class LeaseElector:
         if self._leading:
             await self._stop_leading("released")
         mine, self._mine = self._mine, None
+        acquiring, self._acquiring = self._acquiring, None
+        if mine is None and acquiring is not None:
+            mine = await self._landed(acquiring)
         if mine is None:
             return
         try:
@@ -137,6 +143,22 @@ class LeaseElector:
             log.warning(
                 "lease %s/%s: release failed (%r); peers take over at expiry", self.namespace, self.name, exc
             )
+
+    async def _landed(self, acquire_time: str) -> LeaseRecord | None:
+        """The Lease, if an acquiring write of ours that was cancelled in flight (`acquire_time`) landed.
+
+        Found by an e2e test: a stopping agent's watch saw the holder's release and its compare-and-swap
+        went out just before its own release cancelled it; the write landed, and the Lease named a process
+        that had exited until it expired."""
+        try:
+            rec = await self.api.get(self.namespace, self.name, limit=self.timings.renew_deadline)
+        except TRANSIENT as exc:
+            log.warning("lease %s/%s: not read on release (%r); peers take over at expiry if a write of ours "
+                        "landed", self.namespace, self.name, exc)
+            return None
+        if rec is None or rec.holder != self.identity or rec.acquire_time != acquire_time:
+            return None
+        return rec
 
     # -- leader side -------------------------------------------------------------------------
 
@@ -324,7 +346,14 @@ class LeaseElector:
             annotations=None if rec is None else rec.annotations,
         )
         sent = self._clock()
-        new = await (self.api.create(body) if rec is None else self.api.replace(body))
+        self._acquiring = body["spec"]["acquireTime"]
+        try:
+            new = await (self.api.create(body) if rec is None else self.api.replace(body))
+        except BaseException:
+            if not self._closing:  # refused or failed: nothing of ours landed (a cancel may have)
+                self._acquiring = None
+            raise
+        self._acquiring = None
         self._mine = new
         self._lead_until = sent + self.timings.renew_deadline
         self._seen = None

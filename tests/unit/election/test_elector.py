@@ -475,3 +475,60 @@ async def test_a_fresh_elector_whose_lease_exists_reads_it_and_follows_the_holde
     finally:
         await guard.close()
         await server.drain()
+
+
+class LandsThenHangs(SimApi):
+    """A write that the API server stores but whose answer is still on its way when the release comes."""
+
+    def __init__(self, server: SimServer, node: str) -> None:
+        super().__init__(server, node, f"{node}-1")
+        self.hang = False
+        self.landed = asyncio.Event()
+
+    async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        if not self.hang:
+            return await super().replace(body, limit)
+        self.server.replace(body, self.incarnation)  # stored at once ...
+        self.landed.set()
+        await asyncio.Event().wait()  # ... and answered never: the caller is cancelled first
+        raise AssertionError("unreachable")
+
+    async def create(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        if not self.hang:
+            return await super().create(body, limit)
+        self.server.create(body, self.incarnation)
+        self.landed.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_release_hands_back_an_acquire_it_cancelled_in_flight_that_landed() -> None:
+    """A stopping agent's watch sees the holder's release and takes the Lease; its own release cancels
+    that write, which had already landed: it must hand it back, not leave peers out until expiry (found
+    by tests/e2e/test_quiet_restart.py: the Lease named an exited node)."""
+    server = SimServer(random.Random(3))
+
+    async def nothing() -> None:
+        return None
+
+    a = LeaseElector(SimApi(server, "a", "a-1"), "ns", "kubevip-web", "a", Timings(), nothing, nothing)
+    b_api = LandsThenHangs(server, "b")
+    b = LeaseElector(b_api, "ns", "kubevip-web", "b", Timings(), nothing, nothing)
+    guard = TaskGroupGuard("test")
+    spawn(guard, "a", a.run())
+    await eventually(lambda: a.is_leader, "a leads", 5)
+    spawn(guard, "b", b.run())
+    try:
+        await eventually(lambda: b.leader == "a", "b follows a", 5)
+        b_api.hang = True
+        await a.release()
+        await asyncio.wait_for(b_api.landed.wait(), 5)
+        lease = server.get("kubevip-web")
+        assert lease is not None and lease.holder == "b", "b's acquire landed"
+        b_api.hang = False  # the API answers again: only that one answer is lost
+        await asyncio.wait_for(b.release(), 5)
+        lease = server.get("kubevip-web")
+        assert lease is not None and not lease.held, f"b's landed acquire was not handed back: {lease}"
+    finally:
+        await guard.close()
+        await server.drain()
