@@ -66,6 +66,10 @@ class Reports:
     failures: dict[str, int] = field(default_factory=dict)
     # Service key -> the `reason` labels of its reconcile-error metric series (removed with it).
     metric_reasons: dict[str, set[str]] = field(default_factory=dict)
+    # Services whose status this process made name this node, and whose VIPs it has not started
+    # announcing since: the status (written from the election) can go out before the pass adds the
+    # VIPs, and that add is still news (a Started Event), though the status already names this node.
+    named: set[str] = field(default_factory=set)
 
     def sent(self, key: str, name: str) -> bool:
         return name in self.written.get(key, ())
@@ -83,6 +87,7 @@ class Reports:
         self.written.pop(key, None)
         self.failed_status.pop(key, None)
         self.failures.pop(key, None)
+        self.named.discard(key)
         return self.metric_reasons.pop(key, set())
 
     @property
@@ -448,6 +453,10 @@ class Reporter:
         if rec is None:
             return
         v = rec.view
+        if wanted.host != self.me:
+            self.reports.named.discard(key)
+        elif current_host != self.me:  # before the write: the pass may add while it is on its way
+            self.reports.named.add(key)
         try:
             if tuple(v.status_ingress) != wanted.ingress:
                 await self.writer.service_status(v.namespace, v.name, wanted.ingress)
@@ -525,6 +534,7 @@ class Reporter:
         by_addr = snap.by_address
         wall = time.time()
         services = self.world.services
+        seen: set[str] = set()
         for rows, reason, verb in ((done.add, STARTED, "started"), (done.remove, STOPPED, "stopped")):
             per_service: dict[str, list[str]] = {}
             for r in rows:
@@ -535,9 +545,13 @@ class Reporter:
                         continue
                     v = rec.view
                     units = {p.address: str(p.unit) for p in snap.granted.get(key, ())}
-                    if not is_news(reason == STARTED, self.me, r.address, v.status_ingress,
+                    news = is_news(reason == STARTED, self.me, r.address, v.status_ingress,
                                    v.annotation(ANNOTATION_VIP_HOST), v.annotation(ANNOTATION_VIP_HOST_IPV6),
-                                   stopping, units):
+                                   stopping, units)
+                    if reason == STARTED and key in self.reports.named:
+                        news = True  # this process's own status write got there before the add
+                        seen.add(key)
+                    if not news:
                         continue
                     per_service.setdefault(key, []).append(f"{r.address} on {r.interface}")
             for key, addrs in per_service.items():
@@ -546,6 +560,7 @@ class Reporter:
                 msg = f"node {self.me} {verb} announcing {', '.join(addrs)}"
                 old = self.pending.get((key, reason))
                 self.pending[(key, reason)] = Aggregate.one(msg, wall) if old is None else old.add(msg, wall)
+        self.reports.named.difference_update(seen)
         if self.pending:
             self._events_wake.set()
 
