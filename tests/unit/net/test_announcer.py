@@ -7,6 +7,7 @@ import ipaddress
 import itertools
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -227,16 +228,21 @@ async def test_a_failing_interface_costs_no_other_interface_its_frames_and_is_re
     await ann.close()
 
 
-async def test_stopping_a_vip_whose_first_frame_waits_lets_its_start_return() -> None:
-    release = threading.Event()
-    rec = Recorder()
+def _held(rec: Recorder, release: threading.Event) -> Callable[[str, int, Netns], Recorder.Sender]:
+    """A sender factory whose frames wait in the announcer's thread until `release` is set."""
 
     class Held(Recorder.Sender):
         def announce(self, ip: IPAddress, /) -> None:
             release.wait(5)
             super().announce(ip)
 
-    ann = Announcer(rate_ms=10_000, burst=(0.0,), sender_factory=lambda i, v, n: Held(rec, i))
+    return lambda ifname, version, ns: Held(rec, ifname)
+
+
+async def test_stopping_a_vip_whose_first_frame_waits_lets_its_start_return() -> None:
+    release = threading.Event()
+    rec = Recorder()
+    ann = Announcer(rate_ms=10_000, burst=(0.0,), sender_factory=_held(rec, release))
     first, second = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2")
     starting = asyncio.ensure_future(ann.start(first, "eth0"))
     await eventually(lambda: ann.batches == 1, "the first batch in the thread", 5.0, interval=0.005)
@@ -286,13 +292,7 @@ async def test_start_many_reports_each_vips_error_and_starts_the_others() -> Non
 async def test_a_cancelled_start_many_leaves_no_task_and_its_vips_announced_until_stopped() -> None:
     release = threading.Event()
     rec = Recorder()
-
-    class Held(Recorder.Sender):
-        def announce(self, ip: IPAddress, /) -> None:
-            release.wait(5)
-            super().announce(ip)
-
-    ann = Announcer(rate_ms=10_000, burst=(0.0,), sender_factory=lambda i, v, n: Held(rec, i))
+    ann = Announcer(rate_ms=10_000, burst=(0.0,), sender_factory=_held(rec, release))
     pairs = _many(5)
     before = set(asyncio.all_tasks())
     starting = asyncio.ensure_future(ann.start_many(pairs))
