@@ -141,12 +141,18 @@ async def test_vips_starting_together_open_one_sender_per_interface_and_family()
     await ann.close()
 
 
+def _dual(n: int) -> list[IPAddress]:
+    """`n` IPv4 and `n` IPv6 VIPs."""
+    return [ipaddress.ip_address(f"10.0.1.{i}") for i in range(1, n + 1)] + [
+        ipaddress.ip_address(f"fd00::1:{i:x}") for i in range(1, n + 1)
+    ]
+
+
 async def test_vips_started_together_go_out_in_one_batch() -> None:
     """One job for the thread per batch, not a future per frame: 3300 a second at 10000 VIPs."""
     rec = Recorder()
     ann = Announcer(rate_ms=10_000, burst=(0.0,), sender_factory=rec.factory)
-    vips = [ipaddress.ip_address(f"10.0.1.{i}") for i in range(1, 41)]
-    vips += [ipaddress.ip_address(f"fd00::1:{i:x}") for i in range(1, 41)]
+    vips = _dual(40)
     # The sockets first: starts that wait for one to open resume at different loop iterations.
     await ann.start(vips[0], "eth0")
     await ann.start(vips[-1], "eth0")
@@ -159,8 +165,7 @@ async def test_vips_started_together_go_out_in_one_batch() -> None:
 async def test_refreshes_stay_batched() -> None:
     rec = Recorder()
     ann = Announcer(rate_ms=100, burst=(0.0,), sender_factory=rec.factory)
-    vips = [ipaddress.ip_address(f"10.0.1.{i}") for i in range(1, 41)]
-    vips += [ipaddress.ip_address(f"fd00::1:{i:x}") for i in range(1, 41)]
+    vips = _dual(40)
     await asyncio.gather(*(ann.start(v, "eth0") for v in vips))
     firsts = ann.batches
     await eventually(lambda: len(rec.sent) >= 4 * len(vips), "three refreshes of every VIP", 5.0,
