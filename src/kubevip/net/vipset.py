@@ -19,7 +19,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from kubevip.core.rows import Changes, Row, apply
 from kubevip.errors import KubevipError, NetworkError
@@ -135,7 +135,8 @@ class VipSet:
         if after_kernel is not None and done.add:
             await after_kernel()
         if ann is not None:
-            started = await _start_all(ann, done.add)
+            # Together: no task per VIP, the first frames in the announcer's batches.
+            started = await ann.start_many([(r.address, r.interface) for r in done.add])
             for r, res in zip(done.add, started, strict=True):
                 if isinstance(res, KubevipError):
                     log.error("%s: cannot announce %s on %s: %s", self.label, r.address, r.interface, res)
@@ -300,8 +301,3 @@ class VipSet:
 # Kernel changes of at most this many VIPs run on the loop (a 2-VIP add is 0.2 ms of netlink); a worker
 # thread cost the BGP create path 3 ms, waiting for the GIL while the loop ran the rest of the pass.
 INLINE_CHANGES = 8
-
-
-async def _start_all(ann: Announcer, rows: Sequence[Row]) -> list[Exception | None]:
-    """Start announcing every row, together: the first frames go out in the announcer's batches."""
-    return await ann.start_many([(r.address, r.interface) for r in rows])
