@@ -15,6 +15,7 @@ import yaml
 
 from compare.agents import NodeSpot
 from compare.kubeapi import ApiError, Kube
+from kubevip import yamlout
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -105,7 +106,7 @@ class Lab:
         for u in base.get("users", []):
             u["user"] = {"token": tok["status"]["token"]}
         out = workdir / "kube-vip-upstream.kubeconfig"
-        out.write_text(yaml.safe_dump(base))
+        out.write_text(yamlout.dump(base))
         os.chmod(out, 0o600)
         return str(out)
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
+from kubevip import yamlout
 from kubevip.lab.client import api_client
 from kubevip.lab.controlplane import ControlPlane
 from tests.fixtures.waiting import eventually
@@ -64,7 +65,7 @@ async def restricted(control_plane: ControlPlane, kube_admin: client.ApiClient) 
         "name": ns, "labels": {"kvt-vap": tag},
         "annotations": {"kube-vip.io/allowed-cidrs": "192.0.2.0/28, 2001:db8:1::/120"},
     }})
-    control_plane.kubectl_run("apply", "-f", "-", stdin=yaml.safe_dump_all([policy, binding]))
+    control_plane.kubectl_run("apply", "-f", "-", stdin=yamlout.dump_all([policy, binding]))
     try:
         yield ns
     finally:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubevip import migrate
+from kubevip import migrate, yamlout
 from kubevip.config import SETTINGS
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.manifests import daemonset, rbac
@@ -109,7 +109,7 @@ def test_example_applies_server_side(
     """The real API server accepts every rendered object (schema, defaults, admission) in a dry run."""
     objs = rendered[example]
     out = control_plane.kubectl_run("apply", "--dry-run=server", "-f", "-",
-                                    stdin=yaml.safe_dump_all(objs, sort_keys=False))
+                                    stdin=yamlout.dump_all(objs))
     for o in objs:
         kind = o["kind"].lower()
         assert f"{o['metadata']['name']} " in out and "(server dry run)" in out, (kind, out)

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from kubevip import yamlout
 from kubevip.errors import ConfigError
 from kubevip.manifests import daemonset, pod, rbac
 from kubevip.manifests.agent import DEFAULT_IMAGE, AgentOptions
@@ -187,18 +188,18 @@ def render(args: argparse.Namespace) -> str:
         return rbac.render_yaml(namespace=args.namespace, lease_namespace=args.lease_namespace,
                                 cluster_wide_leases=args.cluster_wide_leases)
     if args.kind == "ipam-rbac":
-        return yaml.safe_dump_all(rbac.render_ipam(namespace=args.namespace), sort_keys=False)
+        return yamlout.dump_all(rbac.render_ipam(namespace=args.namespace))
     opts = options(args)
     kv = kube_vip_env(args)
     if args.controlplane:
         from kubevip.manifests import controlplane
 
         text = controlplane.render_yaml(args, opts)
-        return yaml.safe_dump(_with_env(yaml.safe_load(text), kv), sort_keys=False) if kv else text
+        return yamlout.dump(_with_env(yaml.safe_load(text), kv)) if kv else text
     obj = daemonset.render(opts) if args.kind == "daemonset" else pod.render(opts, args.kubeconfig)
     if args.taint and args.kind == "daemonset":
         _control_plane_affinity(obj)
-    return yaml.safe_dump(_with_env(obj, kv), sort_keys=False)
+    return yamlout.dump(_with_env(obj, kv))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from kubevip import yamlout
 from kubevip.errors import LabError
 from kubevip.ip import IPAddress, IPNetwork
 from kubevip.lab import procs
@@ -288,7 +287,7 @@ class ControlPlane:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(self.kubeconfig(token, server, user), f, sort_keys=False)
+            yamlout.dump(self.kubeconfig(token, server, user), f)
         return path
 
     # ---- internals -----------------------------------------------------------------------------------
@@ -389,7 +388,7 @@ class ControlPlane:
     def _apply_rbac(self) -> None:
         self._wait("kube-apiserver", lambda: self._namespace_exists(rbac.NAMESPACE))
         self.kubectl_run("apply", "-f", "-", stdin=rbac.render_yaml())
-        self.kubectl_run("apply", "-f", "-", stdin=yaml.safe_dump_all(rbac.render_ipam(), sort_keys=False))
+        self.kubectl_run("apply", "-f", "-", stdin=yamlout.dump_all(rbac.render_ipam()))
 
     def _namespace_exists(self, name: str) -> bool:
         try:

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from kubevip import yamlout
 from kubevip.errors import BgpError, LabError
 from kubevip.ip import IPAddress
 from kubevip.lab import procs, topology
@@ -468,7 +467,7 @@ class ControlPlaneVipLab:
         for path, doc in docs.items():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
-                yaml.safe_dump(doc, f, sort_keys=False)
+                yamlout.dump(doc, f)
 
     def _get(self, base: str, path: str, timeout: float) -> str:
         ctx = ssl.create_default_context(cafile=str(self.ca))

@@ -51,8 +51,7 @@ def render(opts: AgentOptions, cp: ControlPlaneOptions) -> dict[str, Any]:
 
 def render_yaml(args: Any, opts: AgentOptions) -> str:
     """`kubevip manifest pod --controlplane ...` (argparse namespace from commands/manifest.py)."""
-    import yaml
-
+    from kubevip import yamlout
     from kubevip.controlplane.resolve import parse_addresses
     from kubevip.errors import ConfigError
 
@@ -63,4 +62,4 @@ def render_yaml(args: Any, opts: AgentOptions) -> str:
         raise ConfigError("--address", args.address, "the control-plane VIP is required, e.g. "
                           "--address 192.0.2.10,2001:db8::10")
     cp = ControlPlaneOptions(args.address, args.port, args.dns_mode, args.services, args.kubeconfig)
-    return str(yaml.safe_dump(render(opts, cp), sort_keys=False))
+    return yamlout.dump(render(opts, cp))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
+from kubevip import yamlout
 
 # Names kube-vip's own manifests use, so an operator can switch implementations without new RBAC.
 CLUSTER_ROLE = "system:kube-vip-role"
@@ -156,6 +156,4 @@ def render_yaml(
     lease_namespace: str = "", cluster_wide_leases: bool = False,
 ) -> str:
     """The objects of `render` as one multi-document YAML stream."""
-    return yaml.safe_dump_all(
-        render(rules, namespace, service_account, lease_namespace, cluster_wide_leases), sort_keys=False
-    )
+    return yamlout.dump_all(render(rules, namespace, service_account, lease_namespace, cluster_wide_leases))
