@@ -229,3 +229,45 @@ def test_a_name_no_interface_can_have_is_not_asked() -> None:
 
     for name in ("", "x" * 16, "a\0b"):
         assert rtnl_batch.get_link(NoSend(), name, "test") is None  # type: ignore[arg-type]
+
+
+def test_only_the_last_request_of_each_sendmsg_asks_for_an_acknowledgement() -> None:
+    """The kernel answers failures whatever the flags; successes are known from the chunk's last ack."""
+
+    class Kernel:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+            self.replies: list[bytes] = []
+
+        def settimeout(self, t: float) -> None:
+            pass
+
+        def send(self, data: bytes) -> int:
+            self.sent.append(data)
+            for seq, flags in _requests(data):
+                if seq % 5 == 0:
+                    self.replies.append(_ack(seq, errno.EEXIST))
+                elif flags & rtnl_batch.NLM_F_ACK:
+                    self.replies.append(_ack(seq, 0))
+            return len(data)
+
+        def recv(self, n: int) -> bytes:
+            return self.replies.pop(0)
+
+    n = rtnl_batch.CHUNK + 3
+    reqs = [rtnl_batch.address_request("add", i, 2, ipaddress.ip_address(f"10.1.{i // 256}.{i % 256}"), 32)
+            for i in range(1, n + 1)]
+    kernel = Kernel()
+    codes = rtnl_batch.run(kernel, reqs, "test")  # type: ignore[arg-type]
+    assert codes == [errno.EEXIST if i % 5 == 0 else 0 for i in range(1, n + 1)]
+    asked = [[seq for seq, flags in _requests(d) if flags & rtnl_batch.NLM_F_ACK] for d in kernel.sent]
+    assert asked == [[rtnl_batch.CHUNK], [n]]
+
+
+def _requests(data: bytes) -> list[tuple[int, int]]:
+    out, offset = [], 0
+    while offset < len(data):
+        length, _kind, flags, seq, _port = rtnl_batch.NLMSG_HEADER.unpack_from(data, offset)
+        out.append((seq, flags))
+        offset += length
+    return out
