@@ -28,7 +28,7 @@ from kubevip.kube.errors import TRANSIENT, NotFound, read_json
 from kubevip.kube.rest import RestClient
 from kubevip.kube.watch import Consumer, Reflector, fan_out
 from kubevip.net.addresses import AddressManager
-from kubevip.net.interfaces import interface_networks, link_names
+from kubevip.net.interfaces import link_names
 from kubevip.net.namespace import OWN, Netns
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,10 @@ def own_network(interfaces: Mapping[IPFamily, str], ns: Netns = OWN) -> NodeNetw
     fams: dict[IPFamily, tuple[str, list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]]] = {}
     for fam, ifname in interfaces.items():
         try:
-            mine = {ip for ip, _ in AddressManager(ifname, ns).owned()}
-            addrs = [a for a in interface_networks(ifname, ns) if a.ip not in mine]
+            # One dump of the interface (this runs every PUBLISH_EVERY on a node holding every VIP).
+            owned, others = AddressManager(ifname, ns).owned_and_others()
+            mine = {ip for ip, _ in owned}
+            addrs = [ipaddress.ip_interface(a) for a in others if a[0] not in mine]
         except NetworkError as exc:
             log.warning("cannot read addresses of %s: %s", ifname, exc)
             continue

@@ -170,10 +170,22 @@ class AddressManager:
 
     def owned(self, at: tuple[int, str] | None = None) -> set[VipAddress]:
         """The addresses on the interface that kubevip added."""
+        return self.owned_and_others(at)[0]
+
+    def owned_and_others(self, at: tuple[int, str] | None = None) -> tuple[set[VipAddress], list[VipAddress]]:
+        """From one dump: the addresses on the interface that kubevip added, and the others in the
+        kernel's order."""
         with self.ns.shared():
             name, rows = self._dump(at)
         recorded = self._state.load().get(name, set()) if self._state else set()
-        return {a for a, proto, permanent in rows if self._is_ours(a, proto, permanent, recorded)}
+        mine: set[VipAddress] = set()
+        others: list[VipAddress] = []
+        for a, proto, permanent in rows:
+            if self._is_ours(a, proto, permanent, recorded):
+                mine.add(a)
+            else:
+                others.append(a)
+        return mine, others
 
     def _is_ours(self, a: VipAddress, proto: int | None, permanent: bool, recorded: set[str]) -> bool:
         if proto is not None and self.proto_kept:

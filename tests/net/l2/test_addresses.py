@@ -168,3 +168,16 @@ def test_one_refused_vip_in_a_batch_costs_the_others_nothing(lab: LabNetwork) ->
     finally:
         assert m.remove_many(good) == {}
     assert not {v for v, _ in m.owned()} & set(good)
+
+
+def test_owned_and_others_split_one_dump(lab: LabNetwork) -> None:
+    node = lab.nodes[0]
+    m = manager(lab)
+    vips = [lab.vip(4), lab.vip(6)]
+    for v in vips:
+        m.add(v)
+    owned, others = m.owned_and_others()
+    assert owned == m.owned() == {(v, v.max_prefixlen) for v in vips}
+    assert not owned & set(others)
+    assert set(others) | owned == m.present()
+    assert {node.ipv4, node.ipv6} <= {ip for ip, _ in others}
