@@ -28,7 +28,7 @@ from kubevip.agent.sources import Sources
 from kubevip.bgp.settings import BgpSettings as BgpSettingsT
 from kubevip.bgp.shared import SpeakerLike
 from kubevip.config import AgentConfig
-from kubevip.core.claims import VipPlan
+from kubevip.core.claims import PlanMemo, VipPlan
 from kubevip.core.conditions import Condition, missing_interface, no_family_interface
 from kubevip.core.egress import PacketRules
 from kubevip.core.eligibility import Placement, PlacementMemo, placed_snapshot
@@ -136,6 +136,7 @@ class Agent:
         # Placement of unchanged plans is reused while nodes and rules stay the same (core.eligibility);
         # snapshots are computed one at a time (under the pass lock), so one memo serves them all.
         self._place_memo = PlacementMemo()
+        self._plan_memo: PlanMemo = {}  # core.claims.resolve's, carried from snapshot to snapshot
         self._touched_during: set[str] | None = None  # keys touched while a snapshot is computed
         # Namespaces of Services changed since the last pass began (kube-vip's reconcile_duration label).
         self._pass_namespaces: set[str] = set()
@@ -348,6 +349,7 @@ class Agent:
                 dict(self._cache), per_address=self.per_address_units, service_interfaces=self.bgp is None,
                 policy=self.facts.policy, cross_namespace=self.cfg.policy.cross_namespace,
                 dhcp_layer2=self.bgp is None,  # DHCP VIPs are layer 2 only (docs/dhcp.md)
+                plan_memo=self._plan_memo,
             )
             if self.nodes is not None:  # narrowed to the nodes placement allows (docs/placement.md)
                 services = {k: r.view for k, r in self.world.services.items()}

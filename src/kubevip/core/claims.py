@@ -214,24 +214,41 @@ def _address_unit(address: IPAddress) -> UnitId:
     return UnitId(f"vip:{address}")
 
 
+PlanMemo = dict[int, tuple[Claim, bool, VipPlan]]
+
+
 def resolve(
     claims: Iterable[Claim], per_address: bool = False, cross_namespace: bool = False,
+    memo: PlanMemo | None = None,
 ) -> tuple[tuple[VipPlan, ...], tuple[Clash, ...]]:
     """Group claims by address; the earliest claim keeps it, later claims with overlapping ports lose it,
     and so do later claims from another namespace without consent (unless `cross_namespace`, kube-vip's
     behaviour: `svc_cross_namespace_sharing=true`). "Earliest" is (creationTimestamp, namespace/name),
-    so every node reaches the same answer whatever order the Services arrived in."""
+    so every node reaches the same answer whatever order the Services arrived in.
+
+    `memo` (one caller, carried from call to call; the answer is the same without it): the plan of an
+    address that one claim alone asks for, by the claim object (a Service whose decision was reused
+    hands in the same claims), so such a plan is the same object as in the last call and placement
+    (`core.eligibility.PlacementMemo`) finds its answer by identity. Keeps only this call's entries."""
     by_addr: dict[IPAddress, list[Claim]] = {}
     for c in claims:
         by_addr.setdefault(c.address, []).append(c)
     plans: list[VipPlan] = []
     clashes: list[Clash] = []
+    known: PlanMemo = memo if memo is not None else {}
+    used: PlanMemo = {}
     for addr in sorted(by_addr, key=lambda a: (a.version, int(a))):
         group = by_addr[addr]
         if len(group) == 1:  # the common case, kept cheap: one Service per address
             first = group[0]
-            plans.append(VipPlan(addr, first.family, _unit(first, per_address), (first.service,),
-                                 first.eligible, first.interface, first.single, first.macvlan))
+            entry = known.get(id(first))
+            if entry is not None and entry[0] is first and entry[1] == per_address:
+                plan = entry[2]
+            else:
+                plan = VipPlan(addr, first.family, _unit(first, per_address), (first.service,),
+                               first.eligible, first.interface, first.single, first.macvlan)
+            used[id(first)] = (first, per_address, plan)
+            plans.append(plan)
             continue
         kept: list[Claim] = []
         for c in sorted(set(group), key=Claim.sort_key):
@@ -257,6 +274,9 @@ def resolve(
         unit = _unit(first, per_address)
         plans.append(VipPlan(addr, first.family, unit, tuple(k.service for k in kept), eligible,
                              first.interface, any(k.single for k in kept), first.macvlan))
+    if memo is not None:
+        memo.clear()
+        memo.update(used)
     return tuple(plans), tuple(sorted(clashes, key=lambda x: (x.service, str(x.address), x.reason)))
 
 

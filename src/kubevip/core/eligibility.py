@@ -168,7 +168,12 @@ class PlacementMemo:
 
     nodes: Mapping[str, NodeView] | None = None
     rules: Rules | None = None
-    plans: dict[tuple[VipPlan, ServiceRules], _Placed] = field(default_factory=dict)
+    # By the plan object (`core.claims.resolve` hands back the same VipPlan for a claim that did not
+    # change): id -> (the plan, its first Service's rules, the answer). Looked up by identity, since
+    # hashing 2000 plans (addresses hash in Python) cost more than the rest of a call.
+    plans: dict[int, tuple[VipPlan, ServiceRules, _Placed]] = field(default_factory=dict)
+    # A Service's rules (its parsed selector and preference), kept while its view is the same object.
+    service_rules: dict[str, tuple[ServiceView | None, ServiceRules]] = field(default_factory=dict)
     hits: int = 0
 
 
@@ -223,11 +228,17 @@ def place(
     preferred: dict[str, tuple[str, ...]] = {}
     warns: dict[str, set[Condition]] = {}
     cache: dict[str, ServiceRules] = {}
+    known_rules = memo.service_rules if memo is not None else {}
+    used_rules: dict[str, tuple[ServiceView | None, ServiceRules]] = {}
 
     def rules_of(owner: str) -> ServiceRules:
         svc = cache.get(owner)
         if svc is None:
-            svc = cache[owner] = service_rules(services.get(owner))
+            view = services.get(owner)
+            kept = known_rules.get(owner)
+            svc = kept[1] if kept is not None and kept[0] is view else service_rules(view)
+            cache[owner] = svc
+            used_rules[owner] = (view, svc)
         return svc
 
     def narrow(
@@ -261,10 +272,10 @@ def place(
         leased[key] = w
         dhcp_out.append(w)
 
-    known: Mapping[tuple[VipPlan, ServiceRules], _Placed] = {}
+    known: Mapping[int, tuple[VipPlan, ServiceRules, _Placed]] = {}
     if memo is not None and memo.nodes == nodes and memo.rules == rules:
         known = memo.plans
-    used: dict[tuple[VipPlan, ServiceRules], _Placed] = {}
+    used: dict[int, tuple[VipPlan, ServiceRules, _Placed]] = {}
     out: list[VipPlan] = []
     for p in plans:
         owner = p.services[0]
@@ -284,13 +295,14 @@ def place(
             else:
                 out.append(p)
             continue
-        plan_key = (p, svc)
-        placed = known.get(plan_key)
-        if placed is None:
+        entry = known.get(id(p))
+        if entry is not None and entry[0] is p and entry[1] == svc:
+            placed = entry[2]
+            if memo is not None:
+                memo.hits += 1
+        else:
             placed = _place_plan(p, svc, nodes, rules)
-        elif memo is not None:
-            memo.hits += 1
-        used[plan_key] = placed
+        used[id(p)] = (p, svc, placed)
         out.append(placed.plan)
         if placed.refused:
             refusals[p.address] = placed.refused
@@ -299,7 +311,7 @@ def place(
         for wkey, cond in placed.warns:
             warns.setdefault(wkey, set()).add(cond)
     if memo is not None:
-        memo.nodes, memo.rules, memo.plans = nodes, rules, used
+        memo.nodes, memo.rules, memo.plans, memo.service_rules = nodes, rules, used, used_rules
     return Placement(tuple(out), refusals, frozenset(elected), preferred,
                      {k: frozenset(v) for k, v in warns.items()}, tuple(dhcp_out), dhcp_refused)
 

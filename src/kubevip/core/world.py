@@ -12,6 +12,7 @@ from kubevip.core.claims import (
     Clash,
     DhcpWant,
     InterfaceConflict,
+    PlanMemo,
     VipPlan,
     claims_of,
     dhcp_wants,
@@ -75,6 +76,9 @@ class Decided:
     decision: ServiceDecision
     claims: tuple[Claim, ...]
     dhcp: tuple[DhcpWant, ...] = ()
+    # The Warnings that depend on the Service alone (all but address clashes and interface conflicts,
+    # which depend on the other Services): computed with the decision, not again in every snapshot.
+    warnings: frozenset[Condition] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ def snapshot(
     policy: AddressPolicy = DEFAULT_POLICY,
     cross_namespace: bool = False,
     dhcp_layer2: bool = True,
+    plan_memo: PlanMemo | None = None,
 ) -> Snapshot:
     """Decide every handled Service, then resolve shared addresses cluster-wide.
 
@@ -148,7 +153,7 @@ def snapshot(
     the same without it. `service_interfaces=False` (BGP mode) ignores `kube-vip.io/serviceInterface`:
     plans carry no interface. `cross_namespace` lets Services of different namespaces share an address
     without consent (`svc_cross_namespace_sharing`). `dhcp_layer2=False` (BGP mode) refuses `0.0.0.0`
-    (`dhcp-needs-layer2`, docs/dhcp.md).
+    (`dhcp-needs-layer2`, docs/dhcp.md). `plan_memo`: `core.claims.resolve`'s memo (one caller).
     """
     decisions: dict[str, ServiceDecision] = {}
     decided: dict[str, Decided] = {}
@@ -164,17 +169,17 @@ def snapshot(
         if done is None:
             d = decide_one(world, key, use_legacy, policy, dhcp_layer2)
             done = Decided(d, claims_of(rec.view, rec.created, d, service_interfaces),
-                           dhcp_wants(rec.view, rec.created, d, per_address, service_interfaces))
+                           dhcp_wants(rec.view, rec.created, d, per_address, service_interfaces),
+                           warnings(d, (), (), rec.view) | egress_warnings(rec.view))
         decided[key] = done
         decisions[key] = done.decision
         claims.extend(done.claims)
         wants.extend(done.dhcp)
-    plans, clashes = resolve(claims, per_address, cross_namespace)
+    plans, clashes = resolve(claims, per_address, cross_namespace, plan_memo)
     conflicts = interface_conflicts(claims, plans)
-    warns = {
-        k: warnings(d, clashes, conflicts, world.services[k].view) | egress_warnings(world.services[k].view)
-        for k, d in decisions.items()
-    }
+    warns = {k: done.warnings for k, done in decided.items()}
+    for k in {c.service for c in clashes} | {c.service for c in conflicts}:
+        warns[k] = warns[k] | warnings(decisions[k], clashes, conflicts, world.services[k].view)
     return Snapshot(
         decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts, decided,
         tuple(wants),

@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.core import reasons
-from kubevip.core.claims import PORT_CLASH, Claim, claims_of, dhcp_wants, interface_conflicts, resolve
+from kubevip.core.claims import (
+    PORT_CLASH,
+    Claim,
+    PlanMemo,
+    claims_of,
+    dhcp_wants,
+    interface_conflicts,
+    resolve,
+)
 from kubevip.core.parse import endpointslice_from_dict, service_from_dict
 from kubevip.core.plan import decide
 from kubevip.core.selection import ClassFilter
@@ -303,3 +311,41 @@ def test_interface_conflicts_are_listed_per_service() -> None:
     got = interface_conflicts(claims, plans)
     assert [(c.service, c.winner, c.wanted, c.used) for c in got] == [
         ("default/b", "default/a", "eth2", "eth1"), ("default/c", "default/a", "eth3", "eth1")]
+
+
+@given(st.lists(st.tuples(claim_lists, st.booleans(), st.booleans()), min_size=1, max_size=5))
+def test_a_plan_memo_never_changes_the_answer(calls: list[tuple[list[Claim], bool, bool]]) -> None:
+    """One memo carried through calls with other claims (some kept as the same objects), per-address
+    units on or off and cross-namespace sharing on or off answers each call exactly as a call without it;
+    an address one unchanged claim alone asks for gets the very plan object of the call before; the
+    memo keeps only the last call's single claims."""
+    memo: PlanMemo = {}
+    before: PlanMemo = {}
+    kept: list[Claim] = []
+    for fresh, per_address, cross in calls:
+        claims = kept[: len(kept) // 2] + fresh  # half of the last call's claim objects come back
+        claims = list({(c.service, c.address): c for c in claims}.values())
+        plans, clashes = resolve(claims, per_address, cross, memo)
+        assert (plans, clashes) == resolve(claims, per_address, cross)
+        singles = {c.address: c for c in claims if sum(d.address == c.address for d in claims) == 1}
+        by_addr = {p.address: p for p in plans}
+        for addr, c in singles.items():
+            e = before.get(id(c))
+            if e is not None and e[0] is c and e[1] == per_address:
+                assert by_addr[addr] is e[2]
+        assert {id(c) for c in singles.values()} == set(memo)
+        before = dict(memo)  # holds the claims: no id is reused while it is looked up
+        kept = claims
+
+
+def test_the_same_claims_again_give_the_same_plan_objects() -> None:
+    six = ipaddress.ip_address("2001:db8::1")
+    claims = [_claim("a", 80, None),
+              Claim(("t-b", "default/b"), six, IPFamily.IPV6, frozenset({("TCP", 80)}), "default/kubevip-b",
+                    False, None)]
+    memo: PlanMemo = {}
+    first, _ = resolve(claims, True, False, memo)
+    again, _ = resolve(list(reversed(claims)), True, False, memo)
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    other, _ = resolve(claims, False, False, memo)  # another unit rule: built again
+    assert not any(a is b for a, b in zip(first, other, strict=True))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Mapping
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kubevip.core.claims import PlanMemo
+from kubevip.core.conditions import warnings
+from kubevip.core.egress import egress_warnings
 from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
 from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily, LegacyEndpointsView, StatusCondition
@@ -15,6 +19,8 @@ from kubevip.core.world import (
     ENDPOINT_SLICE,
     ENDPOINTS,
     SERVICE,
+    Decided,
+    ServiceRecord,
     Snapshot,
     World,
     apply_event,
@@ -142,3 +148,56 @@ def test_in_scalable_mode_a_dhcp_want_elects_the_unit_of_its_leased_vip() -> Non
         snap = snapshot(w, ClassFilter(), False, per_address=per_address)
         (want,), (plan,) = snap.dhcp, snap.plans
         assert want.unit == plan.unit
+
+
+_SHARED_ANNOTATIONS = st.fixed_dictionaries({}, optional={
+    "kube-vip.io/serviceInterface": st.sampled_from(["eth0", "eth1"]),
+    "kube-vip.io/allow-shared-ip": st.just("team"),
+    "kube-vip.io/egress": st.just("true"),
+    "kube-vip.io/egress-destination-ports": st.sampled_from(["tcp:80", "junk"]),
+    "kube-vip.io/egress-allowed-networks": st.just("not-a-cidr"),
+    "kube-vip.io/no-such-thing": st.just("x"),  # an annotation kubevip does not know: a Warning
+})
+_SERVICES = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.sampled_from(["default", "prod"]),
+              st.sampled_from(["192.0.2.1", "192.0.2.2", "2001:db8::1", "192.0.2.1,2001:db8::1"]),
+              st.sampled_from([80, 53]), _SHARED_ANNOTATIONS),
+    max_size=6, unique_by=lambda t: (t[0], t[1]),
+)
+
+
+def _world(items: list[tuple[str, str, str, int, dict[str, str]]]) -> World:
+    w = World()
+    for i, (name, ns, vips, port, ann) in enumerate(items):
+        fams = tuple(sorted({"IPv6" if ":" in v else "IPv4" for v in vips.split(",")}))
+        v = service_from_dict(service(name, vips, ns=ns, families=fams,
+                                      policy="RequireDualStack" if len(fams) == 2 else "SingleStack",
+                                      ports=(("TCP", port),), annotations=ann))
+        w.services[v.key] = ServiceRecord(v, f"2026-01-01T00:00:0{i}Z")
+    return w
+
+
+@given(st.lists(_SERVICES, min_size=1, max_size=4), st.booleans())
+def test_reused_decisions_and_plans_never_change_a_snapshot(
+    worlds: list[list[tuple[str, str, str, int, dict[str, str]]]], per_address: bool,
+) -> None:
+    """Snapshots carried along (the decisions of Services that did not change, the plan memo) equal a
+    snapshot from scratch, Warnings included: a Service's own Warnings are computed with its decision,
+    those of clashes and interface conflicts in every snapshot."""
+    memo: PlanMemo = {}
+    decided: Mapping[str, Decided] = {}
+    last: dict[str, ServiceRecord] = {}
+    for items in worlds:
+        w = _world(items)
+        for k, rec in w.services.items():  # an unchanged Service keeps its record, as the watch does
+            if k in last and last[k].view == rec.view:
+                w.services[k] = last[k]
+        cache = {k: d for k, d in decided.items() if k in w.services and w.services[k] is last.get(k)}
+        carried = snapshot(w, ClassFilter(), False, cache, per_address=per_address, plan_memo=memo)
+        fresh = snapshot(w, ClassFilter(), False, per_address=per_address)
+        assert carried == fresh
+        for k, d in fresh.decisions.items():
+            view = w.services[k].view
+            whole = warnings(d, fresh.clashes, fresh.interface_conflicts, view) | egress_warnings(view)
+            assert fresh.warnings[k] == whole
+        decided, last = carried.decided, dict(w.services)
