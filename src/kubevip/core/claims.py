@@ -285,9 +285,13 @@ def interface_conflicts(
 ) -> tuple[InterfaceConflict, ...]:
     """Services granted a shared address that asked for another interface than the one it gets (the
     earliest Service's). A Service without the annotation asks for nothing, so it never conflicts."""
-    wanted = {(c.service, c.address): c.interface for c in claims}
+    shared = [p for p in plans if len(p.services) > 1]
+    if not shared:  # the common case: no address shared, so nothing to look up (every snapshot asks)
+        return ()
+    addresses = {p.address for p in shared}
+    wanted = {(c.service, c.address): c.interface for c in claims if c.address in addresses}
     out: set[InterfaceConflict] = set()
-    for p in plans:
+    for p in shared:
         for s in p.services[1:]:
             want = wanted.get((s, p.address), "")
             if want and want != p.interface:
