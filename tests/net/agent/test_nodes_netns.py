@@ -4,8 +4,6 @@ never those of addresses kubevip added (whatever their prefix length)."""
 from __future__ import annotations
 
 import ipaddress
-import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,30 +11,18 @@ from kubevip.agent import nodes
 from kubevip.ip import IPFamily
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
-from tests.fixtures.netns import scratch_netns
+from tests.fixtures.netns import ip_in
 
 pytestmark = pytest.mark.net
 
 
-def _ip(ns: str, *args: str) -> None:
-    subprocess.run(["ip", "-n", ns, *args], check=True)
-
-
-@pytest.fixture
-def netns() -> Iterator[Netns]:
-    with scratch_netns("kvt-nodes") as name:
-        _ip(name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p")
-        _ip(name, "addr", "add", "10.9.0.5/24", "dev", "eth0")
-        _ip(name, "addr", "add", "203.0.113.5/28", "dev", "eth0")
-        _ip(name, "-6", "addr", "add", "fd00:9::5/64", "dev", "eth0", "nodad")
-        yield Netns(name)
-
-
-def test_own_network_leaves_out_kubevips_addresses(netns: Netns) -> None:
-    m = AddressManager("eth0", netns)
+def test_own_network_leaves_out_kubevips_addresses(eth0_netns: Netns) -> None:
+    assert eth0_netns.name is not None
+    ip_in(eth0_netns.name, "addr", "add", "203.0.113.5/28", "dev", "eth0")  # a second subnet of the node's
+    m = AddressManager("eth0", eth0_netns)
     m.add(ipaddress.ip_address("198.51.100.7"), 24)  # ours, with a subnet's prefix: still not the node's
     m.add(ipaddress.ip_address("fd00:77::7"), 64)
-    net = nodes.own_network({IPFamily.IPV4: "eth0", IPFamily.IPV6: "eth0"}, netns)
+    net = nodes.own_network({IPFamily.IPV4: "eth0", IPFamily.IPV6: "eth0"}, eth0_netns)
     v4, v6 = net.family(IPFamily.IPV4), net.family(IPFamily.IPV6)
     assert v4 is not None and v6 is not None
     assert set(v4.prefixes) == {ipaddress.ip_network("10.9.0.0/24"), ipaddress.ip_network("203.0.113.0/28")}

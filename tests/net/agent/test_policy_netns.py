@@ -4,8 +4,6 @@ gateways are read from netlink (kubevip's own VIPs are not the node's), and the 
 from __future__ import annotations
 
 import ipaddress
-import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,44 +15,25 @@ from kubevip.core.world import SERVICE, apply_event
 from kubevip.net.addresses import AddressManager
 from kubevip.net.hostfacts import host_facts
 from kubevip.net.namespace import Netns
-from tests.fixtures.netns import scratch_netns
 from tests.unit.objects import service
 
 pytestmark = pytest.mark.net
 ip = ipaddress.ip_address
 
 
-def _ip(ns: str, *args: str) -> None:
-    subprocess.run(["ip", "-n", ns, *args], check=True)
-
-
-@pytest.fixture
-def netns() -> Iterator[Netns]:
-    with scratch_netns("kvt-policy") as name:
-        _ip(name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p")
-        _ip(name, "link", "set", "eth0", "up")
-        _ip(name, "link", "set", "eth0p", "up")
-        _ip(name, "link", "set", "lo", "up")
-        _ip(name, "addr", "add", "10.9.0.5/24", "dev", "eth0")
-        _ip(name, "-6", "addr", "add", "fd00:9::5/64", "dev", "eth0", "nodad")
-        _ip(name, "route", "add", "default", "via", "10.9.0.1")
-        _ip(name, "-6", "route", "add", "default", "via", "fd00:9::1")
-        yield Netns(name)
-
-
-def test_host_facts(netns: Netns) -> None:
-    AddressManager("eth0", netns).add(ip("10.9.0.77"))  # a VIP of ours: not the node's own
-    facts = host_facts(netns)
+def test_host_facts(eth0_netns: Netns) -> None:
+    AddressManager("eth0", eth0_netns).add(ip("10.9.0.77"))  # a VIP of ours: not the node's own
+    facts = host_facts(eth0_netns)
     assert {ip("10.9.0.5"), ip("fd00:9::5")} <= facts.addresses
     assert ip("10.9.0.77") not in facts.addresses
     assert {ip("10.9.0.1"), ip("fd00:9::1")} == facts.gateways
     assert {ipaddress.ip_network("10.9.0.0/24"), ipaddress.ip_network("fd00:9::/64")} <= set(facts.subnets)
 
 
-async def test_the_agent_refuses_the_nodes_own_addresses(netns: Netns) -> None:
+async def test_the_agent_refuses_the_nodes_own_addresses(eth0_netns: Netns) -> None:
     cfg = AgentConfig.load({"vip_nodename": "n1", "svc_enable": "true", "vip_interface": "eth0",
                             "vip_leaderelection": "false"})
-    agent = Agent(cfg, None, ns=netns)
+    agent = Agent(cfg, None, ns=eth0_netns)
     await agent.facts.refresh_host()
     vips = "10.9.0.1,10.9.0.5,10.9.0.0,10.9.0.255,10.9.0.50"
     agent.touched(apply_event(agent.world, SERVICE, False, service_from_dict(service("web", vips))))

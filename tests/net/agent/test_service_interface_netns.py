@@ -6,7 +6,6 @@ run left on an interface no Service names any more."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -21,20 +20,16 @@ from kubevip.core.world import SERVICE, apply_event
 from kubevip.errors import NetworkError
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
-from tests.fixtures.netns import scratch_netns
+from tests.fixtures.netns import ip_in, scratch_netns
 from tests.unit.objects import service
 
 pytestmark = pytest.mark.net
 
 
-def _ip(ns: str, *args: str) -> None:
-    subprocess.run(["ip", "-n", ns, *args], check=True)
-
-
 def _add_link(ns: str, name: str) -> None:
-    _ip(ns, "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
-    _ip(ns, "link", "set", name, "up")
-    _ip(ns, "link", "set", f"{name}p", "up")
+    ip_in(ns, "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
+    ip_in(ns, "link", "set", name, "up")
+    ip_in(ns, "link", "set", f"{name}p", "up")
 
 
 @pytest.fixture
@@ -42,10 +37,10 @@ def netns() -> Iterator[Netns]:
     with scratch_netns("kvt-svcif") as name:
         for ifname in ("eth0", "eth1"):
             _add_link(name, ifname)
-        _ip(name, "link", "set", "lo", "up")
+        ip_in(name, "link", "set", "lo", "up")
         # A dual-stack node: an IPv4 address besides IPv6's link-local ones (a node without any address
         # of a family carries no VIP of it on vip_interface).
-        _ip(name, "addr", "add", "203.0.113.2/24", "dev", "eth0")
+        ip_in(name, "addr", "add", "203.0.113.2/24", "dev", "eth0")
         yield Netns(name)
 
 
@@ -114,7 +109,7 @@ async def test_missing_interface_then_created_then_deleted(netns: Netns) -> None
     assert (await _owned(netns))["eth9"] == {"192.0.2.20"}
     assert not agent._node_warnings
 
-    await asyncio.to_thread(_ip, netns.name or "", "link", "del", "eth9")
+    await asyncio.to_thread(ip_in, netns.name or "", "link", "del", "eth9")
     ch = await agent.converge()
     assert [f"{r.address}@{r.interface}" for r in ch.remove] == ["192.0.2.20@eth9"]
     assert "192.0.2.20" not in {str(r.address) for r in agent.held}, "the address left with its interface"
