@@ -150,8 +150,8 @@ def run(
     Only the last request of each sendmsg asks for an acknowledgement: the kernel answers every failed
     request with its error whatever its flags, and handles a datagram's requests in order, so once the
     last one's answer is in, every request before it that has no error succeeded. An acknowledgement per
-    request cost the kernel more than the change itself (200 lifetime extensions: 2.9 ms of CPU a round
-    with one each, 1.0 ms without; `docs/performance.md`).
+    request cost the kernel more than the change itself (a lifetime round over 200 VIPs: 4.4 ms of CPU
+    with one each, 1.9 ms without; `bench/lifetimes.py`, docs/performance.md).
 
     `not_after` (time.monotonic()): no chunk is sent from that instant on; the requests not sent get
     ECANCELED. A lifetime extension re-creates an address the kernel removed, so it must not reach the
