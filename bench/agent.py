@@ -56,6 +56,7 @@ from kubevip.lab.stack import connect_network, node_kubeconfig
 from kubevip.manifests import rbac
 from kubevip.net.addresses import AddressManager
 from kubevip.net.namespace import Netns
+from kubevip.tasks import bounded
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("KUBEVIP_BENCH_OUT", REPO / "bench" / "results" / "agent.json"))
@@ -93,8 +94,8 @@ class Bench:
         s.setblocking(False)
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(loop.sock_connect(s, (str(vip), RESPONDER_PORT)), wait)
-            return (await asyncio.wait_for(loop.sock_recv(s, 100), wait)).decode().strip() or None
+            await bounded(loop.sock_connect(s, (str(vip), RESPONDER_PORT)), wait)
+            return (await bounded(loop.sock_recv(s, 100), wait)).decode().strip() or None
         except (OSError, TimeoutError):
             return None
         finally:

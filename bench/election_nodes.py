@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kubevip.tasks import bounded
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -90,7 +92,7 @@ async def measure(
     )
     try:
         assert proc.stdout is not None
-        await asyncio.wait_for(proc.stdout.readline(), 60)  # {"event": "ready"}
+        await bounded(proc.stdout.readline(), 60)  # {"event": "ready"}
         # Warm-up (a measurement period, not a synchronisation): first claims are not steady state.
         await asyncio.sleep(2 * t.lease_duration + 3)
         w0, r0 = lease_requests(await metrics(cp))
@@ -117,7 +119,7 @@ async def measure(
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), 60)
+                await bounded(proc.wait(), 60)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()

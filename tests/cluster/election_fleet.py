@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from kubevip.kube.kubeconfig import load_kubeconfig
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.faultproxy import FaultProxy
+from kubevip.tasks import bounded
 
 
 class CuttableProxy:
@@ -187,7 +188,7 @@ class Fleet:
     async def terminate(self, node: str, within: float = 15) -> None:
         el = self.electors[node]
         el.proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(el.proc.wait(), within)
+        await bounded(el.proc.wait(), within)
         assert el.reader is not None
         await el.reader
         el.alive = False
@@ -221,7 +222,7 @@ class Fleet:
                 )
             async with self.changed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.changed.wait(), min(left, 0.1))
+                    await bounded(self.changed.wait(), min(left, 0.1))
 
     def intervals(self) -> dict[str, list[tuple[str, float, float]]]:
         """unit -> [(node, start, end)]; an interval still open ends now."""

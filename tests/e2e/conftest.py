@@ -28,6 +28,7 @@ from kubevip.lab.stack import connect_network, node_kubeconfig, register_nodes
 from kubevip.lab.topology import STACKS
 from kubevip.net.addresses import ADDRESS_PROTO, AddressManager
 from kubevip.net.namespace import Netns
+from kubevip.tasks import bounded
 from tests.fixtures.waiting import eventually
 
 T = TypeVar("T")
@@ -297,11 +298,11 @@ class E2E:
         loop = asyncio.get_running_loop()
         try:
             if proto == "TCP":
-                await asyncio.wait_for(loop.sock_connect(s, (str(vip), RESPONDER_PORT)), wait)
-                data = await asyncio.wait_for(loop.sock_recv(s, 100), wait)
+                await bounded(loop.sock_connect(s, (str(vip), RESPONDER_PORT)), wait)
+                data = await bounded(loop.sock_recv(s, 100), wait)
             else:
                 await loop.sock_sendto(s, b"?", (str(vip), RESPONDER_PORT))
-                data = await asyncio.wait_for(loop.sock_recv(s, 100), wait)
+                data = await bounded(loop.sock_recv(s, 100), wait)
             return data.decode().strip() or None
         except (OSError, TimeoutError):
             return None

@@ -17,6 +17,7 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from kubevip.tasks import bounded
 from tests.e2e.conftest import E2E
 
 pytestmark = pytest.mark.e2e
@@ -95,7 +96,7 @@ async def _keep_renewing(e2e: E2E, name: str, who: str, stop: asyncio.Event) -> 
             if exc.status != 409:  # a conflict is an agent's write: read again
                 raise
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.5)
+            await bounded(stop.wait(), 0.5)
 
 
 

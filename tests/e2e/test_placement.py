@@ -21,6 +21,7 @@ from kubevip.core.eligibility import ANNOTATION_NODE_SELECTOR, ANNOTATION_PREFER
 from kubevip.core.nodes import ANNOTATION_NETWORK
 from kubevip.lab.agents import policy_env
 from kubevip.net.namespace import Netns
+from kubevip.tasks import bounded
 from tests.e2e.conftest import E2E
 
 pytestmark = pytest.mark.e2e
@@ -249,7 +250,7 @@ async def test_preferred_nodes_win_and_come_back_once(e2e: E2E) -> None:
                 if not moves or moves[-1] != h:
                     moves.append(h)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.2)
+                await bounded(stop.wait(), 0.2)
 
     watcher = asyncio.create_task(record())
     try:

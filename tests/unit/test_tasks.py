@@ -1,4 +1,5 @@
-"""kubevip.tasks.settled_within: a deadline that does not throw away a result read late."""
+"""kubevip.tasks: `bounded` never loses a cancel; `settled_within`, a deadline that does not throw away a
+result read late."""
 
 from __future__ import annotations
 
@@ -76,3 +77,24 @@ async def test_errors_and_our_own_cancellation_pass_through() -> None:
     with pytest.raises(asyncio.CancelledError):
         await outer
     assert inner_cancelled.is_set()
+
+
+async def test_bounded_keeps_a_cancel_that_races_with_the_result() -> None:
+    """The result and the cancel land in the same loop iteration. asyncio.wait_for on Python 3.11 returns
+    the result and drops the cancel (ruff bans it, TID251); a loop built on it goes on after its cancel, and
+    whoever awaits its end hangs. That hung CI stop 36: a test's prober asking a VIP every 50 ms."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[str] = loop.create_future()
+    reached = asyncio.Event()
+
+    async def ask() -> str:
+        reached.set()
+        return await bounded(fut, 10.0)
+
+    task = asyncio.ensure_future(ask())
+    await reached.wait()
+    await asyncio.sleep(0)  # the task now waits on fut inside bounded's own await
+    fut.set_result("answer")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

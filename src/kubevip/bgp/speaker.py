@@ -26,7 +26,7 @@ from kubevip.bgp.runtime import make_runtime_dir
 from kubevip.bgp.settings import SECRET_ENV, BgpSettings, MpbgpNextHop, Peer
 from kubevip.errors import BgpError, KubevipError
 from kubevip.ip import IPAddress, IPNetwork
-from kubevip.tasks import TaskGroupGuard, spawn
+from kubevip.tasks import TaskGroupGuard, bounded, spawn
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class Speaker:
         await writer.drain()
         out: list[bool] = []
         for line in lines:
-            answer = await asyncio.wait_for(self._acks.get(), self._ack_timeout)
+            answer = await bounded(self._acks.get(), self._ack_timeout)
             if answer is None:
                 raise ConnectionError("ExaBGP API closed while waiting for an acknowledgement")
             if answer != "done":
@@ -372,7 +372,7 @@ class Speaker:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM if graceful else signal.SIGKILL)
         try:
-            await asyncio.wait_for(proc.wait(), 5.0)
+            await bounded(proc.wait(), 5.0)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -26,6 +26,7 @@ from kubevip.errors import LabError
 from kubevip.ip import IPAddress
 from kubevip.lab import registry, topology
 from kubevip.lab.topology import Endpoint, Topology
+from kubevip.tasks import bounded
 
 # Let neighbour caches follow gratuitous ARP / unsolicited NA (VIP moves), skip DAD (addresses usable
 # at once), and ignore router advertisements (no route may appear that leads out of the lab).
@@ -202,7 +203,7 @@ class LabNetwork:
             "ip", "netns", "exec", netns, *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), deadline)
+            out, err = await bounded(proc.communicate(), deadline)
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from kubevip.errors import BgpError
 from kubevip.ip import IPAddress, IPNetwork
+from kubevip.tasks import bounded
 
 Rib = dict[IPNetwork, frozenset[IPAddress]]
 
@@ -175,7 +176,7 @@ class Router:
             "ip", "netns", "exec", self.netns, *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), limit)
+            out, err = await bounded(proc.communicate(), limit)
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from kubevip.controlplane.health import HealthMonitor, HealthState, livez_probe
 from kubevip.controlplane.settings import HealthSettings
+from kubevip.tasks import bounded
 
 
 def model(results: list[bool], threshold: int) -> bool:
@@ -55,7 +56,7 @@ async def test_monitor_counts_timeouts_as_misses_and_wakes_waiters() -> None:
     m = HealthMonitor(probe, HealthSettings(period=0.01, timeout=0.01, threshold=2))
     waiter = asyncio.get_running_loop().create_task(m.wait_for(True))
     assert await m.check_once() is True and m.healthy
-    await asyncio.wait_for(waiter, 1)
+    await bounded(waiter, 1)
     assert await m.check_once() is False and m.healthy  # one miss < threshold
     assert await m.check_once() is True and not m.healthy
     assert await m.check_once() is False and m.state.failures == 3  # the stalled probe timed out

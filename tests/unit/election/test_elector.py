@@ -19,7 +19,7 @@ from kubevip.election.elector import LeaseElector
 from kubevip.election.leaseapi import Conflict, LeaseApi
 from kubevip.election.record import LeaseRecord, parse_lease
 from kubevip.election.timings import Timings
-from kubevip.tasks import TaskGroupGuard, spawn
+from kubevip.tasks import TaskGroupGuard, bounded, spawn
 from tests.fixtures.waiting import eventually
 from tests.unit.election.sim import BLACKHOLE, Fault, SimApi, SimServer, run_sim
 from tests.unit.election.test_handback import ScriptedApi, rec
@@ -40,7 +40,7 @@ async def test_a_release_before_the_elector_ran_keeps_it_from_ever_campaigning()
     task = spawn(guard, "a", e.run())  # created, not yet running
     try:
         await e.release()
-        await asyncio.wait_for(asyncio.shield(task), 5)  # run() sees it is closing and returns at once
+        await bounded(asyncio.shield(task), 5)  # run() sees it is closing and returns at once
         assert events == [] and not e.is_leader
         assert server.get("kubevip-web") is None, "a released elector wrote the Lease"
     finally:
@@ -64,7 +64,7 @@ async def test_a_release_from_the_elector_s_own_callback_ends_its_campaign() -> 
     guard = TaskGroupGuard("test")
     task = spawn(guard, "a", e.run())
     try:
-        await asyncio.wait_for(asyncio.shield(task), 5)  # ends after the release; never campaigns again
+        await bounded(asyncio.shield(task), 5)  # ends after the release; never campaigns again
         assert events == ["started", "stopped"] and not e.is_leader
         lease = server.get("kubevip-web")
         assert lease is not None and not lease.held, "handed back, not taken again"
@@ -522,11 +522,11 @@ async def test_a_release_hands_back_an_acquire_it_cancelled_in_flight_that_lande
         await eventually(lambda: b.leader == "a", "b follows a", 5)
         b_api.hang = True
         await a.release()
-        await asyncio.wait_for(b_api.landed.wait(), 5)
+        await bounded(b_api.landed.wait(), 5)
         lease = server.get("kubevip-web")
         assert lease is not None and lease.holder == "b", "b's acquire landed"
         b_api.hang = False  # the API answers again: only that one answer is lost
-        await asyncio.wait_for(b.release(), 5)
+        await bounded(b.release(), 5)
         lease = server.get("kubevip-web")
         assert lease is not None and not lease.held, f"b's landed acquire was not handed back: {lease}"
     finally:

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.kube.watch import Backoff, LineTooLong, Reflector, lines
-from kubevip.tasks import TaskGroupGuard, spawn
+from kubevip.tasks import TaskGroupGuard, bounded, spawn
 
 
 class Content:
@@ -113,7 +113,7 @@ async def run_script(script: Script, **kw: Any) -> Run:
     guard = TaskGroupGuard("t")
     spawn(guard, "r", run.r.run())
     try:
-        await asyncio.wait_for(script.done.wait(), 5)
+        await bounded(script.done.wait(), 5)
         assert not guard.crashed
     finally:
         await guard.close()

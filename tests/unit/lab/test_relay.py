@@ -7,6 +7,7 @@ import contextlib
 
 from kubevip.lab.ports import free_port
 from kubevip.lab.relay import serve
+from kubevip.tasks import bounded
 
 
 async def test_relay_carries_both_directions_per_connection() -> None:
@@ -32,7 +33,7 @@ async def test_relay_carries_both_directions_per_connection() -> None:
         for i, (r, w) in enumerate(conns):
             w.write(f"hello {i}".encode())
             await w.drain()
-            assert await asyncio.wait_for(r.readexactly(7), 5) == f"HELLO {i}".encode()
+            assert await bounded(r.readexactly(7), 5) == f"HELLO {i}".encode()
         for _, w in conns:
             w.close()
             await w.wait_closed()

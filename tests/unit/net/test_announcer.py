@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from kubevip.errors import NetworkError
 from kubevip.net.announcer import BURST, EARLY_SHARE, START_CHUNK, Announcer, announcement_delays
 from kubevip.net.namespace import Netns
+from kubevip.tasks import bounded
 from tests.fixtures.waiting import eventually
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -254,9 +255,9 @@ async def test_stopping_a_vip_whose_first_frame_waits_lets_its_start_return() ->
     queued = asyncio.ensure_future(ann.start(second, "eth0"))  # waits behind the held batch
     await eventually(lambda: second in ann.active(), "the second VIP scheduled", 5.0, interval=0.005)
     await ann.stop(second)
-    await asyncio.wait_for(queued, 5)
+    await bounded(queued, 5)
     release.set()
-    await asyncio.wait_for(starting, 5)
+    await bounded(starting, 5)
     await ann.close()
     assert [ip for _, ip, _ in rec.sent] == [first]
 
