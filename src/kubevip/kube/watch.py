@@ -33,7 +33,9 @@ RawObject = dict[str, Any]
 # One watch event is one line; etcd refuses requests above 1.5 MiB and the API server bodies above
 # 3 MiB, so 16 MiB is never reached by a real object, yet bounds what a broken peer can make us buffer.
 MAX_LINE = 16 * 1024 * 1024
-IDLE_TIMEOUT = 70.0  # the API server sends a bookmark about every minute on a healthy watch
+# A watch silent this long ends and is resumed (watch_events): the API server sends a bookmark about every
+# minute, but only on a collection whose resourceVersion has moved since the watch started.
+IDLE_TIMEOUT = 70.0
 WATCH_SECONDS = (240, 300)  # the server ends each watch cleanly after a random time in this range
 LIST_TIMEOUT = 60.0  # one page of a list
 PAGE_SIZE = 500
@@ -110,13 +112,21 @@ async def watch_events(
             body = (await resp.read()).decode(errors="replace")
             raise api_error(int(resp.status), f"watch {what}", body,
                             retry_after(resp.headers.get("Retry-After")))
-        async for line in lines(resp.content):
-            event = json.loads(line)
-            kind = str(event.get("type", ""))
-            obj = event.get("object") or {}
-            if kind == "ERROR":
-                raise api_error(int(obj.get("code") or 0), f"watch {what}", str(obj.get("message", "")))
-            yield kind, obj
+        try:
+            async for line in lines(resp.content):
+                event = json.loads(line)
+                kind = str(event.get("type", ""))
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    raise api_error(int(obj.get("code") or 0), f"watch {what}", str(obj.get("message", "")))
+                yield kind, obj
+        except aiohttp.SocketTimeoutError:
+            # Silent for idle_timeout after its 200: a half-open connection, or just a quiet collection.
+            # The API server sends a bookmark only once the collection's resourceVersion has moved past
+            # the one the watch started from (k8s.io/apiserver's cacher), so a collection nobody writes
+            # (Nodes without kubelets, ServiceCIDRs) gets no bookmark at all. Either way the watch ends
+            # here and is resumed from the same version: no failure, no warning.
+            log.debug("watch %s: silent for %.0f s; resuming", what, idle_timeout)
     finally:
         resp.release()
 
@@ -284,7 +294,7 @@ class Reflector:
 
     async def _watch(self) -> bool:
         """One watch; True when it was healthy: it delivered something, or lived HEALTHY_SECONDS (half
-        its timeoutSeconds if that is shorter: the server ended it on time)."""
+        its timeoutSeconds or its idle deadline if that is shorter: it ended on time)."""
         self.watches += 1
         loop = asyncio.get_running_loop()
         started, delivered = loop.time(), False
@@ -300,7 +310,8 @@ class Reflector:
             if rv:
                 self.resource_version = rv
             delivered = True
-        return delivered or loop.time() - started >= min(HEALTHY_SECONDS, seconds / 2)
+        # A watch that outlived its idle deadline ended there (watch_events): healthy too.
+        return delivered or loop.time() - started >= min(HEALTHY_SECONDS, seconds / 2, self.idle_timeout)
 
 
 def _short(exc: BaseException) -> str:

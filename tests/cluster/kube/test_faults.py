@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -179,6 +180,28 @@ async def test_half_open_connection_is_abandoned_after_the_idle_deadline(
     await fault_window(proxy, watched, 1, lambda r: r.watch)
     await watched.sees("during")
     await recovered(proxy, watched)
+
+
+@pytest.mark.parametrize("watched", [{"idle_timeout": 2.0}], indirect=True)
+async def test_a_quiet_collection_is_watched_again_without_a_failure(
+    proxy: FaultProxy, watched: Watched, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nobody writes the namespace's ConfigMaps now. The API server sends a watch a bookmark only once the
+    collection's resourceVersion has moved past the watch's start (k8s.io/apiserver's cacher), so the
+    stream stays silent: on a quiet collection (Nodes without kubelets, ServiceCIDRs) every agent logged
+    a timeout warning and counted a watch restart each idle deadline. Now the watch is resumed from the
+    same version, with no relist, no backoff and no warning."""
+    r = watched.reflector
+    watches = r.watches
+    with caplog.at_level(logging.DEBUG, logger="kubevip.kube.watch"):
+        await eventually(lambda: r.watches >= watches + 2, "two idle deadlines", 30)
+    assert watched.seen.restarts == []
+    assert [x.getMessage() for x in caplog.records if x.levelno >= logging.WARNING] == []
+    assert any("silent for 2 s; resuming" in x.getMessage() for x in caplog.records)
+    assert r.lists == 1 and r.failures == 0
+    await watched.create("after")  # the resumed watch still delivers
+    await watched.sees("after")
+    watched.alive()
 
 
 async def test_429_with_retry_after_is_honoured(proxy: FaultProxy, watched: Watched) -> None:
