@@ -20,6 +20,9 @@ from kubevip.tasks import REPLY_GRACE, bounded, settled_within
 
 log = logging.getLogger(__name__)
 
+# Lost races in a row that are read again at once; the next one waits a retry period (LeaseElector._lost).
+LOST_RACES_AT_ONCE = 3
+
 Callback = Callable[[], Awaitable[None]]
 Observer = Callable[[str, bool], None]
 Renewed = Callable[[], None]
@@ -77,10 +80,14 @@ class LeaseElector:
         # A release seen on the watch (`_follow`): the next attempt writes on that version at once
         # instead of reading the Lease first (one API round trip less on a hand-over).
         self._released: LeaseRecord | None = None
-        # A lost race (our write conflicted: someone wrote the Lease first) is looked at again at once,
-        # once: the read finds the winner and follows it, so a SIGTERM right after a Service was created
-        # is taken over at once, not after the retry period the loser would otherwise sleep.
-        self._again = False
+        # Lost races in a row (our write conflicted: someone wrote the Lease first). Each is looked at
+        # again at once: the read finds the winner and follows it, so a SIGTERM right after a Service was
+        # created is taken over at once, not after the retry period the loser would otherwise sleep. Two
+        # in a row are common: a new Service's Lease left over, released, by an earlier Service of the
+        # same name makes every create conflict, and then all but one compare-and-swap on the released
+        # version. Past LOST_RACES_AT_ONCE the loser sleeps a retry period: someone who keeps writing the
+        # Lease (a tenant's own namespace, with svc_election) costs us that many reads a period, no more.
+        self._lost = 0
         self.leader: str | None = None
         self.transitions = 0
 
@@ -233,14 +240,14 @@ class LeaseElector:
     async def _candidate_step(self) -> None:
         t = self.timings
         wake = self._clock() + t.retry_period
-        again, self._again = self._again, False
+        lost, self._lost = self._lost, 0
         try:
             expiry = await bounded(self._try_acquire(), t.renew_deadline)
             self._refused = None
         except Conflict:
-            expiry = None  # someone else won the race: read again at once (once), then follow it
-            if not again:
-                self._again = True
+            expiry = None  # someone else won the race: read again at once, then follow the winner
+            if lost < LOST_RACES_AT_ONCE:
+                self._lost = lost + 1
                 return
         except TRANSIENT as exc:
             # We saw nothing: our clock on the holder's version restarts once we can see again.

@@ -15,7 +15,7 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
-from kubevip.election.elector import LeaseElector
+from kubevip.election.elector import LOST_RACES_AT_ONCE, LeaseElector
 from kubevip.election.leaseapi import Conflict, LeaseApi
 from kubevip.election.record import LeaseRecord, parse_lease
 from kubevip.election.timings import Timings
@@ -126,8 +126,8 @@ class RenewApi(ScriptedApi):
 
 
 def campaign(api: LeaseApi, until: float, identity: str = "me",
-             probe: Callable[[LeaseElector], None] | None = None, at: float = 0.0
-             ) -> tuple[list[float], list[float]]:
+             probe: Callable[[LeaseElector], None] | None = None, at: float = 0.0,
+             timings: Timings | None = None, fresh: bool = False) -> tuple[list[float], list[float]]:
     """Run an elector on `api` in virtual time until `until` (calling `probe` at `at`): (times started,
     times stopped)."""
     started: list[float] = []
@@ -142,7 +142,8 @@ def campaign(api: LeaseApi, until: float, identity: str = "me",
         async def on_stopped() -> None:
             stopped.append(loop.time())
 
-        e = LeaseElector(api, "ns", "lease", identity, Timings(), on_started, on_stopped, clock=loop.time)
+        e = LeaseElector(api, "ns", "lease", identity, timings or Timings(), on_started, on_stopped,
+                         clock=loop.time, fresh=fresh)
         guard = TaskGroupGuard("test")
         task = spawn(guard, "e", e.run())
         if probe is not None:
@@ -311,16 +312,50 @@ def test_a_lease_without_a_duration_expires_after_our_own() -> None:
 
 def test_a_candidate_paces_its_attempts_and_reads_a_lost_race_again_at_once() -> None:
     # Each call takes 0.1 s. A failed read: try again a retry period after the attempt began. A lost
-    # race (the create conflicts): read again at once, once; a second lost race waits for the retry
-    # period. A read that never answers is abandoned at the renew deadline.
+    # race (the create conflicts): read again at once, up to LOST_RACES_AT_ONCE (3) in a row; the fourth
+    # waits for the retry period. A read that never answers is abandoned at the renew deadline.
     t = Timings()
-    api = StoreApi(latency=0.1, script=("fail", "ok", "conflict", "ok", "conflict", "hang", "ok", "ok"))
+    assert LOST_RACES_AT_ONCE == 3, "the script below loses four races in a row"
+    api = StoreApi(latency=0.1, script=("fail", "ok", "conflict", "ok", "conflict", "ok", "conflict", "ok",
+                                        "conflict", "hang", "ok", "ok"))
     started, _ = campaign(api, 5.0)
-    assert api.times("get") == pytest.approx([0.0, 0.25, 0.45, 0.7, 1.7])
-    assert api.times("create") == pytest.approx([0.35, 0.55, 1.8])
-    assert started == [pytest.approx(1.9)]
+    assert api.times("get") == pytest.approx([0.0, 0.25, 0.45, 0.65, 0.85, 1.1, 2.1])
+    assert api.times("create") == pytest.approx([0.35, 0.55, 0.75, 0.95, 2.2])
+    assert started == [pytest.approx(2.3)]
     assert {what for _, op, what in api.calls if op == "get"} == {("ns", "lease")}
     assert t.retry_period == 0.25 and t.renew_deadline == 1.0, "the times above assume these"
+
+
+class TakenWhileWeWriteApi(StoreApi):
+    """Our first compare-and-swap loses: a peer wrote the Lease first (its holder now, renewed)."""
+
+    def __init__(self, lease: LeaseRecord, peer: LeaseRecord, latency: float) -> None:
+        super().__init__(lease, latency)
+        self.peer: LeaseRecord | None = peer
+
+    async def replace(self, body: dict[str, Any], limit: float | None = None) -> LeaseRecord:
+        if self.peer is not None:
+            await self._call("replace", body)
+            self.lease, self.peer = self.peer, None
+            raise Conflict(409, "update lease ns/lease")
+        return await super().replace(body, limit)
+
+
+def test_a_second_lost_race_in_a_row_still_follows_the_winner_at_once() -> None:
+    """A new Service's Lease left over, released, by an earlier Service of the same name: our create
+    conflicts (it exists), our compare-and-swap on the released version conflicts too (a peer took it
+    first). The peer is stopped 0.2 s later (SIGTERM: it releases). We take over then, not after the
+    retry period (1 s) that a second lost race used to sleep: that sleep was the 859 ms hand-over of the
+    2026-12-06 side-by-side run (docs/performance.md)."""
+    t = Timings(lease_duration=5.0, renew_deadline=3.0, retry_period=1.0)
+    left_over = LeaseRecord("ns", "lease", "41", None, 5.0, 3, OLD, OLD)
+    peer = LeaseRecord("ns", "lease", "42", "peer", 5.0, 4, OLD, OLD)
+    api = TakenWhileWeWriteApi(left_over, peer, latency=0.01)
+    api.watches = [[(0.2, "MODIFIED", LeaseRecord("ns", "lease", "43", None, 5.0, 4, OLD, OLD))]]
+    started, _ = campaign(api, 3.0, timings=t, fresh=True)  # a unit that appeared after the first pass
+    assert api.times("create") == pytest.approx([0.0]) and api.times("replace")[0] == pytest.approx(0.02)
+    assert api.times("get") == pytest.approx([0.01, 0.03]), "read again at once after each lost race"
+    assert started == [pytest.approx(0.21)], "taken on the release, 10 ms after it"
 
 
 def test_a_leader_fenced_by_failing_renewals_takes_its_own_unchanged_version_back_at_once() -> None:

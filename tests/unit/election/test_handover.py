@@ -91,3 +91,50 @@ async def test_losers_of_the_creation_race_follow_at_once_and_take_a_release_wit
             await el.release()
         await guard.close()
         await server.drain()
+
+
+async def test_losers_of_a_race_for_a_left_over_lease_follow_at_once_too() -> None:
+    """A Lease is not deleted with its Service: a new Service of the same name finds it, released. Every
+    node's create conflicts (the Lease exists), every read finds it released, and all but one lose the
+    compare-and-swap on that version too: two lost races in a row. The winner is stopped right after (the
+    first SIGTERM of the 2026-12-06 side-by-side run, 859 ms): a loser takes over at once, not after the
+    retry period that a second lost race used to sleep."""
+    server = SimServer(random.Random(2))
+    t = Timings(lease_duration=5.0, renew_deadline=3.0, retry_period=1.0)
+    leading: dict[str, bool] = {}
+
+    def elector(node: str, fresh: bool) -> LeaseElector:
+        async def started() -> None:
+            leading[node] = True
+
+        async def stopped() -> None:
+            leading[node] = False
+
+        # fresh: a unit that appeared after the agent's first pass creates its Lease without reading it
+        return LeaseElector(SimApi(server, node, f"{node}-1"), "ns", "kubevip-web", node, t, started,
+                            stopped, fresh=fresh)
+
+    guard = TaskGroupGuard("test")
+    earlier = elector("earlier", False)  # the earlier Service's holder, gone with its Service
+    spawn(guard, "earlier", earlier.run())
+    electors: dict[str, LeaseElector] = {}
+    try:
+        await eventually(lambda: leading.get("earlier") is True, "the earlier Service's Lease is held", 5)
+        await earlier.release()
+        assert server.get("kubevip-web") is not None, "left over, released"
+        electors = {node: elector(node, True) for node in ("a", "b", "c")}
+        for node, el in electors.items():
+            spawn(guard, node, el.run())
+        await eventually(lambda: any(leading.get(n) for n in electors), "someone leads", 5)
+        (winner,) = [n for n in electors if leading.get(n)]
+        loop = asyncio.get_running_loop()
+        released = loop.time()
+        await electors[winner].release()
+        await eventually(lambda: any(leading.get(n) for n in electors if n != winner), "a loser takes over",
+                         5)
+        assert loop.time() - released < t.retry_period / 2
+    finally:
+        for el in electors.values():
+            await el.release()
+        await guard.close()
+        await server.drain()
