@@ -57,6 +57,18 @@ async def test_the_follower_takes_a_released_lease_without_reading_it_again() ->
         await server.drain()
 
 
+async def _takeover_after_the_winner_stops(electors: dict[str, LeaseElector], leading: dict[str, bool]
+                                           ) -> float:
+    """Once one of `electors` leads, stop it (a SIGTERM: it releases); seconds until another one leads."""
+    await eventually(lambda: any(leading.get(n) for n in electors), "someone leads", 5)
+    (winner,) = [n for n in electors if leading.get(n)]
+    loop = asyncio.get_running_loop()
+    released = loop.time()
+    await electors[winner].release()
+    await eventually(lambda: any(leading.get(n) for n in electors if n != winner), "a loser takes over", 5)
+    return loop.time() - released
+
+
 async def test_losers_of_the_creation_race_follow_at_once_and_take_a_release_within_the_retry_period(
 ) -> None:
     """Three nodes race to create a new Service's Lease; the winner is stopped (SIGTERM) right after:
@@ -79,13 +91,7 @@ async def test_losers_of_the_creation_race_follow_at_once_and_take_a_release_wit
     for node, el in electors.items():
         spawn(guard, node, el.run())
     try:
-        await eventually(lambda: any(leading.values()), "someone leads", 5)
-        (winner,) = [n for n, v in leading.items() if v]
-        loop = asyncio.get_running_loop()
-        released = loop.time()
-        await electors[winner].release()
-        await eventually(lambda: any(v for n, v in leading.items() if n != winner), "a loser takes over", 5)
-        assert loop.time() - released < t.retry_period / 2
+        assert await _takeover_after_the_winner_stops(electors, leading) < t.retry_period / 2
     finally:
         for el in electors.values():
             await el.release()
@@ -125,14 +131,7 @@ async def test_losers_of_a_race_for_a_left_over_lease_follow_at_once_too() -> No
         electors = {node: elector(node, True) for node in ("a", "b", "c")}
         for node, el in electors.items():
             spawn(guard, node, el.run())
-        await eventually(lambda: any(leading.get(n) for n in electors), "someone leads", 5)
-        (winner,) = [n for n in electors if leading.get(n)]
-        loop = asyncio.get_running_loop()
-        released = loop.time()
-        await electors[winner].release()
-        await eventually(lambda: any(leading.get(n) for n in electors if n != winner), "a loser takes over",
-                         5)
-        assert loop.time() - released < t.retry_period / 2
+        assert await _takeover_after_the_winner_stops(electors, leading) < t.retry_period / 2
     finally:
         for el in electors.values():
             await el.release()
