@@ -57,6 +57,27 @@ async def test_the_follower_takes_a_released_lease_without_reading_it_again() ->
         await server.drain()
 
 
+def _recorded(server: SimServer, leading: dict[str, bool], node: str, lease: str, t: Timings,
+              fresh: bool = False) -> LeaseElector:
+    """An elector on the simulated server that records in `leading` whether `node` leads. `fresh`: a unit
+    that appeared after the agent's first pass (it creates its Lease without reading it first)."""
+    async def started() -> None:
+        leading[node] = True
+
+    async def stopped() -> None:
+        leading[node] = False
+
+    return LeaseElector(SimApi(server, node, f"{node}-1"), "ns", lease, node, t, started, stopped,
+                        fresh=fresh)
+
+
+async def _stop_all(electors: dict[str, LeaseElector], guard: TaskGroupGuard, server: SimServer) -> None:
+    for el in electors.values():
+        await el.release()
+    await guard.close()
+    await server.drain()
+
+
 async def _takeover_after_the_winner_stops(electors: dict[str, LeaseElector], leading: dict[str, bool]
                                            ) -> float:
     """Once one of `electors` leads, stop it (a SIGTERM: it releases); seconds until another one leads."""
@@ -76,27 +97,14 @@ async def test_losers_of_the_creation_race_follow_at_once_and_take_a_release_wit
     server = SimServer(random.Random(2))
     leading: dict[str, bool] = {}
     t = Timings(lease_duration=5.0, renew_deadline=3.0, retry_period=1.0)
-    electors: dict[str, LeaseElector] = {}
-    for node in ("a", "b", "c"):
-
-        async def started(node: str = node) -> None:
-            leading[node] = True
-
-        async def stopped(node: str = node) -> None:
-            leading[node] = False
-
-        electors[node] = LeaseElector(SimApi(server, node, f"{node}-1"), "ns", "kubevip-new", node, t,
-                                      started, stopped)
+    electors = {node: _recorded(server, leading, node, "kubevip-new", t) for node in ("a", "b", "c")}
     guard = TaskGroupGuard("test")
     for node, el in electors.items():
         spawn(guard, node, el.run())
     try:
         assert await _takeover_after_the_winner_stops(electors, leading) < t.retry_period / 2
     finally:
-        for el in electors.values():
-            await el.release()
-        await guard.close()
-        await server.drain()
+        await _stop_all(electors, guard, server)
 
 
 async def test_losers_of_a_race_for_a_left_over_lease_follow_at_once_too() -> None:
@@ -109,31 +117,18 @@ async def test_losers_of_a_race_for_a_left_over_lease_follow_at_once_too() -> No
     t = Timings(lease_duration=5.0, renew_deadline=3.0, retry_period=1.0)
     leading: dict[str, bool] = {}
 
-    def elector(node: str, fresh: bool) -> LeaseElector:
-        async def started() -> None:
-            leading[node] = True
-
-        async def stopped() -> None:
-            leading[node] = False
-
-        # fresh: a unit that appeared after the agent's first pass creates its Lease without reading it
-        return LeaseElector(SimApi(server, node, f"{node}-1"), "ns", "kubevip-web", node, t, started,
-                            stopped, fresh=fresh)
-
     guard = TaskGroupGuard("test")
-    earlier = elector("earlier", False)  # the earlier Service's holder, gone with its Service
+    earlier = _recorded(server, leading, "earlier", "kubevip-web", t)  # gone with the earlier Service
     spawn(guard, "earlier", earlier.run())
     electors: dict[str, LeaseElector] = {}
     try:
         await eventually(lambda: leading.get("earlier") is True, "the earlier Service's Lease is held", 5)
         await earlier.release()
         assert server.get("kubevip-web") is not None, "left over, released"
-        electors = {node: elector(node, True) for node in ("a", "b", "c")}
+        electors = {node: _recorded(server, leading, node, "kubevip-web", t, fresh=True)
+                    for node in ("a", "b", "c")}
         for node, el in electors.items():
             spawn(guard, node, el.run())
         assert await _takeover_after_the_winner_stops(electors, leading) < t.retry_period / 2
     finally:
-        for el in electors.values():
-            await el.release()
-        await guard.close()
-        await server.drain()
+        await _stop_all(electors, guard, server)
