@@ -28,7 +28,26 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand `argv` asks for (its first word after the global options), or None."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--log-level":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given `argv`, only the subcommand it names is registered.
+
+    Each command module imports what it runs, and `kubevip manager` would otherwise load the lab, IPAM,
+    explain and manifest code on every agent start (18 ms of CPU, issue 21). Without a known
+    command in `argv` (help, a typo) every command is registered, so usage lists them all.
+    """
     parser = argparse.ArgumentParser(
         prog="kubevip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -38,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="DEBUG, INFO, WARNING or ERROR (default: kube-vip's vip_loglevel if set, else INFO)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
+    asked = command_of(argv) if argv is not None else None
+    wanted = [m for m in COMMANDS if m.rsplit(".", 1)[1] == asked] or list(COMMANDS)
+    for name in wanted:
         importlib.import_module(name).register(sub)
     return parser
 
@@ -65,7 +86,8 @@ def log_level(flag: str | None, env: Mapping[str, str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         level = log_level(args.log_level, os.environ)

@@ -8,13 +8,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from kubevip import __version__
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +201,11 @@ class MetricsServer:
             loop.close()
 
     async def _listen(self) -> int:
+        # Imported here, not with the module: aiohttp must come in through kubevip.kube, which imports
+        # it without the system CA bundle (kubevip/kube/__init__.py). Every process that serves metrics
+        # (agent, control plane, IPAM controller) has imported its API client by now.
+        from aiohttp import web
+
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
@@ -221,9 +228,13 @@ class MetricsServer:
         self._loop = self._thread = self._runner = None
 
     async def _metrics(self, _req: web.Request) -> web.Response:
+        from aiohttp import web  # loaded by _listen
+
         body = self.metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, _req: web.Request) -> web.Response:
+        from aiohttp import web  # loaded by _listen
+
         ok = self.healthy()
         return web.Response(status=200 if ok else 503, text="ok\n" if ok else "unhealthy\n")

@@ -12,7 +12,7 @@ AGENT_MODULES = (
 
 
 def test_agent_imports_do_not_load_kubernetes_asyncio() -> None:
-    # build_parser: `kubevip manager` registers every subcommand (the lab's too) before it runs.
+    # build_parser() registers every subcommand (the lab's too): the most any command line imports.
     code = (
         "import importlib, sys\nfrom kubevip.cli import build_parser\nbuild_parser()\n"
         f"for m in {AGENT_MODULES!r}: importlib.import_module(m)\n"
@@ -53,3 +53,21 @@ def test_first_netlink_use_loads_pyroute2_iproute_without_the_package_init() -> 
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.split("\n")[:2] == ["True False False", "True True"], res.stdout + res.stderr
+
+
+# What only the other commands need: `kubevip manager` registers its own command alone (kubevip.cli).
+OTHER_COMMANDS = (
+    "kubevip.commands.explain", "kubevip.commands.ipam", "kubevip.commands.lab", "kubevip.commands.manifest",
+    "kubevip.commands.status", "kubevip.commands.migrate", "kubevip.ipam.controller", "kubevip.lab",
+    "kubevip.manifests", "kubevip.explain", "kubevip.migrate",
+)
+
+
+def test_the_manager_command_line_loads_no_other_command() -> None:
+    code = (
+        "import sys\nfrom kubevip.cli import build_parser\n"
+        "build_parser(['manager', '--check']).parse_args(['manager', '--check'])\nimport kubevip.runner\n"
+        f"print(sorted(m for m in sys.modules if m in {OTHER_COMMANDS!r}))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]", res.stdout

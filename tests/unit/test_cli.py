@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 
 import pytest
@@ -49,3 +50,36 @@ def test_main_refuses_a_bad_vip_loglevel_before_running_anything(
     out, err = capsys.readouterr()
     assert out == "", "the command did not run"
     assert "vip_loglevel='loud': expected a whole number" in err
+
+
+NAMES = tuple(m.rsplit(".", 1)[1] for m in cli.COMMANDS)
+GLOBAL_OPTIONS = st.lists(
+    st.sampled_from([("--log-level", "debug"), ("--log-level", "manager"), ("--log-level=INFO",)]), max_size=3
+)
+
+
+@given(GLOBAL_OPTIONS, st.sampled_from(NAMES), st.lists(st.text(max_size=8), max_size=4))
+def test_the_command_is_the_first_word_after_the_global_options(
+    options: list[tuple[str, ...]], name: str, rest: list[str]
+) -> None:
+    assert cli.command_of([a for option in options for a in option] + [name, *rest]) == name
+
+
+def registered(parser: argparse.ArgumentParser) -> set[str]:
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(sub.choices)
+
+
+def test_a_named_command_registers_only_itself_and_anything_else_registers_all() -> None:
+    # Each command module registers the command named like the module: the lookup depends on it.
+    assert registered(cli.build_parser()) == set(NAMES)
+    for name in NAMES:
+        assert registered(cli.build_parser(["--log-level", "debug", name, "--help"])) == {name}
+    for argv in ([], ["--version"], ["nope"], ["--log-level", "debug"]):
+        assert registered(cli.build_parser(argv)) == set(NAMES)
+
+
+def test_an_unknown_command_still_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["nope"])
+    assert "{" + ",".join(NAMES) + "}" in capsys.readouterr().err

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import ssl
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,19 +16,6 @@ from kubevip.errors import ConfigError
 from kubevip.kube import rest
 from kubevip.kube.kubeconfig import load_incluster, load_kubeconfig
 from kubevip.kube.rest import RestClient, query_string
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A self-signed certificate and its key (CN=kubevip-test), made by openssl."""
-    d = tmp_path_factory.mktemp("pki")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-days", "1",
-         "-subj", "/CN=kubevip-test"],
-        check=True, capture_output=True,
-    )
-    return d
 
 
 def write(directory: Path, cluster: dict[str, Any], user: dict[str, Any] | None = None) -> Path:
