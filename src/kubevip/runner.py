@@ -12,7 +12,7 @@ from kubevip.agent.reconciler import Agent
 from kubevip.bgp import shared as bgp_shared
 from kubevip.config import AgentConfig
 from kubevip.errors import ConfigError
-from kubevip.kube.client import connect
+from kubevip.kube.client import connect_pair
 from kubevip.metrics import Heartbeat, Metrics, MetricsServer, watch_loop
 from kubevip.signals import on_signals
 from kubevip.tasks import spawn
@@ -46,8 +46,7 @@ async def run_agent(cfg: AgentConfig) -> int:
                           "(and/or cp_enable=true for the control-plane VIP)")
     heap.configure()
     heap.settle()  # the imported modules
-    api = await connect(cfg.kubeconfig, cfg.k8s_config_file)
-    election_api = await connect(cfg.kubeconfig, cfg.k8s_config_file)
+    api, election_api = await connect_pair(cfg.kubeconfig, cfg.k8s_config_file)
     metrics = Metrics(cfg.node_name)
     # One BGP speaker for both parts (bgp/shared.py): a router keeps one session per neighbour address.
     shared = bgp_shared.for_settings(cfg.bgp_settings) if cp_on and cfg.bgp_settings is not None else None

@@ -60,3 +60,13 @@ def access(kubeconfig: str = "", k8s_config_file: str = "") -> Access:
 async def connect(kubeconfig: str | Path = "", k8s_config_file: str = "") -> RestClient:
     """A RestClient from the kubeconfig `kubeconfig_path` picks, else in-cluster; the caller closes it."""
     return RestClient(access(str(kubeconfig), k8s_config_file))
+
+
+async def connect_pair(
+    kubeconfig: str | Path = "", k8s_config_file: str = ""
+) -> tuple[RestClient, RestClient]:
+    """Two RestClients over one reading of the credentials (one kubeconfig parse, one TLS context): the
+    agent's, and its elector's, whose own connections keep Lease renewals from queueing behind the
+    agent's requests. The caller closes both."""
+    creds = access(str(kubeconfig), k8s_config_file)
+    return RestClient(creds), RestClient(creds)

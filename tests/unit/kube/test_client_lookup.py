@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubevip.errors import ConfigError
-from kubevip.kube.client import ADMIN_CONF, IN_CLUSTER, kubeconfig_path
+from kubevip.kube.client import ADMIN_CONF, IN_CLUSTER, connect_pair, kubeconfig_path
 
 HOME_CONF = "/home/op/.kube/config"
 ENV = {"HOME": "/home/op"}
@@ -56,3 +56,22 @@ def test_real_files(tmp_path: Path) -> None:
     assert kubeconfig_path("", str(conf), {}, os.path.isfile) == str(conf)
     # a directory is no kubeconfig
     assert kubeconfig_path("", str(tmp_path), {}, os.path.isfile) in (IN_CLUSTER, ADMIN_CONF)
+
+
+async def test_the_agents_two_clients_share_one_reading_of_the_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = tmp_path / "config"
+    conf.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        "clusters: [{name: c, cluster: {server: 'https://192.0.2.1:6443', insecure-skip-tls-verify: true}}]\n"
+        "users: [{name: u, user: {token: abc}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(conf))
+    api, election = await connect_pair()
+    try:
+        assert api is not election and api.access is election.access  # one parse, one TLS context
+        assert api.access.server == "https://192.0.2.1:6443"
+    finally:
+        await api.close()
+        await election.close()

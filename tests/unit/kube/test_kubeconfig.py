@@ -15,7 +15,7 @@ import yaml
 from kubevip.errors import ConfigError
 from kubevip.kube import rest
 from kubevip.kube.kubeconfig import load_incluster, load_kubeconfig
-from kubevip.kube.rest import RestClient, query_string
+from kubevip.kube.rest import Access, RestClient, query_string
 
 
 def write(directory: Path, cluster: dict[str, Any], user: dict[str, Any] | None = None) -> Path:
@@ -110,6 +110,29 @@ def test_insecure_skip_tls_verify_must_be_a_yaml_boolean(tmp_path: Path, value: 
 def test_verification_stays_on_with_false(tmp_path: Path) -> None:
     access = load_kubeconfig(write(tmp_path, {"insecure-skip-tls-verify": False}))
     assert access.ssl is not None and access.ssl.verify_mode == ssl.CERT_REQUIRED
+
+
+def certificates(access: Access) -> int:
+    assert access.ssl is not None
+    return int(access.ssl.cert_store_stats()["x509"])
+
+
+def test_without_a_ca_the_system_bundle_is_trusted_unless_nothing_is_verified(
+    tmp_path: Path, pki: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process's bundle: one certificate (OpenSSL reads SSL_CERT_FILE when a context loads it).
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki / "cert.pem"))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    assert certificates(load_kubeconfig(write(tmp_path / "verify", {}))) == 1
+    # insecure-skip-tls-verify: the bundle would trust nothing, so it is not loaded (issue 21, start-up)
+    skipped = load_kubeconfig(write(tmp_path / "skip", {"insecure-skip-tls-verify": True}))
+    assert certificates(skipped) == 0
+    assert skipped.ssl is not None and skipped.ssl.verify_mode == ssl.CERT_NONE
+    assert not skipped.ssl.check_hostname
+    # a CA given with it is still read (and must still be a CA)
+    given = load_kubeconfig(write(tmp_path / "ca", {"insecure-skip-tls-verify": True,
+                                                    "certificate-authority-data": b64(pki / "cert.pem")}))
+    assert certificates(given) == 1
 
 
 @pytest.mark.parametrize("key", ["tls-server-name", "certificate-authority", "server"])
