@@ -834,6 +834,10 @@ class Agent:
         """Adopt what the kernel holds, then start watches, election, loop and reporting."""
         if self.bgp is not None:
             await self.bgp.start()
+        # The election first: its first Lease round trips (a new TLS connection, a read, a write) overlap
+        # the kernel reads, packet-rule removal and lists below instead of following them (issue 21, a
+        # restart of every agent). Leading changes nothing until the first pass names the units.
+        spawn(self.guard, "election", self.leadership.run())
         await asyncio.to_thread(self.vips.detect_ownership, f"node {self.me}'s Service VIPs", self.lifetimes)
         if not self.vips.ownership.proto_kept:
             self._ipv6_limit = None  # without IFA_PROTO a permanent address would not count as ours
@@ -876,7 +880,6 @@ class Agent:
             spawn(self.guard, "events", self.reporter.events_loop())
             spawn(self.guard, "egress-discovery", self.discovery_loop())
         spawn(self.guard, "packet-rules", self.rules_loop())
-        spawn(self.guard, "election", self.leadership.run())
         spawn(self.guard, "reconcile", self.loop())
         if self.lifetimes:
             self._lifetime_regime()
