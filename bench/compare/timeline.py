@@ -121,3 +121,16 @@ def first_answer(replies: Sequence[Reply], t0: float, family: str) -> float | No
     """Seconds from t0 until the client first got an answer for `family` (None if it never did)."""
     times = [r.t for r in replies if r.family == family and r.t >= t0]
     return min(times) - t0 if times else None
+
+
+def last_change(
+    events: Iterable[AddrEvent], addrs: Iterable[str], since: float, until: float
+) -> float | None:
+    """When the last of `addrs` appeared on or left a node within [since, until], or None without one.
+
+    The restart figure: the VIPs were removed before `since`, and at `until` every one was on exactly one
+    node (the polled check), so the state after the window's last change is the converged one; that
+    change is when the restart converged, however coarse the poll that saw it."""
+    wanted = set(addrs)
+    times = [e.t for e in events if e.addr in wanted and since <= e.t <= until]
+    return max(times) if times else None

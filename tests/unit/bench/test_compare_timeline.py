@@ -8,6 +8,7 @@ from compare.timeline import (
     failover_times,
     first_answer,
     holder_intervals,
+    last_change,
     measure,
     overlap,
 )
@@ -94,3 +95,30 @@ def test_watcher_file_to_events(tmp_path: Path) -> None:
     got = holder_intervals(ev, "10.0.0.9", end=4.0)
     assert got == {"a": [(1.0, 2.5)], "b": [(2.0, 4.0)]}
     assert overlap(got).total_s == 0.5
+
+
+def test_the_restart_converged_at_the_last_vip_change_within_the_window() -> None:
+    ev = [
+        AddrEvent(0.5, "a", "del", "10.0.0.9"),  # before the restart: the VIPs were cleared
+        AddrEvent(1.2, "a", "add", "10.0.0.9"),
+        AddrEvent(1.3, "b", "add", "10.0.0.8"),
+        AddrEvent(1.4, "c", "add", "10.0.0.8"),  # a second holder for a moment
+        AddrEvent(1.45, "c", "del", "10.0.0.8"),
+        AddrEvent(1.6, "a", "add", "10.0.0.7"),  # not one of the restart's VIPs
+        AddrEvent(2.5, "a", "del", "10.0.0.9"),  # after the check passed
+    ]
+    assert last_change(ev, {"10.0.0.9", "10.0.0.8"}, since=1.0, until=2.0) == 1.45
+    assert last_change(ev, {"10.0.0.9"}, since=1.0, until=2.0) == 1.2
+    assert last_change(ev, {"10.0.0.6"}, since=1.0, until=2.0) is None
+
+
+@given(st.lists(st.tuples(st.floats(0, 10), st.sampled_from(["x", "y", "z"])), max_size=20),
+       st.floats(0, 10), st.floats(0, 10))
+def test_last_change_is_the_latest_event_of_the_wanted_addresses_in_the_window(
+    raw: list[tuple[float, str]], a: float, b: float
+) -> None:
+    since, until = min(a, b), max(a, b)
+    ev = [AddrEvent(t, "n", "add", addr) for t, addr in raw]
+    got = last_change(ev, {"x", "y"}, since, until)
+    inside = [t for t, addr in raw if addr in ("x", "y") and since <= t <= until]
+    assert got == (max(inside) if inside else None)
