@@ -56,10 +56,11 @@ def test_first_netlink_use_loads_pyroute2_iproute_without_the_package_init() -> 
 
 
 # What only the other commands need: `kubevip manager` registers its own command alone (kubevip.cli).
+# PyYAML loads only to read a kubeconfig file: an agent in a Pod uses its service account.
 OTHER_COMMANDS = (
     "kubevip.commands.explain", "kubevip.commands.ipam", "kubevip.commands.lab", "kubevip.commands.manifest",
     "kubevip.commands.status", "kubevip.commands.migrate", "kubevip.ipam.controller", "kubevip.lab",
-    "kubevip.manifests", "kubevip.explain", "kubevip.migrate",
+    "kubevip.manifests", "kubevip.explain", "kubevip.migrate", "yaml",
 )
 
 

@@ -17,8 +17,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kubevip.errors import ConfigError
 from kubevip.kube.rest import Access
 
@@ -134,6 +132,8 @@ def _string(section: Mapping[str, Any], key: str, where: str) -> None:
 
 def load_kubeconfig(path: str | Path, context: str = "") -> Access:
     """Access from `path` using `context` (default: its current-context)."""
+    import yaml  # here: an agent in a Pod (service-account credentials) never parses YAML at start
+
     p = Path(path)
     try:
         doc = yaml.safe_load(p.read_text())
