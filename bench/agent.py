@@ -683,6 +683,9 @@ def main() -> int:
     args.election = [x for x in args.election.split(",") if x]
     if args.quick:
         args.runs, args.scale, args.window = 5, [100], 5.0
+    # SIGTERM (timeout(1), kill) ends the run like Ctrl-C: the finally blocks stop the agents and remove
+    # the lab's namespaces and control plane instead of leaving them behind.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     result = asyncio.run(main_async(args))
     save(result)
     print(table(result))

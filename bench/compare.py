@@ -384,6 +384,9 @@ def main() -> int:
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/performance.md")
     ap.add_argument("--doc-from", default=None, help="only re-render docs/performance.md from a results JSON")
     args = ap.parse_args()
+    # SIGTERM (timeout(1), kill) ends the run like Ctrl-C: the finally blocks stop the agents and remove
+    # the lab instead of leaving its namespaces and control plane behind.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.smoke:
         for k, v in SMOKE.items():
             setattr(args, k, v)
