@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from kubevip import __version__
+from kubevip import __version__, startup
 from kubevip.errors import ConfigError, KubevipError
 
 # Each subcommand module defines register(subparsers), which sets `func` (args -> int) as default.
@@ -87,8 +87,13 @@ def log_level(flag: str | None, env: Mapping[str, str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    # The command's modules, and the ones it names to run on (`imports`, e.g. the agent's runner), load
+    # under kubevip.startup: without the collector and without recompiling dataclasses' methods.
+    with startup.imports():
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        for name in getattr(args, "imports", ()):
+            importlib.import_module(name)
     try:
         level = log_level(args.log_level, os.environ)
     except KubevipError as exc:

@@ -26,7 +26,8 @@ def register(sub: Any) -> None:
         p.add_argument(f"--{name}", dest=f"setting_{name}", metavar="VALUE", default=None,
                        help=f"default {default!r}" if default else None)
     p.add_argument("--check", action="store_true", help="validate the settings, print them and exit")
-    p.set_defaults(func=run)
+    # The agent's modules load with the command line's (kubevip.cli, kubevip.startup), not in run().
+    p.set_defaults(func=run, imports=("kubevip.runner",))
 
 
 def flags_of(args: argparse.Namespace) -> dict[str, str]:
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(describe(cfg))
         return 0
     check_capabilities(cfg)
-    from kubevip.runner import run_agent  # heavy imports only when the agent really runs
+    from kubevip.runner import run_agent  # loaded already by the command line (`imports` above)
 
     rc: int = asyncio.run(run_agent(cfg))
     return rc
