@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import termination
 from distribution import summarize
 from kubernetes_asyncio import client
 from polling import until
@@ -685,7 +686,7 @@ def main() -> int:
         args.runs, args.scale, args.window = 5, [100], 5.0
     # SIGTERM (timeout(1), kill) ends the run like Ctrl-C: the finally blocks stop the agents and remove
     # the lab's namespaces and control plane instead of leaving them behind.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    termination.interrupt_on_sigterm()  # a forked child just exits (bench/termination.py)
     result = asyncio.run(main_async(args))
     save(result)
     print(table(result))

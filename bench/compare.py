@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import termination
 from compare import report, workload
 from compare.agents import AGENTS, KUBE_VIP, KUBEVIP, Settings
 from compare.lab import PEER_DIR, REPO, Helpers, Lab, kubevip_cli
@@ -386,7 +387,7 @@ def main() -> int:
     args = ap.parse_args()
     # SIGTERM (timeout(1), kill) ends the run like Ctrl-C: the finally blocks stop the agents and remove
     # the lab instead of leaving its namespaces and control plane behind.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    termination.interrupt_on_sigterm()  # a forked child just exits (bench/termination.py)
     if args.smoke:
         for k, v in SMOKE.items():
             setattr(args, k, v)
