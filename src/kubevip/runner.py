@@ -69,14 +69,17 @@ async def run_agent(cfg: AgentConfig) -> int:
     on_signals(loop, (signal.SIGUSR1,), dump_tasks)
     cp = None
     try:
-        for server in servers:
-            await server.start()
         if cp_on:  # own client and Lease (kubevip.controlplane.main): neither part can block the other
             from kubevip.controlplane.main import open_control_plane
 
             cp = await open_control_plane(cfg, metrics, cp_speaker)
         spawn(agent.guard, "loop-lag", watch_loop(metrics, heartbeat))  # before start: it may take a while
         await agent.start()
+        # After the agent's start, not before: a server's first start imports aiohttp.web (14 ms of CPU)
+        # and binds, and the election's first Lease round trips need not wait for that (issue 21, a
+        # restart of every agent). A port already taken still stops the agent here, through `finally`.
+        for server in servers:
+            await server.start()
         spawn(agent.guard, "settle-heap", settle_when_ready(agent))
         log.info("agent on node %s started (mode %s, election %s)", cfg.node_name, cfg.mode,
                  cfg.election.mode if cfg.election.enabled else "off")
