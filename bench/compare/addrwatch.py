@@ -77,9 +77,10 @@ def dump(sock: socket.socket | None = None) -> list[str]:
             s.close()
 
 
-def sockets_in(netns: str) -> tuple[socket.socket, socket.socket]:
-    """(event socket, dump socket) created inside /run/netns/<netns>; a netlink socket stays bound to
-    the namespace it was created in, so one process can watch every node with one clock."""
+def sockets_in(netns: str, groups: int = GROUPS) -> tuple[socket.socket, socket.socket]:
+    """(event socket subscribed to `groups`, dump socket) created inside /run/netns/<netns>; a netlink
+    socket stays bound to the namespace it was created in, so one process can watch every node with one
+    clock."""
     libc = ctypes.CDLL(None, use_errno=True)
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
     target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
@@ -89,7 +90,7 @@ def sockets_in(netns: str) -> tuple[socket.socket, socket.socket]:
         try:
             ev = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
             ev.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-            ev.bind((0, GROUPS))
+            ev.bind((0, groups))
             dumper = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         finally:
             libc.setns(own, CLONE_NEWNET)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from dataclasses import dataclass
+import json
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from kubevip.errors import BgpError
 from kubevip.lab.bgp import LabBgp
@@ -55,6 +62,72 @@ class RibReader:
             return asyncio.run(self.router.established())
         except BgpError:
             return 0
+
+
+@dataclass(frozen=True)
+class RouteEvent:
+    """A host route to `dst` appeared ("add") in or left ("del") the router's kernel table at time t."""
+
+    t: float
+    op: str
+    dst: str
+
+
+def first_after(events: Iterable[RouteEvent], op: str, dst: str, since: float) -> float:
+    """Seconds from `since` to the first `op` event for `dst` at or after it; NaN when there is none."""
+    times = [e.t for e in events if e.op == op and e.dst == dst and e.t >= since]
+    return min(times) - since if times else math.nan
+
+
+@dataclass
+class RouteWatch:
+    """routewatch.py in the router's namespace: when each host route reached the router's kernel table.
+
+    Only for daemons that program the kernel (`Router.installs_routes`: bird2, FRR)."""
+
+    path: Path
+    proc: subprocess.Popen[bytes]
+    _read: int = 0
+    _events: list[RouteEvent] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, netns: str, workdir: Path) -> RouteWatch:
+        path = workdir / f"routewatch-{int(time.time() * 1000)}.jsonl"
+        with path.open("wb") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve().parent / "routewatch.py"), "--netns", netns],
+                stdout=fh, stderr=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 60
+        while path.stat().st_size == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # nothing is timed before the watcher reports ready
+        if path.stat().st_size == 0:
+            proc.kill()
+            proc.wait(5)
+            raise BgpError(f"routewatch.py in {netns} did not start (exit {proc.poll()})")
+        return cls(path, proc)
+
+    def events(self) -> list[RouteEvent]:
+        """Every event so far (the file is read on from where the last call stopped)."""
+        with self.path.open("rb") as fh:
+            fh.seek(self._read)
+            data = fh.read()
+        done = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self._read += done
+        for line in data[:done].splitlines():
+            doc = json.loads(line)
+            if doc.get("op") in ("add", "del"):
+                self._events.append(RouteEvent(float(doc["t"]), str(doc["op"]), str(doc["dst"])))
+        return list(self._events)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
 
 
 def family_of(addr: str) -> str:

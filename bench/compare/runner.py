@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from compare import apimetrics, workload
 from compare.agents import AgentProcess, NodeSpot, Settings, agent_argv, agent_env, start_agent
 from compare.lab import HERE, PROBE_PORT, Helpers, Lab
 from compare.procstat import usage
-from compare.rib import RibReader, family_of
+from compare.rib import RibReader, RouteWatch, family_of, first_after
 from compare.timeline import (
     AddrEvent,
     Reply,
@@ -508,8 +509,10 @@ class Runner:
     def bgp(self, rib: RibReader, vips: dict[str, str], runs: int, kill_runs: int) -> dict[str, Any]:
         """BGP mode, per family: Service created -> its host route in the router's RIB, Service deleted
         -> both routes gone, SIGKILL of the announcing agent -> the RIB names another node. The RIB is
-        read through the router's CLI (both families: one call each), so each time includes up to one
-        read (tens of ms)."""
+        read through the router's CLI (both families: one call each, tens of ms). For daemons that program
+        the kernel (bird2, FRR) the create and delete times are taken from the router namespace's kernel
+        table instead (routewatch.py, netlink events on the bench's clock); the CLI's times stay in
+        `create_polled` / `delete_polled`."""
         kube = self.lab.admin
         hop_node = {a: n.name for n in self.lab.nodes for a in (n.ipv4, n.ipv6)}
         node_hop = {n.name: {"ipv4": n.ipv4, "ipv6": n.ipv6} for n in self.lab.nodes}
@@ -522,6 +525,9 @@ class Runner:
             "families_split_across_nodes": 0,
             # wall clock of each create POST, to line up with the agents' log lines (stage timings)
             "created_at": [],
+            "create_polled": {f: [] for f in vips},
+            "delete_polled": [],
+            "timing_source": "router CLI poll",
         }
 
         def present(routes: dict[str, set[str]]) -> bool:
@@ -556,29 +562,57 @@ class Runner:
         nodes = len(self.lab.nodes)
         if not workload.wait_for(lambda: rib.established() >= nodes, 120, 0.2):
             raise NotAvailable(f"{self.agent}: {rib.established()} of {nodes} BGP sessions up after 120 s")
-        for i in range(runs):
-            name = f"kvb-bgp-{i}"
-            t0 = time.monotonic()
-            res["created_at"].append(time.time())
-            workload.create_service(kube, workload.service_body(name, vips))
-            seen: dict[str, float] = {}
-            deadline = t0 + 30
-            routes: dict[str, set[str]] = {}
-            while len(seen) < len(vips) and time.monotonic() < deadline:
-                routes = rib.routes()
-                now = time.monotonic()
-                for f, v in vips.items():
-                    if routes.get(v) and f not in seen:
-                        seen[f] = now - t0
-                time.sleep(0.01)
-            for f in vips:
-                res["create"][f].append(seen.get(f, float("nan")))
-            check_hops(routes)
-            t1 = time.monotonic()
-            workload.delete_services(kube, [name])
-            gone = workload.wait_for(absent, 30, 0.01)
-            res["delete"].append(time.monotonic() - t1 if gone else float("nan"))
-            self.clear_vips(list(vips.values()))
+        watch = RouteWatch.start(rib.router.netns, self.workdir) if rib.router.installs_routes else None
+        if watch is not None:
+            res["timing_source"] = "router kernel table (netlink events)"
+
+        def wire(op: str, since: float) -> dict[str, float]:
+            """Per family, when the router's kernel table got (add) or lost (del) the VIP's route;
+            waits a little for the watcher's line, which may trail the CLI's answer."""
+            assert watch is not None
+            out: dict[str, float] = {}
+
+            def landed() -> bool:
+                ev = watch.events()
+                out.update({f: first_after(ev, op, v, since) for f, v in vips.items()})
+                return not any(math.isnan(x) for x in out.values())
+
+            workload.wait_for(landed, 2, 0.01)
+            return out
+
+        try:
+            for i in range(runs):
+                name = f"kvb-bgp-{i}"
+                t0 = time.monotonic()
+                res["created_at"].append(time.time())
+                workload.create_service(kube, workload.service_body(name, vips))
+                seen: dict[str, float] = {}
+                deadline = t0 + 30
+                routes: dict[str, set[str]] = {}
+                while len(seen) < len(vips) and time.monotonic() < deadline:
+                    routes = rib.routes()
+                    now = time.monotonic()
+                    for f, v in vips.items():
+                        if routes.get(v) and f not in seen:
+                            seen[f] = now - t0
+                    time.sleep(0.01)
+                at = wire("add", t0) if watch is not None and len(seen) == len(vips) else {}
+                for f in vips:
+                    polled = seen.get(f, float("nan"))
+                    res["create_polled"][f].append(polled)
+                    res["create"][f].append(at.get(f, polled))
+                check_hops(routes)
+                t1 = time.monotonic()
+                workload.delete_services(kube, [name])
+                gone = workload.wait_for(absent, 30, 0.01)
+                polled_del = time.monotonic() - t1 if gone else float("nan")
+                res["delete_polled"].append(polled_del)
+                left = wire("del", t1) if watch is not None and gone else {}
+                res["delete"].append(max(left.values()) if left else polled_del)
+                self.clear_vips(list(vips.values()))
+        finally:
+            if watch is not None:
+                watch.stop()
         for i in range(kill_runs):
             name = f"kvb-bgp-kill-{i}"
             workload.create_service(kube, workload.service_body(name, vips))
