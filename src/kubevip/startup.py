@@ -43,9 +43,13 @@ _TAG = importlib.util.MAGIC_NUMBER + marshal.version.to_bytes(2, "little")
 MAX_ENTRIES = 4000
 
 
-def default_path() -> Path:
-    """Where the code objects live: next to this package's bytecode (honours `sys.pycache_prefix`)."""
-    pyc = Path(importlib.util.cache_from_source(__file__))
+def default_path() -> Path | None:
+    """Where the code objects live: next to this package's bytecode (honours `sys.pycache_prefix`);
+    None for an interpreter without bytecode caching."""
+    try:
+        pyc = Path(importlib.util.cache_from_source(__file__))
+    except NotImplementedError:  # sys.implementation.cache_tag is None
+        return None
     return pyc.parent / f"dataclass-code.{sys.implementation.cache_tag}.marshal"
 
 
@@ -122,7 +126,7 @@ def imports(path: Path | None = None, *, cache: bool = True) -> Iterator[CodeCac
     Restores both on exit (also on an exception: the agent's import errors surface unchanged)."""
     collecting = gc.isenabled()
     gc.disable()
-    code = CodeCache(path if path is not None else default_path()) if cache else None
+    code = CodeCache(path or default_path()) if cache else None
     shadowed = "exec" in vars(dataclasses)
     if code is not None and not shadowed:
         # `dataclasses` looks `exec` up in its module globals before the builtins
@@ -155,4 +159,4 @@ WARM = (
 
 if __name__ == "__main__":
     n = warm(WARM)
-    print(f"{default_path()}: {n} dataclass method texts compiled")
+    print(f"{default_path() or 'no bytecode cache'}: {n} dataclass method texts compiled")

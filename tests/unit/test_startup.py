@@ -125,7 +125,8 @@ def test_the_agents_start_reads_the_file_a_warm_run_wrote(tmp_path: Path) -> Non
         from kubevip import startup
         with startup.imports() as c:
             import kubevip.runner
-        print(c.compiled, startup.default_path().is_relative_to(sys.pycache_prefix))
+        path = startup.default_path()
+        print(c.compiled, path is not None and path.is_relative_to(sys.pycache_prefix))
     """)
     env = {**os.environ, "PYTHONPYCACHEPREFIX": str(tmp_path)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -141,3 +142,11 @@ def test_the_command_line_imports_the_agent_under_the_context() -> None:
 
     args = build_parser(["manager"]).parse_args(["manager"])
     assert args.imports == ("kubevip.runner",)
+
+
+def test_no_bytecode_caching_means_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.implementation, "cache_tag", None)
+    assert startup.default_path() is None
+    with startup.imports() as code:
+        make_class("t")
+    assert code is not None and code.path is None and not code.save()
