@@ -702,9 +702,12 @@ def bgp_lines(doc: dict[str, Any]) -> list[str]:
     return [
         "- *BGP*: both agents in BGP mode, one after the other, peered with the same "
         f"{b['router']} router (AS {b['router_as']}, one IPv4 session per node carrying both families; "
-        f"`{b['env']}`). *route in the router's RIB*: from the Service's POST until the router's RIB "
-        "(read with the daemon's CLI, both families, tens of ms per read) holds that family's /32 or /128. "
-        "*gone*: from the DELETE until neither is left. *SIGKILL*: from the signal to the announcing "
+        f"`{b['env']}`). *route in the router's RIB*: from the Service's POST until the router holds "
+        "that family's /32 or /128: for bird2 and FRR the instant the route reaches the router "
+        "namespace's kernel table (netlink events, `bench/compare/routewatch.py`; before 2026-12-06 "
+        "session 19, and for gobgpd, the daemon's CLI polled, tens of ms per read, kept as "
+        "`create_polled`). *gone*: from the DELETE until neither is left (the same source). "
+        "*SIGKILL*: from the signal to the announcing "
         "agent until the RIB names another node's next hop (session drop, Lease expiry, takeover, "
         "announcement). Next hops are checked to be a node's address of the prefix's family "
         "(`bgp_details` in the JSON).",

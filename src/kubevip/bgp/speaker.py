@@ -319,7 +319,8 @@ class Speaker:
         server = await asyncio.start_unix_server(accept, path=str(self._socket_path))
         # The child needs none of the agent's settings; the peers' passwords stay out of its environment.
         env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV} | dict(EXABGP_ENV)
-        argv = [*self._prefix, sys.executable, "-m", "exabgp", "server", str(self._conf_path)]
+        # kubevip.bgp.child: ExaBGP with TCP_NODELAY on the sessions it opens (see there)
+        argv = [*self._prefix, sys.executable, "-m", "kubevip.bgp.child", "server", str(self._conf_path)]
         tasks = TaskGroupGuard("bgp-exabgp")
         try:
             self._proc = proc = await asyncio.create_subprocess_exec(
