@@ -174,6 +174,11 @@ class Agent:
         self.ready = asyncio.Event()
         # Scalable election: one unit per VIP (no Lease per unit, so no kube-vip naming to keep).
         self.per_address_units = cfg.election.enabled and cfg.election.mode == "scalable"
+        # Per-Service Leases: a Cluster Service without endpoints is elected in advance, so its holder
+        # announces as soon as the first endpoint appears (core.claims.standby_units, docs/election.md;
+        # kube-vip elects once endpoints are ready: a deliberate difference, docs/migration.md).
+        # The global Lease and scalable mode elect no Lease per Service: nothing to win early there.
+        self.standby_units = cfg.election.enabled and cfg.election.per_service and not self.per_address_units
         # Kernel lifetimes (docs/election.md): every VIP we hold by a Lease ends in the kernel before a
         # peer may take it over, unless renewals keep extending it. Not in BGP mode (the routes leave with
         # the session) nor without election (no peer takes over).
@@ -349,7 +354,7 @@ class Agent:
                 dict(self._cache), per_address=self.per_address_units, service_interfaces=self.bgp is None,
                 policy=self.facts.policy, cross_namespace=self.cfg.policy.cross_namespace,
                 dhcp_layer2=self.bgp is None,  # DHCP VIPs are layer 2 only (docs/dhcp.md)
-                plan_memo=self._plan_memo,
+                plan_memo=self._plan_memo, standby=self.standby_units,
             )
             if self.nodes is not None:  # narrowed to the nodes placement allows (docs/placement.md)
                 services = {k: r.view for k, r in self.world.services.items()}

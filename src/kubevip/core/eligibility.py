@@ -346,7 +346,19 @@ def placed_snapshot(
     snap: Snapshot, services: Mapping[str, ServiceView], nodes: Mapping[str, NodeView], rules: Rules,
     memo: PlacementMemo | None = None,
 ) -> tuple[Snapshot, Placement]:
-    """`snap` with its plans narrowed by `place`, and placement's Warnings added to the Services'."""
+    """`snap` with its plans narrowed by `place`, and placement's Warnings added to the Services'.
+
+    Units elected in advance (`snap.standby`, any node eligible) are dropped wherever placement could
+    narrow them (a node-wide selector or drain-on-cordon, or the Service's own selector or preference):
+    elected without their plans, they could land on a node placement refuses and would have to move once
+    the Service has endpoints. Such Services elect when their endpoints come, as before."""
+    standby = snap.standby
+    if standby:
+        narrowing = bool(rules.node_selector.requirements) or rules.drain_on_cordon
+        kept = {k: u for k, u in standby.items()
+                if not narrowing and service_rules(services.get(k)) == ServiceRules()}
+        if kept != standby:
+            snap = replace(snap, standby=kept)
     pl = place(snap.plans, services, nodes, rules, snap.dhcp, memo)
     if not pl.refusals and not pl.warnings and not pl.dhcp_refusals:
         return snap, pl

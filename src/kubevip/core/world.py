@@ -19,6 +19,7 @@ from kubevip.core.claims import (
     interface_conflicts,
     plans_by_service,
     resolve,
+    standby_units,
 )
 from kubevip.core.conditions import Condition, warnings
 from kubevip.core.egress import egress_warnings
@@ -79,6 +80,8 @@ class Decided:
     # The Warnings that depend on the Service alone (all but address clashes and interface conflicts,
     # which depend on the other Services): computed with the decision, not again in every snapshot.
     warnings: frozenset[Condition] = frozenset()
+    # Units elected before the Service has endpoints (`core.claims.standby_units`); () unless asked.
+    standby: tuple[UnitId, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class Snapshot:
     decided: Mapping[str, Decided] = field(default_factory=dict)
     # Services' families asking DHCP: their units are elected even before any address is leased.
     dhcp: tuple[DhcpWant, ...] = ()
+    # Per Service, units elected before it has endpoints (any node eligible): no plan, so no row.
+    standby: Mapping[str, tuple[UnitId, ...]] = field(default_factory=dict)
 
     # Derived once per snapshot: every pass and every report round ask for them.
     @functools.cached_property
@@ -112,6 +117,9 @@ class Snapshot:
             elif w.eligible is not None:
                 cur = units[w.unit]
                 units[w.unit] = w.eligible if cur is None else cur & w.eligible
+        for standby in self.standby.values():
+            for unit in standby:
+                units.setdefault(unit, None)  # a unit with a plan keeps the plan's eligibility
         return units
 
     @functools.cached_property
@@ -146,6 +154,7 @@ def snapshot(
     cross_namespace: bool = False,
     dhcp_layer2: bool = True,
     plan_memo: PlanMemo | None = None,
+    standby: bool = False,
 ) -> Snapshot:
     """Decide every handled Service, then resolve shared addresses cluster-wide.
 
@@ -154,6 +163,8 @@ def snapshot(
     plans carry no interface. `cross_namespace` lets Services of different namespaces share an address
     without consent (`svc_cross_namespace_sharing`). `dhcp_layer2=False` (BGP mode) refuses `0.0.0.0`
     (`dhcp-needs-layer2`, docs/dhcp.md). `plan_memo`: `core.claims.resolve`'s memo (one caller).
+    `standby` (per-Service Leases): Cluster Services without endpoints name their future units
+    (`core.claims.standby_units`), elected in advance.
     """
     decisions: dict[str, ServiceDecision] = {}
     decided: dict[str, Decided] = {}
@@ -170,7 +181,9 @@ def snapshot(
             d = decide_one(world, key, use_legacy, policy, dhcp_layer2)
             done = Decided(d, claims_of(rec.view, rec.created, d, service_interfaces),
                            dhcp_wants(rec.view, rec.created, d, per_address, service_interfaces),
-                           warnings(d, (), (), rec.view) | egress_warnings(rec.view))
+                           warnings(d, (), (), rec.view) | egress_warnings(rec.view),
+                           standby_units(rec.view, rec.created, d, per_address, service_interfaces)
+                           if standby else ())
         decided[key] = done
         decisions[key] = done.decision
         claims.extend(done.claims)
@@ -182,7 +195,7 @@ def snapshot(
         warns[k] = warns[k] | warnings(decisions[k], clashes, conflicts, world.services[k].view)
     return Snapshot(
         decisions, plans, clashes, plans_by_service(plans), warns, frozenset(handled), conflicts, decided,
-        tuple(wants),
+        tuple(wants), {k: d.standby for k, d in decided.items() if d.standby},
     )
 
 

@@ -497,3 +497,29 @@ def test_the_subnet_refusal_through_place_names_the_vip() -> None:
     pl = place([plan(VIP4)], {}, ns, Rules(layer2=True))
     want = Refusal(Reason.NODE_OFF_SUBNET, f"node b has no interface on the subnet of {VIP4}")
     assert pl.refusals[VIP4]["b"] == want
+
+
+def test_units_elected_in_advance_are_kept_only_where_placement_cannot_narrow_them() -> None:
+    """A Cluster Service without endpoints is elected in advance on any node; where placement could
+    narrow its unit (node-wide or its own selector, preference, drain-on-cordon) it waits as before."""
+    def dark(**annotations: str) -> tuple[ServiceView, World]:
+        raw = service("dark", "192.0.2.10", annotations=annotations, allow_no_endpoints=False)
+        v = service_from_dict(raw)
+        w = World()
+        w.services[v.key] = ServiceRecord(v, "2026-01-01T00:00:00Z")
+        return v, w
+
+    known = nodes(node("a", {"rack": "r1"}), node("b"))
+    v, w = dark()
+    snap = snapshot(w, ClassFilter(), False, standby=True)
+    assert snap.standby and snap.units == {"default/kubevip-dark": None}
+    kept, _ = placed_snapshot(snap, {v.key: v}, known, Rules())
+    assert kept.standby == snap.standby and kept.units == snap.units
+    for rules in (Rules(node_selector=labelselector.parse("rack=r1")), Rules(drain_on_cordon=True)):
+        dropped, _ = placed_snapshot(snap, {v.key: v}, known, rules)
+        assert dropped.standby == {} and dropped.units == {}
+    for ann in ({ANNOTATION_NODE_SELECTOR: "rack=r1"}, {"kube-vip.io/preferred-nodes": "a"}):
+        v, w = dark(**ann)
+        snap = snapshot(w, ClassFilter(), False, standby=True)
+        dropped, _ = placed_snapshot(snap, {v.key: v}, known, Rules())
+        assert snap.standby and dropped.standby == {} and dropped.units == {}

@@ -13,6 +13,7 @@ from kubevip.core.claims import PlanMemo
 from kubevip.core.conditions import warnings
 from kubevip.core.egress import egress_warnings
 from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
+from kubevip.core.plan import endpoint_bound
 from kubevip.core.selection import ClassFilter
 from kubevip.core.views import IPFamily, LegacyEndpointsView, StatusCondition
 from kubevip.core.world import (
@@ -201,3 +202,65 @@ def test_reused_decisions_and_plans_never_change_a_snapshot(
             whole = warnings(d, fresh.clashes, fresh.interface_conflicts, view) | egress_warnings(view)
             assert fresh.warnings[k] == whole
         decided, last = carried.decided, dict(w.services)
+
+
+# Units elected in advance (core.claims.standby_units): a Cluster Service without endpoints names the
+# unit it will have once it has one; Local Services and announced ones name none; nothing is planned.
+def _dark(name: str = "dark", etp: str = "Cluster", families: tuple[str, ...] = ("IPv4",),
+          vips: str = "192.0.2.50", annotations: dict[str, str] | None = None) -> World:
+    w = World()
+    apply_event(w, SERVICE, False, service_from_dict(service(
+        name, vips, families=families, policy="RequireDualStack" if len(families) == 2 else "SingleStack",
+        etp=etp, allow_no_endpoints=False, annotations=annotations)))
+    return w
+
+
+def test_a_cluster_service_without_endpoints_is_elected_in_advance_on_the_unit_it_will_have() -> None:
+    w = _dark(families=("IPv4", "IPv6"), vips="192.0.2.50,2001:db8::50")
+    early = snapshot(w, ClassFilter(), False, standby=True)
+    assert early.plans == () and early.decisions["default/dark"].reason == "no-endpoints"
+    assert early.standby == {"default/dark": ("default/kubevip-dark",)}  # one Lease for both families
+    assert early.units == {"default/kubevip-dark": None}
+    assert snapshot(w, ClassFilter(), False).units == {}  # only when asked (per-Service Leases)
+    pod = slice_("dark", "IPv4", [("10.0.0.1", "n2")])
+    apply_event(w, ENDPOINT_SLICE, False, endpointslice_from_dict(pod))
+    ready = snapshot(w, ClassFilter(), False, standby=True)
+    assert ready.standby == {} and {p.unit for p in ready.plans} == set(early.units)
+    assert ready.units == early.units  # the same Lease: its holder announces without a new election
+
+
+def test_local_services_announced_ones_and_services_without_a_vip_are_not_elected_in_advance() -> None:
+    for w in (_dark(etp="Local"), _dark(vips=""),
+              _dark(annotations={"kube-vip.io/allow-reconcile-without-endpoints": "true"})):
+        snap = snapshot(w, ClassFilter(), False, standby=True)
+        assert snap.standby == {}
+        assert snap.units == snapshot(w, ClassFilter(), False).units
+
+
+def test_a_shared_lease_name_is_elected_in_advance_under_that_name() -> None:
+    w = _dark(annotations={"kube-vip.io/leaseName": "shared"})
+    snap = snapshot(w, ClassFilter(), False, standby=True)
+    assert snap.standby == {"default/dark": ("default/shared",)}
+
+
+@given(st.lists(_SERVICES, min_size=1, max_size=4), st.booleans(), st.lists(st.booleans(), max_size=6))
+def test_electing_in_advance_changes_no_plan_and_keeps_every_units_eligibility(
+    worlds: list[list[tuple[str, str, str, int, dict[str, str]]]], per_address: bool, dark: list[bool],
+) -> None:
+    for items in worlds:
+        w = _world(items)
+        for (key, rec), off in zip(sorted(w.services.items()), dark, strict=False):
+            if off:  # some Services lose kube-vip's opt-in: no endpoints, not announced
+                ann = tuple(a for a in rec.view.annotations
+                            if a[0] != "kube-vip.io/allow-reconcile-without-endpoints")
+                w.services[key] = ServiceRecord(dataclasses.replace(rec.view, annotations=ann), rec.created)
+        plain = snapshot(w, ClassFilter(), False, per_address=per_address)
+        early = snapshot(w, ClassFilter(), False, per_address=per_address, standby=True)
+        assert (early.plans, early.clashes, early.granted, early.warnings) == (
+            plain.plans, plain.clashes, plain.granted, plain.warnings)
+        assert all(early.units[u] == e for u, e in plain.units.items())
+        extra = set(early.units) - set(plain.units)
+        assert all(early.units[u] is None for u in extra)
+        assert extra <= {u for units in early.standby.values() for u in units}
+        assert set(early.standby) == {k for k, d in early.decisions.items() if d.reason == "no-endpoints"
+                                      and not endpoint_bound(w.services[k].view)}  # egress binds too
