@@ -705,9 +705,9 @@ def bgp_lines(doc: dict[str, Any]) -> list[str]:
         f"`{b['env']}`). *route in the router's RIB*: from the Service's POST until the router holds "
         "that family's /32 or /128: for bird2 and FRR the instant the route reaches the router "
         "namespace's kernel table (netlink events, `bench/compare/routewatch.py`; before 2026-12-06 "
-        "session 19, and for gobgpd, the daemon's CLI polled, tens of ms per read, kept as "
-        "`create_polled`). *gone*: from the DELETE until neither is left (the same source). "
-        "*SIGKILL*: from the signal to the announcing "
+        "session 19, and for gobgpd, the daemon's CLI polled every 10 ms, tens of ms per read; "
+        "the CLI is not run while a create or delete is timed). *gone*: from the DELETE until neither "
+        "is left (the same source). *SIGKILL*: from the signal to the announcing "
         "agent until the RIB names another node's next hop (session drop, Lease expiry, takeover, "
         "announcement). Next hops are checked to be a node's address of the prefix's family "
         "(`bgp_details` in the JSON).",

@@ -511,8 +511,9 @@ class Runner:
         -> both routes gone, SIGKILL of the announcing agent -> the RIB names another node. The RIB is
         read through the router's CLI (both families: one call each, tens of ms). For daemons that program
         the kernel (bird2, FRR) the create and delete times are taken from the router namespace's kernel
-        table instead (routewatch.py, netlink events on the bench's clock); the CLI's times stay in
-        `create_polled` / `delete_polled`."""
+        table instead (routewatch.py, netlink events on the bench's clock), and the CLI is not polled
+        while a create or delete is timed (its processes would compete with the agents for the CPU);
+        without the watcher the CLI's times are kept in `create_polled` / `delete_polled` too."""
         kube = self.lab.admin
         hop_node = {a: n.name for n in self.lab.nodes for a in (n.ipv4, n.ipv6)}
         node_hop = {n.name: {"ipv4": n.ipv4, "ipv6": n.ipv6} for n in self.lab.nodes}
@@ -566,9 +567,10 @@ class Runner:
         if watch is not None:
             res["timing_source"] = "router kernel table (netlink events)"
 
-        def wire(op: str, since: float) -> dict[str, float]:
-            """Per family, when the router's kernel table got (add) or lost (del) the VIP's route;
-            waits a little for the watcher's line, which may trail the CLI's answer."""
+        def wire(op: str, since: float, within: float) -> dict[str, float]:
+            """Per family, when the router's kernel table got (add) or lost (del) the VIP's route, from
+            the watcher's file (read every 5 ms: no CLI process competes with the agents meanwhile);
+            NaN for a family that did not within `within` seconds."""
             assert watch is not None
             out: dict[str, float] = {}
 
@@ -577,7 +579,7 @@ class Runner:
                 out.update({f: first_after(ev, op, v, since) for f, v in vips.items()})
                 return not any(math.isnan(x) for x in out.values())
 
-            workload.wait_for(landed, 2, 0.01)
+            workload.wait_for(landed, within, 0.005)
             return out
 
         try:
@@ -587,28 +589,36 @@ class Runner:
                 res["created_at"].append(time.time())
                 workload.create_service(kube, workload.service_body(name, vips))
                 seen: dict[str, float] = {}
-                deadline = t0 + 30
                 routes: dict[str, set[str]] = {}
-                while len(seen) < len(vips) and time.monotonic() < deadline:
-                    routes = rib.routes()
-                    now = time.monotonic()
-                    for f, v in vips.items():
-                        if routes.get(v) and f not in seen:
-                            seen[f] = now - t0
-                    time.sleep(0.01)
-                at = wire("add", t0) if watch is not None and len(seen) == len(vips) else {}
+                if watch is not None:
+                    seen = {f: x for f, x in wire("add", t0, 30).items() if not math.isnan(x)}
+                    routes = rib.routes()  # once, after the timing: the next hops
+                else:
+                    deadline = t0 + 30
+                    while len(seen) < len(vips) and time.monotonic() < deadline:
+                        routes = rib.routes()
+                        now = time.monotonic()
+                        for f, v in vips.items():
+                            if routes.get(v) and f not in seen:
+                                seen[f] = now - t0
+                        time.sleep(0.01)
+                    for f in vips:
+                        res["create_polled"][f].append(seen.get(f, float("nan")))
                 for f in vips:
-                    polled = seen.get(f, float("nan"))
-                    res["create_polled"][f].append(polled)
-                    res["create"][f].append(at.get(f, polled))
+                    res["create"][f].append(seen.get(f, float("nan")))
                 check_hops(routes)
                 t1 = time.monotonic()
                 workload.delete_services(kube, [name])
-                gone = workload.wait_for(absent, 30, 0.01)
-                polled_del = time.monotonic() - t1 if gone else float("nan")
-                res["delete_polled"].append(polled_del)
-                left = wire("del", t1) if watch is not None and gone else {}
-                res["delete"].append(max(left.values()) if left else polled_del)
+                if watch is not None:
+                    left = wire("del", t1, 30)
+                    res["delete"].append(math.nan if any(math.isnan(x) for x in left.values())
+                                         else max(left.values()))
+                    workload.wait_for(absent, 30, 0.05)  # the CLI agrees before the next run
+                else:
+                    gone = workload.wait_for(absent, 30, 0.01)
+                    polled_del = time.monotonic() - t1 if gone else float("nan")
+                    res["delete_polled"].append(polled_del)
+                    res["delete"].append(polled_del)
                 self.clear_vips(list(vips.values()))
         finally:
             if watch is not None:
