@@ -161,6 +161,36 @@ def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
     assert "YAML" in str(err.value)
 
 
+@pytest.mark.parametrize("loader", ["CSafeLoader", "SafeLoader"])
+def test_broken_yaml_never_quotes_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loader: str
+) -> None:
+    """PyYAML's own message quotes the offending line: a token must not reach the error (or the log)."""
+    import yaml
+
+    if loader == "SafeLoader":  # PyYAML without libyaml
+        monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    path = tmp_path / "config"
+    path.write_text("users:\n- name: u\n  user:\n    token: s3cr3t-t0ken: [unclosed\n")
+    with pytest.raises(ConfigError) as err:
+        load_kubeconfig(path)
+    message = str(err.value)
+    assert "s3cr3t" not in message and "line 4, column" in message, message
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_libyaml_and_pure_python_read_the_same_kubeconfig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    path = write(tmp_path, {"tls-server-name": "api.example"}, {"token": "t0k", "username": "0123"})
+    fields = lambda a: (a.server, a.ssl is None, a.tls_server_name, a.token, a.username)  # noqa: E731
+    fast = fields(load_kubeconfig(path))
+    monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    assert fields(load_kubeconfig(path)) == fast == ("https://192.0.2.1:6443", False, "api.example", "t0k", "0123")
+
+
 def test_unknown_context_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_kubeconfig(write(tmp_path, {}), context="other")
