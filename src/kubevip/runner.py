@@ -19,6 +19,10 @@ from kubevip.tasks import spawn
 
 log = logging.getLogger(__name__)
 
+# The metrics and health servers start once the agent's first pass is done, or this many seconds after
+# its start at the latest (an agent that cannot reach the API server still answers /healthz).
+SERVE_AFTER = 1.0
+
 
 def dump_tasks() -> None:
     """SIGUSR1: log where every asyncio task waits (diagnosing a stuck agent without a debugger)."""
@@ -32,6 +36,16 @@ async def settle_when_ready(agent: Agent) -> None:
     """Once the cluster is loaded and the first pass done, freeze what that created (kubevip.heap)."""
     await agent.ready.wait()
     heap.settle()
+
+
+async def first_pass_or_stop(agent: Agent, stop: asyncio.Event, limit: float) -> None:
+    """Return once the agent's first pass is done, a stop was asked for or `limit` seconds passed."""
+    waits = [asyncio.ensure_future(agent.ready.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def run_agent(cfg: AgentConfig) -> int:
@@ -75,9 +89,11 @@ async def run_agent(cfg: AgentConfig) -> int:
             cp = await open_control_plane(cfg, metrics, cp_speaker)
         spawn(agent.guard, "loop-lag", watch_loop(metrics, heartbeat))  # before start: it may take a while
         await agent.start()
-        # After the agent's start, not before: a server's first start imports aiohttp.web (14 ms of CPU)
-        # and binds, and the election's first Lease round trips need not wait for that (issue 21, a
-        # restart of every agent). A port already taken still stops the agent here, through `finally`.
+        # After the first pass, not before: a server's first start imports aiohttp.web (14 ms of CPU, in
+        # its own thread but holding the GIL), and on a restart of every agent the lists, the election
+        # and the first pass need not share the CPU with that (issue 21). A port already taken still
+        # stops the agent here, through `finally`.
+        await first_pass_or_stop(agent, stop, SERVE_AFTER)
         for server in servers:
             await server.start()
         spawn(agent.guard, "settle-heap", settle_when_ready(agent))

@@ -836,13 +836,31 @@ class Agent:
             self.ready.set()
 
     async def start(self) -> None:
-        """Adopt what the kernel holds, then start watches, election, loop and reporting."""
+        """Start the election and the watches, adopt what the kernel holds, then start loop and reporting."""
         if self.bgp is not None:
             await self.bgp.start()
         # The election first: its first Lease round trips (a new TLS connection, a read, a write) overlap
         # the kernel reads, packet-rule removal and lists below instead of following them (issue 21, a
         # restart of every agent). Leading changes nothing until the first pass names the units.
         spawn(self.guard, "election", self.leadership.run())
+        if self.api is not None:
+            # The lists next, for the same reason: the kernel reads below overlap them. Nothing is
+            # decided before the loop starts at the end, and the loop waits until every list is in.
+            await self.facts.discover_service_cidrs()  # its reflector joins the lists
+            self.sources = Sources(
+                self.api, self.world, self.cfg.namespace, self.cfg.use_legacy_endpoints, self.touched,
+                self.metrics, self._broken, written_back=self.written_back,
+            )
+            self.nodes = NodeSource(
+                self.api, self.nodes_changed, self._broken,
+                on_restart=lambda cause: self.metrics.watch_restarts.labels("nodes", cause).inc(),
+                namespace=self.cfg.election.namespace, also=self.facts.node_handlers,
+            )
+            # No pass before the policy's facts (the shared Node watch among them) are listed too: an
+            # address must not flash on a node.
+            self.sources.reflectors.extend([*self.facts.reflectors, self.nodes.reflector])
+            for r in [*self.sources.reflectors, self.nodes.lease_reflector]:
+                spawn(self.guard, f"watch {r.name}", r.run())
         await asyncio.to_thread(self.vips.detect_ownership, f"node {self.me}'s Service VIPs", self.lifetimes)
         if not self.vips.ownership.proto_kept:
             self._ipv6_limit = None  # without IFA_PROTO a permanent address would not count as ours
@@ -859,22 +877,7 @@ class Agent:
             spawn(self.guard, "presence", self.presence.run())
         await self.facts.refresh_host()
         spawn(self.guard, "address policy: host facts", self.facts.host_loop())
-        if self.api is not None:
-            await self.facts.discover_service_cidrs()
-            self.sources = Sources(
-                self.api, self.world, self.cfg.namespace, self.cfg.use_legacy_endpoints, self.touched,
-                self.metrics, self._broken, written_back=self.written_back,
-            )
-            self.nodes = NodeSource(
-                self.api, self.nodes_changed, self._broken,
-                on_restart=lambda cause: self.metrics.watch_restarts.labels("nodes", cause).inc(),
-                namespace=self.cfg.election.namespace, also=self.facts.node_handlers,
-            )
-            # No pass before the policy's facts (the shared Node watch among them) are listed too: an
-            # address must not flash on a node.
-            self.sources.reflectors.extend([*self.facts.reflectors, self.nodes.reflector])
-            for r in [*self.sources.reflectors, self.nodes.lease_reflector]:
-                spawn(self.guard, f"watch {r.name}", r.run())
+        if self.api is not None and self.nodes is not None:
             if self.bgp is not None and self.bgp.settings.annotation_prefix:
                 spawn(self.guard, "bgp from node annotations", follow_bgp_annotations(
                     self.bgp.settings, self.me, self._own_annotations, self._node_changed, self._apply_bgp,

@@ -14,6 +14,7 @@ from kubevip.ip import IPAddress, IPNetwork
 from kubevip.net.addresses import ADDRESS_PROTO
 from kubevip.net.interfaces import dump_addresses
 from kubevip.net.namespace import OWN, Netns
+from kubevip.net.rtnl_batch import default_routes
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,8 @@ def host_facts(ns: Netns = OWN, proto: int = ADDRESS_PROTO) -> HostFacts:
         net = ipaddress.ip_network((addr, a.prefixlen), strict=False)
         if net.max_prefixlen - net.prefixlen >= 2:
             subnets.setdefault(net)
-    with ns.iproute() as ipr:
+    with ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
         for af in (socket.AF_INET, socket.AF_INET6):
-            for route in ipr.get_default_routes(family=af, table=254):
-                hops = [route.get_attr("RTA_GATEWAY")]
-                hops += [h.get_attr("RTA_GATEWAY") for h in route.get_attr("RTA_MULTIPATH") or []
-                         if hasattr(h, "get_attr")]
-                for gw in hops:
-                    if gw:
-                        gateways.add(ipaddress.ip_address(gw))
+            for route in default_routes(sock, af, f"listing default routes in {ns}"):
+                gateways.update(route.gateways)
     return HostFacts(frozenset(addresses), tuple(subnets), frozenset(gateways))

@@ -14,7 +14,7 @@ from typing import Literal
 from kubevip.errors import InterfaceNotFoundError, KubevipError, NetworkError
 from kubevip.ip import IPFamily
 from kubevip.net.namespace import OWN, Netns
-from kubevip.net.rtnl_batch import DumpedAddress, address_dump, get_link, link_dump
+from kubevip.net.rtnl_batch import DumpedAddress, address_dump, default_routes, get_link, link_dump
 
 log = logging.getLogger(__name__)
 
@@ -70,25 +70,17 @@ def choose_interface(
 
 
 def default_route_interfaces(ns: Netns = OWN) -> dict[int, str]:
-    """Per family (4, 6), the interface of the main table's default route with the lowest metric."""
+    """Per family (4, 6), the interface of the main table's default route with the lowest metric (for a
+    multipath route, its first hop's). Our own dumps (net/rtnl_batch.py), not pyroute2's: see there."""
     result: dict[int, str] = {}
-    with ns.iproute() as ipr:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+    with ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        names = {index: name for index, name, _ in link_dump(sock, f"listing interfaces in {ns}")}
         for family, af in ((4, socket.AF_INET), (6, socket.AF_INET6)):
-            best: tuple[int, str] | None = None
-            for route in ipr.get_default_routes(family=af, table=254):
-                oif = route.get_attr("RTA_OIF")
-                if oif is None:
-                    # Multipath default route: take its first hop's interface.
-                    hops = route.get_attr("RTA_MULTIPATH") or []
-                    oif = hops[0]["oif"] if hops else None
-                if oif is None or oif not in names:
-                    continue
-                metric = route.get_attr("RTA_PRIORITY") or 0
-                if best is None or metric < best[0]:
-                    best = (metric, names[oif])
+            routes = default_routes(sock, af, f"listing IPv{family} default routes in {ns}")
+            best = min(((r.priority, i, names[r.oif]) for i, r in enumerate(routes) if r.oif in names),
+                       default=None)
             if best is not None:
-                result[family] = best[1]
+                result[family] = best[2]
     return result
 
 

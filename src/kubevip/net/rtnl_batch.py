@@ -1,14 +1,17 @@
 """Address changes sent to the kernel in batches: many RTM_NEWADDR / RTM_DELADDR requests per sendmsg,
 each failure answered with its own error code and the rest by one acknowledgement per sendmsg; the
-address dump, parsed into one small object per address; and the one-interface lookup (RTM_GETLINK by
-name or index) every batch starts with.
+address dump, parsed into one small object per address; the one-interface lookup (RTM_GETLINK by
+name or index) every batch starts with; and the main table's default routes (the interface that carries
+VIPs, the gateways the address policy protects).
 
 pyroute2 spends about a millisecond of Python per request (building and parsing its message objects);
 a pass that moves 2000 VIPs then holds the GIL for seconds. Its parsed dump messages are also reference
 cycles (some 30 objects per address) that only the cyclic garbage collector frees: an agent holding
 2000 VIPs, dumping its interface a few times a second, left ~300,000 such objects per collection and
 paused for 0.7-1.5 s in each (docs/performance-history.md). The formats are fixed by the kernel ABI
-(linux/netlink.h, linux/if_addr.h), so they are packed and parsed here directly.
+(linux/netlink.h, linux/if_addr.h, linux/rtnetlink.h), so they are packed and parsed here directly.
+The default routes are read here too, so that an agent in layer 2 mode never imports pyroute2's
+IPRoute: that import is 33 ms of CPU, a fifth of an agent's start (issue 21, a restart of every agent).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kubevip.errors import NetworkError
 from kubevip.ip import IPAddress
@@ -30,6 +34,8 @@ NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, interface index
 IFINFOMSG = struct.Struct("=BxHiII")  # family, (pad), device type, index, flags, change mask
 RTATTR = struct.Struct("=HH")  # length, type
+RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst/src prefix length, tos, table, protocol, scope, type, flags
+RTNEXTHOP = struct.Struct("=HBBi")  # length, flags, hops, interface index (one hop of RTA_MULTIPATH)
 ERROR_CODE = struct.Struct("=i")
 _FLAGS = struct.Struct("=H")
 _FLAGS_AT = 6  # nlmsg_flags, after the length (4) and the type (2)
@@ -40,6 +46,8 @@ RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_DELADDR = 21
 RTM_GETADDR = 22
+RTM_NEWROUTE = 24
+RTM_GETROUTE = 26
 NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
 NLM_F_ACK = 0x4
@@ -48,6 +56,8 @@ NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
+IFLA_LINKINFO = 18
+IFLA_INFO_KIND = 1  # inside IFLA_LINKINFO
 IFNAMSIZ = 16  # with the terminating NUL
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
@@ -55,12 +65,20 @@ IFA_CACHEINFO = 6
 IFA_FLAGS = 8
 IFA_PROTO = 11
 IFA_F_PERMANENT = 0x80
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PRIORITY = 6
+RTA_MULTIPATH = 9
+RTA_TABLE = 15
+RT_TABLE_MAIN = 254
 INFINITY_LIFE_TIME = 0xFFFFFFFF
 IFA_F_NODAD = 0x02  # an IPv6 VIP must answer at once, not sit "tentative" for DAD's 1-2 s
 CACHEINFO = struct.Struct("=IIII")  # preferred lifetime, valid lifetime, created, updated (kernel's)
 # IFA_CACHEINFO is always the last attribute of a request that carries one, so a precomputed request
 # gets a new lifetime by patching its last 16 bytes (`with_lifetime`).
 _LIFETIME_AT = -CACHEINFO.size
+
+_T = TypeVar("_T")
 
 # Requests per sendmsg: their errors (an error echoes the request) must fit the socket's default receive
 # buffer, or the kernel drops them.
@@ -288,16 +306,44 @@ def parse_link(payload: bytes) -> tuple[int, str, bytes] | None:
     return None if name is None else (index, name, mac)
 
 
-def link_dump(sock: socket.socket, what: str) -> list[tuple[int, str, bytes]]:
-    """(index, name, hardware address) of every interface in the namespace, from one dump."""
+def _links(sock: socket.socket, what: str, parse: Callable[[bytes], _T | None]) -> list[_T]:
+    """`parse` of every RTM_NEWLINK of one dump of the namespace's interfaces (None: left out)."""
     body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
     request = NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
     sock.settimeout(ACK_TIMEOUT)
     try:
         sock.send(request + body)
-        return [got for payload in dump_replies(sock, 1, what) if (got := parse_link(payload)) is not None]
+        return [got for payload in dump_replies(sock, 1, what) if (got := parse(payload)) is not None]
     except OSError as exc:
         raise NetworkError(f"{what}: netlink dump failed: {exc}") from exc
+
+
+def link_dump(sock: socket.socket, what: str) -> list[tuple[int, str, bytes]]:
+    """(index, name, hardware address) of every interface in the namespace, from one dump."""
+    return _links(sock, what, parse_link)
+
+
+def parse_link_kind(payload: bytes) -> tuple[str, str] | None:
+    """(name, kind) of one RTM_NEWLINK message: the kind is IFLA_INFO_KIND inside IFLA_LINKINFO
+    ("macvlan", "veth", "bridge"...; "" for a device without one, as a physical NIC). None when truncated
+    or nameless."""
+    if len(payload) < IFINFOMSG.size:
+        return None
+    name: str | None = None
+    kind = ""
+    for what, value in _attrs(payload, IFINFOMSG.size, len(payload)):
+        if what == IFLA_IFNAME:
+            name = value.split(b"\0", 1)[0].decode(errors="replace")
+        elif what == IFLA_LINKINFO:
+            for inner, info in _attrs(value, 0, len(value)):
+                if inner == IFLA_INFO_KIND:
+                    kind = info.split(b"\0", 1)[0].decode(errors="replace")
+    return None if name is None else (name, kind)
+
+
+def link_kinds(sock: socket.socket, what: str) -> list[tuple[str, str]]:
+    """(name, kind) of every interface in the namespace, from one dump (`parse_link_kind`)."""
+    return _links(sock, what, parse_link_kind)
 
 
 def get_link(sock: socket.socket, key: str | int, what: str) -> tuple[int, str, bytes] | None:
@@ -322,3 +368,92 @@ def get_link(sock: socket.socket, key: str | int, what: str) -> tuple[int, str, 
                     return parse_link(payload)
     except OSError as exc:
         raise NetworkError(f"{what}: netlink request failed: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultRoute:
+    """One default route (no destination prefix) of a routing table: its metric, its interface (for a
+    multipath route the first hop's; 0 when it has none, as an unreachable route) and its gateways
+    (RTA_GATEWAY of the route and of each hop)."""
+
+    priority: int
+    oif: int
+    gateways: tuple[IPAddress, ...] = ()
+
+
+def _attrs(payload: bytes, off: int, end: int) -> list[tuple[int, bytes]]:
+    """(type, value) of the route attributes in payload[off:end]; a truncated attribute ends the walk."""
+    out = []
+    while off + RTATTR.size <= end:
+        size, kind = RTATTR.unpack_from(payload, off)
+        if size < RTATTR.size or off + size > end:
+            break
+        out.append((kind & 0x3FFF, payload[off + RTATTR.size: off + size]))
+        off += (size + 3) & ~3
+    return out
+
+
+def _gateway(value: bytes) -> IPAddress | None:
+    if len(value) == 4:
+        return ipaddress.IPv4Address(value)
+    if len(value) == 16:
+        return ipaddress.IPv6Address(value)
+    return None
+
+
+def parse_default_route(payload: bytes, table: int = RT_TABLE_MAIN) -> DefaultRoute | None:
+    """One RTM_NEWROUTE message of a dump (after the netlink header) when it is a default route of
+    `table` (RTA_TABLE, else the header's 8-bit table); None for any other route or a truncated one."""
+    if len(payload) < RTMSG.size:
+        return None
+    _family, dst_len, _src, _tos, got_table, _proto, _scope, _type, _flags = RTMSG.unpack_from(payload, 0)
+    if dst_len:  # the kernel sends RTA_DST only with a prefix length, so this is every other route
+        return None
+    oif = priority = 0
+    gateways: list[IPAddress] = []
+    hops_oif = 0
+    for kind, value in _attrs(payload, RTMSG.size, len(payload)):
+        if kind == RTA_TABLE and len(value) >= 4:
+            (got_table,) = struct.unpack_from("=I", value)
+        elif kind == RTA_OIF and len(value) >= 4:
+            (oif,) = struct.unpack_from("=I", value)
+        elif kind == RTA_PRIORITY and len(value) >= 4:
+            (priority,) = struct.unpack_from("=I", value)
+        elif kind == RTA_GATEWAY and (gw := _gateway(value)) is not None:
+            gateways.append(gw)
+        elif kind == RTA_MULTIPATH:
+            off = 0
+            while off + RTNEXTHOP.size <= len(value):
+                size, _hflags, _hops, index = RTNEXTHOP.unpack_from(value, off)
+                if size < RTNEXTHOP.size or off + size > len(value):
+                    break
+                if not hops_oif:
+                    hops_oif = index
+                for hkind, hvalue in _attrs(value, off + RTNEXTHOP.size, off + size):
+                    if hkind == RTA_GATEWAY and (gw := _gateway(hvalue)) is not None:
+                        gateways.append(gw)
+                off += (size + 3) & ~3
+    if got_table != table:
+        return None
+    return DefaultRoute(priority, oif or hops_oif, tuple(gateways))
+
+
+def route_dump_request(seq: int, family: int) -> bytes:
+    """RTM_GETROUTE for every route of `family` (every table: the caller filters)."""
+    body = RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    flags = NLM_F_REQUEST | NLM_F_DUMP
+    return NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), RTM_GETROUTE, flags, seq, 0) + body
+
+
+def default_routes(
+    sock: socket.socket, family: int, what: str, table: int = RT_TABLE_MAIN
+) -> list[DefaultRoute]:
+    """The default routes of `family` (AF_INET, AF_INET6) in `table`, in the kernel's order, from one
+    dump on a NETLINK_ROUTE socket; a failed dump raises NetworkError naming `what`."""
+    sock.settimeout(ACK_TIMEOUT)
+    try:
+        sock.send(route_dump_request(1, family))
+        return [got for payload in dump_replies(sock, 1, what)
+                if (got := parse_default_route(payload, table)) is not None]
+    except OSError as exc:
+        raise NetworkError(f"{what}: netlink dump failed: {exc}") from exc

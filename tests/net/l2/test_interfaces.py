@@ -70,3 +70,31 @@ def test_vip_subnet_auto_takes_the_interfaces_prefix(lab: LabNetwork) -> None:
     assert auto.prefixlen(ipaddress.ip_address("198.51.100.7"), nets) == 32
     assert parse_subnet("").networks(node.interface, ns) == ()  # fixed masks need no lookup
     assert auto.networks("nosuch0", ns) == ()  # a missing interface: a warning, not an error
+
+
+def test_default_routes_read_from_the_kernel(lab: LabNetwork) -> None:
+    """The lowest metric of the main table wins, a multipath route counts by its first hop, other tables
+    do not count; the address policy's gateways are every hop's (net/rtnl_batch.py reads the dumps)."""
+    from kubevip.net.hostfacts import host_facts
+
+    node = lab.nodes[-1]
+    ns = Netns(node.netns)
+    net4, net6 = lab.topo.subnet_v4, lab.topo.subnet_v6
+    gw = [str(net4.network_address + i) for i in (1, 2, 3)]
+    gw6 = str(net6.network_address + 1)
+    run = lambda *args: lab.run(node.netns, ["ip", *args])  # noqa: E731
+    try:
+        run("route", "add", "default", "via", gw[0], "dev", "lo", "table", "100", "onlink")
+        assert default_route_interfaces(ns) == {}  # another table's default route is not this node's
+        run("route", "add", "default", "via", gw[0], "dev", "lo", "metric", "200", "onlink")
+        run("route", "add", "default", "metric", "100",
+            "nexthop", "via", gw[1], "dev", node.interface, "nexthop", "via", gw[2], "dev", node.interface)
+        run("-6", "route", "add", "default", "via", gw6, "dev", node.interface, "metric", "50")
+        assert default_route_interfaces(ns) == {4: node.interface, 6: node.interface}
+        assert {str(g) for g in host_facts(ns).gateways} == {*gw, gw6}
+        run("route", "del", "default", "metric", "100")
+        assert default_route_interfaces(ns) == {4: "lo", 6: node.interface}
+    finally:
+        for args in (("route", "flush", "table", "100"), ("route", "del", "default"),
+                     ("route", "del", "default"), ("-6", "route", "del", "default")):
+            lab.run(node.netns, ["ip", *args], check=False)

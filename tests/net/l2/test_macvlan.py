@@ -40,6 +40,11 @@ def test_macvlan_lifecycle(lab: LabNetwork) -> None:
     ensure_macvlan("kvdtest0", node.interface, other, ns)
     assert _mac_of(lab, node.netns, "kvdtest0") == other, "a changed MAC re-creates the macvlan"
     assert macvlans("kvd", ns) == frozenset({"kvdtest0"})
+    lab.run(node.netns, ["ip", "link", "add", "kvdbr0", "type", "bridge"])  # our prefix, another kind
+    try:
+        assert macvlans("kvd", ns) == frozenset({"kvdtest0"}) and macvlans("other", ns) == frozenset()
+    finally:
+        lab.run(node.netns, ["ip", "link", "del", "kvdbr0"])
     with pytest.raises(NetworkError, match="not a macvlan"):
         ensure_macvlan("lo", node.interface, mac, ns)
     with pytest.raises(NetworkError, match="does not exist"):

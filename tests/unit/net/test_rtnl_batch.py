@@ -203,9 +203,25 @@ def test_a_link_reads_as_pyroute2_encoded_it(index, name, mac, mtu, name_first) 
     assert rtnl_batch.parse_link(_link_message(index, attrs)) == (index, name, mac or b"")
 
 
+@given(
+    st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=15),
+    st.one_of(st.none(), st.sampled_from(["macvlan", "veth", "bridge", "vxlan"])),
+    st.booleans(),
+)
+def test_a_link_kind_reads_as_pyroute2_encoded_it(name, kind, linkinfo_first) -> None:  # type: ignore[no-untyped-def]
+    """The name and IFLA_INFO_KIND inside IFLA_LINKINFO ("" without one), whatever comes first."""
+    attrs: list[tuple[str, object]] = [("IFLA_IFNAME", name), ("IFLA_MTU", 1500)]
+    if kind is not None:
+        info = ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", kind)]})
+        attrs.insert(0 if linkinfo_first else len(attrs), info)
+    assert rtnl_batch.parse_link_kind(_link_message(3, attrs)) == (name, kind or "")
+
+
 def test_a_link_message_without_a_name_or_truncated_is_skipped() -> None:
     assert rtnl_batch.parse_link(_link_message(3, [("IFLA_MTU", 1500)])) is None
     assert rtnl_batch.parse_link(b"\0" * 8) is None
+    assert rtnl_batch.parse_link_kind(_link_message(3, [("IFLA_MTU", 1500)])) is None
+    assert rtnl_batch.parse_link_kind(b"\0" * 8) is None
 
 
 def test_the_link_request_asks_for_one_interface_by_name_or_index() -> None:
@@ -271,3 +287,80 @@ def _requests(data: bytes) -> list[tuple[int, int]]:
         out.append((seq, flags))
         offset += length
     return out
+
+
+def _route_message(family: int, dst_len: int, table: int, attrs: list[tuple[str, object]]) -> bytes:
+    """An RTM_NEWROUTE dump message encoded by pyroute2 (the independent encoder), header stripped."""
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    msg = rtmsg()
+    msg["header"]["type"] = rtnl_batch.RTM_NEWROUTE
+    msg["family"], msg["dst_len"], msg["table"], msg["type"] = family, dst_len, min(table, 252), 1
+    msg["attrs"] = [("RTA_TABLE", table), *attrs]
+    msg.encode()
+    return bytes(msg.data[rtnl_batch.NLMSG_HEADER.size:])
+
+
+_hops = st.lists(
+    st.tuples(st.integers(1, 2**31 - 1), st.one_of(st.none(), st.ip_addresses(v=4))), min_size=1, max_size=4
+)
+
+
+@given(
+    st.sampled_from([254, 255, 100, 1000]),
+    st.one_of(st.none(), st.integers(0, 2**32 - 1)),
+    st.one_of(st.none(), st.integers(1, 2**31 - 1)),
+    st.one_of(st.none(), st.ip_addresses(v=4)),
+    st.one_of(st.none(), _hops),
+    st.sampled_from([0, 8, 24, 32]),
+)
+def test_a_default_route_reads_as_pyroute2_encoded_it(  # type: ignore[no-untyped-def]
+    table, metric, oif, gateway, hops, dst_len
+) -> None:
+    """Metric, interface (a multipath route's first hop's) and every gateway, of main-table default
+    routes only: another table (also one above 255, which only RTA_TABLE names) or a prefix is no
+    default route."""
+    attrs: list[tuple[str, object]] = []
+    if dst_len:
+        attrs.append(("RTA_DST", "10.0.0.0"))
+    if metric is not None:
+        attrs.append(("RTA_PRIORITY", metric))
+    if oif is not None:
+        attrs.append(("RTA_OIF", oif))
+    if gateway is not None:
+        attrs.append(("RTA_GATEWAY", str(gateway)))
+    if hops is not None:
+        attrs.append(("RTA_MULTIPATH", [
+            {"oif": i, "attrs": [("RTA_GATEWAY", str(g))] if g is not None else []} for i, g in hops
+        ]))
+    got = rtnl_batch.parse_default_route(_route_message(socket.AF_INET, dst_len, table, attrs))
+    if dst_len or table != rtnl_batch.RT_TABLE_MAIN:
+        assert got is None
+        return
+    want_gateways = ([gateway] if gateway is not None else []) + [g for _, g in hops or [] if g is not None]
+    assert got == rtnl_batch.DefaultRoute(
+        metric or 0, oif or (hops[0][0] if hops else 0), tuple(ipaddress.ip_address(g) for g in want_gateways)
+    )
+    assert rtnl_batch.parse_default_route(_route_message(socket.AF_INET, 0, table, attrs), table) == got
+
+
+def test_an_ipv6_default_route_and_truncated_messages() -> None:
+    data = _route_message(socket.AF_INET6, 0, 254, [("RTA_GATEWAY", "fe80::1"), ("RTA_OIF", 2)])
+    assert rtnl_batch.parse_default_route(data) == rtnl_batch.DefaultRoute(
+        0, 2, (ipaddress.ip_address("fe80::1"),)
+    )
+    assert rtnl_batch.parse_default_route(data[:8]) is None
+    # an attribute that claims more bytes than the message has ends the walk, no exception
+    assert rtnl_batch.parse_default_route(data[:-2]) == rtnl_batch.DefaultRoute(
+        0, 0, (ipaddress.ip_address("fe80::1"),)
+    )
+
+
+def test_the_route_dump_request_asks_for_every_route_of_a_family() -> None:
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    msg = rtmsg(rtnl_batch.route_dump_request(3, socket.AF_INET6))
+    msg.decode()
+    assert msg["header"]["type"] == rtnl_batch.RTM_GETROUTE and msg["header"]["sequence_number"] == 3
+    assert msg["header"]["flags"] == rtnl_batch.NLM_F_REQUEST | rtnl_batch.NLM_F_DUMP
+    assert (msg["family"], msg["dst_len"], msg["table"]) == (socket.AF_INET6, 0, 0)
