@@ -76,11 +76,13 @@ def test_the_manager_command_line_loads_no_other_command() -> None:
 
 def test_host_facts_and_default_routes_load_no_pyroute2() -> None:
     """A layer 2 agent reads its default routes and gateways at start (the interface, the address
-    policy): our own netlink dumps, so pyroute2's IPRoute (33 ms of CPU to import) never loads."""
+    policy) and lists stale DHCP macvlans in its first pass: our own netlink dumps, so pyroute2's
+    IPRoute (33 ms of CPU to import) never loads."""
     code = (
         "import sys\nfrom kubevip.net.hostfacts import host_facts\n"
         "from kubevip.net.interfaces import default_route_interfaces\n"
-        "host_facts(); default_route_interfaces()\n"
+        "from kubevip.net.macvlan import macvlans\n"
+        "host_facts(); default_route_interfaces(); macvlans('kvd')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyroute2'))"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
