@@ -2,7 +2,8 @@
 
 Each step runs in a fresh interpreter that imports everything of the steps before it, then that step,
 and reports VmRSS after a full garbage collection; the difference to the step before is that layer's
-share. The last step is the whole agent's import set (`kubevip.runner`, what `kubevip manager` loads).
+share. The step before the last is the whole agent's import set (`kubevip.runner`, what `kubevip manager`
+loads); the last, pyroute2's IPRoute, only routing-table mode, BGP and DHCP Services load.
 Prints a table and writes bench/results/rss-floor-<date>.json. No root, no network; about 10 s.
 
 Usage: python bench/rss_floor.py [--out FILE]
@@ -31,9 +32,11 @@ STEPS: list[tuple[str, str]] = [
     ("aiohttp.web (the metrics and health server)", "import aiohttp.web"),
     ("prometheus_client", "import prometheus_client"),
     ("PyYAML (kubeconfig files)", "import yaml"),
-    ("pyroute2.iproute (routes, macvlans)", "from kubevip.pyroute2_lazy import submodule; "
-     "submodule('pyroute2.iproute')"),
     ("kubevip's own modules (kubevip.runner and everything it imports)", "import kubevip.runner"),
+    # Last: a layer 2 agent never loads it (its default routes and macvlan list are our own netlink
+    # dumps since session 20); routing-table mode, BGP and DHCP Services do.
+    ("pyroute2.iproute (routing-table mode, BGP, DHCP macvlans; not in layer 2 mode)",
+     "from kubevip.pyroute2_lazy import submodule; submodule('pyroute2.iproute')"),
 ]
 
 PROBE = """
