@@ -188,7 +188,8 @@ def test_libyaml_and_pure_python_read_the_same_kubeconfig(
     fields = lambda a: (a.server, a.ssl is None, a.tls_server_name, a.token, a.username)  # noqa: E731
     fast = fields(load_kubeconfig(path))
     monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
-    assert fields(load_kubeconfig(path)) == fast == ("https://192.0.2.1:6443", False, "api.example", "t0k", "0123")
+    assert fields(load_kubeconfig(path)) == fast
+    assert fast == ("https://192.0.2.1:6443", False, "api.example", "t0k", "0123")
 
 
 def test_unknown_context_is_named(tmp_path: Path) -> None:
