@@ -1,8 +1,8 @@
 """Address changes sent to the kernel in batches: many RTM_NEWADDR / RTM_DELADDR requests per sendmsg,
 each failure answered with its own error code and the rest by one acknowledgement per sendmsg; the
 address dump, parsed into one small object per address; the one-interface lookup (RTM_GETLINK by
-name or index) every batch starts with; and the main table's default routes (the interface that carries
-VIPs, the gateways the address policy protects).
+name or index) every batch starts with; each interface's kind (the DHCP macvlans to sweep); and the main
+table's default routes (the interface that carries VIPs, the gateways the address policy protects).
 
 pyroute2 spends about a millisecond of Python per request (building and parsing its message objects);
 a pass that moves 2000 VIPs then holds the GIL for seconds. Its parsed dump messages are also reference
@@ -10,8 +10,9 @@ cycles (some 30 objects per address) that only the cyclic garbage collector free
 2000 VIPs, dumping its interface a few times a second, left ~300,000 such objects per collection and
 paused for 0.7-1.5 s in each (docs/performance-history.md). The formats are fixed by the kernel ABI
 (linux/netlink.h, linux/if_addr.h, linux/rtnetlink.h), so they are packed and parsed here directly.
-The default routes are read here too, so that an agent in layer 2 mode never imports pyroute2's
-IPRoute: that import is 33 ms of CPU, a fifth of an agent's start (issue 21, a restart of every agent).
+The interface kinds and default routes are read here too, so that an agent in layer 2 mode never imports
+pyroute2's IPRoute: that import is 33 ms of CPU, a fifth of an agent's start (issue 21, a restart of
+every agent).
 """
 
 from __future__ import annotations
@@ -382,7 +383,8 @@ class DefaultRoute:
 
 
 def _attrs(payload: bytes, off: int, end: int) -> list[tuple[int, bytes]]:
-    """(type, value) of the route attributes in payload[off:end]; a truncated attribute ends the walk."""
+    """(type, value) of the attributes in payload[off:end] (rtattr and nlattr share the layout); a
+    truncated attribute ends the walk."""
     out = []
     while off + RTATTR.size <= end:
         size, kind = RTATTR.unpack_from(payload, off)
