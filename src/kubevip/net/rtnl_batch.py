@@ -199,6 +199,19 @@ def run(
     return [errno.EIO if r is None else r for r in results]
 
 
+def _attrs(payload: bytes, off: int, end: int) -> list[tuple[int, bytes]]:
+    """(type, value) of the attributes in payload[off:end] (rtattr and nlattr share the layout); a
+    truncated attribute ends the walk."""
+    out = []
+    while off + RTATTR.size <= end:
+        size, kind = RTATTR.unpack_from(payload, off)
+        if size < RTATTR.size or off + size > end:
+            break
+        out.append((kind & 0x3FFF, payload[off + RTATTR.size: off + size]))
+        off += (size + 3) & ~3
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class DumpedAddress:
     """One address of a dump: the address (IFA_LOCAL, else IFA_ADDRESS), its prefix length, IFA_PROTO
@@ -293,17 +306,11 @@ def parse_link(payload: bytes) -> tuple[int, str, bytes] | None:
     index = IFINFOMSG.unpack_from(payload, 0)[2]
     name: str | None = None
     mac = b""
-    off = IFINFOMSG.size
-    while off + RTATTR.size <= len(payload):
-        size, kind = RTATTR.unpack_from(payload, off)
-        if size < RTATTR.size or off + size > len(payload):
-            break
-        kind &= 0x3FFF
+    for kind, value in _attrs(payload, IFINFOMSG.size, len(payload)):
         if kind == IFLA_IFNAME:
-            name = payload[off + RTATTR.size: off + size].split(b"\0", 1)[0].decode(errors="replace")
+            name = value.split(b"\0", 1)[0].decode(errors="replace")
         elif kind == IFLA_ADDRESS:
-            mac = payload[off + RTATTR.size: off + size]
-        off += (size + 3) & ~3
+            mac = value
     return None if name is None else (index, name, mac)
 
 
@@ -380,19 +387,6 @@ class DefaultRoute:
     priority: int
     oif: int
     gateways: tuple[IPAddress, ...] = ()
-
-
-def _attrs(payload: bytes, off: int, end: int) -> list[tuple[int, bytes]]:
-    """(type, value) of the attributes in payload[off:end] (rtattr and nlattr share the layout); a
-    truncated attribute ends the walk."""
-    out = []
-    while off + RTATTR.size <= end:
-        size, kind = RTATTR.unpack_from(payload, off)
-        if size < RTATTR.size or off + size > end:
-            break
-        out.append((kind & 0x3FFF, payload[off + RTATTR.size: off + size]))
-        off += (size + 3) & ~3
-    return out
 
 
 def _gateway(value: bytes) -> IPAddress | None:
