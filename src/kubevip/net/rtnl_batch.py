@@ -212,6 +212,15 @@ def _attrs(payload: bytes, off: int, end: int) -> list[tuple[int, bytes]]:
     return out
 
 
+def _packed_address(value: bytes) -> IPAddress | None:
+    """An address attribute's bytes (4: IPv4, 16: IPv6) as an address; None for any other length."""
+    if len(value) == 4:
+        return ipaddress.IPv4Address(value)
+    if len(value) == 16:
+        return ipaddress.IPv6Address(value)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class DumpedAddress:
     """One address of a dump: the address (IFA_LOCAL, else IFA_ADDRESS), its prefix length, IFA_PROTO
@@ -256,9 +265,9 @@ def parse_address(payload: bytes, index: int | None = None) -> DumpedAddress | N
             valid = CACHEINFO.unpack_from(value)[1]
         off += (size + 3) & ~3
     raw = local or address
-    if raw is None or len(raw) not in (4, 16):
+    ip = _packed_address(raw) if raw is not None else None
+    if ip is None:
         return None
-    ip: IPAddress = ipaddress.IPv4Address(raw) if len(raw) == 4 else ipaddress.IPv6Address(raw)
     permanent = bool(flags & IFA_F_PERMANENT) or valid is None or valid == INFINITY_LIFE_TIME
     return DumpedAddress(ip, prefixlen, proto, permanent, got_index, scope)
 
@@ -389,14 +398,6 @@ class DefaultRoute:
     gateways: tuple[IPAddress, ...] = ()
 
 
-def _gateway(value: bytes) -> IPAddress | None:
-    if len(value) == 4:
-        return ipaddress.IPv4Address(value)
-    if len(value) == 16:
-        return ipaddress.IPv6Address(value)
-    return None
-
-
 def parse_default_route(payload: bytes, table: int = RT_TABLE_MAIN) -> DefaultRoute | None:
     """One RTM_NEWROUTE message of a dump (after the netlink header) when it is a default route of
     `table` (RTA_TABLE, else the header's 8-bit table); None for any other route or a truncated one."""
@@ -415,7 +416,7 @@ def parse_default_route(payload: bytes, table: int = RT_TABLE_MAIN) -> DefaultRo
             (oif,) = struct.unpack_from("=I", value)
         elif kind == RTA_PRIORITY and len(value) >= 4:
             (priority,) = struct.unpack_from("=I", value)
-        elif kind == RTA_GATEWAY and (gw := _gateway(value)) is not None:
+        elif kind == RTA_GATEWAY and (gw := _packed_address(value)) is not None:
             gateways.append(gw)
         elif kind == RTA_MULTIPATH:
             off = 0
@@ -426,7 +427,7 @@ def parse_default_route(payload: bytes, table: int = RT_TABLE_MAIN) -> DefaultRo
                 if not hops_oif:
                     hops_oif = index
                 for hkind, hvalue in _attrs(value, off + RTNEXTHOP.size, off + size):
-                    if hkind == RTA_GATEWAY and (gw := _gateway(hvalue)) is not None:
+                    if hkind == RTA_GATEWAY and (gw := _packed_address(hvalue)) is not None:
                         gateways.append(gw)
                 off += (size + 3) & ~3
     if got_table != table:
