@@ -1,4 +1,4 @@
-"""The cyclic garbage collector, tuned for a long-running agent.
+"""The cyclic garbage collector and the C allocator, tuned for a long-running agent.
 
 A full collection walks every tracked object. Right after start-up that is some 85,000 objects of the
 imported modules, and walking them stopped the event loop for 0.7-1.5 s on the lab's loaded 2-core host:
@@ -10,13 +10,21 @@ The thresholds make collections rarer: with the defaults (700, 10, 10) a process
 Lease and Service events ran a full collection every 70,000 allocations, each walking everything created
 since the freeze (a second and more under CPU pressure). Young garbage cycles are still collected young.
 Young collections stay small, though: each one stops every thread of the process.
+
+The C allocator (glibc's malloc) keeps the pages of what was freed in the middle of its heap: dict and
+list tables above pymalloc's 512 bytes, response bodies, the JSON text of every list and event. An agent
+that had loaded 1000 Services held 4.6-5.8 MB of such pages (of 67-72 MB), handed back by one
+`malloc_trim(0)` (issue 21, docs/performance.md). So the agent trims once its first pass is done and
+every TRIM_EVERY seconds after; a libc without `malloc_trim` (musl) is left alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -28,7 +36,9 @@ SLOW_PAUSE = 0.1  # seconds; a pause this long eats a good part of the fencing s
 # 2-core host (138 pauses over 0.1 s in one scalable restart, nodes fenced on late renewals); per
 # 10,000: 33, and the restart converged in 29 s instead of 70 s (docs/performance-history.md).
 THRESHOLDS = (10_000, 50, 20)
+TRIM_EVERY = 60.0  # seconds between two malloc_trim calls; one takes well under a millisecond
 _started: list[float] = []
+_trim: list[Callable[[int], int] | None] = []  # [libc's malloc_trim, or None where libc has none]
 
 
 def configure() -> None:
@@ -57,3 +67,34 @@ def watch_pauses() -> None:
     """Log every collection that pauses the process for longer than SLOW_PAUSE (installed once)."""
     if _timer not in gc.callbacks:
         gc.callbacks.append(_timer)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not _trim:
+        import ctypes  # here, not at import: 2 ms and 0.3 MB that a start need not wait for
+
+        try:
+            fn = getattr(ctypes.CDLL(None), "malloc_trim", None)
+        except OSError:
+            fn = None
+        _trim.append(fn)
+    return _trim[0]
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the kernel; False where libc cannot (not glibc)."""
+    fn = _malloc_trim()
+    if fn is None:
+        return False
+    fn(0)
+    return True
+
+
+async def tend(ready: Callable[[], Any], every: float = TRIM_EVERY) -> None:
+    """Once `ready()` is done (the agent's first pass), freeze what is alive (`settle`) and trim the C
+    heap; then trim it again every `every` seconds (what watch events freed meanwhile)."""
+    await ready()
+    settle()
+    while True:
+        release_free_memory()
+        await asyncio.sleep(every)

@@ -32,12 +32,6 @@ def dump_tasks() -> None:
         log.warning("task %s:\n%s", task.get_name(), buf.getvalue())
 
 
-async def settle_when_ready(agent: Agent) -> None:
-    """Once the cluster is loaded and the first pass done, freeze what that created (kubevip.heap)."""
-    await agent.ready.wait()
-    heap.settle()
-
-
 async def first_pass_or_stop(agent: Agent, stop: asyncio.Event, limit: float) -> None:
     """Return once the agent's first pass is done, a stop was asked for or `limit` seconds passed."""
     waits = [asyncio.ensure_future(agent.ready.wait()), asyncio.ensure_future(stop.wait())]
@@ -96,7 +90,9 @@ async def run_agent(cfg: AgentConfig) -> int:
         await first_pass_or_stop(agent, stop, SERVE_AFTER)
         for server in servers:
             await server.start()
-        spawn(agent.guard, "settle-heap", settle_when_ready(agent))
+        # Once the cluster is loaded and the first pass done: freeze what that created and trim the C
+        # heap, then trim it every minute (kubevip.heap).
+        spawn(agent.guard, "tend-heap", heap.tend(agent.ready.wait))
         log.info("agent on node %s started (mode %s, election %s)", cfg.node_name, cfg.mode,
                  cfg.election.mode if cfg.election.enabled else "off")
         await stop.wait()

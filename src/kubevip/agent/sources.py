@@ -8,7 +8,7 @@ from typing import Any
 
 from kubevip.core.announced import ANNOTATION_VIP_HOST_IPV6
 from kubevip.core.egress import ANN_ACTIVE_ENDPOINT, ANN_ACTIVE_ENDPOINT_IPV6
-from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict
+from kubevip.core.parse import endpoints_from_dict, endpointslice_from_dict, service_from_dict, shared
 from kubevip.core.views import ServiceView
 from kubevip.core.world import (
     ENDPOINT_SLICE,
@@ -31,7 +31,8 @@ SLICE_SELECTOR = "kubernetes.io/service-name"
 
 
 def _created(obj: dict[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("creationTimestamp") or "")
+    # Kept with every Service; Services created in the same second share one copy.
+    return shared(str((obj.get("metadata") or {}).get("creationTimestamp") or ""))
 
 
 # Annotations the agents write on Services.

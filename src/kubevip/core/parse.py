@@ -1,11 +1,17 @@
 """Kubernetes JSON objects (camelCase dicts, as the API returns them) -> core views.
 
 Every malformed field raises InputError naming the object, the field and the value.
+
+Strings that many objects repeat (namespaces, annotation and label keys, condition texts, a Service's
+name in its EndpointSlices' labels) are interned: the JSON decoder makes a new string for every
+occurrence, and the views keep them for as long as the object lives. At 1000 Services that is about
+30 strings a Service (issue 21, RSS at 1000 Services).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,10 +34,26 @@ from kubevip.errors import InputError
 DEFAULT_NAMESPACE = "default"
 LABEL_SERVICE_NAME = "kubernetes.io/service-name"
 ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
+# Values up to this long are interned (keys always): "true", node and class names; not a long value
+# such as kubectl's last-applied-configuration.
+SHORT_VALUE = 64
+
+
+def shared(text: str) -> str:
+    """The one copy of `text` that every view keeps (sys.intern: freed again once no view holds it)."""
+    return sys.intern(text) if type(text) is str else text
+
+
+def _short(text: str) -> str:
+    return shared(text) if len(text) <= SHORT_VALUE else text
+
+
+def _pair(k: str, v: str) -> tuple[str, str]:
+    return shared(k), _short(v)
 
 __all__ = [
     "endpoints_from_dict", "endpointslice_from_dict", "node_addresses_from_dict", "object_ref",
-    "service_cidrs_from_dict", "service_from_dict",
+    "service_cidrs_from_dict", "service_from_dict", "shared",
 ]
 
 
@@ -98,14 +120,14 @@ class _Reader:
         for k, v in items.items():
             if not isinstance(v, str):
                 raise self.fail(f"{path}[{k!r}]", v, "must be a string (quote it in YAML)")
-        return tuple(sorted((str(k), v) for k, v in items.items()))
+        return tuple(sorted(_pair(str(k), v) for k, v in items.items()))
 
     def meta(self) -> tuple[str, str, Mapping[str, Any]]:
         meta = self.mapping(self.d.get("metadata"), "metadata")
         name = self.string(meta.get("name"), "metadata.name", required=True)
         namespace = self.string(meta.get("namespace"), "metadata.namespace") or DEFAULT_NAMESPACE
         assert name is not None
-        return namespace, name, meta
+        return shared(namespace), name, meta
 
 
 def service_from_dict(d: Mapping[str, Any]) -> ServiceView:
@@ -142,8 +164,8 @@ def service_from_dict(d: Mapping[str, Any]) -> ServiceView:
             raise r.fail(f"spec.ports[{i}].port", number, "must be an integer 1-65535")
         ports.append(
             ServicePort(
-                name=r.string(port.get("name"), f"spec.ports[{i}].name") or "",
-                protocol=r.string(port.get("protocol"), f"spec.ports[{i}].protocol") or "TCP",
+                name=shared(r.string(port.get("name"), f"spec.ports[{i}].name") or ""),
+                protocol=shared(r.string(port.get("protocol"), f"spec.ports[{i}].protocol") or "TCP"),
                 port=number,
             )
         )
@@ -159,15 +181,15 @@ def service_from_dict(d: Mapping[str, Any]) -> ServiceView:
     conditions = _own_conditions(status.get("conditions"))
     return ServiceView(
         namespace=namespace,
-        name=name,
+        name=shared(name),  # its EndpointSlices' kubernetes.io/service-name label says it again
         uid=r.string(meta.get("uid"), "metadata.uid") or "",
-        type=r.string(spec.get("type"), "spec.type") or "ClusterIP",
+        type=shared(r.string(spec.get("type"), "spec.type") or "ClusterIP"),
         ip_families=tuple(families),
-        ip_family_policy=policy,
+        ip_family_policy=shared(policy) if policy is not None else None,
         cluster_ips=tuple(cluster_ips),
         load_balancer_ip=lb_ip or None,
         load_balancer_class=r.string(spec.get("loadBalancerClass"), "spec.loadBalancerClass") or None,
-        external_traffic_policy=etp,
+        external_traffic_policy=shared(etp),
         annotations=r.string_pairs(meta.get("annotations"), "metadata.annotations"),
         ports=tuple(ports),
         resource_version=r.string(meta.get("resourceVersion"), "metadata.resourceVersion") or "",
@@ -189,7 +211,7 @@ def _own_conditions(raw: object) -> tuple[StatusCondition, ...]:
     for c in raw:
         if not isinstance(c, Mapping) or not str(c.get("type", "")).startswith(CONDITION_PREFIX):
             continue
-        out.append(StatusCondition(*(str(c.get(k) or "") for k in (
+        out.append(StatusCondition(*(_short(str(c.get(k) or "")) for k in (
             "type", "status", "reason", "message", "lastTransitionTime"))))
     return tuple(out)
 
@@ -230,8 +252,8 @@ def endpointslice_from_dict(d: Mapping[str, Any]) -> EndpointSliceView:
     return EndpointSliceView(
         namespace=namespace,
         name=name,
-        service_name=labels.get(LABEL_SERVICE_NAME),
-        address_type=address_type,
+        service_name=labels.get(LABEL_SERVICE_NAME),  # interned with the labels: its Service's name
+        address_type=shared(address_type),
         endpoints=tuple(endpoints),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any
 
 import pytest
@@ -32,6 +33,38 @@ def test_service_fields() -> None:
     assert svc.external_traffic_policy == "Local"
     assert svc.ports[0].port == 80 and svc.ports[0].protocol == "TCP"
     assert svc.status_ingress == ("192.0.2.1",)
+
+
+def test_views_of_separately_decoded_objects_share_their_repeated_strings() -> None:
+    """Each object decoded from its own JSON text (as every watch event is) has its own copies of the
+    strings; the views keep one copy of what objects repeat, and a long annotation value stays apart."""
+    long_value = "x" * 1000
+
+    def decoded(name: str) -> dict[str, Any]:
+        d = b.service(name=name, lb_ips="192.0.2.1")
+        d["metadata"]["namespace"] = "tenant-a"
+        d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = long_value
+        d["status"] = {"conditions": [{
+            "type": "kube-vip.io/IPv4", "status": "True", "reason": "Announced", "message": "held by node1",
+            "lastTransitionTime": "2026-12-06T10:00:00Z",
+        }]}
+        return dict(json.loads(json.dumps(d)))
+
+    one, two = service_from_dict(decoded("web")), service_from_dict(decoded("api"))
+    assert one.namespace is two.namespace
+    assert all(a is c for (a, _), (c, _) in zip(one.annotations, two.annotations, strict=True))
+    pairs = zip(one.annotations, two.annotations, strict=True)
+    short = [(v, w) for (_, v), (_, w) in pairs if v != long_value]
+    assert short and all(v is w for v, w in short)
+    assert one.annotation("kubectl.kubernetes.io/last-applied-configuration") is not two.annotation(
+        "kubectl.kubernetes.io/last-applied-configuration")
+    (c1,), (c2,) = one.status_conditions, two.status_conditions
+    fields = ("type", "status", "reason", "message", "last_transition")
+    assert all(getattr(c1, f) is getattr(c2, f) for f in fields)
+    assert one.ports[0].protocol is two.ports[0].protocol and one.type is two.type
+    # an EndpointSlice names its Service with the very string the Service's view keeps
+    sl = endpointslice_from_dict(json.loads(json.dumps(b.endpointslice("web-a", "IPv4", []))))
+    assert sl.service_name is service_from_dict(decoded("web")).name
 
 
 def test_service_defaults() -> None:
