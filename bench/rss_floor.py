@@ -29,7 +29,7 @@ STEPS: list[tuple[str, str]] = [
     ("a TLS context with the CA bundle loaded (the API server connection)",
      "import ssl; ssl.create_default_context()"),
     ("aiohttp client (our REST client's transport)", "import aiohttp"),
-    ("aiohttp.web (the metrics and health server)", "import aiohttp.web"),
+    ("aiohttp's low-level server (the metrics and health server)", "import aiohttp.web_server"),
     ("prometheus_client", "import prometheus_client"),
     ("PyYAML (kubeconfig files)", "import yaml"),
     ("kubevip's own modules (kubevip.runner and everything it imports)", "import kubevip.runner"),

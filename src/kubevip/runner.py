@@ -83,8 +83,8 @@ async def run_agent(cfg: AgentConfig) -> int:
             cp = await open_control_plane(cfg, metrics, cp_speaker)
         spawn(agent.guard, "loop-lag", watch_loop(metrics, heartbeat))  # before start: it may take a while
         await agent.start()
-        # After the first pass, not before: a server's first start imports aiohttp.web (14 ms of CPU, in
-        # its own thread but holding the GIL), and on a restart of every agent the lists, the election
+        # After the first pass, not before: a server's first start imports aiohttp's server (6 ms of CPU,
+        # in its own thread but holding the GIL), and on a restart of every agent the lists, the election
         # and the first pass need not share the CPU with that (issue 21). A port already taken still
         # stops the agent here, through `finally`.
         await first_pass_or_stop(agent, stop, SERVE_AFTER)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -44,6 +46,47 @@ async def test_metrics_and_healthz() -> None:
                 assert r.status == 503
     finally:
         await srv.stop()
+
+
+async def test_other_paths_and_methods_are_refused_and_head_is_answered() -> None:
+    srv = MetricsServer(Metrics("n1"), "127.0.0.1", 0)
+    port = await srv.start()
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{port}/") as r:
+                assert r.status == 404
+            async with s.post(f"http://127.0.0.1:{port}/metrics", data=b"x") as r:
+                assert r.status == 405 and r.headers["Allow"] == "GET, HEAD"
+            async with s.head(f"http://127.0.0.1:{port}/healthz") as r:
+                assert r.status == 200 and await r.read() == b""
+            async with s.get(f"http://127.0.0.1:{port}/metrics?x=1") as r:  # a query changes nothing
+                assert r.status == 200 and "kube_vip_build_info" in await r.text()
+    finally:
+        await srv.stop()
+
+
+SERVE_ALONE = """
+import asyncio, sys, mimetypes, urllib.request
+import kubevip.kube
+from kubevip.metrics import Metrics, MetricsServer
+
+async def main():
+    srv = MetricsServer(Metrics("n1"), "127.0.0.1", 0)
+    port = await srv.start()
+    body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read())
+    await srv.stop()
+    print(b"kube_vip_build_info" in body, "aiohttp.web" in sys.modules, "aiohttp.web_app" in sys.modules,
+          mimetypes.inited)
+
+asyncio.run(main())
+"""
+
+
+def test_serving_loads_neither_the_web_framework_nor_mimetypes() -> None:
+    """aiohttp's low-level server: aiohttp.web (Application, router, file responses and their mimetypes
+    tables) cost 1.3 MB more per process (issue 21)."""
+    out = subprocess.run([sys.executable, "-c", SERVE_ALONE], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "False", "False"], out.stdout + out.stderr
 
 
 def _get(url: str) -> tuple[int, str]:
