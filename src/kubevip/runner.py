@@ -91,7 +91,7 @@ async def run_agent(cfg: AgentConfig) -> int:
         for server in servers:
             await server.start()
         # Once the cluster is loaded and the first pass done: freeze what that created and trim the C
-        # heap, then trim it every minute (kubevip.heap).
+        # heap, then trim it every 10 s (kubevip.heap).
         spawn(agent.guard, "tend-heap", heap.tend(agent.ready.wait))
         log.info("agent on node %s started (mode %s, election %s)", cfg.node_name, cfg.mode,
                  cfg.election.mode if cfg.election.enabled else "off")

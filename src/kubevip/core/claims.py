@@ -23,7 +23,7 @@ ANNOTATION_ALLOW_SHARED_IP = "kube-vip.io/allow-shared-ip"
 PORT_CLASH = reasons.Reason.VIP_PORT_CLASH
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claim:
     """One Service wanting one VIP; `order` (creationTimestamp, key) decides who was first."""
 
@@ -74,7 +74,7 @@ class Claim:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VipPlan:
     """A VIP cluster-wide: its Services (earliest first), election unit, and nodes that may hold it."""
 

@@ -146,7 +146,7 @@ class Placement:
     dhcp_refusals: Mapping[tuple[ServiceKey, IPFamily], Mapping[str, Refusal]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Placed:
     """One plan's placement: the plan narrowed, the nodes refused and why, whether placement made its
     unit an elected one, and the Warnings it raised (Service -> Condition)."""

@@ -60,7 +60,7 @@ def endpoint_bound(service: ServiceView) -> bool:
     return service.external_traffic_policy == TRAFFIC_LOCAL or egress_enabled(service)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceDecision:
     """What a Service should get cluster-wide; `reason` is "" when announced, else a code from reasons."""
 

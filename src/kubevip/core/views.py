@@ -1,4 +1,9 @@
-"""Small frozen views of Kubernetes objects: the only shapes the pure core reasons about."""
+"""Small frozen views of Kubernetes objects: the only shapes the pure core reasons about.
+
+The shapes kept per Service (these views, and the claims, plans and decisions derived from them) are
+slotted dataclasses: no per-instance attribute table, about 0.7 KB less per Service (issue 21, RSS at
+1000 Services).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ TRAFFIC_CLUSTER = "Cluster"
 TRAFFIC_LOCAL = "Local"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServicePort:
     """One entry of `spec.ports`."""
 
@@ -30,7 +35,7 @@ class ServicePort:
     port: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatusCondition:
     """One entry of a Service's `status.conditions` (metav1.Condition), as written or to be written."""
 
@@ -46,7 +51,7 @@ class StatusCondition:
             other.type, other.status, other.reason, other.message)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceView:
     """A Service as the core needs it; `ip_family_policy` None means unset (treated as SingleStack)."""
 
@@ -88,7 +93,7 @@ class ServiceView:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndpointView:
     """One endpoint address with Kubernetes conditions already defaulted (unset ready = True, ...)."""
 
@@ -100,7 +105,7 @@ class EndpointView:
     terminating: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndpointSliceView:
     """An EndpointSlice; `service_name` comes from the `kubernetes.io/service-name` label."""
 
@@ -115,7 +120,7 @@ class EndpointSliceView:
         return f"{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LegacyEndpointsView:
     """A legacy Endpoints object (named like its Service)."""
 

@@ -38,7 +38,7 @@ from kubevip.core.views import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceRecord:
     """A Service and its creationTimestamp (the earlier Service keeps a shared address)."""
 
@@ -70,7 +70,7 @@ class World:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decided:
     """A Service's decision and the VIPs it claims: reused while the Service's inputs stand still."""
 
