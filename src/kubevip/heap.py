@@ -14,8 +14,8 @@ Young collections stay small, though: each one stops every thread of the process
 The C allocator (glibc's malloc) keeps the pages of what was freed in the middle of its heap: dict and
 list tables above pymalloc's 512 bytes, response bodies, the JSON text of every list and event. An agent
 that had loaded 1000 Services held 4.6-5.8 MB of such pages (of 67-72 MB), handed back by one
-`malloc_trim(0)` (issue 21, docs/performance.md). So the agent trims once its first pass is done and
-every TRIM_EVERY seconds after; a libc without `malloc_trim` (musl) is left alone.
+`malloc_trim(0)` (issue 21, docs/performance.md). So the agent trims every TRIM_EVERY seconds from its
+first pass on; a libc without `malloc_trim` (musl) is left alone.
 """
 
 from __future__ import annotations
@@ -93,10 +93,11 @@ def release_free_memory() -> bool:
 
 
 async def tend(ready: Callable[[], Any], every: float = TRIM_EVERY) -> None:
-    """Once `ready()` is done (the agent's first pass), freeze what is alive (`settle`) and trim the C
-    heap; then trim it again every `every` seconds (what watch events freed meanwhile)."""
+    """Once `ready()` is done (the agent's first pass), freeze what is alive (`settle`); from `every`
+    seconds later on, trim the C heap every `every` seconds (what the lists and events freed). Not at
+    once: in a restart of every agent the peers' first passes still want the CPU then (issue 21)."""
     await ready()
     settle()
     while True:
-        release_free_memory()
         await asyncio.sleep(every)
+        release_free_memory()

@@ -90,8 +90,8 @@ async def run_agent(cfg: AgentConfig) -> int:
         await first_pass_or_stop(agent, stop, SERVE_AFTER)
         for server in servers:
             await server.start()
-        # Once the cluster is loaded and the first pass done: freeze what that created and trim the C
-        # heap, then trim it every 10 s (kubevip.heap).
+        # Once the cluster is loaded and the first pass done: freeze what that created, and from 10 s on
+        # trim the C heap every 10 s (kubevip.heap).
         spawn(agent.guard, "tend-heap", heap.tend(agent.ready.wait))
         log.info("agent on node %s started (mode %s, election %s)", cfg.node_name, cfg.mode,
                  cfg.election.mode if cfg.election.enabled else "off")
