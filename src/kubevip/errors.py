@@ -53,3 +53,12 @@ def describe(exc: BaseException) -> str:
     """An exception for a log line: its message, or its type when it has none (a bare TimeoutError or a
     dropped connection used to leave "not written (retrying): " with nothing after the colon)."""
     return str(exc) or type(exc).__name__
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML error's problem and position, without the text around it: PyYAML's own message quotes the
+    offending line, and the line may hold a token or a password (a kubeconfig, a Secret in a manifest)."""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())

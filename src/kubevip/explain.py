@@ -16,7 +16,7 @@ from kubevip.core.families import effective_policy
 from kubevip.core.nodes import NodeView, node_from_dict
 from kubevip.core.plan import ServiceDecision, decide, node_share
 from kubevip.core.views import EndpointSliceView, EndpointView, LegacyEndpointsView, ServiceView
-from kubevip.errors import InputError
+from kubevip.errors import InputError, yaml_problem
 
 ENDPOINTS_AUTO = "auto"
 ENDPOINTS_SLICES = "slices"
@@ -83,13 +83,8 @@ def documents(path: str) -> Iterator[Document]:
                     yield Document(path, index, entry, item)
             else:
                 yield Document(path, index, obj)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(
-            f"{path}: document {index + 1}: not valid YAML/JSON{where}: {_one_line(problem)}"
-        ) from None
+    except yaml.YAMLError as exc:  # what and where only: PyYAML's message quotes the offending line
+        raise InputError(f"{path}: document {index + 1}: not valid YAML/JSON: {yaml_problem(exc)}") from None
 
 
 def load(paths: Sequence[str]) -> Inputs:

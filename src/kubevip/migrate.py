@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from kubevip.core import compat
-from kubevip.errors import ConfigError
+from kubevip.errors import ConfigError, yaml_problem
 
 WORKLOAD_KINDS = ("DaemonSet", "Deployment", "StatefulSet", "Pod")
 KUBEVIP_ONLY = "kubevip-only"  # a setting of kubevip's own (docs/configuration.md)
@@ -43,7 +43,8 @@ def documents(texts: Iterable[tuple[str, str]]) -> Iterator[tuple[str, dict[str,
         try:
             docs = list(yaml.safe_load_all(text))
         except yaml.YAMLError as exc:
-            raise ConfigError("-f", source, f"not valid YAML: {exc}") from exc
+            # what and where only: PyYAML's message quotes the offending line (a Secret's data, say)
+            raise ConfigError("-f", source, f"not valid YAML: {yaml_problem(exc)}") from None
         for i, doc in enumerate(docs):
             if doc is None:
                 continue

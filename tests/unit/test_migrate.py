@@ -124,6 +124,15 @@ def test_bad_input_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["migrate", "check", "-f", str(tmp_path / "missing.yaml")]) == 2
 
 
+def test_broken_yaml_never_quotes_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PyYAML's own message quotes the offending line: a password on it must not reach the error."""
+    f = tmp_path / "pod.yaml"
+    f.write_text("kind: Pod\nspec:\n  env:\n  - {name: bgp_peerpass, value: s3cr3t-pw: [\n")
+    assert main(["migrate", "check", "-f", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert str(f) in err and "line 4, column" in err and "s3cr3t" not in err, err
+
+
 def test_passwords_never_reach_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kv"}, "spec": {"containers": [
         {"name": "kube-vip", "env": [

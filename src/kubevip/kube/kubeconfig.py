@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from kubevip.errors import ConfigError
+from kubevip.errors import ConfigError, yaml_problem
 from kubevip.kube.rest import Access
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -130,14 +130,6 @@ def _string(section: Mapping[str, Any], key: str, where: str) -> None:
         raise ConfigError(where, value, "must be a string")
 
 
-def _yaml_problem(exc: Exception) -> str:
-    """A YAML error's problem and position, without the text around it."""
-    problem = getattr(exc, "problem", None) or type(exc).__name__
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{problem}{where}"
-
-
 def load_kubeconfig(path: str | Path, context: str = "") -> Access:
     """Access from `path` using `context` (default: its current-context)."""
     import yaml  # here: an agent in a Pod (service-account credentials) never parses YAML at start
@@ -151,7 +143,7 @@ def load_kubeconfig(path: str | Path, context: str = "") -> Access:
         raise ConfigError("kubeconfig", str(p), f"cannot read it: {exc}") from exc
     except yaml.YAMLError as exc:
         # what and where only: PyYAML's message quotes the offending line, which may hold a token
-        raise ConfigError("kubeconfig", str(p), f"not valid YAML: {_yaml_problem(exc)}") from None
+        raise ConfigError("kubeconfig", str(p), f"not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(doc, Mapping):
         raise ConfigError("kubeconfig", str(p), "not a kubeconfig (expected a YAML mapping)")
     name = context or str(doc.get("current-context") or "")
