@@ -115,7 +115,7 @@ BAD_CASES: dict[str, tuple[str, str]] = {
     "broken-yaml": ("kind: Service\nmetadata: {name: [\n", "document 1"),
     # PyYAML's own message quotes the offending line: a Secret's data must not reach the error
     "broken-secret": ("kind: Secret\ndata:\n  password: s3cr3t-pw: [\n",
-                      "document 1: not valid YAML/JSON: mapping values are not allowed here at line 3, column"),
+                      "document 1: not valid YAML/JSON: mapping values are not allowed here at line 3"),
     "no-service": (yaml.safe_dump(b.endpoints([("10.0.0.1", "n1")])), "no Service"),
     "two-services": (yaml.safe_dump_all([b.service("a"), b.service("b")]), "document 2"),
     "malformed": (yaml.safe_dump_all([b.endpoints([]), b.service(families=["IPv9"])]),
