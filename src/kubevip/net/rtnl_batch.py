@@ -200,8 +200,8 @@ def run(
 
 
 def _attrs(payload: bytes, off: int, end: int) -> list[tuple[int, bytes]]:
-    """(type, value) of the attributes in payload[off:end] (rtattr and nlattr share the layout); a
-    truncated attribute ends the walk."""
+    """(type, value) of the attributes in payload[off:end] (rtattr and nlattr share the layout; the type
+    without NLA_F_NESTED / NLA_F_NET_BYTEORDER); a truncated attribute ends the walk."""
     out = []
     while off + RTATTR.size <= end:
         size, kind = RTATTR.unpack_from(payload, off)
@@ -246,13 +246,7 @@ def parse_address(payload: bytes, index: int | None = None) -> DumpedAddress | N
     local = address = None
     proto: int | None = None
     valid: int | None = None
-    off = IFADDRMSG.size
-    while off + RTATTR.size <= len(payload):
-        size, kind = RTATTR.unpack_from(payload, off)
-        if size < RTATTR.size or off + size > len(payload):
-            break
-        value = payload[off + RTATTR.size: off + size]
-        kind &= 0x3FFF  # NLA_F_NESTED / NLA_F_NET_BYTEORDER
+    for kind, value in _attrs(payload, IFADDRMSG.size, len(payload)):
         if kind == IFA_LOCAL:
             local = value
         elif kind == IFA_ADDRESS:
@@ -263,7 +257,6 @@ def parse_address(payload: bytes, index: int | None = None) -> DumpedAddress | N
             proto = value[0]
         elif kind == IFA_CACHEINFO and len(value) >= CACHEINFO.size:
             valid = CACHEINFO.unpack_from(value)[1]
-        off += (size + 3) & ~3
     raw = local or address
     ip = _packed_address(raw) if raw is not None else None
     if ip is None:
