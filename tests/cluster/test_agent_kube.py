@@ -3,6 +3,7 @@ watches resume and relist, writers set status (ipMode VIP), vipHost and Events o
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -44,7 +45,8 @@ async def test_reflector_lists_watches_and_survives_apiserver_restart(
     seen: dict[str, dict[str, Any]] = {}
     replaced: list[int] = []
 
-    def on_replace(items: list[dict[str, Any]]) -> None:
+    def on_replace(listed: Iterable[dict[str, Any]]) -> None:
+        items = list(listed)
         replaced.append(len(items))
         seen.clear()
         seen.update({i["metadata"]["name"]: i for i in items})

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import ipaddress
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kubevip.core.nodes import (
@@ -86,7 +86,7 @@ class NodeSource:
         if old != self.networks.get(node):
             self._changed()
 
-    def _replace_leases(self, items: list[dict[str, Any]]) -> None:
+    def _replace_leases(self, items: Iterable[dict[str, Any]]) -> None:
         new: dict[str, NodeNetwork] = {}
         for obj in items:
             node, net = self._network_of(obj)
@@ -121,7 +121,7 @@ class NodeSource:
         if old != (None if type_ == "DELETED" else view):
             self._changed()
 
-    def _replace(self, items: list[dict[str, Any]]) -> None:
+    def _replace(self, items: Iterable[dict[str, Any]]) -> None:
         new = {v.name: v for obj in items if (v := self._view(obj)) is not None}
         if new != self.nodes:
             self.nodes = new

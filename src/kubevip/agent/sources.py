@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubevip.core.announced import ANNOTATION_VIP_HOST_IPV6
@@ -111,8 +111,11 @@ class Sources:
             self._touched(keys)
         return handle
 
-    def _replace(self, kind: str) -> Callable[[list[dict[str, Any]]], None]:
-        def replace(items: list[dict[str, Any]]) -> None:
+    def _replace(self, kind: str) -> Callable[[Iterable[dict[str, Any]]], None]:
+        def replace(items: Iterable[dict[str, Any]]) -> None:
+            # Every view first: the items decode as they are walked, and a broken list must leave the
+            # world as it was (the Reflector lists again).
+            views = [(view, _created(obj)) for obj in items if (view := self._view(kind, obj)) is not None]
             w = self.world
             before: set[str]
             if kind == SERVICE:
@@ -126,10 +129,8 @@ class Sources:
                 before = set(w.legacy)
                 w.legacy.clear()
             after: set[str] = set()
-            for obj in items:
-                view = self._view(kind, obj)
-                if view is not None:
-                    after |= apply_event(w, kind, False, view, _created(obj))
+            for view, created in views:
+                after |= apply_event(w, kind, False, view, created)
             self._touched(before | after)
         return replace
 

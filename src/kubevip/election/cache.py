@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubevip.election.leaseapi import LeaseApi
@@ -95,7 +95,7 @@ class LeaseCache:
             query={"labelSelector": self.selector},
         )
 
-    def _replace(self, items: list[dict[str, Any]]) -> None:
+    def _replace(self, items: Iterable[dict[str, Any]]) -> None:
         records = [parse_lease(item) for item in items]  # a malformed Lease fails the list: retried
         names = {r.name for r in records}
         for name in list(self.records):

@@ -286,7 +286,8 @@ class IpamController:
         self._cache[key] = obj
         return True
 
-    def _services_replace(self, items: list[JSON]) -> None:
+    def _services_replace(self, listed: Iterable[JSON]) -> None:
+        items = list(listed)  # walked twice below
         fresh = {_key(o): o for o in items}
         gone = set(self._cache) - set(fresh)
         self._cache = fresh
@@ -308,8 +309,8 @@ class IpamController:
         elif self._store(obj):
             self.enqueue(key)
 
-    def _configmap_replace(self, items: list[JSON]) -> None:
-        self._apply_configmap(items[0] if items else None)
+    def _configmap_replace(self, items: Iterable[JSON]) -> None:
+        self._apply_configmap(next(iter(items), None))
 
     def _configmap_event(self, kind: str, obj: JSON) -> None:
         self._apply_configmap(None if kind == "DELETED" else obj)

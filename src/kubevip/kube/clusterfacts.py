@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubevip.core.parse import node_addresses_from_dict, service_cidrs_from_dict
@@ -75,7 +75,7 @@ class ClusterFacts:
             log.warning("Node ignored by the address policy: %s", exc)
             return None
 
-    def _nodes_replace(self, items: list[dict[str, Any]]) -> None:
+    def _nodes_replace(self, items: Iterable[dict[str, Any]]) -> None:
         self.nodes = {n: a for n, a in filter(None, map(self._node, items))}
         self._changed()
 
@@ -124,7 +124,7 @@ class ClusterFacts:
             log.warning("ServiceCIDR ignored: %s", exc)
             return None
 
-    def _cidrs_replace(self, items: list[dict[str, Any]]) -> None:
+    def _cidrs_replace(self, items: Iterable[dict[str, Any]]) -> None:
         self.cidrs = {n: c for n, c in filter(None, map(self._cidr, items))}
         self._changed()
 
@@ -145,8 +145,8 @@ class ClusterFacts:
         self.pools = parse_configmap({str(k): str(v) for k, v in data.items()})
         self._changed()
 
-    def _cm_replace(self, items: list[dict[str, Any]]) -> None:
-        self._set_configmap(items[0] if items else None)
+    def _cm_replace(self, items: Iterable[dict[str, Any]]) -> None:
+        self._set_configmap(next(iter(items), None))
 
     def _cm_event(self, type_: str, obj: dict[str, Any]) -> None:
         self._set_configmap(None if type_ == "DELETED" else obj)

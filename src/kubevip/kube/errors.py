@@ -93,16 +93,22 @@ def _reason(body: str) -> str:
     return body
 
 
-async def read_json(resp: Any, what: str, ok: tuple[int, ...] = (200, 201)) -> dict[str, Any]:
-    """The body of `resp` as JSON when its status is in `ok`, else the mapped error; releases `resp`."""
+async def read_body(resp: Any, what: str, ok: tuple[int, ...] = (200, 201)) -> bytes:
+    """The body of `resp` when its status is in `ok`, else the mapped error; releases `resp`."""
     try:
         status = int(resp.status)
-        body = await resp.read()
+        body: bytes = await resp.read()
         after = retry_after(resp.headers.get("Retry-After")) if status in (429, 503) else None
     finally:
         resp.release()
     if status not in ok:
         raise api_error(status, what, body.decode(errors="replace"), after)
+    return body
+
+
+async def read_json(resp: Any, what: str, ok: tuple[int, ...] = (200, 201)) -> dict[str, Any]:
+    """The body of `resp` as JSON when its status is in `ok`, else the mapped error; releases `resp`."""
+    body = await read_body(resp, what, ok)
     if not body:
         return {}
     data = json.loads(body)

@@ -2,7 +2,8 @@
 ipam`) and every single watch (an elector following one Lease) goes through here.
 
 Policy (docs/architecture.md, "The Kubernetes boundary"):
-- the first LIST is served from the watch cache (resourceVersion=0), in pages (limit/continue);
+- the first LIST is served from the watch cache (resourceVersion=0), in pages (limit/continue); its
+  items are decoded one at a time as the consumer walks them (kube/listbody.py);
 - a watch resumes from the last resourceVersion seen (bookmarks advance it);
 - every failure of a list or a watch restarts it after a jittered exponential backoff; a 429 waits at
   least its Retry-After; after `relist_after` failures in a row, or a 410, the collection is listed again;
@@ -18,18 +19,18 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from kubevip.kube.errors import TRANSIENT, ApiError, Gone, api_error, read_json, retry_after
+from kubevip.kube.errors import TRANSIENT, ApiError, Gone, api_error, read_body, retry_after
+from kubevip.kube.listbody import ListBody, RawObject
 from kubevip.kube.rest import Query, RestClient
 
 log = logging.getLogger(__name__)
 
-RawObject = dict[str, Any]
 # One watch event is one line; etcd refuses requests above 1.5 MiB and the API server bodies above
 # 3 MiB, so 16 MiB is never reached by a real object, yet bounds what a broken peer can make us buffer.
 MAX_LINE = 16 * 1024 * 1024
@@ -131,6 +132,25 @@ async def watch_events(
         resp.release()
 
 
+class Listed:
+    """The items of a list's pages, each decoded as it is walked (kube/listbody.py): walk them once."""
+
+    __slots__ = ("_pages", "count")
+
+    def __init__(self, pages: list[ListBody]) -> None:
+        self._pages: list[ListBody] | None = pages
+        self.count = 0  # items walked so far
+
+    def __iter__(self) -> Iterator[RawObject]:
+        pages, self._pages = self._pages, None
+        if pages is None:
+            raise RuntimeError("a list's items are decoded once; this one was walked already")
+        while pages:
+            for obj in pages.pop(0):  # a walked page's text goes with it
+                self.count += 1
+                yield obj
+
+
 async def list_pages(
     api: RestClient,
     path: str,
@@ -140,14 +160,15 @@ async def list_pages(
     query: Query | None = None,
     page_size: int = PAGE_SIZE,
     timeout: float = LIST_TIMEOUT,  # noqa: ASYNC109 (per page, passed to the request)
-) -> tuple[list[RawObject], str]:
+) -> tuple[Listed, str]:
     """Every item at `path` and the list's resourceVersion, in pages of `page_size`.
 
     `resource_version`: "0" = whatever the watch cache has (cheap, may lag a little), "" = a consistent
-    read, a version = not older than it. Items get the list's `kind` (list items carry none).
+    read, a version = not older than it. Items get the list's `kind` (list items carry none). The items
+    are decoded as they are walked, after every page has arrived (kube/listbody.py says why).
     """
-    items: list[RawObject] = []
-    cont, rv, kind = "", "", ""
+    pages: list[ListBody] = []
+    cont, rv = "", ""
     while True:
         q: dict[str, str | int | bool | None] = {**(query or {}), "limit": page_size}
         if cont:
@@ -156,31 +177,34 @@ async def list_pages(
             q["resourceVersion"] = resource_version
             if resource_version != "0":
                 q["resourceVersionMatch"] = "NotOlderThan"
-        data = await read_json(await api.request("GET", path, query=q, timeout=timeout), f"list {what}")
-        meta = data.get("metadata") or {}
+        body = await read_body(await api.request("GET", path, query=q, timeout=timeout), f"list {what}")
+        try:
+            page = ListBody(body)
+        except ValueError as exc:
+            raise ValueError(f"list {what}: {exc}") from None
+        del body
+        pages.append(page)
+        meta = page.metadata
         rv = rv or str(meta.get("resourceVersion", ""))
-        kind = kind or str(data.get("kind", "")).removesuffix("List")
-        items.extend(dict(i) for i in data.get("items") or [])
         cont = str(meta.get("continue") or "")
         if not cont:
             break
     if not rv:  # a watch from "" would start "now" and miss what changed since this list
         raise ValueError(f"list {what}: the answer carries no resourceVersion")
-    for it in items:
-        it.setdefault("kind", kind)
-    return items, rv
+    return Listed(pages), rv
 
 
-Consumer = tuple[Callable[[list[RawObject]], None], Callable[[str, RawObject], None]]
+Consumer = tuple[Callable[[Iterable[RawObject]], None], Callable[[str, RawObject], None]]
 
 
 def fan_out(*consumers: Consumer) -> Consumer:
     """One watch for several consumers of the same collection (one Node watch for placement and the
     address policy): each gets every replace and every event, in the order given."""
 
-    def on_replace(items: list[RawObject]) -> None:
+    def on_replace(items: Iterable[RawObject]) -> None:
+        walked = list(items)  # each consumer walks them
         for replace, _ in consumers:
-            replace(items)
+            replace(walked)
 
     def on_event(type_: str, obj: RawObject) -> None:
         for _, event in consumers:
@@ -194,6 +218,9 @@ class Reflector:
     (labelSelector, fieldSelector). `on_replace(items)` after each (re)list gives the whole set (the
     consumer drops what vanished); `on_event(type, obj)` for ADDED/MODIFIED/DELETED afterwards.
 
+    The items of `on_replace` are decoded as the consumer walks them, once (kube/listbody.py). A broken
+    document fails the walk midway, so a consumer builds what it keeps aside and swaps it in at the end.
+
     `run()` never ends but by cancellation: any failure, including one raised by a callback, restarts
     the list/watch after a backoff.
     """
@@ -203,7 +230,7 @@ class Reflector:
         name: str,
         api: RestClient,
         path: str,
-        on_replace: Callable[[list[RawObject]], None],
+        on_replace: Callable[[Iterable[RawObject]], None],
         on_event: Callable[[str, RawObject], None],
         *,
         on_restart: Callable[[str], None] | None = None,
@@ -286,7 +313,7 @@ class Reflector:
         self.lists += 1
         listed = loop.time()
         self._on_replace(items)  # if the consumer fails, the list is taken again
-        log.debug("watch %s: listed %d in %.3f s, taken in %.3f s", self.name, len(items), listed - started,
+        log.debug("watch %s: listed %d in %.3f s, taken in %.3f s", self.name, items.count, listed - started,
                   loop.time() - listed)
         self.resource_version = rv
         self._list_from = None

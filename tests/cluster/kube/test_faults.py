@@ -13,7 +13,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,7 +62,7 @@ class Seen:
     names: dict[str, int] = field(default_factory=dict)
     restarts: list[str] = field(default_factory=list)
 
-    def replace(self, items: list[dict[str, Any]]) -> None:
+    def replace(self, items: Iterable[dict[str, Any]]) -> None:
         self.names = {i["metadata"]["name"]: _size(i) for i in items}
 
     def event(self, kind: str, obj: dict[str, Any]) -> None:
