@@ -190,6 +190,9 @@ class Leases:
             clock=clock,
         )
         self._changed = asyncio.Event()
+        # Where the global Lease lives (svc_leasename may name its own namespace), one string for
+        # every VIP's report rather than one each.
+        self._global_lease = f"{cfg.services_lease_namespace}/{cfg.services_lease_name}"
 
     def _observe(self, lease: str, leading: bool) -> None:
         self.metrics.is_leader.labels(self.node, lease).set(1 if leading else 0)
@@ -240,7 +243,7 @@ class Leases:
     def lease_of(self, unit: str) -> str:
         if self._own_lease(unit):
             return "/".join(unit_lease(unit))
-        return f"{self.cfg.namespace}/{self.cfg.services_lease_name}"
+        return self._global_lease
 
     def generation(self) -> object:
         g = self.global_elector

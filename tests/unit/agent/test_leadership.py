@@ -121,3 +121,17 @@ async def test_a_failed_unit_stop_is_raised_after_every_other_unit_stopped() -> 
     with pytest.raises(RuntimeError, match="fencing pass failed"):
         await leases._global_stopped()
     assert sorted(stopped) == ["default/b", "default/c"]
+
+
+def test_the_global_lease_is_reported_where_it_lives() -> None:
+    """svc_leasename as "namespace/name" puts the global Lease in its own namespace: `kubevip status`
+    names that one, and every unit's report shares one string."""
+    async def main() -> None:
+        cfg = ElectionConfig(True, "plndr-cp-lock", NS, "svcs", False, "lease", Timings(),
+                             services_namespace="infra")
+        leases = make(object(), cfg, "n1", _nothing, _nothing, Metrics("n1"))  # type: ignore[arg-type]
+        leases.set_units({"default/a": None, "default/b": None})
+        assert leases.lease_of("default/a") == "infra/svcs"
+        assert leases.lease_of("default/a") is leases.lease_of("default/b")
+
+    asyncio.run(main())
