@@ -11,8 +11,10 @@ Rule: the same document `json.loads` accepts, with the same values; anything els
 (json.JSONDecodeError names a position, never the content: a Secret's data stays out of logs). The head
 (every key before "items": kind, apiVersion, metadata) is decoded at once, so the resourceVersion and the
 continue token are known before any item is; a document whose metadata comes after its items (no API
-server writes one) is decoded whole instead. An error after the first item surfaces while the consumer
-walks, so consumers build what they keep aside and swap it in at the end (kube/watch.py's Reflector).
+server writes one) is decoded whole instead. A key repeated after the items keeps its first value
+(json.loads keeps the last; no API server repeats one). An error after the first item surfaces while
+the consumer walks, so consumers build what they keep aside and swap it in at the end (kube/watch.py's
+Reflector).
 """
 
 from __future__ import annotations
