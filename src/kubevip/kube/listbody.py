@@ -34,10 +34,6 @@ def _skip(text: str, i: int) -> int:
     return _SPACE.match(text, i).end()  # type: ignore[union-attr]  # `*` always matches
 
 
-def _error(msg: str, text: str, i: int) -> json.JSONDecodeError:
-    return json.JSONDecodeError(msg, text, i)
-
-
 class ListBody:
     """One page of a list: `head` (kind, apiVersion, metadata) decoded, the items still text.
 
@@ -74,24 +70,24 @@ class ListBody:
                 self._end(text, i + 1)
                 return
             if text[i:i + 1] != ",":
-                raise _error("Expecting ',' delimiter", text, i)
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
             i = _skip(text, i + 1)
 
     @staticmethod
     def _key(text: str, i: int) -> tuple[str, int]:
         """A key at `i` and the index of its value."""
         if text[i:i + 1] != '"':
-            raise _error("Expecting property name enclosed in double quotes", text, i)
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
         key, i = _DECODER.raw_decode(text, i)
         i = _skip(text, i)
         if text[i:i + 1] != ":":
-            raise _error("Expecting ':' delimiter", text, i)
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
         return key, _skip(text, i + 1)
 
     @staticmethod
     def _end(text: str, i: int) -> None:
         if _skip(text, i) != len(text):
-            raise _error("Extra data", text, i)
+            raise json.JSONDecodeError("Extra data", text, i)
 
     def _whole(self, text: str) -> None:
         doc = json.loads(text)
@@ -128,7 +124,7 @@ class ListBody:
         if text.startswith("null", i):  # "items": null, as json.loads would give it: no items
             i += 4
         elif text[i:i + 1] != "[":
-            raise _error("Expecting the items array", text, i)
+            raise json.JSONDecodeError("Expecting the items array", text, i)
         else:
             i = _skip(text, i + 1)
             if text[i:i + 1] == "]":
@@ -143,7 +139,7 @@ class ListBody:
                     if c == "]":
                         break
                     if c != ",":
-                        raise _error("Expecting ',' delimiter", text, i - 1)
+                        raise json.JSONDecodeError("Expecting ',' delimiter", text, i - 1)
         # After the items: more keys (none from an API server), then the end of the object.
         i = _skip(text, i)
         while text[i:i + 1] == ",":
@@ -152,7 +148,7 @@ class ListBody:
             self.head.setdefault(key, value)
             i = _skip(text, i)
         if text[i:i + 1] != "}":
-            raise _error("Expecting ',' delimiter", text, i)
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
         self._end(text, i + 1)
 
 
