@@ -573,6 +573,11 @@ class Fleet:
 
     async def graceful_restart(self, node: str) -> None:
         """SIGTERM: release() must withdraw, hand the Lease back and end the elector's run() itself."""
+        await self.release(node)
+        self.start(node)
+
+    async def release(self, node: str) -> None:
+        """SIGTERM without a new process: the node's electors release and end."""
         old = self.current[node]
         for el, task in self._procs.pop(old, []):
             await el.release()
@@ -582,7 +587,6 @@ class Fleet:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self.start(node)
 
     async def _kill(self, inc: str) -> None:
         for _, task in self._procs.pop(inc, []):
