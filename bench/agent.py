@@ -121,6 +121,19 @@ class Bench:
             },
         }
 
+    def profile_steady(self, out: Path, window: float, tag: str) -> list[subprocess.Popen[bytes]]:
+        """py-spy on every agent for the steady window (`--profile-steady`): its collapsed stacks, one
+        file per node, on-CPU samples only (idle threads are left out), 100 per second."""
+        spy = os.environ.get("KUBEVIP_PY_SPY", "py-spy")
+        out.mkdir(parents=True, exist_ok=True)
+        return [
+            subprocess.Popen([spy, "record", "--pid", str(a.pid), "--duration", str(max(1, int(window))),
+                              "--rate", "100", "--threads", "--format", "raw", "--nonblocking",
+                              "--output", str(out / f"{tag}-{name}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name, a in self.fleet.agents.items() if a.pid
+        ]
+
     async def owned(self) -> dict[str, set[IPAddress]]:
         def read() -> dict[str, set[IPAddress]]:
             return {
@@ -280,7 +293,8 @@ class Bench:
         return await self.services_lease_holder() == node
 
     async def scale(
-        self, count: int, window: float, mode: str, restart: str = "all", drain_limit: float | None = None
+        self, count: int, window: float, mode: str, restart: str = "all", drain_limit: float | None = None,
+        profile: Path | None = None,
     ) -> dict[str, Any]:
         names = [f"s{count}-{i}" for i in range(count)]
         vips = {
@@ -353,7 +367,10 @@ class Bench:
         before_text = self.cp.metrics_text()
         cpu0 = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         w0 = time.monotonic()
+        spies = self.profile_steady(profile, window, f"{count}-{mode}") if profile is not None else []
         await asyncio.sleep(window)
+        for spy in spies:
+            await asyncio.to_thread(spy.wait)
         after_text = self.cp.metrics_text()
         elapsed = time.monotonic() - w0
         cpu1 = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
@@ -566,7 +583,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             for n in args.scale:
                 for mode in args.election:
                     try:
-                        row = await b.scale(n, args.window, mode, args.restart, args.drain_limit)
+                        row = await b.scale(n, args.window, mode, args.restart, args.drain_limit,
+                                            args.profile_steady)
                         result["scale"].append(row)
                     except TimeoutError as exc:  # recorded, and the next row still runs
                         result["scale"].append({"services": n, "election": mode, "not_available": str(exc)})
@@ -674,6 +692,9 @@ def main() -> int:
     p.add_argument("--restart", choices=("all", "same-holder"), default="all",
                    help="scale rows: start every agent at once (the global Lease goes to whoever asks "
                         "first), or, in lease mode, its previous holder first (nothing moves)")
+    p.add_argument("--profile-steady", type=Path, default=None, metavar="DIR",
+                   help="record every agent with py-spy over each steady window (collapsed stacks in DIR; "
+                        "the binary from KUBEVIP_PY_SPY, else py-spy on PATH)")
     p.add_argument("--stack", choices=tuple(topology.STACKS), default="dual",
                    help="IP families of control plane, lab and Services (default %(default)s)")
     args = p.parse_args()
