@@ -196,7 +196,8 @@ OLD = "2020-01-01T00:00:00.000000Z"  # an acquireTime long past (never the one a
 class StoreApi(LeaseApi):
     """One Lease in memory with compare-and-swap, for virtual time: every call takes `latency`, replaces
     sent before `replaces_fail_until` fail (transient), and `script` answers the calls in order ("ok",
-    "fail": transient, "conflict": a write that loses a race, "hang": a call that never answers).
+    "fail": transient, "conflict": a write that loses a race, "hang": a call that never answers,
+    "slow:S": an answer S seconds late).
     `calls` records (time, op, namespace and name or the body)."""
 
     def __init__(self, lease: LeaseRecord | None = None, latency: float = 0.0,
@@ -216,6 +217,9 @@ class StoreApi(LeaseApi):
         if op == "replace" and now < self.replaces_fail_until:
             step = "fail"
         await asyncio.sleep(self.latency)
+        if step.startswith("slow:"):
+            await asyncio.sleep(float(step.split(":", 1)[1]))
+            step = "ok"
         if step == "fail":
             raise aiohttp.ServerDisconnectedError("down")
         if step == "hang":

@@ -514,3 +514,29 @@ def test_a_slow_reply_inside_the_time_left_is_accepted(timings: Timings, reply: 
     api = LimitedApi(reply)
     lv, fences, _ = live_for(api, 6 * timings.renew_deadline, timings=timings)
     assert fences == [] and lv.is_live and lv.renewals >= 3
+
+
+def test_a_renewal_that_runs_into_the_deadline_fences_there_not_a_retry_period_later() -> None:
+    """Fenced at 1.0 (every renewal failed), live again by a renewal sent at 1.0 that answered at 1.8
+    (live until 2.0); the next one, sent at 1.8, never answers and is abandoned at 2.0. The fence is due
+    right then, not after the retry period counted from 1.8 (2.05): the election simulator saw a holder
+    stop 110 ms past its deadline this way (scalable mode, seed 611 of 800)."""
+    api = StoreApi(script=("ok", "ok", "fail", "fail", "fail", "slow:0.8", "hang"))  # get, create, renewals
+    fences: list[tuple[float, str]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        lv = liveness(api, fences, [], loop.time)
+
+        async def run() -> None:
+            while True:
+                await lv.step(lambda: True)  # holding units throughout
+
+        task = loop.create_task(run())
+        await asyncio.sleep(2.5)
+        task.cancel()
+
+    run_sim(main)
+    assert api.times("replace")[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.8])
+    # (the units are never dropped here, so later steps fence again: only the first two count)
+    assert [time for time, _ in fences][:2] == [pytest.approx(1.0), pytest.approx(2.0)]
