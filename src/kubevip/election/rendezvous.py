@@ -48,10 +48,10 @@ def choose_holder(
     `previous` is the node an invalid claim still names: it held the unit in an earlier epoch (its
     process restarted, or it was fenced). While it is live and eligible again it counts as the current
     holder, so a restart of every agent gives each node back what it held instead of moving units to
-    whoever came up first. `starting`: the asking node became live less than a lease duration ago. It
-    then leaves a unit whose previous holder is not live (yet) to that node, which in a restart of every
-    agent is moments away; if it does not come, the orphan race after a lease duration (docs/election.md,
-    rule 2) hands the unit on. A node that is not starting (a peer stopped alone) takes over at once.
+    whoever came up first. `starting`: the asking node started moments ago (the scalable elector's
+    RESTART_GRACE). It then leaves a unit whose previous holder is not live (yet) to that node, which in
+    a restart of every agent is moments away; once the grace is over, the rendezvous decides among the
+    live nodes. A node that is not starting (a peer stopped alone) takes over at once.
     """
     live_set = frozenset(live)
     candidates = live_set if eligible is None else live_set & frozenset(eligible)

@@ -45,6 +45,11 @@ EPOCH_ANNOTATION = "kubevip.io/epoch"
 CLAIM_CONCURRENCY = 8
 PREFERENCE_HOLD = 4  # lease durations a preferred node stays live before it takes a unit back
 GC_AFTER = 4  # lease durations an unwanted, unheld claim stays before it is deleted
+# Lease durations a starting node leaves a unit to its previous holder while that holder is not live (a
+# restart of every agent: the peers come up within moments, but Python agents starting together on busy
+# nodes came up more than one lease duration apart at our 1.5 s in bench/agent.py), counted from when it
+# first had its units to judge (after the lists: seconds at 5000 Services).
+RESTART_GRACE = 2
 UnitCallback = Callable[[str], Awaitable[None]]
 UnitObserver = Callable[[str, bool], None]
 
@@ -130,6 +135,7 @@ class ScalableElector:
         # units still waiting for a holder, are looked at again; a change of any node's liveness state
         # (holder or epoch) or of our own, and a timer, make a pass look at every unit.
         self._dirty_units: set[str] = set()
+        self._judging_since = 0.0  # when the units were first known (RESTART_GRACE counts from here)
         self._unsettled: set[str] = set()
         self._node_view: tuple[object, ...] | None = None
         self._held: set[str] = set()
@@ -206,6 +212,8 @@ class ScalableElector:
         }
         self._units = new
         self._unit_of_claim = {claim_lease_name(u): u for u in new}
+        if not self._units_known:
+            self._judging_since = self._clock()
         self._units_known = True
         self.cache.changed.set()
 
@@ -410,7 +418,10 @@ class ScalableElector:
                 # the absence clock of a missing liveness Lease runs only where the rule asks for them.
                 orphan = current is None
                 mine_to_take = eligible is None or self.node in eligible
-                too_slow = orphan and want != self.node and self._winner_too_slow(unit)
+                # A unit left to a previous holder that is not live yet (`_starting`) is not raced for
+                # either: the wait ends with the grace, then the rendezvous decides.
+                waiting = want is not None and want not in live
+                too_slow = orphan and want != self.node and not waiting and self._winner_too_slow(unit)
                 stealable = (
                     orphan and (want == self.node or (too_slow and mine_to_take)) and self._stealable(unit)
                 )
@@ -488,11 +499,16 @@ class ScalableElector:
     def _want(self, unit: str, current: str | None, live: frozenset[str],
               eligible: frozenset[str] | None, settled: frozenset[str] | None) -> str | None:
         """choose_holder() with what this node knows: the previous holder an invalid claim still names,
-        and whether this node is still starting (live for less than a lease duration in this epoch)."""
+        and whether this node is still starting (`_starting`)."""
         previous = self._previous_holder(unit) if current is None else None
-        starting = self.is_live and self._clock() - self.liveness.live_since < self.timings.lease_duration
         return choose_holder(unit, current, live, eligible, self._preferred.get(unit, ()), settled,
-                             previous, starting)
+                             previous, self._starting())
+
+    def _starting(self) -> bool:
+        """Within RESTART_GRACE lease durations of becoming live in this epoch, or of first having the
+        units to judge, whichever came later."""
+        since = max(self.liveness.live_since, self._judging_since)
+        return self.is_live and self._clock() - since < RESTART_GRACE * self.timings.lease_duration
 
     def _previous_holder(self, unit: str) -> str | None:
         """The node the unit's claim names, valid or not (a claim of an earlier epoch: its holder
