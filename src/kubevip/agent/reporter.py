@@ -37,6 +37,7 @@ from kubevip.core.rows import Changes, Row, ServiceStatus, service_status, shoul
 from kubevip.core.settling import SETTLED, Settling, starting
 from kubevip.core.views import IPAddress, NodeName, StatusCondition, UnitId
 from kubevip.core.world import Snapshot, World
+from kubevip.election.scalable import RESTART_GRACE
 from kubevip.errors import describe
 from kubevip.kube.errors import TRANSIENT
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, Writer
@@ -254,7 +255,9 @@ class Reporter:
         rewrites vipHost, and an agent restarting finds it right), or while it settles after its start
         (core/settling.py: a fixed window, extended while the election makes progress)."""
         if out.settling and self._settling is None:
-            self._settling = starting(now, self.hold_down)
+            # The fixed window outlasts the scalable election's restart grace by one lease duration
+            # (election/scalable.py): units waiting for their previous holder's return are not losses.
+            self._settling = starting(now, self.hold_down, fixed_leases=RESTART_GRACE + 1)
         self._wake_when_settling_may_end(now)
         return out.stopping or (self._settling or SETTLED).active(now)
 

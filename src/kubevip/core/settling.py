@@ -2,7 +2,8 @@
 
 While the agent settles after its start, "nobody holds this unit" may only mean "not claimed yet", so a
 Service's status never loses an address for want of a known holder then (`agent/reporter.py`). A fixed
-window of two lease durations is not enough when every agent restarts at once in scalable mode: 2000
+window (three lease durations: the scalable election's restart grace plus one) is not enough when every
+agent restarts at once in scalable mode: 2000
 units are claimed one compare-and-swap at a time for many seconds, and shrinking then re-growing every
 Service's status meanwhile doubled the API writes the restart competes with. So settling lasts the
 fixed window, and after it as long as the election keeps making progress (the reporter counts the
@@ -22,7 +23,7 @@ from dataclasses import dataclass, replace
 class Settling:
     """The settling state; `observe` after each look at the election, `active` to ask."""
 
-    until: float  # end of the fixed window (start + two lease durations)
+    until: float  # end of the fixed window (start + `fixed_leases` lease durations)
     cap: float  # settling never lasts past this
     grace: float  # the longest pause in progress that settling outlasts
     unheld: int | None = None  # what still waits for a holder at the last look (None: not looked yet)
@@ -65,8 +66,11 @@ class Settling:
 SETTLED = Settling(until=0.0, cap=0.0, grace=0.0, over=True)
 
 
-def starting(now: float, lease_duration: float, cap_leases: float = 20.0) -> Settling:
-    """Settling of an agent starting at `now`: two lease durations, extended while claims progress
-    (pauses of at most one lease duration), at most `cap_leases` lease durations in all."""
-    return Settling(until=now + 2 * lease_duration, cap=now + cap_leases * lease_duration,
+def starting(now: float, lease_duration: float, cap_leases: float = 20.0,
+             fixed_leases: float = 2.0) -> Settling:
+    """Settling of an agent starting at `now`: `fixed_leases` lease durations, extended while claims
+    progress (pauses of at most one lease duration), at most `cap_leases` lease durations in all. The
+    agent passes the scalable election's restart grace plus one: while a starting node leaves units to
+    previous holders not yet back, nothing progresses, and statuses must not shrink meanwhile."""
+    return Settling(until=now + fixed_leases * lease_duration, cap=now + cap_leases * lease_duration,
                     grace=lease_duration)

@@ -15,6 +15,7 @@ from kubevip.core.rows import Changes, Row
 from kubevip.core.selection import ClassFilter
 from kubevip.core.views import StatusCondition
 from kubevip.core.world import SERVICE, World, apply_event, snapshot
+from kubevip.election.scalable import RESTART_GRACE
 from kubevip.metrics import Metrics
 from kubevip.tasks import TaskGroupGuard
 from tests.fixtures.waiting import eventually
@@ -275,7 +276,8 @@ async def test_conditions_wait_for_the_election_to_settle_then_are_written() -> 
     rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard,  # type: ignore[arg-type]
                    hold_down=1.0, clock=lambda: now[0])
     snap = snapshot(w, ClassFilter(), False)
-    for settling, now[0] in ((True, 0.0), (False, 2.0)):  # the window is two hold-downs
+    # the window is RESTART_GRACE + 1 hold-downs (a lease duration each: election/scalable.py)
+    for settling, now[0] in ((True, 0.0), (False, RESTART_GRACE + 1.0)):
         out = Outcome(snap, 1, frozenset(), False, settling=settling)
         for job in rep.jobs(out, rep.round(out)):
             await job()
@@ -604,11 +606,12 @@ async def test_without_progress_the_fixed_window_is_all_the_settling() -> None:
     rep = Reporter("n1", writer, w, ByUnit(), Metrics("n1"), guard,  # type: ignore[arg-type]
                    hold_down=1.0, clock=lambda: now[0])
     snap = snapshot(w, ClassFilter(), False, per_address=True)
-    for t, settling in ((0.0, True), (1.9, True), (2.0, False), (2.9, False)):
+    end = RESTART_GRACE + 1.0  # the fixed window, in hold-downs of 1 s
+    for t, settling in ((0.0, True), (end - 0.1, True), (end, False), (end + 0.9, False)):
         now[0] = t
         await rep.report(Outcome(snap, 1, frozenset(), False, settling=settling))
         assert writer.calls == [], t
-    now[0] = 3.0
+    now[0] = end + 1.0
     await rep.report(Outcome(snap, 1, frozenset(), False, settling=False))
     assert ("status", "default/web", ()) in writer.calls
     await guard.close()
@@ -623,7 +626,7 @@ async def test_settling_ends_by_itself_no_other_wake_up_needed() -> None:
     writer = FakeWriter()
     guard = TaskGroupGuard("test")
     rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard,  # type: ignore[arg-type]
-                   hold_down=0.2)  # fixed window 0.4 s, cap 4 s
+                   hold_down=0.2)  # fixed window 0.6 s, cap 4 s
     snap = snapshot(w, ClassFilter(), False)
     rep.passed(Outcome(snap, 1, frozenset(Row(p.address, "eth0") for p in snap.plans), False, settling=True))
     task = asyncio.ensure_future(rep.loop())

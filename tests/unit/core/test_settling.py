@@ -135,3 +135,10 @@ def test_it_lasts_until_the_instant_it_names(steps: list[tuple[float, int]], lea
         assert s.active(now + frac * (at - now) * 0.999)
         if at != s.until:
             assert not s.active(at)
+
+
+def test_the_fixed_window_is_as_long_as_the_agent_asks() -> None:
+    """The agent asks for the scalable election's restart grace plus one lease duration."""
+    s = starting(10.0, LEASE, fixed_leases=3)
+    assert (s.until, s.cap) == (10.0 + 3 * LEASE, 10.0 + 20 * LEASE)
+    assert s.observe(10.0 + 3 * LEASE - 0.01, 0).active(10.0 + 3 * LEASE - 0.01)
