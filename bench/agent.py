@@ -14,7 +14,8 @@ Measures, as the client namespace sees it:
 JSON goes to bench/results/agent.json; a table is printed. Needs root (network namespaces).
 Usage: python bench/agent.py [--runs 20] [--scale 100,1000] [--quick] [--liveness S] [--stack dual|ipv4|ipv6]
     [--election lease,scalable] [--restart all|same-holder]
-(KUBEVIP_BENCH_OUT: another JSON file)
+(KUBEVIP_BENCH_OUT: another JSON file; KUBEVIP_BENCH_LOGS=DIR: a copy of the agents' logs of each
+scale row)
 
 `--stack ipv4|ipv6`: a control plane with that family's Service and pod CIDRs only and a lab network of
 that family (as `kubevip lab up --stack`); Services of that family, failover of its VIP. JSON then goes
@@ -25,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -120,6 +123,13 @@ class Bench:
                 "ports": [{"name": "p", "protocol": "TCP", "port": RESPONDER_PORT}],
             },
         }
+
+    def keep_logs(self, out: Path, tag: str) -> None:
+        """Copy every agent's log (KUBEVIP_BENCH_LOGS): the lab's directory goes with the run."""
+        out.mkdir(parents=True, exist_ok=True)
+        for name, a in self.fleet.agents.items():
+            with contextlib.suppress(OSError):
+                shutil.copyfile(a.log_path, out / f"{tag}-{name}.log")
 
     def profile_steady(self, out: Path, window: float, tag: str) -> list[subprocess.Popen[bytes]]:
         """py-spy on every agent for the steady window (`--profile-steady`): its collapsed stacks, one
@@ -383,6 +393,9 @@ class Bench:
         by_kind = request_rates(before_text, after_text, elapsed)
         steady_writes = {k: v * elapsed for k, v in by_kind.items() if k.split(" ", 1)[0] in WRITE_VERBS}
         rss = {name: rss_mb(a.pid) for name, a in self.fleet.agents.items() if a.pid}
+        keep = os.environ.get("KUBEVIP_BENCH_LOGS")  # the agents' logs of each scale row, for a look after
+        if keep:
+            await asyncio.to_thread(self.keep_logs, Path(keep), f"{count}-{mode}")
         await self.clear_scale()
         return {
             "services": count,
