@@ -101,10 +101,12 @@ MUTANTS = (
     Mutant(
         "lease mode's read-back after a renewal conflict outlives the fencing deadline",
         "election/elector.py",
-        "        limit = max(0.05, self._lead_until - self._clock())\n",
+        "        limit = self._lead_until - self._clock()\n",
         "        limit = max(1.05, self._lead_until - self._clock())\n",
         ("tests/unit/election/test_elector.py::"
-         "test_a_renewal_conflict_whose_read_black_holes_still_fences_at_the_renew_deadline",),
+         "test_a_renewal_conflict_whose_read_black_holes_still_fences_at_the_renew_deadline",
+         "tests/unit/election/test_elector.py::"
+         "test_a_renewal_conflict_just_before_the_deadline_fences_at_the_deadline"),
     ),
     Mutant(
         "lease mode judges a holder's Lease by its own lease duration, not the one the holder wrote",

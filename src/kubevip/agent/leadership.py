@@ -49,6 +49,10 @@ class Leadership(Protocol):
         """"namespace/name" of the Lease deciding `unit`, "" when no Lease does (for `kubevip status`)."""
         ...
     async def run(self) -> None: ...
+    def stop_taking(self) -> None:
+        """Shutting down: keep what is held until `release`, take nothing new (a Lease or a unit a peer
+        releases meanwhile is for the nodes that stay)."""
+        ...
     async def release(self) -> None: ...
 
 
@@ -90,6 +94,9 @@ class Solo:
 
     async def run(self) -> None:
         await asyncio.Event().wait()
+
+    def stop_taking(self) -> None:
+        """Nothing is taken from anyone here."""
 
     async def release(self) -> None:
         return None
@@ -141,6 +148,9 @@ class Scalable:
     async def run(self) -> None:
         await self.elector.run()
 
+    def stop_taking(self) -> None:
+        self.elector.stop_taking()
+
     async def release(self) -> None:
         await self.elector.release()
 
@@ -184,6 +194,7 @@ class Leases:
         self._guard = TaskGroupGuard(f"leases:{node}")
         self._per_unit: dict[str, LeaseElector] = {}
         self._synced_once = False  # units after the first sync are new: their electors start `fresh`
+        self._draining = False  # stop_taking(): no new elector, none campaigns
         self.global_elector = LeaseElector(
             api, cfg.services_lease_namespace, cfg.services_lease_name, node, cfg.timings,
             self._global_started, self._global_stopped, observer=self._observe, on_renewed=on_renewed,
@@ -279,6 +290,8 @@ class Leases:
             elector = self._per_unit.pop(unit)
             self.metrics.election_loops.labels(*election_labels(unit)).dec()
             await elector.release()
+        if self._draining:
+            want &= set(self._per_unit)  # shutting down: no new elector campaigns for a Lease
         for unit in want - set(self._per_unit):
             ns, name = unit_lease(unit)
 
@@ -307,6 +320,11 @@ class Leases:
         except Exception as exc:
             self.metrics.election_errors.labels(*labels, type(exc).__name__).inc()
             raise
+
+    def stop_taking(self) -> None:
+        self._draining = True  # electors of units that appear from here on are not started
+        for e in (self.global_elector, *self._per_unit.values()):
+            e.stop_taking()
 
     async def release(self) -> None:
         for e in list(self._per_unit.values()):

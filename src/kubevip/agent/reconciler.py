@@ -894,8 +894,11 @@ class Agent:
             spawn(self.guard, "lifetimes", self._lifetime_loop())
 
     async def shutdown(self) -> None:
-        """Staged: withdraw every VIP, release the Leases, stop tasks."""
+        """Staged: withdraw every VIP, release the Leases, stop tasks. From the first stage on, nothing a
+        peer releases meanwhile is taken (`stop_taking`): when every agent stops at once, their units
+        otherwise ended on the last agent to stop."""
         self._stopping = True
+        self.leadership.stop_taking()
         try:
             await self.converge(reason="shutdown")
         except Exception:

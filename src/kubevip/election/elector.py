@@ -74,6 +74,7 @@ class LeaseElector:
         self._task: asyncio.Task[None] | None = None
         self._lag = LagReporter(f"lease {namespace}/{name}", self.timings, clock)
         self._closing = False
+        self._draining = False  # stop_taking(): no acquire any more
         # The acquireTime of an acquiring write whose answer has not come (None: none in flight). A release
         # that cancels it cannot know whether it landed, and a landed one would keep peers out until expiry.
         self._acquiring: str | None = None
@@ -127,6 +128,12 @@ class LeaseElector:
         finally:
             if self._leading:
                 await self._stop_leading("elector stopped")
+
+    def stop_taking(self) -> None:
+        """The agent is shutting down: lead on until `release`, but take no Lease from here on. A
+        stopping node that took a Lease a peer just released would hand it on a moment later; when every
+        agent stops at once, everything ended on the last agent to stop."""
+        self._draining = True
 
     async def release(self) -> None:
         """Withdraw first (on_stopped), then hand the Lease back so a peer takes over within one retry."""
@@ -244,6 +251,9 @@ class LeaseElector:
     async def _candidate_step(self) -> None:
         t = self.timings
         wake = self._clock() + t.retry_period
+        if self._draining:
+            await asyncio.sleep(t.retry_period)  # until release() ends the run
+            return
         lost, self._lost = self._lost, 0
         try:
             expiry = await bounded(self._try_acquire(), t.renew_deadline)

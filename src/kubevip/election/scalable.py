@@ -136,6 +136,7 @@ class ScalableElector:
         # (holder or epoch) or of our own, and a timer, make a pass look at every unit.
         self._dirty_units: set[str] = set()
         self._judging_since = 0.0  # when the units were first known (RESTART_GRACE counts from here)
+        self._draining = False  # stop_taking(): no claims any more
         self._unsettled: set[str] = set()
         self._node_view: tuple[object, ...] | None = None
         self._held: set[str] = set()
@@ -298,6 +299,13 @@ class ScalableElector:
         finally:
             await self._fence("elector stopped")
 
+    def stop_taking(self) -> None:
+        """The agent is shutting down: keep what it holds until `release`, but claim nothing from here
+        on. When every agent stops at once, the first to release handed its units to the others, which
+        were still withdrawing their VIPs; the claims of all ended on the last agent to stop, and after
+        the restart that agent took them all back (bench/agent.py: 100-300 of 1000 Services moved)."""
+        self._draining = True
+
     async def release(self) -> None:
         """Withdraw every unit first, then release the liveness Lease so peers take over at once."""
         self._closing = True
@@ -439,6 +447,8 @@ class ScalableElector:
                     elif step is Step.STOP:
                         await self._stop(unit, "claim lost")
                     elif step is Step.CLAIM:
+                        if self._draining:
+                            continue  # shutting down: the unit is for the peers that stay
                         judged = self.cache.records.get(claim_lease_name(unit))
                         to_claim.append((unit, judged, want == self.node))
                     else:
@@ -486,7 +496,7 @@ class ScalableElector:
         unit its own, and the others come up while its claims queue: without this it went on claiming
         their units for tens of seconds, and they lost their claims to it. Not sending a claim is
         always safe; the unit stays unsettled and the next pass judges it again."""
-        if unit not in self._units or not self.is_live or not self._may_claim():
+        if unit not in self._units or not self.is_live or not self._may_claim() or self._draining:
             return False
         now = self.cache.records.get(claim_lease_name(unit))
         if (now.resource_version if now else None) != (judged.resource_version if judged else None):

@@ -576,6 +576,11 @@ class Fleet:
         await self.release(node)
         self.start(node)
 
+    def stop_taking(self, node: str) -> None:
+        """SIGTERM's first stage: the node's electors take nothing new from here on."""
+        for el, _ in self._procs.get(self.current[node], []):
+            el.stop_taking()
+
     async def release(self, node: str) -> None:
         """SIGTERM without a new process: the node's electors release and end."""
         old = self.current[node]

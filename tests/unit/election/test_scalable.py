@@ -19,6 +19,7 @@ from kubevip.election.rendezvous import choose_holder
 from kubevip.election.scalable import (
     GC_AFTER,
     PREFERENCE_HOLD,
+    RESTART_GRACE,
     ScalableElector,
     claim_lease_name,
     node_lease_name,
@@ -338,6 +339,8 @@ def test_a_live_holder_whose_liveness_lease_is_deleted_keeps_its_units_until_it_
         server = SimServer(random.Random(8))
         units = tuple(f"vip:198.18.0.{i}" for i in range(1, 7))
         fleet = await _settled(server, units)
+        # past every node's restart grace: a starting node would leave the units to the victim anyway
+        await asyncio.sleep(RESTART_GRACE * Timings().lease_duration)
         victim = _holder(fleet, units[0])
         assert victim is not None
         live = server.get(node_lease_name(victim))
@@ -695,5 +698,40 @@ def test_a_claim_from_an_epoch_newer_than_its_holder_s_known_liveness_is_not_sto
             body["metadata"]["resourceVersion"] = str(next(_VERSIONS))
             el.cache.put(parse_lease(body))
         assert el._stealable(UNIT) is stealable
+
+    run_sim(main)
+
+
+@pytest.mark.parametrize("mode", ["scalable", "lease"])
+def test_agents_stopping_together_take_nothing_from_each_other(mode: str) -> None:
+    """SIGTERM reaches every agent at once, but each releases only after withdrawing its VIPs, at its
+    own pace. The ones still withdrawing must not take what the first released: every unit then ended
+    on the last agent to stop, which took them all back after the restart (bench/agent.py: 100-300 of
+    1000 Services moved in scalable mode; in lease mode the global Lease went to the last one)."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(25))
+        units = tuple(f"vip:198.18.5.{i}" for i in range(1, 31)) if mode == "scalable" else ("svc-lock",)
+        fleet = Fleet(mode, NODES, units, server)
+        for n in NODES:
+            fleet.start(n)
+        await asyncio.sleep(3.0 + RESTART_GRACE * Timings().lease_duration)
+        before = {u: _holder(fleet, u) for u in units}
+        t0 = asyncio.get_running_loop().time()
+        for n in NODES:
+            fleet.stop_taking(n)
+        for n in NODES:  # one after another, 0.3 s apart (withdrawing takes its time)
+            await asyncio.sleep(0.3)
+            await fleet.release(n)
+        taken = [s for s in fleet.rec.changes_after(t0) if s.start > t0]
+        assert not taken, f"taken while stopping: {taken}"
+        for n in NODES:
+            fleet.start(n)
+        await asyncio.sleep(3.0)
+        if mode == "scalable":
+            assert {u: _holder(fleet, u) for u in units} == before
+        assert not fleet.rec.violations
+        assert not await fleet.stop()
+        await server.drain()
 
     run_sim(main)
