@@ -348,6 +348,8 @@ class Bench:
         # restart's own doing.
         await until(reported, max(120.0, 0.12 * count), f"{count} Services reported")
         hosts_before = await self.vip_hosts()
+        # Where each VIP is, from the nodes' kernels: what the election moved (vipHost can lag it).
+        placed_before = {v: n for n, vs in (await self.owned()).items() for v in vs}
         lease_holder = await self.services_lease_holder()
         # Restart every agent (graceful stop withdraws everything), then time until all VIPs are held.
         await asyncio.to_thread(self.fleet.stop)
@@ -374,6 +376,8 @@ class Bench:
         hosts_after = await self.vip_hosts()
         # A Service whose vipHost or vipHost-ipv6 changed moved (a family of it) to another node: news.
         moved = sum(1 for k, h in hosts_after.items() if hosts_before.get(k) != h)
+        placed_after = {v: n for n, vs in (await self.owned()).items() for v in vs}
+        vips_moved = sum(1 for v, n in placed_after.items() if placed_before.get(v) != n)
         before_text = self.cp.metrics_text()
         cpu0 = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         w0 = time.monotonic()
@@ -425,6 +429,7 @@ class Bench:
             "restart": restart,
             "services_lease_holder_before_after": [lease_holder, await self.services_lease_holder()],
             "services_moved_by_restart": moved,
+            "vips_moved_by_restart": vips_moved,
             # Each agent's event-loop wake-ups (every 0.25 s) later than 100 ms, and the largest bucket
             # reached, from its start to convergence and to the write-backs' drain (issue 21: none).
             "loop_stalls_over_100ms_until_converged": stalls_converged,
