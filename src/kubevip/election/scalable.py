@@ -429,7 +429,12 @@ class ScalableElector:
                 # A unit left to a previous holder that is not live yet (`_starting`) is not raced for
                 # either: the wait ends with the grace, then the rendezvous decides.
                 waiting = want is not None and want not in live
-                too_slow = orphan and want != self.node and not waiting and self._winner_too_slow(unit)
+                # A previous holder back after a restart claims all its units again, 8 at a time: 700
+                # of them took it 10 s on the busy lab, and peers racing for them after one lease
+                # duration moved 100-300 units (bench/agent.py). It gets the restart grace instead.
+                patience = RESTART_GRACE if orphan and want == self._previous_holder(unit) else 1.0
+                too_slow = (orphan and want != self.node and not waiting
+                            and self._winner_too_slow(unit, patience))
                 stealable = (
                     orphan and (want == self.node or (too_slow and mine_to_take)) and self._stealable(unit)
                 )
@@ -584,12 +589,13 @@ class ScalableElector:
         log.info("node %s: removed claim %s of %s", self.node, rec.name, parse_claim(rec).unit)
         self.cache.drop(rec.name)
 
-    def _winner_too_slow(self, unit: str) -> bool:
-        """An orphan the rendezvous winner has not claimed within a lease duration (winner overloaded or
-        its view lags): any live node may then race for it; the compare-and-swap keeps it single.
+    def _winner_too_slow(self, unit: str, leases: float = 1.0) -> bool:
+        """An orphan the rendezvous winner has not claimed within `leases` lease durations (winner
+        overloaded or its view lags): any live node may then race for it; the compare-and-swap keeps it
+        single.
         """
         since = self._orphan_since.setdefault(unit, self._clock())
-        return self._clock() - since >= self.timings.lease_duration
+        return self._clock() - since >= leases * self.timings.lease_duration
 
     def _stealable(self, unit: str) -> bool:
         """A claim may be overwritten only when its holder is known not to be live in the claimed epoch."""
