@@ -62,7 +62,9 @@ def label(row: dict[str, Any], doc: dict[str, Any]) -> str:
     timings = str(doc.get("election_timings_s") or "")
     if timings and not timings.startswith("defaults"):
         mode = f"{mode} ({timings.replace(',', '/')} s)"
-    env = doc.get("agent_env") or []  # `--agent-env NAME=VALUE`: another configuration, another line
+    # `--agent-env NAME=VALUE`: another configuration, another line; PYTHONPATH only says which checkout
+    # ran (an A/B from a worktree), not how the agents were configured.
+    env = [e for e in doc.get("agent_env") or [] if not str(e).startswith("PYTHONPATH=")]
     return f"{mode}, {', '.join(map(str, env))}" if env else mode
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from curves import compare_rows, rows, stalls
+from curves import compare_rows, label, rows, stalls
 
 
 def test_curves_take_kube_vips_converged_scale_rows_from_a_compare_run() -> None:
@@ -39,3 +39,9 @@ def test_rows_at_other_timings_get_a_line_of_their_own(tmp_path: Path) -> None:
     found = rows([tmp_path / n for n, _, _ in runs])
     assert [r["election"] for r in found] == [
         "lease", "lease (5/3/1 s)", "lease", "lease (5/3/1 s), vip_kernel_lifetime=false"]
+
+
+def test_the_checkout_an_a_b_ran_from_is_no_configuration_of_its_own() -> None:
+    doc = {"election_timings_s": "defaults", "agent_env": ["PYTHONPATH=/tmp/wt/src", "vip_arp=true"]}
+    assert label({"election": "lease"}, doc) == "lease, vip_arp=true"
+    assert label({"election": "lease"}, {"agent_env": ["PYTHONPATH=/x"]}) == "lease"
