@@ -250,10 +250,10 @@ class LeaseElector:
 
     async def _candidate_step(self) -> None:
         t = self.timings
-        wake = self._clock() + t.retry_period
         if self._draining:
             await asyncio.sleep(t.retry_period)  # until release() ends the run
             return
+        wake = self._clock() + t.retry_period
         lost, self._lost = self._lost, 0
         try:
             expiry = await bounded(self._try_acquire(), t.renew_deadline)

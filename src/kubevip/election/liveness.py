@@ -106,17 +106,19 @@ class Liveness:
             # Steady renewals every liveness period; a failed one is retried after one retry period, so
             # a longer period costs no attempts after a failure (Timings.validate keeps two of them).
             wake = started + (t.liveness_period if ok else t.retry_period)
+        # The renewal may have run into the deadline (it may take until exactly then): fence now, not
+        # after the retry period's sleep. The election simulator saw a holder stop 110 ms past its
+        # deadline there (scalable mode, seed 611 of 800).
+        await self._fence_if_due(holding)
         before = self._clock()
-        if self.epoch is not None and before >= self.live_until and holding():
-            # The renewal ran into the deadline (it may take until exactly then): fence now, not after
-            # the retry period's sleep. The election simulator saw a holder stop 110 ms past its
-            # deadline there (scalable mode, seed 611 of 800).
-            await self.bridge.run_async(lambda: self._fence("liveness renew deadline passed"))
         if self.epoch is not None and self.live_until > before:
             wake = min(wake, self.live_until)  # wake to fence, if it comes to that
         await asyncio.sleep(max(0.0, wake - before))
         if self.epoch is not None:
             self._lag.woke(max(wake, before))
+        await self._fence_if_due(holding)
+
+    async def _fence_if_due(self, holding: Callable[[], bool]) -> None:
         if self.epoch is not None and self._clock() >= self.live_until and holding():
             await self.bridge.run_async(lambda: self._fence("liveness renew deadline passed"))
 
