@@ -45,10 +45,10 @@ EPOCH_ANNOTATION = "kubevip.io/epoch"
 CLAIM_CONCURRENCY = 8
 PREFERENCE_HOLD = 4  # lease durations a preferred node stays live before it takes a unit back
 GC_AFTER = 4  # lease durations an unwanted, unheld claim stays before it is deleted
-# Lease durations a starting node leaves a unit to its previous holder while that holder is not live (a
-# restart of every agent: the peers come up within moments, but Python agents starting together on busy
-# nodes came up more than one lease duration apart at our 1.5 s in bench/agent.py), counted from when it
-# first had its units to judge (after the lists: seconds at 5000 Services).
+# Lease durations a starting node leaves a unit to its previous holder while that holder is not live (in
+# a restart of every agent the peers come up within moments), counted from when it first had its units to
+# judge (after the lists: seconds at 5000 Services); also how long a previous holder that is back gets to
+# re-claim its units before peers race for them.
 RESTART_GRACE = 2
 UnitCallback = Callable[[str], Awaitable[None]]
 UnitObserver = Callable[[str, bool], None]
