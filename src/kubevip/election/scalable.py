@@ -396,6 +396,7 @@ class ScalableElector:
             live = self.live_nodes()
             units = self._units
             settled = self.settled_nodes(live) if self._preferred else None
+            starting = self._starting()  # once per pass: the grace is judged again by the next pass
             todo, full = self._pass_units(full)
             if full:
                 log.debug("node %s: pass over all %d units, %d nodes live", self.node, len(todo), len(live))
@@ -415,7 +416,7 @@ class ScalableElector:
                     return
                 self._adopt_claim(unit)
                 current = self.current_holder(unit)
-                want = self._want(unit, current, live, eligible, settled)
+                want, previous = self._want(unit, current, live, eligible, settled, starting)
                 if current is None and want is not None:
                     self._unsettled.add(unit)
                 else:
@@ -432,7 +433,7 @@ class ScalableElector:
                 # A previous holder back after a restart claims all its units again, 8 at a time: 700
                 # of them took it 10 s on the busy lab, and peers racing for them after one lease
                 # duration moved 100-300 units (bench/agent.py). It gets the restart grace instead.
-                patience = RESTART_GRACE if orphan and want == self._previous_holder(unit) else 1.0
+                patience = RESTART_GRACE if orphan and want == previous else 1.0
                 too_slow = (orphan and want != self.node and not waiting
                             and self._winner_too_slow(unit, patience))
                 stealable = (
@@ -508,16 +509,18 @@ class ScalableElector:
             return False
         if not ours:
             return True  # a race for an orphan its winner left: judged on other grounds
-        want = self._want(unit, self.current_holder(unit), self._live_now(), self._units[unit], settled)
+        want, _ = self._want(unit, self.current_holder(unit), self._live_now(), self._units[unit], settled,
+                             self._starting())
         return want == self.node
 
-    def _want(self, unit: str, current: str | None, live: frozenset[str],
-              eligible: frozenset[str] | None, settled: frozenset[str] | None) -> str | None:
-        """choose_holder() with what this node knows: the previous holder an invalid claim still names,
-        and whether this node is still starting (`_starting`)."""
+    def _want(self, unit: str, current: str | None, live: frozenset[str], eligible: frozenset[str] | None,
+              settled: frozenset[str] | None, starting: bool) -> tuple[str | None, str | None]:
+        """choose_holder() with what this node knows (the previous holder an invalid claim still names,
+        and whether this node is still `starting`), and that previous holder."""
         previous = self._previous_holder(unit) if current is None else None
-        return choose_holder(unit, current, live, eligible, self._preferred.get(unit, ()), settled,
-                             previous, self._starting())
+        want = choose_holder(unit, current, live, eligible, self._preferred.get(unit, ()), settled,
+                             previous, starting)
+        return want, previous
 
     def _starting(self) -> bool:
         """Within RESTART_GRACE lease durations of becoming live in this epoch, or of first having the
