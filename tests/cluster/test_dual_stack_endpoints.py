@@ -31,10 +31,25 @@ VIP6 = "2001:db8::10"
 async def make_backends(api: client.ApiClient, ns: str, ready: tuple[bool, ...] = (True, True)) -> list[str]:
     """Two nodes (named after the namespace) with one dual-stack pod each; returns the node names."""
     nodes = [f"{ns}-n{i}" for i in (1, 2)]
-    for i, (node, (v4, v6)) in enumerate(zip(nodes, POD_IPS, strict=True)):
+    for node in nodes:
         await pods.create_node(api, node)
+    await seen_by_controllers(api, nodes)
+    for i, (node, (v4, v6)) in enumerate(zip(nodes, POD_IPS, strict=True)):
         await pods.create_pod(api, ns, f"web-{i}", node, {"app": "web"}, [v4, v6], ready=ready[i])
     return nodes
+
+
+async def seen_by_controllers(api: client.ApiClient, nodes: list[str]) -> None:
+    """Wait until the controller-manager's informers have the Nodes (its node IPAM gave each its pod
+    CIDRs). The EndpointSlice controller skips a pod whose Node it has not seen yet and retries the
+    Service with a backoff that doubles from 1 s: on a busy run, where its informers lagged by seconds,
+    that made one wait below take 35 s where it takes 2 s alone."""
+    core = client.CoreV1Api(api)
+
+    async def allocated() -> bool:
+        return all([(await core.read_node(n)).spec.pod_cidrs for n in nodes])
+
+    await eventually(allocated, f"the controller-manager has Nodes {nodes}", within=120.0)
 
 
 def service_body(name: str, policy: str, families: list[str] | None) -> dict[str, Any]:

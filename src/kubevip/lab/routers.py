@@ -135,10 +135,10 @@ class Router:
                 p.terminate()
         deadline = time.monotonic() + 5
         for pid in self._pids:
-            while _alive(pid) and time.monotonic() < deadline:
+            while self._running(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
             with contextlib.suppress(ProcessLookupError):
-                if _alive(pid):
+                if self._running(pid):
                     os.kill(pid, signal.SIGKILL)
         for p in self._procs:
             try:
@@ -148,6 +148,14 @@ class Router:
                 p.wait()
         self._procs.clear()
         self._pids.clear()
+
+    def _running(self, pid: int) -> bool:
+        # A child of ours that exited stays a zombie, which signal 0 still finds, until it is reaped:
+        # bird runs as our child (its PID is the Popen's), so stop() waited out its whole deadline.
+        for p in self._procs:
+            if p.pid == pid:
+                return p.poll() is None
+        return _alive(pid)
 
     def _popen(self, argv: Sequence[str], log_name: str) -> subprocess.Popen[bytes]:
         log = (self.workdir / log_name).open("ab")

@@ -23,7 +23,7 @@ from kubernetes_asyncio import client
 
 from kubevip.kube.kubeconfig import load_kubeconfig
 from kubevip.kube.rest import Access, RestClient
-from kubevip.kube.watch import Reflector
+from kubevip.kube.watch import Backoff, Reflector
 from kubevip.lab.controlplane import ControlPlane
 from kubevip.lab.faultproxy import FaultProxy, Request
 from kubevip.tasks import TaskGroupGuard, spawn
@@ -105,7 +105,9 @@ async def watched(api: RestClient, kube_admin: client.ApiClient, kube_namespace:
                   request: pytest.FixtureRequest) -> AsyncIterator[Watched]:
     """A reflector on the ConfigMaps of a fresh namespace, through the proxy, already synced."""
     seen = Seen()
-    kw: dict[str, Any] = getattr(request, "param", {})
+    # The production cap (10 s) only stretches the waits of the tests that fail many requests in a row:
+    # what they check (no hot loop, Retry-After honoured, recovery) holds at any cap.
+    kw: dict[str, Any] = {"backoff": Backoff(cap=2.0), **getattr(request, "param", {})}
     r = Reflector("configmaps", api, f"/api/v1/namespaces/{kube_namespace}/configmaps", seen.replace,
                   seen.event, on_restart=seen.restarts.append, **kw)
     guard = TaskGroupGuard("faults")
