@@ -17,6 +17,7 @@ import pytest
 from kubevip.election.record import parse_lease
 from kubevip.election.rendezvous import choose_holder
 from kubevip.election.scalable import (
+    CLAIM_CONCURRENCY,
     GC_AFTER,
     PREFERENCE_HOLD,
     RESTART_GRACE,
@@ -361,7 +362,8 @@ def test_a_queued_claim_is_sent_only_while_the_unit_is_still_ours_among_the_live
     (CLAIM_CONCURRENCY at a time). The others come up while those claims wait; a claim whose unit now
     goes to one of them by the rendezvous must not be sent (bench/agent.py: the first node kept claiming
     the others' units for tens of seconds, and they lost their claims to it)."""
-    units = tuple(f"vip:198.18.{i // 250}.{i % 250}" for i in range(240))
+    # Enough units that node-a's claims, CLAIM_CONCURRENCY at a time, are still going when the others come.
+    units = tuple(f"vip:198.18.{i // 250}.{i % 250}" for i in range(30 * CLAIM_CONCURRENCY))
 
     async def main() -> None:
         server = SimServer(random.Random(7))
