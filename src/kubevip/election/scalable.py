@@ -42,9 +42,9 @@ EPOCH_ANNOTATION = "kubevip.io/epoch"
 
 # Claims in flight at once. 8 was set while liveness renewals shared the agent's loop and connection,
 # where 32 claims delayed them past their deadline; renewals now have a thread and a connection of their
-# own (election/offloop.py). With 8, a restart of 1000 dual-stack Services took 17-28 s on a loaded
-# 2-core lab (a previous holder re-claims ~700 units at ~70 a second); with 32, 9.4-12.2 s in three of
-# four alternated runs, with as many slow renewal replies (docs/performance.md, session 24).
+# own (election/offloop.py). A restart of 1000 dual-stack Services on a loaded 2-core lab (a previous
+# holder re-claims ~700 units): median 22.9 s with 8, 15.9 s with 32, six alternated runs each; 64 had
+# its renewals late the most (docs/performance.md, session 24).
 CLAIM_CONCURRENCY = 32
 PREFERENCE_HOLD = 4  # lease durations a preferred node stays live before it takes a unit back
 GC_AFTER = 4  # lease durations an unwanted, unheld claim stays before it is deleted
