@@ -198,6 +198,10 @@ class Bench:
             await until(lambda vips=vips: self._gone(*vips), 30, "VIPs removed")
         return out
 
+    async def _slices_at_least(self, n: int) -> bool:
+        slices = await client.DiscoveryV1Api(self.api).list_namespaced_endpoint_slice(NS)
+        return len(slices.items) >= n
+
     async def _gone(self, *vips: IPAddress) -> bool:
         owned = await self.owned()
         return not any(v in a for a in owned.values() for v in vips)
@@ -347,6 +351,13 @@ class Bench:
         # Status, vipHost and the family conditions written too: what the restart writes is then the
         # restart's own doing.
         await until(reported, max(120.0, 0.12 * count), f"{count} Services reported")
+        # The controller-manager publishes each Service's EndpointSlices (one per family) at its client's
+        # 20 writes a second: 2000 at 1000 Services took it ~70 s, past the Services being held, and the
+        # restart ran inside that catch-up (its POSTs filled the "steady" window). A restart in a settled
+        # cluster has no slice events to decode on the same two cores.
+        want_slices = count * len(self.families)
+        await until(lambda: self._slices_at_least(want_slices), max(120.0, 0.1 * want_slices),
+                    f"{want_slices} EndpointSlices published")
         hosts_before = await self.vip_hosts()
         # Where each VIP is, from the nodes' kernels: what the election moved (vipHost can lag it).
         placed_before = {v: n for n, vs in (await self.owned()).items() for v in vs}

@@ -40,12 +40,12 @@ ROLE_CLAIM = "claim"
 UNIT_ANNOTATION = "kubevip.io/unit"
 EPOCH_ANNOTATION = "kubevip.io/epoch"
 
-# Claims in flight at once. 8 was set while liveness renewals shared the agent's loop and connection,
-# where 32 claims delayed them past their deadline; renewals now have a thread and a connection of their
-# own (election/offloop.py). A restart of 1000 dual-stack Services on a loaded 2-core lab (a previous
-# holder re-claims ~700 units): median 22.9 s with 8, 15.9 s with 32, six alternated runs each; 64 had
-# its renewals late the most (docs/performance.md, session 24).
-CLAIM_CONCURRENCY = 32
+# Claims in flight at once: more only queue at a busy API server, where they delay the node's liveness
+# renewals past their deadline. That held even with the renewals on a thread and a connection of their
+# own: on a loaded 2-core lab, 32 shortened a restart of 1000 dual-stack Services (median 16.9 s against
+# 20.8 s, eight alternated runs each) but late renewals stopped more units (19264 against 12334 over
+# the runs), and 64 the most (docs/performance.md, session 24).
+CLAIM_CONCURRENCY = 8
 PREFERENCE_HOLD = 4  # lease durations a preferred node stays live before it takes a unit back
 GC_AFTER = 4  # lease durations an unwanted, unheld claim stays before it is deleted
 # Lease durations a starting node leaves a unit to its previous holder while that holder is not live (in
@@ -433,10 +433,9 @@ class ScalableElector:
                 # A unit left to a previous holder that is not live yet (`_starting`) is not raced for
                 # either: the wait ends with the grace, then the rendezvous decides.
                 waiting = want is not None and want not in live
-                # A previous holder back after a restart claims all its units again (CLAIM_CONCURRENCY
-                # at a time; 700 of them took it 10 s on the busy lab with 8), and peers racing for them
-                # after one lease duration moved 100-300 units (bench/agent.py). It gets the restart
-                # grace instead.
+                # A previous holder back after a restart claims all its units again, 8 at a time: 700
+                # of them took it 10 s on the busy lab, and peers racing for them after one lease
+                # duration moved 100-300 units (bench/agent.py). It gets the restart grace instead.
                 patience = RESTART_GRACE if orphan and want == previous else 1.0
                 too_slow = (orphan and want != self.node and not waiting
                             and self._winner_too_slow(unit, patience))
