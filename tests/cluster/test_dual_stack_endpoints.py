@@ -12,7 +12,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from kubevip import cli
-from kubevip.lab import pods
+from kubevip.lab import podnet, pods
 from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.cluster
@@ -44,12 +44,8 @@ async def seen_by_controllers(api: client.ApiClient, nodes: list[str]) -> None:
     CIDRs). The EndpointSlice controller skips a pod whose Node it has not seen yet and retries the
     Service with a backoff that doubles from 1 s: on a busy run, where its informers lagged by seconds,
     that made one wait below take 35 s where it takes 2 s alone."""
-    core = client.CoreV1Api(api)
-
-    async def allocated() -> bool:
-        return all([(await core.read_node(n)).spec.pod_cidrs for n in nodes])
-
-    await eventually(allocated, f"the controller-manager has Nodes {nodes}", within=120.0)
+    for node in nodes:
+        await podnet.node_pod_cidrs(api, node)
 
 
 def service_body(name: str, policy: str, families: list[str] | None) -> dict[str, Any]:
