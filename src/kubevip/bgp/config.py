@@ -24,6 +24,10 @@ EXABGP_ENV: Mapping[str, str] = {
     "exabgp_tcp_bind": "",
     "exabgp_log_destination": "stdout",
     "exabgp_log_level": "INFO",
+    # No "route added to neighbor ..." line per command: ExaBGP formatted and wrote one per route (the
+    # agent read each one and dropped it at its debug level), half of ExaBGP's CPU per command and on
+    # the create path (docs/bgp.md). The agent logs what it announces itself and every refused command.
+    "exabgp_log_processes": "false",
     "exabgp_reactor_speed": "0.1",
 }
 

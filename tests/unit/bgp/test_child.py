@@ -1,14 +1,21 @@
-"""kubevip.bgp.child: ExaBGP's sessions that kubevip opens go out with Nagle's algorithm off."""
+"""kubevip.bgp.child: ExaBGP's sessions that kubevip opens go out with Nagle's algorithm off, and its API
+callbacks run without an event loop per command."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 
 import pytest
+from exabgp.logger import log
 from exabgp.protocol.family import AFI
+from exabgp.reactor.asynchronous import ASYNC
 from exabgp.reactor.network.outgoing import Outgoing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubevip.bgp import child
 
@@ -49,3 +56,105 @@ def test_the_speaker_starts_the_child_module() -> None:
     from kubevip.bgp import speaker
 
     assert '"-m", "kubevip.bgp.child", "server"' in inspect.getsource(speaker)
+
+
+# -- API callbacks without an event loop per command ------------------------------------------------
+
+Plan = list[tuple[int, bool]]  # per callback: how many steps it yields, and whether it then raises
+
+
+def _callbacks(plan: Plan, trace: list[tuple[int, int]]) -> list[tuple[str, Iterator[bool]]]:
+    def gen(i: int, steps: int, fails: bool) -> Iterator[bool]:
+        for s in range(steps):
+            trace.append((i, s))
+            yield False
+        if fails:
+            raise ValueError(f"callback {i} failed\nsecond line")
+
+    return [(f"svc{i}", gen(i, steps, fails)) for i, (steps, fails) in enumerate(plan)]
+
+
+Driven = tuple[list[tuple[int, int]], list[bool], list[str], list[str]]
+
+
+def _drive(run: Callable[[ASYNC], bool], plan: Plan, limit: int, monkeypatch: pytest.MonkeyPatch) -> Driven:
+    """Every turn of `run` over the plan's callbacks until none is left: the steps taken, each turn's
+    answer, the errors reported and the services told."""
+    trace: list[tuple[int, int]] = []
+    logged: list[str] = []
+    told: list[str] = []
+    monkeypatch.setattr(log, "error", classmethod(lambda cls, msg, source="", level="": logged.append(msg())))
+    monkeypatch.setattr(log, "debug", classmethod(lambda cls, msg, source="", level="": None))
+    a = ASYNC()
+    a.LIMIT = limit
+    a.set_error_handler(told.append)
+    for uid, cb in _callbacks(plan, trace):
+        a.schedule(uid, "command", cb)
+    answers: list[bool] = []
+    for _ in range(10_000):
+        answers.append(run(a))
+        if not answers[-1]:
+            break
+    assert a.ready()
+    return trace, answers, logged, told
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.booleans()), max_size=6), st.integers(1, 8))
+def test_generator_callbacks_run_exactly_as_exabgps_own_run_does(plan: Plan, limit: int) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        ours = _drive(child._run_generators, plan, limit, mp)
+    with pytest.MonkeyPatch.context() as mp:
+        theirs = _drive(child._run, plan, limit, mp)
+    assert ours == theirs
+
+
+def test_generator_callbacks_need_no_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_loop(*args: object, **kwargs: object) -> None:
+        for arg in args:
+            if asyncio.iscoroutine(arg):
+                arg.close()
+        raise AssertionError("an event loop was built for generator callbacks")
+
+    monkeypatch.setattr(asyncio, "run", no_loop)
+    monkeypatch.setattr(asyncio, "new_event_loop", no_loop)
+    trace, answers, _, _ = _drive(child._run_generators, [(3, False), (2, False)], 50, monkeypatch)
+    assert trace == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)] and answers == [False]
+    with pytest.raises(AssertionError, match="event loop"):
+        _drive(child._run, [(1, False)], 50, monkeypatch)  # ExaBGP 5.0.15's own run builds one
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_coroutine_callback_goes_to_exabgps_own_run(first: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Queued first, or by a generator while the turn runs: ExaBGP's own run (and its loop) takes over.
+    monkeypatch.setattr(log, "debug", classmethod(lambda cls, msg, source="", level="": None))
+    done: list[str] = []
+    a = ASYNC()
+
+    async def coro() -> None:
+        pass
+
+    def own_run(self: ASYNC) -> bool:
+        done.append(f"own run with {len(self._async)} queued")
+        self.clear()
+        return False
+
+    def gen() -> Iterator[bool]:
+        done.append("generator")
+        if not first:
+            a.schedule("svc", "command", coro)
+        yield False
+
+    monkeypatch.setattr(child, "_run", own_run)
+    if first:
+        a.schedule("svc", "command", coro)
+    a.schedule("svc", "command", gen())
+    assert child._run_generators(a) is False
+    assert done == (["own run with 2 queued"] if first else ["generator", "own run with 1 queued"])
+
+
+def test_the_child_patches_exabgps_async_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ASYNC, "run", child._run)
+    monkeypatch.setattr(Outgoing, "_setup", child._setup)
+    child.patch()
+    assert ASYNC.run is child._run_generators

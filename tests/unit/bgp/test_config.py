@@ -55,3 +55,63 @@ def test_exabgp_validates_the_rendered_configuration(tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin", **EXABGP_ENV},
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+# ExaBGP's API layer in a fresh interpreter: the text commands the speaker sends, with the environment
+# the speaker gives ExaBGP (EXABGP_ENV), answered without ExaBGP's reactor; prints what ExaBGP logged.
+_API_HARNESS = """
+import sys
+from exabgp.configuration.configuration import Configuration
+from exabgp.environment import getenv
+from exabgp.logger import log
+from exabgp.reactor.api import API
+from exabgp.reactor.api.command.announce import announce_attributes, withdraw_attribute
+from exabgp.reactor.asynchronous import ASYNC
+
+log.init(getenv())
+conf = Configuration([sys.argv[1]])
+assert conf.reload(), conf.error
+answers = []
+
+class Processes:
+    def answer_done(self, service):
+        answers.append("done")
+
+    def answer_error(self, service):
+        answers.append("error")
+
+class Reactor:
+    configuration = conf
+    processes = Processes()
+    asynchronous = ASYNC()
+
+    def peers(self, service=None):
+        return list(conf.neighbors)
+
+reactor, api = Reactor(), API(conf)
+announce_attributes(api, reactor, "kubevip", "neighbor 192.0.2.1 announce attributes next-hop 192.0.2.10 "
+                    "origin igp nlri 198.51.100.7/32", False)
+withdraw_attribute(api, reactor, "kubevip", "neighbor 192.0.2.1 withdraw attributes next-hop 192.0.2.10 "
+                   "nlri 198.51.100.7/32", False)
+while reactor.asynchronous.run():
+    pass
+print("answers:", " ".join(answers))
+"""
+
+
+def _api_output(tmp_path: Path, **env: str) -> str:
+    conf = tmp_path / "exabgp.conf"
+    conf.write_text(render(_settings(), RID, [sys.executable, bridge.__file__, str(tmp_path / "api.sock")]))
+    res = subprocess.run([sys.executable, "-c", _API_HARNESS, str(conf)], capture_output=True, text=True,
+                         timeout=60, env={"PATH": "/usr/bin:/bin", **EXABGP_ENV, **env}, check=True)
+    return res.stdout + res.stderr
+
+
+def test_exabgp_writes_no_line_per_route_and_still_answers_every_command(tmp_path: Path) -> None:
+    # One "route added to neighbor ..." line per route was half of ExaBGP's CPU per command, read by the
+    # agent only to be dropped at its debug level.
+    out = _api_output(tmp_path)
+    assert "answers: done done" in out, out
+    assert "route added" not in out and "route removed" not in out, out
+    loud = _api_output(tmp_path, exabgp_log_processes="true")  # ExaBGP's default
+    assert "route added" in loud and "route removed" in loud, loud
