@@ -12,7 +12,7 @@ A BGP session's messages are whole PDUs written at once, so nothing is gained by
 And ExaBGP 5.0.15 runs each API command's callbacks through `asyncio.run`, a new event loop built and
 closed every time, although every callback it registers for the text API is a plain generator that
 never awaits: `ASYNC.run` here steps generators directly and leaves coroutines to ExaBGP's own run.
-That was a fifth of ExaBGP's CPU per command, on the path from a Service's creation to its route.
+That was a quarter of ExaBGP's CPU per command, on the path from a Service's creation to its route.
 
 Imported only in the child process; the agent never imports ExaBGP.
 """
