@@ -761,7 +761,9 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         "`failover_details` counts the runs in which the old node still held the VIP then "
         "(`old_holder_kept_vip`) and in which the restarted agent left it next to the new holder "
         "(`stale_after_restart`; the benchmark removes it before the next run).",
-        "- *N dual-stack Services*: all agents restarted at once (SIGTERM, leftover VIPs removed, start) "
+        "- *N dual-stack Services*: once every VIP is held and the controller-manager has published all "
+        "2N EndpointSlices (since 2026-12-07; before, at 1000 Services the restart ran inside that "
+        "catch-up), all agents restarted at once (SIGTERM, leftover VIPs removed, start) "
         "until each of the 2N VIPs is on exactly one node: the last VIP change the address watcher saw "
         "before a check (every 0.5 s) found them so (until 2026-12-06, that check's own instant, with the "
         "metrics ports polled every 0.2 s, not 20 ms: both agents' figures were rounded up to those "

@@ -385,6 +385,13 @@ class Runner:
                     f"{self.agent}: only {held} of {len(vips)} VIPs held ({dup} on two nodes) {timeout:.0f}s "
                     f"after creating {count} Services; {self.tail(600)}"
                 )
+            # The controller-manager publishes each Service's EndpointSlices (one per family) at its
+            # client's 20 writes a second: at 1000 Services that ran past the VIPs being held, and the
+            # restart below ran inside that catch-up, its POSTs in the steady window (bench/agent.py
+            # waits the same way). A restart in a settled cluster has no slice events to decode.
+            want_slices = 2 * count
+            res["slices_published_before_restart"] = workload.wait_for(
+                lambda: workload.slices_published(kube, want_slices), max(120.0, 0.1 * want_slices), 0.05)
             # What one Service says before the restart and after the steady window: a write-back in the
             # steady window shows up as a difference here (res["status_sample"]).
             sample = {"before": self._service_facts(names[0])}

@@ -109,6 +109,14 @@ def node_addresses(netns: str, interface: str) -> set[str]:
     return addrs
 
 
+def slices_published(kube: Kube, want: int) -> bool:
+    """Whether the workload namespace holds `want` EndpointSlices: one item and the count of the rest (a
+    full list of thousands of slices, polled, would load the API server whose catch-up it waits for)."""
+    page = kube.get(f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices?limit=1")
+    rest = int((page.get("metadata") or {}).get("remainingItemCount") or 0)
+    return len(page.get("items") or []) + rest >= want
+
+
 def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
     """Poll `check` until true or the deadline; returns whether it became true."""
     deadline = time.monotonic() + timeout
