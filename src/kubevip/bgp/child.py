@@ -45,11 +45,9 @@ def _run_generators(self: Any) -> bool:
     queue = self._async
     if not queue:
         return False
-    if any(self._is_coroutine(cb) for _, cb in queue):
-        return bool(_run(self))
     uid, callback = queue.popleft()
     for _ in range(self.LIMIT):
-        if self._is_coroutine(callback):  # queued by a callback meanwhile
+        if self._is_coroutine(callback):  # queued first, or by a callback meanwhile
             queue.appendleft((uid, callback))
             return bool(_run(self))
         try:
