@@ -389,7 +389,7 @@ class Runner:
             # client's 20 writes a second: at 1000 Services that ran past the VIPs being held, and the
             # restart below ran inside that catch-up, its POSTs in the steady window (bench/agent.py
             # waits the same way). A restart in a settled cluster has no slice events to decode.
-            want_slices = 2 * count
+            want_slices = len(vips)  # one slice per Service and family, as one VIP per Service and family
             res["slices_published_before_restart"] = workload.wait_for(
                 lambda: workload.slices_published(kube, want_slices), max(120.0, 0.1 * want_slices), 0.05)
             # What one Service says before the restart and after the steady window: a write-back in the
