@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import termination
-from compare import report, workload
+from compare import goproxy, report, workload
 from compare.agents import AGENTS, KUBE_VIP, KUBEVIP, Settings
 from compare.lab import PEER_DIR, REPO, Helpers, Lab, kubevip_cli
 from compare.rib import RibReader
@@ -428,6 +428,10 @@ def main() -> int:
     if KUBE_VIP in agents:
         log("building kube-vip (cached)")
         kube_vip_bin, kv_version = build_kube_vip(args.kube_vip_version)
+    # Asked at every run (issue 21: say what the proxy answered); a kubevip-only run compares nothing.
+    not_served = goproxy.not_served() if KUBE_VIP in agents else {}
+    for v, why in not_served.items():
+        log(f"kube-vip {v}: {why}")
 
     def emit(final: bool) -> None:
         """Write the results so far (after every stage, so an interrupted run still leaves data)."""
@@ -442,7 +446,7 @@ def main() -> int:
                 "load_average_at_end": os.getloadavg(),
             },
             "versions": {KUBEVIP: git_rev(), KUBE_VIP: kv_version},
-            "peer_versions_not_served": PEERS_NOT_SERVED,
+            "peer_versions_not_served": not_served,
             "kubevip_uncommitted_src": uncommitted_src(),
             "settings": {
                 **settings_doc(ld, rd, rp),
@@ -603,13 +607,6 @@ def main() -> int:
     emit(final=True)
     log(f"done in {time.monotonic() - t_start:.0f}s")
     return 0
-
-
-# Versions the issue asked for that the Go module proxy refused (bench/peers/kube-vip/README.md).
-PEERS_NOT_SERVED = {
-    "v0.8.2": "proxy.golang.org answered 403 Forbidden, 'This module version is not available.' for .info, "
-    ".mod and .zip (tried 2026-11-26 ~10:00 and again 13:15 UTC, also with `go mod download`)",
-}
 
 
 def bgp_settings_doc(daemon: str) -> dict[str, Any]:
