@@ -371,7 +371,10 @@ class Runner:
         """`count` dual-stack Services: convergence after a restart of all agents, then steady-state
         RSS / CPU per agent and API requests per second (the API server's own counters)."""
         kube = self.lab.admin
-        names = [f"kvb-scale-{i}" for i in range(count)]
+        # Names of this stage only (agent and election mode), as in bench/agent.py: a Service created again
+        # under the name of one the stage before deleted waits on the controller-manager's EndpointSlice
+        # backoff, and the old slices still counted toward the slice wait below.
+        names = [f"kvb-scale-{self.agent}-{self.settings.election}-{i}" for i in range(count)]
         vips = {a for i in range(count) for a in workload.scale_vips(i).values()}
         res: dict[str, Any] = {"services": count}
         try:
