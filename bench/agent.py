@@ -134,10 +134,15 @@ class Bench:
     def profile_steady(self, out: Path, window: float, tag: str) -> list[subprocess.Popen[bytes]]:
         """py-spy on every agent for the steady window (`--profile-steady`): its collapsed stacks, one
         file per node, on-CPU samples only (idle threads are left out), 100 per second."""
+        return self.py_spy(out, tag, window)
+
+    def py_spy(self, out: Path, tag: str, seconds: float) -> list[subprocess.Popen[bytes]]:
+        """py-spy on every agent for `seconds` (or until stopped with SIGINT: py-spy then writes what it
+        has): collapsed stacks in `out`, one file per node, on-CPU samples only, 100 per second."""
         spy = os.environ.get("KUBEVIP_PY_SPY", "py-spy")
         out.mkdir(parents=True, exist_ok=True)
         return [
-            subprocess.Popen([spy, "record", "--pid", str(a.pid), "--duration", str(max(1, int(window))),
+            subprocess.Popen([spy, "record", "--pid", str(a.pid), "--duration", str(max(1, int(seconds))),
                               "--rate", "100", "--threads", "--format", "raw", "--nonblocking",
                               "--output", str(out / f"{tag}-{name}.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -310,7 +315,7 @@ class Bench:
 
     async def scale(
         self, count: int, window: float, mode: str, restart: str = "all", drain_limit: float | None = None,
-        profile: Path | None = None,
+        profile: Path | None = None, profile_restart: Path | None = None,
     ) -> dict[str, Any]:
         # Names of this row only: a Service deleted by an earlier row and created again under its name
         # waits on the controller-manager's EndpointSlice backoff ("EndpointSlice informer cache is out
@@ -379,10 +384,19 @@ class Bench:
             self.fleet.start((first,))
             await until(lambda: self._holds_services_lease(lease_holder), 60, f"{lease_holder} holds again")
         self.fleet.start()
+        # py-spy from each agent's start until every VIP is held (`--profile-restart`): it attaches a few
+        # ms after the start, so the interpreter's own start-up is not in it; it costs the agents CPU.
+        restart_spies = (self.py_spy(profile_restart, f"restart-{count}-{mode}", 600)
+                         if profile_restart is not None else [])
         await until(converged, max(180.0, 0.06 * count), f"{count} Services held after restart")
         converge = time.monotonic() - t0
+        for spy in restart_spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in restart_spies:
+            await asyncio.to_thread(spy.wait)
         stalls_converged = self.loop_stalls()
         cpu = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
+        main_cpu = {name: main_thread_cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         runq = {name: runqueue_wait_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         # The restart's report write-backs (status, annotations, Events): until a whole second passes
         # without any write but the election's, counted from the restart.
@@ -427,6 +441,7 @@ class Bench:
             "steady_cpu_pct": steady_cpu,
             "steady_cpu_pct_max": max(steady_cpu.values()) if steady_cpu else None,
             "agent_cpu_s_until_converged": cpu,
+            "agent_main_thread_cpu_s_until_converged": main_cpu,
             "agent_main_thread_runqueue_wait_s_until_converged": runq,
             "writeback_drain_after_restart_s": drain,
             "writebacks_after_restart_by_verb_resource": writebacks,
@@ -444,6 +459,8 @@ class Bench:
             "api_requests_per_s_by_verb_resource": by_kind,
             "window_s": window,
             "restart": restart,
+            # py-spy sampled the agents through the restart: its times carry the sampling's CPU.
+            "restart_profiled": profile_restart is not None,
             "services_lease_holder_before_after": [lease_holder, await self.services_lease_holder()],
             "services_moved_by_restart": moved,
             "vips_moved_by_restart": vips_moved,
@@ -495,13 +512,21 @@ def request_total(text: str) -> float:
     return total
 
 
-def cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds a process has used (agents restart, so this is since their start)."""
+def cpu_s(pid: int, stat: str | None = None) -> float | None:
+    """User + system CPU seconds a process has used (agents restart, so this is since their start);
+    `stat`: another stat file of the process (one thread's)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat or f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main_thread_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of the process's main thread (the event loop's; its task id is the
+    process id): the rest of `cpu_s` went to the agent's other threads (Lease renewals, announcements,
+    netlink and the metrics server)."""
+    return cpu_s(pid, f"/proc/{pid}/task/{pid}/stat")
 
 
 def runqueue_wait_s(pid: int) -> float | None:
@@ -619,7 +644,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 for mode in args.election:
                     try:
                         row = await b.scale(n, args.window, mode, args.restart, args.drain_limit,
-                                            args.profile_steady)
+                                            args.profile_steady, args.profile_restart)
                         result["scale"].append(row)
                     except TimeoutError as exc:  # recorded, and the next row still runs
                         result["scale"].append({"services": n, "election": mode, "not_available": str(exc)})
@@ -730,6 +755,10 @@ def main() -> int:
     p.add_argument("--profile-steady", type=Path, default=None, metavar="DIR",
                    help="record every agent with py-spy over each steady window (collapsed stacks in DIR; "
                         "the binary from KUBEVIP_PY_SPY, else py-spy on PATH)")
+    p.add_argument("--profile-restart", type=Path, default=None, metavar="DIR",
+                   help="record every agent with py-spy from the restart until every VIP is held (as "
+                        "--profile-steady; the sampling costs the agents CPU, so the row's times are not "
+                        "comparable)")
     p.add_argument("--stack", choices=tuple(topology.STACKS), default="dual",
                    help="IP families of control plane, lab and Services (default %(default)s)")
     args = p.parse_args()

@@ -1,9 +1,13 @@
 """bench/agent.py's reading of the API server's request counters: the write-backs of a restart."""
 
+import time
+
 from agent import (  # bench/agent.py (conftest puts bench/ on the path)
     _drain,
     _stalls,
+    cpu_s,
     loop_delay,
+    main_thread_cpu_s,
     report_writes,
     request_rates,
     runqueue_wait_s,
@@ -87,3 +91,21 @@ def test_runqueue_wait_is_read_for_a_live_process_and_none_for_a_gone_one() -> N
     wait = runqueue_wait_s(os.getpid())
     assert wait is not None and wait >= 0
     assert runqueue_wait_s(2**22 + 1) is None  # above pid_max's default range: no such process
+
+
+def test_the_main_thread_s_cpu_is_part_of_the_process_s_and_none_for_a_gone_process() -> None:
+    import os
+    import threading
+
+    def spin() -> None:
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
+            pass
+
+    t = threading.Thread(target=spin)  # CPU on another thread: the process's, not the main thread's
+    t.start()
+    t.join()
+    main, total = main_thread_cpu_s(os.getpid()), cpu_s(os.getpid())
+    assert main is not None and total is not None and main <= total
+    assert total - main >= 0.2, (total, main)
+    assert main_thread_cpu_s(2**22 + 1) is None
