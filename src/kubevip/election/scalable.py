@@ -53,6 +53,13 @@ GC_AFTER = 4  # lease durations an unwanted, unheld claim stays before it is del
 # judge (after the lists: seconds at 5000 Services); also how long a previous holder that is back gets to
 # re-claim its units before peers race for them.
 RESTART_GRACE = 2
+# Lease durations, counted from when this node first saw a unit orphaned, that it leaves the unit to its
+# pick while the pick is busy claiming (claims of its current epoch keep arriving): after a restart of
+# every agent each node re-claims hundreds of units, CLAIM_CONCURRENCY at a time, for longer than the
+# restart grace, and peers racing for the ones it had not reached yet moved 278-417 of 1000 Services
+# (bench/agent.py, session 27); the losing compare-and-swaps and the moves' write-backs loaded the API
+# server the claims wait on. A pick that stops claiming for a lease duration, or this long, is raced.
+BUSY_PATIENCE = 10
 UnitCallback = Callable[[str], Awaitable[None]]
 UnitObserver = Callable[[str, bool], None]
 
@@ -146,6 +153,8 @@ class ScalableElector:
         self.held_changes = 0
         self._units_known = False  # no garbage collection before the first set_units
         self._orphan_since: dict[str, float] = {}
+        # node -> when a claim of its, written in its current liveness epoch, last arrived (BUSY_PATIENCE).
+        self._claiming_at: dict[str, float] = {}
         # Claim versions written by this node in its current liveness incarnation: only these count.
         self._my_claims: dict[str, LeaseRecord] = {}
         # renewal_thread: the liveness renewals run on a thread of their own, with their own connection
@@ -382,6 +391,7 @@ class ScalableElector:
     def _pass_units(self, full: bool) -> tuple[list[str], bool]:
         """The units this pass looks at, and whether that is every unit."""
         changed = self.cache.take_dirty()
+        self._note_claiming(changed)
         view = self._node_state()
         if view != self._node_view:
             self._node_view = view
@@ -438,7 +448,7 @@ class ScalableElector:
                 # duration moved 100-300 units (bench/agent.py). It gets the restart grace instead.
                 patience = RESTART_GRACE if orphan and want == previous else 1.0
                 too_slow = (orphan and want != self.node and not waiting
-                            and self._winner_too_slow(unit, patience))
+                            and self._winner_too_slow(unit, patience) and not self._winner_busy(want, unit))
                 stealable = (
                     orphan and (want == self.node or (too_slow and mine_to_take)) and self._stealable(unit)
                 )
@@ -602,6 +612,33 @@ class ScalableElector:
         """
         since = self._orphan_since.setdefault(unit, self._clock())
         return self._clock() - since >= leases * self.timings.lease_duration
+
+    def _note_claiming(self, names: Collection[str]) -> None:
+        """Record when each peer was last seen claiming: a changed claim in its name, written in the
+        liveness epoch it is live in now (a claim of an earlier epoch, as listed after a restart, is not
+        work in progress)."""
+        now = self._clock()
+        for name in names:
+            rec = self.cache.records.get(name)
+            if rec is None or rec.holder is None or rec.holder == self.node \
+                    or rec.labels.get(ROLE_LABEL) != ROLE_CLAIM:
+                continue
+            claim = parse_claim(rec)
+            live = self.cache.records.get(node_lease_name(rec.holder))
+            if live is not None and live.holder == rec.holder and live.transitions == claim.epoch:
+                self._claiming_at[rec.holder] = now
+
+    def _winner_busy(self, winner: str | None, unit: str) -> bool:
+        """Whether `winner` was seen claiming within the last lease duration, and `unit` has been an
+        orphan for less than BUSY_PATIENCE lease durations: its claims are queued behind the others it
+        is sending, not forgotten, so the orphan race waits (the compare-and-swaps racing it would
+        mostly lose, and each one won moves a unit)."""
+        at = self._claiming_at.get(winner) if winner is not None else None
+        if at is None:
+            return False
+        now = self._clock()
+        lease = self.timings.lease_duration
+        return now - at < lease and now - self._orphan_since.get(unit, now) < BUSY_PATIENCE * lease
 
     def _stealable(self, unit: str) -> bool:
         """A claim may be overwritten only when its holder is known not to be live in the claimed epoch."""

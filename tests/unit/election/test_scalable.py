@@ -17,6 +17,7 @@ import pytest
 from kubevip.election.record import parse_lease
 from kubevip.election.rendezvous import choose_holder
 from kubevip.election.scalable import (
+    BUSY_PATIENCE,
     CLAIM_CONCURRENCY,
     GC_AFTER,
     PREFERENCE_HOLD,
@@ -735,5 +736,116 @@ def test_agents_stopping_together_take_nothing_from_each_other(mode: str) -> Non
         assert not fleet.rec.violations
         assert not await fleet.stop()
         await server.drain()
+
+    run_sim(main)
+
+
+class _SlowNodeServer(SimServer):
+    """The simulated API server, `slow` seconds each way for every request of the nodes in `slow_nodes`
+    (a node whose claims queue behind each other: CLAIM_CONCURRENCY at a time)."""
+
+    def __init__(self, rnd: random.Random, slow: float) -> None:
+        super().__init__(rnd)
+        self.slow = slow
+        self.slow_nodes: set[str] = set()
+
+    def _latency(self, node: str) -> float:
+        return self.slow if node in self.slow_nodes else super()._latency(node)
+
+
+def test_a_restarted_node_still_claiming_its_units_back_keeps_them_past_the_restart_grace() -> None:
+    """After a restart of every agent a node re-claims each unit it held, CLAIM_CONCURRENCY at a time;
+    with many units that outlasts the restart grace. Peers used to race it for the units it had not
+    reached yet (bench/agent.py: 278-417 of 1000 Services moved, each move a vipHost write and an Event,
+    on the API server the claims wait on). While its claims keep arriving it is busy, not gone: nothing
+    it held moves. Once it stops claiming, the race is back (the next test)."""
+
+    async def main() -> None:
+        server = _SlowNodeServer(random.Random(26), slow=0.2)
+        units = tuple(f"vip:198.18.{6 + i // 200}.{i % 200 + 1}" for i in range(360))
+        fleet = await _settled(server, units)
+        before = {u: _holder(fleet, u) for u in units}
+        slow = NODES[-1]
+        its = [u for u in units if before[u] == slow]
+        lease = Timings().lease_duration
+        # Its claims alone (0.4 s each, 8 at a time) take longer than the restart grace.
+        assert len(its) / CLAIM_CONCURRENCY * 2 * server.slow > RESTART_GRACE * lease + 1.0, len(its)
+        server.slow_nodes.add(slow)
+        await _restart_every_agent(fleet, NODES, stagger=0.0)
+        await asyncio.sleep(len(its) / CLAIM_CONCURRENCY * 2 * server.slow + 2 * lease)
+        after = {u: _holder(fleet, u) for u in units}
+        moved = {u: (before[u], after[u]) for u in units if before[u] != after[u]}
+        assert not moved, f"{len(moved)} units moved: {moved}"
+        assert not fleet.rec.violations
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_a_busy_pick_that_lacks_a_unit_is_raced_once_it_stops_claiming() -> None:
+    """The patience with a busy pick ends with its claims: a node back from a restart that re-claims
+    many units but never one of them (its view lacks it) loses that one to the race one lease duration
+    after its claims stop arriving, never while they still arrive."""
+
+    async def main() -> None:
+        server = _SlowNodeServer(random.Random(27), slow=0.2)
+        nodes = ("node-a", "node-b")
+        units = tuple(f"vip:198.18.{8 + i // 200}.{i % 200 + 1}" for i in range(240))
+        fleet = Fleet("scalable", nodes, units, server)
+        for n in nodes:
+            fleet.start(n)
+        await asyncio.sleep(3.0)
+        its = [u for u in units if _holder(fleet, u) == "node-b"]
+        lacking = its[0]
+        server.slow_nodes.add("node-b")  # its claims queue: 0.4 s each, CLAIM_CONCURRENCY at a time
+        await asyncio.gather(*(fleet.release(n) for n in nodes))
+        t0 = server.now()
+        for n in nodes:
+            fleet.start(n)
+        for el in _electors_of(fleet, "node-b"):
+            el.set_units({u: None for u in units if u != lacking})
+        lease = Timings().lease_duration
+        busy_for = (len(its) - 1) / CLAIM_CONCURRENCY * 2 * server.slow
+        assert busy_for > (RESTART_GRACE + 1) * lease, busy_for  # longer than the plain patience
+        await asyncio.sleep(busy_for + 3 * lease)
+        spans = fleet.rec.changes_after(t0)
+        last_b = max(s.start for s in spans if s.incarnation.startswith("node-b"))
+        (taken,) = [s for s in spans if s.unit == lacking]
+        assert taken.incarnation.startswith("node-a")
+        t = Timings()
+        assert last_b < taken.start <= last_b + lease + 2 * t.retry_period + 2 * server.slow, \
+            (taken.start, last_b)
+        assert {u for u in its if _holder(fleet, u) == "node-b"} == set(its) - {lacking}
+        assert not fleet.rec.violations
+        assert not await fleet.stop()
+        await server.drain()
+
+    run_sim(main)
+
+
+def test_the_patience_with_a_busy_pick_ends_after_busy_patience_lease_durations() -> None:
+    """A pick that keeps claiming without end (a bug, or a flapping unit) holds an orphan back for at
+    most BUSY_PATIENCE lease durations from when this node first saw it orphaned."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(28))
+        el = _elector(server, "node-a", [])
+        now = [100.0]
+        el._clock = lambda: now[0]
+        lease = el.timings.lease_duration
+        assert not el._winner_busy("node-b", UNIT)  # never seen claiming
+        assert not el._winner_busy(None, UNIT)
+        el._orphan_since[UNIT] = now[0]
+        el._claiming_at["node-b"] = now[0]
+        assert el._winner_busy("node-b", UNIT)
+        now[0] += lease  # a lease duration without a claim of its: not busy
+        assert not el._winner_busy("node-b", UNIT)
+        for _ in range(BUSY_PATIENCE):  # claiming all along
+            el._claiming_at["node-b"] = now[0]
+            assert el._winner_busy("node-b", UNIT) is (now[0] - 100.0 < BUSY_PATIENCE * lease)
+            now[0] += lease
+        el._claiming_at["node-b"] = now[0]
+        assert not el._winner_busy("node-b", UNIT)
 
     run_sim(main)
