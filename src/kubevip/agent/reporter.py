@@ -39,6 +39,7 @@ from kubevip.core.views import IPAddress, NodeName, StatusCondition, UnitId
 from kubevip.core.world import Snapshot, World
 from kubevip.election.scalable import RESTART_GRACE
 from kubevip.errors import describe
+from kubevip.ip import text
 from kubevip.kube.errors import TRANSIENT
 from kubevip.kube.writers import ANNOTATION_VIP_HOST, Writer
 from kubevip.metrics import Metrics
@@ -162,10 +163,10 @@ class Reporter:
         self._shrinking: dict[str, float] = {}  # Service -> since when its status would lose addresses
         self._unheld: dict[str, float] = {}  # Service -> since when a True condition would turn NoHolder
         # Settling after the agent's start, extended past the agent's fixed window while the election
-        # makes progress (core/settling.py); measured in Services whose status a round held back.
+        # makes progress (core/settling.py); measured in the addresses a round kept in statuses.
         self._settling: Settling | None = None
         self._keeping = False  # this round keeps every status (settling or stopping)
-        self._held_back = 0  # Services whose status this round kept for want of a known holder
+        self._held_back = 0  # addresses this round kept in statuses for want of a known holder
         self._timer: asyncio.TimerHandle | None = None  # the next round a hold-down or settling waits for
         # Normal Events not yet written, (Service, reason) -> occurrences; sent by `events_loop` through
         # one token bucket per agent, oldest first.
@@ -286,7 +287,7 @@ class Reporter:
         self._wake.set()
 
     def _observe_settling(self, now: float) -> None:
-        """After a round over every Service: progress is fewer statuses held back than the last time."""
+        """After a round over every Service: progress is fewer addresses held back than the last time."""
         s = self._settling
         if s is None or s.over:
             return
@@ -431,12 +432,20 @@ class Reporter:
         decision makes (an address removed, the Service no longer announced) is written at once."""
         cur = set(current)
         lost = cur - set(wanted.ingress)
-        if not lost or not lost <= {str(v) for v in granted}:
+        # text(): cached; str() of an IPv6 address is computed anew each time, and while the election
+        # settles every Service of a round loses its VIPs for a moment (a restart of 1000 Services: a
+        # tenth of the main thread's samples).
+        if not lost or not lost <= {text(v) for v in granted}:
             self._shrinking.pop(key, None)
             return False
         if self._keeping:
             self._keys.add(key)  # looked at again once the election has settled
-            self._held_back += 1
+            # Addresses, not Services: a dual-stack Service is whole only once both of its units have a
+            # holder, and after a restart of every agent in scalable mode each node claimed all its IPv4
+            # units before any IPv6 one, so for seconds no Service became whole while hundreds of
+            # units got holders, and settling ended as if nothing progressed (session 27: 1000-2000
+            # status and vipHost writes, shrinking then growing back, in a restart that moved nothing).
+            self._held_back += len(lost)
             return True
         since = self._shrinking.setdefault(key, now)
         if now - since < self.hold_down:

@@ -7,7 +7,8 @@ agent restarts at once in scalable mode: 2000
 units are claimed one compare-and-swap at a time for many seconds, and shrinking then re-growing every
 Service's status meanwhile doubled the API writes the restart competes with. So settling lasts the
 fixed window, and after it as long as the election keeps making progress (the reporter counts the
-Services whose status it held back; fewer than at the previous look, at most one `grace` ago), never
+addresses it kept in statuses for want of a holder, not the Services: a dual-stack Service waits for two
+units; fewer than at the previous look, at most one `grace` ago), never
 past `cap`; once over it never starts again (a later failover is covered by the reporter's hold-down),
 not even when progress follows a pause that had already ended it. `ends_by` names the instant it may
 end without a further look: its owner must wake itself then (CI run 32: nothing else woke the reporter,

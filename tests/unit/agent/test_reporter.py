@@ -595,6 +595,48 @@ async def test_settling_outlasts_the_fixed_window_while_the_election_makes_progr
     await guard.close()
 
 
+async def test_settling_counts_addresses_so_half_held_dual_stack_services_are_progress() -> None:
+    """Scalable mode elects each address on its own, and after a restart a node claimed all its IPv4
+    units before any IPv6 one: for seconds no dual-stack Service was whole while hundreds of units got
+    holders. Counted in Services that was no progress, settling ended with the fixed window, and every
+    status shrank and grew back (bench/agent.py, session 27). Counted in addresses it is progress."""
+    w = World()
+    pairs = (("192.0.2.10", "2001:db8::10"), ("192.0.2.11", "2001:db8::11"))
+    for i, (v4, v6) in enumerate(pairs):
+        d = service(f"web{i}", f"{v4},{v6}", families=("IPv4", "IPv6"), policy="PreferDualStack")
+        apply_event(w, SERVICE, False, service_from_dict(_status(d, [v4, v6], "n1")))
+    now = [0.0]
+    holder = ByUnit()
+    writer = FakeWriter()
+    guard = TaskGroupGuard("test")
+    rep = Reporter("n1", writer, w, holder, Metrics("n1"), guard,  # type: ignore[arg-type]
+                   hold_down=1.0, clock=lambda: now[0])
+    snap = snapshot(w, ClassFilter(), False, per_address=True)
+
+    async def at(t: float, settling: bool, *held: str) -> list[tuple[Any, ...]]:
+        now[0] = t
+        for vip in held:
+            holder.units[f"vip:{vip}"] = "n1"  # this node's IPv4 units first, as the claims go
+        await rep.report(Outcome(snap, 1, frozenset(), False, settling=settling))
+        return [c for c in writer.calls if c[0] == "status"]
+
+    end = RESTART_GRACE + 1.0  # the fixed window, in hold-downs of 1 s
+    assert await at(0.0, True) == []
+    assert await at(end - 1.0, True, pairs[0][0]) == []
+    assert await at(end - 0.1, True, pairs[1][0]) == []  # progress 0.1 s before the window's end
+    # Counted in Services (both still half held) settling would have ended with the window, and the
+    # statuses would shrink one hold-down after the next round, at end + 1.5; progress keeps it to
+    # end - 0.1 + one grace (a hold-down).
+    assert await at(end + 0.5, False) == []
+    # No progress since: settled at end + 0.9; the IPv6 losses then wait the ordinary hold-down.
+    assert await at(end + 1.0, False) == []
+    assert await at(end + 1.5, False) == []
+    assert sorted(await at(end + 2.0, False)) == [
+        ("status", "default/web0", (pairs[0][0],)), ("status", "default/web1", (pairs[1][0],)),
+    ]
+    await guard.close()
+
+
 async def test_without_progress_the_fixed_window_is_all_the_settling() -> None:
     """Nothing got a holder: the status shrinks one hold-down after the fixed window, as before."""
     w = World()
