@@ -141,6 +141,9 @@ class Agent:
         # Namespaces of Services changed since the last pass began (kube-vip's reconcile_duration label).
         self._pass_namespaces: set[str] = set()
         self._snap_version = -1
+        # The snapshot the packet pass last ordered, its (view, decision) pairs, and whether any asks
+        # for egress (`_packet_pass`).
+        self._pairs_of: tuple[Snapshot, list[tuple[ServiceView, ServiceDecision]], bool] | None = None
         self._wake = asyncio.Event()
         # A pass whose inputs (snapshot, leadership, stopping) equal those of the last pass that left
         # nothing undone has nothing to do: the periodic pass is then free, however many Services.
@@ -526,11 +529,18 @@ class Agent:
         """Decide this node's packet rules for the held VIPs and hand them to `rules_loop`: applying a big
         table takes the kernel a moment (0.5 s for 1000 dual-stack Services, docs/egress.md), and no
         fencing pass may wait for that."""
-        pairs = self._service_pairs(snap)
-        if self.packets.needs_networks(pairs) and not self.packets.discovered:
+        # The Services in claim order and whether any asks for egress depend on the snapshot only: once
+        # per snapshot, not per pass (a restart of 1000 Services runs hundreds of passes on one snapshot
+        # while the units are claimed; sorting and scanning every Service's annotations each time was
+        # a tenth of the main thread's samples).
+        if self._pairs_of is None or self._pairs_of[0] is not snap:
+            pairs = self._service_pairs(snap)
+            self._pairs_of = (snap, pairs, self.packets.needs_networks(pairs))
+        _, pairs, needs = self._pairs_of
+        if needs and not self.packets.discovered:
             self._discover.set()  # the discovery task looks the networks up, then wakes a pass
         held = frozenset(r.address for r in self.held)
-        if not self.cfg.packets.service_security and not self.packets.needs_networks(pairs):
+        if not self.cfg.packets.service_security and not needs:
             rules = PacketRules()
         else:  # pure, O(Services): off the event loop. Bad annotations are Warnings (core/egress.py).
             rules = await asyncio.to_thread(self.packets.wanted, pairs, held)
