@@ -6,6 +6,7 @@ import asyncio
 import functools
 import ipaddress
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kubevip.agent.reporter import ROUND_DUTY, Outcome, Reporter
@@ -561,14 +562,12 @@ class ByUnit(Holder):
         return tuple(sorted(self.units.items()))
 
 
-async def test_settling_outlasts_the_fixed_window_while_the_election_makes_progress() -> None:
-    """After a restart of every agent the claims take longer than the fixed window: a status the
-    election is still filling is not shrunk (then grown again) while units keep getting holders; once
-    nothing progressed for one grace (the hold-down), the usual hold-down runs and the status shrinks."""
-    w = World()
-    vips = ("192.0.2.10", "192.0.2.11", "192.0.2.12")
-    for i, vip in enumerate(vips):
-        apply_event(w, SERVICE, False, service_from_dict(_status(service(f"web{i}", vip), [vip], "n1")))
+Rounds = Callable[..., Awaitable[list[tuple[Any, ...]]]]
+
+
+def _settling_rounds(w: World, by: str) -> tuple[Rounds, TaskGroupGuard]:
+    """n1's reporter, a hold-down of 1 s, on a clock the test sets; `at(t, settling, *vips)`: a round at
+    `t` after the units of `vips` got `by` as their holder, returning the status writes so far."""
     now = [0.0]
     holder = ByUnit()
     writer = FakeWriter()
@@ -580,9 +579,22 @@ async def test_settling_outlasts_the_fixed_window_while_the_election_makes_progr
     async def at(t: float, settling: bool, *held: str) -> list[tuple[Any, ...]]:
         now[0] = t
         for vip in held:
-            holder.units[f"vip:{vip}"] = "n2"  # n2 writes those Services' status, not n1
+            holder.units[f"vip:{vip}"] = by
         await rep.report(Outcome(snap, 1, frozenset(), False, settling=settling))
         return [c for c in writer.calls if c[0] == "status"]
+
+    return at, guard
+
+
+async def test_settling_outlasts_the_fixed_window_while_the_election_makes_progress() -> None:
+    """After a restart of every agent the claims take longer than the fixed window: a status the
+    election is still filling is not shrunk (then grown again) while units keep getting holders; once
+    nothing progressed for one grace (the hold-down), the usual hold-down runs and the status shrinks."""
+    w = World()
+    vips = ("192.0.2.10", "192.0.2.11", "192.0.2.12")
+    for i, vip in enumerate(vips):
+        apply_event(w, SERVICE, False, service_from_dict(_status(service(f"web{i}", vip), [vip], "n1")))
+    at, guard = _settling_rounds(w, "n2")  # n2 writes those Services' status, not n1
 
     assert await at(0.0, True) == []
     assert await at(1.5, True, vips[0]) == []
@@ -606,20 +618,7 @@ async def test_settling_counts_addresses_so_half_held_dual_stack_services_are_pr
     for i, (v4, v6) in enumerate(pairs):
         d = service(f"web{i}", f"{v4},{v6}", families=("IPv4", "IPv6"), policy="PreferDualStack")
         apply_event(w, SERVICE, False, service_from_dict(_status(d, [v4, v6], "n1")))
-    now = [0.0]
-    holder = ByUnit()
-    writer = FakeWriter()
-    guard = TaskGroupGuard("test")
-    rep = Reporter("n1", writer, w, holder, Metrics("n1"), guard,  # type: ignore[arg-type]
-                   hold_down=1.0, clock=lambda: now[0])
-    snap = snapshot(w, ClassFilter(), False, per_address=True)
-
-    async def at(t: float, settling: bool, *held: str) -> list[tuple[Any, ...]]:
-        now[0] = t
-        for vip in held:
-            holder.units[f"vip:{vip}"] = "n1"  # this node's IPv4 units first, as the claims go
-        await rep.report(Outcome(snap, 1, frozenset(), False, settling=settling))
-        return [c for c in writer.calls if c[0] == "status"]
+    at, guard = _settling_rounds(w, "n1")  # this node's IPv4 units first, as the claims go
 
     end = RESTART_GRACE + 1.0  # the fixed window, in hold-downs of 1 s
     assert await at(0.0, True) == []
