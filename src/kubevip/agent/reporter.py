@@ -53,7 +53,9 @@ ROUND_CHUNK = 100  # Services decided between two yields to the event loop
 # next one (the wake-ups meanwhile are coalesced; the next round reads the latest outcome): at most a
 # fifth of the event loop goes to rounds. Every pass wakes the reporter and a change of who holds what
 # makes the round look at every Service: in a restart of 1000 Services in scalable mode that was ~72 full
-# rounds, 42 % of the main thread under cProfile (session 27), while the claims waited for the loop.
+# rounds while the claims waited for the loop; the pause took a sixth off the main thread's CPU until
+# every VIP was held (session 27; cProfile, whose cost per call inflates the reporter's many small calls,
+# had put 42 % of the main thread in the rounds).
 ROUND_DUTY = 4.0
 ROUND_PAUSE_MAX = 2.0  # seconds: a status is never kept waiting longer than this by the pause
 # Errors of one API write that a later round retries.
