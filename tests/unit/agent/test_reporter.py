@@ -717,7 +717,7 @@ async def test_hold_downs_begun_apart_share_one_timer_and_each_is_written() -> N
 
 async def test_rounds_pause_in_proportion_to_what_they_cost() -> None:
     """Every pass wakes the reporter; a restart of 1000 Services in scalable mode ran ~72 rounds over
-    every Service, 42 % of the main thread, while the claims waited for the loop. After a round the
+    every Service while the claims waited for the loop (session 27). After a round the
     loop waits ROUND_DUTY times the round's decision time, coalescing the wake-ups meanwhile, so the
     rounds take at most a fifth of the loop; the next round still reads the latest outcome."""
     w = World()
