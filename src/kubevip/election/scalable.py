@@ -623,9 +623,8 @@ class ScalableElector:
             if rec is None or rec.holder is None or rec.holder == self.node \
                     or rec.labels.get(ROLE_LABEL) != ROLE_CLAIM:
                 continue
-            claim = parse_claim(rec)
-            live = self.cache.records.get(node_lease_name(rec.holder))
-            if live is not None and live.holder == rec.holder and live.transitions == claim.epoch:
+            unit = parse_claim(rec).unit
+            if unit and self.current_holder(unit) == rec.holder:  # valid: written in its live epoch
                 self._claiming_at[rec.holder] = now
 
     def _winner_busy(self, winner: str | None, unit: str) -> bool:
