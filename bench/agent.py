@@ -131,14 +131,10 @@ class Bench:
             with contextlib.suppress(OSError):
                 shutil.copyfile(a.log_path, out / f"{tag}-{name}.log")
 
-    def profile_steady(self, out: Path, window: float, tag: str) -> list[subprocess.Popen[bytes]]:
-        """py-spy on every agent for the steady window (`--profile-steady`): its collapsed stacks, one
-        file per node, on-CPU samples only (idle threads are left out), 100 per second."""
-        return self.py_spy(out, tag, window)
-
     def py_spy(self, out: Path, tag: str, seconds: float) -> list[subprocess.Popen[bytes]]:
-        """py-spy on every agent for `seconds` (or until stopped with SIGINT: py-spy then writes what it
-        has): collapsed stacks in `out`, one file per node, on-CPU samples only, 100 per second."""
+        """py-spy on every agent for `seconds` (`--profile-steady`: the steady window) or until stopped
+        with SIGINT (`--profile-restart`; py-spy then writes what it has): collapsed stacks in `out`, one
+        file per node, on-CPU samples only (idle threads are left out), 100 per second."""
         spy = os.environ.get("KUBEVIP_PY_SPY", "py-spy")
         out.mkdir(parents=True, exist_ok=True)
         return [
@@ -412,7 +408,7 @@ class Bench:
         before_text = self.cp.metrics_text()
         cpu0 = {name: cpu_s(a.pid) for name, a in self.fleet.agents.items() if a.pid}
         w0 = time.monotonic()
-        spies = self.profile_steady(profile, window, f"{count}-{mode}") if profile is not None else []
+        spies = self.py_spy(profile, f"{count}-{mode}", window) if profile is not None else []
         await asyncio.sleep(window)
         for spy in spies:
             await asyncio.to_thread(spy.wait)
