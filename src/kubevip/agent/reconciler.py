@@ -194,6 +194,7 @@ class Agent:
         # lifetime, decided at start-up).
         self._ipv6_limit: int | None = cfg.net.kernel_lifetime_ipv6_limit
         self.ipv6_lifetimes = True
+        self._ipv6_counted: tuple[frozenset[Row] | None, int] = (None, 0)  # rows -> their IPv6 count
         self._renewals = asyncio.Event()
         self.extensions = 0
         self._round_took = 0.0  # wall time of the last extension round (`expected_stamp`)
@@ -662,7 +663,9 @@ class Agent:
         limit = self._ipv6_limit
         if not self.lifetimes or limit is None:
             return
-        count = sum(1 for r in rows if r.address.version == 6)
+        if rows is not self._ipv6_counted[0]:  # after every renewal, mostly for the same rows
+            self._ipv6_counted = (rows, sum(1 for r in rows if r.address.version == 6))
+        count = self._ipv6_counted[1]
         on = ipv6_lifetimes(count, limit, self.ipv6_lifetimes)
         if on == self.ipv6_lifetimes:
             return
@@ -696,22 +699,18 @@ class Agent:
     async def extend_lifetimes(self) -> int:
         """One round: every held VIP of ours whose unit we hold gets the lifetime its last renewal allows;
         returns how many were extended. Under the pass lock: an extension re-creates a missing address,
-        so it must never race a removal."""
+        so it must never race a removal.
+
+        It runs after every renewal, and every VIP of a Lease shares that Lease's renewal: the rows are
+        grouped by their renewal instant, and each group's lifetime and checks are computed once (per
+        row, they were two thirds of the Lease holder's steady CPU in Python; docs/performance.md)."""
         async with self._lock:
             snap = self.snap
             if snap is None or self._stopping or not self.lifetimes:
                 return 0
             self._judge_ipv6_lifetimes(self.held)
-            by_addr = snap.by_address
-            renewed: dict[Row, float] = {}
-            ours = self.vips.ours
-            for r in self.held:
-                p = by_addr.get(r.address)
-                if r in ours and p is not None:
-                    s = self.leadership.renewed_at(p.unit)
-                    if s is not None:
-                        renewed[r] = s
-            if not renewed:
+            groups = self._renewal_groups(snap)
+            if not groups:
                 return 0
             t = self.cfg.election.timings
             now = time.monotonic()
@@ -719,46 +718,74 @@ class Agent:
             # Above the IPv6 limit: one last rewrite of each IPv6 VIP that may still carry a lifetime.
             permanent: dict[Row, float] = {}
             if not self.ipv6_lifetimes:
-                permanent = {
-                    r: s for r, s in renewed.items()
-                    if r.address.version == 6 and expires.get(r) != math.inf and may_extend(t, s, now)
-                }
-                renewed = {r: s for r, s in renewed.items() if r.address.version != 6}
-            renewed = {
-                r: s for r, s in renewed.items()
-                if may_extend(t, s, now) and due(expires.get(r), now, lifetime(t, s, now), t.liveness_period)
-            }
-            if not renewed and not permanent:
+                for s, rows in list(groups.items()):
+                    if may_extend(t, s, now):
+                        permanent.update(
+                            (r, s) for r in rows if r.address.version == 6 and expires.get(r) != math.inf
+                        )
+                    groups[s] = [r for r in rows if r.address.version != 6]
+            due_rows: dict[float, list[Row]] = {}
+            for s, rows in groups.items():
+                if not may_extend(t, s, now):
+                    continue
+                new, period = lifetime(t, s, now), t.liveness_period
+                keep = [r for r in rows if due(expires.get(r), now, new, period)]
+                if keep:
+                    due_rows[s] = keep
+            if not due_rows and not permanent:
                 return 0
-            done = len(renewed) + len(permanent)
+            done = sum(map(len, due_rows.values())) + len(permanent)
             for _attempt in range(3):
                 now = time.monotonic()
                 # A renewal past this node's own fencing deadline extends nothing (a stalled loop woke up).
-                renewed = {r: s for r, s in renewed.items() if may_extend(t, s, now)}
+                due_rows = {s: rows for s, rows in due_rows.items() if may_extend(t, s, now)}
                 permanent = {r: s for r, s in permanent.items() if may_extend(t, s, now)}
-                if not renewed and not permanent:
+                if not due_rows and not permanent:
                     break
                 at = expected_stamp(t, now, self._round_took)
-                plan: dict[Row, Lifetime] = {r: lifetime(t, s, at) for r, s in renewed.items()}
-                seconds: dict[Row, int | None] = {r: lt.seconds for r, lt in plan.items()}
+                plan: dict[float, Lifetime] = {s: lifetime(t, s, at) for s in due_rows}
+                seconds: dict[Row, int | None] = {
+                    r: plan[s].seconds for s, rows in due_rows.items() for r in rows
+                }
                 seconds.update(dict.fromkeys(permanent))
                 # Checked again next to each netlink send: a process stopped between here and there (the
                 # chaos soak's SIGSTOP) must not re-create addresses after its fencing deadline.
-                not_after = min([*renewed.values(), *permanent.values()]) + t.renew_deadline
+                not_after = min([*due_rows, *permanent.values()]) + t.renew_deadline
                 permanent = {}  # sent once: a retry is about lifetimes that came out too long
                 stamped = await asyncio.to_thread(self.vips.extend, seconds, not_after)
                 self._round_took = stamped - now
-                late = [
-                    r for r, lt in plan.items()
-                    if lt.guaranteed and not still_safe(t, renewed[r], lt.seconds, stamped)
-                ]
+                late = sum(
+                    len(due_rows[s]) for s, lt in plan.items()
+                    if lt.guaranteed and not still_safe(t, s, lt.seconds, stamped)
+                )
                 if not late:
                     break
                 log.warning("kernel lifetimes: an extension round took %.3f s, longer than the lifetime's "
                             "rounding allows for %d VIPs: again with shorter lifetimes",
-                            stamped - now, len(late))
+                            stamped - now, late)
             self.extensions += 1
             return done
+
+    def _renewal_groups(self, snap: Snapshot) -> dict[float, list[Row]]:
+        """The held VIPs of ours whose unit this node holds, by the instant of their unit's last accepted
+        renewal (one lookup per unit: a Lease's units share it)."""
+        by_addr = snap.by_address
+        ours = self.vips.ours
+        renewed_at = self.leadership.renewed_at
+        per_unit: dict[str, float | None] = {}
+        groups: dict[float, list[Row]] = {}
+        for r in self.held:
+            p = by_addr.get(r.address)
+            if p is None or r not in ours:
+                continue
+            unit = p.unit
+            if unit in per_unit:
+                s = per_unit[unit]
+            else:
+                s = per_unit[unit] = renewed_at(unit)
+            if s is not None:
+                groups.setdefault(s, []).append(r)
+        return groups
 
     def _update_gauges(self, snap: Snapshot) -> None:
         held = {r.address for r in self.held}
