@@ -657,6 +657,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         stop_responders(responders)
         lab.down()
         cp.stop()
+        # The control plane's etcd and the lab's state, 60+ MB a run; the agents' logs are copied out
+        # first when KUBEVIP_BENCH_LOGS asks for them.
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def save(result: dict[str, Any]) -> None:

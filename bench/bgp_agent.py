@@ -23,6 +23,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -256,6 +257,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         return {"runs": args.runs, "election": timings, "daemons": daemons}
     finally:
         cp.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the control plane's etcd and the lab: 60+ MB a run
 
 
 def table(r: dict[str, Any]) -> str:
