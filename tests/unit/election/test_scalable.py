@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from kubevip.election import scalable
 from kubevip.election.record import parse_lease
 from kubevip.election.rendezvous import choose_holder
 from kubevip.election.scalable import (
@@ -753,23 +754,20 @@ class _SlowNodeServer(SimServer):
         return self.slow if node in self.slow_nodes else super()._latency(node)
 
 
-def test_a_restarted_node_still_claiming_its_units_back_keeps_them_past_the_restart_grace() -> None:
-    """After a restart of every agent a node re-claims each unit it held, CLAIM_CONCURRENCY at a time;
-    with many units that outlasts the restart grace. Peers used to race it for the units it had not
-    reached yet (bench/agent.py: 278-417 of 1000 Services moved, each move a vipHost write and an Event,
-    on the API server the claims wait on). While its claims keep arriving it is busy, not gone: nothing
-    it held moves. Once it stops claiming, the race is back (the next test)."""
+def _restart_with_a_slow_node(seed: int, patience_leases: float) -> None:
+    """Every agent restarts while one node's requests take 0.2 s each way: it re-claims its units
+    CLAIM_CONCURRENCY at a time for longer than `patience_leases` lease durations; nothing may move."""
 
     async def main() -> None:
-        server = _SlowNodeServer(random.Random(26), slow=0.2)
+        server = _SlowNodeServer(random.Random(seed), slow=0.2)
         units = tuple(f"vip:198.18.{6 + i // 200}.{i % 200 + 1}" for i in range(360))
         fleet = await _settled(server, units)
         before = {u: _holder(fleet, u) for u in units}
         slow = NODES[-1]
         its = [u for u in units if before[u] == slow]
         lease = Timings().lease_duration
-        # Its claims alone (0.4 s each, 8 at a time) take longer than the restart grace.
-        assert len(its) / CLAIM_CONCURRENCY * 2 * server.slow > RESTART_GRACE * lease + 1.0, len(its)
+        # Its claims alone (0.4 s each, 8 at a time) take longer than the patience.
+        assert len(its) / CLAIM_CONCURRENCY * 2 * server.slow > patience_leases * lease + 1.0, len(its)
         server.slow_nodes.add(slow)
         await _restart_every_agent(fleet, NODES, stagger=0.0)
         await asyncio.sleep(len(its) / CLAIM_CONCURRENCY * 2 * server.slow + 2 * lease)
@@ -781,6 +779,26 @@ def test_a_restarted_node_still_claiming_its_units_back_keeps_them_past_the_rest
         await server.drain()
 
     run_sim(main)
+
+
+def test_a_restarted_node_still_claiming_its_units_back_keeps_them_past_the_restart_grace() -> None:
+    """After a restart of every agent a node re-claims each unit it held, CLAIM_CONCURRENCY at a time;
+    with many units that outlasts the restart grace. Peers used to race it for the units it had not
+    reached yet (bench/agent.py: 278-417 of 1000 Services moved, each move a vipHost write and an Event,
+    on the API server the claims wait on). While its claims keep arriving it is busy, not gone: nothing
+    it held moves. Once it stops claiming, the race is back (the next test)."""
+    _restart_with_a_slow_node(26, RESTART_GRACE)
+
+
+def test_a_node_claiming_back_for_longer_than_busy_patience_keeps_its_units(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same past BUSY_PATIENCE (cut to one lease duration here: 360 units would not outlast ten): at
+    5000 Services a node re-claims its units for twice BUSY_PATIENCE, and once that ran out the race moved
+    171 VIPs (bench/agent.py, session 27). The pick is waited for until it has sent as many claims as it
+    had units left to claim then."""
+    monkeypatch.setattr(scalable, "BUSY_PATIENCE", 1)
+    _restart_with_a_slow_node(29, max(RESTART_GRACE, 1))
 
 
 def test_a_busy_pick_that_lacks_a_unit_is_raced_once_it_stops_claiming() -> None:
@@ -846,6 +864,42 @@ def test_the_patience_with_a_busy_pick_ends_after_busy_patience_lease_durations(
             assert el._winner_busy("node-b", UNIT) is (now[0] - 100.0 < BUSY_PATIENCE * lease)
             now[0] += lease
         el._claiming_at["node-b"] = now[0]
+        assert not el._winner_busy("node-b", UNIT)
+
+    run_sim(main)
+
+
+def test_past_busy_patience_a_claiming_pick_is_waited_for_until_it_claimed_its_backlog() -> None:
+    """Once BUSY_PATIENCE ran out, a pick that still claims keeps the race off until it has sent as many
+    claims as it had units to claim then (its backlog: the orphans this node judges it should claim);
+    then the unit is raced (the pick's view lacks it), even while it goes on claiming others."""
+
+    async def main() -> None:
+        server = SimServer(random.Random(30))
+        el = _elector(server, "node-a", [])
+        now = [100.0]
+        el._clock = lambda: now[0]
+        lease = el.timings.lease_duration
+        el._orphan_since[UNIT] = now[0]
+        el._orphan_pick.update({UNIT: "node-b", "vip:198.18.9.1": "node-b", "vip:198.18.9.2": "node-b",
+                                "vip:198.18.9.3": "node-c"})
+        now[0] += BUSY_PATIENCE * lease  # the plain patience is over
+        el._claiming_at["node-b"] = now[0]
+        el._claims_seen["node-b"] = 50
+        assert el._winner_busy("node-b", UNIT), "its backlog then: three units"
+        for _ in range(2):
+            now[0] += 0.1
+            el._claims_seen["node-b"] += 1
+            el._claiming_at["node-b"] = now[0]
+            assert el._winner_busy("node-b", UNIT)
+        now[0] += 0.1
+        el._claims_seen["node-b"] += 1
+        el._claiming_at["node-b"] = now[0]
+        assert not el._winner_busy("node-b", UNIT), "three claims sent, none of them this unit"
+        # Its claims stopping ends the wait as before, backlog or not.
+        el._busy_mark.clear()
+        el._claims_seen["node-b"] = 0
+        now[0] += lease
         assert not el._winner_busy("node-b", UNIT)
 
     run_sim(main)
