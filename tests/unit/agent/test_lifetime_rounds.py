@@ -130,3 +130,32 @@ async def test_only_vips_that_are_due_are_sent() -> None:
     assert await agent.extend_lifetimes() == 2
     (sent,) = kernel.rounds
     assert sorted(str(r.address) for r in sent) == ["192.0.2.20", "2001:db8::20"]
+
+
+async def test_a_late_round_is_sent_again_on_the_latest_renewal() -> None:
+    """Renewals go on while a slow round runs: the retry of a late round computes its lifetimes from the
+    renewal accepted meanwhile, not from the one the round started on (which under load was often past
+    its deadline by the retry, so nothing was sent and the too-long lifetimes stayed)."""
+    kernel = SlowKernel([])
+    agent = await _holding(kernel, _dual("web", "192.0.2.10", "2001:db8::10"))
+    t = agent.cfg.election.timings
+    now = time.monotonic()
+    first = now - (budget(t, now, now) % 1) + 0.1  # a tenth above a whole second: a 0.3 s round is late
+    renewals = [first]
+    agent.leadership.renewed_at = lambda unit: renewals[-1]  # type: ignore[method-assign]
+    kernel.expires.clear()
+
+    def extend(lifetimes: Mapping[Row, int | None], not_after: float | None = None) -> float:
+        kernel.rounds.append(dict(lifetimes))
+        time.sleep(ROUND)
+        renewals.append(first + 1.0)  # a renewal accepted while the round ran
+        return time.monotonic()
+
+    kernel.extend = extend  # type: ignore[method-assign]
+    assert await agent.extend_lifetimes() == 2
+    assert len(kernel.rounds) == 2
+    before, after = (max(v for v in r.values() if v is not None) for r in kernel.rounds)
+    # On the round's own renewal the retry would be a second shorter than the first attempt (the test
+    # above); on the renewal a second later it loses nothing.
+    assert after >= before, (before, after)
+    await agent.shutdown()
