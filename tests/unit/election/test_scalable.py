@@ -842,16 +842,21 @@ def test_a_busy_pick_that_lacks_a_unit_is_raced_once_it_stops_claiming() -> None
     run_sim(main)
 
 
+def _clocked_elector(seed: int) -> tuple[ScalableElector, list[float], float]:
+    """node-a's elector on a clock the test moves (`now[0]`, from 100 s), and the lease duration."""
+    el = _elector(SimServer(random.Random(seed)), "node-a", [])
+    now = [100.0]
+    el._clock = lambda: now[0]
+    return el, now, el.timings.lease_duration
+
+
 def test_the_patience_with_a_busy_pick_ends_after_busy_patience_lease_durations() -> None:
-    """A pick that keeps claiming without end (a bug, or a flapping unit) holds an orphan back for at
-    most BUSY_PATIENCE lease durations from when this node first saw it orphaned."""
+    """A pick that keeps claiming without end (a bug, or a flapping unit) and has no unit left to claim
+    in this node's view holds an orphan back for at most BUSY_PATIENCE lease durations from when this
+    node first saw it orphaned (with a backlog: the next test)."""
 
     async def main() -> None:
-        server = SimServer(random.Random(28))
-        el = _elector(server, "node-a", [])
-        now = [100.0]
-        el._clock = lambda: now[0]
-        lease = el.timings.lease_duration
+        el, now, lease = _clocked_elector(28)
         assert not el._winner_busy("node-b", UNIT)  # never seen claiming
         assert not el._winner_busy(None, UNIT)
         el._orphan_since[UNIT] = now[0]
@@ -875,11 +880,7 @@ def test_past_busy_patience_a_claiming_pick_is_waited_for_until_it_claimed_its_b
     then the unit is raced (the pick's view lacks it), even while it goes on claiming others."""
 
     async def main() -> None:
-        server = SimServer(random.Random(30))
-        el = _elector(server, "node-a", [])
-        now = [100.0]
-        el._clock = lambda: now[0]
-        lease = el.timings.lease_duration
+        el, now, lease = _clocked_elector(30)
         el._orphan_since[UNIT] = now[0]
         el._orphan_pick.update({UNIT: "node-b", "vip:198.18.9.1": "node-b", "vip:198.18.9.2": "node-b",
                                 "vip:198.18.9.3": "node-c"})
