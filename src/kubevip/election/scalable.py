@@ -440,14 +440,14 @@ class ScalableElector:
                 self._adopt_claim(unit)
                 current = self.current_holder(unit)
                 want, previous = self._want(unit, current, live, eligible, settled, starting)
-                if current is None and want is not None:
+                if current is not None:
+                    self._settled(unit)
+                elif want is not None:
                     self._unsettled.add(unit)
                     self._orphan_pick[unit] = want
                 else:
                     self._unsettled.discard(unit)
                     self._orphan_pick.pop(unit, None)
-                if current is not None:
-                    self._settled(unit)
                 # The facts are gathered in the order the rule reads them: the orphan timer starts and
                 # the absence clock of a missing liveness Lease runs only where the rule asks for them.
                 orphan = current is None
