@@ -269,8 +269,11 @@ class VipSet:
                     self.expires[r] = math.inf if seconds is None else now + seconds
             late = [a for a, e in errors.items() if isinstance(e, NotExtended)]
             if late:
-                log.info("%s: %d VIP lifetimes on %s not extended: past the fencing deadline (a stalled "
-                         "process woke up; it fences now)", self.label, len(late), ifname)
+                # A stalled process, or a round slower than the renewal it rests on allows (under load at
+                # 5000 Services): a round on a newer renewal extends them, else the node fences.
+                log.info("%s: %d VIP lifetimes on %s not extended: past the fencing deadline of the renewal "
+                         "they rest on (a newer renewal's round extends them, else the node fences)",
+                         self.label, len(late), ifname)
             failed = {a: e for a, e in errors.items() if not isinstance(e, NotExtended)}
             if failed:
                 log.error("%s: cannot extend %d VIP lifetimes on %s: %s", self.label, len(failed), ifname,
