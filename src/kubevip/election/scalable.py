@@ -149,7 +149,9 @@ class ScalableElector:
         self._dirty_units: set[str] = set()
         self._judging_since = 0.0  # when the units were first known (RESTART_GRACE counts from here)
         self._draining = False  # stop_taking(): no claims any more
-        self._unsettled: set[str] = set()
+        # Units that have no holder and that some node should claim -> that node (their pick), as of this
+        # node's last look at them; looked at again by every pass.
+        self._unsettled: dict[str, str] = {}
         self._node_view: tuple[object, ...] | None = None
         self._held: set[str] = set()
         self.held_changes = 0
@@ -159,8 +161,6 @@ class ScalableElector:
         # and how many such claims arrived in all.
         self._claiming_at: dict[str, float] = {}
         self._claims_seen: dict[str, int] = {}
-        # Unsettled unit -> the node this one judged should claim it (its pick), as of its last look.
-        self._orphan_pick: dict[str, str] = {}
         # Unit whose BUSY_PATIENCE ran out while its pick still claimed -> (that pick, the pick's claims
         # seen then, the pick's backlog then): the race waits on until the pick has claimed that many.
         self._busy_mark: dict[str, tuple[str, int, int]] = {}
@@ -409,7 +409,7 @@ class ScalableElector:
         dirty, self._dirty_units = self._dirty_units, set()
         if full:
             return list(self._units), True
-        dirty |= self._unsettled
+        dirty.update(self._unsettled)
         dirty.update(u for name in changed if (u := self._unit_of_claim.get(name)) is not None)
         return sorted(dirty), False
 
@@ -443,11 +443,9 @@ class ScalableElector:
                 if current is not None:
                     self._settled(unit)
                 elif want is not None:
-                    self._unsettled.add(unit)
-                    self._orphan_pick[unit] = want
+                    self._unsettled[unit] = want
                 else:
-                    self._unsettled.discard(unit)
-                    self._orphan_pick.pop(unit, None)
+                    self._unsettled.pop(unit, None)
                 # The facts are gathered in the order the rule reads them: the orphan timer starts and
                 # the absence clock of a missing liveness Lease runs only where the rule asks for them.
                 orphan = current is None
@@ -642,8 +640,7 @@ class ScalableElector:
 
     def _settled(self, unit: str) -> None:
         """`unit` has a holder (or is gone): its orphan bookkeeping ends."""
-        self._unsettled.discard(unit)
-        self._orphan_pick.pop(unit, None)
+        self._unsettled.pop(unit, None)
         self._orphan_since.pop(unit, None)
         self._busy_mark.pop(unit, None)
 
@@ -673,7 +670,7 @@ class ScalableElector:
         mark = self._busy_mark.get(unit)
         if mark is None or mark[0] != winner:
             if self._backlog is None:
-                self._backlog = Counter(self._orphan_pick.values())
+                self._backlog = Counter(self._unsettled.values())
             mark = self._busy_mark[unit] = (winner, claimed, self._backlog.get(winner, 0))
         return claimed - mark[1] < mark[2]
 

@@ -882,7 +882,7 @@ def test_past_busy_patience_a_claiming_pick_is_waited_for_until_it_claimed_its_b
     async def main() -> None:
         el, now, lease = _clocked_elector(30)
         el._orphan_since[UNIT] = now[0]
-        el._orphan_pick.update({UNIT: "node-b", "vip:198.18.9.1": "node-b", "vip:198.18.9.2": "node-b",
+        el._unsettled.update({UNIT: "node-b", "vip:198.18.9.1": "node-b", "vip:198.18.9.2": "node-b",
                                 "vip:198.18.9.3": "node-c"})
         now[0] += BUSY_PATIENCE * lease  # the plain patience is over
         el._claiming_at["node-b"] = now[0]
