@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -605,6 +606,9 @@ def main() -> int:
             lab.down()
 
     emit(final=True)
+    if not args.keep_lab and out.parent != workdir:
+        # The probes' and address watchers' files: 7-125 MB per run were left in /tmp (session 29).
+        shutil.rmtree(workdir, ignore_errors=True)
     log(f"done in {time.monotonic() - t_start:.0f}s")
     return 0
 
@@ -802,7 +806,9 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         "```",
         "",
         "`--smoke` runs every stage once with tiny counts (about 7 min on the busy 2-CPU machine; results go "
-        "to the work dir, this page stays). Options: `--runs`, `--failover-runs`, `--modes`, `--scale`, "
+        "to the work dir, this page stays; any other run removes its work dir, the probes' and address "
+        "watchers' files, at its end unless `--keep-lab`). Options: `--runs`, `--failover-runs`, `--modes`, "
+        "`--scale`, "
         "`--scale-modes`, `--scale-window`, `--bgp "
         "bird2|gobgpd|frr|''`, `--bgp-runs`, `--bgp-kill-runs`, `--lease`, `--kubevip-lease` "
         "(kubevip's own timings, fractions allowed), `--agents kube-vip` (one side "
