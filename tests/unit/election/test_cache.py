@@ -44,13 +44,13 @@ def test_a_deleted_lease_leaves_the_view_and_its_absence_is_timed_from_then() ->
     assert cache.absent_since == {} and cache.records["a"].transitions == 1
 
 
-def test_a_relist_drops_what_the_server_no_longer_has_and_marks_the_cache_synced() -> None:
+async def test_a_relist_drops_what_the_server_no_longer_has_and_marks_the_cache_synced() -> None:
     now = [5.0]
     cache = _cache(now)
-    cache._replace([_obj("a", "node-a", "1"), _obj("b", "node-b", "2")])
+    await cache._replace([_obj("a", "node-a", "1"), _obj("b", "node-b", "2")])
     assert cache.synced and set(cache.records) == {"a", "b"}
     cache.changed.clear()
-    cache._replace([_obj("b", "node-b", "5")])
+    await cache._replace([_obj("b", "node-b", "5")])
     assert set(cache.records) == {"b"} and cache.records["b"].resource_version == "5"
     assert cache.absent_since == {"a": 5.0} and cache.changed.is_set()
 

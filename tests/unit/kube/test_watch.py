@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.kube.watch import Backoff, LineTooLong, Reflector, lines
+from kubevip.kube.watch import REPLACE_CHUNK, Backoff, LineTooLong, Reflector, chunked, lines
 from kubevip.tasks import TaskGroupGuard, bounded, spawn
 
 
@@ -136,6 +136,46 @@ async def test_first_list_from_the_watch_cache_in_pages_then_resume_and_bookmark
     assert script.calls == [("list", "0"), ("page", "c1"), ("watch", "10"), ("watch", "15"), ("watch", "16")]
     assert script.queries[0]["limit"] == 1 and "resourceVersionMatch" not in script.queries[0]
     assert run.restarts == [] and run.delays == []
+
+
+async def test_a_coroutine_replace_is_walked_in_chunks_and_finished_before_the_watch() -> None:
+    """A replace coroutine (a big collection) walks the items with `chunked`: other tasks run between
+    chunks, and the watch starts only after the replace returned, so no event overtakes the list."""
+    walked: list[str] = []
+    calls_when_done: list[int] = []
+    items = [svc(f"s{i}", "9") for i in range(3 * REPLACE_CHUNK + 1)]
+    script = Script([page("10", items), FakeResp(200, lines=[{"type": "ADDED", "object": svc("b", "11")}])])
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    during: list[int] = []
+
+    async def replace(listed: Any) -> None:
+        start = ticks
+        async for obj in chunked(listed):
+            walked.append(obj["metadata"]["name"])
+        during.append(ticks - start)
+        calls_when_done.append(len(script.calls))
+
+    events: list[str] = []
+    r = Reflector("svc", script, "/api/v1/services", replace,  # type: ignore[arg-type]
+                  lambda t, o: events.append(o["metadata"]["name"]))
+    guard = TaskGroupGuard("t")
+    spawn(guard, "tick", ticker())
+    spawn(guard, "r", r.run())
+    try:
+        await bounded(script.done.wait(), 5)
+        assert not guard.crashed
+    finally:
+        await guard.close()
+    assert walked == [i["metadata"]["name"] for i in items] and events == ["b"]
+    assert calls_when_done == [1], "the watch was requested before the replace had finished"
+    assert during == [3], "the loop ran other tasks once between each two chunks"
 
 
 async def test_gone_relists_consistently_and_errors_back_off_and_resume() -> None:
