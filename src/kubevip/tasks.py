@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -97,3 +97,13 @@ async def run_here(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     thread hand-off. The hand-off is not free: the worker waits for the GIL while the loop runs Python,
     up to the interpreter's switch interval (5 ms), which a 2-VIP netlink add (0.2 ms) does not need."""
     return fn(*args, **kwargs)
+
+
+async def chunked(items: Iterable[T], every: int) -> AsyncIterator[T]:
+    """`items`, with a yield to the event loop after every `every` of them: a long walk on the loop
+    (a list of thousands decoded, thousands of VIPs scheduled) lets Lease renewals, due timers and
+    other watches run in between instead of holding the loop until it ends."""
+    for i, item in enumerate(items):
+        if i and i % every == 0:
+            await asyncio.sleep(0)
+        yield item

@@ -20,9 +20,10 @@ from kubevip.core.world import (
 )
 from kubevip.errors import InputError
 from kubevip.kube.rest import RestClient
-from kubevip.kube.watch import Reflector, chunked
+from kubevip.kube.watch import REPLACE_CHUNK, Reflector
 from kubevip.kube.writers import ANNOTATION_VIP_HOST
 from kubevip.metrics import Metrics
+from kubevip.tasks import chunked
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class Sources:
             # Every view first: the items decode as they are walked, and a broken list must leave the
             # world as it was (the Reflector lists again). In chunks, between yields to the loop: the
             # first list of 1000 Services or 2000 slices is 50-70 ms of decoding (kube/watch.py).
-            views = [(view, _created(obj)) async for obj in chunked(items)
+            views = [(view, _created(obj)) async for obj in chunked(items, REPLACE_CHUNK)
                      if (view := self._view(kind, obj)) is not None]
             w = self.world
             before: set[str]

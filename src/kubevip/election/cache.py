@@ -11,7 +11,8 @@ from typing import Any
 from kubevip.election.leaseapi import LeaseApi
 from kubevip.election.observe import Observation, observe
 from kubevip.election.record import DURATION_MS_ANNOTATION, LeaseRecord, parse_lease
-from kubevip.kube.watch import Backoff, Reflector, chunked
+from kubevip.kube.watch import REPLACE_CHUNK, Backoff, Reflector
+from kubevip.tasks import chunked
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class LeaseCache:
     async def _replace(self, items: Iterable[dict[str, Any]]) -> None:
         # A malformed Lease fails the list: retried. In chunks between yields to the loop: scalable
         # mode lists one claim Lease per VIP (2000 at 1000 dual-stack Services) when a node starts.
-        records = [parse_lease(item) async for item in chunked(items)]
+        records = [parse_lease(item) async for item in chunked(items, REPLACE_CHUNK)]
         names = {r.name for r in records}
         for name in list(self.records):
             if name not in names:

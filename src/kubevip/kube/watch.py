@@ -11,8 +11,9 @@ Policy (docs/architecture.md, "The Kubernetes boundary"):
 - a watch that is silent for `idle_timeout` (~a minute; a healthy watch gets a bookmark every minute) is
   abandoned and resumed; TCP keepalive (kube/rest.py) finds a dead peer sooner;
 - event lines up to MAX_LINE (far above the API server's ~1.5 MiB object limit) are read;
-- a consumer's replace may be a coroutine that walks the items with `chunked`: a list of thousands is
-  then decoded between yields to the event loop, not in one block of it.
+- a consumer's replace may be a coroutine that walks the items with `kubevip.tasks.chunked`
+  (`REPLACE_CHUNK` at a time): a list of thousands is then decoded between yields to the event loop,
+  not in one block of it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 
@@ -32,8 +33,6 @@ from kubevip.kube.listbody import ListBody, RawObject
 from kubevip.kube.rest import Query, RestClient
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # One watch event is one line; etcd refuses requests above 1.5 MiB and the API server bodies above
 # 3 MiB, so 16 MiB is never reached by a real object, yet bounds what a broken peer can make us buffer.
@@ -46,7 +45,7 @@ LIST_TIMEOUT = 60.0  # one page of a list
 PAGE_SIZE = 500
 RELIST_AFTER = 5  # failures in a row before listing again
 HEALTHY_SECONDS = 5.0  # a watch that lived this long (or delivered something) resets the backoff
-# Items a consumer decodes between two yields to the event loop (`chunked`): a few milliseconds of work.
+# Items a consumer decodes between two yields to the event loop (`kubevip.tasks.chunked`): a few ms.
 # Walked in one go, the Services (1000) or EndpointSlices (2000) of a restart's first list held the loop
 # for 48-73 ms of CPU, 120-190 ms of wall time on two shared cores: the stalls of issue 21's restarts.
 REPLACE_CHUNK = 64
@@ -202,16 +201,6 @@ async def list_pages(
     return Listed(pages), rv
 
 
-async def chunked(items: Iterable[T], chunk: int = REPLACE_CHUNK) -> AsyncIterator[T]:
-    """`items`, with a yield to the event loop after every `chunk` of them (Lease renewals, due timers
-    and other watches run in between). For a consumer's replace coroutine: it builds what it keeps
-    aside and swaps it in at the end, so nothing sees a half-walked list."""
-    for i, item in enumerate(items):
-        if i and i % chunk == 0:
-            await asyncio.sleep(0)
-        yield item
-
-
 # A consumer's replace: plain, or a coroutine function (awaited before the watch starts).
 Replace = Callable[[Iterable[RawObject]], "Awaitable[None] | None"]
 Consumer = tuple[Callable[[Iterable[RawObject]], None], Callable[[str, RawObject], None]]
@@ -240,7 +229,7 @@ class Reflector:
 
     The items of `on_replace` are decoded as the consumer walks them, once (kube/listbody.py). A broken
     document fails the walk midway, so a consumer builds what it keeps aside and swaps it in at the end.
-    `on_replace` may be a coroutine function (a big collection walked with `chunked`); the watch starts
+    `on_replace` may be a coroutine function (a big collection walked with `tasks.chunked`); the watch starts
     once it has returned.
 
     `run()` never ends but by cancellation: any failure, including one raised by a callback, restarts

@@ -31,7 +31,7 @@ from kubevip.net.arp import ArpSender
 from kubevip.net.interfaces import link
 from kubevip.net.namespace import OWN, Netns
 from kubevip.net.ndp import NdpSender
-from kubevip.tasks import TaskGroupGuard, spawn
+from kubevip.tasks import TaskGroupGuard, chunked, spawn
 
 log = logging.getLogger(__name__)
 
@@ -286,9 +286,7 @@ class Announcer:
         loop = asyncio.get_running_loop()
         results: list[Exception | None] = [None] * len(pairs)
         waits: list[asyncio.Future[None]] = []
-        for i, (vip, ifname) in enumerate(pairs):
-            if i and i % START_CHUNK == 0:
-                await asyncio.sleep(0)
+        async for i, (vip, ifname) in chunked(enumerate(pairs), START_CHUNK):
             current = self._vips.get(vip)
             if current is not None and current.ifname == ifname:
                 if current.first is not None:

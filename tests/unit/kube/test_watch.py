@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubevip.kube.watch import REPLACE_CHUNK, Backoff, LineTooLong, Reflector, chunked, lines
-from kubevip.tasks import TaskGroupGuard, bounded, spawn
+from kubevip.kube.watch import REPLACE_CHUNK, Backoff, LineTooLong, Reflector, lines
+from kubevip.tasks import TaskGroupGuard, bounded, chunked, spawn
 
 
 class Content:
@@ -157,7 +157,7 @@ async def test_a_coroutine_replace_is_walked_in_chunks_and_finished_before_the_w
 
     async def replace(listed: Any) -> None:
         start = ticks
-        async for obj in chunked(listed):
+        async for obj in chunked(listed, REPLACE_CHUNK):
             walked.append(obj["metadata"]["name"])
         during.append(ticks - start)
         calls_when_done.append(len(script.calls))
