@@ -34,6 +34,7 @@ from compare.agents import AGENTS, KUBE_VIP, KUBEVIP, Settings
 from compare.lab import PEER_DIR, REPO, Helpers, Lab, kubevip_cli
 from compare.rib import RibReader
 from compare.runner import NotAvailable, Runner
+from distribution import summarize
 
 FAMILY_LABEL = {"ipv4": "IPv4", "ipv6": "IPv6"}
 MODE_LABEL = {"service": "per-Service election", "global": "global election"}
@@ -170,6 +171,7 @@ def run_l2(
         created = runner.create_to_answer(vip, runs)
         for fam, vals in created.items():
             col.add(*ids[f"create-{mode}-{fam}"], agent, vals)
+        keep_stages(extra, agent, mode, runner, created)
     except Exception as exc:
         failed("create-", exc)
     for kind, sig in (("kill", signal.SIGKILL), ("term", signal.SIGTERM)):
@@ -315,6 +317,7 @@ def run_bgp(
             col.add(*ids[f"bgp-create-{fam}"], agent, res["create"][fam])
             col.add(*ids[f"bgp-kill-{fam}"], agent, res["kill"][fam])
         col.add(*ids["bgp-delete"], agent, res["delete"])
+        keep_stages(extra, agent, f"bgp-{rib.daemon}", runner, res["create"])
         extra.setdefault("bgp_details", {})[agent] = {
             k: res[k] for k in ("next_hops", "wrong_next_hop", "families_split_across_nodes", "created_at",
                                 "create")
@@ -325,6 +328,21 @@ def run_bgp(
         col.unavailable([i for i in ids.values() if i[0] not in have], agent, reason_of(exc))
     finally:
         cleanup(runner, all_pool(pool))
+
+
+def keep_stages(
+    extra: dict[str, Any], agent: str, scenario: str, runner: Runner, done: dict[str, list[float]]
+) -> None:
+    """A create scenario's stages (timeline.create_stages) and its end (answer or route) per run, kept in
+    the JSON's `create_stages` with each POST's monotonic instant, and logged as medians: where the
+    agents' create times differ."""
+    per = {**runner.create_stage_samples, "end": done}
+    extra.setdefault("create_stages", {}).setdefault(agent, {})[scenario] = {
+        **per, "post_monotonic": runner.create_posts
+    }
+    medians = {stage: summarize(fams.get("ipv4", [])).median for stage, fams in per.items()}
+    line = ", ".join(f"{stage} {1000 * m:.1f}" for stage, m in medians.items() if m is not None)
+    log(f"{agent}/{scenario}: create stages (IPv4), median ms after the POST: {line}")
 
 
 SMOKE = {

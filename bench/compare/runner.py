@@ -18,9 +18,12 @@ from compare.agents import AgentProcess, NodeSpot, Settings, agent_argv, agent_e
 from compare.lab import HERE, PROBE_PORT, Helpers, Lab
 from compare.procstat import usage
 from compare.rib import RibReader, RouteWatch, family_of, first_after
+from compare.stamps import EventStamps
 from compare.timeline import (
+    CREATE_STAGES,
     AddrEvent,
     Reply,
+    create_stages,
     failover_times,
     first_answer,
     holder_intervals,
@@ -147,6 +150,10 @@ class Runner:
     kubeconfig: str
     probe_ms: float = 5.0
     procs: dict[str, AgentProcess] = field(default_factory=dict)
+    # The last create scenario's stages (timeline.create_stages), stage -> family -> seconds per run, and
+    # each run's POST instant (time.monotonic(): the agents' own clock, to line up with their traces).
+    create_stage_samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    create_posts: list[float] = field(default_factory=list)
 
     # ---- agents ----------------------------------------------------------------------------------
 
@@ -222,6 +229,27 @@ class Runner:
                     text=True,
                 )
 
+    def stages_started(self, vips: dict[str, str]) -> EventStamps:
+        """The Service and EndpointSlice watches of the create scenarios; their samples reset."""
+        self.create_stage_samples = {k: {f: [] for f in vips} for k in CREATE_STAGES}
+        self.create_posts = []
+        return EventStamps(self.lab.admin, workload.NS).start()
+
+    def record_stages(self, stamps: EventStamps, name: str, vips: dict[str, str], t0: float) -> None:
+        """One create's stages, once the bench saw each (or after 2 s: the rest NaN)."""
+        self.create_posts.append(t0)
+        got: dict[str, dict[str, float]] = {}
+
+        def seen() -> bool:
+            events = read_events(self.helpers.watch_files, t0)
+            got.update(create_stages(stamps.stamps(), events, name, vips, t0))
+            return not any(math.isnan(x) for per in got.values() for x in per.values())
+
+        workload.wait_for(seen, 2.0, 0.02)
+        for stage, per in got.items():
+            for f, x in per.items():
+                self.create_stage_samples[stage][f].append(x)
+
     def tail(self, n: int = 1200, nodes: int = 1) -> str:
         return " | ".join(
             f"{name}: " + p.log.read_text(errors="replace")[-n:]
@@ -264,21 +292,26 @@ class Runner:
         """Seconds from the Service's POST until the client gets an answer on each family's VIP."""
         kube = self.lab.admin
         out: dict[str, list[float]] = {f: [] for f in vips}
-        for i in range(runs):
-            name = f"kvb-create-{i}"
-            probe = Probe.start(self.lab.client_netns, vips, self.workdir, self.probe_ms)
-            time.sleep(0.2)
-            t0 = time.monotonic()
-            workload.create_service(kube, workload.service_body(name, vips))
-            answered = lambda p=probe, t=t0: all(p.answered_by(f, since=t) for f in vips)  # noqa: E731
-            workload.wait_for(answered, timeout, 0.05)
-            replies = probe.stop()
-            for f in vips:
-                got = first_answer(replies, t0, f)
-                out[f].append(got if got is not None else float("nan"))
-            workload.delete_services(kube, [name])
-            workload.wait_for(lambda: not any(self.holders(v) for v in vips.values()), 30, 0.1)
-            self.clear_vips(list(vips.values()))
+        stamps = self.stages_started(vips)
+        try:
+            for i in range(runs):
+                name = f"kvb-create-{i}"
+                probe = Probe.start(self.lab.client_netns, vips, self.workdir, self.probe_ms)
+                time.sleep(0.2)
+                t0 = time.monotonic()
+                workload.create_service(kube, workload.service_body(name, vips))
+                answered = lambda p=probe, t=t0: all(p.answered_by(f, since=t) for f in vips)  # noqa: E731
+                workload.wait_for(answered, timeout, 0.05)
+                replies = probe.stop()
+                for f in vips:
+                    got = first_answer(replies, t0, f)
+                    out[f].append(got if got is not None else float("nan"))
+                self.record_stages(stamps, name, vips, t0)
+                workload.delete_services(kube, [name])
+                workload.wait_for(lambda: not any(self.holders(v) for v in vips.values()), 30, 0.1)
+                self.clear_vips(list(vips.values()))
+        finally:
+            stamps.stop()
         return out
 
     def failover(self, vips: dict[str, str], runs: int, sig: int) -> dict[str, Any]:
@@ -576,6 +609,7 @@ class Runner:
         watch = RouteWatch.start(rib.router.netns, self.workdir) if rib.router.installs_routes else None
         if watch is not None:
             res["timing_source"] = "router kernel table (netlink events)"
+        stamps = self.stages_started(vips)
 
         def wire(op: str, since: float, within: float) -> dict[str, float]:
             """Per family, when the router's kernel table got (add) or lost (del) the VIP's route, from
@@ -616,6 +650,7 @@ class Runner:
                         res["create_polled"][f].append(seen.get(f, float("nan")))
                 for f in vips:
                     res["create"][f].append(seen.get(f, float("nan")))
+                self.record_stages(stamps, name, vips, t0)
                 check_hops(routes)
                 t1 = time.monotonic()
                 workload.delete_services(kube, [name])
@@ -633,6 +668,7 @@ class Runner:
         finally:
             if watch is not None:
                 watch.stop()
+            stamps.stop()
         for i in range(kill_runs):
             name = f"kvb-bgp-kill-{i}"
             workload.create_service(kube, workload.service_body(name, vips))

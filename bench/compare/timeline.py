@@ -28,6 +28,20 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class Stamp:
+    """The bench saw a watch event of the workload namespace at monotonic time t (stamps.py): a Service
+    (`service` its name) or an EndpointSlice (`service` the Service it belongs to, `family` its
+    addressType, `ready` its ready endpoints)."""
+
+    t: float
+    kind: str
+    type: str
+    service: str
+    family: str
+    ready: int
+
+
+@dataclass(frozen=True)
 class Overlap:
     """Periods in which two or more nodes held the same VIP."""
 
@@ -134,3 +148,28 @@ def last_change(
     wanted = set(addrs)
     times = [e.t for e in events if e.addr in wanted and since <= e.t <= until]
     return max(times) if times else None
+
+
+CREATE_STAGES = ("service", "slice", "address")
+
+
+def create_stages(
+    stamps: Iterable[Stamp], events: Iterable[AddrEvent], service: str, vips: Mapping[str, str], t0: float
+) -> dict[str, dict[str, float]]:
+    """Per stage and family, seconds from t0 (the create POST) until the bench saw the Service
+    ("service"), the family's EndpointSlice with a ready endpoint ("slice"), and the family's VIP on some
+    node ("address"); NaN for what it did not see. The agents announce only after the slice, so "slice"
+    -> "address" is the agent's own part of a create, and the rest is the control plane's or the
+    announcement's."""
+    nan = float("nan")
+    stamps = [s for s in stamps if s.t >= t0 and s.service == service]
+    events = [e for e in events if e.t >= t0 and e.op == "add"]
+    seen = [s.t for s in stamps if s.kind == "Service" and s.type == "ADDED"]
+    out: dict[str, dict[str, float]] = {k: {} for k in CREATE_STAGES}
+    for fam, vip in vips.items():
+        out["service"][fam] = min(seen) - t0 if seen else nan
+        ready = [s.t for s in stamps if s.kind == "EndpointSlice" and s.family.lower() == fam and s.ready]
+        out["slice"][fam] = min(ready) - t0 if ready else nan
+        added = [e.t for e in events if e.addr == vip]
+        out["address"][fam] = min(added) - t0 if added else nan
+    return out

@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+from compare.stamps import stamp_of
 from compare.timeline import (
     AddrEvent,
     Reply,
+    Stamp,
+    create_stages,
     failover_times,
     first_answer,
     holder_intervals,
@@ -122,3 +125,48 @@ def test_last_change_is_the_latest_event_of_the_wanted_addresses_in_the_window(
     got = last_change(ev, {"x", "y"}, since, until)
     inside = [t for t, addr in raw if addr in ("x", "y") and since <= t <= until]
     assert got == (max(inside) if inside else None)
+
+
+VIPS = {"ipv4": "192.0.2.7", "ipv6": "2001:db8::7"}
+
+
+def test_create_stages_take_each_first_instant_after_the_post() -> None:
+    stamps = [
+        Stamp(0.5, "Service", "ADDED", "svc", "", 0),  # an earlier create of the same name
+        Stamp(1.02, "Service", "ADDED", "svc", "", 0),
+        Stamp(1.03, "Service", "ADDED", "other", "", 0),
+        Stamp(1.04, "EndpointSlice", "ADDED", "svc", "IPv4", 0),  # no ready endpoint yet
+        Stamp(1.05, "EndpointSlice", "ADDED", "svc", "IPv6", 2),
+        Stamp(1.06, "EndpointSlice", "MODIFIED", "svc", "IPv4", 1),
+        Stamp(1.09, "EndpointSlice", "MODIFIED", "svc", "IPv4", 3),
+    ]
+    events = [
+        AddrEvent(0.9, "n1", "add", VIPS["ipv4"]),  # before the POST
+        AddrEvent(1.07, "n2", "del", VIPS["ipv4"]),
+        AddrEvent(1.08, "n2", "add", VIPS["ipv4"]),
+        AddrEvent(1.10, "n1", "add", VIPS["ipv4"]),
+    ]
+    got = create_stages(stamps, events, "svc", VIPS, 1.0)
+    rounded = {k: {f: round(x, 3) for f, x in per.items() if x == x} for k, per in got.items()}
+    assert rounded == {
+        "service": {"ipv4": 0.02, "ipv6": 0.02},
+        "slice": {"ipv4": 0.06, "ipv6": 0.05},
+        "address": {"ipv4": 0.08},
+    }
+    assert got["address"]["ipv6"] != got["address"]["ipv6"]  # NaN: never seen
+
+
+def test_stamp_of_reads_the_slice_family_and_its_ready_endpoints() -> None:
+    slice_event = {
+        "type": "MODIFIED",
+        "object": {
+            "metadata": {"name": "svc-abcde", "labels": {"kubernetes.io/service-name": "svc"}},
+            "addressType": "IPv6",
+            "endpoints": [{"conditions": {"ready": True}}, {"conditions": {"ready": False}}, {}],
+        },
+    }
+    want = Stamp(2.0, "EndpointSlice", "MODIFIED", "svc", "IPv6", 1)
+    assert stamp_of(2.0, "EndpointSlice", slice_event) == want
+    service = {"type": "ADDED", "object": {"metadata": {"name": "svc"}}}
+    assert stamp_of(3.0, "Service", service) == Stamp(3.0, "Service", "ADDED", "svc", "", 0)
+    assert stamp_of(4.0, "Service", {"type": "BOOKMARK", "object": {"metadata": {}}}) is None
