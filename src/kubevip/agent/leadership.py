@@ -39,7 +39,10 @@ Preferred = Mapping[str, "tuple[str, ...]"]  # unit -> kube-vip.io/preferred-nod
 
 
 class Leadership(Protocol):
-    def set_units(self, units: Units) -> None: ...
+    def set_units(self, units: Units) -> bool:
+        """The units to elect and their eligible nodes (None: every node). True when a new unit's
+        election started here: its first Lease write goes out once the caller yields to the loop."""
+        ...
     def set_preferred(self, preferred: Preferred) -> None: ...
     def holds(self, unit: str) -> bool: ...
     def holder(self, unit: str, eligible: frozenset[str] | None) -> str | None: ...
@@ -69,8 +72,9 @@ class Solo:
         self._on_started = on_started
         self._on_stopped = on_stopped
 
-    def set_units(self, units: Units) -> None:
+    def set_units(self, units: Units) -> bool:
         self._units = dict(_plain(units))
+        return False
 
     def set_preferred(self, preferred: Preferred) -> None:
         """Every eligible node announces: there is nothing to prefer."""
@@ -121,8 +125,9 @@ class Scalable:
         self.metrics.is_leader.labels(self.node, unit).set(1 if holding else 0)
         self.metrics.leader_transitions.labels(unit).inc()
 
-    def set_units(self, units: Units) -> None:
-        self.elector.set_units(_plain(units))
+    def set_units(self, units: Units) -> bool:
+        self.elector.set_units(_plain(units))  # claims go out from the elector's own loop
+        return False
 
     def set_preferred(self, preferred: Preferred) -> None:
         self.elector.set_preferred(preferred)
@@ -195,6 +200,7 @@ class Leases:
         self._per_unit: dict[str, LeaseElector] = {}
         self._synced_once = False  # units after the first sync are new: their electors start `fresh`
         self._draining = False  # stop_taking(): no new elector, none campaigns
+        self._releasing: set[str] = set()  # units whose elector is releasing its Lease (`run`)
         self.global_elector = LeaseElector(
             api, cfg.services_lease_namespace, cfg.services_lease_name, node, cfg.timings,
             self._global_started, self._global_stopped, observer=self._observe, on_renewed=on_renewed,
@@ -228,9 +234,14 @@ class Leases:
             if isinstance(r, BaseException):
                 raise r
 
-    def set_units(self, units: Units) -> None:
+    def set_units(self, units: Units) -> bool:
+        # A new unit's elector starts here, not in `run`'s next turn: that turn comes only after the
+        # caller's pass (1-3 ms on a busy machine), and with per-Service Leases a new Service's Lease
+        # write is its create's critical path (issue 21). Stopping the electors of units that went
+        # away awaits their release, which stays in `run`.
         self._units = dict(_plain(units))
         self._changed.set()
+        return self._start_campaigns()
 
     def set_preferred(self, preferred: Preferred) -> None:
         """Not honoured: a Lease goes to whoever takes it first (docs/placement.md, scalable only)."""
@@ -284,15 +295,29 @@ class Leases:
         finally:
             self._synced_once = True
 
+    def _wanted(self) -> set[str]:
+        return {u for u, e in self._units.items() if self._own_lease(u) and _eligible(self.node, e)}
+
     async def _sync_units_once(self) -> None:
-        want = {u for u, e in self._units.items() if self._own_lease(u) and _eligible(self.node, e)}
+        want = self._wanted()
         for unit in set(self._per_unit) - want:
             elector = self._per_unit.pop(unit)
             self.metrics.election_loops.labels(*election_labels(unit)).dec()
-            await elector.release()
+            self._releasing.add(unit)
+            try:
+                await elector.release()
+            finally:
+                self._releasing.discard(unit)
+        self._start_campaigns()
+
+    def _start_campaigns(self) -> bool:
+        """An elector for every wanted unit that has none; True when one started. None while shutting
+        down, and none for a unit whose previous elector is still releasing its Lease (`run` starts it
+        after that release)."""
         if self._draining:
-            want &= set(self._per_unit)  # shutting down: no new elector campaigns for a Lease
-        for unit in want - set(self._per_unit):
+            return False
+        new = self._wanted() - set(self._per_unit) - self._releasing
+        for unit in new:
             ns, name = unit_lease(unit)
 
             async def started(u: str = unit) -> None:
@@ -308,6 +333,8 @@ class Leases:
             self._per_unit[unit] = e
             self.metrics.election_loops.labels(*election_labels(unit)).inc()
             spawn(self._guard, f"lease {ns}/{name}", self._campaign(unit, e))
+        self._synced_once = True
+        return bool(new)
 
     async def _campaign(self, unit: str, elector: LeaseElector) -> None:
         """Run one unit's election, counted like kube-vip's per-Service loop (attempts, errors)."""

@@ -83,6 +83,59 @@ def test_units_after_the_first_sync_get_fresh_electors(monkeypatch: pytest.Monke
     assert made == {"old": False, "new": True}  # per-Service Leases are named after the Service
 
 
+async def test_set_units_starts_a_new_units_elector_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new unit's elector starts in `set_units`, which says so: the agent's pass then yields, and the
+    elector's first Lease write goes out before the rest of that pass instead of after it (with
+    per-Service Leases, a new Service's critical path). A unit whose previous elector is still releasing
+    its Lease gets its new one after that release; a node shutting down starts none."""
+    import kubevip.agent.leadership as leadership
+
+    made: list[str] = []
+    running: list[str] = []
+    releasing = asyncio.Event()
+    release_may_end = asyncio.Event()
+
+    class Recording:
+        def __init__(self, api: object, ns: str, name: str, *args: object, **kwargs: object) -> None:
+            made.append(name)
+            self.name, self.is_leader, self.leader = name, False, None
+
+        async def run(self) -> None:
+            running.append(self.name)
+            await asyncio.Event().wait()
+
+        async def release(self) -> None:
+            releasing.set()
+            await release_may_end.wait()
+
+        def stop_taking(self) -> None:
+            return None
+
+    cfg = ElectionConfig(True, "plndr-cp-lock", NS, "plndr-svcs-lock", True, "lease", Timings())
+    leases = make(object(), cfg, "n1", _nothing, _nothing, Metrics("n1"))  # type: ignore[arg-type]
+    assert isinstance(leases, Leases)
+    monkeypatch.setattr(leadership, "LeaseElector", Recording)
+    try:
+        assert leases.set_units({"default/a": None}) is True
+        assert made == ["a"] and running == []
+        await asyncio.sleep(0)
+        assert running == ["a"]  # its first step ran at the caller's first yield
+        assert leases.set_units({"default/a": None}) is False  # nothing new
+        assert leases.set_units({}) is False
+        sync = asyncio.create_task(leases._sync_unit_electors())
+        await releasing.wait()
+        assert leases.set_units({"default/a": None}) is False  # back while its old elector releases
+        assert made == ["a"]
+        release_may_end.set()
+        await sync
+        assert made == ["a", "a"]  # started once the release was over
+        leases.stop_taking()
+        assert leases.set_units({"default/a": None, "default/b": None}) is False
+        assert made == ["a", "a"]
+    finally:
+        await leases._guard.close()
+
+
 async def test_losing_the_global_lease_stops_its_units_together() -> None:
     """The agent joins stops that arrive together into one fencing pass; stopped one after another,
     5000 units were 5000 passes and the fenced node's elector could not campaign for minutes. Each stop
