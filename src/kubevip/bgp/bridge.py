@@ -3,6 +3,10 @@
 ExaBGP can only talk to a child it starts itself, while the agent is ExaBGP's parent; this tiny relay
 closes that loop. It exits as soon as either side closes and then stops ExaBGP (SIGTERM: a NOTIFICATION
 Cease to every peer), so an agent killed without a word takes its routes with it.
+
+The configuration names this relay, so a plain ExaBGP runs it; ExaBGP as the agent starts it
+(`kubevip.bgp.child`) does not: there the relay's argv becomes a connection to the same socket in
+ExaBGP's own process, with the same SIGTERM when the agent's end closes.
 """
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ class Speaker:
         errors: list[str] = []
         # One write for the whole diff, the acknowledgements read after (ExaBGP answers each command in
         # order): a Service's IPv4 and IPv6 routes leave in the same reactor turn, not one round trip
-        # through the relay apart (40-60 ms between them, measured with bird2).
+        # through ExaBGP's API apart (40-60 ms between them, measured with bird2).
         announce = list(commands.batches(to_announce))
         withdraw = list(commands.batches([(k, self._announced[k]) for k in to_withdraw]))
         lines = [commands.announce(b) for b in announce] + [commands.withdraw(b) for b in withdraw]

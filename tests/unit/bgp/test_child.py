@@ -4,10 +4,15 @@ callbacks run without an event loop per command."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+import select
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from exabgp.logger import log
@@ -158,3 +163,63 @@ def test_the_child_patches_exabgps_async_run(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(Outgoing, "_setup", child._setup)
     child.patch()
     assert ASYNC.run is child._run_generators
+
+
+def test_the_bridge_process_is_the_agents_socket_in_exabgps_own_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ExaBGP "starts" the bridge: the child connects to the agent's socket itself (no relay process to
+    wake per command); ExaBGP's reads, writes and polls work on it as on the pipes, and when the agent's
+    end closes, poll() reports an exit and ExaBGP is told to stop (the relay's SIGTERM)."""
+    from exabgp.reactor.api import processes
+
+    from kubevip.bgp import bridge
+
+    monkeypatch.setattr(processes, "subprocess", processes.subprocess)  # put back after the test
+    path = str(tmp_path / "api.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    child.patch()
+    child.patch()
+    gone: list[bool] = []
+    proc = processes.subprocess.Popen([sys.executable, bridge.__file__, path], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE)
+    assert isinstance(proc, child.SocketProcess) and proc.pid == os.getpid()
+    proc._on_gone = lambda: gone.append(True)
+    agent, _ = server.accept()
+    try:
+        fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETFL, os.O_NONBLOCK)  # as ExaBGP does
+        assert proc.poll() is None
+        with pytest.raises(BlockingIOError):
+            os.read(proc.stdout.fileno(), 16384)  # nothing yet: ExaBGP's non-blocking read
+        agent.sendall(b"neighbor 192.0.2.1 announce route 198.51.100.7/32 next-hop self\n")
+        assert select.select([proc.stdout], [], [], 5)[0]
+        assert os.read(proc.stdout.fileno(), 16384).startswith(b"neighbor 192.0.2.1 announce")
+        proc.stdin.write(b"done\n")
+        proc.stdin.flush()
+        assert agent.recv(100) == b"done\n"
+        big = b"x" * (4 << 20)  # more than the socket buffers: the writer waits for room
+        got = bytearray()
+
+        def read_all() -> None:
+            while len(got) < len(big):
+                got.extend(agent.recv(1 << 20))
+
+        reader = threading.Thread(target=read_all, daemon=True)
+        reader.start()
+        assert proc.stdin.write(big) == len(big)
+        reader.join(30)
+        assert bytes(got) == big
+        assert proc.poll() is None and not gone
+    finally:
+        agent.close()
+        server.close()
+    assert proc.poll() == 0 and gone == [True]  # the agent's end closed: ExaBGP stops
+    assert proc.poll() == 0 and gone == [True]  # once
+    proc.terminate()
+    assert proc.wait(1) == 0
+    # Anything else ExaBGP runs is a real process, and the module's other names are subprocess's.
+    other = processes.subprocess.Popen([sys.executable, "-c", "print('hi')"], stdout=subprocess.PIPE)
+    assert other.communicate(timeout=30)[0] == b"hi\n"
+    assert processes.subprocess.TimeoutExpired is subprocess.TimeoutExpired
