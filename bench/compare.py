@@ -714,6 +714,16 @@ def counts_line(doc: dict[str, Any]) -> str:
     return "Run counts: " + "; ".join(parts) + f"; {s['nodes']} nodes."
 
 
+STAGES_LINE = (
+    "- *create stages* (the JSON's `create_stages`, since 2026-12-07 session 31): for every create, "
+    "when the bench itself saw the Service's and its family's ready EndpointSlice's watch events "
+    "(`bench/compare/stamps.py`) and the VIP on a node (the address watcher), from the same POST; both "
+    "agents announce only after the slice, so *slice -> address* is the agent's own part of a create "
+    "and the rest the control plane's or the announcement's. With each POST's monotonic instant, to "
+    "line up with traces in the agents."
+)
+
+
 def bgp_lines(doc: dict[str, Any]) -> list[str]:
     b = doc["settings"].get("bgp") or {}
     if not b.get("router"):
@@ -795,6 +805,7 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         "without agents. Between the two, *write-backs drained*: from the restart until a whole second "
         "passed without a write other than a Lease's (status, annotations, Event POSTs); what was written "
         "by verb and resource, and the steady window's rates by verb and resource, are in `scale_details`.",
+        STAGES_LINE,
         *bgp_lines(doc),
         "",
         table(doc["figures"]),
