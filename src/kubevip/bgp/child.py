@@ -17,9 +17,10 @@ That was a quarter of ExaBGP's CPU per command, on the path from a Service's cre
 And ExaBGP's API "process" is the agent's Unix socket itself: where the configuration runs
 `kubevip/bgp/bridge.py` (the relay a plain ExaBGP needs, as it talks only to children it starts), this
 child connects to the socket in its own process instead. Every command then reaches ExaBGP without a
-third process to wake on its way (0.5-1.7 ms under load on a create's path, docs/performance.md), and the
-relay's last duty stays: when the agent's end closes, ExaBGP gets SIGTERM (a NOTIFICATION Cease to
-every peer), so an agent killed without a word takes its routes with it.
+third process to wake on its way (a median 0.2-0.3 ms of a create's address -> route in the lab,
+docs/performance.md), and the relay's last duty stays: when the agent's end closes, ExaBGP gets
+SIGTERM (a NOTIFICATION Cease to every peer), so an agent killed without a word takes its routes with
+it.
 
 Imported only in the child process; the agent never imports ExaBGP.
 """
