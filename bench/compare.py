@@ -343,6 +343,14 @@ def keep_stages(
     medians = {stage: summarize(fams.get("ipv4", [])).median for stage, fams in per.items()}
     line = ", ".join(f"{stage} {1000 * m:.1f}" for stage, m in medians.items() if m is not None)
     log(f"{agent}/{scenario}: create stages (IPv4), median ms after the POST: {line}")
+    if runner.create_cpu_ms:
+        n = len(runner.create_posts)
+        extra.setdefault("create_cpu_ms", {}).setdefault(agent, {})[scenario] = {
+            "runs": n, "seconds": round(runner.create_seconds, 2), "ms_per_create": runner.create_cpu_ms,
+        }
+        cpu = ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(runner.create_cpu_ms.items()))
+        log(f"{agent}/{scenario}: CPU ms per create (with its delete and the pause to the next; "
+            f"{n} in {runner.create_seconds:.0f} s): {cpu}")
 
 
 SMOKE = {
@@ -394,6 +402,10 @@ def main() -> int:
         "1.5,1,0.25; kube-vip takes whole seconds only)",
     )
     ap.add_argument("--probe-ms", type=float, default=5.0)
+    ap.add_argument(
+        "--create-every", type=float, default=2.5,
+        help="seconds at least between two creates of a create scenario (both agents; default 2.5)",
+    )
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--lab-id", default="kvbench")
     ap.add_argument("--keep-lab", action="store_true", help="leave the lab up afterwards")
@@ -471,6 +483,7 @@ def main() -> int:
                 **settings_doc(ld, rd, rp),
                 "kubevip_lease": list(own),
                 "probe_interval_ms": args.probe_ms,
+                "create_every_s": args.create_every,
                 "runs": args.runs,
                 "failover_runs": args.failover_runs,
                 "nodes": args.nodes,
@@ -528,7 +541,8 @@ def main() -> int:
                 )
             cfg = kube_vip_cfg if agent == KUBE_VIP else lab.kubevip_kubeconfig()
             return Runner(
-                lab, helpers, workdir, agent, settings, kube_vip_bin, kubevip_bin, cfg, args.probe_ms
+                lab, helpers, workdir, agent, settings, kube_vip_bin, kubevip_bin, cfg, args.probe_ms,
+                args.create_every,
             )
 
         def settings(mode: str, legacy: bool = False, bgp_peer: str = "") -> Settings:
@@ -720,7 +734,13 @@ STAGES_LINE = (
     "(`bench/compare/stamps.py`) and the VIP on a node (the address watcher), from the same POST; both "
     "agents announce only after the slice, so *slice -> address* is the agent's own part of a create "
     "and the rest the control plane's or the announcement's. With each POST's monotonic instant, to "
-    "line up with traces in the agents."
+    "line up with traces in the agents. *create CPU* (the JSON's `create_cpu_ms`, since 2026-12-07 "
+    "session 32): over the same scenario, the CPU milliseconds per create (with its delete and the pause "
+    "to the next) of each node's agent process tree (kubevip's ExaBGP included) and of the control "
+    "plane's processes (`bench/compare/procstat.py`, /proc ticks of 10 ms: read over the whole scenario, "
+    "whose length is kept beside them: idle CPU counts too). Creates start at least `--create-every` "
+    "seconds apart (2.5 s by default, since session 32; before, each began once the previous one was "
+    "gone, 0.1-0.4 s apart for kubevip and 2.1 s for kube-vip in BGP mode)."
 )
 
 
@@ -839,7 +859,8 @@ def render_section(doc: dict[str, Any], out: Path, png: Path | None) -> str:
         "watchers' files, at its end unless `--keep-lab`). Options: `--runs`, `--failover-runs`, `--modes`, "
         "`--scale`, "
         "`--scale-modes`, `--scale-window`, `--bgp "
-        "bird2|gobgpd|frr|''`, `--bgp-runs`, `--bgp-kill-runs`, `--lease`, `--kubevip-lease` "
+        "bird2|gobgpd|frr|''`, `--bgp-runs`, `--bgp-kill-runs`, `--create-every`, `--lease`, "
+        "`--kubevip-lease` "
         "(kubevip's own timings, fractions allowed), `--agents kube-vip` (one side "
         "only), `--keep-lab`.",
         "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,3 +62,32 @@ def usage(pid: int) -> Usage | None:
         except OSError:
             continue
     return Usage(rss, cpu) if seen else None
+
+
+# Name -> (pid, CPU seconds of its tree so far).
+CpuMarks = dict[str, tuple[int, float]]
+
+
+def cpu_marks(pids: Mapping[str, int]) -> CpuMarks:
+    """CPU seconds so far of each named process tree; a name whose process is gone is left out."""
+    out: CpuMarks = {}
+    for name, pid in pids.items():
+        u = usage(pid)
+        if u is not None:
+            out[name] = (pid, u.cpu_s)
+    return out
+
+
+def ms_per_run(before: Mapping[str, tuple[int, float]], after: Mapping[str, tuple[int, float]],
+               runs: int) -> dict[str, float]:
+    """CPU milliseconds per run of each process named at both ends with the same pid (a process
+    restarted in between would count a new tree's time as the old one's: left out, as is everything
+    when `runs` is 0)."""
+    if runs <= 0:
+        return {}
+    out: dict[str, float] = {}
+    for name, (pid, b) in before.items():
+        a = after.get(name)
+        if a is not None and a[0] == pid:
+            out[name] = 1000.0 * (a[1] - b) / runs
+    return out

@@ -16,7 +16,7 @@ from typing import Any
 from compare import apimetrics, workload
 from compare.agents import AgentProcess, NodeSpot, Settings, agent_argv, agent_env, start_agent
 from compare.lab import HERE, PROBE_PORT, Helpers, Lab
-from compare.procstat import usage
+from compare.procstat import CpuMarks, cpu_marks, ms_per_run, usage
 from compare.rib import RibReader, RouteWatch, family_of, first_after
 from compare.stamps import EventStamps
 from compare.timeline import (
@@ -149,11 +149,24 @@ class Runner:
     kubevip_bin: str | None
     kubeconfig: str
     probe_ms: float = 5.0
+    # Creates of a create scenario start at least this many seconds apart (and after the previous one's
+    # delete): the same quiet cluster for both agents before every POST. Before session 32 each create
+    # began as soon as the previous one was gone, and kube-vip's BGP creates waited out the 2 s stage
+    # timeout (it shows no address stage there) while kubevip's followed 0.1-0.4 s apart, into the
+    # write-backs and Lease deletes of the one before.
+    create_every: float = 2.5
     procs: dict[str, AgentProcess] = field(default_factory=dict)
+    _last_post: float = -math.inf
     # The last create scenario's stages (timeline.create_stages), stage -> family -> seconds per run, and
     # each run's POST instant (time.monotonic(): the agents' own clock, to line up with their traces).
     create_stage_samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     create_posts: list[float] = field(default_factory=list)
+    # CPU milliseconds per create (and its delete) of each agent process tree (its ExaBGP included) and
+    # of the control plane's processes, over the last create scenario (procstat.ms_per_run).
+    create_cpu_ms: dict[str, float] = field(default_factory=dict)
+    create_seconds: float = 0.0  # how long that scenario's creates took, the pacing's waits included
+    _cpu_before: CpuMarks = field(default_factory=dict)
+    _cpu_started: float = 0.0
 
     # ---- agents ----------------------------------------------------------------------------------
 
@@ -233,7 +246,37 @@ class Runner:
         """The Service and EndpointSlice watches of the create scenarios; their samples reset."""
         self.create_stage_samples = {k: {f: [] for f in vips} for k in CREATE_STAGES}
         self.create_posts = []
-        return EventStamps(self.lab.admin, workload.NS).start()
+        self.create_cpu_ms = {}
+        self.create_seconds = 0.0
+        stamps = EventStamps(self.lab.admin, workload.NS).start()
+        self._cpu_before = cpu_marks(self.cpu_pids())
+        self._cpu_started = time.monotonic()
+        return stamps
+
+    def stages_done(self, stamps: EventStamps) -> None:
+        """The end of a create scenario: its watches stop, its CPU per create is kept."""
+        self.create_cpu_ms = ms_per_run(self._cpu_before, cpu_marks(self.cpu_pids()), len(self.create_posts))
+        self.create_seconds = time.monotonic() - self._cpu_started
+        stamps.stop()
+
+    def cpu_pids(self) -> dict[str, int]:
+        """The processes whose CPU a create scenario counts: each node's agent ("agent node1") and the
+        lab's control plane (etcd, kube-apiserver, kube-controller-manager)."""
+        pids = {f"agent {name}": p.proc.pid for name, p in self.procs.items() if p.alive()}
+        pids.update({str(k): int(v) for k, v in self.lab.doc.get("processes", {}).items()})
+        return pids
+
+    def pace(self, ahead: float = 0.0) -> None:
+        """Pacing, not synchronisation: wait until `create_every` minus `ahead` seconds have passed since
+        the previous create's POST (`posting`)."""
+        wait = self._last_post + self.create_every - ahead - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
+    def posting(self) -> float:
+        """The instant of a create's POST, which the next create is paced from."""
+        self._last_post = time.monotonic()
+        return self._last_post
 
     def record_stages(self, stamps: EventStamps, name: str, vips: dict[str, str], t0: float) -> None:
         """One create's stages, once the bench saw each (or after 2 s: the rest NaN)."""
@@ -296,9 +339,10 @@ class Runner:
         try:
             for i in range(runs):
                 name = f"kvb-create-{i}"
+                self.pace(ahead=0.2)
                 probe = Probe.start(self.lab.client_netns, vips, self.workdir, self.probe_ms)
-                time.sleep(0.2)
-                t0 = time.monotonic()
+                time.sleep(0.2)  # the probe's first requests go out before the POST
+                t0 = self.posting()
                 workload.create_service(kube, workload.service_body(name, vips))
                 answered = lambda p=probe, t=t0: all(p.answered_by(f, since=t) for f in vips)  # noqa: E731
                 workload.wait_for(answered, timeout, 0.05)
@@ -311,7 +355,7 @@ class Runner:
                 workload.wait_for(lambda: not any(self.holders(v) for v in vips.values()), 30, 0.1)
                 self.clear_vips(list(vips.values()))
         finally:
-            stamps.stop()
+            self.stages_done(stamps)
         return out
 
     def failover(self, vips: dict[str, str], runs: int, sig: int) -> dict[str, Any]:
@@ -629,7 +673,8 @@ class Runner:
         try:
             for i in range(runs):
                 name = f"kvb-bgp-{i}"
-                t0 = time.monotonic()
+                self.pace()
+                t0 = self.posting()
                 res["created_at"].append(time.time())
                 workload.create_service(kube, workload.service_body(name, vips))
                 seen: dict[str, float] = {}
@@ -668,7 +713,7 @@ class Runner:
         finally:
             if watch is not None:
                 watch.stop()
-            stamps.stop()
+            self.stages_done(stamps)
         for i in range(kill_runs):
             name = f"kvb-bgp-kill-{i}"
             workload.create_service(kube, workload.service_body(name, vips))
