@@ -22,6 +22,15 @@ docs/performance.md), and the relay's last duty stays: when the agent's end clos
 SIGTERM (a NOTIFICATION Cease to every peer), so an agent killed without a word takes its routes with
 it.
 
+And ExaBGP's reactor waits at most `exabgp_reactor_speed` / 100 s for I/O per turn of its loop: the 1 ms
+kubevip configures keeps a command's work, which takes several turns (the callback, the peer's UPDATE),
+from waiting 10 ms at each, but woke an idle ExaBGP a thousand times a second: 4.3 % of a core for each
+speaker, three on the lab's two cores beside the API server (session 32; 0.55 % with this).
+Here the turns keep that 1 ms for `ACTIVE_WINDOW` after the last sign of work (a turn that asked for no
+wait at all, any file descriptor ready, an API callback queued, a session not established) and wait up
+to `IDLE_WAIT_MS` otherwise: a command or a message from a peer still wakes the reactor at once (their
+descriptors are in its poll), so only ExaBGP's own timers (keepalives) run up to that much later.
+
 Imported only in the child process; the agent never imports ExaBGP.
 """
 
@@ -33,12 +42,14 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from exabgp.bgp.fsm import FSM
 from exabgp.logger import log
-from exabgp.reactor import asynchronous
+from exabgp.reactor import asynchronous, loop
 from exabgp.reactor.api import processes
 from exabgp.reactor.network import outgoing
 
@@ -46,6 +57,12 @@ from kubevip.bgp import bridge
 
 _setup = outgoing.Outgoing._setup
 _run = asynchronous.ASYNC.run
+_wait_for_io = loop.Reactor._wait_for_io
+
+# After the last sign of work, turns keep the configured wait this long (seconds); then at most
+# IDLE_WAIT_MS each (ExaBGP's timers: keepalives every hold time / 3 s, at least 1 s apart).
+ACTIVE_WINDOW = 0.05
+IDLE_WAIT_MS = 100
 
 
 def _setup_without_nagle(self: Any) -> Any:
@@ -83,6 +100,29 @@ def _run_generators(self: Any) -> bool:
             uid, callback = queue.popleft()
     queue.appendleft((uid, callback))
     return True
+
+
+def turn_wait_ms(asked_ms: int, now: float, last_work: float | None) -> int:
+    """The poll timeout of one reactor turn: what ExaBGP asked for (0 when it has work left) while work
+    was seen within `ACTIVE_WINDOW` seconds, else at least `IDLE_WAIT_MS`."""
+    if asked_ms <= 0 or (last_work is not None and now - last_work < ACTIVE_WINDOW):
+        return asked_ms
+    return max(asked_ms, IDLE_WAIT_MS)
+
+
+def _wait_adaptive(self: Any, sleeptime: int) -> Any:
+    """`Reactor._wait_for_io` with `turn_wait_ms`'s timeout; what counts as work is stamped on the reactor."""
+    now = time.monotonic()
+    last: float | None = getattr(self, "_kubevip_last_work", None)
+    # A session not established is connecting or waiting for its retry: its steps are turns of this
+    # loop, not descriptors (a connect in progress is not in the poll), so they keep the short wait.
+    if sleeptime <= 0 or self.asynchronous._async or any(
+        p.fsm != FSM.ESTABLISHED for p in self._peers.values()
+    ):
+        last = self._kubevip_last_work = now
+    for fd in _wait_for_io(self, turn_wait_ms(sleeptime, now, last)):
+        self._kubevip_last_work = time.monotonic()
+        yield fd
 
 
 def _sigterm_self() -> None:
@@ -169,9 +209,11 @@ def _subprocess_with_socket_processes() -> types.ModuleType:
 
 def patch() -> None:
     """Idempotent: outgoing sessions get TCP_NODELAY before they connect; API callbacks that are
-    generators run without an event loop per command; the bridge process is the agent's socket."""
+    generators run without an event loop per command; the bridge process is the agent's socket; an idle
+    reactor waits longer per turn."""
     outgoing.Outgoing._setup = _setup_without_nagle
     asynchronous.ASYNC.run = _run_generators
+    loop.Reactor._wait_for_io = _wait_adaptive
     if getattr(processes.subprocess, "Popen", None) is not _popen:
         processes.subprocess = _subprocess_with_socket_processes()
 

@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from exabgp.logger import log
@@ -223,3 +224,92 @@ def test_the_bridge_process_is_the_agents_socket_in_exabgps_own_process(
     other = processes.subprocess.Popen([sys.executable, "-c", "print('hi')"], stdout=subprocess.PIPE)
     assert other.communicate(timeout=30)[0] == b"hi\n"
     assert processes.subprocess.TimeoutExpired is subprocess.TimeoutExpired
+
+
+# -- the reactor's wait per turn ------------------------------------------------------------------------
+
+
+@given(
+    asked=st.integers(0, 1000),
+    now=st.floats(0, 1e6),
+    since=st.one_of(st.none(), st.floats(0, 10.0)),
+)
+def test_a_turn_waits_longer_only_when_idle(asked: int, now: float, since: float | None) -> None:
+    last = None if since is None else now - since
+    got = child.turn_wait_ms(asked, now, last)
+    recent = since is not None and since < child.ACTIVE_WINDOW
+    if asked == 0 or recent:
+        assert got == asked  # work left, or work just now: ExaBGP's own wait (0 or its 1 ms)
+    else:
+        assert got == max(asked, child.IDLE_WAIT_MS)
+    assert got >= asked  # never shorter than ExaBGP asked: no spinning
+
+
+class _Poller:
+    """select.poll's interface as the reactor uses it, with the timeouts it was given recorded."""
+
+    def __init__(self, ready: list[list[tuple[int, int]]]) -> None:
+        self.ready = ready
+        self.timeouts: list[int] = []
+
+    def poll(self, timeout: int) -> list[tuple[int, int]]:
+        self.timeouts.append(timeout)
+        return self.ready.pop(0) if self.ready else []
+
+
+class _Peer:
+    def __init__(self, state: Any) -> None:
+        self.fsm = state
+
+
+def _reactor(poller: _Poller, peers: dict[str, _Peer], queued: int = 0) -> Any:
+    from exabgp.reactor.loop import Reactor
+
+    r = Reactor.__new__(Reactor)  # no configuration: only what _wait_for_io and the wrapper read
+    r._poller = poller
+    r._peers = peers
+    r.asynchronous = ASYNC()
+    for i in range(queued):
+        r.asynchronous._async.append((str(i), iter(())))
+    r._busyspin = {}
+    r.max_loop_time = 1.0
+    r._sleep_time = 0.001
+    return r
+
+
+def test_the_reactor_waits_long_when_idle_and_short_after_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exabgp.bgp.fsm import FSM
+
+    clock = [1000.0]
+    monkeypatch.setattr(child.time, "monotonic", lambda: clock[0])
+    poller = _Poller([[], [(7, select.POLLIN)], [], []])
+    r = _reactor(poller, {"peer": _Peer(FSM.ESTABLISHED)})
+    assert list(child._wait_adaptive(r, 1)) == []  # never any work: the idle wait
+    assert list(child._wait_adaptive(r, 1)) == [7]  # idle, but a descriptor wakes it ...
+    clock[0] += child.ACTIVE_WINDOW / 2
+    assert list(child._wait_adaptive(r, 1)) == []  # ... and the turns after it keep ExaBGP's 1 ms
+    clock[0] += child.ACTIVE_WINDOW
+    assert list(child._wait_adaptive(r, 1)) == []  # until the window has passed
+    assert poller.timeouts == [child.IDLE_WAIT_MS, child.IDLE_WAIT_MS, 1, child.IDLE_WAIT_MS]
+
+
+@pytest.mark.parametrize("case", ["no wait asked", "callback queued", "session connecting"])
+def test_work_in_the_reactor_keeps_the_short_wait(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exabgp.bgp.fsm import FSM
+
+    monkeypatch.setattr(child.time, "monotonic", lambda: 50.0)
+    poller = _Poller([])
+    state = FSM.IDLE if case == "session connecting" else FSM.ESTABLISHED
+    r = _reactor(poller, {"peer": _Peer(state)}, queued=1 if case == "callback queued" else 0)
+    asked = 0 if case == "no wait asked" else 1
+    list(child._wait_adaptive(r, asked))
+    list(child._wait_adaptive(r, 1))
+    assert poller.timeouts == [asked, 1]
+
+
+def test_the_child_patches_the_reactors_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exabgp.reactor.loop import Reactor
+
+    monkeypatch.setattr(Reactor, "_wait_for_io", child._wait_for_io)
+    child.patch()
+    assert Reactor._wait_for_io is child._wait_adaptive
