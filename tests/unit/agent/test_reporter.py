@@ -266,16 +266,16 @@ async def test_family_conditions_and_vip_host_ipv6_are_written_once_by_the_statu
     assert again.calls == [] and again.conditions == []
 
 
-async def test_conditions_wait_for_the_election_to_settle_then_are_written() -> None:
-    """No condition while settling (a holder may not be known yet); the Service is looked at again
-    once settled, although nothing else changed."""
+async def test_conditions_without_a_known_holder_wait_for_the_election_to_settle() -> None:
+    """No condition that lacks a holder while settling (a holder may not be known yet); the Service is
+    looked at again once settled, although nothing else changed."""
     w = World()
-    d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
+    d = _status(service("web", "192.0.2.10"), [], "n1")  # vipHost names n1: the writer while none holds it
     apply_event(w, SERVICE, False, service_from_dict(d))
     writer = FakeWriter()
     guard = TaskGroupGuard("test")
     now = [0.0]
-    rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard,  # type: ignore[arg-type]
+    rep = Reporter("n1", writer, w, Holder(None), Metrics("n1"), guard,  # type: ignore[arg-type]
                    hold_down=1.0, clock=lambda: now[0])
     snap = snapshot(w, ClassFilter(), False)
     # the window is RESTART_GRACE + 1 hold-downs (a lease duration each: election/scalable.py)
@@ -286,7 +286,32 @@ async def test_conditions_wait_for_the_election_to_settle_then_are_written() -> 
         assert bool(writer.conditions) is not settling
     await guard.close()
     ((_, conds, _),) = writer.conditions
-    assert [(c.type, c.status) for c in conds] == [("kube-vip.io/IPv4Announced", "True")]
+    assert [(c.type, c.status, c.reason) for c in conds] == [
+        ("kube-vip.io/IPv4Announced", "False", "NoHolder"),
+    ]
+
+
+async def test_conditions_with_every_holder_known_are_written_while_settling() -> None:
+    """A Service created while the agents settle gets its conditions with its status, not in one burst
+    of every Service's when settling ends; never while the agent stops."""
+    w = World()
+    d = _status(service("web", "192.0.2.10"), ["192.0.2.10"], "n1")
+    apply_event(w, SERVICE, False, service_from_dict(d))
+    for stopping in (False, True):
+        writer = FakeWriter()
+        guard = TaskGroupGuard("test")
+        rep = Reporter("n1", writer, w, Holder("n1"), Metrics("n1"), guard,  # type: ignore[arg-type]
+                       hold_down=1.0, clock=lambda: 0.0)
+        snap = snapshot(w, ClassFilter(), False)
+        out = Outcome(snap, 1, frozenset(), stopping, settling=not stopping)
+        for job in rep.jobs(out, rep.round(out)):
+            await job()
+        await guard.close()
+        if stopping:
+            assert writer.conditions == []
+        else:
+            ((_, conds, _),) = writer.conditions
+            assert [(c.type, c.status) for c in conds] == [("kube-vip.io/IPv4Announced", "True")]
 
 
 async def test_a_family_without_a_known_holder_stays_announced_for_the_hold_down() -> None:
