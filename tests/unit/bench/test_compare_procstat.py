@@ -3,13 +3,14 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from compare.procstat import cpu_marks, ms_per_run
 from hypothesis import given
 from hypothesis import strategies as st
+
+from tests.fixtures.waiting import wait_until
 
 
 def test_per_run_from_two_marks() -> None:
@@ -59,10 +60,7 @@ def test_marks_count_the_whole_tree_and_skip_the_gone(tmp_path: Path) -> None:
     try:
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
         gone.wait()
-        deadline = time.monotonic() + 30
-        while not marker.exists():
-            assert time.monotonic() < deadline, "the child never finished burning"
-            time.sleep(0.01)  # polling a file with a deadline, not synchronisation by sleep
+        wait_until(marker.exists, "the child burnt its CPU", within=30, interval=0.01)
         marks = cpu_marks({"tree": parent.pid, "gone": gone.pid})
         assert "gone" not in marks
         assert marks["tree"][0] == parent.pid
