@@ -41,6 +41,11 @@ async def test_a_restart_with_the_same_holder_writes_nothing_and_a_move_tells_ea
     # 1. Restart every agent; the old holder starts first and takes the Lease again, then the others.
     await asyncio.to_thread(e2e.fleet.stop)
     await e2e.eventually(lambda: _nowhere(e2e, vips), "every VIP withdrawn")
+    # The counters below are the whole API server's: an earlier test's namespace still being deleted
+    # would count its Services' DELETEs as writes (session 32's CI rehearsal, once this test's Services
+    # got their conditions with their status and the test reached this point seconds sooner).
+    await e2e.eventually(lambda: _no_namespace_terminating(e2e), "no other test's namespace being deleted",
+                         within=120)
     events_before = await _our_events(e2e)
     written_before = await _agent_event_writes(e2e)
     counts_before = _requests(e2e.cp.metrics_text())
@@ -132,6 +137,11 @@ async def _our_events(e2e: E2E) -> list[tuple[str, str, str, str, str]]:
         (e.metadata.name, e.involved_object.name, e.reason, e.reporting_instance, e.message)
         for e in evs.items if e.reporting_component == COMPONENT and e.type == "Normal"
     ]
+
+
+async def _no_namespace_terminating(e2e: E2E) -> bool:
+    namespaces = await e2e.core.list_namespace()
+    return not any(n.status is not None and n.status.phase == "Terminating" for n in namespaces.items)
 
 
 async def _agent_event_writes(e2e: E2E) -> set[tuple[str, str, int, str]]:
