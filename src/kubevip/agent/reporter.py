@@ -412,11 +412,9 @@ class Reporter:
             return None
         view = self.world.services[key].view
         conds = family_conditions(d if key in out.snap.handled else None, view, plans, holdings)
-        if self._keeping:
-            no_holder = reasons.condition_reason(reasons.NO_HOLDER)
-            if any(c.status == "False" and c.reason == no_holder for c in conds):
-                self._keys.add(key)  # looked at again once the election has settled
-                return None
+        if self._keeping and any(_lacks_holder(c) for c in conds):
+            self._keys.add(key)  # looked at again once the election has settled
+            return None
         conds = self._hold_conditions(key, conds, view.status_conditions, self.clock())
         host6 = ipv6_host(d, plans, holdings, wanted.host) if wanted.host else None
         host6_now = view.annotation(ANNOTATION_VIP_HOST_IPV6)
@@ -431,10 +429,9 @@ class Reporter:
         until `hold_down` has passed, as its addresses stay in the status: no False/True flip of every
         Service's conditions through a failover or a restart."""
         cur = {c.type: c for c in current}
-        no_holder = reasons.condition_reason(reasons.NO_HOLDER)
         losing = {
             c.type for c in conds
-            if c.status == "False" and c.reason == no_holder and (o := cur.get(c.type)) is not None
+            if _lacks_holder(c) and (o := cur.get(c.type)) is not None
             and o.status == "True"
         }
         if not losing:
@@ -642,6 +639,14 @@ class Reporter:
             self.events_written += 1
         except WRITE_ERRORS as exc:
             log.info("event for %s not written: %s", key, describe(exc))
+
+
+_NO_HOLDER = reasons.condition_reason(reasons.NO_HOLDER)
+
+
+def _lacks_holder(c: StatusCondition) -> bool:
+    """A family condition False only because none of its VIPs has a known holder right now."""
+    return c.status == "False" and c.reason == _NO_HOLDER
 
 
 def _services_of(snap: Snapshot | None, r: Row) -> tuple[str, ...]:
