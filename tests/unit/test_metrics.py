@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -11,8 +12,11 @@ import urllib.error
 import urllib.request
 
 import aiohttp
+from hypothesis import given
+from hypothesis import strategies as st
 
-from kubevip.metrics import Heartbeat, Metrics, MetricsServer, watch_loop
+from kubevip.metrics import Heartbeat, Metrics, MetricsServer, cpu_wait, runqueue_wait, watch_loop
+from tests.fixtures.prereqs import require
 from tests.fixtures.waiting import eventually
 
 
@@ -175,7 +179,79 @@ async def test_every_late_wake_up_is_counted_not_only_the_last() -> None:
         await eventually(lambda: late() > before, "the late wake-up counted", within=10)
         await eventually(lambda: m.loop_lag._value.get() < 0.1, "the gauge back on time", within=10)
         assert late() > before  # the gauge forgot it, the histogram did not
+        # The loop's own block: sleeping is no wait for a CPU, so it is the agent's part too.
+        assert _late(m, "kubevip_event_loop_blocked_seconds") >= 1
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _late(m: Metrics, name: str) -> float:
+    """Wake-ups counted in histogram `name` later than 100 ms."""
+    b = {s.labels["le"]: s.value for metric in m.registry.collect() for s in metric.samples
+         if s.name == f"{name}_bucket"}
+    return b["+Inf"] - b["0.1"]
+
+
+@given(
+    lag=st.floats(0, 100, allow_nan=False),
+    before=st.none() | st.floats(0, 1e6, allow_nan=False),
+    spent=st.floats(0, 100, allow_nan=False),
+    known=st.booleans(),
+)
+def test_a_wake_up_is_credited_with_its_wait_for_a_cpu_and_never_more_than_its_lateness(
+    lag: float, before: float | None, spent: float, known: bool
+) -> None:
+    after = None if before is None or not known else before + spent
+    waited = cpu_wait(lag, before, after)
+    assert 0.0 <= waited <= lag
+    if after is None:
+        assert waited == 0.0  # no count: the whole lateness is the agent's
+    else:
+        assert waited == min(lag, after - before)
+
+
+_SPINNER = """
+import os, sys, time
+os.sched_setaffinity(0, {0})
+os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+print("spinning", flush=True)
+t = time.monotonic()
+while time.monotonic() - t < 0.5:
+    pass
+"""
+
+
+async def test_a_wake_up_late_for_want_of_a_cpu_is_not_the_agents_block() -> None:
+    """The lateness that the loop's thread spent on a run queue (another task held its CPU) counts in
+    the delay histogram and not in the blocked one. The fault: a real-time spinner on CPU 0, then the
+    loop's thread moved onto that CPU, where it waits until the spinner is done."""
+    require(os.geteuid() == 0, "root (a SCHED_FIFO spinner needs CAP_SYS_NICE)")
+    require(runqueue_wait() is not None, "/proc/thread-self/schedstat")
+    m = Metrics("n1")
+    task = asyncio.create_task(watch_loop(m, period=0.02, warn=60.0))
+    cpus = os.sched_getaffinity(0)
+    spinner = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SPINNER, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        await eventually(lambda: m.loop_delay._sum.get() > 0 or None, "first wake-ups", within=10)
+        delayed = _late(m, "kubevip_event_loop_delay_seconds")
+        blocked = _late(m, "kubevip_event_loop_blocked_seconds")
+        assert spinner.stdout is not None
+        async with asyncio.timeout(30):
+            assert await spinner.stdout.readline() == b"spinning\n"
+        os.sched_setaffinity(0, {0})  # returns once the spinner lets this thread run on CPU 0
+        os.sched_setaffinity(0, cpus)
+        await eventually(lambda: _late(m, "kubevip_event_loop_delay_seconds") > delayed or None,
+                         "the late wake-up counted", within=10)
+        assert _late(m, "kubevip_event_loop_blocked_seconds") == blocked
+    finally:
+        os.sched_setaffinity(0, cpus)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(ProcessLookupError):
+            spinner.kill()
+        await spinner.wait()

@@ -60,10 +60,10 @@ def test_the_drain_column_names_the_event_posts_drained_or_not() -> None:
     assert _drain(undrained) == "103 writes (100 Event POSTs), not drained"
 
 
-def _metrics(counts: dict[str, int]) -> str:
-    """An agent's /metrics text with the loop-delay histogram (cumulative counts per bound)."""
-    lines = ["# TYPE kubevip_event_loop_delay_seconds histogram"]
-    lines += [f'kubevip_event_loop_delay_seconds_bucket{{le="{le}"}} {n}.0' for le, n in counts.items()]
+def _metrics(counts: dict[str, int], name: str = "delay") -> str:
+    """An agent's /metrics text with a loop histogram (cumulative counts per bound)."""
+    lines = [f"# TYPE kubevip_event_loop_{name}_seconds histogram"]
+    lines += [f'kubevip_event_loop_{name}_seconds_bucket{{le="{le}"}} {n}.0' for le, n in counts.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -73,6 +73,18 @@ def test_stalls_over_100ms_are_the_wake_ups_above_that_bucket() -> None:
     quiet = loop_delay(_metrics({"0.01": 40, "0.1": 40, "+Inf": 40}))
     assert quiet == {"over_100ms": 0.0, "wakeups": 40.0, "worst_le_s": 0.01}
     assert loop_delay("no histogram here") == {}
+
+
+def test_stalls_not_spent_waiting_for_a_cpu_are_read_beside_them() -> None:
+    delay = _metrics({"0.05": 90, "0.1": 95, "0.25": 97, "0.5": 98, "+Inf": 98})
+    blocked = _metrics({"0.05": 97, "0.1": 97, "0.25": 98, "0.5": 98, "+Inf": 98}, "blocked")
+    assert loop_delay(delay + blocked) == {
+        "over_100ms": 3.0, "wakeups": 98.0, "worst_le_s": 0.5,
+        "blocked_over_100ms": 1.0, "blocked_worst_le_s": 0.25,
+    }
+    assert loop_delay(blocked) == {}  # an agent's histograms come together or not at all
+    nodes = {"node1": loop_delay(delay + blocked), "node2": loop_delay(delay + blocked)}
+    assert _stalls(nodes) == "6 (<= 0.5 s); not waiting for a CPU 2"
 
 
 def test_the_stalls_column_sums_the_agents_and_names_the_worst() -> None:
