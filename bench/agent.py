@@ -622,6 +622,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 env.update(vip_leaseduration=d, vip_renewdeadline=r, vip_retryperiod=p)
             if args.liveness:
                 env["vip_livenessperiod"] = args.liveness
+            if args.lag_period:
+                env["KVB_LAG_PERIOD"] = str(args.lag_period)
+                env["PYTHONPATH"] = str(REPO / "bench" / "probes" / "lag_period")
             for item in args.agent_env:
                 key, _, value = item.partition("=")
                 env[key] = value
@@ -636,6 +639,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "election_timings_s": args.timings or "defaults (1.5,1.0,0.25)",
                 "liveness_period_s": args.liveness or "the retry period",
                 "agent_env": args.agent_env,
+                "loop_lag_period_s": args.lag_period or 0.25,
             }
             if args.runs > 0:
                 cta = await b.create_to_answer(args.runs)
@@ -759,6 +763,10 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="5 runs, 100 Services")
     p.add_argument("--timings", default="", help="election seconds 'duration,renew,retry' (default: ours)")
     p.add_argument("--liveness", default="", help="vip_livenessperiod (scalable mode), seconds")
+    p.add_argument("--lag-period", type=float, default=0.0, metavar="S",
+                   help="the agents sample their loop's lateness every S seconds, not 0.25 "
+                        "(bench/probes/lag_period): a stall's wait for a CPU is then credited with at "
+                        "most S of wait from before it was due")
     p.add_argument("--agent-env", action="append", default=[], metavar="NAME=VALUE",
                    help="one more agent setting, e.g. vip_loglevel=-4 (repeatable)")
     p.add_argument("--restart", choices=("all", "same-holder"), default="all",

@@ -281,9 +281,10 @@ class Reporter:
         return out.stopping or (self._settling or SETTLED).active(now)
 
     def _wake_when_settling_may_end(self, now: float) -> None:
-        """A round at the instant settling may end by time (its window, a pause in progress, the cap):
-        nothing else need wake the reporter then, and the statuses it kept wait for that round."""
-        at = (self._settling or SETTLED).ends_by(now)
+        """A round at the instant settling's next look is due (its window's end, a grace after the last
+        progress, the cap): nothing else need wake the reporter then, and that round looks at every
+        Service (`round`), since only a look ends settling and the statuses it kept wait for it."""
+        at = (self._settling or SETTLED).next_look()
         if at is not None:
             self._wake_in(at - now)
 
@@ -305,22 +306,27 @@ class Reporter:
         self._wake.set()
 
     def _observe_settling(self, now: float) -> None:
-        """After a round over every Service: progress is fewer addresses held back than the last time."""
+        """After a round over every Service: progress is fewer addresses held back than the last time.
+        A look that ends settling wakes the next round at once for the statuses this one kept."""
         s = self._settling
         if s is None or s.over:
             return
         self._settling = s.observe(now, self._held_back)
+        if self._settling.over:
+            self._wake.set()
         self._wake_when_settling_may_end(now)
 
     def round(self, out: Outcome) -> Iterable[str]:
         """The Services to look at: all when anything but their own objects changed (the snapshot, what
-        this node holds, who leads what) or a write waits for its retry, else those whose objects did."""
+        this node holds, who leads what), a write waits for its retry or settling's next look is due,
+        else those whose objects did."""
         inputs = (
             out.snap_version, out.held, out.stopping, self.leadership.generation(), dict(out.node_warnings),
             out.unplaced,
         )
         keys, self._keys = self._keys, set()
-        if inputs != self._reported or self.reports.failed_status:
+        look = self._settling is not None and self._settling.look_due(self.clock() + TIMER_SLACK)
+        if inputs != self._reported or self.reports.failed_status or look:
             self._reported = inputs
             # Per-Service tables end with their Service.
             for k in [k for k in self._shrinking if k not in self.world.services]:

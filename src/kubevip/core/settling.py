@@ -8,11 +8,18 @@ units are claimed one compare-and-swap at a time for many seconds, and shrinking
 Service's status meanwhile doubled the API writes the restart competes with. So settling lasts the
 fixed window, and after it as long as the election keeps making progress (the reporter counts the
 addresses it kept in statuses for want of a holder, not the Services: a dual-stack Service waits for two
-units; fewer than at the previous look, at most one `grace` ago), never
-past `cap`; once over it never starts again (a later failover is covered by the reporter's hold-down),
-not even when progress follows a pause that had already ended it. `ends_by` names the instant it may
-end without a further look: its owner must wake itself then (CI run 32: nothing else woke the reporter,
-and conditions waited for the cap, 20 lease durations).
+units; fewer than at the previous look), never past `cap`; once over it never starts again (a later
+failover is covered by the reporter's hold-down).
+
+Only a look ends it (or the cap): one after the fixed window that finds nothing waiting, or that finds
+no progress since the last progress seen at least `grace` ago. Between looks it lasts, however long
+they take: the owner looks in rounds over every Service, and on a loaded node (a restart of 1000
+Services in scalable mode, three agents and the control plane on two cores) rounds came 1-2 s apart, so a
+settling that ended by the clock one grace (1.5 s) after the last progress seen ended while the claims
+still progressed at 60-80 addresses a look, and 70-850 statuses and vipHosts shrank and grew back
+(session 33). `next_look` names the instant a look is due (the end of the fixed window, one grace after
+the last progress, the cap): the owner must wake itself then and look at everything, since nothing else
+may wake it (CI run 32: conditions waited for the cap, 20 lease durations).
 """
 
 from __future__ import annotations
@@ -22,45 +29,46 @@ from dataclasses import dataclass, replace
 
 @dataclass(frozen=True)
 class Settling:
-    """The settling state; `observe` after each look at the election, `active` to ask."""
+    """The settling state; `observe` after each look at the election, `active` to ask, `next_look` for
+    when to look again."""
 
     until: float  # end of the fixed window (start + `fixed_leases` lease durations)
     cap: float  # settling never lasts past this
     grace: float  # the longest pause in progress that settling outlasts
     unheld: int | None = None  # what still waits for a holder at the last look (None: not looked yet)
-    progress_at: float = 0.0  # when that number last fell (or was first seen)
+    progress_at: float = 0.0  # the look at which that number last fell (or was first seen)
     over: bool = False
 
     def observe(self, now: float, unheld: int) -> Settling:
         """The state after a look at `now` that found `unheld` things still waiting for a holder."""
         if self.over:
             return self
-        if not self._lasts(now):  # it ended by time since the last look: progress now cannot revive it
+        if now >= self.cap:
             return replace(self, over=True)
         progressed = self.unheld is None or unheld < self.unheld
         s = replace(self, unheld=unheld, progress_at=now if progressed else self.progress_at)
-        return s if s._lasts(now) else replace(s, over=True)
+        if now < self.until:
+            return s
+        if unheld == 0 or (not progressed and now >= self.progress_at + self.grace):
+            return replace(s, over=True)
+        return s
 
     def active(self, now: float) -> bool:
-        """Whether the agent still settles at `now`."""
-        return not self.over and self._lasts(now)
+        """Whether the agent still settles at `now`: until a look ends it, or the cap."""
+        return not self.over and now < self.cap
 
-    def ends_by(self, now: float) -> float | None:
-        """The instant at which `active` may turn False with no further look (the owner wakes then to
-        ask again: nothing else may wake it), or None when it is not active at `now`."""
-        if not self.active(now):
+    def next_look(self) -> float | None:
+        """The instant a look is due, at which the owner must look at everything (nothing else may wake
+        it): the end of the fixed window, one grace after the last progress, or the cap, whichever is
+        latest of the first two and not past the cap; None once over."""
+        if self.over:
             return None
-        if now < self.until:
-            return self.until
-        return min(self.progress_at + self.grace, self.cap)
+        return min(self.cap, max(self.until, self.progress_at + self.grace))
 
-    def _lasts(self, now: float) -> bool:
-        if now >= self.cap:
-            return False
-        if now < self.until:
-            return True
-        # The same sum as `ends_by`, so the instant it names is the instant it ends (no float rounding).
-        return bool(self.unheld) and now < self.progress_at + self.grace
+    def look_due(self, now: float) -> bool:
+        """Whether a look is due at `now` (at or after `next_look`, before the cap)."""
+        at = self.next_look()
+        return at is not None and at <= now < self.cap
 
 
 # No settling: a reporter before its agent's start-up window began (or one in a unit test).
