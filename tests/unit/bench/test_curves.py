@@ -27,6 +27,10 @@ def test_curves_take_kube_vips_converged_scale_rows_from_a_compare_run() -> None
     both = {"loop_stalls_over_100ms_until_converged": nodes}
     assert stalls(both) == 3.0
     assert stalls({"loop_stalls_over_100ms_until_converged": {"n1": {}}}) is None
+    assert stalls(both, "blocked_over_100ms") is None  # agents before session 33 did not tell them apart
+    nodes = {"n1": {"over_100ms": 2.0, "blocked_over_100ms": 1.0},
+             "n2": {"over_100ms": 1.0, "blocked_over_100ms": 0.0}}
+    assert stalls({"loop_stalls_over_100ms_until_converged": nodes}, "blocked_over_100ms") == 1.0
 
 
 def test_rows_at_other_timings_get_a_line_of_their_own(tmp_path: Path) -> None:
