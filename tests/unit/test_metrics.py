@@ -168,9 +168,7 @@ async def test_every_late_wake_up_is_counted_not_only_the_last() -> None:
 
     def late() -> float:
         """Wake-ups later than 100 ms so far."""
-        b = {s.labels["le"]: s.value for metric in m.registry.collect() for s in metric.samples
-             if s.name == "kubevip_event_loop_delay_seconds_bucket"}
-        return b["+Inf"] - b["0.1"]
+        return _late(m, "kubevip_event_loop_delay_seconds")
 
     try:
         await eventually(lambda: m.loop_delay._sum.get() > 0 or None, "first wake-ups", within=10)
