@@ -4,9 +4,9 @@ error mapping and the writers (status, annotations, Events).
 Rule: the only room that talks HTTP to the API server; it parses nothing into decisions (raw JSON in,
 raw JSON out) and knows no election, kernel or BGP.
 
-This package imports aiohttp first, without the system CA bundle (`_import_aiohttp`): every submodule
-and `kubevip.metrics` import it after this. It also makes asyncio's TLS read buffer smaller
-(`_small_tls_reads`).
+This package imports aiohttp first, without the system CA bundle and with frozenlist's pure-Python list
+(`_import_aiohttp`): every submodule and `kubevip.metrics` import it after this. It also makes asyncio's
+TLS read buffer smaller (`_small_tls_reads`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import sys
 
 # OpenSSL's environment variables for its default verify paths (X509_STORE_set_default_paths).
 _CA_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+# frozenlist's switch to its pure-Python FrozenList (read once, when frozenlist is imported).
+_FROZENLIST_ENV = "FROZENLIST_NO_EXTENSIONS"
 
 
 def _import_aiohttp() -> None:
@@ -29,13 +31,21 @@ def _import_aiohttp() -> None:
     plain http has none. The variables are read when a context loads its default paths, so they are
     set only around this import; a context built later (kubeconfig without a CA: the system's
     bundle) sees the process's own values. tests/unit/kube/test_import.py checks both.
+
+    frozenlist (through aiosignal: the client's tracing signals, a list built once per session) is
+    imported with its pure-Python class: its C extension is built as C++ and loads libstdc++ and
+    libgcc_s, 1.1 MB of every agent's RSS for that one list (issue 21: RSS at 1000 Services). An
+    operator's own FROZENLIST_NO_EXTENSIONS is kept; the variable is restored after the import too.
     """
     if "aiohttp.connector" in sys.modules:  # imported before kubevip.kube: nothing to save
         return
-    saved = {name: os.environ.get(name) for name in _CA_ENV}
+    names = (*_CA_ENV, _FROZENLIST_ENV)
+    saved = {name: os.environ.get(name) for name in names}
     try:
         for name in _CA_ENV:
             os.environ[name] = os.devnull
+        if saved[_FROZENLIST_ENV] is None:
+            os.environ[_FROZENLIST_ENV] = "1"
         import aiohttp  # noqa: F401  (the import is the point)
     finally:
         for name, value in saved.items():

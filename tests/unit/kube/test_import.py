@@ -49,3 +49,39 @@ def test_the_default_contexts_of_aiohttp_load_no_ca_and_the_environment_is_resto
 def test_without_kubevip_kube_aiohttp_loads_the_bundle(pki: Path) -> None:
     # The control: the probe sees the bundle when aiohttp is imported on its own.
     assert probe("", pki / "cert.pem")[0] == "1 1"
+
+
+FROZENLIST = """
+import os, sys
+{entry}
+import frozenlist
+maps = open("/proc/self/maps").read()
+print(frozenlist.FrozenList is frozenlist.PyFrozenList, "libstdc++" in maps, "_frozenlist" in maps)
+print(os.environ.get("FROZENLIST_NO_EXTENSIONS"))
+"""
+
+
+def frozenlist_probe(entry: str, value: str | None = None) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "FROZENLIST_NO_EXTENSIONS"}
+    if value is not None:
+        env["FROZENLIST_NO_EXTENSIONS"] = value
+    res = subprocess.run([sys.executable, "-c", FROZENLIST.format(entry=entry)], env=env,
+                         capture_output=True, text=True, check=True)
+    return res.stdout.split("\n")[:2]
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_frozenlist_comes_without_its_cxx_extension_and_the_environment_is_restored(entry: str) -> None:
+    # Its C++ extension maps libstdc++ into every agent (1.1 MB of RSS) for aiosignal's one list.
+    assert frozenlist_probe(entry) == ["True False False", "None"]
+
+
+def test_an_operators_own_frozenlist_setting_is_kept() -> None:
+    entry = ENTRIES[0]
+    assert frozenlist_probe(entry, "") == ["False True True", ""]  # "": extensions on, as frozenlist reads it
+    assert frozenlist_probe(entry, "1") == ["True False False", "1"]
+
+
+def test_without_kubevip_kube_frozenlist_loads_its_extension() -> None:
+    # The control: on its own, aiohttp brings frozenlist's C++ extension and libstdc++ on this machine.
+    assert frozenlist_probe("import aiohttp") == ["False True True", "None"]
