@@ -29,13 +29,18 @@ print(ssl.create_default_context().cert_store_stats()["x509"])
 """
 
 
+def run_probe(script: str, entry: str, env: dict[str, str]) -> list[str]:
+    """The lines `script` (with `entry` run first) prints in a fresh interpreter."""
+    res = subprocess.run([sys.executable, "-c", script.format(entry=entry)], env=env, capture_output=True,
+                         text=True, check=True)
+    return res.stdout.split("\n")[:-1]
+
+
 def probe(entry: str, ca: Path) -> list[str]:
     # The process's own bundle: one certificate, so "loaded" and "not loaded" differ on any machine.
     env = {**os.environ, "SSL_CERT_FILE": str(ca)}
     env.pop("SSL_CERT_DIR", None)
-    res = subprocess.run([sys.executable, "-c", PROBE.format(entry=entry)], env=env, capture_output=True,
-                         text=True, check=True)
-    return res.stdout.split("\n")[:3]
+    return run_probe(PROBE, entry, env)
 
 
 @pytest.mark.parametrize("entry", ENTRIES)
@@ -65,9 +70,7 @@ def frozenlist_probe(entry: str, value: str | None = None) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k != "FROZENLIST_NO_EXTENSIONS"}
     if value is not None:
         env["FROZENLIST_NO_EXTENSIONS"] = value
-    res = subprocess.run([sys.executable, "-c", FROZENLIST.format(entry=entry)], env=env,
-                         capture_output=True, text=True, check=True)
-    return res.stdout.split("\n")[:2]
+    return run_probe(FROZENLIST, entry, env)
 
 
 @pytest.mark.parametrize("entry", ENTRIES)
